@@ -1,0 +1,88 @@
+//! The kiosk's HTTPS client for the care server: pinned TLS, no proxies, short timeouts, and
+//! server answers mapped onto the core's error type.
+
+use crate::Error;
+use sc_proto::{ActivateResponse, EnrolResponse, Health, Refusal, Signed};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// A connection to one care server.
+#[derive(Debug, Clone)]
+pub struct CareClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl CareClient {
+    /// A client that trusts only what `tls` trusts (see [`crate::tls`]).
+    pub fn new(base_url: &str, tls: rustls::ClientConfig) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            // The laptop talks only to approved endpoints: never through a system proxy.
+            .no_proxy()
+            .https_only(true)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| Error::Protocol(format!("building the HTTPS client: {e}")))?;
+        Ok(CareClient { http, base: base_url.trim_end_matches('/').to_owned() })
+    }
+
+    /// `GET /v1/health`.
+    pub async fn health(&self) -> Result<Health, Error> {
+        let resp = self.http.get(format!("{}/v1/health", self.base)).send().await.map_err(classify)?;
+        decode(resp).await
+    }
+
+    /// `POST /v1/enrol`.
+    pub async fn enrol(&self, signed: &Signed) -> Result<EnrolResponse, Error> {
+        self.post("/v1/enrol", signed).await
+    }
+
+    /// `POST /v1/activate`.
+    pub async fn activate(&self, signed: &Signed) -> Result<ActivateResponse, Error> {
+        self.post("/v1/activate", signed).await
+    }
+
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: &Signed) -> Result<T, Error> {
+        let resp = self.http.post(format!("{}{path}", self.base)).json(body).send().await.map_err(classify)?;
+        decode(resp).await
+    }
+}
+
+async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, Error> {
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(classify)?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| Error::Protocol(format!("bad reply: {e}")));
+    }
+    match serde_json::from_slice::<Refusal>(&bytes) {
+        Ok(Refusal::Refused) => Err(Error::Refused),
+        Ok(Refusal::LockedOut { retry_after_secs }) => Err(Error::LockedOut(retry_after_secs)),
+        Ok(Refusal::BadRequest { message }) => Err(Error::Protocol(message)),
+        Ok(other) => Err(Error::Protocol(format!("refusal {other:?}"))),
+        Err(_) => Err(Error::Protocol(format!("HTTP {status}"))),
+    }
+}
+
+/// A certificate problem is an untrusted server; everything else at the transport is unreachable.
+fn classify(e: reqwest::Error) -> Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            if matches!(tls, rustls::Error::InvalidCertificate(_)) {
+                return Error::UntrustedServer;
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                if matches!(tls, rustls::Error::InvalidCertificate(_)) {
+                    return Error::UntrustedServer;
+                }
+            }
+        }
+        source = err.source();
+    }
+    tracing::debug!(error = %e, "care server unreachable");
+    Error::Unreachable
+}

@@ -1,0 +1,215 @@
+//! `POST /v1/activate`: the key is released only when every check holds: an enrolled, unrevoked
+//! device's signature; a fresh nonce and time; acceptable posture; the staff member's password and
+//! an unused TOTP code; the staff member's role and prison; neither side locked out.
+//! The laptop hears only "refused" (or the lock-out time); the audit log records the real reason.
+
+use crate::audit::{self, Reason};
+use crate::db::{self, Device, Staff, Subject};
+use crate::{auth, AppState, Error};
+use ring::signature::{UnparsedPublicKey, ED25519};
+use rusqlite::Connection;
+use sc_proto::{ActivatePayload, ActivateResponse, Bytes, Signed, SIG_CONTEXT_ACTIVATE};
+
+/// Who a refusal's failure counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Count {
+    /// Nobody: the request may not come from the device (bad signature, replay, stale).
+    Nobody,
+    /// The device only.
+    Device,
+    /// The device and the staff account.
+    Both,
+}
+
+struct Ctx<'a> {
+    now: i64,
+    payload: &'a ActivatePayload,
+    device: Option<&'a Device>,
+    staff: Option<&'a Staff>,
+}
+
+fn refuse(state: &AppState, c: &Connection, ctx: &Ctx<'_>, reason: Reason, count: Count) -> Result<Error, Error> {
+    let lockout = &state.config.lockout;
+    let mut detail = None;
+    if let (Count::Device | Count::Both, Some(d)) = (count, ctx.device) {
+        if let Some(secs) = db::record_failure(c, Subject::Device(&d.id), lockout, ctx.now)? {
+            detail = Some(format!("device locked out for {secs} s"));
+        }
+    }
+    if let (Count::Both, Some(s)) = (count, ctx.staff) {
+        if let Some(secs) = db::record_failure(c, Subject::Staff(s.id), lockout, ctx.now)? {
+            detail = Some(format!("staff locked out for {secs} s"));
+        }
+    }
+    audit::record(
+        c,
+        ctx.now,
+        &audit::Entry {
+            event: "activate",
+            outcome: "refused",
+            reason: Some(reason),
+            device_id: Some(&ctx.payload.device_id),
+            staff: Some(&ctx.payload.username),
+            prison_id: ctx.device.map(|d| d.prison_id),
+            detail,
+        },
+    )?;
+    tracing::info!(device_id = %ctx.payload.device_id, reason = reason.as_str(), "activation refused");
+    Ok(Error::Refused)
+}
+
+fn locked_out(c: &Connection, ctx: &Ctx<'_>, reason: Reason, until: i64) -> Result<Error, Error> {
+    audit::record(
+        c,
+        ctx.now,
+        &audit::Entry {
+            event: "activate",
+            outcome: "refused",
+            reason: Some(reason),
+            device_id: Some(&ctx.payload.device_id),
+            staff: Some(&ctx.payload.username),
+            prison_id: ctx.device.map(|d| d.prison_id),
+            detail: None,
+        },
+    )?;
+    Ok(Error::LockedOut(u64::try_from(until - ctx.now).unwrap_or(1).max(1)))
+}
+
+fn version_at_least(have: &str, min: &str) -> bool {
+    let parse = |v: &str| -> Option<Vec<u64>> { v.split('.').map(|p| p.parse().ok()).collect() };
+    match (parse(have), parse(min)) {
+        (Some(h), Some(m)) => h >= m,
+        _ => false,
+    }
+}
+
+/// Phase one, under the database lock: everything that needs no password hashing.
+fn precheck(state: &AppState, signed: &Signed, now: i64) -> Result<(ActivatePayload, Device, Option<Staff>), Error> {
+    let c = state.db();
+    let payload: ActivatePayload = match serde_json::from_slice(&signed.payload.0) {
+        Ok(p) => p,
+        Err(e) => {
+            audit::record(
+                &c,
+                now,
+                &audit::Entry { event: "activate", outcome: "refused", reason: Some(Reason::Malformed), ..Default::default() },
+            )?;
+            return Err(Error::BadRequest(format!("activation payload: {e}")));
+        }
+    };
+    let mut ctx = Ctx { now, payload: &payload, device: None, staff: None };
+    let Some(device) = db::device(&c, &payload.device_id)? else {
+        return Err(refuse(state, &c, &ctx, Reason::UnknownDevice, Count::Nobody)?);
+    };
+    ctx.device = Some(&device);
+    let message = sc_proto::signing_input(SIG_CONTEXT_ACTIVATE, &signed.payload.0);
+    if UnparsedPublicKey::new(&ED25519, &device.public_key).verify(&message, &signed.signature.0).is_err() {
+        return Err(refuse(state, &c, &ctx, Reason::BadSignature, Count::Nobody)?);
+    }
+    if device.revoked_at.is_some() || device.exchange_secret.is_none() {
+        return Err(refuse(state, &c, &ctx, Reason::RevokedDevice, Count::Nobody)?);
+    }
+    let window = state.config.freshness_secs;
+    if (payload.timestamp - now).abs() > window {
+        return Err(refuse(state, &c, &ctx, Reason::StaleTime, Count::Nobody)?);
+    }
+    if !db::claim_nonce(&c, &device.id, &payload.nonce.0, now, 2 * window)? {
+        return Err(refuse(state, &c, &ctx, Reason::ReplayedNonce, Count::Nobody)?);
+    }
+    if device.locked_until > now {
+        return Err(locked_out(&c, &ctx, Reason::DeviceLockedOut, device.locked_until)?);
+    }
+    if !version_at_least(&payload.posture.app_version, &state.config.min_app_version) {
+        return Err(refuse(state, &c, &ctx, Reason::Posture, Count::Nobody)?);
+    }
+    let staff = db::staff_by_username(&c, &payload.username)?;
+    if let Some(s) = &staff {
+        if s.locked_until > now {
+            ctx.staff = Some(s);
+            return Err(locked_out(&c, &ctx, Reason::StaffLockedOut, s.locked_until)?);
+        }
+    }
+    Ok((payload, device, staff))
+}
+
+/// Handles an activation.
+pub async fn activate(state: &AppState, signed: &Signed) -> Result<ActivateResponse, Error> {
+    let now = state.now();
+    let (payload, device, staff) = precheck(state, signed, now)?;
+
+    // Phase two, without the lock: Argon2 is deliberately slow. Unknown users are checked against a
+    // dummy hash so their refusal takes as long as a wrong password's.
+    let phc = staff.as_ref().map_or_else(|| state.dummy_hash.to_string(), |s| s.password_hash.clone());
+    let password = zeroize::Zeroizing::new(payload.password.clone());
+    let password_ok = tokio::task::spawn_blocking(move || auth::verify_password(&phc, &password))
+        .await
+        .map_err(|_| Error::Crypto("password check task failed".into()))?;
+
+    // Phase three, under the lock: the TOTP step is checked and consumed atomically.
+    let c = state.db();
+    let mut ctx = Ctx { now, payload: &payload, device: Some(&device), staff: None };
+    let Some(staff) = staff else {
+        return Err(refuse(state, &c, &ctx, Reason::UnknownStaff, Count::Device)?);
+    };
+    // Re-read: another request may have consumed a code or locked the account meanwhile.
+    let staff = db::staff_by_username(&c, &staff.username)?.ok_or(Error::Refused)?;
+    ctx.staff = Some(&staff);
+    if staff.locked_until > now {
+        return Err(locked_out(&c, &ctx, Reason::StaffLockedOut, staff.locked_until)?);
+    }
+    if !password_ok {
+        return Err(refuse(state, &c, &ctx, Reason::BadPassword, Count::Both)?);
+    }
+    let Some(step) = auth::totp_step(&staff.totp_secret, &payload.totp, now)? else {
+        return Err(refuse(state, &c, &ctx, Reason::BadCode, Count::Both)?);
+    };
+    if step <= staff.last_totp_step {
+        return Err(refuse(state, &c, &ctx, Reason::ReusedCode, Count::Both)?);
+    }
+    db::set_totp_step(&c, staff.id, step)?;
+    if staff.role != "nurse" {
+        return Err(refuse(state, &c, &ctx, Reason::WrongRole, Count::Device)?);
+    }
+    if staff.prison_id != Some(device.prison_id) {
+        return Err(refuse(state, &c, &ctx, Reason::OtherPrison, Count::Device)?);
+    }
+    let secret_bytes = device.exchange_secret.as_deref().ok_or(Error::Refused)?;
+    let secret_bytes: [u8; 32] =
+        secret_bytes.try_into().map_err(|_| Error::Crypto("stored exchange secret has the wrong length".into()))?;
+    let secret = sc_keyx::ServerSecret::from_bytes(&secret_bytes).map_err(|e| Error::Crypto(e.to_string()))?;
+    let evaluated = match secret.evaluate(&payload.blinded.0) {
+        Ok(y) => y,
+        Err(_) => return Err(refuse(state, &c, &ctx, Reason::Malformed, Count::Device)?),
+    };
+    db::clear_failures(&c, Subject::Staff(staff.id))?;
+    db::clear_failures(&c, Subject::Device(&device.id))?;
+    db::touch_device(&c, &device.id, now)?;
+    audit::record(
+        &c,
+        now,
+        &audit::Entry {
+            event: "activate",
+            outcome: "ok",
+            reason: None,
+            device_id: Some(&device.id),
+            staff: Some(&staff.username),
+            prison_id: Some(device.prison_id),
+            detail: Some(format!("app={} os={} {}", payload.posture.app_version, payload.posture.os, payload.posture.os_version)),
+        },
+    )?;
+    tracing::info!(device_id = %device.id, staff = %staff.username, "activation released");
+    Ok(ActivateResponse { evaluated: Bytes(evaluated), staff_name: staff.display_name.clone(), server_time: now })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_at_least;
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(version_at_least("0.10.0", "0.9.1"));
+        assert!(version_at_least("1.0.0", "1.0.0"));
+        assert!(!version_at_least("0.1.0", "0.2.0"));
+        assert!(!version_at_least("garbage", "0.1.0"));
+    }
+}

@@ -1,0 +1,144 @@
+//! What IT staff do from the admin CLI: prisons, staff, enrolment tokens, devices.
+
+use crate::audit::{self, Reason};
+use crate::config::ServerConfig;
+use crate::{auth, db, enrolment, Error};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ring::rand::SecureRandom as _;
+use rusqlite::Connection;
+use sc_proto::DeviceId;
+use serde::Serialize;
+
+/// Adds a prison.
+pub fn add_prison(c: &Connection, name: &str, now: i64) -> Result<db::Prison, Error> {
+    let p = db::insert_prison(c, name)?;
+    audit::record(c, now, &audit::Entry { event: "add_prison", outcome: "ok", prison_id: Some(p.id), ..Default::default() })?;
+    Ok(p)
+}
+
+/// A new staff member's TOTP enrolment, shown once.
+#[derive(Debug)]
+pub struct NewStaffSecret {
+    /// Base32 secret.
+    pub totp_secret: String,
+    /// `otpauth://` URI for an authenticator app.
+    pub otpauth_uri: String,
+}
+
+/// Adds a staff member; the TOTP secret is returned once to be shown to them.
+pub fn add_staff(
+    c: &Connection,
+    config: &ServerConfig,
+    username: &str,
+    display_name: &str,
+    role: &str,
+    prison: Option<&str>,
+    password: &str,
+    now: i64,
+) -> Result<NewStaffSecret, Error> {
+    if !matches!(role, "nurse" | "it" | "consultant") {
+        return Err(Error::BadRequest(format!("unknown role {role:?} (nurse, it, consultant)")));
+    }
+    if username.is_empty() || username.len() > 64 || !username.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        return Err(Error::BadRequest("a user name is 1-64 letters, digits, '.', '_' or '-'".into()));
+    }
+    if password.chars().count() < 12 {
+        return Err(Error::BadRequest("a password has at least 12 characters".into()));
+    }
+    let prison_id = match prison {
+        Some(name) => Some(db::prison_by_name(c, name)?.id),
+        None if role == "nurse" => return Err(Error::BadRequest("a nurse belongs to a prison (--prison)".into())),
+        None => None,
+    };
+    let hash = auth::hash_password(password, config.argon2)?;
+    let totp_secret = auth::new_totp_secret();
+    db::insert_staff(
+        c,
+        &db::NewStaff { username, display_name, role, prison_id, password_hash: &hash, totp_secret: &totp_secret },
+    )?;
+    audit::record(
+        c,
+        now,
+        &audit::Entry { event: "add_staff", outcome: "ok", staff: Some(username), prison_id, detail: Some(role.into()), ..Default::default() },
+    )?;
+    let otpauth_uri = auth::otpauth_uri(&totp_secret, username)?;
+    Ok(NewStaffSecret { totp_secret, otpauth_uri })
+}
+
+/// Issues a one-time enrolment token for `prison`, valid for `ttl_secs`. The token embeds the CA
+/// fingerprint so the laptop can pin the server on first contact.
+pub fn issue_enrol_token(c: &Connection, ca_der: &[u8], prison: &str, ttl_secs: i64, now: i64) -> Result<String, Error> {
+    let prison = db::prison_by_name(c, prison)?;
+    let mut secret = [0u8; 24];
+    ring::rand::SystemRandom::new().fill(&mut secret).map_err(|_| Error::Crypto("random token".into()))?;
+    let secret = URL_SAFE_NO_PAD.encode(secret);
+    db::insert_enrol_token(c, &enrolment::token_hash(&secret), prison.id, now, now + ttl_secs)?;
+    audit::record(
+        c,
+        now,
+        &audit::Entry { event: "enrol_token", outcome: "ok", prison_id: Some(prison.id), ..Default::default() },
+    )?;
+    use sha2::Digest as _;
+    let fp = sha2::Sha256::digest(ca_der);
+    Ok(format!("sce1.{secret}.{}", URL_SAFE_NO_PAD.encode(fp)))
+}
+
+/// A device as IT staff see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceSummary {
+    /// Id.
+    pub id: String,
+    /// Prison name.
+    pub prison: String,
+    /// Host name at enrolment.
+    pub hostname: String,
+    /// Enrolment time.
+    pub enrolled_at: i64,
+    /// Last successful contact.
+    pub last_contact: Option<i64>,
+    /// active, revoked.
+    pub state: &'static str,
+}
+
+/// Lists devices.
+pub fn list_devices(c: &Connection) -> Result<Vec<DeviceSummary>, Error> {
+    db::devices(c)?
+        .into_iter()
+        .map(|d| {
+            Ok(DeviceSummary {
+                prison: db::prison_by_id(c, d.prison_id)?.name,
+                id: d.id.to_string(),
+                hostname: d.hostname,
+                enrolled_at: d.enrolled_at,
+                last_contact: d.last_contact,
+                state: if d.exchange_secret.is_some() && d.revoked_at.is_none() { "active" } else { "revoked" },
+            })
+        })
+        .collect()
+}
+
+/// Revokes a device: its exchange secret is destroyed (crypto-shred) in the same transaction that
+/// audits it. From then on its sealed config can never be opened.
+pub fn revoke_device(c: &Connection, id: &DeviceId, reason: &str, now: i64) -> Result<(), Error> {
+    let tx = c.unchecked_transaction()?;
+    let device = db::device(&tx, id)?.ok_or_else(|| Error::NotFound(format!("device {id}")))?;
+    db::shred_device(&tx, id, reason, now)?;
+    audit::record(
+        &tx,
+        now,
+        &audit::Entry {
+            event: "revoke",
+            outcome: "ok",
+            reason: Some(Reason::Revoked),
+            device_id: Some(id),
+            prison_id: Some(device.prison_id),
+            detail: Some(reason.to_owned()),
+            ..Default::default()
+        },
+    )?;
+    tx.commit()?;
+    // SQLite may keep the old page in its free list; vacuum so the secret's bytes leave the file.
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
+    Ok(())
+}

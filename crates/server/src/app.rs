@@ -1,0 +1,39 @@
+//! The HTTP surface: `app(state)` builds the router; `main` only binds it to a TLS socket.
+
+use crate::{activation, enrolment, AppState, Error};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sc_proto::{ActivateResponse, EnrolResponse, Health, Signed, PROTOCOL_VERSION};
+
+/// Requests are small JSON documents; anything bigger is not ours.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// The whole router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/enrol", post(enrol))
+        .route("/v1/activate", post(activate))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok".into(), version: PROTOCOL_VERSION })
+}
+
+fn parse_signed(body: &[u8]) -> Result<Signed, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("signed request: {e}")))
+}
+
+async fn enrol(State(state): State<AppState>, body: Bytes) -> Result<Json<EnrolResponse>, Error> {
+    let signed = parse_signed(&body)?;
+    enrolment::enrol(&state, &signed).map(Json)
+}
+
+async fn activate(State(state): State<AppState>, body: Bytes) -> Result<Json<ActivateResponse>, Error> {
+    let signed = parse_signed(&body)?;
+    activation::activate(&state, &signed).await.map(Json)
+}

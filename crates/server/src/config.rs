@@ -1,0 +1,107 @@
+//! The server's configuration: one TOML file, with environment overrides for the usual knobs.
+
+use crate::Error;
+use sc_proto::Policy;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Argon2id cost.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Iterations.
+    pub t: u32,
+    /// Parallelism.
+    pub p: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's recommended Argon2id minimum: 19 MiB, 2 iterations, 1 lane.
+    fn default() -> Self {
+        Argon2Params { m_kib: 19 * 1024, t: 2, p: 1 }
+    }
+}
+
+/// Lock-out after repeated failures.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lockout {
+    /// Failures in a row that lock an account or device.
+    pub max_failures: u32,
+    /// The first lock-out's length; each further one doubles it.
+    pub base_secs: u64,
+    /// The longest lock-out.
+    pub max_secs: u64,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Lockout { max_failures: 5, base_secs: 300, max_secs: 24 * 3600 }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where to listen (loopback by default).
+    pub listen: SocketAddr,
+    /// Holds the database, keys and certificates.
+    pub data_dir: PathBuf,
+    /// Host names and IPs the TLS certificate is valid for.
+    pub tls_names: Vec<String>,
+    /// Seconds a signed request's timestamp may differ from the server's clock.
+    pub freshness_secs: i64,
+    /// Lifetime of an enrolment token, seconds.
+    pub enrol_token_secs: i64,
+    /// Failures and back-off.
+    pub lockout: Lockout,
+    /// Password hashing cost.
+    pub argon2: Argon2Params,
+    /// The policy sealed into each laptop at enrolment.
+    pub policy: Policy,
+    /// The oldest kiosk version allowed to activate.
+    pub min_app_version: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            data_dir: PathBuf::from("care-data"),
+            tls_names: vec!["localhost".into(), "127.0.0.1".into()],
+            freshness_secs: 120,
+            enrol_token_secs: 24 * 3600,
+            lockout: Lockout::default(),
+            argon2: Argon2Params::default(),
+            policy: Policy { lease_secs: 4 * 3600, idle_secs: 15 * 60, dead_man_days: 14 },
+            min_app_version: "0.1.0".into(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads `path` if it exists (defaults otherwise), then applies `SC_LISTEN` and `SC_DATA_DIR`.
+    pub fn load(path: Option<&Path>) -> Result<Self, Error> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(Error::io(format!("reading {}", p.display())))?;
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", p.display())))?
+            }
+            None => ServerConfig::default(),
+        };
+        if let Ok(listen) = std::env::var("SC_LISTEN") {
+            config.listen = listen.parse().map_err(|e| Error::Config(format!("SC_LISTEN: {e}")))?;
+        }
+        if let Ok(dir) = std::env::var("SC_DATA_DIR") {
+            config.data_dir = PathBuf::from(dir);
+        }
+        Ok(config)
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("care.sqlite")
+    }
+}

@@ -1,0 +1,423 @@
+//! The embedded SQLite store: schema and typed queries. Callers hold the one connection's lock
+//! for a whole decision, so check-and-update steps are atomic.
+
+use crate::Error;
+use rusqlite::{params, Connection, OptionalExtension};
+use sc_proto::DeviceId;
+use std::path::Path;
+
+const SCHEMA: &str = r#"
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;
+CREATE TABLE IF NOT EXISTS prisons (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS staff (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('nurse', 'it', 'consultant')),
+    prison_id INTEGER REFERENCES prisons(id),
+    password_hash TEXT NOT NULL,
+    totp_secret TEXT NOT NULL,
+    last_totp_step INTEGER NOT NULL DEFAULT -1,
+    failures INTEGER NOT NULL DEFAULT 0,
+    lockouts INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY,
+    prison_id INTEGER NOT NULL REFERENCES prisons(id),
+    public_key BLOB NOT NULL,
+    hostname TEXT NOT NULL,
+    -- The per-device exchange secret; NULL once crypto-shredded.
+    exchange_secret BLOB,
+    enrolled_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    revoke_reason TEXT,
+    last_contact INTEGER,
+    failures INTEGER NOT NULL DEFAULT 0,
+    lockouts INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS enrol_tokens (
+    hash BLOB PRIMARY KEY,
+    prison_id INTEGER NOT NULL REFERENCES prisons(id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER,
+    device_id TEXT
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    device_id TEXT NOT NULL,
+    nonce BLOB NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, nonce)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    device_id TEXT,
+    staff TEXT,
+    prison_id INTEGER,
+    detail TEXT
+);
+"#;
+
+/// Opens (creating if needed) the database at `path`.
+pub fn open(path: &Path) -> Result<Connection, Error> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// An in-memory database (tests).
+pub fn open_in_memory() -> Result<Connection, Error> {
+    let conn = Connection::open_in_memory()?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// A prison row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prison {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+}
+
+/// A staff row (with its secrets; never logged).
+#[derive(Clone)]
+pub struct Staff {
+    /// Row id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Name shown on screens.
+    pub display_name: String,
+    /// nurse, it or consultant.
+    pub role: String,
+    /// The prison a nurse belongs to.
+    pub prison_id: Option<i64>,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Base32 TOTP secret.
+    pub totp_secret: String,
+    /// The last TOTP time step accepted (codes at or before it are refused).
+    pub last_totp_step: i64,
+    /// Failures in a row.
+    pub failures: u32,
+    /// Lock-outs so far (for back-off).
+    pub lockouts: u32,
+    /// Unix time until which the account is locked out.
+    pub locked_until: i64,
+}
+
+impl std::fmt::Debug for Staff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staff").field("username", &self.username).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+/// A device row.
+#[derive(Clone)]
+pub struct Device {
+    /// Id.
+    pub id: DeviceId,
+    /// Its prison.
+    pub prison_id: i64,
+    /// Ed25519 public key.
+    pub public_key: Vec<u8>,
+    /// Host name at enrolment.
+    pub hostname: String,
+    /// The exchange secret, unless shredded.
+    pub exchange_secret: Option<Vec<u8>>,
+    /// Enrolment time.
+    pub enrolled_at: i64,
+    /// Revocation time.
+    pub revoked_at: Option<i64>,
+    /// Last successful contact.
+    pub last_contact: Option<i64>,
+    /// Failures in a row.
+    pub failures: u32,
+    /// Lock-outs so far.
+    pub lockouts: u32,
+    /// Locked out until.
+    pub locked_until: i64,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device").field("id", &self.id).field("prison_id", &self.prison_id).finish_non_exhaustive()
+    }
+}
+
+/// Which lock-out counter to touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// A staff account, by row id.
+    Staff(i64),
+    /// A device.
+    Device(&'a DeviceId),
+}
+
+/// Adds a prison.
+pub fn insert_prison(c: &Connection, name: &str) -> Result<Prison, Error> {
+    match c.execute("INSERT INTO prisons (name) VALUES (?1)", params![name]) {
+        Ok(_) => Ok(Prison { id: c.last_insert_rowid(), name: name.to_owned() }),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(Error::Conflict(format!("prison {name:?}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Finds a prison by name.
+pub fn prison_by_name(c: &Connection, name: &str) -> Result<Prison, Error> {
+    c.query_row("SELECT id, name FROM prisons WHERE name = ?1", params![name], |r| {
+        Ok(Prison { id: r.get(0)?, name: r.get(1)? })
+    })
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("prison {name:?}")))
+}
+
+/// Finds a prison by id.
+pub fn prison_by_id(c: &Connection, id: i64) -> Result<Prison, Error> {
+    c.query_row("SELECT id, name FROM prisons WHERE id = ?1", params![id], |r| {
+        Ok(Prison { id: r.get(0)?, name: r.get(1)? })
+    })
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("prison {id}")))
+}
+
+/// A new staff row's fields.
+#[derive(Debug)]
+pub struct NewStaff<'a> {
+    /// Login name.
+    pub username: &'a str,
+    /// Display name.
+    pub display_name: &'a str,
+    /// Role.
+    pub role: &'a str,
+    /// Prison.
+    pub prison_id: Option<i64>,
+    /// Argon2id PHC string.
+    pub password_hash: &'a str,
+    /// Base32 TOTP secret.
+    pub totp_secret: &'a str,
+}
+
+/// Adds a staff member.
+pub fn insert_staff(c: &Connection, s: &NewStaff<'_>) -> Result<i64, Error> {
+    let res = c.execute(
+        "INSERT INTO staff (username, display_name, role, prison_id, password_hash, totp_secret)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![s.username, s.display_name, s.role, s.prison_id, s.password_hash, s.totp_secret],
+    );
+    match res {
+        Ok(_) => Ok(c.last_insert_rowid()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(Error::Conflict(format!("staff {:?}", s.username)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Finds a staff member by user name.
+pub fn staff_by_username(c: &Connection, username: &str) -> Result<Option<Staff>, Error> {
+    Ok(c.query_row(
+        "SELECT id, username, display_name, role, prison_id, password_hash, totp_secret, last_totp_step,
+                failures, lockouts, locked_until FROM staff WHERE username = ?1",
+        params![username],
+        |r| {
+            Ok(Staff {
+                id: r.get(0)?,
+                username: r.get(1)?,
+                display_name: r.get(2)?,
+                role: r.get(3)?,
+                prison_id: r.get(4)?,
+                password_hash: r.get(5)?,
+                totp_secret: r.get(6)?,
+                last_totp_step: r.get(7)?,
+                failures: r.get(8)?,
+                lockouts: r.get(9)?,
+                locked_until: r.get(10)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// Records an accepted TOTP step.
+pub fn set_totp_step(c: &Connection, staff_id: i64, step: i64) -> Result<(), Error> {
+    c.execute("UPDATE staff SET last_totp_step = ?2 WHERE id = ?1", params![staff_id, step])?;
+    Ok(())
+}
+
+fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+    let id: String = r.get(0)?;
+    let id = DeviceId::try_from(id)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+    Ok(Device {
+        id,
+        prison_id: r.get(1)?,
+        public_key: r.get(2)?,
+        hostname: r.get(3)?,
+        exchange_secret: r.get(4)?,
+        enrolled_at: r.get(5)?,
+        revoked_at: r.get(6)?,
+        last_contact: r.get(7)?,
+        failures: r.get(8)?,
+        lockouts: r.get(9)?,
+        locked_until: r.get(10)?,
+    })
+}
+
+const DEVICE_COLUMNS: &str = "id, prison_id, public_key, hostname, exchange_secret, enrolled_at, revoked_at,
+    last_contact, failures, lockouts, locked_until";
+
+/// Finds a device.
+pub fn device(c: &Connection, id: &DeviceId) -> Result<Option<Device>, Error> {
+    Ok(c.query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), params![id.as_str()], device_from_row)
+        .optional()?)
+}
+
+/// All devices, newest first.
+pub fn devices(c: &Connection) -> Result<Vec<Device>, Error> {
+    let mut stmt = c.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at DESC, id"))?;
+    let rows = stmt.query_map([], device_from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Adds a device.
+pub fn insert_device(
+    c: &Connection,
+    id: &DeviceId,
+    prison_id: i64,
+    public_key: &[u8],
+    hostname: &str,
+    exchange_secret: &[u8],
+    now: i64,
+) -> Result<(), Error> {
+    c.execute(
+        "INSERT INTO devices (id, prison_id, public_key, hostname, exchange_secret, enrolled_at, last_contact)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![id.as_str(), prison_id, public_key, hostname, exchange_secret, now],
+    )?;
+    Ok(())
+}
+
+/// Crypto-shreds a device: its exchange secret is overwritten and deleted in one statement.
+pub fn shred_device(c: &Connection, id: &DeviceId, reason: &str, now: i64) -> Result<bool, Error> {
+    let n = c.execute(
+        "UPDATE devices SET exchange_secret = NULL, revoked_at = COALESCE(revoked_at, ?2), revoke_reason = ?3
+         WHERE id = ?1",
+        params![id.as_str(), now, reason],
+    )?;
+    Ok(n == 1)
+}
+
+/// Records a successful contact.
+pub fn touch_device(c: &Connection, id: &DeviceId, now: i64) -> Result<(), Error> {
+    c.execute("UPDATE devices SET last_contact = ?2 WHERE id = ?1", params![id.as_str(), now])?;
+    Ok(())
+}
+
+/// Records a nonce; false if this device used it before.
+pub fn claim_nonce(c: &Connection, device: &DeviceId, nonce: &[u8], now: i64, keep_secs: i64) -> Result<bool, Error> {
+    // Nonces older than the freshness window can never be replayed successfully: forget them.
+    c.execute("DELETE FROM nonces WHERE seen_at < ?1", params![now - keep_secs])?;
+    let n = c.execute(
+        "INSERT OR IGNORE INTO nonces (device_id, nonce, seen_at) VALUES (?1, ?2, ?3)",
+        params![device.as_str(), nonce, now],
+    )?;
+    Ok(n == 1)
+}
+
+/// Adds an enrolment token (its hash only).
+pub fn insert_enrol_token(c: &Connection, hash: &[u8], prison_id: i64, now: i64, expires_at: i64) -> Result<(), Error> {
+    c.execute(
+        "INSERT INTO enrol_tokens (hash, prison_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![hash, prison_id, now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// An enrolment token's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolToken {
+    /// Its prison.
+    pub prison_id: i64,
+    /// Expiry.
+    pub expires_at: i64,
+    /// When it was used, if it was.
+    pub used_at: Option<i64>,
+}
+
+/// Looks up a token by hash.
+pub fn enrol_token(c: &Connection, hash: &[u8]) -> Result<Option<EnrolToken>, Error> {
+    Ok(c.query_row(
+        "SELECT prison_id, expires_at, used_at FROM enrol_tokens WHERE hash = ?1",
+        params![hash],
+        |r| Ok(EnrolToken { prison_id: r.get(0)?, expires_at: r.get(1)?, used_at: r.get(2)? }),
+    )
+    .optional()?)
+}
+
+/// Marks a token used; false if it was already used.
+pub fn use_enrol_token(c: &Connection, hash: &[u8], device: &DeviceId, now: i64) -> Result<bool, Error> {
+    let n = c.execute(
+        "UPDATE enrol_tokens SET used_at = ?2, device_id = ?3 WHERE hash = ?1 AND used_at IS NULL",
+        params![hash, now, device.as_str()],
+    )?;
+    Ok(n == 1)
+}
+
+fn table(s: Subject<'_>) -> (&'static str, rusqlite::types::Value) {
+    match s {
+        Subject::Staff(id) => ("staff", rusqlite::types::Value::Integer(id)),
+        Subject::Device(id) => ("devices", rusqlite::types::Value::Text(id.as_str().to_owned())),
+    }
+}
+
+/// Counts a failure; when it reaches `max`, locks the subject out with doubling back-off.
+/// Returns the lock-out length if this failure caused one.
+pub fn record_failure(
+    c: &Connection,
+    s: Subject<'_>,
+    lockout: &crate::config::Lockout,
+    now: i64,
+) -> Result<Option<u64>, Error> {
+    let (t, id) = table(s);
+    let (failures, lockouts): (u32, u32) =
+        c.query_row(&format!("SELECT failures, lockouts FROM {t} WHERE id = ?1"), params![id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let failures = failures + 1;
+    if failures >= lockout.max_failures {
+        let secs = lockout.base_secs.saturating_mul(1u64 << lockouts.min(20)).min(lockout.max_secs);
+        let until = now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+        c.execute(
+            &format!("UPDATE {t} SET failures = 0, lockouts = lockouts + 1, locked_until = ?2 WHERE id = ?1"),
+            params![id, until],
+        )?;
+        Ok(Some(secs))
+    } else {
+        c.execute(&format!("UPDATE {t} SET failures = ?2 WHERE id = ?1"), params![id, failures])?;
+        Ok(None)
+    }
+}
+
+/// Clears the failure count after a success.
+pub fn clear_failures(c: &Connection, s: Subject<'_>) -> Result<(), Error> {
+    let (t, id) = table(s);
+    c.execute(&format!("UPDATE {t} SET failures = 0, lockouts = 0 WHERE id = ?1"), params![id])?;
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `POST /v1/enrol`: a laptop registers its device key with a one-time, expiring, prison-scoped
+//! token and receives its exchange public point; the server keeps the exchange secret.
+
+use crate::audit::{self, Reason};
+use crate::{db, AppState, Error};
+use ring::signature::{UnparsedPublicKey, ED25519};
+use sc_proto::{Bytes, DeviceId, EnrolPayload, EnrolResponse, PrisonInfo, Signed, SIG_CONTEXT_ENROL};
+
+/// SHA-256 of a token's secret part: only the hash is stored.
+pub fn token_hash(secret: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Handles an enrolment.
+pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> {
+    let now = state.now();
+    let conn = state.db();
+    let refuse = |reason: Reason, detail: Option<String>| -> Error {
+        let entry = audit::Entry { event: "enrol", outcome: "refused", reason: Some(reason), detail, ..Default::default() };
+        if let Err(e) = audit::record(&conn, now, &entry) {
+            return e;
+        }
+        Error::Refused
+    };
+    let payload: EnrolPayload = match serde_json::from_slice(&signed.payload.0) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = refuse(Reason::Malformed, None);
+            return Err(Error::BadRequest(format!("enrolment payload: {e}")));
+        }
+    };
+    let message = sc_proto::signing_input(SIG_CONTEXT_ENROL, &signed.payload.0);
+    if UnparsedPublicKey::new(&ED25519, &payload.device_public_key.0).verify(&message, &signed.signature.0).is_err() {
+        return Err(refuse(Reason::BadSignature, None));
+    }
+    let hash = token_hash(&payload.token);
+    let token = match db::enrol_token(&conn, &hash)? {
+        None => return Err(refuse(Reason::TokenUnknown, None)),
+        Some(t) if t.used_at.is_some() => return Err(refuse(Reason::TokenUsed, None)),
+        Some(t) if t.expires_at <= now => return Err(refuse(Reason::TokenExpired, None)),
+        Some(t) => t,
+    };
+
+    let mut id = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+        .map_err(|_| Error::Crypto("random device id".into()))?;
+    let device_id = DeviceId::from_random(id);
+    let (secret, exchange_public) = sc_keyx::ServerSecret::generate().map_err(|e| Error::Crypto(e.to_string()))?;
+    let prison = db::prison_by_id(&conn, token.prison_id)?;
+
+    let tx = conn.unchecked_transaction()?;
+    if !db::use_enrol_token(&tx, &hash, &device_id, now)? {
+        return Err(refuse(Reason::TokenUsed, None));
+    }
+    db::insert_device(
+        &tx,
+        &device_id,
+        prison.id,
+        &payload.device_public_key.0,
+        &payload.hostname,
+        secret.to_bytes().as_ref(),
+        now,
+    )?;
+    audit::record(
+        &tx,
+        now,
+        &audit::Entry {
+            event: "enrol",
+            outcome: "ok",
+            device_id: Some(&device_id),
+            prison_id: Some(prison.id),
+            detail: Some(format!("host={} app={}", payload.hostname, payload.posture.app_version)),
+            ..Default::default()
+        },
+    )?;
+    tx.commit()?;
+    tracing::info!(device_id = %device_id, prison = %prison.name, "device enrolled");
+    Ok(EnrolResponse {
+        device_id,
+        prison: PrisonInfo { id: prison.id, name: prison.name },
+        exchange_public: Bytes(exchange_public),
+        command_public_key: Bytes(state.command_public),
+        policy: state.config.policy,
+    })
+}

@@ -1,0 +1,20 @@
+//! The care server: the healthcare team's side of enrolment and activation, its admin operations,
+//! and the audit log. `app(state)` is the whole HTTP surface, testable without a socket.
+#![forbid(unsafe_code)]
+
+pub mod activation;
+pub mod admin;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod enrolment;
+mod error;
+pub mod pki;
+pub mod serve;
+pub mod state;
+
+pub use app::app;
+pub use error::Error;
+pub use state::AppState;

@@ -1,0 +1,197 @@
+//! `care-server`: runs the healthcare team's server and its admin CLI for IT staff.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use sc_server::config::ServerConfig;
+use sc_server::{admin, audit, db, pki, serve, state, AppState, Error};
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "care-server", version, about = "SecureConsult care server and admin CLI")]
+struct Cli {
+    /// Configuration file (TOML). Defaults to <data-dir>/care-server.toml when that exists.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (database, keys); overrides the config file.
+    #[arg(long, global = true, env = "SC_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Creates the data directory, database, CA, TLS certificate and command key.
+    Init {
+        /// Extra host names or IPs for the TLS certificate (localhost and 127.0.0.1 are included).
+        #[arg(long = "tls-name")]
+        tls_names: Vec<String>,
+    },
+    /// Serves the API over TLS.
+    Serve {
+        /// Address to listen on; overrides the config (and SC_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Adds a prison.
+    AddPrison {
+        /// The prison's name.
+        name: String,
+    },
+    /// Adds a staff member; reads the password from standard input; prints the TOTP secret once.
+    AddStaff {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// nurse, it or consultant.
+        #[arg(long, default_value = "nurse")]
+        role: String,
+        /// The prison (required for nurses).
+        #[arg(long)]
+        prison: Option<String>,
+    },
+    /// Issues a one-time enrolment token scoped to a prison.
+    EnrolToken {
+        /// The prison.
+        #[arg(long)]
+        prison: String,
+        /// Validity in hours.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: i64,
+    },
+    /// Lists enrolled devices.
+    ListDevices {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revokes a device: destroys its server-side secret (its config can never be unsealed again).
+    RevokeDevice {
+        /// Device id.
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Prints the newest audit events as JSON lines.
+    Audit {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+fn load_config(cli: &Cli) -> Result<ServerConfig, Error> {
+    let default_path = cli.data_dir.as_ref().map(|d| d.join("care-server.toml"));
+    let path = cli.config.clone().or(default_path.filter(|p| p.exists()));
+    let mut config = ServerConfig::load(path.as_deref())?;
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn now() -> i64 {
+    (state::system_clock())()
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let mut config = load_config(&cli)?;
+    match cli.command {
+        Command::Init { tls_names } => {
+            let mut names = config.tls_names.clone();
+            names.extend(tls_names);
+            pki::init(&config.data_dir, &names)?;
+            db::open(&config.db_path())?;
+            println!("initialised {}", config.data_dir.display());
+        }
+        Command::Serve { listen } => {
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            let keys = pki::load(&config.data_dir)?;
+            let conn = db::open(&config.db_path())?;
+            let listen = config.listen;
+            let state = AppState::new(conn, config, keys.command_public(), state::system_clock())?;
+            let rt = tokio::runtime::Runtime::new().map_err(Error::io("starting the runtime"))?;
+            rt.block_on(async move {
+                let running = serve::start(state, &keys, listen)?;
+                // Scripts wait for this line to know the port.
+                println!("listening on https://{}", running.addr);
+                tracing::info!(addr = %running.addr, "care server listening");
+                tokio::select! {
+                    r = running_wait(running) => r,
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })?;
+        }
+        Command::AddPrison { name } => {
+            let p = admin::add_prison(&db::open(&config.db_path())?, &name, now())?;
+            println!("prison {} added (id {})", p.name, p.id);
+        }
+        Command::AddStaff { username, name, role, prison } => {
+            let mut password = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().lock().read_line(&mut password).map_err(Error::io("reading the password"))?;
+            let password = zeroize::Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_owned());
+            let conn = db::open(&config.db_path())?;
+            let secret = admin::add_staff(&conn, &config, &username, &name, &role, prison.as_deref(), &password, now())?;
+            println!("staff {username} added as {role}");
+            println!("TOTP secret (shown once): {}", secret.totp_secret);
+            println!("otpauth URI (shown once): {}", secret.otpauth_uri);
+        }
+        Command::EnrolToken { prison, ttl_hours } => {
+            let keys = pki::load(&config.data_dir)?;
+            let conn = db::open(&config.db_path())?;
+            let token = admin::issue_enrol_token(&conn, &keys.ca_der, &prison, ttl_hours * 3600, now())?;
+            println!("{token}");
+        }
+        Command::ListDevices { json } => {
+            let devices = admin::list_devices(&db::open(&config.db_path())?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&devices).map_err(|e| Error::Config(e.to_string()))?);
+            } else {
+                println!("{:<32}  {:<8}  {:<20}  {:<20}  last contact", "device", "state", "prison", "host");
+                for d in devices {
+                    let last = d.last_contact.map_or_else(|| "never".to_owned(), |t| t.to_string());
+                    println!("{:<32}  {:<8}  {:<20}  {:<20}  {last}", d.id, d.state, d.prison, d.hostname);
+                }
+            }
+        }
+        Command::RevokeDevice { id, reason } => {
+            let id = id.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
+            admin::revoke_device(&db::open(&config.db_path())?, &id, &reason, now())?;
+            println!("device {id} revoked: its secret is destroyed");
+        }
+        Command::Audit { limit } => {
+            for row in audit::tail(&db::open(&config.db_path())?, limit)? {
+                println!("{}", serde_json::to_string(&row).map_err(|e| Error::Config(e.to_string()))?);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn running_wait(r: serve::Running) -> Result<(), Error> {
+    r.wait().await
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("care-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The server's keys: a private CA (pinned by laptops), the TLS leaf it issues, and the Ed25519
+//! command-signing key. Created once by `init`, loaded at start.
+
+use crate::Error;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::Path;
+
+const CA_CERT: &str = "ca.crt.pem";
+const CA_KEY: &str = "ca.key.pem";
+const TLS_CERT: &str = "server.crt.pem";
+const TLS_KEY: &str = "server.key.pem";
+const COMMAND_KEY: &str = "command.key.der";
+
+/// The loaded keys.
+pub struct Pki {
+    /// The CA certificate (DER) that laptops pin.
+    pub ca_der: Vec<u8>,
+    /// TLS chain: leaf, then CA (the laptop's enrolment bootstrap looks for the CA in the chain).
+    pub chain: Vec<CertificateDer<'static>>,
+    /// TLS leaf key.
+    pub key: PrivateKeyDer<'static>,
+    /// The command-signing key.
+    pub command_key: Ed25519KeyPair,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pki(..)")
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(Error::io(format!("creating {}", path.display())))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(Error::io(format!("writing {}", path.display())))
+}
+
+fn rc(e: rcgen::Error) -> Error {
+    Error::Crypto(format!("certificate: {e}"))
+}
+
+/// Creates the CA, TLS leaf (valid for `names`) and command key in `dir`, unless they exist.
+pub fn init(dir: &Path, names: &[String]) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    if dir.join(CA_CERT).exists() {
+        return Ok(());
+    }
+    let ca_key = KeyPair::generate().map_err(rc)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
+    ca_params.distinguished_name.push(DnType::CommonName, "SecureConsult care server CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(rc)?;
+
+    let leaf_key = KeyPair::generate().map_err(rc)?;
+    let mut leaf_params = CertificateParams::new(names.to_vec()).map_err(rc)?;
+    leaf_params.distinguished_name.push(DnType::CommonName, "SecureConsult care server");
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).map_err(rc)?;
+
+    let rng = ring::rand::SystemRandom::new();
+    let command = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| Error::Crypto("command key".into()))?;
+
+    write_private(&dir.join(CA_KEY), ca_key.serialize_pem().as_bytes())?;
+    write_private(&dir.join(TLS_KEY), leaf_key.serialize_pem().as_bytes())?;
+    write_private(&dir.join(COMMAND_KEY), command.as_ref())?;
+    write_private(&dir.join(TLS_CERT), leaf_cert.pem().as_bytes())?;
+    // The CA certificate goes last: its presence marks a complete init.
+    write_private(&dir.join(CA_CERT), ca_cert.pem().as_bytes())?;
+    Ok(())
+}
+
+fn read_cert(path: &Path) -> Result<CertificateDer<'static>, Error> {
+    CertificateDer::from_pem_file(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// Loads the keys from `dir`.
+pub fn load(dir: &Path) -> Result<Pki, Error> {
+    let ca = read_cert(&dir.join(CA_CERT))?;
+    let leaf = read_cert(&dir.join(TLS_CERT))?;
+    let key_path = dir.join(TLS_KEY);
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| Error::Config(format!("{}: {e}", key_path.display())))?;
+    let cmd_path = dir.join(COMMAND_KEY);
+    let cmd = std::fs::read(&cmd_path).map_err(Error::io(format!("reading {}", cmd_path.display())))?;
+    let command_key = Ed25519KeyPair::from_pkcs8(&cmd).map_err(|_| Error::Config(format!("{}: not a key", cmd_path.display())))?;
+    Ok(Pki { ca_der: ca.to_vec(), chain: vec![leaf, ca], key, command_key })
+}
+
+impl Pki {
+    /// The command-signing public key.
+    pub fn command_public(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.command_key.public_key().as_ref());
+        out
+    }
+}

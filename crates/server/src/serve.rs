@@ -1,0 +1,60 @@
+//! Serving `app()` over rustls (TLS 1.3, ring) on a socket, with a handle to stop it.
+
+use crate::pki::Pki;
+use crate::{app, AppState, Error};
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    handle: Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish (up to 5 s), and waits.
+    pub async fn stop(self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server ends (it ends only on error or `stop`).
+    pub async fn wait(self) -> Result<(), Error> {
+        match self.task.await {
+            Ok(r) => r.map_err(Error::io("serving")),
+            Err(e) => Err(Error::Io { what: "server task".into(), source: std::io::Error::other(e.to_string()) }),
+        }
+    }
+}
+
+/// The rustls server config.
+pub fn tls_config(pki: &Pki) -> Result<rustls::ServerConfig, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Crypto(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
+        .map_err(|e| Error::Crypto(format!("tls certificate: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Binds `listen` and serves until stopped. Must be called inside a tokio runtime.
+pub fn start(state: AppState, pki: &Pki, listen: SocketAddr) -> Result<Running, Error> {
+    let listener = std::net::TcpListener::bind(listen).map_err(Error::io(format!("binding {listen}")))?;
+    listener.set_nonblocking(true).map_err(Error::io("configuring the socket"))?;
+    let addr = listener.local_addr().map_err(Error::io("reading the bound address"))?;
+    let tls = RustlsConfig::from_config(Arc::new(tls_config(pki)?));
+    let handle = Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls).map_err(Error::io("starting TLS"))?.handle(handle.clone());
+    let router = app(state);
+    let task = tokio::spawn(async move { server.serve(router.into_make_service()).await });
+    Ok(Running { addr, handle, task })
+}

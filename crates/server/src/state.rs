@@ -1,0 +1,59 @@
+//! Shared server state handed to every handler.
+
+use crate::config::ServerConfig;
+use crate::Error;
+use rusqlite::Connection;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The clock, injectable so tests can move time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock in Unix seconds.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    })
+}
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The one database connection; held for each whole decision.
+    pub db: Arc<Mutex<Connection>>,
+    /// Configuration.
+    pub config: Arc<ServerConfig>,
+    /// The command-signing public key, handed to laptops at enrolment.
+    pub command_public: [u8; 32],
+    /// An Argon2 hash checked when a user is unknown, to equalise timing.
+    pub dummy_hash: Arc<str>,
+    /// The clock.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(conn: Connection, config: ServerConfig, command_public: [u8; 32], clock: Clock) -> Result<Self, Error> {
+        let dummy_hash = crate::auth::dummy_hash(config.argon2)?.into();
+        Ok(AppState { db: Arc::new(Mutex::new(conn)), config: Arc::new(config), command_public, dummy_hash, clock })
+    }
+
+    /// The database, locked.
+    pub fn db(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-transaction rolls the transaction back; the connection itself stays usable.
+        self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Now, Unix seconds.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+}
