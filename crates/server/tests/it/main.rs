@@ -1,0 +1,9 @@
+//! The care server's integration tests, one module per behaviour, all through `app()` without a
+//! socket (tower's `oneshot`).
+
+#![allow(unreachable_pub, reason = "support modules share items across the test binary")]
+
+mod activation_refusals;
+mod enrolment;
+mod lockout;
+mod support;

@@ -1,0 +1,7 @@
+//! Declares the app's commands so each needs an explicit permission (least privilege).
+fn main() {
+    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(
+        tauri_build::AppManifest::new().commands(&["kiosk_status", "sign_in", "lock", "activity", "check_server"]),
+    ))
+    .expect("tauri build script failed: see the message above");
+}

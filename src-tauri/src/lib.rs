@@ -1,0 +1,50 @@
+//! The kiosk shell: command-line entry, the locked-down window, and the Tauri wiring. No business
+//! logic lives here; it forwards to `sc_core::Kiosk`.
+#![forbid(unsafe_code)]
+
+mod cli;
+pub mod commands;
+pub mod window;
+
+use sc_core::Kiosk;
+use std::process::ExitCode;
+use tauri::{Builder, Runtime};
+
+/// Registers the kiosk's state and commands on a builder (the real one or the mock runtime's).
+pub fn wire<R: Runtime>(builder: Builder<R>, kiosk: Kiosk) -> Builder<R> {
+    builder.manage(kiosk).invoke_handler(tauri::generate_handler![
+        commands::kiosk_status,
+        commands::sign_in,
+        commands::lock,
+        commands::activity,
+        commands::check_server,
+    ])
+}
+
+/// Runs the kiosk window until it is closed.
+pub fn run_window(kiosk: Kiosk) -> Result<(), String> {
+    wire(tauri::Builder::default(), kiosk)
+        .setup(|app| {
+            window::create(app.handle())?;
+            Ok(())
+        })
+        .run(tauri::generate_context!())
+        .map_err(|e| format!("the kiosk window failed: {e}"))
+}
+
+/// The process entry point.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli::run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("secureconsult-kiosk: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The kiosk's Tauri commands through the mock runtime (no display): the page's view of each state,
+//! and errors as `{kind, message}`.
+
+use sc_core::keystore::Keystore;
+use sc_core::Kiosk;
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::WebviewWindowBuilder;
+
+fn invoke(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    let request = InvokeRequest {
+        cmd: cmd.into(),
+        callback: CallbackFn(0),
+        error: CallbackFn(1),
+        url: "http://tauri.localhost".parse().expect("url"),
+        body: InvokeBody::Json(args),
+        headers: Default::default(),
+        invoke_key: INVOKE_KEY.to_string(),
+    };
+    get_ipc_response(webview, request).map(|b| b.deserialize::<Value>().expect("json"))
+}
+
+fn app_with(kiosk: Kiosk) -> (tauri::App<tauri::test::MockRuntime>, tauri::WebviewWindow<tauri::test::MockRuntime>) {
+    let app = sc_kiosk::wire(mock_builder(), kiosk).build(mock_context(noop_assets())).expect("app");
+    let webview = WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("webview");
+    (app, webview)
+}
+
+#[test]
+fn an_unenrolled_laptop_shows_not_enrolled_and_refuses_sign_in() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (_app, w) = app_with(Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk"));
+    assert_eq!(invoke(&w, "kiosk_status", json!({})), Ok(json!({ "screen": "not_enrolled" })));
+    let view = invoke(&w, "sign_in", json!({ "username": "nurse", "password": "pw", "code": "123456" }));
+    assert_eq!(view, Ok(json!({ "screen": "not_enrolled" })), "nothing but 'Not enrolled'");
+    assert_eq!(invoke(&w, "lock", json!({})), Ok(json!({ "screen": "not_enrolled" })));
+    assert_eq!(invoke(&w, "check_server", json!({})), Ok(json!({ "screen": "not_enrolled" })));
+    assert_eq!(invoke(&w, "activity", json!({})), Ok(Value::Null));
+}
+
+#[test]
+fn bad_input_is_a_kind_and_a_message() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (_app, w) = app_with(Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk"));
+    for (args, message) in [
+        (json!({ "username": "", "password": "pw", "code": "123456" }), "Enter your user name."),
+        (json!({ "username": "n", "password": "", "code": "123456" }), "Enter your password."),
+        (json!({ "username": "n", "password": "pw", "code": "12a456" }), "The code is the 6 digits shown in your authenticator."),
+    ] {
+        assert_eq!(invoke(&w, "sign_in", args), Err(json!({ "kind": "invalid_input", "message": message })));
+    }
+    let missing = invoke(&w, "sign_in", json!({ "username": "n" }));
+    assert!(missing.is_err(), "missing arguments are refused: {missing:?}");
+}
+
+#[test]
+fn navigation_is_limited_to_the_app() {
+    for ok in ["tauri://localhost/index.html", "http://tauri.localhost/index.html"] {
+        assert!(sc_kiosk::window::navigation_allowed(&ok.parse().expect("url")), "{ok}");
+    }
+    for bad in ["https://example.org/", "http://127.0.0.1:8443/", "file:///etc/passwd", "tauri://evil/", "data:text/html,hi"] {
+        assert!(!sc_kiosk::window::navigation_allowed(&bad.parse().expect("url")), "{bad}");
+    }
+}
+
+#[test]
+fn sign_in_and_lock_through_the_commands_against_a_real_server() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let server = rt.block_on(sc_e2e::CareServer::start());
+    let secret = server.add_nurse("nurse.jo", "Jo Nurse", "HMP Testshire");
+    let dir = tempfile::tempdir().expect("dir");
+    let data = sc_core::record::DataDir::open(dir.path()).expect("data");
+    let keystore = Keystore::secret_service().expect("the Secret Service must run (scripts/test.sh starts it)");
+    let token = server.token("HMP Testshire").parse().expect("token");
+    rt.block_on(sc_core::enrol::enrol(&data, &keystore, &server.url, &token)).expect("enrol");
+
+    let (_app, w) = app_with(Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk"));
+    assert_eq!(invoke(&w, "check_server", json!({})), Ok(json!({ "screen": "locked", "notice": null })));
+    let args = json!({ "username": "nurse.jo", "password": sc_e2e::PASSWORD, "code": sc_e2e::CareServer::code(&secret) });
+    let view = invoke(&w, "sign_in", args).expect("view");
+    assert_eq!(view["screen"], "unlocked", "{view}");
+    assert_eq!(view["prison"], "HMP Testshire");
+    assert_eq!(view["staff"], "Jo Nurse");
+    assert_eq!(invoke(&w, "activity", json!({})), Ok(Value::Null));
+    let locked = invoke(&w, "lock", json!({})).expect("view");
+    assert_eq!(locked["screen"], "locked");
+    assert_eq!(locked["notice"]["kind"], "locked");
+    let _ = keystore.delete(&data.profile_id());
+    drop(rt);
+}

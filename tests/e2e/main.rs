@@ -1,0 +1,11 @@
+//! End-to-end tests on real parts: the care server on loopback TLS, the Secret Service keystore
+//! (gnome-keyring under dbus-run-session), and the kiosk window under Xvfb. One module per behaviour.
+
+#![allow(unreachable_pub, reason = "support modules share items across the test binary")]
+
+mod activation;
+mod config_crash;
+mod keystore;
+mod pinning;
+mod support;
+mod window;

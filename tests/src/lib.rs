@@ -1,0 +1,129 @@
+//! Test kit for the end-to-end suite and the benchmarks: a real care server on loopback TLS with its
+//! own temporary data directory, demo staff, and helpers to find the workspace's binaries.
+#![forbid(unsafe_code)]
+
+use sc_server::config::ServerConfig;
+use sc_server::serve::Running;
+use sc_server::{admin, db, pki, serve, state, AppState};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The demo nurse's password in tests.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A care server running in this process on a loopback port, over real TLS.
+#[derive(Debug)]
+pub struct CareServer {
+    /// The server's data directory (database, keys).
+    pub dir: tempfile::TempDir,
+    /// Its base URL.
+    pub url: String,
+    /// Its CA certificate (what laptops pin).
+    pub ca_der: Vec<u8>,
+    /// The shared state (database) for direct admin operations.
+    pub state: AppState,
+    addr: SocketAddr,
+    running: Option<Running>,
+}
+
+impl CareServer {
+    /// Initialises a data directory with keys and a prison "HMP Testshire", and starts serving.
+    pub async fn start() -> Self {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    /// As [`CareServer::start`] with a given configuration (its listen address and data dir are
+    /// replaced).
+    pub async fn start_with(mut config: ServerConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        config.data_dir = dir.path().to_path_buf();
+        pki::init(dir.path(), &config.tls_names).expect("pki init");
+        let keys = pki::load(dir.path()).expect("pki load");
+        let conn = db::open(&config.db_path()).expect("db");
+        let state = AppState::new(conn, config, keys.command_public(), state::system_clock()).expect("state");
+        admin::add_prison(&state.db(), "HMP Testshire", now()).expect("prison");
+        let running = serve::start(state.clone(), &keys, "127.0.0.1:0".parse().expect("addr")).expect("serve");
+        let addr = running.addr;
+        CareServer { url: format!("https://127.0.0.1:{}", addr.port()), ca_der: keys.ca_der.clone(), dir, state, addr, running: Some(running) }
+    }
+
+    /// Stops serving (the data stays).
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    /// Serves again on the same address.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let keys = pki::load(self.dir.path()).expect("pki load");
+        self.running = Some(serve::start(self.state.clone(), &keys, self.addr).expect("serve again"));
+    }
+
+    /// Adds a prison.
+    pub fn add_prison(&self, name: &str) {
+        admin::add_prison(&self.state.db(), name, now()).expect("prison");
+    }
+
+    /// Adds a nurse of `prison`; returns the TOTP secret.
+    pub fn add_nurse(&self, username: &str, display: &str, prison: &str) -> String {
+        admin::add_staff(&self.state.db(), &self.state.config, username, display, "nurse", Some(prison), PASSWORD, now())
+            .expect("staff")
+            .totp_secret
+    }
+
+    /// A one-time enrolment token for `prison`.
+    pub fn token(&self, prison: &str) -> String {
+        admin::issue_enrol_token(&self.state.db(), &self.ca_der, prison, 3600, now()).expect("token")
+    }
+
+    /// The current code for a TOTP secret.
+    pub fn code(secret: &str) -> String {
+        sc_server::auth::totp_code(secret, now()).expect("code")
+    }
+
+    /// The code for the next time step (a fresh code when the current one was just used).
+    pub fn next_code(secret: &str) -> String {
+        sc_server::auth::totp_code(secret, now() + sc_server::auth::TOTP_STEP).expect("code")
+    }
+}
+
+impl Drop for CareServer {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            drop(r);
+        }
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    (state::system_clock())()
+}
+
+/// The directory holding the workspace's binaries (next to this test's executable).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// A workspace binary by name; panics with a hint when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} is missing: build the workspace's binaries first (scripts/test.sh does)", p.display());
+    p
+}
+
+/// Where tests keep artifacts such as screenshots: `$SC_ARTIFACTS`, or `artifacts/` in the workspace.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("SC_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts"));
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
