@@ -5,16 +5,25 @@ use sc_core::keystore::Keystore;
 use sc_core::Kiosk;
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
+use tauri::test::{get_ipc_response, mock_builder, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
 use tauri::WebviewWindowBuilder;
 
 fn invoke(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    invoke_from(webview, "tauri://localhost", cmd, args)
+}
+
+fn invoke_from(
+    webview: &tauri::WebviewWindow<tauri::test::MockRuntime>,
+    origin: &str,
+    cmd: &str,
+    args: Value,
+) -> Result<Value, Value> {
     let request = InvokeRequest {
         cmd: cmd.into(),
         callback: CallbackFn(0),
         error: CallbackFn(1),
-        url: "http://tauri.localhost".parse().expect("url"),
+        url: origin.parse().expect("url"),
         body: InvokeBody::Json(args),
         headers: Default::default(),
         invoke_key: INVOKE_KEY.to_string(),
@@ -23,7 +32,8 @@ fn invoke(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, cmd: &str, a
 }
 
 fn app_with(kiosk: Kiosk) -> (tauri::App<tauri::test::MockRuntime>, tauri::WebviewWindow<tauri::test::MockRuntime>) {
-    let app = sc_kiosk::wire(mock_builder(), kiosk).build(mock_context(noop_assets())).expect("app");
+    // The real generated context: the page's capability file decides what it may call.
+    let app = sc_kiosk::wire(mock_builder(), kiosk).build(tauri::generate_context!(test = true)).expect("app");
     let webview = WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("webview");
     (app, webview)
 }
@@ -53,6 +63,19 @@ fn bad_input_is_a_kind_and_a_message() {
     }
     let missing = invoke(&w, "sign_in", json!({ "username": "n" }));
     assert!(missing.is_err(), "missing arguments are refused: {missing:?}");
+}
+
+#[test]
+fn another_window_or_a_remote_page_gets_no_command() {
+    let dir = tempfile::tempdir().expect("dir");
+    let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
+    let app = sc_kiosk::wire(mock_builder(), kiosk).build(tauri::generate_context!(test = true)).expect("app");
+    let other = WebviewWindowBuilder::new(&app, "other", Default::default()).build().expect("webview");
+    let denied = invoke(&other, "kiosk_status", json!({}));
+    assert!(matches!(&denied, Err(Value::String(m)) if m.contains("not allowed")), "{denied:?}");
+    let main = WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("webview");
+    let remote = invoke_from(&main, "https://example.org", "kiosk_status", json!({}));
+    assert!(matches!(&remote, Err(Value::String(m)) if m.contains("not allowed")), "a remote page gets nothing: {remote:?}");
 }
 
 #[test]

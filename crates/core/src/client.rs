@@ -67,22 +67,23 @@ async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, Error
 
 /// A certificate problem is an untrusted server; everything else at the transport is unreachable.
 fn classify(e: reqwest::Error) -> Error {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(err) = source {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            if matches!(tls, rustls::Error::InvalidCertificate(_)) {
-                return Error::UntrustedServer;
-            }
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                if matches!(tls, rustls::Error::InvalidCertificate(_)) {
-                    return Error::UntrustedServer;
-                }
-            }
-        }
-        source = err.source();
+    if is_certificate_error(&e) {
+        return Error::UntrustedServer;
     }
     tracing::debug!(error = %e, "care server unreachable");
     Error::Unreachable
+}
+
+/// Walks an error chain looking for a rustls certificate error. `io::Error` hides what it wraps
+/// from `source()`, so it is opened with `get_ref()` (hyper nests one inside another).
+fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return matches!(tls, rustls::Error::InvalidCertificate(_));
+    }
+    if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        if is_certificate_error(inner) {
+            return true;
+        }
+    }
+    e.source().is_some_and(is_certificate_error)
 }

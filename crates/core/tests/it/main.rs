@@ -1,0 +1,3 @@
+//! The kiosk core's integration tests, one module per behaviour.
+
+mod lock_state;
