@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, reason = "support modules share items across the test binary")]
 
 mod activation;
+mod admin_cli;
 mod config_crash;
 mod keystore;
 mod pinning;

@@ -82,8 +82,13 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Reads `path` if it exists (defaults otherwise), then applies `SC_LISTEN` and `SC_DATA_DIR`.
+    /// Reads `path` if given (defaults otherwise), then applies `SC_LISTEN` and `SC_DATA_DIR`.
     pub fn load(path: Option<&Path>) -> Result<Self, Error> {
+        Self::load_with_env(path, |key| std::env::var(key).ok())
+    }
+
+    /// As [`ServerConfig::load`], reading overrides through `env`.
+    pub fn load_with_env(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut config = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(Error::io(format!("reading {}", p.display())))?;
@@ -91,10 +96,10 @@ impl ServerConfig {
             }
             None => ServerConfig::default(),
         };
-        if let Ok(listen) = std::env::var("SC_LISTEN") {
+        if let Some(listen) = env("SC_LISTEN") {
             config.listen = listen.parse().map_err(|e| Error::Config(format!("SC_LISTEN: {e}")))?;
         }
-        if let Ok(dir) = std::env::var("SC_DATA_DIR") {
+        if let Some(dir) = env("SC_DATA_DIR") {
             config.data_dir = PathBuf::from(dir);
         }
         Ok(config)
@@ -103,5 +108,42 @@ impl ServerConfig {
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("care.sqlite")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("care-server.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9443\"\n[lockout]\nmax_failures = 3\nbase_secs = 60\nmax_secs = 600\n")
+            .expect("write");
+        let c = ServerConfig::load_with_env(Some(&path), |_| None).expect("load");
+        assert_eq!(c.listen, "127.0.0.1:9443".parse().expect("addr"));
+        assert_eq!(c.lockout.max_failures, 3);
+        assert_eq!(c.argon2, Argon2Params::default(), "unset keys keep their defaults");
+
+        let env = |k: &str| match k {
+            "SC_LISTEN" => Some("127.0.0.1:7443".to_owned()),
+            "SC_DATA_DIR" => Some("/srv/care".to_owned()),
+            _ => None,
+        };
+        let c = ServerConfig::load_with_env(Some(&path), env).expect("load");
+        assert_eq!(c.listen, "127.0.0.1:7443".parse().expect("addr"));
+        assert_eq!(c.data_dir, PathBuf::from("/srv/care"));
+    }
+
+    #[test]
+    fn bad_files_and_values_are_named() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "lisen = 1\n").expect("write");
+        let err = ServerConfig::load_with_env(Some(&path), |_| None).expect_err("unknown key");
+        assert!(err.to_string().contains("bad.toml") && err.to_string().contains("lisen"), "{err}");
+        let err = ServerConfig::load_with_env(None, |_| Some("nonsense".into())).expect_err("bad env");
+        assert!(err.to_string().contains("SC_LISTEN"), "{err}");
     }
 }

@@ -60,9 +60,9 @@ enum Command {
         /// The prison.
         #[arg(long)]
         prison: String,
-        /// Validity in hours.
-        #[arg(long, default_value_t = 24)]
-        ttl_hours: i64,
+        /// Validity in hours (default: the config's enrol_token_secs, 24 h).
+        #[arg(long)]
+        ttl_hours: Option<i64>,
     },
     /// Lists enrolled devices.
     ListDevices {
@@ -147,7 +147,11 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::EnrolToken { prison, ttl_hours } => {
             let keys = pki::load(&config.data_dir)?;
             let conn = db::open(&config.db_path())?;
-            let token = admin::issue_enrol_token(&conn, &keys.ca_der, &prison, ttl_hours * 3600, now())?;
+            let ttl = ttl_hours.map_or(config.enrol_token_secs, |h| h.saturating_mul(3600));
+            if ttl <= 0 {
+                return Err(Error::BadRequest("a token must be valid for some time".into()));
+            }
+            let token = admin::issue_enrol_token(&conn, &keys.ca_der, &prison, ttl, now())?;
             println!("{token}");
         }
         Command::ListDevices { json } => {

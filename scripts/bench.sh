@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The benchmark command: prints the figures (release build, real server, keystore and window).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source scripts/lib.sh
+
+ensure_rust
+# shellcheck disable=SC2086
+ensure_packages $PKGS_BUILD $PKGS_RUNTIME
+log "building release binaries (target dir: $CARGO_TARGET_DIR)"
+cargo build --locked --release --workspace --bins
+dbus-run-session -- scripts/session.sh cargo bench --locked -p sc-e2e --bench figures 2>/dev/null

@@ -1,0 +1,118 @@
+//! IT staff's admin CLI end to end: real `care-server` and `secureconsult-kiosk` processes, the real
+//! keystore, loopback TLS. Bad input gets a clear message; TOTP agrees with oathtool.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+fn care(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(sc_e2e::bin("care-server"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("care-server");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn err(out: Output) -> String {
+    assert!(!out.status.success(), "should have failed: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn it_staff_enrol_list_and_revoke_a_laptop() {
+    let server_dir = tempfile::tempdir().expect("dir");
+    let data = server_dir.path();
+    ok(care(data, &["init"], None));
+    ok(care(data, &["add-prison", "HMP Cli"], None));
+    assert!(err(care(data, &["add-prison", "HMP Cli"], None)).contains("already exists"));
+
+    // Bad input: clear messages, nothing half-made.
+    assert!(err(care(data, &["add-staff", "--username", "jo", "--name", "Jo", "--prison", "HMP Cli"], Some("short\n")))
+        .contains("at least 12 characters"));
+    assert!(err(care(data, &["add-staff", "--username", "jo", "--name", "Jo", "--prison", "HMP Nowhere"], Some("long enough password\n")))
+        .contains("prison \"HMP Nowhere\" not found"));
+    assert!(err(care(data, &["add-staff", "--username", "jo", "--name", "Jo", "--role", "janitor"], Some("long enough password\n")))
+        .contains("unknown role"));
+
+    let out = ok(care(data, &["add-staff", "--username", "jo", "--name", "Jo", "--prison", "HMP Cli"], Some("long enough password\n")));
+    let secret = out.lines().find_map(|l| l.strip_prefix("TOTP secret (shown once): ")).expect("secret line").to_owned();
+    let uri = out.lines().find_map(|l| l.strip_prefix("otpauth URI (shown once): ")).expect("uri line");
+    assert!(uri.starts_with("otpauth://totp/SecureConsult:jo?") && uri.contains(&format!("secret={secret}")), "{uri}");
+
+    // Our TOTP agrees with an independent implementation.
+    let theirs = Command::new("oathtool").args(["--totp", "-b", &secret]).output().expect("oathtool");
+    let theirs = String::from_utf8_lossy(&theirs.stdout).trim().to_owned();
+    let now = sc_e2e::now();
+    let ours: Vec<String> =
+        [now - 30, now, now + 30].iter().map(|t| sc_server::auth::totp_code(&secret, *t).expect("code")).collect();
+    assert!(ours.contains(&theirs), "oathtool {theirs} vs ours {ours:?}");
+
+    assert!(err(care(data, &["enrol-token", "--prison", "HMP Nowhere"], None)).contains("not found"));
+    let token = ok(care(data, &["enrol-token", "--prison", "HMP Cli"], None)).trim().to_owned();
+    assert!(token.starts_with("sce1."));
+
+    let mut child = Command::new(sc_e2e::bin("care-server"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let server = Server(child);
+    let url = line.trim().strip_prefix("listening on ").expect("listening on ...").to_owned();
+
+    let laptop = tempfile::tempdir().expect("dir");
+    let kiosk = |args: &[&str]| {
+        Command::new(sc_e2e::bin("secureconsult-kiosk")).arg("--data-dir").arg(laptop.path()).args(args).output().expect("kiosk")
+    };
+    assert!(String::from_utf8_lossy(&kiosk(&["status"]).stdout).contains("not enrolled"));
+    let bad = kiosk(&["enrol", "--server", &url, "--token", "sce1.garbage"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("the enrolment token is malformed"));
+    let enrolled = ok(kiosk(&["enrol", "--server", &url, "--token", &token]));
+    let device_id = enrolled.trim().strip_prefix("enrolled as device ").expect("device id").to_owned();
+    let again = kiosk(&["enrol", "--server", &url, "--token", &token]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already enrolled"), "re-enrolling is refused");
+
+    let devices: serde_json::Value = serde_json::from_str(&ok(care(data, &["list-devices", "--json"], None))).expect("json");
+    assert_eq!(devices[0]["id"], device_id.as_str());
+    assert_eq!(devices[0]["prison"], "HMP Cli");
+    assert_eq!(devices[0]["state"], "active");
+
+    assert!(err(care(data, &["revoke-device", "not-an-id", "--reason", "x"], None)).contains("32 lowercase hex"));
+    ok(care(data, &["revoke-device", &device_id, "--reason", "stolen"], None));
+    let devices: serde_json::Value = serde_json::from_str(&ok(care(data, &["list-devices", "--json"], None))).expect("json");
+    assert_eq!(devices[0]["state"], "revoked");
+    let audit = ok(care(data, &["audit", "--limit", "3"], None));
+    assert!(audit.contains("\"event\":\"revoke\"") && audit.contains("stolen"), "{audit}");
+    drop(server);
+
+    // Leave the test keyring as found.
+    let data_dir = sc_core::record::DataDir::open(laptop.path()).expect("data");
+    if let Ok(ks) = sc_core::keystore::Keystore::secret_service() {
+        let _ = ks.delete(&data_dir.profile_id());
+    }
+}
