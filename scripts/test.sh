@@ -14,4 +14,13 @@ cargo build --locked --workspace --bins
 log "running the tests"
 # The e2e tests look for binaries beside themselves, in the same target dir.
 export RUST_BACKTRACE="${SC_BACKTRACE:-0}"
-dbus-run-session -- scripts/session.sh cargo test --locked --workspace "$@"
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+set +e
+dbus-run-session -- scripts/session.sh cargo test --locked --workspace --lib --bins --tests "$@" 2>&1 | tee "$out"
+status="${PIPESTATUS[0]}"
+set -e
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;/) p += $(i-1); if ($i ~ /^failed;/) f += $(i-1) } }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$out"
+exit "$status"

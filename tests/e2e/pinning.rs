@@ -45,6 +45,8 @@ async fn a_server_with_another_self_signed_certificate_is_refused() {
     assert!(matches!(client.health().await, Err(sc_core::Error::UntrustedServer)));
 
     let kiosk = laptop.kiosk();
+    let KioskView::Locked { notice: Some(n) } = kiosk.check_server().await else { panic!("no notice") };
+    assert_eq!((n.kind, n.message.as_str()), ("error", "the server's certificate is not the pinned one"));
     let view = kiosk.sign_in(creds("nurse.jo", PASSWORD, CareServer::code(&secret))).await;
     let KioskView::Locked { notice: Some(n) } = view else { panic!("{view:?}") };
     assert_eq!(n.kind, "error");

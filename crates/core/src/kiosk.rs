@@ -159,9 +159,14 @@ impl Kiosk {
                 Err(e) => Err(e),
             };
             let mut state = self.state();
-            match (&*state, reachable) {
-                (LockState::Locked(None | Some(Notice::Unreachable)), Err(_)) => state.lock(Notice::Unreachable),
-                (LockState::Locked(Some(Notice::Unreachable)), Ok(_)) => *state = LockState::Locked(None),
+            let quiet = matches!(&*state, LockState::Locked(None | Some(Notice::Unreachable | Notice::Failed(_))));
+            match reachable {
+                // Only replace a message about the server itself; a refusal or lock-out stays shown.
+                Err(Error::Unreachable) if quiet => state.lock(Notice::Unreachable),
+                Err(e) if quiet => state.lock(Notice::Failed(e.to_string())),
+                Ok(_) if matches!(&*state, LockState::Locked(Some(Notice::Unreachable))) => {
+                    *state = LockState::Locked(None);
+                }
                 _ => {}
             }
         }
