@@ -5,9 +5,6 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
 source scripts/lib.sh
 
-ensure_rust
-# shellcheck disable=SC2086
-ensure_packages $PKGS_BUILD $PKGS_RUNTIME
-log "building release binaries (target dir: $CARGO_TARGET_DIR)"
+prepare
 cargo build --locked --release --workspace --bins
 dbus-run-session -- scripts/session.sh cargo bench --locked -p sc-e2e --bench figures 2>/dev/null

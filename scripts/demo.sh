@@ -7,10 +7,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
 source scripts/lib.sh
 
-ensure_rust
-# shellcheck disable=SC2086
-ensure_packages $PKGS_BUILD $PKGS_RUNTIME
-log "building (target dir: $CARGO_TARGET_DIR)"
+prepare
 cargo build --locked -p sc-server -p sc-kiosk --bins
 
 if [ -n "${DISPLAY:-}" ] && [ -n "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then

@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 
 # Debian packages by purpose. Checked first, installed only when missing, so re-runs are fast.
-PKGS_BUILD="build-essential pkg-config curl libssl-dev libwebkit2gtk-4.1-dev libsoup-3.0-dev \
+PKGS_BUILD="build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libsoup-3.0-dev \
 libjavascriptcoregtk-4.1-dev libgtk-3-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev"
 PKGS_RUNTIME="dbus dbus-x11 gnome-keyring xvfb xauth matchbox-window-manager imagemagick xdotool oathtool procps"
 
@@ -24,6 +24,14 @@ ensure_packages() {
 
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 || { log "cargo is required (rustup.rs)"; exit 1; }
+}
+
+# Everything a script needs before it builds: the toolchain and the Debian packages.
+prepare() {
+  ensure_rust
+  # shellcheck disable=SC2086
+  ensure_packages $PKGS_BUILD $PKGS_RUNTIME
+  log "building (target dir: $CARGO_TARGET_DIR)"
 }
 
 # One build directory outside the clone, shared by every checkout on this machine.

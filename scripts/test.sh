@@ -5,11 +5,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
 source scripts/lib.sh
 
-ensure_rust
-# shellcheck disable=SC2086
-ensure_packages $PKGS_BUILD $PKGS_RUNTIME
-
-log "building (target dir: $CARGO_TARGET_DIR)"
+prepare
 cargo build --locked --workspace --bins
 log "running the tests"
 # The e2e tests look for binaries beside themselves, in the same target dir.

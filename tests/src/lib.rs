@@ -68,7 +68,8 @@ impl CareServer {
 
     /// Adds a nurse of `prison`; returns the TOTP secret.
     pub fn add_nurse(&self, username: &str, display: &str, prison: &str) -> String {
-        admin::add_staff(&self.state.db(), &self.state.config, username, display, "nurse", Some(prison), PASSWORD, now())
+        let spec = admin::StaffSpec { username, display_name: display, role: "nurse", prison: Some(prison) };
+        admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now())
             .expect("staff")
             .totp_secret
     }

@@ -28,6 +28,23 @@ struct Ctx<'a> {
     staff: Option<&'a Staff>,
 }
 
+fn audit_refusal(c: &Connection, ctx: &Ctx<'_>, reason: Reason, detail: Option<String>) -> Result<(), Error> {
+    audit::record(
+        c,
+        ctx.now,
+        &audit::Entry {
+            event: "activate",
+            outcome: "refused",
+            reason: Some(reason),
+            device_id: Some(&ctx.payload.device_id),
+            staff: Some(&ctx.payload.username),
+            prison_id: ctx.device.map(|d| d.prison_id),
+            detail,
+        },
+    )
+}
+
+/// Counts the failure against whom it should, audits it, and answers a plain refusal.
 fn refuse(state: &AppState, c: &Connection, ctx: &Ctx<'_>, reason: Reason, count: Count) -> Result<Error, Error> {
     let lockout = &state.config.lockout;
     let mut detail = None;
@@ -41,37 +58,14 @@ fn refuse(state: &AppState, c: &Connection, ctx: &Ctx<'_>, reason: Reason, count
             detail = Some(format!("staff locked out for {secs} s"));
         }
     }
-    audit::record(
-        c,
-        ctx.now,
-        &audit::Entry {
-            event: "activate",
-            outcome: "refused",
-            reason: Some(reason),
-            device_id: Some(&ctx.payload.device_id),
-            staff: Some(&ctx.payload.username),
-            prison_id: ctx.device.map(|d| d.prison_id),
-            detail,
-        },
-    )?;
+    audit_refusal(c, ctx, reason, detail)?;
     tracing::info!(device_id = %ctx.payload.device_id, reason = reason.as_str(), "activation refused");
     Ok(Error::Refused)
 }
 
+/// Audits an attempt during a lock-out and answers with the time left; nothing is checked.
 fn locked_out(c: &Connection, ctx: &Ctx<'_>, reason: Reason, until: i64) -> Result<Error, Error> {
-    audit::record(
-        c,
-        ctx.now,
-        &audit::Entry {
-            event: "activate",
-            outcome: "refused",
-            reason: Some(reason),
-            device_id: Some(&ctx.payload.device_id),
-            staff: Some(&ctx.payload.username),
-            prison_id: ctx.device.map(|d| d.prison_id),
-            detail: None,
-        },
-    )?;
+    audit_refusal(c, ctx, reason, None)?;
     Ok(Error::LockedOut(u64::try_from(until - ctx.now).unwrap_or(1).max(1)))
 }
 

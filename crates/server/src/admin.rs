@@ -26,17 +26,28 @@ pub struct NewStaffSecret {
     pub otpauth_uri: String,
 }
 
+/// Who a new staff member is.
+#[derive(Debug, Clone, Copy)]
+pub struct StaffSpec<'a> {
+    /// Login name.
+    pub username: &'a str,
+    /// Name shown on screens.
+    pub display_name: &'a str,
+    /// nurse, it or consultant.
+    pub role: &'a str,
+    /// The prison (required for nurses).
+    pub prison: Option<&'a str>,
+}
+
 /// Adds a staff member; the TOTP secret is returned once to be shown to them.
 pub fn add_staff(
     c: &Connection,
     config: &ServerConfig,
-    username: &str,
-    display_name: &str,
-    role: &str,
-    prison: Option<&str>,
+    spec: StaffSpec<'_>,
     password: &str,
     now: i64,
 ) -> Result<NewStaffSecret, Error> {
+    let StaffSpec { username, display_name, role, prison } = spec;
     if !matches!(role, "nurse" | "it" | "consultant") {
         return Err(Error::BadRequest(format!("unknown role {role:?} (nurse, it, consultant)")));
     }

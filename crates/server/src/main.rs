@@ -139,7 +139,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             std::io::stdin().lock().read_line(&mut password).map_err(Error::io("reading the password"))?;
             let password = zeroize::Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_owned());
             let conn = db::open(&config.db_path())?;
-            let secret = admin::add_staff(&conn, &config, &username, &name, &role, prison.as_deref(), &password, now())?;
+            let secret = admin::add_staff(
+                &conn,
+                &config,
+                admin::StaffSpec { username: &username, display_name: &name, role: &role, prison: prison.as_deref() },
+                &password,
+                now(),
+            )?;
             println!("staff {username} added as {role}");
             println!("TOTP secret (shown once): {}", secret.totp_secret);
             println!("otpauth URI (shown once): {}", secret.otpauth_uri);

@@ -54,7 +54,8 @@ impl Harness {
 
     /// Adds a staff member; returns the TOTP secret.
     pub fn add_staff(&self, username: &str, role: &str, prison: Option<&str>) -> String {
-        admin::add_staff(&self.state.db(), &self.state.config, username, username, role, prison, PASSWORD, self.now())
+        let spec = admin::StaffSpec { username, display_name: username, role, prison };
+        admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, self.now())
             .expect("staff")
             .totp_secret
     }
