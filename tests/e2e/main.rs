@@ -8,5 +8,6 @@ mod admin_cli;
 mod config_crash;
 mod keystore;
 mod pinning;
+mod signalling;
 mod support;
 mod window;

@@ -40,3 +40,28 @@ impl Drop for Laptop {
 pub fn creds(username: &str, password: &str, code: String) -> sc_core::activate::Credentials {
     sc_core::activate::Credentials { username: username.into(), password: password.to_owned().into(), totp: code }
 }
+
+/// A laptop of `prison`, enrolled and unlocked by a new nurse `nurse`.
+pub async fn unlocked(server: &CareServer, prison: &str, nurse: &str) -> (Laptop, sc_core::Kiosk) {
+    let secret = server.add_nurse(nurse, &format!("Nurse {nurse}"), prison);
+    let laptop = Laptop::new().await;
+    laptop.enrol(server, prison).await;
+    let kiosk = laptop.kiosk();
+    let view = kiosk.sign_in(creds(nurse, sc_e2e::PASSWORD, CareServer::code(&secret))).await;
+    assert!(matches!(view, sc_core::KioskView::Unlocked { .. }), "{view:?}");
+    (laptop, kiosk)
+}
+
+/// The laptop's signalling connection.
+pub async fn signalling(kiosk: &sc_core::Kiosk) -> Result<sc_core::signal::Signalling, sc_core::Error> {
+    let token = kiosk.session_token().expect("unlocked");
+    sc_core::signal::Signalling::connect(kiosk.record().expect("enrolled"), &token).await
+}
+
+/// The laptop's next well-formed message within 10 s.
+pub async fn next(s: &mut sc_core::signal::Signalling) -> sc_proto::signal::FromServer {
+    match tokio::time::timeout(std::time::Duration::from_secs(10), s.recv()).await {
+        Ok(Some(sc_core::signal::Incoming::Message(m))) => m,
+        other => panic!("expected a message: {other:?}"),
+    }
+}

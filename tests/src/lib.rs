@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 
 /// The demo nurse's password in tests.
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The TURN shared secret test servers use.
+pub const TURN_SECRET: &str = "test-turn-secret";
+
+pub mod consultant;
 
 /// A care server running in this process on a loopback port, over real TLS.
 #[derive(Debug)]
@@ -35,6 +39,9 @@ impl CareServer {
     /// As [`CareServer::start`] with a given configuration (its listen address and data dir are
     /// replaced).
     pub async fn start_with(mut config: ServerConfig) -> Self {
+        if config.turn.secret.is_empty() {
+            config.turn.secret = TURN_SECRET.into();
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         config.data_dir = dir.path().to_path_buf();
         pki::init(dir.path(), &config.tls_names).expect("pki init");
@@ -72,6 +79,17 @@ impl CareServer {
         admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now())
             .expect("staff")
             .totp_secret
+    }
+
+    /// Adds a consultant; returns the TOTP secret.
+    pub fn add_consultant(&self, username: &str, display: &str) -> String {
+        let spec = admin::StaffSpec { username, display_name: display, role: "consultant", prison: None };
+        admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now()).expect("consultant").totp_secret
+    }
+
+    /// Books an appointment starting `in_minutes` from now, 30 minutes long.
+    pub fn add_appointment(&self, consultant: &str, prison: &str, in_minutes: i64) -> admin::NewAppointment {
+        admin::add_appointment(&self.state.db(), consultant, prison, now() + in_minutes * 60, 30, now()).expect("appointment")
     }
 
     /// A one-time enrolment token for `prison`.

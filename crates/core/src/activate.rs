@@ -38,6 +38,31 @@ pub struct Unsealed {
     pub staff_name: String,
     /// The server's clock at release, Unix seconds.
     pub server_time: i64,
+    /// The bearer token proving this laptop is unlocked (appointments, signalling).
+    pub session: SessionToken,
+}
+
+/// An unlocked laptop's bearer token; wiped on drop, never printed.
+#[derive(Clone)]
+pub struct SessionToken(Zeroizing<[u8; 32]>);
+
+impl SessionToken {
+    /// Wraps token bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        SessionToken(Zeroizing::new(bytes))
+    }
+
+    /// The `Authorization` header value.
+    pub fn bearer(&self) -> Zeroizing<String> {
+        use base64::Engine as _;
+        Zeroizing::new(format!("Bearer {}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0.as_ref())))
+    }
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(..)")
+    }
 }
 
 /// A client pinned to the record's CA.
@@ -80,5 +105,11 @@ pub async fn activate(
         .map_err(|e| Error::Protocol(format!("server answer: {e}")))?;
     let key = DataKey::derive(&exchange_key, secrets.local_share(), &record.device_id)?;
     let config = sealed::read(&dir.sealed_path(), &key, &record.device_id)?;
-    Ok(Unsealed { config, key, staff_name: reply.staff_name, server_time: reply.server_time })
+    Ok(Unsealed {
+        config,
+        key,
+        staff_name: reply.staff_name,
+        server_time: reply.server_time,
+        session: SessionToken::new(reply.session.0),
+    })
 }

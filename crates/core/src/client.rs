@@ -2,6 +2,8 @@
 //! server answers mapped onto the core's error type.
 
 use crate::Error;
+use crate::activate::SessionToken;
+use sc_proto::signal::Appointment;
 use sc_proto::{ActivateResponse, EnrolResponse, Health, Refusal, Signed};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -44,6 +46,32 @@ impl CareClient {
         self.post("/v1/activate", signed).await
     }
 
+    /// `GET /v1/kiosk/appointments`: this prison's appointments around now.
+    pub async fn appointments(&self, session: &SessionToken) -> Result<Vec<Appointment>, Error> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/kiosk/appointments", self.base))
+            .header(reqwest::header::AUTHORIZATION, session.bearer().as_str())
+            .send()
+            .await
+            .map_err(classify)?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(Error::Refused);
+        }
+        decode(resp).await
+    }
+
+    /// `POST /v1/kiosk/end-session`: best effort when the laptop locks.
+    pub async fn end_session(&self, session: &SessionToken) -> Result<(), Error> {
+        self.http
+            .post(format!("{}/v1/kiosk/end-session", self.base))
+            .header(reqwest::header::AUTHORIZATION, session.bearer().as_str())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     async fn post<T: DeserializeOwned>(&self, path: &str, body: &Signed) -> Result<T, Error> {
         let resp = self.http.post(format!("{}{path}", self.base)).json(body).send().await.map_err(classify)?;
         decode(resp).await
@@ -66,7 +94,7 @@ async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, Error
 }
 
 /// A certificate problem is an untrusted server; everything else at the transport is unreachable.
-fn classify(e: reqwest::Error) -> Error {
+pub(crate) fn classify(e: reqwest::Error) -> Error {
     if is_certificate_error(&e) {
         return Error::UntrustedServer;
     }
@@ -76,7 +104,7 @@ fn classify(e: reqwest::Error) -> Error {
 
 /// Walks an error chain looking for a rustls certificate error. `io::Error` hides what it wraps
 /// from `source()`, so it is opened with `get_ref()` (hyper nests one inside another).
-fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
         return matches!(tls, rustls::Error::InvalidCertificate(_));
     }

@@ -173,8 +173,29 @@ impl Kiosk {
         self.view(Instant::now())
     }
 
-    /// Locks now.
+    /// This prison's appointments around now (unlocked only).
+    pub async fn appointments(&self) -> Result<Vec<sc_proto::signal::Appointment>, Error> {
+        let record = self.record.as_ref().ok_or(Error::NotEnrolled)?;
+        let token = self.session_token().ok_or(Error::InvalidState("locked"))?;
+        activate::client_for(record)?.appointments(&token).await
+    }
+
+    /// The unlocked session's bearer token.
+    pub fn session_token(&self) -> Option<activate::SessionToken> {
+        self.with_session(|s| s.unsealed.session.clone())
+    }
+
+    /// Locks now; the server is told the session ended (best effort: it expires anyway).
     pub fn lock(&self) -> KioskView {
+        if let (Some(token), Some(record)) = (self.session_token(), self.record.clone()) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Ok(client) = activate::client_for(&record) {
+                        let _ = client.end_session(&token).await;
+                    }
+                });
+            }
+        }
         self.state().lock(Notice::UserLocked);
         tracing::info!("kiosk locked by the user");
         self.view(Instant::now())

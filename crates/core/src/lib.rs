@@ -13,6 +13,7 @@ pub mod lock;
 pub mod posture;
 pub mod record;
 pub mod sealed;
+pub mod signal;
 pub mod tls;
 
 pub use error::Error;

@@ -6,6 +6,7 @@
 
 mod bytes;
 mod ids;
+pub mod signal;
 
 pub use bytes::{Bytes, DecodeError};
 pub use ids::{DeviceId, IdError};
@@ -128,7 +129,7 @@ pub struct ActivatePayload {
 }
 
 /// Reply to a released activation.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ActivateResponse {
     /// `Y = s·X`, from which only the laptop (knowing `e`) can recover its key.
     pub evaluated: Bytes<[u8; 32]>,
@@ -136,6 +137,15 @@ pub struct ActivateResponse {
     pub staff_name: String,
     /// Server time, Unix seconds, so the laptop can time its lease on a trusted clock.
     pub server_time: i64,
+    /// Bearer token proving this laptop is unlocked, for appointments and signalling; it expires
+    /// with the lease and dies with a lock or a revoke.
+    pub session: Bytes<[u8; 32]>,
+}
+
+impl std::fmt::Debug for ActivateResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivateResponse").field("staff_name", &self.staff_name).finish_non_exhaustive()
+    }
 }
 
 /// Why the server refused; deliberately coarse so a laptop learns nothing useful to an attacker.

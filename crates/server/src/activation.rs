@@ -175,6 +175,11 @@ pub async fn activate(state: &AppState, signed: &Signed) -> Result<ActivateRespo
         Ok(y) => y,
         Err(_) => return Err(refuse(state, &c, &ctx, Reason::Malformed, Count::Device)?),
     };
+    let mut session = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut session)
+        .map_err(|_| Error::Crypto("random session".into()))?;
+    let lease = i64::try_from(state.config.policy.lease_secs).unwrap_or(i64::MAX);
+    db::insert_kiosk_session(&c, &session, &device.id, staff.id, now, now.saturating_add(lease))?;
     db::clear_failures(&c, Subject::Staff(staff.id))?;
     db::clear_failures(&c, Subject::Device(&device.id))?;
     db::touch_device(&c, &device.id, now)?;
@@ -192,7 +197,12 @@ pub async fn activate(state: &AppState, signed: &Signed) -> Result<ActivateRespo
         },
     )?;
     tracing::info!(device_id = %device.id, staff = %staff.username, "activation released");
-    Ok(ActivateResponse { evaluated: Bytes(evaluated), staff_name: staff.display_name.clone(), server_time: now })
+    Ok(ActivateResponse {
+        evaluated: Bytes(evaluated),
+        staff_name: staff.display_name.clone(),
+        server_time: now,
+        session: Bytes(session),
+    })
 }
 
 #[cfg(test)]

@@ -153,3 +153,42 @@ pub fn revoke_device(c: &Connection, id: &DeviceId, reason: &str, now: i64) -> R
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
     Ok(())
 }
+
+/// A new appointment's handles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAppointment {
+    /// Server id.
+    pub id: i64,
+    /// The room code to give the prison.
+    pub room_code: String,
+}
+
+/// A room code: 60 random bits in an unambiguous alphabet, grouped for reading aloud.
+pub fn room_code() -> Result<String, Error> {
+    // Crockford base32: no i, l, o or u to misread.
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let mut raw = [0u8; 12];
+    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| Error::Crypto("random room code".into()))?;
+    let chars: Vec<char> = raw.iter().map(|b| char::from(ALPHABET[usize::from(b & 31)])).collect();
+    Ok(chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-"))
+}
+
+/// Books a consultation between a consultant and a prison.
+pub fn add_appointment(c: &Connection, consultant: &str, prison: &str, starts_at: i64, minutes: i64, now: i64) -> Result<NewAppointment, Error> {
+    let staff = db::staff_by_username(c, consultant)?.ok_or_else(|| Error::NotFound(format!("staff {consultant:?}")))?;
+    if staff.role != "consultant" {
+        return Err(Error::BadRequest(format!("{consultant} is not a consultant")));
+    }
+    if !(1..=24 * 60).contains(&minutes) {
+        return Err(Error::BadRequest("an appointment lasts 1 to 1440 minutes".into()));
+    }
+    let prison = db::prison_by_name(c, prison)?;
+    let room_code = room_code()?;
+    let id = db::insert_appointment(c, staff.id, prison.id, starts_at, starts_at + minutes * 60, &room_code)?;
+    audit::record(
+        c,
+        now,
+        &audit::Entry { event: "add_appointment", outcome: "ok", staff: Some(consultant), prison_id: Some(prison.id), detail: Some(format!("appointment={id}")), ..Default::default() },
+    )?;
+    Ok(NewAppointment { id, room_code })
+}

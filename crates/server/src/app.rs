@@ -1,6 +1,6 @@
 //! The HTTP surface: `app(state)` builds the router; `main` only binds it to a TLS socket.
 
-use crate::{activation, enrolment, AppState, Error};
+use crate::{activation, enrolment, kiosk_api, signal, web, AppState, Error};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -16,6 +16,17 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/enrol", post(enrol))
         .route("/v1/activate", post(activate))
+        .route("/v1/kiosk/appointments", get(kiosk_api::appointments))
+        .route("/v1/kiosk/end-session", post(kiosk_api::end_session))
+        .route("/v1/kiosk/signal", get(signal::kiosk))
+        .route("/consult/", get(web::page))
+        .route("/consult/app.js", get(web::script))
+        .route("/consult/style.css", get(web::style))
+        .route("/consult/login", post(web::login))
+        .route("/consult/logout", post(web::logout))
+        .route("/v1/consult/me", get(web::me))
+        .route("/v1/consult/appointments", get(web::appointments))
+        .route("/v1/consult/signal", get(signal::consultant))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -41,6 +41,24 @@ impl Default for Lockout {
     }
 }
 
+/// The TURN server the calls relay through (coturn with `--use-auth-secret`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnConfig {
+    /// TURN URLs handed to both peers.
+    pub urls: Vec<String>,
+    /// The secret shared with coturn (`--static-auth-secret`); `SC_TURN_SECRET` overrides it.
+    pub secret: String,
+    /// How long minted credentials last.
+    pub ttl_secs: i64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig { urls: vec!["turn:127.0.0.1:3478?transport=udp".into()], secret: String::new(), ttl_secs: 3 * 3600 }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -63,6 +81,12 @@ pub struct ServerConfig {
     pub policy: Policy,
     /// The oldest kiosk version allowed to activate.
     pub min_app_version: String,
+    /// TURN relay for calls.
+    pub turn: TurnConfig,
+    /// How long a consultant's browser session lasts.
+    pub web_session_secs: i64,
+    /// How early before its start a laptop may join an appointment's waiting room.
+    pub join_early_secs: i64,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +101,9 @@ impl Default for ServerConfig {
             argon2: Argon2Params::default(),
             policy: Policy { lease_secs: 4 * 3600, idle_secs: 15 * 60, dead_man_days: 14 },
             min_app_version: "0.1.0".into(),
+            turn: TurnConfig::default(),
+            web_session_secs: 12 * 3600,
+            join_early_secs: 30 * 60,
         }
     }
 }
@@ -101,6 +128,9 @@ impl ServerConfig {
         }
         if let Some(dir) = env("SC_DATA_DIR") {
             config.data_dir = PathBuf::from(dir);
+        }
+        if let Some(secret) = env("SC_TURN_SECRET") {
+            config.turn.secret = secret;
         }
         Ok(config)
     }

@@ -56,6 +56,27 @@ CREATE TABLE IF NOT EXISTS nonces (
     seen_at INTEGER NOT NULL,
     PRIMARY KEY (device_id, nonce)
 );
+CREATE TABLE IF NOT EXISTS kiosk_sessions (
+    token_hash BLOB PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    staff_id INTEGER NOT NULL REFERENCES staff(id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_hash BLOB PRIMARY KEY,
+    staff_id INTEGER NOT NULL REFERENCES staff(id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS appointments (
+    id INTEGER PRIMARY KEY,
+    consultant_id INTEGER NOT NULL REFERENCES staff(id),
+    prison_id INTEGER NOT NULL REFERENCES prisons(id),
+    starts_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL,
+    room_code TEXT NOT NULL UNIQUE
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
@@ -420,4 +441,160 @@ pub fn clear_failures(c: &Connection, s: Subject<'_>) -> Result<(), Error> {
     let (t, id) = table(s);
     c.execute(&format!("UPDATE {t} SET failures = 0, lockouts = 0 WHERE id = ?1"), params![id])?;
     Ok(())
+}
+
+/// SHA-256 of a bearer token: only hashes are stored, so a database leak yields no live session.
+pub fn token_hash(token: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token).to_vec()
+}
+
+/// Stores a kiosk session (an unlocked laptop's bearer token).
+pub fn insert_kiosk_session(c: &Connection, token: &[u8], device: &DeviceId, staff_id: i64, now: i64, expires_at: i64) -> Result<(), Error> {
+    c.execute("DELETE FROM kiosk_sessions WHERE expires_at <= ?1", params![now])?;
+    c.execute(
+        "INSERT INTO kiosk_sessions (token_hash, device_id, staff_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![token_hash(token), device.as_str(), staff_id, now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// An unlocked laptop, as its bearer token proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KioskSession {
+    /// The laptop.
+    pub device_id: DeviceId,
+    /// Its prison.
+    pub prison_id: i64,
+    /// The nurse who unlocked it.
+    pub staff_id: i64,
+    /// The nurse's display name.
+    pub nurse: String,
+}
+
+/// Finds a live kiosk session whose device is not revoked.
+pub fn kiosk_session(c: &Connection, token: &[u8], now: i64) -> Result<Option<KioskSession>, Error> {
+    Ok(c.query_row(
+        "SELECT k.device_id, d.prison_id, k.staff_id, s.display_name FROM kiosk_sessions k
+         JOIN devices d ON d.id = k.device_id JOIN staff s ON s.id = k.staff_id
+         WHERE k.token_hash = ?1 AND k.expires_at > ?2 AND d.revoked_at IS NULL AND d.exchange_secret IS NOT NULL",
+        params![token_hash(token), now],
+        |r| {
+            let id: String = r.get(0)?;
+            let device_id = DeviceId::try_from(id)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+            Ok(KioskSession { device_id, prison_id: r.get(1)?, staff_id: r.get(2)?, nurse: r.get(3)? })
+        },
+    )
+    .optional()?)
+}
+
+/// Ends a kiosk session (the laptop locked).
+pub fn delete_kiosk_session(c: &Connection, token: &[u8]) -> Result<(), Error> {
+    c.execute("DELETE FROM kiosk_sessions WHERE token_hash = ?1", params![token_hash(token)])?;
+    Ok(())
+}
+
+/// Stores a consultant's browser session.
+pub fn insert_web_session(c: &Connection, token: &[u8], staff_id: i64, now: i64, expires_at: i64) -> Result<(), Error> {
+    c.execute("DELETE FROM web_sessions WHERE expires_at <= ?1", params![now])?;
+    c.execute(
+        "INSERT INTO web_sessions (token_hash, staff_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![token_hash(token), staff_id, now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// A signed-in consultant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// Staff row id.
+    pub staff_id: i64,
+    /// Display name.
+    pub name: String,
+}
+
+/// Finds a live consultant session.
+pub fn web_session(c: &Connection, token: &[u8], now: i64) -> Result<Option<WebSession>, Error> {
+    Ok(c.query_row(
+        "SELECT s.id, s.display_name FROM web_sessions w JOIN staff s ON s.id = w.staff_id
+         WHERE w.token_hash = ?1 AND w.expires_at > ?2 AND s.role = 'consultant'",
+        params![token_hash(token), now],
+        |r| Ok(WebSession { staff_id: r.get(0)?, name: r.get(1)? }),
+    )
+    .optional()?)
+}
+
+/// Ends a consultant session.
+pub fn delete_web_session(c: &Connection, token: &[u8]) -> Result<(), Error> {
+    c.execute("DELETE FROM web_sessions WHERE token_hash = ?1", params![token_hash(token)])?;
+    Ok(())
+}
+
+/// An appointment row with names resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppointmentRow {
+    /// The public view.
+    pub view: sc_proto::signal::Appointment,
+    /// The consultant's staff id.
+    pub consultant_id: i64,
+    /// The prison's id.
+    pub prison_id: i64,
+}
+
+const APPOINTMENT_SELECT: &str = "SELECT a.id, a.room_code, s.display_name, p.name, a.starts_at, a.ends_at, a.consultant_id, a.prison_id
+     FROM appointments a JOIN staff s ON s.id = a.consultant_id JOIN prisons p ON p.id = a.prison_id";
+
+fn appointment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppointmentRow> {
+    Ok(AppointmentRow {
+        view: sc_proto::signal::Appointment {
+            id: r.get(0)?,
+            room_code: r.get(1)?,
+            consultant: r.get(2)?,
+            prison: r.get(3)?,
+            starts_at: r.get(4)?,
+            ends_at: r.get(5)?,
+        },
+        consultant_id: r.get(6)?,
+        prison_id: r.get(7)?,
+    })
+}
+
+/// Adds an appointment.
+pub fn insert_appointment(c: &Connection, consultant_id: i64, prison_id: i64, starts_at: i64, ends_at: i64, room_code: &str) -> Result<i64, Error> {
+    c.execute(
+        "INSERT INTO appointments (consultant_id, prison_id, starts_at, ends_at, room_code) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![consultant_id, prison_id, starts_at, ends_at, room_code],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// An appointment by id.
+pub fn appointment(c: &Connection, id: i64) -> Result<Option<AppointmentRow>, Error> {
+    Ok(c.query_row(&format!("{APPOINTMENT_SELECT} WHERE a.id = ?1"), params![id], appointment_from_row).optional()?)
+}
+
+/// An appointment by room code.
+pub fn appointment_by_code(c: &Connection, code: &str) -> Result<Option<AppointmentRow>, Error> {
+    Ok(c.query_row(&format!("{APPOINTMENT_SELECT} WHERE a.room_code = ?1"), params![code], appointment_from_row).optional()?)
+}
+
+/// Appointments overlapping `[from, to)`, for a prison or a consultant, earliest first.
+pub fn appointments_between(c: &Connection, prison_id: Option<i64>, consultant_id: Option<i64>, from: i64, to: i64) -> Result<Vec<AppointmentRow>, Error> {
+    let mut stmt = c.prepare(&format!(
+        "{APPOINTMENT_SELECT} WHERE a.ends_at > ?1 AND a.starts_at < ?2
+         AND (?3 IS NULL OR a.prison_id = ?3) AND (?4 IS NULL OR a.consultant_id = ?4) ORDER BY a.starts_at, a.id"
+    ))?;
+    let rows = stmt.query_map(params![from, to, prison_id, consultant_id], appointment_from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A staff member by id.
+pub fn staff_by_id(c: &Connection, id: i64) -> Result<Option<Staff>, Error> {
+    let username: Option<String> =
+        c.query_row("SELECT username FROM staff WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+    match username {
+        Some(u) => staff_by_username(c, &u),
+        None => Ok(None),
+    }
 }

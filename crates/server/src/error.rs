@@ -17,6 +17,9 @@ pub enum Error {
     /// Too many failures: retry after this many seconds.
     #[error("locked out for {0} s")]
     LockedOut(u64),
+    /// No valid session: sign in first.
+    #[error("not signed in")]
+    Unauthorized,
     /// A named thing does not exist (admin operations).
     #[error("{0} not found")]
     NotFound(String),
@@ -56,6 +59,7 @@ impl IntoResponse for Error {
             Error::BadRequest(message) => (StatusCode::BAD_REQUEST, Refusal::BadRequest { message }),
             Error::Refused => (StatusCode::FORBIDDEN, Refusal::Refused),
             Error::LockedOut(retry_after_secs) => (StatusCode::TOO_MANY_REQUESTS, Refusal::LockedOut { retry_after_secs }),
+            Error::Unauthorized => (StatusCode::UNAUTHORIZED, Refusal::BadRequest { message: "sign in first".into() }),
             Error::NotFound(what) => (StatusCode::NOT_FOUND, Refusal::BadRequest { message: format!("{what} not found") }),
             internal => {
                 // Internal causes are logged, never shown: they may name files or SQL.

@@ -11,9 +11,14 @@ pub mod config;
 pub mod db;
 pub mod enrolment;
 mod error;
+pub mod kiosk_api;
 pub mod pki;
+pub mod rooms;
 pub mod serve;
+pub mod signal;
 pub mod state;
+pub mod turn;
+pub mod web;
 
 pub use app::app;
 pub use error::Error;

@@ -64,6 +64,24 @@ enum Command {
         #[arg(long)]
         ttl_hours: Option<i64>,
     },
+    /// Books an appointment; prints its id and room code.
+    AddAppointment {
+        /// The consultant's user name.
+        #[arg(long)]
+        consultant: String,
+        /// The prison.
+        #[arg(long)]
+        prison: String,
+        /// Start, Unix seconds (default: now plus --in-minutes).
+        #[arg(long)]
+        at: Option<i64>,
+        /// Start this many minutes from now (when --at is not given).
+        #[arg(long, default_value_t = 0)]
+        in_minutes: i64,
+        /// Length in minutes.
+        #[arg(long, default_value_t = 30)]
+        minutes: i64,
+    },
     /// Lists enrolled devices.
     ListDevices {
         /// Print JSON.
@@ -159,6 +177,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             let token = admin::issue_enrol_token(&conn, &keys.ca_der, &prison, ttl, now())?;
             println!("{token}");
+        }
+        Command::AddAppointment { consultant, prison, at, in_minutes, minutes } => {
+            let now = now();
+            let starts = at.unwrap_or(now + in_minutes * 60);
+            let a = admin::add_appointment(&db::open(&config.db_path())?, &consultant, &prison, starts, minutes, now)?;
+            println!("appointment {} room code {}", a.id, a.room_code);
         }
         Command::ListDevices { json } => {
             let devices = admin::list_devices(&db::open(&config.db_path())?)?;

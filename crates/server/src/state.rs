@@ -31,6 +31,8 @@ pub struct AppState {
     pub dummy_hash: Arc<str>,
     /// The clock.
     pub clock: Clock,
+    /// Waiting rooms and calls.
+    pub hub: Arc<crate::rooms::Hub>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -43,7 +45,14 @@ impl AppState {
     /// Builds the state.
     pub fn new(conn: Connection, config: ServerConfig, command_public: [u8; 32], clock: Clock) -> Result<Self, Error> {
         let dummy_hash = crate::auth::dummy_hash(config.argon2)?.into();
-        Ok(AppState { db: Arc::new(Mutex::new(conn)), config: Arc::new(config), command_public, dummy_hash, clock })
+        Ok(AppState {
+            db: Arc::new(Mutex::new(conn)),
+            config: Arc::new(config),
+            command_public,
+            dummy_hash,
+            clock,
+            hub: Arc::default(),
+        })
     }
 
     /// The database, locked.

@@ -20,6 +20,7 @@ fn unsealed(lease_secs: u64, idle_secs: u64) -> Unsealed {
         key: DataKey::from_bytes([3; 32]),
         staff_name: "Jo".into(),
         server_time: 0,
+        session: sc_core::activate::SessionToken::new([4; 32]),
     }
 }
 

@@ -1,0 +1,182 @@
+//! The signalling WebSocket, one loop for both kinds of peer: messages in are checked against the
+//! rules (prison, consultant, time window, occupancy) and handed to the rooms hub; messages out come
+//! from the hub. A garbled message gets an error back and the connection stays.
+
+use crate::audit::{self, Reason};
+use crate::rooms::{CallEvent, KioskPeer, RoomError, Tx};
+use crate::{db, kiosk_api, turn, web, AppState, Error};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::{SinkExt as _, StreamExt as _};
+use sc_proto::signal::{FromServer, Role, ToServer};
+use std::time::Duration;
+use tokio::sync::mpsc::unbounded_channel;
+
+/// SDP with many candidates stays far below this.
+const MAX_MESSAGE: usize = 64 * 1024;
+const PING_EVERY: Duration = Duration::from_secs(15);
+const DEAD_AFTER: Duration = Duration::from_secs(45);
+
+enum Who {
+    Kiosk { session: db::KioskSession, token: Vec<u8> },
+    Consultant(db::WebSession),
+}
+
+/// `GET /v1/kiosk/signal`: an unlocked laptop (bearer token).
+pub async fn kiosk(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Result<Response, Error> {
+    let (session, token) = kiosk_api::kiosk(&state, &headers)?;
+    Ok(ws.max_message_size(MAX_MESSAGE).on_upgrade(move |s| run(s, state, Who::Kiosk { session, token })))
+}
+
+/// `GET /v1/consult/signal`: a signed-in consultant's page (cookie, same origin only).
+pub async fn consultant(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Result<Response, Error> {
+    // Browsers send cookies on cross-site WebSocket handshakes: insist the page is our own.
+    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if host.is_empty() || origin != format!("https://{host}") {
+        return Err(Error::Unauthorized);
+    }
+    let me = web::consultant(&state, &headers)?;
+    Ok(ws.max_message_size(MAX_MESSAGE).on_upgrade(move |s| run(s, state, Who::Consultant(me))))
+}
+
+fn error(kind: &str, message: impl Into<String>) -> FromServer {
+    FromServer::Error { kind: kind.into(), message: message.into() }
+}
+
+fn audit_call(state: &AppState, event: &str, call: &CallEvent) {
+    let c = state.db();
+    let entry = audit::Entry {
+        event,
+        outcome: "ok",
+        device_id: Some(&call.device_id),
+        detail: Some(format!("appointment={} consultant={}", call.appointment_id, call.consultant_id)),
+        ..Default::default()
+    };
+    if let Err(e) = audit::record(&c, state.now(), &entry) {
+        tracing::error!(error = %e, "audit of a call failed");
+    }
+}
+
+fn audit_refusal(state: &AppState, who: &Who, reason: Reason, detail: String) {
+    let c = state.db();
+    let device_id = match who {
+        Who::Kiosk { session, .. } => Some(&session.device_id),
+        Who::Consultant(_) => None,
+    };
+    let entry = audit::Entry { event: "join", outcome: "refused", reason: Some(reason), device_id, detail: Some(detail), ..Default::default() };
+    if let Err(e) = audit::record(&c, state.now(), &entry) {
+        tracing::error!(error = %e, "audit of a refusal failed");
+    }
+}
+
+fn join(state: &AppState, conn: u64, who: &Who, tx: &Tx, room_code: &str) -> Result<(), FromServer> {
+    let Who::Kiosk { token, .. } = who else { return Err(error("forbidden", "only a laptop joins a waiting room")) };
+    let now = state.now();
+    // Re-check the session: the lease may have ended or the laptop been revoked since connecting.
+    let session = db::kiosk_session(&state.db(), token, now)
+        .map_err(|_| error("unavailable", "try again"))?
+        .ok_or_else(|| error("forbidden", "this laptop is locked"))?;
+    let appt = db::appointment_by_code(&state.db(), room_code.trim())
+        .map_err(|_| error("unavailable", "try again"))?
+        .ok_or_else(|| error("not_found", "No appointment has that room code."))?;
+    if appt.prison_id != session.prison_id {
+        audit_refusal(state, who, Reason::OtherPrison, format!("appointment={}", appt.view.id));
+        return Err(error("forbidden", "This appointment is for another prison."));
+    }
+    if now < appt.view.starts_at - state.config.join_early_secs || now >= appt.view.ends_at {
+        return Err(error("not_now", "This appointment is not open now."));
+    }
+    let peer = KioskPeer { conn, tx: tx.clone(), device_id: session.device_id.clone(), prison: appt.view.prison.clone(), nurse: session.nurse };
+    state.hub.join(peer, &appt.view, appt.consultant_id).map_err(|e| e.to_message())
+}
+
+fn admit(state: &AppState, conn: u64, who: &Who, appointment_id: i64) -> Result<(), FromServer> {
+    let Who::Consultant(me) = who else { return Err(error("forbidden", "only a consultant admits")) };
+    let appt = db::appointment(&state.db(), appointment_id)
+        .map_err(|_| error("unavailable", "try again"))?
+        .ok_or_else(|| error("not_found", "No such appointment."))?;
+    if appt.consultant_id != me.staff_id {
+        return Err(RoomError::Forbidden.to_message());
+    }
+    let turn = &state.config.turn;
+    if turn.secret.is_empty() || turn.urls.is_empty() {
+        tracing::error!("TURN is not configured: set [turn] urls and secret (or SC_TURN_SECRET)");
+        return Err(error("unavailable", "Calls are not available: the relay is not configured."));
+    }
+    let now = state.now();
+    let admitted = |role: Role| {
+        let label = match role {
+            Role::Offerer => format!("appt{appointment_id}-kiosk"),
+            Role::Answerer => format!("appt{appointment_id}-consultant"),
+        };
+        FromServer::Admitted { appointment_id, role, ice_servers: vec![turn::credentials(&turn.urls, &turn.secret, &label, now, turn.ttl_secs)] }
+    };
+    let call = state.hub.admit(conn, appointment_id, admitted).map_err(|e| e.to_message())?;
+    audit_call(state, "call_started", &call);
+    Ok(())
+}
+
+fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
+    let msg: ToServer = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = tx.send(error("bad_message", format!("not a signalling message: {e}")));
+            return;
+        }
+    };
+    let result = match msg {
+        ToServer::Join { room_code } => join(state, conn, who, tx, &room_code),
+        ToServer::Admit { appointment_id } => admit(state, conn, who, appointment_id),
+        ToServer::Offer { sdp } => state.hub.relay(conn, FromServer::Offer { sdp }).map_err(|e| e.to_message()),
+        ToServer::Answer { sdp } => state.hub.relay(conn, FromServer::Answer { sdp }).map_err(|e| e.to_message()),
+        ToServer::Candidate { candidate } => {
+            state.hub.relay(conn, FromServer::Candidate { candidate }).map_err(|e| e.to_message())
+        }
+        ToServer::HangUp => {
+            if let Some(call) = state.hub.hang_up(conn) {
+                audit_call(state, "call_ended", &call);
+            }
+            Ok(())
+        }
+        _ => Err(error("bad_message", "unsupported message")),
+    };
+    if let Err(reply) = result {
+        let _ = tx.send(reply);
+    }
+}
+
+async fn run(socket: WebSocket, state: AppState, who: Who) {
+    let (tx, mut rx) = unbounded_channel();
+    let conn = state.hub.connection();
+    if let Who::Consultant(me) = &who {
+        state.hub.consultant_connected(conn, me.staff_id, tx.clone());
+    }
+    let (mut sink, mut stream) = socket.split();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut last_seen = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => { last_seen = tokio::time::Instant::now(); handle(&state, conn, &who, &tx, text.as_str()) }
+                Some(Ok(Message::Binary(_))) => { let _ = tx.send(error("bad_message", "text messages only")); }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => last_seen = tokio::time::Instant::now(),
+            },
+            out = rx.recv() => {
+                let Some(msg) = out else { break };
+                let Ok(json) = serde_json::to_string(&msg) else { continue };
+                if sink.send(Message::Text(json.into())).await.is_err() { break }
+            }
+            _ = ping.tick() => {
+                if last_seen.elapsed() > DEAD_AFTER || sink.send(Message::Ping(Vec::new().into())).await.is_err() { break }
+            }
+        }
+    }
+    if let Some(call) = state.hub.disconnected(conn) {
+        audit_call(&state, "call_ended", &call);
+    }
+}

@@ -1,0 +1,164 @@
+//! The consultant's side over HTTP: the page itself, sign-in with password + TOTP (a cookie
+//! session), and today's appointments.
+
+use crate::audit::{self, Reason};
+use crate::db::{self, Subject};
+use crate::{auth, AppState, Error};
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sc_proto::signal::Appointment;
+use serde::{Deserialize, Serialize};
+
+const COOKIE_NAME: &str = "sc_session";
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+    media-src 'self' blob: mediastream:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP)),
+            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /consult/`
+pub async fn page() -> Response {
+    asset(include_str!("../web/index.html"), "text/html; charset=utf-8")
+}
+
+/// `GET /consult/app.js`
+pub async fn script() -> Response {
+    asset(include_str!("../web/app.js"), "text/javascript; charset=utf-8")
+}
+
+/// `GET /consult/style.css`
+pub async fn style() -> Response {
+    asset(include_str!("../web/style.css"), "text/css; charset=utf-8")
+}
+
+/// What the sign-in form sends.
+#[derive(Deserialize)]
+pub struct Login {
+    username: String,
+    password: String,
+    code: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Login({}, ..)", self.username)
+    }
+}
+
+/// A signed-in consultant.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    /// Display name.
+    pub name: String,
+}
+
+/// `POST /consult/login`: the same Argon2id, TOTP and lock-out rules as the laptops' activation.
+pub async fn login(State(state): State<AppState>, Json(form): Json<Login>) -> Result<Response, Error> {
+    let now = state.now();
+    let refuse = |c: &rusqlite::Connection, reason: Reason, staff: Option<&db::Staff>| -> Result<Error, Error> {
+        if let Some(s) = staff {
+            db::record_failure(c, Subject::Staff(s.id), &state.config.lockout, now)?;
+        }
+        let entry = audit::Entry { event: "consultant_login", outcome: "refused", reason: Some(reason), staff: Some(&form.username), ..Default::default() };
+        audit::record(c, now, &entry)?;
+        Ok(Error::Refused)
+    };
+    let staff = {
+        let c = state.db();
+        let staff = db::staff_by_username(&c, &form.username)?;
+        if let Some(s) = staff.as_ref().filter(|s| s.locked_until > now) {
+            let entry = audit::Entry { event: "consultant_login", outcome: "refused", reason: Some(Reason::StaffLockedOut), staff: Some(&s.username), ..Default::default() };
+            audit::record(&c, now, &entry)?;
+            return Err(Error::LockedOut(u64::try_from(s.locked_until - now).unwrap_or(1)));
+        }
+        staff
+    };
+    let phc = staff.as_ref().map_or_else(|| state.dummy_hash.to_string(), |s| s.password_hash.clone());
+    let password = zeroize::Zeroizing::new(form.password.clone());
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&phc, &password))
+        .await
+        .map_err(|_| Error::Crypto("password check task failed".into()))?;
+    let c = state.db();
+    let Some(staff) = staff else { return Err(refuse(&c, Reason::UnknownStaff, None)?) };
+    if !ok {
+        return Err(refuse(&c, Reason::BadPassword, Some(&staff))?);
+    }
+    let fresh = db::staff_by_username(&c, &staff.username)?.ok_or(Error::Refused)?;
+    let Some(step) = auth::totp_step(&fresh.totp_secret, &form.code, now)? else {
+        return Err(refuse(&c, Reason::BadCode, Some(&fresh))?);
+    };
+    if step <= fresh.last_totp_step {
+        return Err(refuse(&c, Reason::ReusedCode, Some(&fresh))?);
+    }
+    db::set_totp_step(&c, fresh.id, step)?;
+    if fresh.role != "consultant" {
+        return Err(refuse(&c, Reason::WrongRole, Some(&fresh))?);
+    }
+    db::clear_failures(&c, Subject::Staff(fresh.id))?;
+    let mut token = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut token)
+        .map_err(|_| Error::Crypto("random session".into()))?;
+    db::insert_web_session(&c, &token, fresh.id, now, now + state.config.web_session_secs)?;
+    audit::record(&c, now, &audit::Entry { event: "consultant_login", outcome: "ok", staff: Some(&fresh.username), ..Default::default() })?;
+    let cookie = format!(
+        "{COOKIE_NAME}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        URL_SAFE_NO_PAD.encode(token),
+        state.config.web_session_secs
+    );
+    let cookie = HeaderValue::from_str(&cookie).map_err(|_| Error::Crypto("cookie".into()))?;
+    Ok(([(SET_COOKIE, cookie)], Json(Me { name: fresh.display_name })).into_response())
+}
+
+fn session_token(headers: &HeaderMap) -> Option<Vec<u8>> {
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|part| {
+        let (name, value) = part.trim().split_once('=')?;
+        (name == COOKIE_NAME).then(|| URL_SAFE_NO_PAD.decode(value).ok()).flatten()
+    })
+}
+
+/// The signed-in consultant, from the session cookie.
+pub fn consultant(state: &AppState, headers: &HeaderMap) -> Result<db::WebSession, Error> {
+    let token = session_token(headers).ok_or(Error::Unauthorized)?;
+    db::web_session(&state.db(), &token, state.now())?.ok_or(Error::Unauthorized)
+}
+
+/// `POST /consult/logout`
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    if let Some(token) = session_token(&headers) {
+        db::delete_web_session(&state.db(), &token)?;
+    }
+    let expired = HeaderValue::from_static("sc_session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+    Ok(([(SET_COOKIE, expired)], Json(serde_json::json!({})) ).into_response())
+}
+
+/// Who is signed in.
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Me>, Error> {
+    Ok(Json(Me { name: consultant(&state, &headers)?.name }))
+}
+
+/// Appointments overlapping the next day (and the last half-day).
+pub fn upcoming(state: &AppState, prison_id: Option<i64>, consultant_id: Option<i64>) -> Result<Vec<Appointment>, Error> {
+    let now = state.now();
+    let rows = db::appointments_between(&state.db(), prison_id, consultant_id, now - 12 * 3600, now + 24 * 3600)?;
+    Ok(rows.into_iter().map(|r| r.view).collect())
+}
+
+/// `GET /v1/consult/appointments`
+pub async fn appointments(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<Appointment>>, Error> {
+    let me = consultant(&state, &headers)?;
+    upcoming(&state, None, Some(me.staff_id)).map(Json)
+}

@@ -1,0 +1,162 @@
+// The consultant's page: sign in, see today's appointments and who waits, admit, and run the call in
+// the browser's own WebRTC, relay-only through the TURN server the care server names.
+const $ = (id) => document.getElementById(id);
+const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [] };
+// Tests and support staff read call statistics from here (no secrets live on this object).
+window.scCall = state;
+
+function view(name) {
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${name}`;
+  document.body.dataset.view = name;
+}
+
+async function api(path, options = {}) {
+  const resp = await fetch(path, { credentials: "same-origin", headers: { "content-type": "application/json" }, ...options });
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok) {
+    const msg = body.error === "locked_out" ? `Locked out for ${Math.ceil(body.retry_after_secs / 60)} minutes.`
+      : body.error === "refused" ? "Sign-in refused." : (body.message || `Error ${resp.status}`);
+    throw new Error(msg);
+  }
+  return body;
+}
+
+function fmtTime(secs) {
+  return new Date(secs * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function renderRooms() {
+  const body = $("appointments").querySelector("tbody");
+  body.replaceChildren();
+  for (const a of state.appointments) {
+    const tr = document.createElement("tr");
+    const waiting = state.waiting.find((w) => w.appointment_id === a.id);
+    for (const text of [`${fmtTime(a.starts_at)}-${fmtTime(a.ends_at)}`, a.prison, a.room_code, waiting ? `Laptop waiting (${waiting.nurse})` : "-"]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    const td = document.createElement("td");
+    if (waiting) {
+      const b = document.createElement("button");
+      b.textContent = "Admit";
+      b.dataset.appointment = String(a.id);
+      b.addEventListener("click", () => send({ type: "admit", appointment_id: a.id }));
+      td.append(b);
+    }
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
+function send(msg) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
+}
+
+function endCall(reason) {
+  if (state.pc) state.pc.close();
+  state.pc = null;
+  if (state.local) for (const t of state.local.getTracks()) t.stop();
+  state.local = null;
+  $("remote").srcObject = null;
+  $("local").srcObject = null;
+  $("call-state").textContent = reason || "";
+  state.lastEnd = reason;
+  view("rooms");
+}
+
+async function startCall(msg) {
+  view("call");
+  $("call-state").textContent = "Connecting...";
+  state.pending = [];
+  const pc = new RTCPeerConnection({ iceServers: msg.ice_servers, iceTransportPolicy: "relay" });
+  state.pc = pc;
+  state.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+  $("local").srcObject = state.local;
+  for (const t of state.local.getTracks()) pc.addTrack(t, state.local);
+  pc.ontrack = (ev) => {
+    if (!$("remote").srcObject) $("remote").srcObject = new MediaStream();
+    $("remote").srcObject.addTrack(ev.track);
+  };
+  pc.onicecandidate = (ev) => {
+    if (ev.candidate) send({ type: "candidate", candidate: ev.candidate.toJSON() });
+  };
+  pc.onconnectionstatechange = () => {
+    $("call-state").textContent = pc.connectionState;
+    if (pc.connectionState === "failed") { send({ type: "hang_up" }); endCall("The connection failed."); }
+  };
+}
+
+async function onOffer(sdp) {
+  const pc = state.pc;
+  if (!pc) return;
+  await pc.setRemoteDescription({ type: "offer", sdp });
+  for (const c of state.pending) await pc.addIceCandidate(c).catch(() => {});
+  state.pending = [];
+  const answer = await pc.createAnswer();
+  await pc.setLocalDescription(answer);
+  send({ type: "answer", sdp: answer.sdp });
+}
+
+async function onCandidate(c) {
+  const pc = state.pc;
+  if (!pc) return;
+  if (!pc.remoteDescription) { state.pending.push(c); return; }
+  await pc.addIceCandidate(c).catch((e) => console.warn("candidate refused", e));
+}
+
+function connect() {
+  const ws = new WebSocket(`wss://${location.host}/v1/consult/signal`);
+  state.ws = ws;
+  ws.onmessage = async (ev) => {
+    const msg = JSON.parse(ev.data);
+    switch (msg.type) {
+      case "waiting_room": state.waiting = msg.waiting; renderRooms(); break;
+      case "admitted": await startCall(msg); break;
+      case "offer": await onOffer(msg.sdp); break;
+      case "candidate": await onCandidate(msg.candidate); break;
+      case "hung_up": endCall("The laptop ended the call."); break;
+      case "peer_left": endCall("The laptop left."); break;
+      case "error": $("rooms-error").textContent = msg.message; break;
+    }
+  };
+  ws.onclose = () => { state.ws = null; setTimeout(() => { if (document.body.dataset.view !== "signin") connect(); }, 2000); };
+}
+
+async function enter(name) {
+  $("who").textContent = name;
+  $("logout").hidden = false;
+  state.appointments = await api("/v1/consult/appointments");
+  renderRooms();
+  view("rooms");
+  connect();
+}
+
+$("signin").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("signin-error").textContent = "";
+  try {
+    const me = await api("/consult/login", { method: "POST", body: JSON.stringify({ username: $("username").value, password: $("password").value, code: $("code").value }) });
+    $("password").value = "";
+    $("code").value = "";
+    await enter(me.name);
+  } catch (e) {
+    $("signin-error").textContent = e.message;
+  }
+});
+$("logout").addEventListener("click", async () => { await api("/consult/logout", { method: "POST" }).catch(() => {}); location.reload(); });
+$("end").addEventListener("click", () => { send({ type: "hang_up" }); endCall("You ended the call."); });
+$("mute").addEventListener("click", () => {
+  const t = state.local && state.local.getAudioTracks()[0];
+  if (!t) return;
+  t.enabled = !t.enabled;
+  $("mute").textContent = t.enabled ? "Mute" : "Unmute";
+});
+$("camera").addEventListener("click", () => {
+  const t = state.local && state.local.getVideoTracks()[0];
+  if (!t) return;
+  t.enabled = !t.enabled;
+  $("camera").textContent = t.enabled ? "Camera off" : "Camera on";
+});
+
+api("/v1/consult/me").then((me) => enter(me.name)).catch(() => view("signin"));

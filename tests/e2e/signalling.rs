@@ -1,0 +1,150 @@
+//! Signalling over pinned TLS WebSockets: the waiting room, admission, SDP/ICE relay and hang-up,
+//! and every authorization rule (prison, consultant, occupancy, time, origin, session).
+
+use crate::support::{next, signalling, unlocked};
+use sc_e2e::consultant::{self, Consultant};
+use sc_e2e::CareServer;
+use sc_proto::signal::{Candidate, FromServer, Role, ToServer};
+
+async fn consultant_in(server: &CareServer, username: &str, secret: &str) -> Consultant {
+    let cookie = consultant::login(&server.url, &server.ca_der, username, &CareServer::code(secret)).await.expect("login");
+    let origin = server.url.clone();
+    let mut c = consultant::connect(&server.url, &server.ca_der, &cookie, &origin).await.expect("connect");
+    assert!(matches!(c.recv().await, FromServer::WaitingRoom { .. }));
+    c
+}
+
+/// The consultant's next message that is not a waiting-room update.
+async fn consultant_next(c: &mut Consultant) -> FromServer {
+    loop {
+        match c.recv().await {
+            FromServer::WaitingRoom { .. } => continue,
+            other => return other,
+        }
+    }
+}
+
+fn error_kind(m: &FromServer) -> &str {
+    match m {
+        FromServer::Error { kind, .. } => kind,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wait_admit_relay_and_hang_up() {
+    let server = CareServer::start().await;
+    let dr = server.add_consultant("dr.who", "Dr Who");
+    let appt = server.add_appointment("dr.who", "HMP Testshire", 0);
+    let (_laptop, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;
+    let listed = kiosk.appointments().await.expect("appointments");
+    assert_eq!(listed.iter().map(|a| a.room_code.as_str()).collect::<Vec<_>>(), vec![appt.room_code.as_str()]);
+
+    let mut c = consultant_in(&server, "dr.who", &dr).await;
+    let mut k = signalling(&kiosk).await.expect("signalling");
+    k.send(&ToServer::Join { room_code: appt.room_code.clone() }).await.expect("send");
+    assert!(matches!(next(&mut k).await, FromServer::Waiting { appointment } if appointment.id == appt.id));
+    let FromServer::WaitingRoom { waiting } = c.recv().await else { panic!("waiting room") };
+    assert_eq!((waiting.len(), waiting[0].nurse.as_str()), (1, "Nurse nurse.a"));
+
+    c.send(&ToServer::Admit { appointment_id: appt.id }).await;
+    let FromServer::Admitted { role, ice_servers, .. } = consultant_next(&mut c).await else { panic!("admitted") };
+    assert_eq!(role, Role::Answerer);
+    assert!(ice_servers[0].username.ends_with(&format!(":appt{}-consultant", appt.id)));
+    let FromServer::Admitted { role, ice_servers, .. } = next(&mut k).await else { panic!("admitted") };
+    assert_eq!(role, Role::Offerer);
+    let expiry: i64 = ice_servers[0].username.split(':').next().and_then(|e| e.parse().ok()).expect("expiry");
+    assert!(expiry > sc_e2e::now(), "short-lived TURN credentials");
+
+    k.send(&ToServer::Offer { sdp: "v=0 offer".into() }).await.expect("send");
+    assert_eq!(consultant_next(&mut c).await, FromServer::Offer { sdp: "v=0 offer".into() });
+    c.send(&ToServer::Answer { sdp: "v=0 answer".into() }).await;
+    assert_eq!(next(&mut k).await, FromServer::Answer { sdp: "v=0 answer".into() });
+
+    // Garbage gets an error back, and the connection stays usable.
+    k.send_raw("{not json").await.expect("send");
+    assert_eq!(error_kind(&next(&mut k).await), "bad_message");
+    let cand = Candidate { candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ relay".into(), sdp_mid: Some("0".into()), sdp_m_line_index: Some(0) };
+    k.send(&ToServer::Candidate { candidate: cand.clone() }).await.expect("send");
+    assert_eq!(consultant_next(&mut c).await, FromServer::Candidate { candidate: cand });
+
+    c.send(&ToServer::HangUp).await;
+    assert_eq!(next(&mut k).await, FromServer::HungUp);
+    let events: Vec<String> = sc_server::audit::tail(&server.state.db(), 50).expect("audit").into_iter().map(|r| r.event).collect();
+    assert!(events.contains(&"call_started".to_owned()) && events.contains(&"call_ended".to_owned()), "{events:?}");
+}
+
+#[tokio::test]
+async fn the_rules_refuse_with_clear_errors() {
+    let server = CareServer::start().await;
+    server.add_prison("HMP Elsewhere");
+    let dr = server.add_consultant("dr.who", "Dr Who");
+    let other_dr = server.add_consultant("dr.no", "Dr No");
+    let ours = server.add_appointment("dr.who", "HMP Testshire", 0);
+    let theirs = server.add_appointment("dr.who", "HMP Elsewhere", 0);
+    let later = server.add_appointment("dr.who", "HMP Testshire", 180);
+    let (_l1, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;
+    let (_l2, second) = unlocked(&server, "HMP Testshire", "nurse.b").await;
+
+    let mut k = signalling(&kiosk).await.expect("signalling");
+    k.send(&ToServer::Join { room_code: theirs.room_code.clone() }).await.expect("send");
+    assert_eq!(error_kind(&next(&mut k).await), "forbidden", "another prison's room");
+    let last = sc_server::audit::tail(&server.state.db(), 1).expect("audit").pop().expect("row");
+    assert_eq!(last.reason.as_deref(), Some("other_prison"));
+    k.send(&ToServer::Join { room_code: "0000-0000-0000".into() }).await.expect("send");
+    assert_eq!(error_kind(&next(&mut k).await), "not_found");
+    k.send(&ToServer::Join { room_code: later.room_code.clone() }).await.expect("send");
+    assert_eq!(error_kind(&next(&mut k).await), "not_now");
+    k.send(&ToServer::Admit { appointment_id: ours.id }).await.expect("send");
+    assert_eq!(error_kind(&next(&mut k).await), "forbidden", "a laptop cannot admit");
+
+    k.send(&ToServer::Join { room_code: ours.room_code.clone() }).await.expect("send");
+    assert!(matches!(next(&mut k).await, FromServer::Waiting { .. }));
+    let mut k2 = signalling(&second).await.expect("signalling");
+    k2.send(&ToServer::Join { room_code: ours.room_code.clone() }).await.expect("send");
+    assert_eq!(error_kind(&next(&mut k2).await), "occupied", "a second laptop cannot take the room");
+
+    let mut intruder = consultant_in(&server, "dr.no", &other_dr).await;
+    intruder.send(&ToServer::Admit { appointment_id: ours.id }).await;
+    assert_eq!(error_kind(&consultant_next(&mut intruder).await), "forbidden", "only the appointment's consultant admits");
+
+    // The consultant page: nurses cannot sign in to it; cookies need the page's own origin.
+    let nurse_code = server.add_nurse("nurse.c", "Nurse C", "HMP Testshire");
+    let refused = consultant::login(&server.url, &server.ca_der, "nurse.c", &CareServer::code(&nurse_code)).await;
+    assert_eq!(refused.err().map(|e| e.0), Some(403));
+    let cookie = consultant::login(&server.url, &server.ca_der, "dr.who", &CareServer::code(&dr)).await.expect("login");
+    assert_eq!(consultant::connect(&server.url, &server.ca_der, &cookie, "https://evil.example").await.err(), Some(401));
+    assert_eq!(consultant::connect(&server.url, &server.ca_der, "sc_session=forged", &server.url).await.err(), Some(401));
+
+    // A locked laptop's token is dead; so is a revoked laptop's.
+    let token = second.session_token().expect("token");
+    second.lock();
+    let record = second.record().expect("record").clone();
+    let mut refused = None;
+    for _ in 0..50 {
+        // end-session is sent in the background on lock
+        match sc_core::signal::Signalling::connect(&record, &token).await {
+            Err(e) => { refused = Some(e); break; }
+            Ok(s) => { s.close().await; tokio::time::sleep(std::time::Duration::from_millis(100)).await; }
+        }
+    }
+    assert!(matches!(refused, Some(sc_core::Error::Refused)), "{refused:?}");
+    sc_server::admin::revoke_device(&server.state.db(), &kiosk.record().expect("record").device_id, "stolen", sc_e2e::now()).expect("revoke");
+    assert!(matches!(signalling(&kiosk).await, Err(sc_core::Error::Refused)));
+}
+
+#[tokio::test]
+async fn a_vanished_laptop_is_announced() {
+    let server = CareServer::start().await;
+    let dr = server.add_consultant("dr.who", "Dr Who");
+    let appt = server.add_appointment("dr.who", "HMP Testshire", 0);
+    let (_laptop, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;
+    let mut c = consultant_in(&server, "dr.who", &dr).await;
+    let mut k = signalling(&kiosk).await.expect("signalling");
+    k.send(&ToServer::Join { room_code: appt.room_code.clone() }).await.expect("send");
+    next(&mut k).await;
+    c.send(&ToServer::Admit { appointment_id: appt.id }).await;
+    assert!(matches!(consultant_next(&mut c).await, FromServer::Admitted { .. }));
+    drop(k);
+    assert_eq!(consultant_next(&mut c).await, FromServer::PeerLeft);
+}
