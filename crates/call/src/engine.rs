@@ -1,0 +1,711 @@
+//! One call: the peer connection (relay-only), the local media pumps (source -> encoder -> track),
+//! the remote media sinks (track -> decoder -> frame/energy), and the signalling glue.
+
+use crate::audio::{OpusDecoder, OpusEncoder, FRAME_STEREO};
+use crate::frame::I420Frame;
+use crate::keyframe::{is_keyframe_request, KeyframeRequests};
+use crate::source::{AudioSource, Black, VideoSource};
+use crate::video::{is_keyframe, EncodedFrame, Vp8Decoder, Vp8Encoder};
+use crate::Error;
+use bytes::Bytes;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
+use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use sc_proto::signal::{Candidate, FromServer, IceServer, Role, ToServer};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::Track as _;
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+/// How a call is set up.
+pub struct CallConfig {
+    /// TURN servers and credentials from the care server; the only way out.
+    pub ice_servers: Vec<IceServer>,
+    /// Local UDP sockets to bind (TURN clients run on each). `0.0.0.0:0` covers every
+    /// non-loopback interface; tests with a loopback TURN server bind `127.0.0.1:0`.
+    pub bind_addrs: Vec<String>,
+    /// Outgoing video size and rate.
+    pub width: u32,
+    /// Outgoing video height.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// VP8 target bitrate.
+    pub video_kbps: u32,
+    /// The camera (or a synthetic pattern).
+    pub video: Box<dyn VideoSource>,
+    /// The microphone (or a tone).
+    pub audio: Box<dyn AudioSource>,
+}
+
+impl std::fmt::Debug for CallConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CallConfig({}x{}@{}, {} kbit/s)", self.width, self.height, self.fps, self.video_kbps)
+    }
+}
+
+/// The call's connection state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallState {
+    /// Negotiating and connecting through the relay.
+    Connecting,
+    /// Media flows.
+    Connected,
+    /// The connection dropped; it may come back.
+    Disconnected,
+    /// The connection failed.
+    Failed,
+    /// Closed.
+    Closed,
+}
+
+/// What the engine tells its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallEvent {
+    /// Send this to the care server.
+    Signal(ToServer),
+    /// The connection state changed.
+    State(CallState),
+    /// The call is over (the other side hung up, left, or the connection failed).
+    Ended(String),
+}
+
+/// Counters, for tests, the page and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CallStats {
+    /// VP8 frames handed to the track.
+    pub frames_sent: u64,
+    /// Of those, keyframes.
+    pub keyframes_sent: u64,
+    /// PLI/FIR received from the browser.
+    pub keyframe_requests: u64,
+    /// Remote frames decoded.
+    pub frames_decoded: u64,
+    /// Size of the last decoded remote frame.
+    pub remote_width: u32,
+    /// Size of the last decoded remote frame.
+    pub remote_height: u32,
+    /// Opus packets sent.
+    pub audio_sent: u64,
+    /// Opus packets decoded.
+    pub audio_received: u64,
+    /// Remote audio packets lost (concealed or recovered).
+    pub audio_lost: u64,
+    /// Mean energy of the last second of remote audio (fraction of full scale squared).
+    pub audio_energy: f64,
+    /// When the first remote frame was decoded, relative to the call's start.
+    pub first_remote_frame: Option<Duration>,
+}
+
+/// The candidate types of the pair in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectedPair {
+    /// Our side, e.g. "relay".
+    pub local: String,
+    /// Their side.
+    pub remote: String,
+}
+
+#[derive(Default)]
+struct Counters {
+    frames_sent: AtomicU64,
+    keyframes_sent: AtomicU64,
+    keyframe_requests: AtomicU64,
+    frames_decoded: AtomicU64,
+    remote_size: AtomicU64,
+    audio_sent: AtomicU64,
+    audio_received: AtomicU64,
+    audio_lost: AtomicU64,
+    audio_energy_bits: AtomicU64,
+    first_frame_micros: AtomicU64,
+}
+
+struct Shared {
+    started: Instant,
+    counters: Counters,
+    muted: AtomicBool,
+    camera_on: AtomicBool,
+    audio_only: AtomicBool,
+    force_keyframe: AtomicBool,
+    stop: AtomicBool,
+    connected: watch::Sender<bool>,
+    events: mpsc::UnboundedSender<CallEvent>,
+    frames: watch::Sender<Option<Arc<I420Frame>>>,
+}
+
+impl Shared {
+    fn emit(&self, e: CallEvent) {
+        let _ = self.events.send(e);
+    }
+}
+
+struct Handler {
+    shared: Arc<Shared>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                // An empty mid matches no m-line in the browser; the line index finds it.
+                let sdp_mid = init.sdp_mid.filter(|m| !m.is_empty());
+                let candidate = Candidate { candidate: init.candidate, sdp_mid, sdp_m_line_index: init.sdp_mline_index.or(Some(0)) };
+                self.shared.emit(CallEvent::Signal(ToServer::Candidate { candidate }));
+            }
+            Err(e) => tracing::warn!(error = %e, "could not serialise a local candidate"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let s = match state {
+            RTCPeerConnectionState::Connected => CallState::Connected,
+            RTCPeerConnectionState::Disconnected => CallState::Disconnected,
+            RTCPeerConnectionState::Failed => CallState::Failed,
+            RTCPeerConnectionState::Closed => CallState::Closed,
+            _ => CallState::Connecting,
+        };
+        tracing::info!(state = ?s, "call state");
+        if s == CallState::Connected {
+            let _ = self.shared.connected.send(true);
+        }
+        self.shared.emit(CallEvent::State(s));
+        if s == CallState::Failed {
+            self.shared.emit(CallEvent::Ended("The connection to the consultant failed.".into()));
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            match track.kind().await {
+                RtpCodecKind::Video => receive_video(track, shared).await,
+                RtpCodecKind::Audio => receive_audio(track, shared).await,
+                _ => {}
+            }
+        });
+    }
+}
+
+async fn send_pli(track: &Arc<dyn TrackRemote>) {
+    if let Some(&media_ssrc) = track.ssrcs().await.first() {
+        let pli: Box<dyn rtc::rtcp::Packet> = Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc });
+        if let Err(e) = track.write_rtcp(vec![pli]).await {
+            tracing::debug!(error = %e, "PLI not sent");
+        }
+    }
+}
+
+async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
+    let mut builder = SampleBuilder::new(256, Vp8Packet::default(), 90_000);
+    let mut decoder = match Vp8Decoder::new() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "no VP8 decoder");
+            return;
+        }
+    };
+    let mut have_key = false;
+    let mut last_pli = Instant::now() - Duration::from_secs(10);
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
+        builder.push(Instant::now(), packet);
+        while let Some(sample) = builder.pop(Instant::now()) {
+            let lost = sample.prev_dropped_packets > 0;
+            if is_keyframe(&sample.data) {
+                have_key = true;
+            }
+            if (!have_key || lost) && last_pli.elapsed() > Duration::from_millis(500) {
+                last_pli = Instant::now();
+                send_pli(&track).await;
+            }
+            if !have_key {
+                continue;
+            }
+            match decoder.decode(&sample.data) {
+                Ok(Some(frame)) => {
+                    let c = &shared.counters;
+                    if c.frames_decoded.fetch_add(1, Ordering::Relaxed) == 0 {
+                        let micros = u64::try_from(shared.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        c.first_frame_micros.store(micros.max(1), Ordering::Relaxed);
+                        tracing::info!(width = frame.width, height = frame.height, "first remote frame decoded");
+                    }
+                    c.remote_size.store((u64::from(frame.width) << 32) | u64::from(frame.height), Ordering::Relaxed);
+                    // Keep only the newest frame: whoever draws takes the latest, never a queue.
+                    shared.frames.send_replace(Some(Arc::new(frame)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "undecodable VP8 frame");
+                    have_key = false;
+                }
+            }
+        }
+    }
+}
+
+async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
+    let mut decoder = match OpusDecoder::new() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "no Opus decoder");
+            return;
+        }
+    };
+    let mut pcm = Vec::with_capacity(FRAME_STEREO * 4);
+    let mut energy = 0.0f64;
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
+        pcm.clear();
+        match decoder.decode(packet.header.sequence_number, &packet.payload, &mut pcm) {
+            Ok(d) => {
+                let c = &shared.counters;
+                c.audio_received.fetch_add(1, Ordering::Relaxed);
+                c.audio_lost.fetch_add(u64::from(d.lost), Ordering::Relaxed);
+                // A one-second moving average of energy (50 packets).
+                energy += (d.energy - energy) / 50.0;
+                c.audio_energy_bits.store(energy.to_bits(), Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!(error = %e, "undecodable Opus packet"),
+        }
+    }
+}
+
+fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RTCRtpCodec {
+    RTCRtpCodec { mime_type: mime.into(), clock_rate, channels, sdp_fmtp_line: fmtp.into(), rtcp_feedback: vec![] }
+}
+
+fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Result<Arc<TrackLocalStaticSample>, Error> {
+    let name = if kind == RtpCodecKind::Video { "video" } else { "audio" };
+    let track = MediaStreamTrack::new(
+        "kiosk".into(),
+        format!("kiosk-{name}"),
+        name.into(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    );
+    Ok(Arc::new(TrackLocalStaticSample::new(Instant::now(), track).map_err(Error::webrtc)?))
+}
+
+fn random_ssrc() -> Result<u32, Error> {
+    let mut b = [0u8; 4];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).map_err(|_| Error::Codec("random SSRC".into()))?;
+    Ok(u32::from_le_bytes(b))
+}
+
+async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>) -> Option<u8> {
+    sender.get_parameters().await.ok()?.rtp_parameters.codecs.first().map(|c| c.payload_type)
+}
+
+/// Waits until the call connects (or ends).
+async fn connected(shared: &Arc<Shared>) -> bool {
+    let mut rx = shared.connected.subscribe();
+    loop {
+        if *rx.borrow_and_update() {
+            return true;
+        }
+        if shared.stop.load(Ordering::Relaxed) || rx.changed().await.is_err() {
+            return false;
+        }
+    }
+}
+
+fn spawn_video_encoder(
+    shared: Arc<Shared>,
+    mut source: Box<dyn VideoSource>,
+    (width, height, fps, kbps): (u32, u32, u32, u32),
+    out: mpsc::Sender<EncodedFrame>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut encoder = match Vp8Encoder::new(width, height, fps, kbps) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "no VP8 encoder");
+                return;
+            }
+        };
+        let mut black = Black::new(width, height);
+        let period = Duration::from_secs(1) / fps.max(1);
+        let mut next = Instant::now();
+        // Encode nothing until media can flow, so the first frame out is the first keyframe.
+        while !*shared.connected.borrow() {
+            if shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        while !shared.stop.load(Ordering::Relaxed) {
+            next += period;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            } else {
+                next = Instant::now(); // fell behind: do not try to catch up
+            }
+            if shared.audio_only.load(Ordering::Relaxed) {
+                continue;
+            }
+            let frame = if shared.camera_on.load(Ordering::Relaxed) { source.next_frame() } else { black.next_frame() };
+            let key = shared.force_keyframe.swap(false, Ordering::Relaxed);
+            match encoder.encode(&frame, key) {
+                Ok(frames) => {
+                    for f in frames {
+                        // A full queue means the network is behind: drop rather than build latency.
+                        let _ = out.try_send(f);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "VP8 encode failed"),
+            }
+        }
+    })
+}
+
+fn spawn_audio_encoder(shared: Arc<Shared>, mut source: Box<dyn AudioSource>, out: mpsc::Sender<Vec<u8>>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut encoder = match OpusEncoder::new() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "no Opus encoder");
+                return;
+            }
+        };
+        let mut pcm = vec![0i16; FRAME_STEREO];
+        while !*shared.connected.borrow() {
+            if shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut next = Instant::now();
+        while !shared.stop.load(Ordering::Relaxed) {
+            next += Duration::from_millis(20);
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            } else {
+                next = Instant::now();
+            }
+            source.fill(&mut pcm);
+            if shared.muted.load(Ordering::Relaxed) {
+                pcm.fill(0);
+            }
+            match encoder.encode(&pcm) {
+                Ok(packet) => {
+                    let _ = out.try_send(packet);
+                }
+                Err(e) => tracing::warn!(error = %e, "Opus encode failed"),
+            }
+        }
+    })
+}
+
+async fn pump<T: Send + 'static>(
+    shared: Arc<Shared>,
+    track: Arc<TrackLocalStaticSample>,
+    sender: Arc<dyn RtpSender>,
+    mut rx: mpsc::Receiver<T>,
+    duration: Duration,
+    bytes: impl Fn(T) -> (Vec<u8>, bool),
+    video: bool,
+) {
+    if !connected(&shared).await {
+        return;
+    }
+    let Some(pt) = negotiated_payload_type(&sender).await else {
+        tracing::warn!(video, "no negotiated codec: nothing will be sent");
+        return;
+    };
+    let Some(&ssrc) = track.ssrcs().await.first() else { return };
+    while let Some(item) = rx.recv().await {
+        let (data, key) = bytes(item);
+        let sample = Sample { data: Bytes::from(data), duration, ..Sample::new(Instant::now()) };
+        if let Err(e) = track.sample_writer(ssrc, pt).write_sample(&sample).await {
+            tracing::debug!(error = %e, "sample not written");
+            continue;
+        }
+        let c = &shared.counters;
+        if video {
+            c.frames_sent.fetch_add(1, Ordering::Relaxed);
+            if key {
+                c.keyframes_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            c.audio_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn keyframe_requests(shared: Arc<Shared>, track: Arc<TrackLocalStaticSample>) {
+    if !connected(&shared).await {
+        return;
+    }
+    while let Some(event) = track.poll().await {
+        let TrackLocalEvent::OnRtcpPacket(packets) = event else { continue };
+        if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+            shared.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            shared.force_keyframe.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A running call.
+pub struct Call {
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+    role: Role,
+    remote_set: AtomicBool,
+    pending: Mutex<Vec<RTCIceCandidateInit>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Call({:?})", self.role)
+    }
+}
+
+impl Call {
+    /// Sets up the call. The offerer's offer comes out as the first `CallEvent::Signal`.
+    pub async fn start(config: CallConfig, role: Role) -> Result<(Call, mpsc::UnboundedReceiver<CallEvent>), Error> {
+        let turn: Vec<RTCIceServer> = config
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
+            .collect();
+        if turn.is_empty() {
+            return Err(Error::NoRelay);
+        }
+        let vp8 = codec(MIME_TYPE_VP8, 90_000, 0, "");
+        let opus = codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1");
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(RTCRtpCodecParameters { rtp_codec: vp8.clone(), payload_type: 96, ..Default::default() }, RtpCodecKind::Video)
+            .map_err(Error::webrtc)?;
+        media
+            .register_codec(RTCRtpCodecParameters { rtp_codec: opus.clone(), payload_type: 111, ..Default::default() }, RtpCodecKind::Audio)
+            .map_err(Error::webrtc)?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)
+            .map_err(Error::webrtc)?
+            .with(Slot::from(14_000usize), KeyframeRequests::default());
+        let rtc_config = RTCConfigurationBuilder::new()
+            .with_ice_servers(turn)
+            .with_ice_transport_policy(RTCIceTransportPolicy::Relay)
+            .build();
+        // No multicast DNS: the relay cannot resolve .local names and the kiosk has no LAN peers.
+        let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (connected, _) = watch::channel(false);
+        let (frames, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            started: Instant::now(),
+            counters: Counters::default(),
+            muted: AtomicBool::new(false),
+            camera_on: AtomicBool::new(true),
+            audio_only: AtomicBool::new(false),
+            force_keyframe: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            connected,
+            events,
+            frames,
+        });
+        let pc: Arc<dyn PeerConnection> = Arc::new(
+            PeerConnectionBuilder::new()
+                .with_configuration(rtc_config)
+                .with_media_engine(media)
+                .with_interceptor_registry(registry)
+                .with_setting_engine(settings)
+                .with_handler(Arc::new(Handler { shared: shared.clone() }))
+                .with_udp_addrs(config.bind_addrs.clone())
+                .build()
+                .await
+                .map_err(Error::webrtc)?,
+        );
+
+        let video_track = local_track(RtpCodecKind::Video, vp8, random_ssrc()?)?;
+        let audio_track = local_track(RtpCodecKind::Audio, opus, random_ssrc()?)?;
+        let video_sender = pc.add_track(video_track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
+        let audio_sender = pc.add_track(audio_track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
+
+        let (vtx, vrx) = mpsc::channel::<EncodedFrame>(8);
+        let (atx, arx) = mpsc::channel::<Vec<u8>>(16);
+        let threads = vec![
+            spawn_video_encoder(shared.clone(), config.video, (config.width, config.height, config.fps, config.video_kbps), vtx),
+            spawn_audio_encoder(shared.clone(), config.audio, atx),
+        ];
+        let frame_time = Duration::from_secs(1) / config.fps.max(1);
+        let tasks = vec![
+            tokio::spawn(pump(shared.clone(), video_track.clone(), video_sender, vrx, frame_time, |f: EncodedFrame| (f.data, f.key), true)),
+            tokio::spawn(pump(shared.clone(), audio_track, audio_sender, arx, Duration::from_millis(20), |p: Vec<u8>| (p, false), false)),
+            tokio::spawn(keyframe_requests(shared.clone(), video_track)),
+        ];
+
+        let call = Call {
+            pc,
+            shared,
+            role,
+            remote_set: AtomicBool::new(false),
+            pending: Mutex::new(Vec::new()),
+            threads: Mutex::new(threads),
+            tasks: Mutex::new(tasks),
+        };
+        if role == Role::Offerer {
+            let offer = call.pc.create_offer(None).await.map_err(Error::webrtc)?;
+            let sdp = offer.sdp.clone();
+            call.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
+            call.shared.emit(CallEvent::Signal(ToServer::Offer { sdp }));
+        }
+        call.shared.emit(CallEvent::State(CallState::Connecting));
+        Ok((call, events_rx))
+    }
+
+    async fn flush_candidates(&self) {
+        let pending: Vec<_> = std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for c in pending {
+            if let Err(e) = self.pc.add_ice_candidate(c).await {
+                tracing::debug!(error = %e, "remote candidate refused");
+            }
+        }
+    }
+
+    /// Handles a signalling message from the other side.
+    pub async fn handle(&self, msg: FromServer) -> Result<(), Error> {
+        match msg {
+            FromServer::Offer { sdp } if self.role == Role::Answerer => {
+                let offer = RTCSessionDescription::offer(sdp).map_err(|e| Error::Signalling(e.to_string()))?;
+                self.pc.set_remote_description(offer).await.map_err(|e| Error::Signalling(e.to_string()))?;
+                self.remote_set.store(true, Ordering::SeqCst);
+                self.flush_candidates().await;
+                let answer = self.pc.create_answer(None).await.map_err(Error::webrtc)?;
+                let sdp = answer.sdp.clone();
+                self.pc.set_local_description(answer).await.map_err(Error::webrtc)?;
+                self.shared.emit(CallEvent::Signal(ToServer::Answer { sdp }));
+                Ok(())
+            }
+            FromServer::Answer { sdp } if self.role == Role::Offerer && !self.remote_set.load(Ordering::SeqCst) => {
+                let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::Signalling(e.to_string()))?;
+                self.pc.set_remote_description(answer).await.map_err(|e| Error::Signalling(e.to_string()))?;
+                self.remote_set.store(true, Ordering::SeqCst);
+                self.flush_candidates().await;
+                Ok(())
+            }
+            FromServer::Candidate { candidate } => {
+                let init = RTCIceCandidateInit {
+                    candidate: candidate.candidate,
+                    sdp_mid: candidate.sdp_mid,
+                    sdp_mline_index: candidate.sdp_m_line_index,
+                    ..Default::default()
+                };
+                if self.remote_set.load(Ordering::SeqCst) {
+                    self.pc.add_ice_candidate(init).await.map_err(|e| Error::Signalling(e.to_string()))
+                } else {
+                    self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(init);
+                    Ok(())
+                }
+            }
+            FromServer::HungUp => {
+                self.shared.emit(CallEvent::Ended("The consultant ended the call.".into()));
+                Ok(())
+            }
+            FromServer::PeerLeft => {
+                self.shared.emit(CallEvent::Ended("The consultant left.".into()));
+                Ok(())
+            }
+            other => Err(Error::Signalling(format!("{other:?}").chars().take(80).collect())),
+        }
+    }
+
+    /// Mutes or unmutes the microphone.
+    pub fn set_muted(&self, muted: bool) {
+        self.shared.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// Turns the camera on or off (off sends black).
+    pub fn set_camera(&self, on: bool) {
+        self.shared.camera_on.store(on, Ordering::Relaxed);
+        self.shared.force_keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// Audio only: stops sending video (for very poor links).
+    pub fn set_audio_only(&self, audio_only: bool) {
+        self.shared.audio_only.store(audio_only, Ordering::Relaxed);
+        self.shared.force_keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// The newest decoded remote frame, as it changes.
+    pub fn frames(&self) -> watch::Receiver<Option<Arc<I420Frame>>> {
+        self.shared.frames.subscribe()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CallStats {
+        let c = &self.shared.counters;
+        let size = c.remote_size.load(Ordering::Relaxed);
+        let first = c.first_frame_micros.load(Ordering::Relaxed);
+        CallStats {
+            frames_sent: c.frames_sent.load(Ordering::Relaxed),
+            keyframes_sent: c.keyframes_sent.load(Ordering::Relaxed),
+            keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
+            frames_decoded: c.frames_decoded.load(Ordering::Relaxed),
+            remote_width: (size >> 32) as u32,
+            remote_height: (size & 0xffff_ffff) as u32,
+            audio_sent: c.audio_sent.load(Ordering::Relaxed),
+            audio_received: c.audio_received.load(Ordering::Relaxed),
+            audio_lost: c.audio_lost.load(Ordering::Relaxed),
+            audio_energy: f64::from_bits(c.audio_energy_bits.load(Ordering::Relaxed)),
+            first_remote_frame: (first > 0).then(|| Duration::from_micros(first)),
+        }
+    }
+
+    /// The candidate pair ICE selected, once connected.
+    pub async fn selected_pair(&self) -> Option<SelectedPair> {
+        for sender in self.pc.get_senders().await {
+            let Ok(Some(dtls)) = sender.transport().await else { continue };
+            if let Ok(Some(pair)) = dtls.ice_transport().get_selected_candidate_pair().await {
+                return Some(SelectedPair { local: pair.local().typ.to_string(), remote: pair.remote().typ.to_string() });
+            }
+        }
+        None
+    }
+
+    /// Ends the call: stops the media, closes the connection (releasing the TURN allocation).
+    pub async fn close(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        let _ = self.shared.connected.send(false);
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!(error = %e, "closing the peer connection");
+        }
+        for t in std::mem::take(&mut *self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)) {
+            t.abort();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        self.shared.emit(CallEvent::State(CallState::Closed));
+    }
+}

@@ -1,0 +1,17 @@
+//! The kiosk's call engine: one WebRTC call with the consultant's browser, relay-only through TURN.
+//! VP8 (libvpx) and Opus are encoded and decoded here; sources are the camera and microphone or
+//! synthetic ones for tests. Signalling I/O stays outside: the engine takes `FromServer` messages
+//! in and emits `ToServer` messages and events out, so the shell (or a test) carries them.
+#![forbid(unsafe_code)]
+
+mod audio;
+mod engine;
+mod error;
+pub mod frame;
+mod keyframe;
+pub mod source;
+mod video;
+
+pub use engine::{Call, CallConfig, CallEvent, CallState, CallStats, SelectedPair};
+pub use error::Error;
+pub use frame::I420Frame;

@@ -1,0 +1,136 @@
+//! VP8 through libvpx (vpx-rs): a real-time encoder that can be told to make a keyframe (the
+//! browser asks with PLI/FIR), and a decoder that copies each picture out as tight I420.
+
+use crate::frame::I420Frame;
+use crate::Error;
+use std::num::NonZero;
+use vpx_rs::enc::{CodecId, EncoderFrameFlags, EncodingDeadline, KeyFrameMode, Packet, RateControl, Timebase};
+use vpx_rs::{Decoder, DecoderConfig, DecodedImageData, Encoder, EncoderConfig, ImageFormat, YUVImageData};
+
+fn codec(e: impl std::fmt::Display) -> Error {
+    Error::Codec(e.to_string())
+}
+
+/// A VP8 encoder for one call.
+pub(crate) struct Vp8Encoder {
+    enc: Encoder<u8>,
+    width: u32,
+    height: u32,
+    pts: i64,
+}
+
+/// One encoded frame.
+#[derive(Debug, Clone)]
+pub(crate) struct EncodedFrame {
+    pub(crate) data: Vec<u8>,
+    pub(crate) key: bool,
+}
+
+impl Vp8Encoder {
+    pub(crate) fn new(width: u32, height: u32, fps: u32, kbps: u32) -> Result<Self, Error> {
+        let den = NonZero::new(fps.max(1)).ok_or_else(|| codec("fps"))?;
+        let one = NonZero::new(1).ok_or_else(|| codec("timebase"))?;
+        let mut cfg = EncoderConfig::<u8>::new(CodecId::VP8, width, height, Timebase { num: one, den }, RateControl::ConstantBitRate(kbps))
+            .map_err(codec)?;
+        // Real time: no look-ahead, a keyframe at least every 10 s, drop frames rather than lag.
+        cfg.lag_in_frames = 0;
+        cfg.threads = 2;
+        cfg.kf_mode = KeyFrameMode::Auto { min_dist: 0, max_dist: fps * 10 };
+        cfg.rc_dropframe_thresh = 25;
+        let mut enc = Encoder::new(cfg).map_err(codec)?;
+        // Speed over compression: two cores also run the decoder, audio and the page.
+        enc.codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::CpuUsed(10)).map_err(codec)?;
+        Ok(Vp8Encoder { enc, width, height, pts: 0 })
+    }
+
+    pub(crate) fn encode(&mut self, frame: &I420Frame, keyframe: bool) -> Result<Vec<EncodedFrame>, Error> {
+        if frame.width != self.width || frame.height != self.height {
+            return Err(codec(format!("frame is {}x{}, encoder {}x{}", frame.width, frame.height, self.width, self.height)));
+        }
+        let image = YUVImageData::from_raw_data(ImageFormat::I420, self.width as usize, self.height as usize, &frame.data)
+            .map_err(codec)?;
+        let flags = if keyframe { EncoderFrameFlags::FORCE_KF } else { EncoderFrameFlags::empty() };
+        let packets = self.enc.encode(self.pts, 1, image, EncodingDeadline::Realtime, flags).map_err(codec)?;
+        let out = packets
+            .filter_map(|p| match p {
+                Packet::CompressedFrame(f) => Some(EncodedFrame { data: f.data, key: f.flags.is_key }),
+                _ => None,
+            })
+            .collect();
+        self.pts += 1;
+        Ok(out)
+    }
+}
+
+/// A VP8 decoder for one remote track.
+pub(crate) struct Vp8Decoder {
+    dec: Decoder,
+}
+
+impl Vp8Decoder {
+    pub(crate) fn new() -> Result<Self, Error> {
+        let dec = Decoder::new(DecoderConfig::new(vpx_rs::dec::CodecId::VP8, 0, 0)).map_err(codec)?;
+        Ok(Vp8Decoder { dec })
+    }
+
+    /// Decodes one frame; the picture is copied out (libvpx reuses its buffer).
+    pub(crate) fn decode(&mut self, data: &[u8]) -> Result<Option<I420Frame>, Error> {
+        let mut last = None;
+        for image in self.dec.decode(data).map_err(codec)? {
+            let (w, h) = (image.width(), image.height());
+            let DecodedImageData::Data8b(yuv) = image.data() else { return Err(codec("high bit depth VP8")) };
+            let planes = yuv.planes();
+            let vpx_rs::image::UVImagePlanes::Separate(uv) = &planes.uv else { return Err(codec("interleaved chroma")) };
+            let (wu, hu, cw, ch) = (w as usize, h as usize, (w as usize).div_ceil(2), (h as usize).div_ceil(2));
+            let mut data = Vec::with_capacity(wu * hu + 2 * cw * ch);
+            for row in 0..hu {
+                let s = row * planes.y_stride();
+                data.extend_from_slice(planes.y.get(s..s + wu).ok_or_else(|| codec("short Y plane"))?);
+            }
+            for (plane, stride) in [(uv.u, uv.u_stride()), (uv.v, uv.v_stride())] {
+                for row in 0..ch {
+                    let s = row * stride;
+                    data.extend_from_slice(plane.get(s..s + cw).ok_or_else(|| codec("short chroma plane"))?);
+                }
+            }
+            last = Some(I420Frame { width: w, height: h, data });
+        }
+        Ok(last)
+    }
+}
+
+/// Whether a complete VP8 frame is a keyframe (bit 0 of the first byte is 0).
+pub(crate) fn is_keyframe(frame: &[u8]) -> bool {
+    frame.first().is_some_and(|b| b & 1 == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{TestPattern, VideoSource, BAR_LUMA};
+
+    #[test]
+    fn encode_decode_round_trip_keeps_content_and_honours_keyframe_requests() {
+        let mut src = TestPattern::new(320, 240);
+        let mut enc = Vp8Encoder::new(320, 240, 30, 600).expect("encoder");
+        let mut dec = Vp8Decoder::new().expect("decoder");
+        let mut decoded = None;
+        let mut keys = Vec::new();
+        for i in 0..20 {
+            for f in enc.encode(&src.next_frame(), i == 15).expect("encode") {
+                keys.push((i, f.key, is_keyframe(&f.data)));
+                if let Some(p) = dec.decode(&f.data).expect("decode") {
+                    decoded = Some(p);
+                }
+            }
+        }
+        assert!(keys[0].1 && keys[0].2, "the first frame is a keyframe");
+        assert!(keys.iter().any(|&(i, k, b)| i == 15 && k && b), "a forced keyframe: {keys:?}");
+        assert!(keys.iter().filter(|k| k.1).count() <= 3, "not every frame is a keyframe");
+        let p = decoded.expect("decoded picture");
+        assert_eq!((p.width, p.height), (320, 240));
+        let bar = p.mean_luma(5, 5, 30, 60);
+        assert!((bar - f64::from(BAR_LUMA[0])).abs() < 8.0, "first bar luma {bar}");
+        assert!(dec.decode(b"\x00garbage").is_err(), "a corrupt frame is an error, not a panic");
+    }
+}
