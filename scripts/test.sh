@@ -7,6 +7,10 @@ source scripts/lib.sh
 
 prepare
 cargo build --locked --workspace --bins
+# The consultant in the call tests is headless Chromium driven by playwright-core (no browser download).
+if [ ! -d tests/consultant/node_modules/playwright-core ]; then
+  (cd tests/consultant && npm ci --no-audit --no-fund)
+fi
 log "running the tests"
 # The e2e tests look for binaries beside themselves, in the same target dir.
 export RUST_BACKTRACE="${SC_BACKTRACE:-0}"

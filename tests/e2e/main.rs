@@ -5,6 +5,7 @@
 
 mod activation;
 mod admin_cli;
+mod call;
 mod config_crash;
 mod keystore;
 mod pinning;

@@ -14,6 +14,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const TURN_SECRET: &str = "test-turn-secret";
 
 pub mod consultant;
+pub mod media;
 
 /// A care server running in this process on a loopback port, over real TLS.
 #[derive(Debug)]
@@ -95,6 +96,17 @@ impl CareServer {
     /// A one-time enrolment token for `prison`.
     pub fn token(&self, prison: &str) -> String {
         admin::issue_enrol_token(&self.state.db(), &self.ca_der, prison, 3600, now()).expect("token")
+    }
+
+    /// base64(SHA-256(SubjectPublicKeyInfo)) of the TLS key: what Chromium's
+    /// `--ignore-certificate-errors-spki-list` pins.
+    pub fn spki_pin(&self) -> String {
+        use base64::Engine as _;
+        use rcgen::PublicKeyData as _;
+        let pem = std::fs::read_to_string(self.dir.path().join("server.key.pem")).expect("server key");
+        let key = rcgen::KeyPair::from_pem(&pem).expect("key");
+        let digest = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
     }
 
     /// The current code for a TOTP secret.

@@ -111,6 +111,8 @@ pub struct CallStats {
     pub audio_lost: u64,
     /// Mean energy of the last second of remote audio (fraction of full scale squared).
     pub audio_energy: f64,
+    /// The loudest remote packet so far (same unit).
+    pub audio_peak_energy: f64,
     /// When the first remote frame was decoded, relative to the call's start.
     pub first_remote_frame: Option<Duration>,
 }
@@ -135,6 +137,7 @@ struct Counters {
     audio_received: AtomicU64,
     audio_lost: AtomicU64,
     audio_energy_bits: AtomicU64,
+    audio_peak_bits: AtomicU64,
     first_frame_micros: AtomicU64,
 }
 
@@ -283,6 +286,9 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
                 // A one-second moving average of energy (50 packets).
                 energy += (d.energy - energy) / 50.0;
                 c.audio_energy_bits.store(energy.to_bits(), Ordering::Relaxed);
+                if d.energy > f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)) {
+                    c.audio_peak_bits.store(d.energy.to_bits(), Ordering::Relaxed);
+                }
             }
             Err(e) => tracing::debug!(error = %e, "undecodable Opus packet"),
         }
@@ -674,6 +680,7 @@ impl Call {
             audio_received: c.audio_received.load(Ordering::Relaxed),
             audio_lost: c.audio_lost.load(Ordering::Relaxed),
             audio_energy: f64::from_bits(c.audio_energy_bits.load(Ordering::Relaxed)),
+            audio_peak_energy: f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)),
             first_remote_frame: (first > 0).then(|| Duration::from_micros(first)),
         }
     }

@@ -71,13 +71,13 @@ async function startCall(msg) {
   state.pending = [];
   const pc = new RTCPeerConnection({ iceServers: msg.ice_servers, iceTransportPolicy: "relay" });
   state.pc = pc;
-  state.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
-  $("local").srcObject = state.local;
-  for (const t of state.local.getTracks()) pc.addTrack(t, state.local);
+  // Handlers first: the laptop's offer can arrive while the camera is still opening, and
+  // candidates gathered before a handler exists are lost.
   pc.ontrack = (ev) => {
     if (!$("remote").srcObject) $("remote").srcObject = new MediaStream();
     $("remote").srcObject.addTrack(ev.track);
   };
+  pc.onicecandidateerror = (ev) => console.warn(`ICE candidate error ${ev.errorCode} ${ev.errorText} (${ev.url})`);
   pc.onicecandidate = (ev) => {
     if (ev.candidate) send({ type: "candidate", candidate: ev.candidate.toJSON() });
   };
@@ -85,11 +85,19 @@ async function startCall(msg) {
     $("call-state").textContent = pc.connectionState;
     if (pc.connectionState === "failed") { send({ type: "hang_up" }); endCall("The connection failed."); }
   };
+  // The answer waits for local media so it offers our camera and microphone.
+  state.media = navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } }).then((stream) => {
+    state.local = stream;
+    $("local").srcObject = stream;
+    for (const t of stream.getTracks()) pc.addTrack(t, stream);
+  });
+  await state.media;
 }
 
 async function onOffer(sdp) {
   const pc = state.pc;
   if (!pc) return;
+  await state.media;
   await pc.setRemoteDescription({ type: "offer", sdp });
   for (const c of state.pending) await pc.addIceCandidate(c).catch(() => {});
   state.pending = [];
@@ -117,7 +125,7 @@ function connect() {
       case "candidate": await onCandidate(msg.candidate); break;
       case "hung_up": endCall("The laptop ended the call."); break;
       case "peer_left": endCall("The laptop left."); break;
-      case "error": $("rooms-error").textContent = msg.message; break;
+      case "error": $("rooms-error").textContent = msg.message; console.warn(`server: ${msg.kind}: ${msg.message}`); break;
     }
   };
   ws.onclose = () => { state.ws = null; setTimeout(() => { if (document.body.dataset.view !== "signin") connect(); }, 2000); };

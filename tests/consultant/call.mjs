@@ -1,0 +1,88 @@
+// Drives headless Chromium as the consultant: signs in on the care server's page, admits the
+// waiting laptop, and reports the call's statistics as JSON lines on stdout for the Rust test.
+// Settings come from the environment (SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI,
+// SC_END = "consultant" | "kiosk", SC_PROFILE).
+import { chromium } from "playwright-core";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is required`);
+  return v;
+};
+const say = (event, data = {}) => console.log(JSON.stringify({ event, ...data }));
+
+const browser = await chromium.launch({
+  executablePath: process.env.SC_CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    `--use-file-for-fake-video-capture=${env("SC_Y4M")}`,
+    // Trust exactly the test server's key, as a pin would; nothing else is relaxed.
+    `--ignore-certificate-errors-spki-list=${env("SC_SPKI")}`,
+  ],
+});
+const done = async (code) => { await browser.close().catch(() => {}); process.exit(code); };
+process.on("unhandledRejection", async (e) => { say("error", { message: String(e && e.stack || e) }); await done(1); });
+
+try {
+  const page = await browser.newPage();
+  page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") say("console", { text: m.text() }); });
+  await page.goto(`${env("SC_URL")}/consult/`);
+  await page.fill("#username", env("SC_USER"));
+  await page.fill("#password", env("SC_PASSWORD"));
+  await page.fill("#code", env("SC_CODE"));
+  await page.click("#signin button[type=submit]");
+  await page.waitForSelector("button[data-appointment]", { timeout: 60000 });
+  say("waiting");
+  const admittedAt = Date.now();
+  await page.click("button[data-appointment]");
+  await page.waitForFunction(() => window.scCall.pc && window.scCall.pc.connectionState === "connected", null, { timeout: 60000 })
+    .catch(async (e) => {
+      const diag = await page.evaluate(() => {
+        const pc = window.scCall.pc;
+        return pc ? { gathering: pc.iceGatheringState, ice: pc.iceConnectionState, state: pc.connectionState,
+          local: pc.localDescription && pc.localDescription.sdp.split("\r\n").filter((l) => l.startsWith("a=candidate")) } : { lastEnd: window.scCall.lastEnd };
+      });
+      say("diagnostics", diag);
+      throw e;
+    });
+  say("connected");
+
+  const stats = async () => page.evaluate(async () => {
+    const out = { video: null, audio: null, pair: null };
+    const report = await window.scCall.pc.getStats();
+    const byId = new Map();
+    report.forEach((s) => byId.set(s.id, s));
+    report.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") out.video = { framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0 };
+      if (s.type === "inbound-rtp" && s.kind === "audio") out.audio = { totalAudioEnergy: s.totalAudioEnergy || 0, packetsReceived: s.packetsReceived || 0 };
+      if (s.type === "transport" && s.selectedCandidatePairId) {
+        const pair = byId.get(s.selectedCandidatePairId);
+        if (pair) out.pair = { local: byId.get(pair.localCandidateId)?.candidateType, remote: byId.get(pair.remoteCandidateId)?.candidateType };
+      }
+    });
+    return out;
+  });
+  let s = await stats();
+  let firstFrameMs = null;
+  for (let i = 0; i < 300 && !(s.video && s.video.framesDecoded >= 30 && s.audio && s.audio.totalAudioEnergy > 0 && s.pair); i++) {
+    if (firstFrameMs === null && s.video && s.video.framesDecoded > 0) firstFrameMs = Date.now() - admittedAt;
+    await page.waitForTimeout(100);
+    s = await stats();
+  }
+  say("stats", { ...s, firstFrameMs });
+
+  if (process.env.SC_END === "consultant") {
+    await page.click("#end");
+    say("ended", { by: "consultant" });
+  } else {
+    await page.waitForFunction(() => document.body.dataset.view === "rooms", null, { timeout: 60000 });
+    say("ended", { by: "kiosk", reason: await page.evaluate(() => window.scCall.lastEnd) });
+  }
+  await done(0);
+} catch (e) {
+  say("error", { message: String(e && e.stack || e) });
+  await done(1);
+}

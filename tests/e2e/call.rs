@@ -1,0 +1,202 @@
+//! A real call: the kiosk's engine (synthetic camera and tone) and headless Chromium as the
+//! consultant (a Y4M clip of known content and a fake microphone), through coturn on loopback, with
+//! relay-only ICE on both sides. Both directions are proven, and either side can end the call.
+
+use crate::support::{next, signalling, unlocked};
+use sc_call::source::{TestPattern, Tone};
+use sc_call::{Call, CallConfig, CallEvent, CallStats, I420Frame, SelectedPair};
+use sc_core::signal::Incoming;
+use sc_e2e::media::{write_y4m, Turn, Y4M_LEFT, Y4M_RIGHT};
+use sc_e2e::{CareServer, PASSWORD, TURN_SECRET};
+use sc_proto::signal::{FromServer, Role, ToServer};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt as _;
+
+struct Consultant {
+    child: tokio::process::Child,
+    events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+}
+
+impl Drop for Consultant {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn driver_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("consultant")
+}
+
+fn start_consultant(server: &CareServer, secret: &str, y4m: &Path, end: &str) -> Consultant {
+    assert!(driver_dir().join("node_modules/playwright-core").exists(), "run `npm ci` in tests/consultant (scripts/test.sh does)");
+    let mut child = tokio::process::Command::new("node")
+        .arg(driver_dir().join("call.mjs"))
+        .env("SC_URL", &server.url)
+        .env("SC_USER", "dr.who")
+        .env("SC_PASSWORD", PASSWORD)
+        .env("SC_CODE", CareServer::code(secret))
+        .env("SC_Y4M", y4m)
+        .env("SC_SPKI", server.spki_pin())
+        .env("SC_END", end)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) => {
+                    let _ = tx.send(v);
+                }
+                Err(_) => eprintln!("consultant driver: {line}"),
+            }
+        }
+    });
+    Consultant { child, events }
+}
+
+struct Outcome {
+    kiosk: CallStats,
+    pair: Option<SelectedPair>,
+    full_frame: Option<Arc<I420Frame>>,
+    chromium: Value,
+    ended: Value,
+    kiosk_end_reason: Option<String>,
+}
+
+async fn call(end_by_kiosk: bool) -> Outcome {
+    let turn = Turn::start(TURN_SECRET);
+    let mut config = sc_server::config::ServerConfig::default();
+    config.turn.urls = vec![turn.url()];
+    let server = CareServer::start_with(config).await;
+    let dr = server.add_consultant("dr.who", "Dr Who");
+    let appt = server.add_appointment("dr.who", "HMP Testshire", 0);
+    let (_laptop, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;
+    let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
+    write_y4m(clip.path(), 15);
+    let mut consultant = start_consultant(&server, &dr, clip.path(), if end_by_kiosk { "kiosk" } else { "consultant" });
+
+    let mut sig = signalling(&kiosk).await.expect("signalling");
+    sig.send(&ToServer::Join { room_code: appt.room_code.clone() }).await.expect("join");
+    assert!(matches!(next(&mut sig).await, FromServer::Waiting { .. }));
+    let ice_servers = loop {
+        match next(&mut sig).await {
+            FromServer::Admitted { role: Role::Offerer, ice_servers, .. } => break ice_servers,
+            FromServer::Error { message, .. } => panic!("refused: {message}"),
+            _ => continue,
+        }
+    };
+    let config = CallConfig {
+        ice_servers,
+        bind_addrs: vec!["127.0.0.1:0".into()],
+        width: 640,
+        height: 480,
+        fps: 30,
+        video_kbps: 800,
+        video: Box::new(TestPattern::new(640, 480)),
+        audio: Box::new(Tone::new(440.0, 0.3)),
+    };
+    let (engine, mut events) = Call::start(config, Role::Offerer).await.expect("call");
+    let frames = engine.frames();
+    let mut full_frame = None;
+    let mut chromium = Value::Null;
+    let mut ended = Value::Null;
+    let mut kiosk_end_reason = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "the call did not complete: kiosk {:?}, chromium {chromium}", engine.stats());
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(CallEvent::Signal(m)) => { if std::env::var_os("SC_DEBUG_CALL").is_some() { eprintln!("kiosk -> {m:?}") } sig.send(&m).await.expect("signal") }
+                Some(CallEvent::Ended(reason)) => { kiosk_end_reason = Some(reason); break }
+                Some(other) => eprintln!("kiosk call event: {other:?} at {:?}", engine.stats()),
+                None => break,
+            },
+            msg = sig.recv() => match msg {
+                Some(Incoming::Message(m)) => {
+                    if std::env::var_os("SC_DEBUG_CALL").is_some() { eprintln!("kiosk <- {m:?}") }
+                    if let Err(e) = engine.handle(m).await { eprintln!("kiosk: {e}") }
+                }
+                Some(Incoming::Garbled(g)) => panic!("garbled signalling: {g}"),
+                Some(other) => panic!("unexpected: {other:?}"),
+                None => panic!("signalling closed"),
+            },
+            Some(v) = consultant.events.recv() => match { eprintln!("consultant: {v}"); v["event"].as_str() } {
+                Some("stats") => chromium = v,
+                // The kiosk keeps going until it hears the end itself (or hangs up).
+                Some("ended") => { ended = v; if end_by_kiosk { break } }
+                Some("error") => panic!("consultant driver failed: {v}"),
+                _ => {}
+            },
+            _ = tick.tick() => {
+                if let Some(f) = frames.borrow().clone() {
+                    if f.width == 640 && f.height == 480 { full_frame = Some(f); }
+                }
+                let s = engine.stats();
+                let kiosk_done = s.frames_decoded >= 30 && s.audio_received >= 50 && full_frame.is_some();
+                if end_by_kiosk && kiosk_done && !chromium.is_null() && kiosk_end_reason.is_none() {
+                    kiosk_end_reason = Some("kiosk hung up".into());
+                    sig.send(&ToServer::HangUp).await.expect("hang up");
+                }
+            }
+        }
+    }
+    let kiosk_stats = engine.stats();
+    let pair = engine.selected_pair().await;
+    engine.close().await;
+    if ended.is_null() {
+        let reason = kiosk_end_reason.clone();
+        let stats = kiosk_stats;
+        while let Some(v) = tokio::time::timeout(Duration::from_secs(30), consultant.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the consultant never saw the end; kiosk ended with {reason:?}, stats {stats:?}, chromium {chromium}"))
+        {
+            if v["event"] == "ended" {
+                ended = v;
+                break;
+            }
+        }
+    }
+    let status = tokio::time::timeout(Duration::from_secs(20), consultant.child.wait()).await.expect("driver exits").expect("wait");
+    assert!(status.success(), "the consultant driver failed");
+    Outcome { kiosk: kiosk_stats, pair, full_frame, chromium, ended, kiosk_end_reason }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_directions_through_the_relay_and_the_kiosk_ends_it() {
+    let o = call(true).await;
+    // Chromium decoded the kiosk's video at the kiosk's size and heard its tone.
+    let v = &o.chromium["video"];
+    assert!(v["framesDecoded"].as_u64().unwrap_or(0) > 0, "{}", o.chromium);
+    assert_eq!((v["frameWidth"].as_u64(), v["frameHeight"].as_u64()), (Some(640), Some(480)), "{}", o.chromium);
+    assert!(o.chromium["audio"]["totalAudioEnergy"].as_f64().unwrap_or(0.0) > 0.0, "{}", o.chromium);
+    assert_eq!(o.chromium["pair"]["local"], "relay", "{}", o.chromium);
+    assert_eq!(o.chromium["pair"]["remote"], "relay", "{}", o.chromium);
+    // The kiosk decoded Chromium's clip at its size and content, and heard its microphone.
+    let f = o.full_frame.expect("a 640x480 frame from Chromium");
+    let (left, right) = (f.mean_luma(40, 100, 240, 280), f.mean_luma(360, 100, 240, 280));
+    assert!((left - f64::from(Y4M_LEFT)).abs() < 20.0, "left half luma {left}");
+    assert!((right - f64::from(Y4M_RIGHT)).abs() < 20.0, "right half luma {right}");
+    assert!(o.kiosk.frames_decoded >= 30 && o.kiosk.frames_sent > 30, "{:?}", o.kiosk);
+    assert!(o.kiosk.audio_received >= 50 && o.kiosk.audio_peak_energy > 0.0, "{:?}", o.kiosk);
+    assert_eq!(o.pair.as_ref().map(|p| p.local.as_str()), Some("relay"), "{:?}", o.pair);
+    // The kiosk hung up: the consultant's page went back to its rooms with the reason.
+    assert_eq!(o.ended["by"], "kiosk");
+    assert_eq!(o.ended["reason"], "The laptop ended the call.");
+    assert_eq!(o.kiosk_end_reason.as_deref(), Some("kiosk hung up"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consultant_ending_ends_it_for_the_kiosk() {
+    let o = call(false).await;
+    assert_eq!(o.ended["by"], "consultant");
+    assert_eq!(o.kiosk_end_reason.as_deref(), Some("The consultant ended the call."));
+}
