@@ -2,13 +2,12 @@
 //! consultant (a Y4M clip of known content and a fake microphone), through coturn on loopback, with
 //! relay-only ICE on both sides. Both directions are proven, and either side can end the call.
 
-use crate::support::{next, signalling, unlocked};
+use crate::support::unlocked;
+use sc_call::consultation::{Consultation, MediaSetup, Phase};
 use sc_call::source::{TestPattern, Tone};
-use sc_call::{Call, CallConfig, CallEvent, CallStats, I420Frame, SelectedPair};
-use sc_core::signal::Incoming;
+use sc_call::{CallStats, I420Frame, SelectedPair};
 use sc_e2e::media::{write_y4m, Turn, Y4M_LEFT, Y4M_RIGHT};
 use sc_e2e::{CareServer, PASSWORD, TURN_SECRET};
-use sc_proto::signal::{FromServer, Role, ToServer};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -71,6 +70,14 @@ struct Outcome {
     kiosk_end_reason: Option<String>,
 }
 
+fn synthetic_media() -> Arc<MediaSetup> {
+    Arc::new(MediaSetup {
+        bind_addrs: vec!["127.0.0.1:0".into()],
+        video: Box::new(|| Ok(Box::new(TestPattern::new(640, 480)) as Box<dyn sc_call::source::VideoSource>)),
+        audio: Box::new(|| Ok(Box::new(Tone::new(440.0, 0.3)) as Box<dyn sc_call::source::AudioSource>)),
+    })
+}
+
 async fn call(end_by_kiosk: bool) -> Outcome {
     let turn = Turn::start(TURN_SECRET);
     let mut config = sc_server::config::ServerConfig::default();
@@ -83,56 +90,30 @@ async fn call(end_by_kiosk: bool) -> Outcome {
     write_y4m(clip.path(), 15);
     let mut consultant = start_consultant(&server, &dr, clip.path(), if end_by_kiosk { "kiosk" } else { "consultant" });
 
-    let mut sig = signalling(&kiosk).await.expect("signalling");
-    sig.send(&ToServer::Join { room_code: appt.room_code.clone() }).await.expect("join");
-    assert!(matches!(next(&mut sig).await, FromServer::Waiting { .. }));
-    let ice_servers = loop {
-        match next(&mut sig).await {
-            FromServer::Admitted { role: Role::Offerer, ice_servers, .. } => break ice_servers,
-            FromServer::Error { message, .. } => panic!("refused: {message}"),
-            _ => continue,
-        }
-    };
-    let config = CallConfig {
-        ice_servers,
-        bind_addrs: vec!["127.0.0.1:0".into()],
-        width: 640,
-        height: 480,
-        fps: 30,
-        video_kbps: 800,
-        video: Box::new(TestPattern::new(640, 480)),
-        audio: Box::new(Tone::new(440.0, 0.3)),
-    };
-    let (engine, mut events) = Call::start(config, Role::Offerer).await.expect("call");
-    let frames = engine.frames();
+    let record = kiosk.record().expect("enrolled").clone();
+    let token = kiosk.session_token().expect("unlocked");
+    let c = Consultation::start(record, token, appt.room_code.clone(), synthetic_media());
+    let mut phases = c.phases();
+    let frames = c.frames();
     let mut full_frame = None;
     let mut chromium = Value::Null;
     let mut ended = Value::Null;
-    let mut kiosk_end_reason = None;
+    let mut hung_up = false;
+    let mut seen = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "the call did not complete: kiosk {:?}, chromium {chromium}", engine.stats());
+    let kiosk_end_reason = loop {
+        assert!(tokio::time::Instant::now() < deadline, "the call did not complete: phases {seen:?}, kiosk {:?}, chromium {chromium}", c.stats());
         tokio::select! {
-            ev = events.recv() => match ev {
-                Some(CallEvent::Signal(m)) => { if std::env::var_os("SC_DEBUG_CALL").is_some() { eprintln!("kiosk -> {m:?}") } sig.send(&m).await.expect("signal") }
-                Some(CallEvent::Ended(reason)) => { kiosk_end_reason = Some(reason); break }
-                Some(other) => eprintln!("kiosk call event: {other:?} at {:?}", engine.stats()),
-                None => break,
-            },
-            msg = sig.recv() => match msg {
-                Some(Incoming::Message(m)) => {
-                    if std::env::var_os("SC_DEBUG_CALL").is_some() { eprintln!("kiosk <- {m:?}") }
-                    if let Err(e) = engine.handle(m).await { eprintln!("kiosk: {e}") }
-                }
-                Some(Incoming::Garbled(g)) => panic!("garbled signalling: {g}"),
-                Some(other) => panic!("unexpected: {other:?}"),
-                None => panic!("signalling closed"),
-            },
-            Some(v) = consultant.events.recv() => match { eprintln!("consultant: {v}"); v["event"].as_str() } {
+            changed = phases.changed() => {
+                assert!(changed.is_ok(), "the consultation task vanished");
+                let p = phases.borrow_and_update().clone();
+                seen.push(p.clone());
+                if let Phase::Ended { reason } = p { break Some(reason) }
+            }
+            Some(v) = consultant.events.recv() => match v["event"].as_str() {
                 Some("stats") => chromium = v,
-                // The kiosk keeps going until it hears the end itself (or hangs up).
-                Some("ended") => { ended = v; if end_by_kiosk { break } }
+                Some("ended") => ended = v,
                 Some("error") => panic!("consultant driver failed: {v}"),
                 _ => {}
             },
@@ -140,24 +121,24 @@ async fn call(end_by_kiosk: bool) -> Outcome {
                 if let Some(f) = frames.borrow().clone() {
                     if f.width == 640 && f.height == 480 { full_frame = Some(f); }
                 }
-                let s = engine.stats();
-                let kiosk_done = s.frames_decoded >= 30 && s.audio_received >= 50 && full_frame.is_some();
-                if end_by_kiosk && kiosk_done && !chromium.is_null() && kiosk_end_reason.is_none() {
-                    kiosk_end_reason = Some("kiosk hung up".into());
-                    sig.send(&ToServer::HangUp).await.expect("hang up");
+                let s = c.stats();
+                let kiosk_done = s.frames_decoded >= 30 && s.audio_received >= 50 && full_frame.is_some() && c.selected_pair().is_some();
+                if end_by_kiosk && kiosk_done && !chromium.is_null() && !hung_up {
+                    hung_up = true;
+                    c.hang_up();
                 }
             }
         }
-    }
-    let kiosk_stats = engine.stats();
-    let pair = engine.selected_pair().await;
-    engine.close().await;
+    };
+    assert!(seen.iter().any(|p| matches!(p, Phase::Waiting { .. })), "{seen:?}");
+    assert!(seen.iter().any(|p| matches!(p, Phase::InCall { .. })), "{seen:?}");
+    let kiosk_stats = c.stats();
+    let pair = c.selected_pair();
     if ended.is_null() {
         let reason = kiosk_end_reason.clone();
-        let stats = kiosk_stats;
         while let Some(v) = tokio::time::timeout(Duration::from_secs(30), consultant.events.recv())
             .await
-            .unwrap_or_else(|_| panic!("the consultant never saw the end; kiosk ended with {reason:?}, stats {stats:?}, chromium {chromium}"))
+            .unwrap_or_else(|_| panic!("the consultant never saw the end; kiosk ended with {reason:?}, stats {kiosk_stats:?}, chromium {chromium}"))
         {
             if v["event"] == "ended" {
                 ended = v;
@@ -191,7 +172,7 @@ async fn both_directions_through_the_relay_and_the_kiosk_ends_it() {
     // The kiosk hung up: the consultant's page went back to its rooms with the reason.
     assert_eq!(o.ended["by"], "kiosk");
     assert_eq!(o.ended["reason"], "The laptop ended the call.");
-    assert_eq!(o.kiosk_end_reason.as_deref(), Some("kiosk hung up"));
+    assert_eq!(o.kiosk_end_reason.as_deref(), Some("You ended the call."));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

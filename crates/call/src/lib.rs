@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod audio;
+pub mod consultation;
 mod engine;
 mod error;
 pub mod frame;

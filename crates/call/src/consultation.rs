@@ -1,0 +1,254 @@
+//! A consultation from the kiosk's side: join the appointment's waiting room over the signalling
+//! connection, wait to be admitted, run the call, and end it. The state is published on a watch
+//! channel for the page; commands (hang up, mute, camera) come in through the handle.
+
+use crate::source::{AudioSource, VideoSource};
+use crate::{Call, CallConfig, CallEvent, CallStats, I420Frame, SelectedPair};
+use sc_core::activate::SessionToken;
+use sc_core::record::EnrolmentRecord;
+use sc_core::signal::{Incoming, Signalling};
+use sc_proto::signal::{Appointment, FromServer, Role, ToServer};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Where the consultation is, as the page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Phase {
+    /// Connecting to the server and joining the room.
+    Joining,
+    /// In the waiting room until the consultant admits the laptop.
+    Waiting {
+        /// The appointment.
+        appointment: Appointment,
+    },
+    /// Admitted; connecting the call through the relay.
+    Connecting,
+    /// In the call.
+    InCall {
+        /// Microphone muted.
+        muted: bool,
+        /// Camera on.
+        camera: bool,
+        /// Audio only.
+        audio_only: bool,
+    },
+    /// Over; the page goes back to the appointments.
+    Ended {
+        /// Why, in words for the nurse.
+        reason: String,
+    },
+}
+
+/// How the kiosk's media is set up for calls.
+pub struct MediaSetup {
+    /// UDP sockets for the TURN client.
+    pub bind_addrs: Vec<String>,
+    /// Makes the video source for a call.
+    pub video: Box<dyn Fn() -> Result<Box<dyn VideoSource>, String> + Send + Sync>,
+    /// Makes the audio source for a call.
+    pub audio: Box<dyn Fn() -> Result<Box<dyn AudioSource>, String> + Send + Sync>,
+}
+
+impl std::fmt::Debug for MediaSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MediaSetup({:?})", self.bind_addrs)
+    }
+}
+
+enum Command {
+    HangUp,
+    Mute(bool),
+    Camera(bool),
+    AudioOnly(bool),
+}
+
+/// A running consultation.
+#[derive(Debug)]
+pub struct Consultation {
+    phase: watch::Receiver<Phase>,
+    frames: watch::Receiver<Option<Arc<I420Frame>>>,
+    stats: watch::Receiver<CallStats>,
+    pair: watch::Receiver<Option<SelectedPair>>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Consultation {
+    /// Starts joining `room_code`; returns at once.
+    pub fn start(record: EnrolmentRecord, session: SessionToken, room_code: String, media: Arc<MediaSetup>) -> Self {
+        let (phase_tx, phase) = watch::channel(Phase::Joining);
+        let (frames_tx, frames) = watch::channel(None);
+        let (stats_tx, stats) = watch::channel(CallStats::default());
+        let (pair_tx, pair) = watch::channel(None);
+        let (commands, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let outs = Outputs { phase: phase_tx.clone(), frames: frames_tx, stats: stats_tx, pair: pair_tx };
+            let reason = run(record, session, room_code, media, outs, rx).await;
+            tracing::info!(%reason, "consultation ended");
+            let _ = phase_tx.send(Phase::Ended { reason });
+        });
+        Consultation { phase, frames, stats, pair, commands }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase.borrow().clone()
+    }
+
+    /// Phase changes.
+    pub fn phases(&self) -> watch::Receiver<Phase> {
+        self.phase.clone()
+    }
+
+    /// The newest remote frame, as it changes.
+    pub fn frames(&self) -> watch::Receiver<Option<Arc<I420Frame>>> {
+        self.frames.clone()
+    }
+
+    /// Call counters (updated twice a second).
+    pub fn stats(&self) -> CallStats {
+        *self.stats.borrow()
+    }
+
+    /// The ICE candidate pair in use, once connected (types such as "relay").
+    pub fn selected_pair(&self) -> Option<SelectedPair> {
+        self.pair.borrow().clone()
+    }
+
+    /// Ends the consultation (or leaves the waiting room).
+    pub fn hang_up(&self) {
+        let _ = self.commands.send(Command::HangUp);
+    }
+
+    /// Mutes or unmutes the microphone.
+    pub fn set_muted(&self, on: bool) {
+        let _ = self.commands.send(Command::Mute(on));
+    }
+
+    /// Camera on or off.
+    pub fn set_camera(&self, on: bool) {
+        let _ = self.commands.send(Command::Camera(on));
+    }
+
+    /// Audio only on or off.
+    pub fn set_audio_only(&self, on: bool) {
+        let _ = self.commands.send(Command::AudioOnly(on));
+    }
+}
+
+fn describe(e: &sc_core::Error) -> String {
+    match e {
+        sc_core::Error::Unreachable => "Cannot reach the healthcare server.".into(),
+        sc_core::Error::Refused => "This laptop's session has ended: lock and sign in again.".into(),
+        other => other.to_string(),
+    }
+}
+
+struct Outputs {
+    phase: watch::Sender<Phase>,
+    frames: watch::Sender<Option<Arc<I420Frame>>>,
+    stats: watch::Sender<CallStats>,
+    pair: watch::Sender<Option<SelectedPair>>,
+}
+
+async fn run(
+    record: EnrolmentRecord,
+    session: SessionToken,
+    room_code: String,
+    media: Arc<MediaSetup>,
+    out: Outputs,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) -> String {
+    let phase = &out.phase;
+    let mut sig = match Signalling::connect(&record, &session).await {
+        Ok(s) => s,
+        Err(e) => return describe(&e),
+    };
+    if let Err(e) = sig.send(&ToServer::Join { room_code }).await {
+        return describe(&e);
+    }
+    // Waiting room: until admitted, refused, or the nurse gives up.
+    let ice_servers = loop {
+        tokio::select! {
+            msg = sig.recv() => match msg {
+                Some(Incoming::Message(FromServer::Waiting { appointment })) => { let _ = phase.send(Phase::Waiting { appointment }); }
+                Some(Incoming::Message(FromServer::Admitted { role: Role::Offerer, ice_servers, .. })) => break ice_servers,
+                Some(Incoming::Message(FromServer::Error { message, .. })) => return message,
+                Some(other) => tracing::debug!(?other, "ignored while waiting"),
+                None => return "The connection to the healthcare server was lost.".into(),
+            },
+            cmd = commands.recv() => if matches!(cmd, Some(Command::HangUp) | None) {
+                let _ = sig.send(&ToServer::HangUp).await;
+                sig.close().await;
+                return "You left the waiting room.".into();
+            },
+        }
+    };
+    let _ = phase.send(Phase::Connecting);
+    let (video, audio) = match ((media.video)(), (media.audio)()) {
+        (Ok(v), Ok(a)) => (v, a),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = sig.send(&ToServer::HangUp).await;
+            return e;
+        }
+    };
+    let config = CallConfig { ice_servers, bind_addrs: media.bind_addrs.clone(), width: 640, height: 480, fps: 30, video_kbps: 800, video, audio };
+    let (call, mut events) = match Call::start(config, Role::Offerer).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = sig.send(&ToServer::HangUp).await;
+            return format!("The call could not start: {e}");
+        }
+    };
+    let mut remote_frames = call.frames();
+    let (mut muted, mut camera, mut audio_only) = (false, true, false);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let reason = loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(CallEvent::Signal(m)) => if sig.send(&m).await.is_err() { break "The connection to the healthcare server was lost.".to_owned() },
+                Some(CallEvent::State(crate::CallState::Connected)) => { let _ = phase.send(Phase::InCall { muted, camera, audio_only }); }
+                Some(CallEvent::Ended(reason)) => break reason,
+                Some(_) => {}
+                None => break "The call stopped.".to_owned(),
+            },
+            msg = sig.recv() => match msg {
+                Some(Incoming::Message(m)) => if let Err(e) = call.handle(m).await { tracing::warn!(error = %e, "signalling message not applied") },
+                Some(Incoming::Garbled(g)) => tracing::warn!(error = %g, "garbled signalling message skipped"),
+                Some(_) => {}
+                None => break "The connection to the healthcare server was lost.".to_owned(),
+            },
+            changed = remote_frames.changed() => if changed.is_ok() {
+                let f = remote_frames.borrow_and_update().clone();
+                out.frames.send_replace(f);
+            },
+            cmd = commands.recv() => match cmd {
+                Some(Command::HangUp) | None => { let _ = sig.send(&ToServer::HangUp).await; break "You ended the call.".to_owned() }
+                Some(Command::Mute(on)) => { muted = on; call.set_muted(on); }
+                Some(Command::Camera(on)) => { camera = on; call.set_camera(on); }
+                Some(Command::AudioOnly(on)) => { audio_only = on; call.set_audio_only(on); }
+            },
+            _ = tick.tick() => {
+                out.stats.send_replace(call.stats());
+                if out.pair.borrow().is_none() {
+                    if let Some(p) = call.selected_pair().await { out.pair.send_replace(Some(p)); }
+                }
+            }
+        }
+        let now = Phase::InCall { muted, camera, audio_only };
+        phase.send_if_modified(|p| {
+            let changed = matches!(p, Phase::InCall { .. }) && *p != now;
+            if changed {
+                *p = now.clone();
+            }
+            changed
+        });
+    };
+    out.stats.send_replace(call.stats());
+    call.close().await;
+    sig.close().await;
+    reason
+}
