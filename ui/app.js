@@ -1,5 +1,7 @@
 // The kiosk page: renders the state the Rust core reports; holds no state of its own worth stealing.
-const { invoke } = window.__TAURI__.core;
+import { createRenderer } from "./video.js";
+
+const { invoke, Channel } = window.__TAURI__.core;
 
 const $ = (id) => document.getElementById(id);
 let current = null;
@@ -32,13 +34,122 @@ function render(view) {
     $("prison").textContent = view.prison;
     $("staff").textContent = `Signed in: ${view.staff}`;
     $("lease").textContent = formatLeft(view.lease_secs_left);
-    if (changed) $("lock").focus();
+    if (changed) loadAppointments();
   }
 }
 
+// ---- Appointments and the call ----
+
+const fmtTime = (secs) => new Date(secs * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+
+async function loadAppointments() {
+  const list = $("appointments");
+  try {
+    const appts = await invoke("appointments");
+    list.replaceChildren();
+    for (const a of appts) {
+      const li = document.createElement("li");
+      const label = document.createElement("span");
+      label.textContent = `${fmtTime(a.starts_at)}-${fmtTime(a.ends_at)}  ${a.consultant}`;
+      const join = document.createElement("button");
+      join.type = "button";
+      join.textContent = "Join";
+      join.dataset.room = a.room_code;
+      join.addEventListener("click", () => joinRoom(a.room_code));
+      li.append(label, join);
+      list.append(li);
+    }
+    $("no-appointments").hidden = appts.length > 0;
+    const first = list.querySelector("button");
+    (first || $("room-code")).focus();
+  } catch (e) {
+    $("no-appointments").hidden = false;
+    $("no-appointments").textContent = e && e.message ? e.message : "Appointments could not be loaded.";
+    $("room-code").focus();
+  }
+}
+
+async function joinRoom(code) {
+  $("room-error").hidden = true;
+  $("call-notice").hidden = true;
+  try {
+    await invoke("join", { roomCode: code });
+    renderCall({ phase: "joining" });
+  } catch (e) {
+    $("room-error").textContent = e && e.message ? e.message : "Could not join.";
+    $("room-error").hidden = false;
+  }
+}
+
+$("room-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  joinRoom($("room-code").value);
+});
+
+const toggles = { mute: ["Mute", "Unmute"], camera: ["Camera off", "Camera on"], "audio-only": ["Audio only", "Video on"] };
+function renderCall(phase) {
+  const inCall = phase.phase === "in_call" || phase.phase === "connecting";
+  const screen = inCall ? "call" : "waiting";
+  const changed = !current || current.screen !== screen;
+  current = { screen };
+  show(screen);
+  if (phase.phase === "joining") $("waiting-text").textContent = "Joining the waiting room…";
+  if (phase.phase === "waiting") $("waiting-text").textContent = `Waiting for ${phase.appointment.consultant} to let you in.`;
+  if (phase.phase === "connecting") $("call-phase").textContent = "Connecting…";
+  if (phase.phase === "in_call") {
+    $("call-phase").textContent = "In call";
+    const state = { mute: phase.muted, camera: !phase.camera, "audio-only": phase.audio_only };
+    for (const [id, pressed] of Object.entries(state)) {
+      $(id).setAttribute("aria-pressed", String(pressed));
+      $(id).textContent = toggles[id][pressed ? 1 : 0];
+    }
+  }
+  if (changed && screen === "waiting") $("leave").focus();
+}
+
+$("leave").addEventListener("click", () => invoke("hang_up"));
+$("end-call").addEventListener("click", () => invoke("hang_up"));
+for (const [id, option] of [["mute", "mute"], ["camera", "camera"], ["audio-only", "audio_only"]]) {
+  $(id).addEventListener("click", () => {
+    const pressed = $(id).getAttribute("aria-pressed") !== "true";
+    // The camera button is "off" when pressed.
+    const on = option === "camera" ? !pressed : pressed;
+    invoke("set_call_option", { option, on }).catch(() => {});
+  });
+}
+
+// Decoded frames arrive raw; keep only the newest and draw it on the next animation frame.
+let renderer = null;
+let pending = null;
+try {
+  renderer = createRenderer($("remote"));
+} catch (e) {
+  console.error("video unavailable", e);
+}
+const video = new Channel();
+video.onmessage = (buffer) => {
+  if (!pending) requestAnimationFrame(() => { if (renderer && pending) renderer.draw(pending); pending = null; });
+  pending = buffer;
+};
+invoke("watch_video", { onFrame: video }).catch((e) => console.error("no video channel", e));
+
 async function refresh() {
   try {
-    render(await invoke("kiosk_status"));
+    const view = await invoke("kiosk_status");
+    if (view.screen === "unlocked") {
+      const phase = await invoke("call_status");
+      if (phase && phase.phase !== "ended") {
+        renderCall(phase);
+        return;
+      }
+      if (phase && phase.phase === "ended") {
+        await invoke("dismiss_call");
+        $("call-notice").textContent = phase.reason;
+        $("call-notice").hidden = false;
+        current = null; // re-enter the appointments screen
+      }
+    }
+    render(view);
   } catch (e) {
     console.error("status failed", e);
   }

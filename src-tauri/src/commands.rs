@@ -1,7 +1,11 @@
 //! The kiosk page's commands. Each forwards to `sc_core::Kiosk`; errors reach the page as
 //! `{kind, message}`.
 
+use crate::calls::Calls;
+use sc_call::consultation::{Consultation, Phase};
 use sc_core::activate::Credentials;
+use sc_proto::signal::Appointment;
+use tauri::ipc::{Channel, InvokeResponseBody};
 use sc_core::{Kiosk, KioskView};
 use serde::Serialize;
 use std::time::Instant;
@@ -23,10 +27,18 @@ impl UiError {
     }
 }
 
-/// The current screen.
+/// The current screen. A call in progress counts as activity: nobody touches the laptop while the
+/// prisoner watches, and an idle lock mid-consultation would cut it off.
 #[tauri::command]
-pub fn kiosk_status(kiosk: State<'_, Kiosk>) -> KioskView {
-    kiosk.view(Instant::now())
+pub fn kiosk_status(kiosk: State<'_, Kiosk>, calls: State<'_, Calls>) -> KioskView {
+    if calls.active() {
+        kiosk.activity();
+    }
+    let view = kiosk.view(Instant::now());
+    if !matches!(view, KioskView::Unlocked { .. }) {
+        calls.end_all();
+    }
+    view
 }
 
 /// Signs in with user name, password and the 6-digit code.
@@ -52,9 +64,10 @@ pub async fn sign_in(
     Ok(kiosk.sign_in(Credentials { username, password, totp: code }).await)
 }
 
-/// Locks now.
+/// Locks now (ending any call).
 #[tauri::command]
-pub fn lock(kiosk: State<'_, Kiosk>) -> KioskView {
+pub fn lock(kiosk: State<'_, Kiosk>, calls: State<'_, Calls>) -> KioskView {
+    calls.end_all();
     kiosk.lock()
 }
 
@@ -71,4 +84,78 @@ pub async fn check_server(kiosk: State<'_, Kiosk>) -> Result<KioskView, UiError>
     static READY: std::sync::Once = std::sync::Once::new();
     READY.call_once(|| tracing::info!("kiosk page ready"));
     Ok(kiosk.check_server().await)
+}
+
+impl UiError {
+    fn kind(kind: &'static str, message: impl Into<String>) -> Self {
+        UiError { kind, message: message.into() }
+    }
+}
+
+fn core_error(e: sc_core::Error) -> UiError {
+    match e {
+        sc_core::Error::Unreachable => UiError::kind("unreachable", "Cannot reach the healthcare server."),
+        sc_core::Error::Refused => UiError::kind("locked", "This laptop's session has ended."),
+        sc_core::Error::InvalidState(_) => UiError::kind("locked", "Sign in first."),
+        other => UiError::kind("error", other.to_string()),
+    }
+}
+
+/// Today's appointments for this prison.
+#[tauri::command]
+pub async fn appointments(kiosk: State<'_, Kiosk>) -> Result<Vec<Appointment>, UiError> {
+    kiosk.appointments().await.map_err(core_error)
+}
+
+/// Joins an appointment's waiting room by its room code. Async so that it runs on the Tokio
+/// runtime, where the consultation's task lives (synchronous commands run on the main thread).
+#[tauri::command]
+pub async fn join(kiosk: State<'_, Kiosk>, calls: State<'_, Calls>, room_code: String) -> Result<Phase, UiError> {
+    let code = room_code.trim().to_lowercase();
+    if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(UiError::invalid("Type the room code as given, for example abcd-efgh-jkmn."));
+    }
+    if calls.active() {
+        return Err(UiError::kind("busy", "A consultation is already under way."));
+    }
+    let record = kiosk.record().cloned().ok_or_else(|| UiError::kind("locked", "This laptop is not enrolled."))?;
+    let token = kiosk.session_token().ok_or_else(|| UiError::kind("locked", "Sign in first."))?;
+    calls.start(Consultation::start(record, token, code, calls.media.clone()));
+    Ok(Phase::Joining)
+}
+
+/// The consultation's phase (`null` when there is none).
+#[tauri::command]
+pub fn call_status(calls: State<'_, Calls>) -> Option<Phase> {
+    calls.phase()
+}
+
+/// Ends the call or leaves the waiting room.
+#[tauri::command]
+pub fn hang_up(calls: State<'_, Calls>) {
+    calls.with(Consultation::hang_up);
+}
+
+/// Switches one of the call's options: `mute`, `camera` or `audio_only`.
+#[tauri::command]
+pub fn set_call_option(calls: State<'_, Calls>, option: String, on: bool) -> Result<(), UiError> {
+    match option.as_str() {
+        "mute" => calls.with(|c| c.set_muted(on)),
+        "camera" => calls.with(|c| c.set_camera(on)),
+        "audio_only" => calls.with(|c| c.set_audio_only(on)),
+        _ => return Err(UiError::invalid("Unknown call option.")),
+    };
+    Ok(())
+}
+
+/// Back to the appointments after a call ended.
+#[tauri::command]
+pub fn dismiss_call(calls: State<'_, Calls>) {
+    calls.dismiss();
+}
+
+/// Where decoded frames go: raw bytes, a 12-byte header (width, height, number) then I420.
+#[tauri::command]
+pub fn watch_video(calls: State<'_, Calls>, on_frame: Channel<InvokeResponseBody>) {
+    calls.set_video_channel(on_frame);
 }

@@ -2,6 +2,7 @@
 //! logic lives here; it forwards to `sc_core::Kiosk`.
 #![forbid(unsafe_code)]
 
+pub mod calls;
 mod cli;
 pub mod commands;
 pub mod window;
@@ -11,19 +12,26 @@ use std::process::ExitCode;
 use tauri::{Builder, Runtime};
 
 /// Registers the kiosk's state and commands on a builder (the real one or the mock runtime's).
-pub fn wire<R: Runtime>(builder: Builder<R>, kiosk: Kiosk) -> Builder<R> {
-    builder.manage(kiosk).invoke_handler(tauri::generate_handler![
+pub fn wire<R: Runtime>(builder: Builder<R>, kiosk: Kiosk, calls: calls::Calls) -> Builder<R> {
+    builder.manage(kiosk).manage(calls).invoke_handler(tauri::generate_handler![
         commands::kiosk_status,
         commands::sign_in,
         commands::lock,
         commands::activity,
         commands::check_server,
+        commands::appointments,
+        commands::join,
+        commands::call_status,
+        commands::hang_up,
+        commands::set_call_option,
+        commands::dismiss_call,
+        commands::watch_video,
     ])
 }
 
 /// Runs the kiosk window until it is closed.
 pub fn run_window(kiosk: Kiosk) -> Result<(), String> {
-    wire(tauri::Builder::default(), kiosk)
+    wire(tauri::Builder::default(), kiosk, calls::Calls::new(calls::media_from_env()))
         .setup(|app| {
             window::create(app.handle())?;
             Ok(())

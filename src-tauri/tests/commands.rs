@@ -33,7 +33,7 @@ fn invoke_from(
 
 fn app_with(kiosk: Kiosk) -> (tauri::App<tauri::test::MockRuntime>, tauri::WebviewWindow<tauri::test::MockRuntime>) {
     // The real generated context: the page's capability file decides what it may call.
-    let app = sc_kiosk::wire(mock_builder(), kiosk).build(tauri::generate_context!(test = true)).expect("app");
+    let app = sc_kiosk::wire(mock_builder(), kiosk, sc_kiosk::calls::Calls::new(sc_kiosk::calls::media_from_env())).build(tauri::generate_context!(test = true)).expect("app");
     let webview = WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("webview");
     (app, webview)
 }
@@ -69,7 +69,7 @@ fn bad_input_is_a_kind_and_a_message() {
 fn another_window_or_a_remote_page_gets_no_command() {
     let dir = tempfile::tempdir().expect("dir");
     let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
-    let app = sc_kiosk::wire(mock_builder(), kiosk).build(tauri::generate_context!(test = true)).expect("app");
+    let app = sc_kiosk::wire(mock_builder(), kiosk, sc_kiosk::calls::Calls::new(sc_kiosk::calls::media_from_env())).build(tauri::generate_context!(test = true)).expect("app");
     let other = WebviewWindowBuilder::new(&app, "other", Default::default()).build().expect("webview");
     let denied = invoke(&other, "kiosk_status", json!({}));
     assert!(matches!(&denied, Err(Value::String(m)) if m.contains("not allowed")), "{denied:?}");

@@ -74,6 +74,8 @@ try {
   }
   say("stats", { ...s, firstFrameMs });
 
+  // Keep the call up a while (the window test takes its screenshot meanwhile).
+  await page.waitForTimeout(Number(process.env.SC_HOLD_MS || 0));
   if (process.env.SC_END === "consultant") {
     await page.click("#end");
     say("ended", { by: "consultant" });

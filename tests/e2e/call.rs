@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt as _;
 
-struct Consultant {
-    child: tokio::process::Child,
-    events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+pub(crate) struct Consultant {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) events: tokio::sync::mpsc::UnboundedReceiver<Value>,
 }
 
 impl Drop for Consultant {
@@ -29,7 +29,12 @@ fn driver_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("consultant")
 }
 
-fn start_consultant(server: &CareServer, secret: &str, y4m: &Path, end: &str) -> Consultant {
+pub(crate) fn start_consultant(server: &CareServer, secret: &str, y4m: &Path, end: &str) -> Consultant {
+    start_consultant_holding(server, secret, y4m, end, 0)
+}
+
+/// As [`start_consultant`], keeping the call up `hold_ms` after it is proven.
+pub(crate) fn start_consultant_holding(server: &CareServer, secret: &str, y4m: &Path, end: &str, hold_ms: u64) -> Consultant {
     assert!(driver_dir().join("node_modules/playwright-core").exists(), "run `npm ci` in tests/consultant (scripts/test.sh does)");
     let mut child = tokio::process::Command::new("node")
         .arg(driver_dir().join("call.mjs"))
@@ -40,6 +45,7 @@ fn start_consultant(server: &CareServer, secret: &str, y4m: &Path, end: &str) ->
         .env("SC_Y4M", y4m)
         .env("SC_SPKI", server.spki_pin())
         .env("SC_END", end)
+        .env("SC_HOLD_MS", hold_ms.to_string())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)

@@ -65,6 +65,118 @@ fn xdotool(args: &[&str]) {
     assert!(status.success(), "xdotool {args:?} failed");
 }
 
+fn luma_at(path: &Path, x: u32, y: u32) -> f64 {
+    let out = run("convert", &[&path.to_string_lossy(), "-colorspace", "Gray", "-format", &format!("%[fx:255*p{{{x},{y}}}]"), "info:"]);
+    out.parse().unwrap_or(-1.0)
+}
+
+fn sign_in_by_keyboard(code: &str) {
+    xdotool(&["type", "--delay", "40", "nurse.jo"]);
+    xdotool(&["key", "Tab"]);
+    xdotool(&["type", "--delay", "40", PASSWORD]);
+    xdotool(&["key", "Tab"]);
+    xdotool(&["type", "--delay", "40", code]);
+    xdotool(&["key", "Return"]);
+}
+
+fn start_kiosk(data_dir: &Path, log_name: &str, media: bool) -> KioskProcess {
+    let log = artifacts_dir().join(log_name);
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let mut cmd = Command::new(sc_e2e::bin("secureconsult-kiosk"));
+    cmd.arg("--data-dir").arg(data_dir).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log_file);
+    if media {
+        cmd.env("SC_KIOSK_MEDIA", "synthetic").env("SC_KIOSK_BIND", "127.0.0.1:0");
+    }
+    KioskProcess { child: cmd.spawn().expect("start the kiosk"), log }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_shows_the_consultants_video_in_the_window() {
+    assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
+    let turn = sc_e2e::media::Turn::start(sc_e2e::TURN_SECRET);
+    let mut config = sc_server::config::ServerConfig::default();
+    config.turn.urls = vec![turn.url()];
+    let server = CareServer::start_with(config).await;
+    let secret = server.add_nurse("nurse.jo", "Jo Nurse", "HMP Testshire");
+    let dr = server.add_consultant("dr.who", "Dr Who");
+    server.add_appointment("dr.who", "HMP Testshire", 0);
+    let laptop = Laptop::new().await;
+    laptop.enrol(&server, "HMP Testshire").await;
+    let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
+    sc_e2e::media::write_y4m(clip.path(), 15);
+
+    let kiosk = start_kiosk(laptop.dir.path(), "kiosk-call-window.log", true);
+    let shot = artifacts_dir().join("call-screen.png");
+    let code = CareServer::code(&secret);
+    let kiosk = tokio::task::spawn_blocking({
+        let shot = shot.clone();
+        move || {
+            wait_for("the lock screen", Duration::from_secs(60), || {
+                screenshot(&shot);
+                brand_fraction(&shot) > 0.002 && pixel(&shot, 10, 10) == PAPER
+            });
+            sign_in_by_keyboard(&code);
+            wait_for("the appointments", Duration::from_secs(60), || {
+                screenshot(&shot);
+                pixel(&shot, 10, 10) == BRAND
+            });
+            // The first appointment's Join button has the focus.
+            std::thread::sleep(Duration::from_millis(1500));
+            xdotool(&["key", "Return"]);
+            kiosk
+        }
+    })
+    .await
+    .expect("join");
+
+    let mut consultant = crate::call::start_consultant_holding(&server, &dr, clip.path(), "consultant", 8000);
+    loop {
+        let v = tokio::time::timeout(Duration::from_secs(90), consultant.events.recv()).await.expect("consultant progress").expect("driver");
+        match v["event"].as_str() {
+            Some("stats") => break,
+            Some("error") => panic!("consultant driver failed: {v}; kiosk log: {}", kiosk.log()),
+            _ => {}
+        }
+    }
+    // The consultant's clip is bright on the left and dark on the right: so must the window be.
+    let shot2 = shot.clone();
+    let (left, right) = tokio::task::spawn_blocking(move || {
+        let mut lr = (0.0, 0.0);
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(7) {
+            screenshot(&shot2);
+            lr = (luma_at(&shot2, 384, 350), luma_at(&shot2, 896, 350));
+            if lr.0 > 150.0 && lr.1 < 100.0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        lr
+    })
+    .await
+    .expect("join");
+    assert!(left > 150.0 && right < 100.0, "video region not showing the consultant (left {left}, right {right}); see {}; log: {}", shot.display(), kiosk.log());
+    // The consultant ends the call: the kiosk goes back to its appointments.
+    loop {
+        let v = tokio::time::timeout(Duration::from_secs(30), consultant.events.recv()).await.expect("end").expect("driver");
+        if v["event"] == "ended" {
+            break;
+        }
+    }
+    let back = artifacts_dir().join("after-call.png");
+    tokio::task::spawn_blocking(move || {
+        wait_for("the appointments again", Duration::from_secs(30), || {
+            screenshot(&back);
+            pixel(&back, 10, 10) == BRAND
+        });
+    })
+    .await
+    .expect("join");
+    assert!(kiosk.log().contains("consultation ended"), "{}", kiosk.log());
+    drop(kiosk);
+    drop(turn);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn lock_screen_then_keyboard_sign_in_reaches_the_unlocked_screen() {
     assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");

@@ -77,7 +77,7 @@ pub struct Consultation {
 }
 
 impl Consultation {
-    /// Starts joining `room_code`; returns at once.
+    /// Starts joining `room_code`; returns at once. Must be called within a Tokio runtime.
     pub fn start(record: EnrolmentRecord, session: SessionToken, room_code: String, media: Arc<MediaSetup>) -> Self {
         let (phase_tx, phase) = watch::channel(Phase::Joining);
         let (frames_tx, frames) = watch::channel(None);

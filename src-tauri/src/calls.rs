@@ -1,0 +1,119 @@
+//! The kiosk's calls as the page sees them: one consultation at a time, its phase, and its
+//! decoded video sent raw over a Tauri channel (newest frame only; the channel has no back-pressure).
+
+use sc_call::consultation::{Consultation, MediaSetup, Phase};
+use sc_call::source::{AudioSource, TestPattern, Tone, VideoSource};
+use std::sync::{Arc, Mutex};
+use tauri::ipc::{Channel, InvokeResponseBody};
+
+/// The managed call state.
+pub struct Calls {
+    /// How media is set up for every call.
+    pub media: Arc<MediaSetup>,
+    current: Mutex<Option<Consultation>>,
+    video: Mutex<Option<Channel<InvokeResponseBody>>>,
+}
+
+impl std::fmt::Debug for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Calls({:?})", self.media)
+    }
+}
+
+/// Media from the environment: `SC_KIOSK_MEDIA=synthetic` uses a test pattern and a tone (tests
+/// and the demo); `SC_KIOSK_BIND` lists the UDP addresses for the TURN client (comma-separated).
+pub fn media_from_env() -> MediaSetup {
+    let synthetic = std::env::var("SC_KIOSK_MEDIA").is_ok_and(|m| m == "synthetic");
+    let bind_addrs = std::env::var("SC_KIOSK_BIND")
+        .map(|b| b.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_else(|_| vec!["0.0.0.0:0".to_owned()]);
+    if synthetic {
+        MediaSetup {
+            bind_addrs,
+            video: Box::new(|| Ok(Box::new(TestPattern::new(640, 480)) as Box<dyn VideoSource>)),
+            audio: Box::new(|| Ok(Box::new(Tone::new(440.0, 0.2)) as Box<dyn AudioSource>)),
+        }
+    } else {
+        // Device capture lands with the camera work; until then say so instead of failing later.
+        MediaSetup {
+            bind_addrs,
+            video: Box::new(|| Err("No camera is available to this kiosk build.".to_owned())),
+            audio: Box::new(|| Err("No microphone is available to this kiosk build.".to_owned())),
+        }
+    }
+}
+
+impl Calls {
+    /// No call yet.
+    pub fn new(media: MediaSetup) -> Self {
+        Calls { media: Arc::new(media), current: Mutex::new(None), video: Mutex::new(None) }
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Option<Consultation>> {
+        // The guarded value is replaced whole, so a poisoned lock still holds a sound value.
+        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a consultation is under way (not ended).
+    pub fn active(&self) -> bool {
+        self.current().as_ref().is_some_and(|c| !matches!(c.phase(), Phase::Ended { .. }))
+    }
+
+    /// Starts a consultation; the caller has checked the laptop is unlocked.
+    pub fn start(&self, consultation: Consultation) {
+        let frames = consultation.frames();
+        *self.current() = Some(consultation);
+        let channel = self.video.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(channel) = channel {
+            tauri::async_runtime::spawn(forward_frames(frames, channel));
+        }
+    }
+
+    /// The current phase, if any.
+    pub fn phase(&self) -> Option<Phase> {
+        self.current().as_ref().map(Consultation::phase)
+    }
+
+    /// Runs `f` on the current consultation.
+    pub fn with<T>(&self, f: impl FnOnce(&Consultation) -> T) -> Option<T> {
+        self.current().as_ref().map(f)
+    }
+
+    /// Forgets an ended consultation.
+    pub fn dismiss(&self) {
+        let mut current = self.current();
+        if current.as_ref().is_some_and(|c| matches!(c.phase(), Phase::Ended { .. })) {
+            *current = None;
+        }
+    }
+
+    /// Ends any consultation (the laptop is locking).
+    pub fn end_all(&self) {
+        if let Some(c) = self.current().take() {
+            c.hang_up();
+        }
+    }
+
+    /// The page's video channel.
+    pub fn set_video_channel(&self, channel: Channel<InvokeResponseBody>) {
+        *self.video.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(channel.clone());
+        let frames = self.current().as_ref().map(Consultation::frames);
+        if let Some(frames) = frames {
+            tauri::async_runtime::spawn(forward_frames(frames, channel));
+        }
+    }
+}
+
+/// Sends each new frame to the page until the call's frame channel closes (the call ended).
+async fn forward_frames(mut frames: tokio::sync::watch::Receiver<Option<Arc<sc_call::I420Frame>>>, channel: Channel<InvokeResponseBody>) {
+    let mut number = 0u32;
+    while frames.changed().await.is_ok() {
+        let frame = frames.borrow_and_update().clone();
+        if let Some(frame) = frame {
+            number = number.wrapping_add(1);
+            if channel.send(InvokeResponseBody::Raw(frame.to_wire(number))).is_err() {
+                break;
+            }
+        }
+    }
+}
