@@ -8,6 +8,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// One display, one keyboard: window tests take turns.
+static DISPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const BRAND: &str = "srgb(11,110,79)";
 const PAPER: &str = "srgb(244,247,246)";
 
@@ -92,6 +95,7 @@ fn start_kiosk(data_dir: &Path, log_name: &str, media: bool) -> KioskProcess {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_shows_the_consultants_video_in_the_window() {
+    let _display = DISPLAY.lock().await;
     assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
     let turn = sc_e2e::media::Turn::start(sc_e2e::TURN_SECRET);
     let mut config = sc_server::config::ServerConfig::default();
@@ -179,6 +183,7 @@ async fn a_call_shows_the_consultants_video_in_the_window() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lock_screen_then_keyboard_sign_in_reaches_the_unlocked_screen() {
+    let _display = DISPLAY.lock().await;
     assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
     let server = CareServer::start().await;
     let secret = server.add_nurse("nurse.jo", "Jo Nurse", "HMP Testshire");
