@@ -6,6 +6,9 @@ use sc_call::source::{AudioSource, TestPattern, Tone, VideoSource};
 use std::sync::{Arc, Mutex};
 use tauri::ipc::{Channel, InvokeResponseBody};
 
+/// How long a call may take to connect through the relay.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The managed call state.
 pub struct Calls {
     /// How media is set up for every call.
@@ -32,6 +35,7 @@ pub fn media_from_env() -> MediaSetup {
             bind_addrs,
             video: Box::new(|| Ok(Box::new(TestPattern::new(640, 480)) as Box<dyn VideoSource>)),
             audio: Box::new(|| Ok(Box::new(Tone::new(440.0, 0.2)) as Box<dyn AudioSource>)),
+            connect_timeout: CONNECT_TIMEOUT,
         }
     } else {
         // Device capture lands with the camera work; until then say so instead of failing later.
@@ -39,6 +43,7 @@ pub fn media_from_env() -> MediaSetup {
             bind_addrs,
             video: Box::new(|| Err("No camera is available to this kiosk build.".to_owned())),
             audio: Box::new(|| Err("No microphone is available to this kiosk build.".to_owned())),
+            connect_timeout: CONNECT_TIMEOUT,
         }
     }
 }

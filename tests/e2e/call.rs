@@ -8,6 +8,7 @@ use sc_call::source::{TestPattern, Tone};
 use sc_call::{CallStats, I420Frame, SelectedPair};
 use sc_e2e::media::{write_y4m, Turn, Y4M_LEFT, Y4M_RIGHT};
 use sc_e2e::{CareServer, PASSWORD, TURN_SECRET};
+use sc_proto::signal::{FromServer, ToServer};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -77,7 +78,12 @@ struct Outcome {
 }
 
 fn synthetic_media() -> Arc<MediaSetup> {
+    synthetic_media_with(Duration::from_secs(30))
+}
+
+fn synthetic_media_with(connect_timeout: Duration) -> Arc<MediaSetup> {
     Arc::new(MediaSetup {
+        connect_timeout,
         bind_addrs: vec!["127.0.0.1:0".into()],
         video: Box::new(|| Ok(Box::new(TestPattern::new(640, 480)) as Box<dyn sc_call::source::VideoSource>)),
         audio: Box::new(|| Ok(Box::new(Tone::new(440.0, 0.3)) as Box<dyn sc_call::source::AudioSource>)),
@@ -186,4 +192,89 @@ async fn the_consultant_ending_ends_it_for_the_kiosk() {
     let o = call(false).await;
     assert_eq!(o.ended["by"], "consultant");
     assert_eq!(o.kiosk_end_reason.as_deref(), Some("The consultant ended the call."));
+}
+
+/// A consultation the scripted consultant admits; returns how it ended once the consultant heard
+/// the kiosk hang up, with everything still alive for further checks.
+struct Attempt {
+    reason: String,
+    kiosk: sc_core::Kiosk,
+    room_code: String,
+    _laptop: crate::support::Laptop,
+    _server: CareServer,
+}
+
+async fn admitted_attempt(config: sc_server::config::ServerConfig, media: Arc<MediaSetup>) -> Attempt {
+    let server = CareServer::start_with(config).await;
+    let dr = server.add_consultant("dr.who", "Dr Who");
+    let appt = server.add_appointment("dr.who", "HMP Testshire", 0);
+    let (laptop, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;
+    let cookie = sc_e2e::consultant::login(&server.url, &server.ca_der, "dr.who", &CareServer::code(&dr)).await.expect("login");
+    let mut doctor = sc_e2e::consultant::connect(&server.url, &server.ca_der, &cookie, &server.url).await.expect("connect");
+    let c = Consultation::start(kiosk.record().expect("enrolled").clone(), kiosk.session_token().expect("unlocked"), appt.room_code.clone(), media);
+    let mut phases = c.phases();
+    loop {
+        if let FromServer::WaitingRoom { waiting } = doctor.recv().await {
+            if !waiting.is_empty() {
+                break;
+            }
+        }
+    }
+    doctor.send(&ToServer::Admit { appointment_id: appt.id }).await;
+    let reason = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            phases.changed().await.expect("phase");
+            if let Phase::Ended { reason } = phases.borrow_and_update().clone() {
+                return reason;
+            }
+        }
+    })
+    .await
+    .expect("the attempt ends");
+    loop {
+        match doctor.recv().await {
+            FromServer::HungUp => break,
+            FromServer::WaitingRoom { .. } | FromServer::Admitted { .. } | FromServer::Offer { .. } | FromServer::Candidate { .. } => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    Attempt { reason, kiosk, room_code: appt.room_code, _laptop: laptop, _server: server }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_relay_ends_the_attempt_clearly_and_the_laptop_stays_usable() {
+    // TURN points at a port nobody listens on.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("port").port();
+    let mut config = sc_server::config::ServerConfig::default();
+    config.turn.urls = vec![format!("turn:127.0.0.1:{dead}?transport=udp")];
+    let a = admitted_attempt(config, synthetic_media_with(Duration::from_secs(3))).await;
+    assert_eq!(a.reason, "The call could not connect through the relay. Check the network and try again.");
+    // Still unlocked and usable: the appointments load and the room can be joined again.
+    assert_eq!(a.kiosk.appointments().await.expect("appointments").len(), 1);
+    let again = Consultation::start(a.kiosk.record().expect("enrolled").clone(), a.kiosk.session_token().expect("token"), a.room_code.clone(), synthetic_media());
+    let mut p = again.phases();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            p.changed().await.expect("phase");
+            if matches!(*p.borrow_and_update(), Phase::Waiting { .. }) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("waiting again");
+    again.hang_up();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_camera_ends_the_attempt_clearly() {
+    let media = Arc::new(MediaSetup {
+        connect_timeout: Duration::from_secs(30),
+        bind_addrs: vec!["127.0.0.1:0".into()],
+        video: Box::new(|| Err("No camera is available to this kiosk build.".to_owned())),
+        audio: Box::new(|| Ok(Box::new(Tone::new(440.0, 0.3)) as Box<dyn sc_call::source::AudioSource>)),
+    });
+    let a = admitted_attempt(sc_server::config::ServerConfig::default(), media).await;
+    assert_eq!(a.reason, "No camera is available to this kiosk build.");
+    assert_eq!(a.kiosk.appointments().await.expect("appointments").len(), 1, "the laptop stays usable");
 }

@@ -51,6 +51,8 @@ pub struct MediaSetup {
     pub video: Box<dyn Fn() -> Result<Box<dyn VideoSource>, String> + Send + Sync>,
     /// Makes the audio source for a call.
     pub audio: Box<dyn Fn() -> Result<Box<dyn AudioSource>, String> + Send + Sync>,
+    /// How long the call may take to connect through the relay before it is given up.
+    pub connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for MediaSetup {
@@ -204,6 +206,7 @@ async fn run(
         }
     };
     let mut remote_frames = call.frames();
+    let connect_deadline = tokio::time::Instant::now() + media.connect_timeout;
     let (mut muted, mut camera, mut audio_only) = (false, true, false);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let reason = loop {
@@ -232,6 +235,10 @@ async fn run(
                 Some(Command::AudioOnly(on)) => { audio_only = on; call.set_audio_only(on); }
             },
             _ = tick.tick() => {
+                if matches!(*phase.borrow(), Phase::Connecting) && tokio::time::Instant::now() >= connect_deadline {
+                    let _ = sig.send(&ToServer::HangUp).await;
+                    break "The call could not connect through the relay. Check the network and try again.".to_owned();
+                }
                 out.stats.send_replace(call.stats());
                 if out.pair.borrow().is_none() {
                     if let Some(p) = call.selected_pair().await { out.pair.send_replace(Some(p)); }
