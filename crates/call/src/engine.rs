@@ -506,10 +506,10 @@ impl Call {
         let opus = codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1");
         let mut media = MediaEngine::default();
         media
-            .register_codec(RTCRtpCodecParameters { rtp_codec: vp8.clone(), payload_type: 96, ..Default::default() }, RtpCodecKind::Video)
+            .register_codec(RTCRtpCodecParameters { rtp_codec: vp8.clone(), payload_type: 96 }, RtpCodecKind::Video)
             .map_err(Error::webrtc)?;
         media
-            .register_codec(RTCRtpCodecParameters { rtp_codec: opus.clone(), payload_type: 111, ..Default::default() }, RtpCodecKind::Audio)
+            .register_codec(RTCRtpCodecParameters { rtp_codec: opus.clone(), payload_type: 111 }, RtpCodecKind::Audio)
             .map_err(Error::webrtc)?;
         let registry = register_default_interceptors(Registry::new(), &mut media)
             .map_err(Error::webrtc)?

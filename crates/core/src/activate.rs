@@ -2,7 +2,8 @@
 //! the blinded exchange point; the server's answer lets the laptop recover its data key in memory.
 
 use crate::client::CareClient;
-use crate::enrol::{blocking, sign, unix_now};
+use crate::enrol::{sign, unix_now};
+use crate::keystore::blocking;
 use crate::keystore::Keystore;
 use crate::record::{DataDir, EnrolmentRecord};
 use crate::sealed::{self, Config, DataKey};

@@ -2,49 +2,28 @@
 //! pin the server's CA, seal the config with the exchange key, then forget that key.
 
 use crate::client::CareClient;
-use crate::keystore::{DeviceSecrets, Keystore};
+use crate::keystore::{blocking, DeviceSecrets, Keystore};
 use crate::record::{DataDir, EnrolmentRecord, RECORD_VERSION};
 use crate::sealed::{self, Config, DataKey};
 use crate::{posture, tls, Error};
 use sc_proto::{Bytes, EnrolPayload, Signed, PROTOCOL_VERSION, SIG_CONTEXT_ENROL};
 use std::str::FromStr;
 
-/// A one-time enrolment token as IT staff type it: `sce1.<secret>.<CA SHA-256>`, base64url parts.
-///
-/// The fingerprint lets the laptop trust the server's CA on first contact without any other input.
-#[derive(Clone)]
-pub struct EnrolmentToken {
-    secret: String,
-    ca_fingerprint: [u8; 32],
-}
-
-impl std::fmt::Debug for EnrolmentToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EnrolmentToken(..)")
-    }
-}
+/// A one-time enrolment token as IT staff type it (the format is `sc_proto::EnrolToken`).
+#[derive(Clone, Debug)]
+pub struct EnrolmentToken(sc_proto::EnrolToken);
 
 impl FromStr for EnrolmentToken {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        let mut parts = s.trim().split('.');
-        let (Some("sce1"), Some(secret), Some(fp), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(Error::BadToken);
-        };
-        let secret_ok = secret.len() >= 16 && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        let fp = Bytes::<[u8; 32]>::parse(fp).map_err(|_| Error::BadToken)?;
-        if !secret_ok {
-            return Err(Error::BadToken);
-        }
-        Ok(EnrolmentToken { secret: secret.to_owned(), ca_fingerprint: fp.0 })
+        s.parse().map(EnrolmentToken).map_err(|_| Error::BadToken)
     }
 }
 
 impl EnrolmentToken {
     /// Assembles a token (the server's admin CLI does this).
     pub fn format(secret: &str, ca_der: &[u8]) -> String {
-        format!("sce1.{secret}.{}", Bytes(tls::fingerprint(ca_der)))
+        sc_proto::EnrolToken { secret: secret.to_owned(), ca_fingerprint: tls::fingerprint(ca_der) }.to_string()
     }
 }
 
@@ -56,18 +35,12 @@ pub(crate) fn sign(secrets: &DeviceSecrets, context: &[u8], payload: Vec<u8>) ->
     Ok(Signed { payload: Bytes(payload), signature: Bytes(signature) })
 }
 
-fn now_unix() -> i64 {
+/// Unix seconds now (the laptop's clock; the server checks it against its own).
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Runs a blocking keystore call off the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| Error::InvalidState("keystore task panicked"))?
 }
 
 /// Enrols this laptop. Writes the keystore entry, the sealed config, then the record (last, so a
@@ -84,7 +57,7 @@ pub async fn enrol(
     let secrets = DeviceSecrets::generate()?;
     let payload = EnrolPayload {
         version: PROTOCOL_VERSION,
-        token: token.secret.clone(),
+        token: token.0.secret.clone(),
         device_public_key: Bytes(secrets.public_key()?),
         hostname: posture::hostname(),
         posture: posture::current(),
@@ -92,7 +65,7 @@ pub async fn enrol(
     let payload = serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?;
     let signed = sign(&secrets, SIG_CONTEXT_ENROL, payload)?;
 
-    let (tls_config, pin) = tls::bootstrap(token.ca_fingerprint)?;
+    let (tls_config, pin) = tls::bootstrap(token.0.ca_fingerprint)?;
     let client = CareClient::new(server_url, tls_config)?;
     let reply = client.enrol(&signed).await?;
     let ca_der = pin.ca_der().ok_or(Error::UntrustedServer)?;
@@ -110,7 +83,7 @@ pub async fn enrol(
         prison: reply.prison.clone(),
         server_url: server_url.to_owned(),
         policy: reply.policy,
-        enrolled_at: now_unix(),
+        enrolled_at: unix_now(),
     };
     sealed::write(&dir.sealed_path(), &config, &data_key)?;
     drop(data_key);
@@ -129,10 +102,6 @@ pub async fn enrol(
     Ok(record)
 }
 
-pub(crate) fn unix_now() -> i64 {
-    now_unix()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,7 +110,7 @@ mod tests {
     fn token_shape_is_parsed() {
         let t = EnrolmentToken::format("abcdefghijklmnopqrstuv", b"ca");
         let parsed: EnrolmentToken = t.parse().expect("valid");
-        assert_eq!(parsed.ca_fingerprint, tls::fingerprint(b"ca"));
+        assert_eq!(parsed.0.ca_fingerprint, tls::fingerprint(b"ca"));
         for bad in ["", "sce1.short.x", "sce2.abcdefghijklmnopqrstuv.AAAA", "sce1.abcdefghijklmnopqrstuv", "sce1.a b.c"] {
             assert!(bad.parse::<EnrolmentToken>().is_err(), "{bad}");
         }

@@ -69,6 +69,13 @@ impl DeviceSecrets {
     }
 }
 
+/// Runs a blocking keystore call (D-Bus) off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| Error::InvalidState("keystore task panicked"))?
+}
+
 /// A handle on the OS keystore.
 #[derive(Clone)]
 pub struct Keystore {

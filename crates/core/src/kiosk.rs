@@ -147,7 +147,7 @@ impl Kiosk {
     async fn activate(&self, creds: &Credentials) -> Result<activate::Unsealed, Error> {
         let record = self.record.as_ref().ok_or(Error::NotEnrolled)?;
         let factory = self.keystore;
-        let keystore = crate::enrol::blocking(factory).await?;
+        let keystore = crate::keystore::blocking(factory).await?;
         activate::activate(&self.dir, &keystore, record, creds).await
     }
 

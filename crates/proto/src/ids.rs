@@ -15,6 +15,9 @@ pub enum IdError {
     /// A device id must be 32 lowercase hex characters.
     #[error("a device id is 32 lowercase hex characters")]
     DeviceId,
+    /// An enrolment token is `sce1.<secret>.<fingerprint>`.
+    #[error("the enrolment token is malformed")]
+    EnrolToken,
 }
 
 impl DeviceId {

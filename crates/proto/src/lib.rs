@@ -7,9 +7,11 @@
 mod bytes;
 mod ids;
 pub mod signal;
+mod token;
 
 pub use bytes::{Bytes, DecodeError};
 pub use ids::{DeviceId, IdError};
+pub use token::EnrolToken;
 
 use serde::{Deserialize, Serialize};
 

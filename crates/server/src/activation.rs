@@ -154,13 +154,9 @@ pub async fn activate(state: &AppState, signed: &Signed) -> Result<ActivateRespo
     if !password_ok {
         return Err(refuse(state, &c, &ctx, Reason::BadPassword, Count::Both)?);
     }
-    let Some(step) = auth::totp_step(&staff.totp_secret, &payload.totp, now)? else {
-        return Err(refuse(state, &c, &ctx, Reason::BadCode, Count::Both)?);
-    };
-    if step <= staff.last_totp_step {
-        return Err(refuse(state, &c, &ctx, Reason::ReusedCode, Count::Both)?);
+    if let Err(reason) = auth::consume_totp(&c, &staff, &payload.totp, now)? {
+        return Err(refuse(state, &c, &ctx, reason, Count::Both)?);
     }
-    db::set_totp_step(&c, staff.id, step)?;
     if staff.role != "nurse" {
         return Err(refuse(state, &c, &ctx, Reason::WrongRole, Count::Device)?);
     }

@@ -2,7 +2,7 @@
 
 use crate::audit::{self, Reason};
 use crate::config::ServerConfig;
-use crate::{auth, db, enrolment, Error};
+use crate::{auth, db, Error};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::rand::SecureRandom as _;
@@ -84,15 +84,14 @@ pub fn issue_enrol_token(c: &Connection, ca_der: &[u8], prison: &str, ttl_secs: 
     let mut secret = [0u8; 24];
     ring::rand::SystemRandom::new().fill(&mut secret).map_err(|_| Error::Crypto("random token".into()))?;
     let secret = URL_SAFE_NO_PAD.encode(secret);
-    db::insert_enrol_token(c, &enrolment::token_hash(&secret), prison.id, now, now + ttl_secs)?;
+    db::insert_enrol_token(c, &db::token_hash(secret.as_bytes()), prison.id, now, now + ttl_secs)?;
     audit::record(
         c,
         now,
         &audit::Entry { event: "enrol_token", outcome: "ok", prison_id: Some(prison.id), ..Default::default() },
     )?;
     use sha2::Digest as _;
-    let fp = sha2::Sha256::digest(ca_der);
-    Ok(format!("sce1.{secret}.{}", URL_SAFE_NO_PAD.encode(fp)))
+    Ok(sc_proto::EnrolToken { secret, ca_fingerprint: sha2::Sha256::digest(ca_der).into() }.to_string())
 }
 
 /// A device as IT staff see it.

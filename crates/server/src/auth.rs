@@ -78,6 +78,25 @@ pub fn totp_step(secret_b32: &str, code: &str, now: i64) -> Result<Option<i64>, 
     Ok(None)
 }
 
+/// Checks a staff member's code and, if it is good and newer than the last one accepted, records
+/// its time step so it can never be used again. Call under the database lock; `Err(reason)` is the
+/// refusal to audit.
+pub fn consume_totp(
+    c: &rusqlite::Connection,
+    staff: &crate::db::Staff,
+    code: &str,
+    now: i64,
+) -> Result<Result<(), crate::audit::Reason>, Error> {
+    let Some(step) = totp_step(&staff.totp_secret, code, now)? else {
+        return Ok(Err(crate::audit::Reason::BadCode));
+    };
+    if step <= staff.last_totp_step {
+        return Ok(Err(crate::audit::Reason::ReusedCode));
+    }
+    crate::db::set_totp_step(c, staff.id, step)?;
+    Ok(Ok(()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

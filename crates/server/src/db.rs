@@ -588,13 +588,3 @@ pub fn appointments_between(c: &Connection, prison_id: Option<i64>, consultant_i
     let rows = stmt.query_map(params![from, to, prison_id, consultant_id], appointment_from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
-
-/// A staff member by id.
-pub fn staff_by_id(c: &Connection, id: i64) -> Result<Option<Staff>, Error> {
-    let username: Option<String> =
-        c.query_row("SELECT username FROM staff WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
-    match username {
-        Some(u) => staff_by_username(c, &u),
-        None => Ok(None),
-    }
-}

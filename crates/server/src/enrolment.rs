@@ -6,12 +6,6 @@ use crate::{db, AppState, Error};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use sc_proto::{Bytes, DeviceId, EnrolPayload, EnrolResponse, PrisonInfo, Signed, SIG_CONTEXT_ENROL};
 
-/// SHA-256 of a token's secret part: only the hash is stored.
-pub fn token_hash(secret: &str) -> Vec<u8> {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(secret.as_bytes()).to_vec()
-}
-
 /// Handles an enrolment.
 pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> {
     let now = state.now();
@@ -34,7 +28,7 @@ pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> 
     if UnparsedPublicKey::new(&ED25519, &payload.device_public_key.0).verify(&message, &signed.signature.0).is_err() {
         return Err(refuse(Reason::BadSignature, None));
     }
-    let hash = token_hash(&payload.token);
+    let hash = db::token_hash(payload.token.as_bytes());
     let token = match db::enrol_token(&conn, &hash)? {
         None => return Err(refuse(Reason::TokenUnknown, None)),
         Some(t) if t.used_at.is_some() => return Err(refuse(Reason::TokenUsed, None)),

@@ -98,13 +98,9 @@ pub async fn login(State(state): State<AppState>, Json(form): Json<Login>) -> Re
         return Err(refuse(&c, Reason::BadPassword, Some(&staff))?);
     }
     let fresh = db::staff_by_username(&c, &staff.username)?.ok_or(Error::Refused)?;
-    let Some(step) = auth::totp_step(&fresh.totp_secret, &form.code, now)? else {
-        return Err(refuse(&c, Reason::BadCode, Some(&fresh))?);
-    };
-    if step <= fresh.last_totp_step {
-        return Err(refuse(&c, Reason::ReusedCode, Some(&fresh))?);
+    if let Err(reason) = auth::consume_totp(&c, &fresh, &form.code, now)? {
+        return Err(refuse(&c, reason, Some(&fresh))?);
     }
-    db::set_totp_step(&c, fresh.id, step)?;
     if fresh.role != "consultant" {
         return Err(refuse(&c, Reason::WrongRole, Some(&fresh))?);
     }
