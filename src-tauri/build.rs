@@ -14,6 +14,8 @@ fn main() {
             "set_call_option",
             "dismiss_call",
             "watch_video",
+            "switch_camera",
+            "watch_self_view",
         ]),
     ))
     .expect("tauri build script failed: see the message above");

@@ -97,7 +97,8 @@ function renderCall(phase) {
   if (phase.phase === "waiting") $("waiting-text").textContent = `Waiting for ${phase.appointment.consultant} to let you in.`;
   if (phase.phase === "connecting") $("call-phase").textContent = "Connecting…";
   if (phase.phase === "in_call") {
-    $("call-phase").textContent = "In call";
+    $("call-phase").textContent = phase.notice || "In call";
+    $("switch-camera").hidden = phase.cameras < 2;
     const state = { mute: phase.muted, camera: !phase.camera, "audio-only": phase.audio_only };
     for (const [id, pressed] of Object.entries(state)) {
       $(id).setAttribute("aria-pressed", String(pressed));
@@ -109,6 +110,7 @@ function renderCall(phase) {
 
 $("leave").addEventListener("click", () => invoke("hang_up"));
 $("end-call").addEventListener("click", () => invoke("hang_up"));
+$("switch-camera").addEventListener("click", () => invoke("switch_camera").catch(() => {}));
 for (const [id, option] of [["mute", "mute"], ["camera", "camera"], ["audio-only", "audio_only"]]) {
   $(id).addEventListener("click", () => {
     const pressed = $(id).getAttribute("aria-pressed") !== "true";
@@ -119,19 +121,23 @@ for (const [id, option] of [["mute", "mute"], ["camera", "camera"], ["audio-only
 }
 
 // Decoded frames arrive raw; keep only the newest and draw it on the next animation frame.
-let renderer = null;
-let pending = null;
-try {
-  renderer = createRenderer($("remote"));
-} catch (e) {
-  console.error("video unavailable", e);
+function videoInto(canvas, command) {
+  let renderer = null;
+  let pending = null;
+  try {
+    renderer = createRenderer(canvas);
+  } catch (e) {
+    console.error("video unavailable", e);
+  }
+  const channel = new Channel();
+  channel.onmessage = (buffer) => {
+    if (!pending) requestAnimationFrame(() => { if (renderer && pending) renderer.draw(pending); pending = null; });
+    pending = buffer;
+  };
+  invoke(command, { onFrame: channel }).catch((e) => console.error("no video channel", e));
 }
-const video = new Channel();
-video.onmessage = (buffer) => {
-  if (!pending) requestAnimationFrame(() => { if (renderer && pending) renderer.draw(pending); pending = null; });
-  pending = buffer;
-};
-invoke("watch_video", { onFrame: video }).catch((e) => console.error("no video channel", e));
+videoInto($("remote"), "watch_video");
+videoInto($("self-view"), "watch_self_view");
 
 async function refresh() {
   try {

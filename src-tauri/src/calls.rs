@@ -2,7 +2,6 @@
 //! decoded video sent raw over a Tauri channel (newest frame only; the channel has no back-pressure).
 
 use sc_call::consultation::{Consultation, MediaSetup, Phase};
-use sc_call::source::{AudioSource, TestPattern, Tone, VideoSource};
 use std::sync::{Arc, Mutex};
 use tauri::ipc::{Channel, InvokeResponseBody};
 
@@ -14,7 +13,9 @@ pub struct Calls {
     /// How media is set up for every call.
     pub media: Arc<MediaSetup>,
     current: Mutex<Option<Consultation>>,
+    /// The page's channels for the consultant's video and the self-view.
     video: Mutex<Option<Channel<InvokeResponseBody>>>,
+    self_view: Mutex<Option<Channel<InvokeResponseBody>>>,
 }
 
 impl std::fmt::Debug for Calls {
@@ -23,35 +24,26 @@ impl std::fmt::Debug for Calls {
     }
 }
 
-/// Media from the environment: `SC_KIOSK_MEDIA=synthetic` uses a test pattern and a tone (tests
-/// and the demo); `SC_KIOSK_BIND` lists the UDP addresses for the TURN client (comma-separated).
+/// Media from the environment: `SC_KIOSK_MEDIA=synthetic` uses a test pattern, a checkerboard as
+/// the second camera, and a tone (tests and the demo); otherwise the laptop's cameras, and the
+/// ALSA microphone and speaker (`SC_KIOSK_MIC`, `SC_KIOSK_SPEAKER` name ALSA devices; default: the
+/// default device). `SC_KIOSK_BIND` lists the UDP addresses for the TURN client (comma-separated).
 pub fn media_from_env() -> MediaSetup {
     let synthetic = std::env::var("SC_KIOSK_MEDIA").is_ok_and(|m| m == "synthetic");
     let bind_addrs = std::env::var("SC_KIOSK_BIND")
         .map(|b| b.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
         .unwrap_or_else(|_| vec!["0.0.0.0:0".to_owned()]);
     if synthetic {
-        MediaSetup {
-            bind_addrs,
-            video: Box::new(|| Ok(Box::new(TestPattern::new(640, 480)) as Box<dyn VideoSource>)),
-            audio: Box::new(|| Ok(Box::new(Tone::new(440.0, 0.2)) as Box<dyn AudioSource>)),
-            connect_timeout: CONNECT_TIMEOUT,
-        }
+        MediaSetup::synthetic(bind_addrs, CONNECT_TIMEOUT)
     } else {
-        // Device capture lands with the camera work; until then say so instead of failing later.
-        MediaSetup {
-            bind_addrs,
-            video: Box::new(|| Err("No camera is available to this kiosk build.".to_owned())),
-            audio: Box::new(|| Err("No microphone is available to this kiosk build.".to_owned())),
-            connect_timeout: CONNECT_TIMEOUT,
-        }
+        sc_call::devices::media(bind_addrs, CONNECT_TIMEOUT, std::env::var("SC_KIOSK_MIC").ok(), std::env::var("SC_KIOSK_SPEAKER").ok())
     }
 }
 
 impl Calls {
     /// No call yet.
     pub fn new(media: MediaSetup) -> Self {
-        Calls { media: Arc::new(media), current: Mutex::new(None), video: Mutex::new(None) }
+        Calls { media: Arc::new(media), current: Mutex::new(None), video: Mutex::new(None), self_view: Mutex::new(None) }
     }
 
     fn current(&self) -> std::sync::MutexGuard<'_, Option<Consultation>> {
@@ -66,11 +58,13 @@ impl Calls {
 
     /// Starts a consultation; the caller has checked the laptop is unlocked.
     pub fn start(&self, consultation: Consultation) {
-        let frames = consultation.frames();
+        let (frames, self_view) = (consultation.frames(), consultation.self_view());
         *self.current() = Some(consultation);
-        let channel = self.video.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        if let Some(channel) = channel {
+        if let Some(channel) = self.video.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
             tauri::async_runtime::spawn(forward_frames(frames, channel));
+        }
+        if let Some(channel) = self.self_view.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+            tauri::async_runtime::spawn(forward_frames(self_view, channel));
         }
     }
 
@@ -103,6 +97,15 @@ impl Calls {
     pub fn set_video_channel(&self, channel: Channel<InvokeResponseBody>) {
         *self.video.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(channel.clone());
         let frames = self.current().as_ref().map(Consultation::frames);
+        if let Some(frames) = frames {
+            tauri::async_runtime::spawn(forward_frames(frames, channel));
+        }
+    }
+
+    /// The page's self-view channel.
+    pub fn set_self_view_channel(&self, channel: Channel<InvokeResponseBody>) {
+        *self.self_view.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(channel.clone());
+        let frames = self.current().as_ref().map(Consultation::self_view);
         if let Some(frames) = frames {
             tauri::async_runtime::spawn(forward_frames(frames, channel));
         }

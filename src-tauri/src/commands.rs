@@ -148,6 +148,12 @@ pub fn set_call_option(calls: State<'_, Calls>, option: String, on: bool) -> Res
     Ok(())
 }
 
+/// Switches to the laptop's next camera (the hand-held close-up camera, and back).
+#[tauri::command]
+pub fn switch_camera(calls: State<'_, Calls>) {
+    calls.with(Consultation::switch_camera);
+}
+
 /// Back to the appointments after a call ended.
 #[tauri::command]
 pub fn dismiss_call(calls: State<'_, Calls>) {
@@ -158,4 +164,10 @@ pub fn dismiss_call(calls: State<'_, Calls>) {
 #[tauri::command]
 pub fn watch_video(calls: State<'_, Calls>, on_frame: Channel<InvokeResponseBody>) {
     calls.set_video_channel(on_frame);
+}
+
+/// Where self-view frames go (same format as `watch_video`, small and a few times a second).
+#[tauri::command]
+pub fn watch_self_view(calls: State<'_, Calls>, on_frame: Channel<InvokeResponseBody>) {
+    calls.set_self_view_channel(on_frame);
 }

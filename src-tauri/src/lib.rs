@@ -26,6 +26,8 @@ pub fn wire<R: Runtime>(builder: Builder<R>, kiosk: Kiosk, calls: calls::Calls) 
         commands::set_call_option,
         commands::dismiss_call,
         commands::watch_video,
+        commands::switch_camera,
+        commands::watch_self_view,
     ])
 }
 

@@ -4,7 +4,6 @@
 
 use crate::support::unlocked;
 use sc_call::consultation::{Consultation, MediaSetup, Phase};
-use sc_call::source::{TestPattern, Tone};
 use sc_call::{CallStats, I420Frame, SelectedPair};
 use sc_e2e::media::{write_y4m, Turn, Y4M_LEFT, Y4M_RIGHT};
 use sc_e2e::{CareServer, PASSWORD, TURN_SECRET};
@@ -75,6 +74,8 @@ struct Outcome {
     chromium: Value,
     ended: Value,
     kiosk_end_reason: Option<String>,
+    /// Self-view luma at the probe before and after switching camera.
+    self_view: (f64, f64),
 }
 
 fn synthetic_media() -> Arc<MediaSetup> {
@@ -82,12 +83,7 @@ fn synthetic_media() -> Arc<MediaSetup> {
 }
 
 fn synthetic_media_with(connect_timeout: Duration) -> Arc<MediaSetup> {
-    Arc::new(MediaSetup {
-        connect_timeout,
-        bind_addrs: vec!["127.0.0.1:0".into()],
-        video: Box::new(|| Ok(Box::new(TestPattern::new(640, 480)) as Box<dyn sc_call::source::VideoSource>)),
-        audio: Box::new(|| Ok(Box::new(Tone::new(440.0, 0.3)) as Box<dyn sc_call::source::AudioSource>)),
-    })
+    Arc::new(MediaSetup::synthetic(vec!["127.0.0.1:0".into()], connect_timeout))
 }
 
 async fn call(end_by_kiosk: bool) -> Outcome {
@@ -107,6 +103,9 @@ async fn call(end_by_kiosk: bool) -> Outcome {
     let c = Consultation::start(record, token, appt.room_code.clone(), synthetic_media());
     let mut phases = c.phases();
     let frames = c.frames();
+    let self_view = c.self_view();
+    let mut self_luma = (0.0, 0.0);
+    let mut switched = false;
     let mut full_frame = None;
     let mut chromium = Value::Null;
     let mut ended = Value::Null;
@@ -135,8 +134,18 @@ async fn call(end_by_kiosk: bool) -> Outcome {
                 }
                 let s = c.stats();
                 let kiosk_done = s.frames_decoded >= 30 && s.audio_received >= 50 && full_frame.is_some() && c.selected_pair().is_some();
-                if end_by_kiosk && kiosk_done && !chromium.is_null() && !hung_up {
+                // The self-view's top-left probe: the first bar (luma 235), or after switching to
+                // the second camera a dark checkerboard square (40).
+                let probe = self_view.borrow().as_ref().map(|f| f.mean_luma(12, 0, 8, 8)).unwrap_or(0.0);
+                if end_by_kiosk && kiosk_done && !switched {
+                    switched = true;
+                    self_luma.0 = probe;
+                    c.switch_camera();
+                }
+                let on_second = matches!(c.phase(), Phase::InCall { camera_index: 1, cameras: 2, .. }) && probe < 100.0;
+                if end_by_kiosk && kiosk_done && switched && on_second && !chromium.is_null() && !hung_up {
                     hung_up = true;
+                    self_luma.1 = probe;
                     c.hang_up();
                 }
             }
@@ -160,7 +169,7 @@ async fn call(end_by_kiosk: bool) -> Outcome {
     }
     let status = tokio::time::timeout(Duration::from_secs(20), consultant.child.wait()).await.expect("driver exits").expect("wait");
     assert!(status.success(), "the consultant driver failed");
-    Outcome { kiosk: kiosk_stats, pair, full_frame, chromium, ended, kiosk_end_reason }
+    Outcome { kiosk: kiosk_stats, pair, full_frame, chromium, ended, kiosk_end_reason, self_view: self_luma }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,6 +190,10 @@ async fn both_directions_through_the_relay_and_the_kiosk_ends_it() {
     assert!(o.kiosk.frames_decoded >= 30 && o.kiosk.frames_sent > 30, "{:?}", o.kiosk);
     assert!(o.kiosk.audio_received >= 50 && o.kiosk.audio_peak_energy > 0.0, "{:?}", o.kiosk);
     assert_eq!(o.pair.as_ref().map(|p| p.local.as_str()), Some("relay"), "{:?}", o.pair);
+    // The self-view showed the first camera, then the second after the switch (which sent a keyframe).
+    assert!((o.self_view.0 - f64::from(sc_call::source::BAR_LUMA[0])).abs() < 1.0, "{:?}", o.self_view);
+    assert!((o.self_view.1 - f64::from(sc_call::source::CHECKER_LUMA.1)).abs() < 1.0, "{:?}", o.self_view);
+    assert!(o.kiosk.keyframes_sent >= 2, "{:?}", o.kiosk);
     // The kiosk hung up: the consultant's page went back to its rooms with the reason.
     assert_eq!(o.ended["by"], "kiosk");
     assert_eq!(o.ended["reason"], "The laptop ended the call.");
@@ -205,6 +218,12 @@ struct Attempt {
 }
 
 async fn admitted_attempt(config: sc_server::config::ServerConfig, media: Arc<MediaSetup>) -> Attempt {
+    admitted_attempt_answering(config, media, Vec::new()).await
+}
+
+/// As [`admitted_attempt`]; the consultant answers the kiosk's offer with `answer` (as a broken
+/// browser would).
+async fn admitted_attempt_answering(config: sc_server::config::ServerConfig, media: Arc<MediaSetup>, answer: Vec<ToServer>) -> Attempt {
     let server = CareServer::start_with(config).await;
     let dr = server.add_consultant("dr.who", "Dr Who");
     let appt = server.add_appointment("dr.who", "HMP Testshire", 0);
@@ -221,23 +240,34 @@ async fn admitted_attempt(config: sc_server::config::ServerConfig, media: Arc<Me
         }
     }
     doctor.send(&ToServer::Admit { appointment_id: appt.id }).await;
-    let reason = tokio::time::timeout(Duration::from_secs(30), async {
+    let mut answer = Some(answer);
+    let reason = async {
         loop {
             phases.changed().await.expect("phase");
             if let Phase::Ended { reason } = phases.borrow_and_update().clone() {
                 return reason;
             }
         }
+    };
+    tokio::pin!(reason);
+    let mut ended = None;
+    let mut heard_hang_up = false;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while ended.is_none() || !heard_hang_up {
+            tokio::select! {
+                r = &mut reason, if ended.is_none() => ended = Some(r),
+                m = doctor.recv(), if !heard_hang_up => match m {
+                    FromServer::HungUp => heard_hang_up = true,
+                    FromServer::Offer { .. } => for msg in answer.take().unwrap_or_default() { doctor.send(&msg).await },
+                    FromServer::WaitingRoom { .. } | FromServer::Admitted { .. } | FromServer::Candidate { .. } => {}
+                    other => panic!("unexpected {other:?}"),
+                },
+            }
+        }
     })
     .await
-    .expect("the attempt ends");
-    loop {
-        match doctor.recv().await {
-            FromServer::HungUp => break,
-            FromServer::WaitingRoom { .. } | FromServer::Admitted { .. } | FromServer::Offer { .. } | FromServer::Candidate { .. } => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    .expect("the attempt ends and the consultant hears it");
+    let reason = ended.unwrap_or_default();
     Attempt { reason, kiosk, room_code: appt.room_code, _laptop: laptop, _server: server }
 }
 
@@ -268,13 +298,23 @@ async fn an_unreachable_relay_ends_the_attempt_clearly_and_the_laptop_stays_usab
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_camera_ends_the_attempt_clearly() {
-    let media = Arc::new(MediaSetup {
-        connect_timeout: Duration::from_secs(30),
-        bind_addrs: vec!["127.0.0.1:0".into()],
-        video: Box::new(|| Err("No camera is available to this kiosk build.".to_owned())),
-        audio: Box::new(|| Ok(Box::new(Tone::new(440.0, 0.3)) as Box<dyn sc_call::source::AudioSource>)),
-    });
-    let a = admitted_attempt(sc_server::config::ServerConfig::default(), media).await;
-    assert_eq!(a.reason, "No camera is available to this kiosk build.");
+    let mut media = MediaSetup::synthetic(vec!["127.0.0.1:0".into()], Duration::from_secs(30));
+    media.cameras = Box::new(Vec::new);
+    let a = admitted_attempt(sc_server::config::ServerConfig::default(), Arc::new(media)).await;
+    assert_eq!(a.reason, sc_call::consultation::NO_CAMERA);
+    assert_eq!(a.kiosk.appointments().await.expect("appointments").len(), 1, "the laptop stays usable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbled_or_out_of_turn_answer_ends_the_attempt_clearly() {
+    // A browser that answers with an offer first (out of turn), then a nonsense candidate, then
+    // an answer that is not SDP at all.
+    let script = vec![
+        ToServer::Offer { sdp: "v=0\r\nout of turn".into() },
+        ToServer::Candidate { candidate: sc_proto::signal::Candidate { candidate: "candidate:garbage".into(), sdp_mid: None, sdp_m_line_index: Some(0) } },
+        ToServer::Answer { sdp: "this is not a session description".into() },
+    ];
+    let a = admitted_attempt_answering(sc_server::config::ServerConfig::default(), synthetic_media(), script).await;
+    assert_eq!(a.reason, "The consultant's browser sent a call set-up this laptop cannot use. Try joining again.");
     assert_eq!(a.kiosk.appointments().await.expect("appointments").len(), 1, "the laptop stays usable");
 }

@@ -2,7 +2,7 @@
 //! connection, wait to be admitted, run the call, and end it. The state is published on a watch
 //! channel for the page; commands (hang up, mute, camera) come in through the handle.
 
-use crate::source::{AudioSource, VideoSource};
+use crate::source::{AudioSink, AudioSource, Checkerboard, NullSink, TestPattern, Tone, VideoSource};
 use crate::{Call, CallConfig, CallEvent, CallStats, I420Frame, SelectedPair};
 use sc_core::activate::SessionToken;
 use sc_core::record::EnrolmentRecord;
@@ -35,6 +35,12 @@ pub enum Phase {
         camera: bool,
         /// Audio only.
         audio_only: bool,
+        /// Which camera sends (index into the laptop's cameras).
+        camera_index: usize,
+        /// How many cameras the laptop has (the page offers "Switch camera" when more than one).
+        cameras: usize,
+        /// Something the nurse should know that does not end the call.
+        notice: Option<String>,
     },
     /// Over; the page goes back to the appointments.
     Ended {
@@ -43,16 +49,49 @@ pub enum Phase {
     },
 }
 
+/// Opens camera `n` (of [`MediaSetup::cameras`]).
+pub type VideoFactory = Box<dyn Fn(usize) -> Result<Box<dyn VideoSource>, String> + Send + Sync>;
+/// Opens the microphone.
+pub type AudioFactory = Box<dyn Fn() -> Result<Box<dyn AudioSource>, String> + Send + Sync>;
+/// Opens the speaker.
+pub type PlaybackFactory = Box<dyn Fn() -> Result<Box<dyn AudioSink>, String> + Send + Sync>;
+
 /// How the kiosk's media is set up for calls.
 pub struct MediaSetup {
     /// UDP sockets for the TURN client.
     pub bind_addrs: Vec<String>,
-    /// Makes the video source for a call.
-    pub video: Box<dyn Fn() -> Result<Box<dyn VideoSource>, String> + Send + Sync>,
-    /// Makes the audio source for a call.
-    pub audio: Box<dyn Fn() -> Result<Box<dyn AudioSource>, String> + Send + Sync>,
+    /// The cameras' names in switching order (the laptop's own first, then a hand-held one).
+    pub cameras: Box<dyn Fn() -> Vec<String> + Send + Sync>,
+    /// Opens a camera.
+    pub video: VideoFactory,
+    /// Opens the microphone.
+    pub audio: AudioFactory,
+    /// Opens the speaker.
+    pub playback: PlaybackFactory,
     /// How long the call may take to connect through the relay before it is given up.
     pub connect_timeout: Duration,
+}
+
+/// What the nurse is told when the laptop has no camera.
+pub const NO_CAMERA: &str = "No camera is available on this laptop.";
+
+impl MediaSetup {
+    /// Synthetic media for tests and the demo: two "cameras" (the moving bars, and a checkerboard
+    /// standing in for the hand-held close-up camera), a 440 Hz tone, and no speaker.
+    pub fn synthetic(bind_addrs: Vec<String>, connect_timeout: Duration) -> Self {
+        MediaSetup {
+            bind_addrs,
+            cameras: Box::new(|| vec!["Test pattern".to_owned(), "Close-up (checkerboard)".to_owned()]),
+            video: Box::new(|n| match n {
+                0 => Ok(Box::new(TestPattern::new(640, 480)) as Box<dyn VideoSource>),
+                1 => Ok(Box::new(Checkerboard::new(640, 480)) as Box<dyn VideoSource>),
+                _ => Err(NO_CAMERA.to_owned()),
+            }),
+            audio: Box::new(|| Ok(Box::new(Tone::new(440.0, 0.2)) as Box<dyn AudioSource>)),
+            playback: Box::new(|| Ok(Box::new(NullSink) as Box<dyn AudioSink>)),
+            connect_timeout,
+        }
+    }
 }
 
 impl std::fmt::Debug for MediaSetup {
@@ -66,6 +105,7 @@ enum Command {
     Mute(bool),
     Camera(bool),
     AudioOnly(bool),
+    SwitchCamera,
 }
 
 /// A running consultation.
@@ -73,6 +113,7 @@ enum Command {
 pub struct Consultation {
     phase: watch::Receiver<Phase>,
     frames: watch::Receiver<Option<Arc<I420Frame>>>,
+    self_view: watch::Receiver<Option<Arc<I420Frame>>>,
     stats: watch::Receiver<CallStats>,
     pair: watch::Receiver<Option<SelectedPair>>,
     commands: mpsc::UnboundedSender<Command>,
@@ -83,16 +124,17 @@ impl Consultation {
     pub fn start(record: EnrolmentRecord, session: SessionToken, room_code: String, media: Arc<MediaSetup>) -> Self {
         let (phase_tx, phase) = watch::channel(Phase::Joining);
         let (frames_tx, frames) = watch::channel(None);
+        let (self_tx, self_view) = watch::channel(None);
         let (stats_tx, stats) = watch::channel(CallStats::default());
         let (pair_tx, pair) = watch::channel(None);
         let (commands, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let outs = Outputs { phase: phase_tx.clone(), frames: frames_tx, stats: stats_tx, pair: pair_tx };
+            let outs = Outputs { phase: phase_tx.clone(), frames: frames_tx, self_view: self_tx, stats: stats_tx, pair: pair_tx };
             let reason = run(record, session, room_code, media, outs, rx).await;
             tracing::info!(%reason, "consultation ended");
             let _ = phase_tx.send(Phase::Ended { reason });
         });
-        Consultation { phase, frames, stats, pair, commands }
+        Consultation { phase, frames, self_view, stats, pair, commands }
     }
 
     /// The current phase.
@@ -108,6 +150,11 @@ impl Consultation {
     /// The newest remote frame, as it changes.
     pub fn frames(&self) -> watch::Receiver<Option<Arc<I420Frame>>> {
         self.frames.clone()
+    }
+
+    /// The self-view (what the laptop sends, small), as it changes.
+    pub fn self_view(&self) -> watch::Receiver<Option<Arc<I420Frame>>> {
+        self.self_view.clone()
     }
 
     /// Call counters (updated twice a second).
@@ -139,6 +186,11 @@ impl Consultation {
     pub fn set_audio_only(&self, on: bool) {
         let _ = self.commands.send(Command::AudioOnly(on));
     }
+
+    /// Switches to the laptop's next camera (the hand-held one, and back).
+    pub fn switch_camera(&self) {
+        let _ = self.commands.send(Command::SwitchCamera);
+    }
 }
 
 fn describe(e: &sc_core::Error) -> String {
@@ -152,6 +204,7 @@ fn describe(e: &sc_core::Error) -> String {
 struct Outputs {
     phase: watch::Sender<Phase>,
     frames: watch::Sender<Option<Arc<I420Frame>>>,
+    self_view: watch::Sender<Option<Arc<I420Frame>>>,
     stats: watch::Sender<CallStats>,
     pair: watch::Sender<Option<SelectedPair>>,
 }
@@ -190,14 +243,17 @@ async fn run(
         }
     };
     let _ = phase.send(Phase::Connecting);
-    let (video, audio) = match ((media.video)(), (media.audio)()) {
-        (Ok(v), Ok(a)) => (v, a),
-        (Err(e), _) | (_, Err(e)) => {
+    let cameras = (media.cameras)().len();
+    let opened = if cameras == 0 { Err(NO_CAMERA.to_owned()) } else { (media.video)(0) };
+    let (video, audio, playback) = match (opened, (media.audio)(), (media.playback)()) {
+        (Ok(v), Ok(a), Ok(p)) => (v, a, p),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             let _ = sig.send(&ToServer::HangUp).await;
             return e;
         }
     };
-    let config = CallConfig { ice_servers, bind_addrs: media.bind_addrs.clone(), width: 640, height: 480, fps: 30, video_kbps: 800, video, audio };
+    let config =
+        CallConfig { ice_servers, bind_addrs: media.bind_addrs.clone(), width: 640, height: 480, fps: 30, video_kbps: 800, video, audio, playback };
     let (call, mut events) = match Call::start(config, Role::Offerer).await {
         Ok(c) => c,
         Err(e) => {
@@ -206,20 +262,41 @@ async fn run(
         }
     };
     let mut remote_frames = call.frames();
+    let mut local_frames = call.local_frames();
     let connect_deadline = tokio::time::Instant::now() + media.connect_timeout;
-    let (mut muted, mut camera, mut audio_only) = (false, true, false);
+    let (mut muted, mut camera, mut audio_only, mut camera_index) = (false, true, false, 0usize);
+    let mut notice: Option<String> = None;
+    let in_call = |muted, camera, audio_only, camera_index, notice: &Option<String>| Phase::InCall {
+        muted,
+        camera,
+        audio_only,
+        camera_index,
+        cameras,
+        notice: notice.clone(),
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let reason = loop {
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(CallEvent::Signal(m)) => if sig.send(&m).await.is_err() { break "The connection to the healthcare server was lost.".to_owned() },
-                Some(CallEvent::State(crate::CallState::Connected)) => { let _ = phase.send(Phase::InCall { muted, camera, audio_only }); }
+                Some(CallEvent::State(crate::CallState::Connected)) => { let _ = phase.send(in_call(muted, camera, audio_only, camera_index, &notice)); }
                 Some(CallEvent::Ended(reason)) => break reason,
                 Some(_) => {}
                 None => break "The call stopped.".to_owned(),
             },
             msg = sig.recv() => match msg {
-                Some(Incoming::Message(m)) => if let Err(e) = call.handle(m).await { tracing::warn!(error = %e, "signalling message not applied") },
+                Some(Incoming::Message(m)) => {
+                    let description = matches!(m, FromServer::Answer { .. });
+                    if let Err(e) = call.handle(m).await {
+                        tracing::warn!(error = %e, "signalling message not applied");
+                        // Without the browser's answer there is no call; a bad candidate or a
+                        // message out of turn is only skipped.
+                        if description && matches!(e, crate::Error::Signalling(_)) && !call.has_remote_description() {
+                            let _ = sig.send(&ToServer::HangUp).await;
+                            break "The consultant's browser sent a call set-up this laptop cannot use. Try joining again.".to_owned();
+                        }
+                    }
+                }
                 Some(Incoming::Garbled(g)) => tracing::warn!(error = %g, "garbled signalling message skipped"),
                 Some(_) => {}
                 None => break "The connection to the healthcare server was lost.".to_owned(),
@@ -228,11 +305,26 @@ async fn run(
                 let f = remote_frames.borrow_and_update().clone();
                 out.frames.send_replace(f);
             },
+            changed = local_frames.changed() => if changed.is_ok() {
+                let f = local_frames.borrow_and_update().clone();
+                out.self_view.send_replace(f);
+            },
             cmd = commands.recv() => match cmd {
                 Some(Command::HangUp) | None => { let _ = sig.send(&ToServer::HangUp).await; break "You ended the call.".to_owned() }
                 Some(Command::Mute(on)) => { muted = on; call.set_muted(on); }
                 Some(Command::Camera(on)) => { camera = on; call.set_camera(on); }
                 Some(Command::AudioOnly(on)) => { audio_only = on; call.set_audio_only(on); }
+                Some(Command::SwitchCamera) => {
+                    let next = (camera_index + 1) % cameras.max(1);
+                    match (media.video)(next) {
+                        Ok(source) => {
+                            call.switch_video(source);
+                            camera_index = next;
+                            notice = None;
+                        }
+                        Err(e) => notice = Some(format!("Could not switch camera: {e}")),
+                    }
+                }
             },
             _ = tick.tick() => {
                 if matches!(*phase.borrow(), Phase::Connecting) && tokio::time::Instant::now() >= connect_deadline {
@@ -245,7 +337,7 @@ async fn run(
                 }
             }
         }
-        let now = Phase::InCall { muted, camera, audio_only };
+        let now = in_call(muted, camera, audio_only, camera_index, &notice);
         phase.send_if_modified(|p| {
             let changed = matches!(p, Phase::InCall { .. }) && *p != now;
             if changed {

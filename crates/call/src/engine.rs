@@ -4,7 +4,7 @@
 use crate::audio::{OpusDecoder, OpusEncoder, FRAME_STEREO};
 use crate::frame::I420Frame;
 use crate::keyframe::{is_keyframe_request, KeyframeRequests};
-use crate::source::{AudioSource, Black, VideoSource};
+use crate::source::{AudioSink, AudioSource, Black, VideoSource};
 use crate::video::{is_keyframe, EncodedFrame, Vp8Decoder, Vp8Encoder};
 use crate::Error;
 use bytes::Bytes;
@@ -52,6 +52,8 @@ pub struct CallConfig {
     pub video: Box<dyn VideoSource>,
     /// The microphone (or a tone).
     pub audio: Box<dyn AudioSource>,
+    /// The speaker (or nothing).
+    pub playback: Box<dyn AudioSink>,
 }
 
 impl std::fmt::Debug for CallConfig {
@@ -152,7 +154,17 @@ struct Shared {
     connected: watch::Sender<bool>,
     events: mpsc::UnboundedSender<CallEvent>,
     frames: watch::Sender<Option<Arc<I420Frame>>>,
+    /// The self-view: what the camera sends, shrunk, a few times a second.
+    local_frames: watch::Sender<Option<Arc<I420Frame>>>,
+    /// A camera to switch to, taken by the encoder thread at its next frame.
+    next_video: Mutex<Option<Box<dyn VideoSource>>>,
+    /// The speaker, taken by the audio receiver when the remote track arrives.
+    playback: Mutex<Option<Box<dyn AudioSink>>>,
 }
+
+/// Self-view frames: one in this many captured frames, shrunk by this factor.
+const SELF_VIEW_EVERY: u32 = 3;
+const SELF_VIEW_SHRINK: u32 = 4;
 
 impl Shared {
     fn emit(&self, e: CallEvent) {
@@ -275,6 +287,7 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
     };
     let mut pcm = Vec::with_capacity(FRAME_STEREO * 4);
     let mut energy = 0.0f64;
+    let mut playback = shared.playback.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
         pcm.clear();
@@ -285,6 +298,9 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
                 c.audio_lost.fetch_add(u64::from(d.lost), Ordering::Relaxed);
                 // A one-second moving average of energy (50 packets).
                 energy += (d.energy - energy) / 50.0;
+                if let Some(sink) = playback.as_mut() {
+                    sink.play(&pcm);
+                }
                 c.audio_energy_bits.store(energy.to_bits(), Ordering::Relaxed);
                 if d.energy > f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)) {
                     c.audio_peak_bits.store(d.energy.to_bits(), Ordering::Relaxed);
@@ -355,13 +371,7 @@ fn spawn_video_encoder(
         let mut black = Black::new(width, height);
         let period = Duration::from_secs(1) / fps.max(1);
         let mut next = Instant::now();
-        // Encode nothing until media can flow, so the first frame out is the first keyframe.
-        while !*shared.connected.borrow() {
-            if shared.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let mut captured = 0u32;
         while !shared.stop.load(Ordering::Relaxed) {
             next += period;
             if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -369,10 +379,20 @@ fn spawn_video_encoder(
             } else {
                 next = Instant::now(); // fell behind: do not try to catch up
             }
-            if shared.audio_only.load(Ordering::Relaxed) {
+            if let Some(other) = shared.next_video.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                source = other; // the old camera is dropped (closed) here
+                shared.force_keyframe.store(true, Ordering::Relaxed);
+            }
+            let camera = shared.camera_on.load(Ordering::Relaxed) && !shared.audio_only.load(Ordering::Relaxed);
+            let frame = if camera { source.next_frame() } else { black.next_frame() };
+            captured = captured.wrapping_add(1);
+            if captured % SELF_VIEW_EVERY == 1 {
+                shared.local_frames.send_replace(Some(Arc::new(frame.shrunk(SELF_VIEW_SHRINK))));
+            }
+            // Encode nothing until media can flow, so the first frame out is the first keyframe.
+            if shared.audio_only.load(Ordering::Relaxed) || !*shared.connected.borrow() {
                 continue;
             }
-            let frame = if shared.camera_on.load(Ordering::Relaxed) { source.next_frame() } else { black.next_frame() };
             let key = shared.force_keyframe.swap(false, Ordering::Relaxed);
             match encoder.encode(&frame, key) {
                 Ok(frames) => {
@@ -524,6 +544,7 @@ impl Call {
         let (events, events_rx) = mpsc::unbounded_channel();
         let (connected, _) = watch::channel(false);
         let (frames, _) = watch::channel(None);
+        let (local_frames, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             started: Instant::now(),
             counters: Counters::default(),
@@ -535,6 +556,9 @@ impl Call {
             connected,
             events,
             frames,
+            local_frames,
+            next_video: Mutex::new(None),
+            playback: Mutex::new(Some(config.playback)),
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
@@ -642,6 +666,11 @@ impl Call {
         }
     }
 
+    /// Whether the other side's session description has been applied.
+    pub fn has_remote_description(&self) -> bool {
+        self.remote_set.load(Ordering::SeqCst)
+    }
+
     /// Mutes or unmutes the microphone.
     pub fn set_muted(&self, muted: bool) {
         self.shared.muted.store(muted, Ordering::Relaxed);
@@ -657,6 +686,16 @@ impl Call {
     pub fn set_audio_only(&self, audio_only: bool) {
         self.shared.audio_only.store(audio_only, Ordering::Relaxed);
         self.shared.force_keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// Switches to another camera (or source); the next frame sent is a keyframe from it.
+    pub fn switch_video(&self, source: Box<dyn VideoSource>) {
+        *self.shared.next_video.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(source);
+    }
+
+    /// The self-view: the frames being sent, shrunk, as they change.
+    pub fn local_frames(&self) -> watch::Receiver<Option<Arc<I420Frame>>> {
+        self.shared.local_frames.subscribe()
     }
 
     /// The newest decoded remote frame, as it changes.

@@ -57,6 +57,26 @@ impl I420Frame {
         }
     }
 
+    /// The frame shrunk by `factor` in each direction (nearest pixel), for the self-view: the page
+    /// draws it small, so sending it whole would only cost the WebKit process time.
+    pub fn shrunk(&self, factor: u32) -> I420Frame {
+        let factor = factor.max(1);
+        let (w, h) = ((self.width / factor) & !1, (self.height / factor) & !1);
+        let (sw, sh) = (self.width as usize, self.height as usize);
+        let mut data = Vec::with_capacity(I420Frame::len_for(w, h));
+        let f = factor as usize;
+        for row in 0..h as usize {
+            data.extend((0..w as usize).map(|col| self.data[row * f * sw + col * f]));
+        }
+        for plane in 0..2 {
+            let base = sw * sh + plane * (sw / 2) * (sh / 2);
+            for row in 0..(h / 2) as usize {
+                data.extend((0..(w / 2) as usize).map(|col| self.data[base + row * f * (sw / 2) + col * f]));
+            }
+        }
+        I420Frame { width: w, height: h, data }
+    }
+
     /// The frame as it travels to the page: a 12-byte header (width, height, then a frame number,
     /// each little-endian u32) followed by the I420 bytes.
     pub fn to_wire(&self, number: u32) -> Vec<u8> {
@@ -85,6 +105,11 @@ mod tests {
         assert_eq!(f.mean_luma(4, 0, 4, 4), 200.0);
         assert_eq!(f.mean_luma(6, 0, 100, 100), 200.0, "clipped");
         assert_eq!(f.data.len(), I420Frame::len_for(8, 4));
+        let small = f.shrunk(2);
+        assert_eq!((small.width, small.height), (4, 2));
+        assert_eq!(small.data.len(), I420Frame::len_for(4, 2));
+        assert_eq!(small.mean_luma(0, 0, 2, 2), 10.0);
+        assert_eq!(small.mean_luma(2, 0, 2, 2), 200.0);
         let wire = f.to_wire(7);
         assert_eq!(&wire[..12], &[8, 0, 0, 0, 4, 0, 0, 0, 7, 0, 0, 0]);
     }

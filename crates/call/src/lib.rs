@@ -6,6 +6,9 @@
 
 mod audio;
 pub mod consultation;
+pub mod convert;
+#[cfg(feature = "devices")]
+pub mod devices;
 mod engine;
 mod error;
 pub mod frame;

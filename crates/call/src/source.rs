@@ -15,6 +15,20 @@ pub trait AudioSource: Send + 'static {
     fn fill(&mut self, out: &mut [i16]);
 }
 
+/// Takes decoded remote audio: 20 ms of 48 kHz stereo (960 frames, interleaved) at a time.
+pub trait AudioSink: Send + 'static {
+    /// Plays `pcm`; must not block (a device that falls behind drops, it does not stall the call).
+    fn play(&mut self, pcm: &[i16]);
+}
+
+/// Discards audio (tests, and a laptop told to play nothing).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NullSink;
+
+impl AudioSink for NullSink {
+    fn play(&mut self, _pcm: &[i16]) {}
+}
+
 /// A test pattern: eight vertical colour bars (known luma per bar) with a white square moving
 /// across the lower third, so motion and content can both be checked.
 #[derive(Debug, Clone)]
@@ -52,6 +66,36 @@ impl VideoSource for TestPattern {
             }
         }
         self.tick = self.tick.wrapping_add(1);
+        f
+    }
+}
+
+/// The synthetic "close-up" camera: a checkerboard of 40x40 squares, luma 220 and 40, so a switch
+/// of camera shows in the picture (mean luma 130, against the bars' 138).
+#[derive(Debug, Clone)]
+pub struct Checkerboard {
+    width: u32,
+    height: u32,
+}
+
+/// Luma of the checkerboard's light and dark squares.
+pub const CHECKER_LUMA: (u8, u8) = (220, 40);
+
+impl Checkerboard {
+    /// A checkerboard of this size (even width and height).
+    pub fn new(width: u32, height: u32) -> Self {
+        Checkerboard { width: width & !1, height: height & !1 }
+    }
+}
+
+impl VideoSource for Checkerboard {
+    fn next_frame(&mut self) -> I420Frame {
+        let w = self.width as usize;
+        let mut f = I420Frame::filled(self.width, self.height, 0, 128, 128);
+        for (i, p) in f.data[..w * self.height as usize].iter_mut().enumerate() {
+            let (row, col) = (i / w, i % w);
+            *p = if (row / 40 + col / 40) % 2 == 0 { CHECKER_LUMA.0 } else { CHECKER_LUMA.1 };
+        }
         f
     }
 }
@@ -114,6 +158,14 @@ mod tests {
         assert_eq!(a.mean_luma(570, 10, 60, 100), f64::from(BAR_LUMA[7]));
         let b = p.next_frame();
         assert_ne!(a, b, "the square moves");
+    }
+
+    #[test]
+    fn checkerboard_alternates() {
+        let f = Checkerboard::new(640, 480).next_frame();
+        assert_eq!(f.mean_luma(0, 0, 40, 40), f64::from(CHECKER_LUMA.0));
+        assert_eq!(f.mean_luma(40, 0, 40, 40), f64::from(CHECKER_LUMA.1));
+        assert_eq!(f.mean_luma(0, 0, 640, 480), 130.0);
     }
 
     #[test]

@@ -1,0 +1,64 @@
+//! Bad signalling from the other side reaches the engine as errors, never as a panic, and the
+//! call stays usable: garbled SDP, messages out of turn, nonsense candidates.
+
+use sc_call::consultation::MediaSetup;
+use sc_call::source::{NullSink, TestPattern, Tone};
+use sc_call::{Call, CallConfig, CallEvent, Error};
+use sc_proto::signal::{Candidate, FromServer, IceServer, Role, ToServer};
+use std::time::Duration;
+
+async fn offerer() -> (Call, tokio::sync::mpsc::UnboundedReceiver<CallEvent>) {
+    // A relay nobody answers on: negotiation is all these tests need.
+    let config = CallConfig {
+        ice_servers: vec![IceServer { urls: vec!["turn:127.0.0.1:9?transport=udp".into()], username: "u".into(), credential: "c".into() }],
+        bind_addrs: vec!["127.0.0.1:0".into()],
+        width: 320,
+        height: 240,
+        fps: 15,
+        video_kbps: 300,
+        video: Box::new(TestPattern::new(320, 240)),
+        audio: Box::new(Tone::new(440.0, 0.1)),
+        playback: Box::new(NullSink),
+    };
+    Call::start(config, Role::Offerer).await.expect("call starts")
+}
+
+#[tokio::test]
+async fn garbled_and_out_of_turn_messages_are_errors_not_panics() {
+    let (call, mut events) = offerer().await;
+    let offer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(CallEvent::Signal(ToServer::Offer { sdp })) = events.recv().await {
+                return sdp;
+            }
+        }
+    })
+    .await
+    .expect("an offer");
+    assert!(offer.starts_with("v=0"));
+
+    for garbage in ["", "not sdp", "v=0\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"] {
+        let e = call.handle(FromServer::Answer { sdp: garbage.into() }).await.expect_err("garbled answer refused");
+        assert!(matches!(e, Error::Signalling(_)), "{e:?}");
+        assert!(!call.has_remote_description(), "nothing applied for {garbage:?}");
+    }
+    // The offerer is never sent an offer; candidates before the answer wait, nonsense ones included.
+    assert!(matches!(call.handle(FromServer::Offer { sdp: offer.clone() }).await, Err(Error::Signalling(_))));
+    let nonsense = Candidate { candidate: "candidate:garbage".into(), sdp_mid: None, sdp_m_line_index: Some(7) };
+    call.handle(FromServer::Candidate { candidate: nonsense }).await.expect("queued until the answer");
+    // Server-side messages that mean nothing mid-call are refused, not acted on.
+    assert!(call.handle(FromServer::Waiting { appointment: sample_appointment() }).await.is_err());
+    call.close().await;
+}
+
+#[test]
+fn synthetic_media_offers_two_cameras() {
+    let media = MediaSetup::synthetic(vec![], Duration::from_secs(1));
+    assert_eq!((media.cameras)().len(), 2);
+    assert!((media.video)(1).is_ok());
+    assert!((media.video)(2).is_err(), "no third camera");
+}
+
+fn sample_appointment() -> sc_proto::signal::Appointment {
+    sc_proto::signal::Appointment { id: 1, room_code: "abcd".into(), consultant: "Dr".into(), prison: "P".into(), starts_at: 0, ends_at: 1 }
+}
