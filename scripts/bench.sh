@@ -7,4 +7,5 @@ source scripts/lib.sh
 
 prepare
 cargo build --locked --release --workspace --bins
+consultant_driver
 dbus-run-session -- scripts/session.sh cargo bench --locked -p sc-e2e --bench figures 2>/dev/null

@@ -48,3 +48,12 @@ free_display() {
   done
   echo 199
 }
+
+# The consultant in call tests and the benchmark: Debian's Chromium driven by playwright-core
+# (no browser download). Node.js from Debian only when the machine has none.
+consultant_driver() {
+  command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
+  if [ ! -d tests/consultant/node_modules/playwright-core ]; then
+    (cd tests/consultant && npm ci --no-audit --no-fund)
+  fi
+}

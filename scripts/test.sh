@@ -7,11 +7,7 @@ source scripts/lib.sh
 
 prepare
 cargo build --locked --workspace --bins
-# The consultant in the call tests is headless Chromium driven by playwright-core (no browser download).
-command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
-if [ ! -d tests/consultant/node_modules/playwright-core ]; then
-  (cd tests/consultant && npm ci --no-audit --no-fund)
-fi
+consultant_driver
 log "running the tests"
 # The e2e tests look for binaries beside themselves, in the same target dir.
 export RUST_BACKTRACE="${SC_BACKTRACE:-0}"

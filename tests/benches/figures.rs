@@ -1,7 +1,10 @@
-//! The benchmark figures for the locked kiosk (printed, never asserted):
-//! activation latency p50/p99 over 200 activations on loopback with production Argon2, and kiosk
-//! cold start to the lock screen drawn. Run by scripts/bench.sh inside a desktop session.
+//! The benchmark figures (printed, never asserted): activation latency p50/p99 over 200
+//! activations on loopback with production Argon2, kiosk cold start to the lock screen drawn, and
+//! a call's first-frame times and CPU/PSS beside a Chromium consultant. Run by scripts/bench.sh
+//! inside a desktop session.
 #![forbid(unsafe_code)]
+
+mod call;
 
 use sc_core::activate::Credentials;
 use sc_core::keystore::Keystore;
@@ -101,8 +104,10 @@ fn main() {
     let (dir, keystore, profile) = rt.block_on(activation_latency());
     if std::env::var_os("DISPLAY").is_some() {
         cold_start(dir.path(), 10);
+        let secs = std::env::var("SC_BENCH_CALL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+        rt.block_on(call::call_figures(secs));
     } else {
-        println!("kiosk cold start: skipped (no DISPLAY; scripts/bench.sh provides one)");
+        println!("kiosk cold start and call: skipped (no DISPLAY; scripts/bench.sh provides one)");
     }
     let _ = keystore.delete(&profile);
 }

@@ -1,7 +1,7 @@
 // Drives headless Chromium as the consultant: signs in on the care server's page, admits the
 // waiting laptop, and reports the call's statistics as JSON lines on stdout for the Rust test.
 // Settings come from the environment (SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI,
-// SC_END = "consultant" | "kiosk", SC_PROFILE).
+// SC_END = "consultant" | "kiosk", SC_HOLD_MS, SC_HEADLESS).
 import { chromium } from "playwright-core";
 
 const env = (k) => {
@@ -14,7 +14,9 @@ const say = (event, data = {}) => console.log(JSON.stringify({ event, ...data })
 const browser = await chromium.launch({
   executablePath: process.env.SC_CHROMIUM || "/usr/bin/chromium",
   args: [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    // SC_HEADLESS=0 draws on the X display instead (the benchmark's like-for-like peer).
+    ...(process.env.SC_HEADLESS === "0" ? ["--window-size=1280,800", "--disable-backgrounding-occluded-windows"] : ["--headless=new"]),
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
@@ -69,7 +71,7 @@ try {
   let firstFrameMs = null;
   for (let i = 0; i < 300 && !(s.video && s.video.framesDecoded >= 30 && s.audio && s.audio.totalAudioEnergy > 0 && s.pair); i++) {
     if (firstFrameMs === null && s.video && s.video.framesDecoded > 0) firstFrameMs = Date.now() - admittedAt;
-    await page.waitForTimeout(100);
+    await page.waitForTimeout(firstFrameMs === null ? 10 : 100);
     s = await stats();
   }
   say("stats", { ...s, firstFrameMs });

@@ -95,7 +95,7 @@ async fn a_revoked_device_can_never_be_unsealed() {
         .query_row("SELECT exchange_secret FROM devices WHERE id = ?1", [record.device_id.as_str()], |r| r.get(0))
         .expect("secret row");
 
-    sc_server::admin::revoke_device(&server.state.db(), &record.device_id, "stolen", sc_e2e::now()).expect("revoke");
+    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.admin", sc_e2e::now()).expect("brick");
 
     let kiosk = laptop.kiosk();
     let view = kiosk.sign_in(creds("nurse.jo", PASSWORD, CareServer::code(&secret))).await;

@@ -6,65 +6,22 @@ use crate::support::unlocked;
 use sc_call::consultation::{Consultation, MediaSetup, Phase};
 use sc_call::{CallStats, I420Frame, SelectedPair};
 use sc_e2e::media::{write_y4m, Turn, Y4M_LEFT, Y4M_RIGHT};
-use sc_e2e::{CareServer, PASSWORD, TURN_SECRET};
+use sc_e2e::{CareServer, TURN_SECRET};
 use sc_proto::signal::{FromServer, ToServer};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt as _;
 
-pub(crate) struct Consultant {
-    pub(crate) child: tokio::process::Child,
-    pub(crate) events: tokio::sync::mpsc::UnboundedReceiver<Value>,
-}
-
-impl Drop for Consultant {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-fn driver_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("consultant")
-}
+pub(crate) use sc_e2e::browser::Consultant;
 
 pub(crate) fn start_consultant(server: &CareServer, secret: &str, y4m: &Path, end: &str) -> Consultant {
-    start_consultant_holding(server, secret, y4m, end, 0)
+    Consultant::start(server, "dr.who", secret, y4m, &sc_e2e::browser::Options { end: end.into(), ..Default::default() })
 }
 
 /// As [`start_consultant`], keeping the call up `hold_ms` after it is proven.
 pub(crate) fn start_consultant_holding(server: &CareServer, secret: &str, y4m: &Path, end: &str, hold_ms: u64) -> Consultant {
-    assert!(driver_dir().join("node_modules/playwright-core").exists(), "run `npm ci` in tests/consultant (scripts/test.sh does)");
-    let mut child = tokio::process::Command::new("node")
-        .arg(driver_dir().join("call.mjs"))
-        .env("SC_URL", &server.url)
-        .env("SC_USER", "dr.who")
-        .env("SC_PASSWORD", PASSWORD)
-        .env("SC_CODE", CareServer::code(secret))
-        .env("SC_Y4M", y4m)
-        .env("SC_SPKI", server.spki_pin())
-        .env("SC_END", end)
-        .env("SC_HOLD_MS", hold_ms.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            match serde_json::from_str::<Value>(&line) {
-                Ok(v) => {
-                    let _ = tx.send(v);
-                }
-                Err(_) => eprintln!("consultant driver: {line}"),
-            }
-        }
-    });
-    Consultant { child, events }
+    Consultant::start(server, "dr.who", secret, y4m, &sc_e2e::browser::Options { end: end.into(), hold_ms, ..Default::default() })
 }
 
 struct Outcome {

@@ -129,7 +129,7 @@ async fn the_rules_refuse_with_clear_errors() {
         }
     }
     assert!(matches!(refused, Some(sc_core::Error::Refused)), "{refused:?}");
-    sc_server::admin::revoke_device(&server.state.db(), &kiosk.record().expect("record").device_id, "stolen", sc_e2e::now()).expect("revoke");
+    sc_server::admin::brick_device(&server.state.db(), &kiosk.record().expect("record").device_id, "stolen", "it.admin", sc_e2e::now()).expect("brick");
     assert!(matches!(signalling(&kiosk).await, Err(sc_core::Error::Refused)));
 }
 

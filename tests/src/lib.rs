@@ -13,6 +13,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// The TURN shared secret test servers use.
 pub const TURN_SECRET: &str = "test-turn-secret";
 
+pub mod browser;
 pub mod consultant;
 pub mod media;
 
@@ -48,7 +49,7 @@ impl CareServer {
         pki::init(dir.path(), &config.tls_names).expect("pki init");
         let keys = pki::load(dir.path()).expect("pki load");
         let conn = db::open(&config.db_path()).expect("db");
-        let state = AppState::new(conn, config, keys.command_public(), state::system_clock()).expect("state");
+        let state = AppState::new(conn, config, keys.command_key.clone(), state::system_clock()).expect("state");
         admin::add_prison(&state.db(), "HMP Testshire", now()).expect("prison");
         let running = serve::start(state.clone(), &keys, "127.0.0.1:0".parse().expect("addr")).expect("serve");
         let addr = running.addr;

@@ -261,7 +261,7 @@ async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
                     if c.frames_decoded.fetch_add(1, Ordering::Relaxed) == 0 {
                         let micros = u64::try_from(shared.started.elapsed().as_micros()).unwrap_or(u64::MAX);
                         c.first_frame_micros.store(micros.max(1), Ordering::Relaxed);
-                        tracing::info!(width = frame.width, height = frame.height, "first remote frame decoded");
+                        tracing::info!(width = frame.width, height = frame.height, after_ms = micros / 1000, "first remote frame decoded");
                     }
                     c.remote_size.store((u64::from(frame.width) << 32) | u64::from(frame.height), Ordering::Relaxed);
                     // Keep only the newest frame: whoever draws takes the latest, never a queue.

@@ -6,6 +6,7 @@
 
 mod bytes;
 mod ids;
+pub mod brick;
 pub mod signal;
 mod token;
 
@@ -161,6 +162,11 @@ pub enum Refusal {
     LockedOut {
         /// Seconds until another attempt will be considered.
         retry_after_secs: u64,
+    },
+    /// This laptop has been bricked: the signed command (bound to the request's nonce) says so.
+    Bricked {
+        /// A signed [`brick::BrickCommand`].
+        command: Signed,
     },
     /// The request did not parse.
     BadRequest {

@@ -101,7 +101,12 @@ fn precheck(state: &AppState, signed: &Signed, now: i64) -> Result<(ActivatePayl
         return Err(refuse(state, &c, &ctx, Reason::BadSignature, Count::Nobody)?);
     }
     if device.revoked_at.is_some() || device.exchange_secret.is_none() {
-        return Err(refuse(state, &c, &ctx, Reason::RevokedDevice, Count::Nobody)?);
+        let refused = refuse(state, &c, &ctx, Reason::RevokedDevice, Count::Nobody)?;
+        // A bricked laptop that proved who it is gets its wipe order, bound to this request's nonce.
+        if let Some(brick) = db::brick_of(&c, &device.id)? {
+            return Err(Error::Bricked(Box::new(crate::device::sign_brick(state, &brick.command_id, &device.id, payload.nonce.0)?)));
+        }
+        return Err(refused);
     }
     let window = state.config.freshness_secs;
     if (payload.timestamp - now).abs() > window {

@@ -107,7 +107,7 @@ pub struct DeviceSummary {
     pub enrolled_at: i64,
     /// Last successful contact.
     pub last_contact: Option<i64>,
-    /// active, revoked.
+    /// active, bricked (wipe pending), wiped (receipt verified), revoked (dead-man).
     pub state: &'static str,
 }
 
@@ -122,35 +122,52 @@ pub fn list_devices(c: &Connection) -> Result<Vec<DeviceSummary>, Error> {
                 hostname: d.hostname,
                 enrolled_at: d.enrolled_at,
                 last_contact: d.last_contact,
-                state: if d.exchange_secret.is_some() && d.revoked_at.is_none() { "active" } else { "revoked" },
+                state: match (d.exchange_secret.is_some() && d.revoked_at.is_none(), db::brick_of(c, &d.id)?) {
+                    (true, _) => "active",
+                    (false, Some(b)) if b.wiped_at.is_some() => "wiped",
+                    (false, Some(_)) => "bricked",
+                    (false, None) => "revoked",
+                },
             })
         })
         .collect()
 }
 
-/// Revokes a device: its exchange secret is destroyed (crypto-shred) in the same transaction that
-/// audits it. From then on its sealed config can never be opened.
-pub fn revoke_device(c: &Connection, id: &DeviceId, reason: &str, now: i64) -> Result<(), Error> {
+/// Bricks a device: in one transaction its server-side secret is destroyed (its config can never
+/// be unsealed again), the brick is recorded with a fresh command id, and the audit log says who
+/// and why. The signed command goes out on the laptop's next contact (or at once over its open
+/// channel). Bricking twice returns the first brick's id.
+pub fn brick_device(c: &Connection, id: &DeviceId, reason: &str, by: &str, now: i64) -> Result<String, Error> {
+    if reason.trim().is_empty() {
+        return Err(Error::BadRequest("give a reason for the audit log".into()));
+    }
     let tx = c.unchecked_transaction()?;
     let device = db::device(&tx, id)?.ok_or_else(|| Error::NotFound(format!("device {id}")))?;
+    if let Some(existing) = db::brick_of(&tx, id)? {
+        return Ok(existing.command_id);
+    }
+    let mut raw = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| Error::Crypto("random command id".into()))?;
+    let command_id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     db::shred_device(&tx, id, reason, now)?;
+    db::insert_brick(&tx, &command_id, id, reason, by, now)?;
     audit::record(
         &tx,
         now,
         &audit::Entry {
-            event: "revoke",
+            event: "brick",
             outcome: "ok",
             reason: Some(Reason::Revoked),
             device_id: Some(id),
+            staff: Some(by),
             prison_id: Some(device.prison_id),
-            detail: Some(reason.to_owned()),
-            ..Default::default()
+            detail: Some(format!("command={command_id} reason={reason}")),
         },
     )?;
     tx.commit()?;
     // SQLite may keep the old page in its free list; vacuum so the secret's bytes leave the file.
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
-    Ok(())
+    Ok(command_id)
 }
 
 /// A new appointment's handles.

@@ -1,6 +1,6 @@
 //! The HTTP surface: `app(state)` builds the router; `main` only binds it to a TLS socket.
 
-use crate::{activation, enrolment, kiosk_api, signal, web, AppState, Error};
+use crate::{activation, device, enrolment, kiosk_api, signal, web, AppState, Error};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -16,6 +16,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/enrol", post(enrol))
         .route("/v1/activate", post(activate))
+        .route("/v1/device/poll", post(device::poll))
+        .route("/v1/device/receipt", post(device::receipt))
+        .route("/v1/device/channel", get(device::channel))
         .route("/v1/kiosk/appointments", get(kiosk_api::appointments))
         .route("/v1/kiosk/end-session", post(kiosk_api::end_session))
         .route("/v1/kiosk/signal", get(signal::kiosk))

@@ -2,7 +2,7 @@
 //! clinical content are ever written here.
 
 use crate::Error;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension as _};
 use sc_proto::DeviceId;
 use serde::Serialize;
 
@@ -96,22 +96,97 @@ pub struct Entry<'a> {
     pub detail: Option<String>,
 }
 
-/// Appends an event.
+/// Appends an event, chained to the one before (callers hold the connection, so appends are serial).
 pub fn record(c: &Connection, at: i64, e: &Entry<'_>) -> Result<(), Error> {
+    let (last_id, prev): (i64, Vec<u8>) = c
+        .query_row("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, GENESIS.to_vec()));
+    let row = Row {
+        id: last_id + 1,
+        at,
+        event: e.event.to_owned(),
+        outcome: e.outcome.to_owned(),
+        reason: e.reason.map(|r| r.as_str().to_owned()),
+        device_id: e.device_id.map(|d| d.as_str().to_owned()),
+        staff: e.staff.map(str::to_owned),
+        prison_id: e.prison_id,
+        detail: e.detail.clone(),
+    };
+    let hash = row.hash(&prev);
     c.execute(
-        "INSERT INTO audit (at, event, outcome, reason, device_id, staff, prison_id, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            at,
-            e.event,
-            e.outcome,
-            e.reason.map(Reason::as_str),
-            e.device_id.map(DeviceId::as_str),
-            e.staff,
-            e.prison_id,
-            e.detail
-        ],
+        "INSERT INTO audit (id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![row.id, row.at, row.event, row.outcome, row.reason, row.device_id, row.staff, row.prison_id, row.detail, prev, hash.to_vec()],
     )?;
+    Ok(())
+}
+
+/// The `prev_hash` of the first row.
+pub const GENESIS: [u8; 32] = [0u8; 32];
+
+/// Where the chain first breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    /// The first row that does not fit (for a deleted row: the one after the gap).
+    pub id: i64,
+    /// What does not fit.
+    pub why: &'static str,
+}
+
+impl std::fmt::Display for BrokenLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "audit row {}: {}", self.id, self.why)
+    }
+}
+
+/// A whole chain: how many rows, and the newest hash (keep it elsewhere to detect truncation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Rows checked.
+    pub rows: u64,
+    /// The newest row's hash.
+    pub head: [u8; 32],
+}
+
+/// Walks the chain from the first row; `Ok(Err(link))` names the first broken link.
+pub fn verify(c: &Connection) -> Result<Result<Verified, BrokenLink>, Error> {
+    let mut stmt = c.prepare("SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash FROM audit ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    let mut expected_prev = GENESIS.to_vec();
+    let mut count = 0u64;
+    while let Some(r) = rows.next()? {
+        let row = Row::from_sql(r)?;
+        let (prev, hash): (Vec<u8>, Vec<u8>) = (r.get(9)?, r.get(10)?);
+        if prev != expected_prev {
+            return Ok(Err(BrokenLink { id: row.id, why: "does not follow the row before it (a row was deleted, inserted or moved)" }));
+        }
+        if row.hash(&prev).as_slice() != hash.as_slice() {
+            return Ok(Err(BrokenLink { id: row.id, why: "its contents do not match its hash (the row was edited)" }));
+        }
+        expected_prev = hash;
+        count += 1;
+    }
+    let mut head = GENESIS;
+    if expected_prev.len() == 32 {
+        head.copy_from_slice(&expected_prev);
+    }
+    Ok(Ok(Verified { rows: count, head }))
+}
+
+/// Chains rows that have no hash yet, in id order (the one-time migration of an older database).
+pub(crate) fn chain_unchained(c: &Connection) -> Result<(), Error> {
+    let rows = {
+        let mut stmt = c.prepare("SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail FROM audit ORDER BY id")?;
+        let rows = stmt.query_map([], Row::from_sql)?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let mut prev = GENESIS.to_vec();
+    for row in rows {
+        let hash = row.hash(&prev).to_vec();
+        c.execute("UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE id = ?3", params![prev, hash, row.id])?;
+        prev = hash;
+    }
     Ok(())
 }
 
@@ -138,13 +213,8 @@ pub struct Row {
     pub detail: Option<String>,
 }
 
-/// The newest `limit` events, newest last.
-pub fn tail(c: &Connection, limit: u32) -> Result<Vec<Row>, Error> {
-    let mut stmt = c.prepare(
-        "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail FROM
-         (SELECT * FROM audit ORDER BY id DESC LIMIT ?1) ORDER BY id",
-    )?;
-    let rows = stmt.query_map(params![limit], |r| {
+impl Row {
+    fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Row {
             id: r.get(0)?,
             at: r.get(1)?,
@@ -156,6 +226,48 @@ pub fn tail(c: &Connection, limit: u32) -> Result<Vec<Row>, Error> {
             prison_id: r.get(7)?,
             detail: r.get(8)?,
         })
-    })?;
+    }
+
+    /// SHA-256 over the previous hash and every field, each length-prefixed (so no two different
+    /// rows encode alike).
+    pub fn hash(&self, prev: &[u8]) -> [u8; 32] {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"secureconsult/audit/v1\0");
+        h.update(prev);
+        h.update(self.id.to_le_bytes());
+        h.update(self.at.to_le_bytes());
+        let text = |h: &mut Sha256, v: Option<&str>| match v {
+            None => h.update([0u8]),
+            Some(s) => {
+                h.update([1u8]);
+                h.update((s.len() as u64).to_le_bytes());
+                h.update(s.as_bytes());
+            }
+        };
+        text(&mut h, Some(&self.event));
+        text(&mut h, Some(&self.outcome));
+        text(&mut h, self.reason.as_deref());
+        text(&mut h, self.device_id.as_deref());
+        text(&mut h, self.staff.as_deref());
+        match self.prison_id {
+            None => h.update([0u8]),
+            Some(p) => {
+                h.update([1u8]);
+                h.update(p.to_le_bytes());
+            }
+        }
+        text(&mut h, self.detail.as_deref());
+        h.finalize().into()
+    }
+}
+
+/// The newest `limit` events, newest last.
+pub fn tail(c: &Connection, limit: u32) -> Result<Vec<Row>, Error> {
+    let mut stmt = c.prepare(
+        "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail FROM
+         (SELECT * FROM audit ORDER BY id DESC LIMIT ?1) ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![limit], Row::from_sql)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }

@@ -86,7 +86,19 @@ CREATE TABLE IF NOT EXISTS audit (
     device_id TEXT,
     staff TEXT,
     prison_id INTEGER,
-    detail TEXT
+    detail TEXT,
+    -- The hash chain (docs/brick.md): each row's hash covers the previous row's.
+    prev_hash BLOB NOT NULL DEFAULT x'',
+    hash BLOB NOT NULL DEFAULT x''
+);
+CREATE TABLE IF NOT EXISTS bricks (
+    command_id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    reason TEXT NOT NULL,
+    by_staff TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    wiped_at INTEGER,
+    receipt BLOB
 );
 "#;
 
@@ -94,8 +106,27 @@ CREATE TABLE IF NOT EXISTS audit (
 pub fn open(path: &Path) -> Result<Connection, Error> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    migrate_audit_chain(&conn)?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
+}
+
+/// A database made before the audit chain gets the chain's columns, and its existing rows are
+/// chained once, here (never later: a row with an empty hash afterwards is a broken link).
+fn migrate_audit_chain(conn: &Connection) -> Result<(), Error> {
+    let exists: bool = conn.query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'audit'", [], |r| r.get(0))?;
+    if !exists {
+        return Ok(());
+    }
+    let has_hash: bool = conn.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('audit') WHERE name = 'hash'", [], |r| r.get(0))?;
+    if has_hash {
+        return Ok(());
+    }
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch("ALTER TABLE audit ADD COLUMN prev_hash BLOB NOT NULL DEFAULT x''; ALTER TABLE audit ADD COLUMN hash BLOB NOT NULL DEFAULT x'';")?;
+    crate::audit::chain_unchained(&tx)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// An in-memory database (tests).
@@ -341,6 +372,63 @@ pub fn shred_device(c: &Connection, id: &DeviceId, reason: &str, now: i64) -> Re
         "UPDATE devices SET exchange_secret = NULL, revoked_at = COALESCE(revoked_at, ?2), revoke_reason = ?3
          WHERE id = ?1",
         params![id.as_str(), now, reason],
+    )?;
+    Ok(n == 1)
+}
+
+/// A device's brick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brick {
+    /// The command id.
+    pub command_id: String,
+    /// The device.
+    pub device_id: String,
+    /// Why (IT's words).
+    pub reason: String,
+    /// Who bricked it.
+    pub by_staff: String,
+    /// When.
+    pub created_at: i64,
+    /// When the verified receipt arrived.
+    pub wiped_at: Option<i64>,
+}
+
+fn brick_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Brick> {
+    Ok(Brick { command_id: r.get(0)?, device_id: r.get(1)?, reason: r.get(2)?, by_staff: r.get(3)?, created_at: r.get(4)?, wiped_at: r.get(5)? })
+}
+
+/// The device's brick, if it was bricked.
+pub fn brick_of(c: &Connection, id: &DeviceId) -> Result<Option<Brick>, Error> {
+    Ok(c
+        .query_row(
+            "SELECT command_id, device_id, reason, by_staff, created_at, wiped_at FROM bricks WHERE device_id = ?1 ORDER BY created_at LIMIT 1",
+            params![id.as_str()],
+            brick_row,
+        )
+        .optional()?)
+}
+
+/// Every brick, newest first.
+pub fn bricks(c: &Connection) -> Result<Vec<Brick>, Error> {
+    let mut stmt = c.prepare("SELECT command_id, device_id, reason, by_staff, created_at, wiped_at FROM bricks ORDER BY created_at DESC")?;
+    let rows = stmt.query_map([], brick_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Records a brick.
+pub fn insert_brick(c: &Connection, command_id: &str, id: &DeviceId, reason: &str, by: &str, now: i64) -> Result<(), Error> {
+    c.execute(
+        "INSERT INTO bricks (command_id, device_id, reason, by_staff, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![command_id, id.as_str(), reason, by, now],
+    )?;
+    Ok(())
+}
+
+/// Stores a verified receipt; false when the device has no such brick. A repeat keeps the first.
+pub fn record_receipt(c: &Connection, id: &DeviceId, command_id: &str, receipt: &[u8], now: i64) -> Result<bool, Error> {
+    let n = c.execute(
+        "UPDATE bricks SET wiped_at = COALESCE(wiped_at, ?3), receipt = COALESCE(receipt, ?4) WHERE device_id = ?1 AND command_id = ?2",
+        params![id.as_str(), command_id, now, receipt],
     )?;
     Ok(n == 1)
 }

@@ -17,6 +17,9 @@ pub enum Error {
     /// Too many failures: retry after this many seconds.
     #[error("locked out for {0} s")]
     LockedOut(u64),
+    /// The device is bricked: here is its signed command (bound to the request's challenge).
+    #[error("bricked")]
+    Bricked(Box<sc_proto::Signed>),
     /// No valid session: sign in first.
     #[error("not signed in")]
     Unauthorized,
@@ -59,6 +62,7 @@ impl IntoResponse for Error {
             Error::BadRequest(message) => (StatusCode::BAD_REQUEST, Refusal::BadRequest { message }),
             Error::Refused => (StatusCode::FORBIDDEN, Refusal::Refused),
             Error::LockedOut(retry_after_secs) => (StatusCode::TOO_MANY_REQUESTS, Refusal::LockedOut { retry_after_secs }),
+            Error::Bricked(command) => (StatusCode::GONE, Refusal::Bricked { command: *command }),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, Refusal::BadRequest { message: "sign in first".into() }),
             Error::NotFound(what) => (StatusCode::NOT_FOUND, Refusal::BadRequest { message: format!("{what} not found") }),
             internal => {

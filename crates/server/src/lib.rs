@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod device;
 pub mod enrolment;
 mod error;
 pub mod kiosk_api;

@@ -88,14 +88,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Revokes a device: destroys its server-side secret (its config can never be unsealed again).
-    RevokeDevice {
+    /// Bricks a device: destroys its server-side secret at once (its config can never be unsealed
+    /// again) and orders the laptop to wipe itself on its next contact. Prints the command id.
+    #[command(alias = "revoke-device")]
+    BrickDevice {
         /// Device id.
         id: String,
         /// Why (recorded in the audit log).
         #[arg(long)]
         reason: String,
+        /// Who is bricking it (recorded in the audit log).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
     },
+    /// Lists bricks and their state: pending, or wiped (a verified receipt came back).
+    ListBricks,
+    /// Verifies the audit log's hash chain; names the first broken link.
+    AuditVerify,
     /// Prints the newest audit events as JSON lines.
     Audit {
         /// How many.
@@ -135,7 +144,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let keys = pki::load(&config.data_dir)?;
             let conn = db::open(&config.db_path())?;
             let listen = config.listen;
-            let state = AppState::new(conn, config, keys.command_public(), state::system_clock())?;
+            let state = AppState::new(conn, config, keys.command_key.clone(), state::system_clock())?;
             let rt = tokio::runtime::Runtime::new().map_err(Error::io("starting the runtime"))?;
             rt.block_on(async move {
                 let running = serve::start(state, &keys, listen)?;
@@ -196,11 +205,25 @@ fn run(cli: Cli) -> Result<(), Error> {
                 }
             }
         }
-        Command::RevokeDevice { id, reason } => {
+        Command::BrickDevice { id, reason, by } => {
             let id = id.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
-            admin::revoke_device(&db::open(&config.db_path())?, &id, &reason, now())?;
-            println!("device {id} revoked: its secret is destroyed");
+            let command = admin::brick_device(&db::open(&config.db_path())?, &id, &reason, &by, now())?;
+            println!("device {id} bricked: its secret is destroyed; wipe command {command} goes out on its next contact");
         }
+        Command::ListBricks => {
+            println!("{:<32}  {:<32}  {:<8}  {:<12}  reason", "command", "device", "state", "by");
+            for b in db::bricks(&db::open(&config.db_path())?)? {
+                let state = if b.wiped_at.is_some() { "wiped" } else { "pending" };
+                println!("{:<32}  {:<32}  {state:<8}  {:<12}  {}", b.command_id, b.device_id, b.by_staff, b.reason);
+            }
+        }
+        Command::AuditVerify => match audit::verify(&db::open(&config.db_path())?)? {
+            Ok(v) => {
+                let head: String = v.head.iter().map(|b| format!("{b:02x}")).collect();
+                println!("audit chain intact: {} rows, head {head}", v.rows);
+            }
+            Err(broken) => return Err(Error::Config(format!("audit chain broken at {broken}"))),
+        },
         Command::Audit { limit } => {
             for row in audit::tail(&db::open(&config.db_path())?, limit)? {
                 println!("{}", serde_json::to_string(&row).map_err(|e| Error::Config(e.to_string()))?);

@@ -23,7 +23,7 @@ pub struct Pki {
     /// TLS leaf key.
     pub key: PrivateKeyDer<'static>,
     /// The command-signing key.
-    pub command_key: Ed25519KeyPair,
+    pub command_key: std::sync::Arc<Ed25519KeyPair>,
 }
 
 impl std::fmt::Debug for Pki {
@@ -90,7 +90,7 @@ pub fn load(dir: &Path) -> Result<Pki, Error> {
     let cmd_path = dir.join(COMMAND_KEY);
     let cmd = std::fs::read(&cmd_path).map_err(Error::io(format!("reading {}", cmd_path.display())))?;
     let command_key = Ed25519KeyPair::from_pkcs8(&cmd).map_err(|_| Error::Config(format!("{}: not a key", cmd_path.display())))?;
-    Ok(Pki { ca_der: ca.to_vec(), chain: vec![leaf, ca], key, command_key })
+    Ok(Pki { ca_der: ca.to_vec(), chain: vec![leaf, ca], key, command_key: std::sync::Arc::new(command_key) })
 }
 
 impl Pki {

@@ -27,6 +27,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// The command-signing public key, handed to laptops at enrolment.
     pub command_public: [u8; 32],
+    /// The command-signing key (brick commands).
+    pub command_key: Arc<ring::signature::Ed25519KeyPair>,
     /// An Argon2 hash checked when a user is unknown, to equalise timing.
     pub dummy_hash: Arc<str>,
     /// The clock.
@@ -43,12 +45,16 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(conn: Connection, config: ServerConfig, command_public: [u8; 32], clock: Clock) -> Result<Self, Error> {
+    pub fn new(conn: Connection, config: ServerConfig, command_key: Arc<ring::signature::Ed25519KeyPair>, clock: Clock) -> Result<Self, Error> {
+        use ring::signature::KeyPair as _;
         let dummy_hash = crate::auth::dummy_hash(config.argon2)?.into();
+        let mut command_public = [0u8; 32];
+        command_public.copy_from_slice(command_key.public_key().as_ref());
         Ok(AppState {
             db: Arc::new(Mutex::new(conn)),
             config: Arc::new(config),
             command_public,
+            command_key,
             dummy_hash,
             clock,
             hub: Arc::default(),

@@ -84,7 +84,8 @@ async fn a_consultant_cannot_unlock_a_laptop() {
 #[tokio::test]
 async fn revoked_device_is_refused() {
     let w = world().await;
-    sc_server::admin::revoke_device(&w.h.state.db(), &w.laptop.id(), "stolen", w.h.now()).expect("revoke");
+    // Revoked without a brick command (the dead-man path): plainly refused.
+    sc_server::db::shred_device(&w.h.state.db(), &w.laptop.id(), "dead-man timer", w.h.now()).expect("shred");
     let (body, _) = w.laptop.activation("nurse.a", PASSWORD, &w.h.code(&w.secret), w.h.now());
     expect_refused(&w, body, "revoked_device").await;
 }

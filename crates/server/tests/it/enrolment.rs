@@ -12,7 +12,7 @@ async fn a_token_enrols_one_device_into_its_prison() {
     let (status, reply) = h.post("/v1/enrol", Laptop::new_key().enrol_request(&token)).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
     assert_eq!(reply["prison"]["name"], "HMP Beta");
-    assert_eq!(reply["command_public_key"], sc_proto::Bytes([9u8; 32]).to_string());
+    assert_eq!(reply["command_public_key"], sc_proto::Bytes(h.state.command_public).to_string());
 
     let (status, reply) = h.post("/v1/enrol", Laptop::new_key().enrol_request(&token)).await;
     assert_eq!((status, reply), (StatusCode::FORBIDDEN, refused()));

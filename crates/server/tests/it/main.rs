@@ -7,3 +7,5 @@ mod activation_refusals;
 mod enrolment;
 mod lockout;
 mod support;
+mod audit_chain;
+mod brick;

@@ -22,6 +22,13 @@ pub struct Harness {
     pub ca_der: Vec<u8>,
 }
 
+/// A fresh command-signing key.
+pub fn command_key() -> Arc<ring::signature::Ed25519KeyPair> {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("generate");
+    Arc::new(ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("parse"))
+}
+
 pub fn posture() -> Posture {
     Posture { app_version: "0.1.0".into(), os: "Debian".into(), os_version: "12".into(), kernel: "6".into(), uptime_secs: 1 }
 }
@@ -33,7 +40,7 @@ impl Harness {
         let state = AppState::new(
             db::open_in_memory().expect("db"),
             ServerConfig::default(),
-            [9u8; 32],
+            command_key(),
             Arc::new(move || c.load(Ordering::SeqCst)),
         )
         .expect("state");

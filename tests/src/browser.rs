@@ -1,0 +1,90 @@
+//! The consultant in a real browser: headless (or, for the benchmark, visible) Chromium driven by
+//! tests/consultant/call.mjs, which reports progress as JSON lines.
+
+use crate::{CareServer, PASSWORD};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncBufReadExt as _;
+
+/// How the scripted consultant behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Who ends the call: "consultant" (clicks End) or "kiosk" (waits for the laptop to).
+    pub end: String,
+    /// How long to keep the call up after it is proven, in ms.
+    pub hold_ms: u64,
+    /// Draw on an X display instead of headless: the display's name (e.g. ":7").
+    pub display: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { end: "consultant".into(), hold_ms: 0, display: None }
+    }
+}
+
+/// A running consultant browser; killed when dropped.
+#[derive(Debug)]
+pub struct Consultant {
+    /// The driver process (node; Chromium is its child).
+    pub child: tokio::process::Child,
+    /// The driver's JSON events: waiting, connected, stats, ended, error.
+    pub events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+}
+
+impl Drop for Consultant {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn driver_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("consultant")
+}
+
+impl Consultant {
+    /// Signs `username` (TOTP secret `secret`) in on the server's consultant page with `y4m` as
+    /// the camera, and admits the first laptop that waits. Must run within a Tokio runtime.
+    pub fn start(server: &CareServer, username: &str, secret: &str, y4m: &Path, options: &Options) -> Self {
+        assert!(driver_dir().join("node_modules/playwright-core").exists(), "run `npm ci` in tests/consultant (scripts/test.sh does)");
+        let mut cmd = tokio::process::Command::new("node");
+        if let Some(display) = &options.display {
+            cmd.env("DISPLAY", display);
+        }
+        let mut child = cmd
+            .arg(driver_dir().join("call.mjs"))
+            .env("SC_URL", &server.url)
+            .env("SC_USER", username)
+            .env("SC_PASSWORD", PASSWORD)
+            .env("SC_CODE", CareServer::code(secret))
+            .env("SC_Y4M", y4m)
+            .env("SC_SPKI", server.spki_pin())
+            .env("SC_END", &options.end)
+            .env("SC_HOLD_MS", options.hold_ms.to_string())
+            .env("SC_HEADLESS", if options.display.is_some() { "0" } else { "1" })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        let _ = tx.send(v);
+                    }
+                    Err(_) => eprintln!("consultant driver: {line}"),
+                }
+            }
+        });
+        Consultant { child, events }
+    }
+
+    /// The driver's process id (Chromium runs beneath it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
