@@ -30,6 +30,8 @@ function render(view) {
       $("code").value = "";
       $("username").focus();
     }
+  } else if (view.screen === "disabled") {
+    $("disabled-text").textContent = view.message;
   } else if (view.screen === "unlocked") {
     $("prison").textContent = view.prison;
     $("staff").textContent = `Signed in: ${view.staff}`;

@@ -30,7 +30,7 @@ impl UiError {
 /// The current screen. A call in progress counts as activity: nobody touches the laptop while the
 /// prisoner watches, and an idle lock mid-consultation would cut it off.
 #[tauri::command]
-pub fn kiosk_status(kiosk: State<'_, Kiosk>, calls: State<'_, Calls>) -> KioskView {
+pub fn kiosk_status(kiosk: State<'_, std::sync::Arc<Kiosk>>, calls: State<'_, Calls>) -> KioskView {
     if calls.active() {
         kiosk.activity();
     }
@@ -44,7 +44,7 @@ pub fn kiosk_status(kiosk: State<'_, Kiosk>, calls: State<'_, Calls>) -> KioskVi
 /// Signs in with user name, password and the 6-digit code.
 #[tauri::command]
 pub async fn sign_in(
-    kiosk: State<'_, Kiosk>,
+    kiosk: State<'_, std::sync::Arc<Kiosk>>,
     username: String,
     password: String,
     code: String,
@@ -66,21 +66,21 @@ pub async fn sign_in(
 
 /// Locks now (ending any call).
 #[tauri::command]
-pub fn lock(kiosk: State<'_, Kiosk>, calls: State<'_, Calls>) -> KioskView {
+pub fn lock(kiosk: State<'_, std::sync::Arc<Kiosk>>, calls: State<'_, Calls>) -> KioskView {
     calls.end_all();
     kiosk.lock()
 }
 
 /// Someone used the laptop: postpones the idle lock.
 #[tauri::command]
-pub fn activity(kiosk: State<'_, Kiosk>) {
+pub fn activity(kiosk: State<'_, std::sync::Arc<Kiosk>>) {
     kiosk.activity();
 }
 
 /// Checks the server is reachable (the lock screen shows when it is not). The page calls this
 /// first thing, so its first call marks the page as ready (the benchmark times start-up by it).
 #[tauri::command]
-pub async fn check_server(kiosk: State<'_, Kiosk>) -> Result<KioskView, UiError> {
+pub async fn check_server(kiosk: State<'_, std::sync::Arc<Kiosk>>) -> Result<KioskView, UiError> {
     static READY: std::sync::Once = std::sync::Once::new();
     READY.call_once(|| tracing::info!("kiosk page ready"));
     Ok(kiosk.check_server().await)
@@ -103,14 +103,14 @@ fn core_error(e: sc_core::Error) -> UiError {
 
 /// Today's appointments for this prison.
 #[tauri::command]
-pub async fn appointments(kiosk: State<'_, Kiosk>) -> Result<Vec<Appointment>, UiError> {
+pub async fn appointments(kiosk: State<'_, std::sync::Arc<Kiosk>>) -> Result<Vec<Appointment>, UiError> {
     kiosk.appointments().await.map_err(core_error)
 }
 
 /// Joins an appointment's waiting room by its room code. Async so that it runs on the Tokio
 /// runtime, where the consultation's task lives (synchronous commands run on the main thread).
 #[tauri::command]
-pub async fn join(kiosk: State<'_, Kiosk>, calls: State<'_, Calls>, room_code: String) -> Result<Phase, UiError> {
+pub async fn join(kiosk: State<'_, std::sync::Arc<Kiosk>>, calls: State<'_, Calls>, room_code: String) -> Result<Phase, UiError> {
     let code = room_code.trim().to_lowercase();
     if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(UiError::invalid("Type the room code as given, for example abcd-efgh-jkmn."));

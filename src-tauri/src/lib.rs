@@ -13,7 +13,8 @@ use tauri::{Builder, Runtime};
 
 /// Registers the kiosk's state and commands on a builder (the real one or the mock runtime's).
 pub fn wire<R: Runtime>(builder: Builder<R>, kiosk: Kiosk, calls: calls::Calls) -> Builder<R> {
-    builder.manage(kiosk).manage(calls).invoke_handler(tauri::generate_handler![
+    // Shared with the device channel's task, which runs for the app's whole life.
+    builder.manage(std::sync::Arc::new(kiosk)).manage(calls).invoke_handler(tauri::generate_handler![
         commands::kiosk_status,
         commands::sign_in,
         commands::lock,
@@ -36,6 +37,10 @@ pub fn run_window(kiosk: Kiosk) -> Result<(), String> {
     wire(tauri::Builder::default(), kiosk, calls::Calls::new(calls::media_from_env()))
         .setup(|app| {
             window::create(app.handle())?;
+            // The device channel: heartbeat, dead-man contact, brick push; and after a wipe,
+            // the receipt until the server has it.
+            let kiosk = tauri::Manager::state::<std::sync::Arc<Kiosk>>(app).inner().clone();
+            tauri::async_runtime::spawn(sc_core::channel::run(kiosk));
             Ok(())
         })
         .run(tauri::generate_context!())

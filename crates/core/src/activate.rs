@@ -100,7 +100,10 @@ pub async fn activate(
     let payload = Zeroizing::new(serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?);
     let signed = sign(&secrets, SIG_CONTEXT_ACTIVATE, payload.to_vec())?;
 
-    let reply = client_for(record)?.activate(&signed).await?;
+    let reply = match client_for(record)?.activate(&signed).await {
+        Err(Error::Bricked { command, .. }) => return Err(Error::Bricked { command, challenge: nonce }),
+        other => other?,
+    };
     let exchange_key = blinding
         .unblind(&reply.evaluated.0, &record.exchange_public.0)
         .map_err(|e| Error::Protocol(format!("server answer: {e}")))?;

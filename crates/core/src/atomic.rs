@@ -41,6 +41,11 @@ fn restrict(_: &File) -> Result<(), Error> {
     Ok(())
 }
 
+/// Syncs a directory, so renames and removals in it survive a power cut.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("syncing a directory"))
+}
+
 /// Overwrites a file's bytes with zeros, syncs, then removes it. Best effort against recovery on
 /// simple file systems; the real protection is that the content is sealed.
 pub fn shred(path: &Path) -> Result<(), Error> {

@@ -4,6 +4,7 @@
 use crate::Error;
 use crate::activate::SessionToken;
 use sc_proto::signal::Appointment;
+use sc_proto::brick::{ChannelDown, ReceiptAck};
 use sc_proto::{ActivateResponse, EnrolResponse, Health, Refusal, Signed};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -44,6 +45,16 @@ impl CareClient {
     /// `POST /v1/activate`.
     pub async fn activate(&self, signed: &Signed) -> Result<ActivateResponse, Error> {
         self.post("/v1/activate", signed).await
+    }
+
+    /// `POST /v1/device/poll`: a signed hello; the answer is "ok" or a brick command.
+    pub async fn poll(&self, hello: &Signed) -> Result<ChannelDown, Error> {
+        self.post("/v1/device/poll", hello).await
+    }
+
+    /// `POST /v1/device/receipt`: a wiped laptop's signed receipt.
+    pub async fn receipt(&self, receipt: &Signed) -> Result<ReceiptAck, Error> {
+        self.post("/v1/device/receipt", receipt).await
     }
 
     /// `GET /v1/kiosk/appointments`: this prison's appointments around now.
@@ -88,6 +99,8 @@ async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, Error
         Ok(Refusal::Refused) => Err(Error::Refused),
         Ok(Refusal::LockedOut { retry_after_secs }) => Err(Error::LockedOut(retry_after_secs)),
         Ok(Refusal::BadRequest { message }) => Err(Error::Protocol(message)),
+        // The caller knows the challenge it sent and fills it in.
+        Ok(Refusal::Bricked { command }) => Err(Error::Bricked { command: Box::new(command), challenge: [0; 16] }),
         Ok(other) => Err(Error::Protocol(format!("refusal {other:?}"))),
         Err(_) => Err(Error::Protocol(format!("HTTP {status}"))),
     }

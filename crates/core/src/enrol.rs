@@ -97,6 +97,8 @@ pub async fn enrol(
         exchange_public: reply.exchange_public,
         client_public: Bytes(client_public),
     };
+    // The dead-man timer counts from enrolment (written before the record, which marks "enrolled").
+    crate::contact::store(dir, &crate::contact::Contact { last_contact: unix_now(), dead_man_days: config.policy.dead_man_days })?;
     dir.store_record(&record)?;
     tracing::info!(device_id = %record.device_id, prison = %config.prison.name, "enrolled");
     Ok(record)

@@ -60,6 +60,20 @@ pub enum Error {
     /// A cryptographic primitive failed (random source, key parsing).
     #[error("cryptographic failure: {0}")]
     Crypto(&'static str),
+    /// The server answered with a brick command (it still has to be verified).
+    #[error("the healthcare server has disabled this laptop")]
+    Bricked {
+        /// The signed command.
+        command: Box<sc_proto::Signed>,
+        /// The challenge the request carried, which the command must echo.
+        challenge: [u8; 16],
+    },
+    /// A brick command did not verify; nothing was wiped.
+    #[error("a wipe command was refused: {0}")]
+    BadCommand(&'static str),
+    /// The laptop has been disabled (wiped); nothing more is possible.
+    #[error("this laptop has been disabled")]
+    Disabled,
 }
 
 impl Error {

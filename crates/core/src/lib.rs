@@ -4,7 +4,9 @@
 
 pub mod activate;
 pub mod atomic;
+pub mod channel;
 pub mod client;
+pub mod contact;
 pub mod enrol;
 mod error;
 pub mod keystore;
@@ -15,6 +17,7 @@ pub mod record;
 pub mod sealed;
 pub mod signal;
 pub mod tls;
+pub mod wipe;
 
 pub use error::Error;
 pub use kiosk::{Kiosk, KioskView, Notice};

@@ -46,6 +46,16 @@ impl DataDir {
         self.root.join("config.sealed")
     }
 
+    /// The dead-man timer's contact file.
+    pub fn contact_path(&self) -> PathBuf {
+        self.root.join("contact.json")
+    }
+
+    /// The tombstone: present once a wipe has begun; the app never starts again while it stands.
+    pub fn tombstone_path(&self) -> PathBuf {
+        self.root.join("tombstone.json")
+    }
+
     /// A stable name for this profile's keystore entry, so two data directories never share keys.
     pub fn profile_id(&self) -> String {
         use sha2::Digest as _;

@@ -12,7 +12,37 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-type Stream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Stream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket to `path` on the enrolled server over the pinned TLS, with the session's
+/// bearer token when given.
+pub(crate) async fn open(record: &EnrolmentRecord, path: &str, session: Option<&SessionToken>) -> Result<Stream, Error> {
+    let url = record
+        .server_url
+        .strip_prefix("https://")
+        .map(|rest| format!("wss://{}{path}", rest.trim_end_matches('/')))
+        .ok_or_else(|| Error::Corrupt { what: "the enrolment record", why: "the server URL is not https".into() })?;
+    let mut request = url.into_client_request().map_err(|e| Error::Protocol(format!("WebSocket URL: {e}")))?;
+    if let Some(session) = session {
+        let bearer = session.bearer();
+        let value = bearer.parse().map_err(|_| Error::Crypto("bearer header"))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let connector = Connector::Rustls(Arc::new(tls::pinned(&record.ca_cert.0)?));
+    let config = WebSocketConfig::default().max_message_size(Some(64 * 1024));
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector))
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(resp) if resp.status() == 401 => Error::Refused,
+            tokio_tungstenite::tungstenite::Error::Io(io) if crate::client::is_certificate_error(&io) => Error::UntrustedServer,
+            tokio_tungstenite::tungstenite::Error::Tls(_) => Error::UntrustedServer,
+            other => {
+                tracing::debug!(error = %other, "WebSocket connection failed");
+                Error::Unreachable
+            }
+        })?;
+    Ok(ws)
+}
 
 /// An open signalling connection.
 #[derive(Debug)]
@@ -33,29 +63,7 @@ pub enum Incoming {
 impl Signalling {
     /// Connects to `/v1/kiosk/signal` on the enrolled server.
     pub async fn connect(record: &EnrolmentRecord, session: &SessionToken) -> Result<Self, Error> {
-        let url = record
-            .server_url
-            .strip_prefix("https://")
-            .map(|rest| format!("wss://{}/v1/kiosk/signal", rest.trim_end_matches('/')))
-            .ok_or_else(|| Error::Corrupt { what: "the enrolment record", why: "the server URL is not https".into() })?;
-        let mut request = url.into_client_request().map_err(|e| Error::Protocol(format!("signalling URL: {e}")))?;
-        let bearer = session.bearer();
-        let value = bearer.parse().map_err(|_| Error::Crypto("bearer header"))?;
-        request.headers_mut().insert("authorization", value);
-        let connector = Connector::Rustls(Arc::new(tls::pinned(&record.ca_cert.0)?));
-        let config = WebSocketConfig::default().max_message_size(Some(64 * 1024));
-        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector))
-            .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(resp) if resp.status() == 401 => Error::Refused,
-                tokio_tungstenite::tungstenite::Error::Io(io) if crate::client::is_certificate_error(&io) => Error::UntrustedServer,
-                tokio_tungstenite::tungstenite::Error::Tls(_) => Error::UntrustedServer,
-                other => {
-                    tracing::debug!(error = %other, "signalling connection failed");
-                    Error::Unreachable
-                }
-            })?;
-        Ok(Signalling { ws })
+        Ok(Signalling { ws: open(record, "/v1/kiosk/signal", Some(session)).await? })
     }
 
     /// Sends a message.
