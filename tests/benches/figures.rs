@@ -96,12 +96,53 @@ fn cold_start(data_dir: &std::path::Path, runs: usize) {
     );
 }
 
+/// Brick on the admin side -> the online laptop wiped (tombstone, config, receipt verified by the
+/// server, keystore entry and files gone), over `runs` fresh laptops on loopback.
+async fn brick_figures(runs: usize) {
+    let server = CareServer::start().await;
+    let mut times = Vec::with_capacity(runs);
+    let mut receipts = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let dir = tempfile::tempdir().expect("dir");
+        let data = sc_core::record::DataDir::open(dir.path()).expect("data");
+        let keystore = tokio::task::spawn_blocking(Keystore::secret_service).await.expect("join").expect("keystore");
+        let token = server.token("HMP Testshire").parse().expect("token");
+        let record = sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
+        let kiosk = std::sync::Arc::new(Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk"));
+        let channel = tokio::spawn(sc_core::channel::run(kiosk.clone()));
+        while sc_server::db::device(&server.state.db(), &record.device_id).expect("db").and_then(|d| d.last_contact).is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let t0 = Instant::now();
+        sc_server::admin::brick_device(&server.state.db(), &record.device_id, "bench", "it.bench", sc_e2e::now()).expect("brick");
+        let mut receipt = None;
+        while !channel.is_finished() {
+            if receipt.is_none() && sc_server::db::brick_of(&server.state.db(), &record.device_id).expect("db").and_then(|b| b.wiped_at).is_some() {
+                receipt = Some(t0.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        times.push(t0.elapsed());
+        receipts.push(receipt.unwrap_or_else(|| t0.elapsed()));
+        assert!(kiosk.is_disabled() && !data.sealed_path().exists(), "wiped");
+    }
+    times.sort();
+    receipts.sort();
+    println!(
+        "brick -> online laptop wiped (push within the 1 s channel check, verify, tombstone, shred, signed receipt verified, keystore), {runs} runs: p50 {} max {}; receipt at the server p50 {}",
+        ms(percentile(&times, 0.5)),
+        ms(times[times.len() - 1]),
+        ms(percentile(&receipts, 0.5))
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a list; the figures are not tests.
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (dir, keystore, profile) = rt.block_on(activation_latency());
+    rt.block_on(brick_figures(10));
     if std::env::var_os("DISPLAY").is_some() {
         cold_start(dir.path(), 10);
         let secs = std::env::var("SC_BENCH_CALL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);

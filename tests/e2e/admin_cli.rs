@@ -102,13 +102,25 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
     assert_eq!(devices[0]["prison"], "HMP Cli");
     assert_eq!(devices[0]["state"], "active");
 
-    assert!(err(care(data, &["revoke-device", "not-an-id", "--reason", "x"], None)).contains("32 lowercase hex"));
-    ok(care(data, &["revoke-device", &device_id, "--reason", "stolen"], None));
+    assert!(err(care(data, &["brick-device", "not-an-id", "--reason", "x"], None)).contains("32 lowercase hex"));
+    assert!(err(care(data, &["brick-device", &device_id, "--reason", " "], None)).contains("reason"));
+    let bricked = ok(care(data, &["brick-device", &device_id, "--reason", "stolen", "--by", "it.sam"], None));
+    assert!(bricked.contains("bricked"), "{bricked}");
     let devices: serde_json::Value = serde_json::from_str(&ok(care(data, &["list-devices", "--json"], None))).expect("json");
-    assert_eq!(devices[0]["state"], "revoked");
+    assert_eq!(devices[0]["state"], "bricked");
+    let bricks = ok(care(data, &["list-bricks"], None));
+    assert!(bricks.contains(&device_id) && bricks.contains("pending") && bricks.contains("it.sam"), "{bricks}");
     let audit = ok(care(data, &["audit", "--limit", "3"], None));
-    assert!(audit.contains("\"event\":\"revoke\"") && audit.contains("stolen"), "{audit}");
+    assert!(audit.contains("\"event\":\"brick\"") && audit.contains("stolen"), "{audit}");
     drop(server);
+
+    // The audit chain verifies, and an edited row is named.
+    assert!(ok(care(data, &["audit-verify"], None)).contains("audit chain intact"));
+    let db = rusqlite::Connection::open(data.join("care.sqlite")).expect("db");
+    db.execute("UPDATE audit SET detail = 'nothing happened' WHERE id = 2", []).expect("tamper");
+    drop(db);
+    let broken = err(care(data, &["audit-verify"], None));
+    assert!(broken.contains("audit row 2"), "{broken}");
 
     // Leave the test keyring as found.
     let data_dir = sc_core::record::DataDir::open(laptop.path()).expect("data");
