@@ -239,3 +239,50 @@ async fn lock_screen_then_keyboard_sign_in_reaches_the_unlocked_screen() {
     assert!(!log.contains(PASSWORD), "no secret in the log");
     drop(kiosk);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
+    let _display = DISPLAY.lock().await;
+    assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
+    const DISABLED: &str = "srgb(122,16,32)";
+    let server = CareServer::start().await;
+    let laptop = Laptop::new().await;
+    let record = laptop.enrol(&server, "HMP Testshire").await;
+    let kiosk = start_kiosk(laptop.dir.path(), "kiosk-brick-window.log", false);
+    // Online: the window's device channel has said hello.
+    let start = Instant::now();
+    while sc_server::db::device(&server.state.db(), &record.device_id).expect("db").and_then(|d| d.last_contact).is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the kiosk never contacted the server: {}", kiosk.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now()).expect("brick");
+    let shot = artifacts_dir().join("disabled-screen.png");
+    let s = shot.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("the disabled screen", Duration::from_secs(30), || {
+            screenshot(&s);
+            pixel(&s, 10, 10) == DISABLED
+        })
+    })
+    .await
+    .expect("join");
+    let start = Instant::now();
+    while sc_server::db::brick_of(&server.state.db(), &record.device_id).expect("db").and_then(|b| b.wiped_at).is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "no verified receipt: {}", kiosk.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!laptop.data.sealed_path().exists());
+    drop(kiosk);
+    // A restart shows nothing but the disabled screen.
+    let again = start_kiosk(laptop.dir.path(), "kiosk-brick-window-restart.log", false);
+    let s = artifacts_dir().join("disabled-after-restart.png");
+    tokio::task::spawn_blocking(move || {
+        wait_for("the disabled screen after a restart", Duration::from_secs(60), || {
+            screenshot(&s);
+            pixel(&s, 10, 10) == DISABLED
+        })
+    })
+    .await
+    .expect("join");
+    drop(again);
+}

@@ -30,7 +30,7 @@ pub fn system_clock() -> Clock {
 const DEFAULT_DEAD_MAN_DAYS: u32 = 14;
 
 /// What the disabled screen says.
-pub const DISABLED_MESSAGE: &str = "This laptop has been disabled. Return it to the IT team.";
+pub const DISABLED_MESSAGE: &str = "It can no longer be used. Return it to the IT team.";
 
 /// The one kiosk instance.
 pub struct Kiosk {
