@@ -260,9 +260,7 @@ pub async fn call_figures(secs: u64) {
         .lines()
         .find(|l| l.contains("first remote frame decoded"))
         .map(strip_ansi)
-        .and_then(|l| l.split("after_ms=").nth(1))
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|d| d.parse().ok());
+        .and_then(|l| l.split("after_ms=").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|d| d.parse().ok()));
 
     let kiosk_display = std::env::var("DISPLAY").unwrap_or_default();
     let (kx, cx) = (xvfb_pid(&kiosk_display), xvfb_pid(&chromium_display));

@@ -1,0 +1,164 @@
+//! The consultant's video on a native GTK surface above the page, instead of in the page.
+//!
+//! Measured (scripts/bench.sh): drawing 640x480 at 30 fps through WebKit's software WebGL cost the
+//! kiosk's tree ~1.4 cores against ~0.3 for a Chromium peer. Here a `gtk::DrawingArea` packed above
+//! the webview in the window's box shows the newest frame (converted to RGB and scaled by cairo, on
+//! the GTK main thread), with the self-view inset; during a call the webview shrinks to the strip
+//! of call controls. A main-thread timer polls the call at the frame rate, so no GTK object is
+//! touched from another thread.
+
+use crate::calls::Calls;
+use sc_call::consultation::Phase;
+use sc_call::I420Frame;
+use std::sync::Arc;
+use tauri::{AppHandle, Manager as _, Runtime};
+
+/// Height of the page's call-control strip while the native surface shows the video.
+const CONTROLS_HEIGHT: i32 = 96;
+
+/// Whether calls draw natively: `SC_KIOSK_VIDEO=page` keeps the WebGL page renderer.
+pub fn native_enabled() -> bool {
+    !std::env::var("SC_KIOSK_VIDEO").is_ok_and(|v| v == "page")
+}
+
+/// Writes `frame` (BT.601 limited range) into cairo's RGB24 layout (`stride` bytes per row).
+fn i420_to_rgb24(frame: &I420Frame, out: &mut [u8], stride: usize) {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (y_plane, rest) = frame.data.split_at(w * h);
+    let (u_plane, v_plane) = rest.split_at((w / 2) * (h / 2));
+    for row in 0..h {
+        let line = &mut out[row * stride..row * stride + w * 4];
+        for col in 0..w {
+            let y = (i32::from(y_plane[row * w + col]) - 16) * 298;
+            let ci = (row / 2) * (w / 2) + col / 2;
+            let (u, v) = (i32::from(u_plane[ci]) - 128, i32::from(v_plane[ci]) - 128);
+            let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
+            let px = &mut line[col * 4..col * 4 + 4];
+            // Cairo RGB24 is native-endian 0xXXRRGGBB: on little-endian machines B, G, R, X.
+            px[0] = clamp(y + 516 * u);
+            px[1] = clamp(y - 100 * u - 208 * v);
+            px[2] = clamp(y + 409 * v);
+            px[3] = 255;
+        }
+    }
+}
+
+fn surface_for(frame: &I420Frame) -> Option<gtk::cairo::ImageSurface> {
+    let w = i32::try_from(frame.width).ok()?;
+    let h = i32::try_from(frame.height).ok()?;
+    let mut surface = gtk::cairo::ImageSurface::create(gtk::cairo::Format::Rgb24, w, h).ok()?;
+    let stride = usize::try_from(surface.stride()).ok()?;
+    {
+        let mut data = surface.data().ok()?;
+        i420_to_rgb24(frame, &mut data, stride);
+    }
+    Some(surface)
+}
+
+/// Paints `frame` letterboxed into the `(x, y, w, h)` box.
+fn paint(cr: &gtk::cairo::Context, frame: &I420Frame, (x, y, w, h): (f64, f64, f64, f64)) {
+    let Some(surface) = surface_for(frame) else { return };
+    let scale = (w / f64::from(frame.width)).min(h / f64::from(frame.height));
+    let (dw, dh) = (f64::from(frame.width) * scale, f64::from(frame.height) * scale);
+    let _ = cr.save();
+    cr.translate(x + (w - dw) / 2.0, y + (h - dh) / 2.0);
+    cr.scale(scale, scale);
+    if cr.set_source_surface(&surface, 0.0, 0.0).is_ok() {
+        // Bilinear costs several times nearest in software; the picture is video, not text.
+        cr.source().set_filter(gtk::cairo::Filter::Fast);
+        let _ = cr.paint();
+    }
+    let _ = cr.restore();
+}
+
+#[derive(Default)]
+struct Shown {
+    remote: Option<Arc<I420Frame>>,
+    local: Option<Arc<I420Frame>>,
+}
+
+/// Adds the surface to the main window; call once, on the main thread (Tauri's `setup`).
+pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    use gtk::prelude::*;
+    let Some(window) = app.get_webview_window("main") else { return Ok(()) };
+    let vbox = window.default_vbox()?;
+    let Some(webview) = vbox.children().into_iter().next() else { return Ok(()) };
+    let area = gtk::DrawingArea::new();
+    area.set_vexpand(true);
+    vbox.pack_start(&area, true, true, 0);
+    vbox.reorder_child(&area, 0);
+    area.set_no_show_all(true);
+    area.hide();
+
+    let shown = std::rc::Rc::new(std::cell::RefCell::new(Shown::default()));
+    let draw_state = shown.clone();
+    area.connect_draw(move |area, cr| {
+        let (w, h) = (f64::from(area.allocated_width()), f64::from(area.allocated_height()));
+        cr.set_source_rgb(0.0, 0.0, 0.0);
+        let _ = cr.paint();
+        let s = draw_state.borrow();
+        if let Some(f) = &s.remote {
+            paint(cr, f, (0.0, 0.0, w, h));
+        }
+        if let Some(f) = &s.local {
+            // The self-view, bottom right, a fifth of the width.
+            let (sw, sh) = (w / 5.0, w / 5.0 * 3.0 / 4.0);
+            paint(cr, f, (w - sw - 24.0, h - sh - 24.0, sw, sh));
+        }
+        gtk::glib::Propagation::Stop
+    });
+
+    let app = app.clone();
+    let mut in_call = false;
+    gtk::glib::timeout_add_local(std::time::Duration::from_millis(15), move || {
+        let calls = app.state::<Calls>();
+        let now_in_call = matches!(calls.phase(), Some(Phase::Connecting | Phase::InCall { .. }));
+        if now_in_call != in_call {
+            in_call = now_in_call;
+            if in_call {
+                vbox.set_child_packing(&webview, false, false, 0, gtk::PackType::Start);
+                webview.set_size_request(-1, CONTROLS_HEIGHT);
+                area.show();
+            } else {
+                area.hide();
+                webview.set_size_request(-1, -1);
+                vbox.set_child_packing(&webview, true, true, 0, gtk::PackType::Start);
+                *shown.borrow_mut() = Shown::default();
+            }
+        }
+        if in_call {
+            let (remote, local) = calls.with(|c| (c.frames().borrow().clone(), c.self_view().borrow().clone())).unwrap_or_default();
+            let mut s = shown.borrow_mut();
+            let changed = !same(&s.remote, &remote) || !same(&s.local, &local);
+            if changed {
+                *s = Shown { remote, local };
+                area.queue_draw();
+            }
+        }
+        gtk::glib::ControlFlow::Continue
+    });
+    Ok(())
+}
+
+fn same(a: &Option<Arc<I420Frame>>, b: &Option<Arc<I420Frame>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grey_and_white_convert_to_grey_and_white() {
+        let mut f = I420Frame::filled(4, 2, 126, 128, 128);
+        f.data[3] = 235;
+        let mut out = vec![0u8; 4 * 4 * 2];
+        i420_to_rgb24(&f, &mut out, 16);
+        assert_eq!(&out[..4], &[128, 128, 128, 255], "mid grey");
+        assert_eq!(&out[12..16], &[255, 255, 255, 255], "limited-range white is full white");
+    }
+}
