@@ -136,7 +136,9 @@ function videoInto(canvas, command) {
     if (!pending) requestAnimationFrame(() => { if (renderer && pending) renderer.draw(pending); pending = null; });
     pending = buffer;
   };
-  invoke(command, { onFrame: channel }).catch((e) => console.error("no video channel", e));
+  invoke(command, { onFrame: channel })
+    .then((pageDraws) => { if (pageDraws === false) document.body.dataset.video = "native"; })
+    .catch((e) => console.error("no video channel", e));
 }
 videoInto($("remote"), "watch_video");
 videoInto($("self-view"), "watch_self_view");

@@ -16,6 +16,8 @@ pub struct Calls {
     /// The page's channels for the consultant's video and the self-view.
     video: Mutex<Option<Channel<InvokeResponseBody>>>,
     self_view: Mutex<Option<Channel<InvokeResponseBody>>>,
+    /// Video is drawn on the native surface (src/surface.rs), so the page is sent no frames.
+    native: bool,
 }
 
 impl std::fmt::Debug for Calls {
@@ -43,7 +45,18 @@ pub fn media_from_env() -> MediaSetup {
 impl Calls {
     /// No call yet.
     pub fn new(media: MediaSetup) -> Self {
-        Calls { media: Arc::new(media), current: Mutex::new(None), video: Mutex::new(None), self_view: Mutex::new(None) }
+        Calls { media: Arc::new(media), current: Mutex::new(None), video: Mutex::new(None), self_view: Mutex::new(None), native: false }
+    }
+
+    /// Draw video natively instead of in the page.
+    pub fn drawing_natively(mut self, native: bool) -> Self {
+        self.native = native;
+        self
+    }
+
+    /// Whether the page draws the video (false: the native surface does).
+    pub fn page_draws(&self) -> bool {
+        !self.native
     }
 
     fn current(&self) -> std::sync::MutexGuard<'_, Option<Consultation>> {
@@ -95,6 +108,9 @@ impl Calls {
 
     /// The page's video channel.
     pub fn set_video_channel(&self, channel: Channel<InvokeResponseBody>) {
+        if self.native {
+            return;
+        }
         *self.video.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(channel.clone());
         let frames = self.current().as_ref().map(Consultation::frames);
         if let Some(frames) = frames {
@@ -104,6 +120,9 @@ impl Calls {
 
     /// The page's self-view channel.
     pub fn set_self_view_channel(&self, channel: Channel<InvokeResponseBody>) {
+        if self.native {
+            return;
+        }
         *self.self_view.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(channel.clone());
         let frames = self.current().as_ref().map(Consultation::self_view);
         if let Some(frames) = frames {

@@ -161,9 +161,11 @@ pub fn dismiss_call(calls: State<'_, Calls>) {
 }
 
 /// Where decoded frames go: raw bytes, a 12-byte header (width, height, number) then I420.
+/// Answers whether the page draws video at all (false: a native surface does, and sends nothing).
 #[tauri::command]
-pub fn watch_video(calls: State<'_, Calls>, on_frame: Channel<InvokeResponseBody>) {
+pub fn watch_video(calls: State<'_, Calls>, on_frame: Channel<InvokeResponseBody>) -> bool {
     calls.set_video_channel(on_frame);
+    calls.page_draws()
 }
 
 /// Where self-view frames go (same format as `watch_video`, small and a few times a second).

@@ -5,6 +5,8 @@
 pub mod calls;
 mod cli;
 pub mod commands;
+#[cfg(target_os = "linux")]
+pub mod surface;
 pub mod window;
 
 use sc_core::Kiosk;
@@ -34,9 +36,17 @@ pub fn wire<R: Runtime>(builder: Builder<R>, kiosk: Kiosk, calls: calls::Calls) 
 
 /// Runs the kiosk window until it is closed.
 pub fn run_window(kiosk: Kiosk) -> Result<(), String> {
-    wire(tauri::Builder::default(), kiosk, calls::Calls::new(calls::media_from_env()))
-        .setup(|app| {
+    #[cfg(target_os = "linux")]
+    let native = surface::native_enabled();
+    #[cfg(not(target_os = "linux"))]
+    let native = false;
+    wire(tauri::Builder::default(), kiosk, calls::Calls::new(calls::media_from_env()).drawing_natively(native))
+        .setup(move |app| {
             window::create(app.handle())?;
+            #[cfg(target_os = "linux")]
+            if native {
+                surface::install(app.handle())?;
+            }
             // The device channel: heartbeat, dead-man contact, brick push; and after a wipe,
             // the receipt until the server has it.
             let kiosk = tauri::Manager::state::<std::sync::Arc<Kiosk>>(app).inner().clone();

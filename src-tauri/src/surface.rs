@@ -82,7 +82,9 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     use gtk::prelude::*;
     let Some(window) = app.get_webview_window("main") else { return Ok(()) };
     let vbox = window.default_vbox()?;
-    let Some(webview) = vbox.children().into_iter().next() else { return Ok(()) };
+    let children = vbox.children();
+    tracing::info!(children = ?children.iter().map(|c| c.type_().name()).collect::<Vec<_>>(), "native video surface");
+    let Some(webview) = children.into_iter().next() else { return Ok(()) };
     let area = gtk::DrawingArea::new();
     area.set_vexpand(true);
     vbox.pack_start(&area, true, true, 0);
@@ -116,15 +118,22 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         if now_in_call != in_call {
             in_call = now_in_call;
             if in_call {
+                // The webview asks for the whole window as its natural height; minimum sizes are
+                // what the box honours, so the area claims all but the controls' strip.
                 vbox.set_child_packing(&webview, false, false, 0, gtk::PackType::Start);
                 webview.set_size_request(-1, CONTROLS_HEIGHT);
+                area.set_size_request(-1, (vbox.allocated_height() - CONTROLS_HEIGHT).max(1));
                 area.show();
             } else {
                 area.hide();
+                area.set_size_request(-1, -1);
                 webview.set_size_request(-1, -1);
                 vbox.set_child_packing(&webview, true, true, 0, gtk::PackType::Start);
                 *shown.borrow_mut() = Shown::default();
             }
+        }
+        if in_call && tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(area = area.allocated_height(), webview = webview.allocated_height(), visible = area.is_visible(), "surface layout");
         }
         if in_call {
             let (remote, local) = calls.with(|c| (c.frames().borrow().clone(), c.self_view().borrow().clone())).unwrap_or_default();

@@ -193,7 +193,7 @@ fn second_display() -> (Reaper, String) {
 }
 
 /// Runs a call of `secs` seconds (after it is up) and prints the figures.
-pub async fn call_figures(secs: u64) {
+pub(crate) async fn call_figures(secs: u64) {
     let turn = Turn::start(TURN_SECRET);
     let mut config = sc_server::config::ServerConfig::default();
     config.turn.urls = vec![turn.url()];
