@@ -192,8 +192,9 @@ fn second_display() -> (Reaper, String) {
     (Reaper(child), format!(":{n}"))
 }
 
-/// Runs a call of `secs` seconds (after it is up) and prints the figures.
-pub(crate) async fn call_figures(secs: u64) {
+/// Runs a call of `secs` seconds (after it is up) with the kiosk drawing video in `video` mode
+/// ("native": the GTK surface; "page": WebGL in the page) and prints the figures.
+pub(crate) async fn call_figures(secs: u64, video: &str) {
     let turn = Turn::start(TURN_SECRET);
     let mut config = sc_server::config::ServerConfig::default();
     config.turn.urls = vec![turn.url()];
@@ -218,6 +219,7 @@ pub(crate) async fn call_figures(secs: u64) {
             .env("RUST_LOG", "info")
             .env("SC_KIOSK_MEDIA", "synthetic")
             .env("SC_KIOSK_BIND", "127.0.0.1:0")
+            .env("SC_KIOSK_VIDEO", video)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
@@ -283,7 +285,7 @@ pub(crate) async fn call_figures(secs: u64) {
 
     let fmt = |v: Option<f64>| v.map_or("n/a".to_owned(), |ms| format!("{ms:.0} ms"));
     println!("call, admission -> first remote frame decoded: kiosk {}, chromium {}", fmt(kiosk_first), fmt(chromium_first));
-    println!("call, 640x480 VP8 + Opus through coturn on loopback, {:.0} s:", elapsed.as_secs_f64());
+    println!("call, 640x480 VP8 + Opus through coturn on loopback, {:.0} s, kiosk video drawn {video}:", elapsed.as_secs_f64());
     for g in &groups {
         println!("  {:<26} {:.2} CPU cores, {:.0} MiB PSS", g.name, g.usage.cores, g.pss_mib());
     }

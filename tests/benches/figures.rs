@@ -148,7 +148,8 @@ fn main() {
     if std::env::var_os("DISPLAY").is_some() {
         cold_start(dir.path(), 10);
         let secs = std::env::var("SC_BENCH_CALL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-        rt.block_on(call::call_figures(secs));
+        rt.block_on(call::call_figures(secs, "native"));
+        rt.block_on(call::call_figures(secs, "page"));
     } else {
         println!("kiosk cold start and call: skipped (no DISPLAY; scripts/bench.sh provides one)");
     }
