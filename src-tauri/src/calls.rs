@@ -71,14 +71,13 @@ impl Calls {
 
     /// Starts a consultation; the caller has checked the laptop is unlocked.
     pub fn start(&self, consultation: Consultation) {
-        let (frames, self_view) = (consultation.frames(), consultation.self_view());
+        let feeds = [(&self.video, consultation.frames()), (&self.self_view, consultation.self_view())];
+        for (slot, frames) in feeds {
+            if let Some(channel) = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+                tauri::async_runtime::spawn(forward_frames(frames, channel));
+            }
+        }
         *self.current() = Some(consultation);
-        if let Some(channel) = self.video.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
-            tauri::async_runtime::spawn(forward_frames(frames, channel));
-        }
-        if let Some(channel) = self.self_view.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
-            tauri::async_runtime::spawn(forward_frames(self_view, channel));
-        }
     }
 
     /// The current phase, if any.
@@ -108,31 +107,31 @@ impl Calls {
 
     /// The page's video channel.
     pub fn set_video_channel(&self, channel: Channel<InvokeResponseBody>) {
-        if self.native {
-            return;
-        }
-        *self.video.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(channel.clone());
-        let frames = self.current().as_ref().map(Consultation::frames);
-        if let Some(frames) = frames {
-            tauri::async_runtime::spawn(forward_frames(frames, channel));
-        }
+        self.set_channel(&self.video, channel, Consultation::frames);
     }
 
     /// The page's self-view channel.
     pub fn set_self_view_channel(&self, channel: Channel<InvokeResponseBody>) {
+        self.set_channel(&self.self_view, channel, Consultation::self_view);
+    }
+
+    /// Keeps a page channel for later calls and feeds it the current call's frames, if any (never in
+    /// native mode, where the page draws no video).
+    fn set_channel(&self, slot: &Mutex<Option<Channel<InvokeResponseBody>>>, channel: Channel<InvokeResponseBody>, frames_of: fn(&Consultation) -> Frames) {
         if self.native {
             return;
         }
-        *self.self_view.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(channel.clone());
-        let frames = self.current().as_ref().map(Consultation::self_view);
-        if let Some(frames) = frames {
+        *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(channel.clone());
+        if let Some(frames) = self.current().as_ref().map(frames_of) {
             tauri::async_runtime::spawn(forward_frames(frames, channel));
         }
     }
 }
 
+type Frames = tokio::sync::watch::Receiver<Option<Arc<sc_call::I420Frame>>>;
+
 /// Sends each new frame to the page until the call's frame channel closes (the call ended).
-async fn forward_frames(mut frames: tokio::sync::watch::Receiver<Option<Arc<sc_call::I420Frame>>>, channel: Channel<InvokeResponseBody>) {
+async fn forward_frames(mut frames: Frames, channel: Channel<InvokeResponseBody>) {
     let mut number = 0u32;
     while frames.changed().await.is_ok() {
         let frame = frames.borrow_and_update().clone();

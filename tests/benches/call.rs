@@ -5,7 +5,8 @@
 
 use sc_e2e::browser::{Consultant, Options};
 use sc_e2e::media::{write_y4m, Turn};
-use sc_e2e::{artifacts_dir, CareServer, PASSWORD, TURN_SECRET};
+use sc_e2e::desktop::{sign_in_by_keyboard, xdotool};
+use sc_e2e::{artifacts_dir, CareServer, TURN_SECRET};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -169,11 +170,6 @@ fn wait_log(log: &Path, needle: &str, timeout: Duration) -> String {
     }
 }
 
-fn xdotool(args: &[&str]) {
-    let status = Command::new("xdotool").args(args).status().expect("xdotool");
-    assert!(status.success(), "xdotool {args:?}");
-}
-
 /// A private Xvfb display for the consultant's browser.
 fn second_display() -> (Reaper, String) {
     let n = (150..199).find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()).expect("a free display");
@@ -231,13 +227,7 @@ pub(crate) async fn call_figures(secs: u64, video: &str) {
     tokio::task::spawn_blocking(move || {
         wait_log(&log2, "kiosk page ready", Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(1500));
-        for (i, text) in ["nurse.jo", PASSWORD, code.as_str()].iter().enumerate() {
-            if i > 0 {
-                xdotool(&["key", "Tab"]);
-            }
-            xdotool(&["type", "--delay", "30", text]);
-        }
-        xdotool(&["key", "Return"]);
+        sign_in_by_keyboard("nurse.jo", &code);
         wait_log(&log2, "kiosk unlocked", Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(1500));
         xdotool(&["key", "Return"]); // the first appointment's Join has the focus

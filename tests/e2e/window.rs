@@ -3,8 +3,9 @@
 //! screen. Screenshots are kept in the artifacts directory.
 
 use crate::support::Laptop;
+use sc_e2e::desktop::{sign_in_by_keyboard, xdotool};
 use sc_e2e::{artifacts_dir, CareServer, PASSWORD};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,23 +64,21 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-fn xdotool(args: &[&str]) {
-    let status = Command::new("xdotool").args(args).status().expect("xdotool");
-    assert!(status.success(), "xdotool {args:?} failed");
+/// Screenshots into `path` until the pixel at (10, 10) is `colour` (off the async runtime).
+async fn wait_for_colour(what: &'static str, path: PathBuf, colour: &'static str, secs: u64) {
+    tokio::task::spawn_blocking(move || {
+        wait_for(what, Duration::from_secs(secs), || {
+            screenshot(&path);
+            pixel(&path, 10, 10) == colour
+        })
+    })
+    .await
+    .expect("join");
 }
 
 fn luma_at(path: &Path, x: u32, y: u32) -> f64 {
     let out = run("convert", &[&path.to_string_lossy(), "-colorspace", "Gray", "-format", &format!("%[fx:255*p{{{x},{y}}}]"), "info:"]);
     out.parse().unwrap_or(-1.0)
-}
-
-fn sign_in_by_keyboard(code: &str) {
-    xdotool(&["type", "--delay", "40", "nurse.jo"]);
-    xdotool(&["key", "Tab"]);
-    xdotool(&["type", "--delay", "40", PASSWORD]);
-    xdotool(&["key", "Tab"]);
-    xdotool(&["type", "--delay", "40", code]);
-    xdotool(&["key", "Return"]);
 }
 
 fn start_kiosk(data_dir: &Path, log_name: &str, media: bool) -> KioskProcess {
@@ -119,7 +118,7 @@ async fn a_call_shows_the_consultants_video_in_the_window() {
                 screenshot(&shot);
                 brand_fraction(&shot) > 0.002 && pixel(&shot, 10, 10) == PAPER
             });
-            sign_in_by_keyboard(&code);
+            sign_in_by_keyboard("nurse.jo", &code);
             wait_for("the appointments", Duration::from_secs(60), || {
                 screenshot(&shot);
                 pixel(&shot, 10, 10) == BRAND
@@ -167,15 +166,7 @@ async fn a_call_shows_the_consultants_video_in_the_window() {
             break;
         }
     }
-    let back = artifacts_dir().join("after-call.png");
-    tokio::task::spawn_blocking(move || {
-        wait_for("the appointments again", Duration::from_secs(30), || {
-            screenshot(&back);
-            pixel(&back, 10, 10) == BRAND
-        });
-    })
-    .await
-    .expect("join");
+    wait_for_colour("the appointments again", artifacts_dir().join("after-call.png"), BRAND, 30).await;
     assert!(kiosk.log().contains("consultation ended"), "{}", kiosk.log());
     drop(kiosk);
     drop(turn);
@@ -191,17 +182,7 @@ async fn lock_screen_then_keyboard_sign_in_reaches_the_unlocked_screen() {
     laptop.enrol(&server, "HMP Testshire").await;
 
     let artifacts = artifacts_dir();
-    let log = artifacts.join("kiosk-window.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(sc_e2e::bin("secureconsult-kiosk"))
-        .arg("--data-dir")
-        .arg(laptop.dir.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("start the kiosk");
-    let kiosk = KioskProcess { child, log };
+    let kiosk = start_kiosk(laptop.dir.path(), "kiosk-window.log", false);
 
     let lock_png = artifacts.join("lock-screen.png");
     tokio::task::spawn_blocking(move || {
@@ -216,24 +197,10 @@ async fn lock_screen_then_keyboard_sign_in_reaches_the_unlocked_screen() {
     .await
     .expect("join");
 
+    // Keyboard only: the page focuses the user name; Tab moves on; Return submits.
     let code = CareServer::code(&secret);
-    let unlocked_png = artifacts.join("unlocked-screen.png");
-    let kiosk = tokio::task::spawn_blocking(move || {
-        // Keyboard only: the page focuses the user name; Tab moves on; Return submits.
-        xdotool(&["type", "--delay", "40", "nurse.jo"]);
-        xdotool(&["key", "Tab"]);
-        xdotool(&["type", "--delay", "40", PASSWORD]);
-        xdotool(&["key", "Tab"]);
-        xdotool(&["type", "--delay", "40", &code]);
-        xdotool(&["key", "Return"]);
-        wait_for("the unlocked screen", Duration::from_secs(60), || {
-            screenshot(&unlocked_png);
-            pixel(&unlocked_png, 10, 10) == BRAND
-        });
-        kiosk
-    })
-    .await
-    .expect("join");
+    tokio::task::spawn_blocking(move || sign_in_by_keyboard("nurse.jo", &code)).await.expect("join");
+    wait_for_colour("the unlocked screen", artifacts.join("unlocked-screen.png"), BRAND, 60).await;
     let log = kiosk.log();
     assert!(log.contains("kiosk unlocked"), "the core unlocked: {log}");
     assert!(!log.contains(PASSWORD), "no secret in the log");
@@ -256,16 +223,7 @@ async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now()).expect("brick");
-    let shot = artifacts_dir().join("disabled-screen.png");
-    let s = shot.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_for("the disabled screen", Duration::from_secs(30), || {
-            screenshot(&s);
-            pixel(&s, 10, 10) == DISABLED
-        })
-    })
-    .await
-    .expect("join");
+    wait_for_colour("the disabled screen", artifacts_dir().join("disabled-screen.png"), DISABLED, 30).await;
     let start = Instant::now();
     while sc_server::db::brick_of(&server.state.db(), &record.device_id).expect("db").and_then(|b| b.wiped_at).is_none() {
         assert!(start.elapsed() < Duration::from_secs(30), "no verified receipt: {}", kiosk.log());
@@ -275,14 +233,6 @@ async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
     drop(kiosk);
     // A restart shows nothing but the disabled screen.
     let again = start_kiosk(laptop.dir.path(), "kiosk-brick-window-restart.log", false);
-    let s = artifacts_dir().join("disabled-after-restart.png");
-    tokio::task::spawn_blocking(move || {
-        wait_for("the disabled screen after a restart", Duration::from_secs(60), || {
-            screenshot(&s);
-            pixel(&s, 10, 10) == DISABLED
-        })
-    })
-    .await
-    .expect("join");
+    wait_for_colour("the disabled screen after a restart", artifacts_dir().join("disabled-after-restart.png"), DISABLED, 60).await;
     drop(again);
 }

@@ -26,8 +26,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         f.sync_all().map_err(Error::io("syncing a temporary file"))?;
     }
     fs::rename(&tmp, path).map_err(Error::io("renaming a file into place"))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("syncing a directory"))?;
-    Ok(())
+    sync_dir(dir)
 }
 
 #[cfg(unix)]

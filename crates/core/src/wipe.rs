@@ -44,8 +44,6 @@ pub enum Step {
     Keystore,
     /// Other files are removed.
     Files,
-    /// The receipt reached the server (or could not, for now).
-    Sent,
 }
 
 /// Checks a brick command: signed by the pinned command key, for this laptop, answering
@@ -102,7 +100,7 @@ pub fn begin(dir: &DataDir, cause: WipeCause, command: Option<Signed>) -> Result
     Ok(t)
 }
 
-/// Steps 2 to 6, after [`begin`]: idempotent, so a start after a crash runs it again. `on_step`
+/// Steps 2 to 5, after [`begin`]: idempotent, so a start after a crash runs it again. `on_step`
 /// is told as each step completes (tests stop the process there). Returns the tombstone as left.
 pub async fn finish(
     dir: &DataDir,
@@ -152,7 +150,6 @@ pub async fn finish(
     }
     atomic::sync_dir(dir.root())?;
     on_step(Step::Files);
-    on_step(Step::Sent);
     tracing::warn!(acknowledged = t.acknowledged, "wipe finished");
     Ok(t)
 }

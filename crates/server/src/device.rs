@@ -42,6 +42,18 @@ pub fn sign_brick(state: &AppState, command_id: &str, device: &DeviceId, challen
     Ok(Signed { payload: B64(payload), signature: B64(sig) })
 }
 
+/// Audits a brick command going out to its laptop.
+fn audit_delivery(c: &Connection, now: i64, device: &DeviceId, command_id: &str, via: &str) -> Result<(), Error> {
+    let entry = audit::Entry {
+        event: "brick_delivered",
+        outcome: "ok",
+        device_id: Some(device),
+        detail: Some(format!("command={command_id} via={via}")),
+        ..Default::default()
+    };
+    audit::record(c, now, &entry)
+}
+
 /// Parses a device-signed payload and checks the signature against the enrolled key.
 fn verified<T: serde::de::DeserializeOwned>(
     c: &Connection,
@@ -81,15 +93,7 @@ pub fn hello(state: &AppState, signed: &Signed) -> Result<(ChannelDown, Option<(
     }
     if let Some(brick) = db::brick_of(&c, &device.id)? {
         let command = sign_brick(state, &brick.command_id, &device.id, hello.challenge.0)?;
-        let entry = audit::Entry {
-            event: "brick_delivered",
-            outcome: "ok",
-            device_id: Some(&device.id),
-            prison_id: Some(device.prison_id),
-            detail: Some(format!("command={} via=hello", brick.command_id)),
-            ..Default::default()
-        };
-        audit::record(&c, now, &entry)?;
+        audit_delivery(&c, now, &device.id, &brick.command_id, "hello")?;
         return Ok((ChannelDown::Brick { command }, None));
     }
     db::touch_device(&c, &device.id, now)?;
@@ -192,14 +196,7 @@ async fn run(socket: WebSocket, state: AppState) {
                     Ok(Some(b)) => {
                         let pushed = sign_brick(&state, &b.command_id, &device_id, challenge).map(|command| ChannelDown::Brick { command });
                         let Ok(msg) = pushed else { break };
-                        let entry = audit::Entry {
-                            event: "brick_delivered",
-                            outcome: "ok",
-                            device_id: Some(&device_id),
-                            detail: Some(format!("command={} via=channel", b.command_id)),
-                            ..Default::default()
-                        };
-                        if let Err(e) = audit::record(&state.db(), state.now(), &entry) {
+                        if let Err(e) = audit_delivery(&state.db(), state.now(), &device_id, &b.command_id, "channel") {
                             tracing::error!(error = %e, "auditing a brick delivery");
                         }
                         let _ = send(&mut sink, &msg).await;
