@@ -90,7 +90,7 @@ async fn call(end_by_kiosk: bool) -> Outcome {
                     if f.width == 640 && f.height == 480 { full_frame = Some(f); }
                 }
                 let s = c.stats();
-                let kiosk_done = s.frames_decoded >= 30 && s.audio_received >= 50 && full_frame.is_some() && c.selected_pair().is_some();
+                let kiosk_done = s.frames_decoded >= 30 && s.frames_sent > 30 && s.audio_received >= 50 && full_frame.is_some() && c.selected_pair().is_some();
                 // The self-view's top-left probe: the first bar (luma 235), or after switching to
                 // the second camera a dark checkerboard square (40).
                 let probe = self_view.borrow().as_ref().map(|f| f.mean_luma(12, 0, 8, 8)).unwrap_or(0.0);
