@@ -31,6 +31,10 @@ care init >/dev/null
 care add-prison "HMP Demo" >/dev/null
 staff_out="$(printf '%s\n' "$password" | care add-staff --username nurse.demo --name "Nurse Demo" --role nurse --prison "HMP Demo")"
 totp_secret="$(printf '%s\n' "$staff_out" | sed -n 's/^TOTP secret (shown once): //p')"
+totp_of() { sed -n 's/^TOTP secret (shown once): //p'; }
+consultant_secret="$(printf '%s\n' "$password" | care add-staff --username dr.demo --name "Dr Demo" --role consultant | totp_of)"
+it_secret="$(printf '%s\n' "$password" | care add-staff --username it.demo --name "IT Demo" --role it | totp_of)"
+care add-appointment --consultant dr.demo --prison "HMP Demo" --in-minutes 5 >/dev/null
 token="$(care enrol-token --prison "HMP Demo")"
 
 care serve --listen 127.0.0.1:0 >"$demo/server.out" 2>"$demo/server.log" &
@@ -54,6 +58,10 @@ cat >&2 <<TXT
     user name : nurse.demo
     password  : $password
     code      : $code   (changes every 30 s: oathtool --totp -b $totp_secret)
+
+  The consultant's page: $url/consult/  (dr.demo, same password, code: oathtool --totp -b $consultant_secret)
+  IT staff's admin page: $url/admin/    (it.demo, same password, code: oathtool --totp -b $it_secret)
+  (the certificate is from the demo's own CA: import $server_dir/ca.crt.pem into the browser)
 
 TXT
 

@@ -2,29 +2,9 @@
 // waiting laptop, and reports the call's statistics as JSON lines on stdout for the Rust test.
 // Settings come from the environment (SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI,
 // SC_END = "consultant" | "kiosk", SC_HOLD_MS, SC_HEADLESS).
-import { chromium } from "playwright-core";
+import { env, launch, say } from "./launch.mjs";
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is required`);
-  return v;
-};
-const say = (event, data = {}) => console.log(JSON.stringify({ event, ...data }));
-
-const browser = await chromium.launch({
-  executablePath: process.env.SC_CHROMIUM || "/usr/bin/chromium",
-  args: [
-    // SC_HEADLESS=0 draws on the X display instead (the benchmark's like-for-like peer).
-    ...(process.env.SC_HEADLESS === "0" ? ["--window-size=1280,800", "--disable-backgrounding-occluded-windows"] : ["--headless=new"]),
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    `--use-file-for-fake-video-capture=${env("SC_Y4M")}`,
-    // Trust exactly the test server's key, as a pin would; nothing else is relaxed.
-    `--ignore-certificate-errors-spki-list=${env("SC_SPKI")}`,
-  ],
-});
+const browser = await launch({ y4m: env("SC_Y4M") });
 const done = async (code) => { await browser.close().catch(() => {}); process.exit(code); };
 process.on("unhandledRejection", async (e) => { say("error", { message: String(e && e.stack || e) }); await done(1); });
 

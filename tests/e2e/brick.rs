@@ -71,6 +71,62 @@ async fn an_online_laptop_is_wiped_with_a_verified_receipt() {
     assert!(sc_server::audit::verify(&server.state.db()).expect("verify").is_ok(), "the audit chain is intact");
 }
 
+/// The next JSON report from a browser driver, failing on its `error` report.
+async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>, secs: u64) -> serde_json::Value {
+    let e = tokio::time::timeout(Duration::from_secs(secs), events.recv()).await.expect("the admin page reports in time").expect("the driver is running");
+    assert_ne!(e["event"], "error", "{e}");
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_staff_brick_an_online_laptop_from_the_admin_page_and_see_it_wiped() {
+    let server = CareServer::start().await;
+    let it = server.add_it("it.sam", "Sam (IT)");
+    let laptop = Laptop::new().await;
+    let record = laptop.enrol(&server, "HMP Testshire").await;
+    let kiosk = Arc::new(laptop.kiosk());
+    let channel = tokio::spawn(sc_core::channel::run(kiosk.clone()));
+    wait_until("the channel's first contact", 20, || {
+        sc_server::db::device(&server.state.db(), &record.device_id).expect("db").expect("device").last_contact.is_some()
+    })
+    .await;
+
+    let shot = sc_e2e::artifacts_dir().join("admin-wiped.png");
+    let mut admin = sc_e2e::browser::ItAdmin::brick(&server, "it.sam", &it, record.device_id.as_str(), "stolen from the van", &shot);
+    let mut e = next_event(&mut admin.events, 60).await;
+    while e["event"] == "console" {
+        e = next_event(&mut admin.events, 60).await;
+    }
+    assert_eq!(e["event"], "listed", "{e}");
+    let cells: Vec<&str> = e["cells"].as_array().expect("cells").iter().filter_map(|c| c.as_str()).collect();
+    let hostname = sc_server::db::device(&server.state.db(), &record.device_id).expect("db").expect("device").hostname;
+    assert_eq!(cells[..3], [record.device_id.as_str(), "HMP Testshire", hostname.as_str()], "{cells:?}");
+    assert_ne!(cells[3], "never", "the last contact shows");
+    assert_eq!((e["state"].as_str(), cells[4]), (Some("active"), "active"));
+
+    let mut wiped = None;
+    while wiped.is_none() {
+        let e = next_event(&mut admin.events, 90).await;
+        if e["event"] == "wiped" {
+            wiped = Some(e);
+        }
+    }
+    let wiped = wiped.expect("set above");
+    // The page shows the brick as wiped only once the server verified the laptop's receipt.
+    let brick = brick_state(&server, &laptop).expect("bricked");
+    assert!(brick.wiped_at.is_some());
+    assert_eq!((brick.by_staff.as_str(), brick.reason.as_str()), ("it.sam", "stolen from the van"));
+    assert_eq!(wiped["bricks"][0]["state"], "wiped", "{wiped}");
+    assert_eq!(wiped["chain"]["state"], "intact", "{wiped}");
+    let audit: Vec<&str> = wiped["audit"].as_array().expect("audit").iter().filter_map(|a| a.as_str()).collect();
+    for event in ["admin_login", "brick", "brick_delivered", "wipe_receipt"] {
+        assert!(audit.contains(&event), "{event} on the page: {audit:?}");
+    }
+    assert!(shot.exists(), "the page's screenshot is kept");
+    tokio::time::timeout(Duration::from_secs(10), channel).await.expect("the channel task ends once the wipe is complete").expect("join");
+    assert_wiped(&laptop).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_laptop_is_wiped_on_its_first_contact() {
     let server = CareServer::start().await;

@@ -1,5 +1,6 @@
-//! The consultant in a real browser: headless (or, for the benchmark, visible) Chromium driven by
-//! tests/consultant/call.mjs, which reports progress as JSON lines.
+//! Staff in a real browser: headless (or, for the benchmark, visible) Chromium driven by the
+//! scripts in tests/consultant (call.mjs as the consultant, admin.mjs as IT staff), which report
+//! progress as JSON lines.
 
 use crate::{CareServer, PASSWORD};
 use serde_json::Value;
@@ -46,45 +47,84 @@ impl Consultant {
     /// Signs `username` (TOTP secret `secret`) in on the server's consultant page with `y4m` as
     /// the camera, and admits the first laptop that waits. Must run within a Tokio runtime.
     pub fn start(server: &CareServer, username: &str, secret: &str, y4m: &Path, options: &Options) -> Self {
-        assert!(driver_dir().join("node_modules/playwright-core").exists(), "run `npm ci` in tests/consultant (scripts/test.sh does)");
         let mut cmd = tokio::process::Command::new("node");
         if let Some(display) = &options.display {
             cmd.env("DISPLAY", display);
         }
-        let mut child = cmd
-            .arg(driver_dir().join("call.mjs"))
-            .env("SC_URL", &server.url)
-            .env("SC_USER", username)
-            .env("SC_PASSWORD", PASSWORD)
-            .env("SC_CODE", CareServer::code(secret))
-            .env("SC_Y4M", y4m)
-            .env("SC_SPKI", server.spki_pin())
+        cmd.env("SC_Y4M", y4m)
             .env("SC_END", &options.end)
             .env("SC_HOLD_MS", options.hold_ms.to_string())
-            .env("SC_HEADLESS", if options.display.is_some() { "0" } else { "1" })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        let _ = tx.send(v);
-                    }
-                    Err(_) => eprintln!("consultant driver: {line}"),
-                }
-            }
-        });
+            .env("SC_HEADLESS", if options.display.is_some() { "0" } else { "1" });
+        let (child, events) = spawn(cmd, "call.mjs", server, username, secret);
         Consultant { child, events }
     }
 
     /// The driver's process id (Chromium runs beneath it).
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+}
+
+/// Starts `script` signed in as `username`, with its JSON-line reports on a channel.
+fn spawn(
+    mut cmd: tokio::process::Command,
+    script: &str,
+    server: &CareServer,
+    username: &str,
+    secret: &str,
+) -> (tokio::process::Child, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    assert!(driver_dir().join("node_modules/playwright-core").exists(), "run `npm ci` in tests/consultant (scripts/test.sh does)");
+    let mut child = cmd
+        .arg(driver_dir().join(script))
+        .env("SC_URL", &server.url)
+        .env("SC_USER", username)
+        .env("SC_PASSWORD", PASSWORD)
+        .env("SC_CODE", CareServer::code(secret))
+        .env("SC_SPKI", server.spki_pin())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let script = script.to_owned();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) => {
+                    let _ = tx.send(v);
+                }
+                Err(_) => eprintln!("{script}: {line}"),
+            }
+        }
+    });
+    (child, events)
+}
+
+/// IT staff on the admin page; killed when dropped.
+#[derive(Debug)]
+pub struct ItAdmin {
+    /// The driver process (node; Chromium is its child).
+    pub child: tokio::process::Child,
+    /// The driver's JSON events: listed, bricked, wiped, error.
+    pub events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+}
+
+impl Drop for ItAdmin {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl ItAdmin {
+    /// Signs `username` in on the admin page and bricks `device` with `reason`; a screenshot of
+    /// the page once the wipe shows goes to `screenshot`. Must run within a Tokio runtime.
+    pub fn brick(server: &CareServer, username: &str, secret: &str, device: &str, reason: &str, screenshot: &Path) -> Self {
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.env("SC_DEVICE", device).env("SC_REASON", reason).env("SC_SCREENSHOT", screenshot);
+        let (child, events) = spawn(cmd, "admin.mjs", server, username, secret);
+        ItAdmin { child, events }
     }
 }

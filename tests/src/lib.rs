@@ -90,6 +90,12 @@ impl CareServer {
         admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now()).expect("consultant").totp_secret
     }
 
+    /// Adds an IT staff member; returns the TOTP secret.
+    pub fn add_it(&self, username: &str, display: &str) -> String {
+        let spec = admin::StaffSpec { username, display_name: display, role: "it", prison: None };
+        admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now()).expect("IT staff").totp_secret
+    }
+
     /// Books an appointment starting `in_minutes` from now, 30 minutes long.
     pub fn add_appointment(&self, consultant: &str, prison: &str, in_minutes: i64) -> admin::NewAppointment {
         admin::add_appointment(&self.state.db(), consultant, prison, now() + in_minutes * 60, 30, now()).expect("appointment")

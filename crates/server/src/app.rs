@@ -1,6 +1,6 @@
 //! The HTTP surface: `app(state)` builds the router; `main` only binds it to a TLS socket.
 
-use crate::{activation, device, enrolment, kiosk_api, signal, web, AppState, Error};
+use crate::{activation, admin_web, device, enrolment, kiosk_api, signal, web, AppState, Error};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -30,6 +30,16 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/consult/me", get(web::me))
         .route("/v1/consult/appointments", get(web::appointments))
         .route("/v1/consult/signal", get(signal::consultant))
+        .route("/admin/", get(admin_web::page))
+        .route("/admin/admin.js", get(admin_web::script))
+        .route("/admin/style.css", get(web::style))
+        .route("/admin/login", post(admin_web::login))
+        .route("/admin/logout", post(admin_web::logout))
+        .route("/v1/admin/me", get(admin_web::me))
+        .route("/v1/admin/devices", get(admin_web::devices))
+        .route("/v1/admin/devices/{id}/brick", post(admin_web::brick))
+        .route("/v1/admin/bricks", get(admin_web::bricks))
+        .route("/v1/admin/audit", get(admin_web::audit_log))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

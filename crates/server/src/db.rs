@@ -583,7 +583,7 @@ pub fn delete_kiosk_session(c: &Connection, token: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Stores a consultant's browser session.
+/// Stores a staff member's browser session.
 pub fn insert_web_session(c: &Connection, token: &[u8], staff_id: i64, now: i64, expires_at: i64) -> Result<(), Error> {
     c.execute("DELETE FROM web_sessions WHERE expires_at <= ?1", params![now])?;
     c.execute(
@@ -593,27 +593,30 @@ pub fn insert_web_session(c: &Connection, token: &[u8], staff_id: i64, now: i64,
     Ok(())
 }
 
-/// A signed-in consultant.
+/// A signed-in staff member in a browser (a consultant or IT staff).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSession {
     /// Staff row id.
     pub staff_id: i64,
     /// Display name.
     pub name: String,
+    /// Login name (what the audit log records).
+    pub username: String,
 }
 
-/// Finds a live consultant session.
-pub fn web_session(c: &Connection, token: &[u8], now: i64) -> Result<Option<WebSession>, Error> {
+/// Finds a live browser session of a staff member holding `role` (a consultant's session is no
+/// use on IT's pages, and the other way round).
+pub fn web_session(c: &Connection, token: &[u8], now: i64, role: &str) -> Result<Option<WebSession>, Error> {
     Ok(c.query_row(
-        "SELECT s.id, s.display_name FROM web_sessions w JOIN staff s ON s.id = w.staff_id
-         WHERE w.token_hash = ?1 AND w.expires_at > ?2 AND s.role = 'consultant'",
-        params![token_hash(token), now],
-        |r| Ok(WebSession { staff_id: r.get(0)?, name: r.get(1)? }),
+        "SELECT s.id, s.display_name, s.username FROM web_sessions w JOIN staff s ON s.id = w.staff_id
+         WHERE w.token_hash = ?1 AND w.expires_at > ?2 AND s.role = ?3",
+        params![token_hash(token), now, role],
+        |r| Ok(WebSession { staff_id: r.get(0)?, name: r.get(1)?, username: r.get(2)? }),
     )
     .optional()?)
 }
 
-/// Ends a consultant session.
+/// Ends a browser session.
 pub fn delete_web_session(c: &Connection, token: &[u8]) -> Result<(), Error> {
     c.execute("DELETE FROM web_sessions WHERE token_hash = ?1", params![token_hash(token)])?;
     Ok(())

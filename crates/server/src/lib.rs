@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod admin;
+pub mod admin_web;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -1,5 +1,5 @@
-//! The consultant's side over HTTP: the page itself, sign-in with password + TOTP (a cookie
-//! session), and today's appointments.
+//! Staff in a browser: sign-in with password + TOTP into a cookie session per role, and the
+//! consultant's page with today's appointments (IT's page is in `admin_web`).
 
 use crate::audit::{self, Reason};
 use crate::db::{self, Subject};
@@ -14,11 +14,11 @@ use base64::Engine as _;
 use sc_proto::signal::Appointment;
 use serde::{Deserialize, Serialize};
 
-const COOKIE_NAME: &str = "sc_session";
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
     media-src 'self' blob: mediastream:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-fn asset(body: &'static str, content_type: &'static str) -> Response {
+/// A static page asset with the page's CSP, never cached.
+pub fn asset(body: &'static str, content_type: &'static str) -> Response {
     (
         [
             (CONTENT_TYPE, HeaderValue::from_static(content_type)),
@@ -59,21 +59,55 @@ impl std::fmt::Debug for Login {
     }
 }
 
-/// A signed-in consultant.
+/// A signed-in staff member.
 #[derive(Debug, Serialize)]
 pub struct Me {
     /// Display name.
     pub name: String,
 }
 
-/// `POST /consult/login`: the same Argon2id, TOTP and lock-out rules as the laptops' activation.
-pub async fn login(State(state): State<AppState>, Json(form): Json<Login>) -> Result<Response, Error> {
+/// Which staff role a browser page is for: each has its own cookie, audit event and page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebRole {
+    /// The consultant's page (`/consult/`).
+    Consultant,
+    /// IT staff's admin page (`/admin/`).
+    It,
+}
+
+impl WebRole {
+    fn role(self) -> &'static str {
+        match self {
+            WebRole::Consultant => "consultant",
+            WebRole::It => "it",
+        }
+    }
+
+    fn cookie(self) -> &'static str {
+        match self {
+            WebRole::Consultant => "sc_session",
+            WebRole::It => "sc_admin",
+        }
+    }
+
+    fn event(self) -> &'static str {
+        match self {
+            WebRole::Consultant => "consultant_login",
+            WebRole::It => "admin_login",
+        }
+    }
+}
+
+/// Signs a staff member of `role` in: the same Argon2id, TOTP and lock-out rules as the laptops'
+/// activation; a wrong role is refused (and audited) like a wrong password.
+pub async fn sign_in(state: &AppState, form: Login, role: WebRole) -> Result<Response, Error> {
     let now = state.now();
+    let event = role.event();
     let refuse = |c: &rusqlite::Connection, reason: Reason, staff: Option<&db::Staff>| -> Result<Error, Error> {
         if let Some(s) = staff {
             db::record_failure(c, Subject::Staff(s.id), &state.config.lockout, now)?;
         }
-        let entry = audit::Entry { event: "consultant_login", outcome: "refused", reason: Some(reason), staff: Some(&form.username), ..Default::default() };
+        let entry = audit::Entry { event, outcome: "refused", reason: Some(reason), staff: Some(&form.username), ..Default::default() };
         audit::record(c, now, &entry)?;
         Ok(Error::Refused)
     };
@@ -81,7 +115,7 @@ pub async fn login(State(state): State<AppState>, Json(form): Json<Login>) -> Re
         let c = state.db();
         let staff = db::staff_by_username(&c, &form.username)?;
         if let Some(s) = staff.as_ref().filter(|s| s.locked_until > now) {
-            let entry = audit::Entry { event: "consultant_login", outcome: "refused", reason: Some(Reason::StaffLockedOut), staff: Some(&s.username), ..Default::default() };
+            let entry = audit::Entry { event, outcome: "refused", reason: Some(Reason::StaffLockedOut), staff: Some(&s.username), ..Default::default() };
             audit::record(&c, now, &entry)?;
             return Err(Error::LockedOut(u64::try_from(s.locked_until - now).unwrap_or(1)));
         }
@@ -101,7 +135,7 @@ pub async fn login(State(state): State<AppState>, Json(form): Json<Login>) -> Re
     if let Err(reason) = auth::consume_totp(&c, &fresh, &form.code, now)? {
         return Err(refuse(&c, reason, Some(&fresh))?);
     }
-    if fresh.role != "consultant" {
+    if fresh.role != role.role() {
         return Err(refuse(&c, Reason::WrongRole, Some(&fresh))?);
     }
     db::clear_failures(&c, Subject::Staff(fresh.id))?;
@@ -109,9 +143,10 @@ pub async fn login(State(state): State<AppState>, Json(form): Json<Login>) -> Re
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut token)
         .map_err(|_| Error::Crypto("random session".into()))?;
     db::insert_web_session(&c, &token, fresh.id, now, now + state.config.web_session_secs)?;
-    audit::record(&c, now, &audit::Entry { event: "consultant_login", outcome: "ok", staff: Some(&fresh.username), ..Default::default() })?;
+    audit::record(&c, now, &audit::Entry { event, outcome: "ok", staff: Some(&fresh.username), ..Default::default() })?;
     let cookie = format!(
-        "{COOKIE_NAME}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        role.cookie(),
         URL_SAFE_NO_PAD.encode(token),
         state.config.web_session_secs
     );
@@ -119,26 +154,42 @@ pub async fn login(State(state): State<AppState>, Json(form): Json<Login>) -> Re
     Ok(([(SET_COOKIE, cookie)], Json(Me { name: fresh.display_name })).into_response())
 }
 
-fn session_token(headers: &HeaderMap) -> Option<Vec<u8>> {
+fn session_token(headers: &HeaderMap, cookie: &str) -> Option<Vec<u8>> {
     headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|part| {
         let (name, value) = part.trim().split_once('=')?;
-        (name == COOKIE_NAME).then(|| URL_SAFE_NO_PAD.decode(value).ok()).flatten()
+        (name == cookie).then(|| URL_SAFE_NO_PAD.decode(value).ok()).flatten()
     })
+}
+
+/// The signed-in staff member of `role`, from that role's session cookie.
+pub fn session(state: &AppState, headers: &HeaderMap, role: WebRole) -> Result<db::WebSession, Error> {
+    let token = session_token(headers, role.cookie()).ok_or(Error::Unauthorized)?;
+    db::web_session(&state.db(), &token, state.now(), role.role())?.ok_or(Error::Unauthorized)
+}
+
+/// Ends the session of `role` and expires its cookie.
+pub fn sign_out(state: &AppState, headers: &HeaderMap, role: WebRole) -> Result<Response, Error> {
+    if let Some(token) = session_token(headers, role.cookie()) {
+        db::delete_web_session(&state.db(), &token)?;
+    }
+    let expired = format!("{}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0", role.cookie());
+    let expired = HeaderValue::from_str(&expired).map_err(|_| Error::Crypto("cookie".into()))?;
+    Ok(([(SET_COOKIE, expired)], Json(serde_json::json!({}))).into_response())
+}
+
+/// `POST /consult/login`
+pub async fn login(State(state): State<AppState>, Json(form): Json<Login>) -> Result<Response, Error> {
+    sign_in(&state, form, WebRole::Consultant).await
 }
 
 /// The signed-in consultant, from the session cookie.
 pub fn consultant(state: &AppState, headers: &HeaderMap) -> Result<db::WebSession, Error> {
-    let token = session_token(headers).ok_or(Error::Unauthorized)?;
-    db::web_session(&state.db(), &token, state.now())?.ok_or(Error::Unauthorized)
+    session(state, headers, WebRole::Consultant)
 }
 
 /// `POST /consult/logout`
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
-    if let Some(token) = session_token(&headers) {
-        db::delete_web_session(&state.db(), &token)?;
-    }
-    let expired = HeaderValue::from_static("sc_session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
-    Ok(([(SET_COOKIE, expired)], Json(serde_json::json!({})) ).into_response())
+    sign_out(&state, &headers, WebRole::Consultant)
 }
 
 /// Who is signed in.

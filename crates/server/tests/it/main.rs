@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, reason = "support modules share items across the test binary")]
 
 mod activation_refusals;
+mod admin_web;
 mod enrolment;
 mod lockout;
 mod support;

@@ -80,6 +80,39 @@ impl Harness {
         (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
     }
 
+    /// Any request, with an optional `Cookie` header and JSON body; returns the status, the
+    /// `Set-Cookie` value (if any) and the JSON answer.
+    pub async fn call(&self, method: &str, path: &str, cookie: Option<&str>, body: Option<serde_json::Value>) -> (StatusCode, Option<String>, serde_json::Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        let body = match body {
+            Some(json) => {
+                req = req.header("content-type", "application/json");
+                Body::from(serde_json::to_vec(&json).expect("json"))
+            }
+            None => Body::empty(),
+        };
+        let resp = sc_server::app(self.state.clone()).oneshot(req.body(body).expect("request")).await.expect("infallible");
+        let status = resp.status();
+        let set_cookie = resp.headers().get("set-cookie").map(|v| v.to_str().expect("ascii").to_owned());
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, set_cookie, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Signs `username` in at `/admin/login` or `/consult/login`; returns the `name=value` cookie.
+    pub async fn sign_in(&self, path: &str, username: &str, secret: &str) -> Result<String, (StatusCode, serde_json::Value)> {
+        let form = serde_json::json!({ "username": username, "password": PASSWORD, "code": self.code(secret) });
+        let (status, cookie, body) = self.call("POST", path, None, Some(form)).await;
+        // Each sign-in spends the current TOTP step; the next one needs a fresh code.
+        self.advance(30);
+        match (status, cookie) {
+            (StatusCode::OK, Some(c)) => Ok(c.split(';').next().expect("name=value").to_owned()),
+            _ => Err((status, body)),
+        }
+    }
+
     pub async fn enrol(&self, prison: &str) -> Laptop {
         let token = self.token(prison);
         let laptop = Laptop::new_key();

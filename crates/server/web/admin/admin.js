@@ -1,0 +1,151 @@
+// IT staff's page: sign in, the laptops with their prison, last contact and state, bricking with a
+// reason, each brick's state (pending until the laptop's signed receipt is verified), and the audit
+// log with its hash chain checked by the server. Every value is set with textContent: host names
+// come from laptops and are not trusted.
+const $ = (id) => document.getElementById(id);
+const state = { target: null, timer: null };
+
+function view(name) {
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${name}`;
+  document.body.dataset.view = name;
+}
+
+async function api(path, options = {}) {
+  const resp = await fetch(path, { credentials: "same-origin", headers: { "content-type": "application/json" }, ...options });
+  const body = await resp.json().catch(() => ({}));
+  if (resp.status === 401 && document.body.dataset.view !== "signin") {
+    stopPolling();
+    view("signin");
+  }
+  if (!resp.ok) {
+    const msg = body.error === "locked_out" ? `Locked out for ${Math.ceil(body.retry_after_secs / 60)} minutes.`
+      : body.error === "refused" ? "Sign-in refused." : (body.message || `Error ${resp.status}`);
+    throw new Error(msg);
+  }
+  return body;
+}
+
+const fmtTime = (secs) => (secs == null ? "never" : new Date(secs * 1000).toLocaleString());
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const text of cells) {
+    const td = document.createElement("td");
+    td.textContent = text ?? "";
+    tr.append(td);
+  }
+  return tr;
+}
+
+function stateText(d) {
+  if (!d.brick) return d.state;
+  return d.brick.state === "wiped" ? `wiped (receipt verified ${fmtTime(d.brick.wiped_at)})` : "bricked, wipe pending";
+}
+
+function renderDevices(devices) {
+  const body = $("devices").querySelector("tbody");
+  body.replaceChildren();
+  for (const d of devices) {
+    const tr = row([d.id, d.prison, d.hostname, fmtTime(d.last_contact), stateText(d)]);
+    tr.dataset.device = d.id;
+    tr.dataset.state = d.brick ? d.brick.state : d.state;
+    const td = document.createElement("td");
+    if (d.state === "active") {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "danger";
+      b.textContent = "Brick...";
+      b.dataset.brick = d.id;
+      b.addEventListener("click", () => {
+        state.target = d.id;
+        $("brick-target").textContent = `${d.hostname} (${d.prison})`;
+        $("brick-reason").value = "";
+        $("brick-form").hidden = false;
+        $("brick-reason").focus();
+      });
+      td.append(b);
+    }
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
+function renderBricks(bricks) {
+  const body = $("bricks").querySelector("tbody");
+  body.replaceChildren();
+  for (const b of bricks) {
+    const tr = row([fmtTime(b.created_at), b.device_id, b.by, b.reason, b.state === "wiped" ? "wiped, receipt verified" : "pending"]);
+    tr.dataset.command = b.command_id;
+    tr.dataset.state = b.state;
+    body.append(tr);
+  }
+}
+
+function renderAudit(audit) {
+  const chain = $("chain");
+  chain.dataset.state = audit.chain.state;
+  chain.className = audit.chain.state === "intact" ? "" : "error";
+  chain.textContent = audit.chain.state === "intact"
+    ? `Chain intact: ${audit.chain.rows} rows, newest hash ${audit.chain.head}`
+    : `Chain BROKEN at row ${audit.chain.id}: ${audit.chain.why}`;
+  const body = $("audit").querySelector("tbody");
+  body.replaceChildren();
+  for (const r of [...audit.rows].reverse()) {
+    body.append(row([String(r.id), fmtTime(r.at), r.event, r.outcome, r.reason, r.device_id, r.staff, r.detail]));
+  }
+}
+
+async function refresh() {
+  try {
+    const [devices, bricks, audit] = await Promise.all([api("/v1/admin/devices"), api("/v1/admin/bricks"), api("/v1/admin/audit?limit=200")]);
+    renderDevices(devices);
+    renderBricks(bricks);
+    renderAudit(audit);
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+  }
+}
+
+function stopPolling() {
+  if (state.timer) clearInterval(state.timer);
+  state.timer = null;
+}
+
+async function enter(name) {
+  $("who").textContent = name;
+  $("logout").hidden = false;
+  view("admin");
+  await refresh();
+  stopPolling();
+  // Bricks settle when the laptop answers: a light poll shows it without a reload.
+  state.timer = setInterval(refresh, 2000);
+}
+
+$("signin").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("signin-error").textContent = "";
+  try {
+    const me = await api("/admin/login", { method: "POST", body: JSON.stringify({ username: $("username").value, password: $("password").value, code: $("code").value }) });
+    $("password").value = "";
+    $("code").value = "";
+    await enter(me.name);
+  } catch (e) {
+    $("signin-error").textContent = e.message;
+  }
+});
+
+$("brick-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("admin-error").textContent = "";
+  try {
+    await api(`/v1/admin/devices/${encodeURIComponent(state.target)}/brick`, { method: "POST", body: JSON.stringify({ reason: $("brick-reason").value }) });
+    $("brick-form").hidden = true;
+    await refresh();
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+  }
+});
+$("brick-cancel").addEventListener("click", () => { $("brick-form").hidden = true; });
+$("logout").addEventListener("click", async () => { await api("/admin/logout", { method: "POST" }).catch(() => {}); location.reload(); });
+
+api("/v1/admin/me").then((me) => enter(me.name)).catch(() => view("signin"));
