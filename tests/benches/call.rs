@@ -212,7 +212,8 @@ pub(crate) async fn call_figures(secs: u64, video: &str) {
         Command::new(sc_e2e::bin("secureconsult-kiosk"))
             .arg("--data-dir")
             .arg(dir.path())
-            .env("RUST_LOG", "info")
+            // SC_BENCH_KIOSK_LOG: a tracing filter for profiling the kiosk (e.g. rtc_dtls=debug).
+            .env("RUST_LOG", std::env::var("SC_BENCH_KIOSK_LOG").unwrap_or_else(|_| "info".into()))
             .env("SC_KIOSK_MEDIA", "synthetic")
             .env("SC_KIOSK_BIND", "127.0.0.1:0")
             .env("SC_KIOSK_VIDEO", video)

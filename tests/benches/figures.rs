@@ -143,6 +143,12 @@ fn main() {
         return; // `cargo test --benches` asks for a list; the figures are not tests.
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // SC_BENCH_ONLY=call: only the call figures (for profiling the call).
+    if std::env::var("SC_BENCH_ONLY").as_deref() == Ok("call") {
+        let secs = std::env::var("SC_BENCH_CALL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+        rt.block_on(call::call_figures(secs, "native"));
+        return;
+    }
     let (dir, keystore, profile) = rt.block_on(activation_latency());
     rt.block_on(brick_figures(10));
     if std::env::var_os("DISPLAY").is_some() {

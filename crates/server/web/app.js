@@ -1,7 +1,7 @@
 // The consultant's page: sign in, see today's appointments and who waits, admit, and run the call in
 // the browser's own WebRTC, relay-only through the TURN server the care server names.
 const $ = (id) => document.getElementById(id);
-const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [] };
+const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [], preview: null };
 // Tests and support staff read call statistics from here (no secrets live on this object).
 window.scCall = state;
 
@@ -25,7 +25,26 @@ function fmtTime(secs) {
   return new Date(secs * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
+const MEDIA = { audio: true, video: { width: 640, height: 480 } };
+
+// While a laptop waits, the consultant's camera is already open (they see themselves beside the
+// list), so admitting does not wait for the camera to start; it closes when nobody waits.
+function preview(on) {
+  if (on && !state.preview && !state.pc) {
+    const p = navigator.mediaDevices.getUserMedia(MEDIA);
+    state.preview = p;
+    p.then((stream) => { if (state.preview === p) { $("preview").srcObject = stream; $("preview").hidden = false; } }).catch(() => { if (state.preview === p) state.preview = null; });
+  } else if (!on && state.preview) {
+    const p = state.preview;
+    state.preview = null;
+    $("preview").hidden = true;
+    $("preview").srcObject = null;
+    p.then((stream) => { for (const t of stream.getTracks()) t.stop(); }).catch(() => {});
+  }
+}
+
 function renderRooms() {
+  preview(state.waiting.some((w) => state.appointments.some((a) => a.id === w.appointment_id)));
   const body = $("appointments").querySelector("tbody");
   body.replaceChildren();
   for (const a of state.appointments) {
@@ -69,7 +88,8 @@ async function startCall(msg) {
   view("call");
   $("call-state").textContent = "Connecting...";
   state.pending = [];
-  const pc = new RTCPeerConnection({ iceServers: msg.ice_servers, iceTransportPolicy: "relay" });
+  // A candidate pool of one starts the relay allocation now, while the laptop's offer is on its way.
+  const pc = new RTCPeerConnection({ iceServers: msg.ice_servers, iceTransportPolicy: "relay", iceCandidatePoolSize: 1 });
   state.pc = pc;
   // Handlers first: the laptop's offer can arrive while the camera is still opening, and
   // candidates gathered before a handler exists are lost.
@@ -85,8 +105,13 @@ async function startCall(msg) {
     $("call-state").textContent = pc.connectionState;
     if (pc.connectionState === "failed") { send({ type: "hang_up" }); endCall("The connection failed."); }
   };
-  // The answer waits for local media so it offers our camera and microphone.
-  state.media = navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } }).then((stream) => {
+  // The answer waits for local media so it offers our camera and microphone (already open when
+  // the waiting room's preview was).
+  const opened = state.preview || navigator.mediaDevices.getUserMedia(MEDIA);
+  state.preview = null;
+  $("preview").hidden = true;
+  $("preview").srcObject = null;
+  state.media = opened.then((stream) => {
     state.local = stream;
     $("local").srcObject = stream;
     for (const t of stream.getTracks()) pc.addTrack(t, stream);
