@@ -8,4 +8,5 @@ source scripts/lib.sh
 prepare
 cargo build --locked --release --workspace --bins
 consultant_driver
+dicom_test_files
 dbus-run-session -- scripts/session.sh cargo bench --locked -p sc-e2e --bench figures 2>/dev/null

@@ -57,3 +57,29 @@ consultant_driver() {
     (cd tests/consultant && npm ci --no-audit --no-fund)
   fi
 }
+
+# The DICOM test files: the pydicom wheel's data/test_files (real CT, MR in several transfer
+# syntaxes, JPEG, RLE, JPEG 2000, multi-frame, and deliberately broken files), pinned by version.
+PYDICOM_VERSION="3.0.2"
+dicom_test_files() {
+  local dir="${SC_DICOM_CACHE:-$HOME/.cache/secureconsult/pydicom}"
+  export SC_DICOM_DIR="$dir/test_files"
+  [ -f "$dir/test_files/CT_small.dcm" ] && [ -f "$dir/.version-$PYDICOM_VERSION" ] && return 0
+  command -v python3 >/dev/null 2>&1 || ensure_packages python3
+  python3 -m pip --version >/dev/null 2>&1 || ensure_packages python3-pip
+  log "fetching pydicom $PYDICOM_VERSION's test files into $dir"
+  rm -rf "$dir" && mkdir -p "$dir"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: "pydicom==$PYDICOM_VERSION" -d "$dir/wheel"
+  python3 - "$dir" <<'PY'
+import glob, os, sys, zipfile
+dest = sys.argv[1]
+wheel = zipfile.ZipFile(glob.glob(os.path.join(dest, "wheel", "*.whl"))[0])
+for name in wheel.namelist():
+    if "/data/test_files/" in name and not name.endswith("/"):
+        target = os.path.join(dest, "test_files", name.split("/data/test_files/", 1)[1])
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as out:
+            out.write(wheel.read(name))
+PY
+  touch "$dir/.version-$PYDICOM_VERSION"
+}

@@ -8,6 +8,7 @@ source scripts/lib.sh
 prepare
 cargo build --locked --workspace --bins
 consultant_driver
+dicom_test_files
 log "running the tests"
 # The e2e tests look for binaries beside themselves, in the same target dir.
 export RUST_BACKTRACE="${SC_BACKTRACE:-0}"

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod call;
+mod imaging;
 
 use sc_core::activate::Credentials;
 use sc_core::keystore::Keystore;
@@ -143,10 +144,14 @@ fn main() {
         return; // `cargo test --benches` asks for a list; the figures are not tests.
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    // SC_BENCH_ONLY=call: only the call figures (for profiling the call).
+    // SC_BENCH_ONLY=call or =imaging: only those figures (for profiling).
     if std::env::var("SC_BENCH_ONLY").as_deref() == Ok("call") {
         let secs = std::env::var("SC_BENCH_CALL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
         rt.block_on(call::call_figures(secs, "native"));
+        return;
+    }
+    imaging::imaging_figures();
+    if std::env::var("SC_BENCH_ONLY").as_deref() == Ok("imaging") {
         return;
     }
     let (dir, keystore, profile) = rt.block_on(activation_latency());

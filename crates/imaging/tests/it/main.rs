@@ -1,0 +1,10 @@
+//! sc-imaging's integration tests: decoding the pydicom wheel's test files (real CT, MR in several
+//! transfer syntaxes, JPEG, RLE, JPEG 2000, multi-frame, and its broken ones), window/level
+//! arithmetic on objects built here, and robustness against damaged input.
+
+#![allow(unreachable_pub, reason = "support modules share items across the test binary")]
+
+mod decode;
+mod robustness;
+mod support;
+mod window;

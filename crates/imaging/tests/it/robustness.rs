@@ -1,0 +1,66 @@
+//! Damaged input never panics: every pydicom file and a PNG and JPEG made here, cut at many points
+//! and with bytes flipped, decode to a value or an error. (The fuzz target in crates/imaging/fuzz
+//! runs the same entry point under libFuzzer; this runs on stable in the test command.)
+
+use crate::support::read;
+use sc_imaging::Limits;
+
+/// A small deterministic generator (xorshift64*), so a failure reproduces.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn picture(format: image::ImageFormat) -> Vec<u8> {
+    let img = image::GrayImage::from_fn(40, 30, |x, y| image::Luma([(x * 6 + y) as u8]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("encode");
+    out.into_inner()
+}
+
+#[test]
+fn cut_and_flipped_files_decode_or_fail_cleanly() {
+    // Tight limits, as in the fuzz target: a flipped header byte may claim a huge image, which the
+    // limits refuse (decoding 64 Mpx unoptimised would only make the test slow).
+    let limits = Limits { max_file_bytes: 1 << 20, max_frames: 16, max_frame_pixels: 512 * 512, max_total_pixels: 1 << 20 };
+    let mut inputs: Vec<(String, Vec<u8>)> = ["CT_small.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_rle_2frame.dcm", "rtdose.dcm"]
+        .iter()
+        .map(|n| ((*n).to_owned(), read(n)))
+        .collect();
+    inputs.push(("png".into(), picture(image::ImageFormat::Png)));
+    inputs.push(("jpeg".into(), picture(image::ImageFormat::Jpeg)));
+    let mut rng = Rng(0x5ec0_25a1_7e57_0001);
+    let mut outcomes = (0usize, 0usize);
+    for (name, bytes) in &inputs {
+        assert!(sc_imaging::decode(bytes, &limits).is_ok(), "{name} decodes intact");
+        for i in 0..12 {
+            let cut = (bytes.len() * i) / 12;
+            match sc_imaging::decode(&bytes[..cut], &limits) {
+                Ok(_) => outcomes.0 += 1,
+                Err(_) => outcomes.1 += 1,
+            }
+        }
+        // Few flips a file: a flipped length field makes dicom-parser allocate and zero what it claims
+        // (see the issue note), slow in an unoptimised build.
+        for _ in 0..10 {
+            let mut damaged = bytes.clone();
+            for _ in 0..1 + rng.next() % 8 {
+                let at = (rng.next() % damaged.len() as u64) as usize;
+                damaged[at] ^= 1 << (rng.next() % 8);
+            }
+            match sc_imaging::decode(&damaged, &limits) {
+                Ok(_) => outcomes.0 += 1,
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    outcomes.1 += 1;
+                }
+            }
+        }
+    }
+    assert!(outcomes.1 > 0, "damage was noticed at least sometimes: {outcomes:?}");
+}
