@@ -42,18 +42,20 @@ fn brick_state(server: &CareServer, laptop: &Laptop) -> Option<sc_server::db::Br
     sc_server::db::brick_of(&server.state.db(), &id).expect("db")
 }
 
+/// Starts the laptop's device channel and waits until its hello reached the server.
+async fn online(server: &CareServer, laptop: &Laptop, id: &sc_proto::DeviceId) -> (Arc<Kiosk>, tokio::task::JoinHandle<()>) {
+    let kiosk = Arc::new(laptop.kiosk());
+    let channel = tokio::spawn(sc_core::channel::run(kiosk.clone()));
+    wait_until("the channel's first contact", 20, || sc_server::db::device(&server.state.db(), id).expect("db").expect("device").last_contact.is_some()).await;
+    (kiosk, channel)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_online_laptop_is_wiped_with_a_verified_receipt() {
     let server = CareServer::start().await;
     let laptop = Laptop::new().await;
     let record = laptop.enrol(&server, "HMP Testshire").await;
-    let kiosk = Arc::new(laptop.kiosk());
-    let channel = tokio::spawn(sc_core::channel::run(kiosk.clone()));
-    // Online: the channel's hello reached the server.
-    wait_until("the channel's first contact", 20, || {
-        sc_server::db::device(&server.state.db(), &record.device_id).expect("db").expect("device").last_contact.is_some()
-    })
-    .await;
+    let (kiosk, channel) = online(&server, &laptop, &record.device_id).await;
     let t0 = Instant::now();
     sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now()).expect("brick");
     wait_until("the wipe and its receipt", 20, || brick_state(&server, &laptop).and_then(|b| b.wiped_at).is_some()).await;
@@ -84,12 +86,7 @@ async fn it_staff_brick_an_online_laptop_from_the_admin_page_and_see_it_wiped() 
     let it = server.add_it("it.sam", "Sam (IT)");
     let laptop = Laptop::new().await;
     let record = laptop.enrol(&server, "HMP Testshire").await;
-    let kiosk = Arc::new(laptop.kiosk());
-    let channel = tokio::spawn(sc_core::channel::run(kiosk.clone()));
-    wait_until("the channel's first contact", 20, || {
-        sc_server::db::device(&server.state.db(), &record.device_id).expect("db").expect("device").last_contact.is_some()
-    })
-    .await;
+    let (_kiosk, channel) = online(&server, &laptop, &record.device_id).await;
 
     let shot = sc_e2e::artifacts_dir().join("admin-wiped.png");
     let mut admin = sc_e2e::browser::ItAdmin::brick(&server, "it.sam", &it, record.device_id.as_str(), "stolen from the van", &shot);

@@ -24,16 +24,22 @@ impl Default for Options {
     }
 }
 
-/// A running consultant browser; killed when dropped.
+/// A running browser driver (node, with Chromium as its child); killed when dropped.
 #[derive(Debug)]
-pub struct Consultant {
-    /// The driver process (node; Chromium is its child).
+pub struct Driver {
+    /// The driver process.
     pub child: tokio::process::Child,
-    /// The driver's JSON events: waiting, connected, stats, ended, error.
+    /// The driver's JSON events (the consultant: waiting, connected, stats, ended, error; IT:
+    /// listed, bricked, wiped, error).
     pub events: tokio::sync::mpsc::UnboundedReceiver<Value>,
 }
 
-impl Drop for Consultant {
+/// The consultant in the browser ([`Driver::start`]).
+pub type Consultant = Driver;
+/// IT staff in the browser ([`Driver::brick`]).
+pub type ItAdmin = Driver;
+
+impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
@@ -43,7 +49,7 @@ fn driver_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("consultant")
 }
 
-impl Consultant {
+impl Driver {
     /// Signs `username` (TOTP secret `secret`) in on the server's consultant page with `y4m` as
     /// the camera, and admits the first laptop that waits. Must run within a Tokio runtime.
     pub fn start(server: &CareServer, username: &str, secret: &str, y4m: &Path, options: &Options) -> Self {
@@ -55,8 +61,7 @@ impl Consultant {
             .env("SC_END", &options.end)
             .env("SC_HOLD_MS", options.hold_ms.to_string())
             .env("SC_HEADLESS", if options.display.is_some() { "0" } else { "1" });
-        let (child, events) = spawn(cmd, "call.mjs", server, username, secret);
-        Consultant { child, events }
+        spawn(cmd, "call.mjs", server, username, secret)
     }
 
     /// The driver's process id (Chromium runs beneath it).
@@ -72,7 +77,7 @@ fn spawn(
     server: &CareServer,
     username: &str,
     secret: &str,
-) -> (tokio::process::Child, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+) -> Driver {
     assert!(driver_dir().join("node_modules/playwright-core").exists(), "run `npm ci` in tests/consultant (scripts/test.sh does)");
     let mut child = cmd
         .arg(driver_dir().join(script))
@@ -100,31 +105,15 @@ fn spawn(
             }
         }
     });
-    (child, events)
+    Driver { child, events }
 }
 
-/// IT staff on the admin page; killed when dropped.
-#[derive(Debug)]
-pub struct ItAdmin {
-    /// The driver process (node; Chromium is its child).
-    pub child: tokio::process::Child,
-    /// The driver's JSON events: listed, bricked, wiped, error.
-    pub events: tokio::sync::mpsc::UnboundedReceiver<Value>,
-}
-
-impl Drop for ItAdmin {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-impl ItAdmin {
+impl Driver {
     /// Signs `username` in on the admin page and bricks `device` with `reason`; a screenshot of
     /// the page once the wipe shows goes to `screenshot`. Must run within a Tokio runtime.
     pub fn brick(server: &CareServer, username: &str, secret: &str, device: &str, reason: &str, screenshot: &Path) -> Self {
         let mut cmd = tokio::process::Command::new("node");
         cmd.env("SC_DEVICE", device).env("SC_REASON", reason).env("SC_SCREENSHOT", screenshot);
-        let (child, events) = spawn(cmd, "admin.mjs", server, username, secret);
-        ItAdmin { child, events }
+        spawn(cmd, "admin.mjs", server, username, secret)
     }
 }

@@ -40,6 +40,11 @@ pub async fn script() -> Response {
     asset(include_str!("../web/app.js"), "text/javascript; charset=utf-8")
 }
 
+/// `GET /consult/common.js` and `/admin/common.js`: what both pages share.
+pub async fn common_script() -> Response {
+    asset(include_str!("../web/common.js"), "text/javascript; charset=utf-8")
+}
+
 /// `GET /consult/style.css`
 pub async fn style() -> Response {
     asset(include_str!("../web/style.css"), "text/css; charset=utf-8")

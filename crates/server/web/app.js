@@ -1,25 +1,10 @@
 // The consultant's page: sign in, see today's appointments and who waits, admit, and run the call in
 // the browser's own WebRTC, relay-only through the TURN server the care server names.
-const $ = (id) => document.getElementById(id);
+import { $, api, signInOut, view } from "./common.js";
+
 const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [], preview: null };
 // Tests and support staff read call statistics from here (no secrets live on this object).
 window.scCall = state;
-
-function view(name) {
-  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${name}`;
-  document.body.dataset.view = name;
-}
-
-async function api(path, options = {}) {
-  const resp = await fetch(path, { credentials: "same-origin", headers: { "content-type": "application/json" }, ...options });
-  const body = await resp.json().catch(() => ({}));
-  if (!resp.ok) {
-    const msg = body.error === "locked_out" ? `Locked out for ${Math.ceil(body.retry_after_secs / 60)} minutes.`
-      : body.error === "refused" ? "Sign-in refused." : (body.message || `Error ${resp.status}`);
-    throw new Error(msg);
-  }
-  return body;
-}
 
 function fmtTime(secs) {
   return new Date(secs * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -165,19 +150,7 @@ async function enter(name) {
   connect();
 }
 
-$("signin").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  $("signin-error").textContent = "";
-  try {
-    const me = await api("/consult/login", { method: "POST", body: JSON.stringify({ username: $("username").value, password: $("password").value, code: $("code").value }) });
-    $("password").value = "";
-    $("code").value = "";
-    await enter(me.name);
-  } catch (e) {
-    $("signin-error").textContent = e.message;
-  }
-});
-$("logout").addEventListener("click", async () => { await api("/consult/logout", { method: "POST" }).catch(() => {}); location.reload(); });
+signInOut("/consult/login", "/consult/logout", enter);
 $("end").addEventListener("click", () => { send({ type: "hang_up" }); endCall("You ended the call."); });
 $("mute").addEventListener("click", () => {
   const t = state.local && state.local.getAudioTracks()[0];

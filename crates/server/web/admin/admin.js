@@ -2,27 +2,21 @@
 // reason, each brick's state (pending until the laptop's signed receipt is verified), and the audit
 // log with its hash chain checked by the server. Every value is set with textContent: host names
 // come from laptops and are not trusted.
-const $ = (id) => document.getElementById(id);
+import { $, api as call, signInOut, view } from "./common.js";
+
 const state = { target: null, timer: null };
 
-function view(name) {
-  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${name}`;
-  document.body.dataset.view = name;
-}
-
+// A lapsed session sends the page back to sign-in.
 async function api(path, options = {}) {
-  const resp = await fetch(path, { credentials: "same-origin", headers: { "content-type": "application/json" }, ...options });
-  const body = await resp.json().catch(() => ({}));
-  if (resp.status === 401 && document.body.dataset.view !== "signin") {
-    stopPolling();
-    view("signin");
+  try {
+    return await call(path, options);
+  } catch (e) {
+    if (e.status === 401 && document.body.dataset.view !== "signin") {
+      stopPolling();
+      view("signin");
+    }
+    throw e;
   }
-  if (!resp.ok) {
-    const msg = body.error === "locked_out" ? `Locked out for ${Math.ceil(body.retry_after_secs / 60)} minutes.`
-      : body.error === "refused" ? "Sign-in refused." : (body.message || `Error ${resp.status}`);
-    throw new Error(msg);
-  }
-  return body;
 }
 
 const fmtTime = (secs) => (secs == null ? "never" : new Date(secs * 1000).toLocaleString());
@@ -121,19 +115,6 @@ async function enter(name) {
   state.timer = setInterval(refresh, 2000);
 }
 
-$("signin").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  $("signin-error").textContent = "";
-  try {
-    const me = await api("/admin/login", { method: "POST", body: JSON.stringify({ username: $("username").value, password: $("password").value, code: $("code").value }) });
-    $("password").value = "";
-    $("code").value = "";
-    await enter(me.name);
-  } catch (e) {
-    $("signin-error").textContent = e.message;
-  }
-});
-
 $("brick-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("admin-error").textContent = "";
@@ -146,6 +127,6 @@ $("brick-form").addEventListener("submit", async (ev) => {
   }
 });
 $("brick-cancel").addEventListener("click", () => { $("brick-form").hidden = true; });
-$("logout").addEventListener("click", async () => { await api("/admin/logout", { method: "POST" }).catch(() => {}); location.reload(); });
+signInOut("/admin/login", "/admin/logout", enter);
 
 api("/v1/admin/me").then((me) => enter(me.name)).catch(() => view("signin"));
