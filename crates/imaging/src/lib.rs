@@ -10,10 +10,12 @@ mod dicom;
 mod error;
 mod image;
 mod raster;
+pub mod viewer;
 pub mod window;
 
 pub use error::Error;
 pub use image::{Frame, Image, Limits, Rendered, Source};
+pub use viewer::{Screen, ShareLimits, Viewer};
 pub use window::{Preset, Window};
 
 /// Decodes one shared file, guessing its kind from its first bytes (DICOM Part 10, PNG, JPEG).

@@ -7,6 +7,7 @@
 mod bytes;
 mod ids;
 pub mod brick;
+pub mod share;
 pub mod signal;
 mod token;
 

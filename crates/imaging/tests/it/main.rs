@@ -6,5 +6,6 @@
 
 mod decode;
 mod robustness;
+mod share;
 mod support;
 mod window;

@@ -1,0 +1,462 @@
+//! The kiosk's side of an image share, without I/O: messages from the data channel go in (with
+//! the time), replies for the consultant come out, and [`Viewer::screen`] says what to draw.
+//!
+//! Files are assembled in memory, checked against the share limits before a byte is kept,
+//! decoded as each completes, and grouped into stacks: a multi-frame file is one stack, a run of
+//! single-frame DICOM files of one size in one share is one stack (a series, in the order sent),
+//! and each picture is its own. The consultant drives the view; the nurse can only reset it.
+
+use crate::{decode, Image, Limits, Preset, Rendered, Source, Window};
+use sc_proto::share::{Chunk, FromKiosk, StackInfo, ToKiosk, View, WindowChoice};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How much one call's shares may ask of the laptop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareLimits {
+    /// Files in one share.
+    pub max_files: u32,
+    /// Bytes in one share.
+    pub max_share_bytes: u64,
+    /// Decoded pixels held at once, over every stack (each a 4-byte value).
+    pub max_held_pixels: u64,
+    /// A share with nothing new for this long is given up.
+    pub stall: Duration,
+    /// Limits on each file.
+    pub decode: Limits,
+}
+
+impl Default for ShareLimits {
+    /// 1,000 files and 256 MiB a share, 96 Mpx held (384 MiB), 30 s without data; 64 MiB a file.
+    fn default() -> Self {
+        ShareLimits { max_files: 1000, max_share_bytes: 256 << 20, max_held_pixels: 96 << 20, stall: Duration::from_secs(30), decode: Limits::default() }
+    }
+}
+
+/// What the viewer shows: the rendered frame and how to place it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Screen {
+    /// Columns.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// Display pixels (grey, or RGB for colour pictures).
+    pub pixels: Arc<Rendered>,
+    /// Magnification (1 = fit).
+    pub zoom: f32,
+    /// The image point at the viewer's centre, as a fraction of the image from its centre.
+    pub pan: [f32; 2],
+    /// The consultant's pointer, in image fractions from the top left.
+    pub pointer: Option<[f32; 2]>,
+    /// One line for the prisoner and nurse: which image and slice, which window.
+    pub caption: String,
+}
+
+/// Bytes received between progress replies.
+const PROGRESS_EVERY: u64 = 256 << 10;
+/// Zoom range.
+const ZOOM: (f32, f32) = (1.0, 16.0);
+
+struct Stack {
+    share: u32,
+    first_file: u32,
+    source: Source,
+    width: u32,
+    height: u32,
+    modality: Option<String>,
+    default_window: Window,
+    /// Each frame: its image and the frame's index in it.
+    frames: Vec<(Arc<Image>, usize)>,
+    /// Single-frame DICOM files of the current share may still join it.
+    series: bool,
+}
+
+struct Incoming {
+    share: u32,
+    sizes: Vec<u64>,
+    file: usize,
+    buf: Vec<u8>,
+    received: u64,
+    total: u64,
+    reported: u64,
+    shown: u32,
+    failed: u32,
+    last_activity: Instant,
+}
+
+type RenderKey = (usize, usize, u64, u64);
+
+/// One call's images.
+pub struct Viewer {
+    limits: ShareLimits,
+    incoming: Option<Incoming>,
+    stacks: Vec<Stack>,
+    held_pixels: u64,
+    view: View,
+    pointer: Option<[f32; 2]>,
+    notice: Option<String>,
+    rendered: Option<(RenderKey, Arc<Rendered>)>,
+}
+
+impl std::fmt::Debug for Viewer {
+    // No pixels and no sizes that could identify a study: counts only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Viewer({} stacks, receiving: {})", self.stacks.len(), self.incoming.is_some())
+    }
+}
+
+impl Viewer {
+    /// An empty viewer.
+    pub fn new(limits: ShareLimits) -> Self {
+        Viewer { limits, incoming: None, stacks: Vec::new(), held_pixels: 0, view: View::default(), pointer: None, notice: None, rendered: None }
+    }
+
+    /// A text message from the consultant.
+    pub fn on_text(&mut self, now: Instant, text: &str) -> Vec<FromKiosk> {
+        match serde_json::from_str::<ToKiosk>(text) {
+            Ok(ToKiosk::Share { share, sizes }) => self.start_share(now, share, sizes),
+            Ok(ToKiosk::Cancel { share }) => match &self.incoming {
+                Some(i) if i.share == share => self.fail_share("The consultant stopped sending images.".into()),
+                _ => Vec::new(),
+            },
+            Ok(ToKiosk::View(view)) => self.apply_view(view),
+            Ok(ToKiosk::Pointer { at }) => {
+                self.pointer = at.filter(|p| p.iter().all(|v| v.is_finite())).map(|[x, y]| [x.clamp(0.0, 1.0), y.clamp(0.0, 1.0)]);
+                Vec::new()
+            }
+            Ok(ToKiosk::Clear) => {
+                self.stacks.clear();
+                self.held_pixels = 0;
+                self.rendered = None;
+                self.pointer = None;
+                self.view = View::default();
+                vec![FromKiosk::Cleared, self.stacks_message()]
+            }
+            Ok(_) => vec![FromKiosk::Error { message: "a message this laptop does not know".into() }],
+            Err(e) => vec![FromKiosk::Error { message: format!("a garbled message was ignored: {e}") }],
+        }
+    }
+
+    /// A binary message (a file chunk) from the consultant.
+    pub fn on_binary(&mut self, now: Instant, message: &[u8]) -> Vec<FromKiosk> {
+        let chunk = match Chunk::parse(message) {
+            Ok(c) => c,
+            Err(e) if self.incoming.is_some() => return self.fail_share(format!("The transfer was garbled ({e}).")),
+            Err(e) => return vec![FromKiosk::Error { message: e.to_string() }],
+        };
+        let Some(incoming) = self.incoming.as_mut() else { return Vec::new() };
+        if chunk.share != incoming.share {
+            // Left over from a cancelled or replaced share: already in flight, not an error.
+            return Vec::new();
+        }
+        let expected = incoming.sizes[incoming.file];
+        let have = incoming.buf.len() as u64;
+        if chunk.file as usize != incoming.file || u64::from(chunk.offset) != have || have + chunk.data.len() as u64 > expected {
+            let message = format!("The transfer was garbled (file {} at byte {}, expected file {} at byte {have}).", chunk.file + 1, chunk.offset, incoming.file + 1);
+            return self.fail_share(message);
+        }
+        incoming.buf.extend_from_slice(chunk.data);
+        incoming.received += chunk.data.len() as u64;
+        incoming.last_activity = now;
+        let mut out = Vec::new();
+        self.complete_files(&mut out);
+        if let Some(i) = self.incoming.as_mut() {
+            if i.received - i.reported >= PROGRESS_EVERY {
+                i.reported = i.received;
+                out.push(FromKiosk::Progress { share: i.share, received: i.received, total: i.total, files: i.file as u32 });
+            }
+        }
+        out
+    }
+
+    /// Time passes: a share with nothing new for [`ShareLimits::stall`] is given up.
+    pub fn on_tick(&mut self, now: Instant) -> Vec<FromKiosk> {
+        match &self.incoming {
+            Some(i) if now.saturating_duration_since(i.last_activity) >= self.limits.stall => {
+                let message = format!("The transfer stalled: nothing arrived for {} s; {} of {} files arrived.", self.limits.stall.as_secs(), i.file, i.sizes.len());
+                self.fail_share(message)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The data channel closed: a share under way was cut.
+    pub fn on_channel_closed(&mut self) -> Vec<FromKiosk> {
+        self.pointer = None;
+        match &self.incoming {
+            Some(i) => {
+                let message = format!("The transfer was cut: {} of {} files arrived.", i.file, i.sizes.len());
+                self.fail_share(message)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The nurse resets the view: the file's own window, no zoom or pan, no pointer.
+    pub fn reset(&mut self) -> Vec<FromKiosk> {
+        if self.stacks.is_empty() {
+            return Vec::new();
+        }
+        self.view = View { stack: self.view.stack, frame: self.view.frame, ..View::default() };
+        self.pointer = None;
+        vec![self.shown(true)]
+    }
+
+    /// Bytes received and announced, while a share is under way.
+    pub fn receiving(&self) -> Option<(u64, u64)> {
+        self.incoming.as_ref().map(|i| (i.received, i.total))
+    }
+
+    /// How many stacks are held.
+    pub fn stacks(&self) -> usize {
+        self.stacks.len()
+    }
+
+    /// Frames held over all stacks.
+    pub fn frames(&self) -> usize {
+        self.stacks.iter().map(|s| s.frames.len()).sum()
+    }
+
+    /// The view being shown.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// The last thing the nurse should know about the images (a failure, a cut transfer).
+    pub fn notice(&self) -> Option<&str> {
+        self.notice.as_deref()
+    }
+
+    /// What to draw, or `None` before any image arrived.
+    pub fn screen(&mut self) -> Option<Screen> {
+        let (si, fi) = (self.view.stack as usize, self.view.frame as usize);
+        let window = self.window();
+        let stack = self.stacks.get(si)?;
+        let key = (si, fi, window.center.to_bits(), window.width.to_bits());
+        let pixels = match &self.rendered {
+            Some((k, p)) if *k == key => p.clone(),
+            _ => {
+                let (image, frame) = stack.frames.get(fi)?;
+                let p = Arc::new(image.render(*frame, window)?);
+                self.rendered = Some((key, p.clone()));
+                p
+            }
+        };
+        Some(Screen {
+            width: stack.width,
+            height: stack.height,
+            pixels,
+            zoom: self.view.zoom,
+            pan: [self.view.pan_x, self.view.pan_y],
+            pointer: self.pointer,
+            caption: self.caption(),
+        })
+    }
+
+    fn caption(&self) -> String {
+        let Some(stack) = self.stacks.get(self.view.stack as usize) else { return String::new() };
+        let mut parts = vec![format!("Image {} of {}", self.view.stack + 1, self.stacks.len())];
+        if stack.frames.len() > 1 {
+            parts.push(format!("slice {} of {}", self.view.frame + 1, stack.frames.len()));
+        }
+        if stack.source == Source::Dicom {
+            parts.push(stack.modality.clone().unwrap_or_else(|| "DICOM".into()));
+            let w = self.window();
+            let name = match &self.view.window {
+                WindowChoice::Preset { name } => format!(" ({})", name.replace('_', " ")),
+                _ => String::new(),
+            };
+            parts.push(format!("window L {:.0} W {:.0}{name}", w.center, w.width));
+        }
+        parts.join("  ·  ")
+    }
+
+    fn window(&self) -> Window {
+        let own = self.stacks.get(self.view.stack as usize).map_or(Window::linear(127.5, 256.0), |s| s.default_window);
+        match &self.view.window {
+            WindowChoice::Preset { name } => Preset::from_name(name).map_or(own, Preset::window),
+            WindowChoice::Custom { center, width } => Window::linear(*center, *width),
+            _ => own,
+        }
+    }
+
+    fn shown(&self, by_nurse: bool) -> FromKiosk {
+        let w = self.window();
+        FromKiosk::Shown { view: self.view.clone(), center: w.center, width: w.width, by_nurse }
+    }
+
+    fn apply_view(&mut self, mut view: View) -> Vec<FromKiosk> {
+        if !(view.zoom.is_finite() && view.pan_x.is_finite() && view.pan_y.is_finite()) {
+            return vec![FromKiosk::Error { message: "a view with a number that is not finite".into() }];
+        }
+        match &view.window {
+            WindowChoice::Preset { name } if Preset::from_name(name).is_none() => {
+                return vec![FromKiosk::Error { message: "an unknown window preset".into() }];
+            }
+            WindowChoice::Custom { center, width } if !(center.is_finite() && width.is_finite() && *width >= 1.0) => {
+                return vec![FromKiosk::Error { message: "a window whose centre or width is not usable".into() }];
+            }
+            _ => {}
+        }
+        let Some(last) = self.stacks.len().checked_sub(1) else {
+            return vec![FromKiosk::Error { message: "no image to show yet".into() }];
+        };
+        view.stack = view.stack.min(last as u32);
+        let frames = self.stacks[view.stack as usize].frames.len();
+        view.frame = view.frame.min(frames.saturating_sub(1) as u32);
+        view.zoom = view.zoom.clamp(ZOOM.0, ZOOM.1);
+        view.pan_x = view.pan_x.clamp(-0.5, 0.5);
+        view.pan_y = view.pan_y.clamp(-0.5, 0.5);
+        self.view = view;
+        vec![self.shown(false)]
+    }
+
+    fn start_share(&mut self, now: Instant, share: u32, sizes: Vec<u64>) -> Vec<FromKiosk> {
+        let mut out = match &self.incoming {
+            Some(i) => {
+                let previous = i.share;
+                self.incoming = None;
+                vec![FromKiosk::ShareFailed { share: previous, message: "Replaced by a newer share.".into() }]
+            }
+            None => Vec::new(),
+        };
+        let total: u64 = sizes.iter().fold(0u64, |a, &s| a.saturating_add(s));
+        let l = &self.limits;
+        let refusal = if sizes.is_empty() {
+            Some("The share has no files.".to_owned())
+        } else if sizes.len() > l.max_files as usize {
+            Some(format!("Too many files: {} (this laptop takes up to {} at a time).", sizes.len(), l.max_files))
+        } else if let Some((n, s)) = sizes.iter().enumerate().find(|(_, &s)| s > l.decode.max_file_bytes as u64) {
+            Some(format!("File {} is too large: {} MiB (this laptop takes up to {} MiB a file).", n + 1, s >> 20, l.decode.max_file_bytes >> 20))
+        } else if total > l.max_share_bytes {
+            Some(format!("The share is too large: {} MiB (this laptop takes up to {} MiB at a time).", total >> 20, l.max_share_bytes >> 20))
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            self.notice = Some(format!("Images could not be received: {message}"));
+            out.push(FromKiosk::ShareFailed { share, message });
+            return out;
+        }
+        self.notice = None;
+        // Single-frame files of an earlier share never join this share's series.
+        for s in &mut self.stacks {
+            s.series = false;
+        }
+        self.incoming = Some(Incoming { share, sizes, file: 0, buf: Vec::new(), received: 0, total, reported: 0, shown: 0, failed: 0, last_activity: now });
+        out.push(FromKiosk::Accepted { share });
+        // Empty files complete at once.
+        self.complete_files(&mut out);
+        out
+    }
+
+    /// Decodes every file that is whole, and finishes the share after its last.
+    fn complete_files(&mut self, out: &mut Vec<FromKiosk>) {
+        loop {
+            let Some(i) = self.incoming.as_mut() else { return };
+            if i.file >= i.sizes.len() {
+                out.push(FromKiosk::Progress { share: i.share, received: i.received, total: i.total, files: i.file as u32 });
+                out.push(FromKiosk::Done { share: i.share, shown: i.shown, failed: i.failed });
+                let failed = i.failed;
+                self.incoming = None;
+                if failed > 0 && self.notice.is_none() {
+                    self.notice = Some(format!("{failed} file(s) could not be shown."));
+                }
+                return;
+            }
+            if (i.buf.len() as u64) < i.sizes[i.file] {
+                return;
+            }
+            let bytes = std::mem::take(&mut i.buf);
+            let (share, file) = (i.share, i.file as u32);
+            i.file += 1;
+            i.reported = i.received;
+            match self.add_file(share, file, &bytes) {
+                Ok(new_stack) => {
+                    if let Some(i) = self.incoming.as_mut() {
+                        i.shown += 1;
+                    }
+                    out.push(self.stacks_message());
+                    // A share's first image is shown as soon as it is decoded.
+                    if new_stack && self.stacks.iter().filter(|s| s.share == share).count() == 1 {
+                        self.view = View { stack: (self.stacks.len() - 1) as u32, ..View::default() };
+                        self.pointer = None;
+                        out.push(self.shown(false));
+                    }
+                }
+                Err(message) => {
+                    if let Some(i) = self.incoming.as_mut() {
+                        i.failed += 1;
+                    }
+                    self.notice = Some(format!("A file could not be shown: {message}"));
+                    out.push(FromKiosk::FileFailed { share, file, message });
+                }
+            }
+            let Some(i) = self.incoming.as_ref() else { return };
+            out.push(FromKiosk::Progress { share: i.share, received: i.received, total: i.total, files: i.file as u32 });
+        }
+    }
+
+    /// Decodes a whole file into the stacks; `Ok(true)` when it started a new stack.
+    fn add_file(&mut self, share: u32, file: u32, bytes: &[u8]) -> Result<bool, String> {
+        let image = decode(bytes, &self.limits.decode).map_err(|e| e.to_string())?;
+        let pixels = u64::from(image.width) * u64::from(image.height) * image.frames.len() as u64;
+        if self.held_pixels + pixels > self.limits.max_held_pixels {
+            return Err("the laptop holds as many images as it can; clear the images shown so far and share again".into());
+        }
+        self.held_pixels += pixels;
+        let single_dicom = image.source == Source::Dicom && image.frames.len() == 1;
+        let image = Arc::new(image);
+        if single_dicom {
+            if let Some(s) = self.stacks.last_mut().filter(|s| {
+                s.series && s.share == share && s.width == image.width && s.height == image.height && s.modality == image.modality
+            }) {
+                s.frames.push((image, 0));
+                return Ok(false);
+            }
+        }
+        self.stacks.push(Stack {
+            share,
+            first_file: file,
+            source: image.source,
+            width: image.width,
+            height: image.height,
+            modality: image.modality.clone(),
+            default_window: image.default_window,
+            frames: (0..image.frames.len()).map(|f| (image.clone(), f)).collect(),
+            series: single_dicom,
+        });
+        Ok(true)
+    }
+
+    fn stacks_message(&self) -> FromKiosk {
+        FromKiosk::Stacks {
+            stacks: self
+                .stacks
+                .iter()
+                .map(|s| StackInfo {
+                    frames: s.frames.len() as u32,
+                    width: s.width,
+                    height: s.height,
+                    kind: match s.source {
+                        Source::Dicom => "dicom",
+                        Source::Png => "png",
+                        _ => "jpeg",
+                    }
+                    .into(),
+                    modality: s.modality.clone(),
+                    window_center: s.default_window.center,
+                    window_width: s.default_window.width,
+                    share: s.share,
+                    first_file: s.first_file,
+                })
+                .collect(),
+        }
+    }
+
+    fn fail_share(&mut self, message: String) -> Vec<FromKiosk> {
+        let Some(i) = self.incoming.take() else { return Vec::new() };
+        self.notice = Some(message.clone());
+        vec![FromKiosk::ShareFailed { share: i.share, message }]
+    }
+}
