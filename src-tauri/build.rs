@@ -16,6 +16,7 @@ fn main() {
             "watch_video",
             "switch_camera",
             "watch_self_view",
+            "reset_view",
         ]),
     ))
     .expect("tauri build script failed: see the message above");

@@ -101,6 +101,13 @@ function renderCall(phase) {
   if (phase.phase === "in_call") {
     $("call-phase").textContent = phase.notice || "In call";
     $("switch-camera").hidden = phase.cameras < 2;
+    // The consultant drives the shared images; the nurse sees progress and problems, and may reset.
+    const images = phase.images || {};
+    const said = images.receiving != null ? `Receiving images… ${images.receiving}%` : images.notice || (images.images ? `${images.images} image${images.images > 1 ? "s" : ""} from the consultant` : "");
+    $("images-status").textContent = said;
+    $("images-status").hidden = !said;
+    $("images-status").dataset.problem = images.receiving == null && images.notice ? "yes" : "no";
+    $("reset-view").hidden = !images.images;
     const state = { mute: phase.muted, camera: !phase.camera, "audio-only": phase.audio_only };
     for (const [id, pressed] of Object.entries(state)) {
       $(id).setAttribute("aria-pressed", String(pressed));
@@ -113,6 +120,7 @@ function renderCall(phase) {
 $("leave").addEventListener("click", () => invoke("hang_up"));
 $("end-call").addEventListener("click", () => invoke("hang_up"));
 $("switch-camera").addEventListener("click", () => invoke("switch_camera").catch(() => {}));
+$("reset-view").addEventListener("click", () => invoke("reset_view").catch(() => {}));
 for (const [id, option] of [["mute", "mute"], ["camera", "camera"], ["audio-only", "audio_only"]]) {
   $(id).addEventListener("click", () => {
     const pressed = $(id).getAttribute("aria-pressed") !== "true";

@@ -154,6 +154,13 @@ pub fn switch_camera(calls: State<'_, Calls>) {
     calls.with(Consultation::switch_camera);
 }
 
+/// Puts the consultant's shared image back as the file shows it: the nurse's only control over
+/// the viewer (the consultant is told).
+#[tauri::command]
+pub fn reset_view(calls: State<'_, Calls>) {
+    calls.with(Consultation::reset_view);
+}
+
 /// Back to the appointments after a call ended.
 #[tauri::command]
 pub fn dismiss_call(calls: State<'_, Calls>) {

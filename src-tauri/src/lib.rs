@@ -6,6 +6,8 @@ pub mod calls;
 mod cli;
 pub mod commands;
 #[cfg(target_os = "linux")]
+mod image_view;
+#[cfg(target_os = "linux")]
 pub mod surface;
 pub mod window;
 
@@ -31,6 +33,7 @@ pub fn wire<R: Runtime>(builder: Builder<R>, kiosk: Kiosk, calls: calls::Calls) 
         commands::watch_video,
         commands::switch_camera,
         commands::watch_self_view,
+        commands::reset_view,
     ])
 }
 

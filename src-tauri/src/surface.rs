@@ -5,7 +5,8 @@
 //! the webview in the window's box shows the newest frame (converted to RGB and scaled by cairo, on
 //! the GTK main thread), with the self-view inset; during a call the webview shrinks to the strip
 //! of call controls. A main-thread timer polls the call at the frame rate, so no GTK object is
-//! touched from another thread.
+//! touched from another thread. While the consultant shares an image, the image takes the main
+//! part (src/image_view.rs) and the consultant's video and the self-view move to a column beside it.
 
 use crate::calls::Calls;
 use sc_call::consultation::Phase;
@@ -75,6 +76,9 @@ fn paint(cr: &gtk::cairo::Context, frame: &I420Frame, (x, y, w, h): (f64, f64, f
 struct Shown {
     remote: Option<Arc<I420Frame>>,
     local: Option<Arc<I420Frame>>,
+    image: Option<Arc<sc_imaging::Screen>>,
+    /// The image's pixels as a cairo surface, rebuilt only when the pixels change.
+    image_surface: Option<(Arc<sc_imaging::Rendered>, gtk::cairo::ImageSurface)>,
 }
 
 /// Adds the surface to the main window; call once, on the main thread (Tauri's `setup`).
@@ -99,6 +103,19 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         cr.set_source_rgb(0.0, 0.0, 0.0);
         let _ = cr.paint();
         let s = draw_state.borrow();
+        if let (Some(image), Some((_, surface))) = (&s.image, &s.image_surface) {
+            // The image beside a column with the consultant (small, still visible) and the self-view.
+            let column = (w / 4.0).max(160.0);
+            crate::image_view::paint(cr, image, surface, (0.0, 0.0, w - column - 16.0, h));
+            let vh = column * 3.0 / 4.0;
+            if let Some(f) = &s.remote {
+                paint(cr, f, (w - column - 8.0, 8.0, column, vh));
+            }
+            if let Some(f) = &s.local {
+                paint(cr, f, (w - column - 8.0, 16.0 + vh, column, vh));
+            }
+            return gtk::glib::Propagation::Stop;
+        }
         if let Some(f) = &s.remote {
             paint(cr, f, (0.0, 0.0, w, h));
         }
@@ -136,11 +153,21 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
             tracing::debug!(area = area.allocated_height(), webview = webview.allocated_height(), visible = area.is_visible(), "surface layout");
         }
         if in_call {
-            let (remote, local) = calls.with(|c| (c.frames().borrow().clone(), c.self_view().borrow().clone())).unwrap_or_default();
+            let (remote, local, image) =
+                calls.with(|c| (c.frames().borrow().clone(), c.self_view().borrow().clone(), c.images().borrow().clone())).unwrap_or_default();
             let mut s = shown.borrow_mut();
-            let changed = !same(&s.remote, &remote) || !same(&s.local, &local);
+            let image_changed = !same(&s.image, &image);
+            let changed = !same(&s.remote, &remote) || !same(&s.local, &local) || image_changed;
+            if image_changed {
+                let keep = matches!((&s.image_surface, &image), (Some((p, _)), Some(i)) if Arc::ptr_eq(p, &i.pixels));
+                if !keep {
+                    s.image_surface = image.as_ref().and_then(|i| Some((i.pixels.clone(), crate::image_view::surface_of(i)?)));
+                }
+                s.image = image;
+            }
             if changed {
-                *s = Shown { remote, local };
+                s.remote = remote;
+                s.local = local;
                 area.queue_draw();
             }
         }
@@ -149,7 +176,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     Ok(())
 }
 
-fn same(a: &Option<Arc<I420Frame>>, b: &Option<Arc<I420Frame>>) -> bool {
+fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => Arc::ptr_eq(a, b),
         (None, None) => true,

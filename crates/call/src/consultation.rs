@@ -2,6 +2,7 @@
 //! connection, wait to be admitted, run the call, and end it. The state is published on a watch
 //! channel for the page; commands (hang up, mute, camera) come in through the handle.
 
+use crate::images::{self, ImagesStatus};
 use crate::source::{AudioSink, AudioSource, Checkerboard, NullSink, TestPattern, Tone, VideoSource};
 use crate::{Call, CallConfig, CallEvent, CallStats, I420Frame, SelectedPair};
 use sc_core::activate::SessionToken;
@@ -41,6 +42,8 @@ pub enum Phase {
         cameras: usize,
         /// Something the nurse should know that does not end the call.
         notice: Option<String>,
+        /// The images the consultant shares.
+        images: ImagesStatus,
     },
     /// Over; the page goes back to the appointments.
     Ended {
@@ -106,6 +109,7 @@ enum Command {
     Camera(bool),
     AudioOnly(bool),
     SwitchCamera,
+    ResetView,
 }
 
 /// A running consultation.
@@ -116,6 +120,7 @@ pub struct Consultation {
     self_view: watch::Receiver<Option<Arc<I420Frame>>>,
     stats: watch::Receiver<CallStats>,
     pair: watch::Receiver<Option<SelectedPair>>,
+    screen: watch::Receiver<Option<Arc<sc_imaging::Screen>>>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -127,14 +132,15 @@ impl Consultation {
         let (self_tx, self_view) = watch::channel(None);
         let (stats_tx, stats) = watch::channel(CallStats::default());
         let (pair_tx, pair) = watch::channel(None);
+        let (screen_tx, screen) = watch::channel(None);
         let (commands, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let outs = Outputs { phase: phase_tx.clone(), frames: frames_tx, self_view: self_tx, stats: stats_tx, pair: pair_tx };
+            let outs = Outputs { phase: phase_tx.clone(), frames: frames_tx, self_view: self_tx, stats: stats_tx, pair: pair_tx, screen: screen_tx };
             let reason = run(record, session, room_code, media, outs, rx).await;
             tracing::info!(%reason, "consultation ended");
             let _ = phase_tx.send(Phase::Ended { reason });
         });
-        Consultation { phase, frames, self_view, stats, pair, commands }
+        Consultation { phase, frames, self_view, stats, pair, screen, commands }
     }
 
     /// The current phase.
@@ -155,6 +161,16 @@ impl Consultation {
     /// The self-view (what the laptop sends, small), as it changes.
     pub fn self_view(&self) -> watch::Receiver<Option<Arc<I420Frame>>> {
         self.self_view.clone()
+    }
+
+    /// The shared image to draw, as it changes (`None` when there is none, and after the call).
+    pub fn images(&self) -> watch::Receiver<Option<Arc<sc_imaging::Screen>>> {
+        self.screen.clone()
+    }
+
+    /// The nurse puts the image back as the file shows it (the consultant is told).
+    pub fn reset_view(&self) {
+        let _ = self.commands.send(Command::ResetView);
     }
 
     /// Call counters (updated twice a second).
@@ -207,6 +223,7 @@ struct Outputs {
     self_view: watch::Sender<Option<Arc<I420Frame>>>,
     stats: watch::Sender<CallStats>,
     pair: watch::Sender<Option<SelectedPair>>,
+    screen: watch::Sender<Option<Arc<sc_imaging::Screen>>>,
 }
 
 async fn run(
@@ -261,25 +278,33 @@ async fn run(
             return format!("The call could not start: {e}");
         }
     };
+    // The shared images: their own task, ended (and the images dropped) with the call.
+    let (reset_tx, reset_rx) = mpsc::unbounded_channel();
+    let (status_tx, mut image_status) = watch::channel(ImagesStatus::default());
+    let viewer = call.take_data().map(|data| {
+        tokio::spawn(images::run(data, call.data_sender(), reset_rx, images::Outputs { screen: out.screen.clone(), status: status_tx }))
+    });
+    let mut images_live = viewer.is_some();
     let mut remote_frames = call.frames();
     let mut local_frames = call.local_frames();
     let connect_deadline = tokio::time::Instant::now() + media.connect_timeout;
     let (mut muted, mut camera, mut audio_only, mut camera_index) = (false, true, false, 0usize);
     let mut notice: Option<String> = None;
-    let in_call = |muted, camera, audio_only, camera_index, notice: &Option<String>| Phase::InCall {
+    let in_call = |muted, camera, audio_only, camera_index, notice: &Option<String>, images: &watch::Receiver<ImagesStatus>| Phase::InCall {
         muted,
         camera,
         audio_only,
         camera_index,
         cameras,
         notice: notice.clone(),
+        images: images.borrow().clone(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let reason = loop {
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(CallEvent::Signal(m)) => if sig.send(&m).await.is_err() { break "The connection to the healthcare server was lost.".to_owned() },
-                Some(CallEvent::State(crate::CallState::Connected)) => { let _ = phase.send(in_call(muted, camera, audio_only, camera_index, &notice)); }
+                Some(CallEvent::State(crate::CallState::Connected)) => { let _ = phase.send(in_call(muted, camera, audio_only, camera_index, &notice, &image_status)); }
                 Some(CallEvent::Ended(reason)) => break reason,
                 Some(_) => {}
                 None => break "The call stopped.".to_owned(),
@@ -314,6 +339,7 @@ async fn run(
                 Some(Command::Mute(on)) => { muted = on; call.set_muted(on); }
                 Some(Command::Camera(on)) => { camera = on; call.set_camera(on); }
                 Some(Command::AudioOnly(on)) => { audio_only = on; call.set_audio_only(on); }
+                Some(Command::ResetView) => { let _ = reset_tx.send(()); }
                 Some(Command::SwitchCamera) => {
                     let next = (camera_index + 1) % cameras.max(1);
                     match (media.video)(next) {
@@ -326,6 +352,7 @@ async fn run(
                     }
                 }
             },
+            changed = image_status.changed(), if images_live => images_live = changed.is_ok(),
             _ = tick.tick() => {
                 if matches!(*phase.borrow(), Phase::Connecting) && tokio::time::Instant::now() >= connect_deadline {
                     let _ = sig.send(&ToServer::HangUp).await;
@@ -337,7 +364,7 @@ async fn run(
                 }
             }
         }
-        let now = in_call(muted, camera, audio_only, camera_index, &notice);
+        let now = in_call(muted, camera, audio_only, camera_index, &notice, &image_status);
         phase.send_if_modified(|p| {
             let changed = matches!(p, Phase::InCall { .. }) && *p != now;
             if changed {
@@ -347,6 +374,11 @@ async fn run(
         });
     };
     out.stats.send_replace(call.stats());
+    drop(reset_tx);
+    if let Some(v) = viewer {
+        let _ = v.await;
+    }
+    out.screen.send_replace(None);
     call.close().await;
     sig.close().await;
     reason

@@ -1,6 +1,7 @@
 //! One call: the peer connection (relay-only), the local media pumps (source -> encoder -> track),
 //! the remote media sinks (track -> decoder -> frame/energy), and the signalling glue.
 
+use crate::data::{DataIn, DataLink, DataSender};
 use crate::audio::{OpusDecoder, OpusEncoder, FRAME_STEREO};
 use crate::frame::I420Frame;
 use crate::keyframe::{is_keyframe_request, KeyframeRequests};
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use webrtc::data_channel::DataChannel;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -160,6 +162,8 @@ struct Shared {
     next_video: Mutex<Option<Box<dyn VideoSource>>>,
     /// The speaker, taken by the audio receiver when the remote track arrives.
     playback: Mutex<Option<Box<dyn AudioSink>>>,
+    /// The image-share data channel.
+    data: Arc<DataLink>,
 }
 
 /// Self-view frames: one in this many captured frames, shrunk by this factor.
@@ -205,6 +209,19 @@ impl PeerConnectionEventHandler for Handler {
         self.shared.emit(CallEvent::State(s));
         if s == CallState::Failed {
             self.shared.emit(CallEvent::Ended("The connection to the consultant failed.".into()));
+        }
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        // A consultant page opens a new share channel after a cut; anything else is refused.
+        match channel.label().await {
+            Ok(label) if label == sc_proto::share::CHANNEL_LABEL => {
+                tracing::info!("the consultant opened a share channel");
+                self.shared.data.adopt(channel);
+            }
+            _ => {
+                let _ = channel.close().await;
+            }
         }
     }
 
@@ -503,6 +520,7 @@ pub struct Call {
     pending: Mutex<Vec<RTCIceCandidateInit>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    data_rx: Mutex<Option<mpsc::Receiver<DataIn>>>,
 }
 
 impl std::fmt::Debug for Call {
@@ -555,6 +573,7 @@ impl Call {
         let (connected, _) = watch::channel(false);
         let (frames, _) = watch::channel(None);
         let (local_frames, _) = watch::channel(None);
+        let (data, data_rx) = DataLink::new();
         let shared = Arc::new(Shared {
             started: Instant::now(),
             counters: Counters::default(),
@@ -569,6 +588,7 @@ impl Call {
             local_frames,
             next_video: Mutex::new(None),
             playback: Mutex::new(Some(config.playback)),
+            data,
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
@@ -583,6 +603,11 @@ impl Call {
                 .map_err(Error::webrtc)?,
         );
 
+        // The share channel is in the offer (so the browser need not renegotiate to add one).
+        if role == Role::Offerer {
+            let channel = pc.create_data_channel(sc_proto::share::CHANNEL_LABEL, None).await.map_err(Error::webrtc)?;
+            shared.data.adopt(channel);
+        }
         let video_track = local_track(RtpCodecKind::Video, vp8, random_ssrc()?)?;
         let audio_track = local_track(RtpCodecKind::Audio, opus, random_ssrc()?)?;
         let video_sender = pc.add_track(video_track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
@@ -609,6 +634,7 @@ impl Call {
             pending: Mutex::new(Vec::new()),
             threads: Mutex::new(threads),
             tasks: Mutex::new(tasks),
+            data_rx: Mutex::new(Some(data_rx)),
         };
         if role == Role::Offerer {
             let offer = call.pc.create_offer(None).await.map_err(Error::webrtc)?;
@@ -711,6 +737,16 @@ impl Call {
     /// The newest decoded remote frame, as it changes.
     pub fn frames(&self) -> watch::Receiver<Option<Arc<I420Frame>>> {
         self.shared.frames.subscribe()
+    }
+
+    /// The share channel's messages (once; later calls get `None`).
+    pub fn take_data(&self) -> Option<mpsc::Receiver<DataIn>> {
+        self.data_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// Sends replies on the share channel.
+    pub fn data_sender(&self) -> DataSender {
+        DataSender(self.shared.data.clone())
     }
 
     /// Counters so far.

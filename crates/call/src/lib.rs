@@ -7,15 +7,18 @@
 mod audio;
 pub mod consultation;
 pub mod convert;
+mod data;
 #[cfg(feature = "devices")]
 pub mod devices;
 mod engine;
 mod error;
+pub mod images;
 pub mod frame;
 mod keyframe;
 pub mod source;
 mod video;
 
+pub use data::{DataIn, DataSender};
 pub use engine::{Call, CallConfig, CallEvent, CallState, CallStats, SelectedPair};
 pub use error::Error;
 pub use frame::I420Frame;

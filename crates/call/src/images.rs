@@ -1,0 +1,107 @@
+//! The images the consultant shares during a call: a [`Viewer`] fed by the share channel, its
+//! replies sent back, and what to draw published for the window. Decoding runs on the blocking
+//! pool so the call's media never waits for it. Everything lives in memory and is dropped when the
+//! call ends (the task ends, taking the viewer and its images with it).
+
+use crate::data::{DataIn, DataSender};
+use sc_imaging::{Screen, ShareLimits, Viewer};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// The images as the nurse's page shows them (no clinical content: counts and messages).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImagesStatus {
+    /// Percent received of a share under way.
+    pub receiving: Option<u8>,
+    /// Images (stacks) held.
+    pub images: usize,
+    /// Something the nurse should know (a refused, cut or damaged share).
+    pub notice: Option<String>,
+}
+
+/// The shared images' outputs.
+pub(crate) struct Outputs {
+    pub(crate) screen: watch::Sender<Option<Arc<Screen>>>,
+    pub(crate) status: watch::Sender<ImagesStatus>,
+}
+
+enum Input {
+    Data(DataIn),
+    Reset,
+    Tick,
+}
+
+fn status_of(v: &Viewer) -> ImagesStatus {
+    ImagesStatus {
+        receiving: v.receiving().map(|(got, total)| if total == 0 { 100 } else { (got * 100 / total).min(100) as u8 }),
+        images: v.stacks(),
+        notice: v.notice().map(str::to_owned),
+    }
+}
+
+/// Runs the viewer until the share channel's queue or the reset handle closes (the call ended).
+pub(crate) async fn run(mut data: mpsc::Receiver<DataIn>, reply: DataSender, mut reset: mpsc::UnboundedReceiver<()>, out: Outputs) {
+    let mut viewer = Some(Viewer::new(ShareLimits::default()));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let (mut bytes, mut files) = (0usize, 0usize);
+    loop {
+        let input = tokio::select! {
+            d = data.recv() => match d { Some(d) => Input::Data(d), None => break },
+            r = reset.recv() => match r { Some(()) => Input::Reset, None => break },
+            _ = tick.tick() => Input::Tick,
+        };
+        if let Input::Data(DataIn::Binary(b)) = &input {
+            bytes += b.len();
+        }
+        let Some(mut v) = viewer.take() else { break };
+        let work = tokio::task::spawn_blocking(move || {
+            let now = Instant::now();
+            let replies = match input {
+                Input::Data(DataIn::Text(t)) => v.on_text(now, &t),
+                Input::Data(DataIn::Binary(b)) => v.on_binary(now, &b),
+                Input::Data(DataIn::Closed) => v.on_channel_closed(),
+                Input::Reset => v.reset(),
+                Input::Tick => v.on_tick(now),
+                Input::Data(_) => Vec::new(),
+            };
+            let screen = v.screen();
+            let status = status_of(&v);
+            (v, replies, screen, status)
+        });
+        let Ok((v, replies, screen, status)) = work.await else {
+            tracing::error!("the image viewer failed; shared images are gone for this call");
+            break;
+        };
+        viewer = Some(v);
+        for r in &replies {
+            if let sc_proto::share::FromKiosk::Done { shown, failed, .. } = r {
+                files += (*shown + *failed) as usize;
+                // Counts only: names and pixels are clinical content.
+                tracing::info!(files = shown + failed, failed, bytes, "image share received");
+            }
+            match serde_json::to_string(r) {
+                Ok(json) => reply.send_text(&json).await,
+                Err(e) => tracing::warn!(error = %e, "share reply not serialised"),
+            }
+        }
+        out.screen.send_if_modified(|current| {
+            let changed = current.as_deref() != screen.as_ref();
+            if changed {
+                *current = screen.map(Arc::new);
+            }
+            changed
+        });
+        out.status.send_if_modified(|s| {
+            let changed = *s != status;
+            if changed {
+                *s = status;
+            }
+            changed
+        });
+    }
+    tracing::info!(files, bytes, "shared images dropped");
+    out.screen.send_replace(None);
+    out.status.send_replace(ImagesStatus::default());
+}
