@@ -2,7 +2,7 @@
 // waiting laptop, and reports the call's statistics as JSON lines on stdout for the Rust test.
 // Settings come from the environment (SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI,
 // SC_END = "consultant" | "kiosk", SC_HOLD_MS, SC_HEADLESS).
-import { env, launch, say } from "./launch.mjs";
+import { admitFirstLaptop, env, launch, say } from "./launch.mjs";
 
 const browser = await launch({ y4m: env("SC_Y4M") });
 const done = async (code) => { await browser.close().catch(() => {}); process.exit(code); };
@@ -11,26 +11,7 @@ process.on("unhandledRejection", async (e) => { say("error", { message: String(e
 try {
   const page = await browser.newPage();
   page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") say("console", { text: m.text() }); });
-  await page.goto(`${env("SC_URL")}/consult/`);
-  await page.fill("#username", env("SC_USER"));
-  await page.fill("#password", env("SC_PASSWORD"));
-  await page.fill("#code", env("SC_CODE"));
-  await page.click("#signin button[type=submit]");
-  await page.waitForSelector("button[data-appointment]", { timeout: 60000 });
-  say("waiting");
-  const admittedAt = Date.now();
-  await page.click("button[data-appointment]");
-  await page.waitForFunction(() => window.scCall.pc && window.scCall.pc.connectionState === "connected", null, { timeout: 60000 })
-    .catch(async (e) => {
-      const diag = await page.evaluate(() => {
-        const pc = window.scCall.pc;
-        return pc ? { gathering: pc.iceGatheringState, ice: pc.iceConnectionState, state: pc.connectionState,
-          local: pc.localDescription && pc.localDescription.sdp.split("\r\n").filter((l) => l.startsWith("a=candidate")) } : { lastEnd: window.scCall.lastEnd };
-      });
-      say("diagnostics", diag);
-      throw e;
-    });
-  say("connected");
+  const admittedAt = await admitFirstLaptop(page);
 
   const stats = async () => page.evaluate(async () => {
     const out = { video: null, audio: null, pair: null };

@@ -27,3 +27,29 @@ export async function launch({ y4m } = {}) {
     ],
   });
 }
+
+// Signs the consultant in, admits the first laptop that waits, and resolves once the call connects
+// (with ICE diagnostics reported if it does not). Returns when admitted, in ms since the epoch.
+export async function admitFirstLaptop(page) {
+  await page.goto(`${env("SC_URL")}/consult/`);
+  await page.fill("#username", env("SC_USER"));
+  await page.fill("#password", env("SC_PASSWORD"));
+  await page.fill("#code", env("SC_CODE"));
+  await page.click("#signin button[type=submit]");
+  await page.waitForSelector("button[data-appointment]", { timeout: 60000 });
+  say("waiting");
+  const admittedAt = Date.now();
+  await page.click("button[data-appointment]");
+  await page.waitForFunction(() => window.scCall.pc && window.scCall.pc.connectionState === "connected", null, { timeout: 60000 })
+    .catch(async (e) => {
+      const diag = await page.evaluate(() => {
+        const pc = window.scCall.pc;
+        return pc ? { gathering: pc.iceGatheringState, ice: pc.iceConnectionState, state: pc.connectionState,
+          local: pc.localDescription && pc.localDescription.sdp.split("\r\n").filter((l) => l.startsWith("a=candidate")) } : { lastEnd: window.scCall.lastEnd };
+      });
+      say("diagnostics", diag);
+      throw e;
+    });
+  say("connected");
+  return admittedAt;
+}

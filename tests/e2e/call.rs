@@ -35,7 +35,7 @@ struct Outcome {
     self_view: (f64, f64),
 }
 
-fn synthetic_media() -> Arc<MediaSetup> {
+pub(crate) fn synthetic_media() -> Arc<MediaSetup> {
     synthetic_media_with(Duration::from_secs(30))
 }
 

@@ -10,6 +10,7 @@ mod call;
 mod config_crash;
 mod keystore;
 mod pinning;
+mod share;
 mod signalling;
 mod support;
 mod window;

@@ -30,8 +30,10 @@ pub struct Driver {
     /// The driver process.
     pub child: tokio::process::Child,
     /// The driver's JSON events (the consultant: waiting, connected, stats, ended, error; IT:
-    /// listed, bricked, wiped, error).
+    /// listed, bricked, wiped, error; sharing: share_open, kiosk, page_status, call, did).
     pub events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    /// Commands to the sharing consultant (share.mjs reads them).
+    stdin: Option<tokio::process::ChildStdin>,
 }
 
 /// The consultant in the browser ([`Driver::start`]).
@@ -64,6 +66,39 @@ impl Driver {
         spawn(cmd, "call.mjs", server, username, secret)
     }
 
+    /// As [`Driver::start`], for a consultant who then shares images as told ([`Driver::tell`]).
+    pub fn sharing(server: &CareServer, username: &str, secret: &str, y4m: &Path) -> Self {
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.env("SC_Y4M", y4m).env("SC_HEADLESS", "1");
+        spawn(cmd, "share.mjs", server, username, secret)
+    }
+
+    /// Sends a command to the sharing consultant (see tests/consultant/share.mjs).
+    pub async fn tell(&mut self, command: Value) {
+        use tokio::io::AsyncWriteExt as _;
+        let stdin = self.stdin.as_mut().expect("the driver reads commands");
+        let line = format!("{command}\n");
+        stdin.write_all(line.as_bytes()).await.expect("command to the driver");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// The next event for which `pick` returns something, within `secs`; panics on a driver error.
+    pub async fn wait_for<T>(&mut self, what: &str, secs: u64, mut pick: impl FnMut(&Value) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let v = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .unwrap_or_else(|| panic!("the driver ended while waiting for {what}"));
+            if v["event"] == "error" {
+                panic!("the driver failed while waiting for {what}: {v}");
+            }
+            if let Some(t) = pick(&v) {
+                return t;
+            }
+        }
+    }
+
     /// The driver's process id (Chromium runs beneath it).
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
@@ -81,6 +116,7 @@ fn spawn(
     assert!(driver_dir().join("node_modules/playwright-core").exists(), "run `npm ci` in tests/consultant (scripts/test.sh does)");
     let mut child = cmd
         .arg(driver_dir().join(script))
+        .stdin(std::process::Stdio::piped())
         .env("SC_URL", &server.url)
         .env("SC_USER", username)
         .env("SC_PASSWORD", PASSWORD)
@@ -92,6 +128,7 @@ fn spawn(
         .spawn()
         .expect("node");
     let stdout = child.stdout.take().expect("stdout");
+    let stdin = child.stdin.take();
     let (tx, events) = tokio::sync::mpsc::unbounded_channel();
     let script = script.to_owned();
     tokio::spawn(async move {
@@ -105,7 +142,7 @@ fn spawn(
             }
         }
     });
-    Driver { child, events }
+    Driver { child, events, stdin }
 }
 
 impl Driver {

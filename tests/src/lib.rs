@@ -166,3 +166,13 @@ pub fn artifacts_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir
 }
+
+/// The pydicom wheel's test files (scripts/lib.sh `dicom_test_files` fetches them).
+pub fn dicom_dir() -> PathBuf {
+    let dir = std::env::var_os("SC_DICOM_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+        home.join(".cache/secureconsult/pydicom/test_files")
+    });
+    assert!(dir.join("CT_small.dcm").exists(), "pydicom's test files are missing in {} (scripts/test.sh fetches them)", dir.display());
+    dir
+}

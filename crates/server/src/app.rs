@@ -26,6 +26,7 @@ pub fn app(state: AppState) -> Router {
         .route("/consult/app.js", get(web::script))
         .route("/consult/style.css", get(web::style))
         .route("/consult/common.js", get(web::common_script))
+        .route("/consult/share.js", get(web::share_script))
         .route("/consult/login", post(web::login))
         .route("/consult/logout", post(web::logout))
         .route("/v1/consult/me", get(web::me))

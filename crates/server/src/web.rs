@@ -40,6 +40,11 @@ pub async fn script() -> Response {
     asset(include_str!("../web/app.js"), "text/javascript; charset=utf-8")
 }
 
+/// `GET /consult/share.js`: sending images over the call and driving the laptop's viewer.
+pub async fn share_script() -> Response {
+    asset(include_str!("../web/share.js"), "text/javascript; charset=utf-8")
+}
+
 /// `GET /consult/common.js` and `/admin/common.js`: what both pages share.
 pub async fn common_script() -> Response {
     asset(include_str!("../web/common.js"), "text/javascript; charset=utf-8")

@@ -1,6 +1,7 @@
 // The consultant's page: sign in, see today's appointments and who waits, admit, and run the call in
 // the browser's own WebRTC, relay-only through the TURN server the care server names.
 import { $, api, signInOut, view } from "./common.js";
+import * as share from "./share.js";
 
 const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [], preview: null };
 // Tests and support staff read call statistics from here (no secrets live on this object).
@@ -58,6 +59,7 @@ function send(msg) {
 }
 
 function endCall(reason) {
+  share.detach();
   if (state.pc) state.pc.close();
   state.pc = null;
   if (state.local) for (const t of state.local.getTracks()) t.stop();
@@ -76,6 +78,7 @@ async function startCall(msg) {
   // A candidate pool of one starts the relay allocation now, while the laptop's offer is on its way.
   const pc = new RTCPeerConnection({ iceServers: msg.ice_servers, iceTransportPolicy: "relay", iceCandidatePoolSize: 1 });
   state.pc = pc;
+  share.attach(pc);
   // Handlers first: the laptop's offer can arrive while the camera is still opening, and
   // candidates gathered before a handler exists are lost.
   pc.ontrack = (ev) => {
@@ -151,6 +154,7 @@ async function enter(name) {
 }
 
 signInOut("/consult/login", "/consult/logout", enter);
+share.wire();
 $("end").addEventListener("click", () => { send({ type: "hang_up" }); endCall("You ended the call."); });
 $("mute").addEventListener("click", () => {
   const t = state.local && state.local.getAudioTracks()[0];

@@ -148,7 +148,7 @@ async fn the_audit_view_checks_the_chain_and_names_an_edited_row() {
 #[tokio::test]
 async fn the_page_is_served_with_a_strict_content_security_policy() {
     let h = Harness::new();
-    for path in ["/admin/", "/admin/admin.js", "/admin/common.js", "/admin/style.css", "/consult/common.js"] {
+    for path in ["/admin/", "/admin/admin.js", "/admin/common.js", "/admin/style.css", "/consult/common.js", "/consult/share.js"] {
         let req = axum::http::Request::get(path).body(axum::body::Body::empty()).expect("request");
         let resp = tower::ServiceExt::oneshot(sc_server::app(h.state.clone()), req).await.expect("infallible");
         assert_eq!(resp.status(), StatusCode::OK, "{path}");

@@ -1,0 +1,81 @@
+// Drives headless Chromium as a consultant who shows images: signs in, admits the laptop, then
+// follows commands from the Rust test on stdin (one JSON object a line) through the page's own
+// controls, and reports every reply the laptop sends over the share channel as JSON lines.
+// Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"preset","name":s}
+// | {"do":"zoom_in"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"call"} | {"do":"end"}.
+// Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
+import { createInterface } from "node:readline";
+import { admitFirstLaptop, env, launch, say } from "./launch.mjs";
+
+const browser = await launch({ y4m: env("SC_Y4M") });
+const done = async (code) => { await browser.close().catch(() => {}); process.exit(code); };
+process.on("unhandledRejection", async (e) => { say("error", { message: String(e && e.stack || e) }); await done(1); });
+
+try {
+  const page = await browser.newPage();
+  page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") say("console", { text: m.text() }); });
+  await admitFirstLaptop(page);
+  await page.waitForFunction(() => window.scShare.channel && window.scShare.channel.readyState === "open", null, { timeout: 30000 });
+  say("share_open");
+
+  // Forward the laptop's replies and the page's status line as they come.
+  let seen = 0;
+  let status = "";
+  const forward = setInterval(async () => {
+    const { log, text, problem } = await page.evaluate((from) => ({
+      log: window.scShare.log.slice(from), text: document.getElementById("share-status").textContent,
+      problem: document.getElementById("share-status").dataset.problem === "yes",
+    }), seen).catch(() => ({ log: [], text: status }));
+    seen += log.length;
+    for (const msg of log) say("kiosk", { at: Date.now(), msg });
+    if (text !== status) { status = text; say("page_status", { text, problem }); }
+  }, 25);
+
+  const commands = createInterface({ input: process.stdin });
+  for await (const line of commands) {
+    const cmd = JSON.parse(line);
+    switch (cmd.do) {
+      case "share":
+        // cut_after_files: the page cuts the channel the moment the laptop has that many files.
+        if (cmd.cut_after_files) {
+          await page.evaluate((n) => {
+            window.scShare.onReply = (m) => { if (m.type === "progress" && m.files >= n) { window.scShare.onReply = null; window.scShare.cut(); } };
+          }, cmd.cut_after_files);
+        }
+        say("sharing", { at: Date.now() });
+        await page.setInputFiles("#files", cmd.files);
+        break;
+      case "slice": await page.locator("#slice").fill(String(cmd.frame)); break;
+      case "preset": await page.click(`[data-window="${cmd.name}"]`); break;
+      case "zoom_in": await page.click("#zoom-in"); break;
+      case "point": {
+        const box = await page.locator("#pad").boundingBox();
+        await page.mouse.move(box.x + box.width * cmd.x, box.y + box.height * cmd.y, { steps: 3 });
+        break;
+      }
+      case "cut": await page.evaluate(() => window.scShare.cut()); break;
+      case "call": {
+        const s = await page.evaluate(async () => {
+          const pc = window.scCall.pc;
+          let frames = 0;
+          if (pc) (await pc.getStats()).forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video") frames = r.framesDecoded || 0; });
+          return { state: pc ? pc.connectionState : "none", framesDecoded: frames, channel: window.scShare.channel ? window.scShare.channel.readyState : "none" };
+        });
+        say("call", s);
+        break;
+      }
+      case "end":
+        clearInterval(forward);
+        await page.click("#end");
+        say("ended", { by: "consultant" });
+        await done(0);
+        break;
+      default: say("error", { message: `unknown command ${line}` });
+    }
+    say("did", { what: cmd.do });
+  }
+  await done(0);
+} catch (e) {
+  say("error", { message: String(e && e.stack || e) });
+  await done(1);
+}
