@@ -2,7 +2,7 @@
 // follows commands from the Rust test on stdin (one JSON object a line) through the page's own
 // controls, and reports every reply the laptop sends over the share channel as JSON lines.
 // Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"preset","name":s}
-// | {"do":"zoom_in"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"call"} | {"do":"end"}.
+// | {"do":"zoom_in"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"call"} | {"do":"end"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
 import { createInterface } from "node:readline";
 import { admitFirstLaptop, env, launch, say } from "./launch.mjs";
@@ -49,10 +49,12 @@ try {
       case "preset": await page.click(`[data-window="${cmd.name}"]`); break;
       case "zoom_in": await page.click("#zoom-in"); break;
       case "point": {
+        await page.locator("#pad").scrollIntoViewIfNeeded();
         const box = await page.locator("#pad").boundingBox();
         await page.mouse.move(box.x + box.width * cmd.x, box.y + box.height * cmd.y, { steps: 3 });
         break;
       }
+      case "screenshot": await page.screenshot({ path: cmd.path, fullPage: true }); break;
       case "cut": await page.evaluate(() => window.scShare.cut()); break;
       case "call": {
         const s = await page.evaluate(async () => {

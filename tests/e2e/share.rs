@@ -102,6 +102,8 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     assert_eq!(*screen.pixels, rendered(&dose, 3), "slice 4's pixels");
 
     // The window preset and the pointer arrive.
+    dr.tell(json!({ "do": "screenshot", "path": sc_e2e::artifacts_dir().join("consultant-sharing.png") })).await;
+    dr.wait_for("the screenshot", 30, |v| (v["event"] == "did" && v["what"] == "screenshot").then_some(())).await;
     dr.tell(json!({ "do": "preset", "name": "lung" })).await;
     let shown = dr.wait_for("the lung window", 30, |v| kiosk(v, "shown").filter(|m| m["center"] == -600.0)).await;
     assert_eq!(shown["width"], 1500.0);

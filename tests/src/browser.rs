@@ -85,11 +85,16 @@ impl Driver {
     /// The next event for which `pick` returns something, within `secs`; panics on a driver error.
     pub async fn wait_for<T>(&mut self, what: &str, secs: u64, mut pick: impl FnMut(&Value) -> Option<T>) -> T {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut seen = std::collections::VecDeque::new();
         loop {
             let v = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
-                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}; the last events: {seen:?}"))
                 .unwrap_or_else(|| panic!("the driver ended while waiting for {what}"));
+            if seen.len() == 8 {
+                seen.pop_front();
+            }
+            seen.push_back(v.to_string());
             if v["event"] == "error" {
                 panic!("the driver failed while waiting for {what}: {v}");
             }
