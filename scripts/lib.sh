@@ -5,7 +5,7 @@
 PKGS_BUILD="build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libsoup-3.0-dev \
 libjavascriptcoregtk-4.1-dev libgtk-3-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev \
 libvpx-dev libopus-dev libasound2-dev libclang-dev clang cmake"
-PKGS_RUNTIME="dbus dbus-x11 gnome-keyring xvfb xauth matchbox-window-manager imagemagick xdotool oathtool procps \
+PKGS_RUNTIME="dbus dbus-x11 gnome-keyring xvfb xauth matchbox-window-manager imagemagick xdotool oathtool procps strace \
 coturn chromium"
 
 log() { printf '\033[1m[secureconsult]\033[0m %s\n' "$*" >&2; }

@@ -106,6 +106,9 @@ function renderCall(phase) {
     const said = images.receiving != null ? `Receiving images… ${images.receiving}%` : images.notice || (images.images ? `${images.images} image${images.images > 1 ? "s" : ""} from the consultant` : "");
     $("images-status").textContent = said;
     $("images-status").hidden = !said;
+    $("images-status").title = said;
+    // The strip is narrow: the images' news takes the place of "In call".
+    $("call-phase").hidden = Boolean(said) && !phase.notice;
     $("images-status").dataset.problem = images.receiving == null && images.notice ? "yes" : "no";
     $("reset-view").hidden = !images.images;
     const state = { mute: phase.muted, camera: !phase.camera, "audio-only": phase.audio_only };

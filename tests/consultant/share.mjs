@@ -18,18 +18,23 @@ try {
   await page.waitForFunction(() => window.scShare.channel && window.scShare.channel.readyState === "open", null, { timeout: 30000 });
   say("share_open");
 
-  // Forward the laptop's replies and the page's status line as they come.
+  // Forward the laptop's replies and the page's status line as they come (one read at a time, so
+  // no reply is skipped or repeated).
   let seen = 0;
   let status = "";
-  const forward = setInterval(async () => {
-    const { log, text, problem } = await page.evaluate((from) => ({
-      log: window.scShare.log.slice(from), text: document.getElementById("share-status").textContent,
-      problem: document.getElementById("share-status").dataset.problem === "yes",
-    }), seen).catch(() => ({ log: [], text: status }));
-    seen += log.length;
-    for (const msg of log) say("kiosk", { at: Date.now(), msg });
-    if (text !== status) { status = text; say("page_status", { text, problem }); }
-  }, 25);
+  let forwarding = true;
+  const forwarder = (async () => {
+    while (forwarding) {
+      const { log, text, problem } = await page.evaluate((from) => ({
+        log: window.scShare.log.slice(from), text: document.getElementById("share-status").textContent,
+        problem: document.getElementById("share-status").dataset.problem === "yes",
+      }), seen).catch(() => ({ log: [], text: status }));
+      seen += log.length;
+      for (const msg of log) say("kiosk", { at: Date.now(), msg });
+      if (text !== status) { status = text; say("page_status", { text, problem }); }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  })();
 
   const commands = createInterface({ input: process.stdin });
   for await (const line of commands) {
@@ -67,7 +72,8 @@ try {
         break;
       }
       case "end":
-        clearInterval(forward);
+        forwarding = false;
+        await forwarder;
         await page.click("#end");
         say("ended", { by: "consultant" });
         await done(0);

@@ -11,6 +11,7 @@ mod config_crash;
 mod keystore;
 mod pinning;
 mod share;
+mod share_window;
 mod signalling;
 mod support;
 mod window;

@@ -10,18 +10,18 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// One display, one keyboard: window tests take turns.
-static DISPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static DISPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const BRAND: &str = "srgb(11,110,79)";
 const PAPER: &str = "srgb(244,247,246)";
 
-struct KioskProcess {
-    child: Child,
+pub(crate) struct KioskProcess {
+    pub(crate) child: Child,
     log: std::path::PathBuf,
 }
 
 impl KioskProcess {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -38,7 +38,7 @@ fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn screenshot(path: &Path) {
+pub(crate) fn screenshot(path: &Path) {
     let status = Command::new("import").args(["-window", "root"]).arg(path).status().expect("import");
     assert!(status.success(), "screenshot failed");
 }
@@ -56,7 +56,7 @@ fn brand_fraction(path: &Path) -> f64 {
     out.parse().unwrap_or(0.0)
 }
 
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
@@ -92,6 +92,32 @@ fn start_kiosk(data_dir: &Path, log_name: &str, media: bool) -> KioskProcess {
     KioskProcess { child: cmd.spawn().expect("start the kiosk"), log }
 }
 
+
+/// Starts the kiosk window (synthetic media) on an enrolled laptop, signs `nurse.jo` in with the
+/// keyboard and joins the first appointment: the kiosk waits to be admitted.
+pub(crate) async fn kiosk_joining(data_dir: &Path, log_name: &str, nurse_secret: &str) -> KioskProcess {
+    let kiosk = start_kiosk(data_dir, log_name, true);
+    let shot = artifacts_dir().join(log_name.replace(".log", "-joining.png"));
+    let code = CareServer::code(nurse_secret);
+    tokio::task::spawn_blocking(move || {
+        wait_for("the lock screen", Duration::from_secs(60), || {
+            screenshot(&shot);
+            brand_fraction(&shot) > 0.002 && pixel(&shot, 10, 10) == PAPER
+        });
+        sign_in_by_keyboard("nurse.jo", &code);
+        wait_for("the appointments", Duration::from_secs(60), || {
+            screenshot(&shot);
+            pixel(&shot, 10, 10) == BRAND
+        });
+        // The first appointment's Join button has the focus.
+        std::thread::sleep(Duration::from_millis(1500));
+        xdotool(&["key", "Return"]);
+        kiosk
+    })
+    .await
+    .expect("join")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_shows_the_consultants_video_in_the_window() {
     let _display = DISPLAY.lock().await;
@@ -108,30 +134,8 @@ async fn a_call_shows_the_consultants_video_in_the_window() {
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
     sc_e2e::media::write_y4m(clip.path(), 15);
 
-    let kiosk = start_kiosk(laptop.dir.path(), "kiosk-call-window.log", true);
+    let kiosk = kiosk_joining(laptop.dir.path(), "kiosk-call-window.log", &secret).await;
     let shot = artifacts_dir().join("call-screen.png");
-    let code = CareServer::code(&secret);
-    let kiosk = tokio::task::spawn_blocking({
-        let shot = shot.clone();
-        move || {
-            wait_for("the lock screen", Duration::from_secs(60), || {
-                screenshot(&shot);
-                brand_fraction(&shot) > 0.002 && pixel(&shot, 10, 10) == PAPER
-            });
-            sign_in_by_keyboard("nurse.jo", &code);
-            wait_for("the appointments", Duration::from_secs(60), || {
-                screenshot(&shot);
-                pixel(&shot, 10, 10) == BRAND
-            });
-            // The first appointment's Join button has the focus.
-            std::thread::sleep(Duration::from_millis(1500));
-            xdotool(&["key", "Return"]);
-            kiosk
-        }
-    })
-    .await
-    .expect("join");
-
     let mut consultant = crate::call::start_consultant_holding(&server, &dr, clip.path(), "consultant", 8000);
     loop {
         let v = tokio::time::timeout(Duration::from_secs(90), consultant.events.recv()).await.expect("consultant progress").expect("driver");

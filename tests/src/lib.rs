@@ -16,6 +16,7 @@ pub const TURN_SECRET: &str = "test-turn-secret";
 pub mod browser;
 pub mod consultant;
 pub mod desktop;
+pub mod dicom;
 pub mod media;
 
 /// A care server running in this process on a loopback port, over real TLS.

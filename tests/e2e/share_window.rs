@@ -1,0 +1,236 @@
+//! The real kiosk window under Xvfb while Chromium shares images over a real call: screenshots
+//! show the CT's own pixels and then the chosen slice of a multi-frame file, placed where the
+//! viewer draws them, and the consultant's pointer in yellow where they point. Meanwhile strace
+//! watches the kiosk's whole process tree: receiving and showing images creates no file.
+
+use crate::support::Laptop;
+use crate::window::{kiosk_joining, screenshot, KioskProcess, DISPLAY};
+use sc_e2e::browser::Driver;
+use sc_e2e::{artifacts_dir, dicom_dir, CareServer};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The call strip's height under the native surface (src-tauri/src/surface.rs).
+const CONTROLS_HEIGHT: u32 = 96;
+
+fn kiosk_msg(v: &Value, kind: &str) -> Option<Value> {
+    (v["event"] == "kiosk" && v["msg"]["type"] == kind).then(|| v["msg"].clone())
+}
+
+/// Where the viewer draws a `w` x `h` image at zoom 1 on a `screen` of this size: origin and scale.
+fn placement(screen: (u32, u32), (w, h): (u32, u32)) -> (f64, f64, f64) {
+    let (sw, sh) = (f64::from(screen.0), f64::from(screen.1 - CONTROLS_HEIGHT));
+    let column = (sw / 4.0).max(160.0);
+    let (bw, bh) = (sw - column - 16.0, sh);
+    let scale = (bw / f64::from(w)).min(bh / f64::from(h));
+    (bw / 2.0 - f64::from(w) * scale / 2.0, bh / 2.0 - f64::from(h) * scale / 2.0, scale)
+}
+
+/// The fraction of the image's pixels (sampled at their centres, below the caption bar) whose
+/// grey on screen is within 8 of what the viewer should show.
+fn matching(shot: &Path, expected: &[u8], size: (u32, u32)) -> f64 {
+    matching_where(shot, expected, size, |_| true)
+}
+
+/// As [`matching`], over the pixels where `expected` and `other` differ (the slices' difference).
+fn matching_where_they_differ(shot: &Path, expected: &[u8], other: &[u8], size: (u32, u32)) -> f64 {
+    matching_where(shot, expected, size, |i| expected[i].abs_diff(other[i]) > 32)
+}
+
+fn matching_where(shot: &Path, expected: &[u8], (w, h): (u32, u32), include: impl Fn(usize) -> bool) -> f64 {
+    let img = image::open(shot).expect("screenshot").to_rgb8();
+    let (x0, y0, scale) = placement(img.dimensions(), (w, h));
+    let (mut ok, mut n) = (0u32, 0u32);
+    for y in 0..h {
+        for x in 0..w {
+            let (sx, sy) = (x0 + (f64::from(x) + 0.5) * scale, y0 + (f64::from(y) + 0.5) * scale);
+            if sy < 48.0 || !include((y * w + x) as usize) {
+                continue; // under the caption, or not a pixel that tells
+            }
+            let p = img.get_pixel(sx as u32, sy as u32);
+            n += 1;
+            if (i32::from(p[0]) - i32::from(expected[(y * w + x) as usize])).abs() <= 8 && p[0] == p[2] {
+                ok += 1;
+            }
+        }
+    }
+    f64::from(ok) / f64::from(n.max(1))
+}
+
+/// Yellow pointer pixels within 40 px of where image point (`fx`, `fy`) is drawn.
+fn pointer_pixels(shot: &Path, (w, h): (u32, u32), (fx, fy): (f64, f64)) -> usize {
+    let img = image::open(shot).expect("screenshot").to_rgb8();
+    let (x0, y0, scale) = placement(img.dimensions(), (w, h));
+    let (cx, cy) = (x0 + fx * f64::from(w) * scale, y0 + fy * f64::from(h) * scale);
+    let mut n = 0;
+    for y in (cy - 40.0) as u32..(cy + 40.0) as u32 {
+        for x in (cx - 40.0) as u32..(cx + 40.0) as u32 {
+            let p = img.get_pixel(x, y);
+            if p[0] > 230 && (190..230).contains(&p[1]) && p[2] < 40 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn expected(path: &Path, frame: usize) -> (Vec<u8>, (u32, u32)) {
+    let image = sc_imaging::decode(&std::fs::read(path).expect("read"), &Default::default()).expect("decode");
+    match image.render(frame, image.default_window).expect("frame") {
+        sc_imaging::Rendered::Grey(p) => (p, (image.width, image.height)),
+        other => panic!("expected grey: {other:?}"),
+    }
+}
+
+/// Screenshots until `ok` holds (off the runtime); returns the last screenshot's path.
+async fn shot_until(name: &str, what: &'static str, ok: impl Fn(&Path) -> bool + Send + 'static) -> PathBuf {
+    let path = artifacts_dir().join(name);
+    let p = path.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::window::wait_for(what, Duration::from_secs(30), || {
+            screenshot(&p);
+            ok(&p)
+        })
+    })
+    .await
+    .expect("join");
+    path
+}
+
+/// The kiosk process and all its descendants.
+fn tree(root: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        if let Some(ppid) = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok()) {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
+}
+
+/// strace on every process of the kiosk's tree, logging the calls that create or write files.
+struct FileWatch {
+    strace: Child,
+    log: PathBuf,
+}
+
+impl FileWatch {
+    fn start(kiosk: &KioskProcess) -> FileWatch {
+        let log = artifacts_dir().join("share-window-strace.log");
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-e", "trace=creat,open,openat,openat2,mknod,mknodat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,mkdir,mkdirat,truncate"]);
+        cmd.arg("-o").arg(&log);
+        for pid in tree(kiosk.child.id()) {
+            cmd.arg("-p").arg(pid.to_string());
+        }
+        let strace = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("strace");
+        // The check means nothing unless strace is attached: the kernel says who traces the kiosk.
+        let pid = kiosk.child.id();
+        let traced = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+        };
+        crate::window::wait_for("strace to attach to the kiosk", Duration::from_secs(10), traced);
+        FileWatch { strace, log }
+    }
+
+    /// Stops tracing; returns every call that created, renamed or opened a file for writing.
+    fn writes(mut self) -> Vec<String> {
+        let _ = Command::new("kill").arg("-INT").arg(self.strace.id().to_string()).status();
+        let _ = self.strace.wait();
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter(|l| {
+                let creates = ["creat(", "mknod", "rename", "link(", "linkat(", "symlink", "mkdir", "truncate("].iter().any(|c| l.contains(c));
+                let writes = (l.contains("open") && (l.contains("O_CREAT") || l.contains("O_WRONLY") || l.contains("O_RDWR") || l.contains("O_TRUNC")))
+                    // Devices and kernel interfaces are not files on disk.
+                    && !["\"/dev/", "\"/proc/", "\"/sys/", "\"/run/user/"].iter().any(|p| l.contains(p));
+                (creates || writes) && !l.contains("= -1 E")
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for FileWatch {
+    fn drop(&mut self) {
+        let _ = self.strace.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kiosk_window_shows_shared_images_and_the_pointer_and_writes_no_file() {
+    let _display = DISPLAY.lock().await;
+    assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
+    let dicom = dicom_dir();
+    let turn = sc_e2e::media::Turn::start(sc_e2e::TURN_SECRET);
+    let mut config = sc_server::config::ServerConfig::default();
+    config.turn.urls = vec![turn.url()];
+    let server = CareServer::start_with(config).await;
+    let secret = server.add_nurse("nurse.jo", "Jo Nurse", "HMP Testshire");
+    let dr = server.add_consultant("dr.who", "Dr Who");
+    server.add_appointment("dr.who", "HMP Testshire", 0);
+    let laptop = Laptop::new().await;
+    laptop.enrol(&server, "HMP Testshire").await;
+    let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
+    sc_e2e::media::write_y4m(clip.path(), 15);
+
+    let kiosk = kiosk_joining(laptop.dir.path(), "kiosk-share-window.log", &secret).await;
+    let mut consultant = Driver::sharing(&server, "dr.who", &dr, clip.path());
+    consultant.wait_for("the share channel", 90, |v| (v["event"] == "share_open").then_some(())).await;
+    // Let the window settle into the call before watching for files.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let watch = FileWatch::start(&kiosk);
+    let started = Instant::now();
+
+    // The CT: the window shows its pixels at the viewer's place.
+    let ct = dicom.join("CT_small.dcm");
+    consultant.tell(json!({ "do": "share", "files": [ct] })).await;
+    consultant.wait_for("the CT shown", 60, |v| kiosk_msg(v, "shown")).await;
+    let (pixels, size) = expected(&ct, 0);
+    let shot = shot_until("share-window-ct.png", "the CT in the window", move |p| matching(p, &pixels, size) > 0.95).await;
+    assert_eq!(pointer_pixels(&shot, size, (0.25, 0.75)), 0, "no pointer before the consultant points");
+
+    // The consultant points: a yellow ring where they point.
+    consultant.tell(json!({ "do": "point", "x": 0.25, "y": 0.75 })).await;
+    shot_until("share-window-pointer.png", "the pointer in the window", move |p| pointer_pixels(p, size, (0.25, 0.75)) > 50).await;
+
+    // A multi-frame CT (12 slices of 64x64, a bone disk moving slice to slice), then slice 6: the
+    // window shows that slice.
+    let dir = tempfile::tempdir().expect("dir");
+    let dose = dir.path().join("multiframe.dcm");
+    std::fs::write(&dose, sc_e2e::dicom::ct(64, 0, 12, 12)).expect("write");
+    consultant.tell(json!({ "do": "share", "files": [dose] })).await;
+    consultant.wait_for("the multi-frame file", 60, |v| kiosk_msg(v, "done")).await;
+    consultant.tell(json!({ "do": "slice", "frame": 5 })).await;
+    consultant.wait_for("slice 6", 30, |v| kiosk_msg(v, "shown").filter(|m| m["view"]["frame"] == 5)).await;
+    let (slice6, dose_size) = expected(&dose, 5);
+    let (slice1, _) = expected(&dose, 0);
+    assert_ne!(slice6, slice1, "the slices differ");
+    let (s6, s1) = (slice6.clone(), slice1.clone());
+    let shot = shot_until("share-window-slice.png", "slice 6 in the window", move |p| {
+        matching(p, &s6, dose_size) > 0.95 && matching_where_they_differ(p, &s6, &s1, dose_size) > 0.9
+    })
+    .await;
+    assert!(matching_where_they_differ(&shot, &slice1, &slice6, dose_size) < 0.1, "the window shows slice 6, not slice 1");
+    assert!(kiosk.log().contains("image share received"), "{}", kiosk.log());
+
+    let writes = tokio::task::spawn_blocking(move || watch.writes()).await.expect("join");
+    assert!(writes.is_empty(), "the kiosk wrote files while receiving and showing images ({:?}): {writes:#?}", started.elapsed());
+    consultant.tell(json!({ "do": "end" })).await;
+    drop(kiosk);
+    drop(turn);
+}
