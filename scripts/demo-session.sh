@@ -62,6 +62,8 @@ cat >&2 <<TXT
   The consultant's page: $url/consult/  (dr.demo, same password, code: oathtool --totp -b $consultant_secret)
   IT staff's admin page: $url/admin/    (it.demo, same password, code: oathtool --totp -b $it_secret)
   (the certificate is from the demo's own CA: import $server_dir/ca.crt.pem into the browser)
+  Images to share from the consultant's page during the call: ${SC_DICOM_DIR:-pydicom's test files}
+  (e.g. CT_small.dcm, rtdose.dcm (multi-frame), MR_small*.dcm (a series), MR_small_jpeg_ls_lossless.dcm (refused))
 
 TXT
 

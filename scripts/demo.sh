@@ -9,6 +9,8 @@ source scripts/lib.sh
 
 prepare
 cargo build --locked -p sc-server -p sc-kiosk --bins
+# Sample X-ray, CT and MR files for the consultant to share (pydicom's test files).
+dicom_test_files
 
 if [ -n "${DISPLAY:-}" ] && [ -n "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
   exec scripts/demo-session.sh

@@ -151,6 +151,7 @@ fn main() {
         return;
     }
     imaging::imaging_figures();
+    rt.block_on(imaging::share_figures());
     if std::env::var("SC_BENCH_ONLY").as_deref() == Ok("imaging") {
         return;
     }

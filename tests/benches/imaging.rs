@@ -35,3 +35,84 @@ pub(crate) fn imaging_figures() {
         ms(window[window.len() / 2])
     );
 }
+
+/// One share's figures, from the consultant page's clock: choose the files -> the laptop says it
+/// shows the first slice, and -> it has the whole series.
+async fn one_share(dr: &mut sc_e2e::browser::Driver, files: &[std::path::PathBuf]) -> (f64, f64) {
+    use serde_json::json;
+    dr.tell(json!({ "do": "share", "files": files })).await;
+    let t0 = dr.wait_for("the share to start", 60, |v| (v["event"] == "sharing").then(|| v["at"].as_f64().unwrap_or(0.0))).await;
+    let first = dr.wait_for("the first slice", 120, |v| (v["event"] == "kiosk" && v["msg"]["type"] == "shown").then(|| v["at"].as_f64().unwrap_or(0.0))).await;
+    let done = dr
+        .wait_for("the whole series", 300, |v| (v["event"] == "kiosk" && v["msg"]["type"] == "done").then(|| (v["at"].as_f64().unwrap_or(0.0), v["msg"]["failed"].as_u64())))
+        .await;
+    assert_eq!(done.1, Some(0), "every slice decoded");
+    dr.tell(json!({ "do": "clear" })).await;
+    dr.wait_for("the images cleared", 60, |v| (v["event"] == "kiosk" && v["msg"]["type"] == "cleared").then_some(())).await;
+    (first - t0, done.0 - t0)
+}
+
+/// Time to the first slice shown and to a whole 50-slice 512x512 series, shared by headless
+/// Chromium over a real call (coturn on loopback) to the kiosk's engine, for an uncompressed
+/// series and a JPEG 2000 one.
+pub(crate) async fn share_figures() {
+    use sc_core::keystore::Keystore;
+    use sc_e2e::{CareServer, PASSWORD, TURN_SECRET};
+    let Some(dicom) = std::env::var_os("SC_DICOM_DIR").map(std::path::PathBuf::from) else {
+        println!("image share over a call: skipped (SC_DICOM_DIR unset; scripts/bench.sh sets it)");
+        return;
+    };
+    let series = tempfile::tempdir().expect("dir");
+    let raw_dir = series.path().join("raw");
+    let j2k_dir = series.path().join("j2k");
+    std::fs::create_dir_all(&raw_dir).expect("dir");
+    std::fs::create_dir_all(&j2k_dir).expect("dir");
+    let raw = sc_e2e::dicom::write_series(&raw_dir, 512, 50);
+    let j2k: Vec<_> = (1..=50)
+        .map(|i| {
+            let to = j2k_dir.join(format!("slice{i:03}.dcm"));
+            std::fs::copy(dicom.join("693_J2KI.dcm"), &to).expect("copy");
+            to
+        })
+        .collect();
+    let mib = |files: &[std::path::PathBuf]| files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>() as f64 / f64::from(1 << 20);
+
+    let turn = sc_e2e::media::Turn::start(TURN_SECRET);
+    let mut config = sc_server::config::ServerConfig::default();
+    config.turn.urls = vec![turn.url()];
+    let server = CareServer::start_with(config).await;
+    let dr_secret = server.add_consultant("dr.bench", "Dr Bench");
+    let appt = server.add_appointment("dr.bench", "HMP Testshire", 0);
+    let nurse = server.add_nurse("nurse.bench", "Bench Nurse", "HMP Testshire");
+    let dir = tempfile::tempdir().expect("dir");
+    let data = sc_core::record::DataDir::open(dir.path()).expect("data");
+    let keystore = tokio::task::spawn_blocking(Keystore::secret_service).await.expect("join").expect("keystore");
+    let token = server.token("HMP Testshire").parse().expect("token");
+    let record = sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
+    let kiosk = sc_core::Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
+    let creds = sc_core::activate::Credentials { username: "nurse.bench".into(), password: PASSWORD.to_owned().into(), totp: CareServer::code(&nurse) };
+    assert!(matches!(kiosk.sign_in(creds).await, sc_core::KioskView::Unlocked { .. }));
+    let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
+    sc_e2e::media::write_y4m(clip.path(), 15);
+    let mut dr = sc_e2e::browser::Driver::sharing(&server, "dr.bench", &dr_secret, clip.path());
+    let media = std::sync::Arc::new(sc_call::consultation::MediaSetup::synthetic(vec!["127.0.0.1:0".into()], Duration::from_secs(30)));
+    let call = sc_call::consultation::Consultation::start(record, kiosk.session_token().expect("unlocked"), appt.room_code, media);
+    dr.wait_for("the share channel", 90, |v| (v["event"] == "share_open").then_some(())).await;
+    for (name, files) in [("uncompressed", &raw), ("JPEG 2000", &j2k)] {
+        let mut runs: Vec<(f64, f64)> = Vec::new();
+        for _ in 0..3 {
+            runs.push(one_share(&mut dr, files).await);
+        }
+        runs.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let (first, whole) = runs[1];
+        let size = mib(files);
+        println!(
+            "image share over a call (loopback TURN), 50-slice 512x512 16-bit CT series, {name} ({size:.1} MiB), median of 3: first slice shown {first:.0} ms, whole series {whole:.0} ms ({:.1} MiB/s)",
+            size / (whole / 1000.0)
+        );
+    }
+    dr.tell(serde_json::json!({ "do": "end" })).await;
+    call.hang_up();
+    let _ = keystore.delete(&data.profile_id());
+    drop(turn);
+}

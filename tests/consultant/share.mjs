@@ -2,7 +2,7 @@
 // follows commands from the Rust test on stdin (one JSON object a line) through the page's own
 // controls, and reports every reply the laptop sends over the share channel as JSON lines.
 // Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"preset","name":s}
-// | {"do":"zoom_in"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"call"} | {"do":"end"}.
+// | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"call"} | {"do":"end"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
 import { createInterface } from "node:readline";
 import { admitFirstLaptop, env, launch, say } from "./launch.mjs";
@@ -30,7 +30,7 @@ try {
         problem: document.getElementById("share-status").dataset.problem === "yes",
       }), seen).catch(() => ({ log: [], text: status }));
       seen += log.length;
-      for (const msg of log) say("kiosk", { at: Date.now(), msg });
+      for (const entry of log) say("kiosk", entry);
       if (text !== status) { status = text; say("page_status", { text, problem }); }
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -53,6 +53,7 @@ try {
       case "slice": await page.locator("#slice").fill(String(cmd.frame)); break;
       case "preset": await page.click(`[data-window="${cmd.name}"]`); break;
       case "zoom_in": await page.click("#zoom-in"); break;
+      case "clear": await page.click("#share-clear"); break;
       case "point": {
         await page.locator("#pad").scrollIntoViewIfNeeded();
         const box = await page.locator("#pad").boundingBox();

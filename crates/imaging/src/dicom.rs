@@ -15,6 +15,8 @@ fn uint(obj: &InMemDicomObject, tag: dicom_object::Tag) -> Option<u32> {
 }
 
 pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
+    // dicom-parser zeroes a value's declared length before reading it: lengths are checked first.
+    crate::lengths::check(bytes, limits.max_file_bytes)?;
     // The caller checked the 128-byte preamble and "DICM"; dicom-object reads from the magic code.
     let file = dicom_object::from_reader(&bytes[128..]).map_err(|e| Error::BadDicom(e.to_string()))?;
     let ts_uid = file.meta().transfer_syntax().trim_end_matches('\0').to_owned();

@@ -9,6 +9,7 @@
 mod dicom;
 mod error;
 mod image;
+mod lengths;
 mod raster;
 pub mod viewer;
 pub mod window;

@@ -136,7 +136,7 @@ function setView(change) {
 }
 
 function onReply(msg) {
-  state.log.push(msg);
+  state.log.push({ at: Date.now(), msg });
   if (state.onReply) state.onReply(msg);
   const sending = state.sending;
   switch (msg.type) {

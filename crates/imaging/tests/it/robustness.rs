@@ -64,3 +64,48 @@ fn cut_and_flipped_files_decode_or_fail_cleanly() {
     }
     assert!(outcomes.1 > 0, "damage was noticed at least sometimes: {outcomes:?}");
 }
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).position(|w| w == needle).expect("the element is in the file")
+}
+
+#[test]
+fn an_element_claiming_more_than_the_file_holds_is_refused_before_anything_is_allocated() {
+    // dicom-parser zeroes a declared length before reading; a 4 GiB claim in a small file must be
+    // refused by the length check (its message), never reach the parser.
+    let mut explicit = read("CT_small.dcm");
+    let at = find(&explicit, &[0xE0, 0x7F, 0x10, 0x00, b'O', b'W']) + 8;
+    explicit[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    // Implicit VR: Rows (0028,0010), then a 4-byte length.
+    let mut implicit = read("MR_small_implicit.dcm");
+    let at = find(&implicit[132..], &[0x28, 0x00, 0x10, 0x00, 0x02, 0x00, 0x00, 0x00]) + 132 + 4;
+    implicit[at..at + 4].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+    // Big endian: the pixel data's length.
+    let mut big = read("MR_small_bigendian.dcm");
+    let at = find(&big, &[0x7F, 0xE0, 0x00, 0x10, b'O', b'W']) + 8;
+    big[at..at + 4].copy_from_slice(&0xFFFF_FF00u32.to_be_bytes());
+    for (name, bytes) in [("explicit", explicit), ("implicit", implicit), ("big endian", big)] {
+        let err = sc_imaging::decode(&bytes, &Limits::default()).expect_err(name);
+        let text = err.to_string();
+        assert!(matches!(err, sc_imaging::Error::BadDicom(_)) && text.contains("claims") && text.contains("remain"), "{name}: {text}");
+    }
+}
+
+#[test]
+fn every_intact_test_file_passes_the_length_check() {
+    // The check must not refuse a file dicom-rs reads: every pydicom file that parses still does.
+    let dir = crate::support::test_files();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("dir").flatten().filter(|e| e.path().is_file()) {
+        let bytes = std::fs::read(entry.path()).expect("read");
+        if bytes.len() < 132 || &bytes[128..132] != b"DICM" || dicom_object::from_reader(&bytes[128..]).is_err() {
+            continue;
+        }
+        if let Err(e) = sc_imaging::decode(&bytes, &Limits::default()) {
+            assert!(!e.to_string().contains("claims"), "{}: {e}", entry.path().display());
+        }
+        checked += 1;
+    }
+    assert!(checked > 50, "only {checked} files checked");
+}

@@ -253,3 +253,43 @@ fn garbled_messages_get_clear_errors_and_change_nothing() {
     let mut empty = Viewer::new(ShareLimits::default());
     assert_eq!(view(&mut empty, View::default()), vec![FromKiosk::Error { message: "no image to show yet".into() }]);
 }
+
+/// The fuzz target's session (crates/imaging/fuzz/fuzz_targets/share_session.rs) on stable:
+/// valid shares of real files, then the same messages cut, flipped and shuffled; never a panic.
+#[test]
+fn damaged_message_runs_never_panic_the_viewer() {
+    let files = vec![read("CT_small.dcm"), read("MR_small_RLE.dcm"), read("rtdose.dcm")];
+    let mut messages: Vec<(bool, Vec<u8>)> = vec![(true, text(&ToKiosk::Share { share: 1, sizes: files.iter().map(|f| f.len() as u64).collect() }).into_bytes())];
+    messages.extend(chunks(1, &files).into_iter().map(|c| (false, c)));
+    messages.push((true, text(&ToKiosk::View(View { frame: 2, zoom: 3.0, ..View::default() })).into_bytes()));
+    let mut seed = 0x5eed_0000_0000_0001u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..60 {
+        let mut v = Viewer::new(ShareLimits { max_held_pixels: 1 << 20, ..ShareLimits::default() });
+        let now = Instant::now();
+        for (i, (is_text, m)) in messages.iter().enumerate() {
+            let mut m = m.clone();
+            if round > 0 && next() % 4 == 0 && !m.is_empty() {
+                let at = (next() as usize) % m.len();
+                m[at] ^= 1 << (next() % 8);
+            }
+            if round > 0 && next() % 16 == 0 {
+                m.truncate((next() as usize) % (m.len() + 1));
+            }
+            let _ = if *is_text { v.on_text(now, &String::from_utf8_lossy(&m)) } else { v.on_binary(now, &m) };
+            if next() % 32 == 0 {
+                let _ = v.on_channel_closed();
+            }
+            if i % 7 == 0 {
+                let _ = v.reset();
+            }
+            let _ = v.screen();
+        }
+        let _ = v.on_tick(now + Duration::from_secs(60));
+    }
+}
