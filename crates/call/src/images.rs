@@ -35,7 +35,7 @@ enum Input {
 
 fn status_of(v: &Viewer) -> ImagesStatus {
     ImagesStatus {
-        receiving: v.receiving().map(|(got, total)| if total == 0 { 100 } else { (got * 100 / total).min(100) as u8 }),
+        receiving: v.receiving().map(|(got, total)| (got * 100).checked_div(total).map_or(100, |p| p.min(100) as u8)),
         images: v.stacks(),
         notice: v.notice().map(str::to_owned),
     }

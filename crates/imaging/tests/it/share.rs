@@ -106,7 +106,7 @@ fn single_frame_files_of_one_share_make_one_series_the_consultant_scrolls() {
 fn a_preset_maps_a_known_hounsfield_value_through_the_rescale_to_the_expected_grey() {
     let mut v = Viewer::new(ShareLimits::default());
     let ct_bytes = read("CT_small.dcm");
-    share(&mut v, Instant::now(), 1, &[ct_bytes.clone()]);
+    share(&mut v, Instant::now(), 1, std::slice::from_ref(&ct_bytes));
     let ct = sc_imaging::decode(&ct_bytes, &Default::default()).expect("CT");
     let sc_imaging::Frame::Grey(hu) = &ct.frames[0] else { panic!("grey") };
     let r = view(&mut v, View { window: WindowChoice::Preset { name: "bone".into() }, zoom: 2.5, pan_x: 0.9, ..View::default() });
@@ -145,7 +145,7 @@ fn share_limits_refuse_clearly_and_keep_what_is_shown() {
     let limits = ShareLimits { max_files: 3, max_share_bytes: 100_000, ..ShareLimits::default() };
     let mut v = Viewer::new(limits);
     let ct = read("CT_small.dcm");
-    share(&mut v, Instant::now(), 1, &[ct.clone()]);
+    share(&mut v, Instant::now(), 1, std::slice::from_ref(&ct));
     let now = Instant::now();
     let too_many = v.on_text(now, &text(&ToKiosk::Share { share: 2, sizes: vec![10; 4] }));
     assert_eq!(share_failed(&too_many), Some("Too many files: 4 (this laptop takes up to 3 at a time)."));
@@ -160,8 +160,8 @@ fn share_limits_refuse_clearly_and_keep_what_is_shown() {
     assert!(v.screen().is_some());
     // Held pixels: a laptop that may hold one CT refuses a second until the consultant clears.
     let mut small = Viewer::new(ShareLimits { max_held_pixels: 128 * 128, ..ShareLimits::default() });
-    share(&mut small, now, 1, &[ct.clone()]);
-    let r = share(&mut small, now, 2, &[ct.clone()]);
+    share(&mut small, now, 1, std::slice::from_ref(&ct));
+    let r = share(&mut small, now, 2, std::slice::from_ref(&ct));
     assert!(r.iter().any(|m| matches!(m, FromKiosk::FileFailed { message, .. } if message.contains("clear"))), "{r:?}");
     let r = small.on_text(now, &text(&ToKiosk::Clear));
     assert_eq!(r[0], FromKiosk::Cleared);
@@ -228,7 +228,7 @@ fn a_stalled_transfer_is_given_up() {
 fn garbled_messages_get_clear_errors_and_change_nothing() {
     let mut v = Viewer::new(ShareLimits::default());
     let now = Instant::now();
-    let files = vec![read("MR_small.dcm"), read("CT_small.dcm")];
+    let files = [read("MR_small.dcm"), read("CT_small.dcm")];
     share(&mut v, now, 1, &files[..1]);
     for bad in ["not json", "{\"type\":\"view\",\"stack\":\"x\"}", "{\"type\":\"launch_missiles\"}"] {
         let r = v.on_text(now, bad);
