@@ -52,6 +52,8 @@ async function shareFiles(list) {
   const channel = state.channel;
   if (!files.length) return;
   if (!channel || channel.readyState !== "open") { say("The laptop is not connected for images yet.", true); return; }
+  // A new share replaces one still being sent (the laptop drops the old one too).
+  if (state.sending) { state.sending.stopped = true; state.sending.accepted(false); }
   const share = state.nextShare++;
   state.files.set(share, files);
   const sending = { share, channel, accepted: null, stopped: false };
@@ -161,7 +163,8 @@ function onReply(msg) {
       break;
     }
     case "share_failed":
-      if (sending && sending.share === msg.share) stopSending();
+      if (sending && sending.share !== msg.share) break; // an older share, replaced by this one
+      if (sending) stopSending();
       say(`Not sent: ${msg.message}`, true);
       break;
     case "shown":
