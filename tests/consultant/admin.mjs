@@ -1,11 +1,9 @@
 // Drives headless Chromium as IT staff on the care server's admin page: signs in, finds the laptop
 // SC_DEVICE, bricks it with the reason SC_REASON, and waits until the page shows the wipe
 // verified. Reports JSON lines: listed, bricked, wiped (with the audit chain's state), error.
-import { env, launch, say } from "./launch.mjs";
+import { env, say, startDriver } from "./launch.mjs";
 
-const browser = await launch();
-const done = async (code) => { await browser.close().catch(() => {}); process.exit(code); };
-process.on("unhandledRejection", async (e) => { say("error", { message: String(e && e.stack || e) }); await done(1); });
+const { browser, done } = await startDriver();
 
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -2,11 +2,9 @@
 // waiting laptop, and reports the call's statistics as JSON lines on stdout for the Rust test.
 // Settings come from the environment (SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI,
 // SC_END = "consultant" | "kiosk", SC_HOLD_MS, SC_HEADLESS).
-import { admitFirstLaptop, env, launch, say } from "./launch.mjs";
+import { admitFirstLaptop, env, say, startDriver } from "./launch.mjs";
 
-const browser = await launch({ y4m: env("SC_Y4M") });
-const done = async (code) => { await browser.close().catch(() => {}); process.exit(code); };
-process.on("unhandledRejection", async (e) => { say("error", { message: String(e && e.stack || e) }); await done(1); });
+const { browser, done } = await startDriver({ y4m: env("SC_Y4M") });
 
 try {
   const page = await browser.newPage();

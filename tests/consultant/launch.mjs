@@ -53,3 +53,12 @@ export async function admitFirstLaptop(page) {
   say("connected");
   return admittedAt;
 }
+
+// Launches Chromium for a driver: returns it with `done(code)`, which closes it and exits; an
+// unhandled rejection is reported as an error event and ends the driver.
+export async function startDriver(options) {
+  const browser = await launch(options);
+  const done = async (code) => { await browser.close().catch(() => {}); process.exit(code); };
+  process.on("unhandledRejection", async (e) => { say("error", { message: String(e && e.stack || e) }); await done(1); });
+  return { browser, done };
+}

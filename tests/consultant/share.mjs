@@ -5,11 +5,9 @@
 // | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"call"} | {"do":"end"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
 import { createInterface } from "node:readline";
-import { admitFirstLaptop, env, launch, say } from "./launch.mjs";
+import { admitFirstLaptop, env, say, startDriver } from "./launch.mjs";
 
-const browser = await launch({ y4m: env("SC_Y4M") });
-const done = async (code) => { await browser.close().catch(() => {}); process.exit(code); };
-process.on("unhandledRejection", async (e) => { say("error", { message: String(e && e.stack || e) }); await done(1); });
+const { browser, done } = await startDriver({ y4m: env("SC_Y4M") });
 
 try {
   const page = await browser.newPage();

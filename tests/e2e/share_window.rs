@@ -3,10 +3,9 @@
 //! viewer draws them, and the consultant's pointer in yellow where they point. Meanwhile strace
 //! watches the kiosk's whole process tree: receiving and showing images creates no file.
 
-use crate::support::Laptop;
-use crate::window::{kiosk_joining, screenshot, KioskProcess, DISPLAY};
+use crate::window::{screenshot, window_call, KioskProcess, WindowCall, DISPLAY};
 use sc_e2e::browser::Driver;
-use sc_e2e::{artifacts_dir, dicom_dir, CareServer};
+use sc_e2e::{artifacts_dir, dicom_dir};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -99,26 +98,6 @@ async fn shot_until(name: &str, what: &'static str, ok: impl Fn(&Path) -> bool +
     path
 }
 
-/// The kiosk process and all its descendants.
-fn tree(root: u32) -> Vec<u32> {
-    let mut parents = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        if let Some(ppid) = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok()) {
-            parents.push((pid, ppid));
-        }
-    }
-    let mut out = vec![root];
-    let mut i = 0;
-    while i < out.len() {
-        let p = out[i];
-        out.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
-        i += 1;
-    }
-    out
-}
-
 /// strace on every process of the kiosk's tree, logging the calls that create or write files.
 struct FileWatch {
     strace: Child,
@@ -131,7 +110,7 @@ impl FileWatch {
         let mut cmd = Command::new("strace");
         cmd.args(["-f", "-qq", "-e", "trace=creat,open,openat,openat2,mknod,mknodat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,mkdir,mkdirat,truncate"]);
         cmd.arg("-o").arg(&log);
-        for pid in tree(kiosk.child.id()) {
+        for pid in sc_e2e::tree(kiosk.child.id()) {
             cmd.arg("-p").arg(pid.to_string());
         }
         let strace = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("strace");
@@ -176,19 +155,7 @@ async fn the_kiosk_window_shows_shared_images_and_the_pointer_and_writes_no_file
     let _display = DISPLAY.lock().await;
     assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
     let dicom = dicom_dir();
-    let turn = sc_e2e::media::Turn::start(sc_e2e::TURN_SECRET);
-    let mut config = sc_server::config::ServerConfig::default();
-    config.turn.urls = vec![turn.url()];
-    let server = CareServer::start_with(config).await;
-    let secret = server.add_nurse("nurse.jo", "Jo Nurse", "HMP Testshire");
-    let dr = server.add_consultant("dr.who", "Dr Who");
-    server.add_appointment("dr.who", "HMP Testshire", 0);
-    let laptop = Laptop::new().await;
-    laptop.enrol(&server, "HMP Testshire").await;
-    let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
-    sc_e2e::media::write_y4m(clip.path(), 15);
-
-    let kiosk = kiosk_joining(laptop.dir.path(), "kiosk-share-window.log", &secret).await;
+    let WindowCall { turn, server, dr, laptop: _laptop, clip, kiosk } = window_call("kiosk-share-window.log").await;
     let mut consultant = Driver::sharing(&server, "dr.who", &dr, clip.path());
     consultant.wait_for("the share channel", 90, |v| (v["event"] == "share_open").then_some(())).await;
     // Let the window settle into the call before watching for files.

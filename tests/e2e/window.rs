@@ -118,10 +118,19 @@ pub(crate) async fn kiosk_joining(data_dir: &Path, log_name: &str, nurse_secret:
     .expect("join")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_call_shows_the_consultants_video_in_the_window() {
-    let _display = DISPLAY.lock().await;
-    assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
+/// What a window test with a call needs: coturn; the care server with a nurse (`nurse.jo`), a
+/// consultant (`dr.who`, TOTP secret `dr`) and an appointment; an enrolled laptop; a camera clip for
+/// the consultant; and the kiosk window, signed in and joining.
+pub(crate) struct WindowCall {
+    pub(crate) turn: sc_e2e::media::Turn,
+    pub(crate) server: CareServer,
+    pub(crate) dr: String,
+    pub(crate) laptop: Laptop,
+    pub(crate) clip: tempfile::NamedTempFile,
+    pub(crate) kiosk: KioskProcess,
+}
+
+pub(crate) async fn window_call(log_name: &str) -> WindowCall {
     let turn = sc_e2e::media::Turn::start(sc_e2e::TURN_SECRET);
     let mut config = sc_server::config::ServerConfig::default();
     config.turn.urls = vec![turn.url()];
@@ -133,8 +142,15 @@ async fn a_call_shows_the_consultants_video_in_the_window() {
     laptop.enrol(&server, "HMP Testshire").await;
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
     sc_e2e::media::write_y4m(clip.path(), 15);
+    let kiosk = kiosk_joining(laptop.dir.path(), log_name, &secret).await;
+    WindowCall { turn, server, dr, laptop, clip, kiosk }
+}
 
-    let kiosk = kiosk_joining(laptop.dir.path(), "kiosk-call-window.log", &secret).await;
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_shows_the_consultants_video_in_the_window() {
+    let _display = DISPLAY.lock().await;
+    assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
+    let WindowCall { turn, server, dr, laptop: _laptop, clip, kiosk } = window_call("kiosk-call-window.log").await;
     let shot = artifacts_dir().join("call-screen.png");
     let mut consultant = crate::call::start_consultant_holding(&server, &dr, clip.path(), "consultant", 8000);
     loop {
