@@ -164,9 +164,7 @@ fn second_display() -> (Reaper, String) {
 /// ("native": the GTK surface; "page": WebGL in the page) and prints the figures.
 pub(crate) async fn call_figures(secs: u64, video: &str) {
     let turn = Turn::start(TURN_SECRET);
-    let mut config = sc_server::config::ServerConfig::default();
-    config.turn.urls = vec![turn.url()];
-    let server = CareServer::start_with(config).await;
+    let server = CareServer::start_relaying(&turn).await;
     let nurse = server.add_nurse("nurse.jo", "Jo Nurse", "HMP Testshire");
     let dr = server.add_consultant("dr.who", "Dr Who");
     server.add_appointment("dr.who", "HMP Testshire", 0);

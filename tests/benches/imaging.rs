@@ -78,9 +78,7 @@ pub(crate) async fn share_figures() {
     let mib = |files: &[std::path::PathBuf]| files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>() as f64 / f64::from(1 << 20);
 
     let turn = sc_e2e::media::Turn::start(TURN_SECRET);
-    let mut config = sc_server::config::ServerConfig::default();
-    config.turn.urls = vec![turn.url()];
-    let server = CareServer::start_with(config).await;
+    let server = CareServer::start_relaying(&turn).await;
     let dr_secret = server.add_consultant("dr.bench", "Dr Bench");
     let appt = server.add_appointment("dr.bench", "HMP Testshire", 0);
     let nurse = server.add_nurse("nurse.bench", "Bench Nurse", "HMP Testshire");

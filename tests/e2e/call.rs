@@ -45,9 +45,7 @@ fn synthetic_media_with(connect_timeout: Duration) -> Arc<MediaSetup> {
 
 async fn call(end_by_kiosk: bool) -> Outcome {
     let turn = Turn::start(TURN_SECRET);
-    let mut config = sc_server::config::ServerConfig::default();
-    config.turn.urls = vec![turn.url()];
-    let server = CareServer::start_with(config).await;
+    let server = CareServer::start_relaying(&turn).await;
     let dr = server.add_consultant("dr.who", "Dr Who");
     let appt = server.add_appointment("dr.who", "HMP Testshire", 0);
     let (_laptop, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;

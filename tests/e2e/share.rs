@@ -69,9 +69,7 @@ fn rendered(path: &std::path::Path, frame: usize) -> Rendered {
 async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_the_view() {
     let dicom = dicom_dir();
     let turn = Turn::start(TURN_SECRET);
-    let mut config = sc_server::config::ServerConfig::default();
-    config.turn.urls = vec![turn.url()];
-    let server = CareServer::start_with(config).await;
+    let server = CareServer::start_relaying(&turn).await;
     let secret = server.add_consultant("dr.who", "Dr Who");
     let appt = server.add_appointment("dr.who", "HMP Testshire", 0);
     let (_laptop, kiosk_core) = unlocked(&server, "HMP Testshire", "nurse.a").await;

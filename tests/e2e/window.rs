@@ -132,9 +132,7 @@ pub(crate) struct WindowCall {
 
 pub(crate) async fn window_call(log_name: &str) -> WindowCall {
     let turn = sc_e2e::media::Turn::start(sc_e2e::TURN_SECRET);
-    let mut config = sc_server::config::ServerConfig::default();
-    config.turn.urls = vec![turn.url()];
-    let server = CareServer::start_with(config).await;
+    let server = CareServer::start_relaying(&turn).await;
     let secret = server.add_nurse("nurse.jo", "Jo Nurse", "HMP Testshire");
     let dr = server.add_consultant("dr.who", "Dr Who");
     server.add_appointment("dr.who", "HMP Testshire", 0);

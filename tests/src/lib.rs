@@ -40,6 +40,13 @@ impl CareServer {
         Self::start_with(ServerConfig::default()).await
     }
 
+    /// A server whose calls relay through `turn` (coturn on loopback, sharing [`TURN_SECRET`]).
+    pub async fn start_relaying(turn: &media::Turn) -> Self {
+        let mut config = ServerConfig::default();
+        config.turn.urls = vec![turn.url()];
+        Self::start_with(config).await
+    }
+
     /// As [`CareServer::start`] with a given configuration (its listen address and data dir are
     /// replaced).
     pub async fn start_with(mut config: ServerConfig) -> Self {
