@@ -38,14 +38,25 @@ pub fn media_from_env() -> MediaSetup {
     if synthetic {
         MediaSetup::synthetic(bind_addrs, CONNECT_TIMEOUT)
     } else {
-        sc_call::devices::media(bind_addrs, CONNECT_TIMEOUT, std::env::var("SC_KIOSK_MIC").ok(), std::env::var("SC_KIOSK_SPEAKER").ok())
+        sc_call::devices::media(
+            bind_addrs,
+            CONNECT_TIMEOUT,
+            std::env::var("SC_KIOSK_MIC").ok(),
+            std::env::var("SC_KIOSK_SPEAKER").ok(),
+        )
     }
 }
 
 impl Calls {
     /// No call yet.
     pub fn new(media: MediaSetup) -> Self {
-        Calls { media: Arc::new(media), current: Mutex::new(None), video: Mutex::new(None), self_view: Mutex::new(None), native: false }
+        Calls {
+            media: Arc::new(media),
+            current: Mutex::new(None),
+            video: Mutex::new(None),
+            self_view: Mutex::new(None),
+            native: false,
+        }
     }
 
     /// Draw video natively instead of in the page.
@@ -117,7 +128,12 @@ impl Calls {
 
     /// Keeps a page channel for later calls and feeds it the current call's frames, if any (never in
     /// native mode, where the page draws no video).
-    fn set_channel(&self, slot: &Mutex<Option<Channel<InvokeResponseBody>>>, channel: Channel<InvokeResponseBody>, frames_of: fn(&Consultation) -> Frames) {
+    fn set_channel(
+        &self,
+        slot: &Mutex<Option<Channel<InvokeResponseBody>>>,
+        channel: Channel<InvokeResponseBody>,
+        frames_of: fn(&Consultation) -> Frames,
+    ) {
         if self.native {
             return;
         }

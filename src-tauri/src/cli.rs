@@ -64,7 +64,8 @@ pub(crate) fn run() -> Result<(), String> {
                 let keystore =
                     tokio::task::spawn_blocking(Keystore::secret_service).await.map_err(|e| e.to_string())?;
                 let keystore = keystore.map_err(|e| e.to_string())?;
-                let record = sc_core::enrol::enrol(&dir, &keystore, &server, &token).await.map_err(|e| e.to_string())?;
+                let record =
+                    sc_core::enrol::enrol(&dir, &keystore, &server, &token).await.map_err(|e| e.to_string())?;
                 println!("enrolled as device {}", record.device_id);
                 Ok(())
             })

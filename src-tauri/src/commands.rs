@@ -4,11 +4,11 @@
 use crate::calls::Calls;
 use sc_call::consultation::{Consultation, Phase};
 use sc_core::activate::Credentials;
-use sc_proto::signal::Appointment;
-use tauri::ipc::{Channel, InvokeResponseBody};
 use sc_core::{Kiosk, KioskView};
+use sc_proto::signal::Appointment;
 use serde::Serialize;
 use std::time::Instant;
+use tauri::ipc::{Channel, InvokeResponseBody};
 use tauri::State;
 use zeroize::Zeroizing;
 
@@ -110,7 +110,11 @@ pub async fn appointments(kiosk: State<'_, std::sync::Arc<Kiosk>>) -> Result<Vec
 /// Joins an appointment's waiting room by its room code. Async so that it runs on the Tokio
 /// runtime, where the consultation's task lives (synchronous commands run on the main thread).
 #[tauri::command]
-pub async fn join(kiosk: State<'_, std::sync::Arc<Kiosk>>, calls: State<'_, Calls>, room_code: String) -> Result<Phase, UiError> {
+pub async fn join(
+    kiosk: State<'_, std::sync::Arc<Kiosk>>,
+    calls: State<'_, Calls>,
+    room_code: String,
+) -> Result<Phase, UiError> {
     let code = room_code.trim().to_lowercase();
     if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(UiError::invalid("Type the room code as given, for example abcd-efgh-jkmn."));

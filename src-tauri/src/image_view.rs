@@ -31,7 +31,12 @@ pub(crate) fn surface_of(screen: &Screen) -> Option<gtk::cairo::ImageSurface> {
 }
 
 /// Paints `screen` into the `(x, y, w, h)` box: fitted, then zoomed about the panned point.
-pub(crate) fn paint(cr: &gtk::cairo::Context, screen: &Screen, surface: &gtk::cairo::ImageSurface, (x, y, w, h): (f64, f64, f64, f64)) {
+pub(crate) fn paint(
+    cr: &gtk::cairo::Context,
+    screen: &Screen,
+    surface: &gtk::cairo::ImageSurface,
+    (x, y, w, h): (f64, f64, f64, f64),
+) {
     let (iw, ih) = (f64::from(screen.width), f64::from(screen.height));
     let scale = (w / iw).min(h / ih) * f64::from(screen.zoom);
     // The image point (in pixels) that sits at the box's centre.

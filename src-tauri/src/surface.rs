@@ -150,18 +150,25 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
             }
         }
         if in_call && tracing::enabled!(tracing::Level::DEBUG) {
-            tracing::debug!(area = area.allocated_height(), webview = webview.allocated_height(), visible = area.is_visible(), "surface layout");
+            tracing::debug!(
+                area = area.allocated_height(),
+                webview = webview.allocated_height(),
+                visible = area.is_visible(),
+                "surface layout"
+            );
         }
         if in_call {
-            let (remote, local, image) =
-                calls.with(|c| (c.frames().borrow().clone(), c.self_view().borrow().clone(), c.images().borrow().clone())).unwrap_or_default();
+            let (remote, local, image) = calls
+                .with(|c| (c.frames().borrow().clone(), c.self_view().borrow().clone(), c.images().borrow().clone()))
+                .unwrap_or_default();
             let mut s = shown.borrow_mut();
             let image_changed = !same(&s.image, &image);
             let changed = !same(&s.remote, &remote) || !same(&s.local, &local) || image_changed;
             if image_changed {
                 let keep = matches!((&s.image_surface, &image), (Some((p, _)), Some(i)) if Arc::ptr_eq(p, &i.pixels));
                 if !keep {
-                    s.image_surface = image.as_ref().and_then(|i| Some((i.pixels.clone(), crate::image_view::surface_of(i)?)));
+                    s.image_surface =
+                        image.as_ref().and_then(|i| Some((i.pixels.clone(), crate::image_view::surface_of(i)?)));
                 }
                 s.image = image;
             }

@@ -33,7 +33,9 @@ fn invoke_from(
 
 fn app_with(kiosk: Kiosk) -> (tauri::App<tauri::test::MockRuntime>, tauri::WebviewWindow<tauri::test::MockRuntime>) {
     // The real generated context: the page's capability file decides what it may call.
-    let app = sc_kiosk::wire(mock_builder(), kiosk, sc_kiosk::calls::Calls::new(sc_kiosk::calls::media_from_env())).build(tauri::generate_context!(test = true)).expect("app");
+    let app = sc_kiosk::wire(mock_builder(), kiosk, sc_kiosk::calls::Calls::new(sc_kiosk::calls::media_from_env()))
+        .build(tauri::generate_context!(test = true))
+        .expect("app");
     let webview = WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("webview");
     (app, webview)
 }
@@ -59,7 +61,10 @@ fn bad_input_is_a_kind_and_a_message() {
     for (args, message) in [
         (json!({ "username": "", "password": "pw", "code": "123456" }), "Enter your user name."),
         (json!({ "username": "n", "password": "", "code": "123456" }), "Enter your password."),
-        (json!({ "username": "n", "password": "pw", "code": "12a456" }), "The code is the 6 digits shown in your authenticator."),
+        (
+            json!({ "username": "n", "password": "pw", "code": "12a456" }),
+            "The code is the 6 digits shown in your authenticator.",
+        ),
     ] {
         assert_eq!(invoke(&w, "sign_in", args), Err(json!({ "kind": "invalid_input", "message": message })));
     }
@@ -71,13 +76,18 @@ fn bad_input_is_a_kind_and_a_message() {
 fn another_window_or_a_remote_page_gets_no_command() {
     let dir = tempfile::tempdir().expect("dir");
     let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
-    let app = sc_kiosk::wire(mock_builder(), kiosk, sc_kiosk::calls::Calls::new(sc_kiosk::calls::media_from_env())).build(tauri::generate_context!(test = true)).expect("app");
+    let app = sc_kiosk::wire(mock_builder(), kiosk, sc_kiosk::calls::Calls::new(sc_kiosk::calls::media_from_env()))
+        .build(tauri::generate_context!(test = true))
+        .expect("app");
     let other = WebviewWindowBuilder::new(&app, "other", Default::default()).build().expect("webview");
     let denied = invoke(&other, "kiosk_status", json!({}));
     assert!(matches!(&denied, Err(Value::String(m)) if m.contains("not allowed")), "{denied:?}");
     let main = WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("webview");
     let remote = invoke_from(&main, "https://example.org", "kiosk_status", json!({}));
-    assert!(matches!(&remote, Err(Value::String(m)) if m.contains("not allowed")), "a remote page gets nothing: {remote:?}");
+    assert!(
+        matches!(&remote, Err(Value::String(m)) if m.contains("not allowed")),
+        "a remote page gets nothing: {remote:?}"
+    );
 }
 
 #[test]
@@ -85,7 +95,9 @@ fn navigation_is_limited_to_the_app() {
     for ok in ["tauri://localhost/index.html", "http://tauri.localhost/index.html"] {
         assert!(sc_kiosk::window::navigation_allowed(&ok.parse().expect("url")), "{ok}");
     }
-    for bad in ["https://example.org/", "http://127.0.0.1:8443/", "file:///etc/passwd", "tauri://evil/", "data:text/html,hi"] {
+    for bad in
+        ["https://example.org/", "http://127.0.0.1:8443/", "file:///etc/passwd", "tauri://evil/", "data:text/html,hi"]
+    {
         assert!(!sc_kiosk::window::navigation_allowed(&bad.parse().expect("url")), "{bad}");
     }
 }
@@ -103,7 +115,8 @@ fn sign_in_and_lock_through_the_commands_against_a_real_server() {
 
     let (_app, w) = app_with(Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk"));
     assert_eq!(invoke(&w, "check_server", json!({})), Ok(json!({ "screen": "locked", "notice": null })));
-    let args = json!({ "username": "nurse.jo", "password": sc_e2e::PASSWORD, "code": sc_e2e::CareServer::code(&secret) });
+    let args =
+        json!({ "username": "nurse.jo", "password": sc_e2e::PASSWORD, "code": sc_e2e::CareServer::code(&secret) });
     let view = invoke(&w, "sign_in", args).expect("view");
     assert_eq!(view["screen"], "unlocked", "{view}");
     assert_eq!(view["prison"], "HMP Testshire");

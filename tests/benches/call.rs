@@ -4,8 +4,8 @@
 //! of its own, so neither window hides the other.
 
 use sc_e2e::browser::{Consultant, Options};
-use sc_e2e::media::{write_y4m, Turn};
 use sc_e2e::desktop::{sign_in_by_keyboard, xdotool};
+use sc_e2e::media::{write_y4m, Turn};
 use sc_e2e::{artifacts_dir, processes, tree, CareServer, TURN_SECRET};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -75,7 +75,8 @@ fn pss_kib(pid: u32) -> u64 {
 }
 
 fn clock_ticks_per_sec() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let out =
+        Command::new("getconf").arg("CLK_TCK").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
     out.ok().and_then(|s| s.parse().ok()).unwrap_or(100.0)
 }
 
@@ -116,7 +117,8 @@ impl Group {
 
     fn end(&mut self, elapsed: Duration, hz: f64) {
         let pids: HashSet<u32> = (self.members)().into_iter().collect();
-        let used: u64 = pids.iter().filter_map(|p| Some(ticks(*p)?.saturating_sub(*self.usage.start.get(p).unwrap_or(&0)))).sum();
+        let used: u64 =
+            pids.iter().filter_map(|p| Some(ticks(*p)?.saturating_sub(*self.usage.start.get(p).unwrap_or(&0)))).sum();
         self.usage.cores = used as f64 / hz / elapsed.as_secs_f64();
     }
 
@@ -170,7 +172,10 @@ pub(crate) async fn call_figures(secs: u64, video: &str) {
     server.add_appointment("dr.who", "HMP Testshire", 0);
     let dir = tempfile::tempdir().expect("dir");
     let data = sc_core::record::DataDir::open(dir.path()).expect("data");
-    let keystore = tokio::task::spawn_blocking(sc_core::keystore::Keystore::secret_service).await.expect("join").expect("keystore");
+    let keystore = tokio::task::spawn_blocking(sc_core::keystore::Keystore::secret_service)
+        .await
+        .expect("join")
+        .expect("keystore");
     let token = server.token("HMP Testshire").parse().expect("token");
     sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
@@ -211,7 +216,10 @@ pub(crate) async fn call_figures(secs: u64, video: &str) {
     let mut consultant = Consultant::start(&server, "dr.who", &dr, clip.path(), &options);
     let driver = consultant.pid().expect("driver pid");
     let chromium_first = loop {
-        let v = tokio::time::timeout(Duration::from_secs(120), consultant.events.recv()).await.expect("consultant progress").expect("driver");
+        let v = tokio::time::timeout(Duration::from_secs(120), consultant.events.recv())
+            .await
+            .expect("consultant progress")
+            .expect("driver");
         match v["event"].as_str() {
             Some("stats") => break v["firstFrameMs"].as_f64(),
             Some("error") => panic!("consultant driver failed: {v}"),
@@ -219,11 +227,13 @@ pub(crate) async fn call_figures(secs: u64, video: &str) {
         }
     };
     let text = wait_log(&log, "first remote frame decoded", Duration::from_secs(30));
-    let kiosk_first: Option<f64> = text
-        .lines()
-        .find(|l| l.contains("first remote frame decoded"))
-        .map(strip_ansi)
-        .and_then(|l| l.split("after_ms=").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|d| d.parse().ok()));
+    let kiosk_first: Option<f64> =
+        text.lines().find(|l| l.contains("first remote frame decoded")).map(strip_ansi).and_then(|l| {
+            l.split("after_ms=")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|d| d.parse().ok())
+        });
 
     let kiosk_display = std::env::var("DISPLAY").unwrap_or_default();
     let (kx, cx) = (xvfb_pid(&kiosk_display), xvfb_pid(&chromium_display));
@@ -245,8 +255,15 @@ pub(crate) async fn call_figures(secs: u64, video: &str) {
     groups.iter_mut().for_each(|g| g.end(elapsed, hz));
 
     let fmt = |v: Option<f64>| v.map_or("n/a".to_owned(), |ms| format!("{ms:.0} ms"));
-    println!("call, admission -> first remote frame decoded: kiosk {}, chromium {}", fmt(kiosk_first), fmt(chromium_first));
-    println!("call, 640x480 VP8 + Opus through coturn on loopback, {:.0} s, kiosk video drawn {video}:", elapsed.as_secs_f64());
+    println!(
+        "call, admission -> first remote frame decoded: kiosk {}, chromium {}",
+        fmt(kiosk_first),
+        fmt(chromium_first)
+    );
+    println!(
+        "call, 640x480 VP8 + Opus through coturn on loopback, {:.0} s, kiosk video drawn {video}:",
+        elapsed.as_secs_f64()
+    );
     for g in &groups {
         println!("  {:<26} {:.2} CPU cores, {:.0} MiB PSS", g.name, g.usage.cores, g.pss_mib());
     }

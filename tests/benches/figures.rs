@@ -42,7 +42,11 @@ async fn activation_latency() -> (tempfile::TempDir, Keystore, String) {
 
     let mut times = Vec::with_capacity(ACTIVATIONS);
     for (i, secret) in secrets.iter().enumerate() {
-        let creds = Credentials { username: format!("nurse{i}"), password: PASSWORD.to_owned().into(), totp: CareServer::code(secret) };
+        let creds = Credentials {
+            username: format!("nurse{i}"),
+            password: PASSWORD.to_owned().into(),
+            totp: CareServer::code(secret),
+        };
         let t0 = Instant::now();
         let view = kiosk.sign_in(creds).await;
         times.push(t0.elapsed());
@@ -111,16 +115,26 @@ async fn brick_figures(runs: usize) {
         let record = sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
         let kiosk = std::sync::Arc::new(Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk"));
         let channel = tokio::spawn(sc_core::channel::run(kiosk.clone()));
-        while sc_server::db::device(&server.state.db(), &record.device_id).expect("db").and_then(|d| d.last_contact).is_none() {
+        while sc_server::db::device(&server.state.db(), &record.device_id)
+            .expect("db")
+            .and_then(|d| d.last_contact)
+            .is_none()
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Brick at a different point of the server's 1 s check each run (not just after it).
         tokio::time::sleep(Duration::from_millis(1000 + 97 * times.len() as u64)).await;
         let t0 = Instant::now();
-        sc_server::admin::brick_device(&server.state.db(), &record.device_id, "bench", "it.bench", sc_e2e::now()).expect("brick");
+        sc_server::admin::brick_device(&server.state.db(), &record.device_id, "bench", "it.bench", sc_e2e::now())
+            .expect("brick");
         let mut receipt = None;
         while !channel.is_finished() {
-            if receipt.is_none() && sc_server::db::brick_of(&server.state.db(), &record.device_id).expect("db").and_then(|b| b.wiped_at).is_some() {
+            if receipt.is_none()
+                && sc_server::db::brick_of(&server.state.db(), &record.device_id)
+                    .expect("db")
+                    .and_then(|b| b.wiped_at)
+                    .is_some()
+            {
                 receipt = Some(t0.elapsed());
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

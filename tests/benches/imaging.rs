@@ -41,14 +41,24 @@ pub(crate) fn imaging_figures() {
 async fn one_share(dr: &mut sc_e2e::browser::Driver, files: &[std::path::PathBuf]) -> (f64, f64) {
     use serde_json::json;
     dr.tell(json!({ "do": "share", "files": files })).await;
-    let t0 = dr.wait_for("the share to start", 60, |v| (v["event"] == "sharing").then(|| v["at"].as_f64().unwrap_or(0.0))).await;
-    let first = dr.wait_for("the first slice", 120, |v| (v["event"] == "kiosk" && v["msg"]["type"] == "shown").then(|| v["at"].as_f64().unwrap_or(0.0))).await;
+    let t0 = dr
+        .wait_for("the share to start", 60, |v| (v["event"] == "sharing").then(|| v["at"].as_f64().unwrap_or(0.0)))
+        .await;
+    let first = dr
+        .wait_for("the first slice", 120, |v| {
+            (v["event"] == "kiosk" && v["msg"]["type"] == "shown").then(|| v["at"].as_f64().unwrap_or(0.0))
+        })
+        .await;
     let done = dr
-        .wait_for("the whole series", 300, |v| (v["event"] == "kiosk" && v["msg"]["type"] == "done").then(|| (v["at"].as_f64().unwrap_or(0.0), v["msg"]["failed"].as_u64())))
+        .wait_for("the whole series", 300, |v| {
+            (v["event"] == "kiosk" && v["msg"]["type"] == "done")
+                .then(|| (v["at"].as_f64().unwrap_or(0.0), v["msg"]["failed"].as_u64()))
+        })
         .await;
     assert_eq!(done.1, Some(0), "every slice decoded");
     dr.tell(json!({ "do": "clear" })).await;
-    dr.wait_for("the images cleared", 60, |v| (v["event"] == "kiosk" && v["msg"]["type"] == "cleared").then_some(())).await;
+    dr.wait_for("the images cleared", 60, |v| (v["event"] == "kiosk" && v["msg"]["type"] == "cleared").then_some(()))
+        .await;
     (first - t0, done.0 - t0)
 }
 
@@ -75,7 +85,10 @@ pub(crate) async fn share_figures() {
             to
         })
         .collect();
-    let mib = |files: &[std::path::PathBuf]| files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>() as f64 / f64::from(1 << 20);
+    let mib = |files: &[std::path::PathBuf]| {
+        files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>() as f64
+            / f64::from(1 << 20)
+    };
 
     let turn = sc_e2e::media::Turn::start(TURN_SECRET);
     let server = CareServer::start_relaying(&turn).await;
@@ -88,13 +101,25 @@ pub(crate) async fn share_figures() {
     let token = server.token("HMP Testshire").parse().expect("token");
     let record = sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
     let kiosk = sc_core::Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
-    let creds = sc_core::activate::Credentials { username: "nurse.bench".into(), password: PASSWORD.to_owned().into(), totp: CareServer::code(&nurse) };
+    let creds = sc_core::activate::Credentials {
+        username: "nurse.bench".into(),
+        password: PASSWORD.to_owned().into(),
+        totp: CareServer::code(&nurse),
+    };
     assert!(matches!(kiosk.sign_in(creds).await, sc_core::KioskView::Unlocked { .. }));
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
     sc_e2e::media::write_y4m(clip.path(), 15);
     let mut dr = sc_e2e::browser::Driver::sharing(&server, "dr.bench", &dr_secret, clip.path());
-    let media = std::sync::Arc::new(sc_call::consultation::MediaSetup::synthetic(vec!["127.0.0.1:0".into()], Duration::from_secs(30)));
-    let call = sc_call::consultation::Consultation::start(record, kiosk.session_token().expect("unlocked"), appt.room_code, media);
+    let media = std::sync::Arc::new(sc_call::consultation::MediaSetup::synthetic(
+        vec!["127.0.0.1:0".into()],
+        Duration::from_secs(30),
+    ));
+    let call = sc_call::consultation::Consultation::start(
+        record,
+        kiosk.session_token().expect("unlocked"),
+        appt.room_code,
+        media,
+    );
     dr.wait_for("the share channel", 90, |v| (v["event"] == "share_open").then_some(())).await;
     for (name, files) in [("uncompressed", &raw), ("JPEG 2000", &j2k)] {
         let mut runs: Vec<(f64, f64)> = Vec::new();

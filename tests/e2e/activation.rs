@@ -48,7 +48,9 @@ async fn a_stopped_server_keeps_the_laptop_locked_with_a_clear_message() {
 
     let kiosk = laptop.kiosk();
     let expected = "Cannot reach the healthcare server - this laptop stays locked.";
-    for view in [kiosk.check_server().await, kiosk.sign_in(creds("nurse.jo", PASSWORD, CareServer::code(&secret))).await] {
+    for view in
+        [kiosk.check_server().await, kiosk.sign_in(creds("nurse.jo", PASSWORD, CareServer::code(&secret))).await]
+    {
         let KioskView::Locked { notice: Some(n) } = view else { panic!("not locked with a notice: {view:?}") };
         assert_eq!((n.kind, n.message.as_str()), ("unreachable", expected));
     }
@@ -95,7 +97,8 @@ async fn a_revoked_device_can_never_be_unsealed() {
         .query_row("SELECT exchange_secret FROM devices WHERE id = ?1", [record.device_id.as_str()], |r| r.get(0))
         .expect("secret row");
 
-    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.admin", sc_e2e::now()).expect("brick");
+    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.admin", sc_e2e::now())
+        .expect("brick");
 
     let kiosk = laptop.kiosk();
     let view = kiosk.sign_in(creds("nurse.jo", PASSWORD, CareServer::code(&secret))).await;

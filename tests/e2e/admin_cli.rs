@@ -48,15 +48,32 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
     assert!(err(care(data, &["add-prison", "HMP Cli"], None)).contains("already exists"));
 
     // Bad input: clear messages, nothing half-made.
-    assert!(err(care(data, &["add-staff", "--username", "jo", "--name", "Jo", "--prison", "HMP Cli"], Some("short\n")))
-        .contains("at least 12 characters"));
-    assert!(err(care(data, &["add-staff", "--username", "jo", "--name", "Jo", "--prison", "HMP Nowhere"], Some("long enough password\n")))
-        .contains("prison \"HMP Nowhere\" not found"));
-    assert!(err(care(data, &["add-staff", "--username", "jo", "--name", "Jo", "--role", "janitor"], Some("long enough password\n")))
-        .contains("unknown role"));
+    assert!(err(care(
+        data,
+        &["add-staff", "--username", "jo", "--name", "Jo", "--prison", "HMP Cli"],
+        Some("short\n")
+    ))
+    .contains("at least 12 characters"));
+    assert!(err(care(
+        data,
+        &["add-staff", "--username", "jo", "--name", "Jo", "--prison", "HMP Nowhere"],
+        Some("long enough password\n")
+    ))
+    .contains("prison \"HMP Nowhere\" not found"));
+    assert!(err(care(
+        data,
+        &["add-staff", "--username", "jo", "--name", "Jo", "--role", "janitor"],
+        Some("long enough password\n")
+    ))
+    .contains("unknown role"));
 
-    let out = ok(care(data, &["add-staff", "--username", "jo", "--name", "Jo", "--prison", "HMP Cli"], Some("long enough password\n")));
-    let secret = out.lines().find_map(|l| l.strip_prefix("TOTP secret (shown once): ")).expect("secret line").to_owned();
+    let out = ok(care(
+        data,
+        &["add-staff", "--username", "jo", "--name", "Jo", "--prison", "HMP Cli"],
+        Some("long enough password\n"),
+    ));
+    let secret =
+        out.lines().find_map(|l| l.strip_prefix("TOTP secret (shown once): ")).expect("secret line").to_owned();
     let uri = out.lines().find_map(|l| l.strip_prefix("otpauth URI (shown once): ")).expect("uri line");
     assert!(uri.starts_with("otpauth://totp/SecureConsult:jo?") && uri.contains(&format!("secret={secret}")), "{uri}");
 
@@ -87,7 +104,12 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
 
     let laptop = tempfile::tempdir().expect("dir");
     let kiosk = |args: &[&str]| {
-        Command::new(sc_e2e::bin("secureconsult-kiosk")).arg("--data-dir").arg(laptop.path()).args(args).output().expect("kiosk")
+        Command::new(sc_e2e::bin("secureconsult-kiosk"))
+            .arg("--data-dir")
+            .arg(laptop.path())
+            .args(args)
+            .output()
+            .expect("kiosk")
     };
     assert!(String::from_utf8_lossy(&kiosk(&["status"]).stdout).contains("not enrolled"));
     let bad = kiosk(&["enrol", "--server", &url, "--token", "sce1.garbage"]);
@@ -97,7 +119,8 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
     let again = kiosk(&["enrol", "--server", &url, "--token", &token]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already enrolled"), "re-enrolling is refused");
 
-    let devices: serde_json::Value = serde_json::from_str(&ok(care(data, &["list-devices", "--json"], None))).expect("json");
+    let devices: serde_json::Value =
+        serde_json::from_str(&ok(care(data, &["list-devices", "--json"], None))).expect("json");
     assert_eq!(devices[0]["id"], device_id.as_str());
     assert_eq!(devices[0]["prison"], "HMP Cli");
     assert_eq!(devices[0]["state"], "active");
@@ -106,7 +129,8 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
     assert!(err(care(data, &["brick-device", &device_id, "--reason", " "], None)).contains("reason"));
     let bricked = ok(care(data, &["brick-device", &device_id, "--reason", "stolen", "--by", "it.sam"], None));
     assert!(bricked.contains("bricked"), "{bricked}");
-    let devices: serde_json::Value = serde_json::from_str(&ok(care(data, &["list-devices", "--json"], None))).expect("json");
+    let devices: serde_json::Value =
+        serde_json::from_str(&ok(care(data, &["list-devices", "--json"], None))).expect("json");
     assert_eq!(devices[0]["state"], "bricked");
     let bricks = ok(care(data, &["list-bricks"], None));
     assert!(bricks.contains(&device_id) && bricks.contains("pending") && bricks.contains("it.sam"), "{bricks}");

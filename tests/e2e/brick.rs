@@ -43,10 +43,17 @@ fn brick_state(server: &CareServer, laptop: &Laptop) -> Option<sc_server::db::Br
 }
 
 /// Starts the laptop's device channel and waits until its hello reached the server.
-async fn online(server: &CareServer, laptop: &Laptop, id: &sc_proto::DeviceId) -> (Arc<Kiosk>, tokio::task::JoinHandle<()>) {
+async fn online(
+    server: &CareServer,
+    laptop: &Laptop,
+    id: &sc_proto::DeviceId,
+) -> (Arc<Kiosk>, tokio::task::JoinHandle<()>) {
     let kiosk = Arc::new(laptop.kiosk());
     let channel = tokio::spawn(sc_core::channel::run(kiosk.clone()));
-    wait_until("the channel's first contact", 20, || sc_server::db::device(&server.state.db(), id).expect("db").expect("device").last_contact.is_some()).await;
+    wait_until("the channel's first contact", 20, || {
+        sc_server::db::device(&server.state.db(), id).expect("db").expect("device").last_contact.is_some()
+    })
+    .await;
     (kiosk, channel)
 }
 
@@ -57,16 +64,22 @@ async fn an_online_laptop_is_wiped_with_a_verified_receipt() {
     let record = laptop.enrol(&server, "HMP Testshire").await;
     let (kiosk, channel) = online(&server, &laptop, &record.device_id).await;
     let t0 = Instant::now();
-    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now()).expect("brick");
-    wait_until("the wipe and its receipt", 20, || brick_state(&server, &laptop).and_then(|b| b.wiped_at).is_some()).await;
+    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now())
+        .expect("brick");
+    wait_until("the wipe and its receipt", 20, || brick_state(&server, &laptop).and_then(|b| b.wiped_at).is_some())
+        .await;
     eprintln!("online brick -> verified receipt in {:?}", t0.elapsed());
     assert!(matches!(kiosk.view(Instant::now()), KioskView::Disabled { .. }));
     // The receipt goes out before the key does; the channel task ends once the wipe is complete.
-    tokio::time::timeout(Duration::from_secs(10), channel).await.expect("the channel task ends once the wipe is complete").expect("join");
+    tokio::time::timeout(Duration::from_secs(10), channel)
+        .await
+        .expect("the channel task ends once the wipe is complete")
+        .expect("join");
     assert_wiped(&laptop).await;
     let devices = sc_server::admin::list_devices(&server.state.db()).expect("list");
     assert_eq!(devices[0].state, "wiped");
-    let audit: Vec<String> = sc_server::audit::tail(&server.state.db(), 100).expect("audit").into_iter().map(|r| r.event).collect();
+    let audit: Vec<String> =
+        sc_server::audit::tail(&server.state.db(), 100).expect("audit").into_iter().map(|r| r.event).collect();
     for event in ["brick", "brick_delivered", "wipe_receipt"] {
         assert!(audit.iter().any(|e| e == event), "{event} audited: {audit:?}");
     }
@@ -74,8 +87,14 @@ async fn an_online_laptop_is_wiped_with_a_verified_receipt() {
 }
 
 /// The next JSON report from a browser driver, failing on its `error` report.
-async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>, secs: u64) -> serde_json::Value {
-    let e = tokio::time::timeout(Duration::from_secs(secs), events.recv()).await.expect("the admin page reports in time").expect("the driver is running");
+async fn next_event(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    secs: u64,
+) -> serde_json::Value {
+    let e = tokio::time::timeout(Duration::from_secs(secs), events.recv())
+        .await
+        .expect("the admin page reports in time")
+        .expect("the driver is running");
     assert_ne!(e["event"], "error", "{e}");
     e
 }
@@ -89,7 +108,14 @@ async fn it_staff_brick_an_online_laptop_from_the_admin_page_and_see_it_wiped() 
     let (_kiosk, channel) = online(&server, &laptop, &record.device_id).await;
 
     let shot = sc_e2e::artifacts_dir().join("admin-wiped.png");
-    let mut admin = sc_e2e::browser::ItAdmin::brick(&server, "it.sam", &it, record.device_id.as_str(), "stolen from the van", &shot);
+    let mut admin = sc_e2e::browser::ItAdmin::brick(
+        &server,
+        "it.sam",
+        &it,
+        record.device_id.as_str(),
+        "stolen from the van",
+        &shot,
+    );
     let mut e = next_event(&mut admin.events, 60).await;
     while e["event"] == "console" {
         e = next_event(&mut admin.events, 60).await;
@@ -120,7 +146,10 @@ async fn it_staff_brick_an_online_laptop_from_the_admin_page_and_see_it_wiped() 
         assert!(audit.contains(&event), "{event} on the page: {audit:?}");
     }
     assert!(shot.exists(), "the page's screenshot is kept");
-    tokio::time::timeout(Duration::from_secs(10), channel).await.expect("the channel task ends once the wipe is complete").expect("join");
+    tokio::time::timeout(Duration::from_secs(10), channel)
+        .await
+        .expect("the channel task ends once the wipe is complete")
+        .expect("join");
     assert_wiped(&laptop).await;
 }
 
@@ -131,7 +160,8 @@ async fn an_offline_laptop_is_wiped_on_its_first_contact() {
     // Bricked while switched off; it comes back and a nurse signs in with valid credentials.
     let laptop = Laptop::new().await;
     let record = laptop.enrol(&server, "HMP Testshire").await;
-    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "lost", "it.sam", sc_e2e::now()).expect("brick");
+    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "lost", "it.sam", sc_e2e::now())
+        .expect("brick");
     let kiosk = laptop.kiosk();
     let view = kiosk.sign_in(creds("nurse.a", PASSWORD, CareServer::code(&secret))).await;
     assert!(matches!(view, KioskView::Disabled { .. }), "{view:?}");
@@ -141,7 +171,8 @@ async fn an_offline_laptop_is_wiped_on_its_first_contact() {
     // Another, whose first contact is the device channel's poll.
     let second = Laptop::new().await;
     let record = second.enrol(&server, "HMP Testshire").await;
-    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "lost", "it.sam", sc_e2e::now()).expect("brick");
+    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "lost", "it.sam", sc_e2e::now())
+        .expect("brick");
     let kiosk = second.kiosk();
     assert!(!sc_core::channel::poll(&kiosk).await.expect("poll"), "disabled by the poll");
     kiosk.finish_wipe().await.expect("finish");
@@ -161,7 +192,13 @@ async fn forged_foreign_replayed_or_stale_commands_wipe_nothing() {
     let record = laptop.enrol(&server, "HMP Testshire").await;
     let kiosk = laptop.kiosk();
     let challenge = [42u8; 16];
-    let good = BrickCommand { version: 1, command_id: "c1".into(), device_id: record.device_id.clone(), issued_at: sc_e2e::now(), challenge: Bytes(challenge) };
+    let good = BrickCommand {
+        version: 1,
+        command_id: "c1".into(),
+        device_id: record.device_id.clone(),
+        issued_at: sc_e2e::now(),
+        challenge: Bytes(challenge),
+    };
     let server_key = server.state.command_key.clone();
     let other_key = {
         let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).expect("key");
@@ -169,11 +206,22 @@ async fn forged_foreign_replayed_or_stale_commands_wipe_nothing() {
     };
     let cases = [
         ("signed by another key", sign_with(&other_key, &good), challenge),
-        ("for another laptop", sign_with(&server_key, &BrickCommand { device_id: sc_proto::DeviceId::from_random([1; 16]), ..good.clone() }), challenge),
+        (
+            "for another laptop",
+            sign_with(
+                &server_key,
+                &BrickCommand { device_id: sc_proto::DeviceId::from_random([1; 16]), ..good.clone() },
+            ),
+            challenge,
+        ),
         // A command captured from an earlier brick answers an earlier challenge, not this one.
         ("replayed", sign_with(&server_key, &good), [7u8; 16]),
         ("stale", sign_with(&server_key, &BrickCommand { issued_at: sc_e2e::now() - 3600, ..good.clone() }), challenge),
-        ("garbled", Signed { payload: Bytes(b"{".to_vec()), signature: sign_with(&server_key, &good).signature }, challenge),
+        (
+            "garbled",
+            Signed { payload: Bytes(b"{".to_vec()), signature: sign_with(&server_key, &good).signature },
+            challenge,
+        ),
     ];
     for (what, command, challenge) in cases {
         let e = kiosk.apply_brick(&command, challenge).await.expect_err(what);
@@ -194,7 +242,8 @@ async fn a_wipe_killed_at_any_step_is_finished_by_the_next_start() {
     for step in ["tombstone", "config", "receipt", "keystore", "files"] {
         let laptop = Laptop::new().await;
         let record = laptop.enrol(&server, "HMP Testshire").await;
-        sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now()).expect("brick");
+        sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now())
+            .expect("brick");
         let mut child = std::process::Command::new(sc_e2e::bin("wipe-crasher"))
             .arg(laptop.dir.path())
             .arg(step)
@@ -230,7 +279,9 @@ async fn the_dead_man_timer_fires_only_without_contact() {
     let days = server.state.config.policy.dead_man_days;
     let clock = Arc::new(AtomicI64::new(sc_e2e::now()));
     let c = clock.clone();
-    let kiosk = Kiosk::open_with_clock(laptop.dir.path(), Keystore::secret_service, Arc::new(move || c.load(Ordering::SeqCst))).expect("kiosk");
+    let kiosk =
+        Kiosk::open_with_clock(laptop.dir.path(), Keystore::secret_service, Arc::new(move || c.load(Ordering::SeqCst)))
+            .expect("kiosk");
     let day = 86_400;
     // Regular contact: a poll every (days - 1) days, for three rounds; the timer never fires.
     for _ in 0..3 {
@@ -244,7 +295,12 @@ async fn the_dead_man_timer_fires_only_without_contact() {
     kiosk.finish_wipe().await.expect("finish");
     assert_wiped(&laptop).await;
     let audit = sc_server::audit::tail(&server.state.db(), 100).expect("audit");
-    assert!(audit.iter().any(|r| r.event == "wipe_receipt" && r.detail.as_deref().is_some_and(|d| d.starts_with("dead_man"))), "{audit:?}");
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.event == "wipe_receipt" && r.detail.as_deref().is_some_and(|d| d.starts_with("dead_man"))),
+        "{audit:?}"
+    );
     let device = sc_server::db::device(&server.state.db(), &record.device_id).expect("db").expect("device");
     assert!(device.exchange_secret.is_none(), "the server shreds its half too");
 
@@ -252,7 +308,8 @@ async fn the_dead_man_timer_fires_only_without_contact() {
     let other = Laptop::new().await;
     other.enrol(&server, "HMP Testshire").await;
     let later = sc_e2e::now() + i64::from(days) * day + 60;
-    let kiosk = Kiosk::open_with_clock(other.dir.path(), Keystore::secret_service, Arc::new(move || later)).expect("kiosk");
+    let kiosk =
+        Kiosk::open_with_clock(other.dir.path(), Keystore::secret_service, Arc::new(move || later)).expect("kiosk");
     assert!(kiosk.is_disabled());
     kiosk.finish_wipe().await.expect("finish");
     assert_wiped(&other).await;

@@ -16,12 +16,30 @@ use std::time::Duration;
 pub(crate) use sc_e2e::browser::Consultant;
 
 pub(crate) fn start_consultant(server: &CareServer, secret: &str, y4m: &Path, end: &str) -> Consultant {
-    Consultant::start(server, "dr.who", secret, y4m, &sc_e2e::browser::Options { end: end.into(), ..Default::default() })
+    Consultant::start(
+        server,
+        "dr.who",
+        secret,
+        y4m,
+        &sc_e2e::browser::Options { end: end.into(), ..Default::default() },
+    )
 }
 
 /// As [`start_consultant`], keeping the call up `hold_ms` after it is proven.
-pub(crate) fn start_consultant_holding(server: &CareServer, secret: &str, y4m: &Path, end: &str, hold_ms: u64) -> Consultant {
-    Consultant::start(server, "dr.who", secret, y4m, &sc_e2e::browser::Options { end: end.into(), hold_ms, ..Default::default() })
+pub(crate) fn start_consultant_holding(
+    server: &CareServer,
+    secret: &str,
+    y4m: &Path,
+    end: &str,
+    hold_ms: u64,
+) -> Consultant {
+    Consultant::start(
+        server,
+        "dr.who",
+        secret,
+        y4m,
+        &sc_e2e::browser::Options { end: end.into(), hold_ms, ..Default::default() },
+    )
 }
 
 struct Outcome {
@@ -69,7 +87,11 @@ async fn call(end_by_kiosk: bool) -> Outcome {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let kiosk_end_reason = loop {
-        assert!(tokio::time::Instant::now() < deadline, "the call did not complete: phases {seen:?}, kiosk {:?}, chromium {chromium}", c.stats());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call did not complete: phases {seen:?}, kiosk {:?}, chromium {chromium}",
+            c.stats()
+        );
         tokio::select! {
             changed = phases.changed() => {
                 assert!(changed.is_ok(), "the consultation task vanished");
@@ -122,7 +144,10 @@ async fn call(end_by_kiosk: bool) -> Outcome {
             }
         }
     }
-    let status = tokio::time::timeout(Duration::from_secs(20), consultant.child.wait()).await.expect("driver exits").expect("wait");
+    let status = tokio::time::timeout(Duration::from_secs(20), consultant.child.wait())
+        .await
+        .expect("driver exits")
+        .expect("wait");
     assert!(status.success(), "the consultant driver failed");
     Outcome { kiosk: kiosk_stats, pair, full_frame, chromium, ended, kiosk_end_reason, self_view: self_luma }
 }
@@ -178,14 +203,25 @@ async fn admitted_attempt(config: sc_server::config::ServerConfig, media: Arc<Me
 
 /// As [`admitted_attempt`]; the consultant answers the kiosk's offer with `answer` (as a broken
 /// browser would).
-async fn admitted_attempt_answering(config: sc_server::config::ServerConfig, media: Arc<MediaSetup>, answer: Vec<ToServer>) -> Attempt {
+async fn admitted_attempt_answering(
+    config: sc_server::config::ServerConfig,
+    media: Arc<MediaSetup>,
+    answer: Vec<ToServer>,
+) -> Attempt {
     let server = CareServer::start_with(config).await;
     let dr = server.add_consultant("dr.who", "Dr Who");
     let appt = server.add_appointment("dr.who", "HMP Testshire", 0);
     let (laptop, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;
-    let cookie = sc_e2e::consultant::login(&server.url, &server.ca_der, "dr.who", &CareServer::code(&dr)).await.expect("login");
-    let mut doctor = sc_e2e::consultant::connect(&server.url, &server.ca_der, &cookie, &server.url).await.expect("connect");
-    let c = Consultation::start(kiosk.record().expect("enrolled").clone(), kiosk.session_token().expect("unlocked"), appt.room_code.clone(), media);
+    let cookie =
+        sc_e2e::consultant::login(&server.url, &server.ca_der, "dr.who", &CareServer::code(&dr)).await.expect("login");
+    let mut doctor =
+        sc_e2e::consultant::connect(&server.url, &server.ca_der, &cookie, &server.url).await.expect("connect");
+    let c = Consultation::start(
+        kiosk.record().expect("enrolled").clone(),
+        kiosk.session_token().expect("unlocked"),
+        appt.room_code.clone(),
+        media,
+    );
     let mut phases = c.phases();
     loop {
         if let FromServer::WaitingRoom { waiting } = doctor.recv().await {
@@ -236,7 +272,12 @@ async fn an_unreachable_relay_ends_the_attempt_clearly_and_the_laptop_stays_usab
     assert_eq!(a.reason, "The call could not connect through the relay. Check the network and try again.");
     // Still unlocked and usable: the appointments load and the room can be joined again.
     assert_eq!(a.kiosk.appointments().await.expect("appointments").len(), 1);
-    let again = Consultation::start(a.kiosk.record().expect("enrolled").clone(), a.kiosk.session_token().expect("token"), a.room_code.clone(), synthetic_media());
+    let again = Consultation::start(
+        a.kiosk.record().expect("enrolled").clone(),
+        a.kiosk.session_token().expect("token"),
+        a.room_code.clone(),
+        synthetic_media(),
+    );
     let mut p = again.phases();
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -266,7 +307,13 @@ async fn a_garbled_or_out_of_turn_answer_ends_the_attempt_clearly() {
     // an answer that is not SDP at all.
     let script = vec![
         ToServer::Offer { sdp: "v=0\r\nout of turn".into() },
-        ToServer::Candidate { candidate: sc_proto::signal::Candidate { candidate: "candidate:garbage".into(), sdp_mid: None, sdp_m_line_index: Some(0) } },
+        ToServer::Candidate {
+            candidate: sc_proto::signal::Candidate {
+                candidate: "candidate:garbage".into(),
+                sdp_mid: None,
+                sdp_m_line_index: Some(0),
+            },
+        },
         ToServer::Answer { sdp: "this is not a session description".into() },
     ];
     let a = admitted_attempt_answering(sc_server::config::ServerConfig::default(), synthetic_media(), script).await;

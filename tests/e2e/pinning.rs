@@ -25,8 +25,13 @@ async fn impostor() -> (serve::Running, tempfile::TempDir) {
         command_key: std::sync::Arc::new(ring::signature::Ed25519KeyPair::from_pkcs8(command.as_ref()).expect("cmd")),
     };
     let config = ServerConfig { data_dir: dir.path().to_path_buf(), ..ServerConfig::default() };
-    let state = AppState::new(db::open(&config.db_path()).expect("db"), config, keys.command_key.clone(), state::system_clock())
-        .expect("state");
+    let state = AppState::new(
+        db::open(&config.db_path()).expect("db"),
+        config,
+        keys.command_key.clone(),
+        state::system_clock(),
+    )
+    .expect("state");
     (serve::start(state, &keys, "127.0.0.1:0".parse().expect("addr")).expect("serve"), dir)
 }
 

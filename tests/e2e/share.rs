@@ -35,7 +35,9 @@ async fn screen_where(c: &Consultation, what: &str, ok: impl Fn(&Screen) -> bool
         }
     })
     .await;
-    found.unwrap_or_else(|_| panic!("the kiosk never showed {what}; it shows {:?}", c.images().borrow().as_ref().map(|s| &s.caption)))
+    found.unwrap_or_else(|_| {
+        panic!("the kiosk never showed {what}; it shows {:?}", c.images().borrow().as_ref().map(|s| &s.caption))
+    })
 }
 
 fn images_status(c: &Consultation) -> sc_call::images::ImagesStatus {
@@ -45,7 +47,11 @@ fn images_status(c: &Consultation) -> sc_call::images::ImagesStatus {
     }
 }
 
-async fn status_where(c: &Consultation, what: &str, ok: impl Fn(&sc_call::images::ImagesStatus) -> bool) -> sc_call::images::ImagesStatus {
+async fn status_where(
+    c: &Consultation,
+    what: &str,
+    ok: impl Fn(&sc_call::images::ImagesStatus) -> bool,
+) -> sc_call::images::ImagesStatus {
     let mut phases = c.phases();
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
@@ -76,7 +82,12 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
     write_y4m(clip.path(), 15);
     let mut dr = Driver::sharing(&server, "dr.who", &secret, clip.path());
-    let c = Consultation::start(kiosk_core.record().expect("enrolled").clone(), kiosk_core.session_token().expect("unlocked"), appt.room_code, crate::call::synthetic_media());
+    let c = Consultation::start(
+        kiosk_core.record().expect("enrolled").clone(),
+        kiosk_core.session_token().expect("unlocked"),
+        appt.room_code,
+        crate::call::synthetic_media(),
+    );
     dr.wait_for("the share channel to open", 90, |v| (v["event"] == "share_open").then_some(())).await;
 
     // A CT file: shown as soon as it is decoded, through its own window, pixel for pixel.
@@ -107,33 +118,53 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     assert_eq!(shown["width"], 1500.0);
     screen_where(&c, "the lung window", |s| s.caption.contains("(lung)")).await;
     dr.tell(json!({ "do": "point", "x": 0.25, "y": 0.75 })).await;
-    let screen = screen_where(&c, "the pointer", |s| s.pointer.is_some_and(|[x, y]| (x - 0.25).abs() < 0.03 && (y - 0.75).abs() < 0.03)).await;
+    let screen = screen_where(&c, "the pointer", |s| {
+        s.pointer.is_some_and(|[x, y]| (x - 0.25).abs() < 0.03 && (y - 0.75).abs() < 0.03)
+    })
+    .await;
     assert!(screen.pointer.is_some());
 
     // A series of single-frame files: one stack, in file-name order.
     let series = tempfile::tempdir().expect("dir");
-    let slices: Vec<PathBuf> = ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm"]
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let to = series.path().join(format!("slice{}.dcm", i + 1));
-            std::fs::copy(dicom.join(name), &to).expect("copy");
-            to
-        })
-        .collect();
+    let slices: Vec<PathBuf> = [
+        "MR_small.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, name)| {
+        let to = series.path().join(format!("slice{}.dcm", i + 1));
+        std::fs::copy(dicom.join(name), &to).expect("copy");
+        to
+    })
+    .collect();
     dr.tell(json!({ "do": "share", "files": slices })).await;
     let done = dr.wait_for("the series", 60, |v| kiosk(v, "done")).await;
     assert_eq!(done["shown"], 5, "{done}");
     dr.tell(json!({ "do": "slice", "frame": 4 })).await;
-    dr.wait_for("slice 5 of the series", 30, |v| kiosk(v, "shown").filter(|m| m["view"]["frame"] == 4 && m["view"]["stack"] == 2)).await;
+    dr.wait_for("slice 5 of the series", 30, |v| {
+        kiosk(v, "shown").filter(|m| m["view"]["frame"] == 4 && m["view"]["stack"] == 2)
+    })
+    .await;
     screen_where(&c, "slice 5 of 5", |s| s.caption.contains("slice 5 of 5")).await;
 
     // A damaged file and an unsupported one: both sides say which and why; the share goes on.
     dr.tell(json!({ "do": "share", "files": [dicom.join("MR_truncated.dcm"), dicom.join("MR_small_jpeg_ls_lossless.dcm"), ct] })).await;
     let done = dr.wait_for("the damaged share", 60, |v| kiosk(v, "done")).await;
     assert_eq!((done["shown"].as_u64(), done["failed"].as_u64()), (Some(1), Some(2)), "{done}");
-    let page = dr.wait_for("the page's message", 10, |v| (v["event"] == "page_status" && v["problem"] == true).then(|| v["text"].as_str().unwrap_or_default().to_owned())).await;
-    assert!(page.contains("MR_small_jpeg_ls_lossless.dcm") && page.contains("JPEG-LS") && page.contains("MR_truncated.dcm"), "{page}");
+    let page = dr
+        .wait_for("the page's message", 10, |v| {
+            (v["event"] == "page_status" && v["problem"] == true)
+                .then(|| v["text"].as_str().unwrap_or_default().to_owned())
+        })
+        .await;
+    assert!(
+        page.contains("MR_small_jpeg_ls_lossless.dcm") && page.contains("JPEG-LS") && page.contains("MR_truncated.dcm"),
+        "{page}"
+    );
     let nurse = status_where(&c, "the damaged file", |s| s.notice.is_some()).await;
     assert!(nurse.notice.as_deref().is_some_and(|n| n.contains("could not be shown")), "{nurse:?}");
 
@@ -149,9 +180,16 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
         .collect();
     let before = c.stats().frames_decoded;
     dr.tell(json!({ "do": "share", "files": big, "cut_after_files": 1 })).await;
-    let page = dr.wait_for("the page's cut message", 30, |v| (v["event"] == "page_status" && v["problem"] == true).then(|| v["text"].as_str().unwrap_or_default().to_owned())).await;
+    let page = dr
+        .wait_for("the page's cut message", 30, |v| {
+            (v["event"] == "page_status" && v["problem"] == true)
+                .then(|| v["text"].as_str().unwrap_or_default().to_owned())
+        })
+        .await;
     assert!(page.starts_with("The transfer to the laptop was cut"), "{page}");
-    let nurse = status_where(&c, "the cut", |s| s.notice.as_deref().is_some_and(|n| n.starts_with("The transfer was cut"))).await;
+    let nurse =
+        status_where(&c, "the cut", |s| s.notice.as_deref().is_some_and(|n| n.starts_with("The transfer was cut")))
+            .await;
     assert!(nurse.receiving.is_none() && nurse.images >= 4, "{nurse:?}");
     dr.tell(json!({ "do": "call" })).await;
     let call = dr.wait_for("the call's state", 10, |v| (v["event"] == "call").then(|| v.clone())).await;
@@ -180,7 +218,8 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
 
     // The nurse resets the view: the consultant hears of it.
     dr.tell(json!({ "do": "zoom_in" })).await;
-    dr.wait_for("the zoom", 30, |v| kiosk(v, "shown").filter(|m| m["view"]["zoom"].as_f64().unwrap_or(1.0) > 1.0)).await;
+    dr.wait_for("the zoom", 30, |v| kiosk(v, "shown").filter(|m| m["view"]["zoom"].as_f64().unwrap_or(1.0) > 1.0))
+        .await;
     c.reset_view();
     let reset = dr.wait_for("the nurse's reset", 30, |v| kiosk(v, "shown").filter(|m| m["by_nurse"] == true)).await;
     assert_eq!(reset["view"]["zoom"], 1.0, "{reset}");

@@ -153,7 +153,10 @@ impl Drop for FileWatch {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_kiosk_window_shows_shared_images_and_the_pointer_and_writes_no_file() {
     let _display = DISPLAY.lock().await;
-    assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "needs an X display: scripts/test.sh runs Xvfb and a window manager"
+    );
     let dicom = dicom_dir();
     let WindowCall { turn, server, dr, laptop: _laptop, clip, kiosk } = window_call("kiosk-share-window.log").await;
     let mut consultant = Driver::sharing(&server, "dr.who", &dr, clip.path());
@@ -168,12 +171,16 @@ async fn the_kiosk_window_shows_shared_images_and_the_pointer_and_writes_no_file
     consultant.tell(json!({ "do": "share", "files": [ct] })).await;
     consultant.wait_for("the CT shown", 60, |v| kiosk_msg(v, "shown")).await;
     let (pixels, size) = expected(&ct, 0);
-    let shot = shot_until("share-window-ct.png", "the CT in the window", move |p| matching(p, &pixels, size) > 0.95).await;
+    let shot =
+        shot_until("share-window-ct.png", "the CT in the window", move |p| matching(p, &pixels, size) > 0.95).await;
     assert_eq!(pointer_pixels(&shot, size, (0.25, 0.75)), 0, "no pointer before the consultant points");
 
     // The consultant points: a yellow ring where they point.
     consultant.tell(json!({ "do": "point", "x": 0.25, "y": 0.75 })).await;
-    shot_until("share-window-pointer.png", "the pointer in the window", move |p| pointer_pixels(p, size, (0.25, 0.75)) > 50).await;
+    shot_until("share-window-pointer.png", "the pointer in the window", move |p| {
+        pointer_pixels(p, size, (0.25, 0.75)) > 50
+    })
+    .await;
 
     // A multi-frame CT (12 slices of 64x64, a bone disk moving slice to slice), then slice 6: the
     // window shows that slice.
@@ -192,11 +199,18 @@ async fn the_kiosk_window_shows_shared_images_and_the_pointer_and_writes_no_file
         matching(p, &s6, dose_size) > 0.95 && matching_where_they_differ(p, &s6, &s1, dose_size) > 0.9
     })
     .await;
-    assert!(matching_where_they_differ(&shot, &slice1, &slice6, dose_size) < 0.1, "the window shows slice 6, not slice 1");
+    assert!(
+        matching_where_they_differ(&shot, &slice1, &slice6, dose_size) < 0.1,
+        "the window shows slice 6, not slice 1"
+    );
     assert!(kiosk.log().contains("image share received"), "{}", kiosk.log());
 
     let writes = tokio::task::spawn_blocking(move || watch.writes()).await.expect("join");
-    assert!(writes.is_empty(), "the kiosk wrote files while receiving and showing images ({:?}): {writes:#?}", started.elapsed());
+    assert!(
+        writes.is_empty(),
+        "the kiosk wrote files while receiving and showing images ({:?}): {writes:#?}",
+        started.elapsed()
+    );
     consultant.tell(json!({ "do": "end" })).await;
     drop(kiosk);
     drop(turn);

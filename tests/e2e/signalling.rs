@@ -7,7 +7,8 @@ use sc_e2e::CareServer;
 use sc_proto::signal::{Candidate, FromServer, Role, ToServer};
 
 async fn consultant_in(server: &CareServer, username: &str, secret: &str) -> Consultant {
-    let cookie = consultant::login(&server.url, &server.ca_der, username, &CareServer::code(secret)).await.expect("login");
+    let cookie =
+        consultant::login(&server.url, &server.ca_der, username, &CareServer::code(secret)).await.expect("login");
     let origin = server.url.clone();
     let mut c = consultant::connect(&server.url, &server.ca_der, &cookie, &origin).await.expect("connect");
     assert!(matches!(c.recv().await, FromServer::WaitingRoom { .. }));
@@ -64,13 +65,18 @@ async fn wait_admit_relay_and_hang_up() {
     // Garbage gets an error back, and the connection stays usable.
     k.send_raw("{not json").await.expect("send");
     assert_eq!(error_kind(&next(&mut k).await), "bad_message");
-    let cand = Candidate { candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ relay".into(), sdp_mid: Some("0".into()), sdp_m_line_index: Some(0) };
+    let cand = Candidate {
+        candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ relay".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+    };
     k.send(&ToServer::Candidate { candidate: cand.clone() }).await.expect("send");
     assert_eq!(consultant_next(&mut c).await, FromServer::Candidate { candidate: cand });
 
     c.send(&ToServer::HangUp).await;
     assert_eq!(next(&mut k).await, FromServer::HungUp);
-    let events: Vec<String> = sc_server::audit::tail(&server.state.db(), 50).expect("audit").into_iter().map(|r| r.event).collect();
+    let events: Vec<String> =
+        sc_server::audit::tail(&server.state.db(), 50).expect("audit").into_iter().map(|r| r.event).collect();
     assert!(events.contains(&"call_started".to_owned()) && events.contains(&"call_ended".to_owned()), "{events:?}");
 }
 
@@ -106,15 +112,25 @@ async fn the_rules_refuse_with_clear_errors() {
 
     let mut intruder = consultant_in(&server, "dr.no", &other_dr).await;
     intruder.send(&ToServer::Admit { appointment_id: ours.id }).await;
-    assert_eq!(error_kind(&consultant_next(&mut intruder).await), "forbidden", "only the appointment's consultant admits");
+    assert_eq!(
+        error_kind(&consultant_next(&mut intruder).await),
+        "forbidden",
+        "only the appointment's consultant admits"
+    );
 
     // The consultant page: nurses cannot sign in to it; cookies need the page's own origin.
     let nurse_code = server.add_nurse("nurse.c", "Nurse C", "HMP Testshire");
     let refused = consultant::login(&server.url, &server.ca_der, "nurse.c", &CareServer::code(&nurse_code)).await;
     assert_eq!(refused.err().map(|e| e.0), Some(403));
     let cookie = consultant::login(&server.url, &server.ca_der, "dr.who", &CareServer::code(&dr)).await.expect("login");
-    assert_eq!(consultant::connect(&server.url, &server.ca_der, &cookie, "https://evil.example").await.err(), Some(401));
-    assert_eq!(consultant::connect(&server.url, &server.ca_der, "sc_session=forged", &server.url).await.err(), Some(401));
+    assert_eq!(
+        consultant::connect(&server.url, &server.ca_der, &cookie, "https://evil.example").await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        consultant::connect(&server.url, &server.ca_der, "sc_session=forged", &server.url).await.err(),
+        Some(401)
+    );
 
     // A locked laptop's token is dead; so is a revoked laptop's.
     let token = second.session_token().expect("token");
@@ -124,12 +140,25 @@ async fn the_rules_refuse_with_clear_errors() {
     for _ in 0..50 {
         // end-session is sent in the background on lock
         match sc_core::signal::Signalling::connect(&record, &token).await {
-            Err(e) => { refused = Some(e); break; }
-            Ok(s) => { s.close().await; tokio::time::sleep(std::time::Duration::from_millis(100)).await; }
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+            Ok(s) => {
+                s.close().await;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
         }
     }
     assert!(matches!(refused, Some(sc_core::Error::Refused)), "{refused:?}");
-    sc_server::admin::brick_device(&server.state.db(), &kiosk.record().expect("record").device_id, "stolen", "it.admin", sc_e2e::now()).expect("brick");
+    sc_server::admin::brick_device(
+        &server.state.db(),
+        &kiosk.record().expect("record").device_id,
+        "stolen",
+        "it.admin",
+        sc_e2e::now(),
+    )
+    .expect("brick");
     assert!(matches!(signalling(&kiosk).await, Err(sc_core::Error::Refused)));
 }
 

@@ -51,7 +51,20 @@ fn pixel(path: &Path, x: u32, y: u32) -> String {
 fn brand_fraction(path: &Path) -> f64 {
     let out = run(
         "convert",
-        &[&path.to_string_lossy(), "-fill", "black", "+opaque", "#0b6e4f", "-fill", "white", "-opaque", "#0b6e4f", "-format", "%[fx:mean]", "info:"],
+        &[
+            &path.to_string_lossy(),
+            "-fill",
+            "black",
+            "+opaque",
+            "#0b6e4f",
+            "-fill",
+            "white",
+            "-opaque",
+            "#0b6e4f",
+            "-format",
+            "%[fx:mean]",
+            "info:",
+        ],
     );
     out.parse().unwrap_or(0.0)
 }
@@ -77,7 +90,10 @@ async fn wait_for_colour(what: &'static str, path: PathBuf, colour: &'static str
 }
 
 fn luma_at(path: &Path, x: u32, y: u32) -> f64 {
-    let out = run("convert", &[&path.to_string_lossy(), "-colorspace", "Gray", "-format", &format!("%[fx:255*p{{{x},{y}}}]"), "info:"]);
+    let out = run(
+        "convert",
+        &[&path.to_string_lossy(), "-colorspace", "Gray", "-format", &format!("%[fx:255*p{{{x},{y}}}]"), "info:"],
+    );
     out.parse().unwrap_or(-1.0)
 }
 
@@ -91,7 +107,6 @@ fn start_kiosk(data_dir: &Path, log_name: &str, media: bool) -> KioskProcess {
     }
     KioskProcess { child: cmd.spawn().expect("start the kiosk"), log }
 }
-
 
 /// Starts the kiosk window (synthetic media) on an enrolled laptop, signs `nurse.jo` in with the
 /// keyboard and joins the first appointment: the kiosk waits to be admitted.
@@ -147,12 +162,18 @@ pub(crate) async fn window_call(log_name: &str) -> WindowCall {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_shows_the_consultants_video_in_the_window() {
     let _display = DISPLAY.lock().await;
-    assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "needs an X display: scripts/test.sh runs Xvfb and a window manager"
+    );
     let WindowCall { turn, server, dr, laptop: _laptop, clip, kiosk } = window_call("kiosk-call-window.log").await;
     let shot = artifacts_dir().join("call-screen.png");
     let mut consultant = crate::call::start_consultant_holding(&server, &dr, clip.path(), "consultant", 8000);
     loop {
-        let v = tokio::time::timeout(Duration::from_secs(90), consultant.events.recv()).await.expect("consultant progress").expect("driver");
+        let v = tokio::time::timeout(Duration::from_secs(90), consultant.events.recv())
+            .await
+            .expect("consultant progress")
+            .expect("driver");
         match v["event"].as_str() {
             Some("stats") => break,
             Some("error") => panic!("consultant driver failed: {v}; kiosk log: {}", kiosk.log()),
@@ -176,10 +197,18 @@ async fn a_call_shows_the_consultants_video_in_the_window() {
     })
     .await
     .expect("join");
-    assert!(left > 150.0 && right < 100.0, "video region not showing the consultant (left {left}, right {right}); see {}; log: {}", shot.display(), kiosk.log());
+    assert!(
+        left > 150.0 && right < 100.0,
+        "video region not showing the consultant (left {left}, right {right}); see {}; log: {}",
+        shot.display(),
+        kiosk.log()
+    );
     // The consultant ends the call: the kiosk goes back to its appointments.
     loop {
-        let v = tokio::time::timeout(Duration::from_secs(30), consultant.events.recv()).await.expect("end").expect("driver");
+        let v = tokio::time::timeout(Duration::from_secs(30), consultant.events.recv())
+            .await
+            .expect("end")
+            .expect("driver");
         if v["event"] == "ended" {
             break;
         }
@@ -193,7 +222,10 @@ async fn a_call_shows_the_consultants_video_in_the_window() {
 #[tokio::test(flavor = "multi_thread")]
 async fn lock_screen_then_keyboard_sign_in_reaches_the_unlocked_screen() {
     let _display = DISPLAY.lock().await;
-    assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "needs an X display: scripts/test.sh runs Xvfb and a window manager"
+    );
     let server = CareServer::start().await;
     let secret = server.add_nurse("nurse.jo", "Jo Nurse", "HMP Testshire");
     let laptop = Laptop::new().await;
@@ -204,7 +236,9 @@ async fn lock_screen_then_keyboard_sign_in_reaches_the_unlocked_screen() {
 
     let lock_png = artifacts.join("lock-screen.png");
     tokio::task::spawn_blocking(move || {
-        wait_for("the kiosk window", Duration::from_secs(60), || !run("xdotool", &["search", "--name", "^SecureConsult$"]).is_empty());
+        wait_for("the kiosk window", Duration::from_secs(60), || {
+            !run("xdotool", &["search", "--name", "^SecureConsult$"]).is_empty()
+        });
         // The lock screen is drawn when the Unlock button (brand colour) shows on a paper background.
         wait_for("the lock screen to be drawn", Duration::from_secs(60), || {
             screenshot(&lock_png);
@@ -228,7 +262,10 @@ async fn lock_screen_then_keyboard_sign_in_reaches_the_unlocked_screen() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
     let _display = DISPLAY.lock().await;
-    assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb and a window manager");
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "needs an X display: scripts/test.sh runs Xvfb and a window manager"
+    );
     const DISABLED: &str = "srgb(122,16,32)";
     let server = CareServer::start().await;
     let laptop = Laptop::new().await;
@@ -236,14 +273,20 @@ async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
     let kiosk = start_kiosk(laptop.dir.path(), "kiosk-brick-window.log", false);
     // Online: the window's device channel has said hello.
     let start = Instant::now();
-    while sc_server::db::device(&server.state.db(), &record.device_id).expect("db").and_then(|d| d.last_contact).is_none() {
+    while sc_server::db::device(&server.state.db(), &record.device_id)
+        .expect("db")
+        .and_then(|d| d.last_contact)
+        .is_none()
+    {
         assert!(start.elapsed() < Duration::from_secs(60), "the kiosk never contacted the server: {}", kiosk.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now()).expect("brick");
+    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now())
+        .expect("brick");
     wait_for_colour("the disabled screen", artifacts_dir().join("disabled-screen.png"), DISABLED, 30).await;
     let start = Instant::now();
-    while sc_server::db::brick_of(&server.state.db(), &record.device_id).expect("db").and_then(|b| b.wiped_at).is_none() {
+    while sc_server::db::brick_of(&server.state.db(), &record.device_id).expect("db").and_then(|b| b.wiped_at).is_none()
+    {
         assert!(start.elapsed() < Duration::from_secs(30), "no verified receipt: {}", kiosk.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -251,6 +294,12 @@ async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
     drop(kiosk);
     // A restart shows nothing but the disabled screen.
     let again = start_kiosk(laptop.dir.path(), "kiosk-brick-window-restart.log", false);
-    wait_for_colour("the disabled screen after a restart", artifacts_dir().join("disabled-after-restart.png"), DISABLED, 60).await;
+    wait_for_colour(
+        "the disabled screen after a restart",
+        artifacts_dir().join("disabled-after-restart.png"),
+        DISABLED,
+        60,
+    )
+    .await;
     drop(again);
 }

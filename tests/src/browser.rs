@@ -111,14 +111,11 @@ impl Driver {
 }
 
 /// Starts `script` signed in as `username`, with its JSON-line reports on a channel.
-fn spawn(
-    mut cmd: tokio::process::Command,
-    script: &str,
-    server: &CareServer,
-    username: &str,
-    secret: &str,
-) -> Driver {
-    assert!(driver_dir().join("node_modules/playwright-core").exists(), "run `npm ci` in tests/consultant (scripts/test.sh does)");
+fn spawn(mut cmd: tokio::process::Command, script: &str, server: &CareServer, username: &str, secret: &str) -> Driver {
+    assert!(
+        driver_dir().join("node_modules/playwright-core").exists(),
+        "run `npm ci` in tests/consultant (scripts/test.sh does)"
+    );
     let mut child = cmd
         .arg(driver_dir().join(script))
         .stdin(std::process::Stdio::piped())
@@ -153,7 +150,14 @@ fn spawn(
 impl Driver {
     /// Signs `username` in on the admin page and bricks `device` with `reason`; a screenshot of
     /// the page once the wipe shows goes to `screenshot`. Must run within a Tokio runtime.
-    pub fn brick(server: &CareServer, username: &str, secret: &str, device: &str, reason: &str, screenshot: &Path) -> Self {
+    pub fn brick(
+        server: &CareServer,
+        username: &str,
+        secret: &str,
+        device: &str,
+        reason: &str,
+        screenshot: &Path,
+    ) -> Self {
         let mut cmd = tokio::process::Command::new("node");
         cmd.env("SC_DEVICE", device).env("SC_REASON", reason).env("SC_SCREENSHOT", screenshot);
         spawn(cmd, "admin.mjs", server, username, secret)

@@ -62,7 +62,14 @@ impl CareServer {
         admin::add_prison(&state.db(), "HMP Testshire", now()).expect("prison");
         let running = serve::start(state.clone(), &keys, "127.0.0.1:0".parse().expect("addr")).expect("serve");
         let addr = running.addr;
-        CareServer { url: format!("https://127.0.0.1:{}", addr.port()), ca_der: keys.ca_der.clone(), dir, state, addr, running: Some(running) }
+        CareServer {
+            url: format!("https://127.0.0.1:{}", addr.port()),
+            ca_der: keys.ca_der.clone(),
+            dir,
+            state,
+            addr,
+            running: Some(running),
+        }
     }
 
     /// Stops serving (the data stays).
@@ -87,9 +94,7 @@ impl CareServer {
     /// Adds a nurse of `prison`; returns the TOTP secret.
     pub fn add_nurse(&self, username: &str, display: &str, prison: &str) -> String {
         let spec = admin::StaffSpec { username, display_name: display, role: "nurse", prison: Some(prison) };
-        admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now())
-            .expect("staff")
-            .totp_secret
+        admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now()).expect("staff").totp_secret
     }
 
     /// Adds a consultant; returns the TOTP secret.
@@ -106,7 +111,8 @@ impl CareServer {
 
     /// Books an appointment starting `in_minutes` from now, 30 minutes long.
     pub fn add_appointment(&self, consultant: &str, prison: &str, in_minutes: i64) -> admin::NewAppointment {
-        admin::add_appointment(&self.state.db(), consultant, prison, now() + in_minutes * 60, 30, now()).expect("appointment")
+        admin::add_appointment(&self.state.db(), consultant, prison, now() + in_minutes * 60, 30, now())
+            .expect("appointment")
     }
 
     /// A one-time enrolment token for `prison`.
@@ -181,7 +187,11 @@ pub fn dicom_dir() -> PathBuf {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".cache/secureconsult/pydicom/test_files")
     });
-    assert!(dir.join("CT_small.dcm").exists(), "pydicom's test files are missing in {} (scripts/test.sh fetches them)", dir.display());
+    assert!(
+        dir.join("CT_small.dcm").exists(),
+        "pydicom's test files are missing in {} (scripts/test.sh fetches them)",
+        dir.display()
+    );
     dir
 }
 

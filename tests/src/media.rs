@@ -29,7 +29,13 @@ impl Turn {
             .arg(format!("--listening-port={port}"))
             .arg(format!("--min-port={relay_lo}"))
             .arg(format!("--max-port={}", relay_lo + 200))
-            .args(["--allow-loopback-peers", "--use-auth-secret", "--realm=secureconsult.test", "--log-file=stdout", "--simple-log"])
+            .args([
+                "--allow-loopback-peers",
+                "--use-auth-secret",
+                "--realm=secureconsult.test",
+                "--log-file=stdout",
+                "--simple-log",
+            ])
             .arg(format!("--static-auth-secret={secret}"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

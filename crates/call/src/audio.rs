@@ -53,7 +53,11 @@ pub(crate) struct Decoded {
 
 impl OpusDecoder {
     pub(crate) fn new() -> Result<Self, Error> {
-        Ok(OpusDecoder { dec: opus::Decoder::new(48_000, opus::Channels::Stereo).map_err(codec)?, last_seq: None, pcm: vec![0; FRAME_STEREO * 6] })
+        Ok(OpusDecoder {
+            dec: opus::Decoder::new(48_000, opus::Channels::Stereo).map_err(codec)?,
+            last_seq: None,
+            pcm: vec![0; FRAME_STEREO * 6],
+        })
     }
 
     /// Decodes the packet with RTP sequence number `seq`; gaps are filled from FEC or concealed.

@@ -135,7 +135,14 @@ impl Consultation {
         let (screen_tx, screen) = watch::channel(None);
         let (commands, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let outs = Outputs { phase: phase_tx.clone(), frames: frames_tx, self_view: self_tx, stats: stats_tx, pair: pair_tx, screen: screen_tx };
+            let outs = Outputs {
+                phase: phase_tx.clone(),
+                frames: frames_tx,
+                self_view: self_tx,
+                stats: stats_tx,
+                pair: pair_tx,
+                screen: screen_tx,
+            };
             let reason = run(record, session, room_code, media, outs, rx).await;
             tracing::info!(%reason, "consultation ended");
             let _ = phase_tx.send(Phase::Ended { reason });
@@ -269,8 +276,17 @@ async fn run(
             return e;
         }
     };
-    let config =
-        CallConfig { ice_servers, bind_addrs: media.bind_addrs.clone(), width: 640, height: 480, fps: 30, video_kbps: 800, video, audio, playback };
+    let config = CallConfig {
+        ice_servers,
+        bind_addrs: media.bind_addrs.clone(),
+        width: 640,
+        height: 480,
+        fps: 30,
+        video_kbps: 800,
+        video,
+        audio,
+        playback,
+    };
     let (call, mut events) = match Call::start(config, Role::Offerer).await {
         Ok(c) => c,
         Err(e) => {
@@ -282,7 +298,12 @@ async fn run(
     let (reset_tx, reset_rx) = mpsc::unbounded_channel();
     let (status_tx, mut image_status) = watch::channel(ImagesStatus::default());
     let viewer = call.take_data().map(|data| {
-        tokio::spawn(images::run(data, call.data_sender(), reset_rx, images::Outputs { screen: out.screen.clone(), status: status_tx }))
+        tokio::spawn(images::run(
+            data,
+            call.data_sender(),
+            reset_rx,
+            images::Outputs { screen: out.screen.clone(), status: status_tx },
+        ))
     });
     let mut images_live = viewer.is_some();
     let mut remote_frames = call.frames();
@@ -290,15 +311,18 @@ async fn run(
     let connect_deadline = tokio::time::Instant::now() + media.connect_timeout;
     let (mut muted, mut camera, mut audio_only, mut camera_index) = (false, true, false, 0usize);
     let mut notice: Option<String> = None;
-    let in_call = |muted, camera, audio_only, camera_index, notice: &Option<String>, images: &watch::Receiver<ImagesStatus>| Phase::InCall {
-        muted,
-        camera,
-        audio_only,
-        camera_index,
-        cameras,
-        notice: notice.clone(),
-        images: images.borrow().clone(),
-    };
+    let in_call =
+        |muted, camera, audio_only, camera_index, notice: &Option<String>, images: &watch::Receiver<ImagesStatus>| {
+            Phase::InCall {
+                muted,
+                camera,
+                audio_only,
+                camera_index,
+                cameras,
+                notice: notice.clone(),
+                images: images.borrow().clone(),
+            }
+        };
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let reason = loop {
         tokio::select! {

@@ -68,7 +68,10 @@ pub fn to_i420(buf: &[u8], layout: PixelLayout, sw: u32, sh: u32, dw: u32, dh: u
     // BT.601 limited range, as VP8 expects.
     let luma = |(r, g, b): (f32, f32, f32)| (16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8;
     let chroma = |(r, g, b): (f32, f32, f32)| {
-        ((128.0 - 0.148 * r - 0.291 * g + 0.439 * b).round() as u8, (128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round() as u8)
+        (
+            (128.0 - 0.148 * r - 0.291 * g + 0.439 * b).round() as u8,
+            (128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round() as u8,
+        )
     };
     for y in 0..oh {
         for x in 0..ow {

@@ -49,7 +49,9 @@ impl DataLink {
             while let Some(event) = channel.poll().await {
                 let item = match event {
                     DataChannelEvent::OnOpen => DataIn::Open,
-                    DataChannelEvent::OnMessage(m) if m.is_string => DataIn::Text(String::from_utf8_lossy(&m.data).into_owned()),
+                    DataChannelEvent::OnMessage(m) if m.is_string => {
+                        DataIn::Text(String::from_utf8_lossy(&m.data).into_owned())
+                    }
                     DataChannelEvent::OnMessage(m) => DataIn::Binary(m.data.to_vec()),
                     DataChannelEvent::OnClose => break,
                     _ => continue,

@@ -7,7 +7,9 @@ use crate::convert::{to_i420, PixelLayout, Resampler};
 use crate::frame::I420Frame;
 use crate::source::{AudioSink, AudioSource, VideoSource};
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
-use nokhwa::utils::{ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution};
+use nokhwa::utils::{
+    ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -33,7 +35,12 @@ pub fn cameras() -> Vec<String> {
 
 /// Media from the laptop's devices: V4L2 cameras, and the ALSA microphone and speaker (by ALSA
 /// PCM name, or the default device when `None`).
-pub fn media(bind_addrs: Vec<String>, connect_timeout: Duration, mic: Option<String>, speaker: Option<String>) -> MediaSetup {
+pub fn media(
+    bind_addrs: Vec<String>,
+    connect_timeout: Duration,
+    mic: Option<String>,
+    speaker: Option<String>,
+) -> MediaSetup {
     MediaSetup {
         bind_addrs,
         cameras: Box::new(cameras),
@@ -79,8 +86,10 @@ impl Camera {
             .name("camera".into())
             .spawn(move || {
                 let wanted = CameraFormat::new(Resolution::new(width, height), FrameFormat::YUYV, fps);
-                let format = RequestedFormat::new::<nokhwa::pixel_format::RgbFormat>(RequestedFormatType::Closest(wanted));
-                let opened = nokhwa::Camera::new(CameraIndex::Index(index), format).and_then(|mut c| c.open_stream().map(|()| c));
+                let format =
+                    RequestedFormat::new::<nokhwa::pixel_format::RgbFormat>(RequestedFormatType::Closest(wanted));
+                let opened = nokhwa::Camera::new(CameraIndex::Index(index), format)
+                    .and_then(|mut c| c.open_stream().map(|()| c));
                 let mut camera = match opened {
                     Ok(c) => {
                         let _ = ready_tx.send(Ok(()));
@@ -95,10 +104,13 @@ impl Camera {
                     match camera.frame() {
                         Ok(buf) => {
                             let res = buf.resolution();
-                            let converted = PixelLayout::try_from(buf.source_frame_format())
-                                .and_then(|layout| to_i420(buf.buffer(), layout, res.width(), res.height(), width, height));
+                            let converted = PixelLayout::try_from(buf.source_frame_format()).and_then(|layout| {
+                                to_i420(buf.buffer(), layout, res.width(), res.height(), width, height)
+                            });
                             match converted {
-                                Ok(frame) => *out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(frame),
+                                Ok(frame) => {
+                                    *out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(frame)
+                                }
                                 Err(e) => tracing::debug!(error = %e, "camera frame skipped"),
                             }
                         }
@@ -224,7 +236,9 @@ impl Microphone {
             };
             let err = |e: cpal::Error| tracing::warn!(error = %e, "microphone");
             let built = match format {
-                cpal::SampleFormat::F32 => device.build_input_stream::<f32, _, _>(stream_config, move |d, _| deliver(d), err, None),
+                cpal::SampleFormat::F32 => {
+                    device.build_input_stream::<f32, _, _>(stream_config, move |d, _| deliver(d), err, None)
+                }
                 cpal::SampleFormat::I16 => device.build_input_stream::<i16, _, _>(
                     stream_config,
                     move |d, _| deliver(&d.iter().map(|&s| f32::from(s) / 32_768.0).collect::<Vec<_>>()),

@@ -1,8 +1,8 @@
 //! One call: the peer connection (relay-only), the local media pumps (source -> encoder -> track),
 //! the remote media sinks (track -> decoder -> frame/energy), and the signalling glue.
 
-use crate::data::{DataIn, DataLink, DataSender};
 use crate::audio::{OpusDecoder, OpusEncoder, FRAME_STEREO};
+use crate::data::{DataIn, DataLink, DataSender};
 use crate::frame::I420Frame;
 use crate::keyframe::{is_keyframe_request, KeyframeRequests};
 use crate::source::{AudioSink, AudioSource, Black, VideoSource};
@@ -17,7 +17,9 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::vp8::Vp8Packet;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
 use sc_proto::signal::{Candidate, FromServer, IceServer, Role, ToServer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -187,7 +189,11 @@ impl PeerConnectionEventHandler for Handler {
             Ok(init) => {
                 // An empty mid matches no m-line in the browser; the line index finds it.
                 let sdp_mid = init.sdp_mid.filter(|m| !m.is_empty());
-                let candidate = Candidate { candidate: init.candidate, sdp_mid, sdp_m_line_index: init.sdp_mline_index.or(Some(0)) };
+                let candidate = Candidate {
+                    candidate: init.candidate,
+                    sdp_mid,
+                    sdp_m_line_index: init.sdp_mline_index.or(Some(0)),
+                };
                 self.shared.emit(CallEvent::Signal(ToServer::Candidate { candidate }));
             }
             Err(e) => tracing::warn!(error = %e, "could not serialise a local candidate"),
@@ -278,7 +284,12 @@ async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
                     if c.frames_decoded.fetch_add(1, Ordering::Relaxed) == 0 {
                         let micros = u64::try_from(shared.started.elapsed().as_micros()).unwrap_or(u64::MAX);
                         c.first_frame_micros.store(micros.max(1), Ordering::Relaxed);
-                        tracing::info!(width = frame.width, height = frame.height, after_ms = micros / 1000, "first remote frame decoded");
+                        tracing::info!(
+                            width = frame.width,
+                            height = frame.height,
+                            after_ms = micros / 1000,
+                            "first remote frame decoded"
+                        );
                     }
                     c.remote_size.store((u64::from(frame.width) << 32) | u64::from(frame.height), Ordering::Relaxed);
                     // Keep only the newest frame: whoever draws takes the latest, never a queue.
@@ -350,7 +361,8 @@ fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Result<Arc<
 
 fn random_ssrc() -> Result<u32, Error> {
     let mut b = [0u8; 4];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).map_err(|_| Error::Codec("random SSRC".into()))?;
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| Error::Codec("random SSRC".into()))?;
     Ok(u32::from_le_bytes(b))
 }
 
@@ -424,7 +436,11 @@ fn spawn_video_encoder(
     })
 }
 
-fn spawn_audio_encoder(shared: Arc<Shared>, mut source: Box<dyn AudioSource>, out: mpsc::Sender<Vec<u8>>) -> std::thread::JoinHandle<()> {
+fn spawn_audio_encoder(
+    shared: Arc<Shared>,
+    mut source: Box<dyn AudioSource>,
+    out: mpsc::Sender<Vec<u8>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut encoder = match OpusEncoder::new() {
             Ok(e) => e,
@@ -535,7 +551,11 @@ impl Call {
         let turn: Vec<RTCIceServer> = config
             .ice_servers
             .iter()
-            .map(|s| RTCIceServer { urls: s.urls.clone(), username: s.username.clone(), credential: s.credential.clone() })
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
             .collect();
         if turn.is_empty() {
             return Err(Error::NoRelay);
@@ -616,13 +636,34 @@ impl Call {
         let (vtx, vrx) = mpsc::channel::<EncodedFrame>(8);
         let (atx, arx) = mpsc::channel::<Vec<u8>>(16);
         let threads = vec![
-            spawn_video_encoder(shared.clone(), config.video, (config.width, config.height, config.fps, config.video_kbps), vtx),
+            spawn_video_encoder(
+                shared.clone(),
+                config.video,
+                (config.width, config.height, config.fps, config.video_kbps),
+                vtx,
+            ),
             spawn_audio_encoder(shared.clone(), config.audio, atx),
         ];
         let frame_time = Duration::from_secs(1) / config.fps.max(1);
         let tasks = vec![
-            tokio::spawn(pump(shared.clone(), video_track.clone(), video_sender, vrx, frame_time, |f: EncodedFrame| (f.data, f.key), true)),
-            tokio::spawn(pump(shared.clone(), audio_track, audio_sender, arx, Duration::from_millis(20), |p: Vec<u8>| (p, false), false)),
+            tokio::spawn(pump(
+                shared.clone(),
+                video_track.clone(),
+                video_sender,
+                vrx,
+                frame_time,
+                |f: EncodedFrame| (f.data, f.key),
+                true,
+            )),
+            tokio::spawn(pump(
+                shared.clone(),
+                audio_track,
+                audio_sender,
+                arx,
+                Duration::from_millis(20),
+                |p: Vec<u8>| (p, false),
+                false,
+            )),
             tokio::spawn(keyframe_requests(shared.clone(), video_track)),
         ];
 
@@ -647,7 +688,8 @@ impl Call {
     }
 
     async fn flush_candidates(&self) {
-        let pending: Vec<_> = std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let pending: Vec<_> =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         for c in pending {
             if let Err(e) = self.pc.add_ice_candidate(c).await {
                 tracing::debug!(error = %e, "remote candidate refused");
@@ -775,7 +817,10 @@ impl Call {
         for sender in self.pc.get_senders().await {
             let Ok(Some(dtls)) = sender.transport().await else { continue };
             if let Ok(Some(pair)) = dtls.ice_transport().get_selected_candidate_pair().await {
-                return Some(SelectedPair { local: pair.local().typ.to_string(), remote: pair.remote().typ.to_string() });
+                return Some(SelectedPair {
+                    local: pair.local().typ.to_string(),
+                    remote: pair.remote().typ.to_string(),
+                });
             }
         }
         None

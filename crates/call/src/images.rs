@@ -42,7 +42,12 @@ fn status_of(v: &Viewer) -> ImagesStatus {
 }
 
 /// Runs the viewer until the share channel's queue or the reset handle closes (the call ended).
-pub(crate) async fn run(mut data: mpsc::Receiver<DataIn>, reply: DataSender, mut reset: mpsc::UnboundedReceiver<()>, out: Outputs) {
+pub(crate) async fn run(
+    mut data: mpsc::Receiver<DataIn>,
+    reply: DataSender,
+    mut reset: mpsc::UnboundedReceiver<()>,
+    out: Outputs,
+) {
     let mut viewer = Some(Viewer::new(ShareLimits::default()));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let (mut bytes, mut files) = (0usize, 0usize);

@@ -5,7 +5,7 @@ use crate::frame::I420Frame;
 use crate::Error;
 use std::num::NonZero;
 use vpx_rs::enc::{CodecId, EncoderFrameFlags, EncodingDeadline, KeyFrameMode, Packet, RateControl, Timebase};
-use vpx_rs::{Decoder, DecoderConfig, DecodedImageData, Encoder, EncoderConfig, ImageFormat, YUVImageData};
+use vpx_rs::{DecodedImageData, Decoder, DecoderConfig, Encoder, EncoderConfig, ImageFormat, YUVImageData};
 
 fn codec(e: impl std::fmt::Display) -> Error {
     Error::Codec(e.to_string())
@@ -30,8 +30,14 @@ impl Vp8Encoder {
     pub(crate) fn new(width: u32, height: u32, fps: u32, kbps: u32) -> Result<Self, Error> {
         let den = NonZero::new(fps.max(1)).ok_or_else(|| codec("fps"))?;
         let one = NonZero::new(1).ok_or_else(|| codec("timebase"))?;
-        let mut cfg = EncoderConfig::<u8>::new(CodecId::VP8, width, height, Timebase { num: one, den }, RateControl::ConstantBitRate(kbps))
-            .map_err(codec)?;
+        let mut cfg = EncoderConfig::<u8>::new(
+            CodecId::VP8,
+            width,
+            height,
+            Timebase { num: one, den },
+            RateControl::ConstantBitRate(kbps),
+        )
+        .map_err(codec)?;
         // Real time: no look-ahead, a keyframe at least every 10 s, drop frames rather than lag.
         cfg.lag_in_frames = 0;
         cfg.threads = 2;
@@ -45,10 +51,14 @@ impl Vp8Encoder {
 
     pub(crate) fn encode(&mut self, frame: &I420Frame, keyframe: bool) -> Result<Vec<EncodedFrame>, Error> {
         if frame.width != self.width || frame.height != self.height {
-            return Err(codec(format!("frame is {}x{}, encoder {}x{}", frame.width, frame.height, self.width, self.height)));
+            return Err(codec(format!(
+                "frame is {}x{}, encoder {}x{}",
+                frame.width, frame.height, self.width, self.height
+            )));
         }
-        let image = YUVImageData::from_raw_data(ImageFormat::I420, self.width as usize, self.height as usize, &frame.data)
-            .map_err(codec)?;
+        let image =
+            YUVImageData::from_raw_data(ImageFormat::I420, self.width as usize, self.height as usize, &frame.data)
+                .map_err(codec)?;
         let flags = if keyframe { EncoderFrameFlags::FORCE_KF } else { EncoderFrameFlags::empty() };
         let packets = self.enc.encode(self.pts, 1, image, EncodingDeadline::Realtime, flags).map_err(codec)?;
         let out = packets
@@ -80,7 +90,9 @@ impl Vp8Decoder {
             let (w, h) = (image.width(), image.height());
             let DecodedImageData::Data8b(yuv) = image.data() else { return Err(codec("high bit depth VP8")) };
             let planes = yuv.planes();
-            let vpx_rs::image::UVImagePlanes::Separate(uv) = &planes.uv else { return Err(codec("interleaved chroma")) };
+            let vpx_rs::image::UVImagePlanes::Separate(uv) = &planes.uv else {
+                return Err(codec("interleaved chroma"));
+            };
             let (wu, hu, cw, ch) = (w as usize, h as usize, (w as usize).div_ceil(2), (h as usize).div_ceil(2));
             let mut data = Vec::with_capacity(wu * hu + 2 * cw * ch);
             for row in 0..hu {

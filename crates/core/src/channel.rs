@@ -29,7 +29,12 @@ pub async fn hello(kiosk: &Kiosk) -> Result<(Signed, [u8; 16]), Error> {
     let secrets = blocking(move || keystore.load(&profile)).await?;
     let mut challenge = [0u8; 16];
     SystemRandom::new().fill(&mut challenge).map_err(|_| Error::Crypto("random challenge"))?;
-    let payload = HelloPayload { version: PROTOCOL_VERSION, device_id: record.device_id.clone(), timestamp: crate::enrol::unix_now(), challenge: Bytes(challenge) };
+    let payload = HelloPayload {
+        version: PROTOCOL_VERSION,
+        device_id: record.device_id.clone(),
+        timestamp: crate::enrol::unix_now(),
+        challenge: Bytes(challenge),
+    };
     let bytes = serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?;
     Ok((sign(&secrets, SIG_CONTEXT_HELLO, bytes)?, challenge))
 }
@@ -66,7 +71,9 @@ async fn connection(kiosk: &Kiosk) -> Result<bool, Error> {
     let record = kiosk.record().ok_or(Error::NotEnrolled)?.clone();
     let (signed, challenge) = hello(kiosk).await?;
     let mut ws = crate::signal::open(&record, "/v1/device/channel", None).await?;
-    let send = |m: &ChannelUp| serde_json::to_string(m).map(|j| Message::Text(j.into())).map_err(|e| Error::Protocol(e.to_string()));
+    let send = |m: &ChannelUp| {
+        serde_json::to_string(m).map(|j| Message::Text(j.into())).map_err(|e| Error::Protocol(e.to_string()))
+    };
     ws.send(send(&ChannelUp::Hello { hello: signed })?).await.map_err(|_| Error::Unreachable)?;
     let mut ping = tokio::time::interval(HEARTBEAT);
     ping.tick().await;

@@ -1,10 +1,10 @@
 //! The kiosk's HTTPS client for the care server: pinned TLS, no proxies, short timeouts, and
 //! server answers mapped onto the core's error type.
 
-use crate::Error;
 use crate::activate::SessionToken;
-use sc_proto::signal::Appointment;
+use crate::Error;
 use sc_proto::brick::{ChannelDown, ReceiptAck};
+use sc_proto::signal::Appointment;
 use sc_proto::{ActivateResponse, EnrolResponse, Health, Refusal, Signed};
 use serde::de::DeserializeOwned;
 use std::time::Duration;

@@ -36,7 +36,8 @@ pub fn load(dir: &DataDir) -> Option<Contact> {
 
 /// Writes the contact file atomically.
 pub fn store(dir: &DataDir, contact: &Contact) -> Result<(), Error> {
-    let bytes = serde_json::to_vec(contact).map_err(|e| Error::Corrupt { what: "the contact file", why: e.to_string() })?;
+    let bytes =
+        serde_json::to_vec(contact).map_err(|e| Error::Corrupt { what: "the contact file", why: e.to_string() })?;
     atomic::write(&dir.contact_path(), &bytes)
 }
 

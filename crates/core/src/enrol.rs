@@ -98,7 +98,10 @@ pub async fn enrol(
         client_public: Bytes(client_public),
     };
     // The dead-man timer counts from enrolment (written before the record, which marks "enrolled").
-    crate::contact::store(dir, &crate::contact::Contact { last_contact: unix_now(), dead_man_days: config.policy.dead_man_days })?;
+    crate::contact::store(
+        dir,
+        &crate::contact::Contact { last_contact: unix_now(), dead_man_days: config.policy.dead_man_days },
+    )?;
     dir.store_record(&record)?;
     tracing::info!(device_id = %record.device_id, prison = %config.prison.name, "enrolled");
     Ok(record)
@@ -113,7 +116,8 @@ mod tests {
         let t = EnrolmentToken::format("abcdefghijklmnopqrstuv", b"ca");
         let parsed: EnrolmentToken = t.parse().expect("valid");
         assert_eq!(parsed.0.ca_fingerprint, tls::fingerprint(b"ca"));
-        for bad in ["", "sce1.short.x", "sce2.abcdefghijklmnopqrstuv.AAAA", "sce1.abcdefghijklmnopqrstuv", "sce1.a b.c"] {
+        for bad in ["", "sce1.short.x", "sce2.abcdefghijklmnopqrstuv.AAAA", "sce1.abcdefghijklmnopqrstuv", "sce1.a b.c"]
+        {
             assert!(bad.parse::<EnrolmentToken>().is_err(), "{bad}");
         }
     }

@@ -94,11 +94,9 @@ pub struct NoticeView {
 impl NoticeView {
     fn from(n: &Notice, now: Instant) -> Self {
         let (kind, message, retry) = match n {
-            Notice::Unreachable => (
-                "unreachable",
-                "Cannot reach the healthcare server - this laptop stays locked.".to_owned(),
-                None,
-            ),
+            Notice::Unreachable => {
+                ("unreachable", "Cannot reach the healthcare server - this laptop stays locked.".to_owned(), None)
+            }
             Notice::Refused => ("refused", "Sign-in refused. Check your details and try again.".to_owned(), None),
             Notice::LockedOut { until } => {
                 let secs = until.saturating_duration_since(now).as_secs();
@@ -229,7 +227,10 @@ impl Kiosk {
     }
 
     /// As [`Kiosk::finish_wipe`], telling `on_step` as each step completes.
-    pub async fn finish_wipe_with(&self, on_step: &(dyn Fn(crate::wipe::Step) + Sync)) -> Result<Option<crate::wipe::Tombstone>, Error> {
+    pub async fn finish_wipe_with(
+        &self,
+        on_step: &(dyn Fn(crate::wipe::Step) + Sync),
+    ) -> Result<Option<crate::wipe::Tombstone>, Error> {
         let (Some(record), true) = (&self.record, self.is_disabled()) else { return Ok(None) };
         let keystore = crate::keystore::blocking(self.keystore).await?;
         crate::wipe::finish(&self.dir, &keystore, record, self.now(), on_step).await.map(Some)
@@ -284,7 +285,8 @@ impl Kiosk {
         match &outcome {
             Ok(unsealed) => {
                 tracing::info!(staff = %creds.username, "kiosk unlocked");
-                self.contact.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dead_man_days = unsealed.config.policy.dead_man_days;
+                self.contact.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dead_man_days =
+                    unsealed.config.policy.dead_man_days;
                 self.contact_made();
             }
             Err(Error::Bricked { command, challenge }) => {

@@ -16,7 +16,11 @@ pub(crate) type Stream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a WebSocket to `path` on the enrolled server over the pinned TLS, with the session's
 /// bearer token when given.
-pub(crate) async fn open(record: &EnrolmentRecord, path: &str, session: Option<&SessionToken>) -> Result<Stream, Error> {
+pub(crate) async fn open(
+    record: &EnrolmentRecord,
+    path: &str,
+    session: Option<&SessionToken>,
+) -> Result<Stream, Error> {
     let url = record
         .server_url
         .strip_prefix("https://")
@@ -34,7 +38,9 @@ pub(crate) async fn open(record: &EnrolmentRecord, path: &str, session: Option<&
         .await
         .map_err(|e| match e {
             tokio_tungstenite::tungstenite::Error::Http(resp) if resp.status() == 401 => Error::Refused,
-            tokio_tungstenite::tungstenite::Error::Io(io) if crate::client::is_certificate_error(&io) => Error::UntrustedServer,
+            tokio_tungstenite::tungstenite::Error::Io(io) if crate::client::is_certificate_error(&io) => {
+                Error::UntrustedServer
+            }
             tokio_tungstenite::tungstenite::Error::Tls(_) => Error::UntrustedServer,
             other => {
                 tracing::debug!(error = %other, "WebSocket connection failed");

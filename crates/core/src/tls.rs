@@ -23,10 +23,9 @@ fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier
 
 fn verifier_rooted_at(ca_der: &[u8]) -> Result<Arc<WebPkiServerVerifier>, Error> {
     let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from(ca_der.to_vec())).map_err(|_| Error::Corrupt {
-        what: "the pinned CA certificate",
-        why: "not a usable trust anchor".into(),
-    })?;
+    roots
+        .add(CertificateDer::from(ca_der.to_vec()))
+        .map_err(|_| Error::Corrupt { what: "the pinned CA certificate", why: "not a usable trust anchor".into() })?;
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
         .build()
         .map_err(|_| Error::Crypto("tls verifier"))

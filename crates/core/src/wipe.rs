@@ -8,7 +8,9 @@ use crate::keystore::{blocking, Keystore};
 use crate::record::{DataDir, EnrolmentRecord};
 use crate::{atomic, tls, Error};
 use ring::signature::{UnparsedPublicKey, ED25519};
-use sc_proto::brick::{BrickCommand, ReceiptPayload, WipeCause, BRICK_FRESHNESS_SECS, SIG_CONTEXT_BRICK, SIG_CONTEXT_RECEIPT};
+use sc_proto::brick::{
+    BrickCommand, ReceiptPayload, WipeCause, BRICK_FRESHNESS_SECS, SIG_CONTEXT_BRICK, SIG_CONTEXT_RECEIPT,
+};
 use sc_proto::{Signed, PROTOCOL_VERSION};
 use serde::{Deserialize, Serialize};
 
@@ -48,12 +50,18 @@ pub enum Step {
 
 /// Checks a brick command: signed by the pinned command key, for this laptop, answering
 /// `challenge`, and fresh against `now`. Nothing is touched.
-pub fn verify_command(record: &EnrolmentRecord, signed: &Signed, challenge: [u8; 16], now: i64) -> Result<BrickCommand, Error> {
+pub fn verify_command(
+    record: &EnrolmentRecord,
+    signed: &Signed,
+    challenge: [u8; 16],
+    now: i64,
+) -> Result<BrickCommand, Error> {
     let message = sc_proto::signing_input(SIG_CONTEXT_BRICK, &signed.payload.0);
     UnparsedPublicKey::new(&ED25519, &record.command_public_key.0)
         .verify(&message, &signed.signature.0)
         .map_err(|_| Error::BadCommand("not signed by this laptop's server"))?;
-    let command: BrickCommand = serde_json::from_slice(&signed.payload.0).map_err(|_| Error::BadCommand("malformed"))?;
+    let command: BrickCommand =
+        serde_json::from_slice(&signed.payload.0).map_err(|_| Error::BadCommand("malformed"))?;
     if command.device_id != record.device_id {
         return Err(Error::BadCommand("meant for another laptop"));
     }
@@ -85,7 +93,8 @@ pub fn tombstone(dir: &DataDir) -> Result<Option<Tombstone>, Error> {
 }
 
 fn store(dir: &DataDir, t: &Tombstone) -> Result<(), Error> {
-    let bytes = serde_json::to_vec_pretty(t).map_err(|e| Error::Corrupt { what: "the tombstone", why: e.to_string() })?;
+    let bytes =
+        serde_json::to_vec_pretty(t).map_err(|e| Error::Corrupt { what: "the tombstone", why: e.to_string() })?;
     atomic::write(&dir.tombstone_path(), &bytes)
 }
 
@@ -120,7 +129,12 @@ pub async fn finish(
         let p = profile.clone();
         match blocking(move || store_.load(&p)).await {
             Ok(secrets) => {
-                let payload = ReceiptPayload { version: PROTOCOL_VERSION, device_id: record.device_id.clone(), cause: t.cause.clone(), wiped_at: now };
+                let payload = ReceiptPayload {
+                    version: PROTOCOL_VERSION,
+                    device_id: record.device_id.clone(),
+                    cause: t.cause.clone(),
+                    wiped_at: now,
+                };
                 let bytes = serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?;
                 t.receipt = Some(sign(&secrets, SIG_CONTEXT_RECEIPT, bytes)?);
                 store(dir, &t)?;

@@ -5,10 +5,10 @@ use crate::image::{Frame, Image, Limits, Source};
 use crate::window::{Function, Window};
 use crate::Error;
 use dicom_dictionary_std::tags;
+use dicom_encoding::transfer_syntax::TransferSyntaxIndex as _;
 use dicom_object::InMemDicomObject;
 use dicom_pixeldata::PixelDecoder as _;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
-use dicom_encoding::transfer_syntax::TransferSyntaxIndex as _;
 
 fn uint(obj: &InMemDicomObject, tag: dicom_object::Tag) -> Option<u32> {
     obj.element_opt(tag).ok().flatten()?.to_int::<u32>().ok()
@@ -36,7 +36,8 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
         Some(ts) => return Err(Error::UnsupportedCompression { name: ts.name().to_owned(), uid: ts_uid }),
         None => return Err(Error::UnsupportedCompression { name: "an unknown transfer syntax".into(), uid: ts_uid }),
     };
-    let modality = file.element_opt(tags::MODALITY).ok().flatten().and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()));
+    let modality =
+        file.element_opt(tags::MODALITY).ok().flatten().and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()));
 
     let decoded = file.decode_pixel_data().map_err(|e| Error::BadPixels(format!("{ts_name}: {e}")))?;
     let pi = decoded.photometric_interpretation().as_str().to_owned();
@@ -47,7 +48,8 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
     let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
     for i in 0..n {
         if grey {
-            let values = grey_frame(&decoded, i, big_endian).map_err(|e| Error::BadPixels(format!("{ts_name}: {e}")))?;
+            let values =
+                grey_frame(&decoded, i, big_endian).map_err(|e| Error::BadPixels(format!("{ts_name}: {e}")))?;
             for &v in &values {
                 min = min.min(v);
                 max = max.max(v);
@@ -93,13 +95,21 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
 /// A grey frame's modality values. dicom-pixeldata converts 8- and 16-bit samples; 32-bit ones
 /// (RT dose grids, some CT) are read here from the decoded bytes and rescaled. From a big-endian
 /// file those bytes come 16-bit-word swapped (dicom-rs swaps OW words), so the high word is first.
-fn grey_frame(decoded: &dicom_pixeldata::DecodedPixelData<'_>, frame: u32, big_endian: bool) -> Result<Vec<f32>, String> {
+fn grey_frame(
+    decoded: &dicom_pixeldata::DecodedPixelData<'_>,
+    frame: u32,
+    big_endian: bool,
+) -> Result<Vec<f32>, String> {
     if decoded.bits_allocated() != 32 {
         return decoded.to_vec_frame(frame).map_err(|e| e.to_string());
     }
     let bytes = decoded.frame_data(frame).map_err(|e| e.to_string())?;
     let rescales = decoded.rescale().map_err(|e| e.to_string())?;
-    let rescale = rescales.get(frame as usize).or_else(|| rescales.first()).copied().unwrap_or(dicom_pixeldata::Rescale::new(1.0, 0.0));
+    let rescale = rescales
+        .get(frame as usize)
+        .or_else(|| rescales.first())
+        .copied()
+        .unwrap_or(dicom_pixeldata::Rescale::new(1.0, 0.0));
     let signed = matches!(decoded.pixel_representation(), dicom_pixeldata::PixelRepresentation::Signed);
     Ok(bytes
         .chunks_exact(4)

@@ -83,14 +83,22 @@ impl Limits {
             return Err(crate::Error::NoImage);
         }
         if frames > self.max_frames {
-            return Err(crate::Error::TooLarge { what: "number of frames", limit: u64::from(self.max_frames), actual: u64::from(frames) });
+            return Err(crate::Error::TooLarge {
+                what: "number of frames",
+                limit: u64::from(self.max_frames),
+                actual: u64::from(frames),
+            });
         }
         if per_frame > self.max_frame_pixels {
             return Err(crate::Error::TooLarge { what: "frame", limit: self.max_frame_pixels, actual: per_frame });
         }
         let total = per_frame * u64::from(frames);
         if total > self.max_total_pixels {
-            return Err(crate::Error::TooLarge { what: "image (all frames)", limit: self.max_total_pixels, actual: total });
+            return Err(crate::Error::TooLarge {
+                what: "image (all frames)",
+                limit: self.max_total_pixels,
+                actual: total,
+            });
         }
         Ok(())
     }
@@ -107,7 +115,11 @@ impl Image {
                     .iter()
                     .map(|&v| {
                         let y = lut.apply(v);
-                        if self.inverted { 255 - y } else { y }
+                        if self.inverted {
+                            255 - y
+                        } else {
+                            y
+                        }
                     })
                     .collect();
                 Some(Rendered::Grey(pixels))

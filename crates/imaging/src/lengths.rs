@@ -39,12 +39,20 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn u16(&self, at: usize) -> u16 {
         let b = [self.data[at], self.data[at + 1]];
-        if self.enc.big { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+        if self.enc.big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
     }
 
     fn u32(&self, at: usize) -> u32 {
         let b = [self.data[at], self.data[at + 1], self.data[at + 2], self.data[at + 3]];
-        if self.enc.big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+        if self.enc.big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
     }
 
     fn fits(&self, len: u32, tag: Tag) -> Result<(), Error> {
@@ -91,7 +99,22 @@ impl Walk<'_> {
             } else {
                 let code = [self.data[self.pos + 4], self.data[self.pos + 5]];
                 let vr = VR::from_binary(code).unwrap_or(VR::UN);
-                let long = matches!(vr, VR::OB | VR::OD | VR::OF | VR::OL | VR::OV | VR::OW | VR::SQ | VR::SV | VR::UC | VR::UN | VR::UR | VR::UT | VR::UV);
+                let long = matches!(
+                    vr,
+                    VR::OB
+                        | VR::OD
+                        | VR::OF
+                        | VR::OL
+                        | VR::OV
+                        | VR::OW
+                        | VR::SQ
+                        | VR::SV
+                        | VR::UC
+                        | VR::UN
+                        | VR::UR
+                        | VR::UT
+                        | VR::UV
+                );
                 if long {
                     if self.pos + 12 > self.data.len() {
                         return Err(bad(format!("element {tag} is cut short")));
@@ -132,7 +155,13 @@ impl Walk<'_> {
 /// left; `max_inflated` bounds a deflated data set once inflated.
 pub(crate) fn check(bytes: &[u8], max_inflated: usize) -> Result<(), Error> {
     let body = bytes.get(132..).ok_or_else(|| bad("the file ends inside its header".into()))?;
-    let mut meta = Walk { data: body, pos: 0, enc: Encoding { implicit: false, big: false }, sequences: Vec::new(), fragments: false };
+    let mut meta = Walk {
+        data: body,
+        pos: 0,
+        enc: Encoding { implicit: false, big: false },
+        sequences: Vec::new(),
+        fragments: false,
+    };
     let syntax = meta.run(true)?.unwrap_or_default();
     let rest = &body[meta.pos..];
     let enc = match syntax.as_str() {
@@ -146,7 +175,11 @@ pub(crate) fn check(bytes: &[u8], max_inflated: usize) -> Result<(), Error> {
         let mut reader = flate2::read::DeflateDecoder::new(rest).take(max_inflated as u64 + 1);
         reader.read_to_end(&mut inflated).map_err(|e| bad(format!("the deflated data set does not inflate: {e}")))?;
         if inflated.len() > max_inflated {
-            return Err(Error::TooLarge { what: "inflated data set", limit: max_inflated as u64, actual: inflated.len() as u64 });
+            return Err(Error::TooLarge {
+                what: "inflated data set",
+                limit: max_inflated as u64,
+                actual: inflated.len() as u64,
+            });
         }
         return Walk { data: &inflated, pos: 0, enc, sequences: Vec::new(), fragments: false }.run(false).map(drop);
     }

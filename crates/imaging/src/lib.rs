@@ -24,15 +24,17 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
     if bytes.len() > limits.max_file_bytes {
         return Err(Error::TooLarge { what: "file", limit: limits.max_file_bytes as u64, actual: bytes.len() as u64 });
     }
-    let decoder: fn(&[u8], &Limits) -> Result<Image, Error> = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(b"\xff\xd8\xff") {
-        raster::decode
-    } else if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
-        dicom::decode
-    } else {
-        return Err(Error::UnknownFormat);
-    };
+    let decoder: fn(&[u8], &Limits) -> Result<Image, Error> =
+        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(b"\xff\xd8\xff") {
+            raster::decode
+        } else if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+            dicom::decode
+        } else {
+            return Err(Error::UnknownFormat);
+        };
     // The codecs are third-party code run on input from the network; one was found panicking on
     // a damaged RLE stream (tests/it/robustness.rs). A panic there must not take the call down:
     // it becomes this file's error. Nothing is shared across the boundary but the input bytes.
-    std::panic::catch_unwind(|| decoder(bytes, limits)).unwrap_or_else(|_| Err(Error::BadPixels("the decoder failed on this data".into())))
+    std::panic::catch_unwind(|| decoder(bytes, limits))
+        .unwrap_or_else(|_| Err(Error::BadPixels("the decoder failed on this data".into())))
 }

@@ -29,7 +29,13 @@ pub struct ShareLimits {
 impl Default for ShareLimits {
     /// 1,000 files and 256 MiB a share, 96 Mpx held (384 MiB), 30 s without data; 64 MiB a file.
     fn default() -> Self {
-        ShareLimits { max_files: 1000, max_share_bytes: 256 << 20, max_held_pixels: 96 << 20, stall: Duration::from_secs(30), decode: Limits::default() }
+        ShareLimits {
+            max_files: 1000,
+            max_share_bytes: 256 << 20,
+            max_held_pixels: 96 << 20,
+            stall: Duration::from_secs(30),
+            decode: Limits::default(),
+        }
     }
 }
 
@@ -108,7 +114,16 @@ impl std::fmt::Debug for Viewer {
 impl Viewer {
     /// An empty viewer.
     pub fn new(limits: ShareLimits) -> Self {
-        Viewer { limits, incoming: None, stacks: Vec::new(), held_pixels: 0, view: View::default(), pointer: None, notice: None, rendered: None }
+        Viewer {
+            limits,
+            incoming: None,
+            stacks: Vec::new(),
+            held_pixels: 0,
+            view: View::default(),
+            pointer: None,
+            notice: None,
+            rendered: None,
+        }
     }
 
     /// A text message from the consultant.
@@ -121,7 +136,8 @@ impl Viewer {
             },
             Ok(ToKiosk::View(view)) => self.apply_view(view),
             Ok(ToKiosk::Pointer { at }) => {
-                self.pointer = at.filter(|p| p.iter().all(|v| v.is_finite())).map(|[x, y]| [x.clamp(0.0, 1.0), y.clamp(0.0, 1.0)]);
+                self.pointer =
+                    at.filter(|p| p.iter().all(|v| v.is_finite())).map(|[x, y]| [x.clamp(0.0, 1.0), y.clamp(0.0, 1.0)]);
                 Vec::new()
             }
             Ok(ToKiosk::Clear) => {
@@ -151,8 +167,16 @@ impl Viewer {
         }
         let expected = incoming.sizes[incoming.file];
         let have = incoming.buf.len() as u64;
-        if chunk.file as usize != incoming.file || u64::from(chunk.offset) != have || have + chunk.data.len() as u64 > expected {
-            let message = format!("The transfer was garbled (file {} at byte {}, expected file {} at byte {have}).", chunk.file + 1, chunk.offset, incoming.file + 1);
+        if chunk.file as usize != incoming.file
+            || u64::from(chunk.offset) != have
+            || have + chunk.data.len() as u64 > expected
+        {
+            let message = format!(
+                "The transfer was garbled (file {} at byte {}, expected file {} at byte {have}).",
+                chunk.file + 1,
+                chunk.offset,
+                incoming.file + 1
+            );
             return self.fail_share(message);
         }
         incoming.buf.extend_from_slice(chunk.data);
@@ -163,7 +187,12 @@ impl Viewer {
         if let Some(i) = self.incoming.as_mut() {
             if i.received - i.reported >= PROGRESS_EVERY {
                 i.reported = i.received;
-                out.push(FromKiosk::Progress { share: i.share, received: i.received, total: i.total, files: i.file as u32 });
+                out.push(FromKiosk::Progress {
+                    share: i.share,
+                    received: i.received,
+                    total: i.total,
+                    files: i.file as u32,
+                });
             }
         }
         out
@@ -173,7 +202,12 @@ impl Viewer {
     pub fn on_tick(&mut self, now: Instant) -> Vec<FromKiosk> {
         match &self.incoming {
             Some(i) if now.saturating_duration_since(i.last_activity) >= self.limits.stall => {
-                let message = format!("The transfer stalled: nothing arrived for {} s; {} of {} files arrived.", self.limits.stall.as_secs(), i.file, i.sizes.len());
+                let message = format!(
+                    "The transfer stalled: nothing arrived for {} s; {} of {} files arrived.",
+                    self.limits.stall.as_secs(),
+                    i.file,
+                    i.sizes.len()
+                );
                 self.fail_share(message)
             }
             _ => Vec::new(),
@@ -327,9 +361,18 @@ impl Viewer {
         } else if sizes.len() > l.max_files as usize {
             Some(format!("Too many files: {} (this laptop takes up to {} at a time).", sizes.len(), l.max_files))
         } else if let Some((n, s)) = sizes.iter().enumerate().find(|(_, &s)| s > l.decode.max_file_bytes as u64) {
-            Some(format!("File {} is too large: {} MiB (this laptop takes up to {} MiB a file).", n + 1, s >> 20, l.decode.max_file_bytes >> 20))
+            Some(format!(
+                "File {} is too large: {} MiB (this laptop takes up to {} MiB a file).",
+                n + 1,
+                s >> 20,
+                l.decode.max_file_bytes >> 20
+            ))
         } else if total > l.max_share_bytes {
-            Some(format!("The share is too large: {} MiB (this laptop takes up to {} MiB at a time).", total >> 20, l.max_share_bytes >> 20))
+            Some(format!(
+                "The share is too large: {} MiB (this laptop takes up to {} MiB at a time).",
+                total >> 20,
+                l.max_share_bytes >> 20
+            ))
         } else {
             None
         };
@@ -343,7 +386,18 @@ impl Viewer {
         for s in &mut self.stacks {
             s.series = false;
         }
-        self.incoming = Some(Incoming { share, sizes, file: 0, buf: Vec::new(), received: 0, total, reported: 0, shown: 0, failed: 0, last_activity: now });
+        self.incoming = Some(Incoming {
+            share,
+            sizes,
+            file: 0,
+            buf: Vec::new(),
+            received: 0,
+            total,
+            reported: 0,
+            shown: 0,
+            failed: 0,
+            last_activity: now,
+        });
         out.push(FromKiosk::Accepted { share });
         // Empty files complete at once.
         self.complete_files(&mut out);
@@ -355,7 +409,12 @@ impl Viewer {
         loop {
             let Some(i) = self.incoming.as_mut() else { return };
             if i.file >= i.sizes.len() {
-                out.push(FromKiosk::Progress { share: i.share, received: i.received, total: i.total, files: i.file as u32 });
+                out.push(FromKiosk::Progress {
+                    share: i.share,
+                    received: i.received,
+                    total: i.total,
+                    files: i.file as u32,
+                });
                 out.push(FromKiosk::Done { share: i.share, shown: i.shown, failed: i.failed });
                 let failed = i.failed;
                 self.incoming = None;
@@ -393,7 +452,12 @@ impl Viewer {
                 }
             }
             let Some(i) = self.incoming.as_ref() else { return };
-            out.push(FromKiosk::Progress { share: i.share, received: i.received, total: i.total, files: i.file as u32 });
+            out.push(FromKiosk::Progress {
+                share: i.share,
+                received: i.received,
+                total: i.total,
+                files: i.file as u32,
+            });
         }
     }
 
@@ -402,14 +466,20 @@ impl Viewer {
         let image = decode(bytes, &self.limits.decode).map_err(|e| e.to_string())?;
         let pixels = u64::from(image.width) * u64::from(image.height) * image.frames.len() as u64;
         if self.held_pixels + pixels > self.limits.max_held_pixels {
-            return Err("the laptop holds as many images as it can; clear the images shown so far and share again".into());
+            return Err(
+                "the laptop holds as many images as it can; clear the images shown so far and share again".into()
+            );
         }
         self.held_pixels += pixels;
         let single_dicom = image.source == Source::Dicom && image.frames.len() == 1;
         let image = Arc::new(image);
         if single_dicom {
             if let Some(s) = self.stacks.last_mut().filter(|s| {
-                s.series && s.share == share && s.width == image.width && s.height == image.height && s.modality == image.modality
+                s.series
+                    && s.share == share
+                    && s.width == image.width
+                    && s.height == image.height
+                    && s.modality == image.modality
             }) {
                 s.frames.push((image, 0));
                 return Ok(false);

@@ -4,9 +4,9 @@
 //! ("parse, don't validate"): a message that deserialises is well-formed.
 #![forbid(unsafe_code)]
 
+pub mod brick;
 mod bytes;
 mod ids;
-pub mod brick;
 pub mod share;
 pub mod signal;
 mod token;

@@ -259,7 +259,17 @@ mod tests {
     #[test]
     fn messages_are_tagged_json() {
         let v: ToKiosk = serde_json::from_str(r#"{"type":"view","stack":1,"frame":3,"window":{"kind":"preset","name":"lung"},"zoom":2,"pan_x":0.1,"pan_y":0}"#).expect("view");
-        assert_eq!(v, ToKiosk::View(View { stack: 1, frame: 3, window: WindowChoice::Preset { name: "lung".into() }, zoom: 2.0, pan_x: 0.1, pan_y: 0.0 }));
+        assert_eq!(
+            v,
+            ToKiosk::View(View {
+                stack: 1,
+                frame: 3,
+                window: WindowChoice::Preset { name: "lung".into() },
+                zoom: 2.0,
+                pan_x: 0.1,
+                pan_y: 0.0
+            })
+        );
         let p: ToKiosk = serde_json::from_str(r#"{"type":"pointer","at":null}"#).expect("pointer");
         assert_eq!(p, ToKiosk::Pointer { at: None });
         assert_eq!(serde_json::to_string(&FromKiosk::Cleared).expect("json"), r#"{"type":"cleared"}"#);

@@ -35,7 +35,8 @@ impl FromStr for EnrolToken {
         else {
             return Err(crate::IdError::EnrolToken);
         };
-        let secret_ok = secret.len() >= 16 && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let secret_ok =
+            secret.len() >= 16 && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         let fp = Bytes::<[u8; 32]>::parse(fp).map_err(|_| crate::IdError::EnrolToken)?;
         if !secret_ok {
             return Err(crate::IdError::EnrolToken);
@@ -53,7 +54,8 @@ mod tests {
         let t = EnrolToken { secret: "abcdefghijklmnopqrstuv".into(), ca_fingerprint: [3; 32] };
         assert_eq!(t.to_string().parse::<EnrolToken>(), Ok(t.clone()));
         assert_eq!(format!("{t:?}"), "EnrolToken(..)");
-        for bad in ["", "sce1.short.x", "sce2.abcdefghijklmnopqrstuv.AAAA", "sce1.abcdefghijklmnopqrstuv", "sce1.a b.c"] {
+        for bad in ["", "sce1.short.x", "sce2.abcdefghijklmnopqrstuv.AAAA", "sce1.abcdefghijklmnopqrstuv", "sce1.a b.c"]
+        {
             assert!(bad.parse::<EnrolToken>().is_err(), "{bad}");
         }
     }

@@ -86,7 +86,12 @@ fn precheck(state: &AppState, signed: &Signed, now: i64) -> Result<(ActivatePayl
             audit::record(
                 &c,
                 now,
-                &audit::Entry { event: "activate", outcome: "refused", reason: Some(Reason::Malformed), ..Default::default() },
+                &audit::Entry {
+                    event: "activate",
+                    outcome: "refused",
+                    reason: Some(Reason::Malformed),
+                    ..Default::default()
+                },
             )?;
             return Err(Error::BadRequest(format!("activation payload: {e}")));
         }
@@ -104,7 +109,12 @@ fn precheck(state: &AppState, signed: &Signed, now: i64) -> Result<(ActivatePayl
         let refused = refuse(state, &c, &ctx, Reason::RevokedDevice, Count::Nobody)?;
         // A bricked laptop that proved who it is gets its wipe order, bound to this request's nonce.
         if let Some(brick) = db::brick_of(&c, &device.id)? {
-            return Err(Error::Bricked(Box::new(crate::device::sign_brick(state, &brick.command_id, &device.id, payload.nonce.0)?)));
+            return Err(Error::Bricked(Box::new(crate::device::sign_brick(
+                state,
+                &brick.command_id,
+                &device.id,
+                payload.nonce.0,
+            )?)));
         }
         return Err(refused);
     }
@@ -194,7 +204,10 @@ pub async fn activate(state: &AppState, signed: &Signed) -> Result<ActivateRespo
             device_id: Some(&device.id),
             staff: Some(&staff.username),
             prison_id: Some(device.prison_id),
-            detail: Some(format!("app={} os={} {}", payload.posture.app_version, payload.posture.os, payload.posture.os_version)),
+            detail: Some(format!(
+                "app={} os={} {}",
+                payload.posture.app_version, payload.posture.os, payload.posture.os_version
+            )),
         },
     )?;
     tracing::info!(device_id = %device.id, staff = %staff.username, "activation released");

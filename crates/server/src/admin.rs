@@ -13,7 +13,11 @@ use serde::Serialize;
 /// Adds a prison.
 pub fn add_prison(c: &Connection, name: &str, now: i64) -> Result<db::Prison, Error> {
     let p = db::insert_prison(c, name)?;
-    audit::record(c, now, &audit::Entry { event: "add_prison", outcome: "ok", prison_id: Some(p.id), ..Default::default() })?;
+    audit::record(
+        c,
+        now,
+        &audit::Entry { event: "add_prison", outcome: "ok", prison_id: Some(p.id), ..Default::default() },
+    )?;
     Ok(p)
 }
 
@@ -51,7 +55,10 @@ pub fn add_staff(
     if !matches!(role, "nurse" | "it" | "consultant") {
         return Err(Error::BadRequest(format!("unknown role {role:?} (nurse, it, consultant)")));
     }
-    if username.is_empty() || username.len() > 64 || !username.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+    if username.is_empty()
+        || username.len() > 64
+        || !username.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
         return Err(Error::BadRequest("a user name is 1-64 letters, digits, '.', '_' or '-'".into()));
     }
     if password.chars().count() < 12 {
@@ -71,7 +78,14 @@ pub fn add_staff(
     audit::record(
         c,
         now,
-        &audit::Entry { event: "add_staff", outcome: "ok", staff: Some(username), prison_id, detail: Some(role.into()), ..Default::default() },
+        &audit::Entry {
+            event: "add_staff",
+            outcome: "ok",
+            staff: Some(username),
+            prison_id,
+            detail: Some(role.into()),
+            ..Default::default()
+        },
     )?;
     let otpauth_uri = auth::otpauth_uri(&totp_secret, username)?;
     Ok(NewStaffSecret { totp_secret, otpauth_uri })
@@ -79,7 +93,13 @@ pub fn add_staff(
 
 /// Issues a one-time enrolment token for `prison`, valid for `ttl_secs`. The token embeds the CA
 /// fingerprint so the laptop can pin the server on first contact.
-pub fn issue_enrol_token(c: &Connection, ca_der: &[u8], prison: &str, ttl_secs: i64, now: i64) -> Result<String, Error> {
+pub fn issue_enrol_token(
+    c: &Connection,
+    ca_der: &[u8],
+    prison: &str,
+    ttl_secs: i64,
+    now: i64,
+) -> Result<String, Error> {
     let prison = db::prison_by_name(c, prison)?;
     let mut secret = [0u8; 24];
     ring::rand::SystemRandom::new().fill(&mut secret).map_err(|_| Error::Crypto("random token".into()))?;
@@ -190,8 +210,16 @@ pub fn room_code() -> Result<String, Error> {
 }
 
 /// Books a consultation between a consultant and a prison.
-pub fn add_appointment(c: &Connection, consultant: &str, prison: &str, starts_at: i64, minutes: i64, now: i64) -> Result<NewAppointment, Error> {
-    let staff = db::staff_by_username(c, consultant)?.ok_or_else(|| Error::NotFound(format!("staff {consultant:?}")))?;
+pub fn add_appointment(
+    c: &Connection,
+    consultant: &str,
+    prison: &str,
+    starts_at: i64,
+    minutes: i64,
+    now: i64,
+) -> Result<NewAppointment, Error> {
+    let staff =
+        db::staff_by_username(c, consultant)?.ok_or_else(|| Error::NotFound(format!("staff {consultant:?}")))?;
     if staff.role != "consultant" {
         return Err(Error::BadRequest(format!("{consultant} is not a consultant")));
     }
@@ -204,7 +232,14 @@ pub fn add_appointment(c: &Connection, consultant: &str, prison: &str, starts_at
     audit::record(
         c,
         now,
-        &audit::Entry { event: "add_appointment", outcome: "ok", staff: Some(consultant), prison_id: Some(prison.id), detail: Some(format!("appointment={id}")), ..Default::default() },
+        &audit::Entry {
+            event: "add_appointment",
+            outcome: "ok",
+            staff: Some(consultant),
+            prison_id: Some(prison.id),
+            detail: Some(format!("appointment={id}")),
+            ..Default::default()
+        },
     )?;
     Ok(NewAppointment { id, room_code })
 }

@@ -111,7 +111,12 @@ pub struct Bricked {
 
 /// `POST /v1/admin/devices/{id}/brick`: shreds the device's secret and queues the signed command,
 /// recorded in the audit log under the signed-in IT user's name.
-pub async fn brick(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, Json(form): Json<BrickForm>) -> Result<Json<Bricked>, Error> {
+pub async fn brick(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(form): Json<BrickForm>,
+) -> Result<Json<Bricked>, Error> {
     let me = web::session(&state, &headers, WebRole::It)?;
     let id: DeviceId = id.parse().map_err(|_| Error::BadRequest("not a device id".into()))?;
     let reason = form.reason.trim();
@@ -166,7 +171,11 @@ pub struct AuditView {
 }
 
 /// `GET /v1/admin/audit?limit=N`
-pub async fn audit_log(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<AuditQuery>) -> Result<Json<AuditView>, Error> {
+pub async fn audit_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<AuditView>, Error> {
     web::session(&state, &headers, WebRole::It)?;
     let limit = q.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {

@@ -117,7 +117,19 @@ pub fn record(c: &Connection, at: i64, e: &Entry<'_>) -> Result<(), Error> {
     c.execute(
         "INSERT INTO audit (id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![row.id, row.at, row.event, row.outcome, row.reason, row.device_id, row.staff, row.prison_id, row.detail, prev, hash.to_vec()],
+        params![
+            row.id,
+            row.at,
+            row.event,
+            row.outcome,
+            row.reason,
+            row.device_id,
+            row.staff,
+            row.prison_id,
+            row.detail,
+            prev,
+            hash.to_vec()
+        ],
     )?;
     Ok(())
 }
@@ -159,7 +171,10 @@ pub fn verify(c: &Connection) -> Result<Result<Verified, BrokenLink>, Error> {
         let row = Row::from_sql(r)?;
         let (prev, hash): (Vec<u8>, Vec<u8>) = (r.get(9)?, r.get(10)?);
         if prev != expected_prev {
-            return Ok(Err(BrokenLink { id: row.id, why: "does not follow the row before it (a row was deleted, inserted or moved)" }));
+            return Ok(Err(BrokenLink {
+                id: row.id,
+                why: "does not follow the row before it (a row was deleted, inserted or moved)",
+            }));
         }
         if row.hash(&prev).as_slice() != hash.as_slice() {
             return Ok(Err(BrokenLink { id: row.id, why: "its contents do not match its hash (the row was edited)" }));
@@ -177,7 +192,9 @@ pub fn verify(c: &Connection) -> Result<Result<Verified, BrokenLink>, Error> {
 /// Chains rows that have no hash yet, in id order (the one-time migration of an older database).
 pub(crate) fn chain_unchained(c: &Connection) -> Result<(), Error> {
     let rows = {
-        let mut stmt = c.prepare("SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail FROM audit ORDER BY id")?;
+        let mut stmt = c.prepare(
+            "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail FROM audit ORDER BY id",
+        )?;
         let rows = stmt.query_map([], Row::from_sql)?;
         rows.collect::<Result<Vec<_>, _>>()?
     };

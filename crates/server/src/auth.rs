@@ -47,7 +47,8 @@ pub fn new_totp_secret() -> String {
 }
 
 fn totp(secret_b32: &str, account: &str) -> Result<TOTP, Error> {
-    let bytes = Secret::Encoded(secret_b32.to_owned()).to_bytes().map_err(|e| Error::Crypto(format!("totp secret: {e:?}")))?;
+    let bytes =
+        Secret::Encoded(secret_b32.to_owned()).to_bytes().map_err(|e| Error::Crypto(format!("totp secret: {e:?}")))?;
     TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, Some(ISSUER.to_owned()), account.to_owned())
         .map_err(|e| Error::Crypto(format!("totp: {e}")))
 }

@@ -149,8 +149,11 @@ mod tests {
     fn file_then_environment() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("care-server.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9443\"\n[lockout]\nmax_failures = 3\nbase_secs = 60\nmax_secs = 600\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9443\"\n[lockout]\nmax_failures = 3\nbase_secs = 60\nmax_secs = 600\n",
+        )
+        .expect("write");
         let c = ServerConfig::load_with_env(Some(&path), |_| None).expect("load");
         assert_eq!(c.listen, "127.0.0.1:9443".parse().expect("addr"));
         assert_eq!(c.lockout.max_failures, 3);

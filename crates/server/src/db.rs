@@ -114,11 +114,15 @@ pub fn open(path: &Path) -> Result<Connection, Error> {
 /// A database made before the audit chain gets the chain's columns, and its existing rows are
 /// chained once, here (never later: a row with an empty hash afterwards is a broken link).
 fn migrate_audit_chain(conn: &Connection) -> Result<(), Error> {
-    let exists: bool = conn.query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'audit'", [], |r| r.get(0))?;
+    let exists: bool =
+        conn.query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'audit'", [], |r| {
+            r.get(0)
+        })?;
     if !exists {
         return Ok(());
     }
-    let has_hash: bool = conn.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('audit') WHERE name = 'hash'", [], |r| r.get(0))?;
+    let has_hash: bool =
+        conn.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('audit') WHERE name = 'hash'", [], |r| r.get(0))?;
     if has_hash {
         return Ok(());
     }
@@ -337,8 +341,12 @@ const DEVICE_COLUMNS: &str = "id, prison_id, public_key, hostname, exchange_secr
 
 /// Finds a device.
 pub fn device(c: &Connection, id: &DeviceId) -> Result<Option<Device>, Error> {
-    Ok(c.query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), params![id.as_str()], device_from_row)
-        .optional()?)
+    Ok(c.query_row(
+        &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
+        params![id.as_str()],
+        device_from_row,
+    )
+    .optional()?)
 }
 
 /// All devices, newest first.
@@ -394,7 +402,14 @@ pub struct Brick {
 }
 
 fn brick_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Brick> {
-    Ok(Brick { command_id: r.get(0)?, device_id: r.get(1)?, reason: r.get(2)?, by_staff: r.get(3)?, created_at: r.get(4)?, wiped_at: r.get(5)? })
+    Ok(Brick {
+        command_id: r.get(0)?,
+        device_id: r.get(1)?,
+        reason: r.get(2)?,
+        by_staff: r.get(3)?,
+        created_at: r.get(4)?,
+        wiped_at: r.get(5)?,
+    })
 }
 
 /// The device's brick, if it was bricked.
@@ -410,13 +425,22 @@ pub fn brick_of(c: &Connection, id: &DeviceId) -> Result<Option<Brick>, Error> {
 
 /// Every brick, newest first.
 pub fn bricks(c: &Connection) -> Result<Vec<Brick>, Error> {
-    let mut stmt = c.prepare("SELECT command_id, device_id, reason, by_staff, created_at, wiped_at FROM bricks ORDER BY created_at DESC")?;
+    let mut stmt = c.prepare(
+        "SELECT command_id, device_id, reason, by_staff, created_at, wiped_at FROM bricks ORDER BY created_at DESC",
+    )?;
     let rows = stmt.query_map([], brick_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Records a brick.
-pub fn insert_brick(c: &Connection, command_id: &str, id: &DeviceId, reason: &str, by: &str, now: i64) -> Result<(), Error> {
+pub fn insert_brick(
+    c: &Connection,
+    command_id: &str,
+    id: &DeviceId,
+    reason: &str,
+    by: &str,
+    now: i64,
+) -> Result<(), Error> {
     c.execute(
         "INSERT INTO bricks (command_id, device_id, reason, by_staff, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![command_id, id.as_str(), reason, by, now],
@@ -425,7 +449,13 @@ pub fn insert_brick(c: &Connection, command_id: &str, id: &DeviceId, reason: &st
 }
 
 /// Stores a verified receipt; false when the device has no such brick. A repeat keeps the first.
-pub fn record_receipt(c: &Connection, id: &DeviceId, command_id: &str, receipt: &[u8], now: i64) -> Result<bool, Error> {
+pub fn record_receipt(
+    c: &Connection,
+    id: &DeviceId,
+    command_id: &str,
+    receipt: &[u8],
+    now: i64,
+) -> Result<bool, Error> {
     let n = c.execute(
         "UPDATE bricks SET wiped_at = COALESCE(wiped_at, ?3), receipt = COALESCE(receipt, ?4) WHERE device_id = ?1 AND command_id = ?2",
         params![id.as_str(), command_id, now, receipt],
@@ -472,11 +502,9 @@ pub struct EnrolToken {
 
 /// Looks up a token by hash.
 pub fn enrol_token(c: &Connection, hash: &[u8]) -> Result<Option<EnrolToken>, Error> {
-    Ok(c.query_row(
-        "SELECT prison_id, expires_at, used_at FROM enrol_tokens WHERE hash = ?1",
-        params![hash],
-        |r| Ok(EnrolToken { prison_id: r.get(0)?, expires_at: r.get(1)?, used_at: r.get(2)? }),
-    )
+    Ok(c.query_row("SELECT prison_id, expires_at, used_at FROM enrol_tokens WHERE hash = ?1", params![hash], |r| {
+        Ok(EnrolToken { prison_id: r.get(0)?, expires_at: r.get(1)?, used_at: r.get(2)? })
+    })
     .optional()?)
 }
 
@@ -538,7 +566,14 @@ pub fn token_hash(token: &[u8]) -> Vec<u8> {
 }
 
 /// Stores a kiosk session (an unlocked laptop's bearer token).
-pub fn insert_kiosk_session(c: &Connection, token: &[u8], device: &DeviceId, staff_id: i64, now: i64, expires_at: i64) -> Result<(), Error> {
+pub fn insert_kiosk_session(
+    c: &Connection,
+    token: &[u8],
+    device: &DeviceId,
+    staff_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), Error> {
     c.execute("DELETE FROM kiosk_sessions WHERE expires_at <= ?1", params![now])?;
     c.execute(
         "INSERT INTO kiosk_sessions (token_hash, device_id, staff_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -633,7 +668,8 @@ pub struct AppointmentRow {
     pub prison_id: i64,
 }
 
-const APPOINTMENT_SELECT: &str = "SELECT a.id, a.room_code, s.display_name, p.name, a.starts_at, a.ends_at, a.consultant_id, a.prison_id
+const APPOINTMENT_SELECT: &str =
+    "SELECT a.id, a.room_code, s.display_name, p.name, a.starts_at, a.ends_at, a.consultant_id, a.prison_id
      FROM appointments a JOIN staff s ON s.id = a.consultant_id JOIN prisons p ON p.id = a.prison_id";
 
 fn appointment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppointmentRow> {
@@ -652,7 +688,14 @@ fn appointment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppointmentRo
 }
 
 /// Adds an appointment.
-pub fn insert_appointment(c: &Connection, consultant_id: i64, prison_id: i64, starts_at: i64, ends_at: i64, room_code: &str) -> Result<i64, Error> {
+pub fn insert_appointment(
+    c: &Connection,
+    consultant_id: i64,
+    prison_id: i64,
+    starts_at: i64,
+    ends_at: i64,
+    room_code: &str,
+) -> Result<i64, Error> {
     c.execute(
         "INSERT INTO appointments (consultant_id, prison_id, starts_at, ends_at, room_code) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![consultant_id, prison_id, starts_at, ends_at, room_code],
@@ -667,11 +710,18 @@ pub fn appointment(c: &Connection, id: i64) -> Result<Option<AppointmentRow>, Er
 
 /// An appointment by room code.
 pub fn appointment_by_code(c: &Connection, code: &str) -> Result<Option<AppointmentRow>, Error> {
-    Ok(c.query_row(&format!("{APPOINTMENT_SELECT} WHERE a.room_code = ?1"), params![code], appointment_from_row).optional()?)
+    Ok(c.query_row(&format!("{APPOINTMENT_SELECT} WHERE a.room_code = ?1"), params![code], appointment_from_row)
+        .optional()?)
 }
 
 /// Appointments overlapping `[from, to)`, for a prison or a consultant, earliest first.
-pub fn appointments_between(c: &Connection, prison_id: Option<i64>, consultant_id: Option<i64>, from: i64, to: i64) -> Result<Vec<AppointmentRow>, Error> {
+pub fn appointments_between(
+    c: &Connection,
+    prison_id: Option<i64>,
+    consultant_id: Option<i64>,
+    from: i64,
+    to: i64,
+) -> Result<Vec<AppointmentRow>, Error> {
     let mut stmt = c.prepare(&format!(
         "{APPOINTMENT_SELECT} WHERE a.ends_at > ?1 AND a.starts_at < ?2
          AND (?3 IS NULL OR a.prison_id = ?3) AND (?4 IS NULL OR a.consultant_id = ?4) ORDER BY a.starts_at, a.id"

@@ -61,10 +61,13 @@ fn verified<T: serde::de::DeserializeOwned>(
     context: &[u8],
     device_of: impl Fn(&T) -> &DeviceId,
 ) -> Result<(T, db::Device), Error> {
-    let payload: T = serde_json::from_slice(&signed.payload.0).map_err(|e| Error::BadRequest(format!("payload: {e}")))?;
+    let payload: T =
+        serde_json::from_slice(&signed.payload.0).map_err(|e| Error::BadRequest(format!("payload: {e}")))?;
     let device = db::device(c, device_of(&payload))?.ok_or(Error::Refused)?;
     let message = sc_proto::signing_input(context, &signed.payload.0);
-    UnparsedPublicKey::new(&ED25519, &device.public_key).verify(&message, &signed.signature.0).map_err(|_| Error::Refused)?;
+    UnparsedPublicKey::new(&ED25519, &device.public_key)
+        .verify(&message, &signed.signature.0)
+        .map_err(|_| Error::Refused)?;
     Ok((payload, device))
 }
 
@@ -75,7 +78,16 @@ pub fn hello(state: &AppState, signed: &Signed) -> Result<(ChannelDown, Option<(
     let (hello, device) = match verified::<HelloPayload>(&c, signed, SIG_CONTEXT_HELLO, |h| &h.device_id) {
         Ok(v) => v,
         Err(Error::Refused) => {
-            audit::record(&c, now, &audit::Entry { event: "hello", outcome: "refused", reason: Some(Reason::BadSignature), ..Default::default() })?;
+            audit::record(
+                &c,
+                now,
+                &audit::Entry {
+                    event: "hello",
+                    outcome: "refused",
+                    reason: Some(Reason::BadSignature),
+                    ..Default::default()
+                },
+            )?;
             return Ok((ChannelDown::Refused { message: "This laptop is not recognised.".into() }, None));
         }
         Err(e) => return Err(e),
@@ -108,7 +120,8 @@ pub async fn poll(State(state): State<AppState>, body: Bytes) -> Result<Json<Cha
 
 /// `POST /v1/device/receipt`: a wiped laptop's signed receipt.
 pub async fn receipt(State(state): State<AppState>, body: Bytes) -> Result<Json<ReceiptAck>, Error> {
-    let signed: Signed = serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("signed receipt: {e}")))?;
+    let signed: Signed =
+        serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("signed receipt: {e}")))?;
     let now = state.now();
     let c = state.db();
     let (receipt, device) = verified::<ReceiptPayload>(&c, &signed, SIG_CONTEXT_RECEIPT, |r| &r.device_id)?;

@@ -11,7 +11,8 @@ pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> 
     let now = state.now();
     let conn = state.db();
     let refuse = |reason: Reason, detail: Option<String>| -> Error {
-        let entry = audit::Entry { event: "enrol", outcome: "refused", reason: Some(reason), detail, ..Default::default() };
+        let entry =
+            audit::Entry { event: "enrol", outcome: "refused", reason: Some(reason), detail, ..Default::default() };
         if let Err(e) = audit::record(&conn, now, &entry) {
             return e;
         }

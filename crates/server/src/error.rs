@@ -61,10 +61,14 @@ impl IntoResponse for Error {
         let (status, body) = match self {
             Error::BadRequest(message) => (StatusCode::BAD_REQUEST, Refusal::BadRequest { message }),
             Error::Refused => (StatusCode::FORBIDDEN, Refusal::Refused),
-            Error::LockedOut(retry_after_secs) => (StatusCode::TOO_MANY_REQUESTS, Refusal::LockedOut { retry_after_secs }),
+            Error::LockedOut(retry_after_secs) => {
+                (StatusCode::TOO_MANY_REQUESTS, Refusal::LockedOut { retry_after_secs })
+            }
             Error::Bricked(command) => (StatusCode::GONE, Refusal::Bricked { command: *command }),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, Refusal::BadRequest { message: "sign in first".into() }),
-            Error::NotFound(what) => (StatusCode::NOT_FOUND, Refusal::BadRequest { message: format!("{what} not found") }),
+            Error::NotFound(what) => {
+                (StatusCode::NOT_FOUND, Refusal::BadRequest { message: format!("{what} not found") })
+            }
             internal => {
                 // Internal causes are logged, never shown: they may name files or SQL.
                 tracing::error!(error = %internal, "internal error");

@@ -208,7 +208,9 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::BrickDevice { id, reason, by } => {
             let id = id.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
             let command = admin::brick_device(&db::open(&config.db_path())?, &id, &reason, &by, now())?;
-            println!("device {id} bricked: its secret is destroyed; wipe command {command} goes out on its next contact");
+            println!(
+                "device {id} bricked: its secret is destroyed; wipe command {command} goes out on its next contact"
+            );
         }
         Command::ListBricks => {
             println!("{:<32}  {:<32}  {:<8}  {:<12}  reason", "command", "device", "state", "by");
@@ -239,9 +241,7 @@ async fn running_wait(r: serve::Running) -> Result<(), Error> {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {

@@ -86,10 +86,12 @@ pub fn load(dir: &Path) -> Result<Pki, Error> {
     let ca = read_cert(&dir.join(CA_CERT))?;
     let leaf = read_cert(&dir.join(TLS_CERT))?;
     let key_path = dir.join(TLS_KEY);
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| Error::Config(format!("{}: {e}", key_path.display())))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&key_path).map_err(|e| Error::Config(format!("{}: {e}", key_path.display())))?;
     let cmd_path = dir.join(COMMAND_KEY);
     let cmd = std::fs::read(&cmd_path).map_err(Error::io(format!("reading {}", cmd_path.display())))?;
-    let command_key = Ed25519KeyPair::from_pkcs8(&cmd).map_err(|_| Error::Config(format!("{}: not a key", cmd_path.display())))?;
+    let command_key =
+        Ed25519KeyPair::from_pkcs8(&cmd).map_err(|_| Error::Config(format!("{}: not a key", cmd_path.display())))?;
     Ok(Pki { ca_der: ca.to_vec(), chain: vec![leaf, ca], key, command_key: std::sync::Arc::new(command_key) })
 }
 

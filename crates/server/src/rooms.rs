@@ -115,7 +115,11 @@ impl Inner {
             .rooms
             .iter()
             .filter(|(_, r)| r.consultant_id == staff_id && r.call.is_none())
-            .map(|(id, r)| Waiting { appointment_id: *id, prison: r.kiosk.prison.clone(), nurse: r.kiosk.nurse.clone() })
+            .map(|(id, r)| Waiting {
+                appointment_id: *id,
+                prison: r.kiosk.prison.clone(),
+                nurse: r.kiosk.nurse.clone(),
+            })
             .collect();
         w.sort_by_key(|w| w.appointment_id);
         w
@@ -140,7 +144,11 @@ impl Inner {
             if let Some(c) = room.call.and_then(|cc| self.consultants.get_mut(&cc)) {
                 c.room = None;
                 send(&c.tx, to_other);
-                ended = Some(CallEvent { appointment_id: id, device_id: room.kiosk.device_id.clone(), consultant_id: room.consultant_id });
+                ended = Some(CallEvent {
+                    appointment_id: id,
+                    device_id: room.kiosk.device_id.clone(),
+                    consultant_id: room.consultant_id,
+                });
             }
             self.notify_consultant(room.consultant_id);
             return ended;
@@ -258,12 +266,25 @@ mod tests {
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
     fn appt(id: i64) -> Appointment {
-        Appointment { id, room_code: format!("code{id}"), consultant: "Dr".into(), prison: "HMP".into(), starts_at: 0, ends_at: 1 }
+        Appointment {
+            id,
+            room_code: format!("code{id}"),
+            consultant: "Dr".into(),
+            prison: "HMP".into(),
+            starts_at: 0,
+            ends_at: 1,
+        }
     }
 
     fn kiosk(hub: &Hub) -> (KioskPeer, UnboundedReceiver<FromServer>) {
         let (tx, rx) = unbounded_channel();
-        let peer = KioskPeer { conn: hub.connection(), tx, device_id: DeviceId::from_random([1; 16]), prison: "HMP".into(), nurse: "Jo".into() };
+        let peer = KioskPeer {
+            conn: hub.connection(),
+            tx,
+            device_id: DeviceId::from_random([1; 16]),
+            prison: "HMP".into(),
+            nurse: "Jo".into(),
+        };
         (peer, rx)
     }
 

@@ -32,7 +32,11 @@ pub async fn kiosk(State(state): State<AppState>, headers: HeaderMap, ws: WebSoc
 }
 
 /// `GET /v1/consult/signal`: a signed-in consultant's page (cookie, same origin only).
-pub async fn consultant(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Result<Response, Error> {
+pub async fn consultant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, Error> {
     // Browsers send cookies on cross-site WebSocket handshakes: insist the page is our own.
     let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let host = headers.get(HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -67,7 +71,14 @@ fn audit_refusal(state: &AppState, who: &Who, reason: Reason, detail: String) {
         Who::Kiosk { session, .. } => Some(&session.device_id),
         Who::Consultant(_) => None,
     };
-    let entry = audit::Entry { event: "join", outcome: "refused", reason: Some(reason), device_id, detail: Some(detail), ..Default::default() };
+    let entry = audit::Entry {
+        event: "join",
+        outcome: "refused",
+        reason: Some(reason),
+        device_id,
+        detail: Some(detail),
+        ..Default::default()
+    };
     if let Err(e) = audit::record(&c, state.now(), &entry) {
         tracing::error!(error = %e, "audit of a refusal failed");
     }
@@ -90,7 +101,13 @@ fn join(state: &AppState, conn: u64, who: &Who, tx: &Tx, room_code: &str) -> Res
     if now < appt.view.starts_at - state.config.join_early_secs || now >= appt.view.ends_at {
         return Err(error("not_now", "This appointment is not open now."));
     }
-    let peer = KioskPeer { conn, tx: tx.clone(), device_id: session.device_id.clone(), prison: appt.view.prison.clone(), nurse: session.nurse };
+    let peer = KioskPeer {
+        conn,
+        tx: tx.clone(),
+        device_id: session.device_id.clone(),
+        prison: appt.view.prison.clone(),
+        nurse: session.nurse,
+    };
     state.hub.join(peer, &appt.view, appt.consultant_id).map_err(|e| e.to_message())
 }
 
@@ -113,7 +130,11 @@ fn admit(state: &AppState, conn: u64, who: &Who, appointment_id: i64) -> Result<
             Role::Offerer => format!("appt{appointment_id}-kiosk"),
             Role::Answerer => format!("appt{appointment_id}-consultant"),
         };
-        FromServer::Admitted { appointment_id, role, ice_servers: vec![turn::credentials(&turn.urls, &turn.secret, &label, now, turn.ttl_secs)] }
+        FromServer::Admitted {
+            appointment_id,
+            role,
+            ice_servers: vec![turn::credentials(&turn.urls, &turn.secret, &label, now, turn.ttl_secs)],
+        }
     };
     let call = state.hub.admit(conn, appointment_id, admitted).map_err(|e| e.to_message())?;
     audit_call(state, "call_started", &call);

@@ -45,7 +45,12 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(conn: Connection, config: ServerConfig, command_key: Arc<ring::signature::Ed25519KeyPair>, clock: Clock) -> Result<Self, Error> {
+    pub fn new(
+        conn: Connection,
+        config: ServerConfig,
+        command_key: Arc<ring::signature::Ed25519KeyPair>,
+        clock: Clock,
+    ) -> Result<Self, Error> {
         use ring::signature::KeyPair as _;
         let dummy_hash = crate::auth::dummy_hash(config.argon2)?.into();
         let mut command_public = [0u8; 32];

@@ -117,7 +117,13 @@ pub async fn sign_in(state: &AppState, form: Login, role: WebRole) -> Result<Res
         if let Some(s) = staff {
             db::record_failure(c, Subject::Staff(s.id), &state.config.lockout, now)?;
         }
-        let entry = audit::Entry { event, outcome: "refused", reason: Some(reason), staff: Some(&form.username), ..Default::default() };
+        let entry = audit::Entry {
+            event,
+            outcome: "refused",
+            reason: Some(reason),
+            staff: Some(&form.username),
+            ..Default::default()
+        };
         audit::record(c, now, &entry)?;
         Ok(Error::Refused)
     };
@@ -125,7 +131,13 @@ pub async fn sign_in(state: &AppState, form: Login, role: WebRole) -> Result<Res
         let c = state.db();
         let staff = db::staff_by_username(&c, &form.username)?;
         if let Some(s) = staff.as_ref().filter(|s| s.locked_until > now) {
-            let entry = audit::Entry { event, outcome: "refused", reason: Some(Reason::StaffLockedOut), staff: Some(&s.username), ..Default::default() };
+            let entry = audit::Entry {
+                event,
+                outcome: "refused",
+                reason: Some(Reason::StaffLockedOut),
+                staff: Some(&s.username),
+                ..Default::default()
+            };
             audit::record(&c, now, &entry)?;
             return Err(Error::LockedOut(u64::try_from(s.locked_until - now).unwrap_or(1)));
         }
@@ -208,7 +220,11 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Jso
 }
 
 /// Appointments overlapping the next day (and the last half-day).
-pub fn upcoming(state: &AppState, prison_id: Option<i64>, consultant_id: Option<i64>) -> Result<Vec<Appointment>, Error> {
+pub fn upcoming(
+    state: &AppState,
+    prison_id: Option<i64>,
+    consultant_id: Option<i64>,
+) -> Result<Vec<Appointment>, Error> {
     let now = state.now();
     let rows = db::appointments_between(&state.db(), prison_id, consultant_id, now - 12 * 3600, now + 24 * 3600)?;
     Ok(rows.into_iter().map(|r| r.view).collect())

@@ -34,8 +34,12 @@ fn main() {
             std::process::exit(3);
         };
         let verified = sc_core::wipe::verify_command(&record, &command, challenge, kiosk.now()).expect("verified");
-        sc_core::wipe::begin(kiosk.data_dir(), sc_proto::brick::WipeCause::Brick { command_id: verified.command_id }, Some(command))
-            .expect("tombstone");
+        sc_core::wipe::begin(
+            kiosk.data_dir(),
+            sc_proto::brick::WipeCause::Brick { command_id: verified.command_id },
+            Some(command),
+        )
+        .expect("tombstone");
         let kiosk = Kiosk::open(std::path::Path::new(&dir), Keystore::secret_service).expect("reopen");
         let hook = move |s: Step| {
             if s == stop {

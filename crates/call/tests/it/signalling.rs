@@ -10,7 +10,11 @@ use std::time::Duration;
 async fn offerer() -> (Call, tokio::sync::mpsc::UnboundedReceiver<CallEvent>) {
     // A relay nobody answers on: negotiation is all these tests need.
     let config = CallConfig {
-        ice_servers: vec![IceServer { urls: vec!["turn:127.0.0.1:9?transport=udp".into()], username: "u".into(), credential: "c".into() }],
+        ice_servers: vec![IceServer {
+            urls: vec!["turn:127.0.0.1:9?transport=udp".into()],
+            username: "u".into(),
+            credential: "c".into(),
+        }],
         bind_addrs: vec!["127.0.0.1:0".into()],
         width: 320,
         height: 240,
@@ -37,7 +41,12 @@ async fn garbled_and_out_of_turn_messages_are_errors_not_panics() {
     .expect("an offer");
     assert!(offer.starts_with("v=0"));
 
-    for garbage in ["", "not sdp", "v=0\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"] {
+    for garbage in [
+        "",
+        "not sdp",
+        "v=0\r\n",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+    ] {
         let e = call.handle(FromServer::Answer { sdp: garbage.into() }).await.expect_err("garbled answer refused");
         assert!(matches!(e, Error::Signalling(_)), "{e:?}");
         assert!(!call.has_remote_description(), "nothing applied for {garbage:?}");
@@ -60,5 +69,12 @@ fn synthetic_media_offers_two_cameras() {
 }
 
 fn sample_appointment() -> sc_proto::signal::Appointment {
-    sc_proto::signal::Appointment { id: 1, room_code: "abcd".into(), consultant: "Dr".into(), prison: "P".into(), starts_at: 0, ends_at: 1 }
+    sc_proto::signal::Appointment {
+        id: 1,
+        room_code: "abcd".into(),
+        consultant: "Dr".into(),
+        prison: "P".into(),
+        starts_at: 0,
+        ends_at: 1,
+    }
 }

@@ -12,7 +12,12 @@ fuzz_target!(|data: &[u8]| {
         max_share_bytes: 1 << 20,
         max_held_pixels: 1 << 20,
         stall: Duration::from_secs(30),
-        decode: sc_imaging::Limits { max_file_bytes: 1 << 20, max_frames: 16, max_frame_pixels: 512 * 512, max_total_pixels: 1 << 20 },
+        decode: sc_imaging::Limits {
+            max_file_bytes: 1 << 20,
+            max_frames: 16,
+            max_frame_pixels: 512 * 512,
+            max_total_pixels: 1 << 20,
+        },
     };
     let mut viewer = sc_imaging::Viewer::new(limits);
     let start = Instant::now();

@@ -23,7 +23,8 @@ fn ct_keeps_hounsfield_units_exactly_as_stored_times_slope_plus_intercept() {
         assert_eq!(f64::from(values[index]), stored * slope + intercept, "pixel {index}");
     }
     // Its own window comes from the file.
-    let w = obj.element(tags::WINDOW_CENTER).ok().and_then(|e| e.to_multi_float64().ok()).and_then(|v| v.first().copied());
+    let w =
+        obj.element(tags::WINDOW_CENTER).ok().and_then(|e| e.to_multi_float64().ok()).and_then(|v| v.first().copied());
     if let Some(center) = w {
         assert_eq!(image.default_window.center, center);
     }
@@ -33,7 +34,14 @@ fn ct_keeps_hounsfield_units_exactly_as_stored_times_slope_plus_intercept() {
 fn mr_decodes_to_the_same_values_in_every_lossless_transfer_syntax() {
     let reference = decode("MR_small.dcm").expect("MR");
     assert_eq!((reference.width, reference.height), (64, 64));
-    for name in ["MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_padded.dcm"] {
+    for name in [
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_expb.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_padded.dcm",
+    ] {
         let image = decode(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(grey(&image, 0), grey(&reference, 0), "{name} decodes to the reference's values");
     }
@@ -60,7 +68,8 @@ fn jpeg_baseline_extended_and_jpeg_2000_decode() {
 fn multi_frame_objects_keep_every_frame() {
     for name in ["rtdose.dcm", "SC_rgb_rle_2frame.dcm", "examples_ybr_color.dcm"] {
         let obj = dicom_object::from_reader(&read(name)[128..]).expect("parse");
-        let frames: usize = obj.element(tags::NUMBER_OF_FRAMES).expect("frames").to_str().expect("str").trim().parse().expect("n");
+        let frames: usize =
+            obj.element(tags::NUMBER_OF_FRAMES).expect("frames").to_str().expect("str").trim().parse().expect("n");
         let image = decode(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(frames > 1);
         assert_eq!(image.frames.len(), frames, "{name}");
@@ -83,7 +92,10 @@ fn broken_and_unsupported_files_give_clear_errors() {
         ("no_meta.dcm", |e| matches!(e, Error::UnknownFormat)),
         ("meta_missing_tsyntax.dcm", |e| matches!(e, Error::BadDicom(_))),
         ("rtplan.dcm", |e| matches!(e, Error::NoImage)),
-        ("MR_small_jpeg_ls_lossless.dcm", |e| matches!(e, Error::UnsupportedCompression { name, .. } if name.contains("JPEG-LS"))),
+        (
+            "MR_small_jpeg_ls_lossless.dcm",
+            |e| matches!(e, Error::UnsupportedCompression { name, .. } if name.contains("JPEG-LS")),
+        ),
     ];
     for (name, expected) in cases {
         let err = decode(name).expect_err(name);
@@ -99,9 +111,15 @@ fn broken_and_unsupported_files_give_clear_errors() {
 fn limits_refuse_before_decoding() {
     let bytes = read("CT_small.dcm");
     let small = Limits { max_frame_pixels: 100, ..Limits::default() };
-    assert!(matches!(sc_imaging::decode(&bytes, &small), Err(Error::TooLarge { what: "frame", limit: 100, actual: 16384 })));
+    assert!(matches!(
+        sc_imaging::decode(&bytes, &small),
+        Err(Error::TooLarge { what: "frame", limit: 100, actual: 16384 })
+    ));
     let tiny = Limits { max_file_bytes: 1000, ..Limits::default() };
     assert!(matches!(sc_imaging::decode(&bytes, &tiny), Err(Error::TooLarge { what: "file", .. })));
     let few = Limits { max_frames: 2, ..Limits::default() };
-    assert!(matches!(sc_imaging::decode(&read("rtdose.dcm"), &few), Err(Error::TooLarge { what: "number of frames", .. })));
+    assert!(matches!(
+        sc_imaging::decode(&read("rtdose.dcm"), &few),
+        Err(Error::TooLarge { what: "number of frames", .. })
+    ));
 }

@@ -27,11 +27,19 @@ fn picture(format: image::ImageFormat) -> Vec<u8> {
 fn cut_and_flipped_files_decode_or_fail_cleanly() {
     // Tight limits, as in the fuzz target: a flipped header byte may claim a huge image, which the
     // limits refuse (decoding 64 Mpx unoptimised would only make the test slow).
-    let limits = Limits { max_file_bytes: 1 << 20, max_frames: 16, max_frame_pixels: 512 * 512, max_total_pixels: 1 << 20 };
-    let mut inputs: Vec<(String, Vec<u8>)> = ["CT_small.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_rle_2frame.dcm", "rtdose.dcm"]
-        .iter()
-        .map(|n| ((*n).to_owned(), read(n)))
-        .collect();
+    let limits =
+        Limits { max_file_bytes: 1 << 20, max_frames: 16, max_frame_pixels: 512 * 512, max_total_pixels: 1 << 20 };
+    let mut inputs: Vec<(String, Vec<u8>)> = [
+        "CT_small.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+        "SC_rgb_jpeg_dcmtk.dcm",
+        "SC_rgb_rle_2frame.dcm",
+        "rtdose.dcm",
+    ]
+    .iter()
+    .map(|n| ((*n).to_owned(), read(n)))
+    .collect();
     inputs.push(("png".into(), picture(image::ImageFormat::Png)));
     inputs.push(("jpeg".into(), picture(image::ImageFormat::Jpeg)));
     let mut rng = Rng(0x5ec0_25a1_7e57_0001);
@@ -88,7 +96,10 @@ fn an_element_claiming_more_than_the_file_holds_is_refused_before_anything_is_al
     for (name, bytes) in [("explicit", explicit), ("implicit", implicit), ("big endian", big)] {
         let err = sc_imaging::decode(&bytes, &Limits::default()).expect_err(name);
         let text = err.to_string();
-        assert!(matches!(err, sc_imaging::Error::BadDicom(_)) && text.contains("claims") && text.contains("remain"), "{name}: {text}");
+        assert!(
+            matches!(err, sc_imaging::Error::BadDicom(_)) && text.contains("claims") && text.contains("remain"),
+            "{name}: {text}"
+        );
     }
 }
 

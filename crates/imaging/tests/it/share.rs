@@ -64,7 +64,10 @@ fn a_ct_and_a_multi_frame_file_arrive_in_chunks_and_the_first_is_shown_at_once()
     let total: u64 = files.iter().map(|f| f.len() as u64).sum();
     assert!(replies.contains(&FromKiosk::Progress { share: 1, received: total, total, files: 2 }), "{replies:?}");
     assert!(replies.contains(&FromKiosk::Done { share: 1, shown: 2, failed: 0 }), "{replies:?}");
-    let Some(FromKiosk::Stacks { stacks }) = replies.iter().rev().find(|r| matches!(r, FromKiosk::Stacks { .. })) else { panic!("{replies:?}") };
+    let Some(FromKiosk::Stacks { stacks }) = replies.iter().rev().find(|r| matches!(r, FromKiosk::Stacks { .. }))
+    else {
+        panic!("{replies:?}")
+    };
     assert_eq!(stacks.len(), 2);
     assert_eq!((stacks[0].frames, stacks[0].width, stacks[0].modality.as_deref()), (1, 128, Some("CT")));
     let dose_frames = sc_imaging::decode(&files[1], &Default::default()).expect("dose").frames.len() as u32;
@@ -84,7 +87,13 @@ fn a_ct_and_a_multi_frame_file_arrive_in_chunks_and_the_first_is_shown_at_once()
 fn single_frame_files_of_one_share_make_one_series_the_consultant_scrolls() {
     let mut v = Viewer::new(ShareLimits::default());
     // Five MR slices (the same slice in five transfer syntaxes: one size, one modality).
-    let names = ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm"];
+    let names = [
+        "MR_small.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+    ];
     let files: Vec<Vec<u8>> = names.iter().map(|n| read(n)).collect();
     let replies = share(&mut v, Instant::now(), 1, &files);
     assert!(replies.contains(&FromKiosk::Done { share: 1, shown: 5, failed: 0 }), "{replies:?}");
@@ -109,7 +118,10 @@ fn a_preset_maps_a_known_hounsfield_value_through_the_rescale_to_the_expected_gr
     share(&mut v, Instant::now(), 1, std::slice::from_ref(&ct_bytes));
     let ct = sc_imaging::decode(&ct_bytes, &Default::default()).expect("CT");
     let sc_imaging::Frame::Grey(hu) = &ct.frames[0] else { panic!("grey") };
-    let r = view(&mut v, View { window: WindowChoice::Preset { name: "bone".into() }, zoom: 2.5, pan_x: 0.9, ..View::default() });
+    let r = view(
+        &mut v,
+        View { window: WindowChoice::Preset { name: "bone".into() }, zoom: 2.5, pan_x: 0.9, ..View::default() },
+    );
     let Some(FromKiosk::Shown { view: applied, center, width, .. }) = r.first() else { panic!("{r:?}") };
     assert_eq!((*center, *width), (400.0, 1800.0));
     assert_eq!((applied.zoom, applied.pan_x), (2.5, 0.5), "pan is clamped to the image");
@@ -130,7 +142,17 @@ fn a_preset_maps_a_known_hounsfield_value_through_the_rescale_to_the_expected_gr
 fn the_nurse_resets_the_view_but_cannot_change_it() {
     let mut v = Viewer::new(ShareLimits::default());
     share(&mut v, Instant::now(), 1, &[read("rtdose.dcm")]);
-    view(&mut v, View { frame: 2, window: WindowChoice::Preset { name: "lung".into() }, zoom: 4.0, pan_x: -0.2, pan_y: 0.3, ..View::default() });
+    view(
+        &mut v,
+        View {
+            frame: 2,
+            window: WindowChoice::Preset { name: "lung".into() },
+            zoom: 4.0,
+            pan_x: -0.2,
+            pan_y: 0.3,
+            ..View::default()
+        },
+    );
     v.on_text(Instant::now(), &text(&ToKiosk::Pointer { at: Some([0.25, 0.75]) }));
     assert_eq!(v.screen().expect("screen").pointer, Some([0.25, 0.75]));
     let r = v.reset();
@@ -152,7 +174,10 @@ fn share_limits_refuse_clearly_and_keep_what_is_shown() {
     let too_big = v.on_text(now, &text(&ToKiosk::Share { share: 3, sizes: vec![60_000, 60_000] }));
     assert!(share_failed(&too_big).is_some_and(|m| m.starts_with("The share is too large")), "{too_big:?}");
     let file_too_big = v.on_text(now, &text(&ToKiosk::Share { share: 4, sizes: vec![65 << 20] }));
-    assert!(share_failed(&file_too_big).is_some_and(|m| m.starts_with("File 1 is too large: 65 MiB")), "{file_too_big:?}");
+    assert!(
+        share_failed(&file_too_big).is_some_and(|m| m.starts_with("File 1 is too large: 65 MiB")),
+        "{file_too_big:?}"
+    );
     assert!(v.notice().is_some_and(|n| n.contains("too large")));
     // Chunks of a refused share are ignored; the CT is still shown.
     assert!(v.on_binary(now, &Chunk { share: 4, file: 0, offset: 0, data: b"x" }.encode()).is_empty());
@@ -173,7 +198,12 @@ fn share_limits_refuse_clearly_and_keep_what_is_shown() {
 #[test]
 fn a_damaged_or_unsupported_file_fails_alone_and_the_share_goes_on() {
     let mut v = Viewer::new(ShareLimits::default());
-    let files = vec![read("MR_truncated.dcm"), read("MR_small_jpeg_ls_lossless.dcm"), b"not an image at all".to_vec(), read("CT_small.dcm")];
+    let files = vec![
+        read("MR_truncated.dcm"),
+        read("MR_small_jpeg_ls_lossless.dcm"),
+        b"not an image at all".to_vec(),
+        read("CT_small.dcm"),
+    ];
     let r = share(&mut v, Instant::now(), 1, &files);
     let failed: Vec<(u32, &str)> = r
         .iter()
@@ -232,7 +262,10 @@ fn garbled_messages_get_clear_errors_and_change_nothing() {
     share(&mut v, now, 1, &files[..1]);
     for bad in ["not json", "{\"type\":\"view\",\"stack\":\"x\"}", "{\"type\":\"launch_missiles\"}"] {
         let r = v.on_text(now, bad);
-        assert!(matches!(&r[..], [FromKiosk::Error { message }] if message.starts_with("a garbled message was ignored")), "{bad}: {r:?}");
+        assert!(
+            matches!(&r[..], [FromKiosk::Error { message }] if message.starts_with("a garbled message was ignored")),
+            "{bad}: {r:?}"
+        );
     }
     let r = view(&mut v, View { window: WindowChoice::Preset { name: "disco".into() }, ..View::default() });
     assert_eq!(r, vec![FromKiosk::Error { message: "an unknown window preset".into() }]);
@@ -259,7 +292,10 @@ fn garbled_messages_get_clear_errors_and_change_nothing() {
 #[test]
 fn damaged_message_runs_never_panic_the_viewer() {
     let files = vec![read("CT_small.dcm"), read("MR_small_RLE.dcm"), read("rtdose.dcm")];
-    let mut messages: Vec<(bool, Vec<u8>)> = vec![(true, text(&ToKiosk::Share { share: 1, sizes: files.iter().map(|f| f.len() as u64).collect() }).into_bytes())];
+    let mut messages: Vec<(bool, Vec<u8>)> = vec![(
+        true,
+        text(&ToKiosk::Share { share: 1, sizes: files.iter().map(|f| f.len() as u64).collect() }).into_bytes(),
+    )];
     messages.extend(chunks(1, &files).into_iter().map(|c| (false, c)));
     messages.push((true, text(&ToKiosk::View(View { frame: 2, zoom: 3.0, ..View::default() })).into_bytes()));
     let mut seed = 0x5eed_0000_0000_0001u64;

@@ -8,7 +8,11 @@ pub fn test_files() -> PathBuf {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".cache/secureconsult/pydicom/test_files")
     });
-    assert!(dir.join("CT_small.dcm").exists(), "pydicom's test files are missing in {} (scripts/test.sh fetches them)", dir.display());
+    assert!(
+        dir.join("CT_small.dcm").exists(),
+        "pydicom's test files are missing in {} (scripts/test.sh fetches them)",
+        dir.display()
+    );
     dir
 }
 

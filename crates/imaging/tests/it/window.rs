@@ -87,7 +87,9 @@ fn the_files_own_window_is_the_default_and_presets_parse_by_name() {
     let image = sc_imaging::decode(&ct([0, 10, 20, 30], "1", "0", "MONOCHROME2"), &Limits::default()).expect("decode");
     // No window in the file: the values' own range.
     assert_eq!((image.default_window.display(0.0), image.default_window.display(30.0)), (0, 255));
-    for (name, preset) in [("lung", Preset::Lung), ("soft_tissue", Preset::SoftTissue), ("bone", Preset::Bone), ("brain", Preset::Brain)] {
+    for (name, preset) in
+        [("lung", Preset::Lung), ("soft_tissue", Preset::SoftTissue), ("bone", Preset::Bone), ("brain", Preset::Brain)]
+    {
         assert_eq!(Preset::from_name(name), Some(preset));
     }
     assert_eq!(Preset::from_name("liver"), None);

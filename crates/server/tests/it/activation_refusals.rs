@@ -36,7 +36,10 @@ async fn valid_request_releases_the_provisioned_key() {
     let reply: ActivateResponse = serde_json::from_value(reply).expect("reply");
     let key = blinding.unblind(&reply.evaluated.0, &w.laptop.exchange_public).expect("unblind");
     assert_eq!(*key, w.laptop.shared_key);
-    assert_eq!(w.h.audit().last().map(|r| (r.0.as_str().to_owned(), r.1.clone())), Some(("activate".into(), "ok".into())));
+    assert_eq!(
+        w.h.audit().last().map(|r| (r.0.as_str().to_owned(), r.1.clone())),
+        Some(("activate".into(), "ok".into()))
+    );
 }
 
 #[tokio::test]

@@ -42,7 +42,10 @@ async fn only_it_staff_get_in_and_sessions_do_not_cross_roles() {
     for (user, secret) in [("dr.lee", &consultant), ("nurse.a", &nurse)] {
         let (status, body) = h.sign_in("/admin/login", user, secret).await.expect_err("not IT");
         assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("refused")), "{user}");
-        assert_eq!(h.audit().last().cloned(), Some(("admin_login".into(), "refused".into(), Some("wrong_role".into()))));
+        assert_eq!(
+            h.audit().last().cloned(),
+            Some(("admin_login".into(), "refused".into(), Some("wrong_role".into())))
+        );
     }
     let (status, _) = h.sign_in("/consult/login", "it.sam", &it).await.expect_err("IT is not a consultant");
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -76,7 +79,8 @@ async fn only_it_staff_get_in_and_sessions_do_not_cross_roles() {
 async fn a_brick_from_the_page_shreds_at_once_records_who_and_why_and_goes_from_pending_to_wiped() {
     let (h, cookie, laptop) = setup().await;
     let path = format!("/v1/admin/devices/{}/brick", laptop.id());
-    let (status, _, body) = h.call("POST", &path, Some(&cookie), Some(json!({ "reason": "stolen from the van" }))).await;
+    let (status, _, body) =
+        h.call("POST", &path, Some(&cookie), Some(json!({ "reason": "stolen from the van" }))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let command_id = body["command_id"].as_str().expect("command id").to_owned();
 
@@ -84,13 +88,22 @@ async fn a_brick_from_the_page_shreds_at_once_records_who_and_why_and_goes_from_
     assert!(device.exchange_secret.is_none(), "the secret is shredded by the page's brick");
     let row = sc_server::audit::tail(&h.state.db(), 1).expect("audit").pop().expect("row");
     assert_eq!((row.event.as_str(), row.staff.as_deref()), ("brick", Some("it.sam")));
-    assert!(row.detail.as_deref().is_some_and(|d| d.contains("stolen from the van") && d.contains(&command_id)), "{row:?}");
+    assert!(
+        row.detail.as_deref().is_some_and(|d| d.contains("stolen from the van") && d.contains(&command_id)),
+        "{row:?}"
+    );
 
     let (_, _, devices) = h.call("GET", "/v1/admin/devices", Some(&cookie), None).await;
-    assert_eq!((devices[0]["state"].as_str(), devices[0]["brick"]["state"].as_str()), (Some("bricked"), Some("pending")));
+    assert_eq!(
+        (devices[0]["state"].as_str(), devices[0]["brick"]["state"].as_str()),
+        (Some("bricked"), Some("pending"))
+    );
     let (_, _, bricks) = h.call("GET", "/v1/admin/bricks", Some(&cookie), None).await;
     assert_eq!(bricks[0]["command_id"].as_str(), Some(command_id.as_str()));
-    assert_eq!((bricks[0]["by"].as_str(), bricks[0]["reason"].as_str(), bricks[0]["state"].as_str()), (Some("it.sam"), Some("stolen from the van"), Some("pending")));
+    assert_eq!(
+        (bricks[0]["by"].as_str(), bricks[0]["reason"].as_str(), bricks[0]["state"].as_str()),
+        (Some("it.sam"), Some("stolen from the van"), Some("pending"))
+    );
 
     // A second brick of the same laptop is the same command.
     let (_, _, again) = h.call("POST", &path, Some(&cookie), Some(json!({ "reason": "again" }))).await;
@@ -108,9 +121,27 @@ async fn a_brick_without_a_reason_or_session_or_for_no_such_laptop_is_refused_an
     let (h, cookie, laptop) = setup().await;
     let path = format!("/v1/admin/devices/{}/brick", laptop.id());
     let cases = [
-        (Some(cookie.as_str()), path.as_str(), json!({ "reason": "  " }), StatusCode::BAD_REQUEST, "give a reason for the audit log"),
-        (Some(cookie.as_str()), path.as_str(), json!({ "reason": "x".repeat(501) }), StatusCode::BAD_REQUEST, "keep the reason under 500 characters"),
-        (Some(cookie.as_str()), "/v1/admin/devices/not-a-device/brick", json!({ "reason": "lost" }), StatusCode::BAD_REQUEST, "not a device id"),
+        (
+            Some(cookie.as_str()),
+            path.as_str(),
+            json!({ "reason": "  " }),
+            StatusCode::BAD_REQUEST,
+            "give a reason for the audit log",
+        ),
+        (
+            Some(cookie.as_str()),
+            path.as_str(),
+            json!({ "reason": "x".repeat(501) }),
+            StatusCode::BAD_REQUEST,
+            "keep the reason under 500 characters",
+        ),
+        (
+            Some(cookie.as_str()),
+            "/v1/admin/devices/not-a-device/brick",
+            json!({ "reason": "lost" }),
+            StatusCode::BAD_REQUEST,
+            "not a device id",
+        ),
         (None, path.as_str(), json!({ "reason": "lost" }), StatusCode::UNAUTHORIZED, "sign in first"),
     ];
     for (cookie, path, form, expected, message) in cases {
@@ -118,7 +149,9 @@ async fn a_brick_without_a_reason_or_session_or_for_no_such_laptop_is_refused_an
         assert_eq!((status, body["message"].as_str()), (expected, Some(message)), "{path}");
     }
     let other = sc_proto::DeviceId::from_random([7; 16]);
-    let (status, _, body) = h.call("POST", &format!("/v1/admin/devices/{other}/brick"), Some(&cookie), Some(json!({ "reason": "lost" }))).await;
+    let (status, _, body) = h
+        .call("POST", &format!("/v1/admin/devices/{other}/brick"), Some(&cookie), Some(json!({ "reason": "lost" })))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(sc_server::db::bricks(&h.state.db()).expect("db").is_empty());
     let device = sc_server::db::device(&h.state.db(), &laptop.id()).expect("db").expect("device");
@@ -139,7 +172,12 @@ async fn the_audit_view_checks_the_chain_and_names_an_edited_row() {
 
     h.state.db().execute("UPDATE audit SET detail = 'nothing happened' WHERE id = 2", []).expect("tamper");
     let (_, _, view) = h.call("GET", "/v1/admin/audit", Some(&cookie), None).await;
-    assert_eq!((view["chain"]["state"].as_str(), view["chain"]["id"].as_i64()), (Some("broken"), Some(2)), "{}", view["chain"]);
+    assert_eq!(
+        (view["chain"]["state"].as_str(), view["chain"]["id"].as_i64()),
+        (Some("broken"), Some(2)),
+        "{}",
+        view["chain"]
+    );
 
     let (status, _, body) = h.call("GET", "/v1/admin/audit?limit=0", Some(&cookie), None).await;
     assert_eq!((status, body["message"].as_str()), (StatusCode::BAD_REQUEST, Some("limit is 1 to 1000")));
@@ -148,7 +186,14 @@ async fn the_audit_view_checks_the_chain_and_names_an_edited_row() {
 #[tokio::test]
 async fn the_page_is_served_with_a_strict_content_security_policy() {
     let h = Harness::new();
-    for path in ["/admin/", "/admin/admin.js", "/admin/common.js", "/admin/style.css", "/consult/common.js", "/consult/share.js"] {
+    for path in [
+        "/admin/",
+        "/admin/admin.js",
+        "/admin/common.js",
+        "/admin/style.css",
+        "/consult/common.js",
+        "/consult/share.js",
+    ] {
         let req = axum::http::Request::get(path).body(axum::body::Body::empty()).expect("request");
         let resp = tower::ServiceExt::oneshot(sc_server::app(h.state.clone()), req).await.expect("infallible");
         assert_eq!(resp.status(), StatusCode::OK, "{path}");

@@ -5,7 +5,10 @@
 use crate::support::{Harness, Laptop, PASSWORD};
 use axum::http::StatusCode;
 use ring::signature::{UnparsedPublicKey, ED25519};
-use sc_proto::brick::{BrickCommand, ChannelDown, HelloPayload, ReceiptPayload, WipeCause, SIG_CONTEXT_BRICK, SIG_CONTEXT_HELLO, SIG_CONTEXT_RECEIPT};
+use sc_proto::brick::{
+    BrickCommand, ChannelDown, HelloPayload, ReceiptPayload, WipeCause, SIG_CONTEXT_BRICK, SIG_CONTEXT_HELLO,
+    SIG_CONTEXT_RECEIPT,
+};
 use sc_proto::{Bytes, Signed};
 
 async fn setup() -> (Harness, Laptop, String) {
@@ -24,7 +27,9 @@ fn hello(laptop: &Laptop, timestamp: i64, challenge: [u8; 16]) -> Vec<u8> {
 /// Checks the command's signature under the server's command key and returns it.
 fn open_command(h: &Harness, signed: &Signed) -> BrickCommand {
     let message = sc_proto::signing_input(SIG_CONTEXT_BRICK, &signed.payload.0);
-    UnparsedPublicKey::new(&ED25519, &h.state.command_public).verify(&message, &signed.signature.0).expect("signed by the command key");
+    UnparsedPublicKey::new(&ED25519, &h.state.command_public)
+        .verify(&message, &signed.signature.0)
+        .expect("signed by the command key");
     serde_json::from_slice(&signed.payload.0).expect("command")
 }
 
@@ -39,15 +44,22 @@ async fn a_brick_answers_polls_and_activations_with_a_signed_bound_command() {
     let (status, down) = poll(&h, hello(&laptop, h.now(), [1; 16])).await;
     assert_eq!((status, down), (StatusCode::OK, ChannelDown::Ok { server_time: h.now() }));
 
-    let id = sc_server::admin::brick_device(&h.state.db(), &laptop.id(), "stolen from car", "it.sam", h.now()).expect("brick");
-    assert_eq!(sc_server::admin::brick_device(&h.state.db(), &laptop.id(), "again", "it.sam", h.now()).expect("twice"), id);
+    let id = sc_server::admin::brick_device(&h.state.db(), &laptop.id(), "stolen from car", "it.sam", h.now())
+        .expect("brick");
+    assert_eq!(
+        sc_server::admin::brick_device(&h.state.db(), &laptop.id(), "again", "it.sam", h.now()).expect("twice"),
+        id
+    );
     let device = sc_server::db::device(&h.state.db(), &laptop.id()).expect("db").expect("device");
     assert!(device.exchange_secret.is_none(), "the secret is gone at once");
 
     let (_, down) = poll(&h, hello(&laptop, h.now(), [2; 16])).await;
     let ChannelDown::Brick { command } = down else { panic!("expected a brick, got {down:?}") };
     let c = open_command(&h, &command);
-    assert_eq!((c.command_id.as_str(), &c.device_id, c.challenge.0, c.issued_at), (id.as_str(), &laptop.id(), [2; 16], h.now()));
+    assert_eq!(
+        (c.command_id.as_str(), &c.device_id, c.challenge.0, c.issued_at),
+        (id.as_str(), &laptop.id(), [2; 16], h.now())
+    );
 
     // Valid staff credentials cannot activate; the answer is the command, bound to the request's nonce.
     let (body, _) = laptop.activation("nurse.a", PASSWORD, &h.code(&secret), h.now());
@@ -62,7 +74,8 @@ async fn a_brick_answers_polls_and_activations_with_a_signed_bound_command() {
     let sc_proto::Refusal::Bricked { command } = refusal else { panic!("{refusal:?}") };
     assert_eq!(open_command(&h, &command).challenge.0, nonce);
     assert_eq!(h.last_reason().as_deref(), Some("revoked_device"));
-    let states: Vec<_> = sc_server::admin::list_devices(&h.state.db()).expect("list").into_iter().map(|d| d.state).collect();
+    let states: Vec<_> =
+        sc_server::admin::list_devices(&h.state.db()).expect("list").into_iter().map(|d| d.state).collect();
     assert_eq!(states, vec!["bricked"]);
 }
 
@@ -85,8 +98,14 @@ async fn a_receipt_signed_by_the_device_closes_the_brick() {
     let (h, laptop, _) = setup().await;
     let id = sc_server::admin::brick_device(&h.state.db(), &laptop.id(), "stolen", "it.sam", h.now()).expect("brick");
     let receipt = |signer: &Laptop, command_id: &str| {
-        let payload = ReceiptPayload { version: 1, device_id: laptop.id(), cause: WipeCause::Brick { command_id: command_id.into() }, wiped_at: h.now() };
-        serde_json::to_vec(&signer.sign(SIG_CONTEXT_RECEIPT, serde_json::to_vec(&payload).expect("json"))).expect("json")
+        let payload = ReceiptPayload {
+            version: 1,
+            device_id: laptop.id(),
+            cause: WipeCause::Brick { command_id: command_id.into() },
+            wiped_at: h.now(),
+        };
+        serde_json::to_vec(&signer.sign(SIG_CONTEXT_RECEIPT, serde_json::to_vec(&payload).expect("json")))
+            .expect("json")
     };
     let (status, _) = h.post("/v1/device/receipt", receipt(&Laptop::new_key(), &id)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "another key's receipt");

@@ -40,8 +40,7 @@ async fn enrolment_must_be_signed_by_the_key_it_registers() {
     let h = Harness::new();
     h.add_prison("HMP Alpha");
     let token = h.token("HMP Alpha");
-    let mut body: serde_json::Value =
-        serde_json::from_slice(&Laptop::new_key().enrol_request(&token)).expect("json");
+    let mut body: serde_json::Value = serde_json::from_slice(&Laptop::new_key().enrol_request(&token)).expect("json");
     body["signature"] = serde_json::Value::String(sc_proto::Bytes([1u8; 64]).to_string());
     let (status, _) = h.post("/v1/enrol", serde_json::to_vec(&body).expect("json")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

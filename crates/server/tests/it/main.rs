@@ -5,8 +5,8 @@
 
 mod activation_refusals;
 mod admin_web;
+mod audit_chain;
+mod brick;
 mod enrolment;
 mod lockout;
 mod support;
-mod audit_chain;
-mod brick;

@@ -30,7 +30,13 @@ pub fn command_key() -> Arc<ring::signature::Ed25519KeyPair> {
 }
 
 pub fn posture() -> Posture {
-    Posture { app_version: "0.1.0".into(), os: "Debian".into(), os_version: "12".into(), kernel: "6".into(), uptime_secs: 1 }
+    Posture {
+        app_version: "0.1.0".into(),
+        os: "Debian".into(),
+        os_version: "12".into(),
+        kernel: "6".into(),
+        uptime_secs: 1,
+    }
 }
 
 impl Harness {
@@ -62,9 +68,7 @@ impl Harness {
     /// Adds a staff member; returns the TOTP secret.
     pub fn add_staff(&self, username: &str, role: &str, prison: Option<&str>) -> String {
         let spec = admin::StaffSpec { username, display_name: username, role, prison };
-        admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, self.now())
-            .expect("staff")
-            .totp_secret
+        admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, self.now()).expect("staff").totp_secret
     }
 
     pub fn token(&self, prison: &str) -> String {
@@ -73,7 +77,8 @@ impl Harness {
     }
 
     pub async fn post(&self, path: &str, body: Vec<u8>) -> (StatusCode, serde_json::Value) {
-        let req = Request::post(path).header("content-type", "application/json").body(Body::from(body)).expect("request");
+        let req =
+            Request::post(path).header("content-type", "application/json").body(Body::from(body)).expect("request");
         let resp = sc_server::app(self.state.clone()).oneshot(req).await.expect("infallible");
         let status = resp.status();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
@@ -82,7 +87,13 @@ impl Harness {
 
     /// Any request, with an optional `Cookie` header and JSON body; returns the status, the
     /// `Set-Cookie` value (if any) and the JSON answer.
-    pub async fn call(&self, method: &str, path: &str, cookie: Option<&str>, body: Option<serde_json::Value>) -> (StatusCode, Option<String>, serde_json::Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, Option<String>, serde_json::Value) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(cookie) = cookie {
             req = req.header("cookie", cookie);
@@ -94,7 +105,8 @@ impl Harness {
             }
             None => Body::empty(),
         };
-        let resp = sc_server::app(self.state.clone()).oneshot(req.body(body).expect("request")).await.expect("infallible");
+        let resp =
+            sc_server::app(self.state.clone()).oneshot(req.body(body).expect("request")).await.expect("infallible");
         let status = resp.status();
         let set_cookie = resp.headers().get("set-cookie").map(|v| v.to_str().expect("ascii").to_owned());
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
@@ -102,7 +114,12 @@ impl Harness {
     }
 
     /// Signs `username` in at `/admin/login` or `/consult/login`; returns the `name=value` cookie.
-    pub async fn sign_in(&self, path: &str, username: &str, secret: &str) -> Result<String, (StatusCode, serde_json::Value)> {
+    pub async fn sign_in(
+        &self,
+        path: &str,
+        username: &str,
+        secret: &str,
+    ) -> Result<String, (StatusCode, serde_json::Value)> {
         let form = serde_json::json!({ "username": username, "password": PASSWORD, "code": self.code(secret) });
         let (status, cookie, body) = self.call("POST", path, None, Some(form)).await;
         // Each sign-in spends the current TOTP step; the next one needs a fresh code.
