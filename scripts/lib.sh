@@ -6,7 +6,7 @@ PKGS_BUILD="build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libsoup-
 libjavascriptcoregtk-4.1-dev libgtk-3-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev \
 libvpx-dev libopus-dev libasound2-dev libclang-dev clang cmake"
 PKGS_RUNTIME="dbus dbus-x11 gnome-keyring xvfb xauth matchbox-window-manager imagemagick xdotool oathtool procps strace \
-coturn chromium"
+coturn chromium openssl python3"
 
 log() { printf '\033[1m[secureconsult]\033[0m %s\n' "$*" >&2; }
 
@@ -82,4 +82,53 @@ for name in wheel.namelist():
             out.write(wheel.read(name))
 PY
   touch "$dir/.version-$PYDICOM_VERSION"
+}
+
+# A free port on 127.0.0.1 (udp or tcp): bound, noted, let go; the caller binds it a moment later.
+free_port() {
+  python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM)
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"
+}
+
+# Tags every process this script starts from now on (the tag is inherited through the environment,
+# also by daemons that leave the process tree) and, on exit, interruption or failure, stops them all.
+stop_own_processes_on_exit() {
+  SC_RUN_TAG="secureconsult-$$-$RANDOM$RANDOM"
+  export SC_RUN_TAG
+  trap stop_tagged_processes EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# Every process but this shell whose environment carries this run's tag.
+tagged_processes() {
+  local f pid
+  for f in /proc/[0-9]*/environ; do
+    pid="${f#/proc/}"
+    pid="${pid%/environ}"
+    # Not this shell, nor the subshell listing them.
+    [ "$pid" = "$$" ] || [ "$pid" = "$BASHPID" ] && continue
+    grep -qszxF "SC_RUN_TAG=$SC_RUN_TAG" "$f" 2>/dev/null && echo "$pid"
+  done
+  return 0
+}
+
+stop_tagged_processes() {
+  local round pids
+  for round in $(seq 1 20); do
+    mapfile -t pids < <(tagged_processes)
+    [ "${#pids[@]}" -eq 0 ] && return 0
+    # TERM first (each cleans up after itself), KILL what is left after five seconds.
+    if [ "$round" -le 10 ]; then kill -TERM "${pids[@]}" 2>/dev/null || true; else kill -KILL "${pids[@]}" 2>/dev/null || true; fi
+    sleep 0.5
+  done
+  return 0
+}
+
+# Runs a command in the background and waits for it, so that a signal to this script is handled at
+# once (bash defers traps while a foreground command runs); returns the command's status.
+run_in_background() {
+  "$@" &
+  wait "$!"
 }

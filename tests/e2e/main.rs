@@ -8,6 +8,7 @@ mod admin_cli;
 mod brick;
 mod call;
 mod config_crash;
+mod demo;
 mod keystore;
 mod pinning;
 mod share;

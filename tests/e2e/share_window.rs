@@ -29,7 +29,7 @@ fn placement(screen: (u32, u32), (w, h): (u32, u32)) -> (f64, f64, f64) {
 
 /// The fraction of the image's pixels (sampled at their centres, below the caption bar) whose
 /// grey on screen is within 8 of what the viewer should show.
-fn matching(shot: &Path, expected: &[u8], size: (u32, u32)) -> f64 {
+pub(crate) fn matching(shot: &Path, expected: &[u8], size: (u32, u32)) -> f64 {
     matching_where(shot, expected, size, |_| true)
 }
 
@@ -75,7 +75,7 @@ fn pointer_pixels(shot: &Path, (w, h): (u32, u32), (fx, fy): (f64, f64)) -> usiz
     n
 }
 
-fn expected(path: &Path, frame: usize) -> (Vec<u8>, (u32, u32)) {
+pub(crate) fn expected(path: &Path, frame: usize) -> (Vec<u8>, (u32, u32)) {
     let image = sc_imaging::decode(&std::fs::read(path).expect("read"), &Default::default()).expect("decode");
     match image.render(frame, image.default_window).expect("frame") {
         sc_imaging::Rendered::Grey(p) => (p, (image.width, image.height)),
