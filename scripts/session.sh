@@ -11,7 +11,7 @@ session_dir="$(mktemp -d /tmp/secureconsult-session.XXXXXX)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -n "${keyring_pid:-}" ] && kill "$keyring_pid" 2>/dev/null || true
+  if [ -n "${keyring_pid:-}" ]; then kill "$keyring_pid" 2>/dev/null || true; fi
   rm -rf "$session_dir"
 }
 trap cleanup EXIT
