@@ -192,7 +192,9 @@ fn the_readme_demo_runs_to_its_end_and_each_step_shows_on_screen() {
     demo.assert_nothing_left();
     let out = demo.output();
     assert!(out.contains("demo finished"), "{out}");
-    assert!(out.contains("consultation.joined") || out.contains("activation"), "the audit log is printed:\n{out}");
+    for event in ["\"event\":\"activate\"", "\"event\":\"call_started\"", "\"event\":\"call_ended\""] {
+        assert!(out.contains(event), "the audit log printed at the end has {event}:\n{out}");
+    }
     let shot = |s: &str| artifacts.join(format!("demo-{s}.png"));
 
     // The lock screen: the page's paper, the Unlock button in the brand colour, no top bar.
@@ -219,11 +221,16 @@ fn the_readme_demo_runs_to_its_end_and_each_step_shows_on_screen() {
     let matching = crate::share_window::matching(&shot("ct"), &pixels, size);
     assert!(matching > 0.95, "{:.3} of the CT's pixels on {}", matching, shot("ct").display());
 
-    // The consultant's page: the laptop's video (the kiosk's synthetic pattern is not black) and the
-    // image panel with the laptop's answer in it.
+    // The consultant's page: its brand bar, and the laptop's video (the kiosk's synthetic grey bars:
+    // near-white and near-black columns side by side) in the video area at the top left.
     let page = image::open(shot("consultant")).expect("consultant screenshot").to_rgb8();
-    assert!(page.width() >= 800 && page.height() >= 600, "{:?}", page.dimensions());
-    assert!(page.pixels().any(|p| p.0 == BRAND), "the consultant page's brand colour");
+    assert!(page.width() >= 1000 && page.height() >= 700, "{:?}", page.dimensions());
+    assert_eq!(page.get_pixel(10, 10).0, BRAND, "the consultant page's bar");
+    let row: Vec<u8> = (40..700).map(|x| page.get_pixel(x, 200).0[1]).collect();
+    assert!(
+        row.iter().any(|g| *g > 230) && row.iter().any(|g| *g < 25),
+        "no laptop video on the consultant's page: {row:?}"
+    );
 }
 
 /// Today's appointment: its Join button in the list above the room-code form's own Join button, so
