@@ -144,7 +144,7 @@ impl Resampler {
                 n => {
                     out.push(l);
                     out.push(r);
-                    out.extend(std::iter::repeat(0.0).take(n - 2));
+                    out.extend(std::iter::repeat_n(0.0, n - 2));
                 }
             }
             self.pos += self.step;

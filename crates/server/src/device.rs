@@ -71,8 +71,11 @@ fn verified<T: serde::de::DeserializeOwned>(
     Ok((payload, device))
 }
 
+/// A device that said hello in good standing, and the challenge it sent: the channel stays open for it.
+pub type Listener = (DeviceId, [u8; 16]);
+
 /// Answers a hello: `Ok`, or the brick command when the device is bricked. Refusals are audited.
-pub fn hello(state: &AppState, signed: &Signed) -> Result<(ChannelDown, Option<(DeviceId, [u8; 16])>), Error> {
+pub fn hello(state: &AppState, signed: &Signed) -> Result<(ChannelDown, Option<Listener>), Error> {
     let now = state.now();
     let c = state.db();
     let (hello, device) = match verified::<HelloPayload>(&c, signed, SIG_CONTEXT_HELLO, |h| &h.device_id) {
