@@ -1,21 +1,13 @@
-//! Declares the app's commands so each needs an explicit permission (least privilege).
+//! Declares the app's commands so each needs an explicit permission (least privilege). The list
+//! is the one in `src/page_commands.rs`.
+
+#[allow(unreachable_pub, reason = "the module is shared with the library, where COMMANDS is public")]
+#[path = "src/page_commands.rs"]
+mod page_commands;
+
 fn main() {
-    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(&[
-        "kiosk_status",
-        "sign_in",
-        "lock",
-        "activity",
-        "check_server",
-        "appointments",
-        "join",
-        "call_status",
-        "hang_up",
-        "set_call_option",
-        "dismiss_call",
-        "watch_video",
-        "switch_camera",
-        "watch_self_view",
-        "reset_view",
-    ])))
+    tauri_build::try_build(
+        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(page_commands::COMMANDS)),
+    )
     .expect("tauri build script failed: see the message above");
 }

@@ -144,6 +144,18 @@ impl Calls {
     }
 }
 
+/// The kiosk's timer asks whether a call is under way (it counts as activity) and ends the call
+/// when the laptop locks.
+impl sc_core::timer::CallControl for Calls {
+    fn in_call(&self) -> bool {
+        self.active()
+    }
+
+    fn end_calls(&self) {
+        self.end_all();
+    }
+}
+
 type Frames = tokio::sync::watch::Receiver<Option<Arc<sc_call::I420Frame>>>;
 
 /// Sends each new frame to the page until the call's frame channel closes (the call ended).

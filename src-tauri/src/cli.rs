@@ -1,10 +1,12 @@
-//! Command line: no subcommand opens the kiosk; `enrol` (IT staff) enrols this laptop.
+//! The process entry and its command line: no subcommand opens the kiosk; `enrol` (IT staff)
+//! enrols this laptop.
 
 use clap::{Parser, Subcommand};
 use sc_core::keystore::Keystore;
 use sc_core::record::DataDir;
 use sc_core::Kiosk;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
 #[command(name = "secureconsult-kiosk", version, about = "SecureConsult prison telemedicine kiosk")]
@@ -39,7 +41,7 @@ fn default_data_dir() -> PathBuf {
     base.join("secureconsult")
 }
 
-pub(crate) fn run() -> Result<(), String> {
+fn run() -> Result<(), String> {
     let cli = Cli::parse();
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
     match cli.command {
@@ -69,6 +71,21 @@ pub(crate) fn run() -> Result<(), String> {
                 println!("enrolled as device {}", record.device_id);
                 Ok(())
             })
+        }
+    }
+}
+
+/// The process entry point.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("secureconsult-kiosk: {message}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,50 +1,40 @@
-//! The kiosk page's commands. Each forwards to `sc_core::Kiosk`; errors reach the page as
-//! `{kind, message}`.
+//! The kiosk page's commands. Each forwards to `sc_core::Kiosk` or the call; the kiosk's own rules
+//! (timeouts, a call counting as activity, a lock ending the call) run on its timer, not here.
+//! Errors reach the page as `{kind, message}`, worded by `sc_core::notice`.
 
 use crate::calls::Calls;
 use sc_call::consultation::{Consultation, Phase};
 use sc_core::activate::Credentials;
+use sc_core::notice::{NoticeKind, Wording};
 use sc_core::{Kiosk, KioskView};
 use sc_proto::signal::Appointment;
-use serde::Serialize;
-use std::time::Instant;
+use std::sync::Arc;
 use tauri::ipc::{Channel, InvokeResponseBody};
 use tauri::State;
 use zeroize::Zeroizing;
 
-/// An error as the page receives it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct UiError {
-    /// Machine-readable kind, e.g. `invalid_input`.
-    pub kind: &'static str,
-    /// What to show.
-    pub message: String,
+/// An error as the page receives it: `{kind, message}`. A core error is worded by
+/// [`sc_core::Error::for_nurse`]; the shell adds only its own checks of the page's input.
+pub type UiError = Wording;
+
+fn invalid(message: &str) -> UiError {
+    Wording::new(NoticeKind::InvalidInput, message)
 }
 
-impl UiError {
-    fn invalid(message: &str) -> Self {
-        UiError { kind: "invalid_input", message: message.to_owned() }
-    }
+fn core_error(e: sc_core::Error) -> UiError {
+    e.for_nurse()
 }
 
-/// The current screen. A call in progress counts as activity: nobody touches the laptop while the
-/// prisoner watches, and an idle lock mid-consultation would cut it off.
+/// The current screen.
 #[tauri::command]
-pub fn kiosk_status(kiosk: State<'_, std::sync::Arc<Kiosk>>, calls: State<'_, Calls>) -> KioskView {
-    if calls.active() {
-        kiosk.activity();
-    }
-    let view = kiosk.view(Instant::now());
-    if !matches!(view, KioskView::Unlocked { .. }) {
-        calls.end_all();
-    }
-    view
+pub fn kiosk_status(kiosk: State<'_, Arc<Kiosk>>) -> KioskView {
+    kiosk.screen()
 }
 
 /// Signs in with user name, password and the 6-digit code.
 #[tauri::command]
 pub async fn sign_in(
-    kiosk: State<'_, std::sync::Arc<Kiosk>>,
+    kiosk: State<'_, Arc<Kiosk>>,
     username: String,
     password: String,
     code: String,
@@ -53,57 +43,41 @@ pub async fn sign_in(
     let username = username.trim().to_owned();
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if username.is_empty() || username.len() > 64 {
-        return Err(UiError::invalid("Enter your user name."));
+        return Err(invalid("Enter your user name."));
     }
     if password.is_empty() || password.len() > 1024 {
-        return Err(UiError::invalid("Enter your password."));
+        return Err(invalid("Enter your password."));
     }
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(UiError::invalid("The code is the 6 digits shown in your authenticator."));
+        return Err(invalid("The code is the 6 digits shown in your authenticator."));
     }
     Ok(kiosk.sign_in(Credentials { username, password, totp: code }).await)
 }
 
-/// Locks now (ending any call).
+/// Locks now (the kiosk's timer then ends any call).
 #[tauri::command]
-pub fn lock(kiosk: State<'_, std::sync::Arc<Kiosk>>, calls: State<'_, Calls>) -> KioskView {
-    calls.end_all();
+pub fn lock(kiosk: State<'_, Arc<Kiosk>>) -> KioskView {
     kiosk.lock()
 }
 
 /// Someone used the laptop: postpones the idle lock.
 #[tauri::command]
-pub fn activity(kiosk: State<'_, std::sync::Arc<Kiosk>>) {
+pub fn activity(kiosk: State<'_, Arc<Kiosk>>) {
     kiosk.activity();
 }
 
 /// Checks the server is reachable (the lock screen shows when it is not). The page calls this
 /// first thing, so its first call marks the page as ready (the benchmark times start-up by it).
 #[tauri::command]
-pub async fn check_server(kiosk: State<'_, std::sync::Arc<Kiosk>>) -> Result<KioskView, UiError> {
+pub async fn check_server(kiosk: State<'_, Arc<Kiosk>>) -> Result<KioskView, UiError> {
     static READY: std::sync::Once = std::sync::Once::new();
     READY.call_once(|| tracing::info!("kiosk page ready"));
     Ok(kiosk.check_server().await)
 }
 
-impl UiError {
-    fn kind(kind: &'static str, message: impl Into<String>) -> Self {
-        UiError { kind, message: message.into() }
-    }
-}
-
-fn core_error(e: sc_core::Error) -> UiError {
-    match e {
-        sc_core::Error::Unreachable => UiError::kind("unreachable", "Cannot reach the healthcare server."),
-        sc_core::Error::Refused => UiError::kind("locked", "This laptop's session has ended."),
-        sc_core::Error::InvalidState(_) => UiError::kind("locked", "Sign in first."),
-        other => UiError::kind("error", other.to_string()),
-    }
-}
-
 /// Today's appointments for this prison.
 #[tauri::command]
-pub async fn appointments(kiosk: State<'_, std::sync::Arc<Kiosk>>) -> Result<Vec<Appointment>, UiError> {
+pub async fn appointments(kiosk: State<'_, Arc<Kiosk>>) -> Result<Vec<Appointment>, UiError> {
     kiosk.appointments().await.map_err(core_error)
 }
 
@@ -111,76 +85,76 @@ pub async fn appointments(kiosk: State<'_, std::sync::Arc<Kiosk>>) -> Result<Vec
 /// runtime, where the consultation's task lives (synchronous commands run on the main thread).
 #[tauri::command]
 pub async fn join(
-    kiosk: State<'_, std::sync::Arc<Kiosk>>,
-    calls: State<'_, Calls>,
+    kiosk: State<'_, Arc<Kiosk>>,
+    calls: State<'_, Arc<Calls>>,
     room_code: String,
 ) -> Result<Phase, UiError> {
     let code = room_code.trim().to_lowercase();
     if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(UiError::invalid("Type the room code as given, for example abcd-efgh-jkmn."));
+        return Err(invalid("Type the room code as given, for example abcd-efgh-jkmn."));
     }
     if calls.active() {
-        return Err(UiError::kind("busy", "A consultation is already under way."));
+        return Err(Wording::new(NoticeKind::Busy, "A consultation is already under way."));
     }
-    let record = kiosk.record().cloned().ok_or_else(|| UiError::kind("locked", "This laptop is not enrolled."))?;
-    let token = kiosk.session_token().ok_or_else(|| UiError::kind("locked", "Sign in first."))?;
+    let record = kiosk.record().cloned().ok_or_else(|| core_error(sc_core::Error::NotEnrolled))?;
+    let token = kiosk.session_token().ok_or_else(|| core_error(sc_core::Error::Locked))?;
     calls.start(Consultation::start(record, token, code, calls.media.clone()));
     Ok(Phase::Joining)
 }
 
 /// The consultation's phase (`null` when there is none).
 #[tauri::command]
-pub fn call_status(calls: State<'_, Calls>) -> Option<Phase> {
+pub fn call_status(calls: State<'_, Arc<Calls>>) -> Option<Phase> {
     calls.phase()
 }
 
 /// Ends the call or leaves the waiting room.
 #[tauri::command]
-pub fn hang_up(calls: State<'_, Calls>) {
+pub fn hang_up(calls: State<'_, Arc<Calls>>) {
     calls.with(Consultation::hang_up);
 }
 
 /// Switches one of the call's options: `mute`, `camera` or `audio_only`.
 #[tauri::command]
-pub fn set_call_option(calls: State<'_, Calls>, option: String, on: bool) -> Result<(), UiError> {
+pub fn set_call_option(calls: State<'_, Arc<Calls>>, option: String, on: bool) -> Result<(), UiError> {
     match option.as_str() {
         "mute" => calls.with(|c| c.set_muted(on)),
         "camera" => calls.with(|c| c.set_camera(on)),
         "audio_only" => calls.with(|c| c.set_audio_only(on)),
-        _ => return Err(UiError::invalid("Unknown call option.")),
+        _ => return Err(invalid("Unknown call option.")),
     };
     Ok(())
 }
 
 /// Switches to the laptop's next camera (the hand-held close-up camera, and back).
 #[tauri::command]
-pub fn switch_camera(calls: State<'_, Calls>) {
+pub fn switch_camera(calls: State<'_, Arc<Calls>>) {
     calls.with(Consultation::switch_camera);
 }
 
 /// Puts the consultant's shared image back as the file shows it: the nurse's only control over
 /// the viewer (the consultant is told).
 #[tauri::command]
-pub fn reset_view(calls: State<'_, Calls>) {
+pub fn reset_view(calls: State<'_, Arc<Calls>>) {
     calls.with(Consultation::reset_view);
 }
 
 /// Back to the appointments after a call ended.
 #[tauri::command]
-pub fn dismiss_call(calls: State<'_, Calls>) {
+pub fn dismiss_call(calls: State<'_, Arc<Calls>>) {
     calls.dismiss();
 }
 
 /// Where decoded frames go: raw bytes, a 12-byte header (width, height, number) then I420.
 /// Answers whether the page draws video at all (false: a native surface does, and sends nothing).
 #[tauri::command]
-pub fn watch_video(calls: State<'_, Calls>, on_frame: Channel<InvokeResponseBody>) -> bool {
+pub fn watch_video(calls: State<'_, Arc<Calls>>, on_frame: Channel<InvokeResponseBody>) -> bool {
     calls.set_video_channel(on_frame);
     calls.page_draws()
 }
 
 /// Where self-view frames go (same format as `watch_video`, small and a few times a second).
 #[tauri::command]
-pub fn watch_self_view(calls: State<'_, Calls>, on_frame: Channel<InvokeResponseBody>) {
+pub fn watch_self_view(calls: State<'_, Arc<Calls>>, on_frame: Channel<InvokeResponseBody>) {
     calls.set_self_view_channel(on_frame);
 }

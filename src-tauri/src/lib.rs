@@ -1,7 +1,9 @@
-//! The kiosk shell: command-line entry, the locked-down window, and the Tauri wiring. No business
-//! logic lives here; it forwards to `sc_core::Kiosk`.
+//! The kiosk shell: the Tauri wiring and the locked-down window (the command line is `cli`). No
+//! business logic lives here; it forwards to `sc_core::Kiosk`.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod page_commands;
 pub mod calls;
 mod cli;
 pub mod commands;
@@ -11,30 +13,31 @@ mod image_view;
 pub mod surface;
 pub mod window;
 
+pub use cli::main;
+pub use page_commands::COMMANDS;
+
 use sc_core::Kiosk;
-use std::process::ExitCode;
+use std::sync::Arc;
 use tauri::{Builder, Runtime};
 
-/// Registers the kiosk's state and commands on a builder (the real one or the mock runtime's).
+/// The invoke handler for the page's commands (the list in `page_commands.rs`).
+macro_rules! handler {
+    ($($command:ident),* $(,)?) => {
+        tauri::generate_handler![$(commands::$command),*]
+    };
+}
+
+/// Registers the kiosk's state and commands on a builder (the real one or the mock runtime's), and
+/// starts the kiosk's timer: its rules (lease, idle, a call counting as activity, the dead-man
+/// timer) run on their own, and a lock ends the call.
 pub fn wire<R: Runtime>(builder: Builder<R>, kiosk: Kiosk, calls: calls::Calls) -> Builder<R> {
+    // Background work (telling the server a session ended) runs on Tauri's runtime, so a lock
+    // from a synchronous command (main thread, no runtime) still reaches the server.
+    let kiosk = Arc::new(kiosk.with_runtime(tauri::async_runtime::handle().inner().clone()));
+    let calls = Arc::new(calls);
+    tauri::async_runtime::spawn(sc_core::timer::run(kiosk.clone(), calls.clone()));
     // Shared with the device channel's task, which runs for the app's whole life.
-    builder.manage(std::sync::Arc::new(kiosk)).manage(calls).invoke_handler(tauri::generate_handler![
-        commands::kiosk_status,
-        commands::sign_in,
-        commands::lock,
-        commands::activity,
-        commands::check_server,
-        commands::appointments,
-        commands::join,
-        commands::call_status,
-        commands::hang_up,
-        commands::set_call_option,
-        commands::dismiss_call,
-        commands::watch_video,
-        commands::switch_camera,
-        commands::watch_self_view,
-        commands::reset_view,
-    ])
+    builder.manage(kiosk).manage(calls).invoke_handler(page_commands!(handler))
 }
 
 /// Runs the kiosk window until it is closed.
@@ -52,25 +55,10 @@ pub fn run_window(kiosk: Kiosk) -> Result<(), String> {
             }
             // The device channel: heartbeat, dead-man contact, brick push; and after a wipe,
             // the receipt until the server has it.
-            let kiosk = tauri::Manager::state::<std::sync::Arc<Kiosk>>(app).inner().clone();
+            let kiosk = tauri::Manager::state::<Arc<Kiosk>>(app).inner().clone();
             tauri::async_runtime::spawn(sc_core::channel::run(kiosk));
             Ok(())
         })
         .run(tauri::generate_context!())
         .map_err(|e| format!("the kiosk window failed: {e}"))
-}
-
-/// The process entry point.
-pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match cli::run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("secureconsult-kiosk: {message}");
-            ExitCode::FAILURE
-        }
-    }
 }

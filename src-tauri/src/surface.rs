@@ -130,7 +130,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let app = app.clone();
     let mut in_call = false;
     gtk::glib::timeout_add_local(std::time::Duration::from_millis(15), move || {
-        let calls = app.state::<Calls>();
+        let calls = app.state::<Arc<Calls>>();
         let now_in_call = matches!(calls.phase(), Some(Phase::Connecting | Phase::InCall { .. }));
         if now_in_call != in_call {
             in_call = now_in_call;

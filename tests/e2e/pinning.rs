@@ -46,12 +46,12 @@ async fn a_server_with_another_self_signed_certificate_is_refused() {
     record.server_url = format!("https://127.0.0.1:{}", fake.addr.port());
     laptop.data.store_record(&record).expect("redirect the laptop");
 
-    let client = sc_core::activate::client_for(&record).expect("client");
+    let client = sc_core::client::client_for(&record).expect("client");
     assert!(matches!(client.health().await, Err(sc_core::Error::UntrustedServer)));
 
     let kiosk = laptop.kiosk();
     let KioskView::Locked { notice: Some(n) } = kiosk.check_server().await else { panic!("no notice") };
-    assert_eq!((n.kind, n.message.as_str()), ("error", "the server's certificate is not the pinned one"));
+    assert_eq!((n.kind.as_str(), n.message.as_str()), ("error", "the server's certificate is not the pinned one"));
     let view = kiosk.sign_in(creds("nurse.jo", PASSWORD, CareServer::code(&secret))).await;
     let KioskView::Locked { notice: Some(n) } = view else { panic!("{view:?}") };
     assert_eq!(n.kind, "error");

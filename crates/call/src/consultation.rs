@@ -5,7 +5,7 @@
 use crate::images::{self, ImagesStatus};
 use crate::source::{AudioSink, AudioSource, Checkerboard, NullSink, TestPattern, Tone, VideoSource};
 use crate::{Call, CallConfig, CallEvent, CallStats, I420Frame, SelectedPair};
-use sc_core::activate::SessionToken;
+use sc_core::client::SessionToken;
 use sc_core::record::EnrolmentRecord;
 use sc_core::signal::{Incoming, Signalling};
 use sc_proto::signal::{Appointment, FromServer, Role, ToServer};
@@ -216,14 +216,6 @@ impl Consultation {
     }
 }
 
-fn describe(e: &sc_core::Error) -> String {
-    match e {
-        sc_core::Error::Unreachable => "Cannot reach the healthcare server.".into(),
-        sc_core::Error::Refused => "This laptop's session has ended: lock and sign in again.".into(),
-        other => other.to_string(),
-    }
-}
-
 struct Outputs {
     phase: watch::Sender<Phase>,
     frames: watch::Sender<Option<Arc<I420Frame>>>,
@@ -242,12 +234,13 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) -> String {
     let phase = &out.phase;
+    // A core error ends the call in sc-core's words for it, the same the page shows everywhere.
     let mut sig = match Signalling::connect(&record, &session).await {
         Ok(s) => s,
-        Err(e) => return describe(&e),
+        Err(e) => return e.for_nurse().message,
     };
     if let Err(e) = sig.send(&ToServer::Join { room_code }).await {
-        return describe(&e);
+        return e.for_nurse().message;
     }
     // Waiting room: until admitted, refused, or the nurse gives up.
     let ice_servers = loop {

@@ -1,15 +1,16 @@
 //! Activation (nurse, every use): a device-signed, fresh request carrying staff credentials and
 //! the blinded exchange point; the server's answer lets the laptop recover its data key in memory.
 
-use crate::client::CareClient;
-use crate::enrol::{sign, unix_now};
-use crate::keystore::blocking;
-use crate::keystore::Keystore;
+use crate::client::{client_for, ActivateAnswer, SessionToken};
+use crate::clock::Clock;
+use crate::keystore::{blocking, Keystore};
+use crate::lock::Lease;
 use crate::record::{DataDir, EnrolmentRecord};
 use crate::sealed::{self, Config, DataKey};
-use crate::{posture, tls, Error};
+use crate::{posture, Error};
 use ring::rand::{SecureRandom, SystemRandom};
 use sc_proto::{ActivatePayload, Bytes, PROTOCOL_VERSION, SIG_CONTEXT_ACTIVATE};
+use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// What the nurse types.
@@ -43,32 +44,30 @@ pub struct Unsealed {
     pub session: SessionToken,
 }
 
-/// An unlocked laptop's bearer token; wiped on drop, never printed.
-#[derive(Clone)]
-pub struct SessionToken(Zeroizing<[u8; 32]>);
-
-impl SessionToken {
-    /// Wraps token bytes.
-    pub fn new(bytes: [u8; 32]) -> Self {
-        SessionToken(Zeroizing::new(bytes))
+impl Lease for Unsealed {
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.config.policy.lease_secs)
     }
 
-    /// The `Authorization` header value.
-    pub fn bearer(&self) -> Zeroizing<String> {
-        use base64::Engine as _;
-        Zeroizing::new(format!("Bearer {}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0.as_ref())))
+    fn idle_limit(&self) -> Duration {
+        Duration::from_secs(self.config.policy.idle_secs)
     }
 }
 
-impl std::fmt::Debug for SessionToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionToken(..)")
-    }
-}
-
-/// A client pinned to the record's CA.
-pub fn client_for(record: &EnrolmentRecord) -> Result<CareClient, Error> {
-    CareClient::new(&record.server_url, tls::pinned(&record.ca_cert.0)?)
+/// How a sign-in's activation came out, when the server answered.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Activation {
+    /// The key was released and the config opened.
+    Unlocked(Unsealed),
+    /// The server answered with a brick command instead; it is verified against `challenge` (the
+    /// request's nonce) before anything is wiped.
+    Bricked {
+        /// The signed command.
+        command: Box<sc_proto::Signed>,
+        /// The nonce the request carried, which the command must echo.
+        challenge: [u8; 16],
+    },
 }
 
 /// Asks the server to release the key, and opens the sealed config with it.
@@ -77,7 +76,7 @@ pub async fn activate(
     keystore: &Keystore,
     record: &EnrolmentRecord,
     creds: &Credentials,
-) -> Result<Unsealed, Error> {
+) -> Result<Activation, Error> {
     let profile = dir.profile_id();
     let store = keystore.clone();
     let secrets = blocking(move || store.load(&profile)).await?;
@@ -90,7 +89,8 @@ pub async fn activate(
         version: PROTOCOL_VERSION,
         device_id: record.device_id.clone(),
         nonce: Bytes(nonce),
-        timestamp: unix_now(),
+        // The server checks freshness against its own clock: always the system's.
+        timestamp: Clock::system().unix_now(),
         username: creds.username.clone(),
         password: creds.password.as_str().to_owned(),
         totp: creds.totp.clone(),
@@ -98,22 +98,22 @@ pub async fn activate(
         posture: posture::current(),
     };
     let payload = Zeroizing::new(serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?);
-    let signed = sign(&secrets, SIG_CONTEXT_ACTIVATE, payload.to_vec())?;
+    let signed = secrets.sign(SIG_CONTEXT_ACTIVATE, payload.to_vec())?;
 
-    let reply = match client_for(record)?.activate(&signed).await {
-        Err(Error::Bricked { command, .. }) => return Err(Error::Bricked { command, challenge: nonce }),
-        other => other?,
+    let reply = match client_for(record)?.activate(&signed).await? {
+        ActivateAnswer::Released(reply) => reply,
+        ActivateAnswer::Bricked(command) => return Ok(Activation::Bricked { command, challenge: nonce }),
     };
     let exchange_key = blinding
         .unblind(&reply.evaluated.0, &record.exchange_public.0)
         .map_err(|e| Error::Protocol(format!("server answer: {e}")))?;
     let key = DataKey::derive(&exchange_key, secrets.local_share(), &record.device_id)?;
     let config = sealed::read(&dir.sealed_path(), &key, &record.device_id)?;
-    Ok(Unsealed {
+    Ok(Activation::Unlocked(Unsealed {
         config,
         key,
         staff_name: reply.staff_name,
         server_time: reply.server_time,
         session: SessionToken::new(reply.session.0),
-    })
+    }))
 }

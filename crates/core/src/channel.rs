@@ -3,7 +3,8 @@
 //! counts as contact for the dead-man timer, and a brick command pushed down it is verified and
 //! carried out. Reconnects with back-off (1 s doubling to 60 s). See docs/brick.md.
 
-use crate::enrol::sign;
+use crate::client::client_for;
+use crate::clock::Clock;
 use crate::keystore::blocking;
 use crate::kiosk::Kiosk;
 use crate::Error;
@@ -32,11 +33,12 @@ pub async fn hello(kiosk: &Kiosk) -> Result<(Signed, [u8; 16]), Error> {
     let payload = HelloPayload {
         version: PROTOCOL_VERSION,
         device_id: record.device_id.clone(),
-        timestamp: crate::enrol::unix_now(),
+        // The server checks freshness against its own clock: always the system's.
+        timestamp: Clock::system().unix_now(),
         challenge: Bytes(challenge),
     };
     let bytes = serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?;
-    Ok((sign(&secrets, SIG_CONTEXT_HELLO, bytes)?, challenge))
+    Ok((secrets.sign(SIG_CONTEXT_HELLO, bytes)?, challenge))
 }
 
 /// Acts on the server's answer; `Ok(false)` when the laptop is now disabled.
@@ -62,7 +64,7 @@ async fn apply(kiosk: &Kiosk, down: ChannelDown, challenge: [u8; 16]) -> Result<
 pub async fn poll(kiosk: &Kiosk) -> Result<bool, Error> {
     let record = kiosk.record().ok_or(Error::NotEnrolled)?;
     let (signed, challenge) = hello(kiosk).await?;
-    let down = crate::activate::client_for(record)?.poll(&signed).await?;
+    let down = client_for(record)?.poll(&signed).await?;
     apply(kiosk, down, challenge).await
 }
 

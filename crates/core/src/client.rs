@@ -1,13 +1,63 @@
 //! The kiosk's HTTPS client for the care server: pinned TLS, no proxies, short timeouts, and
 //! server answers mapped onto the core's error type.
 
-use crate::activate::SessionToken;
-use crate::Error;
+use crate::record::EnrolmentRecord;
+use crate::{tls, Error};
 use sc_proto::brick::{ChannelDown, ReceiptAck};
 use sc_proto::signal::Appointment;
 use sc_proto::{ActivateResponse, EnrolResponse, Health, Refusal, Signed};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// An unlocked laptop's bearer token; wiped on drop, never printed.
+#[derive(Clone)]
+pub struct SessionToken(Zeroizing<[u8; 32]>);
+
+impl SessionToken {
+    /// Wraps token bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        SessionToken(Zeroizing::new(bytes))
+    }
+
+    /// The `Authorization` header value.
+    pub fn bearer(&self) -> Zeroizing<String> {
+        use base64::Engine as _;
+        Zeroizing::new(format!("Bearer {}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0.as_ref())))
+    }
+}
+
+/// Two tokens are equal when their bytes are (the kiosk compares its own tokens, never an
+/// attacker's guess, so the comparison need not be constant-time).
+impl PartialEq for SessionToken {
+    fn eq(&self, other: &Self) -> bool {
+        *self.0 == *other.0
+    }
+}
+
+impl Eq for SessionToken {}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(..)")
+    }
+}
+
+/// A client for the enrolled server, pinned to the CA in its record.
+pub fn client_for(record: &EnrolmentRecord) -> Result<CareClient, Error> {
+    CareClient::new(&record.server_url, tls::pinned(&record.ca_cert.0)?)
+}
+
+/// The server's answer to an activation: the key released, or a brick command instead (a laptop
+/// IT staff disabled learns it when someone tries to sign in).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ActivateAnswer {
+    /// The evaluated point, the staff member and a session token.
+    Released(ActivateResponse),
+    /// The signed brick command (still to be verified against the request's nonce).
+    Bricked(Box<Signed>),
+}
 
 /// A connection to one care server.
 #[derive(Debug, Clone)]
@@ -43,8 +93,13 @@ impl CareClient {
     }
 
     /// `POST /v1/activate`.
-    pub async fn activate(&self, signed: &Signed) -> Result<ActivateResponse, Error> {
-        self.post("/v1/activate", signed).await
+    pub async fn activate(&self, signed: &Signed) -> Result<ActivateAnswer, Error> {
+        let resp = self.send_post("/v1/activate", signed).await?;
+        match answer(resp).await? {
+            Ok(released) => Ok(ActivateAnswer::Released(released)),
+            Err(Refusal::Bricked { command }) => Ok(ActivateAnswer::Bricked(Box::new(command))),
+            Err(refusal) => Err(refused(refusal)),
+        }
     }
 
     /// `POST /v1/device/poll`: a signed hello; the answer is "ok" or a brick command.
@@ -83,26 +138,36 @@ impl CareClient {
         Ok(())
     }
 
+    async fn send_post(&self, path: &str, body: &Signed) -> Result<reqwest::Response, Error> {
+        self.http.post(format!("{}{path}", self.base)).json(body).send().await.map_err(classify)
+    }
+
     async fn post<T: DeserializeOwned>(&self, path: &str, body: &Signed) -> Result<T, Error> {
-        let resp = self.http.post(format!("{}{path}", self.base)).json(body).send().await.map_err(classify)?;
-        decode(resp).await
+        decode(self.send_post(path, body).await?).await
     }
 }
 
-async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, Error> {
+/// The reply, or the server's refusal as it sent it (transport and parse failures are errors).
+async fn answer<T: DeserializeOwned>(resp: reqwest::Response) -> Result<Result<T, Refusal>, Error> {
     let status = resp.status();
     let bytes = resp.bytes().await.map_err(classify)?;
     if status.is_success() {
-        return serde_json::from_slice(&bytes).map_err(|e| Error::Protocol(format!("bad reply: {e}")));
+        return serde_json::from_slice(&bytes).map(Ok).map_err(|e| Error::Protocol(format!("bad reply: {e}")));
     }
-    match serde_json::from_slice::<Refusal>(&bytes) {
-        Ok(Refusal::Refused) => Err(Error::Refused),
-        Ok(Refusal::LockedOut { retry_after_secs }) => Err(Error::LockedOut(retry_after_secs)),
-        Ok(Refusal::BadRequest { message }) => Err(Error::Protocol(message)),
-        // The caller knows the challenge it sent and fills it in.
-        Ok(Refusal::Bricked { command }) => Err(Error::Bricked { command: Box::new(command), challenge: [0; 16] }),
-        Ok(other) => Err(Error::Protocol(format!("refusal {other:?}"))),
-        Err(_) => Err(Error::Protocol(format!("HTTP {status}"))),
+    serde_json::from_slice::<Refusal>(&bytes).map(Err).map_err(|_| Error::Protocol(format!("HTTP {status}")))
+}
+
+async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, Error> {
+    answer(resp).await?.map_err(refused)
+}
+
+fn refused(refusal: Refusal) -> Error {
+    match refusal {
+        Refusal::Refused => Error::Refused,
+        Refusal::LockedOut { retry_after_secs } => Error::LockedOut(retry_after_secs),
+        Refusal::BadRequest { message } => Error::Protocol(message),
+        // Only an activation is answered with a brick (see `CareClient::activate`).
+        other => Error::Protocol(format!("refusal {other:?}")),
     }
 }
 

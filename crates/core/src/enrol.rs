@@ -2,11 +2,12 @@
 //! pin the server's CA, seal the config with the exchange key, then forget that key.
 
 use crate::client::CareClient;
+use crate::clock::Clock;
 use crate::keystore::{blocking, DeviceSecrets, Keystore};
 use crate::record::{DataDir, EnrolmentRecord, RECORD_VERSION};
 use crate::sealed::{self, Config, DataKey};
 use crate::{posture, tls, Error};
-use sc_proto::{Bytes, EnrolPayload, Signed, PROTOCOL_VERSION, SIG_CONTEXT_ENROL};
+use sc_proto::{Bytes, EnrolPayload, PROTOCOL_VERSION, SIG_CONTEXT_ENROL};
 use std::str::FromStr;
 
 /// A one-time enrolment token as IT staff type it (the format is `sc_proto::EnrolToken`).
@@ -27,22 +28,6 @@ impl EnrolmentToken {
     }
 }
 
-/// Signs a payload with the device key.
-pub(crate) fn sign(secrets: &DeviceSecrets, context: &[u8], payload: Vec<u8>) -> Result<Signed, Error> {
-    let key = secrets.signing_key()?;
-    let sig = key.sign(&sc_proto::signing_input(context, &payload));
-    let signature: [u8; 64] = sig.as_ref().try_into().map_err(|_| Error::Crypto("ed25519 signature length"))?;
-    Ok(Signed { payload: Bytes(payload), signature: Bytes(signature) })
-}
-
-/// Unix seconds now (the laptop's clock; the server checks it against its own).
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// Enrols this laptop. Writes the keystore entry, the sealed config, then the record (last, so a
 /// crash part-way leaves the laptop "not enrolled" and IT staff simply enrol it again).
 pub async fn enrol(
@@ -54,6 +39,7 @@ pub async fn enrol(
     if let Some(existing) = dir.load_record()? {
         return Err(Error::AlreadyEnrolled(existing.device_id.to_string()));
     }
+    let clock = Clock::system();
     let secrets = DeviceSecrets::generate()?;
     let payload = EnrolPayload {
         version: PROTOCOL_VERSION,
@@ -63,7 +49,7 @@ pub async fn enrol(
         posture: posture::current(),
     };
     let payload = serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?;
-    let signed = sign(&secrets, SIG_CONTEXT_ENROL, payload)?;
+    let signed = secrets.sign(SIG_CONTEXT_ENROL, payload)?;
 
     let (tls_config, pin) = tls::bootstrap(token.0.ca_fingerprint)?;
     let client = CareClient::new(server_url, tls_config)?;
@@ -83,7 +69,7 @@ pub async fn enrol(
         prison: reply.prison.clone(),
         server_url: server_url.to_owned(),
         policy: reply.policy,
-        enrolled_at: unix_now(),
+        enrolled_at: clock.unix_now(),
     };
     sealed::write(&dir.sealed_path(), &config, &data_key)?;
     drop(data_key);
@@ -100,7 +86,7 @@ pub async fn enrol(
     // The dead-man timer counts from enrolment (written before the record, which marks "enrolled").
     crate::contact::store(
         dir,
-        &crate::contact::Contact { last_contact: unix_now(), dead_man_days: config.policy.dead_man_days },
+        &crate::contact::Contact { last_contact: clock.unix_now(), dead_man_days: config.policy.dead_man_days },
     )?;
     dir.store_record(&record)?;
     tracing::info!(device_id = %record.device_id, prison = %config.prison.name, "enrolled");

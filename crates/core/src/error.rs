@@ -46,6 +46,9 @@ pub enum Error {
     /// The enrolment token does not have the expected shape.
     #[error("the enrolment token is malformed")]
     BadToken,
+    /// The laptop is locked: this needs a signed-in session.
+    #[error("the laptop is locked")]
+    Locked,
     /// The state machine was asked for a transition that does not apply now.
     #[error("not possible now: {0}")]
     InvalidState(&'static str),
@@ -60,14 +63,6 @@ pub enum Error {
     /// A cryptographic primitive failed (random source, key parsing).
     #[error("cryptographic failure: {0}")]
     Crypto(&'static str),
-    /// The server answered with a brick command (it still has to be verified).
-    #[error("the healthcare server has disabled this laptop")]
-    Bricked {
-        /// The signed command.
-        command: Box<sc_proto::Signed>,
-        /// The challenge the request carried, which the command must echo.
-        challenge: [u8; 16],
-    },
     /// A brick command did not verify; nothing was wiped.
     #[error("a wipe command was refused: {0}")]
     BadCommand(&'static str),

@@ -5,6 +5,7 @@ use crate::Error;
 use keyring_core::{CredentialStore, Error as KeyringError};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
+use sc_proto::{Bytes, Signed};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -42,6 +43,14 @@ impl DeviceSecrets {
     pub fn public_key(&self) -> Result<[u8; 32], Error> {
         let kp = self.signing_key()?;
         kp.public_key().as_ref().try_into().map_err(|_| Error::Crypto("ed25519 public key length"))
+    }
+
+    /// Signs `payload` with the device key under a signing `context` (`sc_proto::SIG_CONTEXT_*`),
+    /// as every device-signed request and receipt is.
+    pub fn sign(&self, context: &[u8], payload: Vec<u8>) -> Result<Signed, Error> {
+        let sig = self.signing_key()?.sign(&sc_proto::signing_input(context, &payload));
+        let signature: [u8; 64] = sig.as_ref().try_into().map_err(|_| Error::Crypto("ed25519 signature length"))?;
+        Ok(Signed { payload: Bytes(payload), signature: Bytes(signature) })
     }
 
     /// The local key share (the half of the data key's input that never leaves the laptop).
@@ -145,5 +154,15 @@ mod tests {
         assert_eq!(back.public_key().expect("pk"), s.public_key().expect("pk"));
         assert_eq!(back.local_share(), s.local_share());
         assert!(matches!(DeviceSecrets::decode(&[1, 2, 3]), Err(Error::KeysMissing)));
+    }
+
+    #[test]
+    fn a_signature_verifies_under_the_device_key_and_its_context_only() {
+        use ring::signature::{UnparsedPublicKey, ED25519};
+        let s = DeviceSecrets::generate().expect("generate");
+        let signed = s.sign(b"context-a", b"payload".to_vec()).expect("sign");
+        let key = UnparsedPublicKey::new(&ED25519, s.public_key().expect("pk"));
+        assert!(key.verify(&sc_proto::signing_input(b"context-a", b"payload"), &signed.signature.0).is_ok());
+        assert!(key.verify(&sc_proto::signing_input(b"context-b", b"payload"), &signed.signature.0).is_err());
     }
 }

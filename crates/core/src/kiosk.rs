@@ -1,46 +1,45 @@
-//! The kiosk façade the shell drives: one laptop profile, its lock state, and the view the page
-//! renders. All decisions are here; the shell only forwards calls and events.
+//! The kiosk façade the shell drives: one laptop profile, its lock state, the decisions its timer
+//! takes (lease, idle, the dead-man timer), and the view the page renders. All decisions are here;
+//! the shell only forwards calls and events. [`Kiosk::view`] only reads; the steps that decide
+//! ([`Kiosk::tick`], [`Kiosk::open`], [`Kiosk::sign_in`], ...) are the ones that write.
 
-use crate::activate::{self, Credentials};
+use crate::activate::{self, Activation, Credentials, Unsealed};
+use crate::client::{client_for, SessionToken};
+use crate::clock::Clock;
 use crate::contact::{self, Contact};
 use crate::keystore::Keystore;
 use crate::lock::{LockState, Session};
 use crate::record::{DataDir, EnrolmentRecord};
 use crate::Error;
 use serde::Serialize;
+use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
+use tokio::sync::watch;
 
-pub use crate::lock::Notice;
+pub use crate::notice::{Notice, NoticeView, DISABLED_MESSAGE};
 
 /// How the kiosk reaches its keystore; injectable so tests can use another store.
 pub type KeystoreFactory = fn() -> Result<Keystore, Error>;
 
-/// Wall-clock time in Unix seconds, injectable so tests can move it (the dead-man timer).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(crate::enrol::unix_now)
-}
-
 /// Dead-man days assumed until the sealed policy is read (the server's default).
 const DEFAULT_DEAD_MAN_DAYS: u32 = 14;
-
-/// What the disabled screen says.
-pub const DISABLED_MESSAGE: &str = "It can no longer be used. Return it to the IT team.";
 
 /// The one kiosk instance.
 pub struct Kiosk {
     dir: DataDir,
     record: Option<EnrolmentRecord>,
     keystore: KeystoreFactory,
-    state: Mutex<LockState>,
+    state: Mutex<LockState<Unsealed>>,
     clock: Clock,
     contact: Mutex<Contact>,
     disabled: AtomicBool,
+    /// Where background work (telling the server a session ended) runs; see [`Kiosk::background`].
+    runtime: Mutex<Option<tokio::runtime::Handle>>,
+    /// Counts unlocked sessions that ended, so whoever runs calls can end them (see `timer`).
+    sessions_ended: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Kiosk {
@@ -80,49 +79,22 @@ pub enum KioskView {
     },
 }
 
-/// A lock-screen message.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct NoticeView {
-    /// Machine-readable kind: unreachable, refused, locked_out, lease_expired, idle, locked, error.
-    pub kind: &'static str,
-    /// What the nurse reads.
-    pub message: String,
-    /// For locked_out: seconds until another try.
-    pub retry_after_secs: Option<u64>,
-}
-
-impl NoticeView {
-    fn from(n: &Notice, now: Instant) -> Self {
-        let (kind, message, retry) = match n {
-            Notice::Unreachable => {
-                ("unreachable", "Cannot reach the healthcare server - this laptop stays locked.".to_owned(), None)
-            }
-            Notice::Refused => ("refused", "Sign-in refused. Check your details and try again.".to_owned(), None),
-            Notice::LockedOut { until } => {
-                let secs = until.saturating_duration_since(now).as_secs();
-                let minutes = secs.div_ceil(60).max(1);
-                let unit = if minutes == 1 { "minute" } else { "minutes" };
-                ("locked_out", format!("Too many failed sign-ins: locked out for {minutes} {unit}."), Some(secs))
-            }
-            Notice::LeaseExpired => ("lease_expired", "The session has ended. Sign in again.".to_owned(), None),
-            Notice::Idle => ("idle", "Locked after a period of inactivity.".to_owned(), None),
-            Notice::UserLocked => ("locked", "Locked.".to_owned(), None),
-            Notice::Failed(why) => ("error", why.clone(), None),
-        };
-        NoticeView { kind, message, retry_after_secs: retry }
-    }
+fn disabled_view() -> KioskView {
+    KioskView::Disabled { message: DISABLED_MESSAGE.to_owned() }
 }
 
 impl Kiosk {
     /// Opens the profile in `data_dir`; always starts locked (or not enrolled, or disabled).
     pub fn open(data_dir: &Path, keystore: KeystoreFactory) -> Result<Self, Error> {
-        Self::open_with_clock(data_dir, keystore, system_clock())
+        Self::open_with_clock(data_dir, keystore, Clock::system())
     }
 
-    /// As [`Kiosk::open`], with a clock of the caller's (tests move it for the dead-man timer).
-    /// A standing tombstone, or a dead-man timer that ran out while the app was not running,
-    /// leaves the kiosk disabled; [`Kiosk::finish_wipe`] then completes the wipe.
-    pub fn open_with_clock(data_dir: &Path, keystore: KeystoreFactory, clock: Clock) -> Result<Self, Error> {
+    /// As [`Kiosk::open`], with a clock of the caller's (tests move it for the timers). A standing
+    /// tombstone, or a dead-man timer that ran out while the app was not running, leaves the kiosk
+    /// disabled; [`Kiosk::finish_wipe`] then completes the wipe. Background work runs on the Tokio
+    /// runtime this is called in, if any, until [`Kiosk::with_runtime`] gives another.
+    pub fn open_with_clock(data_dir: &Path, keystore: KeystoreFactory, clock: impl Into<Clock>) -> Result<Self, Error> {
+        let clock = clock.into();
         let dir = DataDir::open(data_dir)?;
         let disabled = crate::wipe::tombstone(&dir)?.is_some();
         let record = dir.load_record()?;
@@ -134,7 +106,7 @@ impl Kiosk {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .and_then(|d| i64::try_from(d.as_secs()).ok())
-                .unwrap_or_else(|| clock()),
+                .unwrap_or_else(|| clock.unix_now()),
             dead_man_days: DEFAULT_DEAD_MAN_DAYS,
         });
         let kiosk = Kiosk {
@@ -145,14 +117,37 @@ impl Kiosk {
             clock,
             contact: Mutex::new(contact),
             disabled: AtomicBool::new(disabled),
+            runtime: Mutex::new(tokio::runtime::Handle::try_current().ok()),
+            sessions_ended: watch::Sender::new(0),
         };
         kiosk.check_dead_man();
         Ok(kiosk)
     }
 
+    /// Runs background work on `runtime` from now on (the shell gives its own).
+    pub fn with_runtime(self, runtime: tokio::runtime::Handle) -> Self {
+        self.attach_runtime(runtime);
+        self
+    }
+
+    /// As [`Kiosk::with_runtime`], on a shared kiosk.
+    pub fn attach_runtime(&self, runtime: tokio::runtime::Handle) {
+        *self.runtime() = Some(runtime);
+    }
+
+    fn runtime(&self) -> MutexGuard<'_, Option<tokio::runtime::Handle>> {
+        // Only ever replaced whole: a poisoned lock still holds a sound value.
+        self.runtime.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The kiosk's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// Now, Unix seconds, on the kiosk's clock.
     pub fn now(&self) -> i64 {
-        (self.clock)()
+        self.clock.unix_now()
     }
 
     /// The profile's files.
@@ -170,25 +165,32 @@ impl Kiosk {
         self.disabled.load(Ordering::SeqCst)
     }
 
+    fn contact(&self) -> MutexGuard<'_, Contact> {
+        // A plain value replaced field by field: a poisoned lock still holds a sound one.
+        self.contact.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Records a successful contact with the server (resets the dead-man timer).
     pub fn contact_made(&self) {
-        let mut c = self.contact.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut c = self.contact();
         c.last_contact = self.now();
         if let Err(e) = contact::store(&self.dir, &c) {
             tracing::warn!(error = %e, "could not record server contact");
         }
     }
 
-    /// Runs the dead-man timer: past its days without contact, begins the wipe. True when the
-    /// laptop is (now) disabled.
+    /// Whether the dead-man timer has run out on a laptop not yet disabled. Reads only.
+    fn dead_man_due(&self) -> bool {
+        !self.is_disabled() && self.record.is_some() && self.contact().expired(self.now())
+    }
+
+    /// The dead-man timer's decision: past its days without contact, begins the wipe (writes the
+    /// tombstone). True when the laptop is (now) disabled.
     pub fn check_dead_man(&self) -> bool {
-        if self.is_disabled() || self.record.is_none() {
-            return self.is_disabled();
-        }
-        let c = *self.contact.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if c.expired(self.now()) {
-            tracing::warn!(last_contact = c.last_contact, days = c.dead_man_days, "dead-man timer ran out");
-            self.disable(sc_proto::brick::WipeCause::DeadMan { last_contact: c.last_contact }, None);
+        if self.dead_man_due() {
+            let last_contact = self.contact().last_contact;
+            tracing::warn!(last_contact, "dead-man timer ran out");
+            self.disable(sc_proto::brick::WipeCause::DeadMan { last_contact }, None);
         }
         self.is_disabled()
     }
@@ -200,16 +202,16 @@ impl Kiosk {
             tracing::error!(error = %e, "could not write the tombstone");
         }
         self.disabled.store(true, Ordering::SeqCst);
-        *self.state() = LockState::Locked(None);
+        self.update(|s| *s = LockState::Locked(None));
     }
 
     /// Verifies a brick command answering `challenge` and, if it holds, wipes the laptop.
     /// A command that does not verify changes nothing.
     pub async fn apply_brick(&self, command: &sc_proto::Signed, challenge: [u8; 16]) -> Result<(), Error> {
         let record = self.record.as_ref().ok_or(Error::NotEnrolled)?;
-        // Freshness is against the real clock (the server signs with its own); the injectable
-        // clock only drives the dead-man timer.
-        let verified = match crate::wipe::verify_command(record, command, challenge, crate::enrol::unix_now()) {
+        // Freshness is against the system clock, as the server signs with its own; the kiosk's
+        // clock drives only its timers.
+        let verified = match crate::wipe::verify_command(record, command, challenge, Clock::system().unix_now()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "brick command refused; nothing wiped");
@@ -221,7 +223,8 @@ impl Kiosk {
         self.finish_wipe().await.map(|_| ())
     }
 
-    /// Finishes a begun wipe (idempotent); `None` when no wipe has begun.
+    /// Finishes a begun wipe (idempotent), beginning one first if the dead-man timer has run out;
+    /// `None` when no wipe has begun.
     pub async fn finish_wipe(&self) -> Result<Option<crate::wipe::Tombstone>, Error> {
         self.finish_wipe_with(&|_| {}).await
     }
@@ -231,14 +234,73 @@ impl Kiosk {
         &self,
         on_step: &(dyn Fn(crate::wipe::Step) + Sync),
     ) -> Result<Option<crate::wipe::Tombstone>, Error> {
-        let (Some(record), true) = (&self.record, self.is_disabled()) else { return Ok(None) };
+        let disabled = self.check_dead_man();
+        let (Some(record), true) = (&self.record, disabled) else { return Ok(None) };
         let keystore = crate::keystore::blocking(self.keystore).await?;
         crate::wipe::finish(&self.dir, &keystore, record, self.now(), on_step).await.map(Some)
     }
 
-    fn state(&self) -> MutexGuard<'_, LockState> {
+    fn state(&self) -> MutexGuard<'_, LockState<Unsealed>> {
         // A panic while holding the lock is a bug; the state itself is always consistent, so go on.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the lock state. When that ends an unlocked session, for whatever reason, the
+    /// server is told and whoever runs calls hears of it (`sessions_ended`).
+    fn update<T>(&self, change: impl FnOnce(&mut LockState<Unsealed>) -> T) -> T {
+        let mut state = self.state();
+        let before = match &*state {
+            LockState::Unlocked(s) => Some(s.unsealed.session.clone()),
+            _ => None,
+        };
+        let out = change(&mut state);
+        let ended = before.filter(|_| !state.is_unlocked());
+        drop(state);
+        if let Some(token) = ended {
+            self.sessions_ended.send_modify(|n| *n = n.wrapping_add(1));
+            self.end_session(token);
+        }
+        out
+    }
+
+    /// Tells the server a session is over, in the background (best effort: it expires anyway).
+    fn end_session(&self, token: SessionToken) {
+        let Some(record) = self.record.clone() else { return };
+        self.background(async move {
+            let ended = match client_for(&record) {
+                Ok(client) => client.end_session(&token).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "could not tell the server the session ended");
+            }
+        });
+    }
+
+    /// Runs `task` in the background, from any thread: on the kiosk's runtime when it has one,
+    /// otherwise on a thread of its own (a synchronous caller outside any runtime, such as a
+    /// Tauri command on the main thread, must still reach the server).
+    fn background(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let runtime = self.runtime().clone();
+        if let Some(runtime) = runtime {
+            runtime.spawn(task);
+            return;
+        }
+        let spawned = std::thread::Builder::new().name("sc-kiosk-background".into()).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(task),
+                Err(e) => tracing::warn!(error = %e, "no runtime for background work"),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no thread for background work");
+        }
+    }
+
+    /// Changes each time an unlocked session ends (locked by the nurse, lease, idle, refused by
+    /// the server, disabled): a lock ends the call.
+    pub fn sessions_ended(&self) -> watch::Receiver<u64> {
+        self.sessions_ended.subscribe()
     }
 
     /// The enrolment record, if enrolled.
@@ -246,142 +308,278 @@ impl Kiosk {
         self.record.as_ref()
     }
 
-    /// The view at `now`, after applying timeouts.
+    /// The view at `now`. Only reads: a lock or a wipe that is due shows as such, and the next
+    /// decision step ([`Kiosk::tick`] and the others) carries it out.
     pub fn view(&self, now: Instant) -> KioskView {
-        if self.check_dead_man() {
-            return KioskView::Disabled { message: DISABLED_MESSAGE.to_owned() };
+        if self.is_disabled() || self.dead_man_due() {
+            return disabled_view();
         }
-        let mut state = self.state();
-        if state.tick(now) {
-            tracing::info!("kiosk locked by timeout");
+        let state = self.state();
+        if let Some(due) = state.due(now) {
+            return KioskView::Locked { notice: Some(due.for_nurse(now)) };
         }
         match &*state {
             LockState::NotEnrolled => KioskView::NotEnrolled,
-            LockState::Locked(n) => KioskView::Locked { notice: n.as_ref().map(|n| NoticeView::from(n, now)) },
+            LockState::Locked(n) => KioskView::Locked { notice: n.as_ref().map(|n| n.for_nurse(now)) },
             LockState::SigningIn => KioskView::SigningIn,
             LockState::Unlocked(s) => unlocked_view(s, now),
         }
     }
 
-    /// Signs in: asks the server to release the key and opens the config. Returns the new view.
-    pub async fn sign_in(&self, creds: Credentials) -> KioskView {
+    /// The view now, on the kiosk's clock.
+    pub fn screen(&self) -> KioskView {
+        self.view(self.clock.instant())
+    }
+
+    /// One step of the kiosk's timer (see `timer`): the dead-man timer, then the lease and idle
+    /// timeouts, with `in_call` saying whether a call is under way (it counts as activity).
+    pub fn tick(&self, in_call: bool) -> KioskView {
         if self.check_dead_man() {
-            return self.view(Instant::now());
+            return disabled_view();
         }
-        let start = Instant::now();
-        let began = self.state().begin_sign_in(start);
-        if let Err(e) = began {
-            if let Error::LockedOut(_) = e {
-                return self.view(Instant::now());
-            }
-            let mut state = self.state();
-            if matches!(*state, LockState::Locked(_)) {
-                state.lock(Notice::Failed(e.to_string()));
-            }
-            drop(state);
-            return self.view(Instant::now());
+        let now = self.clock.instant();
+        if let Some(notice) = self.update(|s| s.tick(now, in_call)) {
+            tracing::info!(?notice, "kiosk locked by its timer");
         }
-        let outcome = self.activate(&creds).await;
-        match &outcome {
-            Ok(unsealed) => {
-                tracing::info!(staff = %creds.username, "kiosk unlocked");
-                self.contact.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dead_man_days =
-                    unsealed.config.policy.dead_man_days;
-                self.contact_made();
-            }
-            Err(Error::Bricked { command, challenge }) => {
-                if let Err(e) = self.apply_brick(command, *challenge).await {
-                    tracing::warn!(error = %e, "sign-in answered with a brick that did not verify");
-                } else {
-                    return self.view(Instant::now());
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "sign-in did not unlock the kiosk"),
-        }
-        let now = Instant::now();
-        self.state().finish_sign_in(outcome, now);
         self.view(now)
     }
 
-    async fn activate(&self, creds: &Credentials) -> Result<activate::Unsealed, Error> {
+    /// Signs in: asks the server to release the key and opens the config. Returns the new view.
+    pub async fn sign_in(&self, creds: Credentials) -> KioskView {
+        if self.check_dead_man() {
+            return disabled_view();
+        }
+        let start = self.clock.instant();
+        if let Err(e) = self.update(|s| s.begin_sign_in(start)) {
+            // Not enrolled, already signing in or unlocked, or a lock-out still running: the
+            // screen already says so.
+            tracing::debug!(error = %e, "sign-in not started");
+            return self.screen();
+        }
+        let outcome = match self.activate(&creds).await {
+            Ok(Activation::Unlocked(unsealed)) => {
+                tracing::info!(staff = %creds.username, "kiosk unlocked");
+                self.contact().dead_man_days = unsealed.config.policy.dead_man_days;
+                self.contact_made();
+                Ok(unsealed)
+            }
+            Ok(Activation::Bricked { command, challenge }) => match self.apply_brick(&command, challenge).await {
+                Ok(()) => return self.screen(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sign-in answered with a brick that did not verify");
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "sign-in did not unlock the kiosk");
+                Err(e)
+            }
+        };
+        let now = self.clock.instant();
+        if let Some(untaken) = self.update(|s| s.finish_sign_in(outcome, now)) {
+            // A lock came first: the session the server just opened ends too.
+            self.end_session(untaken.session.clone());
+        }
+        self.view(now)
+    }
+
+    async fn activate(&self, creds: &Credentials) -> Result<Activation, Error> {
         let record = self.record.as_ref().ok_or(Error::NotEnrolled)?;
-        let factory = self.keystore;
-        let keystore = crate::keystore::blocking(factory).await?;
+        let keystore = crate::keystore::blocking(self.keystore).await?;
         activate::activate(&self.dir, &keystore, record, creds).await
     }
 
     /// Checks the server answers; a dead server shows its message on the lock screen.
     pub async fn check_server(&self) -> KioskView {
         if self.is_disabled() {
-            return self.view(Instant::now());
+            return disabled_view();
         }
         if let Some(record) = &self.record {
-            let reachable = match activate::client_for(record) {
+            let reachable = match client_for(record) {
                 Ok(client) => client.health().await,
                 Err(e) => Err(e),
             };
-            let mut state = self.state();
-            let quiet = matches!(&*state, LockState::Locked(None | Some(Notice::Unreachable | Notice::Failed(_))));
-            match reachable {
-                // Only replace a message about the server itself; a refusal or lock-out stays shown.
-                Err(Error::Unreachable) if quiet => state.lock(Notice::Unreachable),
-                Err(e) if quiet => state.lock(Notice::Failed(e.to_string())),
-                Ok(_) if matches!(&*state, LockState::Locked(Some(Notice::Unreachable))) => {
-                    *state = LockState::Locked(None);
+            self.update(|state| {
+                let quiet = matches!(&*state, LockState::Locked(None | Some(Notice::Unreachable | Notice::Failed(_))));
+                match reachable {
+                    // Only replace a message about the server itself; a refusal or lock-out stays shown.
+                    Err(Error::Unreachable) if quiet => state.lock(Notice::Unreachable),
+                    Err(e) if quiet => state.lock(Notice::Failed(e.for_nurse())),
+                    Ok(_) if matches!(&*state, LockState::Locked(Some(Notice::Unreachable))) => {
+                        *state = LockState::Locked(None);
+                    }
+                    _ => {}
                 }
-                _ => {}
-            }
+            });
         }
-        self.view(Instant::now())
+        self.screen()
     }
 
-    /// This prison's appointments around now (unlocked only).
+    /// This prison's appointments around now (unlocked only). A session the server refuses is
+    /// over: the laptop locks.
     pub async fn appointments(&self) -> Result<Vec<sc_proto::signal::Appointment>, Error> {
         let record = self.record.as_ref().ok_or(Error::NotEnrolled)?;
-        let token = self.session_token().ok_or(Error::InvalidState("locked"))?;
-        activate::client_for(record)?.appointments(&token).await
-    }
-
-    /// The unlocked session's bearer token.
-    pub fn session_token(&self) -> Option<activate::SessionToken> {
-        self.with_session(|s| s.unsealed.session.clone())
-    }
-
-    /// Locks now; the server is told the session ended (best effort: it expires anyway).
-    pub fn lock(&self) -> KioskView {
-        if let (Some(token), Some(record)) = (self.session_token(), self.record.clone()) {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    if let Ok(client) = activate::client_for(&record) {
-                        let _ = client.end_session(&token).await;
-                    }
-                });
-            }
+        let token = self.session_token().ok_or(Error::Locked)?;
+        let listed = client_for(record)?.appointments(&token).await;
+        if let Err(Error::Refused) = &listed {
+            self.update(|s| {
+                if matches!(s, LockState::Unlocked(session) if session.unsealed.session == token) {
+                    s.lock(Notice::Refused);
+                }
+            });
         }
-        self.state().lock(Notice::UserLocked);
+        listed
+    }
+
+    /// The unlocked session's bearer token; none once a lock is due.
+    pub fn session_token(&self) -> Option<SessionToken> {
+        let state = self.state();
+        if state.due(self.clock.instant()).is_some() {
+            return None;
+        }
+        match &*state {
+            LockState::Unlocked(s) => Some(s.unsealed.session.clone()),
+            _ => None,
+        }
+    }
+
+    /// Locks now, from any thread; the server is told the session ended and the call ends.
+    pub fn lock(&self) -> KioskView {
+        self.update(|s| s.lock(Notice::UserLocked));
         tracing::info!("kiosk locked by the user");
-        self.view(Instant::now())
+        self.screen()
     }
 
     /// The nurse or prisoner did something: postpones the idle lock.
     pub fn activity(&self) {
-        self.state().activity(Instant::now());
+        self.state().activity(self.clock.instant());
     }
 
     /// Runs `f` on the unlocked session, if any.
-    pub fn with_session<T>(&self, f: impl FnOnce(&Session) -> T) -> Option<T> {
+    pub fn with_session<T>(&self, f: impl FnOnce(&Session<Unsealed>) -> T) -> Option<T> {
         match &*self.state() {
             LockState::Unlocked(s) => Some(f(s)),
             _ => None,
         }
     }
+
+    /// Opens a session without a server, for tests of the timer's rules.
+    #[cfg(test)]
+    pub(crate) fn unlock_for_test(&self, unsealed: Unsealed) {
+        let now = self.clock.instant();
+        let mut state = self.state();
+        state.begin_sign_in(now).expect("a locked kiosk");
+        assert!(state.finish_sign_in(Ok(unsealed), now).is_none(), "unlocked");
+    }
 }
 
-fn unlocked_view(s: &Session, now: Instant) -> KioskView {
+fn unlocked_view(s: &Session<Unsealed>, now: Instant) -> KioskView {
     KioskView::Unlocked {
         prison: s.unsealed.config.prison.name.clone(),
         staff: s.unsealed.staff_name.clone(),
         lease_secs_left: s.lease_left(now).as_secs(),
         idle_secs_left: s.idle_left(now).as_secs(),
+    }
+}
+
+/// A kiosk without a server, for the timer's and the view's tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::record::RECORD_VERSION;
+    use crate::sealed::{Config, DataKey};
+    use sc_proto::{Bytes, DeviceId, Policy, PrisonInfo};
+
+    /// A kiosk enrolled (a record on disk, contact just made) in a fresh directory.
+    pub(crate) fn enrolled(clock: Clock) -> (tempfile::TempDir, Kiosk) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = DataDir::open(dir.path()).expect("data dir");
+        data.store_record(&EnrolmentRecord {
+            format: RECORD_VERSION,
+            device_id: DeviceId::from_random([1; 16]),
+            server_url: "https://127.0.0.1:1".into(),
+            // Not a certificate: any attempt to reach a server fails before the network.
+            ca_cert: Bytes(b"not a certificate".to_vec()),
+            command_public_key: Bytes([2; 32]),
+            exchange_public: Bytes([3; 32]),
+            client_public: Bytes([4; 32]),
+        })
+        .expect("record");
+        contact::store(&data, &Contact { last_contact: clock.unix_now(), dead_man_days: 14 }).expect("contact");
+        let kiosk = Kiosk::open_with_clock(dir.path(), Keystore::secret_service, clock).expect("kiosk");
+        (dir, kiosk)
+    }
+
+    /// What a sign-in would unseal, with these limits.
+    pub(crate) fn unsealed(lease_secs: u64, idle_secs: u64) -> Unsealed {
+        Unsealed {
+            config: Config {
+                device_id: DeviceId::from_random([1; 16]),
+                prison: PrisonInfo { id: 1, name: "HMP Test".into() },
+                server_url: "https://127.0.0.1:1".into(),
+                policy: Policy { lease_secs, idle_secs, dead_man_days: 14 },
+                enrolled_at: 0,
+            },
+            key: DataKey::from_bytes([5; 32]),
+            staff_name: "Jo".into(),
+            server_time: 0,
+            session: SessionToken::new([6; 32]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{enrolled, unsealed};
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::time::Duration;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn view_only_reads_when_the_dead_man_timer_has_run_out_and_the_tick_decides() {
+        let hand = ManualClock::starting_at(1_700_000_000);
+        let (dir, kiosk) = enrolled(hand.clock());
+        let tombstone = DataDir::open(dir.path()).expect("data").tombstone_path();
+        hand.advance(14 * DAY);
+        assert!(matches!(kiosk.screen(), KioskView::Locked { .. }), "14 days is not yet past the limit");
+        hand.advance(Duration::from_secs(1));
+        for _ in 0..3 {
+            assert_eq!(kiosk.screen(), disabled_view(), "the screen shows what is due");
+        }
+        assert!(!tombstone.exists(), "the view wrote nothing");
+        assert!(!kiosk.is_disabled());
+        assert_eq!(kiosk.tick(false), disabled_view());
+        assert!(tombstone.exists() && kiosk.is_disabled(), "the tick took the decision");
+    }
+
+    #[test]
+    fn view_only_reads_when_a_lease_runs_out_and_the_tick_locks() {
+        let hand = ManualClock::starting_at(1_700_000_000);
+        let (_dir, kiosk) = enrolled(hand.clock());
+        kiosk.unlock_for_test(unsealed(60, 600));
+        hand.advance(Duration::from_secs(60));
+        let KioskView::Locked { notice: Some(n) } = kiosk.screen() else { panic!("the lease is over") };
+        assert_eq!(n.kind, crate::notice::NoticeKind::LeaseExpired);
+        assert!(kiosk.with_session(|_| ()).is_some(), "the view locked nothing");
+        assert!(kiosk.session_token().is_none(), "but the token is no longer handed out");
+        let ended = kiosk.sessions_ended();
+        kiosk.tick(false);
+        assert!(kiosk.with_session(|_| ()).is_none(), "the tick dropped the session");
+        assert!(ended.has_changed().expect("sender alive"), "and said so");
+    }
+
+    #[test]
+    fn a_lock_from_a_thread_without_a_runtime_is_heard() {
+        let (_dir, kiosk) = enrolled(Clock::system());
+        kiosk.unlock_for_test(unsealed(60, 600));
+        let ended = kiosk.sessions_ended();
+        let kiosk = std::sync::Arc::new(kiosk);
+        let k = kiosk.clone();
+        let view = std::thread::spawn(move || k.lock()).join().expect("lock from a plain thread");
+        let KioskView::Locked { notice: Some(n) } = view else { panic!("{view:?}") };
+        assert_eq!(n.kind, crate::notice::NoticeKind::Locked);
+        assert!(ended.has_changed().expect("sender alive"));
     }
 }

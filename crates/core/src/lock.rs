@@ -1,63 +1,65 @@
 //! The lock state machine: Locked -> SigningIn -> Unlocked(lease) -> Locked. Pure: the caller
-//! passes the time in, so every transition is tested deterministically.
+//! passes the time in (and whether a call is under way), so every transition is tested
+//! deterministically; of what a sign-in unseals it knows only the lease and idle limits.
 
-use crate::activate::Unsealed;
 use crate::Error;
 use std::time::{Duration, Instant};
 
-/// Why the laptop is showing the lock screen, for the message the nurse sees.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Notice {
-    /// The healthcare server could not be reached, so the laptop stays locked.
-    Unreachable,
-    /// The server refused the sign-in.
-    Refused,
-    /// Too many failures; sign-in is refused until then.
-    LockedOut {
-        /// When another attempt makes sense.
-        until: Instant,
-    },
-    /// The session lease ran out.
-    LeaseExpired,
-    /// Nobody used the laptop for the idle timeout.
-    Idle,
-    /// The nurse pressed Lock.
-    UserLocked,
-    /// Something else failed; the text is safe to show.
-    Failed(String),
+pub use crate::notice::Notice;
+
+/// What a sign-in releases, as far as locking is concerned.
+pub trait Lease {
+    /// How long the session may last.
+    fn lease(&self) -> Duration;
+    /// How long the laptop may go unused before it locks.
+    fn idle_limit(&self) -> Duration;
 }
 
-/// An unlocked session. Dropping it drops (and wipes) the data key.
+/// An unlocked session. Dropping it drops (and wipes) what the sign-in unsealed.
 #[derive(Debug)]
-pub struct Session {
-    /// The unsealed config and key.
-    pub unsealed: Unsealed,
+pub struct Session<S> {
+    /// What the sign-in unsealed (config, key, token).
+    pub unsealed: S,
     /// When the lease ends.
     pub lease_until: Instant,
-    /// The last time the nurse or prisoner touched the laptop.
+    /// How long the laptop may go unused.
+    pub idle_limit: Duration,
+    /// The last time the nurse or prisoner touched the laptop, or a call ended.
     pub last_activity: Instant,
+    /// Whether a call was under way at the last tick.
+    pub in_call: bool,
 }
 
-impl Session {
-    fn idle_limit(&self) -> Duration {
-        Duration::from_secs(self.unsealed.config.policy.idle_secs)
-    }
-
-    /// Seconds of lease left at `now`.
+impl<S> Session<S> {
+    /// Lease left at `now`.
     pub fn lease_left(&self, now: Instant) -> Duration {
         self.lease_until.saturating_duration_since(now)
     }
 
-    /// Seconds until the idle lock at `now`.
+    /// Time until the idle lock at `now`. A call under way counts as activity: nobody touches the
+    /// laptop while the prisoner watches, and an idle lock would cut the consultation off.
     pub fn idle_left(&self, now: Instant) -> Duration {
-        self.idle_limit().saturating_sub(now.saturating_duration_since(self.last_activity))
+        if self.in_call {
+            return self.idle_limit;
+        }
+        self.idle_limit.saturating_sub(now.saturating_duration_since(self.last_activity))
+    }
+
+    /// The lock that is due at `now`, if any; the lease comes first.
+    fn due(&self, now: Instant) -> Option<Notice> {
+        if now >= self.lease_until {
+            Some(Notice::LeaseExpired)
+        } else if self.idle_left(now).is_zero() {
+            Some(Notice::Idle)
+        } else {
+            None
+        }
     }
 }
 
-/// The kiosk's lock state.
+/// The kiosk's lock state; `S` is what a sign-in unseals.
 #[derive(Debug)]
-pub enum LockState {
+pub enum LockState<S> {
     /// No enrolment record: the laptop shows "Not enrolled" and nothing else.
     NotEnrolled,
     /// Locked, with the reason to show (none at start).
@@ -65,10 +67,10 @@ pub enum LockState {
     /// A sign-in is under way.
     SigningIn,
     /// Unlocked until the lease or idle timeout.
-    Unlocked(Box<Session>),
+    Unlocked(Box<Session<S>>),
 }
 
-impl LockState {
+impl<S: Lease> LockState<S> {
     /// Starts a sign-in; only from Locked (a lock-out that has not expired refuses).
     pub fn begin_sign_in(&mut self, now: Instant) -> Result<(), Error> {
         match self {
@@ -85,26 +87,37 @@ impl LockState {
         }
     }
 
-    /// Ends a sign-in with the activation's outcome.
-    pub fn finish_sign_in(&mut self, outcome: Result<Unsealed, Error>, now: Instant) {
+    /// Ends a sign-in with the activation's outcome. Hands back an unlock it did not take: a lock
+    /// pressed during the sign-in wins, and the caller ends that session.
+    pub fn finish_sign_in(&mut self, outcome: Result<S, Error>, now: Instant) -> Option<S> {
         if !matches!(self, LockState::SigningIn) {
-            // A lock pressed during sign-in wins; the released key is dropped (and wiped) here.
-            return;
+            return outcome.ok();
         }
         *self = match outcome {
-            Ok(unsealed) => {
-                let lease = Duration::from_secs(unsealed.config.policy.lease_secs);
-                LockState::Unlocked(Box::new(Session { unsealed, lease_until: now + lease, last_activity: now }))
-            }
-            Err(e) => LockState::Locked(Some(notice_for(e, now))),
+            Ok(unsealed) => LockState::Unlocked(Box::new(Session {
+                lease_until: now + unsealed.lease(),
+                idle_limit: unsealed.idle_limit(),
+                unsealed,
+                last_activity: now,
+                in_call: false,
+            })),
+            Err(e) => LockState::Locked(Some(Notice::from_error(&e, now))),
         };
+        None
     }
+}
 
-    /// Locks (the session and its key are dropped).
+impl<S> LockState<S> {
+    /// Locks (the session and what it unsealed are dropped).
     pub fn lock(&mut self, notice: Notice) {
         if !matches!(self, LockState::NotEnrolled) {
             *self = LockState::Locked(Some(notice));
         }
+    }
+
+    /// Whether a session is open.
+    pub fn is_unlocked(&self) -> bool {
+        matches!(self, LockState::Unlocked(_))
     }
 
     /// Records activity, which postpones the idle lock.
@@ -114,23 +127,25 @@ impl LockState {
         }
     }
 
-    /// Applies the lease and idle timeouts; returns true if the laptop just locked.
-    pub fn tick(&mut self, now: Instant) -> bool {
-        let notice = match self {
-            LockState::Unlocked(s) if now >= s.lease_until => Notice::LeaseExpired,
-            LockState::Unlocked(s) if s.idle_left(now).is_zero() => Notice::Idle,
-            _ => return false,
-        };
-        self.lock(notice);
-        true
+    /// The lock that is due at `now` (lease or idle), without applying it.
+    pub fn due(&self, now: Instant) -> Option<Notice> {
+        match self {
+            LockState::Unlocked(s) => s.due(now),
+            _ => None,
+        }
     }
-}
 
-fn notice_for(e: Error, now: Instant) -> Notice {
-    match e {
-        Error::Unreachable => Notice::Unreachable,
-        Error::Refused => Notice::Refused,
-        Error::LockedOut(secs) => Notice::LockedOut { until: now + Duration::from_secs(secs) },
-        other => Notice::Failed(other.to_string()),
+    /// One step of the kiosk's timer: notes whether a call is under way (the end of a call
+    /// counts as activity), then applies the lease and idle timeouts. Returns the lock applied.
+    pub fn tick(&mut self, now: Instant, in_call: bool) -> Option<Notice> {
+        if let LockState::Unlocked(s) = self {
+            if s.in_call && !in_call {
+                s.last_activity = s.last_activity.max(now);
+            }
+            s.in_call = in_call;
+        }
+        let notice = self.due(now)?;
+        self.lock(notice.clone());
+        Some(notice)
     }
 }

@@ -1,7 +1,7 @@
 //! The kiosk's signalling connection: a WebSocket over TLS pinned to the care server's CA,
 //! authenticated by the unlocked session's bearer token, carrying typed messages.
 
-use crate::activate::SessionToken;
+use crate::client::SessionToken;
 use crate::record::EnrolmentRecord;
 use crate::{tls, Error};
 use futures_util::{SinkExt as _, StreamExt as _};

@@ -2,11 +2,10 @@
 //! first, then the sealed config, a signed receipt, the keystore entry, other files). Every step is
 //! idempotent, so a wipe cut short by `kill -9` is finished by the next start. See docs/brick.md.
 
-use crate::client::CareClient;
-use crate::enrol::sign;
+use crate::client::client_for;
 use crate::keystore::{blocking, Keystore};
 use crate::record::{DataDir, EnrolmentRecord};
-use crate::{atomic, tls, Error};
+use crate::{atomic, Error};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use sc_proto::brick::{
     BrickCommand, ReceiptPayload, WipeCause, BRICK_FRESHNESS_SECS, SIG_CONTEXT_BRICK, SIG_CONTEXT_RECEIPT,
@@ -136,7 +135,7 @@ pub async fn finish(
                     wiped_at: now,
                 };
                 let bytes = serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?;
-                t.receipt = Some(sign(&secrets, SIG_CONTEXT_RECEIPT, bytes)?);
+                t.receipt = Some(secrets.sign(SIG_CONTEXT_RECEIPT, bytes)?);
                 store(dir, &t)?;
             }
             // Only possible if the key went before a receipt was made: nothing left to sign with.
@@ -152,9 +151,7 @@ pub async fn finish(
     let store_ = keystore.clone();
     blocking(move || store_.delete(&profile)).await?;
     on_step(Step::Keystore);
-    for path in [dir.contact_path()] {
-        atomic::shred(&path)?;
-    }
+    atomic::shred(&dir.contact_path())?;
     if let Ok(entries) = std::fs::read_dir(dir.root()) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().ends_with(".tmp") {
@@ -174,7 +171,7 @@ pub async fn send_receipt(dir: &DataDir, record: &EnrolmentRecord, mut t: Tombst
     if t.acknowledged {
         return Ok(t);
     }
-    let sent = match CareClient::new(&record.server_url, tls::pinned(&record.ca_cert.0)?) {
+    let sent = match client_for(record) {
         Ok(client) => client.receipt(&receipt).await,
         Err(e) => Err(e),
     };

@@ -28,7 +28,7 @@ fn main() {
         let kiosk = Kiosk::open(std::path::Path::new(&dir), Keystore::secret_service).expect("kiosk");
         let record = kiosk.record().expect("enrolled").clone();
         let (hello, challenge) = sc_core::channel::hello(&kiosk).await.expect("hello");
-        let client = sc_core::activate::client_for(&record).expect("client");
+        let client = sc_core::client::client_for(&record).expect("client");
         let sc_proto::brick::ChannelDown::Brick { command } = client.poll(&hello).await.expect("poll") else {
             eprintln!("not bricked");
             std::process::exit(3);
