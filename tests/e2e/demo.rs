@@ -4,7 +4,7 @@
 //! and cut short, by Ctrl+C, by a TERM to the script alone and by a failing step. Whichever way it
 //! ends, no process it started is left running.
 
-use sc_e2e::{artifacts_dir, dicom_dir};
+use sc_e2e::{artifacts_dir, as_from_a_shell, dicom_dir, repo_root};
 use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -17,10 +17,6 @@ static DEMO: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The variable that marks every process a demo run starts (inherited through the environment,
 /// so daemons that leave the process tree carry it too).
 const TAG_VAR: &str = "SC_E2E_DEMO_TAG";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
-}
 
 struct Demo {
     child: Child,
@@ -36,16 +32,11 @@ impl Demo {
         let log = artifacts_dir().join(format!("demo-run-{name}.log"));
         let err = std::fs::File::create(&log).expect("log file");
         let out = err.try_clone().expect("log file");
-        let mut cmd = Command::new("scripts/demo.sh");
-        cmd.current_dir(repo_root());
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            let cargo_internal = key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR";
-            if cargo_internal || ["DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "XAUTHORITY"].contains(&key.as_str()) {
-                cmd.env_remove(&key);
-            }
-        }
-        let child = cmd
+        let child = as_from_a_shell(&mut Command::new("scripts/demo.sh"))
+            .current_dir(repo_root())
+            .env_remove("DISPLAY")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env_remove("XAUTHORITY")
             .env(TAG_VAR, &tag)
             .stdin(Stdio::null())
             .stdout(out)
@@ -170,9 +161,12 @@ fn brand_fraction(path: &Path, (x0, y0, w, h): (u32, u32, u32, u32)) -> f64 {
 }
 
 fn luma(path: &Path, x: u32, y: u32) -> f64 {
-    run("convert", &[&path.to_string_lossy(), "-colorspace", "Gray", "-format", &format!("%[fx:255*p{{{x},{y}}}]"), "info:"])
-        .parse()
-        .unwrap_or(-1.0)
+    run(
+        "convert",
+        &[&path.to_string_lossy(), "-colorspace", "Gray", "-format", &format!("%[fx:255*p{{{x},{y}}}]"), "info:"],
+    )
+    .parse()
+    .unwrap_or(-1.0)
 }
 
 const BRAND: [u8; 3] = [11, 110, 79];

@@ -222,3 +222,21 @@ pub fn tree(root: u32) -> Vec<u32> {
     }
     found
 }
+
+/// The clone's root (the workspace).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
+}
+
+/// Clears what `cargo test` adds to a test's environment (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...),
+/// so that a project script the test runs sees what a person's shell would; the shared
+/// `CARGO_TARGET_DIR` and `CARGO_HOME` stay.
+pub fn as_from_a_shell(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
+}
