@@ -22,36 +22,21 @@ pub fn native_enabled() -> bool {
     !std::env::var("SC_KIOSK_VIDEO").is_ok_and(|v| v == "page")
 }
 
-/// Writes `frame` (BT.601 limited range) into cairo's RGB24 layout (`stride` bytes per row).
-fn i420_to_rgb24(frame: &I420Frame, out: &mut [u8], stride: usize) {
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let (y_plane, rest) = frame.data.split_at(w * h);
-    let (u_plane, v_plane) = rest.split_at((w / 2) * (h / 2));
-    for row in 0..h {
-        let line = &mut out[row * stride..row * stride + w * 4];
-        for col in 0..w {
-            let y = (i32::from(y_plane[row * w + col]) - 16) * 298;
-            let ci = (row / 2) * (w / 2) + col / 2;
-            let (u, v) = (i32::from(u_plane[ci]) - 128, i32::from(v_plane[ci]) - 128);
-            let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
-            let px = &mut line[col * 4..col * 4 + 4];
-            // Cairo RGB24 is native-endian 0xXXRRGGBB: on little-endian machines B, G, R, X.
-            px[0] = clamp(y + 516 * u);
-            px[1] = clamp(y - 100 * u - 208 * v);
-            px[2] = clamp(y + 409 * v);
-            px[3] = 255;
-        }
-    }
-}
+// Cairo's RGB24 is B, G, R, X in memory only on little-endian machines (what `to_bgrx` writes).
+const _: () = assert!(cfg!(target_endian = "little"), "the native surface assumes a little-endian machine");
 
+/// The frame as a cairo surface; `None` (the frame is skipped) if cairo or the conversion refuses it.
 fn surface_for(frame: &I420Frame) -> Option<gtk::cairo::ImageSurface> {
-    let w = i32::try_from(frame.width).ok()?;
-    let h = i32::try_from(frame.height).ok()?;
+    let w = i32::try_from(frame.width()).ok()?;
+    let h = i32::try_from(frame.height()).ok()?;
     let mut surface = gtk::cairo::ImageSurface::create(gtk::cairo::Format::Rgb24, w, h).ok()?;
-    let stride = usize::try_from(surface.stride()).ok()?;
+    let stride = u32::try_from(surface.stride()).ok()?;
     {
         let mut data = surface.data().ok()?;
-        i420_to_rgb24(frame, &mut data, stride);
+        if let Err(e) = frame.to_bgrx(&mut data, stride) {
+            tracing::debug!(error = %e, ?frame, "frame not drawn");
+            return None;
+        }
     }
     Some(surface)
 }
@@ -59,8 +44,8 @@ fn surface_for(frame: &I420Frame) -> Option<gtk::cairo::ImageSurface> {
 /// Paints `frame` letterboxed into the `(x, y, w, h)` box.
 fn paint(cr: &gtk::cairo::Context, frame: &I420Frame, (x, y, w, h): (f64, f64, f64, f64)) {
     let Some(surface) = surface_for(frame) else { return };
-    let scale = (w / f64::from(frame.width)).min(h / f64::from(frame.height));
-    let (dw, dh) = (f64::from(frame.width) * scale, f64::from(frame.height) * scale);
+    let scale = (w / f64::from(frame.width())).min(h / f64::from(frame.height()));
+    let (dw, dh) = (f64::from(frame.width()) * scale, f64::from(frame.height()) * scale);
     let _ = cr.save();
     cr.translate(x + (w - dw) / 2.0, y + (h - dh) / 2.0);
     cr.scale(scale, scale);
@@ -70,6 +55,34 @@ fn paint(cr: &gtk::cairo::Context, frame: &I420Frame, (x, y, w, h): (f64, f64, f
         let _ = cr.paint();
     }
     let _ = cr.restore();
+}
+
+/// Draws what is shown into a `(w, h)` area: the consultant's video filling it with the self-view
+/// inset, or a shared image beside a column with both videos.
+fn draw(cr: &gtk::cairo::Context, (w, h): (f64, f64), s: &Shown) {
+    cr.set_source_rgb(0.0, 0.0, 0.0);
+    let _ = cr.paint();
+    if let (Some(image), Some((_, surface))) = (&s.image, &s.image_surface) {
+        // The image beside a column with the consultant (small, still visible) and the self-view.
+        let column = (w / 4.0).max(160.0);
+        crate::image_view::paint(cr, image, surface, (0.0, 0.0, w - column - 16.0, h));
+        let vh = column * 3.0 / 4.0;
+        if let Some(f) = &s.remote {
+            paint(cr, f, (w - column - 8.0, 8.0, column, vh));
+        }
+        if let Some(f) = &s.local {
+            paint(cr, f, (w - column - 8.0, 16.0 + vh, column, vh));
+        }
+        return;
+    }
+    if let Some(f) = &s.remote {
+        paint(cr, f, (0.0, 0.0, w, h));
+    }
+    if let Some(f) = &s.local {
+        // The self-view, bottom right, a fifth of the width.
+        let (sw, sh) = (w / 5.0, w / 5.0 * 3.0 / 4.0);
+        paint(cr, f, (w - sw - 24.0, h - sh - 24.0, sw, sh));
+    }
 }
 
 #[derive(Default)]
@@ -99,30 +112,12 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let shown = std::rc::Rc::new(std::cell::RefCell::new(Shown::default()));
     let draw_state = shown.clone();
     area.connect_draw(move |area, cr| {
-        let (w, h) = (f64::from(area.allocated_width()), f64::from(area.allocated_height()));
-        cr.set_source_rgb(0.0, 0.0, 0.0);
-        let _ = cr.paint();
-        let s = draw_state.borrow();
-        if let (Some(image), Some((_, surface))) = (&s.image, &s.image_surface) {
-            // The image beside a column with the consultant (small, still visible) and the self-view.
-            let column = (w / 4.0).max(160.0);
-            crate::image_view::paint(cr, image, surface, (0.0, 0.0, w - column - 16.0, h));
-            let vh = column * 3.0 / 4.0;
-            if let Some(f) = &s.remote {
-                paint(cr, f, (w - column - 8.0, 8.0, column, vh));
-            }
-            if let Some(f) = &s.local {
-                paint(cr, f, (w - column - 8.0, 16.0 + vh, column, vh));
-            }
-            return gtk::glib::Propagation::Stop;
-        }
-        if let Some(f) = &s.remote {
-            paint(cr, f, (0.0, 0.0, w, h));
-        }
-        if let Some(f) = &s.local {
-            // The self-view, bottom right, a fifth of the width.
-            let (sw, sh) = (w / 5.0, w / 5.0 * 3.0 / 4.0);
-            paint(cr, f, (w - sw - 24.0, h - sh - 24.0, sw, sh));
+        let size = (f64::from(area.allocated_width()), f64::from(area.allocated_height()));
+        let Ok(s) = draw_state.try_borrow() else { return gtk::glib::Propagation::Stop };
+        // A panic must never unwind into GTK's C code (that aborts the kiosk mid-call): a frame
+        // that cannot be drawn is skipped, and the next one is tried.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| draw(cr, size, &s))).is_err() {
+            tracing::error!("drawing the call panicked: frame skipped");
         }
         gtk::glib::Propagation::Stop
     });
@@ -188,20 +183,5 @@ fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
         (Some(a), Some(b)) => Arc::ptr_eq(a, b),
         (None, None) => true,
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grey_and_white_convert_to_grey_and_white() {
-        let mut f = I420Frame::filled(4, 2, 126, 128, 128);
-        f.data[3] = 235;
-        let mut out = vec![0u8; 4 * 4 * 2];
-        i420_to_rgb24(&f, &mut out, 16);
-        assert_eq!(&out[..4], &[128, 128, 128, 255], "mid grey");
-        assert_eq!(&out[12..16], &[255, 255, 255, 255], "limited-range white is full white");
     }
 }

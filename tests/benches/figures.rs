@@ -1,11 +1,13 @@
 //! The benchmark figures (printed, never asserted): activation latency p50/p99 over 200
 //! activations on loopback with production Argon2, kiosk cold start to the lock screen drawn, and
-//! a call's first-frame times and CPU/PSS beside a Chromium consultant. Run by scripts/bench.sh
+//! a call's first-frame times and CPU/PSS beside a Chromium consultant, and the video surface's
+//! colour conversion per frame. Run by scripts/bench.sh
 //! inside a desktop session.
 #![forbid(unsafe_code)]
 
 mod call;
 mod imaging;
+mod video;
 
 use sc_core::activate::Credentials;
 use sc_core::keystore::Keystore;
@@ -158,10 +160,14 @@ fn main() {
         return; // `cargo test --benches` asks for a list; the figures are not tests.
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    // SC_BENCH_ONLY=call or =imaging: only those figures (for profiling).
+    // SC_BENCH_ONLY=call, =video or =imaging: only those figures (for profiling).
     if std::env::var("SC_BENCH_ONLY").as_deref() == Ok("call") {
         let secs = std::env::var("SC_BENCH_CALL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
         rt.block_on(call::call_figures(secs, "native"));
+        return;
+    }
+    video::conversion_figures();
+    if std::env::var("SC_BENCH_ONLY").as_deref() == Ok("video") {
         return;
     }
     imaging::imaging_figures();

@@ -2,7 +2,8 @@
 // follows commands from the Rust test on stdin (one JSON object a line) through the page's own
 // controls, and reports every reply the laptop sends over the share channel as JSON lines.
 // Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"preset","name":s}
-// | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"call"} | {"do":"end"}.
+// | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"call"}
+// | {"do":"scale","by":f} (the camera sender's scaleResolutionDownBy, as Chromium sets itself under load) | {"do":"end"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
 import { createInterface } from "node:readline";
 import { admitFirstLaptop, env, say, startDriver } from "./launch.mjs";
@@ -60,6 +61,18 @@ try {
       }
       case "screenshot": await page.screenshot({ path: cmd.path, fullPage: true }); break;
       case "cut": await page.evaluate(() => window.scShare.cut()); break;
+      case "scale": {
+        const sent = await page.evaluate(async (by) => {
+          const sender = window.scCall.pc.getSenders().find((s) => s.track && s.track.kind === "video");
+          const p = sender.getParameters();
+          if (!p.encodings || p.encodings.length === 0) p.encodings = [{}];
+          p.encodings[0].scaleResolutionDownBy = by;
+          await sender.setParameters(p);
+          return sender.getParameters().encodings[0].scaleResolutionDownBy;
+        }, cmd.by);
+        say("scaled", { by: sent });
+        break;
+      }
       case "call": {
         const s = await page.evaluate(async () => {
           const pc = window.scCall.pc;

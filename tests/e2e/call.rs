@@ -107,7 +107,7 @@ async fn call(end_by_kiosk: bool) -> Outcome {
             },
             _ = tick.tick() => {
                 if let Some(f) = frames.borrow().clone() {
-                    if f.width == 640 && f.height == 480 { full_frame = Some(f); }
+                    if f.width() == 640 && f.height() == 480 { full_frame = Some(f); }
                 }
                 let s = c.stats();
                 let kiosk_done = s.frames_decoded >= 30 && s.frames_sent > 30 && s.audio_received >= 50 && full_frame.is_some() && c.selected_pair().is_some();

@@ -76,7 +76,7 @@ pub fn to_i420(buf: &[u8], layout: PixelLayout, sw: u32, sh: u32, dw: u32, dh: u
     for y in 0..oh {
         for x in 0..ow {
             let (px, py) = (sx(x), sy(y));
-            out.data[y * ow + x] = match layout {
+            out.data_mut()[y * ow + x] = match layout {
                 PixelLayout::Yuyv => buf[(py * w + px) * 2],
                 PixelLayout::Nv12 | PixelLayout::Gray => buf[py * w + px],
                 PixelLayout::Rgb | PixelLayout::Bgr => luma(rgb(px, py)),
@@ -96,8 +96,8 @@ pub fn to_i420(buf: &[u8], layout: PixelLayout, sw: u32, sh: u32, dw: u32, dh: u
                 PixelLayout::Gray => (128, 128),
                 PixelLayout::Rgb | PixelLayout::Bgr => chroma(rgb(px, py)),
             };
-            out.data[u_base + y * (ow / 2) + x] = u;
-            out.data[v_base + y * (ow / 2) + x] = v;
+            out.data_mut()[u_base + y * (ow / 2) + x] = u;
+            out.data_mut()[v_base + y * (ow / 2) + x] = v;
         }
     }
     Ok(out)
@@ -170,16 +170,16 @@ mod tests {
         }
         let f = to_i420(&buf, PixelLayout::Yuyv, 4, 2, 4, 2).expect("converts");
         assert_eq!(f.y(), &[50, 50, 200, 200, 50, 50, 200, 200]);
-        assert_eq!(&f.data[8..], &[90, 90, 160, 160]);
+        assert_eq!(&f.data()[8..], &[90, 90, 160, 160]);
     }
 
     #[test]
     fn scaling_and_rgb() {
         let white = vec![255u8; 8 * 4 * 3];
         let f = to_i420(&white, PixelLayout::Rgb, 8, 4, 4, 2).expect("converts");
-        assert_eq!((f.width, f.height), (4, 2));
+        assert_eq!((f.width(), f.height()), (4, 2));
         assert!(f.y().iter().all(|&y| y == 235), "white is luma 235 in limited range: {:?}", f.y());
-        assert!(f.data[8..].iter().all(|&c| c == 128), "white has no chroma");
+        assert!(f.data()[8..].iter().all(|&c| c == 128), "white has no chroma");
     }
 
     #[test]

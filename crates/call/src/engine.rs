@@ -285,13 +285,17 @@ async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
                         let micros = u64::try_from(shared.started.elapsed().as_micros()).unwrap_or(u64::MAX);
                         c.first_frame_micros.store(micros.max(1), Ordering::Relaxed);
                         tracing::info!(
-                            width = frame.width,
-                            height = frame.height,
+                            width = frame.width(),
+                            height = frame.height(),
                             after_ms = micros / 1000,
                             "first remote frame decoded"
                         );
                     }
-                    c.remote_size.store((u64::from(frame.width) << 32) | u64::from(frame.height), Ordering::Relaxed);
+                    let size = (u64::from(frame.width()) << 32) | u64::from(frame.height());
+                    if c.remote_size.swap(size, Ordering::Relaxed) != size {
+                        // The peer scales its video under load: every size it sends must draw.
+                        tracing::info!(width = frame.width(), height = frame.height(), "remote video size");
+                    }
                     // Keep only the newest frame: whoever draws takes the latest, never a queue.
                     shared.frames.send_replace(Some(Arc::new(frame)));
                 }

@@ -55,14 +55,14 @@ impl VideoSource for TestPattern {
         let bar_w = (w / 8).max(1);
         for row in 0..h {
             for col in 0..w {
-                f.data[row * w + col] = BAR_LUMA[(col / bar_w).min(7)];
+                f.data_mut()[row * w + col] = BAR_LUMA[(col / bar_w).min(7)];
             }
         }
         let side = h / 6;
         let x0 = (self.tick as usize * 4) % w.saturating_sub(side).max(1);
         for row in (h * 2 / 3)..(h * 2 / 3 + side).min(h) {
             for col in x0..(x0 + side).min(w) {
-                f.data[row * w + col] = 255;
+                f.data_mut()[row * w + col] = 255;
             }
         }
         self.tick = self.tick.wrapping_add(1);
@@ -92,7 +92,7 @@ impl VideoSource for Checkerboard {
     fn next_frame(&mut self) -> I420Frame {
         let w = self.width as usize;
         let mut f = I420Frame::filled(self.width, self.height, 0, 128, 128);
-        for (i, p) in f.data[..w * self.height as usize].iter_mut().enumerate() {
+        for (i, p) in f.data_mut()[..w * self.height as usize].iter_mut().enumerate() {
             let (row, col) = (i / w, i % w);
             *p = if (row / 40 + col / 40) % 2 == 0 { CHECKER_LUMA.0 } else { CHECKER_LUMA.1 };
         }
