@@ -6,7 +6,7 @@ PKGS_BUILD="build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libsoup-
 libjavascriptcoregtk-4.1-dev libgtk-3-dev librsvg2-dev libxdo-dev libayatana-appindicator3-dev \
 libvpx-dev libopus-dev libasound2-dev libclang-dev clang cmake"
 PKGS_RUNTIME="dbus dbus-x11 gnome-keyring xvfb xauth matchbox-window-manager imagemagick xdotool oathtool procps strace \
-coturn chromium openssl python3"
+coturn chromium openssl python3 iproute2 nftables"
 
 log() { printf '\033[1m[secureconsult]\033[0m %s\n' "$*" >&2; }
 

@@ -17,6 +17,7 @@ pub mod browser;
 pub mod consultant;
 pub mod desktop;
 pub mod dicom;
+pub mod link;
 pub mod media;
 
 /// A care server running in this process on a loopback port, over real TLS.
