@@ -2,6 +2,7 @@
 //! decoded video sent raw over a Tauri channel (newest frame only; the channel has no back-pressure).
 
 use sc_call::consultation::{Consultation, MediaSetup, Phase};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tauri::ipc::{Channel, InvokeResponseBody};
 
@@ -27,7 +28,8 @@ impl std::fmt::Debug for Calls {
 }
 
 /// Media from the environment: `SC_KIOSK_MEDIA=synthetic` uses a test pattern, a checkerboard as
-/// the second camera, and a tone (tests and the demo); otherwise the laptop's cameras, and the
+/// the second camera, and a tone (tests and the demo); `SC_KIOSK_MEDIA=file:<clip.y4m>` plays a
+/// 640x480 Y4M clip in a loop as the first camera instead (link tests and benchmarks); otherwise the laptop's cameras, and the
 /// ALSA microphone and speaker (`SC_KIOSK_MIC`, `SC_KIOSK_SPEAKER` name ALSA devices; default: the
 /// default device). `SC_KIOSK_BIND` lists the UDP addresses for the TURN client (comma-separated).
 pub fn media_from_env() -> MediaSetup {
@@ -35,7 +37,9 @@ pub fn media_from_env() -> MediaSetup {
     let bind_addrs = std::env::var("SC_KIOSK_BIND")
         .map(|b| b.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
         .unwrap_or_else(|_| vec!["0.0.0.0:0".to_owned()]);
-    if synthetic {
+    if let Some(clip) = std::env::var("SC_KIOSK_MEDIA").ok().and_then(|m| m.strip_prefix("file:").map(PathBuf::from)) {
+        MediaSetup::clip(bind_addrs, CONNECT_TIMEOUT, clip)
+    } else if synthetic {
         MediaSetup::synthetic(bind_addrs, CONNECT_TIMEOUT)
     } else {
         sc_call::devices::media(

@@ -97,6 +97,21 @@ impl MediaSetup {
     }
 }
 
+impl MediaSetup {
+    /// As [`MediaSetup::synthetic`], with a Y4M clip played in a loop as the first camera (the
+    /// link tests and benchmarks: what a real camera sends, not a pattern that compresses away).
+    pub fn clip(bind_addrs: Vec<String>, connect_timeout: Duration, path: std::path::PathBuf) -> Self {
+        let mut media = MediaSetup::synthetic(bind_addrs, connect_timeout);
+        media.cameras = Box::new(|| vec!["Video clip".to_owned(), "Close-up (checkerboard)".to_owned()]);
+        media.video = Box::new(move |n| match n {
+            0 => crate::y4m::Y4mClip::open(&path, 640, 480).map(|c| Box::new(c) as Box<dyn VideoSource>),
+            1 => Ok(Box::new(Checkerboard::new(640, 480)) as Box<dyn VideoSource>),
+            _ => Err(NO_CAMERA.to_owned()),
+        });
+        media
+    }
+}
+
 impl std::fmt::Debug for MediaSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MediaSetup({:?})", self.bind_addrs)
@@ -399,4 +414,28 @@ async fn run(
     call.close().await;
     sig.close().await;
     reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clip_setup_plays_the_clip_as_the_first_camera_and_names_a_missing_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("clip.y4m");
+        let mut bytes = b"YUV4MPEG2 W640 H480 F30:1 C420jpeg\nFRAME\n".to_vec();
+        bytes.extend(std::iter::repeat_n(77u8, 640 * 480));
+        bytes.extend(std::iter::repeat_n(128u8, 640 * 480 / 2));
+        std::fs::write(&path, bytes).expect("write");
+        let media = MediaSetup::clip(vec![], Duration::from_secs(1), path.clone());
+        assert_eq!((media.cameras)()[0], "Video clip");
+        let mut camera = (media.video)(0).expect("the clip opens");
+        assert_eq!(camera.next_frame().mean_luma(0, 0, 640, 480), 77.0);
+        assert!((media.video)(1).is_ok(), "the close-up camera stays");
+
+        std::fs::remove_file(&path).expect("remove");
+        let e = (media.video)(0).err().expect("a missing clip is an error");
+        assert!(e.contains("clip.y4m"), "{e}");
+    }
 }

@@ -17,6 +17,7 @@ pub mod images;
 mod keyframe;
 pub mod source;
 mod video;
+pub mod y4m;
 
 pub use data::{DataIn, DataSender};
 pub use engine::{Call, CallConfig, CallEvent, CallState, CallStats, SelectedPair};
