@@ -4,6 +4,7 @@
 //! in and emits `ToServer` messages and events out, so the shell (or a test) carries them.
 #![forbid(unsafe_code)]
 
+pub mod adapt;
 mod audio;
 pub mod consultation;
 pub mod convert;

@@ -1,0 +1,234 @@
+//! How the kiosk's sending follows the link, without I/O: the congestion controller's estimate
+//! and the measured loss go in with the time, the encoders' settings come out. Audio is reserved
+//! first; video steps down a ladder of bitrate, frame rate and size as the estimate falls, and
+//! stops (sound only) below the lowest rung. Going down is quick, going up waits for the estimate
+//! to hold, so the picture does not flap on a link that wobbles.
+
+use std::time::{Duration, Instant};
+
+/// One step of the video ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rung {
+    /// Width sent.
+    pub width: u32,
+    /// Height sent.
+    pub height: u32,
+    /// Frames a second sent.
+    pub fps: u32,
+    /// The least video bitrate (kbit/s) this rung is used at.
+    pub min_kbps: u32,
+    /// The most video bitrate (kbit/s) spent on it.
+    pub max_kbps: u32,
+}
+
+/// The ladder, best first. Sizes are the camera's 4:3 scaled down; the lowest rung is what a
+/// 64 kbit/s link can still carry beside the voice.
+pub const LADDER: [Rung; 4] = [
+    Rung { width: 640, height: 480, fps: 30, min_kbps: 450, max_kbps: 1200 },
+    Rung { width: 480, height: 360, fps: 30, min_kbps: 250, max_kbps: 600 },
+    Rung { width: 320, height: 240, fps: 20, min_kbps: 120, max_kbps: 350 },
+    Rung { width: 160, height: 120, fps: 15, min_kbps: 50, max_kbps: 150 },
+];
+
+/// Voice bitrate (Opus, kbit/s) on a good link, and the floor it drops to on a poor one.
+pub const AUDIO_KBPS: u32 = 32;
+/// Opus at its floor still carries speech well with in-band FEC.
+pub const AUDIO_MIN_KBPS: u32 = 16;
+/// Per-packet overhead at 50 packets a second (IP, UDP, TURN channel, RTP, SRTP, TWCC): ~56 bytes.
+pub const AUDIO_OVERHEAD_KBPS: u32 = 22;
+/// Share of what is left after audio that video may use: the rest absorbs keyframes and
+/// retransmissions.
+const VIDEO_SHARE: f64 = 0.85;
+/// How long the estimate must hold before stepping up a rung (or back to video).
+pub const HOLD_UP: Duration = Duration::from_secs(8);
+/// How long the estimate must stay low before leaving video altogether.
+pub const HOLD_DOWN_TO_AUDIO: Duration = Duration::from_secs(2);
+
+/// What the encoders should do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// The video rung and its bitrate, or `None`: sound only.
+    pub video: Option<(Rung, u32)>,
+    /// Opus bitrate, kbit/s.
+    pub audio_kbps: u32,
+    /// The loss (percent) Opus's in-band FEC is tuned for.
+    pub audio_loss_pct: u8,
+}
+
+/// The adaptation state.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    rung: Option<usize>,
+    /// Since when the estimate has allowed a better rung (or video again).
+    better_since: Option<Instant>,
+    /// Since when the estimate has been below the lowest rung.
+    starved_since: Option<Instant>,
+    last: Option<Settings>,
+}
+
+impl Default for Adapter {
+    fn default() -> Self {
+        Adapter::new()
+    }
+}
+
+impl Adapter {
+    /// Starts at the top rung (the controller's first estimate moves it at once).
+    pub fn new() -> Self {
+        Adapter { rung: Some(0), better_since: None, starved_since: None, last: None }
+    }
+
+    /// The settings for an estimate of `estimate_bps` (the whole send path) and a measured loss
+    /// of `loss` (0..1) at `now`; `Some` only when they change.
+    pub fn update(&mut self, now: Instant, estimate_bps: f64, loss: f64) -> Option<Settings> {
+        let estimate_kbps = (estimate_bps.max(0.0) / 1000.0) as u32;
+        let audio_kbps = if estimate_kbps >= 200 { AUDIO_KBPS } else { AUDIO_MIN_KBPS };
+        let budget = (f64::from(estimate_kbps.saturating_sub(audio_kbps + AUDIO_OVERHEAD_KBPS)) * VIDEO_SHARE) as u32;
+        // The best rung this budget pays for.
+        let fits = LADDER.iter().position(|r| budget >= r.min_kbps);
+        self.rung = match (self.rung, fits) {
+            // Down at once (to video's lowest rung at worst); off only after a while.
+            (Some(cur), Some(best)) if best > cur => Some(best),
+            (Some(cur), None) => {
+                self.better_since = None;
+                let since = *self.starved_since.get_or_insert(now);
+                if now.duration_since(since) >= HOLD_DOWN_TO_AUDIO {
+                    None
+                } else {
+                    Some(cur.max(LADDER.len() - 1))
+                }
+            }
+            // Up (or back to video) one rung at a time, after the estimate has held.
+            (cur, Some(best)) if cur.is_none_or(|c| best < c) => {
+                self.starved_since = None;
+                // Back from sound only needs room for more than the lowest rung's minimum.
+                if cur.is_none() && budget < LADDER[LADDER.len() - 1].min_kbps * 2 {
+                    self.better_since = None;
+                    return self.settle(audio_kbps, budget, loss);
+                }
+                let since = *self.better_since.get_or_insert(now);
+                if now.duration_since(since) < HOLD_UP {
+                    cur
+                } else {
+                    self.better_since = None;
+                    Some(cur.map_or(LADDER.len() - 1, |c| c - 1))
+                }
+            }
+            (cur, _) => {
+                self.starved_since = None;
+                self.better_since = None;
+                cur
+            }
+        };
+        if fits.is_some() {
+            self.starved_since = None;
+        }
+        self.settle(audio_kbps, budget, loss)
+    }
+
+    /// The settings for the rung now chosen; `Some` only when they differ from the last.
+    fn settle(&mut self, audio_kbps: u32, budget: u32, loss: f64) -> Option<Settings> {
+        let video = self.rung.map(|i| {
+            let r = LADDER[i];
+            (r, budget.clamp(r.min_kbps, r.max_kbps))
+        });
+        let settings = Settings { video, audio_kbps, audio_loss_pct: (loss.clamp(0.0, 0.3) * 100.0).ceil() as u8 };
+        // Bitrate wiggles under 10 % are not worth a reconfiguration.
+        let changed = match (self.last, settings) {
+            (Some(a), b) if a.audio_kbps == b.audio_kbps && a.audio_loss_pct == b.audio_loss_pct => {
+                match (a.video, b.video) {
+                    (Some((ra, ka)), Some((rb, kb))) => ra != rb || ka.abs_diff(kb) * 10 > ka,
+                    (None, None) => false,
+                    _ => true,
+                }
+            }
+            _ => true,
+        };
+        if changed {
+            self.last = Some(settings);
+            Some(settings)
+        } else {
+            None
+        }
+    }
+
+    /// The settings last returned.
+    pub fn current(&self) -> Option<Settings> {
+        self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `kbps` once a second for `secs` seconds from `*t`; returns the settings at the end.
+    fn hold(a: &mut Adapter, t: &mut Instant, kbps: u32, loss: f64, secs: u64) -> Settings {
+        for _ in 0..secs {
+            a.update(*t, f64::from(kbps) * 1000.0, loss);
+            *t += Duration::from_secs(1);
+        }
+        a.current().expect("settings")
+    }
+
+    fn size(s: Settings) -> Option<(u32, u32, u32)> {
+        s.video.map(|(r, _)| (r.width, r.height, r.fps))
+    }
+
+    #[test]
+    fn a_good_link_sends_the_top_rung_and_a_step_down_is_followed_at_once_and_back_up_slowly() {
+        let (mut a, mut t) = (Adapter::new(), Instant::now());
+        let s = hold(&mut a, &mut t, 2000, 0.0, 3);
+        assert_eq!(size(s), Some((640, 480, 30)));
+        assert_eq!(s.video.map(|v| v.1), Some(1200), "capped at the rung's most");
+        assert_eq!(s.audio_kbps, AUDIO_KBPS);
+        // 2 Mbit -> 300 kbit: down within one update.
+        let s = hold(&mut a, &mut t, 300, 0.0, 1);
+        assert_eq!(size(s), Some((320, 240, 20)));
+        assert!(s.video.is_some_and(|(_, k)| k <= 300 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS), "{s:?}");
+        // Back to 2 Mbit: one rung per HOLD_UP, not at once.
+        let s = hold(&mut a, &mut t, 2000, 0.0, 5);
+        assert_eq!(size(s), Some((320, 240, 20)), "not yet");
+        let s = hold(&mut a, &mut t, 2000, 0.0, 5);
+        assert_eq!(size(s), Some((480, 360, 30)));
+        let s = hold(&mut a, &mut t, 2000, 0.0, 9);
+        assert_eq!(size(s), Some((640, 480, 30)));
+    }
+
+    #[test]
+    fn below_the_lowest_rung_the_call_goes_to_sound_only_and_comes_back_when_the_link_recovers() {
+        let (mut a, mut t) = (Adapter::new(), Instant::now());
+        hold(&mut a, &mut t, 1000, 0.0, 2);
+        // 64 kbit: the lowest rung at once, sound only after HOLD_DOWN_TO_AUDIO, Opus at its floor.
+        let s = hold(&mut a, &mut t, 64, 0.05, 1);
+        assert_eq!(size(s), Some((160, 120, 15)));
+        let s = hold(&mut a, &mut t, 64, 0.05, 3);
+        assert_eq!(s.video, None, "sound only");
+        assert_eq!(s.audio_kbps, AUDIO_MIN_KBPS);
+        assert_eq!(s.audio_loss_pct, 5);
+        // Just enough for the lowest rung is not enough to come back: it needs twice its minimum.
+        let s = hold(&mut a, &mut t, 150, 0.0, 20);
+        assert_eq!(s.video, None);
+        let s = hold(&mut a, &mut t, 400, 0.0, 5);
+        assert_eq!(s.video, None, "held a while first");
+        let s = hold(&mut a, &mut t, 400, 0.0, 5);
+        assert_eq!(size(s), Some((160, 120, 15)));
+    }
+
+    #[test]
+    fn a_wobbling_estimate_does_not_flap_and_loss_tunes_opus() {
+        let (mut a, mut t) = (Adapter::new(), Instant::now());
+        hold(&mut a, &mut t, 330, 0.0, 2);
+        let mut changes = 0;
+        for i in 0..60 {
+            let kbps: u32 = if i % 2 == 0 { 320 } else { 345 };
+            if a.update(t, f64::from(kbps) * 1000.0, 0.0).is_some() {
+                changes += 1;
+            }
+            t += Duration::from_secs(1);
+        }
+        assert!(changes <= 2, "{changes} reconfigurations in a minute of wobble");
+        assert_eq!(hold(&mut a, &mut t, 330, 0.5, 1).audio_loss_pct, 30, "FEC tuned for at most 30 %");
+        assert_eq!(hold(&mut a, &mut t, 330, 0.021, 1).audio_loss_pct, 3);
+    }
+}
