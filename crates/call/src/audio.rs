@@ -15,6 +15,8 @@ fn codec(e: impl std::fmt::Display) -> Error {
 pub(crate) struct OpusEncoder {
     enc: opus::Encoder,
     buf: Vec<u8>,
+    /// The (kbit/s, loss %) last set.
+    tuned: (u32, u8),
 }
 
 impl OpusEncoder {
@@ -24,8 +26,22 @@ impl OpusEncoder {
         // when the encoder expects loss.
         enc.set_inband_fec(true).map_err(codec)?;
         enc.set_packet_loss_perc(10).map_err(codec)?;
-        enc.set_bitrate(opus::Bitrate::Bits(48_000)).map_err(codec)?;
-        Ok(OpusEncoder { enc, buf: vec![0; 4000] })
+        enc.set_bitrate(opus::Bitrate::Bits(32_000)).map_err(codec)?;
+        // Silence goes out as tiny packets (discontinuous transmission): bitrate for the voice.
+        enc.set_dtx(true).map_err(codec)?;
+        Ok(OpusEncoder { enc, buf: vec![0; 4000], tuned: (32, 10) })
+    }
+
+    /// Follows the link: the voice's bitrate, and the loss its in-band FEC is tuned for.
+    pub(crate) fn tune(&mut self, kbps: u32, loss_pct: u8) -> Result<(), Error> {
+        if (kbps, loss_pct) == self.tuned {
+            return Ok(());
+        }
+        let bits = i32::try_from(kbps.saturating_mul(1000)).unwrap_or(i32::MAX);
+        self.enc.set_bitrate(opus::Bitrate::Bits(bits)).map_err(codec)?;
+        self.enc.set_packet_loss_perc(i32::from(loss_pct)).map_err(codec)?;
+        self.tuned = (kbps, loss_pct);
+        Ok(())
     }
 
     pub(crate) fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>, Error> {

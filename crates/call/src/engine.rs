@@ -1,8 +1,10 @@
 //! One call: the peer connection (relay-only), the local media pumps (source -> encoder -> track),
 //! the remote media sinks (track -> decoder -> frame/energy), and the signalling glue.
 
+use crate::adapt::{Adapter, Settings};
 use crate::audio::{OpusDecoder, OpusEncoder, FRAME_STEREO};
 use crate::data::{DataIn, DataLink, DataSender};
+use crate::estimate::LinkEstimate;
 use crate::frame::I420Frame;
 use crate::keyframe::{is_keyframe_request, KeyframeRequests};
 use crate::source::{AudioSink, AudioSource, Black, VideoSource};
@@ -31,9 +33,10 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::Track as _;
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    configure_congestion_control, register_default_interceptors, CongestionFeedback, MediaEngine, PeerConnection,
+    PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -121,6 +124,15 @@ pub struct CallStats {
     pub audio_peak_energy: f64,
     /// When the first remote frame was decoded, relative to the call's start.
     pub first_remote_frame: Option<Duration>,
+    /// The congestion controller's estimate of the link, kbit/s.
+    pub target_kbps: f64,
+    /// The loss the controller measured (0..1).
+    pub link_loss: f64,
+    /// What the kiosk sends now: the video rung and its bitrate (`None`: sound only, or not yet
+    /// decided), and Opus's bitrate.
+    pub sending: Option<crate::adapt::Settings>,
+    /// The link is too poor for video: the kiosk sends sound only.
+    pub sound_only_by_link: bool,
 }
 
 /// The candidate types of the pair in use.
@@ -166,6 +178,12 @@ struct Shared {
     playback: Mutex<Option<Box<dyn AudioSink>>>,
     /// The image-share data channel.
     data: Arc<DataLink>,
+    /// The congestion controller's estimate, published for the encoders.
+    estimate: LinkEstimate,
+    /// What the link allows now (the video thread decides; audio and stats read it).
+    sending: Mutex<Option<Settings>>,
+    /// The link is too poor for video: sound only until it recovers.
+    sound_only_by_link: AtomicBool,
 }
 
 /// Self-view frames: one in this many captured frames, shrunk by this factor.
@@ -405,6 +423,12 @@ fn spawn_video_encoder(
         let period = Duration::from_secs(1) / fps.max(1);
         let mut next = Instant::now();
         let mut captured = 0u32;
+        let mut adapter = Adapter::new();
+        let mut adapted = Instant::now();
+        // The rung's frame rate: frames are captured at the camera's rate and some skipped.
+        let mut gap = period;
+        let mut due = Instant::now();
+        let mut last_sent: Option<Instant> = None;
         while !shared.stop.load(Ordering::Relaxed) {
             next += period;
             if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -426,8 +450,25 @@ fn spawn_video_encoder(
             if shared.audio_only.load(Ordering::Relaxed) || !*shared.connected.borrow() {
                 continue;
             }
+            let now = Instant::now();
+            if now.duration_since(adapted) >= ADAPT_EVERY {
+                adapted = now;
+                if let Some(s) = adapter.update(now, shared.estimate.target_bps(), shared.estimate.loss()) {
+                    gap = apply(&shared, &mut encoder, s).unwrap_or(gap);
+                }
+            }
+            if shared.sound_only_by_link.load(Ordering::Relaxed) || now < due {
+                continue;
+            }
+            // Next frame one gap on, but never a burst to catch up after a stall.
+            due = (due + gap).max(now + gap / 2);
+            let duration = last_sent.map_or(gap, |t| now.duration_since(t));
+            last_sent = Some(now);
+            let (w, h) = encoder.size();
+            let frame = if (frame.width(), frame.height()) == (w, h) { frame } else { frame.scaled(w, h) };
             let key = shared.force_keyframe.swap(false, Ordering::Relaxed);
-            match encoder.encode(&frame, key) {
+            let at_ms = i64::try_from(shared.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            match encoder.encode(&frame, key, at_ms, duration) {
                 Ok(frames) => {
                     for f in frames {
                         // A full queue means the network is behind: drop rather than build latency.
@@ -438,6 +479,38 @@ fn spawn_video_encoder(
             }
         }
     })
+}
+
+/// How often the sending follows the estimate.
+const ADAPT_EVERY: Duration = Duration::from_millis(500);
+
+/// Applies new settings to the video encoder; returns the gap between frames they call for
+/// (`None`: sound only, nothing to encode).
+fn apply(shared: &Shared, encoder: &mut Vp8Encoder, s: Settings) -> Option<Duration> {
+    *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(s);
+    let was_sound_only = shared.sound_only_by_link.swap(s.video.is_none(), Ordering::Relaxed);
+    let Some((rung, kbps)) = s.video else {
+        if !was_sound_only {
+            tracing::info!(target_kbps = shared.estimate.target_bps() / 1000.0, "link too poor for video: sound only");
+        }
+        return None;
+    };
+    tracing::info!(
+        width = rung.width,
+        height = rung.height,
+        fps = rung.fps,
+        kbps,
+        target_kbps = (shared.estimate.target_bps() / 1000.0).round(),
+        loss = shared.estimate.loss(),
+        "sending follows the link"
+    );
+    match encoder.reconfigure(rung.width, rung.height, rung.fps, kbps) {
+        // A new size, or video back after sound only, starts from a keyframe.
+        Ok(resized) if resized || was_sound_only => shared.force_keyframe.store(true, Ordering::Relaxed),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "the encoder refused new settings"),
+    }
+    Some(Duration::from_secs(1) / rung.fps.max(1))
 }
 
 fn spawn_audio_encoder(
@@ -468,6 +541,12 @@ fn spawn_audio_encoder(
             } else {
                 next = Instant::now();
             }
+            let sending = *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(s) = sending {
+                if let Err(e) = encoder.tune(s.audio_kbps, s.audio_loss_pct) {
+                    tracing::warn!(error = %e, "Opus refused new settings");
+                }
+            }
             source.fill(&mut pcm);
             if shared.muted.load(Ordering::Relaxed) {
                 pcm.fill(0);
@@ -487,8 +566,7 @@ async fn pump<T: Send + 'static>(
     track: Arc<TrackLocalStaticSample>,
     sender: Arc<dyn RtpSender>,
     mut rx: mpsc::Receiver<T>,
-    duration: Duration,
-    bytes: impl Fn(T) -> (Vec<u8>, bool),
+    bytes: impl Fn(T) -> (Vec<u8>, bool, Duration),
     video: bool,
 ) {
     if !connected(&shared).await {
@@ -500,7 +578,7 @@ async fn pump<T: Send + 'static>(
     };
     let Some(&ssrc) = track.ssrcs().await.first() else { return };
     while let Some(item) = rx.recv().await {
-        let (data, key) = bytes(item);
+        let (data, key, duration) = bytes(item);
         let sample = Sample { data: Bytes::from(data), duration, ..Sample::new(Instant::now()) };
         if let Err(e) = track.sample_writer(ssrc, pt).write_sample(&sample).await {
             tracing::debug!(error = %e, "sample not written");
@@ -573,7 +651,13 @@ impl Call {
         media
             .register_codec(RTCRtpCodecParameters { rtp_codec: opus.clone(), payload_type: 111 }, RtpCodecKind::Audio)
             .map_err(Error::webrtc)?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)
+        let estimate = LinkEstimate::new();
+        // Google Congestion Control over transport-wide feedback, with the library's pacer; the
+        // defaults add NACK (generator and responder), RTCP reports and the TWCC receiver.
+        let registry =
+            configure_congestion_control(Registry::new(), estimate.controller(), CongestionFeedback::Twcc, &mut media)
+                .map_err(Error::webrtc)?;
+        let registry = register_default_interceptors(registry, &mut media)
             .map_err(Error::webrtc)?
             .with(Slot::from(14_000usize), KeyframeRequests::default());
         let rtc_config = RTCConfigurationBuilder::new()
@@ -613,6 +697,9 @@ impl Call {
             next_video: Mutex::new(None),
             playback: Mutex::new(Some(config.playback)),
             data,
+            estimate,
+            sending: Mutex::new(None),
+            sound_only_by_link: AtomicBool::new(false),
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
@@ -648,15 +735,13 @@ impl Call {
             ),
             spawn_audio_encoder(shared.clone(), config.audio, atx),
         ];
-        let frame_time = Duration::from_secs(1) / config.fps.max(1);
         let tasks = vec![
             tokio::spawn(pump(
                 shared.clone(),
                 video_track.clone(),
                 video_sender,
                 vrx,
-                frame_time,
-                |f: EncodedFrame| (f.data, f.key),
+                |f: EncodedFrame| (f.data, f.key, f.duration),
                 true,
             )),
             tokio::spawn(pump(
@@ -664,8 +749,7 @@ impl Call {
                 audio_track,
                 audio_sender,
                 arx,
-                Duration::from_millis(20),
-                |p: Vec<u8>| (p, false),
+                |p: Vec<u8>| (p, false, Duration::from_millis(20)),
                 false,
             )),
             tokio::spawn(keyframe_requests(shared.clone(), video_track)),
@@ -813,6 +897,10 @@ impl Call {
             audio_energy: f64::from_bits(c.audio_energy_bits.load(Ordering::Relaxed)),
             audio_peak_energy: f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)),
             first_remote_frame: (first > 0).then(|| Duration::from_micros(first)),
+            target_kbps: self.shared.estimate.target_bps() / 1000.0,
+            link_loss: self.shared.estimate.loss(),
+            sending: *self.shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            sound_only_by_link: self.shared.sound_only_by_link.load(Ordering::Relaxed),
         }
     }
 

@@ -193,6 +193,24 @@ impl I420Frame {
         out
     }
 
+    /// The frame resampled to `width` x `height` (bilinear), for sending a smaller size on a
+    /// poor link.
+    pub fn scaled(&self, width: u32, height: u32) -> I420Frame {
+        if (width, height) == (self.width, self.height) {
+            return self.clone();
+        }
+        let mut out = I420Frame::filled(width, height, 0, 128, 128);
+        let (sy, su, sv) = self.planes();
+        let (cw, ch) = (out.chroma_width(), out.chroma_height());
+        let luma = width as usize * height as usize;
+        let (dy, rest) = out.data.split_at_mut(luma);
+        let (du, dv) = rest.split_at_mut(cw as usize * ch as usize);
+        resample(sy, (self.width, self.height), dy, (out.width, out.height));
+        resample(su, (self.chroma_width(), self.chroma_height()), du, (cw, ch));
+        resample(sv, (self.chroma_width(), self.chroma_height()), dv, (cw, ch));
+        out
+    }
+
     /// The frame as it travels to the page: a 12-byte header (width, height, then a frame number,
     /// each little-endian u32) followed by the I420 bytes.
     pub fn to_wire(&self, number: u32) -> Vec<u8> {
@@ -202,6 +220,26 @@ impl I420Frame {
         out.extend_from_slice(&number.to_le_bytes());
         out.extend_from_slice(&self.data);
         out
+    }
+}
+
+/// Bilinear resampling of one plane (`src` is `sw` x `sh`, `dst` is `dw` x `dh`, both packed).
+fn resample(src: &[u8], (sw, sh): (u32, u32), dst: &mut [u8], (dw, dh): (u32, u32)) {
+    let (sw, sh, dw) = (sw as usize, sh as usize, dw as usize);
+    let at = |x: usize, y: usize| f32::from(src.get(y * sw + x).copied().unwrap_or(128));
+    let (fx, fy) = (sw as f32 / dw as f32, sh as f32 / dh.max(1) as f32);
+    for (row, line) in dst.chunks_mut(dw.max(1)).enumerate() {
+        let y = ((row as f32 + 0.5) * fy - 0.5).clamp(0.0, (sh - 1) as f32);
+        let (y0, wy) = (y as usize, y.fract());
+        let y1 = (y0 + 1).min(sh - 1);
+        for (col, px) in line.iter_mut().enumerate() {
+            let x = ((col as f32 + 0.5) * fx - 0.5).clamp(0.0, (sw - 1) as f32);
+            let (x0, wx) = (x as usize, x.fract());
+            let x1 = (x0 + 1).min(sw - 1);
+            let top = at(x0, y0) * (1.0 - wx) + at(x1, y0) * wx;
+            let bottom = at(x0, y1) * (1.0 - wx) + at(x1, y1) * wx;
+            *px = (top * (1.0 - wy) + bottom * wy).round() as u8;
+        }
     }
 }
 
@@ -265,6 +303,24 @@ mod tests {
         let mut short = vec![0u8; 213 * 4 * 159];
         assert!(matches!(f.to_bgrx(&mut short, 213 * 4), Err(FrameError::Convert(_))));
         assert!(matches!(f.to_bgrx(&mut vec![0u8; 213 * 4 * 160], 212), Err(FrameError::Convert(_))));
+    }
+
+    #[test]
+    fn scaling_keeps_content_and_sizes_valid() {
+        let mut f = I420Frame::filled(640, 480, 200, 100, 150);
+        for row in 0..480 {
+            for col in 320..640 {
+                f.data_mut()[row * 640 + col] = 60;
+            }
+        }
+        for (w, h) in [(480, 360), (320, 240), (160, 120), (213, 160)] {
+            let s = f.scaled(w, h);
+            assert_eq!(s.data().len(), I420Frame::len_for(w, h));
+            assert_eq!(s.mean_luma(0, 0, w / 3, h), 200.0, "{w}x{h} left");
+            assert_eq!(s.mean_luma(w - w / 3, 0, w / 3, h), 60.0, "{w}x{h} right");
+            let (_, u, v) = s.planes();
+            assert!(u.iter().all(|&c| c == 100) && v.iter().all(|&c| c == 150));
+        }
     }
 
     #[test]

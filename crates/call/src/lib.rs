@@ -13,6 +13,7 @@ mod data;
 pub mod devices;
 mod engine;
 mod error;
+pub mod estimate;
 pub mod frame;
 pub mod images;
 mod keyframe;

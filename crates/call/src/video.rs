@@ -11,12 +11,16 @@ fn codec(e: impl std::fmt::Display) -> Error {
     Error::Codec(e.to_string())
 }
 
-/// A VP8 encoder for one call.
+/// A VP8 encoder for one call. Its clock is in milliseconds, so frames skipped to lower the
+/// frame rate are seen by its rate control as a lower rate, not as slow motion.
 pub(crate) struct Vp8Encoder {
     enc: Encoder<u8>,
     width: u32,
     height: u32,
-    pts: i64,
+    /// The size it was created at: VP8 can be told a smaller size later, never a larger one.
+    max: (u32, u32),
+    fps: u32,
+    kbps: u32,
 }
 
 /// One encoded frame.
@@ -24,32 +28,64 @@ pub(crate) struct Vp8Encoder {
 pub(crate) struct EncodedFrame {
     pub(crate) data: Vec<u8>,
     pub(crate) key: bool,
+    /// How long it shows: until the next frame the encoder was given.
+    pub(crate) duration: std::time::Duration,
+}
+
+fn config(width: u32, height: u32, fps: u32, kbps: u32) -> Result<EncoderConfig<u8>, Error> {
+    let ms = NonZero::new(1000).ok_or_else(|| codec("timebase"))?;
+    let one = NonZero::new(1).ok_or_else(|| codec("timebase"))?;
+    let mut cfg = EncoderConfig::<u8>::new(
+        CodecId::VP8,
+        width,
+        height,
+        Timebase { num: one, den: ms },
+        RateControl::ConstantBitRate(kbps),
+    )
+    .map_err(codec)?;
+    // Real time: no look-ahead, a keyframe at least every 10 s, drop frames rather than lag.
+    cfg.lag_in_frames = 0;
+    cfg.threads = 2;
+    cfg.kf_mode = KeyFrameMode::Auto { min_dist: 0, max_dist: fps.max(1) * 10 };
+    cfg.rc_dropframe_thresh = 25;
+    Ok(cfg)
 }
 
 impl Vp8Encoder {
     pub(crate) fn new(width: u32, height: u32, fps: u32, kbps: u32) -> Result<Self, Error> {
-        let den = NonZero::new(fps.max(1)).ok_or_else(|| codec("fps"))?;
-        let one = NonZero::new(1).ok_or_else(|| codec("timebase"))?;
-        let mut cfg = EncoderConfig::<u8>::new(
-            CodecId::VP8,
-            width,
-            height,
-            Timebase { num: one, den },
-            RateControl::ConstantBitRate(kbps),
-        )
-        .map_err(codec)?;
-        // Real time: no look-ahead, a keyframe at least every 10 s, drop frames rather than lag.
-        cfg.lag_in_frames = 0;
-        cfg.threads = 2;
-        cfg.kf_mode = KeyFrameMode::Auto { min_dist: 0, max_dist: fps * 10 };
-        cfg.rc_dropframe_thresh = 25;
-        let mut enc = Encoder::new(cfg).map_err(codec)?;
+        let mut enc = Encoder::new(config(width, height, fps, kbps)?).map_err(codec)?;
         // Speed over compression: two cores also run the decoder, audio and the page.
         enc.codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::CpuUsed(10)).map_err(codec)?;
-        Ok(Vp8Encoder { enc, width, height, pts: 0 })
+        Ok(Vp8Encoder { enc, width, height, max: (width, height), fps, kbps })
     }
 
-    pub(crate) fn encode(&mut self, frame: &I420Frame, keyframe: bool) -> Result<Vec<EncodedFrame>, Error> {
+    /// The size frames must now have.
+    pub(crate) fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Changes the target bitrate, frame rate and size of the running encoder (no new stream).
+    /// Returns whether the size changed (the caller then sends a keyframe).
+    pub(crate) fn reconfigure(&mut self, width: u32, height: u32, fps: u32, kbps: u32) -> Result<bool, Error> {
+        let (width, height) = (width.min(self.max.0) & !1, height.min(self.max.1) & !1);
+        if (width, height, fps, kbps) == (self.width, self.height, self.fps, self.kbps) {
+            return Ok(false);
+        }
+        self.enc.set_config(&config(width, height, fps, kbps)?).map_err(codec)?;
+        let resized = (width, height) != (self.width, self.height);
+        (self.width, self.height, self.fps, self.kbps) = (width, height, fps, kbps);
+        Ok(resized)
+    }
+
+    /// Encodes `frame` (of [`Vp8Encoder::size`]) captured at `at_ms` on the call's clock, shown
+    /// for `duration`.
+    pub(crate) fn encode(
+        &mut self,
+        frame: &I420Frame,
+        keyframe: bool,
+        at_ms: i64,
+        duration: std::time::Duration,
+    ) -> Result<Vec<EncodedFrame>, Error> {
         if frame.width() != self.width || frame.height() != self.height {
             return Err(codec(format!(
                 "frame is {}x{}, encoder {}x{}",
@@ -63,15 +99,14 @@ impl Vp8Encoder {
             YUVImageData::from_raw_data(ImageFormat::I420, self.width as usize, self.height as usize, frame.data())
                 .map_err(codec)?;
         let flags = if keyframe { EncoderFrameFlags::FORCE_KF } else { EncoderFrameFlags::empty() };
-        let packets = self.enc.encode(self.pts, 1, image, EncodingDeadline::Realtime, flags).map_err(codec)?;
-        let out = packets
+        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1);
+        let packets = self.enc.encode(at_ms, ms, image, EncodingDeadline::Realtime, flags).map_err(codec)?;
+        Ok(packets
             .filter_map(|p| match p {
-                Packet::CompressedFrame(f) => Some(EncodedFrame { data: f.data, key: f.flags.is_key }),
+                Packet::CompressedFrame(f) => Some(EncodedFrame { data: f.data, key: f.flags.is_key, duration }),
                 _ => None,
             })
-            .collect();
-        self.pts += 1;
-        Ok(out)
+            .collect())
     }
 }
 
@@ -125,6 +160,8 @@ mod tests {
     use super::*;
     use crate::source::{TestPattern, VideoSource, BAR_LUMA};
 
+    const MS33: std::time::Duration = std::time::Duration::from_millis(33);
+
     #[test]
     fn encode_decode_round_trip_keeps_content_and_honours_keyframe_requests() {
         let mut src = TestPattern::new(320, 240);
@@ -133,7 +170,7 @@ mod tests {
         let mut decoded = None;
         let mut keys = Vec::new();
         for i in 0..20 {
-            for f in enc.encode(&src.next_frame(), i == 15).expect("encode") {
+            for f in enc.encode(&src.next_frame(), i == 15, i64::from(i) * 33, MS33).expect("encode") {
                 keys.push((i, f.key, is_keyframe(&f.data)));
                 if let Some(p) = dec.decode(&f.data).expect("decode") {
                     decoded = Some(p);
@@ -160,7 +197,7 @@ mod tests {
             let frame = I420Frame::filled(w, h, 126, 128, 128);
             let mut decoded = None;
             for i in 0..3 {
-                for f in enc.encode(&frame, i == 0).expect("encode") {
+                for f in enc.encode(&frame, i == 0, i * 33, MS33).expect("encode") {
                     decoded = dec.decode(&f.data).expect("decode").or(decoded);
                 }
             }
@@ -170,5 +207,51 @@ mod tests {
             d.to_bgrx(&mut out, w * 4).expect("convert");
             assert!(out.chunks(4).all(|p| p[0].abs_diff(128) < 8), "grey stays grey at {w}x{h}");
         }
+    }
+
+    /// Bytes the encoder makes of `frames` noisy frames (a camera's grain: hard to compress).
+    fn bytes_for(enc: &mut Vp8Encoder, frames: i64, seed: &mut u32) -> usize {
+        let (w, h) = enc.size();
+        let mut total = 0;
+        for i in 0..frames {
+            let mut f = I420Frame::filled(w, h, 128, 128, 128);
+            for p in f.data_mut().iter_mut().take((w * h) as usize) {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 17;
+                *seed ^= *seed << 5;
+                *p = 64 + (*seed % 128) as u8;
+            }
+            total +=
+                enc.encode(&f, false, 1000 + i * 33, MS33).expect("encode").iter().map(|e| e.data.len()).sum::<usize>();
+        }
+        total
+    }
+
+    #[test]
+    fn a_running_encoder_takes_a_lower_bitrate_and_a_smaller_size_but_never_a_larger_one() {
+        let mut seed = 7;
+        let mut enc = Vp8Encoder::new(640, 480, 30, 1000).expect("encoder");
+        bytes_for(&mut enc, 10, &mut seed);
+        let high = bytes_for(&mut enc, 30, &mut seed);
+        assert!(!enc.reconfigure(640, 480, 30, 150).expect("rate"), "same size");
+        bytes_for(&mut enc, 10, &mut seed);
+        let low = bytes_for(&mut enc, 30, &mut seed);
+        assert!(low * 3 < high, "150 kbit/s makes far fewer bytes than 1000: {low} vs {high}");
+
+        assert!(enc.reconfigure(320, 240, 20, 150).expect("smaller"), "the size changed");
+        assert_eq!(enc.size(), (320, 240));
+        let mut dec = Vp8Decoder::new().expect("decoder");
+        let f = I420Frame::filled(320, 240, 90, 128, 128);
+        let mut decoded = None;
+        for i in 0..3 {
+            for e in enc.encode(&f, i == 0, 5000 + i * 50, MS33).expect("encode") {
+                decoded = dec.decode(&e.data).expect("decode").or(decoded);
+            }
+        }
+        assert_eq!(decoded.map(|d| (d.width(), d.height())), Some((320, 240)));
+        assert!(enc.encode(&I420Frame::filled(640, 480, 0, 128, 128), false, 6000, MS33).is_err(), "old size refused");
+
+        enc.reconfigure(1280, 720, 30, 800).expect("capped");
+        assert_eq!(enc.size(), (640, 480), "never larger than it was made");
     }
 }

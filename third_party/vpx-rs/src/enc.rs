@@ -240,6 +240,17 @@ impl<T: YUVPixelType> Encoder<T> {
     pub fn stream_info(&mut self) -> Option<StreamInfo> {
         crate::common::get_stream_info(&mut self.ctx.0)
     }
+    /// SecureConsult patch: applies a changed configuration to the running
+    /// encoder (`vpx_codec_enc_config_set`), such as a new target bitrate.
+    /// VP8 also takes a smaller frame size, never a larger one than it was
+    /// created with.
+    pub fn set_config(&mut self, config: &EncoderConfig<T>) -> Result<()> {
+        let (_iface, cfg) = unsafe { config.cfg()? };
+        call_vpx!(
+            vpx_sys::vpx_codec_enc_config_set(&mut self.ctx.0, &cfg),
+            Error::EncoderConfigInitFailed,
+        )
+    }
     /// Provides fine-grained codec control after initialization.
     pub fn codec_control_set(
         &mut self,
