@@ -15,6 +15,7 @@ mod keystore;
 mod link;
 mod lock_from_any_thread;
 mod pinning;
+mod shaped_call;
 mod share;
 mod share_window;
 mod signalling;

@@ -66,6 +66,24 @@ impl Driver {
         spawn(cmd, "call.mjs", server, username, secret)
     }
 
+    /// As [`Driver::start`], in the network namespace `ns` (a shaped link's hospital side), for
+    /// the care server at `url` with SPKI pin `spki`, signing in with the TOTP `code`.
+    pub fn start_in(
+        ns: &str,
+        (url, spki): (&str, &str),
+        (username, code): (&str, &str),
+        y4m: &Path,
+        options: &Options,
+    ) -> Self {
+        let mut cmd = tokio::process::Command::new("ip");
+        cmd.args(["netns", "exec", ns, "node"]);
+        cmd.env("SC_Y4M", y4m)
+            .env("SC_END", &options.end)
+            .env("SC_HOLD_MS", options.hold_ms.to_string())
+            .env("SC_HEADLESS", "1");
+        spawn_at(cmd, "call.mjs", (url, spki), username, code)
+    }
+
     /// As [`Driver::start`], for a consultant who then shares images as told ([`Driver::tell`]).
     pub fn sharing(server: &CareServer, username: &str, secret: &str, y4m: &Path) -> Self {
         let mut cmd = tokio::process::Command::new("node");
@@ -111,7 +129,18 @@ impl Driver {
 }
 
 /// Starts `script` signed in as `username`, with its JSON-line reports on a channel.
-fn spawn(mut cmd: tokio::process::Command, script: &str, server: &CareServer, username: &str, secret: &str) -> Driver {
+fn spawn(cmd: tokio::process::Command, script: &str, server: &CareServer, username: &str, secret: &str) -> Driver {
+    spawn_at(cmd, script, (&server.url, &server.spki_pin()), username, &CareServer::code(secret))
+}
+
+/// As [`spawn`], for a server at `url` whose key has the SPKI pin `spki`, with the TOTP `code`.
+fn spawn_at(
+    mut cmd: tokio::process::Command,
+    script: &str,
+    (url, spki): (&str, &str),
+    username: &str,
+    code: &str,
+) -> Driver {
     assert!(
         driver_dir().join("node_modules/playwright-core").exists(),
         "run `npm ci` in tests/consultant (scripts/test.sh does)"
@@ -119,11 +148,11 @@ fn spawn(mut cmd: tokio::process::Command, script: &str, server: &CareServer, us
     let mut child = cmd
         .arg(driver_dir().join(script))
         .stdin(std::process::Stdio::piped())
-        .env("SC_URL", &server.url)
+        .env("SC_URL", url)
         .env("SC_USER", username)
         .env("SC_PASSWORD", PASSWORD)
-        .env("SC_CODE", CareServer::code(secret))
-        .env("SC_SPKI", server.spki_pin())
+        .env("SC_CODE", code)
+        .env("SC_SPKI", spki)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)

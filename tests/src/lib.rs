@@ -124,12 +124,7 @@ impl CareServer {
     /// base64(SHA-256(SubjectPublicKeyInfo)) of the TLS key: what Chromium's
     /// `--ignore-certificate-errors-spki-list` pins.
     pub fn spki_pin(&self) -> String {
-        use base64::Engine as _;
-        use rcgen::PublicKeyData as _;
-        let pem = std::fs::read_to_string(self.dir.path().join("server.key.pem")).expect("server key");
-        let key = rcgen::KeyPair::from_pem(&pem).expect("key");
-        let digest = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
-        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+        spki_pin_of(self.dir.path())
     }
 
     /// The current code for a TOTP secret.
@@ -240,4 +235,14 @@ pub fn as_from_a_shell(cmd: &mut std::process::Command) -> &mut std::process::Co
         }
     }
     cmd
+}
+
+/// The SPKI pin ([`CareServer::spki_pin`]) of the care server whose data directory is `dir`.
+pub fn spki_pin_of(dir: &Path) -> String {
+    use base64::Engine as _;
+    use rcgen::PublicKeyData as _;
+    let pem = std::fs::read_to_string(dir.join("server.key.pem")).expect("server key");
+    let key = rcgen::KeyPair::from_pem(&pem).expect("key");
+    let digest = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
 }

@@ -2,11 +2,18 @@
 //! Congestion Control over transport-wide feedback) lives boxed inside the interceptor chain, so it
 //! is wrapped: every time it updates, its target bitrate and the loss it measured are published
 //! to atomics the call's encoder threads read.
+//!
+//! rtc 0.21's GCC raises its target by 8 % a second with no cap at what actually gets through, and
+//! does not probe (measured on the poor profile: 256 kbit/s, 5 % loss, the target climbed past 600
+//! kbit/s). As libwebrtc does, the wrapper caps the target near the rate the receiver
+//! acknowledged over the last second ([`ACKED_HEADROOM`]), but never below [`CAP_FLOOR_BPS`]: without probing, a call
+//! sending little (sound only) must still be able to find room for video again.
 
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where the controller starts: a prison link's typical rate, so the first seconds neither flood
 /// a poor link nor starve a good one.
@@ -15,6 +22,16 @@ pub const INITIAL_BPS: f64 = 500_000.0;
 pub const MIN_BPS: f64 = 40_000.0;
 /// The most the kiosk ever sends (the top rung and the voice, with room for keyframes).
 pub const MAX_BPS: f64 = 1_600_000.0;
+
+/// The acknowledged-rate cap never goes below this (a 256 kbit/s link's worth).
+pub const CAP_FLOOR_BPS: f64 = 300_000.0;
+/// How far above the acknowledged rate the target may be. libwebrtc allows 1.5; measured on the
+/// poor profile that still let the kiosk send 480x360 into a 256 kbit/s link (rtc's delay-based
+/// detection is slow to cut through a tail-dropping queue), so the kiosk keeps closer: 1.2 still
+/// grows the sending rate by a fifth a second while the link has room.
+pub const ACKED_HEADROOM: f64 = 1.2;
+/// The window the acknowledged rate is measured over, on the receiver's clock.
+const ACKED_WINDOW: Duration = Duration::from_secs(1);
 
 /// The published estimate, shared between the chain and the encoders.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +60,7 @@ impl LinkEstimate {
 
     /// Google Congestion Control, publishing here.
     pub fn controller(&self) -> Published<Gcc> {
-        Published { inner: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS), out: self.clone() }
+        Published { inner: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS), out: self.clone(), acked: VecDeque::new() }
     }
 }
 
@@ -52,11 +69,45 @@ impl LinkEstimate {
 pub struct Published<E> {
     inner: E,
     out: LinkEstimate,
+    /// Packets the receiver acknowledged: (arrival on its clock, bytes), the last second's.
+    acked: VecDeque<(Duration, usize)>,
+}
+
+impl<E> Published<E> {
+    /// What the receiver acknowledged over the last second, bits per second (`None` until half
+    /// a second of arrivals is known).
+    fn acked_bps(&self) -> Option<f64> {
+        let (first, last) = (self.acked.front()?.0, self.acked.back()?.0);
+        let span = last.saturating_sub(first);
+        (span >= ACKED_WINDOW / 2)
+            .then(|| self.acked.iter().map(|(_, b)| *b as f64 * 8.0).sum::<f64>() / span.as_secs_f64())
+    }
+
+    fn note_arrivals(&mut self, reports: &[PacketReport]) {
+        for r in reports.iter().filter(|r| r.arrived) {
+            if let Some(at) = r.arrival {
+                self.acked.push_back((at, r.size));
+            }
+        }
+        let newest = self.acked.iter().map(|(at, _)| *at).max().unwrap_or_default();
+        while self.acked.front().is_some_and(|(at, _)| newest.saturating_sub(*at) > ACKED_WINDOW) {
+            self.acked.pop_front();
+        }
+    }
 }
 
 impl<E: BandwidthEstimator> Published<E> {
-    fn publish(&self) {
+    /// The controller's target, capped by what gets through.
+    fn capped(&self) -> f64 {
         let target = self.inner.target_bitrate();
+        match self.acked_bps() {
+            Some(acked) => target.min((acked * ACKED_HEADROOM).max(CAP_FLOOR_BPS)),
+            None => target,
+        }
+    }
+
+    fn publish(&self) {
+        let target = self.capped();
         if target.is_finite() {
             self.out.target_bps.store(target.to_bits(), Ordering::Relaxed);
         }
@@ -68,12 +119,14 @@ impl<E: BandwidthEstimator> Published<E> {
 
 impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.note_arrivals(reports);
         self.inner.on_reports(now, reports);
         self.publish();
     }
 
     fn target_bitrate(&self) -> f64 {
-        self.inner.target_bitrate()
+        // The pacer paces at this too: the cap is the kiosk's whole sending rate.
+        self.capped()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -104,5 +157,48 @@ mod tests {
         // No news keeps the estimate; the published value is the controller's own.
         c.on_reports(Instant::now(), &[]);
         assert_eq!(shared.target_bps(), c.target_bitrate());
+    }
+
+    /// An estimator that only ever says 2 Mbit/s.
+    struct Optimist;
+    impl BandwidthEstimator for Optimist {
+        fn on_reports(&mut self, _now: Instant, _reports: &[PacketReport]) {}
+        fn target_bitrate(&self) -> f64 {
+            2_000_000.0
+        }
+    }
+
+    fn report(id: u64, at_ms: u64, size: usize, arrived: bool) -> PacketReport {
+        PacketReport {
+            ssrc: 1,
+            id,
+            rtp_sequence_number: id as u16,
+            is_twcc: true,
+            twcc_sequence_number: id as u16,
+            size,
+            arrived,
+            departure: Instant::now(),
+            arrival: arrived.then(|| Duration::from_millis(at_ms)),
+            ecn: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_target_is_capped_near_what_arrives_but_not_below_the_floor() {
+        let shared = LinkEstimate::new();
+        let mut c = Published { inner: Optimist, out: shared.clone(), acked: VecDeque::new() };
+        c.on_reports(Instant::now(), &[report(0, 0, 1000, true)]);
+        assert_eq!(shared.target_bps(), 2_000_000.0, "no cap before half a second of arrivals");
+        // 320 kbit/s arriving (40 kB a second in 1000-byte packets), half of them lost.
+        let reports: Vec<_> = (1..=80).map(|i| report(i, i * 12, 1000, i % 2 == 0)).collect();
+        c.on_reports(Instant::now(), &reports);
+        let acked = c.acked_bps().expect("acked");
+        assert!((acked - 40.0 * 1000.0 * 8.0 * 1000.0 / 950.0).abs() < 20_000.0, "{acked}");
+        assert!((shared.target_bps() - acked * ACKED_HEADROOM).abs() < 1.0, "{}", shared.target_bps());
+        assert_eq!(c.target_bitrate(), shared.target_bps(), "the pacer gets the capped target too");
+        // A trickle (sound only) is capped at the floor, not near the trickle.
+        let trickle: Vec<_> = (200..260).map(|i| report(i, 2000 + (i - 200) * 20, 100, true)).collect();
+        c.on_reports(Instant::now(), &trickle);
+        assert_eq!(shared.target_bps(), CAP_FLOOR_BPS);
     }
 }

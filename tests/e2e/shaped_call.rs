@@ -1,0 +1,239 @@
+//! Calls across a shaped prison link (issue #12): the kiosk's engine (`kiosk-engine`) in the
+//! prison's namespace; the care server, coturn behind our delay relay and a headless Chromium
+//! consultant in the hospital's. Smoke-sized: the full profiles and figures are the benchmark's.
+
+use sc_e2e::browser::{Driver, Options};
+use sc_e2e::link::{DelayRelay, Link, Profile, Side, RELAY_SEED};
+use sc_e2e::{bin, PASSWORD, TURN_SECRET};
+use serde_json::Value;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The hospital side: coturn, the delay relay in front of it, and the care server, with a nurse
+/// and a consultant.
+struct Hospital {
+    dir: tempfile::TempDir,
+    url: String,
+    nurse: Vec<String>,
+    consultant: Vec<String>,
+    children: Vec<Child>,
+    _relay: DelayRelay,
+}
+
+impl Drop for Hospital {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn care(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new(bin("care-server"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("care-server");
+    if let Some(text) = stdin {
+        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("care-server");
+    assert!(out.status.success(), "care-server {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn totp_secret(out: &str) -> String {
+    out.lines().find_map(|l| l.strip_prefix("TOTP secret (shown once): ")).expect("TOTP secret").to_owned()
+}
+
+fn code(secret: &str) -> String {
+    sc_server::auth::totp_code(secret, sc_e2e::now()).expect("code")
+}
+
+fn hospital(link: &Link) -> Hospital {
+    let addr = link.addr(Side::Hospital);
+    let dir = tempfile::tempdir().expect("dir");
+    care(dir.path(), &["init", "--tls-name", &addr.to_string()], None);
+    care(dir.path(), &["add-prison", "HMP Shaped"], None);
+    let pw = format!("{PASSWORD}\n");
+    // A nurse and a consultant for each try: a TOTP code is good for one sign-in.
+    let nurse = (0..4)
+        .map(|i| {
+            let name = format!("nurse.s{i}");
+            let args =
+                ["add-staff", "--username", &name, "--name", "Nurse S", "--role", "nurse", "--prison", "HMP Shaped"];
+            totp_secret(&care(dir.path(), &args, Some(&pw)))
+        })
+        .collect();
+    let consultant = (0..4)
+        .map(|i| {
+            let name = format!("dr.s{i}");
+            let args = ["add-staff", "--username", &name, "--name", "Dr S", "--role", "consultant"];
+            totp_secret(&care(dir.path(), &args, Some(&pw)))
+        })
+        .collect();
+    let mut children = Vec::new();
+    let turn = link
+        .command(Side::Hospital, "turnserver")
+        .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--use-auth-secret", "--realm=secureconsult.test"])
+        .arg(format!("--static-auth-secret={TURN_SECRET}"))
+        .arg(format!("--listening-ip={addr}"))
+        .arg(format!("--relay-ip={addr}"))
+        .args(["--listening-port=3478", "--min-port=49152", "--max-port=49352", "--allow-loopback-peers"])
+        .arg(format!("--pidfile={}", dir.path().join("turn.pid").display()))
+        .arg(format!("--db={}", dir.path().join("turndb").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("turnserver");
+    children.push(turn);
+    // Both peers reach coturn through the relay (the server hands both one TURN URL), so each leg
+    // carries half the profile's delay and jitter.
+    let p = link.profile();
+    let relay = link.delay_relay_with(
+        Side::Hospital,
+        (addr, 0).into(),
+        (addr, 3478).into(),
+        p.delay_ms / 2,
+        p.jitter_ms / 2,
+        RELAY_SEED,
+    );
+    std::fs::write(dir.path().join("care-server.toml"), format!("[turn]\nurls = [\"{}\"]\n", relay.turn_url()))
+        .expect("config");
+    let mut server = link
+        .command(Side::Hospital, bin("care-server"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", &format!("{addr}:8443")])
+        .env("SC_TURN_SECRET", TURN_SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("care-server serve");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    assert!(line.starts_with("listening on "), "{line}");
+    children.push(server);
+    std::thread::sleep(Duration::from_millis(300)); // coturn's listeners
+    Hospital { url: format!("https://{addr}:8443"), dir, nurse, consultant, children, _relay: relay }
+}
+
+/// One admitted call: the engine's reports, and when the consultant admitted the laptop.
+struct Attempt {
+    engine: Vec<Value>,
+    connected_after_admission: Option<Duration>,
+}
+
+async fn attempt(link: &Link, h: &Hospital, try_no: usize, in_call_secs: u64) -> Attempt {
+    let room = care(
+        h.dir.path(),
+        &["add-appointment", "--consultant", &format!("dr.s{try_no}"), "--prison", "HMP Shaped", "--in-minutes", "0"],
+        None,
+    );
+    let room = room.split_whitespace().last().expect("room code").to_owned();
+    let token = care(h.dir.path(), &["enrol-token", "--prison", "HMP Shaped"], None).trim().to_owned();
+    let data = tempfile::tempdir().expect("kiosk dir");
+    let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
+    sc_e2e::media::write_y4m(clip.path(), 15);
+    let spki = sc_e2e::spki_pin_of(h.dir.path());
+    let mut consultant = Driver::start_in(
+        link.ns(Side::Hospital),
+        (&h.url, &spki),
+        (&format!("dr.s{try_no}"), &code(&h.consultant[try_no])),
+        clip.path(),
+        &Options { end: "kiosk".into(), hold_ms: 0, display: None },
+    );
+    let mut cmd = tokio::process::Command::from(link.command(Side::Kiosk, bin("kiosk-engine")));
+    let mut engine = cmd
+        .env("SC_SERVER", &h.url)
+        .env("SC_TOKEN", &token)
+        .env("SC_NURSE", format!("nurse.s{try_no}"))
+        .env("SC_PASSWORD", PASSWORD)
+        .env("SC_CODE", code(&h.nurse[try_no]))
+        .env("SC_ROOM", &room)
+        .env("SC_DATA", data.path())
+        .env("SC_BIND", format!("{}:0", link.addr(Side::Kiosk)))
+        .env("SC_MEDIA", "synthetic")
+        .env("SC_SECS", in_call_secs.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kiosk-engine");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(engine.stdout.take().expect("stdout")));
+    let mut reports = Vec::new();
+    let (mut admitted, mut connected) = (None::<Instant>, None::<Instant>);
+    let deadline = Instant::now() + Duration::from_secs(90 + in_call_secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(l)) => {
+                    let v: Value = serde_json::from_str(&l).unwrap_or(Value::Null);
+                    assert_ne!(v["event"], "error", "kiosk engine: {v}; audit: {}", care(h.dir.path(), &["audit", "--limit", "6"], None));
+                    match v["phase"].as_str() {
+                        Some("connecting") => admitted = admitted.or(Some(Instant::now())),
+                        Some("in_call") => connected = connected.or(Some(Instant::now())),
+                        Some("ended") => { reports.push(v); break; }
+                        _ => {}
+                    }
+                    reports.push(v);
+                }
+                _ => break,
+            },
+            Some(v) = consultant.events.recv() => {
+                assert_ne!(v["event"], "error", "consultant: {v}");
+            }
+            _ = tokio::time::sleep(left) => panic!("the call did not end in time; engine: {:?}", reports.last()),
+        }
+    }
+    let _ = engine.wait().await;
+    Attempt { engine: reports, connected_after_admission: admitted.zip(connected).map(|(a, c)| c.duration_since(a)) }
+}
+
+fn poor_profile_tries() -> usize {
+    std::env::var("SC_POOR_TRIES").ok().and_then(|t| t.parse::<usize>().ok()).unwrap_or(2).min(4)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_on_the_poor_profile_the_call_connects_every_time_within_10_s_and_sends_within_the_link() {
+    let link = Link::new(Profile::poor());
+    let h = hospital(&link);
+    for i in 0..poor_profile_tries() {
+        let a = attempt(&link, &h, i, 12).await;
+        let took = a.connected_after_admission;
+        assert!(
+            took.is_some_and(|t| t <= Duration::from_secs(10)),
+            "try {i}: admitted -> in call took {took:?}; engine: {:?}",
+            a.engine.iter().filter(|v| v["event"] == "phase").collect::<Vec<_>>()
+        );
+        // Once the controller has seen the link, the kiosk sends what 256 kbit/s can carry.
+        let last = a.engine.iter().rev().find(|v| v["event"] == "stats").expect("stats").clone();
+        let kbps = last["sending"]["video"]["kbps"].as_u64().unwrap_or(0);
+        let width = last["sending"]["video"]["width"].as_u64().unwrap_or(0);
+        let targets: Vec<String> = a
+            .engine
+            .iter()
+            .filter(|v| v["event"] == "stats")
+            .map(|v| {
+                format!("{:.0}/{:.2}", v["target_kbps"].as_f64().unwrap_or(0.0), v["link_loss"].as_f64().unwrap_or(0.0))
+            })
+            .collect();
+        assert!(
+            kbps <= 256 && width <= 320,
+            "try {i}: sending {} on a 256 kbit link; estimate/loss each second: {targets:?}",
+            last["sending"]
+        );
+        assert!(last["audio_received"].as_u64().unwrap_or(0) > 100, "try {i}: audio flowed: {last}");
+        assert!(last["frames_sent"].as_u64().unwrap_or(0) > 0, "try {i}: {last}");
+    }
+    drop(h);
+    drop(link);
+}

@@ -1,0 +1,117 @@
+//! The kiosk's call engine without a window, for runs inside a network namespace (the shaped-link
+//! tests): enrols a laptop profile with a one-time token, signs a nurse in, joins a room and
+//! reports the call as JSON lines on stdout (`phase` on each change, `stats` every second) until
+//! the call ends or `SC_SECS` seconds in the call have passed. Settings come from the environment:
+//! SC_SERVER, SC_TOKEN, SC_NURSE, SC_PASSWORD, SC_CODE, SC_ROOM, SC_DATA (a fresh directory),
+//! SC_BIND (the UDP address for the TURN client), SC_SECS, and SC_MEDIA (`synthetic`, or a 640x480
+//! Y4M clip's path). The keystore is the session's Secret Service, as for the real kiosk.
+#![forbid(unsafe_code)]
+
+use sc_call::consultation::{Consultation, MediaSetup, Phase};
+use sc_core::activate::Credentials;
+use sc_core::keystore::Keystore;
+use sc_core::{Kiosk, KioskView};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn setting(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| fail(&format!("{key} is required")))
+}
+
+fn fail(why: &str) -> ! {
+    println!("{}", json!({ "event": "error", "message": why }));
+    std::process::exit(1)
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| fail(&format!("runtime: {e}")));
+    rt.block_on(run());
+}
+
+async fn run() {
+    let dir = std::path::PathBuf::from(setting("SC_DATA"));
+    let data = sc_core::record::DataDir::open(&dir).unwrap_or_else(|e| fail(&format!("data dir: {e}")));
+    let keystore = tokio::task::spawn_blocking(Keystore::secret_service)
+        .await
+        .unwrap_or_else(|e| fail(&format!("keystore: {e}")))
+        .unwrap_or_else(|e| fail(&format!("keystore: {e}")));
+    let token = setting("SC_TOKEN").parse().unwrap_or_else(|e| fail(&format!("token: {e}")));
+    sc_core::enrol::enrol(&data, &keystore, &setting("SC_SERVER"), &token)
+        .await
+        .unwrap_or_else(|e| fail(&format!("enrol: {e}")));
+    let kiosk = Kiosk::open(&dir, Keystore::secret_service).unwrap_or_else(|e| fail(&format!("open: {e}")));
+    let creds = Credentials {
+        username: setting("SC_NURSE"),
+        password: setting("SC_PASSWORD").into(),
+        totp: setting("SC_CODE"),
+    };
+    let view = kiosk.sign_in(creds).await;
+    if !matches!(view, KioskView::Unlocked { .. }) {
+        fail(&format!("sign-in: {view:?}"));
+    }
+    let record = kiosk.record().cloned().unwrap_or_else(|| fail("not enrolled"));
+    let session = kiosk.session_token().unwrap_or_else(|| fail("not unlocked"));
+    let bind = vec![setting("SC_BIND")];
+    let media = match setting("SC_MEDIA").as_str() {
+        "synthetic" => MediaSetup::synthetic(bind, Duration::from_secs(30)),
+        clip => MediaSetup::clip(bind, Duration::from_secs(30), clip.into()),
+    };
+    let secs: u64 = setting("SC_SECS").parse().unwrap_or_else(|_| fail("SC_SECS: a number of seconds"));
+    let call = Consultation::start(record, session, setting("SC_ROOM"), Arc::new(media));
+    let mut phases = call.phases();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut in_call_since: Option<Instant> = None;
+    let started = Instant::now();
+    loop {
+        tokio::select! {
+            changed = phases.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let phase = phases.borrow_and_update().clone();
+                let name = match &phase {
+                    Phase::Joining => "joining",
+                    Phase::Waiting { .. } => "waiting",
+                    Phase::Connecting => "connecting",
+                    Phase::InCall { .. } => "in_call",
+                    Phase::Ended { .. } => "ended",
+                    _ => "other",
+                };
+                println!("{}", json!({ "event": "phase", "phase": name, "at_ms": started.elapsed().as_millis() as u64, "detail": format!("{phase:?}") }));
+                if matches!(phase, Phase::InCall { .. }) && in_call_since.is_none() {
+                    in_call_since = Some(Instant::now());
+                }
+                if matches!(phase, Phase::Ended { .. }) {
+                    break;
+                }
+            }
+            _ = tick.tick() => {
+                let s = call.stats();
+                let sending = s.sending.map(|x| json!({
+                    "video": x.video.map(|(r, kbps)| json!({ "width": r.width, "height": r.height, "fps": r.fps, "kbps": kbps })),
+                    "audio_kbps": x.audio_kbps,
+                    "audio_loss_pct": x.audio_loss_pct,
+                }));
+                println!("{}", json!({
+                    "event": "stats",
+                    "at_ms": started.elapsed().as_millis() as u64,
+                    "frames_sent": s.frames_sent,
+                    "frames_decoded": s.frames_decoded,
+                    "remote": [s.remote_width, s.remote_height],
+                    "audio_sent": s.audio_sent,
+                    "audio_received": s.audio_received,
+                    "audio_lost": s.audio_lost,
+                    "target_kbps": s.target_kbps,
+                    "link_loss": s.link_loss,
+                    "sound_only_by_link": s.sound_only_by_link,
+                    "sending": sending,
+                }));
+                if in_call_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(secs)) {
+                    call.hang_up();
+                }
+            }
+        }
+    }
+    kiosk.lock();
+}
