@@ -99,7 +99,11 @@ function renderCall(phase) {
   if (phase.phase === "waiting") $("waiting-text").textContent = `Waiting for ${phase.appointment.consultant} to let you in.`;
   if (phase.phase === "connecting") $("call-phase").textContent = "Connecting…";
   if (phase.phase === "in_call") {
-    $("call-phase").textContent = phase.notice || "In call";
+    // The connection indicator: a dot coloured by quality beside the words.
+    const quality = phase.quality || "good";
+    $("quality").dataset.quality = quality;
+    $("quality").title = { good: "Good connection", weak: "Weak connection", sound_only: "Sound only" }[quality];
+    $("call-phase").textContent = phase.notice || (quality === "weak" ? "In call · weak connection" : "In call");
     $("switch-camera").hidden = phase.cameras < 2;
     // The consultant drives the shared images; the nurse sees progress and problems, and may reset.
     const images = phase.images || {};

@@ -10,6 +10,14 @@ try {
   const page = await browser.newPage();
   page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") say("console", { text: m.text() }); });
   const admittedAt = await admitFirstLaptop(page);
+  // Once a second: what the page shows of the laptop's link, and whether it sends video.
+  const reporter = setInterval(() => {
+    page.evaluate(() => ({
+      quality: window.scCall.quality || null,
+      callState: document.getElementById("call-state").textContent,
+      videoSending: Boolean(window.scCall.pc && window.scCall.pc.getSenders().some((s) => s.track && s.track.kind === "video")),
+    })).then((p) => say("page", p)).catch(() => {});
+  }, 1000);
 
   const stats = async () => page.evaluate(async () => {
     const out = { video: null, audio: null, pair: null };
@@ -44,6 +52,7 @@ try {
     await page.waitForFunction(() => document.body.dataset.view === "rooms", null, { timeout: 60000 });
     say("ended", { by: "kiosk", reason: await page.evaluate(() => window.scCall.lastEnd) });
   }
+  clearInterval(reporter);
   await done(0);
 } catch (e) {
   say("error", { message: String(e && e.stack || e) });

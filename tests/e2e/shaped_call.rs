@@ -125,13 +125,27 @@ fn hospital(link: &Link) -> Hospital {
     Hospital { url: format!("https://{addr}:8443"), dir, nurse, consultant, children, _relay: relay }
 }
 
-/// One admitted call: the engine's reports, and when the consultant admitted the laptop.
+/// One admitted call: the engine's reports, the consultant page's, and how long the call took to
+/// connect after the consultant admitted the laptop.
 struct Attempt {
     engine: Vec<Value>,
+    page: Vec<Value>,
     connected_after_admission: Option<Duration>,
 }
 
 async fn attempt(link: &Link, h: &Hospital, try_no: usize, in_call_secs: u64) -> Attempt {
+    attempt_watching(link, h, try_no, in_call_secs, |_, _| false).await
+}
+
+/// As [`attempt`]; `watch` sees each engine stats report and the page's reports so far, and may
+/// act on the link; the call is left as soon as it returns true.
+async fn attempt_watching(
+    link: &Link,
+    h: &Hospital,
+    try_no: usize,
+    in_call_secs: u64,
+    mut watch: impl FnMut(&Value, &[Value]) -> bool,
+) -> Attempt {
     let room = care(
         h.dir.path(),
         &["add-appointment", "--consultant", &format!("dr.s{try_no}"), "--prison", "HMP Shaped", "--in-minutes", "0"],
@@ -148,7 +162,8 @@ async fn attempt(link: &Link, h: &Hospital, try_no: usize, in_call_secs: u64) ->
         (&h.url, &spki),
         (&format!("dr.s{try_no}"), &code(&h.consultant[try_no])),
         clip.path(),
-        &Options { end: "kiosk".into(), hold_ms: 0, display: None },
+        // The page waits out the engine's call (plus its own set-up) before waiting for the end.
+        &Options { end: "kiosk".into(), hold_ms: in_call_secs.saturating_sub(20) * 1000, display: None },
     );
     let mut cmd = tokio::process::Command::from(link.command(Side::Kiosk, bin("kiosk-engine")));
     let mut engine = cmd
@@ -169,6 +184,7 @@ async fn attempt(link: &Link, h: &Hospital, try_no: usize, in_call_secs: u64) ->
         .expect("kiosk-engine");
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(engine.stdout.take().expect("stdout")));
     let mut reports = Vec::new();
+    let mut page = Vec::new();
     let (mut admitted, mut connected) = (None::<Instant>, None::<Instant>);
     let deadline = Instant::now() + Duration::from_secs(90 + in_call_secs);
     loop {
@@ -184,18 +200,30 @@ async fn attempt(link: &Link, h: &Hospital, try_no: usize, in_call_secs: u64) ->
                         Some("ended") => { reports.push(v); break; }
                         _ => {}
                     }
+                    let done = v["event"] == "stats" && watch(&v, &page);
                     reports.push(v);
+                    if done {
+                        break;
+                    }
                 }
                 _ => break,
             },
             Some(v) = consultant.events.recv() => {
                 assert_ne!(v["event"], "error", "consultant: {v}");
+                if v["event"] == "page" {
+                    page.push(v);
+                }
             }
             _ = tokio::time::sleep(left) => panic!("the call did not end in time; engine: {:?}", reports.last()),
         }
     }
+    let _ = engine.start_kill();
     let _ = engine.wait().await;
-    Attempt { engine: reports, connected_after_admission: admitted.zip(connected).map(|(a, c)| c.duration_since(a)) }
+    Attempt {
+        engine: reports,
+        page,
+        connected_after_admission: admitted.zip(connected).map(|(a, c)| c.duration_since(a)),
+    }
 }
 
 fn poor_profile_tries() -> usize {
@@ -236,4 +264,67 @@ async fn issue_12_on_the_poor_profile_the_call_connects_every_time_within_10_s_a
     }
     drop(h);
     drop(link);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back_to_video_when_the_link_recovers() {
+    let link = Link::new(Profile::audio_only());
+    let h = hospital(&link);
+    let mut recovered: Option<Instant> = None;
+    let a = attempt_watching(&link, &h, 0, 120, |stats, page| {
+        let page_sound_only = page.iter().any(|p| p["quality"] == "sound_only" && p["videoSending"] == false);
+        if recovered.is_none() && stats["sound_only_by_link"] == true && page_sound_only {
+            // Both sides are on sound only: the link recovers.
+            link.set_rate(None);
+            link.set_loss(0);
+            recovered = Some(Instant::now());
+        }
+        let back = recovered.is_some()
+            && stats["sending"]["video"].is_object()
+            && page.last().is_some_and(|p| p["quality"] != "sound_only" && p["videoSending"] == true);
+        back
+    })
+    .await;
+    let phases: Vec<&Value> = a.engine.iter().filter(|v| v["event"] == "phase").collect();
+    assert!(a.connected_after_admission.is_some(), "the call connected: {phases:?}");
+    let kiosk_sound_only = a.engine.iter().position(|v| v["sound_only_by_link"] == true);
+    assert!(kiosk_sound_only.is_some(), "the kiosk went to sound only by itself: {:?}", trajectory(&a.engine));
+    assert!(
+        a.page.iter().any(|p| p["quality"] == "sound_only"
+            && p["videoSending"] == false
+            && p["callState"].as_str().is_some_and(|t| t.contains("sound only"))),
+        "the consultant's page said sound only and stopped its video: {:?}",
+        a.page.last()
+    );
+    let recovered = recovered.expect("both sides reached sound only, and the link was restored");
+    let last = a.engine.iter().rev().find(|v| v["event"] == "stats").expect("reports");
+    assert!(
+        last["sending"]["video"].is_object() && a.page.last().is_some_and(|p| p["videoSending"] == true),
+        "video came back on both sides within the call ({:?} after the link recovered): kiosk {:?}, page {:?}",
+        recovered.elapsed(),
+        trajectory(&a.engine),
+        a.page.last()
+    );
+    drop(h);
+    drop(link);
+}
+
+/// Each second's estimate, loss and what was sent, for failure messages.
+fn trajectory(engine: &[Value]) -> Vec<String> {
+    engine
+        .iter()
+        .filter(|v| v["event"] == "stats")
+        .map(|v| {
+            let video = &v["sending"]["video"];
+            format!(
+                "{:.0}k/{:.2} {}x{}@{}:{}k",
+                v["target_kbps"].as_f64().unwrap_or(0.0),
+                v["link_loss"].as_f64().unwrap_or(0.0),
+                video["width"],
+                video["height"],
+                video["fps"],
+                video["kbps"]
+            )
+        })
+        .collect()
 }

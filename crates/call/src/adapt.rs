@@ -4,6 +4,7 @@
 //! stops (sound only) below the lowest rung. Going down is quick, going up waits for the estimate
 //! to hold, so the picture does not flap on a link that wobbles.
 
+use sc_proto::signal::LinkQuality;
 use std::time::{Duration, Instant};
 
 /// One step of the video ladder.
@@ -158,6 +159,19 @@ impl Adapter {
     }
 }
 
+/// What both screens show: sound only (the link, or the nurse's choice), weak (video below the
+/// top rung, or more than 5 % loss) or good.
+pub fn quality(sending: Option<Settings>, loss: f64, nurse_sound_only: bool) -> LinkQuality {
+    match sending.map(|s| s.video) {
+        _ if nurse_sound_only => LinkQuality::SoundOnly,
+        Some(None) => LinkQuality::SoundOnly,
+        Some(Some((rung, _))) if rung == LADDER[0] && loss <= 0.05 => LinkQuality::Good,
+        // Not decided yet: nothing measured, nothing to worry anyone with.
+        None if loss <= 0.05 => LinkQuality::Good,
+        _ => LinkQuality::Weak,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +244,19 @@ mod tests {
         assert!(changes <= 2, "{changes} reconfigurations in a minute of wobble");
         assert_eq!(hold(&mut a, &mut t, 330, 0.5, 1).audio_loss_pct, 30, "FEC tuned for at most 30 %");
         assert_eq!(hold(&mut a, &mut t, 330, 0.021, 1).audio_loss_pct, 3);
+    }
+
+    #[test]
+    fn quality_is_sound_only_weak_or_good() {
+        let (mut a, mut t) = (Adapter::new(), Instant::now());
+        assert_eq!(quality(None, 0.0, false), LinkQuality::Good);
+        assert_eq!(quality(None, 0.0, true), LinkQuality::SoundOnly, "the nurse's button");
+        let top = hold(&mut a, &mut t, 2000, 0.0, 2);
+        assert_eq!(quality(Some(top), 0.01, false), LinkQuality::Good);
+        assert_eq!(quality(Some(top), 0.08, false), LinkQuality::Weak, "lossy");
+        let low = hold(&mut a, &mut t, 300, 0.0, 1);
+        assert_eq!(quality(Some(low), 0.0, false), LinkQuality::Weak, "a lower rung");
+        let none = hold(&mut a, &mut t, 50, 0.0, 5);
+        assert_eq!(quality(Some(none), 0.0, false), LinkQuality::SoundOnly);
     }
 }

@@ -8,7 +8,7 @@ use crate::{Call, CallConfig, CallEvent, CallStats, I420Frame, SelectedPair};
 use sc_core::client::SessionToken;
 use sc_core::record::EnrolmentRecord;
 use sc_core::signal::{Incoming, Signalling};
-use sc_proto::signal::{Appointment, FromServer, Role, ToServer};
+use sc_proto::signal::{Appointment, FromServer, LinkQuality, Role, ToServer};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,8 @@ pub enum Phase {
         cameras: usize,
         /// Something the nurse should know that does not end the call.
         notice: Option<String>,
+        /// How the connection is doing (good, weak, sound only), for the indicator.
+        quality: LinkQuality,
         /// The images the consultant shares.
         images: ImagesStatus,
     },
@@ -74,6 +76,9 @@ pub struct MediaSetup {
     /// How long the call may take to connect through the relay before it is given up.
     pub connect_timeout: Duration,
 }
+
+/// What both screens say while the link is too poor for video.
+pub const SOUND_ONLY_NOTICE: &str = "Poor connection: sound only";
 
 /// What the nurse is told when the laptop has no camera.
 pub const NO_CAMERA: &str = "No camera is available on this laptop.";
@@ -319,29 +324,46 @@ async fn run(
     let connect_deadline = tokio::time::Instant::now() + media.connect_timeout;
     let (mut muted, mut camera, mut audio_only, mut camera_index) = (false, true, false, 0usize);
     let mut notice: Option<String> = None;
-    let in_call =
-        |muted, camera, audio_only, camera_index, notice: &Option<String>, images: &watch::Receiver<ImagesStatus>| {
-            Phase::InCall {
-                muted,
-                camera,
-                audio_only,
-                camera_index,
-                cameras,
-                notice: notice.clone(),
-                images: images.borrow().clone(),
-            }
+    // What this side last told the consultant's page about the link (sent on every change).
+    let mut quality = LinkQuality::Good;
+    let mut told: Option<LinkQuality> = None;
+    let in_call = |muted,
+                   camera,
+                   audio_only: bool,
+                   camera_index,
+                   notice: &Option<String>,
+                   quality: LinkQuality,
+                   images: &watch::Receiver<ImagesStatus>| {
+        // The link's own verdict is worth saying in words; the nurse's choice they know already.
+        let said = match quality {
+            LinkQuality::SoundOnly if !audio_only => Some(SOUND_ONLY_NOTICE.to_owned()),
+            _ => None,
         };
+        Phase::InCall {
+            muted,
+            camera,
+            audio_only,
+            camera_index,
+            cameras,
+            notice: notice.clone().or(said),
+            quality,
+            images: images.borrow().clone(),
+        }
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let reason = loop {
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(CallEvent::Signal(m)) => if sig.send(&m).await.is_err() { break "The connection to the healthcare server was lost.".to_owned() },
-                Some(CallEvent::State(crate::CallState::Connected)) => { let _ = phase.send(in_call(muted, camera, audio_only, camera_index, &notice, &image_status)); }
+                Some(CallEvent::State(crate::CallState::Connected)) => { let _ = phase.send(in_call(muted, camera, audio_only, camera_index, &notice, quality, &image_status)); }
                 Some(CallEvent::Ended(reason)) => break reason,
                 Some(_) => {}
                 None => break "The call stopped.".to_owned(),
             },
             msg = sig.recv() => match msg {
+                Some(Incoming::Message(FromServer::Quality { quality: theirs })) => {
+                    tracing::info!(?theirs, "the consultant's connection");
+                }
                 Some(Incoming::Message(m)) => {
                     let description = matches!(m, FromServer::Answer { .. });
                     if let Err(e) = call.handle(m).await {
@@ -390,13 +412,21 @@ async fn run(
                     let _ = sig.send(&ToServer::HangUp).await;
                     break "The call could not connect through the relay. Check the network and try again.".to_owned();
                 }
-                out.stats.send_replace(call.stats());
+                let stats = call.stats();
+                quality = crate::adapt::quality(stats.sending, stats.link_loss, audio_only);
+                if matches!(*phase.borrow(), Phase::InCall { .. }) && told != Some(quality) {
+                    // The page shows it, and stops sending video while it says sound only.
+                    if sig.send(&ToServer::Quality { quality }).await.is_ok() {
+                        told = Some(quality);
+                    }
+                }
+                out.stats.send_replace(stats);
                 if out.pair.borrow().is_none() {
                     if let Some(p) = call.selected_pair().await { out.pair.send_replace(Some(p)); }
                 }
             }
         }
-        let now = in_call(muted, camera, audio_only, camera_index, &notice, &image_status);
+        let now = in_call(muted, camera, audio_only, camera_index, &notice, quality, &image_status);
         phase.send_if_modified(|p| {
             let changed = matches!(p, Phase::InCall { .. }) && *p != now;
             if changed {

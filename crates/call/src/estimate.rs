@@ -30,6 +30,13 @@ pub const CAP_FLOOR_BPS: f64 = 300_000.0;
 /// detection is slow to cut through a tail-dropping queue), so the kiosk keeps closer: 1.2 still
 /// grows the sending rate by a fifth a second while the link has room.
 pub const ACKED_HEADROOM: f64 = 1.2;
+/// Feedback missing for longer than this means the link is choked (feedback itself is lost or
+/// queued behind media): the estimate halves every further second until feedback returns.
+/// rtc 0.21's GCC only moves when feedback arrives, so without this it froze at its last figure
+/// (measured: 300 kbit/s held for a minute on a 64 kbit/s link).
+pub const FEEDBACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the wrapper wakes to publish the decay.
+const TICK: Duration = Duration::from_millis(250);
 /// The window the acknowledged rate is measured over, on the receiver's clock.
 const ACKED_WINDOW: Duration = Duration::from_secs(1);
 
@@ -60,7 +67,7 @@ impl LinkEstimate {
 
     /// Google Congestion Control, publishing here.
     pub fn controller(&self) -> Published<Gcc> {
-        Published { inner: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS), out: self.clone(), acked: VecDeque::new() }
+        Published::new(|bps| Gcc::new(bps, MIN_BPS, MAX_BPS), INITIAL_BPS, self.clone())
     }
 }
 
@@ -68,12 +75,29 @@ impl LinkEstimate {
 #[derive(Debug)]
 pub struct Published<E> {
     inner: E,
+    /// Makes a fresh controller starting at a rate (after feedback went missing).
+    restart: fn(f64) -> E,
     out: LinkEstimate,
     /// Packets the receiver acknowledged: (arrival on its clock, bytes), the last second's.
     acked: VecDeque<(Duration, usize)>,
+    /// When feedback last came, and the target then.
+    last_feedback: Option<(Instant, f64)>,
+    /// When the wrapper's own timer last ran.
+    last_tick: Instant,
 }
 
 impl<E> Published<E> {
+    fn new(restart: fn(f64) -> E, initial: f64, out: LinkEstimate) -> Self {
+        Published {
+            inner: restart(initial),
+            restart,
+            out,
+            acked: VecDeque::new(),
+            last_feedback: None,
+            last_tick: Instant::now(),
+        }
+    }
+
     /// What the receiver acknowledged over the last second, bits per second (`None` until half
     /// a second of arrivals is known).
     fn acked_bps(&self) -> Option<f64> {
@@ -97,17 +121,24 @@ impl<E> Published<E> {
 }
 
 impl<E: BandwidthEstimator> Published<E> {
-    /// The controller's target, capped by what gets through.
-    fn capped(&self) -> f64 {
-        let target = self.inner.target_bitrate();
+    /// The controller's target at `now`, halved for every second feedback has been missing past
+    /// [`FEEDBACK_TIMEOUT`], and capped by what gets through.
+    fn capped(&self, now: Instant) -> f64 {
+        let target = match self.last_feedback {
+            Some((at, then)) if now.saturating_duration_since(at) > FEEDBACK_TIMEOUT => {
+                let missing = (now.saturating_duration_since(at) - FEEDBACK_TIMEOUT).as_secs_f64();
+                (then * 0.5f64.powf(missing)).max(MIN_BPS)
+            }
+            _ => self.inner.target_bitrate(),
+        };
         match self.acked_bps() {
             Some(acked) => target.min((acked * ACKED_HEADROOM).max(CAP_FLOOR_BPS)),
             None => target,
         }
     }
 
-    fn publish(&self) {
-        let target = self.capped();
+    fn publish(&self, now: Instant) {
+        let target = self.capped(now);
         if target.is_finite() {
             self.out.target_bps.store(target.to_bits(), Ordering::Relaxed);
         }
@@ -119,23 +150,41 @@ impl<E: BandwidthEstimator> Published<E> {
 
 impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        if !reports.is_empty() {
+            if self.last_feedback.is_some_and(|(at, _)| now.saturating_duration_since(at) > FEEDBACK_TIMEOUT) {
+                // Feedback is back after a gap: start again from where the gap left the estimate,
+                // so the controller climbs from there instead of resuming its stale figure.
+                let from = self.capped(now);
+                tracing::info!(from_kbps = from / 1000.0, "congestion feedback resumed");
+                self.inner = (self.restart)(from);
+            }
+            self.last_feedback = Some((now, 0.0));
+        }
         self.note_arrivals(reports);
         self.inner.on_reports(now, reports);
-        self.publish();
+        if let Some((_, target)) = &mut self.last_feedback {
+            *target = self.inner.target_bitrate();
+        }
+        self.publish(now);
     }
 
     fn target_bitrate(&self) -> f64 {
         // The pacer paces at this too: the cap is the kiosk's whole sending rate.
-        self.capped()
+        self.capped(Instant::now())
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        self.inner.handle_timeout(now);
-        self.publish();
+        if self.inner.poll_timeout().is_some_and(|t| t <= now) {
+            self.inner.handle_timeout(now);
+        }
+        self.last_tick = now;
+        self.publish(now);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
+        // The wrapper's own tick: a missing-feedback decay is published even when nothing arrives.
+        let tick = self.last_tick + TICK;
+        Some(self.inner.poll_timeout().map_or(tick, |t| t.min(tick)))
     }
 
     fn stats(&self) -> EstimatorStats {
@@ -186,7 +235,7 @@ mod tests {
     #[test]
     fn the_target_is_capped_near_what_arrives_but_not_below_the_floor() {
         let shared = LinkEstimate::new();
-        let mut c = Published { inner: Optimist, out: shared.clone(), acked: VecDeque::new() };
+        let mut c = Published::new(|_| Optimist, 2_000_000.0, shared.clone());
         c.on_reports(Instant::now(), &[report(0, 0, 1000, true)]);
         assert_eq!(shared.target_bps(), 2_000_000.0, "no cap before half a second of arrivals");
         // 320 kbit/s arriving (40 kB a second in 1000-byte packets), half of them lost.
@@ -195,10 +244,32 @@ mod tests {
         let acked = c.acked_bps().expect("acked");
         assert!((acked - 40.0 * 1000.0 * 8.0 * 1000.0 / 950.0).abs() < 20_000.0, "{acked}");
         assert!((shared.target_bps() - acked * ACKED_HEADROOM).abs() < 1.0, "{}", shared.target_bps());
-        assert_eq!(c.target_bitrate(), shared.target_bps(), "the pacer gets the capped target too");
+        assert_eq!(c.capped(Instant::now()), shared.target_bps(), "the pacer gets the capped target too");
         // A trickle (sound only) is capped at the floor, not near the trickle.
         let trickle: Vec<_> = (200..260).map(|i| report(i, 2000 + (i - 200) * 20, 100, true)).collect();
         c.on_reports(Instant::now(), &trickle);
         assert_eq!(shared.target_bps(), CAP_FLOOR_BPS);
+    }
+
+    #[test]
+    fn missing_feedback_halves_the_estimate_each_second_and_the_controller_restarts_from_there() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|bps| Gcc::new(bps, MIN_BPS, MAX_BPS), 400_000.0, shared.clone());
+        let t0 = Instant::now();
+        c.on_reports(t0, &[report(0, 0, 1000, true)]);
+        let start = shared.target_bps();
+        assert!((start - 400_000.0).abs() < 40_000.0, "{start}");
+        assert!(c.poll_timeout().is_some_and(|t| t <= t0 + TICK + Duration::from_millis(1)), "it wakes by itself");
+        c.handle_timeout(t0 + Duration::from_millis(900));
+        assert_eq!(shared.target_bps(), start, "a short gap is no news");
+        c.handle_timeout(t0 + Duration::from_secs(2));
+        assert!((shared.target_bps() - start / 2.0).abs() < 1.0, "{}", shared.target_bps());
+        c.handle_timeout(t0 + Duration::from_secs(4));
+        assert!((shared.target_bps() - start / 8.0).abs() < 1.0, "{}", shared.target_bps());
+        c.handle_timeout(t0 + Duration::from_secs(10));
+        assert_eq!(shared.target_bps(), MIN_BPS, "never below the floor");
+        // Feedback returns: the controller starts again from the decayed figure, not from 400.
+        c.on_reports(t0 + Duration::from_secs(10), &[report(1, 10_000, 1000, true)]);
+        assert!(shared.target_bps() <= MIN_BPS * 1.1, "{}", shared.target_bps());
     }
 }

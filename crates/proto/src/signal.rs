@@ -46,6 +46,18 @@ pub struct Appointment {
     pub ends_at: i64,
 }
 
+/// How a peer's connection is doing, as both screens show it (and what the other side should send).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkQuality {
+    /// Video at the top of the ladder, little loss.
+    Good,
+    /// Video, but smaller or slower, or noticeable loss.
+    Weak,
+    /// Too poor for video (or the nurse chose sound only): both sides send sound only.
+    SoundOnly,
+}
+
 /// From a peer (kiosk or consultant page) to the server.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -78,6 +90,11 @@ pub enum ToServer {
     },
     /// End the call (or leave the waiting room).
     HangUp,
+    /// How this side's connection is doing; relayed to the other peer.
+    Quality {
+        /// The level.
+        quality: LinkQuality,
+    },
 }
 
 /// Which side of the offer/answer exchange a peer takes.
@@ -140,6 +157,11 @@ pub enum FromServer {
         /// The candidate.
         candidate: Candidate,
     },
+    /// How the other peer's connection is doing (`sound_only`: stop sending video until better).
+    Quality {
+        /// The level.
+        quality: LinkQuality,
+    },
     /// The other peer ended the call.
     HungUp,
     /// The other peer's connection dropped.
@@ -165,5 +187,9 @@ mod tests {
         let j = serde_json::to_string(&FromServer::HungUp).expect("json");
         assert_eq!(j, r#"{"type":"hung_up"}"#);
         assert!(serde_json::from_str::<ToServer>(r#"{"type":"nope"}"#).is_err());
+        let q = serde_json::to_string(&FromServer::Quality { quality: LinkQuality::SoundOnly }).expect("json");
+        assert_eq!(q, r#"{"type":"quality","quality":"sound_only"}"#);
+        let m: ToServer = serde_json::from_str(r#"{"type":"quality","quality":"weak"}"#).expect("page quality");
+        assert_eq!(m, ToServer::Quality { quality: LinkQuality::Weak });
     }
 }

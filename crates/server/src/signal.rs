@@ -157,6 +157,9 @@ fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
         ToServer::Candidate { candidate } => {
             state.hub.relay(conn, FromServer::Candidate { candidate }).map_err(|e| e.to_message())
         }
+        ToServer::Quality { quality } => {
+            state.hub.relay(conn, FromServer::Quality { quality }).map_err(|e| e.to_message())
+        }
         ToServer::HangUp => {
             if let Some(call) = state.hub.hang_up(conn) {
                 audit_call(state, "call_ended", &call);

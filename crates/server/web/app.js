@@ -71,6 +71,26 @@ function endCall(reason) {
   view("rooms");
 }
 
+// The laptop's word on its link. While it says sound only, this page stops sending video too (its
+// camera's track is taken off the sender, so no video packets cross the prison's link) and says
+// so; when the link recovers the camera goes back on.
+async function onQuality(quality) {
+  state.quality = quality;
+  const words = { good: "Connection: good", weak: "Connection: weak", sound_only: "Poor connection: sound only" };
+  $("call-state").textContent = words[quality] || quality;
+  $("call-state").dataset.quality = quality;
+  const pc = state.pc;
+  if (!pc) return;
+  await state.media;
+  const camera = state.local && state.local.getVideoTracks()[0];
+  for (const sender of pc.getSenders()) {
+    const video = sender.track ? sender.track.kind === "video" : sender === state.videoSender;
+    if (!video) continue;
+    state.videoSender = sender;
+    await sender.replaceTrack(quality === "sound_only" ? null : camera || null).catch((e) => console.warn(`video sender: ${e}`));
+  }
+}
+
 async function startCall(msg) {
   view("call");
   $("call-state").textContent = "Connecting...";
@@ -89,8 +109,10 @@ async function startCall(msg) {
   pc.onicecandidate = (ev) => {
     if (ev.candidate) send({ type: "candidate", candidate: ev.candidate.toJSON() });
   };
+  state.quality = "good";
+  state.videoSender = null;
   pc.onconnectionstatechange = () => {
-    $("call-state").textContent = pc.connectionState;
+    if (!state.quality || state.quality === "good" || pc.connectionState !== "connected") $("call-state").textContent = pc.connectionState;
     if (pc.connectionState === "failed") { send({ type: "hang_up" }); endCall("The connection failed."); }
   };
   // The answer waits for local media so it offers our camera and microphone (already open when
@@ -136,6 +158,7 @@ function connect() {
       case "admitted": await startCall(msg); break;
       case "offer": await onOffer(msg.sdp); break;
       case "candidate": await onCandidate(msg.candidate); break;
+      case "quality": onQuality(msg.quality); break;
       case "hung_up": endCall("The laptop ended the call."); break;
       case "peer_left": endCall("The laptop left."); break;
       case "error": $("rooms-error").textContent = msg.message; console.warn(`server: ${msg.kind}: ${msg.message}`); break;
