@@ -66,7 +66,8 @@ SC_TURN_SECRET="$turn_secret" "$bin/care-server" --data-dir "$server_dir" serve 
   >"$demo/server.out" 2>"$demo/server.log" &
 url=""
 for _ in $(seq 1 100); do
-  url="$(sed -n 's/^listening on //p' "$demo/server.out")"
+  # The file may not exist yet (the server's shell opens it a moment after the fork).
+  url="$(sed -n 's/^listening on //p' "$demo/server.out" 2>/dev/null || true)"
   [ -n "$url" ] && break
   sleep 0.1
 done
