@@ -12,11 +12,24 @@ try {
   const admittedAt = await admitFirstLaptop(page);
   // Once a second: what the page shows of the laptop's link, and whether it sends video.
   const reporter = setInterval(() => {
-    page.evaluate(() => ({
-      quality: window.scCall.quality || null,
-      callState: document.getElementById("call-state").textContent,
-      videoSending: Boolean(window.scCall.pc && window.scCall.pc.getSenders().some((s) => s.track && s.track.kind === "video")),
-    })).then((p) => say("page", p)).catch(() => {});
+    page.evaluate(async () => {
+      const pc = window.scCall.pc;
+      const got = { framesDecoded: 0, audioPackets: 0, concealed: 0, samples: 0 };
+      if (pc) (await pc.getStats()).forEach((r) => {
+        if (r.type === "inbound-rtp" && r.kind === "video") got.framesDecoded = r.framesDecoded || 0;
+        if (r.type === "inbound-rtp" && r.kind === "audio") {
+          got.audioPackets = r.packetsReceived || 0;
+          got.concealed = r.concealedSamples || 0;
+          got.samples = r.totalSamplesReceived || 0;
+        }
+      });
+      return {
+        quality: window.scCall.quality || null,
+        callState: document.getElementById("call-state").textContent,
+        videoSending: Boolean(pc && pc.getSenders().some((s) => s.track && s.track.kind === "video")),
+        ...got,
+      };
+    }).then((p) => say("page", p)).catch(() => {});
   }, 1000);
 
   const stats = async () => page.evaluate(async () => {

@@ -328,3 +328,32 @@ fn trajectory(engine: &[Value]) -> Vec<String> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_on_the_prison_profile_a_minute_long_call_keeps_sound_both_ways_and_15_fps_each_side() {
+    let link = Link::new(Profile::prison());
+    let h = hospital(&link);
+    let a = attempt(&link, &h, 0, 60).await;
+    assert!(a.connected_after_admission.is_some(), "the call connected");
+    let stats: Vec<&Value> = a.engine.iter().filter(|v| v["event"] == "stats").collect();
+    // The last 30 s of the call (the first seconds are the controller finding the link).
+    let (end, mid) = (stats[stats.len() - 1], stats[stats.len().saturating_sub(31)]);
+    let secs = (end["at_ms"].as_f64().unwrap_or(0.0) - mid["at_ms"].as_f64().unwrap_or(0.0)) / 1000.0;
+    let rate = |v: &Value, key: &str| v[key].as_f64().unwrap_or(0.0);
+    let kiosk_fps = (rate(end, "frames_decoded") - rate(mid, "frames_decoded")) / secs;
+    let kiosk_audio = (rate(end, "audio_received") - rate(mid, "audio_received")) / secs;
+    assert!(kiosk_fps >= 15.0, "the kiosk decoded {kiosk_fps:.1} fps of the consultant; {:?}", trajectory(&a.engine));
+    assert!(kiosk_audio >= 40.0, "the kiosk heard {kiosk_audio:.1} packets/s");
+    let page: Vec<&Value> = a.page.iter().filter(|p| p["framesDecoded"].as_f64().unwrap_or(0.0) > 0.0).collect();
+    assert!(page.len() > 31, "the page reported through the call: {}", page.len());
+    let (pend, pmid) = (page[page.len() - 1], page[page.len() - 31]);
+    let page_fps = (rate(pend, "framesDecoded") - rate(pmid, "framesDecoded")) / 30.0;
+    let page_audio = (rate(pend, "audioPackets") - rate(pmid, "audioPackets")) / 30.0;
+    assert!(page_fps >= 15.0, "Chromium decoded {page_fps:.1} fps of the kiosk; {:?}", trajectory(&a.engine));
+    assert!(page_audio >= 40.0, "Chromium heard {page_audio:.1} packets/s");
+    let concealed =
+        (rate(pend, "concealed") - rate(pmid, "concealed")) / (rate(pend, "samples") - rate(pmid, "samples")).max(1.0);
+    println!("prison profile, last 30 s: kiosk {kiosk_fps:.1} fps, Chromium {page_fps:.1} fps, Chromium's audio concealment {:.1} %", concealed * 100.0);
+    drop(h);
+    drop(link);
+}
