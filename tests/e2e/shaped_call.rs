@@ -357,3 +357,61 @@ async fn issue_12_on_the_prison_profile_a_minute_long_call_keeps_sound_both_ways
     drop(h);
     drop(link);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue #12 point 4, not yet built: after a 10 s outage the kiosk's own sending does not \
+            recover (TWCC reports ~98 % of its packets lost while the consultant's audio arrives again), \
+            so the call needs an ICE restart; run with --ignored to see the figures"]
+async fn issue_12_after_a_10_s_outage_the_call_resumes_by_itself_within_3_s_without_readmission() {
+    let link = Link::new(Profile::good());
+    let h = hospital(&link);
+    // (cut at, back at, kiosk frames when back, resumed at), in the engine's milliseconds.
+    let (mut cut, mut back, mut resumed): (Option<f64>, Option<(f64, f64)>, Option<f64>) = (None, None, None);
+    let mut page_back: Option<f64> = None;
+    let a = attempt_watching(&link, &h, 0, 90, |stats, page| {
+        let at = stats["at_ms"].as_f64().unwrap_or(0.0);
+        let frames = stats["frames_decoded"].as_f64().unwrap_or(0.0);
+        match (cut, back) {
+            (None, _) if frames >= 60.0 => {
+                link.outage(true);
+                cut = Some(at);
+            }
+            (Some(c), None) if at >= c + 10_000.0 => {
+                link.outage(false);
+                back = Some((at, frames));
+                page_back = page.last().and_then(|p| p["framesDecoded"].as_f64());
+            }
+            (Some(_), Some((b, f))) if resumed.is_none() && frames > f + 5.0 => resumed = Some(at - b),
+            _ => {}
+        }
+        // Done once both sides have pictures again, or long after the link came back.
+        let page_resumed = page_back
+            .is_some_and(|f| page.last().and_then(|p| p["framesDecoded"].as_f64()).is_some_and(|n| n > f + 5.0));
+        back.is_some_and(|(b, _)| (resumed.is_some() && page_resumed) || at > b + 30_000.0)
+    })
+    .await;
+    let phases: Vec<&str> =
+        a.engine.iter().filter(|v| v["event"] == "phase").filter_map(|v| v["phase"].as_str()).collect();
+    assert!(back.is_some(), "the outage ran: {phases:?}");
+    assert!(!phases.contains(&"ended"), "the call did not end: {phases:?}");
+    assert_eq!(phases.iter().filter(|p| **p == "connecting").count(), 1, "no re-admission: {phases:?}");
+    let frames: Vec<String> = a
+        .engine
+        .iter()
+        .filter(|v| v["event"] == "stats")
+        .map(|v| format!("{}:{}/{}", v["at_ms"], v["frames_decoded"], v["audio_received"]))
+        .collect();
+    let page_frames: Vec<String> =
+        a.page.iter().map(|p| format!("{}/{}/{}", p["framesDecoded"], p["audioPackets"], p["quality"])).collect();
+    let resumed = resumed.unwrap_or_else(|| {
+        panic!(
+            "the kiosk's video did not resume (cut {cut:?}, back {back:?}); kiosk at_ms:frames/audio {frames:?}; \
+             sending {:?}; page frames/audio/quality {page_frames:?}",
+            trajectory(&a.engine)
+        )
+    });
+    println!("outage: the kiosk's video resumed {resumed:.0} ms after the link returned");
+    assert!(resumed <= 3_000.0, "resumed {resumed} ms after the link returned");
+    drop(h);
+    drop(link);
+}

@@ -283,6 +283,7 @@ async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
     let mut last_pli = Instant::now() - Duration::from_secs(10);
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
+        shared.estimate.heard();
         builder.push(Instant::now(), packet);
         while let Some(sample) = builder.pop(Instant::now()) {
             let lost = sample.prev_dropped_packets > 0;
@@ -340,6 +341,7 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
     let mut playback = shared.playback.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
+        shared.estimate.heard();
         pcm.clear();
         match decoder.decode(packet.header.sequence_number, &packet.payload, &mut pcm) {
             Ok(d) => {

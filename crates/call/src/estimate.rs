@@ -30,8 +30,10 @@ pub const CAP_FLOOR_BPS: f64 = 300_000.0;
 /// detection is slow to cut through a tail-dropping queue), so the kiosk keeps closer: 1.2 still
 /// grows the sending rate by a fifth a second while the link has room.
 pub const ACKED_HEADROOM: f64 = 1.2;
-/// Feedback missing for longer than this means the link is choked (feedback itself is lost or
-/// queued behind media): the estimate halves every further second until feedback returns.
+/// Feedback missing for longer than this, while the peer's media still arrives, means the link is
+/// choked (feedback itself is lost or queued behind media): the estimate halves every further
+/// second until feedback returns. When nothing arrives at all the link is down, and the estimate
+/// is held for when it comes back.
 /// rtc 0.21's GCC only moves when feedback arrives, so without this it froze at its last figure
 /// (measured: 300 kbit/s held for a minute on a 64 kbit/s link).
 pub const FEEDBACK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -41,10 +43,24 @@ const TICK: Duration = Duration::from_millis(250);
 const ACKED_WINDOW: Duration = Duration::from_secs(1);
 
 /// The published estimate, shared between the chain and the encoders.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LinkEstimate {
     target_bps: Arc<AtomicU64>,
     loss: Arc<AtomicU64>,
+    /// When the peer's media last arrived, in ms after `epoch` (0: never).
+    heard_ms: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Default for LinkEstimate {
+    fn default() -> Self {
+        LinkEstimate {
+            target_bps: Arc::default(),
+            loss: Arc::default(),
+            heard_ms: Arc::default(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl LinkEstimate {
@@ -58,6 +74,24 @@ impl LinkEstimate {
     /// The controller's target, bits per second.
     pub fn target_bps(&self) -> f64 {
         f64::from_bits(self.target_bps.load(Ordering::Relaxed))
+    }
+
+    /// The peer's media just arrived (the receive tasks call this for every packet).
+    pub fn heard(&self) {
+        self.heard_at(Instant::now());
+    }
+
+    fn heard_at(&self, at: Instant) {
+        let ms = u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX).max(1);
+        self.heard_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether the peer's media arrived within `within` before `now`.
+    fn heard_within(&self, now: Instant, within: Duration) -> bool {
+        match self.heard_ms.load(Ordering::Relaxed) {
+            0 => false,
+            ms => now.saturating_duration_since(self.epoch + Duration::from_millis(ms)) <= within,
+        }
     }
 
     /// The loss it measured (0..1).
@@ -80,8 +114,11 @@ pub struct Published<E> {
     out: LinkEstimate,
     /// Packets the receiver acknowledged: (arrival on its clock, bytes), the last second's.
     acked: VecDeque<(Duration, usize)>,
-    /// When feedback last came, and the target then.
-    last_feedback: Option<(Instant, f64)>,
+    /// When feedback last came.
+    last_feedback: Option<Instant>,
+    /// While feedback is missing: the target the wrapper holds (decaying while the link is
+    /// choked, unchanged while it is down).
+    held: Option<f64>,
     /// When the wrapper's own timer last ran.
     last_tick: Instant,
 }
@@ -94,6 +131,7 @@ impl<E> Published<E> {
             out,
             acked: VecDeque::new(),
             last_feedback: None,
+            held: None,
             last_tick: Instant::now(),
         }
     }
@@ -121,24 +159,34 @@ impl<E> Published<E> {
 }
 
 impl<E: BandwidthEstimator> Published<E> {
-    /// The controller's target at `now`, halved for every second feedback has been missing past
-    /// [`FEEDBACK_TIMEOUT`], and capped by what gets through.
-    fn capped(&self, now: Instant) -> f64 {
-        let target = match self.last_feedback {
-            Some((at, then)) if now.saturating_duration_since(at) > FEEDBACK_TIMEOUT => {
-                let missing = (now.saturating_duration_since(at) - FEEDBACK_TIMEOUT).as_secs_f64();
-                (then * 0.5f64.powf(missing)).max(MIN_BPS)
-            }
-            _ => self.inner.target_bitrate(),
-        };
+    /// The target: the controller's, or the held one while feedback is missing, capped by what
+    /// gets through.
+    fn capped(&self) -> f64 {
+        let target = self.held.unwrap_or_else(|| self.inner.target_bitrate());
         match self.acked_bps() {
             Some(acked) => target.min((acked * ACKED_HEADROOM).max(CAP_FLOOR_BPS)),
             None => target,
         }
     }
 
-    fn publish(&self, now: Instant) {
-        let target = self.capped(now);
+    /// Past [`FEEDBACK_TIMEOUT`] without feedback, holds the target: halving it every second
+    /// while the peer's media still arrives (a choked link), keeping it while nothing arrives at
+    /// all (the link is down: an outage is no reason to give up video).
+    fn tick(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last_tick).as_secs_f64();
+        self.last_tick = now;
+        if self.last_feedback.is_none_or(|at| now.saturating_duration_since(at) <= FEEDBACK_TIMEOUT) {
+            return;
+        }
+        let inner = self.inner.target_bitrate();
+        let held = self.held.get_or_insert(inner);
+        if self.out.heard_within(now, FEEDBACK_TIMEOUT) {
+            *held = (*held * 0.5f64.powf(dt)).max(MIN_BPS);
+        }
+    }
+
+    fn publish(&self) {
+        let target = self.capped();
         if target.is_finite() {
             self.out.target_bps.store(target.to_bits(), Ordering::Relaxed);
         }
@@ -150,35 +198,32 @@ impl<E: BandwidthEstimator> Published<E> {
 
 impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.note_arrivals(reports);
         if !reports.is_empty() {
-            if self.last_feedback.is_some_and(|(at, _)| now.saturating_duration_since(at) > FEEDBACK_TIMEOUT) {
-                // Feedback is back after a gap: start again from where the gap left the estimate,
-                // so the controller climbs from there instead of resuming its stale figure.
-                let from = self.capped(now);
+            if let Some(from) = self.held.take() {
+                // Feedback is back after a gap: start again from the held figure, so the
+                // controller climbs from there instead of resuming its stale one.
+                let from = from.min(self.capped());
                 tracing::info!(from_kbps = from / 1000.0, "congestion feedback resumed");
                 self.inner = (self.restart)(from);
             }
-            self.last_feedback = Some((now, 0.0));
+            self.last_feedback = Some(now);
         }
-        self.note_arrivals(reports);
         self.inner.on_reports(now, reports);
-        if let Some((_, target)) = &mut self.last_feedback {
-            *target = self.inner.target_bitrate();
-        }
-        self.publish(now);
+        self.publish();
     }
 
     fn target_bitrate(&self) -> f64 {
         // The pacer paces at this too: the cap is the kiosk's whole sending rate.
-        self.capped(Instant::now())
+        self.capped()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         if self.inner.poll_timeout().is_some_and(|t| t <= now) {
             self.inner.handle_timeout(now);
         }
-        self.last_tick = now;
-        self.publish(now);
+        self.tick(now);
+        self.publish();
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -244,32 +289,63 @@ mod tests {
         let acked = c.acked_bps().expect("acked");
         assert!((acked - 40.0 * 1000.0 * 8.0 * 1000.0 / 950.0).abs() < 20_000.0, "{acked}");
         assert!((shared.target_bps() - acked * ACKED_HEADROOM).abs() < 1.0, "{}", shared.target_bps());
-        assert_eq!(c.capped(Instant::now()), shared.target_bps(), "the pacer gets the capped target too");
+        assert_eq!(c.capped(), shared.target_bps(), "the pacer gets the capped target too");
         // A trickle (sound only) is capped at the floor, not near the trickle.
         let trickle: Vec<_> = (200..260).map(|i| report(i, 2000 + (i - 200) * 20, 100, true)).collect();
         c.on_reports(Instant::now(), &trickle);
         assert_eq!(shared.target_bps(), CAP_FLOOR_BPS);
     }
 
+    /// Ticks the wrapper every 250 ms from `from` to `to` seconds after `t0`, the peer's media
+    /// arriving meanwhile when `heard`.
+    fn run(c: &mut Published<Gcc>, shared: &LinkEstimate, t0: Instant, (from, to): (f64, f64), heard: bool) {
+        let mut t = from;
+        while t <= to {
+            let now = t0 + Duration::from_secs_f64(t);
+            if heard {
+                shared.heard_at(now);
+            }
+            c.handle_timeout(now);
+            t += 0.25;
+        }
+    }
+
     #[test]
-    fn missing_feedback_halves_the_estimate_each_second_and_the_controller_restarts_from_there() {
+    fn missing_feedback_on_a_choked_link_halves_the_estimate_each_second_and_the_controller_restarts_from_there() {
         let shared = LinkEstimate::new();
         let mut c = Published::new(|bps| Gcc::new(bps, MIN_BPS, MAX_BPS), 400_000.0, shared.clone());
         let t0 = Instant::now();
+        shared.heard_at(t0);
         c.on_reports(t0, &[report(0, 0, 1000, true)]);
         let start = shared.target_bps();
         assert!((start - 400_000.0).abs() < 40_000.0, "{start}");
         assert!(c.poll_timeout().is_some_and(|t| t <= t0 + TICK + Duration::from_millis(1)), "it wakes by itself");
-        c.handle_timeout(t0 + Duration::from_millis(900));
+        run(&mut c, &shared, t0, (0.25, 1.0), true);
         assert_eq!(shared.target_bps(), start, "a short gap is no news");
-        c.handle_timeout(t0 + Duration::from_secs(2));
-        assert!((shared.target_bps() - start / 2.0).abs() < 1.0, "{}", shared.target_bps());
-        c.handle_timeout(t0 + Duration::from_secs(4));
-        assert!((shared.target_bps() - start / 8.0).abs() < 1.0, "{}", shared.target_bps());
-        c.handle_timeout(t0 + Duration::from_secs(10));
+        run(&mut c, &shared, t0, (1.25, 3.0), true);
+        let after = shared.target_bps();
+        assert!(after < start * 0.4 && after > start * 0.15, "about two halvings: {after} from {start}");
+        run(&mut c, &shared, t0, (3.25, 10.0), true);
         assert_eq!(shared.target_bps(), MIN_BPS, "never below the floor");
         // Feedback returns: the controller starts again from the decayed figure, not from 400.
         c.on_reports(t0 + Duration::from_secs(10), &[report(1, 10_000, 1000, true)]);
         assert!(shared.target_bps() <= MIN_BPS * 1.1, "{}", shared.target_bps());
+    }
+
+    #[test]
+    fn an_outage_holds_the_estimate_for_when_the_link_returns() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|bps| Gcc::new(bps, MIN_BPS, MAX_BPS), 400_000.0, shared.clone());
+        let t0 = Instant::now();
+        shared.heard_at(t0);
+        c.on_reports(t0, &[report(0, 0, 1000, true)]);
+        let start = shared.target_bps();
+        // Nothing arrives at all for 10 s: no feedback, no media.
+        run(&mut c, &shared, t0, (0.25, 10.0), false);
+        assert_eq!(shared.target_bps(), start, "held through the outage");
+        // The link returns: the estimate carries on from where it was.
+        shared.heard_at(t0 + Duration::from_secs(10));
+        c.on_reports(t0 + Duration::from_secs(10), &[report(1, 10_000, 1000, true)]);
+        assert!(shared.target_bps() >= start * 0.9, "{} after the outage, {start} before", shared.target_bps());
     }
 }
