@@ -159,13 +159,15 @@ impl Adapter {
     }
 }
 
-/// What both screens show: sound only (the link, or the nurse's choice), weak (video below the
-/// top rung, or more than 5 % loss) or good.
+/// What both screens show: sound only (the link, or the nurse's choice), weak (video below
+/// 480x360, or more than 5 % loss) or good.
 pub fn quality(sending: Option<Settings>, loss: f64, nurse_sound_only: bool) -> LinkQuality {
     match sending.map(|s| s.video) {
         _ if nurse_sound_only => LinkQuality::SoundOnly,
         Some(None) => LinkQuality::SoundOnly,
-        Some(Some((rung, _))) if rung == LADDER[0] && loss <= 0.05 => LinkQuality::Good,
+        // The controller starts below the top rung and climbs on a good link: the two top rungs
+        // both count as good, so a call does not open on "weak".
+        Some(Some((rung, _))) if rung.width >= LADDER[1].width && loss <= 0.05 => LinkQuality::Good,
         // Not decided yet: nothing measured, nothing to worry anyone with.
         None if loss <= 0.05 => LinkQuality::Good,
         _ => LinkQuality::Weak,
