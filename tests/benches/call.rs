@@ -6,30 +6,12 @@
 use sc_e2e::browser::{Consultant, Options};
 use sc_e2e::desktop::{sign_in_by_keyboard, xdotool};
 use sc_e2e::media::{write_y4m, Turn};
+use sc_e2e::strip_ansi;
 use sc_e2e::{artifacts_dir, processes, tree, CareServer, TURN_SECRET};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The log line without terminal colour codes.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // ESC [ ... letter
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Kills a child process when dropped.
 struct Reaper(Child);

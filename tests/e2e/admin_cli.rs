@@ -1,24 +1,12 @@
 //! IT staff's admin CLI end to end: real `care-server` and `secureconsult-kiosk` processes, the real
 //! keystore, loopback TLS. Bad input gets a clear message; TOTP agrees with oathtool.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 fn care(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(sc_e2e::bin("care-server"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("care-server");
-    if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-    }
-    child.wait_with_output().expect("wait")
+    sc_e2e::care_cli(data, args, stdin)
 }
 
 fn ok(out: Output) -> String {

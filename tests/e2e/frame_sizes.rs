@@ -11,28 +11,9 @@ use sc_e2e::browser::Driver;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// The text without terminal colour sequences (the kiosk's log is coloured).
-fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // ESC [ ... letter
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Sizes the kiosk logged for the consultant's video ("remote video size"), in order.
 fn sizes_logged(log: &str) -> Vec<(u32, u32)> {
-    let log = plain(log);
+    let log = sc_e2e::strip_ansi(log);
     let field = |line: &str, name: &str| -> Option<u32> {
         line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).and_then(|v| v.parse().ok())
     };

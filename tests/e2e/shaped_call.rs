@@ -6,9 +6,9 @@ use sc_e2e::browser::{Driver, Options};
 use sc_e2e::link::{DelayRelay, Link, Profile, Side, RELAY_SEED};
 use sc_e2e::{bin, PASSWORD, TURN_SECRET};
 use serde_json::Value;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The hospital side: coturn, the delay relay in front of it, and the care server, with a nurse
@@ -32,19 +32,7 @@ impl Drop for Hospital {
 }
 
 fn care(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(bin("care-server"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("care-server");
-    if let Some(text) = stdin {
-        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("stdin");
-    }
-    let out = child.wait_with_output().expect("care-server");
+    let out = sc_e2e::care_cli(dir, args, stdin);
     assert!(out.status.success(), "care-server {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
