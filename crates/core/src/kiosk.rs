@@ -24,6 +24,10 @@ pub use crate::notice::{Notice, NoticeView, DISABLED_MESSAGE};
 /// How the kiosk reaches its keystore; injectable so tests can use another store.
 pub type KeystoreFactory = fn() -> Result<Keystore, Error>;
 
+/// How old the recorded contact may get before a new contact is written (an hour of slack on a timer
+/// counted in days; a kill loses at most that).
+pub const CONTACT_WRITE_EVERY_SECS: i64 = 3_600;
+
 /// Dead-man days assumed until the sealed policy is read (the server's default).
 const DEFAULT_DEAD_MAN_DAYS: u32 = 14;
 
@@ -35,6 +39,8 @@ pub struct Kiosk {
     state: Mutex<LockState<Unsealed>>,
     clock: Clock,
     contact: Mutex<Contact>,
+    /// What `contact.json` holds now (`None`: nothing written since the kiosk opened).
+    contact_on_disk: Mutex<Option<Contact>>,
     disabled: AtomicBool,
     /// Where background work (telling the server a session ended) runs; see [`Kiosk::background`].
     runtime: Mutex<Option<tokio::runtime::Handle>>,
@@ -99,7 +105,8 @@ impl Kiosk {
         let disabled = crate::wipe::tombstone(&dir)?.is_some();
         let record = dir.load_record()?;
         let state = if record.is_some() { LockState::Locked(None) } else { LockState::NotEnrolled };
-        let contact = contact::load(&dir).unwrap_or_else(|| Contact {
+        let on_disk = contact::load(&dir);
+        let contact = on_disk.unwrap_or_else(|| Contact {
             // No contact file: count from when the laptop was enrolled (the record's age).
             last_contact: std::fs::metadata(dir.record_path())
                 .and_then(|m| m.modified())
@@ -116,6 +123,7 @@ impl Kiosk {
             state: Mutex::new(state),
             clock,
             contact: Mutex::new(contact),
+            contact_on_disk: Mutex::new(on_disk),
             disabled: AtomicBool::new(disabled),
             runtime: Mutex::new(tokio::runtime::Handle::try_current().ok()),
             sessions_ended: watch::Sender::new(0),
@@ -170,12 +178,26 @@ impl Kiosk {
         self.contact.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records a successful contact with the server (resets the dead-man timer).
+    /// Records a successful contact with the server (resets the dead-man timer). The file is
+    /// rewritten only when the policy changed or what it holds is [`CONTACT_WRITE_EVERY_SECS`] old:
+    /// the timer counts days, and a write on every heartbeat would touch the disk mid-call.
     pub fn contact_made(&self) {
-        let mut c = self.contact();
-        c.last_contact = self.now();
-        if let Err(e) = contact::store(&self.dir, &c) {
-            tracing::warn!(error = %e, "could not record server contact");
+        let c = {
+            let mut c = self.contact();
+            c.last_contact = self.now();
+            *c
+        };
+        // A plain value: a poisoned lock still holds a sound one.
+        let mut on_disk = self.contact_on_disk.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = on_disk.is_some_and(|d| {
+            d.dead_man_days == c.dead_man_days && c.last_contact - d.last_contact < CONTACT_WRITE_EVERY_SECS
+        });
+        if fresh {
+            return;
+        }
+        match contact::store(&self.dir, &c) {
+            Ok(()) => *on_disk = Some(c),
+            Err(e) => tracing::warn!(error = %e, "could not record server contact"),
         }
     }
 
@@ -536,6 +558,36 @@ mod tests {
     use std::time::Duration;
 
     const DAY: Duration = Duration::from_secs(86_400);
+
+    /// CI failure, issue #12's session: a heartbeat rewrote `contact.json` in the middle of a call
+    /// (the image-share window test watches for any file written then).
+    #[test]
+    fn contact_is_written_when_an_hour_old_or_the_policy_changed_not_on_every_heartbeat() {
+        let hand = ManualClock::starting_at(1_700_000_000);
+        let (dir, kiosk) = enrolled(hand.clock());
+        let data = DataDir::open(dir.path()).expect("data");
+        let on_disk = || contact::load(&data).expect("contact file");
+        let enrolled_at = on_disk().last_contact;
+        for _ in 0..10 {
+            hand.advance(Duration::from_secs(300));
+            kiosk.contact_made();
+        }
+        assert_eq!(on_disk().last_contact, enrolled_at, "50 minutes of heartbeats write nothing");
+        hand.advance(Duration::from_secs(600));
+        kiosk.contact_made();
+        assert_eq!(on_disk().last_contact, enrolled_at + 3_600, "an hour on, the contact is written");
+        hand.advance(Duration::from_secs(60));
+        kiosk.contact().dead_man_days = 3;
+        kiosk.contact_made();
+        assert_eq!(
+            on_disk(),
+            Contact { last_contact: enrolled_at + 3_660, dead_man_days: 3 },
+            "a new policy is written at once"
+        );
+        // The timer itself runs on the newest contact, not on the file's.
+        hand.advance(3 * DAY);
+        assert!(!kiosk.check_dead_man(), "three days after the last contact, not yet past the limit");
+    }
 
     #[test]
     fn view_only_reads_when_the_dead_man_timer_has_run_out_and_the_tick_decides() {
