@@ -10,7 +10,8 @@ try {
   const page = await browser.newPage();
   page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") say("console", { text: m.text() }); });
   const admittedAt = await admitFirstLaptop(page);
-  // Once a second: what the page shows of the laptop's link, and whether it sends video.
+  // Four times a second: what the page shows of the laptop's link, whether it sends video, and what
+  // it received; `at` is the wall clock (ms), so the test can line reports up with its own events.
   const reporter = setInterval(() => {
     page.evaluate(async () => {
       const pc = window.scCall.pc;
@@ -24,13 +25,14 @@ try {
         }
       });
       return {
+        at: Date.now(),
         quality: window.scCall.quality || null,
         callState: document.getElementById("call-state").textContent,
         videoSending: Boolean(pc && pc.getSenders().some((s) => s.track && s.track.kind === "video")),
         ...got,
       };
     }).then((p) => say("page", p)).catch(() => {});
-  }, 1000);
+  }, 250);
 
   const stats = async () => page.evaluate(async () => {
     const out = { video: null, audio: null, pair: null };

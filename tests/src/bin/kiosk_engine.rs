@@ -4,7 +4,7 @@
 //! the call ends or `SC_SECS` seconds in the call have passed. Settings come from the environment:
 //! SC_SERVER, SC_TOKEN, SC_NURSE, SC_PASSWORD, SC_CODE, SC_ROOM, SC_DATA (a fresh directory),
 //! SC_BIND (the UDP address for the TURN client), SC_SECS, and SC_MEDIA (`synthetic`, or a 640x480
-//! Y4M clip's path). The keystore is the session's Secret Service, as for the real kiosk.
+//! Y4M clip's path). RUST_LOG filters the logs on stderr. The keystore is the session's Secret Service, as for the real kiosk.
 #![forbid(unsafe_code)]
 
 use sc_call::consultation::{Consultation, MediaSetup, Phase};
@@ -25,6 +25,12 @@ fn fail(why: &str) -> ! {
 }
 
 fn main() {
+    // Logs go to stderr, filtered by RUST_LOG (none by default); the tests keep them with
+    // SC_ENGINE_LOG (see tests/e2e/shaped_call.rs).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| fail(&format!("runtime: {e}")));
     rt.block_on(run());
 }
