@@ -97,7 +97,7 @@ async fn call(end_by_kiosk: bool) -> Outcome {
                 assert!(changed.is_ok(), "the consultation task vanished");
                 let p = phases.borrow_and_update().clone();
                 seen.push(p.clone());
-                if let Phase::Ended { reason } = p { break Some(reason) }
+                if let Phase::Ended { reason, .. } = p { break Some(reason) }
             }
             Some(v) = consultant.events.recv() => match v["event"].as_str() {
                 Some("stats") => chromium = v,
@@ -243,7 +243,7 @@ async fn admitted_attempt_answering(
     let reason = async {
         loop {
             phases.changed().await.expect("phase");
-            if let Phase::Ended { reason } = phases.borrow_and_update().clone() {
+            if let Phase::Ended { reason, .. } = phases.borrow_and_update().clone() {
                 return reason;
             }
         }

@@ -93,8 +93,6 @@ pub enum CallEvent {
     Signal(ToServer),
     /// The connection state changed.
     State(CallState),
-    /// The call is over (the other side hung up, left, or the connection failed).
-    Ended(String),
 }
 
 /// Counters, for tests, the page and the benchmark.
@@ -133,6 +131,8 @@ pub struct CallStats {
     pub sending: Option<crate::adapt::Settings>,
     /// The link is too poor for video: the kiosk sends sound only.
     pub sound_only_by_link: bool,
+    /// ICE restarts begun (after the link stayed down).
+    pub ice_restarts: u64,
 }
 
 /// The candidate types of the pair in use.
@@ -157,6 +157,7 @@ struct Counters {
     audio_energy_bits: AtomicU64,
     audio_peak_bits: AtomicU64,
     first_frame_micros: AtomicU64,
+    ice_restarts: AtomicU64,
 }
 
 struct Shared {
@@ -239,10 +240,8 @@ impl PeerConnectionEventHandler for Handler {
             // lost, then asked for again); the voice goes on, so it is there the moment it returns.
             self.shared.connected.send_replace(false);
         }
+        // A failure is not the end: the consultation's rules restart ICE, then give up.
         self.shared.emit(CallEvent::State(s));
-        if s == CallState::Failed {
-            self.shared.emit(CallEvent::Ended("The connection to the consultant failed.".into()));
-        }
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
@@ -637,6 +636,8 @@ pub struct Call {
     shared: Arc<Shared>,
     role: Role,
     remote_set: AtomicBool,
+    /// An ICE restart's offer is out, waiting for its answer.
+    restarting: AtomicBool,
     pending: Mutex<Vec<RTCIceCandidateInit>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -786,6 +787,7 @@ impl Call {
             shared,
             role,
             remote_set: AtomicBool::new(false),
+            restarting: AtomicBool::new(false),
             pending: Mutex::new(Vec::new()),
             threads: Mutex::new(threads),
             tasks: Mutex::new(tasks),
@@ -825,10 +827,15 @@ impl Call {
                 self.shared.emit(CallEvent::Signal(ToServer::Answer { sdp }));
                 Ok(())
             }
-            FromServer::Answer { sdp } if self.role == Role::Offerer && !self.remote_set.load(Ordering::SeqCst) => {
+            // The first answer, or the answer to an ICE restart's offer; any other is out of turn.
+            FromServer::Answer { sdp }
+                if self.role == Role::Offerer
+                    && (!self.remote_set.load(Ordering::SeqCst) || self.restarting.load(Ordering::SeqCst)) =>
+            {
                 let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::Signalling(e.to_string()))?;
                 self.pc.set_remote_description(answer).await.map_err(|e| Error::Signalling(e.to_string()))?;
                 self.remote_set.store(true, Ordering::SeqCst);
+                self.restarting.store(false, Ordering::SeqCst);
                 self.flush_candidates().await;
                 Ok(())
             }
@@ -846,15 +853,38 @@ impl Call {
                     Ok(())
                 }
             }
-            FromServer::HungUp => {
-                self.shared.emit(CallEvent::Ended("The consultant ended the call.".into()));
-                Ok(())
-            }
-            FromServer::PeerLeft => {
-                self.shared.emit(CallEvent::Ended("The consultant left.".into()));
-                Ok(())
-            }
             other => Err(Error::Signalling(format!("{other:?}").chars().take(80).collect())),
+        }
+    }
+
+    /// Restarts ICE (the offerer only): a new offer with fresh credentials goes out as a
+    /// `CallEvent::Signal`, and candidates are gathered again on the same relay; the media, DTLS
+    /// and the share channel carry on once the new path connects. Until the answer comes,
+    /// another restart is refused.
+    pub async fn restart_ice(&self) -> Result<(), Error> {
+        if self.role != Role::Offerer {
+            return Err(Error::Signalling("only the offerer restarts ICE".into()));
+        }
+        if self.restarting.swap(true, Ordering::SeqCst) {
+            return Err(Error::Signalling("an ICE restart is already waiting for its answer".into()));
+        }
+        let started = async {
+            self.pc.restart_ice().await.map_err(Error::webrtc)?;
+            let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
+            let sdp = offer.sdp.clone();
+            self.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
+            Ok::<_, Error>(sdp)
+        };
+        match started.await {
+            Ok(sdp) => {
+                self.shared.counters.ice_restarts.fetch_add(1, Ordering::Relaxed);
+                self.shared.emit(CallEvent::Signal(ToServer::Offer { sdp }));
+                Ok(())
+            }
+            Err(e) => {
+                self.restarting.store(false, Ordering::SeqCst);
+                Err(e)
+            }
         }
     }
 
@@ -927,6 +957,7 @@ impl Call {
             link_loss: self.shared.estimate.loss(),
             sending: *self.shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
             sound_only_by_link: self.shared.sound_only_by_link.load(Ordering::Relaxed),
+            ice_restarts: c.ice_restarts.load(Ordering::Relaxed),
         }
     }
 

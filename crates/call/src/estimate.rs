@@ -6,8 +6,9 @@
 //! rtc 0.21's GCC raises its target by 8 % a second with no cap at what actually gets through, and
 //! does not probe (measured on the poor profile: 256 kbit/s, 5 % loss, the target climbed past 600
 //! kbit/s). As libwebrtc does, the wrapper caps the target near the rate the receiver
-//! acknowledged over the last second ([`ACKED_HEADROOM`]), but never below [`CAP_FLOOR_BPS`]: without probing, a call
-//! sending little (sound only) must still be able to find room for video again.
+//! acknowledged over the last second ([`ACKED_HEADROOM`]) while the link loses packets
+//! ([`CAP_LOSS`]), but never below [`CAP_FLOOR_BPS`]: without probing, a call sending little
+//! (sound only) must still be able to find room for video again.
 
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
 use std::collections::VecDeque;
@@ -23,6 +24,8 @@ pub const MIN_BPS: f64 = 40_000.0;
 /// The most the kiosk ever sends (the top rung and the voice, with room for keyframes).
 pub const MAX_BPS: f64 = 1_600_000.0;
 
+/// The acknowledged-rate cap applies once the receiver reports more loss than this.
+pub const CAP_LOSS: f64 = 0.01;
 /// The acknowledged-rate cap never goes below this (a 256 kbit/s link's worth).
 pub const CAP_FLOOR_BPS: f64 = 300_000.0;
 /// How far above the acknowledged rate the target may be. libwebrtc allows 1.5; measured on the
@@ -167,9 +170,13 @@ impl<E: BandwidthEstimator> Published<E> {
     /// gets through.
     fn capped(&self) -> f64 {
         let target = self.held.unwrap_or_else(|| self.inner.target_bitrate());
+        // A clean link is left to the delay-based controller: capped there, a sender that uses
+        // little of its budget (a still scene) could never climb the ladder again (measured: a
+        // 10 Mbit/s link held at 320x240 and "weak" for a whole call).
+        let lossy = self.inner.stats().packet_loss.is_some_and(|l| l > CAP_LOSS);
         match self.acked_bps() {
-            Some(acked) => target.min((acked * ACKED_HEADROOM).max(CAP_FLOOR_BPS)),
-            None => target,
+            Some(acked) if lossy => target.min((acked * ACKED_HEADROOM).max(CAP_FLOOR_BPS)),
+            _ => target,
         }
     }
 
@@ -267,12 +274,23 @@ mod tests {
         assert_eq!(shared.target_bps(), c.target_bitrate());
     }
 
-    /// An estimator that only ever says 2 Mbit/s.
-    struct Optimist;
+    /// An estimator that only ever says 2 Mbit/s, and the loss in the last reports.
+    #[derive(Default)]
+    struct Optimist {
+        loss: Option<f64>,
+    }
     impl BandwidthEstimator for Optimist {
-        fn on_reports(&mut self, _now: Instant, _reports: &[PacketReport]) {}
+        fn on_reports(&mut self, _now: Instant, reports: &[PacketReport]) {
+            let lost = reports.iter().filter(|r| !r.arrived).count();
+            self.loss = Some(lost as f64 / reports.len().max(1) as f64);
+        }
         fn target_bitrate(&self) -> f64 {
             2_000_000.0
+        }
+        fn stats(&self) -> EstimatorStats {
+            let mut s = EstimatorStats::default();
+            s.packet_loss = self.loss;
+            s
         }
     }
 
@@ -294,7 +312,7 @@ mod tests {
     #[test]
     fn the_target_is_capped_near_what_arrives_but_not_below_the_floor() {
         let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| Optimist, 2_000_000.0, shared.clone());
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
         c.on_reports(Instant::now(), &[report(0, 0, 1000, true)]);
         assert_eq!(shared.target_bps(), 2_000_000.0, "no cap before half a second of arrivals");
         // 320 kbit/s arriving (40 kB a second in 1000-byte packets), half of them lost.
@@ -304,10 +322,21 @@ mod tests {
         assert!((acked - 40.0 * 1000.0 * 8.0 * 1000.0 / 950.0).abs() < 20_000.0, "{acked}");
         assert!((shared.target_bps() - acked * ACKED_HEADROOM).abs() < 1.0, "{}", shared.target_bps());
         assert_eq!(c.capped(), shared.target_bps(), "the pacer gets the capped target too");
-        // A trickle (sound only) is capped at the floor, not near the trickle.
-        let trickle: Vec<_> = (200..260).map(|i| report(i, 2000 + (i - 200) * 20, 100, true)).collect();
+        // A trickle (sound only) on a lossy link is capped at the floor, not near the trickle.
+        let trickle: Vec<_> = (200..260).map(|i| report(i, 2000 + (i - 200) * 20, 100, i % 10 != 0)).collect();
         c.on_reports(Instant::now(), &trickle);
         assert_eq!(shared.target_bps(), CAP_FLOOR_BPS);
+    }
+
+    #[test]
+    fn a_clean_link_is_not_capped_so_a_sender_using_little_can_climb() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        // 200 kbit/s arriving, nothing lost: the controller's own 2 Mbit/s stands.
+        let reports: Vec<_> = (1..=100).map(|i| report(i, i * 10, 250, true)).collect();
+        c.on_reports(Instant::now(), &reports);
+        assert!(c.acked_bps().is_some_and(|a| a < 250_000.0));
+        assert_eq!(shared.target_bps(), 2_000_000.0);
     }
 
     /// Ticks the wrapper every 250 ms from `from` to `to` seconds after `t0`, the peer's media
@@ -405,9 +434,8 @@ mod tests {
         assert!(shared.target_bps() >= start * 0.9, "{} after the outage, {start} before", shared.target_bps());
         // Loss after the link returned still counts.
         let now = at(13.0);
-        let reports: Vec<_> = (0..40)
-            .map(|k| departed(report(10_000 + k, 13_000 + k * 10, 1000, k % 2 == 0), now))
-            .collect();
+        let reports: Vec<_> =
+            (0..40).map(|k| departed(report(10_000 + k, 13_000 + k * 10, 1000, k % 2 == 0), now)).collect();
         c.on_reports(now + Duration::from_millis(100), &reports);
         assert!(shared.loss() > 0.05, "fresh loss is seen: {}", shared.loss());
     }

@@ -3,7 +3,7 @@
 import { $, api, signInOut, view } from "./common.js";
 import * as share from "./share.js";
 
-const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [], preview: null };
+const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [], preview: null, reconnect: null };
 // Tests and support staff read call statistics from here (no secrets live on this object).
 window.scCall = state;
 
@@ -12,6 +12,8 @@ function fmtTime(secs) {
 }
 
 const MEDIA = { audio: true, video: { width: 640, height: 480 } };
+// How long a dropped call waits to come back before it ends (the laptop's RECONNECT_LIMIT).
+const RECONNECT_LIMIT_MS = 30000;
 
 // While a laptop waits, the consultant's camera is already open (they see themselves beside the
 // list), so admitting does not wait for the camera to start; it closes when nobody waits.
@@ -59,6 +61,8 @@ function send(msg) {
 }
 
 function endCall(reason) {
+  if (state.reconnect) clearTimeout(state.reconnect);
+  state.reconnect = null;
   share.detach();
   if (state.pc) state.pc.close();
   state.pc = null;
@@ -111,9 +115,29 @@ async function startCall(msg) {
   };
   state.quality = "good";
   state.videoSender = null;
+  // A dropped link is not the end: the laptop restarts ICE (its new offer is answered as any
+  // other), and the call ends only after RECONNECT_LIMIT_MS, as the laptop's own rules do.
   pc.onconnectionstatechange = () => {
-    if (!state.quality || state.quality === "good" || pc.connectionState !== "connected") $("call-state").textContent = pc.connectionState;
-    if (pc.connectionState === "failed") { send({ type: "hang_up" }); endCall("The connection failed."); }
+    const s = pc.connectionState;
+    if (s === "disconnected" || s === "failed") {
+      $("call-state").textContent = "Reconnecting...";
+      $("call-state").dataset.quality = "reconnecting";
+      if (!state.reconnect) {
+        state.reconnect = setTimeout(() => {
+          state.reconnect = null;
+          send({ type: "hang_up" });
+          endCall(`The connection to the laptop was lost and did not come back within ${RECONNECT_LIMIT_MS / 1000} seconds.`);
+        }, RECONNECT_LIMIT_MS);
+      }
+      return;
+    }
+    if (state.reconnect && s === "connected") {
+      clearTimeout(state.reconnect);
+      state.reconnect = null;
+      onQuality(state.quality || "good");
+      return;
+    }
+    if (!state.quality || state.quality === "good" || s !== "connected") $("call-state").textContent = s;
   };
   // The answer waits for local media so it offers our camera and microphone (already open when
   // the waiting room's preview was).

@@ -111,6 +111,7 @@ async fn run() {
                     "target_kbps": s.target_kbps,
                     "link_loss": s.link_loss,
                     "sound_only_by_link": s.sound_only_by_link,
+                    "ice_restarts": s.ice_restarts,
                     "sending": sending,
                 }));
                 if in_call_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(secs)) {

@@ -1,0 +1,459 @@
+//! The consultation's rules as a pure state machine: where the call is (the [`Phase`] the page
+//! shows), what to tell the server, when to restart ICE and when to give up. Inputs and the time
+//! go in, actions come out; the I/O loop in [`super`] carries them out, and tests drive it on
+//! simulated time.
+
+use super::{Phase, SOUND_ONLY_NOTICE};
+use crate::images::ImagesStatus;
+use crate::CallState;
+use sc_proto::signal::{Appointment, LinkQuality, ToServer};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// How long the link may stay down before the kiosk restarts ICE (new credentials, candidates
+/// gathered again on the same relay). ICE's own consent checks bring a link back by themselves
+/// when it returns within this (measured: a 10 s outage resumes in under a second without one);
+/// a restart is for a path that will not come back as it was.
+pub const RESTART_AFTER: Duration = Duration::from_secs(12);
+/// After a restart that has not connected, the next one waits this long.
+pub const RESTART_EVERY: Duration = Duration::from_secs(8);
+/// How long a call may be down before it ends: both screens say "Reconnecting..." until then.
+pub const RECONNECT_LIMIT: Duration = Duration::from_secs(30);
+/// What both screens say while the link is down.
+pub const RECONNECTING_NOTICE: &str = "Reconnecting...";
+
+/// Why a consultation ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EndReason {
+    /// The nurse left the waiting room.
+    LeftWaitingRoom,
+    /// The nurse ended the call.
+    HungUp,
+    /// The consultant ended the call.
+    ConsultantEnded,
+    /// The consultant's page went away.
+    ConsultantLeft,
+    /// The signalling connection to the care server dropped.
+    ServerLost,
+    /// The care server refused (its words).
+    Refused(String),
+    /// Admitted, but the call never connected through the relay in time.
+    CouldNotConnect,
+    /// The call connected, then the link stayed down past [`RECONNECT_LIMIT`].
+    LinkLost,
+    /// The consultant's browser sent a session description the engine cannot apply.
+    UnusableAnswer,
+    /// A camera, microphone or speaker could not be opened (its words).
+    Media(String),
+    /// The call engine could not start (the cause).
+    CouldNotStart(String),
+    /// The call engine stopped on its own.
+    Stopped,
+}
+
+impl EndReason {
+    /// In words for the nurse.
+    pub fn message(&self) -> String {
+        match self {
+            EndReason::LeftWaitingRoom => "You left the waiting room.".into(),
+            EndReason::HungUp => "You ended the call.".into(),
+            EndReason::ConsultantEnded => "The consultant ended the call.".into(),
+            EndReason::ConsultantLeft => "The consultant left.".into(),
+            EndReason::ServerLost => "The connection to the healthcare server was lost.".into(),
+            EndReason::Refused(m) | EndReason::Media(m) => m.clone(),
+            EndReason::CouldNotConnect => {
+                "The call could not connect through the relay. Check the network and try again.".into()
+            }
+            EndReason::LinkLost => format!(
+                "The connection to the consultant was lost and did not come back within {} seconds.",
+                RECONNECT_LIMIT.as_secs()
+            ),
+            EndReason::UnusableAnswer => {
+                "The consultant's browser sent a call set-up this laptop cannot use. Try joining again.".into()
+            }
+            EndReason::CouldNotStart(e) => format!("The call could not start: {e}"),
+            EndReason::Stopped => "The call stopped.".into(),
+        }
+    }
+
+    /// Whether the server should be told the kiosk hung up (it left; the server does not know).
+    fn tells_server(&self) -> bool {
+        matches!(
+            self,
+            EndReason::LeftWaitingRoom
+                | EndReason::HungUp
+                | EndReason::CouldNotConnect
+                | EndReason::LinkLost
+                | EndReason::UnusableAnswer
+                | EndReason::Media(_)
+                | EndReason::CouldNotStart(_)
+        )
+    }
+}
+
+/// What the nurse asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// End the call (or leave the waiting room).
+    HangUp,
+    /// Microphone muted or not.
+    Mute(bool),
+    /// Camera on or off.
+    Camera(bool),
+    /// Sound only, both ways, or video again.
+    AudioOnly(bool),
+    /// The laptop's next camera.
+    SwitchCamera,
+    /// The shared image back as the file shows it.
+    ResetView,
+}
+
+/// What happens, as the rules see it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Input {
+    /// The server put the laptop in the appointment's waiting room.
+    Waiting(Appointment),
+    /// The consultant admitted the laptop: the I/O loop opens the media and starts the call.
+    Admitted,
+    /// The call engine is running (its offer is on its way).
+    CallStarted,
+    /// The server refused something that ends the consultation (its words).
+    Refused(String),
+    /// The signalling connection dropped.
+    SignallingLost,
+    /// The media or the engine could not start.
+    CouldNotStart(EndReason),
+    /// The engine's connection state changed.
+    Connection(CallState),
+    /// The engine's figures: what it sends (`None` video: sound only) and the loss it measures.
+    Link {
+        /// Sending now; `None` before the controller decided.
+        sending: Option<crate::adapt::Settings>,
+        /// Loss the controller measured (0..1).
+        loss: f64,
+    },
+    /// The shared images' status changed.
+    Images(ImagesStatus),
+    /// The consultant ended the call.
+    ConsultantEnded,
+    /// The consultant's page went away.
+    ConsultantLeft,
+    /// The consultant's browser answered with something the engine cannot apply, and no earlier
+    /// answer is in place.
+    UnusableAnswer,
+    /// The answer to an ICE restart was applied.
+    RestartAnswered,
+    /// The engine stopped on its own.
+    EngineStopped,
+    /// The nurse asked for something.
+    Command(Command),
+    /// The camera the rules asked for opened (its index), or did not (why).
+    CameraOpened(Result<usize, String>),
+}
+
+/// What the I/O loop is to do.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Send this to the care server.
+    Send(ToServer),
+    /// Open the media and start the call engine (then [`Input::CallStarted`]).
+    StartCall,
+    /// Mute or unmute the microphone.
+    Mute(bool),
+    /// Camera on or off.
+    Camera(bool),
+    /// Sound only on or off.
+    AudioOnly(bool),
+    /// Open camera `n` and send from it (then [`Input::CameraOpened`]).
+    OpenCamera(usize),
+    /// Put the shared image back as the file shows it.
+    ResetView,
+    /// Restart ICE: a new offer with fresh credentials, on the same relay.
+    RestartIce,
+    /// The consultation is over ([`Rules::phase`] says why): close the call and the signalling.
+    Close,
+}
+
+/// The link as the rules track it, once the call has connected.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Link {
+    /// Media flows.
+    Up,
+    /// Down since then; restarts so far, the last one, and whether its answer came.
+    Down { since: Instant, restarts: u32, last_restart: Option<Instant>, answered: bool },
+}
+
+/// The consultation's state.
+#[derive(Debug)]
+pub struct Rules {
+    phase: Phase,
+    connect_timeout: Duration,
+    cameras: usize,
+    /// When the consultant admitted the laptop (the connect deadline counts from here).
+    admitted_at: Option<Instant>,
+    /// `None` until the call first connects.
+    link: Option<Link>,
+    muted: bool,
+    camera: bool,
+    audio_only: bool,
+    camera_index: usize,
+    /// Something the nurse should know that does not end the call (a camera that failed).
+    notice: Option<String>,
+    quality: LinkQuality,
+    /// What the engine last said it sends, and the loss it measured.
+    sending: Option<crate::adapt::Settings>,
+    loss: f64,
+    /// What the consultant's page was last told.
+    told: Option<LinkQuality>,
+    images: ImagesStatus,
+    /// Asked for and not yet reported back.
+    opening_camera: bool,
+    actions: VecDeque<Action>,
+}
+
+impl Rules {
+    /// A consultation joining its room; `cameras` is how many the laptop has.
+    pub fn new(connect_timeout: Duration, cameras: usize) -> Self {
+        Rules {
+            phase: Phase::Joining,
+            connect_timeout,
+            cameras,
+            admitted_at: None,
+            link: None,
+            muted: false,
+            camera: true,
+            audio_only: false,
+            camera_index: 0,
+            notice: None,
+            quality: LinkQuality::Good,
+            sending: None,
+            loss: 0.0,
+            told: None,
+            images: ImagesStatus::default(),
+            opening_camera: false,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// Where the consultation is.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Whether it is over.
+    pub fn is_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ended { .. })
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Rules::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_ended() {
+            return None;
+        }
+        match self.link {
+            None => self.admitted_at.map(|a| a + self.connect_timeout),
+            Some(Link::Up) => None,
+            Some(Link::Down { since, last_restart, answered, .. }) => {
+                let limit = since + RECONNECT_LIMIT;
+                let restart = match last_restart {
+                    None => since + RESTART_AFTER,
+                    // The next restart waits for the last one's answer (signalling is ordered:
+                    // a second offer before it would cross it).
+                    Some(at) if answered => at + RESTART_EVERY,
+                    Some(_) => limit,
+                };
+                Some(restart.min(limit))
+            }
+        }
+    }
+
+    /// Time has passed: the connect deadline, the restarts and the reconnect limit.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_ended() {
+            return;
+        }
+        match self.link {
+            None => {
+                if self.admitted_at.is_some_and(|a| now >= a + self.connect_timeout) {
+                    self.end(EndReason::CouldNotConnect);
+                }
+            }
+            Some(Link::Up) => {}
+            Some(Link::Down { since, restarts, last_restart, answered }) => {
+                if now >= since + RECONNECT_LIMIT {
+                    self.end(EndReason::LinkLost);
+                    return;
+                }
+                let due = match last_restart {
+                    None => now >= since + RESTART_AFTER,
+                    Some(at) => answered && now >= at + RESTART_EVERY,
+                };
+                if due {
+                    tracing::info!(
+                        restarts = restarts + 1,
+                        down_ms = (now - since).as_millis() as u64,
+                        "restarting ICE"
+                    );
+                    self.link =
+                        Some(Link::Down { since, restarts: restarts + 1, last_restart: Some(now), answered: false });
+                    self.actions.push_back(Action::RestartIce);
+                }
+            }
+        }
+    }
+
+    /// Something happened at `now`.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        if self.is_ended() {
+            return;
+        }
+        match input {
+            Input::Waiting(appointment) => {
+                if matches!(self.phase, Phase::Joining | Phase::Waiting { .. }) {
+                    self.phase = Phase::Waiting { appointment };
+                }
+            }
+            Input::Admitted => {
+                if self.admitted_at.is_none() {
+                    self.admitted_at = Some(now);
+                    self.phase = Phase::Connecting;
+                    self.actions.push_back(Action::StartCall);
+                }
+            }
+            Input::CallStarted => {}
+            Input::Refused(message) => self.end(EndReason::Refused(message)),
+            Input::SignallingLost => self.end(EndReason::ServerLost),
+            Input::CouldNotStart(reason) => self.end(reason),
+            Input::Connection(state) => self.connection(now, state),
+            Input::Link { sending, loss } => {
+                self.sending = sending;
+                self.loss = loss;
+            }
+            Input::Images(status) => self.images = status,
+            Input::ConsultantEnded => self.end(EndReason::ConsultantEnded),
+            Input::ConsultantLeft => self.end(EndReason::ConsultantLeft),
+            Input::UnusableAnswer => self.end(EndReason::UnusableAnswer),
+            Input::RestartAnswered => {
+                if let Some(Link::Down { answered, .. }) = &mut self.link {
+                    *answered = true;
+                }
+            }
+            Input::EngineStopped => self.end(EndReason::Stopped),
+            Input::Command(c) => self.command(c),
+            Input::CameraOpened(result) => {
+                self.opening_camera = false;
+                match result {
+                    Ok(n) => {
+                        self.camera_index = n;
+                        self.notice = None;
+                    }
+                    Err(e) => self.notice = Some(format!("Could not switch camera: {e}")),
+                }
+            }
+        }
+        self.refresh();
+    }
+
+    fn connection(&mut self, now: Instant, state: CallState) {
+        match (state, self.link) {
+            (CallState::Connected, Some(Link::Down { since, restarts, .. })) => {
+                tracing::info!(down_ms = (now - since).as_millis() as u64, restarts, "the call is back");
+                self.link = Some(Link::Up);
+            }
+            (CallState::Connected, _) => self.link = Some(Link::Up),
+            // A drop (or ICE giving up on the path) is not yet the end: restarts, then the limit.
+            (CallState::Disconnected | CallState::Failed, Some(Link::Up)) => {
+                tracing::info!(?state, "the call's link is down");
+                self.link = Some(Link::Down { since: now, restarts: 0, last_restart: None, answered: false });
+            }
+            // Failed after a restart's answer: the next restart is due now.
+            (CallState::Failed, Some(Link::Down { since, restarts, last_restart: Some(_), answered: true })) => {
+                self.link =
+                    Some(Link::Down { since, restarts, last_restart: Some(now - RESTART_EVERY), answered: true });
+            }
+            (CallState::Failed, None) => self.end(EndReason::CouldNotConnect),
+            (CallState::Closed, _) => self.end(EndReason::Stopped),
+            _ => {}
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        let in_call = matches!(self.phase, Phase::Connecting | Phase::InCall { .. });
+        match c {
+            Command::HangUp if self.admitted_at.is_some() => self.end(EndReason::HungUp),
+            Command::HangUp => self.end(EndReason::LeftWaitingRoom),
+            _ if !in_call => {}
+            Command::Mute(on) => {
+                self.muted = on;
+                self.actions.push_back(Action::Mute(on));
+            }
+            Command::Camera(on) => {
+                self.camera = on;
+                self.actions.push_back(Action::Camera(on));
+            }
+            Command::AudioOnly(on) => {
+                self.audio_only = on;
+                self.actions.push_back(Action::AudioOnly(on));
+            }
+            Command::SwitchCamera if !self.opening_camera => {
+                self.opening_camera = true;
+                self.actions.push_back(Action::OpenCamera((self.camera_index + 1) % self.cameras.max(1)));
+            }
+            Command::SwitchCamera => {}
+            Command::ResetView => self.actions.push_back(Action::ResetView),
+        }
+    }
+
+    fn end(&mut self, reason: EndReason) {
+        tracing::info!(?reason, "consultation ends");
+        if reason.tells_server() {
+            self.actions.push_back(Action::Send(ToServer::HangUp));
+        }
+        self.phase = Phase::Ended { reason: reason.message(), cause: reason };
+        self.actions.push_back(Action::Close);
+    }
+
+    /// Brings the published phase up to date, and tells the consultant's page of a new quality.
+    fn refresh(&mut self) {
+        if self.is_ended() || self.link.is_none() {
+            return;
+        }
+        // The nurse's sound-only counts at once, not at the engine's next figures.
+        self.quality = crate::adapt::quality(self.sending, self.loss, self.audio_only);
+        let down = matches!(self.link, Some(Link::Down { .. }));
+        // The link's own verdict is worth saying in words; the nurse's choice they know already.
+        let said = match (down, self.quality) {
+            (true, _) => Some(RECONNECTING_NOTICE.to_owned()),
+            (false, LinkQuality::SoundOnly) if !self.audio_only => Some(SOUND_ONLY_NOTICE.to_owned()),
+            _ => None,
+        };
+        self.phase = Phase::InCall {
+            muted: self.muted,
+            camera: self.camera,
+            audio_only: self.audio_only,
+            camera_index: self.camera_index,
+            cameras: self.cameras,
+            notice: if down { said } else { self.notice.clone().or(said) },
+            quality: self.quality,
+            reconnecting: down,
+            images: self.images.clone(),
+        };
+        // The page shows it, and stops sending video while it says sound only. Not while the
+        // link is down: the message would wait behind the outage anyway.
+        if !down && self.told != Some(self.quality) {
+            self.told = Some(self.quality);
+            self.actions.push_back(Action::Send(ToServer::Quality { quality: self.quality }));
+        }
+    }
+}

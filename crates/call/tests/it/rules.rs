@@ -1,0 +1,265 @@
+//! The consultation's rules on simulated time (issue #12 point 7): admission, loss and a step
+//! change in the link driving the quality the consultant's page is told, an outage with its
+//! "Reconnecting..." and ICE restarts, the reconnect limit, and how each ending is told.
+
+use sc_call::adapt::{Adapter, Settings};
+use sc_call::consultation::rules::{
+    Action, Command, EndReason, Input, Rules, RECONNECTING_NOTICE, RECONNECT_LIMIT, RESTART_AFTER, RESTART_EVERY,
+};
+use sc_call::consultation::{Phase, SOUND_ONLY_NOTICE};
+use sc_call::CallState;
+use sc_proto::signal::{LinkQuality, ToServer};
+use std::time::{Duration, Instant};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The rules on a clock of the test's own.
+struct Sim {
+    rules: Rules,
+    t0: Instant,
+    now: Instant,
+}
+
+impl Sim {
+    fn new() -> Self {
+        let t0 = Instant::now();
+        Sim { rules: Rules::new(CONNECT_TIMEOUT, 2), t0, now: t0 }
+    }
+
+    fn input(&mut self, input: Input) -> Vec<Action> {
+        self.rules.handle(self.now, input);
+        self.actions()
+    }
+
+    fn actions(&mut self) -> Vec<Action> {
+        std::iter::from_fn(|| self.rules.poll_action()).collect()
+    }
+
+    /// Moves the clock on by `d`, waking the rules whenever they asked to be woken.
+    fn pass(&mut self, d: Duration) -> Vec<Action> {
+        let until = self.now + d;
+        let mut out = Vec::new();
+        while let Some(due) = self.rules.poll_timeout().filter(|due| *due <= until) {
+            self.now = due.max(self.now);
+            self.rules.handle_timeout(self.now);
+            out.extend(self.actions());
+        }
+        self.now = until;
+        out
+    }
+
+    fn secs(&self) -> f64 {
+        (self.now - self.t0).as_secs_f64()
+    }
+
+    /// Admitted, the engine started, connected.
+    fn in_call() -> Self {
+        let mut s = Sim::new();
+        assert_eq!(s.input(Input::Admitted), vec![Action::StartCall]);
+        assert_eq!(*s.rules.phase(), Phase::Connecting);
+        s.input(Input::CallStarted);
+        s.pass(Duration::from_secs(2));
+        let told = s.input(Input::Connection(CallState::Connected));
+        assert_eq!(told, vec![quality(LinkQuality::Good)], "the page is told the link is good");
+        s
+    }
+
+    fn in_call_phase(&self) -> (Option<String>, LinkQuality, bool) {
+        match self.rules.phase() {
+            Phase::InCall { notice, quality, reconnecting, .. } => (notice.clone(), *quality, *reconnecting),
+            other => panic!("not in the call at {:.1} s: {other:?}", self.secs()),
+        }
+    }
+
+    fn ended(&self) -> (String, EndReason) {
+        match self.rules.phase() {
+            Phase::Ended { reason, cause } => (reason.clone(), cause.clone()),
+            other => panic!("not ended at {:.1} s: {other:?}", self.secs()),
+        }
+    }
+}
+
+fn quality(q: LinkQuality) -> Action {
+    Action::Send(ToServer::Quality { quality: q })
+}
+
+/// A link the adapter follows once a second, the rules seeing what it sends.
+struct Linked {
+    sim: Sim,
+    adapter: Adapter,
+    sending: Option<Settings>,
+    told: Vec<(f64, LinkQuality)>,
+}
+
+impl Linked {
+    fn new() -> Self {
+        Linked { sim: Sim::in_call(), adapter: Adapter::new(), sending: None, told: Vec::new() }
+    }
+
+    /// `secs` seconds at `kbps` with `loss`.
+    fn hold(&mut self, kbps: f64, loss: f64, secs: u64) {
+        for _ in 0..secs {
+            self.sim.pass(Duration::from_secs(1));
+            if let Some(s) = self.adapter.update(self.sim.now, kbps * 1000.0, loss) {
+                self.sending = Some(s);
+            }
+            let now = self.sim.secs();
+            for a in self.sim.input(Input::Link { sending: self.sending, loss }) {
+                match a {
+                    Action::Send(ToServer::Quality { quality }) => self.told.push((now, quality)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+    }
+
+    fn last_told(&self) -> Option<LinkQuality> {
+        self.told.last().map(|(_, q)| *q)
+    }
+}
+
+#[test]
+fn a_step_down_and_back_is_told_as_weak_then_good_and_each_change_once() {
+    let mut l = Linked::new();
+    l.hold(1_500.0, 0.0, 20);
+    assert_eq!(l.last_told(), None, "a good link stays good: nothing more to tell ({:?})", l.told);
+    l.hold(300.0, 0.0, 10);
+    assert_eq!(l.last_told(), Some(LinkQuality::Weak), "{:?}", l.told);
+    let weak_at = l.told.len();
+    l.hold(2_000.0, 0.0, 40);
+    assert_eq!(l.last_told(), Some(LinkQuality::Good), "{:?}", l.told);
+    assert_eq!(l.told.len(), weak_at + 1, "no flapping on the way back up: {:?}", l.told);
+    assert_eq!(l.sim.in_call_phase(), (None, LinkQuality::Good, false));
+}
+
+#[test]
+fn heavy_loss_is_weak_and_a_starved_link_goes_to_sound_only_in_words_and_back() {
+    let mut l = Linked::new();
+    l.hold(1_500.0, 0.0, 10);
+    l.hold(1_500.0, 0.12, 5);
+    assert_eq!(l.last_told(), Some(LinkQuality::Weak), "12 % loss: {:?}", l.told);
+    l.hold(40.0, 0.05, 6);
+    assert_eq!(l.last_told(), Some(LinkQuality::SoundOnly), "{:?}", l.told);
+    assert_eq!(l.sim.in_call_phase(), (Some(SOUND_ONLY_NOTICE.to_owned()), LinkQuality::SoundOnly, false));
+    l.hold(1_500.0, 0.0, 40);
+    assert_eq!(l.last_told(), Some(LinkQuality::Good), "{:?}", l.told);
+    assert_eq!(l.sim.in_call_phase().0, None, "the notice goes with the sound-only link");
+}
+
+#[test]
+fn the_nurses_sound_only_is_told_to_the_page_without_a_poor_connection_notice() {
+    let mut s = Sim::in_call();
+    let actions = s.input(Input::Command(Command::AudioOnly(true)));
+    assert_eq!(actions, vec![Action::AudioOnly(true), quality(LinkQuality::SoundOnly)]);
+    assert_eq!(s.in_call_phase(), (None, LinkQuality::SoundOnly, false), "the nurse knows what they chose");
+    let actions = s.input(Input::Command(Command::AudioOnly(false)));
+    assert_eq!(actions, vec![Action::AudioOnly(false), quality(LinkQuality::Good)]);
+}
+
+#[test]
+fn a_short_drop_says_reconnecting_and_comes_back_without_a_restart() {
+    let mut s = Sim::in_call();
+    assert!(s.input(Input::Connection(CallState::Disconnected)).is_empty());
+    assert_eq!(s.in_call_phase(), (Some(RECONNECTING_NOTICE.to_owned()), LinkQuality::Good, true));
+    // While down, the page is not told about quality (the message would wait behind the outage).
+    assert!(s.input(Input::Link { sending: None, loss: 0.5 }).is_empty());
+    assert!(s.pass(RESTART_AFTER - Duration::from_millis(100)).is_empty(), "no restart yet");
+    let actions = s.input(Input::Connection(CallState::Connected));
+    assert_eq!(actions, vec![quality(LinkQuality::Weak)], "back, and told how it is");
+    assert_eq!(s.in_call_phase(), (None, LinkQuality::Weak, false));
+    assert!(s.pass(RECONNECT_LIMIT * 2).is_empty(), "nothing more is due once the link is back");
+}
+
+#[test]
+fn a_long_outage_restarts_ice_waits_for_each_answer_and_resumes() {
+    let mut s = Sim::in_call();
+    s.input(Input::Connection(CallState::Disconnected));
+    let down_at = s.now;
+    assert_eq!(s.pass(RESTART_AFTER), vec![Action::RestartIce], "the first restart");
+    assert_eq!(s.now - down_at, RESTART_AFTER);
+    // The answer has not come (the signalling waits behind the outage): no second offer over it.
+    assert!(s.pass(RESTART_EVERY * 2).is_empty(), "one offer at a time");
+    s.input(Input::RestartAnswered);
+    // ICE on the new credentials gives up at once: the next restart is due.
+    s.input(Input::Connection(CallState::Failed));
+    assert_eq!(s.pass(Duration::from_millis(1)), vec![Action::RestartIce], "a failed path is restarted again");
+    assert!(s.in_call_phase().2, "still reconnecting");
+    s.input(Input::RestartAnswered);
+    s.pass(Duration::from_secs(1));
+    s.input(Input::Connection(CallState::Connected));
+    assert_eq!(s.in_call_phase(), (None, LinkQuality::Good, false), "back, within the limit");
+    assert!(!s.rules.is_ended());
+}
+
+#[test]
+fn a_link_down_past_the_limit_ends_the_call_in_words_and_tells_the_server() {
+    let mut s = Sim::in_call();
+    s.input(Input::Connection(CallState::Disconnected));
+    let down_at = s.now;
+    let actions = s.pass(RECONNECT_LIMIT + Duration::from_secs(5));
+    assert_eq!(actions.last(), Some(&Action::Close));
+    assert!(actions.contains(&Action::Send(ToServer::HangUp)), "{actions:?}");
+    assert!(actions.contains(&Action::RestartIce), "restarts were tried first: {actions:?}");
+    let (reason, cause) = s.ended();
+    assert_eq!(cause, EndReason::LinkLost);
+    assert!(reason.contains("30 seconds"), "{reason}");
+    assert_eq!(s.now - down_at, RECONNECT_LIMIT + Duration::from_secs(5));
+    assert!(s.rules.poll_timeout().is_none(), "nothing is due after the end");
+    // Late news changes nothing.
+    assert!(s.input(Input::Connection(CallState::Connected)).is_empty());
+    assert_eq!(s.ended().1, EndReason::LinkLost);
+}
+
+#[test]
+fn a_call_that_never_connects_ends_at_the_connect_deadline() {
+    let mut s = Sim::new();
+    s.input(Input::Admitted);
+    s.input(Input::CallStarted);
+    assert!(s.pass(CONNECT_TIMEOUT - Duration::from_millis(1)).is_empty());
+    assert_eq!(s.pass(Duration::from_millis(1)), vec![Action::Send(ToServer::HangUp), Action::Close]);
+    assert_eq!(s.ended().1, EndReason::CouldNotConnect);
+    let mut s = Sim::new();
+    s.input(Input::Admitted);
+    s.input(Input::Connection(CallState::Failed));
+    assert_eq!(s.ended().1, EndReason::CouldNotConnect, "ICE failing before the first connection ends it");
+}
+
+#[test]
+fn each_ending_has_its_words_and_only_the_kiosks_own_tell_the_server() {
+    type Probe = fn(&mut Sim) -> Vec<Action>;
+    // (what happens, in the call or still waiting, why it ends, whether the server is told)
+    let cases: [(Probe, bool, EndReason, bool); 8] = [
+        (|s| s.input(Input::Command(Command::HangUp)), false, EndReason::LeftWaitingRoom, true),
+        (|s| s.input(Input::Refused("No such room.".into())), false, EndReason::Refused("No such room.".into()), false),
+        (|s| s.input(Input::SignallingLost), false, EndReason::ServerLost, false),
+        (|s| s.input(Input::Command(Command::HangUp)), true, EndReason::HungUp, true),
+        (|s| s.input(Input::ConsultantEnded), true, EndReason::ConsultantEnded, false),
+        (|s| s.input(Input::ConsultantLeft), true, EndReason::ConsultantLeft, false),
+        (|s| s.input(Input::UnusableAnswer), true, EndReason::UnusableAnswer, true),
+        (|s| s.input(Input::EngineStopped), true, EndReason::Stopped, false),
+    ];
+    for (probe, in_call, expected, tells_server) in cases {
+        let mut s = if in_call { Sim::in_call() } else { Sim::new() };
+        let actions = probe(&mut s);
+        let (reason, cause) = s.ended();
+        assert_eq!(cause, expected);
+        assert_eq!(reason, expected.message());
+        assert!(!reason.is_empty());
+        assert_eq!(actions.contains(&Action::Send(ToServer::HangUp)), tells_server, "{cause:?}: {actions:?}");
+        assert_eq!(actions.last(), Some(&Action::Close), "{cause:?}");
+    }
+}
+
+#[test]
+fn switching_camera_asks_once_and_a_camera_that_fails_is_a_notice_not_an_end() {
+    let mut s = Sim::in_call();
+    assert_eq!(s.input(Input::Command(Command::SwitchCamera)), vec![Action::OpenCamera(1)]);
+    assert!(s.input(Input::Command(Command::SwitchCamera)).is_empty(), "one at a time");
+    s.input(Input::CameraOpened(Err("unplugged".into())));
+    assert_eq!(s.in_call_phase().0.as_deref(), Some("Could not switch camera: unplugged"));
+    assert_eq!(s.input(Input::Command(Command::SwitchCamera)), vec![Action::OpenCamera(1)]);
+    s.input(Input::CameraOpened(Ok(1)));
+    assert_eq!(s.in_call_phase().0, None);
+    assert!(matches!(s.rules.phase(), Phase::InCall { camera_index: 1, .. }));
+    assert_eq!(s.input(Input::Command(Command::SwitchCamera)), vec![Action::OpenCamera(0)], "and back round");
+}
