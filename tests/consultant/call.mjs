@@ -15,9 +15,14 @@ try {
   const reporter = setInterval(() => {
     page.evaluate(async () => {
       const pc = window.scCall.pc;
-      const got = { framesDecoded: 0, audioPackets: 0, concealed: 0, samples: 0 };
+      const got = { framesDecoded: 0, frameWidth: 0, frameHeight: 0, freezeCount: 0, audioPackets: 0, concealed: 0, samples: 0 };
       if (pc) (await pc.getStats()).forEach((r) => {
-        if (r.type === "inbound-rtp" && r.kind === "video") got.framesDecoded = r.framesDecoded || 0;
+        if (r.type === "inbound-rtp" && r.kind === "video") {
+          got.framesDecoded = r.framesDecoded || 0;
+          got.frameWidth = r.frameWidth || 0;
+          got.frameHeight = r.frameHeight || 0;
+          got.freezeCount = r.freezeCount || 0;
+        }
         if (r.type === "inbound-rtp" && r.kind === "audio") {
           got.audioPackets = r.packetsReceived || 0;
           got.concealed = r.concealedSamples || 0;

@@ -2,5 +2,6 @@
 //! signalling from the other side, and the consultation's rules on simulated time.
 
 mod devices;
+mod lifecycle;
 mod rules;
 mod signalling;

@@ -197,13 +197,33 @@ fn reexports(root_code: &str, modules: &BTreeSet<String>) -> BTreeMap<String, St
     map
 }
 
-/// The crate's module graph (one module per file directly in `src`).
+/// Every `.rs` file under `dir`, code only, one after another.
+fn nested_code(dir: &Path) -> String {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).expect("dir").map(|e| e.expect("entry").path()).collect();
+    entries.sort();
+    let mut code = String::new();
+    for path in entries {
+        if path.is_dir() {
+            code.push_str(&nested_code(&path));
+        } else if path.extension() == Some("rs".as_ref()) {
+            code.push_str(&code_only(&std::fs::read_to_string(&path).expect("source")));
+            code.push('\n');
+        }
+    }
+    code
+}
+
+/// The crate's module graph: one module per file directly in `src`, and per directory there (a
+/// module with submodules counts as one, its files' references together).
 fn graph(src: &Path) -> Graph {
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     for entry in std::fs::read_dir(src).expect("src") {
         let path = entry.expect("entry").path();
         if path.is_dir() {
-            assert!(path.ends_with("bin"), "nested modules are not read here yet: {}", path.display());
+            if !path.ends_with("bin") {
+                let name = path.file_name().and_then(|n| n.to_str()).expect("a module name").to_owned();
+                files.entry(name).or_default().push_str(&nested_code(&path));
+            }
             continue;
         }
         let Some(stem) = path.file_stem().and_then(|s| s.to_str()).filter(|_| path.extension() == Some("rs".as_ref()))
@@ -216,7 +236,7 @@ fn graph(src: &Path) -> Graph {
             assert!(!code.contains("mod "), "{} declares modules", path.display());
             continue;
         }
-        files.insert(stem.to_owned(), code);
+        files.entry(stem.to_owned()).or_default().push_str(&code);
     }
     let root_code = files.remove("lib").expect("lib.rs");
     let modules: BTreeSet<String> = files.keys().cloned().collect();

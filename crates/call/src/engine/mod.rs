@@ -1,0 +1,483 @@
+//! One call: the peer connection (relay-only, congestion control, NACK) and what it is built
+//! from. The local media ([`send`]: source -> encoder -> track), the remote media ([`receive`]:
+//! track -> decoder -> frame and sound), offer and answer ([`negotiation`]) and the counters
+//! ([`stats`]) are submodules; `Call` owns them all and stops them on close or drop.
+
+mod negotiation;
+mod receive;
+mod send;
+mod stats;
+
+pub use stats::CallStats;
+use stats::Counters;
+
+use crate::adapt::Settings;
+use crate::data::{DataIn, DataLink, DataSender};
+use crate::estimate::LinkEstimate;
+use crate::frame::I420Frame;
+use crate::keyframe::KeyframeRequests;
+use crate::source::{AudioSink, AudioSource, VideoSource};
+use crate::video::EncodedFrame;
+use crate::Error;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+use sc_proto::signal::{Candidate, IceServer, Role, ToServer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use webrtc::data_channel::DataChannel;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    configure_congestion_control, register_default_interceptors, CongestionFeedback, MediaEngine, PeerConnection,
+    PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngineBuilder,
+};
+
+/// How a call is set up.
+pub struct CallConfig {
+    /// TURN servers and credentials from the care server; the only way out.
+    pub ice_servers: Vec<IceServer>,
+    /// Local UDP sockets to bind (TURN clients run on each). `0.0.0.0:0` covers every
+    /// non-loopback interface; tests with a loopback TURN server bind `127.0.0.1:0`.
+    pub bind_addrs: Vec<String>,
+    /// Outgoing video size and rate.
+    pub width: u32,
+    /// Outgoing video height.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// VP8 target bitrate.
+    pub video_kbps: u32,
+    /// The camera (or a synthetic pattern).
+    pub video: Box<dyn VideoSource>,
+    /// The microphone (or a tone).
+    pub audio: Box<dyn AudioSource>,
+    /// The speaker (or nothing).
+    pub playback: Box<dyn AudioSink>,
+}
+
+impl std::fmt::Debug for CallConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CallConfig({}x{}@{}, {} kbit/s)", self.width, self.height, self.fps, self.video_kbps)
+    }
+}
+
+/// The call's connection state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallState {
+    /// Negotiating and connecting through the relay.
+    Connecting,
+    /// Media flows.
+    Connected,
+    /// The connection dropped; it may come back.
+    Disconnected,
+    /// The connection failed.
+    Failed,
+    /// Closed.
+    Closed,
+}
+
+/// What the engine tells its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallEvent {
+    /// Send this to the care server.
+    Signal(ToServer),
+    /// The connection state changed.
+    State(CallState),
+}
+
+/// The candidate types of the pair in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectedPair {
+    /// Our side, e.g. "relay".
+    pub local: String,
+    /// Their side.
+    pub remote: String,
+}
+
+struct Shared {
+    started: Instant,
+    counters: Counters,
+    muted: AtomicBool,
+    camera_on: AtomicBool,
+    audio_only: AtomicBool,
+    force_keyframe: AtomicBool,
+    stop: AtomicBool,
+    connected: watch::Sender<bool>,
+    events: mpsc::UnboundedSender<CallEvent>,
+    frames: watch::Sender<Option<Arc<I420Frame>>>,
+    /// The self-view: what the camera sends, shrunk, a few times a second.
+    local_frames: watch::Sender<Option<Arc<I420Frame>>>,
+    /// A camera to switch to, taken by the encoder thread at its next frame.
+    next_video: Mutex<Option<Box<dyn VideoSource>>>,
+    /// The speaker, taken by the audio receiver when the remote track arrives.
+    playback: Mutex<Option<Box<dyn AudioSink>>>,
+    /// The image-share data channel.
+    data: Arc<DataLink>,
+    /// The congestion controller's estimate, published for the encoders.
+    estimate: LinkEstimate,
+    /// What the link allows now (the video thread decides; audio and stats read it).
+    sending: Mutex<Option<Settings>>,
+    /// The link is too poor for video: sound only until it recovers.
+    sound_only_by_link: AtomicBool,
+}
+
+impl Shared {
+    fn emit(&self, e: CallEvent) {
+        let _ = self.events.send(e);
+    }
+}
+
+struct Handler {
+    shared: Arc<Shared>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                // An empty mid matches no m-line in the browser; the line index finds it.
+                let sdp_mid = init.sdp_mid.filter(|m| !m.is_empty());
+                let candidate = Candidate {
+                    candidate: init.candidate,
+                    sdp_mid,
+                    sdp_m_line_index: init.sdp_mline_index.or(Some(0)),
+                };
+                self.shared.emit(CallEvent::Signal(ToServer::Candidate { candidate }));
+            }
+            Err(e) => tracing::warn!(error = %e, "could not serialise a local candidate"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let s = match state {
+            RTCPeerConnectionState::Connected => CallState::Connected,
+            RTCPeerConnectionState::Disconnected => CallState::Disconnected,
+            RTCPeerConnectionState::Failed => CallState::Failed,
+            RTCPeerConnectionState::Closed => CallState::Closed,
+            _ => CallState::Connecting,
+        };
+        tracing::info!(state = ?s, "call state");
+        if s == CallState::Connected {
+            // Back after a drop: what the peer has refers to frames lost meanwhile, so the next
+            // frame is a keyframe rather than waiting for the peer to give up and ask for one
+            // (measured: the consultant's picture came back 2.3 s after the link, sound at once).
+            if !self.shared.connected.send_replace(true) {
+                self.shared.force_keyframe.store(true, Ordering::Relaxed);
+            }
+        } else if s == CallState::Disconnected {
+            // The video encoder pauses while the link is down (video sent into an outage is only
+            // lost, then asked for again); the voice goes on, so it is there the moment it returns.
+            self.shared.connected.send_replace(false);
+        }
+        // A failure is not the end: the consultation's rules restart ICE, then give up.
+        self.shared.emit(CallEvent::State(s));
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        // A consultant page opens a new share channel after a cut; anything else is refused.
+        match channel.label().await {
+            Ok(label) if label == sc_proto::share::CHANNEL_LABEL => {
+                tracing::info!("the consultant opened a share channel");
+                self.shared.data.adopt(channel);
+            }
+            _ => {
+                let _ = channel.close().await;
+            }
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            match track.kind().await {
+                RtpCodecKind::Video => receive::receive_video(track, shared).await,
+                RtpCodecKind::Audio => receive::receive_audio(track, shared).await,
+                _ => {}
+            }
+        });
+    }
+}
+
+/// A running call.
+pub struct Call {
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+    role: Role,
+    remote_set: AtomicBool,
+    /// An ICE restart's offer is out, waiting for its answer.
+    restarting: AtomicBool,
+    pending: Mutex<Vec<RTCIceCandidateInit>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    data_rx: Mutex<Option<mpsc::Receiver<DataIn>>>,
+}
+
+/// A call dropped without [`Call::close`] (a task cancelled, a panic unwinding) still stops: the
+/// encoder threads see the stop flag at their next frame and end (dropping the camera and the
+/// microphone), the pumps are aborted, and the connection is closed on the runtime if there is one.
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.shared.stop.swap(true, Ordering::Relaxed) {
+            return; // closed already
+        }
+        self.shared.connected.send_replace(false);
+        for t in self.tasks.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
+            t.abort();
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let pc = self.pc.clone();
+            runtime.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Call({:?})", self.role)
+    }
+}
+
+impl Call {
+    /// Sets up the call. The offerer's offer comes out as the first `CallEvent::Signal`.
+    pub async fn start(config: CallConfig, role: Role) -> Result<(Call, mpsc::UnboundedReceiver<CallEvent>), Error> {
+        let turn: Vec<RTCIceServer> = config
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect();
+        if turn.is_empty() {
+            return Err(Error::NoRelay);
+        }
+        let vp8 = send::codec(MIME_TYPE_VP8, 90_000, 0, "");
+        let opus = send::codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1");
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(RTCRtpCodecParameters { rtp_codec: vp8.clone(), payload_type: 96 }, RtpCodecKind::Video)
+            .map_err(Error::webrtc)?;
+        media
+            .register_codec(RTCRtpCodecParameters { rtp_codec: opus.clone(), payload_type: 111 }, RtpCodecKind::Audio)
+            .map_err(Error::webrtc)?;
+        let estimate = LinkEstimate::new();
+        // Google Congestion Control over transport-wide feedback, with the library's pacer; the
+        // defaults add NACK (generator and responder), RTCP reports and the TWCC receiver.
+        let registry =
+            configure_congestion_control(Registry::new(), estimate.controller(), CongestionFeedback::Twcc, &mut media)
+                .map_err(Error::webrtc)?;
+        let registry = register_default_interceptors(registry, &mut media)
+            .map_err(Error::webrtc)?
+            .with(Slot::from(14_000usize), KeyframeRequests::default())
+            .with(
+                Slot::NackResponder,
+                rtc::interceptor::NackResponderBuilder::new().with_size(receive::RETRANSMIT_HISTORY).build(),
+            );
+        let rtc_config = RTCConfigurationBuilder::new()
+            .with_ice_servers(turn)
+            .with_ice_transport_policy(RTCIceTransportPolicy::Relay)
+            .build();
+        // No multicast DNS: the relay cannot resolve .local names and the kiosk has no LAN peers.
+        // Relay candidates are the only kind this kiosk has: the ICE agent's default 2 s wait for a
+        // better kind to show up only delays the first frame (measured: ~3.1 s -> see the bench).
+        let settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_relay_acceptance_min_wait(Some(Duration::ZERO))
+            // The kiosk (controlling) nominates a pair at its next check tick, and until then
+            // drops the browser's DTLS hello, which the browser only resends ~250 ms later: a
+            // 50 ms tick (default 200 ms) nominates sooner. 40 attempts keep the default's
+            // patience and more (2 s per pair, default 1.4 s) for lossy prison links.
+            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(40))
+            .build();
+
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (connected, _) = watch::channel(false);
+        let (frames, _) = watch::channel(None);
+        let (local_frames, _) = watch::channel(None);
+        let (data, data_rx) = DataLink::new();
+        let shared = Arc::new(Shared {
+            started: Instant::now(),
+            counters: Counters::default(),
+            muted: AtomicBool::new(false),
+            camera_on: AtomicBool::new(true),
+            audio_only: AtomicBool::new(false),
+            force_keyframe: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            connected,
+            events,
+            frames,
+            local_frames,
+            next_video: Mutex::new(None),
+            playback: Mutex::new(Some(config.playback)),
+            data,
+            estimate,
+            sending: Mutex::new(None),
+            sound_only_by_link: AtomicBool::new(false),
+        });
+        let pc: Arc<dyn PeerConnection> = Arc::new(
+            PeerConnectionBuilder::new()
+                .with_configuration(rtc_config)
+                .with_media_engine(media)
+                .with_interceptor_registry(registry)
+                .with_setting_engine(settings)
+                .with_handler(Arc::new(Handler { shared: shared.clone() }))
+                .with_udp_addrs(config.bind_addrs.clone())
+                .build()
+                .await
+                .map_err(Error::webrtc)?,
+        );
+
+        // The share channel is in the offer (so the browser need not renegotiate to add one).
+        if role == Role::Offerer {
+            let channel = pc.create_data_channel(sc_proto::share::CHANNEL_LABEL, None).await.map_err(Error::webrtc)?;
+            shared.data.adopt(channel);
+        }
+        let video_track = send::local_track(RtpCodecKind::Video, vp8, send::random_ssrc()?)?;
+        let audio_track = send::local_track(RtpCodecKind::Audio, opus, send::random_ssrc()?)?;
+        let video_sender = pc.add_track(video_track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
+        let audio_sender = pc.add_track(audio_track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
+
+        let (vtx, vrx) = mpsc::channel::<EncodedFrame>(8);
+        let (atx, arx) = mpsc::channel::<Vec<u8>>(16);
+        let threads = vec![
+            send::spawn_video_encoder(
+                shared.clone(),
+                config.video,
+                (config.width, config.height, config.fps, config.video_kbps),
+                vtx,
+            ),
+            send::spawn_audio_encoder(shared.clone(), config.audio, atx),
+        ];
+        let tasks = vec![
+            tokio::spawn(send::pump(
+                shared.clone(),
+                video_track.clone(),
+                video_sender,
+                vrx,
+                |f: EncodedFrame| (f.data, f.key, f.duration),
+                true,
+            )),
+            tokio::spawn(send::pump(
+                shared.clone(),
+                audio_track,
+                audio_sender,
+                arx,
+                |p: Vec<u8>| (p, false, Duration::from_millis(20)),
+                false,
+            )),
+            tokio::spawn(send::keyframe_requests(shared.clone(), video_track)),
+        ];
+
+        let call = Call {
+            pc,
+            shared,
+            role,
+            remote_set: AtomicBool::new(false),
+            restarting: AtomicBool::new(false),
+            pending: Mutex::new(Vec::new()),
+            threads: Mutex::new(threads),
+            tasks: Mutex::new(tasks),
+            data_rx: Mutex::new(Some(data_rx)),
+        };
+        if role == Role::Offerer {
+            let offer = call.pc.create_offer(None).await.map_err(Error::webrtc)?;
+            let sdp = offer.sdp.clone();
+            call.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
+            call.shared.emit(CallEvent::Signal(ToServer::Offer { sdp }));
+        }
+        call.shared.emit(CallEvent::State(CallState::Connecting));
+        Ok((call, events_rx))
+    }
+
+    /// Mutes or unmutes the microphone.
+    pub fn set_muted(&self, muted: bool) {
+        self.shared.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// Turns the camera on or off (off sends black).
+    pub fn set_camera(&self, on: bool) {
+        self.shared.camera_on.store(on, Ordering::Relaxed);
+        self.shared.force_keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// Audio only: stops sending video (for very poor links).
+    pub fn set_audio_only(&self, audio_only: bool) {
+        self.shared.audio_only.store(audio_only, Ordering::Relaxed);
+        self.shared.force_keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// Switches to another camera (or source); the next frame sent is a keyframe from it.
+    pub fn switch_video(&self, source: Box<dyn VideoSource>) {
+        *self.shared.next_video.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(source);
+    }
+
+    /// The self-view: the frames being sent, shrunk, as they change.
+    pub fn local_frames(&self) -> watch::Receiver<Option<Arc<I420Frame>>> {
+        self.shared.local_frames.subscribe()
+    }
+
+    /// The newest decoded remote frame, as it changes.
+    pub fn frames(&self) -> watch::Receiver<Option<Arc<I420Frame>>> {
+        self.shared.frames.subscribe()
+    }
+
+    /// The share channel's messages (once; later calls get `None`).
+    pub fn take_data(&self) -> Option<mpsc::Receiver<DataIn>> {
+        self.data_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// Sends replies on the share channel.
+    pub fn data_sender(&self) -> DataSender {
+        DataSender(self.shared.data.clone())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CallStats {
+        stats::snapshot(&self.shared)
+    }
+
+    /// The candidate pair ICE selected, once connected.
+    pub async fn selected_pair(&self) -> Option<SelectedPair> {
+        for sender in self.pc.get_senders().await {
+            let Ok(Some(dtls)) = sender.transport().await else { continue };
+            if let Ok(Some(pair)) = dtls.ice_transport().get_selected_candidate_pair().await {
+                return Some(SelectedPair {
+                    local: pair.local().typ.to_string(),
+                    remote: pair.remote().typ.to_string(),
+                });
+            }
+        }
+        None
+    }
+
+    /// Ends the call: stops the media, closes the connection (releasing the TURN allocation).
+    pub async fn close(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        let _ = self.shared.connected.send(false);
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!(error = %e, "closing the peer connection");
+        }
+        for t in std::mem::take(&mut *self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)) {
+            t.abort();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        self.shared.emit(CallEvent::State(CallState::Closed));
+    }
+}

@@ -1,0 +1,100 @@
+//! Offer and answer: applying the other side's description and candidates (held until the
+//! description is in), and ICE restarts on the same relay.
+
+use super::{Call, CallEvent};
+use crate::Error;
+use sc_proto::signal::{FromServer, Role, ToServer};
+use std::sync::atomic::Ordering;
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
+
+impl Call {
+    async fn flush_candidates(&self) {
+        let pending: Vec<_> =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for c in pending {
+            if let Err(e) = self.pc.add_ice_candidate(c).await {
+                tracing::debug!(error = %e, "remote candidate refused");
+            }
+        }
+    }
+
+    /// Handles a signalling message from the other side.
+    pub async fn handle(&self, msg: FromServer) -> Result<(), Error> {
+        match msg {
+            FromServer::Offer { sdp } if self.role == Role::Answerer => {
+                let offer = RTCSessionDescription::offer(sdp).map_err(|e| Error::Signalling(e.to_string()))?;
+                self.pc.set_remote_description(offer).await.map_err(|e| Error::Signalling(e.to_string()))?;
+                self.remote_set.store(true, Ordering::SeqCst);
+                self.flush_candidates().await;
+                let answer = self.pc.create_answer(None).await.map_err(Error::webrtc)?;
+                let sdp = answer.sdp.clone();
+                self.pc.set_local_description(answer).await.map_err(Error::webrtc)?;
+                self.shared.emit(CallEvent::Signal(ToServer::Answer { sdp }));
+                Ok(())
+            }
+            // The first answer, or the answer to an ICE restart's offer; any other is out of turn.
+            FromServer::Answer { sdp }
+                if self.role == Role::Offerer
+                    && (!self.remote_set.load(Ordering::SeqCst) || self.restarting.load(Ordering::SeqCst)) =>
+            {
+                let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::Signalling(e.to_string()))?;
+                self.pc.set_remote_description(answer).await.map_err(|e| Error::Signalling(e.to_string()))?;
+                self.remote_set.store(true, Ordering::SeqCst);
+                self.restarting.store(false, Ordering::SeqCst);
+                self.flush_candidates().await;
+                Ok(())
+            }
+            FromServer::Candidate { candidate } => {
+                let init = RTCIceCandidateInit {
+                    candidate: candidate.candidate,
+                    sdp_mid: candidate.sdp_mid,
+                    sdp_mline_index: candidate.sdp_m_line_index,
+                    ..Default::default()
+                };
+                if self.remote_set.load(Ordering::SeqCst) {
+                    self.pc.add_ice_candidate(init).await.map_err(|e| Error::Signalling(e.to_string()))
+                } else {
+                    self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(init);
+                    Ok(())
+                }
+            }
+            other => Err(Error::Signalling(format!("{other:?}").chars().take(80).collect())),
+        }
+    }
+
+    /// Restarts ICE (the offerer only): a new offer with fresh credentials goes out as a
+    /// `CallEvent::Signal`, and candidates are gathered again on the same relay; the media, DTLS
+    /// and the share channel carry on once the new path connects. Until the answer comes,
+    /// another restart is refused.
+    pub async fn restart_ice(&self) -> Result<(), Error> {
+        if self.role != Role::Offerer {
+            return Err(Error::Signalling("only the offerer restarts ICE".into()));
+        }
+        if self.restarting.swap(true, Ordering::SeqCst) {
+            return Err(Error::Signalling("an ICE restart is already waiting for its answer".into()));
+        }
+        let started = async {
+            self.pc.restart_ice().await.map_err(Error::webrtc)?;
+            let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
+            let sdp = offer.sdp.clone();
+            self.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
+            Ok::<_, Error>(sdp)
+        };
+        match started.await {
+            Ok(sdp) => {
+                self.shared.counters.ice_restarts.fetch_add(1, Ordering::Relaxed);
+                self.shared.emit(CallEvent::Signal(ToServer::Offer { sdp }));
+                Ok(())
+            }
+            Err(e) => {
+                self.restarting.store(false, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the other side's session description has been applied.
+    pub fn has_remote_description(&self) -> bool {
+        self.remote_set.load(Ordering::SeqCst)
+    }
+}

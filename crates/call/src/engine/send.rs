@@ -1,0 +1,279 @@
+//! The local media: the camera and microphone encoded on their own threads (VP8 following the
+//! link's estimate through [`crate::adapt`], Opus tuned to it), handed to the tracks by pumps,
+//! and keyframes forced when the peer asks.
+
+use super::Shared;
+use crate::adapt::{Adapter, Settings};
+use crate::audio::{OpusEncoder, FRAME_STEREO};
+use crate::keyframe::is_keyframe_request;
+use crate::source::{AudioSource, Black, VideoSource};
+use crate::video::{EncodedFrame, Vp8Encoder};
+use crate::Error;
+use bytes::Bytes;
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::Track as _;
+use webrtc::rtp_transceiver::RtpSender;
+
+/// Self-view frames: one in this many captured frames, shrunk by this factor.
+const SELF_VIEW_EVERY: u32 = 3;
+const SELF_VIEW_SHRINK: u32 = 4;
+
+pub(super) fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RTCRtpCodec {
+    RTCRtpCodec { mime_type: mime.into(), clock_rate, channels, sdp_fmtp_line: fmtp.into(), rtcp_feedback: vec![] }
+}
+
+pub(super) fn local_track(
+    kind: RtpCodecKind,
+    codec: RTCRtpCodec,
+    ssrc: u32,
+) -> Result<Arc<TrackLocalStaticSample>, Error> {
+    let name = if kind == RtpCodecKind::Video { "video" } else { "audio" };
+    let track = MediaStreamTrack::new(
+        "kiosk".into(),
+        format!("kiosk-{name}"),
+        name.into(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    );
+    Ok(Arc::new(TrackLocalStaticSample::new(Instant::now(), track).map_err(Error::webrtc)?))
+}
+
+pub(super) fn random_ssrc() -> Result<u32, Error> {
+    let mut b = [0u8; 4];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| Error::Codec("random SSRC".into()))?;
+    Ok(u32::from_le_bytes(b))
+}
+
+async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>) -> Option<u8> {
+    sender.get_parameters().await.ok()?.rtp_parameters.codecs.first().map(|c| c.payload_type)
+}
+
+/// Waits until the call connects (or ends).
+pub(super) async fn connected(shared: &Arc<Shared>) -> bool {
+    let mut rx = shared.connected.subscribe();
+    loop {
+        if *rx.borrow_and_update() {
+            return true;
+        }
+        if shared.stop.load(Ordering::Relaxed) || rx.changed().await.is_err() {
+            return false;
+        }
+    }
+}
+
+pub(super) fn spawn_video_encoder(
+    shared: Arc<Shared>,
+    mut source: Box<dyn VideoSource>,
+    (width, height, fps, kbps): (u32, u32, u32, u32),
+    out: mpsc::Sender<EncodedFrame>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut encoder = match Vp8Encoder::new(width, height, fps, kbps) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "no VP8 encoder");
+                return;
+            }
+        };
+        let mut black = Black::new(width, height);
+        let period = Duration::from_secs(1) / fps.max(1);
+        let mut next = Instant::now();
+        let mut captured = 0u32;
+        let mut adapter = Adapter::new();
+        let mut adapted = Instant::now();
+        // The rung's frame rate: frames are captured at the camera's rate and some skipped.
+        let mut gap = period;
+        let mut due = Instant::now();
+        let mut last_sent: Option<Instant> = None;
+        while !shared.stop.load(Ordering::Relaxed) {
+            next += period;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            } else {
+                next = Instant::now(); // fell behind: do not try to catch up
+            }
+            if let Some(other) = shared.next_video.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                source = other; // the old camera is dropped (closed) here
+                shared.force_keyframe.store(true, Ordering::Relaxed);
+            }
+            let camera = shared.camera_on.load(Ordering::Relaxed) && !shared.audio_only.load(Ordering::Relaxed);
+            let frame = if camera { source.next_frame() } else { black.next_frame() };
+            captured = captured.wrapping_add(1);
+            if captured % SELF_VIEW_EVERY == 1 {
+                shared.local_frames.send_replace(Some(Arc::new(frame.shrunk(SELF_VIEW_SHRINK))));
+            }
+            // Encode nothing until media can flow, so the first frame out is the first keyframe.
+            if shared.audio_only.load(Ordering::Relaxed) || !*shared.connected.borrow() {
+                continue;
+            }
+            let now = Instant::now();
+            if now.duration_since(adapted) >= ADAPT_EVERY {
+                adapted = now;
+                if let Some(s) = adapter.update(now, shared.estimate.target_bps(), shared.estimate.loss()) {
+                    gap = apply(&shared, &mut encoder, s).unwrap_or(gap);
+                }
+            }
+            if shared.sound_only_by_link.load(Ordering::Relaxed) || now < due {
+                continue;
+            }
+            // Next frame one gap on, but never a burst to catch up after a stall.
+            due = (due + gap).max(now + gap / 2);
+            let duration = last_sent.map_or(gap, |t| now.duration_since(t));
+            last_sent = Some(now);
+            let (w, h) = encoder.size();
+            let frame = if (frame.width(), frame.height()) == (w, h) { frame } else { frame.scaled(w, h) };
+            let key = shared.force_keyframe.swap(false, Ordering::Relaxed);
+            let at_ms = i64::try_from(shared.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            match encoder.encode(&frame, key, at_ms, duration) {
+                Ok(frames) => {
+                    for f in frames {
+                        // A full queue means the network is behind: drop rather than build latency.
+                        let _ = out.try_send(f);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "VP8 encode failed"),
+            }
+        }
+    })
+}
+
+/// How often the sending follows the estimate.
+const ADAPT_EVERY: Duration = Duration::from_millis(500);
+
+/// Applies new settings to the video encoder; returns the gap between frames they call for
+/// (`None`: sound only, nothing to encode).
+fn apply(shared: &Shared, encoder: &mut Vp8Encoder, s: Settings) -> Option<Duration> {
+    *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(s);
+    let was_sound_only = shared.sound_only_by_link.swap(s.video.is_none(), Ordering::Relaxed);
+    let Some((rung, kbps)) = s.video else {
+        if !was_sound_only {
+            tracing::info!(target_kbps = shared.estimate.target_bps() / 1000.0, "link too poor for video: sound only");
+        }
+        return None;
+    };
+    tracing::info!(
+        width = rung.width,
+        height = rung.height,
+        fps = rung.fps,
+        kbps,
+        target_kbps = (shared.estimate.target_bps() / 1000.0).round(),
+        loss = shared.estimate.loss(),
+        "sending follows the link"
+    );
+    match encoder.reconfigure(rung.width, rung.height, rung.fps, kbps) {
+        // A new size, or video back after sound only, starts from a keyframe.
+        Ok(resized) if resized || was_sound_only => shared.force_keyframe.store(true, Ordering::Relaxed),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "the encoder refused new settings"),
+    }
+    Some(Duration::from_secs(1) / rung.fps.max(1))
+}
+
+pub(super) fn spawn_audio_encoder(
+    shared: Arc<Shared>,
+    mut source: Box<dyn AudioSource>,
+    out: mpsc::Sender<Vec<u8>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut encoder = match OpusEncoder::new() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "no Opus encoder");
+                return;
+            }
+        };
+        let mut pcm = vec![0i16; FRAME_STEREO];
+        while !*shared.connected.borrow() {
+            if shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut next = Instant::now();
+        while !shared.stop.load(Ordering::Relaxed) {
+            next += Duration::from_millis(20);
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            } else {
+                next = Instant::now();
+            }
+            let sending = *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(s) = sending {
+                if let Err(e) = encoder.tune(s.audio_kbps, s.audio_loss_pct) {
+                    tracing::warn!(error = %e, "Opus refused new settings");
+                }
+            }
+            source.fill(&mut pcm);
+            if shared.muted.load(Ordering::Relaxed) {
+                pcm.fill(0);
+            }
+            match encoder.encode(&pcm) {
+                Ok(packet) => {
+                    let _ = out.try_send(packet);
+                }
+                Err(e) => tracing::warn!(error = %e, "Opus encode failed"),
+            }
+        }
+    })
+}
+
+pub(super) async fn pump<T: Send + 'static>(
+    shared: Arc<Shared>,
+    track: Arc<TrackLocalStaticSample>,
+    sender: Arc<dyn RtpSender>,
+    mut rx: mpsc::Receiver<T>,
+    bytes: impl Fn(T) -> (Vec<u8>, bool, Duration),
+    video: bool,
+) {
+    if !connected(&shared).await {
+        return;
+    }
+    let Some(pt) = negotiated_payload_type(&sender).await else {
+        tracing::warn!(video, "no negotiated codec: nothing will be sent");
+        return;
+    };
+    let Some(&ssrc) = track.ssrcs().await.first() else { return };
+    while let Some(item) = rx.recv().await {
+        let (data, key, duration) = bytes(item);
+        let sample = Sample { data: Bytes::from(data), duration, ..Sample::new(Instant::now()) };
+        if let Err(e) = track.sample_writer(ssrc, pt).write_sample(&sample).await {
+            tracing::debug!(error = %e, "sample not written");
+            continue;
+        }
+        let c = &shared.counters;
+        if video {
+            c.frames_sent.fetch_add(1, Ordering::Relaxed);
+            if key {
+                c.keyframes_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            c.audio_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub(super) async fn keyframe_requests(shared: Arc<Shared>, track: Arc<TrackLocalStaticSample>) {
+    if !connected(&shared).await {
+        return;
+    }
+    while let Some(event) = track.poll().await {
+        let TrackLocalEvent::OnRtcpPacket(packets) = event else { continue };
+        if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+            shared.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            shared.force_keyframe.store(true, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The call's counters: what was sent and received, the link as the controller sees it, and
+//! freezes in the remote video, read as one [`CallStats`] snapshot.
+
+use super::Shared;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Counters, for tests, the page and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CallStats {
+    /// VP8 frames handed to the track.
+    pub frames_sent: u64,
+    /// Of those, keyframes.
+    pub keyframes_sent: u64,
+    /// PLI/FIR received from the browser.
+    pub keyframe_requests: u64,
+    /// Remote frames decoded.
+    pub frames_decoded: u64,
+    /// Size of the last decoded remote frame.
+    pub remote_width: u32,
+    /// Size of the last decoded remote frame.
+    pub remote_height: u32,
+    /// Opus packets sent.
+    pub audio_sent: u64,
+    /// Opus packets decoded.
+    pub audio_received: u64,
+    /// Remote audio packets lost (concealed or recovered).
+    pub audio_lost: u64,
+    /// Mean energy of the last second of remote audio (fraction of full scale squared).
+    pub audio_energy: f64,
+    /// The loudest remote packet so far (same unit).
+    pub audio_peak_energy: f64,
+    /// When the first remote frame was decoded, relative to the call's start.
+    pub first_remote_frame: Option<Duration>,
+    /// The congestion controller's estimate of the link, kbit/s.
+    pub target_kbps: f64,
+    /// The loss the controller measured (0..1).
+    pub link_loss: f64,
+    /// What the kiosk sends now: the video rung and its bitrate (`None`: sound only, or not yet
+    /// decided), and Opus's bitrate.
+    pub sending: Option<crate::adapt::Settings>,
+    /// The link is too poor for video: the kiosk sends sound only.
+    pub sound_only_by_link: bool,
+    /// ICE restarts begun (after the link stayed down).
+    pub ice_restarts: u64,
+    /// Freezes in the remote video: a gap between decoded frames longer than three mean frame
+    /// intervals and 150 ms past the mean (the W3C `freezeCount` rule, as Chromium counts).
+    pub freezes: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) frames_sent: AtomicU64,
+    pub(super) keyframes_sent: AtomicU64,
+    pub(super) keyframe_requests: AtomicU64,
+    pub(super) frames_decoded: AtomicU64,
+    pub(super) remote_size: AtomicU64,
+    pub(super) audio_sent: AtomicU64,
+    pub(super) audio_received: AtomicU64,
+    pub(super) audio_lost: AtomicU64,
+    pub(super) audio_energy_bits: AtomicU64,
+    pub(super) audio_peak_bits: AtomicU64,
+    pub(super) first_frame_micros: AtomicU64,
+    pub(super) ice_restarts: AtomicU64,
+    pub(super) freezes: AtomicU64,
+}
+
+/// Counts freezes as the W3C statistics define them (`freezeCount`): a gap between rendered
+/// frames longer than three times the mean interval and 150 ms more than it, the mean taken over
+/// the last 30 intervals.
+#[derive(Debug, Default)]
+pub(super) struct FreezeDetector {
+    last: Option<Instant>,
+    intervals: std::collections::VecDeque<Duration>,
+}
+
+impl FreezeDetector {
+    /// A frame was decoded at `now`; true when the gap before it was a freeze.
+    pub(super) fn frame(&mut self, now: Instant) -> bool {
+        let Some(last) = self.last.replace(now) else { return false };
+        let gap = now.saturating_duration_since(last);
+        let frozen = !self.intervals.is_empty() && {
+            let n = u32::try_from(self.intervals.len()).unwrap_or(u32::MAX);
+            let mean = self.intervals.iter().sum::<Duration>() / n;
+            gap > (mean * 3).max(mean + Duration::from_millis(150))
+        };
+        if self.intervals.len() == 30 {
+            self.intervals.pop_front();
+        }
+        self.intervals.push_back(gap);
+        frozen
+    }
+}
+
+/// The counters now, as one snapshot.
+pub(super) fn snapshot(shared: &Shared) -> CallStats {
+    let c = &shared.counters;
+    let size = c.remote_size.load(Ordering::Relaxed);
+    let first = c.first_frame_micros.load(Ordering::Relaxed);
+    CallStats {
+        frames_sent: c.frames_sent.load(Ordering::Relaxed),
+        keyframes_sent: c.keyframes_sent.load(Ordering::Relaxed),
+        keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
+        frames_decoded: c.frames_decoded.load(Ordering::Relaxed),
+        remote_width: (size >> 32) as u32,
+        remote_height: (size & 0xffff_ffff) as u32,
+        audio_sent: c.audio_sent.load(Ordering::Relaxed),
+        audio_received: c.audio_received.load(Ordering::Relaxed),
+        audio_lost: c.audio_lost.load(Ordering::Relaxed),
+        audio_energy: f64::from_bits(c.audio_energy_bits.load(Ordering::Relaxed)),
+        audio_peak_energy: f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)),
+        first_remote_frame: (first > 0).then(|| Duration::from_micros(first)),
+        target_kbps: shared.estimate.target_bps() / 1000.0,
+        link_loss: shared.estimate.loss(),
+        sending: *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        sound_only_by_link: shared.sound_only_by_link.load(Ordering::Relaxed),
+        ice_restarts: c.ice_restarts.load(Ordering::Relaxed),
+        freezes: c.freezes.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freeze_is_a_gap_of_three_mean_intervals_and_150_ms_more() {
+        let mut d = FreezeDetector::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut t = 0;
+        assert!(!d.frame(at(t)), "the first frame is no freeze");
+        for _ in 0..30 {
+            t += 33;
+            assert!(!d.frame(at(t)), "30 fps is smooth");
+        }
+        t += 150;
+        assert!(!d.frame(at(t)), "150 ms at 30 fps: under 33 + 150 ms");
+        t += 200;
+        assert!(d.frame(at(t)), "200 ms is a freeze");
+        // At 5 fps a 600 ms gap is not (3 x 200 ms), 700 ms is.
+        let mut d = FreezeDetector::default();
+        let mut t = 0;
+        for _ in 0..31 {
+            d.frame(at(t));
+            t += 200;
+        }
+        assert!(!d.frame(at(t - 200 + 600)));
+        assert!(d.frame(at(t - 200 + 600 + 700)));
+    }
+}
