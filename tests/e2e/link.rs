@@ -204,6 +204,24 @@ fn issue_12_an_outage_cuts_udp_and_tcp_and_ends() {
 }
 
 #[test]
+fn issue_12_a_udp_outage_cuts_udp_but_lets_tcp_through() {
+    let link = Link::new(Profile::good());
+    let dst = SocketAddr::from((link.addr(Side::Hospital), 5004)).to_string();
+    let tcp = |link: &Link| Helper::start(link, Side::Kiosk, &["tcp", &dst, "1"]).finish(Duration::from_secs(10));
+
+    link.udp_outage(true);
+    let got = burst(&link, 5004, 200, 200, 20, 1.0, Duration::from_millis(300));
+    assert_eq!(got.count, 0, "a UDP outage let datagrams through");
+    let listener = Helper::start(&link, Side::Hospital, &["recv", &dst]).ready();
+    assert_eq!(tcp(&link), "ok", "a UDP outage cut TCP too");
+    drop(listener);
+
+    link.udp_outage(false);
+    let got = burst(&link, 5004, 200, 200, 20, 1.0, Duration::from_millis(300));
+    assert_eq!(got.count, 200, "UDP did not come back");
+}
+
+#[test]
 fn issue_12_the_delay_relay_adds_its_delay_both_ways() {
     let link = Link::new(Profile { delay_ms: 100, jitter_ms: 20, ..Profile::unshaped() });
     let echo_addr = SocketAddr::from((link.addr(Side::Hospital), 5003));

@@ -1,227 +1,13 @@
 //! Calls across a shaped prison link (issue #12): the kiosk's engine (`kiosk-engine`) in the
 //! prison's namespace; the care server, coturn behind our delay relay and a headless Chromium
-//! consultant in the hospital's. Smoke-sized: the full profiles and figures are the benchmark's.
+//! consultant in the hospital's (the harness is `sc_e2e::shaped`; both peers send the camera-like
+//! clip). Smoke-sized: the full profiles and figures are the benchmark's.
 
 use sc_call::consultation::rules::RESTART_AFTER;
-use sc_e2e::browser::{Driver, Options};
-use sc_e2e::link::{DelayRelay, Link, Profile, Side, RELAY_SEED};
-use sc_e2e::{bin, PASSWORD, TURN_SECRET};
+use sc_e2e::link::{Link, Profile};
+use sc_e2e::shaped::{attempt, attempt_watching, hospital, Attempt};
 use serde_json::Value;
-use std::io::{BufRead as _, BufReader};
-use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// The hospital side: coturn, the delay relay in front of it, and the care server, with a nurse
-/// and a consultant.
-struct Hospital {
-    dir: tempfile::TempDir,
-    url: String,
-    nurse: Vec<String>,
-    consultant: Vec<String>,
-    children: Vec<Child>,
-    _relay: DelayRelay,
-}
-
-impl Drop for Hospital {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn care(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let out = sc_e2e::care_cli(dir, args, stdin);
-    assert!(out.status.success(), "care-server {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn totp_secret(out: &str) -> String {
-    out.lines().find_map(|l| l.strip_prefix("TOTP secret (shown once): ")).expect("TOTP secret").to_owned()
-}
-
-fn code(secret: &str) -> String {
-    sc_server::auth::totp_code(secret, sc_e2e::now()).expect("code")
-}
-
-fn hospital(link: &Link) -> Hospital {
-    let addr = link.addr(Side::Hospital);
-    let dir = tempfile::tempdir().expect("dir");
-    care(dir.path(), &["init", "--tls-name", &addr.to_string()], None);
-    care(dir.path(), &["add-prison", "HMP Shaped"], None);
-    let pw = format!("{PASSWORD}\n");
-    // A nurse and a consultant for each try: a TOTP code is good for one sign-in.
-    let nurse = (0..4)
-        .map(|i| {
-            let name = format!("nurse.s{i}");
-            let args =
-                ["add-staff", "--username", &name, "--name", "Nurse S", "--role", "nurse", "--prison", "HMP Shaped"];
-            totp_secret(&care(dir.path(), &args, Some(&pw)))
-        })
-        .collect();
-    let consultant = (0..4)
-        .map(|i| {
-            let name = format!("dr.s{i}");
-            let args = ["add-staff", "--username", &name, "--name", "Dr S", "--role", "consultant"];
-            totp_secret(&care(dir.path(), &args, Some(&pw)))
-        })
-        .collect();
-    let mut children = Vec::new();
-    let turn = link
-        .command(Side::Hospital, "turnserver")
-        .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--use-auth-secret", "--realm=secureconsult.test"])
-        .arg(format!("--static-auth-secret={TURN_SECRET}"))
-        .arg(format!("--listening-ip={addr}"))
-        .arg(format!("--relay-ip={addr}"))
-        .args(["--listening-port=3478", "--min-port=49152", "--max-port=49352", "--allow-loopback-peers"])
-        .arg(format!("--pidfile={}", dir.path().join("turn.pid").display()))
-        .arg(format!("--db={}", dir.path().join("turndb").display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("turnserver");
-    children.push(turn);
-    // Both peers reach coturn through the relay (the server hands both one TURN URL), so each leg
-    // carries half the profile's delay and jitter.
-    let p = link.profile();
-    let relay = link.delay_relay_with(
-        Side::Hospital,
-        (addr, 0).into(),
-        (addr, 3478).into(),
-        p.delay_ms / 2,
-        p.jitter_ms / 2,
-        RELAY_SEED,
-    );
-    std::fs::write(dir.path().join("care-server.toml"), format!("[turn]\nurls = [\"{}\"]\n", relay.turn_url()))
-        .expect("config");
-    let mut server = link
-        .command(Side::Hospital, bin("care-server"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["serve", "--listen", &format!("{addr}:8443")])
-        .env("SC_TURN_SECRET", TURN_SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("care-server serve");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    assert!(line.starts_with("listening on "), "{line}");
-    children.push(server);
-    std::thread::sleep(Duration::from_millis(300)); // coturn's listeners
-    Hospital { url: format!("https://{addr}:8443"), dir, nurse, consultant, children, _relay: relay }
-}
-
-/// One admitted call: the engine's reports, the consultant page's, and how long the call took to
-/// connect after the consultant admitted the laptop.
-struct Attempt {
-    engine: Vec<Value>,
-    page: Vec<Value>,
-    connected_after_admission: Option<Duration>,
-}
-
-async fn attempt(link: &Link, h: &Hospital, try_no: usize, in_call_secs: u64) -> Attempt {
-    attempt_watching(link, h, try_no, in_call_secs, |_, _| false).await
-}
-
-/// As [`attempt`]; `watch` sees each engine stats report and the page's reports so far, and may
-/// act on the link; the call is left as soon as it returns true.
-async fn attempt_watching(
-    link: &Link,
-    h: &Hospital,
-    try_no: usize,
-    in_call_secs: u64,
-    mut watch: impl FnMut(&Value, &[Value]) -> bool,
-) -> Attempt {
-    let room = care(
-        h.dir.path(),
-        &["add-appointment", "--consultant", &format!("dr.s{try_no}"), "--prison", "HMP Shaped", "--in-minutes", "0"],
-        None,
-    );
-    let room = room.split_whitespace().last().expect("room code").to_owned();
-    let token = care(h.dir.path(), &["enrol-token", "--prison", "HMP Shaped"], None).trim().to_owned();
-    let data = tempfile::tempdir().expect("kiosk dir");
-    let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
-    sc_e2e::media::write_y4m(clip.path(), 15);
-    let spki = sc_e2e::spki_pin_of(h.dir.path());
-    let mut consultant = Driver::start_in(
-        link.ns(Side::Hospital),
-        (&h.url, &spki),
-        (&format!("dr.s{try_no}"), &code(&h.consultant[try_no])),
-        clip.path(),
-        // The page waits out the engine's call (plus its own set-up) before waiting for the end.
-        &Options { end: "kiosk".into(), hold_ms: in_call_secs.saturating_sub(20) * 1000, display: None },
-    );
-    let mut cmd = tokio::process::Command::from(link.command(Side::Kiosk, bin("kiosk-engine")));
-    let mut engine = cmd
-        .env("SC_SERVER", &h.url)
-        .env("SC_TOKEN", &token)
-        .env("SC_NURSE", format!("nurse.s{try_no}"))
-        .env("SC_PASSWORD", PASSWORD)
-        .env("SC_CODE", code(&h.nurse[try_no]))
-        .env("SC_ROOM", &room)
-        .env("SC_DATA", data.path())
-        .env("SC_BIND", format!("{}:0", link.addr(Side::Kiosk)))
-        .env("SC_MEDIA", "synthetic")
-        .env("SC_SECS", in_call_secs.to_string())
-        .stdout(Stdio::piped())
-        .stderr(engine_log(try_no))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kiosk-engine");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(engine.stdout.take().expect("stdout")));
-    let mut reports = Vec::new();
-    let mut page = Vec::new();
-    let (mut admitted, mut connected) = (None::<Instant>, None::<Instant>);
-    let deadline = Instant::now() + Duration::from_secs(90 + in_call_secs);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::select! {
-            line = lines.next_line() => match line {
-                Ok(Some(l)) => {
-                    let v: Value = serde_json::from_str(&l).unwrap_or(Value::Null);
-                    assert_ne!(v["event"], "error", "kiosk engine: {v}; audit: {}", care(h.dir.path(), &["audit", "--limit", "6"], None));
-                    match v["phase"].as_str() {
-                        Some("connecting") => admitted = admitted.or(Some(Instant::now())),
-                        Some("in_call") => connected = connected.or(Some(Instant::now())),
-                        Some("ended") => { reports.push(v); break; }
-                        _ => {}
-                    }
-                    let done = v["event"] == "stats" && watch(&v, &page);
-                    reports.push(v);
-                    if done {
-                        break;
-                    }
-                }
-                _ => break,
-            },
-            Some(v) = consultant.events.recv() => {
-                assert_ne!(v["event"], "error", "consultant: {v}");
-                if v["event"] == "page" {
-                    page.push(v);
-                }
-            }
-            _ = tokio::time::sleep(left) => panic!("the call did not end in time; engine: {:?}", reports.last()),
-        }
-    }
-    let _ = engine.start_kill();
-    let _ = engine.wait().await;
-    Attempt {
-        engine: reports,
-        page,
-        connected_after_admission: admitted.zip(connected).map(|(a, c)| c.duration_since(a)),
-    }
-}
-
-/// Where the engine's logs go: to a file in `SC_ENGINE_LOG` (a directory; set RUST_LOG too) for
-/// looking into a failure, else nowhere.
-fn engine_log(try_no: usize) -> Stdio {
-    let Some(dir) = std::env::var_os("SC_ENGINE_LOG") else { return Stdio::null() };
-    let path = std::path::Path::new(&dir).join(format!("kiosk-engine-{}-{try_no}.log", std::process::id()));
-    std::fs::File::create(&path).map(Stdio::from).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn poor_profile_tries() -> usize {
     std::env::var("SC_POOR_TRIES").ok().and_then(|t| t.parse::<usize>().ok()).unwrap_or(2).min(4)
@@ -371,8 +157,9 @@ struct Outage {
     figures: String,
 }
 
-/// A good link cut for `outage` once the call is three seconds in (60 frames), then back.
-async fn outage_call(outage: Duration) -> Outage {
+/// A good link cut for `outage` once the call is three seconds in (60 frames), then back; with
+/// `udp_only` only UDP is cut (the media path fails while the signalling still works).
+async fn outage_call(outage: Duration, udp_only: bool) -> Outage {
     let link = Link::new(Profile::good());
     let h = hospital(&link);
     // (cut at, back at, kiosk frames when back, resumed at), in the engine's milliseconds.
@@ -393,11 +180,16 @@ async fn outage_call(outage: Duration) -> Outage {
         let frames = stats["frames_decoded"].as_f64().unwrap_or(0.0);
         match (cut, back) {
             (None, _) if frames >= 60.0 => {
-                link.outage(true);
+                if udp_only {
+                    link.udp_outage(true);
+                } else {
+                    link.outage(true);
+                }
                 cut = Some(at);
             }
             (Some(c), None) if at >= c + outage_ms => {
                 link.outage(false);
+                link.udp_outage(false);
                 back = Some((at, frames));
                 let (f, n) = page_counts(page.last());
                 page_back = Some((wall_ms(), f, n));
@@ -494,7 +286,7 @@ impl Outage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_12_after_a_10_s_outage_the_call_resumes_by_itself_within_3_s_without_readmission() {
-    let o = outage_call(sc_e2e::link::OUTAGE).await;
+    let o = outage_call(sc_e2e::link::OUTAGE, false).await;
     println!(
         "outage 10 s: the kiosk's video resumed {:?} after the link returned, the consultant's picture and sound {:?} \
          after (seen once a second and four times a second); ICE restarts {}",
@@ -505,13 +297,14 @@ async fn issue_12_after_a_10_s_outage_the_call_resumes_by_itself_within_3_s_with
     o.assert_resumed_within(Duration::from_secs(3));
 }
 
-/// Past [`RESTART_AFTER`] the kiosk restarts ICE (the old path is given up); the call still comes
-/// back without re-admission, through the restart's new candidates on the same relay.
+/// The media path fails while the care server still answers (UDP cut, TCP not): past
+/// [`RESTART_AFTER`] the kiosk restarts ICE, and the call comes back without re-admission through
+/// the restart's new candidates on the same relay once UDP passes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue_12_a_link_down_past_the_restart_point_comes_back_through_an_ice_restart() {
-    // ICE calls the link disconnected ~5 s into the outage; the restart is due RESTART_AFTER later.
+async fn issue_12_a_media_path_down_past_the_restart_point_comes_back_through_an_ice_restart() {
+    // ICE calls the link disconnected ~5 s in; the restart is due RESTART_AFTER later.
     let outage = RESTART_AFTER + Duration::from_secs(9);
-    let o = outage_call(outage).await;
+    let o = outage_call(outage, true).await;
     println!(
         "outage {outage:?}: ICE restarts {}, the kiosk's video resumed {:?} after the link returned, the consultant's \
          {:?}",

@@ -60,8 +60,12 @@ pub async fn signalling(kiosk: &sc_core::Kiosk) -> Result<sc_core::signal::Signa
 
 /// The laptop's next well-formed message within 10 s.
 pub async fn next(s: &mut sc_core::signal::Signalling) -> sc_proto::signal::FromServer {
-    match tokio::time::timeout(std::time::Duration::from_secs(10), s.recv()).await {
-        Ok(Some(sc_core::signal::Incoming::Message(m))) => m,
-        other => panic!("expected a message: {other:?}"),
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, s.recv()).await {
+            Ok(Some(sc_core::signal::Incoming::Message(m))) => return m,
+            Ok(Some(sc_core::signal::Incoming::Alive)) => {} // the server's ping
+            other => panic!("expected a message: {other:?}"),
+        }
     }
 }

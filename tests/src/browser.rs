@@ -84,6 +84,27 @@ impl Driver {
         spawn_at(cmd, "call.mjs", (url, spki), username, code)
     }
 
+    /// One side of a Chromium <-> Chromium call in the network namespace `ns` (see
+    /// tests/consultant/p2p.mjs): `role` "offer" or "answer", relay-only through `turn`, sending
+    /// `y4m`. Signalling goes through [`Driver::tell`] and its `signal` events.
+    pub fn peer_in(
+        ns: &str,
+        (url, spki): (&str, &str),
+        role: &str,
+        turn: &sc_proto::signal::IceServer,
+        y4m: &Path,
+    ) -> Self {
+        let mut cmd = tokio::process::Command::new("ip");
+        cmd.args(["netns", "exec", ns, "node"]);
+        cmd.env("SC_Y4M", y4m)
+            .env("SC_ROLE", role)
+            .env("SC_TURN_URL", turn.urls.first().map_or("", String::as_str))
+            .env("SC_TURN_USER", &turn.username)
+            .env("SC_TURN_PASS", &turn.credential)
+            .env("SC_HEADLESS", "1");
+        spawn_at(cmd, "p2p.mjs", (url, spki), "", "")
+    }
+
     /// As [`Driver::start`], for a consultant who then shares images as told ([`Driver::tell`]).
     pub fn sharing(server: &CareServer, username: &str, secret: &str, y4m: &Path) -> Self {
         let mut cmd = tokio::process::Command::new("node");

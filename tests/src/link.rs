@@ -285,6 +285,8 @@ struct State {
     /// Loss of what arrives at [kiosk, hospital].
     loss_into: [u8; 2],
     outage: bool,
+    /// Only UDP is cut (the media path fails, the signalling's TCP still works).
+    udp_outage: bool,
 }
 
 /// The namespaces and what is applied in them; shared with the schedule thread.
@@ -322,7 +324,12 @@ impl Link {
         let n = u8::try_from(seq % 256).unwrap_or(0);
         let pid = std::process::id();
         let ns = [Side::Kiosk, Side::Hospital].map(|s| format!("{NS_PREFIX}{pid}-{seq}-{}", s.suffix()));
-        let state = State { rate_kbit: None, loss_into: [profile.loss_down_pct, profile.loss_up_pct], outage: false };
+        let state = State {
+            rate_kbit: None,
+            loss_into: [profile.loss_down_pct, profile.loss_up_pct],
+            outage: false,
+            udp_outage: false,
+        };
         // Built before anything exists, so that a failure halfway is cleaned up by Drop.
         let link = Link {
             ctl: Arc::new(Control { n, ns, state: Mutex::new(state) }),
@@ -382,6 +389,11 @@ impl Link {
     /// Cuts the link (everything arriving on either veth is dropped) or restores it.
     pub fn outage(&self, on: bool) {
         self.ctl.set_outage(on).unwrap_or_else(|e| panic!("outage {on}: {e}"));
+    }
+
+    /// Cuts UDP only (the relay path fails, TCP such as the signalling still works), or restores it.
+    pub fn udp_outage(&self, on: bool) {
+        self.ctl.set_udp_outage(on).unwrap_or_else(|e| panic!("UDP outage {on}: {e}"));
     }
 
     /// What the nftables rules have dropped on arrival at `side` so far.
@@ -596,12 +608,25 @@ impl Control {
         Ok(())
     }
 
+    fn set_udp_outage(&self, on: bool) -> Result<(), String> {
+        let mut state = self.state.lock().map_err(|_| "state lock poisoned")?;
+        state.udp_outage = on;
+        for side in [Side::Kiosk, Side::Hospital] {
+            self.write_rules(side, &state)?;
+        }
+        Ok(())
+    }
+
     /// Rewrites `side`'s rules from `state` in one nft transaction (the named counters keep counting).
     fn write_rules(&self, side: Side, state: &State) -> Result<(), String> {
         let veth = side.veth();
         let mut script = format!("flush chain inet {TABLE} pre\n");
         if state.outage {
             script.push_str(&format!("add rule inet {TABLE} pre iifname \"{veth}\" counter name \"outage\" drop\n"));
+        } else if state.udp_outage {
+            script.push_str(&format!(
+                "add rule inet {TABLE} pre iifname \"{veth}\" meta l4proto udp counter name \"outage\" drop\n"
+            ));
         }
         let loss = state.loss_into[side.index()];
         if loss > 0 {

@@ -64,6 +64,8 @@ pub enum Incoming {
     Message(FromServer),
     /// Something that is not a signalling message (logged and skipped by callers).
     Garbled(String),
+    /// A ping or the answer to [`Signalling::ping`]: the server is reachable right now.
+    Alive,
 }
 
 impl Signalling {
@@ -76,6 +78,11 @@ impl Signalling {
     pub async fn send(&mut self, msg: &ToServer) -> Result<(), Error> {
         let json = serde_json::to_string(msg).map_err(|e| Error::Protocol(e.to_string()))?;
         self.ws.send(Message::Text(json.into())).await.map_err(|_| Error::Unreachable)
+    }
+
+    /// Asks the server for a sign of life (its answer comes as [`Incoming::Alive`]).
+    pub async fn ping(&mut self) -> Result<(), Error> {
+        self.ws.send(Message::Ping(Vec::new().into())).await.map_err(|_| Error::Unreachable)
     }
 
     /// Sends raw text (tests use it to send garbage).
@@ -94,7 +101,9 @@ impl Signalling {
                     })
                 }
                 Ok(Message::Close(_)) | Err(_) => return None,
-                Ok(_) => {} // pings are answered by tungstenite itself
+                // Pings are answered by tungstenite itself; both show the server is there.
+                Ok(Message::Ping(_) | Message::Pong(_)) => return Some(Incoming::Alive),
+                Ok(_) => {}
             }
         }
     }

@@ -322,6 +322,11 @@ async fn run(
                         }
                     }
                 }
+                Action::PingServer => {
+                    if let Err(e) = sig.ping().await {
+                        tracing::debug!(error = %e, "ping not sent");
+                    }
+                }
                 Action::Close => {}
             }
         }
@@ -426,8 +431,12 @@ async fn on_signal(
     ice_servers: &mut Vec<sc_proto::signal::IceServer>,
     msg: Option<Incoming>,
 ) {
+    if msg.is_some() {
+        rules.handle(now, Input::ServerHeard);
+    }
     let m = match msg {
         Some(Incoming::Message(m)) => m,
+        Some(Incoming::Alive) => return,
         Some(Incoming::Garbled(g)) => return tracing::warn!(error = %g, "garbled signalling message skipped"),
         Some(other) => return tracing::debug!(?other, "ignored"),
         None => return rules.handle(now, Input::SignallingLost),

@@ -13,11 +13,17 @@ use std::time::{Duration, Instant};
 
 /// How long the link may stay down before the kiosk restarts ICE (new credentials, candidates
 /// gathered again on the same relay). ICE's own consent checks bring a link back by themselves
-/// when it returns within this (measured: a 10 s outage resumes in under a second without one);
-/// a restart is for a path that will not come back as it was.
-pub const RESTART_AFTER: Duration = Duration::from_secs(12);
+/// when it returns within the limit (measured: a 10 s outage resumes in under a second without
+/// one); a restart is for a path that will not come back as it was while the network works.
+pub const RESTART_AFTER: Duration = Duration::from_secs(8);
 /// After a restart that has not connected, the next one waits this long.
 pub const RESTART_EVERY: Duration = Duration::from_secs(8);
+/// While the link is down the kiosk pings the care server this often: a restart only helps when
+/// the server answers (a whole outage swallows the offer too, and a restart gives up the path
+/// that consent checks would bring back the moment the link returns).
+pub const PING_EVERY: Duration = Duration::from_secs(1);
+/// The server counts as reachable for this long after it was last heard.
+pub const HEARD_WITHIN: Duration = Duration::from_secs(3);
 /// How long a call may be down before it ends: both screens say "Reconnecting..." until then.
 pub const RECONNECT_LIMIT: Duration = Duration::from_secs(30);
 /// What both screens say while the link is down.
@@ -150,6 +156,8 @@ pub enum Input {
     RestartAnswered,
     /// The engine stopped on its own.
     EngineStopped,
+    /// Something came from the care server (a message, a ping, the answer to ours).
+    ServerHeard,
     /// The nurse asked for something.
     Command(Command),
     /// The camera the rules asked for opened (its index), or did not (why).
@@ -176,6 +184,8 @@ pub enum Action {
     ResetView,
     /// Restart ICE: a new offer with fresh credentials, on the same relay.
     RestartIce,
+    /// Ask the care server for a sign of life (then [`Input::ServerHeard`]).
+    PingServer,
     /// The consultation is over ([`Rules::phase`] says why): close the call and the signalling.
     Close,
 }
@@ -186,7 +196,7 @@ enum Link {
     /// Media flows.
     Up,
     /// Down since then; restarts so far, the last one, and whether its answer came.
-    Down { since: Instant, restarts: u32, last_restart: Option<Instant>, answered: bool },
+    Down { since: Instant, restarts: u32, last_restart: Option<Instant>, answered: bool, pinged: Instant },
 }
 
 /// The consultation's state.
@@ -214,6 +224,8 @@ pub struct Rules {
     images: ImagesStatus,
     /// Asked for and not yet reported back.
     opening_camera: bool,
+    /// When the care server was last heard from.
+    heard: Option<Instant>,
     actions: VecDeque<Action>,
 }
 
@@ -237,6 +249,7 @@ impl Rules {
             told: None,
             images: ImagesStatus::default(),
             opening_camera: false,
+            heard: None,
             actions: VecDeque::new(),
         }
     }
@@ -264,16 +277,20 @@ impl Rules {
         match self.link {
             None => self.admitted_at.map(|a| a + self.connect_timeout),
             Some(Link::Up) => None,
-            Some(Link::Down { since, last_restart, answered, .. }) => {
+            Some(Link::Down { since, last_restart, answered, pinged, .. }) => {
                 let limit = since + RECONNECT_LIMIT;
                 let restart = match last_restart {
-                    None => since + RESTART_AFTER,
+                    None => Some(since + RESTART_AFTER),
                     // The next restart waits for the last one's answer (signalling is ordered:
                     // a second offer before it would cross it).
-                    Some(at) if answered => at + RESTART_EVERY,
-                    Some(_) => limit,
+                    Some(at) if answered => Some(at + RESTART_EVERY),
+                    Some(_) => None,
                 };
-                Some(restart.min(limit))
+                // Only while the server counts as there; otherwise the next ping's answer decides.
+                let heard = self.heard.filter(|h| *h > since);
+                let restart =
+                    restart.zip(heard).map(|(r, h)| r.max(h)).filter(|r| heard.is_some_and(|h| *r <= h + HEARD_WITHIN));
+                Some(restart.map_or(limit, |r| r.min(limit)).min(pinged + PING_EVERY))
             }
         }
     }
@@ -290,25 +307,35 @@ impl Rules {
                 }
             }
             Some(Link::Up) => {}
-            Some(Link::Down { since, restarts, last_restart, answered }) => {
+            Some(Link::Down { since, restarts, last_restart, answered, pinged }) => {
                 if now >= since + RECONNECT_LIMIT {
                     self.end(EndReason::LinkLost);
                     return;
                 }
-                let due = match last_restart {
-                    None => now >= since + RESTART_AFTER,
-                    Some(at) => answered && now >= at + RESTART_EVERY,
-                };
-                if due {
+                let mut pinged = pinged;
+                if now >= pinged + PING_EVERY {
+                    pinged = now;
+                    self.actions.push_back(Action::PingServer);
+                }
+                let server_there =
+                    self.heard.is_some_and(|h| h > since && now.saturating_duration_since(h) <= HEARD_WITHIN);
+                let due = server_there
+                    && match last_restart {
+                        None => now >= since + RESTART_AFTER,
+                        Some(at) => answered && now >= at + RESTART_EVERY,
+                    };
+                let (restarts, last_restart, answered) = if due {
                     tracing::info!(
                         restarts = restarts + 1,
                         down_ms = (now - since).as_millis() as u64,
                         "restarting ICE"
                     );
-                    self.link =
-                        Some(Link::Down { since, restarts: restarts + 1, last_restart: Some(now), answered: false });
                     self.actions.push_back(Action::RestartIce);
-                }
+                    (restarts + 1, Some(now), false)
+                } else {
+                    (restarts, last_restart, answered)
+                };
+                self.link = Some(Link::Down { since, restarts, last_restart, answered, pinged });
             }
         }
     }
@@ -350,6 +377,7 @@ impl Rules {
                 }
             }
             Input::EngineStopped => self.end(EndReason::Stopped),
+            Input::ServerHeard => self.heard = Some(now),
             Input::Command(c) => self.command(c),
             Input::CameraOpened(result) => {
                 self.opening_camera = false;
@@ -375,12 +403,17 @@ impl Rules {
             // A drop (or ICE giving up on the path) is not yet the end: restarts, then the limit.
             (CallState::Disconnected | CallState::Failed, Some(Link::Up)) => {
                 tracing::info!(?state, "the call's link is down");
-                self.link = Some(Link::Down { since: now, restarts: 0, last_restart: None, answered: false });
-            }
-            // Failed after a restart's answer: the next restart is due now.
-            (CallState::Failed, Some(Link::Down { since, restarts, last_restart: Some(_), answered: true })) => {
                 self.link =
-                    Some(Link::Down { since, restarts, last_restart: Some(now - RESTART_EVERY), answered: true });
+                    Some(Link::Down { since: now, restarts: 0, last_restart: None, answered: false, pinged: now });
+                self.actions.push_back(Action::PingServer);
+            }
+            // Failed after a restart's answer: the next restart is due now (if the server is there).
+            (
+                CallState::Failed,
+                Some(Link::Down { since, restarts, last_restart: Some(_), answered: true, pinged }),
+            ) => {
+                let last_restart = now.checked_sub(RESTART_EVERY);
+                self.link = Some(Link::Down { since, restarts, last_restart, answered: true, pinged });
             }
             (CallState::Failed, None) => self.end(EndReason::CouldNotConnect),
             (CallState::Closed, _) => self.end(EndReason::Stopped),

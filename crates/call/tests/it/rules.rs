@@ -4,7 +4,8 @@
 
 use sc_call::adapt::{Adapter, Settings};
 use sc_call::consultation::rules::{
-    Action, Command, EndReason, Input, Rules, RECONNECTING_NOTICE, RECONNECT_LIMIT, RESTART_AFTER, RESTART_EVERY,
+    Action, Command, EndReason, Input, Rules, PING_EVERY, RECONNECTING_NOTICE, RECONNECT_LIMIT, RESTART_AFTER,
+    RESTART_EVERY,
 };
 use sc_call::consultation::{Phase, SOUND_ONLY_NOTICE};
 use sc_call::CallState;
@@ -18,12 +19,14 @@ struct Sim {
     rules: Rules,
     t0: Instant,
     now: Instant,
+    /// Pings the rules asked for in [`Sim::pass_with`].
+    pings: usize,
 }
 
 impl Sim {
     fn new() -> Self {
         let t0 = Instant::now();
-        Sim { rules: Rules::new(CONNECT_TIMEOUT, 2), t0, now: t0 }
+        Sim { rules: Rules::new(CONNECT_TIMEOUT, 2), t0, now: t0, pings: 0 }
     }
 
     fn input(&mut self, input: Input) -> Vec<Action> {
@@ -35,17 +38,34 @@ impl Sim {
         std::iter::from_fn(|| self.rules.poll_action()).collect()
     }
 
-    /// Moves the clock on by `d`, waking the rules whenever they asked to be woken.
-    fn pass(&mut self, d: Duration) -> Vec<Action> {
+    /// Moves the clock on by `d`, waking the rules whenever they asked to be woken; the server
+    /// answers their pings when `server` (the pings are left out of what is returned).
+    fn pass_with(&mut self, d: Duration, server: bool) -> Vec<Action> {
         let until = self.now + d;
         let mut out = Vec::new();
         while let Some(due) = self.rules.poll_timeout().filter(|due| *due <= until) {
             self.now = due.max(self.now);
             self.rules.handle_timeout(self.now);
+            for a in self.actions() {
+                match a {
+                    Action::PingServer => {
+                        self.pings += 1;
+                        if server {
+                            self.rules.handle(self.now, Input::ServerHeard);
+                        }
+                    }
+                    other => out.push(other),
+                }
+            }
             out.extend(self.actions());
         }
         self.now = until;
         out
+    }
+
+    /// As [`Sim::pass_with`], the server answering.
+    fn pass(&mut self, d: Duration) -> Vec<Action> {
+        self.pass_with(d, true)
     }
 
     fn secs(&self) -> f64 {
@@ -159,7 +179,7 @@ fn the_nurses_sound_only_is_told_to_the_page_without_a_poor_connection_notice() 
 #[test]
 fn a_short_drop_says_reconnecting_and_comes_back_without_a_restart() {
     let mut s = Sim::in_call();
-    assert!(s.input(Input::Connection(CallState::Disconnected)).is_empty());
+    assert_eq!(s.input(Input::Connection(CallState::Disconnected)), vec![Action::PingServer], "is the server there?");
     assert_eq!(s.in_call_phase(), (Some(RECONNECTING_NOTICE.to_owned()), LinkQuality::Good, true));
     // While down, the page is not told about quality (the message would wait behind the outage).
     assert!(s.input(Input::Link { sending: None, loss: 0.5 }).is_empty());
@@ -171,9 +191,10 @@ fn a_short_drop_says_reconnecting_and_comes_back_without_a_restart() {
 }
 
 #[test]
-fn a_long_outage_restarts_ice_waits_for_each_answer_and_resumes() {
+fn a_path_down_while_the_server_answers_restarts_ice_waits_for_each_answer_and_resumes() {
     let mut s = Sim::in_call();
     s.input(Input::Connection(CallState::Disconnected));
+    s.input(Input::ServerHeard);
     let down_at = s.now;
     assert_eq!(s.pass(RESTART_AFTER), vec![Action::RestartIce], "the first restart");
     assert_eq!(s.now - down_at, RESTART_AFTER);
@@ -189,6 +210,29 @@ fn a_long_outage_restarts_ice_waits_for_each_answer_and_resumes() {
     s.input(Input::Connection(CallState::Connected));
     assert_eq!(s.in_call_phase(), (None, LinkQuality::Good, false), "back, within the limit");
     assert!(!s.rules.is_ended());
+}
+
+#[test]
+fn a_whole_outage_pings_each_second_and_keeps_the_path_no_restart_while_the_server_is_silent() {
+    let mut s = Sim::in_call();
+    assert_eq!(s.input(Input::Connection(CallState::Disconnected)), vec![Action::PingServer]);
+    let actions = s.pass_with(RECONNECT_LIMIT - PING_EVERY / 2, false);
+    assert!(actions.is_empty(), "no restart while the server is silent: {actions:?}");
+    let expected = (RECONNECT_LIMIT.as_millis() / PING_EVERY.as_millis()) as usize - 1;
+    assert_eq!(s.pings, expected, "a ping each second");
+    assert!(s.in_call_phase().2, "still reconnecting, on the old path");
+    // The link returns: consent checks bring the old path back.
+    s.input(Input::Connection(CallState::Connected));
+    assert!(!s.in_call_phase().2);
+}
+
+#[test]
+fn a_restart_waits_for_the_server_to_answer_a_ping() {
+    let mut s = Sim::in_call();
+    s.input(Input::Connection(CallState::Disconnected));
+    assert!(s.pass_with(RESTART_AFTER + Duration::from_secs(2), false).is_empty(), "the server is silent");
+    s.input(Input::ServerHeard);
+    assert_eq!(s.pass_with(PING_EVERY, false), vec![Action::RestartIce], "heard: the restart is due");
 }
 
 #[test]

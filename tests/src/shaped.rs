@@ -1,0 +1,365 @@
+//! The shaped-link harness's calls (issue #12), shared by the tests and the benchmark: the hospital
+//! side (coturn behind the delay relay, the care server, staff) in one namespace; a call from the
+//! kiosk's engine (`kiosk-engine`, in the prison's namespace) to a headless Chromium consultant;
+//! and the same call between two Chromiums on the same link, relay and clip, the peer every kiosk
+//! figure is measured beside. Both peers send [`crate::media::write_camera_clip`].
+
+use crate::browser::{Driver, Options};
+use crate::link::{DelayRelay, Link, Side, RELAY_SEED};
+use crate::{bin, PASSWORD, TURN_SECRET};
+use serde_json::{json, Value};
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// utime + stime of a process tree, in clock ticks.
+fn tree_ticks(root: u32) -> u64 {
+    if root == 0 {
+        return 0;
+    }
+    crate::tree(root)
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+fn ticks_per_sec() -> f64 {
+    let out = std::process::Command::new("getconf").arg("CLK_TCK").output();
+    out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+}
+
+/// The hospital side: coturn, the delay relay in front of it, and the care server, with nurses
+/// and consultants.
+#[derive(Debug)]
+pub struct Hospital {
+    /// The care server's data directory (its CLI runs against it).
+    pub dir: tempfile::TempDir,
+    /// The care server's address.
+    pub url: String,
+    /// The TURN URL both peers are given (the delay relay in front of coturn).
+    pub turn_url: String,
+    /// TOTP secrets of the nurses `nurse.s<n>`.
+    pub nurse: Vec<String>,
+    /// TOTP secrets of the consultants `dr.s<n>`.
+    pub consultant: Vec<String>,
+    children: Vec<Child>,
+    _relay: DelayRelay,
+}
+
+impl Drop for Hospital {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs the care server's CLI on `dir`; panics on failure, returns its output.
+pub fn care(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let out = crate::care_cli(dir, args, stdin);
+    assert!(out.status.success(), "care-server {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn totp_secret(out: &str) -> String {
+    out.lines().find_map(|l| l.strip_prefix("TOTP secret (shown once): ")).expect("TOTP secret").to_owned()
+}
+
+/// The TOTP code for `secret` now.
+pub fn code(secret: &str) -> String {
+    sc_server::auth::totp_code(secret, crate::now()).expect("code")
+}
+
+/// Starts the hospital side of `link`: coturn behind the delay relay, the care server, four
+/// nurses and four consultants.
+pub fn hospital(link: &Link) -> Hospital {
+    let addr = link.addr(Side::Hospital);
+    let dir = tempfile::tempdir().expect("dir");
+    care(dir.path(), &["init", "--tls-name", &addr.to_string()], None);
+    care(dir.path(), &["add-prison", "HMP Shaped"], None);
+    let pw = format!("{PASSWORD}\n");
+    // A nurse and a consultant for each try: a TOTP code is good for one sign-in.
+    let nurse = (0..4)
+        .map(|i| {
+            let name = format!("nurse.s{i}");
+            let args =
+                ["add-staff", "--username", &name, "--name", "Nurse S", "--role", "nurse", "--prison", "HMP Shaped"];
+            totp_secret(&care(dir.path(), &args, Some(&pw)))
+        })
+        .collect();
+    let consultant = (0..4)
+        .map(|i| {
+            let name = format!("dr.s{i}");
+            let args = ["add-staff", "--username", &name, "--name", "Dr S", "--role", "consultant"];
+            totp_secret(&care(dir.path(), &args, Some(&pw)))
+        })
+        .collect();
+    let mut children = Vec::new();
+    let turn = link
+        .command(Side::Hospital, "turnserver")
+        .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--use-auth-secret", "--realm=secureconsult.test"])
+        .arg(format!("--static-auth-secret={TURN_SECRET}"))
+        .arg(format!("--listening-ip={addr}"))
+        .arg(format!("--relay-ip={addr}"))
+        .args(["--listening-port=3478", "--min-port=49152", "--max-port=49352", "--allow-loopback-peers"])
+        .arg(format!("--pidfile={}", dir.path().join("turn.pid").display()))
+        .arg(format!("--db={}", dir.path().join("turndb").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("turnserver");
+    children.push(turn);
+    // Both peers reach coturn through the relay (the server hands both one TURN URL), so each leg
+    // carries half the profile's delay and jitter.
+    let p = link.profile();
+    let relay = link.delay_relay_with(
+        Side::Hospital,
+        (addr, 0).into(),
+        (addr, 3478).into(),
+        p.delay_ms / 2,
+        p.jitter_ms / 2,
+        RELAY_SEED,
+    );
+    std::fs::write(dir.path().join("care-server.toml"), format!("[turn]\nurls = [\"{}\"]\n", relay.turn_url()))
+        .expect("config");
+    let mut server = link
+        .command(Side::Hospital, bin("care-server"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", &format!("{addr}:8443")])
+        .env("SC_TURN_SECRET", TURN_SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("care-server serve");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    assert!(line.starts_with("listening on "), "{line}");
+    children.push(server);
+    std::thread::sleep(Duration::from_millis(300)); // coturn's listeners
+    Hospital {
+        url: format!("https://{addr}:8443"),
+        turn_url: relay.turn_url(),
+        dir,
+        nurse,
+        consultant,
+        children,
+        _relay: relay,
+    }
+}
+
+/// One admitted call: the engine's reports, the consultant page's, and how long the call took to
+/// connect after the consultant admitted the laptop.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The engine's JSON lines (`phase`, `stats`).
+    pub engine: Vec<Value>,
+    /// The consultant page's reports (four a second).
+    pub page: Vec<Value>,
+    /// Admitted -> in call.
+    pub connected_after_admission: Option<Duration>,
+    /// CPU in the call, in cores: the kiosk engine's process, and the consultant's node + Chromium.
+    pub cpu: (Option<f64>, Option<f64>),
+}
+
+/// A call of `in_call_secs` on `link` (try `try_no` picks the nurse and consultant).
+pub async fn attempt(link: &Link, h: &Hospital, try_no: usize, in_call_secs: u64) -> Attempt {
+    attempt_watching(link, h, try_no, in_call_secs, |_, _| false).await
+}
+
+/// As [`attempt`]; `watch` sees each engine stats report and the page's reports so far, and may
+/// act on the link; the call is left as soon as it returns true.
+pub async fn attempt_watching(
+    link: &Link,
+    h: &Hospital,
+    try_no: usize,
+    in_call_secs: u64,
+    mut watch: impl FnMut(&Value, &[Value]) -> bool,
+) -> Attempt {
+    let room = care(
+        h.dir.path(),
+        &["add-appointment", "--consultant", &format!("dr.s{try_no}"), "--prison", "HMP Shaped", "--in-minutes", "0"],
+        None,
+    );
+    let room = room.split_whitespace().last().expect("room code").to_owned();
+    let token = care(h.dir.path(), &["enrol-token", "--prison", "HMP Shaped"], None).trim().to_owned();
+    let data = tempfile::tempdir().expect("kiosk dir");
+    let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
+    crate::media::write_camera_clip(clip.path());
+    let spki = crate::spki_pin_of(h.dir.path());
+    let mut consultant = Driver::start_in(
+        link.ns(Side::Hospital),
+        (&h.url, &spki),
+        (&format!("dr.s{try_no}"), &code(&h.consultant[try_no])),
+        clip.path(),
+        // The page waits out the engine's call (plus its own set-up) before waiting for the end.
+        &Options { end: "kiosk".into(), hold_ms: in_call_secs.saturating_sub(20) * 1000, display: None },
+    );
+    let mut cmd = tokio::process::Command::from(link.command(Side::Kiosk, bin("kiosk-engine")));
+    let mut engine = cmd
+        .env("SC_SERVER", &h.url)
+        .env("SC_TOKEN", &token)
+        .env("SC_NURSE", format!("nurse.s{try_no}"))
+        .env("SC_PASSWORD", PASSWORD)
+        .env("SC_CODE", code(&h.nurse[try_no]))
+        .env("SC_ROOM", &room)
+        .env("SC_DATA", data.path())
+        .env("SC_BIND", format!("{}:0", link.addr(Side::Kiosk)))
+        .env("SC_MEDIA", clip.path())
+        .env("SC_SECS", in_call_secs.to_string())
+        .stdout(Stdio::piped())
+        .stderr(engine_log(try_no))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kiosk-engine");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(engine.stdout.take().expect("stdout")));
+    let mut reports = Vec::new();
+    let mut page = Vec::new();
+    let (mut admitted, mut connected) = (None::<Instant>, None::<Instant>);
+    let (engine_pid, page_pid) = (engine.id().unwrap_or(0), consultant.pid().unwrap_or(0));
+    let mut cpu_from: Option<(Instant, u64, u64)> = None;
+    let deadline = Instant::now() + Duration::from_secs(90 + in_call_secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(l)) => {
+                    let v: Value = serde_json::from_str(&l).unwrap_or(Value::Null);
+                    assert_ne!(v["event"], "error", "kiosk engine: {v}; audit: {}", care(h.dir.path(), &["audit", "--limit", "6"], None));
+                    match v["phase"].as_str() {
+                        Some("connecting") => admitted = admitted.or(Some(Instant::now())),
+                        Some("in_call") => {
+                            connected = connected.or(Some(Instant::now()));
+                            cpu_from = cpu_from.or(Some((Instant::now(), tree_ticks(engine_pid), tree_ticks(page_pid))));
+                        }
+                        Some("ended") => { reports.push(v); break; }
+                        _ => {}
+                    }
+                    let done = v["event"] == "stats" && watch(&v, &page);
+                    reports.push(v);
+                    if done {
+                        break;
+                    }
+                }
+                _ => break,
+            },
+            Some(v) = consultant.events.recv() => {
+                assert_ne!(v["event"], "error", "consultant: {v}");
+                if v["event"] == "page" {
+                    page.push(v);
+                }
+            }
+            _ = tokio::time::sleep(left) => panic!("the call did not end in time; engine: {:?}", reports.last()),
+        }
+    }
+    let cpu = cpu_from.map_or((None, None), |(at, e, p)| {
+        let secs = at.elapsed().as_secs_f64().max(0.001) * ticks_per_sec();
+        (
+            Some(tree_ticks(engine_pid).saturating_sub(e) as f64 / secs),
+            Some(tree_ticks(page_pid).saturating_sub(p) as f64 / secs),
+        )
+    });
+    let _ = engine.start_kill();
+    let _ = engine.wait().await;
+    Attempt {
+        cpu,
+        engine: reports,
+        page,
+        connected_after_admission: admitted.zip(connected).map(|(a, c)| c.duration_since(a)),
+    }
+}
+
+/// Where the engine's logs go: to a file in `SC_ENGINE_LOG` (a directory; set RUST_LOG too) for
+/// looking into a failure, else nowhere.
+fn engine_log(try_no: usize) -> Stdio {
+    let Some(dir) = std::env::var_os("SC_ENGINE_LOG") else { return Stdio::null() };
+    let path = std::path::Path::new(&dir).join(format!("kiosk-engine-{}-{try_no}.log", std::process::id()));
+    std::fs::File::create(&path).map(Stdio::from).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A Chromium <-> Chromium call on the same link: one peer in the prison's namespace (where the
+/// kiosk would be), one in the hospital's, both through the hospital's delay relay and coturn with
+/// credentials of their own, both sending the camera clip. `watch` sees the prison side's and the
+/// hospital side's reports so far each second (and may act on the link); the call is left when it
+/// returns true or after `secs` seconds connected.
+pub async fn peer_call(
+    link: &Link,
+    h: &Hospital,
+    secs: u64,
+    mut watch: impl FnMut(&[Value], &[Value]) -> bool,
+) -> PeerCall {
+    let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
+    crate::media::write_camera_clip(clip.path());
+    let spki = crate::spki_pin_of(h.dir.path());
+    let turn =
+        |id: &str| sc_server::turn::credentials(std::slice::from_ref(&h.turn_url), TURN_SECRET, id, crate::now(), 3600);
+    let mut prison = Driver::peer_in(link.ns(Side::Kiosk), (&h.url, &spki), "offer", &turn("peer-prison"), clip.path());
+    let mut hospital =
+        Driver::peer_in(link.ns(Side::Hospital), (&h.url, &spki), "answer", &turn("peer-hosp"), clip.path());
+    let (mut from_prison, mut from_hospital) = (Vec::new(), Vec::new());
+    let mut connected: Option<Instant> = None;
+    let started = Instant::now();
+    let cpu_at = |pid: Option<u32>| tree_ticks(pid.unwrap_or(0));
+    let mut cpu_from: Option<(Instant, u64, u64)> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            Some(v) = prison.events.recv() => {
+                assert_ne!(v["event"], "error", "prison-side Chromium: {v}");
+                match v["event"].as_str() {
+                    Some("signal") => hospital.tell(json!({ "do": "signal", "message": v })).await,
+                    Some("page") => from_prison.push(v),
+                    _ => {}
+                }
+            }
+            Some(v) = hospital.events.recv() => {
+                assert_ne!(v["event"], "error", "hospital-side Chromium: {v}");
+                match v["event"].as_str() {
+                    Some("signal") => prison.tell(json!({ "do": "signal", "message": v })).await,
+                    Some("page") => from_hospital.push(v),
+                    _ => {}
+                }
+            }
+            _ = tick.tick() => {
+                let up = |r: &[Value]| r.last().is_some_and(|p| p["callState"] == "connected");
+                if connected.is_none() && up(&from_prison) && up(&from_hospital) {
+                    connected = Some(Instant::now());
+                    cpu_from = Some((Instant::now(), cpu_at(prison.pid()), cpu_at(hospital.pid())));
+                }
+                if watch(&from_prison, &from_hospital) || connected.is_some_and(|c| c.elapsed() >= Duration::from_secs(secs)) {
+                    break;
+                }
+                assert!(connected.is_some() || started.elapsed() < Duration::from_secs(60), "the Chromium peers did not connect");
+            }
+        }
+    }
+    let cpu = cpu_from.map_or((None, None), |(at, p, hs)| {
+        let secs = at.elapsed().as_secs_f64().max(0.001) * ticks_per_sec();
+        (
+            Some(cpu_at(prison.pid()).saturating_sub(p) as f64 / secs),
+            Some(cpu_at(hospital.pid()).saturating_sub(hs) as f64 / secs),
+        )
+    });
+    prison.tell(json!({ "do": "end" })).await;
+    hospital.tell(json!({ "do": "end" })).await;
+    PeerCall { prison: from_prison, hospital: from_hospital, connected_after: connected.map(|c| c - started), cpu }
+}
+
+/// What a Chromium <-> Chromium call saw.
+#[derive(Debug)]
+pub struct PeerCall {
+    /// The prison side's reports (what it received), four a second.
+    pub prison: Vec<Value>,
+    /// The hospital side's reports.
+    pub hospital: Vec<Value>,
+    /// Start -> both connected.
+    pub connected_after: Option<Duration>,
+    /// CPU in the call, in cores: (prison side, hospital side), node + Chromium each.
+    pub cpu: (Option<f64>, Option<f64>),
+}
