@@ -7,6 +7,7 @@
 
 mod call;
 mod imaging;
+mod links;
 mod video;
 
 use sc_core::activate::Credentials;
@@ -160,10 +161,15 @@ fn main() {
         return; // `cargo test --benches` asks for a list; the figures are not tests.
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    // SC_BENCH_ONLY=call, =video or =imaging: only those figures (for profiling).
+    // SC_BENCH_ONLY=call, =links, =video or =imaging: only those figures (for profiling).
     if std::env::var("SC_BENCH_ONLY").as_deref() == Ok("call") {
         let secs = std::env::var("SC_BENCH_CALL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
         rt.block_on(call::call_figures(secs, "native"));
+        return;
+    }
+    // SC_BENCH_ONLY=links: the shaped-link calls only (root: network namespaces).
+    if std::env::var("SC_BENCH_ONLY").as_deref() == Ok("links") {
+        rt.block_on(links::link_figures());
         return;
     }
     video::conversion_figures();
@@ -186,4 +192,5 @@ fn main() {
         println!("kiosk cold start and call: skipped (no DISPLAY; scripts/bench.sh provides one)");
     }
     let _ = keystore.delete(&profile);
+    rt.block_on(links::link_figures());
 }

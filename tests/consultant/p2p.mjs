@@ -20,6 +20,20 @@ try {
     window.scPeer = pc;
     const pending = [];
     pc.onicecandidate = (ev) => { if (ev.candidate) window.scSignal({ candidate: ev.candidate.toJSON() }); };
+    // Played out, as the consultant page plays the laptop: Chromium counts received and concealed
+    // audio samples only for audio that is played.
+    pc.ontrack = (ev) => {
+      let v = document.getElementById("p2p-remote");
+      if (!v) {
+        v = document.createElement("video");
+        v.id = "p2p-remote";
+        v.autoplay = true;
+        v.srcObject = new MediaStream();
+        document.body.appendChild(v);
+      }
+      v.srcObject.addTrack(ev.track);
+      v.play().catch(() => {});
+    };
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
     for (const t of stream.getTracks()) pc.addTrack(t, stream);
     window.scApply = async (m) => {

@@ -112,6 +112,7 @@ async fn run() {
                     "link_loss": s.link_loss,
                     "sound_only_by_link": s.sound_only_by_link,
                     "ice_restarts": s.ice_restarts,
+                    "freezes": s.freezes,
                     "sending": sending,
                 }));
                 if in_call_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(secs)) {

@@ -1,0 +1,258 @@
+//! Calls on shaped prison links (issue #12): for each profile, a call from the kiosk's engine to a
+//! Chromium consultant, and beside it, in the same run, on the same link, relay and clip, a call
+//! between two Chromiums (one where the kiosk sits). Each receiving side's audio concealment, video
+//! frame rate and size, freezes a minute and CPU; after the outage, how long each side's picture
+//! took to come back. Printed as a table and written as JSON (`artifacts/bench/links.json`).
+//!
+//! `SC_BENCH_LINK_SECS` sets each call's length (default 60); `SC_BENCH_LINK_PROFILES` picks
+//! profiles by name (comma-separated; default all).
+
+use sc_e2e::link::{Link, Profile, OUTAGE};
+use sc_e2e::shaped::{attempt_watching, hospital, peer_call};
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The first seconds of a call are the controllers finding the link; figures start after them.
+const SETTLE: f64 = 10.0;
+/// When the outage starts, after the call connects.
+const OUTAGE_AT: Duration = Duration::from_secs(15);
+
+fn wall_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
+}
+
+/// What one receiving side saw, from its reports: (wall ms, frames, width, height, audio packets
+/// or samples received, concealed/lost, freezes).
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    at: f64,
+    frames: f64,
+    width: f64,
+    height: f64,
+    audio: f64,
+    concealed: f64,
+    freezes: f64,
+}
+
+/// The figures of one receiving side over a window.
+#[derive(Debug, Clone, Default)]
+struct Side {
+    concealment: Option<f64>,
+    fps: Option<f64>,
+    size: String,
+    freezes_per_min: Option<f64>,
+    recovery: Option<f64>,
+    cpu: Option<f64>,
+}
+
+impl Side {
+    fn json(&self) -> Value {
+        json!({
+            "concealment_pct": self.concealment.map(|c| c * 100.0),
+            "fps": self.fps,
+            "resolution": self.size,
+            "freezes_per_min": self.freezes_per_min,
+            "recovery_after_outage_ms": self.recovery,
+            "cpu_cores": self.cpu,
+        })
+    }
+}
+
+fn figures(samples: &[Sample], from: f64, back: Option<f64>, cpu: Option<f64>) -> Side {
+    let window: Vec<&Sample> = samples.iter().filter(|s| s.at >= from).collect();
+    let (Some(first), Some(last)) = (window.first(), window.last()) else {
+        return Side { cpu, ..Side::default() };
+    };
+    let secs = (last.at - first.at) / 1000.0;
+    let audio = last.audio - first.audio;
+    let recovery = back.and_then(|b| {
+        let at_back = samples.iter().rev().find(|s| s.at <= b).map_or(0.0, |s| s.frames);
+        samples.iter().find(|s| s.at > b && s.frames > at_back + 5.0).map(|s| s.at - b)
+    });
+    Side {
+        concealment: (audio > 0.0).then(|| (last.concealed - first.concealed) / audio),
+        fps: (secs > 0.0).then(|| (last.frames - first.frames) / secs),
+        size: format!("{}x{}", last.width, last.height),
+        freezes_per_min: (secs > 0.0).then(|| (last.freezes - first.freezes) * 60.0 / secs),
+        recovery,
+        cpu,
+    }
+}
+
+/// A Chromium page's report as a sample: its concealed samples over the samples it received.
+fn page_sample(p: &Value) -> Sample {
+    let f = |k: &str| p[k].as_f64().unwrap_or(0.0);
+    Sample {
+        at: f("at"),
+        frames: f("framesDecoded"),
+        width: f("frameWidth"),
+        height: f("frameHeight"),
+        audio: f("samples"),
+        concealed: f("concealed"),
+        freezes: f("freezeCount"),
+    }
+}
+
+/// The kiosk engine's stats as a sample: lost (concealed or recovered) packets over all packets.
+fn engine_sample(at: f64, v: &Value) -> Sample {
+    let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    Sample {
+        at,
+        frames: f("frames_decoded"),
+        width: v["remote"][0].as_f64().unwrap_or(0.0),
+        height: v["remote"][1].as_f64().unwrap_or(0.0),
+        audio: f("audio_received") + f("audio_lost"),
+        concealed: f("audio_lost"),
+        freezes: f("freezes"),
+    }
+}
+
+fn profiles() -> Vec<Profile> {
+    let all = vec![
+        Profile::good(),
+        Profile::prison(),
+        Profile::poor(),
+        Profile::audio_only(),
+        Profile::outage(OUTAGE_AT),
+        Profile::step(Duration::from_secs(15), Duration::from_secs(35)),
+    ];
+    match std::env::var("SC_BENCH_LINK_PROFILES") {
+        Ok(names) => all.into_iter().filter(|p| names.split(',').any(|n| n.trim() == p.name)).collect(),
+        Err(_) => all,
+    }
+}
+
+/// One profile's four receiving sides: kiosk and its consultant; Chromium at the prison and at the
+/// hospital.
+async fn profile_figures(profile: Profile, secs: u64) -> Value {
+    // The outage profile's calls run on past the link's return, so there is a recovery to see.
+    let secs = if profile.name == "outage" { secs.max((OUTAGE_AT + OUTAGE).as_secs() + 15) } else { secs };
+    let outage_back = |start: f64| (profile.name == "outage").then(|| start + (OUTAGE_AT + OUTAGE).as_millis() as f64);
+
+    // The kiosk and a Chromium consultant.
+    let link = Link::new(profile.clone());
+    let h = hospital(&link);
+    let mut kiosk = Vec::new();
+    let mut started: Option<f64> = None;
+    let a = attempt_watching(&link, &h, 0, secs, |stats, _| {
+        let now = wall_ms();
+        if started.is_none() && stats["frames_decoded"].as_f64().unwrap_or(0.0) > 0.0 {
+            started = Some(now);
+            link.start_schedule();
+        }
+        kiosk.push(engine_sample(now, stats));
+        false
+    })
+    .await;
+    drop(h);
+    drop(link);
+    let start = started.unwrap_or(0.0);
+    let from = start + SETTLE * 1000.0;
+    let window_from = if profile.name == "outage" { start } else { from };
+    let consultant: Vec<Sample> = a.page.iter().map(page_sample).collect();
+    let kiosk_side = figures(&kiosk, window_from, outage_back(start), a.cpu.0);
+    let consultant_side = figures(&consultant, window_from, outage_back(start), a.cpu.1);
+
+    // Two Chromiums on a fresh link of the same profile.
+    let link = Link::new(profile.clone());
+    let h = hospital(&link);
+    let mut peer_started: Option<f64> = None;
+    let p = peer_call(&link, &h, secs, |prison, hospital| {
+        let up = |r: &[Value]| r.last().is_some_and(|p| p["framesDecoded"].as_f64().unwrap_or(0.0) > 0.0);
+        if peer_started.is_none() && up(prison) && up(hospital) {
+            peer_started = Some(wall_ms());
+            link.start_schedule();
+        }
+        false
+    })
+    .await;
+    drop(h);
+    drop(link);
+    let pstart = peer_started.unwrap_or(0.0);
+    let pfrom = if profile.name == "outage" { pstart } else { pstart + SETTLE * 1000.0 };
+    let prison: Vec<Sample> = p.prison.iter().map(page_sample).collect();
+    let hospital_side: Vec<Sample> = p.hospital.iter().map(page_sample).collect();
+    let chromium_prison = figures(&prison, pfrom, outage_back(pstart), p.cpu.0);
+    let chromium_hospital = figures(&hospital_side, pfrom, outage_back(pstart), p.cpu.1);
+
+    json!({
+        "profile": profile.name,
+        "kiosk_receives": kiosk_side.json(),
+        "consultant_receives_from_kiosk": consultant_side.json(),
+        "chromium_at_prison_receives": chromium_prison.json(),
+        "chromium_at_hospital_receives": chromium_hospital.json(),
+        "kiosk_connected_after_admission_ms": a.connected_after_admission.map(|d| d.as_millis() as u64),
+        "chromium_pair_connected_after_ms": p.connected_after.map(|d| d.as_millis() as u64),
+        "last_reports": {
+            "kiosk": a.engine.iter().rev().find(|v| v["event"] == "stats"),
+            "consultant": a.page.last(),
+            "chromium_at_prison": p.prison.last(),
+            "chromium_at_hospital": p.hospital.last(),
+        },
+    })
+}
+
+fn cell(v: &Value, key: &str, digits: usize) -> String {
+    v[key].as_f64().map_or_else(|| "-".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+fn ratio(a: &Value, b: &Value, key: &str) -> String {
+    match (a[key].as_f64(), b[key].as_f64()) {
+        (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+        _ => "-".to_owned(),
+    }
+}
+
+/// Runs every profile and prints the table (kiosk beside Chromium, ratios kiosk / Chromium).
+pub(crate) async fn link_figures() {
+    let secs = std::env::var("SC_BENCH_LINK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let mut rows = Vec::new();
+    for profile in profiles() {
+        eprintln!("links: {} profile, {secs} s calls (kiosk <-> Chromium, then Chromium <-> Chromium)", profile.name);
+        rows.push(profile_figures(profile, secs).await);
+    }
+    println!(
+        "shaped links, {secs} s calls, figures after the first {SETTLE} s (the whole call for the outage); each \
+         receiving side, the kiosk's pair beside the Chromium pair on the same link, relay and clip:"
+    );
+    println!(
+        "{:<10} {:<34} {:>8} {:>6} {:>9} {:>8} {:>9} {:>6}",
+        "profile", "receiver", "conceal%", "fps", "size", "freeze/m", "recov ms", "cpu"
+    );
+    for row in &rows {
+        let name = row["profile"].as_str().unwrap_or("");
+        for (label, key) in [
+            ("kiosk (from Chromium)", "kiosk_receives"),
+            ("Chromium at prison (pair)", "chromium_at_prison_receives"),
+            ("consultant (from kiosk)", "consultant_receives_from_kiosk"),
+            ("Chromium at hospital (pair)", "chromium_at_hospital_receives"),
+        ] {
+            let s = &row[key];
+            println!(
+                "{:<10} {:<34} {:>8} {:>6} {:>9} {:>8} {:>9} {:>6}",
+                name,
+                label,
+                cell(s, "concealment_pct", 2),
+                cell(s, "fps", 1),
+                s["resolution"].as_str().unwrap_or("-"),
+                cell(s, "freezes_per_min", 1),
+                cell(s, "recovery_after_outage_ms", 0),
+                cell(s, "cpu_cores", 2),
+            );
+        }
+        println!(
+            "{:<10} ratios kiosk pair / Chromium pair: concealment at the prison side {}, at the hospital side {}; fps {} and {}",
+            name,
+            ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "concealment_pct"),
+            ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "concealment_pct"),
+            ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "fps"),
+            ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "fps"),
+        );
+    }
+    let dir = sc_e2e::artifacts_dir().join("bench");
+    std::fs::create_dir_all(&dir).expect("artifacts/bench");
+    let path = dir.join("links.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json!({ "secs": secs, "profiles": rows })).expect("json"))
+        .expect("write links.json");
+    println!("links: written to {}", path.display());
+}
