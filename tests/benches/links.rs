@@ -8,7 +8,7 @@
 //! profiles by name (comma-separated; default all).
 
 use sc_e2e::link::{Link, Profile, OUTAGE};
-use sc_e2e::shaped::{attempt_watching, hospital, peer_call};
+use sc_e2e::shaped::{attempt, attempt_watching, hospital, peer_call};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -249,10 +249,37 @@ pub(crate) async fn link_figures() {
             ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "fps"),
         );
     }
+    let connects = poor_connects().await;
     let dir = sc_e2e::artifacts_dir().join("bench");
     std::fs::create_dir_all(&dir).expect("artifacts/bench");
     let path = dir.join("links.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json!({ "secs": secs, "profiles": rows })).expect("json"))
-        .expect("write links.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&json!({ "secs": secs, "profiles": rows, "poor_connects": connects }))
+            .expect("json"),
+    )
+    .expect("write links.json");
     println!("links: written to {}", path.display());
+}
+
+/// How reliably a call connects on the poor profile (issue #12 point 8: 3 of 6 calls once never
+/// connected there): four calls from the kiosk, each admitted -> in call, and four Chromium pairs.
+async fn poor_connects() -> Value {
+    let link = Link::new(Profile::poor());
+    let h = hospital(&link);
+    let mut kiosk = Vec::new();
+    for i in 0..4 {
+        let a = attempt(&link, &h, i, 3).await;
+        kiosk.push(a.connected_after_admission.map(|d| d.as_millis() as u64));
+    }
+    let mut pairs = Vec::new();
+    for _ in 0..4 {
+        let p = peer_call(&link, &h, 3, |_, _| false).await;
+        pairs.push(p.connected_after.map(|d| d.as_millis() as u64));
+    }
+    let shown = |v: &[Option<u64>]| {
+        v.iter().map(|t| t.map_or_else(|| "never".to_owned(), |ms| format!("{ms} ms"))).collect::<Vec<_>>().join(", ")
+    };
+    println!("poor profile (256 kbit/s, 150 ms, 5 %), connect times: kiosk (admitted -> in call) {}; Chromium pairs (start -> both connected) {}", shown(&kiosk), shown(&pairs));
+    json!({ "kiosk_admitted_to_in_call_ms": kiosk, "chromium_pair_start_to_connected_ms": pairs })
 }
