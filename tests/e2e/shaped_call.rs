@@ -15,6 +15,7 @@ fn poor_profile_tries() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_12_on_the_poor_profile_the_call_connects_every_time_within_10_s_and_sends_within_the_link() {
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     let link = Link::new(Profile::poor());
     let h = hospital(&link);
     for i in 0..poor_profile_tries() {
@@ -51,6 +52,7 @@ async fn issue_12_on_the_poor_profile_the_call_connects_every_time_within_10_s_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back_to_video_when_the_link_recovers() {
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     let link = Link::new(Profile::audio_only());
     let h = hospital(&link);
     let mut recovered: Option<Instant> = None;
@@ -94,13 +96,20 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
 
 /// Each second's estimate, loss and what was sent, for failure messages.
 fn trajectory(engine: &[Value]) -> Vec<String> {
-    engine
+    let stats: Vec<&Value> = engine.iter().filter(|v| v["event"] == "stats").collect();
+    stats
         .iter()
-        .filter(|v| v["event"] == "stats")
-        .map(|v| {
+        .enumerate()
+        .map(|(i, v)| {
             let video = &v["sending"]["video"];
+            // What the encoder actually produced over the last second, against its setting.
+            let sent = i.checked_sub(1).map_or(0.0, |p| {
+                (v["video_bytes_sent"].as_f64().unwrap_or(0.0) - stats[p]["video_bytes_sent"].as_f64().unwrap_or(0.0))
+                    * 8.0
+                    / 1000.0
+            });
             format!(
-                "{:.0}k/{:.2} {}x{}@{}:{}k",
+                "{:.0}k/{:.2} {}x{}@{}:{}k sent {sent:.0}k",
                 v["target_kbps"].as_f64().unwrap_or(0.0),
                 v["link_loss"].as_f64().unwrap_or(0.0),
                 video["width"],
@@ -114,6 +123,7 @@ fn trajectory(engine: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_12_on_the_prison_profile_a_minute_long_call_keeps_sound_both_ways_and_15_fps_each_side() {
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     let link = Link::new(Profile::prison());
     let h = hospital(&link);
     let a = attempt(&link, &h, 0, 60).await;
@@ -134,11 +144,23 @@ async fn issue_12_on_the_prison_profile_a_minute_long_call_keeps_sound_both_ways
     assert!(psecs >= 29.0, "the page reported through the call: {psecs:.1} s");
     let page_fps = (rate(pend, "framesDecoded") - rate(pmid, "framesDecoded")) / psecs;
     let page_audio = (rate(pend, "audioPackets") - rate(pmid, "audioPackets")) / psecs;
-    assert!(page_fps >= 15.0, "Chromium decoded {page_fps:.1} fps of the kiosk; {:?}", trajectory(&a.engine));
+    assert!(
+        page_fps >= 15.0,
+        "Chromium decoded {page_fps:.1} fps of the kiosk (it asked for {} keyframes); {:?}",
+        end["keyframe_requests"],
+        trajectory(&a.engine)
+    );
     assert!(page_audio >= 40.0, "Chromium heard {page_audio:.1} packets/s");
     let concealed =
         (rate(pend, "concealed") - rate(pmid, "concealed")) / (rate(pend, "samples") - rate(pmid, "samples")).max(1.0);
-    println!("prison profile, last 30 s: kiosk {kiosk_fps:.1} fps, Chromium {page_fps:.1} fps, Chromium's audio concealment {:.1} %", concealed * 100.0);
+    println!(
+        "prison profile, last 30 s: kiosk {kiosk_fps:.1} fps, Chromium {page_fps:.1} fps, Chromium's audio concealment {:.1} %; \
+         keyframes the kiosk asked for {}, was asked for {}, sent {}",
+        concealed * 100.0,
+        end["keyframes_asked"],
+        end["keyframe_requests"],
+        end["frames_sent"]
+    );
     drop(h);
     drop(link);
 }
@@ -286,6 +308,7 @@ impl Outage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_12_after_a_10_s_outage_the_call_resumes_by_itself_within_3_s_without_readmission() {
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     let o = outage_call(sc_e2e::link::OUTAGE, false).await;
     println!(
         "outage 10 s: the kiosk's video resumed {:?} after the link returned, the consultant's picture and sound {:?} \
@@ -302,6 +325,7 @@ async fn issue_12_after_a_10_s_outage_the_call_resumes_by_itself_within_3_s_with
 /// the restart's new candidates on the same relay once UDP passes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_12_a_media_path_down_past_the_restart_point_comes_back_through_an_ice_restart() {
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     // ICE calls the link disconnected ~5 s in; the restart is due RESTART_AFTER later.
     let outage = RESTART_AFTER + Duration::from_secs(9);
     let o = outage_call(outage, true).await;

@@ -7,7 +7,7 @@
 //! does not probe (measured on the poor profile: 256 kbit/s, 5 % loss, the target climbed past 600
 //! kbit/s). As libwebrtc does, the wrapper caps the target near the rate the receiver
 //! acknowledged over the last second ([`ACKED_HEADROOM`]) while the link loses packets
-//! ([`CAP_LOSS`]), but never below [`CAP_FLOOR_BPS`]: without probing, a call sending little
+//! ([`CAP_LOSS`], reported within [`LOSSY_FOR`]), but never below [`CAP_FLOOR_BPS`]: without probing, a call sending little
 //! (sound only) must still be able to find room for video again.
 
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
@@ -26,13 +26,16 @@ pub const MAX_BPS: f64 = 1_600_000.0;
 
 /// The acknowledged-rate cap applies once the receiver reports more loss than this.
 pub const CAP_LOSS: f64 = 0.01;
+/// How long a report of loss keeps the link counted as lossy.
+pub const LOSSY_FOR: Duration = Duration::from_secs(10);
 /// The acknowledged-rate cap never goes below this (a 256 kbit/s link's worth).
 pub const CAP_FLOOR_BPS: f64 = 300_000.0;
 /// How far above the acknowledged rate the target may be. libwebrtc allows 1.5; measured on the
 /// poor profile that still let the kiosk send 480x360 into a 256 kbit/s link (rtc's delay-based
-/// detection is slow to cut through a tail-dropping queue), so the kiosk keeps closer: 1.2 still
-/// grows the sending rate by a fifth a second while the link has room.
-pub const ACKED_HEADROOM: f64 = 1.2;
+/// detection is slow to cut through a tail-dropping queue), so the kiosk keeps closer: 1.1 still
+/// grows the sending rate by a tenth a second while the link has room (1.2 kept a 512 kbit/s link
+/// at its limit once the encoder produced its full rate).
+pub const ACKED_HEADROOM: f64 = 1.1;
 /// Feedback missing for longer than this, while the peer's media still arrives, means the link is
 /// choked (feedback itself is lost or queued behind media): the estimate halves every further
 /// second until feedback returns. When nothing arrives at all the link is down, and the estimate
@@ -127,6 +130,9 @@ pub struct Published<E> {
     /// Feedback last resumed after a gap: packets that left before then and never arrived were
     /// lost to the gap, which the hold (or decay) has already answered.
     gap_ended: Option<Instant>,
+    /// The link counts as lossy until then (loss over [`CAP_LOSS`] was last reported
+    /// [`LOSSY_FOR`] before): one clean report on a lossy link must not lift the cap.
+    lossy_until: Option<Instant>,
 }
 
 impl<E> Published<E> {
@@ -140,6 +146,7 @@ impl<E> Published<E> {
             held: None,
             last_tick: Instant::now(),
             gap_ended: None,
+            lossy_until: None,
         }
     }
 
@@ -173,7 +180,7 @@ impl<E: BandwidthEstimator> Published<E> {
         // A clean link is left to the delay-based controller: capped there, a sender that uses
         // little of its budget (a still scene) could never climb the ladder again (measured: a
         // 10 Mbit/s link held at 320x240 and "weak" for a whole call).
-        let lossy = self.inner.stats().packet_loss.is_some_and(|l| l > CAP_LOSS);
+        let lossy = self.lossy_until.is_some_and(|until| self.last_tick < until);
         match self.acked_bps() {
             Some(acked) if lossy => target.min((acked * ACKED_HEADROOM).max(CAP_FLOOR_BPS)),
             _ => target,
@@ -230,6 +237,9 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
             self.inner.on_reports(now, &kept);
         } else {
             self.inner.on_reports(now, reports);
+        }
+        if self.inner.stats().packet_loss.is_some_and(|l| l > CAP_LOSS) {
+            self.lossy_until = Some(now + LOSSY_FOR);
         }
         self.publish();
     }

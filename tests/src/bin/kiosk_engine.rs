@@ -113,6 +113,10 @@ async fn run() {
                     "sound_only_by_link": s.sound_only_by_link,
                     "ice_restarts": s.ice_restarts,
                     "freezes": s.freezes,
+                    "keyframes_asked": s.keyframes_asked,
+                    "video_bytes_sent": s.video_bytes_sent,
+                    "keyframes_sent": s.keyframes_sent,
+                    "keyframe_requests": s.keyframe_requests,
                     "sending": sending,
                 }));
                 if in_call_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(secs)) {

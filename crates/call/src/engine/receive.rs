@@ -56,6 +56,7 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
             }
             if (!have_key || lost) && last_pli.elapsed() > Duration::from_millis(500) {
                 last_pli = Instant::now();
+                shared.counters.keyframes_asked.fetch_add(1, Ordering::Relaxed);
                 send_pli(&track).await;
             }
             if !have_key {

@@ -7,7 +7,7 @@ use crate::adapt::{Adapter, Settings};
 use crate::audio::{OpusEncoder, FRAME_STEREO};
 use crate::keyframe::is_keyframe_request;
 use crate::source::{AudioSource, Black, VideoSource};
-use crate::video::{EncodedFrame, Vp8Encoder};
+use crate::video::{EncodedFrame, RateAdjuster, Vp8Encoder};
 use crate::Error;
 use bytes::Bytes;
 use rtc::media::Sample;
@@ -74,6 +74,9 @@ pub(super) async fn connected(shared: &Arc<Shared>) -> bool {
     }
 }
 
+/// Requested keyframes are at most this frequent.
+const KEYFRAME_MIN_GAP: Duration = Duration::from_secs(1);
+
 pub(super) fn spawn_video_encoder(
     shared: Arc<Shared>,
     mut source: Box<dyn VideoSource>,
@@ -98,6 +101,9 @@ pub(super) fn spawn_video_encoder(
         let mut gap = period;
         let mut due = Instant::now();
         let mut last_sent: Option<Instant> = None;
+        let mut last_key: Option<Instant> = None;
+        let mut adjuster = RateAdjuster::default();
+        let mut wanted: Option<(u32, u32, u32, u32)> = None;
         while !shared.stop.load(Ordering::Relaxed) {
             next += period;
             if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -124,6 +130,14 @@ pub(super) fn spawn_video_encoder(
                 adapted = now;
                 if let Some(s) = adapter.update(now, shared.estimate.target_bps(), shared.estimate.loss()) {
                     gap = apply(&shared, &mut encoder, s).unwrap_or(gap);
+                    wanted = s.video.map(|(r, kbps)| (r.width, r.height, r.fps, kbps));
+                    adjuster.reset();
+                }
+                // The encoder is set to what it must be told to produce the wanted rate.
+                if let Some((w, h, fps, kbps)) = wanted {
+                    if let Err(e) = encoder.reconfigure(w, h, fps, adjuster.rate(now, kbps)) {
+                        tracing::warn!(error = %e, "VP8 rate not adjusted");
+                    }
                 }
             }
             if shared.sound_only_by_link.load(Ordering::Relaxed) || now < due {
@@ -133,15 +147,33 @@ pub(super) fn spawn_video_encoder(
             due = (due + gap).max(now + gap / 2);
             let duration = last_sent.map_or(gap, |t| now.duration_since(t));
             last_sent = Some(now);
+            // The network is behind (the pump's queue is full): skip this frame before the encoder
+            // sees it. Dropping an encoded frame instead would break every later frame's reference
+            // and cost a keyframe.
+            if out.capacity() == 0 {
+                continue;
+            }
             let (w, h) = encoder.size();
             let frame = if (frame.width(), frame.height()) == (w, h) { frame } else { frame.scaled(w, h) };
-            let key = shared.force_keyframe.swap(false, Ordering::Relaxed);
+            // Keyframes on request, but at most one per KEYFRAME_MIN_GAP: on a lossy link every
+            // loss the peer cannot repair asks for one, and each is many frames' worth of bits
+            // (measured on the prison profile: keyframes on every request choked the link and the
+            // consultant decoded under 2 fps).
+            let key = last_key.is_none_or(|t| now.duration_since(t) >= KEYFRAME_MIN_GAP)
+                && shared.force_keyframe.swap(false, Ordering::Relaxed);
+            if key || last_key.is_none() {
+                last_key = Some(now);
+            }
             let at_ms = i64::try_from(shared.started.elapsed().as_millis()).unwrap_or(i64::MAX);
             match encoder.encode(&frame, key, at_ms, duration) {
                 Ok(frames) => {
                     for f in frames {
-                        // A full queue means the network is behind: drop rather than build latency.
-                        let _ = out.try_send(f);
+                        adjuster.produced(now, f.data.len());
+                        if out.try_send(f).is_err() {
+                            // Lost after all (a frame that encoded to several packets): the next
+                            // frame must not refer to it.
+                            shared.force_keyframe.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "VP8 encode failed"),
@@ -248,6 +280,7 @@ pub(super) async fn pump<T: Send + 'static>(
     let Some(&ssrc) = track.ssrcs().await.first() else { return };
     while let Some(item) = rx.recv().await {
         let (data, key, duration) = bytes(item);
+        let size = data.len() as u64;
         let sample = Sample { data: Bytes::from(data), duration, ..Sample::new(Instant::now()) };
         if let Err(e) = track.sample_writer(ssrc, pt).write_sample(&sample).await {
             tracing::debug!(error = %e, "sample not written");
@@ -255,6 +288,7 @@ pub(super) async fn pump<T: Send + 'static>(
         }
         let c = &shared.counters;
         if video {
+            c.video_bytes_sent.fetch_add(size, Ordering::Relaxed);
             c.frames_sent.fetch_add(1, Ordering::Relaxed);
             if key {
                 c.keyframes_sent.fetch_add(1, Ordering::Relaxed);

@@ -46,6 +46,10 @@ pub struct CallStats {
     /// Freezes in the remote video: a gap between decoded frames longer than three mean frame
     /// intervals and 150 ms past the mean (the W3C `freezeCount` rule, as Chromium counts).
     pub freezes: u64,
+    /// Keyframes asked of the peer (PLI), after loss the retransmissions did not repair.
+    pub keyframes_asked: u64,
+    /// VP8 payload bytes handed to the track (before RTP, SRTP and TURN).
+    pub video_bytes_sent: u64,
 }
 
 #[derive(Default)]
@@ -63,6 +67,8 @@ pub(super) struct Counters {
     pub(super) first_frame_micros: AtomicU64,
     pub(super) ice_restarts: AtomicU64,
     pub(super) freezes: AtomicU64,
+    pub(super) keyframes_asked: AtomicU64,
+    pub(super) video_bytes_sent: AtomicU64,
 }
 
 /// Counts freezes as the W3C statistics define them (`freezeCount`): a gap between rendered
@@ -116,6 +122,8 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         sound_only_by_link: shared.sound_only_by_link.load(Ordering::Relaxed),
         ice_restarts: c.ice_restarts.load(Ordering::Relaxed),
         freezes: c.freezes.load(Ordering::Relaxed),
+        keyframes_asked: c.keyframes_asked.load(Ordering::Relaxed),
+        video_bytes_sent: c.video_bytes_sent.load(Ordering::Relaxed),
     }
 }
 
