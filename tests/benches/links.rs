@@ -8,7 +8,7 @@
 //! profiles by name (comma-separated; default all).
 
 use sc_e2e::link::{Link, Profile, OUTAGE};
-use sc_e2e::shaped::{attempt, attempt_watching, hospital, peer_call};
+use sc_e2e::shaped::{attempt, attempt_watching, hospital_sending, peer_call, Content};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -131,7 +131,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
 
     // The kiosk and a Chromium consultant.
     let link = Link::new(profile.clone());
-    let h = hospital(&link);
+    let h = hospital_sending(&link, Content::Camera);
     let mut kiosk = Vec::new();
     let mut started: Option<f64> = None;
     let a = attempt_watching(&link, &h, 0, secs, |stats, _| {
@@ -155,7 +155,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
 
     // Two Chromiums on a fresh link of the same profile.
     let link = Link::new(profile.clone());
-    let h = hospital(&link);
+    let h = hospital_sending(&link, Content::Camera);
     let mut peer_started: Option<f64> = None;
     let p = peer_call(&link, &h, secs, |prison, hospital| {
         let up = |r: &[Value]| r.last().is_some_and(|p| p["framesDecoded"].as_f64().unwrap_or(0.0) > 0.0);
@@ -266,7 +266,7 @@ pub(crate) async fn link_figures() {
 /// connected there): four calls from the kiosk, each admitted -> in call, and four Chromium pairs.
 async fn poor_connects() -> Value {
     let link = Link::new(Profile::poor());
-    let h = hospital(&link);
+    let h = hospital_sending(&link, Content::Camera);
     let mut kiosk = Vec::new();
     for i in 0..4 {
         let a = attempt(&link, &h, i, 3).await;

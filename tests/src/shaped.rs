@@ -2,7 +2,8 @@
 //! side (coturn behind the delay relay, the care server, staff) in one namespace; a call from the
 //! kiosk's engine (`kiosk-engine`, in the prison's namespace) to a headless Chromium consultant;
 //! and the same call between two Chromiums on the same link, relay and clip, the peer every kiosk
-//! figure is measured beside. Both peers send [`crate::media::write_camera_clip`].
+//! figure is measured beside. Both peers send what [`Content`] says: the camera-like clip
+//! ([`crate::media::write_camera_clip`]; the benchmark) or light test pictures (the smoke tests).
 
 use crate::browser::{Driver, Options};
 use crate::link::{DelayRelay, Link, Side, RELAY_SEED};
@@ -59,6 +60,17 @@ pub struct Hospital {
     pub consultant: Vec<String>,
     children: Vec<Child>,
     _relay: DelayRelay,
+    /// What the peers send.
+    pub content: Content,
+}
+
+/// What the peers of a shaped call send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// The camera-like clip on both sides: what a camera costs to encode.
+    Camera,
+    /// The kiosk's synthetic pattern and a still clip for Chromium: cheap to encode.
+    Light,
 }
 
 impl Drop for Hospital {
@@ -89,6 +101,11 @@ pub fn code(secret: &str) -> String {
 /// Starts the hospital side of `link`: coturn behind the delay relay, the care server, four
 /// nurses and four consultants.
 pub fn hospital(link: &Link) -> Hospital {
+    hospital_sending(link, Content::Light)
+}
+
+/// As [`hospital`], with the peers sending `content`.
+pub fn hospital_sending(link: &Link, content: Content) -> Hospital {
     let addr = link.addr(Side::Hospital);
     let dir = tempfile::tempdir().expect("dir");
     care(dir.path(), &["init", "--tls-name", &addr.to_string()], None);
@@ -161,6 +178,7 @@ pub fn hospital(link: &Link) -> Hospital {
         consultant,
         children,
         _relay: relay,
+        content,
     }
 }
 
@@ -201,7 +219,10 @@ pub async fn attempt_watching(
     let token = care(h.dir.path(), &["enrol-token", "--prison", "HMP Shaped"], None).trim().to_owned();
     let data = tempfile::tempdir().expect("kiosk dir");
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
-    crate::media::write_camera_clip(clip.path());
+    match h.content {
+        Content::Camera => crate::media::write_camera_clip(clip.path()),
+        Content::Light => crate::media::write_y4m(clip.path(), 15),
+    }
     let spki = crate::spki_pin_of(h.dir.path());
     let mut consultant = Driver::start_in(
         link.ns(Side::Hospital),
@@ -221,7 +242,7 @@ pub async fn attempt_watching(
         .env("SC_ROOM", &room)
         .env("SC_DATA", data.path())
         .env("SC_BIND", format!("{}:0", link.addr(Side::Kiosk)))
-        .env("SC_MEDIA", clip.path())
+        .env("SC_MEDIA", if h.content == Content::Camera { clip.path().as_os_str() } else { "synthetic".as_ref() })
         .env("SC_SECS", in_call_secs.to_string())
         .stdout(Stdio::piped())
         .stderr(engine_log(try_no))
@@ -305,7 +326,10 @@ pub async fn peer_call(
     mut watch: impl FnMut(&[Value], &[Value]) -> bool,
 ) -> PeerCall {
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
-    crate::media::write_camera_clip(clip.path());
+    match h.content {
+        Content::Camera => crate::media::write_camera_clip(clip.path()),
+        Content::Light => crate::media::write_y4m(clip.path(), 15),
+    }
     let spki = crate::spki_pin_of(h.dir.path());
     let turn =
         |id: &str| sc_server::turn::credentials(std::slice::from_ref(&h.turn_url), TURN_SECRET, id, crate::now(), 3600);
