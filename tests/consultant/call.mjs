@@ -22,6 +22,14 @@ try {
           got.frameWidth = r.frameWidth || 0;
           got.frameHeight = r.frameHeight || 0;
           got.freezeCount = r.freezeCount || 0;
+          // Why frames go missing: received but not decoded, or never complete.
+          got.framesReceived = r.framesReceived || 0;
+          got.framesDropped = r.framesDropped || 0;
+          got.videoPacketsLost = r.packetsLost || 0;
+          got.videoPackets = r.packetsReceived || 0;
+          got.nackCount = r.nackCount || 0;
+          got.pliCount = r.pliCount || 0;
+          got.jitterBufferDelay = r.jitterBufferEmittedCount ? r.jitterBufferDelay / r.jitterBufferEmittedCount : 0;
         }
         if (r.type === "inbound-rtp" && r.kind === "audio") {
           got.audioPackets = r.packetsReceived || 0;

@@ -129,8 +129,9 @@ async fn issue_12_on_the_prison_profile_a_minute_long_call_keeps_sound_both_ways
 
 /// As above with the camera-like clip on both sides: what the issue asks for, not yet met.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue #12, not yet met: with a camera's worth of video on both sides Chromium decodes 9-14 fps of \
-            the kiosk on the prison profile (the kiosk's encoder now keeps to its setting; the cause is open); run with --ignored to see the figures"]
+#[ignore = "issue #12, not yet met: with a camera's worth of video on both sides Chromium decodes 8-20 fps of \
+            the kiosk on the prison profile (runs differ); it receives nearly every packet but drops up to a third \
+            of the frames with its jitter buffer near 0.5 s; the cause is open; run with --ignored to see the figures"]
 async fn issue_12_on_the_prison_profile_with_a_camera_clip_each_side_keeps_15_fps() {
     prison_call(Content::Camera).await;
 }
@@ -159,8 +160,9 @@ async fn prison_call(content: Content) {
     let page_audio = (rate(pend, "audioPackets") - rate(pmid, "audioPackets")) / psecs;
     assert!(
         page_fps >= 15.0,
-        "Chromium decoded {page_fps:.1} fps of the kiosk (it asked for {} keyframes); {:?}",
+        "Chromium decoded {page_fps:.1} fps of the kiosk (it asked for {} keyframes; its last report {}); {:?}",
         end["keyframe_requests"],
+        pend,
         trajectory(&a.engine)
     );
     assert!(page_audio >= 40.0, "Chromium heard {page_audio:.1} packets/s");
@@ -168,11 +170,12 @@ async fn prison_call(content: Content) {
         (rate(pend, "concealed") - rate(pmid, "concealed")) / (rate(pend, "samples") - rate(pmid, "samples")).max(1.0);
     println!(
         "prison profile, last 30 s: kiosk {kiosk_fps:.1} fps, Chromium {page_fps:.1} fps, Chromium's audio concealment {:.1} %; \
-         keyframes the kiosk asked for {}, was asked for {}, sent {}",
+         keyframes the kiosk asked for {}, was asked for {}, frames sent {}; Chromium's last report {}",
         concealed * 100.0,
         end["keyframes_asked"],
         end["keyframe_requests"],
-        end["frames_sent"]
+        end["frames_sent"],
+        pend
     );
     drop(h);
     drop(link);

@@ -26,6 +26,18 @@ pub const MAX_BPS: f64 = 1_600_000.0;
 
 /// The acknowledged-rate cap applies once the receiver reports more loss than this.
 pub const CAP_LOSS: f64 = 0.01;
+/// A standing queue longer than this on the path (the one-way delay over its floor) means the
+/// kiosk sends more than the link carries: the target drops below what arrives until it drains.
+/// rtc 0.21's delay-based detection missed it (measured on the prison profile: a 300 ms tbf queue
+/// kept full, and the consultant's jitter buffer at 550 ms with a fifth of the frames dropped).
+pub const QUEUE_LIMIT: Duration = Duration::from_millis(60);
+/// While draining a queue, the target is this share of what arrives.
+pub const DRAIN: f64 = 0.85;
+/// The delay floor is the least over this long.
+const DELAY_FLOOR_WINDOW: Duration = Duration::from_secs(10);
+/// The current delay is the least over this long (the jitter filtered out).
+const DELAY_NOW_WINDOW: Duration = Duration::from_millis(250);
+
 /// How long a report of loss keeps the link counted as lossy.
 pub const LOSSY_FOR: Duration = Duration::from_secs(10);
 /// The acknowledged-rate cap never goes below this (a 256 kbit/s link's worth).
@@ -120,6 +132,9 @@ pub struct Published<E> {
     out: LinkEstimate,
     /// Packets the receiver acknowledged: (arrival on its clock, bytes), the last second's.
     acked: VecDeque<(Duration, usize)>,
+    /// (departure, arrival on the receiver's clock minus departure on ours, ms): the one-way delay
+    /// plus a constant clock offset, the last [`DELAY_FLOOR_WINDOW`]'s.
+    delays: VecDeque<(Instant, f64)>,
     /// When feedback last came.
     last_feedback: Option<Instant>,
     /// While feedback is missing: the target the wrapper holds (decaying while the link is
@@ -142,12 +157,31 @@ impl<E> Published<E> {
             restart,
             out,
             acked: VecDeque::new(),
+            delays: VecDeque::new(),
             last_feedback: None,
             held: None,
             last_tick: Instant::now(),
             gap_ended: None,
             lossy_until: None,
         }
+    }
+
+    /// The standing queue on the path: the least one-way delay of the last quarter second over the
+    /// least of the last ten (`None` until two seconds are known).
+    fn queue_delay(&self) -> Option<Duration> {
+        let newest = self.delays.iter().map(|(t, _)| *t).max()?;
+        let oldest = self.delays.iter().map(|(t, _)| *t).min()?;
+        if newest.saturating_duration_since(oldest) < Duration::from_secs(2) {
+            return None;
+        }
+        let floor = self.delays.iter().map(|(_, d)| *d).fold(f64::INFINITY, f64::min);
+        let now = self
+            .delays
+            .iter()
+            .filter(|(t, _)| newest.saturating_duration_since(*t) <= DELAY_NOW_WINDOW)
+            .map(|(_, d)| *d)
+            .fold(f64::INFINITY, f64::min);
+        Some(Duration::from_secs_f64(((now - floor) / 1000.0).max(0.0)))
     }
 
     /// What the receiver acknowledged over the last second, bits per second (`None` until half
@@ -163,6 +197,13 @@ impl<E> Published<E> {
         for r in reports.iter().filter(|r| r.arrived) {
             if let Some(at) = r.arrival {
                 self.acked.push_back((at, r.size));
+                let sent = r.departure.saturating_duration_since(self.out.epoch);
+                self.delays.push_back((r.departure, at.as_secs_f64() * 1000.0 - sent.as_secs_f64() * 1000.0));
+            }
+        }
+        if let Some(newest) = self.delays.iter().map(|(t, _)| *t).max() {
+            while self.delays.front().is_some_and(|(t, _)| newest.saturating_duration_since(*t) > DELAY_FLOOR_WINDOW) {
+                self.delays.pop_front();
             }
         }
         let newest = self.acked.iter().map(|(at, _)| *at).max().unwrap_or_default();
@@ -181,7 +222,10 @@ impl<E: BandwidthEstimator> Published<E> {
         // little of its budget (a still scene) could never climb the ladder again (measured: a
         // 10 Mbit/s link held at 320x240 and "weak" for a whole call).
         let lossy = self.lossy_until.is_some_and(|until| self.last_tick < until);
+        let queued = self.queue_delay().is_some_and(|q| q > QUEUE_LIMIT);
         match self.acked_bps() {
+            // Below what arrives, even below the floor: the queue must drain.
+            Some(acked) if queued => target.min((acked * DRAIN).max(MIN_BPS)),
             Some(acked) if lossy => target.min((acked * ACKED_HEADROOM).max(CAP_FLOOR_BPS)),
             _ => target,
         }
@@ -336,6 +380,36 @@ mod tests {
         let trickle: Vec<_> = (200..260).map(|i| report(i, 2000 + (i - 200) * 20, 100, i % 10 != 0)).collect();
         c.on_reports(Instant::now(), &trickle);
         assert_eq!(shared.target_bps(), CAP_FLOOR_BPS);
+    }
+
+    #[test]
+    fn a_standing_queue_drops_the_target_below_what_arrives_until_it_drains() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        let t0 = shared.epoch;
+        // Three seconds at 400 kbit/s (50 packets a second of 1000 bytes), 40 ms one way.
+        let mut id = 0;
+        let mut batch = |c: &mut Published<Optimist>, from_ms: u64, extra_delay_ms: u64| {
+            let reports: Vec<_> = (0..50)
+                .map(|k| {
+                    id += 1;
+                    let sent = from_ms + k * 20;
+                    let mut r = report(id, sent + 40 + extra_delay_ms * k / 50, 1000, true);
+                    r.departure = t0 + Duration::from_millis(sent);
+                    r
+                })
+                .collect();
+            c.on_reports(t0 + Duration::from_millis(from_ms + 1000), &reports);
+        };
+        for s in 0..3 {
+            batch(&mut c, s * 1000, 0);
+        }
+        assert_eq!(shared.target_bps(), 2_000_000.0, "no queue, no loss: the controller's own");
+        // A queue builds: the delay climbs 150 ms over the next second.
+        batch(&mut c, 3000, 150);
+        let acked = c.acked_bps().expect("acked");
+        assert!(c.queue_delay().is_some_and(|q| q > QUEUE_LIMIT), "{:?}", c.queue_delay());
+        assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked}", shared.target_bps());
     }
 
     #[test]
