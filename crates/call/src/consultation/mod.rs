@@ -330,6 +330,12 @@ async fn run(
                 Action::Close => {}
             }
         }
+        // The end is published only once the call is torn down (by `Consultation::start`, after
+        // this returns): whoever sees `Ended` may rely on the images being gone and the devices
+        // released (a race e2e::share caught).
+        if rules.is_ended() {
+            break;
+        }
         out.phase.send_if_modified(|p| {
             let changed = p != rules.phase();
             if changed {
@@ -337,9 +343,6 @@ async fn run(
             }
             changed
         });
-        if rules.is_ended() {
-            break;
-        }
         let due = rules.poll_timeout().map(Instant::from_std);
         let event = match &mut running {
             None => tokio::select! {
