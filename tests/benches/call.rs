@@ -7,7 +7,7 @@ use sc_e2e::browser::{Consultant, Options};
 use sc_e2e::desktop::{sign_in_by_keyboard, xdotool};
 use sc_e2e::media::{write_y4m, Turn};
 use sc_e2e::strip_ansi;
-use sc_e2e::{artifacts_dir, processes, tree, CareServer, TURN_SECRET};
+use sc_e2e::{artifacts_dir, clock_ticks_per_sec, cpu_ticks, processes, tree, CareServer, TURN_SECRET};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -23,14 +23,6 @@ impl Drop for Reaper {
     }
 }
 
-/// utime + stime of a process, in clock ticks.
-fn ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
 /// The process's short name.
 fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default()
@@ -40,7 +32,7 @@ fn comm(pid: u32) -> String {
 fn per_process(g: &Group, elapsed: Duration, hz: f64) -> Vec<(String, f64)> {
     let mut by: HashMap<String, u64> = HashMap::new();
     for p in (g.members)() {
-        if let Some(t) = ticks(p) {
+        if let Some(t) = cpu_ticks(p) {
             *by.entry(comm(p)).or_default() += t.saturating_sub(*g.usage.start.get(&p).unwrap_or(&0));
         }
     }
@@ -54,12 +46,6 @@ fn pss_kib(pid: u32) -> u64 {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Pss:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    let out =
-        Command::new("getconf").arg("CLK_TCK").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    out.ok().and_then(|s| s.parse().ok()).unwrap_or(100.0)
 }
 
 fn xvfb_pid(display: &str) -> Option<u32> {
@@ -90,7 +76,7 @@ impl Group {
     }
 
     fn begin(&mut self) {
-        self.usage.start = (self.members)().into_iter().filter_map(|p| Some((p, ticks(p)?))).collect();
+        self.usage.start = (self.members)().into_iter().filter_map(|p| Some((p, cpu_ticks(p)?))).collect();
     }
 
     fn sample(&mut self) {
@@ -99,8 +85,10 @@ impl Group {
 
     fn end(&mut self, elapsed: Duration, hz: f64) {
         let pids: HashSet<u32> = (self.members)().into_iter().collect();
-        let used: u64 =
-            pids.iter().filter_map(|p| Some(ticks(*p)?.saturating_sub(*self.usage.start.get(p).unwrap_or(&0)))).sum();
+        let used: u64 = pids
+            .iter()
+            .filter_map(|p| Some(cpu_ticks(*p)?.saturating_sub(*self.usage.start.get(p).unwrap_or(&0))))
+            .sum();
         self.usage.cores = used as f64 / hz / elapsed.as_secs_f64();
     }
 

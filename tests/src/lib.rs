@@ -207,6 +207,19 @@ pub fn processes() -> Vec<(u32, u32)> {
     out
 }
 
+/// utime + stime of a process, in clock ticks ([`clock_ticks_per_sec`] a second).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The kernel's clock ticks a second (`getconf CLK_TCK`; 100 if that fails).
+pub fn clock_ticks_per_sec() -> f64 {
+    let out = std::process::Command::new("getconf").arg("CLK_TCK").output();
+    out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+}
+
 /// `root` and all its descendants.
 pub fn tree(root: u32) -> Vec<u32> {
     let all = processes();

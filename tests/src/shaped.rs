@@ -29,19 +29,7 @@ fn tree_ticks(root: u32) -> u64 {
     if root == 0 {
         return 0;
     }
-    crate::tree(root)
-        .into_iter()
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .sum()
-}
-
-fn ticks_per_sec() -> f64 {
-    let out = std::process::Command::new("getconf").arg("CLK_TCK").output();
-    out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+    crate::tree(root).into_iter().filter_map(crate::cpu_ticks).sum()
 }
 
 /// The hospital side: coturn, the delay relay in front of it, and the care server, with nurses
@@ -290,7 +278,7 @@ pub async fn attempt_watching(
         }
     }
     let cpu = cpu_from.map_or((None, None), |(at, e, p)| {
-        let secs = at.elapsed().as_secs_f64().max(0.001) * ticks_per_sec();
+        let secs = at.elapsed().as_secs_f64().max(0.001) * crate::clock_ticks_per_sec();
         (
             Some(tree_ticks(engine_pid).saturating_sub(e) as f64 / secs),
             Some(tree_ticks(page_pid).saturating_sub(p) as f64 / secs),
@@ -377,7 +365,7 @@ pub async fn peer_call(
         }
     }
     let cpu = cpu_from.map_or((None, None), |(at, p, hs)| {
-        let secs = at.elapsed().as_secs_f64().max(0.001) * ticks_per_sec();
+        let secs = at.elapsed().as_secs_f64().max(0.001) * crate::clock_ticks_per_sec();
         (
             Some(cpu_at(prison.pid()).saturating_sub(p) as f64 / secs),
             Some(cpu_at(hospital.pid()).saturating_sub(hs) as f64 / secs),

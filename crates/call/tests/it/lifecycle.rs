@@ -1,9 +1,9 @@
 //! A call's threads end with it (issue #12 point 7): dropped without `close`, the encoder threads
 //! still stop and let go of the camera and the microphone.
 
-use sc_call::source::{AudioSource, NullSink, TestPattern, Tone, VideoSource};
-use sc_call::{Call, CallConfig, I420Frame};
-use sc_proto::signal::{IceServer, Role};
+use sc_call::source::{AudioSource, TestPattern, Tone, VideoSource};
+use sc_call::{Call, I420Frame};
+use sc_proto::signal::Role;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,22 +35,11 @@ impl<S: AudioSource> AudioSource for Watched<S> {
 #[tokio::test]
 async fn a_call_dropped_without_close_stops_its_encoder_threads_and_lets_go_of_the_devices() {
     let (camera, microphone) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let config = CallConfig {
-        // A relay nobody answers on: the call never connects, its threads wait for it.
-        ice_servers: vec![IceServer {
-            urls: vec!["turn:127.0.0.1:9?transport=udp".into()],
-            username: "u".into(),
-            credential: "c".into(),
-        }],
-        bind_addrs: vec!["127.0.0.1:0".into()],
-        width: 320,
-        height: 240,
-        fps: 15,
-        video_kbps: 300,
-        video: Box::new(Watched { inner: TestPattern::new(320, 240), dropped: camera.clone() }),
-        audio: Box::new(Watched { inner: Tone::new(440.0, 0.1), dropped: microphone.clone() }),
-        playback: Box::new(NullSink),
-    };
+    // A relay nobody answers on: the call never connects, its threads wait for it.
+    let config = crate::dead_relay_config(
+        Box::new(Watched { inner: TestPattern::new(320, 240), dropped: camera.clone() }),
+        Box::new(Watched { inner: Tone::new(440.0, 0.1), dropped: microphone.clone() }),
+    );
     let (call, _events) = Call::start(config, Role::Offerer).await.expect("call starts");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!camera.load(Ordering::SeqCst) && !microphone.load(Ordering::SeqCst), "in use while the call runs");

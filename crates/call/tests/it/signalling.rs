@@ -2,28 +2,13 @@
 //! call stays usable: garbled SDP, messages out of turn, nonsense candidates.
 
 use sc_call::consultation::MediaSetup;
-use sc_call::source::{NullSink, TestPattern, Tone};
-use sc_call::{Call, CallConfig, CallEvent, Error};
-use sc_proto::signal::{Candidate, FromServer, IceServer, Role, ToServer};
+use sc_call::source::{TestPattern, Tone};
+use sc_call::{Call, CallEvent, Error};
+use sc_proto::signal::{Candidate, FromServer, Role, ToServer};
 use std::time::Duration;
 
 async fn offerer() -> (Call, tokio::sync::mpsc::UnboundedReceiver<CallEvent>) {
-    // A relay nobody answers on: negotiation is all these tests need.
-    let config = CallConfig {
-        ice_servers: vec![IceServer {
-            urls: vec!["turn:127.0.0.1:9?transport=udp".into()],
-            username: "u".into(),
-            credential: "c".into(),
-        }],
-        bind_addrs: vec!["127.0.0.1:0".into()],
-        width: 320,
-        height: 240,
-        fps: 15,
-        video_kbps: 300,
-        video: Box::new(TestPattern::new(320, 240)),
-        audio: Box::new(Tone::new(440.0, 0.1)),
-        playback: Box::new(NullSink),
-    };
+    let config = crate::dead_relay_config(Box::new(TestPattern::new(320, 240)), Box::new(Tone::new(440.0, 0.1)));
     Call::start(config, Role::Offerer).await.expect("call starts")
 }
 
