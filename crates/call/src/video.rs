@@ -28,8 +28,6 @@ pub(crate) struct Vp8Encoder {
 pub(crate) struct EncodedFrame {
     pub(crate) data: Vec<u8>,
     pub(crate) key: bool,
-    /// How long it shows: until the next frame the encoder was given.
-    pub(crate) duration: std::time::Duration,
 }
 
 fn config(width: u32, height: u32, fps: u32, kbps: u32) -> Result<EncoderConfig<u8>, Error> {
@@ -111,7 +109,7 @@ impl Vp8Encoder {
         let packets = self.enc.encode(at_ms, ms, image, EncodingDeadline::Realtime, flags).map_err(codec)?;
         Ok(packets
             .filter_map(|p| match p {
-                Packet::CompressedFrame(f) => Some(EncodedFrame { data: f.data, key: f.flags.is_key, duration }),
+                Packet::CompressedFrame(f) => Some(EncodedFrame { data: f.data, key: f.flags.is_key }),
                 _ => None,
             })
             .collect())

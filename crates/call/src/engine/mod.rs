@@ -4,6 +4,7 @@
 //! ([`stats`]) are submodules; `Call` owns them all and stops them on close or drop.
 
 mod negotiation;
+mod outbound;
 mod receive;
 mod send;
 mod stats;
@@ -345,11 +346,13 @@ impl Call {
         }
         let video_track = send::local_track(RtpCodecKind::Video, vp8, send::random_ssrc()?)?;
         let audio_track = send::local_track(RtpCodecKind::Audio, opus, send::random_ssrc()?)?;
-        let video_sender = pc.add_track(video_track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
-        let audio_sender = pc.add_track(audio_track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
+        let video_sender =
+            pc.add_track(video_track.track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
+        let audio_sender =
+            pc.add_track(audio_track.track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
 
-        let (vtx, vrx) = mpsc::channel::<EncodedFrame>(8);
-        let (atx, arx) = mpsc::channel::<Vec<u8>>(16);
+        let (vtx, vrx) = mpsc::channel::<(EncodedFrame, Instant)>(8);
+        let (atx, arx) = mpsc::channel::<(Vec<u8>, Instant)>(16);
         let threads = vec![
             send::spawn_video_encoder(
                 shared.clone(),
@@ -365,7 +368,7 @@ impl Call {
                 video_track.clone(),
                 video_sender,
                 vrx,
-                |f: EncodedFrame| (f.data, f.key, f.duration),
+                |(f, at): (EncodedFrame, Instant)| (f.data, f.key, at),
                 true,
             )),
             tokio::spawn(send::pump(
@@ -373,7 +376,7 @@ impl Call {
                 audio_track,
                 audio_sender,
                 arx,
-                |p: Vec<u8>| (p, false, Duration::from_millis(20)),
+                |(p, at): (Vec<u8>, Instant)| (p, false, at),
                 false,
             )),
             tokio::spawn(send::keyframe_requests(shared.clone(), video_track)),

@@ -2,6 +2,7 @@
 //! link's estimate through [`crate::adapt`], Opus tuned to it), handed to the tracks by pumps,
 //! and keyframes forced when the peer asks.
 
+use super::outbound::Outbound;
 use super::Shared;
 use crate::adapt::{Adapter, Settings};
 use crate::audio::{OpusEncoder, FRAME_STEREO};
@@ -10,16 +11,13 @@ use crate::source::{AudioSource, Black, VideoSource};
 use crate::video::{EncodedFrame, RateAdjuster, Vp8Encoder};
 use crate::Error;
 use bytes::Bytes;
-use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::Track as _;
 use webrtc::rtp_transceiver::RtpSender;
 
 /// Self-view frames: one in this many captured frames, shrunk by this factor.
@@ -30,11 +28,7 @@ pub(super) fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> R
     RTCRtpCodec { mime_type: mime.into(), clock_rate, channels, sdp_fmtp_line: fmtp.into(), rtcp_feedback: vec![] }
 }
 
-pub(super) fn local_track(
-    kind: RtpCodecKind,
-    codec: RTCRtpCodec,
-    ssrc: u32,
-) -> Result<Arc<TrackLocalStaticSample>, Error> {
+pub(super) fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Result<Arc<Outbound>, Error> {
     let name = if kind == RtpCodecKind::Video { "video" } else { "audio" };
     let track = MediaStreamTrack::new(
         "kiosk".into(),
@@ -47,7 +41,7 @@ pub(super) fn local_track(
             ..Default::default()
         }],
     );
-    Ok(Arc::new(TrackLocalStaticSample::new(Instant::now(), track).map_err(Error::webrtc)?))
+    Ok(Arc::new(Outbound::new(track)?))
 }
 
 pub(super) fn random_ssrc() -> Result<u32, Error> {
@@ -81,7 +75,7 @@ pub(super) fn spawn_video_encoder(
     shared: Arc<Shared>,
     mut source: Box<dyn VideoSource>,
     (width, height, fps, kbps): (u32, u32, u32, u32),
-    out: mpsc::Sender<EncodedFrame>,
+    out: mpsc::Sender<(EncodedFrame, Instant)>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut encoder = match Vp8Encoder::new(width, height, fps, kbps) {
@@ -169,7 +163,7 @@ pub(super) fn spawn_video_encoder(
                 Ok(frames) => {
                     for f in frames {
                         adjuster.produced(now, f.data.len());
-                        if out.try_send(f).is_err() {
+                        if out.try_send((f, now)).is_err() {
                             // Lost after all (a frame that encoded to several packets): the next
                             // frame must not refer to it.
                             shared.force_keyframe.store(true, Ordering::Relaxed);
@@ -217,7 +211,7 @@ fn apply(shared: &Shared, encoder: &mut Vp8Encoder, s: Settings) -> Option<Durat
 pub(super) fn spawn_audio_encoder(
     shared: Arc<Shared>,
     mut source: Box<dyn AudioSource>,
-    out: mpsc::Sender<Vec<u8>>,
+    out: mpsc::Sender<(Vec<u8>, Instant)>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut encoder = match OpusEncoder::new() {
@@ -254,7 +248,8 @@ pub(super) fn spawn_audio_encoder(
             }
             match encoder.encode(&pcm) {
                 Ok(packet) => {
-                    let _ = out.try_send(packet);
+                    // Stamped with its slot, so a packet lost to a full queue leaves a gap.
+                    let _ = out.try_send((packet, next));
                 }
                 Err(e) => tracing::warn!(error = %e, "Opus encode failed"),
             }
@@ -264,10 +259,10 @@ pub(super) fn spawn_audio_encoder(
 
 pub(super) async fn pump<T: Send + 'static>(
     shared: Arc<Shared>,
-    track: Arc<TrackLocalStaticSample>,
+    track: Arc<Outbound>,
     sender: Arc<dyn RtpSender>,
     mut rx: mpsc::Receiver<T>,
-    bytes: impl Fn(T) -> (Vec<u8>, bool, Duration),
+    bytes: impl Fn(T) -> (Vec<u8>, bool, Instant),
     video: bool,
 ) {
     if !connected(&shared).await {
@@ -277,13 +272,11 @@ pub(super) async fn pump<T: Send + 'static>(
         tracing::warn!(video, "no negotiated codec: nothing will be sent");
         return;
     };
-    let Some(&ssrc) = track.ssrcs().await.first() else { return };
     while let Some(item) = rx.recv().await {
-        let (data, key, duration) = bytes(item);
+        let (data, key, captured) = bytes(item);
         let size = data.len() as u64;
-        let sample = Sample { data: Bytes::from(data), duration, ..Sample::new(Instant::now()) };
-        if let Err(e) = track.sample_writer(ssrc, pt).write_sample(&sample).await {
-            tracing::debug!(error = %e, "sample not written");
+        if let Err(e) = track.write(pt, Bytes::from(data), captured).await {
+            tracing::debug!(error = %e, "frame not written");
             continue;
         }
         let c = &shared.counters;
@@ -299,11 +292,11 @@ pub(super) async fn pump<T: Send + 'static>(
     }
 }
 
-pub(super) async fn keyframe_requests(shared: Arc<Shared>, track: Arc<TrackLocalStaticSample>) {
+pub(super) async fn keyframe_requests(shared: Arc<Shared>, track: Arc<Outbound>) {
     if !connected(&shared).await {
         return;
     }
-    while let Some(event) = track.poll().await {
+    while let Some(event) = track.track.poll().await {
         let TrackLocalEvent::OnRtcpPacket(packets) = event else { continue };
         if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
             shared.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
