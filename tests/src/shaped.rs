@@ -233,7 +233,7 @@ pub async fn attempt_watching(
         .env("SC_MEDIA", if h.content == Content::Camera { clip.path().as_os_str() } else { "synthetic".as_ref() })
         .env("SC_SECS", in_call_secs.to_string())
         .stdout(Stdio::piped())
-        .stderr(engine_log(try_no))
+        .stderr(engine_log(link.profile().name, try_no))
         .kill_on_drop(true)
         .spawn()
         .expect("kiosk-engine");
@@ -296,9 +296,13 @@ pub async fn attempt_watching(
 
 /// Where the engine's logs go: to a file in `SC_ENGINE_LOG` (a directory; set RUST_LOG too) for
 /// looking into a failure, else nowhere.
-fn engine_log(try_no: usize) -> Stdio {
+/// Named by the process, the link's profile and the try (tests run side by side).
+fn engine_log(profile: &str, try_no: usize) -> Stdio {
     let Some(dir) = std::env::var_os("SC_ENGINE_LOG") else { return Stdio::null() };
-    let path = std::path::Path::new(&dir).join(format!("kiosk-engine-{}-{try_no}.log", std::process::id()));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path =
+        std::path::Path::new(&dir).join(format!("kiosk-engine-{}-{n}-{profile}-{try_no}.log", std::process::id()));
     std::fs::File::create(&path).map(Stdio::from).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -284,6 +284,12 @@ impl Call {
             .with(
                 Slot::NackResponder,
                 rtc::interceptor::NackResponderBuilder::new().with_size(receive::RETRANSMIT_HISTORY).build(),
+            )
+            .with(
+                Slot::NackGenerator,
+                rtc::interceptor::NackGeneratorBuilder::new()
+                    .with_max_nacks_per_packet(receive::NACKS_PER_PACKET)
+                    .build(),
             );
         let rtc_config = RTCConfigurationBuilder::new()
             .with_ice_servers(turn)
@@ -300,6 +306,7 @@ impl Call {
             // 50 ms tick (default 200 ms) nominates sooner. 40 attempts keep the default's
             // patience and more (2 s per pair, default 1.4 s) for lossy prison links.
             .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(40))
+            .with_srtp_replay_protection_window(receive::SRTP_REPLAY_WINDOW)
             .build();
 
         let (events, events_rx) = mpsc::unbounded_channel();

@@ -33,6 +33,17 @@ const REASSEMBLY_WAIT: Duration = Duration::from_millis(500);
 /// consultant's audio and video after the link came back (issue #12).
 pub(super) const RETRANSMIT_HISTORY: u16 = 64;
 
+/// How far behind the newest packet an SRTP packet may arrive and still be taken (libwebrtc's
+/// window). rtc's default is 64: on the poor profiles a retransmission arrives a round trip
+/// (~350 ms) and a queue after its loss, often more than 64 packets on, and was refused as a
+/// replay every time it came, so the NACK generator asked for it again and again (measured: the
+/// same three packets refused every 300 ms for 6 s) and the frame was never whole.
+pub(super) const SRTP_REPLAY_WINDOW: usize = 1024;
+
+/// How often a missing packet is asked for (libwebrtc's limit): rtc's generator asks each 100 ms
+/// without end, for a packet the sender may long have dropped from its history.
+pub(super) const NACKS_PER_PACKET: u16 = 10;
+
 pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
     let mut builder = SampleBuilder::new(256, Vp8Packet::default(), 90_000).with_max_time_delay(REASSEMBLY_WAIT);
     let mut decoder = match Vp8Decoder::new() {
