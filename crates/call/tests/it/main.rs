@@ -2,6 +2,7 @@
 //! signalling from the other side, and the consultation's rules on simulated time.
 
 mod devices;
+mod dtls_retransmit;
 mod lifecycle;
 mod rules;
 mod signalling;
