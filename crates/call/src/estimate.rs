@@ -48,6 +48,12 @@ pub const CAP_FLOOR_BPS: f64 = 300_000.0;
 /// grows the sending rate by a tenth a second while the link has room (1.2 kept a 512 kbit/s link
 /// at its limit once the encoder produced its full rate).
 pub const ACKED_HEADROOM: f64 = 1.1;
+
+/// The pacer releases packets at this multiple of the target (libwebrtc's pacing factor). The
+/// encoder's rate control holds the average at the target; the pacer only spreads each frame's
+/// packets out. Paced at the target itself, every keyframe and every overshoot left a queue in
+/// the pacer that the frames after it (and the voice) waited behind until the encoder undershot.
+pub const PACING_FACTOR: f64 = 2.5;
 /// Feedback missing for longer than this, while the peer's media still arrives, means the link is
 /// choked (feedback itself is lost or queued behind media): the estimate halves every further
 /// second until feedback returns. When nothing arrives at all the link is down, and the estimate
@@ -289,8 +295,8 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
     }
 
     fn target_bitrate(&self) -> f64 {
-        // The pacer paces at this too: the cap is the kiosk's whole sending rate.
-        self.capped()
+        // Only the pacer reads this (the encoder follows `LinkEstimate::target_bps`).
+        self.capped() * PACING_FACTOR
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -322,10 +328,10 @@ mod tests {
         assert_eq!(shared.target_bps(), INITIAL_BPS);
         assert_eq!(shared.loss(), 0.0);
         let mut c = shared.controller();
-        assert_eq!(c.target_bitrate(), INITIAL_BPS);
+        assert_eq!(c.target_bitrate(), INITIAL_BPS * PACING_FACTOR, "the pacer's rate");
         // No news keeps the estimate; the published value is the controller's own.
         c.on_reports(Instant::now(), &[]);
-        assert_eq!(shared.target_bps(), c.target_bitrate());
+        assert_eq!(shared.target_bps() * PACING_FACTOR, c.target_bitrate());
     }
 
     /// An estimator that only ever says 2 Mbit/s, and the loss in the last reports.
@@ -375,7 +381,8 @@ mod tests {
         let acked = c.acked_bps().expect("acked");
         assert!((acked - 40.0 * 1000.0 * 8.0 * 1000.0 / 950.0).abs() < 20_000.0, "{acked}");
         assert!((shared.target_bps() - acked * ACKED_HEADROOM).abs() < 1.0, "{}", shared.target_bps());
-        assert_eq!(c.capped(), shared.target_bps(), "the pacer gets the capped target too");
+        assert_eq!(c.capped(), shared.target_bps());
+        assert_eq!(c.target_bitrate(), shared.target_bps() * PACING_FACTOR, "the pacer follows the cap");
         // A trickle (sound only) on a lossy link is capped at the floor, not near the trickle.
         let trickle: Vec<_> = (200..260).map(|i| report(i, 2000 + (i - 200) * 20, 100, i % 10 != 0)).collect();
         c.on_reports(Instant::now(), &trickle);
