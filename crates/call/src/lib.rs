@@ -17,6 +17,7 @@ pub mod estimate;
 pub mod frame;
 pub mod images;
 mod keyframe;
+mod pacer;
 pub mod source;
 mod video;
 pub mod y4m;

@@ -273,14 +273,16 @@ impl Call {
             .register_codec(RTCRtpCodecParameters { rtp_codec: opus.clone(), payload_type: 111 }, RtpCodecKind::Audio)
             .map_err(Error::webrtc)?;
         let estimate = LinkEstimate::new();
-        // Google Congestion Control over transport-wide feedback, with the library's pacer; the
-        // defaults add NACK (generator and responder), RTCP reports and the TWCC receiver.
+        // Google Congestion Control over transport-wide feedback; the defaults add NACK (generator
+        // and responder), RTCP reports and the TWCC receiver. The library's FIFO pacer is replaced
+        // by one that sends the voice first and bounds how long video waits (`crate::pacer`).
         let registry =
             configure_congestion_control(Registry::new(), estimate.controller(), CongestionFeedback::Twcc, &mut media)
                 .map_err(Error::webrtc)?;
         let registry = register_default_interceptors(registry, &mut media)
             .map_err(Error::webrtc)?
             .with(Slot::from(14_000usize), KeyframeRequests::default())
+            .with(Slot::Pacer, crate::pacer::PriorityPacer::default())
             .with(
                 Slot::NackResponder,
                 rtc::interceptor::NackResponderBuilder::new().with_size(receive::RETRANSMIT_HISTORY).build(),

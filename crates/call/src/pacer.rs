@@ -1,0 +1,330 @@
+//! The send pacer: audio first, then retransmissions, then video at the estimate, and no packet
+//! held longer than [`MAX_QUEUE_TIME`]. Sans-IO like the rest of the interceptor chain.
+//!
+//! rtc 0.21's own `PacerInterceptor` is one FIFO behind a token bucket: the voice waited behind
+//! every queued video packet, and a queue the encoder's overshoot built up was never drained
+//! faster than the estimate, so video frames reached Chromium too late to show. This follows
+//! libwebrtc's pacer instead (audio unpaced but counted, retransmissions before new media, the
+//! rate raised to empty an old queue) and keeps the library's leaky bucket for the metering.
+
+use rtc::interceptor::{Attribute, Interceptor, Pacer as Bucket, Packet, StreamInfo, TaggedPacket};
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error;
+use rtc::shared::marshal::MarshalSize;
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// The longest the queue may take to empty at the current rate: beyond it the rate is raised so
+/// that it does. libwebrtc allows 2 s; a frame that late is useless in a conversation, and on a
+/// 512 kbit/s link the encoder's ordinary overshoot never needs more than a few hundred ms.
+pub(crate) const MAX_QUEUE_TIME: Duration = Duration::from_millis(500);
+/// Packets held before new video is refused (a second of 640x480 and then some).
+const QUEUE_LIMIT: usize = 1024;
+/// The rate before the estimator has said anything (rtc's own default).
+const INITIAL_BPS: f64 = 1_000_000.0;
+
+/// See the module docs.
+pub(crate) struct PriorityPacer {
+    bucket: Bucket,
+    /// The estimate's rate; the bucket runs at this or faster while draining.
+    target_bps: f64,
+    /// SSRCs of the local audio streams.
+    audio: HashSet<u32>,
+    /// Retransmissions and new media, each oldest first.
+    resent: VecDeque<TaggedPacket>,
+    media: VecDeque<TaggedPacket>,
+    /// Bits waiting in `resent` and `media`.
+    queued_bits: f64,
+    /// Packets refused because the queue was full (for tests and logs).
+    refused: u64,
+    /// Ready for the next interceptor, in order.
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+}
+
+impl Default for PriorityPacer {
+    fn default() -> Self {
+        PriorityPacer {
+            bucket: Bucket::new(INITIAL_BPS),
+            target_bps: INITIAL_BPS,
+            audio: HashSet::new(),
+            resent: VecDeque::new(),
+            media: VecDeque::new(),
+            queued_bits: 0.0,
+            refused: 0,
+            reads: VecDeque::new(),
+            writes: VecDeque::new(),
+        }
+    }
+}
+
+fn bits_of(packet: &TaggedPacket) -> f64 {
+    match &packet.message.packet {
+        Packet::Rtp(rtp) => (rtp.marshal_size() * 8) as f64,
+        // RTCP is not paced (see `handle_write`), nor is anything a later rtc may add.
+        _ => 0.0,
+    }
+}
+
+impl PriorityPacer {
+    /// The rate the bucket must run at for the oldest queued packet to leave within
+    /// [`MAX_QUEUE_TIME`] of its arrival (libwebrtc's rule: the queue over the time left).
+    fn rate(&self, now: Instant) -> f64 {
+        // A queued packet's `now` is its arrival until it is released.
+        let oldest = [self.resent.front(), self.media.front()].into_iter().flatten().map(|p| p.now).min();
+        let Some(oldest) = oldest else { return self.target_bps };
+        let left = MAX_QUEUE_TIME.saturating_sub(now.saturating_duration_since(oldest)).max(Duration::from_millis(1));
+        self.target_bps.max(self.queued_bits / left.as_secs_f64())
+    }
+
+    fn refill(&mut self, now: Instant) {
+        self.bucket.refill(now);
+        self.bucket.set_target_bitrate(self.rate(now));
+    }
+
+    fn head(&self) -> Option<&TaggedPacket> {
+        self.resent.front().or_else(|| self.media.front())
+    }
+
+    /// How many packets have been refused because the queue was full.
+    #[cfg(test)]
+    fn refused(&self) -> u64 {
+        self.refused
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        // The congestion controller, wire-most, attaches its new target to inbound feedback.
+        if let Some(Attribute::TargetBitrateChanged { bits_per_second }) =
+            msg.message.get(&Attribute::TargetBitrateChanged { bits_per_second: 0.0 })
+        {
+            self.target_bps = bits_per_second.max(0.0);
+            self.refill(msg.now);
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        let Packet::Rtp(rtp) = &msg.message.packet else {
+            // Feedback is only useful fresh: never held.
+            self.writes.push_back(msg);
+            return Ok(());
+        };
+        let ssrc = rtp.header.ssrc;
+        let msg_now = msg.now;
+        self.refill(msg_now);
+        let bits = bits_of(&msg);
+        if self.audio.contains(&ssrc) {
+            // The voice leaves at once; its bits still count, so video makes room for it.
+            self.bucket.consume(bits);
+            self.writes.push_back(msg);
+            return Ok(());
+        }
+        if self.resent.len() + self.media.len() >= QUEUE_LIMIT {
+            // Refuse the newest rather than punch a hole in what is already queued.
+            self.refused += 1;
+            return Ok(());
+        }
+        self.queued_bits += bits;
+        if msg.message.has(&Attribute::Retransmission) {
+            self.resent.push_back(msg);
+        } else {
+            self.media.push_back(msg);
+        }
+        // A queue past its time limit speeds the bucket up from now on.
+        self.bucket.set_target_bitrate(self.rate(msg_now));
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.writes.pop_front()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        self.refill(now);
+        while let Some(bits) = self.head().map(bits_of) {
+            if !self.bucket.can_release(bits) {
+                break;
+            }
+            let queue = if self.resent.is_empty() { &mut self.media } else { &mut self.resent };
+            let Some(mut packet) = queue.pop_front() else { break };
+            self.bucket.consume(bits);
+            self.queued_bits = (self.queued_bits - bits).max(0.0);
+            // It departs now: the send history wire-side of here must see the release instant,
+            // or this queueing would be charged to the network.
+            packet.now = now;
+            self.writes.push_back(packet);
+        }
+        self.bucket.set_target_bitrate(self.rate(now));
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Self::Time> {
+        let head = self.head()?;
+        self.bucket.releasable_at(bits_of(head))
+    }
+}
+
+impl Interceptor for PriorityPacer {
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        if info.mime_type.to_ascii_lowercase().starts_with("audio/") {
+            self.audio.insert(info.ssrc);
+        }
+    }
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.audio.remove(&info.ssrc);
+    }
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::interceptor::AttributedPacket;
+    use rtc::shared::TransportContext;
+
+    const AUDIO: u32 = 1;
+    const VIDEO: u32 = 2;
+
+    fn pacer(now: Instant, target_bps: f64) -> PriorityPacer {
+        let mut p = PriorityPacer::default();
+        p.bind_local_stream(&StreamInfo { ssrc: AUDIO, mime_type: "audio/opus".into(), ..Default::default() });
+        p.bind_local_stream(&StreamInfo { ssrc: VIDEO, mime_type: "video/VP8".into(), ..Default::default() });
+        let mut feedback = AttributedPacket::new(Packet::Rtcp(Vec::new()));
+        feedback.add(Attribute::TargetBitrateChanged { bits_per_second: target_bps });
+        p.handle_read(TaggedPacket { now, transport: TransportContext::default(), message: feedback }).expect("read");
+        while p.poll_read().is_some() {}
+        p
+    }
+
+    /// An RTP packet of about `bytes` on the wire.
+    fn rtp(now: Instant, ssrc: u32, seq: u16, bytes: usize, resent: bool) -> TaggedPacket {
+        let mut packet = rtc::rtp::Packet::default();
+        packet.header.ssrc = ssrc;
+        packet.header.sequence_number = seq;
+        packet.payload = vec![0u8; bytes.saturating_sub(12)].into();
+        let mut message = AttributedPacket::new(Packet::Rtp(packet));
+        if resent {
+            message.add(Attribute::Retransmission);
+        }
+        TaggedPacket { now, transport: TransportContext::default(), message }
+    }
+
+    /// Runs the pacer's timers until `until`, returning (ssrc, sequence, departure) in order.
+    fn run(p: &mut PriorityPacer, mut now: Instant, until: Instant) -> Vec<(u32, u16, Instant)> {
+        let mut out = Vec::new();
+        loop {
+            while let Some(w) = p.poll_write() {
+                if let Packet::Rtp(r) = &w.message.packet {
+                    out.push((r.header.ssrc, r.header.sequence_number, w.now));
+                }
+            }
+            match p.poll_timeout() {
+                Some(t) if t <= until => {
+                    // A deadline in the past would be a busy loop.
+                    now = t.max(now + Duration::from_micros(1));
+                    p.handle_timeout(now).expect("timeout");
+                }
+                _ => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn video_leaves_at_the_estimate() {
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 400_000.0);
+        // A 20-packet frame of 1200 bytes: 192 kbit, about 0.48 s at 400 kbit/s (the first
+        // 40 kbit ride the bucket's initial burst).
+        for seq in 0..20 {
+            p.handle_write(rtp(t0, VIDEO, seq, 1200, false)).expect("write");
+        }
+        let out = run(&mut p, t0, t0 + Duration::from_secs(5));
+        assert_eq!(out.len(), 20);
+        let took = out[19].2 - t0;
+        assert!((Duration::from_millis(350)..=Duration::from_millis(450)).contains(&took), "{took:?}");
+        assert!(out.windows(2).all(|w| w[0].1 < w[1].1), "in order");
+    }
+
+    #[test]
+    fn issue_12_the_voice_does_not_wait_behind_queued_video() {
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 300_000.0);
+        for seq in 0..10 {
+            p.handle_write(rtp(t0, VIDEO, seq, 1200, false)).expect("write");
+        }
+        let later = t0 + Duration::from_millis(10);
+        p.handle_write(rtp(later, AUDIO, 500, 100, false)).expect("write");
+        let out = run(&mut p, later, t0 + Duration::from_secs(2));
+        let voice = out.iter().position(|(ssrc, ..)| *ssrc == AUDIO).expect("the voice left");
+        assert_eq!(out[voice].2, later, "sent the moment it came");
+        assert!(voice < 4, "ahead of the queued video: {out:?}");
+    }
+
+    #[test]
+    fn issue_12_retransmissions_go_before_new_video() {
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 300_000.0);
+        for seq in 0..10 {
+            p.handle_write(rtp(t0, VIDEO, seq, 1200, false)).expect("write");
+        }
+        p.handle_write(rtp(t0, VIDEO, 3, 1200, true)).expect("write");
+        let out = run(&mut p, t0, t0 + Duration::from_secs(2));
+        let order: Vec<u16> = out.iter().map(|o| o.1).collect();
+        let resent = order.iter().skip(4).position(|s| *s == 3).expect("resent") + 4;
+        assert!(resent < 6, "the repair left before the rest of the frame: {order:?}");
+    }
+
+    #[test]
+    fn issue_12_no_packet_waits_longer_than_the_queue_limit() {
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 200_000.0);
+        // Two seconds' worth at the estimate arrives at once (an encoder's burst).
+        for seq in 0..42 {
+            p.handle_write(rtp(t0, VIDEO, seq, 1200, false)).expect("write");
+        }
+        let out = run(&mut p, t0, t0 + Duration::from_secs(5));
+        assert_eq!(out.len(), 42);
+        let waited = out[41].2 - t0;
+        assert!(waited <= MAX_QUEUE_TIME + Duration::from_millis(60), "the last left after {waited:?}");
+        // Once drained, it is back at the estimate.
+        let t1 = t0 + Duration::from_secs(5);
+        for seq in 100..110 {
+            p.handle_write(rtp(t1, VIDEO, seq, 1200, false)).expect("write");
+        }
+        let out = run(&mut p, t1, t1 + Duration::from_secs(5));
+        let took = out[9].2 - t1;
+        assert!(took >= Duration::from_millis(300), "10 packets at 200 kbit/s took {took:?}");
+        assert_eq!(p.refused(), 0);
+    }
+
+    #[test]
+    fn feedback_and_reports_are_never_held() {
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 100_000.0);
+        for seq in 0..10 {
+            p.handle_write(rtp(t0, VIDEO, seq, 1200, false)).expect("write");
+        }
+        let rtcp = TaggedPacket {
+            now: t0,
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtcp(Vec::new())),
+        };
+        p.handle_write(rtcp).expect("write");
+        let first = std::iter::from_fn(|| p.poll_write()).find(|w| matches!(w.message.packet, Packet::Rtcp(_)));
+        assert!(first.is_some(), "RTCP passed straight through");
+    }
+}
