@@ -165,6 +165,7 @@ fn refused(refusal: Refusal) -> Error {
     match refusal {
         Refusal::Refused => Error::Refused,
         Refusal::LockedOut { retry_after_secs } => Error::LockedOut(retry_after_secs),
+        Refusal::Busy { retry_after_secs } => Error::ServerBusy(retry_after_secs),
         Refusal::BadRequest { message } => Error::Protocol(message),
         // Only an activation is answered with a brick (see `CareClient::activate`).
         other => Error::Protocol(format!("refusal {other:?}")),

@@ -29,6 +29,9 @@ pub enum Error {
     /// Too many failed attempts; try again after this many seconds.
     #[error("locked out for {0} seconds")]
     LockedOut(u64),
+    /// The server is limiting requests from this network; try again after this many seconds.
+    #[error("the healthcare server is busy: try again in {0} seconds")]
+    ServerBusy(u64),
     /// The server answered with something that is not the protocol.
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),

@@ -190,6 +190,7 @@ mod tests {
             Error::UntrustedServer,
             Error::Refused,
             Error::LockedOut(300),
+            Error::ServerBusy(6),
             Error::Protocol("odd".into()),
             Error::SealBroken,
             Error::Corrupt { what: "the record", why: "bad".into() },
@@ -211,6 +212,7 @@ mod tests {
                 | Error::UntrustedServer
                 | Error::Refused
                 | Error::LockedOut(_)
+                | Error::ServerBusy(_)
                 | Error::Protocol(_)
                 | Error::SealBroken
                 | Error::Corrupt { .. }

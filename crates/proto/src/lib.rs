@@ -169,6 +169,11 @@ pub enum Refusal {
         /// A signed [`brick::BrickCommand`].
         command: Signed,
     },
+    /// Too many requests from this network: the server will consider another after this long.
+    Busy {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
     /// The request did not parse.
     BadRequest {
         /// What was wrong with it (never secret).

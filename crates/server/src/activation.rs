@@ -5,7 +5,8 @@
 
 use crate::audit::{self, Reason};
 use crate::db::{self, Device, Staff, Subject};
-use crate::{auth, AppState, Error};
+use crate::signin::{self, Channel, Verdict};
+use crate::{AppState, Error};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use rusqlite::Connection;
 use sc_proto::{ActivatePayload, ActivateResponse, Bytes, Signed, SIG_CONTEXT_ACTIVATE};
@@ -15,17 +16,22 @@ use sc_proto::{ActivatePayload, ActivateResponse, Bytes, Signed, SIG_CONTEXT_ACT
 enum Count {
     /// Nobody: the request may not come from the device (bad signature, replay, stale).
     Nobody,
-    /// The device only.
+    /// The device (a staff account's failures are counted by `signin::verdict`).
     Device,
-    /// The device and the staff account.
-    Both,
 }
 
 struct Ctx<'a> {
     now: i64,
     payload: &'a ActivatePayload,
+    /// The enrolled device the request names, once found.
     device: Option<&'a Device>,
+    /// The staff account concerned, once found.
     staff: Option<&'a Staff>,
+    /// The name of an existing account the request named (for the audit; a made-up name is
+    /// never stored).
+    known_name: Option<&'a str>,
+    /// Set when this failure locked the staff account out, for how long.
+    staff_locked_for: Option<u64>,
 }
 
 fn audit_refusal(c: &Connection, ctx: &Ctx<'_>, reason: Reason, detail: Option<String>) -> Result<(), Error> {
@@ -36,8 +42,9 @@ fn audit_refusal(c: &Connection, ctx: &Ctx<'_>, reason: Reason, detail: Option<S
             event: "activate",
             outcome: "refused",
             reason: Some(reason),
-            device_id: Some(&ctx.payload.device_id),
-            staff: Some(&ctx.payload.username),
+            // Only what the server knows: an unknown device's id or a made-up name is not stored.
+            device_id: ctx.device.map(|d| &d.id),
+            staff: ctx.staff.map(|s| s.username.as_str()).or(ctx.known_name),
             prison_id: ctx.device.map(|d| d.prison_id),
             detail,
         },
@@ -47,15 +54,10 @@ fn audit_refusal(c: &Connection, ctx: &Ctx<'_>, reason: Reason, detail: Option<S
 /// Counts the failure against whom it should, audits it, and answers a plain refusal.
 fn refuse(state: &AppState, c: &Connection, ctx: &Ctx<'_>, reason: Reason, count: Count) -> Result<Error, Error> {
     let lockout = &state.config.lockout;
-    let mut detail = None;
-    if let (Count::Device | Count::Both, Some(d)) = (count, ctx.device) {
+    let mut detail = ctx.staff_locked_for.map(|secs| format!("staff locked out for {secs} s"));
+    if let (Count::Device, Some(d)) = (count, ctx.device) {
         if let Some(secs) = db::record_failure(c, Subject::Device(&d.id), lockout, ctx.now)? {
             detail = Some(format!("device locked out for {secs} s"));
-        }
-    }
-    if let (Count::Both, Some(s)) = (count, ctx.staff) {
-        if let Some(secs) = db::record_failure(c, Subject::Staff(s.id), lockout, ctx.now)? {
-            detail = Some(format!("staff locked out for {secs} s"));
         }
     }
     audit_refusal(c, ctx, reason, detail)?;
@@ -96,7 +98,7 @@ fn precheck(state: &AppState, signed: &Signed, now: i64) -> Result<(ActivatePayl
             return Err(Error::BadRequest(format!("activation payload: {e}")));
         }
     };
-    let mut ctx = Ctx { now, payload: &payload, device: None, staff: None };
+    let mut ctx = Ctx { now, payload: &payload, device: None, staff: None, known_name: None, staff_locked_for: None };
     let Some(device) = db::device(&c, &payload.device_id)? else {
         return Err(refuse(state, &c, &ctx, Reason::UnknownDevice, Count::Nobody)?);
     };
@@ -131,7 +133,7 @@ fn precheck(state: &AppState, signed: &Signed, now: i64) -> Result<(ActivatePayl
     if !version_at_least(&payload.posture.app_version, &state.config.min_app_version) {
         return Err(refuse(state, &c, &ctx, Reason::Posture, Count::Nobody)?);
     }
-    let staff = db::staff_by_username(&c, &payload.username)?;
+    let staff = signin::candidate(&c, &payload.username, Channel::Laptop)?;
     if let Some(s) = &staff {
         if s.locked_until > now {
             ctx.staff = Some(s);
@@ -146,35 +148,39 @@ pub async fn activate(state: &AppState, signed: &Signed) -> Result<ActivateRespo
     let now = state.now();
     let (payload, device, staff) = precheck(state, signed, now)?;
 
-    // Phase two, without the lock: Argon2 is deliberately slow. Unknown users are checked against a
-    // dummy hash so their refusal takes as long as a wrong password's.
-    let phc = staff.as_ref().map_or_else(|| state.dummy_hash.to_string(), |s| s.password_hash.clone());
-    let password = zeroize::Zeroizing::new(payload.password.clone());
-    let password_ok = tokio::task::spawn_blocking(move || auth::verify_password(&phc, &password))
-        .await
-        .map_err(|_| Error::Crypto("password check task failed".into()))?;
+    // Phase two, without the lock: Argon2 is deliberately slow (an unknown name is checked
+    // against the dummy hash, so its refusal takes as long as a wrong password's).
+    let password_ok = signin::check_password(state, Channel::Laptop, staff.as_ref(), &payload.password).await?;
 
-    // Phase three, under the lock: the TOTP step is checked and consumed atomically.
+    // Phase three, under the lock: everything that may have changed meanwhile is read again, so
+    // parallel attempts cannot pass a lock-out another one caused; the TOTP step is spent here.
     let c = state.db();
-    let mut ctx = Ctx { now, payload: &payload, device: Some(&device), staff: None };
-    let Some(staff) = staff else {
-        return Err(refuse(state, &c, &ctx, Reason::UnknownStaff, Count::Device)?);
+    let device = db::device(&c, &device.id)?.ok_or(Error::Refused)?;
+    let mut ctx =
+        Ctx { now, payload: &payload, device: Some(&device), staff: None, known_name: None, staff_locked_for: None };
+    if device.locked_until > now {
+        return Err(locked_out(&c, &ctx, Reason::DeviceLockedOut, device.locked_until)?);
+    }
+    let attempt = signin::Attempt {
+        channel: Channel::Laptop,
+        username: &payload.username,
+        code: &payload.totp,
+        checked: staff.as_ref(),
+        password_ok,
     };
-    // Re-read: another request may have consumed a code or locked the account meanwhile.
-    let staff = db::staff_by_username(&c, &staff.username)?.ok_or(Error::Refused)?;
+    let staff = match signin::verdict(&c, &attempt, now, &state.config.lockout)? {
+        Verdict::Admit(staff) => staff,
+        Verdict::LockedOut { staff, until } => {
+            ctx.staff = Some(&staff);
+            return Err(locked_out(&c, &ctx, Reason::StaffLockedOut, until)?);
+        }
+        Verdict::Refused { reason, known_name, locked_for } => {
+            ctx.known_name = known_name.as_deref();
+            ctx.staff_locked_for = locked_for;
+            return Err(refuse(state, &c, &ctx, reason, Count::Device)?);
+        }
+    };
     ctx.staff = Some(&staff);
-    if staff.locked_until > now {
-        return Err(locked_out(&c, &ctx, Reason::StaffLockedOut, staff.locked_until)?);
-    }
-    if !password_ok {
-        return Err(refuse(state, &c, &ctx, Reason::BadPassword, Count::Both)?);
-    }
-    if let Err(reason) = auth::consume_totp(&c, &staff, &payload.totp, now)? {
-        return Err(refuse(state, &c, &ctx, reason, Count::Both)?);
-    }
-    if staff.role != "nurse" {
-        return Err(refuse(state, &c, &ctx, Reason::WrongRole, Count::Device)?);
-    }
     if staff.prison_id != Some(device.prison_id) {
         return Err(refuse(state, &c, &ctx, Reason::OtherPrison, Count::Device)?);
     }
@@ -191,7 +197,6 @@ pub async fn activate(state: &AppState, signed: &Signed) -> Result<ActivateRespo
         .map_err(|_| Error::Crypto("random session".into()))?;
     let lease = i64::try_from(state.config.policy.lease_secs).unwrap_or(i64::MAX);
     db::insert_kiosk_session(&c, &session, &device.id, staff.id, now, now.saturating_add(lease))?;
-    db::clear_failures(&c, Subject::Staff(staff.id))?;
     db::clear_failures(&c, Subject::Device(&device.id))?;
     db::touch_device(&c, &device.id, now)?;
     audit::record(

@@ -1,6 +1,6 @@
 //! The HTTP surface: `app(state)` builds the router; `main` only binds it to a TLS socket.
 
-use crate::{activation, admin_web, device, enrolment, kiosk_api, signal, web, AppState, Error};
+use crate::{activation, admin_web, device, enrolment, kiosk_api, limits, signal, web, AppState, Error};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -10,12 +10,19 @@ use sc_proto::{ActivateResponse, EnrolResponse, Health, Signed, PROTOCOL_VERSION
 /// Requests are small JSON documents; anything bigger is not ours.
 const BODY_LIMIT: usize = 64 * 1024;
 
-/// The whole router.
+/// The whole router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
+/// sign-in routes are limited per client address.
 pub fn app(state: AppState) -> Router {
+    // Every route where a password is tried, each limited per source.
+    let sign_in = Router::new()
+        .route("/v1/activate", post(activate))
+        .route("/consult/login", post(web::login))
+        .route("/admin/login", post(admin_web::login))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::sign_in));
     Router::new()
+        .merge(sign_in)
         .route("/v1/health", get(health))
         .route("/v1/enrol", post(enrol))
-        .route("/v1/activate", post(activate))
         .route("/v1/device/poll", post(device::poll))
         .route("/v1/device/receipt", post(device::receipt))
         .route("/v1/device/channel", get(device::channel))
@@ -27,7 +34,6 @@ pub fn app(state: AppState) -> Router {
         .route("/consult/style.css", get(web::style))
         .route("/consult/common.js", get(web::common_script))
         .route("/consult/share.js", get(web::share_script))
-        .route("/consult/login", post(web::login))
         .route("/consult/logout", post(web::logout))
         .route("/v1/consult/me", get(web::me))
         .route("/v1/consult/appointments", get(web::appointments))
@@ -36,7 +42,6 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/admin.js", get(admin_web::script))
         .route("/admin/style.css", get(web::style))
         .route("/admin/common.js", get(web::common_script))
-        .route("/admin/login", post(admin_web::login))
         .route("/admin/logout", post(admin_web::logout))
         .route("/v1/admin/me", get(admin_web::me))
         .route("/v1/admin/devices", get(admin_web::devices))

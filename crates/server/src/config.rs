@@ -26,6 +26,7 @@ impl Default for Argon2Params {
 
 /// Lock-out after repeated failures.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
 pub struct Lockout {
     /// Failures in a row that lock an account or device.
     pub max_failures: u32,
@@ -33,11 +34,34 @@ pub struct Lockout {
     pub base_secs: u64,
     /// The longest lock-out.
     pub max_secs: u64,
+    /// A lock-out this long past is forgotten for the back-off (a success forgets nothing).
+    pub forget_secs: u64,
 }
 
 impl Default for Lockout {
     fn default() -> Self {
-        Lockout { max_failures: 5, base_secs: 300, max_secs: 24 * 3600 }
+        Lockout { max_failures: 5, base_secs: 300, max_secs: 24 * 3600, forget_secs: 24 * 3600 }
+    }
+}
+
+/// Limits on the sign-in routes (activation and both web pages).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignInLimits {
+    /// Attempts a minute from one source (an IPv4 address or an IPv6 /64) once its burst is spent.
+    pub per_minute: u32,
+    /// Attempts one source may make at once.
+    pub burst: u32,
+    /// Password checks (Argon2) at once, for the laptops and, separately, for the web pages;
+    /// 0: one per core.
+    pub hash_checks: usize,
+}
+
+impl Default for SignInLimits {
+    /// A prison's laptops or a hospital's consultants share one address behind NAT: 20 at once,
+    /// then 10 a minute, is a morning's sign-ins and a tenth of a guessing run's.
+    fn default() -> Self {
+        SignInLimits { per_minute: 10, burst: 20, hash_checks: 0 }
     }
 }
 
@@ -77,6 +101,8 @@ pub struct ServerConfig {
     pub lockout: Lockout,
     /// Password hashing cost.
     pub argon2: Argon2Params,
+    /// Per-source limits and Argon2 concurrency on sign-in.
+    pub sign_in: SignInLimits,
     /// The policy sealed into each laptop at enrolment.
     pub policy: Policy,
     /// The oldest kiosk version allowed to activate.
@@ -99,6 +125,7 @@ impl Default for ServerConfig {
             enrol_token_secs: 24 * 3600,
             lockout: Lockout::default(),
             argon2: Argon2Params::default(),
+            sign_in: SignInLimits::default(),
             policy: Policy { lease_secs: 4 * 3600, idle_secs: 15 * 60, dead_man_days: 14 },
             min_app_version: "0.1.0".into(),
             turn: TurnConfig::default(),
@@ -167,6 +194,13 @@ mod tests {
         let c = ServerConfig::load_with_env(Some(&path), env).expect("load");
         assert_eq!(c.listen, "127.0.0.1:7443".parse().expect("addr"));
         assert_eq!(c.data_dir, PathBuf::from("/srv/care"));
+    }
+
+    #[test]
+    fn the_documented_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/care-server.example.toml");
+        let c = ServerConfig::load_with_env(Some(&path), |_| None).expect("the example parses");
+        assert_eq!(c, ServerConfig::default(), "docs/care-server.example.toml says the defaults");
     }
 
     #[test]

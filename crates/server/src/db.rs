@@ -525,7 +525,9 @@ fn table(s: Subject<'_>) -> (&'static str, rusqlite::types::Value) {
 }
 
 /// Counts a failure; when it reaches `max`, locks the subject out with doubling back-off.
-/// Returns the lock-out length if this failure caused one.
+/// Returns the lock-out length if this failure caused one. The back-off remembers earlier
+/// lock-outs until one is `forget_secs` past, whatever succeeded in between: a success that
+/// reset it would hand a guesser who shares the account short lock-outs again.
 pub fn record_failure(
     c: &Connection,
     s: Subject<'_>,
@@ -533,29 +535,34 @@ pub fn record_failure(
     now: i64,
 ) -> Result<Option<u64>, Error> {
     let (t, id) = table(s);
-    let (failures, lockouts): (u32, u32) =
-        c.query_row(&format!("SELECT failures, lockouts FROM {t} WHERE id = ?1"), params![id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+    let (failures, lockouts, locked_until): (u32, u32, i64) =
+        c.query_row(&format!("SELECT failures, lockouts, locked_until FROM {t} WHERE id = ?1"), params![id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
+    let forgotten = locked_until.saturating_add(i64::try_from(lockout.forget_secs).unwrap_or(i64::MAX)) <= now;
+    let lockouts = if forgotten { 0 } else { lockouts };
     let failures = failures + 1;
     if failures >= lockout.max_failures {
         let secs = lockout.base_secs.saturating_mul(1u64 << lockouts.min(20)).min(lockout.max_secs);
         let until = now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
         c.execute(
-            &format!("UPDATE {t} SET failures = 0, lockouts = lockouts + 1, locked_until = ?2 WHERE id = ?1"),
-            params![id, until],
+            &format!("UPDATE {t} SET failures = 0, lockouts = ?2, locked_until = ?3 WHERE id = ?1"),
+            params![id, lockouts.saturating_add(1), until],
         )?;
         Ok(Some(secs))
     } else {
-        c.execute(&format!("UPDATE {t} SET failures = ?2 WHERE id = ?1"), params![id, failures])?;
+        c.execute(
+            &format!("UPDATE {t} SET failures = ?2, lockouts = ?3 WHERE id = ?1"),
+            params![id, failures, lockouts],
+        )?;
         Ok(None)
     }
 }
 
-/// Clears the failure count after a success.
+/// Clears the run of failures after a success; the back-off history stays (see `record_failure`).
 pub fn clear_failures(c: &Connection, s: Subject<'_>) -> Result<(), Error> {
     let (t, id) = table(s);
-    c.execute(&format!("UPDATE {t} SET failures = 0, lockouts = 0 WHERE id = ?1"), params![id])?;
+    c.execute(&format!("UPDATE {t} SET failures = 0 WHERE id = ?1"), params![id])?;
     Ok(())
 }
 

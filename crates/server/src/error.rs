@@ -17,6 +17,9 @@ pub enum Error {
     /// Too many failures: retry after this many seconds.
     #[error("locked out for {0} s")]
     LockedOut(u64),
+    /// Too many sign-in attempts from one network: retry after this many seconds.
+    #[error("rate limited for {0} s")]
+    RateLimited(u64),
     /// The device is bricked: here is its signed command (bound to the request's challenge).
     #[error("bricked")]
     Bricked(Box<sc_proto::Signed>),
@@ -63,6 +66,12 @@ impl IntoResponse for Error {
             Error::Refused => (StatusCode::FORBIDDEN, Refusal::Refused),
             Error::LockedOut(retry_after_secs) => {
                 (StatusCode::TOO_MANY_REQUESTS, Refusal::LockedOut { retry_after_secs })
+            }
+            Error::RateLimited(retry_after_secs) => {
+                let mut resp =
+                    (StatusCode::TOO_MANY_REQUESTS, axum::Json(Refusal::Busy { retry_after_secs })).into_response();
+                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+                return resp;
             }
             Error::Bricked(command) => (StatusCode::GONE, Refusal::Bricked { command: *command }),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, Refusal::BadRequest { message: "sign in first".into() }),

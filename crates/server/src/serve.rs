@@ -55,6 +55,7 @@ pub fn start(state: AppState, pki: &Pki, listen: SocketAddr) -> Result<Running, 
     let handle = Handle::new();
     let server = axum_server::from_tcp_rustls(listener, tls).map_err(Error::io("starting TLS"))?.handle(handle.clone());
     let router = app(state);
-    let task = tokio::spawn(async move { server.serve(router.into_make_service()).await });
+    let task =
+        tokio::spawn(async move { server.serve(router.into_make_service_with_connect_info::<SocketAddr>()).await });
     Ok(Running { addr, handle, task })
 }

@@ -35,6 +35,10 @@ pub struct AppState {
     pub clock: Clock,
     /// Waiting rooms and calls.
     pub hub: Arc<crate::rooms::Hub>,
+    /// Concurrent Argon2 checks, per channel.
+    pub hash_pools: Arc<crate::signin::HashPools>,
+    /// Sign-in attempts per source.
+    pub sign_in_limiter: Arc<crate::limits::SignInLimiter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -55,7 +59,13 @@ impl AppState {
         let dummy_hash = crate::auth::dummy_hash(config.argon2)?.into();
         let mut command_public = [0u8; 32];
         command_public.copy_from_slice(command_key.public_key().as_ref());
+        let hash_checks = match config.sign_in.hash_checks {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n,
+        };
         Ok(AppState {
+            hash_pools: Arc::new(crate::signin::HashPools::new(hash_checks)),
+            sign_in_limiter: Arc::new(crate::limits::SignInLimiter::new(&config.sign_in)),
             db: Arc::new(Mutex::new(conn)),
             config: Arc::new(config),
             command_public,

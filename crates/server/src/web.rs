@@ -2,8 +2,8 @@
 //! consultant's page with today's appointments (IT's page is in `admin_web`).
 
 use crate::audit::{self, Reason};
-use crate::db::{self, Subject};
-use crate::{auth, AppState, Error};
+use crate::db;
+use crate::{signin, AppState, Error};
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue};
@@ -87,16 +87,20 @@ pub enum WebRole {
 
 impl WebRole {
     fn role(self) -> &'static str {
-        match self {
-            WebRole::Consultant => "consultant",
-            WebRole::It => "it",
-        }
+        self.channel().role()
     }
 
     fn cookie(self) -> &'static str {
         match self {
             WebRole::Consultant => "sc_session",
             WebRole::It => "sc_admin",
+        }
+    }
+
+    fn channel(self) -> signin::Channel {
+        match self {
+            WebRole::Consultant => signin::Channel::ConsultantPage,
+            WebRole::It => signin::Channel::AdminPage,
         }
     }
 
@@ -108,59 +112,47 @@ impl WebRole {
     }
 }
 
-/// Signs a staff member of `role` in: the same Argon2id, TOTP and lock-out rules as the laptops'
-/// activation; a wrong role is refused (and audited) like a wrong password.
+/// Signs a staff member of `role` in, through the check the laptops' activation uses
+/// (`crate::signin`): a name whose role may not sign in here is refused as an unknown one.
 pub async fn sign_in(state: &AppState, form: Login, role: WebRole) -> Result<Response, Error> {
     let now = state.now();
     let event = role.event();
-    let refuse = |c: &rusqlite::Connection, reason: Reason, staff: Option<&db::Staff>| -> Result<Error, Error> {
-        if let Some(s) = staff {
-            db::record_failure(c, Subject::Staff(s.id), &state.config.lockout, now)?;
-        }
-        let entry = audit::Entry {
-            event,
-            outcome: "refused",
-            reason: Some(reason),
-            staff: Some(&form.username),
-            ..Default::default()
-        };
-        audit::record(c, now, &entry)?;
-        Ok(Error::Refused)
+    let channel = role.channel();
+    let audit_refusal = |c: &rusqlite::Connection, reason: Reason, name: Option<&str>, detail: Option<String>| {
+        let entry =
+            audit::Entry { event, outcome: "refused", reason: Some(reason), staff: name, detail, ..Default::default() };
+        audit::record(c, now, &entry)
     };
-    let staff = {
+    let candidate = {
         let c = state.db();
-        let staff = db::staff_by_username(&c, &form.username)?;
-        if let Some(s) = staff.as_ref().filter(|s| s.locked_until > now) {
-            let entry = audit::Entry {
-                event,
-                outcome: "refused",
-                reason: Some(Reason::StaffLockedOut),
-                staff: Some(&s.username),
-                ..Default::default()
-            };
-            audit::record(&c, now, &entry)?;
-            return Err(Error::LockedOut(u64::try_from(s.locked_until - now).unwrap_or(1)));
+        let candidate = signin::candidate(&c, &form.username, channel)?;
+        if let Some(s) = candidate.as_ref().filter(|s| s.locked_until > now) {
+            audit_refusal(&c, Reason::StaffLockedOut, Some(&s.username), None)?;
+            return Err(Error::LockedOut(signin::retry_after(s.locked_until, now)));
         }
-        staff
+        candidate
     };
-    let phc = staff.as_ref().map_or_else(|| state.dummy_hash.to_string(), |s| s.password_hash.clone());
-    let password = zeroize::Zeroizing::new(form.password.clone());
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&phc, &password))
-        .await
-        .map_err(|_| Error::Crypto("password check task failed".into()))?;
+    let password_ok = signin::check_password(state, channel, candidate.as_ref(), &form.password).await?;
     let c = state.db();
-    let Some(staff) = staff else { return Err(refuse(&c, Reason::UnknownStaff, None)?) };
-    if !ok {
-        return Err(refuse(&c, Reason::BadPassword, Some(&staff))?);
-    }
-    let fresh = db::staff_by_username(&c, &staff.username)?.ok_or(Error::Refused)?;
-    if let Err(reason) = auth::consume_totp(&c, &fresh, &form.code, now)? {
-        return Err(refuse(&c, reason, Some(&fresh))?);
-    }
-    if fresh.role != role.role() {
-        return Err(refuse(&c, Reason::WrongRole, Some(&fresh))?);
-    }
-    db::clear_failures(&c, Subject::Staff(fresh.id))?;
+    let attempt = signin::Attempt {
+        channel,
+        username: &form.username,
+        code: &form.code,
+        checked: candidate.as_ref(),
+        password_ok,
+    };
+    let fresh = match signin::verdict(&c, &attempt, now, &state.config.lockout)? {
+        signin::Verdict::Admit(staff) => staff,
+        signin::Verdict::LockedOut { staff, until } => {
+            audit_refusal(&c, Reason::StaffLockedOut, Some(&staff.username), None)?;
+            return Err(Error::LockedOut(signin::retry_after(until, now)));
+        }
+        signin::Verdict::Refused { reason, known_name, locked_for } => {
+            let detail = locked_for.map(|secs| format!("staff locked out for {secs} s"));
+            audit_refusal(&c, reason, known_name.as_deref(), detail)?;
+            return Err(Error::Refused);
+        }
+    };
     let mut token = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut token)
         .map_err(|_| Error::Crypto("random session".into()))?;

@@ -9,4 +9,5 @@ mod audit_chain;
 mod brick;
 mod enrolment;
 mod lockout;
+mod sign_in_abuse;
 mod support;

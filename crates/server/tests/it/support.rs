@@ -40,12 +40,20 @@ pub fn posture() -> Posture {
 }
 
 impl Harness {
+    /// The default configuration, but with sign-in rate limits out of the way (every request
+    /// here comes from one address); `sign_in_limits` tests them.
     pub fn new() -> Self {
+        let mut config = ServerConfig::default();
+        config.sign_in.burst = 10_000;
+        Self::with_config(config)
+    }
+
+    pub fn with_config(config: ServerConfig) -> Self {
         let clock = Arc::new(AtomicI64::new(START));
         let c = clock.clone();
         let state = AppState::new(
             db::open_in_memory().expect("db"),
-            ServerConfig::default(),
+            config,
             command_key(),
             Arc::new(move || c.load(Ordering::SeqCst)),
         )
@@ -83,6 +91,32 @@ impl Harness {
         let status = resp.status();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
         (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// A POST from the client address `from`, as a socket would report it; returns the status,
+    /// the `Retry-After` header and the JSON answer.
+    pub async fn post_from(
+        &self,
+        from: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Option<String>, serde_json::Value) {
+        let addr: std::net::SocketAddr = format!("{from}:40000").parse().expect("address");
+        let req = Request::post(path)
+            .header("content-type", "application/json")
+            .extension(axum::extract::ConnectInfo(addr))
+            .body(Body::from(body))
+            .expect("request");
+        let resp = sc_server::app(self.state.clone()).oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let retry = resp.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_owned());
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, retry, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Every audit row, oldest first.
+    pub fn audit_rows(&self) -> Vec<sc_server::audit::Row> {
+        audit::tail(&self.state.db(), 10_000).expect("audit")
     }
 
     /// Any request, with an optional `Cookie` header and JSON body; returns the status, the
