@@ -47,9 +47,11 @@ token="$(care enrol-token --prison "HMP Demo")"
 begin "TURN relay (coturn)" "$demo/turn.log"
 turn_port="$(free_port udp)"
 turn_relay=$((40000 + turn_port % 10000))
+mapfile -t turn_deny < <(coturn_deny_args 127.0.0.1)
 turnserver -n --no-cli --no-tls --no-dtls --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \
   --listening-port="$turn_port" --min-port="$turn_relay" --max-port=$((turn_relay + 200)) \
-  --allow-loopback-peers --use-auth-secret --static-auth-secret="$turn_secret" --realm=secureconsult.demo \
+  --allow-loopback-peers "${turn_deny[@]}" \
+  --use-auth-secret --static-auth-secret="$turn_secret" --realm=secureconsult.demo \
   --pidfile="$demo/turn.pid" --db="$demo/turndb" --log-file=stdout --simple-log >"$demo/turn.log" 2>&1 &
 for _ in $(seq 1 150); do
   grep -q "Total General servers" "$demo/turn.log" && break

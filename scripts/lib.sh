@@ -132,3 +132,14 @@ run_in_background() {
   "$@" &
   wait "$!"
 }
+
+# Prints turnserver's --denied-peer-ip arguments (scripts/turn-denied-peers.txt), then
+# --allowed-peer-ip=$1: the relay's own address, which the other peer's relayed address is on.
+coturn_deny_args() {
+  local range
+  while IFS= read -r range; do
+    case "$range" in '' | '#'*) continue ;; esac
+    printf -- '--denied-peer-ip=%s\n' "$range"
+  done <"$(dirname "${BASH_SOURCE[0]}")/turn-denied-peers.txt"
+  printf -- '--allowed-peer-ip=%s\n' "$1"
+}

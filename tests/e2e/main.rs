@@ -20,4 +20,5 @@ mod share;
 mod share_window;
 mod signalling;
 mod support;
+mod turn_relay;
 mod window;

@@ -15,6 +15,19 @@ pub struct Turn {
     pub port: u16,
 }
 
+/// turnserver's `--denied-peer-ip` arguments (scripts/turn-denied-peers.txt, the list the demo
+/// and the README use), then `--allowed-peer-ip=<relay>`: the relay's own address, which the
+/// other peer's relayed address is on.
+pub fn denied_peer_args(relay: &str) -> Vec<String> {
+    include_str!("../../scripts/turn-denied-peers.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|range| format!("--denied-peer-ip={range}"))
+        .chain(std::iter::once(format!("--allowed-peer-ip={relay}")))
+        .collect()
+}
+
 impl Turn {
     /// Starts coturn with the TURN REST shared secret `secret`.
     pub fn start(secret: &str) -> Self {
@@ -29,6 +42,9 @@ impl Turn {
             .arg(format!("--listening-port={port}"))
             .arg(format!("--min-port={relay_lo}"))
             .arg(format!("--max-port={}", relay_lo + 200))
+            // Loopback peers are allowed only so that the deny list can let 127.0.0.1 (the
+            // relay's own address) back in; every other loopback address stays denied.
+            .args(denied_peer_args("127.0.0.1"))
             .args([
                 "--allow-loopback-peers",
                 "--use-auth-secret",

@@ -22,7 +22,6 @@ enum Count {
 
 struct Ctx<'a> {
     now: i64,
-    payload: &'a ActivatePayload,
     /// The enrolled device the request names, once found.
     device: Option<&'a Device>,
     /// The staff account concerned, once found.
@@ -51,8 +50,21 @@ fn audit_refusal(c: &Connection, ctx: &Ctx<'_>, reason: Reason, detail: Option<S
     )
 }
 
+/// Refusals the device's key did not sign for (or that a replay could have caused): counted,
+/// not logged one by one (`crate::tally`).
+fn anonymous(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Malformed | Reason::UnknownDevice | Reason::BadSignature | Reason::StaleTime | Reason::ReplayedNonce
+    )
+}
+
 /// Counts the failure against whom it should, audits it, and answers a plain refusal.
 fn refuse(state: &AppState, c: &Connection, ctx: &Ctx<'_>, reason: Reason, count: Count) -> Result<Error, Error> {
+    if anonymous(reason) {
+        state.tally.note(c, ctx.now, "activate", reason)?;
+        return Ok(Error::Refused);
+    }
     let lockout = &state.config.lockout;
     let mut detail = ctx.staff_locked_for.map(|secs| format!("staff locked out for {secs} s"));
     if let (Count::Device, Some(d)) = (count, ctx.device) {
@@ -61,7 +73,7 @@ fn refuse(state: &AppState, c: &Connection, ctx: &Ctx<'_>, reason: Reason, count
         }
     }
     audit_refusal(c, ctx, reason, detail)?;
-    tracing::info!(device_id = %ctx.payload.device_id, reason = reason.as_str(), "activation refused");
+    tracing::info!(device_id = ?ctx.device.map(|d| &d.id), reason = reason.as_str(), "activation refused");
     Ok(Error::Refused)
 }
 
@@ -85,20 +97,11 @@ fn precheck(state: &AppState, signed: &Signed, now: i64) -> Result<(ActivatePayl
     let payload: ActivatePayload = match serde_json::from_slice(&signed.payload.0) {
         Ok(p) => p,
         Err(e) => {
-            audit::record(
-                &c,
-                now,
-                &audit::Entry {
-                    event: "activate",
-                    outcome: "refused",
-                    reason: Some(Reason::Malformed),
-                    ..Default::default()
-                },
-            )?;
+            state.tally.note(&c, now, "activate", Reason::Malformed)?;
             return Err(Error::BadRequest(format!("activation payload: {e}")));
         }
     };
-    let mut ctx = Ctx { now, payload: &payload, device: None, staff: None, known_name: None, staff_locked_for: None };
+    let mut ctx = Ctx { now, device: None, staff: None, known_name: None, staff_locked_for: None };
     let Some(device) = db::device(&c, &payload.device_id)? else {
         return Err(refuse(state, &c, &ctx, Reason::UnknownDevice, Count::Nobody)?);
     };
@@ -121,7 +124,8 @@ fn precheck(state: &AppState, signed: &Signed, now: i64) -> Result<(ActivatePayl
         return Err(refused);
     }
     let window = state.config.freshness_secs;
-    if (payload.timestamp - now).abs() > window {
+    // abs_diff: a signed request's timestamp may be anything, even i64::MIN.
+    if payload.timestamp.abs_diff(now) > window.unsigned_abs() {
         return Err(refuse(state, &c, &ctx, Reason::StaleTime, Count::Nobody)?);
     }
     if !db::claim_nonce(&c, &device.id, &payload.nonce.0, now, 2 * window)? {
@@ -156,8 +160,7 @@ pub async fn activate(state: &AppState, signed: &Signed) -> Result<ActivateRespo
     // parallel attempts cannot pass a lock-out another one caused; the TOTP step is spent here.
     let c = state.db();
     let device = db::device(&c, &device.id)?.ok_or(Error::Refused)?;
-    let mut ctx =
-        Ctx { now, payload: &payload, device: Some(&device), staff: None, known_name: None, staff_locked_for: None };
+    let mut ctx = Ctx { now, device: Some(&device), staff: None, known_name: None, staff_locked_for: None };
     if device.locked_until > now {
         return Err(locked_out(&c, &ctx, Reason::DeviceLockedOut, device.locked_until)?);
     }

@@ -7,8 +7,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sc_proto::{ActivateResponse, EnrolResponse, Health, Signed, PROTOCOL_VERSION};
 
-/// Requests are small JSON documents; anything bigger is not ours.
+/// Requests are small JSON documents; anything bigger is not ours. Each route group has its own
+/// cap: a sign-in is well under 2 KiB, a laptop's signed enrolment, hello or receipt under 4 KiB.
 const BODY_LIMIT: usize = 64 * 1024;
+const SIGN_IN_BODY_LIMIT: usize = 8 * 1024;
+const DEVICE_BODY_LIMIT: usize = 16 * 1024;
 
 /// The whole router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
 /// sign-in routes are limited per client address.
@@ -18,13 +21,17 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/activate", post(activate))
         .route("/consult/login", post(web::login))
         .route("/admin/login", post(admin_web::login))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::sign_in));
-    Router::new()
-        .merge(sign_in)
-        .route("/v1/health", get(health))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::sign_in))
+        .layer(DefaultBodyLimit::max(SIGN_IN_BODY_LIMIT));
+    let device = Router::new()
         .route("/v1/enrol", post(enrol))
         .route("/v1/device/poll", post(device::poll))
         .route("/v1/device/receipt", post(device::receipt))
+        .layer(DefaultBodyLimit::max(DEVICE_BODY_LIMIT));
+    Router::new()
+        .merge(sign_in)
+        .merge(device)
+        .route("/v1/health", get(health))
         .route("/v1/device/channel", get(device::channel))
         .route("/v1/kiosk/appointments", get(kiosk_api::appointments))
         .route("/v1/kiosk/end-session", post(kiosk_api::end_session))

@@ -96,6 +96,19 @@ pub struct Entry<'a> {
     pub detail: Option<String>,
 }
 
+/// The longest user name stored (longer ones are cut).
+pub const MAX_NAME: usize = 64;
+/// The longest detail stored.
+pub const MAX_DETAIL: usize = 512;
+
+/// `text` cut to `max` characters (at a character boundary), marked when cut.
+fn capped(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}...", &text[..at]),
+    }
+}
+
 /// Appends an event, chained to the one before (callers hold the connection, so appends are serial).
 pub fn record(c: &Connection, at: i64, e: &Entry<'_>) -> Result<(), Error> {
     let (last_id, prev): (i64, Vec<u8>) = c
@@ -109,9 +122,9 @@ pub fn record(c: &Connection, at: i64, e: &Entry<'_>) -> Result<(), Error> {
         outcome: e.outcome.to_owned(),
         reason: e.reason.map(|r| r.as_str().to_owned()),
         device_id: e.device_id.map(|d| d.as_str().to_owned()),
-        staff: e.staff.map(str::to_owned),
+        staff: e.staff.map(|t| capped(t, MAX_NAME)),
         prison_id: e.prison_id,
-        detail: e.detail.clone(),
+        detail: e.detail.as_deref().map(|t| capped(t, MAX_DETAIL)),
     };
     let hash = row.hash(&prev);
     c.execute(
@@ -152,21 +165,46 @@ impl std::fmt::Display for BrokenLink {
     }
 }
 
-/// A whole chain: how many rows, and the newest hash (keep it elsewhere to detect truncation).
+/// A chain verified up to a row: how many rows, and the newest one (keep its hash elsewhere to
+/// detect truncation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// Rows checked.
+    /// Rows checked, in all.
     pub rows: u64,
+    /// The newest row's id (0: none).
+    pub last_id: i64,
     /// The newest row's hash.
     pub head: [u8; 32],
 }
 
 /// Walks the chain from the first row; `Ok(Err(link))` names the first broken link.
 pub fn verify(c: &Connection) -> Result<Result<Verified, BrokenLink>, Error> {
-    let mut stmt = c.prepare("SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash FROM audit ORDER BY id")?;
-    let mut rows = stmt.query([])?;
-    let mut expected_prev = GENESIS.to_vec();
-    let mut count = 0u64;
+    verify_from(c, None).map(|r| r.map(|(v, _)| v))
+}
+
+/// Walks the chain on from `from` (a chain verified before; `None`: from the first row), after
+/// checking that its newest row is still there, unchanged. Returns the chain verified to the
+/// newest row and how many rows this walk read; `Ok(Err(link))` names the first broken link.
+/// The admin page calls this on every refresh, so it reads only what was added since.
+pub fn verify_from(c: &Connection, from: Option<&Verified>) -> Result<Result<(Verified, u64), BrokenLink>, Error> {
+    let start = from.cloned().unwrap_or(Verified { rows: 0, last_id: 0, head: GENESIS });
+    if start.last_id > 0 {
+        let hash: Option<Vec<u8>> =
+            c.query_row("SELECT hash FROM audit WHERE id = ?1", params![start.last_id], |r| r.get(0)).optional()?;
+        if hash.as_deref() != Some(start.head.as_slice()) {
+            return Ok(Err(BrokenLink {
+                id: start.last_id,
+                why: "a row verified earlier is gone or changed (the log was truncated or edited)",
+            }));
+        }
+    }
+    let mut stmt = c.prepare(
+        "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash FROM audit
+         WHERE id > ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query(params![start.last_id])?;
+    let mut expected_prev = start.head.to_vec();
+    let (mut last_id, mut walked) = (start.last_id, 0u64);
     while let Some(r) = rows.next()? {
         let row = Row::from_sql(r)?;
         let (prev, hash): (Vec<u8>, Vec<u8>) = (r.get(9)?, r.get(10)?);
@@ -180,13 +218,14 @@ pub fn verify(c: &Connection) -> Result<Result<Verified, BrokenLink>, Error> {
             return Ok(Err(BrokenLink { id: row.id, why: "its contents do not match its hash (the row was edited)" }));
         }
         expected_prev = hash;
-        count += 1;
+        last_id = row.id;
+        walked += 1;
     }
     let mut head = GENESIS;
     if expected_prev.len() == 32 {
         head.copy_from_slice(&expected_prev);
     }
-    Ok(Ok(Verified { rows: count, head }))
+    Ok(Ok((Verified { rows: start.rows + walked, last_id, head }, walked)))
 }
 
 /// Chains rows that have no hash yet, in id order (the one-time migration of an older database).

@@ -81,29 +81,15 @@ pub fn hello(state: &AppState, signed: &Signed) -> Result<(ChannelDown, Option<L
     let (hello, device) = match verified::<HelloPayload>(&c, signed, SIG_CONTEXT_HELLO, |h| &h.device_id) {
         Ok(v) => v,
         Err(Error::Refused) => {
-            audit::record(
-                &c,
-                now,
-                &audit::Entry {
-                    event: "hello",
-                    outcome: "refused",
-                    reason: Some(Reason::BadSignature),
-                    ..Default::default()
-                },
-            )?;
+            // An unknown device or a forged signature: counted, not logged one by one.
+            state.tally.note(&c, now, "hello", Reason::BadSignature)?;
             return Ok((ChannelDown::Refused { message: "This laptop is not recognised.".into() }, None));
         }
         Err(e) => return Err(e),
     };
-    if (hello.timestamp - now).abs() > state.config.freshness_secs {
-        let entry = audit::Entry {
-            event: "hello",
-            outcome: "refused",
-            reason: Some(Reason::StaleTime),
-            device_id: Some(&device.id),
-            ..Default::default()
-        };
-        audit::record(&c, now, &entry)?;
+    if hello.timestamp.abs_diff(now) > state.config.freshness_secs.unsigned_abs() {
+        // A replayed hello looks the same: counted, not logged one by one.
+        state.tally.note(&c, now, "hello", Reason::StaleTime)?;
         return Ok((ChannelDown::Refused { message: "The laptop's clock is wrong.".into() }, None));
     }
     if let Some(brick) = db::brick_of(&c, &device.id)? {

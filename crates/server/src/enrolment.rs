@@ -10,10 +10,10 @@ use sc_proto::{Bytes, DeviceId, EnrolPayload, EnrolResponse, PrisonInfo, Signed,
 pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> {
     let now = state.now();
     let conn = state.db();
-    let refuse = |reason: Reason, detail: Option<String>| -> Error {
-        let entry =
-            audit::Entry { event: "enrol", outcome: "refused", reason: Some(reason), detail, ..Default::default() };
-        if let Err(e) = audit::record(&conn, now, &entry) {
+    // Anyone can make a key and sign with it: every refusal here is counted, not logged
+    // one by one (`crate::tally`).
+    let refuse = |reason: Reason| -> Error {
+        if let Err(e) = state.tally.note(&conn, now, "enrol", reason) {
             return e;
         }
         Error::Refused
@@ -21,19 +21,19 @@ pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> 
     let payload: EnrolPayload = match serde_json::from_slice(&signed.payload.0) {
         Ok(p) => p,
         Err(e) => {
-            let _ = refuse(Reason::Malformed, None);
+            let _ = refuse(Reason::Malformed);
             return Err(Error::BadRequest(format!("enrolment payload: {e}")));
         }
     };
     let message = sc_proto::signing_input(SIG_CONTEXT_ENROL, &signed.payload.0);
     if UnparsedPublicKey::new(&ED25519, &payload.device_public_key.0).verify(&message, &signed.signature.0).is_err() {
-        return Err(refuse(Reason::BadSignature, None));
+        return Err(refuse(Reason::BadSignature));
     }
     let hash = db::token_hash(payload.token.as_bytes());
     let token = match db::enrol_token(&conn, &hash)? {
-        None => return Err(refuse(Reason::TokenUnknown, None)),
-        Some(t) if t.used_at.is_some() => return Err(refuse(Reason::TokenUsed, None)),
-        Some(t) if t.expires_at <= now => return Err(refuse(Reason::TokenExpired, None)),
+        None => return Err(refuse(Reason::TokenUnknown)),
+        Some(t) if t.used_at.is_some() => return Err(refuse(Reason::TokenUsed)),
+        Some(t) if t.expires_at <= now => return Err(refuse(Reason::TokenExpired)),
         Some(t) => t,
     };
 
@@ -46,7 +46,7 @@ pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> 
 
     let tx = conn.unchecked_transaction()?;
     if !db::use_enrol_token(&tx, &hash, &device_id, now)? {
-        return Err(refuse(Reason::TokenUsed, None));
+        return Err(refuse(Reason::TokenUsed));
     }
     db::insert_device(
         &tx,

@@ -21,6 +21,7 @@ pub mod serve;
 pub mod signal;
 pub mod signin;
 pub mod state;
+pub mod tally;
 pub mod turn;
 pub mod web;
 

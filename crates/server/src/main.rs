@@ -146,6 +146,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let listen = config.listen;
             let state = AppState::new(conn, config, keys.command_key.clone(), state::system_clock())?;
             let rt = tokio::runtime::Runtime::new().map_err(Error::io("starting the runtime"))?;
+            let counted = state.clone();
             rt.block_on(async move {
                 let running = serve::start(state, &keys, listen)?;
                 // Scripts wait for this line to know the port.
@@ -153,9 +154,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 tracing::info!(addr = %running.addr, "care server listening");
                 tokio::select! {
                     r = running_wait(running) => r,
-                    _ = tokio::signal::ctrl_c() => Ok(()),
+                    r = stop_signal() => r,
                 }
             })?;
+            // What was only counted in memory goes into the audit log before the process ends.
+            counted.tally.flush(&counted.db(), counted.now())?;
         }
         Command::AddPrison { name } => {
             let p = admin::add_prison(&db::open(&config.db_path())?, &name, now())?;
@@ -237,6 +240,16 @@ fn run(cli: Cli) -> Result<(), Error> {
 
 async fn running_wait(r: serve::Running) -> Result<(), Error> {
     r.wait().await
+}
+
+/// Ctrl-C or SIGTERM (what systemd and the test harness send).
+async fn stop_signal() -> Result<(), Error> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(Error::io("listening for SIGTERM"))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(Error::io("listening for Ctrl-C")),
+        _ = term.recv() => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {

@@ -15,6 +15,8 @@ pub struct Running {
     pub addr: SocketAddr,
     handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// For writing out what is only counted in memory when the server stops.
+    state: AppState,
 }
 
 impl Running {
@@ -22,6 +24,9 @@ impl Running {
     pub async fn stop(self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         let _ = self.task.await;
+        if let Err(e) = self.state.tally.flush(&self.state.db(), self.state.now()) {
+            tracing::error!(error = %e, "writing the refusal counts out at shutdown");
+        }
     }
 
     /// Waits until the server ends (it ends only on error or `stop`).
@@ -54,8 +59,8 @@ pub fn start(state: AppState, pki: &Pki, listen: SocketAddr) -> Result<Running, 
     let tls = RustlsConfig::from_config(Arc::new(tls_config(pki)?));
     let handle = Handle::new();
     let server = axum_server::from_tcp_rustls(listener, tls).map_err(Error::io("starting TLS"))?.handle(handle.clone());
-    let router = app(state);
+    let router = app(state.clone());
     let task =
         tokio::spawn(async move { server.serve(router.into_make_service_with_connect_info::<SocketAddr>()).await });
-    Ok(Running { addr, handle, task })
+    Ok(Running { addr, handle, task, state })
 }

@@ -39,6 +39,11 @@ pub struct AppState {
     pub hash_pools: Arc<crate::signin::HashPools>,
     /// Sign-in attempts per source.
     pub sign_in_limiter: Arc<crate::limits::SignInLimiter>,
+    /// Refusals nobody authenticated made, counted rather than logged one by one.
+    pub tally: Arc<crate::tally::Tally>,
+    /// The audit chain as far as it was last verified, and when it was last verified whole (the
+    /// admin page goes on from there).
+    pub audit_verified: Arc<Mutex<Option<(crate::audit::Verified, i64)>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,6 +71,8 @@ impl AppState {
         Ok(AppState {
             hash_pools: Arc::new(crate::signin::HashPools::new(hash_checks)),
             sign_in_limiter: Arc::new(crate::limits::SignInLimiter::new(&config.sign_in)),
+            tally: Arc::default(),
+            audit_verified: Arc::default(),
             db: Arc::new(Mutex::new(conn)),
             config: Arc::new(config),
             command_public,

@@ -147,9 +147,14 @@ pub async fn sign_in(state: &AppState, form: Login, role: WebRole) -> Result<Res
             audit_refusal(&c, Reason::StaffLockedOut, Some(&staff.username), None)?;
             return Err(Error::LockedOut(signin::retry_after(until, now)));
         }
-        signin::Verdict::Refused { reason, known_name, locked_for } => {
+        signin::Verdict::Refused { reason, known_name: None, .. } => {
+            // A made-up name: counted, not logged one by one (`crate::tally`).
+            state.tally.note(&c, now, event, reason)?;
+            return Err(Error::Refused);
+        }
+        signin::Verdict::Refused { reason, known_name: Some(name), locked_for } => {
             let detail = locked_for.map(|secs| format!("staff locked out for {secs} s"));
-            audit_refusal(&c, reason, known_name.as_deref(), detail)?;
+            audit_refusal(&c, reason, Some(&name), detail)?;
             return Err(Error::Refused);
         }
     };

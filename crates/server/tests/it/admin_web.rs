@@ -171,6 +171,11 @@ async fn the_audit_view_checks_the_chain_and_names_an_edited_row() {
     assert_eq!(rows[1]["event"], "admin_login", "newest last: the sign-in itself");
 
     h.state.db().execute("UPDATE audit SET detail = 'nothing happened' WHERE id = 2", []).expect("tamper");
+    // A refresh checks only what was added since; the whole chain is checked again every
+    // FULL_CHECK_SECS (issue #13: no re-hash of the whole chain under the lock each refresh).
+    let (_, _, view) = h.call("GET", "/v1/admin/audit", Some(&cookie), None).await;
+    assert_eq!(view["chain"]["state"], "intact", "{}", view["chain"]);
+    h.advance(sc_server::admin_web::FULL_CHECK_SECS);
     let (_, _, view) = h.call("GET", "/v1/admin/audit", Some(&cookie), None).await;
     assert_eq!(
         (view["chain"]["state"].as_str(), view["chain"]["id"].as_i64()),
@@ -181,6 +186,30 @@ async fn the_audit_view_checks_the_chain_and_names_an_edited_row() {
 
     let (status, _, body) = h.call("GET", "/v1/admin/audit?limit=0", Some(&cookie), None).await;
     assert_eq!((status, body["message"].as_str()), (StatusCode::BAD_REQUEST, Some("limit is 1 to 1000")));
+}
+
+#[tokio::test]
+async fn issue_13_a_refresh_of_the_audit_page_reads_only_the_new_rows() {
+    let (h, cookie, _) = setup().await;
+    let (_, _, first) = h.call("GET", "/v1/admin/audit", Some(&cookie), None).await;
+    let before = first["chain"]["rows"].as_u64().expect("rows");
+    let verified = h.state.audit_verified.lock().expect("lock").clone().expect("verified").0;
+    // New rows: a prison added, and three tries with made-up names (counted, then one row).
+    h.add_prison("HMP Beta");
+    let junk = serde_json::to_vec(&serde_json::json!({"username": "x", "password": "p", "code": "1"})).expect("json");
+    for _ in 0..3 {
+        h.post("/admin/login", junk.clone()).await;
+    }
+    h.state.tally.flush(&h.state.db(), h.now()).expect("flush");
+    let (checked, walked) = sc_server::audit::verify_from(&h.state.db(), Some(&verified)).expect("db").expect("intact");
+    assert_eq!(walked, checked.rows - before, "only the rows added since were read");
+    assert_eq!(walked, 2, "{walked} of {}", checked.rows);
+    let (_, _, view) = h.call("GET", "/v1/admin/audit", Some(&cookie), None).await;
+    assert_eq!(view["chain"]["rows"].as_u64(), Some(checked.rows));
+    // Truncating the newest verified rows is seen at the next refresh.
+    h.state.db().execute("DELETE FROM audit WHERE id >= ?1", [checked.last_id - 1]).expect("truncate");
+    let (_, _, view) = h.call("GET", "/v1/admin/audit", Some(&cookie), None).await;
+    assert_eq!(view["chain"]["state"], "broken", "{}", view["chain"]);
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ async fn a_token_enrols_one_device_into_its_prison() {
 
     let (status, reply) = h.post("/v1/enrol", Laptop::new_key().enrol_request(&token)).await;
     assert_eq!((status, reply), (StatusCode::FORBIDDEN, refused()));
-    assert_eq!(h.last_reason().as_deref(), Some("token_used"));
+    assert_eq!(h.state.tally.pending("enrol", "token_used"), 1);
     assert_eq!(sc_server::admin::list_devices(&h.state.db()).expect("list").len(), 1);
 }
 
@@ -28,11 +28,11 @@ async fn expired_and_unknown_tokens_are_refused() {
     h.advance(3601);
     let (status, _) = h.post("/v1/enrol", Laptop::new_key().enrol_request(&token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(h.last_reason().as_deref(), Some("token_expired"));
+    assert_eq!(h.state.tally.pending("enrol", "token_expired"), 1);
 
     let (status, _) = h.post("/v1/enrol", Laptop::new_key().enrol_request("AAAAAAAAAAAAAAAAAAAAAAAA")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(h.last_reason().as_deref(), Some("token_unknown"));
+    assert_eq!(h.state.tally.pending("enrol", "token_unknown"), 1);
 }
 
 #[tokio::test]
@@ -44,7 +44,7 @@ async fn enrolment_must_be_signed_by_the_key_it_registers() {
     body["signature"] = serde_json::Value::String(sc_proto::Bytes([1u8; 64]).to_string());
     let (status, _) = h.post("/v1/enrol", serde_json::to_vec(&body).expect("json")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(h.last_reason().as_deref(), Some("bad_signature"));
+    assert_eq!(h.state.tally.pending("enrol", "bad_signature"), 1);
     // The token was not consumed by the forged attempt.
     let (status, _) = h.post("/v1/enrol", Laptop::new_key().enrol_request(&token)).await;
     assert_eq!(status, StatusCode::OK);

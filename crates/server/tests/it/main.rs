@@ -6,6 +6,7 @@
 mod activation_refusals;
 mod admin_web;
 mod audit_chain;
+mod bounded_work;
 mod brick;
 mod enrolment;
 mod lockout;
