@@ -128,7 +128,7 @@ async fn the_rules_refuse_with_clear_errors() {
         Some(401)
     );
     assert_eq!(
-        consultant::connect(&server.url, &server.ca_der, "sc_session=forged", &server.url).await.err(),
+        consultant::connect(&server.url, &server.ca_der, "__Host-sc_session=forged", &server.url).await.err(),
         Some(401)
     );
 
@@ -176,4 +176,56 @@ async fn a_vanished_laptop_is_announced() {
     assert!(matches!(consultant_next(&mut c).await, FromServer::Admitted { .. }));
     drop(k);
     assert_eq!(consultant_next(&mut c).await, FromServer::PeerLeft);
+}
+
+/// Issue #13, fix 5: locking ends the laptop's server session and, at once, its signalling socket
+/// and call (the consultant is told); one laptop cannot hold two rooms on two connections; a brick
+/// closes a laptop's socket though it never locked.
+#[tokio::test]
+async fn issue_13_locking_or_bricking_closes_the_laptop_s_signalling_and_call_at_once() {
+    let server = CareServer::start().await;
+    let dr = server.add_consultant("dr.who", "Dr Who");
+    let appt = server.add_appointment("dr.who", "HMP Testshire", 0);
+    let other = server.add_appointment("dr.who", "HMP Testshire", 0);
+    let (laptop, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;
+    let mut c = consultant_in(&server, "dr.who", &dr).await;
+    let mut k = signalling(&kiosk).await.expect("signalling");
+    k.send(&ToServer::Join { room_code: appt.room_code.clone() }).await.expect("send");
+    next(&mut k).await;
+    // The same laptop's second connection cannot take a second room.
+    let mut k2 = signalling(&kiosk).await.expect("a second connection");
+    k2.send(&ToServer::Join { room_code: other.room_code.clone() }).await.expect("send");
+    assert_eq!(error_kind(&next(&mut k2).await), "laptop_elsewhere");
+    c.send(&ToServer::Admit { appointment_id: appt.id }).await;
+    assert!(matches!(consultant_next(&mut c).await, FromServer::Admitted { .. }));
+    assert!(matches!(next(&mut k).await, FromServer::Admitted { .. }));
+
+    kiosk.lock();
+    assert_eq!(error_kind(&next(&mut k).await), "session_ended");
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), k.recv()).await.expect("closed in time");
+    assert!(closed.is_none(), "the socket closed: {closed:?}");
+    assert_eq!(consultant_next(&mut c).await, FromServer::PeerLeft, "the consultant is told");
+    assert_eq!(error_kind(&next(&mut k2).await), "session_ended", "every connection of the session");
+
+    // Signed in again, then bricked by IT from the CLI (another process): closed within a sweep.
+    let kiosk = laptop.kiosk();
+    let secret = server.add_nurse("nurse.b", "Nurse B", "HMP Testshire");
+    let view = kiosk.sign_in(crate::support::creds("nurse.b", sc_e2e::PASSWORD, CareServer::code(&secret))).await;
+    assert!(matches!(view, sc_core::KioskView::Unlocked { .. }), "{view:?}");
+    let mut k = signalling(&kiosk).await.expect("signalling");
+    let id = kiosk.record().expect("enrolled").device_id.clone();
+    sc_server::admin::brick_device(&server.state.db(), &id, "stolen", "it.cli", sc_e2e::now()).expect("brick");
+    let deadline = sc_server::sessions::SWEEP_EVERY + std::time::Duration::from_secs(5);
+    let ended = tokio::time::timeout(deadline, async {
+        loop {
+            match k.recv().await {
+                Some(sc_core::signal::Incoming::Message(m)) => return Some(m),
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed within a sweep");
+    assert!(matches!(ended, Some(FromServer::Error { ref kind, .. }) if kind == "session_ended"), "{ended:?}");
 }

@@ -125,6 +125,8 @@ pub async fn brick(
     }
     let now = state.now();
     let command_id = admin::brick_device(&state.db(), &id, reason, &me.username, now)?;
+    // Its signalling socket, waiting room and call end now, not at its next contact.
+    state.sessions.end_device(&id, crate::sessions::Ended::Revoked);
     Ok(Json(Bricked { command_id }))
 }
 

@@ -56,7 +56,21 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/bricks", get(admin_web::bricks))
         .route("/v1/admin/audit", get(admin_web::audit_log))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// On every answer, errors and unknown paths included: HTTPS only from now on (HSTS; the server
+/// has no plain-HTTP side), nothing stored by a browser or proxy (the staff pages and the
+/// laptops' API carry names and appointments), no content sniffing.
+async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::header::{CACHE_CONTROL, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS};
+    use axum::http::HeaderValue;
+    let h = resp.headers_mut();
+    h.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp
 }
 
 async fn health() -> Json<Health> {

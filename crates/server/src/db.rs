@@ -604,11 +604,16 @@ pub struct KioskSession {
 
 /// Finds a live kiosk session whose device is not revoked.
 pub fn kiosk_session(c: &Connection, token: &[u8], now: i64) -> Result<Option<KioskSession>, Error> {
+    kiosk_session_by_hash(c, &token_hash(token), now)
+}
+
+/// As [`kiosk_session`], by the token's hash (what a live connection keeps).
+pub fn kiosk_session_by_hash(c: &Connection, hash: &[u8], now: i64) -> Result<Option<KioskSession>, Error> {
     Ok(c.query_row(
         "SELECT k.device_id, d.prison_id, k.staff_id, s.display_name FROM kiosk_sessions k
          JOIN devices d ON d.id = k.device_id JOIN staff s ON s.id = k.staff_id
          WHERE k.token_hash = ?1 AND k.expires_at > ?2 AND d.revoked_at IS NULL AND d.exchange_secret IS NOT NULL",
-        params![token_hash(token), now],
+        params![hash, now],
         |r| {
             let id: String = r.get(0)?;
             let device_id = DeviceId::try_from(id)

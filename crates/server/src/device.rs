@@ -196,6 +196,8 @@ async fn run(socket: WebSocket, state: AppState) {
                 let brick = db::brick_of(&state.db(), &device_id);
                 match brick {
                     Ok(Some(b)) => {
+                        // A brick from the CLI (another process) reaches the signalling too.
+                        state.sessions.end_device(&device_id, crate::sessions::Ended::Revoked);
                         let pushed = sign_brick(&state, &b.command_id, &device_id, challenge).map(|command| ChannelDown::Brick { command });
                         let Ok(msg) = pushed else { break };
                         if let Err(e) = audit_delivery(&state.db(), state.now(), &device_id, &b.command_id, "channel") {

@@ -33,6 +33,8 @@ pub async fn appointments(State(state): State<AppState>, headers: HeaderMap) -> 
 pub async fn end_session(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, Error> {
     if let Some(token) = bearer(&headers) {
         db::delete_kiosk_session(&state.db(), &token)?;
+        // Its signalling socket, waiting room and call end with it.
+        state.sessions.end_session(&db::token_hash(&token), crate::sessions::Ended::Locked);
     }
     Ok(Json(serde_json::json!({})))
 }

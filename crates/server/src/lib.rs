@@ -18,6 +18,7 @@ pub mod limits;
 pub mod pki;
 pub mod rooms;
 pub mod serve;
+pub mod sessions;
 pub mod signal;
 pub mod signin;
 pub mod state;

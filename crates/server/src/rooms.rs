@@ -30,6 +30,9 @@ pub enum RoomError {
     /// A consultant can be in one call at a time.
     #[error("you are already in a call")]
     Busy,
+    /// This laptop is already in another room (on another connection).
+    #[error("this laptop is already in another waiting room or call")]
+    LaptopElsewhere,
 }
 
 impl RoomError {
@@ -41,6 +44,7 @@ impl RoomError {
             RoomError::Forbidden => "forbidden",
             RoomError::NotInCall => "not_in_call",
             RoomError::Busy => "busy",
+            RoomError::LaptopElsewhere => "laptop_elsewhere",
         }
     }
 
@@ -190,6 +194,9 @@ impl Hub {
             }
             return Ok(()); // joining again is harmless
         }
+        if inner.rooms.values().any(|r| r.kiosk.device_id == peer.device_id && r.kiosk.conn != peer.conn) {
+            return Err(RoomError::LaptopElsewhere);
+        }
         if inner.room_of_kiosk(peer.conn).is_some() {
             inner.leave(peer.conn, FromServer::PeerLeft);
         }
@@ -278,13 +285,11 @@ mod tests {
 
     fn kiosk(hub: &Hub) -> (KioskPeer, UnboundedReceiver<FromServer>) {
         let (tx, rx) = unbounded_channel();
-        let peer = KioskPeer {
-            conn: hub.connection(),
-            tx,
-            device_id: DeviceId::from_random([1; 16]),
-            prison: "HMP".into(),
-            nurse: "Jo".into(),
-        };
+        let conn = hub.connection();
+        let mut id = [1u8; 16];
+        id[..8].copy_from_slice(&conn.to_le_bytes());
+        let peer =
+            KioskPeer { conn, tx, device_id: DeviceId::from_random(id), prison: "HMP".into(), nurse: "Jo".into() };
         (peer, rx)
     }
 
@@ -333,6 +338,20 @@ mod tests {
         let (b, _brx) = kiosk(&hub);
         hub.join(a, &appt(1), 42).expect("first");
         assert_eq!(hub.join(b, &appt(1), 42), Err(RoomError::Occupied));
+    }
+
+    #[test]
+    fn issue_13_one_laptop_cannot_hold_two_rooms() {
+        let hub = Hub::default();
+        let (a, _arx) = kiosk(&hub);
+        let (mut b, _brx) = kiosk(&hub);
+        // The same laptop on a second connection.
+        b.device_id = a.device_id.clone();
+        hub.join(a.clone(), &appt(1), 42).expect("first room");
+        assert_eq!(hub.join(b.clone(), &appt(2), 42), Err(RoomError::LaptopElsewhere));
+        // Its own connection may move rooms (it leaves the first).
+        hub.join(a.clone(), &appt(2), 42).expect("moved");
+        assert_eq!(hub.join(b, &appt(1), 42), Err(RoomError::LaptopElsewhere));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct Running {
     pub addr: SocketAddr,
     handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Closes the laptops' connections whose session ended elsewhere.
+    sweeper: tokio::task::JoinHandle<()>,
     /// For writing out what is only counted in memory when the server stops.
     state: AppState,
 }
@@ -23,6 +25,7 @@ impl Running {
     /// Stops accepting, lets requests in flight finish (up to 5 s), and waits.
     pub async fn stop(self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        self.sweeper.abort();
         let _ = self.task.await;
         if let Err(e) = self.state.tally.flush(&self.state.db(), self.state.now()) {
             tracing::error!(error = %e, "writing the refusal counts out at shutdown");
@@ -31,7 +34,9 @@ impl Running {
 
     /// Waits until the server ends (it ends only on error or `stop`).
     pub async fn wait(self) -> Result<(), Error> {
-        match self.task.await {
+        let served = self.task.await;
+        self.sweeper.abort();
+        match served {
             Ok(r) => r.map_err(Error::io("serving")),
             Err(e) => Err(Error::Io { what: "server task".into(), source: std::io::Error::other(e.to_string()) }),
         }
@@ -51,6 +56,23 @@ pub fn tls_config(pki: &Pki) -> Result<rustls::ServerConfig, Error> {
     Ok(config)
 }
 
+/// Closes the laptops' connections whose session ended elsewhere (a lease that ran out, a brick
+/// from the CLI), every `SWEEP_EVERY`, until aborted with the server.
+async fn sweep_sessions(state: AppState) {
+    let mut tick = tokio::time::interval(crate::sessions::SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        // Off the runtime's threads: the sweep takes the database lock for one query per laptop.
+        let s = state.clone();
+        let swept = tokio::task::spawn_blocking(move || s.sessions.sweep(&s.db(), s.now())).await;
+        match swept {
+            Ok(Ok(n)) if n > 0 => tracing::info!(closed = n, "ended sessions' signalling closed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "sweeping ended sessions"),
+            _ => {}
+        }
+    }
+}
+
 /// Binds `listen` and serves until stopped. Must be called inside a tokio runtime.
 pub fn start(state: AppState, pki: &Pki, listen: SocketAddr) -> Result<Running, Error> {
     let listener = std::net::TcpListener::bind(listen).map_err(Error::io(format!("binding {listen}")))?;
@@ -62,5 +84,6 @@ pub fn start(state: AppState, pki: &Pki, listen: SocketAddr) -> Result<Running, 
     let router = app(state.clone());
     let task =
         tokio::spawn(async move { server.serve(router.into_make_service_with_connect_info::<SocketAddr>()).await });
-    Ok(Running { addr, handle, task, state })
+    let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    Ok(Running { addr, handle, task, sweeper, state })
 }

@@ -176,9 +176,17 @@ fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
 async fn run(socket: WebSocket, state: AppState, who: Who) {
     let (tx, mut rx) = unbounded_channel();
     let conn = state.hub.connection();
-    if let Who::Consultant(me) = &who {
-        state.hub.consultant_connected(conn, me.staff_id, tx.clone());
-    }
+    // A laptop's connection lives only as long as its session (crate::sessions); a
+    // consultant's never fires.
+    let mut ended = match &who {
+        Who::Consultant(me) => {
+            state.hub.consultant_connected(conn, me.staff_id, tx.clone());
+            None
+        }
+        Who::Kiosk { session, token } => {
+            Some(state.sessions.register(conn, session.device_id.clone(), db::token_hash(token)))
+        }
+    };
     let (mut sink, mut stream) = socket.split();
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut last_seen = tokio::time::Instant::now();
@@ -198,8 +206,17 @@ async fn run(socket: WebSocket, state: AppState, who: Who) {
             _ = ping.tick() => {
                 if last_seen.elapsed() > DEAD_AFTER || sink.send(Message::Ping(Vec::new().into())).await.is_err() { break }
             }
+            why = async { match ended.as_mut() { Some(rx) => rx.await.ok(), None => std::future::pending().await } } => {
+                let message = why.map_or("This laptop's session has ended.", crate::sessions::Ended::message);
+                if let Ok(json) = serde_json::to_string(&error("session_ended", message)) {
+                    let _ = sink.send(Message::Text(json.into())).await;
+                }
+                let _ = sink.send(Message::Close(None)).await;
+                break;
+            }
         }
     }
+    state.sessions.unregister(conn);
     if let Some(call) = state.hub.disconnected(conn) {
         audit_call(&state, "call_ended", &call);
     }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub hash_pools: Arc<crate::signin::HashPools>,
     /// Sign-in attempts per source.
     pub sign_in_limiter: Arc<crate::limits::SignInLimiter>,
+    /// The laptops' live signalling connections, closed when their session ends.
+    pub sessions: Arc<crate::sessions::Sessions>,
     /// Refusals nobody authenticated made, counted rather than logged one by one.
     pub tally: Arc<crate::tally::Tally>,
     /// The audit chain as far as it was last verified, and when it was last verified whole (the
@@ -72,6 +74,7 @@ impl AppState {
             hash_pools: Arc::new(crate::signin::HashPools::new(hash_checks)),
             sign_in_limiter: Arc::new(crate::limits::SignInLimiter::new(&config.sign_in)),
             tally: Arc::default(),
+            sessions: Arc::default(),
             audit_verified: Arc::default(),
             db: Arc::new(Mutex::new(conn)),
             config: Arc::new(config),

@@ -90,10 +90,12 @@ impl WebRole {
         self.channel().role()
     }
 
+    /// `__Host-`: a browser keeps such a cookie only when it is `Secure`, `Path=/` and has no
+    /// `Domain`, so no other host under the same domain can set or shadow it.
     fn cookie(self) -> &'static str {
         match self {
-            WebRole::Consultant => "sc_session",
-            WebRole::It => "sc_admin",
+            WebRole::Consultant => "__Host-sc_session",
+            WebRole::It => "__Host-sc_admin",
         }
     }
 

@@ -18,7 +18,7 @@ async fn setup() -> (Harness, String, crate::support::Laptop) {
 #[tokio::test]
 async fn it_staff_see_each_laptop_with_its_prison_last_contact_and_state() {
     let (h, cookie, laptop) = setup().await;
-    assert!(cookie.starts_with("sc_admin="), "{cookie}");
+    assert!(cookie.starts_with("__Host-sc_admin="), "{cookie}");
     sc_server::db::touch_device(&h.state.db(), &laptop.id(), h.now() - 5).expect("contact");
     let (status, _, me) = h.call("GET", "/v1/admin/me", Some(&cookie), None).await;
     assert_eq!((status, me["name"].as_str()), (StatusCode::OK, Some("it.sam")));
@@ -52,14 +52,14 @@ async fn only_it_staff_get_in_and_sessions_do_not_cross_roles() {
 
     // A consultant's live session, presented as an admin cookie, is not an IT session.
     let consult = h.sign_in("/consult/login", "dr.lee", &consultant).await.expect("consultant");
-    let forged = consult.replacen("sc_session=", "sc_admin=", 1);
+    let forged = consult.replacen("__Host-sc_session=", "__Host-sc_admin=", 1);
     for cookie in [None, Some(consult.as_str()), Some(forged.as_str())] {
         let (status, _, _) = h.call("GET", "/v1/admin/devices", cookie, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{cookie:?}");
     }
     // And the other way round.
     let admin = h.sign_in("/admin/login", "it.sam", &it).await.expect("IT");
-    let forged = admin.replacen("sc_admin=", "sc_session=", 1);
+    let forged = admin.replacen("__Host-sc_admin=", "__Host-sc_session=", 1);
     for cookie in [admin.as_str(), forged.as_str()] {
         let (status, _, _) = h.call("GET", "/v1/consult/appointments", Some(cookie), None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{cookie}");

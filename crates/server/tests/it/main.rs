@@ -10,5 +10,6 @@ mod bounded_work;
 mod brick;
 mod enrolment;
 mod lockout;
+mod session_life;
 mod sign_in_abuse;
 mod support;
