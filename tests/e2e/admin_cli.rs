@@ -128,6 +128,19 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
 
     // The audit chain verifies, and an edited row is named.
     assert!(ok(care(data, &["audit-verify"], None)).contains("audit chain intact"));
+    // Issue #13: a checkpoint kept off the box catches the newest rows being removed, which the
+    // chain alone cannot (what is left still chains).
+    let off_box = tempfile::tempdir().expect("dir");
+    let checkpoint = off_box.path().join("checkpoint.json");
+    std::fs::write(&checkpoint, ok(care(data, &["audit-checkpoint"], None))).expect("write");
+    let cp = checkpoint.to_str().expect("utf-8");
+    assert!(ok(care(data, &["audit-verify", "--checkpoint", cp], None)).contains("holds"));
+    let db = rusqlite::Connection::open(data.join("care.sqlite")).expect("db");
+    db.execute("DELETE FROM audit WHERE id = (SELECT MAX(id) FROM audit)", []).expect("truncate");
+    drop(db);
+    assert!(ok(care(data, &["audit-verify"], None)).contains("audit chain intact"), "the chain alone cannot tell");
+    let truncated = err(care(data, &["audit-verify", "--checkpoint", cp], None));
+    assert!(truncated.contains("truncated"), "{truncated}");
     let db = rusqlite::Connection::open(data.join("care.sqlite")).expect("db");
     db.execute("UPDATE audit SET detail = 'nothing happened' WHERE id = 2", []).expect("tamper");
     drop(db);

@@ -126,7 +126,7 @@ pub fn record(c: &Connection, at: i64, e: &Entry<'_>) -> Result<(), Error> {
         prison_id: e.prison_id,
         detail: e.detail.as_deref().map(|t| capped(t, MAX_DETAIL)),
     };
-    let hash = row.hash(&prev);
+    let hash = row.link(c, &prev)?;
     c.execute(
         "INSERT INTO audit (id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -214,8 +214,11 @@ pub fn verify_from(c: &Connection, from: Option<&Verified>) -> Result<Result<(Ve
                 why: "does not follow the row before it (a row was deleted, inserted or moved)",
             }));
         }
-        if row.hash(&prev).as_slice() != hash.as_slice() {
-            return Ok(Err(BrokenLink { id: row.id, why: "its contents do not match its hash (the row was edited)" }));
+        if row.link(c, &prev)?.as_slice() != hash.as_slice() {
+            return Ok(Err(BrokenLink {
+                id: row.id,
+                why: "its contents do not match its link under the audit key (the row was edited)",
+            }));
         }
         expected_prev = hash;
         last_id = row.id;
@@ -226,6 +229,167 @@ pub fn verify_from(c: &Connection, from: Option<&Verified>) -> Result<Result<(Ve
         head.copy_from_slice(&expected_prev);
     }
     Ok(Ok((Verified { rows: start.rows + walked, last_id, head }, walked)))
+}
+
+/// The server's audit key. Every row's link is an HMAC-SHA256 under it, so rewriting the log
+/// with recomputed links needs this key as well as the database. It lives in `audit.key` beside
+/// the server's other keys (`pki::audit_key`), never in the database.
+#[derive(Clone)]
+pub struct AuditKey(ring::hmac::Key);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
+impl AuditKey {
+    /// The key from its 32 bytes.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        AuditKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes))
+    }
+
+    /// A fresh random key (a new server's, or an in-memory database's).
+    pub fn random() -> Result<(Self, [u8; 32]), Error> {
+        let mut bytes = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| Error::Crypto("random audit key".into()))?;
+        Ok((Self::from_bytes(&bytes), bytes))
+    }
+
+    /// The link of a row whose encoding (after the previous link) is `encoded`.
+    pub fn link(&self, encoded: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ring::hmac::sign(&self.0, encoded).as_ref());
+        out
+    }
+}
+
+/// How the chain's links are made, as `audit_meta` records it.
+const KEYED: &str = "hmac-sha256";
+
+/// Makes sure the chain is linked under the key: a new database is marked so; an older one's
+/// unkeyed chain is checked whole and then linked again under the key, in one transaction. A
+/// broken unkeyed chain is not re-linked (that would launder the edit): opening fails, naming
+/// the row.
+pub(crate) fn ensure_keyed(c: &Connection) -> Result<(), Error> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS audit_meta (id INTEGER PRIMARY KEY CHECK (id = 1), scheme TEXT NOT NULL)",
+    )?;
+    let scheme: Option<String> =
+        c.query_row("SELECT scheme FROM audit_meta WHERE id = 1", [], |r| r.get(0)).optional()?;
+    if scheme.as_deref() == Some(KEYED) {
+        return Ok(());
+    }
+    let tx = c.unchecked_transaction()?;
+    let rows = {
+        let mut stmt = tx.prepare(
+            "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash FROM audit ORDER BY id",
+        )?;
+        let rows =
+            stmt.query_map([], |r| Ok((Row::from_sql(r)?, r.get::<_, Vec<u8>>(9)?, r.get::<_, Vec<u8>>(10)?)))?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let mut expected = GENESIS.to_vec();
+    for (row, prev, hash) in &rows {
+        if *prev != expected || row.unkeyed_hash(prev).as_slice() != hash.as_slice() {
+            return Err(Error::Config(format!(
+                "the audit chain is broken at row {} (before it was keyed): keep a copy of the database and \
+                 investigate before starting this version",
+                row.id
+            )));
+        }
+        expected.clone_from(hash);
+    }
+    let mut prev = GENESIS.to_vec();
+    for (row, _, _) in &rows {
+        let link = row.link(&tx, &prev)?.to_vec();
+        tx.execute("UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE id = ?3", params![prev, link, row.id])?;
+        prev = link;
+    }
+    tx.execute("INSERT OR REPLACE INTO audit_meta (id, scheme) VALUES (1, ?1)", params![KEYED])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The signing context of an audit checkpoint (signed with the server's command key).
+pub const SIG_CONTEXT_CHECKPOINT: &[u8] = b"secureconsult/audit-checkpoint/v1\0";
+
+/// What a checkpoint vouches for: the chain up to `last_id`, with `head` as that row's link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The newest row then.
+    pub last_id: i64,
+    /// Rows then.
+    pub rows: u64,
+    /// The newest row's link, hex.
+    pub head: String,
+    /// When it was taken (Unix seconds).
+    pub at: i64,
+}
+
+/// Why a checkpoint does not hold against the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointMismatch {
+    /// Not signed by this server's command key (or not a checkpoint at all).
+    #[error("the checkpoint is not signed by this server")]
+    NotOurs,
+    /// The row it ends at is gone: the newest rows were removed.
+    #[error("row {0}, the checkpoint's last, is gone: the log was truncated")]
+    Truncated(i64),
+    /// The row it ends at has another link: the log was rewritten up to there.
+    #[error("row {0}'s link differs from the checkpoint's: the log was rewritten")]
+    Rewritten(i64),
+}
+
+/// Verifies the chain and signs a checkpoint of its head with the command key, for IT to keep
+/// off the box. `Ok(Err(link))` if the chain is broken (no checkpoint of a broken chain).
+pub fn checkpoint(
+    c: &Connection,
+    key: &ring::signature::Ed25519KeyPair,
+    now: i64,
+) -> Result<Result<sc_proto::Signed, BrokenLink>, Error> {
+    let v = match verify(c)? {
+        Ok(v) => v,
+        Err(b) => return Ok(Err(b)),
+    };
+    let cp = Checkpoint {
+        last_id: v.last_id,
+        rows: v.rows,
+        head: v.head.iter().map(|b| format!("{b:02x}")).collect(),
+        at: now,
+    };
+    let payload = serde_json::to_vec(&cp).map_err(|e| Error::Crypto(format!("checkpoint: {e}")))?;
+    let signature = key.sign(&sc_proto::signing_input(SIG_CONTEXT_CHECKPOINT, &payload));
+    let mut sig = [0u8; 64];
+    sig.copy_from_slice(signature.as_ref());
+    Ok(Ok(sc_proto::Signed { payload: sc_proto::Bytes(payload), signature: sc_proto::Bytes(sig) }))
+}
+
+/// Checks a checkpoint against the log: signed by `command_public`, and its last row still
+/// there with the same link. (The rows before it are the chain's to vouch for: `verify`.)
+pub fn check_checkpoint(
+    c: &Connection,
+    signed: &sc_proto::Signed,
+    command_public: &[u8; 32],
+) -> Result<Result<Checkpoint, CheckpointMismatch>, Error> {
+    use ring::signature::{UnparsedPublicKey, ED25519};
+    let message = sc_proto::signing_input(SIG_CONTEXT_CHECKPOINT, &signed.payload.0);
+    if UnparsedPublicKey::new(&ED25519, command_public).verify(&message, &signed.signature.0).is_err() {
+        return Ok(Err(CheckpointMismatch::NotOurs));
+    }
+    let Ok(cp) = serde_json::from_slice::<Checkpoint>(&signed.payload.0) else {
+        return Ok(Err(CheckpointMismatch::NotOurs));
+    };
+    let hash: Option<Vec<u8>> =
+        c.query_row("SELECT hash FROM audit WHERE id = ?1", params![cp.last_id], |r| r.get(0)).optional()?;
+    let Some(hash) = hash else { return Ok(Err(CheckpointMismatch::Truncated(cp.last_id))) };
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    if hex != cp.head {
+        return Ok(Err(CheckpointMismatch::Rewritten(cp.last_id)));
+    }
+    Ok(Ok(cp))
 }
 
 /// Chains rows that have no hash yet, in id order (the one-time migration of an older database).
@@ -239,7 +403,7 @@ pub(crate) fn chain_unchained(c: &Connection) -> Result<(), Error> {
     };
     let mut prev = GENESIS.to_vec();
     for row in rows {
-        let hash = row.hash(&prev).to_vec();
+        let hash = row.unkeyed_hash(&prev).to_vec();
         c.execute("UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE id = ?3", params![prev, hash, row.id])?;
         prev = hash;
     }
@@ -284,36 +448,51 @@ impl Row {
         })
     }
 
-    /// SHA-256 over the previous hash and every field, each length-prefixed (so no two different
-    /// rows encode alike).
-    pub fn hash(&self, prev: &[u8]) -> [u8; 32] {
+    /// Every field, length-prefixed after the previous link (so no two different rows encode
+    /// alike): what a row's link authenticates.
+    fn encode(&self, prev: &[u8]) -> Vec<u8> {
+        let mut b = Vec::with_capacity(128);
+        b.extend_from_slice(prev);
+        b.extend_from_slice(&self.id.to_le_bytes());
+        b.extend_from_slice(&self.at.to_le_bytes());
+        let text = |b: &mut Vec<u8>, v: Option<&str>| match v {
+            None => b.push(0),
+            Some(s) => {
+                b.push(1);
+                b.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                b.extend_from_slice(s.as_bytes());
+            }
+        };
+        text(&mut b, Some(&self.event));
+        text(&mut b, Some(&self.outcome));
+        text(&mut b, self.reason.as_deref());
+        text(&mut b, self.device_id.as_deref());
+        text(&mut b, self.staff.as_deref());
+        match self.prison_id {
+            None => b.push(0),
+            Some(p) => {
+                b.push(1);
+                b.extend_from_slice(&p.to_le_bytes());
+            }
+        }
+        text(&mut b, self.detail.as_deref());
+        b
+    }
+
+    /// The row's link: HMAC-SHA256 under the server's audit key, which only the connection
+    /// holds (`db::open` installs it as the SQL function `sc_audit_link`).
+    pub fn link(&self, c: &Connection, prev: &[u8]) -> Result<[u8; 32], Error> {
+        let mac: Vec<u8> = c.query_row("SELECT sc_audit_link(?1)", params![self.encode(prev)], |r| r.get(0))?;
+        mac.try_into().map_err(|_| Error::Crypto("audit link of the wrong length".into()))
+    }
+
+    /// The link of the first, unkeyed chain (SHA-256 with the v1 prefix): read only to check an
+    /// older database's chain before it is linked again under the key. Anyone can compute it.
+    pub fn unkeyed_hash(&self, prev: &[u8]) -> [u8; 32] {
         use sha2::{Digest as _, Sha256};
         let mut h = Sha256::new();
         h.update(b"secureconsult/audit/v1\0");
-        h.update(prev);
-        h.update(self.id.to_le_bytes());
-        h.update(self.at.to_le_bytes());
-        let text = |h: &mut Sha256, v: Option<&str>| match v {
-            None => h.update([0u8]),
-            Some(s) => {
-                h.update([1u8]);
-                h.update((s.len() as u64).to_le_bytes());
-                h.update(s.as_bytes());
-            }
-        };
-        text(&mut h, Some(&self.event));
-        text(&mut h, Some(&self.outcome));
-        text(&mut h, self.reason.as_deref());
-        text(&mut h, self.device_id.as_deref());
-        text(&mut h, self.staff.as_deref());
-        match self.prison_id {
-            None => h.update([0u8]),
-            Some(p) => {
-                h.update([1u8]);
-                h.update(p.to_le_bytes());
-            }
-        }
-        text(&mut h, self.detail.as_deref());
+        h.update(self.encode(prev));
         h.finalize().into()
     }
 }

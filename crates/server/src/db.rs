@@ -102,13 +102,44 @@ CREATE TABLE IF NOT EXISTS bricks (
 );
 "#;
 
-/// Opens (creating if needed) the database at `path`.
-pub fn open(path: &Path) -> Result<Connection, Error> {
+/// Opens (creating if needed) the database at `path`; the audit log's links are made under
+/// `key`, which only this connection holds.
+pub fn open(path: &Path, key: &crate::audit::AuditKey) -> Result<Connection, Error> {
+    // Created 0600 before SQLite opens it (its journal and WAL files take the same mode).
+    #[cfg(unix)]
+    if !path.exists() {
+        let mut opts = std::fs::OpenOptions::new();
+        std::os::unix::fs::OpenOptionsExt::mode(opts.write(true).create_new(true), 0o600);
+        match opts.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(format!("creating {}", path.display()))(e)),
+        }
+    }
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    install_audit_key(&conn, key)?;
     migrate_audit_chain(&conn)?;
     conn.execute_batch(SCHEMA)?;
+    crate::audit::ensure_keyed(&conn)?;
     Ok(conn)
+}
+
+/// Gives the connection the SQL function `sc_audit_link(encoded)`: the audit link under `key`.
+/// The key stays in this process's memory; the database holds only the links.
+fn install_audit_key(conn: &Connection, key: &crate::audit::AuditKey) -> Result<(), Error> {
+    use rusqlite::functions::FunctionFlags;
+    let key = key.clone();
+    conn.create_scalar_function(
+        "sc_audit_link",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_DIRECTONLY,
+        move |ctx| {
+            let encoded: Vec<u8> = ctx.get(0)?;
+            Ok(key.link(&encoded).to_vec())
+        },
+    )?;
+    Ok(())
 }
 
 /// A database made before the audit chain gets the chain's columns, and its existing rows are
@@ -136,7 +167,9 @@ fn migrate_audit_chain(conn: &Connection) -> Result<(), Error> {
 /// An in-memory database (tests).
 pub fn open_in_memory() -> Result<Connection, Error> {
     let conn = Connection::open_in_memory()?;
+    install_audit_key(&conn, &crate::audit::AuditKey::random()?.0)?;
     conn.execute_batch(SCHEMA)?;
+    crate::audit::ensure_keyed(&conn)?;
     Ok(conn)
 }
 

@@ -103,8 +103,17 @@ enum Command {
     },
     /// Lists bricks and their state: pending, or wiped (a verified receipt came back).
     ListBricks,
-    /// Verifies the audit log's hash chain; names the first broken link.
-    AuditVerify,
+    /// Verifies the audit log's chain (each link an HMAC under `audit.key`); names the first
+    /// broken link. With `--checkpoint`, also checks checkpoints kept off this machine, which
+    /// catch the newest rows being removed.
+    AuditVerify {
+        /// A checkpoint file `audit-checkpoint` wrote (repeatable).
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+    },
+    /// Prints a checkpoint of the audit chain's head, signed with the command key, as JSON: keep
+    /// it off this machine (for example, mail it to IT daily) for `audit-verify --checkpoint`.
+    AuditCheckpoint,
     /// Prints the newest audit events as JSON lines.
     Audit {
         /// How many.
@@ -134,7 +143,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let mut names = config.tls_names.clone();
             names.extend(tls_names);
             pki::init(&config.data_dir, &names)?;
-            db::open(&config.db_path())?;
+            database(&config)?;
             println!("initialised {}", config.data_dir.display());
         }
         Command::Serve { listen } => {
@@ -142,7 +151,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 config.listen = l;
             }
             let keys = pki::load(&config.data_dir)?;
-            let conn = db::open(&config.db_path())?;
+            let conn = database(&config)?;
             let listen = config.listen;
             let state = AppState::new(conn, config, keys.command_key.clone(), state::system_clock())?;
             let rt = tokio::runtime::Runtime::new().map_err(Error::io("starting the runtime"))?;
@@ -161,14 +170,14 @@ fn run(cli: Cli) -> Result<(), Error> {
             counted.tally.flush(&counted.db(), counted.now())?;
         }
         Command::AddPrison { name } => {
-            let p = admin::add_prison(&db::open(&config.db_path())?, &name, now())?;
+            let p = admin::add_prison(&database(&config)?, &name, now())?;
             println!("prison {} added (id {})", p.name, p.id);
         }
         Command::AddStaff { username, name, role, prison } => {
             let mut password = zeroize::Zeroizing::new(String::new());
             std::io::stdin().lock().read_line(&mut password).map_err(Error::io("reading the password"))?;
             let password = zeroize::Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_owned());
-            let conn = db::open(&config.db_path())?;
+            let conn = database(&config)?;
             let secret = admin::add_staff(
                 &conn,
                 &config,
@@ -182,7 +191,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::EnrolToken { prison, ttl_hours } => {
             let keys = pki::load(&config.data_dir)?;
-            let conn = db::open(&config.db_path())?;
+            let conn = database(&config)?;
             let ttl = ttl_hours.map_or(config.enrol_token_secs, |h| h.saturating_mul(3600));
             if ttl <= 0 {
                 return Err(Error::BadRequest("a token must be valid for some time".into()));
@@ -193,11 +202,11 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::AddAppointment { consultant, prison, at, in_minutes, minutes } => {
             let now = now();
             let starts = at.unwrap_or(now + in_minutes * 60);
-            let a = admin::add_appointment(&db::open(&config.db_path())?, &consultant, &prison, starts, minutes, now)?;
+            let a = admin::add_appointment(&database(&config)?, &consultant, &prison, starts, minutes, now)?;
             println!("appointment {} room code {}", a.id, a.room_code);
         }
         Command::ListDevices { json } => {
-            let devices = admin::list_devices(&db::open(&config.db_path())?)?;
+            let devices = admin::list_devices(&database(&config)?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&devices).map_err(|e| Error::Config(e.to_string()))?);
             } else {
@@ -210,32 +219,57 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::BrickDevice { id, reason, by } => {
             let id = id.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
-            let command = admin::brick_device(&db::open(&config.db_path())?, &id, &reason, &by, now())?;
+            let command = admin::brick_device(&database(&config)?, &id, &reason, &by, now())?;
             println!(
                 "device {id} bricked: its secret is destroyed; wipe command {command} goes out on its next contact"
             );
         }
         Command::ListBricks => {
             println!("{:<32}  {:<32}  {:<8}  {:<12}  reason", "command", "device", "state", "by");
-            for b in db::bricks(&db::open(&config.db_path())?)? {
+            for b in db::bricks(&database(&config)?)? {
                 let state = if b.wiped_at.is_some() { "wiped" } else { "pending" };
                 println!("{:<32}  {:<32}  {state:<8}  {:<12}  {}", b.command_id, b.device_id, b.by_staff, b.reason);
             }
         }
-        Command::AuditVerify => match audit::verify(&db::open(&config.db_path())?)? {
-            Ok(v) => {
-                let head: String = v.head.iter().map(|b| format!("{b:02x}")).collect();
-                println!("audit chain intact: {} rows, head {head}", v.rows);
+        Command::AuditVerify { checkpoint } => {
+            let c = database(&config)?;
+            match audit::verify(&c)? {
+                Ok(v) => {
+                    let head: String = v.head.iter().map(|b| format!("{b:02x}")).collect();
+                    println!("audit chain intact: {} rows, head {head}", v.rows);
+                }
+                Err(broken) => return Err(Error::Config(format!("audit chain broken at {broken}"))),
             }
-            Err(broken) => return Err(Error::Config(format!("audit chain broken at {broken}"))),
-        },
+            let public = pki::load(&config.data_dir)?.command_public();
+            for path in checkpoint {
+                let text = std::fs::read(&path).map_err(Error::io(format!("reading {}", path.display())))?;
+                let signed: sc_proto::Signed = serde_json::from_slice(&text)
+                    .map_err(|e| Error::Config(format!("{}: not a checkpoint: {e}", path.display())))?;
+                match audit::check_checkpoint(&c, &signed, &public)? {
+                    Ok(cp) => println!("checkpoint {} holds: row {} of {} rows", path.display(), cp.last_id, cp.rows),
+                    Err(m) => return Err(Error::Config(format!("checkpoint {}: {m}", path.display()))),
+                }
+            }
+        }
+        Command::AuditCheckpoint => {
+            let keys = pki::load(&config.data_dir)?;
+            match audit::checkpoint(&database(&config)?, &keys.command_key, now())? {
+                Ok(signed) => println!("{}", serde_json::to_string(&signed).map_err(|e| Error::Config(e.to_string()))?),
+                Err(broken) => return Err(Error::Config(format!("no checkpoint of a broken chain: {broken}"))),
+            }
+        }
         Command::Audit { limit } => {
-            for row in audit::tail(&db::open(&config.db_path())?, limit)? {
+            for row in audit::tail(&database(&config)?, limit)? {
                 println!("{}", serde_json::to_string(&row).map_err(|e| Error::Config(e.to_string()))?);
             }
         }
     }
     Ok(())
+}
+
+/// The database, with the audit key from the data directory.
+fn database(config: &ServerConfig) -> Result<rusqlite::Connection, Error> {
+    db::open(&config.db_path(), &pki::audit_key(&config.data_dir)?)
 }
 
 async fn running_wait(r: serve::Running) -> Result<(), Error> {

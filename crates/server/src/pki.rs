@@ -46,9 +46,10 @@ fn rc(e: rcgen::Error) -> Error {
     Error::Crypto(format!("certificate: {e}"))
 }
 
-/// Creates the CA, TLS leaf (valid for `names`) and command key in `dir`, unless they exist.
+/// Creates the CA, TLS leaf (valid for `names`) and command key in `dir` (0700), unless they
+/// exist; the audit key comes with the first `audit_key`.
 pub fn init(dir: &Path, names: &[String]) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    private_dir(dir)?;
     if dir.join(CA_CERT).exists() {
         return Ok(());
     }
@@ -79,6 +80,41 @@ pub fn init(dir: &Path, names: &[String]) -> Result<(), Error> {
 
 fn read_cert(path: &Path) -> Result<CertificateDer<'static>, Error> {
     CertificateDer::from_pem_file(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// The audit key's file: 32 random bytes, 0600, beside the other keys and never in the database.
+pub const AUDIT_KEY: &str = "audit.key";
+
+/// The audit key in `dir`, made on first use (a server set up before the log was keyed gets its
+/// key here, and `db::open` links the existing chain under it once).
+pub fn audit_key(dir: &Path) -> Result<crate::audit::AuditKey, Error> {
+    let path = dir.join(AUDIT_KEY);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let bytes: [u8; 32] =
+                bytes.try_into().map_err(|_| Error::Config(format!("{}: not a 32-byte key", path.display())))?;
+            Ok(crate::audit::AuditKey::from_bytes(&bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (key, bytes) = crate::audit::AuditKey::random()?;
+            write_private(&path, &bytes)?;
+            Ok(key)
+        }
+        Err(e) => Err(Error::io(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// Makes `dir` (the server's data directory) if needed and closes it to everyone but the
+/// server's own user (0700): it holds the keys and the database.
+pub fn private_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(Error::io(format!("closing {}", dir.display())))?;
+    }
+    Ok(())
 }
 
 /// Loads the keys from `dir`.
