@@ -77,7 +77,7 @@ done
 log "care server listening on $url"
 
 begin "enrol the laptop" "$demo/enrol.log"
-"$bin/secureconsult-kiosk" --data-dir "$kiosk_dir" enrol --server "$url" --token "$token" 2>"$demo/enrol.log"
+printf '%s\n' "$token" | "$bin/secureconsult-kiosk" --data-dir "$kiosk_dir" enrol --server "$url" --token-file - 2>"$demo/enrol.log"
 
 dicom="${SC_DICOM_DIR:-the pydicom test files}"
 cat >&2 <<TXT

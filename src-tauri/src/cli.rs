@@ -25,9 +25,11 @@ enum Command {
         /// The care server's URL, e.g. https://care.example:8443.
         #[arg(long)]
         server: String,
-        /// The one-time enrolment token from `care-server enrol-token`.
-        #[arg(long)]
-        token: String,
+        /// Where to read the one-time enrolment token (`care-server enrol-token`) from: a file,
+        /// or `-` for standard input. Never the command line, where `ps` and the shell's history
+        /// would keep it.
+        #[arg(long, value_name = "PATH|-")]
+        token_file: PathBuf,
     },
     /// Prints the kiosk's state (enrolled or not, device id) and exits.
     Status,
@@ -39,6 +41,23 @@ fn default_data_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
     base.join("secureconsult")
+}
+
+/// The token from `path` (`-`: standard input), trimmed; kept in memory only while parsed.
+fn read_token(path: &std::path::Path) -> Result<zeroize::Zeroizing<String>, String> {
+    use std::io::Read as _;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
+    };
+    read.map_err(|e| format!("reading the enrolment token from {}: {e}", path.display()))?;
+    let token = zeroize::Zeroizing::new(text.trim().to_owned());
+    if token.is_empty() {
+        return Err(format!("no enrolment token in {}", path.display()));
+    }
+    Ok(token)
 }
 
 fn run() -> Result<(), String> {
@@ -58,8 +77,8 @@ fn run() -> Result<(), String> {
             }
             Ok(())
         }
-        Some(Command::Enrol { server, token }) => {
-            let token = token.parse().map_err(|e: sc_core::Error| e.to_string())?;
+        Some(Command::Enrol { server, token_file }) => {
+            let token = read_token(&token_file)?.parse().map_err(|e: sc_core::Error| e.to_string())?;
             let dir = DataDir::open(&data_dir).map_err(|e| e.to_string())?;
             let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             rt.block_on(async {

@@ -97,7 +97,10 @@ async fn a_revoked_device_can_never_be_unsealed() {
         .query_row("SELECT exchange_secret FROM devices WHERE id = ?1", [record.device_id.as_str()], |r| r.get(0))
         .expect("secret row");
 
-    sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.admin", sc_e2e::now())
+    // A reason as long as IT types one: with a short one the updated row overwrote the secret in
+    // place and the scan below passed by layout alone (issue #13).
+    let reason = "stolen from the van outside HMP Testshire on Tuesday night, reported by the nurse";
+    sc_server::admin::brick_device(&server.state.db(), &record.device_id, reason, "it.admin", sc_e2e::now())
         .expect("brick");
 
     let kiosk = laptop.kiosk();

@@ -99,12 +99,31 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
             .output()
             .expect("kiosk")
     };
+    // The token comes from standard input (or a file), never the command line (issue #13).
+    let enrol_with = |token: &str| {
+        use std::io::Write as _;
+        let mut child = Command::new(sc_e2e::bin("secureconsult-kiosk"))
+            .arg("--data-dir")
+            .arg(laptop.path())
+            .args(["enrol", "--server", &url, "--token-file", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kiosk");
+        writeln!(child.stdin.take().expect("stdin"), "{token}").expect("write");
+        child.wait_with_output().expect("kiosk")
+    };
     assert!(String::from_utf8_lossy(&kiosk(&["status"]).stdout).contains("not enrolled"));
-    let bad = kiosk(&["enrol", "--server", &url, "--token", "sce1.garbage"]);
+    let on_the_command_line = kiosk(&["enrol", "--server", &url, "--token", &token]);
+    assert!(!on_the_command_line.status.success(), "a token on the command line is not accepted");
+    let bad = enrol_with("sce1.garbage");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("the enrolment token is malformed"));
-    let enrolled = ok(kiosk(&["enrol", "--server", &url, "--token", &token]));
+    let empty = kiosk(&["enrol", "--server", &url, "--token-file", "/dev/null"]);
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no enrolment token"), "{empty:?}");
+    let enrolled = ok(enrol_with(&token));
     let device_id = enrolled.trim().strip_prefix("enrolled as device ").expect("device id").to_owned();
-    let again = kiosk(&["enrol", "--server", &url, "--token", &token]);
+    let again = enrol_with(&token);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already enrolled"), "re-enrolling is refused");
 
     let devices: serde_json::Value =

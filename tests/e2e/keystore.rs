@@ -5,11 +5,14 @@ use std::process::Command;
 #[test]
 fn enrolling_without_a_keystore_fails_clearly_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("dir");
+    let token = tempfile::NamedTempFile::new().expect("token file");
+    std::fs::write(token.path(), format!("sce1.AAAAAAAAAAAAAAAAAAAAAAAA.{}\n", sc_proto::Bytes([0u8; 32])))
+        .expect("write");
     let out = Command::new(sc_e2e::bin("secureconsult-kiosk"))
         .args(["--data-dir"])
         .arg(dir.path())
-        .args(["enrol", "--server", "https://127.0.0.1:9", "--token"])
-        .arg(format!("sce1.AAAAAAAAAAAAAAAAAAAAAAAA.{}", sc_proto::Bytes([0u8; 32])))
+        .args(["enrol", "--server", "https://127.0.0.1:9", "--token-file"])
+        .arg(token.path())
         .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/secureconsult-test-bus")
         .output()
         .expect("run kiosk");

@@ -26,7 +26,7 @@ async fn impostor() -> (serve::Running, tempfile::TempDir) {
     };
     let config = ServerConfig { data_dir: dir.path().to_path_buf(), ..ServerConfig::default() };
     let state = AppState::new(
-        db::open(&config.db_path(), &sc_server::pki::audit_key(&config.data_dir).expect("audit key")).expect("db"),
+        db::open(&config.db_path(), &sc_server::pki::server_keys(&config.data_dir).expect("server keys")).expect("db"),
         config,
         keys.command_key.clone(),
         state::system_clock(),

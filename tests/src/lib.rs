@@ -59,8 +59,8 @@ impl CareServer {
         config.data_dir = dir.path().to_path_buf();
         pki::init(dir.path(), &config.tls_names).expect("pki init");
         let keys = pki::load(dir.path()).expect("pki load");
-        let conn =
-            db::open(&config.db_path(), &sc_server::pki::audit_key(&config.data_dir).expect("audit key")).expect("db");
+        let conn = db::open(&config.db_path(), &sc_server::pki::server_keys(&config.data_dir).expect("server keys"))
+            .expect("db");
         let state = AppState::new(conn, config, keys.command_key.clone(), state::system_clock()).expect("state");
         admin::add_prison(&state.db(), "HMP Testshire", now()).expect("prison");
         let running = serve::start(state.clone(), &keys, "127.0.0.1:0".parse().expect("addr")).expect("serve");

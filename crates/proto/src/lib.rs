@@ -80,7 +80,7 @@ pub struct PrisonInfo {
 }
 
 /// Body of `POST /v1/enrol`, signed by the new device key (proof of possession).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EnrolPayload {
     /// Protocol version the laptop speaks.
     pub version: u32,
@@ -92,6 +92,17 @@ pub struct EnrolPayload {
     pub hostname: String,
     /// The laptop's posture at enrolment.
     pub posture: Posture,
+}
+
+impl std::fmt::Debug for EnrolPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token: Debug output ends up in logs.
+        f.debug_struct("EnrolPayload")
+            .field("version", &self.version)
+            .field("hostname", &self.hostname)
+            .field("posture", &self.posture)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reply to a successful enrolment.
@@ -110,7 +121,7 @@ pub struct EnrolResponse {
 }
 
 /// Body of `POST /v1/activate`, signed by the device key.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ActivatePayload {
     /// Protocol version the laptop speaks.
     pub version: u32,
@@ -130,6 +141,18 @@ pub struct ActivatePayload {
     pub blinded: Bytes<[u8; 32]>,
     /// The laptop's posture now.
     pub posture: Posture,
+}
+
+impl std::fmt::Debug for ActivatePayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password or code: Debug output ends up in logs.
+        f.debug_struct("ActivatePayload")
+            .field("version", &self.version)
+            .field("device_id", &self.device_id)
+            .field("timestamp", &self.timestamp)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reply to a released activation.
@@ -201,6 +224,75 @@ mod tests {
         assert_eq!(serde_json::from_str::<Signed>(&json).expect("parses"), s);
         let short = json.replace(&Bytes([7u8; 64]).to_string(), &Bytes([7u8; 63]).to_string());
         assert!(serde_json::from_str::<Signed>(&short).is_err());
+    }
+
+    /// Issue #13: no wire type that carries a password, code, token, credential or session
+    /// prints it in its `Debug` (what ends up in logs and panic messages).
+    #[test]
+    fn issue_13_debug_of_every_wire_type_prints_no_secret() {
+        const MARK: &str = "S3CR3T-MARK";
+        let posture = Posture {
+            app_version: "0.1.0".into(),
+            os: "Debian".into(),
+            os_version: "12".into(),
+            kernel: "6".into(),
+            uptime_secs: 1,
+        };
+        let secret_bytes = [0x53u8; 32];
+        let printed = [
+            format!(
+                "{:?}",
+                EnrolPayload {
+                    version: 1,
+                    token: MARK.into(),
+                    device_public_key: Bytes(secret_bytes),
+                    hostname: "laptop".into(),
+                    posture: posture.clone(),
+                }
+            ),
+            format!(
+                "{:?}",
+                ActivatePayload {
+                    version: 1,
+                    device_id: DeviceId::from_random([1; 16]),
+                    nonce: Bytes([2; 16]),
+                    timestamp: 0,
+                    username: "nurse.a".into(),
+                    password: MARK.into(),
+                    totp: MARK.into(),
+                    blinded: Bytes(secret_bytes),
+                    posture,
+                }
+            ),
+            format!(
+                "{:?}",
+                ActivateResponse {
+                    evaluated: Bytes(secret_bytes),
+                    staff_name: "Nurse A".into(),
+                    server_time: 0,
+                    session: Bytes(secret_bytes),
+                }
+            ),
+            format!("{:?}", Signed { payload: Bytes(MARK.as_bytes().to_vec()), signature: Bytes([0x53; 64]) }),
+            format!(
+                "{:?}",
+                signal::FromServer::Admitted {
+                    appointment_id: 1,
+                    role: signal::Role::Offerer,
+                    ice_servers: vec![signal::IceServer {
+                        urls: vec!["turn:x".into()],
+                        username: "1:a".into(),
+                        credential: MARK.into(),
+                    }],
+                }
+            ),
+            format!("{:?}", format!("sce1.AAAAAAAAAAAAAAAAAAAAAAAA.{}", Bytes([0x53u8; 32])).parse::<EnrolToken>()),
+        ];
+        let hex: String = secret_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let b64 = Bytes(secret_bytes).to_string();
+        for p in &printed {
+            assert!(!p.contains(MARK) && !p.contains(&hex) && !p.contains(&b64), "{p}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// TURN credentials minted for one call (TURN REST scheme: `username = "<expiry>:<id>"`,
 /// `credential = base64(HMAC-SHA1(shared secret, username))`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IceServer {
     /// TURN URLs, e.g. `turn:turn.example:3478?transport=udp`.
     pub urls: Vec<String>,
@@ -13,6 +13,13 @@ pub struct IceServer {
     pub username: String,
     /// The credential for `username`.
     pub credential: String,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the credential: Debug output ends up in logs.
+        f.debug_struct("IceServer").field("urls", &self.urls).field("username", &self.username).finish_non_exhaustive()
+    }
 }
 
 /// An ICE candidate as browsers exchange it.

@@ -22,7 +22,6 @@ pub fn add_prison(c: &Connection, name: &str, now: i64) -> Result<db::Prison, Er
 }
 
 /// A new staff member's TOTP enrolment, shown once.
-#[derive(Debug)]
 pub struct NewStaffSecret {
     /// Base32 secret.
     pub totp_secret: String,
@@ -188,6 +187,13 @@ pub fn brick_device(c: &Connection, id: &DeviceId, reason: &str, by: &str, now: 
     // SQLite may keep the old page in its free list; vacuum so the secret's bytes leave the file.
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
     Ok(command_id)
+}
+
+impl std::fmt::Debug for NewStaffSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Shown once to the person it is for, never logged.
+        f.write_str("NewStaffSecret(..)")
+    }
 }
 
 /// A new appointment's handles.

@@ -232,8 +232,8 @@ pub fn verify_from(c: &Connection, from: Option<&Verified>) -> Result<Result<(Ve
 }
 
 /// The server's audit key. Every row's link is an HMAC-SHA256 under it, so rewriting the log
-/// with recomputed links needs this key as well as the database. It lives in `audit.key` beside
-/// the server's other keys (`pki::audit_key`), never in the database.
+/// with recomputed links needs this key as well as the database. Derived from `server.key`
+/// (`crate::keys`), never in the database.
 #[derive(Clone)]
 pub struct AuditKey(ring::hmac::Key);
 
@@ -247,14 +247,6 @@ impl AuditKey {
     /// The key from its 32 bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> Self {
         AuditKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes))
-    }
-
-    /// A fresh random key (a new server's, or an in-memory database's).
-    pub fn random() -> Result<(Self, [u8; 32]), Error> {
-        let mut bytes = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-            .map_err(|_| Error::Crypto("random audit key".into()))?;
-        Ok((Self::from_bytes(&bytes), bytes))
     }
 
     /// The link of a row whose encoding (after the previous link) is `encoded`.

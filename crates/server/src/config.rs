@@ -66,7 +66,7 @@ impl Default for SignInLimits {
 }
 
 /// The TURN server the calls relay through (coturn with `--use-auth-secret`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TurnConfig {
     /// TURN URLs handed to both peers.
@@ -75,6 +75,17 @@ pub struct TurnConfig {
     pub secret: String,
     /// How long minted credentials last.
     pub ttl_secs: i64,
+}
+
+impl std::fmt::Debug for TurnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the shared secret (the server's configuration is logged at start-up).
+        f.debug_struct("TurnConfig")
+            .field("urls", &self.urls)
+            .field("secret_set", &!self.secret.is_empty())
+            .field("ttl_secs", &self.ttl_secs)
+            .finish()
+    }
 }
 
 impl Default for TurnConfig {
@@ -194,6 +205,15 @@ mod tests {
         let c = ServerConfig::load_with_env(Some(&path), env).expect("load");
         assert_eq!(c.listen, "127.0.0.1:7443".parse().expect("addr"));
         assert_eq!(c.data_dir, PathBuf::from("/srv/care"));
+    }
+
+    /// Issue #13: the configuration is logged at start-up; its TURN secret never is.
+    #[test]
+    fn issue_13_debug_of_the_configuration_prints_no_secret() {
+        let mut c = ServerConfig::default();
+        c.turn.secret = "S3CR3T-MARK".into();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("S3CR3T-MARK") && printed.contains("secret_set: true"), "{printed}");
     }
 
     #[test]

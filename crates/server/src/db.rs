@@ -102,9 +102,9 @@ CREATE TABLE IF NOT EXISTS bricks (
 );
 "#;
 
-/// Opens (creating if needed) the database at `path`; the audit log's links are made under
-/// `key`, which only this connection holds.
-pub fn open(path: &Path, key: &crate::audit::AuditKey) -> Result<Connection, Error> {
+/// Opens (creating if needed) the database at `path`, with the server's `keys`, which only
+/// this connection holds: the audit log's links and the sealed TOTP seeds are made under them.
+pub fn open(path: &Path, keys: &crate::keys::ServerKeys) -> Result<Connection, Error> {
     // Created 0600 before SQLite opens it (its journal and WAL files take the same mode).
     #[cfg(unix)]
     if !path.exists() {
@@ -118,26 +118,47 @@ pub fn open(path: &Path, key: &crate::audit::AuditKey) -> Result<Connection, Err
     }
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    install_audit_key(&conn, key)?;
+    prepare(&conn, keys)?;
     migrate_audit_chain(&conn)?;
     conn.execute_batch(SCHEMA)?;
     crate::audit::ensure_keyed(&conn)?;
+    seal_plain_seeds(&conn)?;
     Ok(conn)
 }
 
-/// Gives the connection the SQL function `sc_audit_link(encoded)`: the audit link under `key`.
-/// The key stays in this process's memory; the database holds only the links.
-fn install_audit_key(conn: &Connection, key: &crate::audit::AuditKey) -> Result<(), Error> {
+/// What every connection gets first: deleted content overwritten with zeros (a shredded secret
+/// must not survive in a free page or a page's free space), and the server's keys as SQL
+/// functions: `sc_audit_link(encoded)`, `sc_seal(text, label)` and `sc_unseal(text, label)`.
+/// The keys stay in this process's memory; the database holds only links and sealed values.
+fn prepare(conn: &Connection, keys: &crate::keys::ServerKeys) -> Result<(), Error> {
     use rusqlite::functions::FunctionFlags;
-    let key = key.clone();
-    conn.create_scalar_function(
-        "sc_audit_link",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_DIRECTONLY,
-        move |ctx| {
-            let encoded: Vec<u8> = ctx.get(0)?;
-            Ok(key.link(&encoded).to_vec())
-        },
+    conn.execute_batch("PRAGMA secure_delete = ON;")?;
+    // Only from top-level SQL (never from a trigger or view someone adds to the file).
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
+    let audit = keys.audit.clone();
+    conn.create_scalar_function("sc_audit_link", 1, flags | FunctionFlags::SQLITE_DETERMINISTIC, move |ctx| {
+        let encoded: Vec<u8> = ctx.get(0)?;
+        Ok(audit.link(&encoded).to_vec())
+    })?;
+    let seal = keys.seal.clone();
+    conn.create_scalar_function("sc_seal", 2, flags, move |ctx| {
+        let (plain, label): (String, String) = (ctx.get(0)?, ctx.get(1)?);
+        seal.seal(&plain, &label).map_err(|e| rusqlite::Error::UserFunctionError(e.to_string().into()))
+    })?;
+    let seal = keys.seal.clone();
+    conn.create_scalar_function("sc_unseal", 2, flags | FunctionFlags::SQLITE_DETERMINISTIC, move |ctx| {
+        let (sealed, label): (String, String) = (ctx.get(0)?, ctx.get(1)?);
+        seal.open(&sealed, &label).map_err(|e| rusqlite::Error::UserFunctionError(e.to_string().into()))
+    })?;
+    Ok(())
+}
+
+/// Seals the TOTP seeds a database from before sealing kept in the clear (once; a sealed one
+/// starts with `keys::SEALED_PREFIX`, which a base32 seed cannot).
+fn seal_plain_seeds(conn: &Connection) -> Result<(), Error> {
+    conn.execute(
+        "UPDATE staff SET totp_secret = sc_seal(totp_secret, username) WHERE totp_secret NOT LIKE ?1",
+        params![format!("{}%", crate::keys::SEALED_PREFIX)],
     )?;
     Ok(())
 }
@@ -167,7 +188,7 @@ fn migrate_audit_chain(conn: &Connection) -> Result<(), Error> {
 /// An in-memory database (tests).
 pub fn open_in_memory() -> Result<Connection, Error> {
     let conn = Connection::open_in_memory()?;
-    install_audit_key(&conn, &crate::audit::AuditKey::random()?.0)?;
+    prepare(&conn, &crate::keys::ServerKeys::random()?)?;
     conn.execute_batch(SCHEMA)?;
     crate::audit::ensure_keyed(&conn)?;
     Ok(conn)
@@ -287,7 +308,6 @@ pub fn prison_by_id(c: &Connection, id: i64) -> Result<Prison, Error> {
 }
 
 /// A new staff row's fields.
-#[derive(Debug)]
 pub struct NewStaff<'a> {
     /// Login name.
     pub username: &'a str,
@@ -303,11 +323,17 @@ pub struct NewStaff<'a> {
     pub totp_secret: &'a str,
 }
 
+impl std::fmt::Debug for NewStaff<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewStaff").field("username", &self.username).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
 /// Adds a staff member.
 pub fn insert_staff(c: &Connection, s: &NewStaff<'_>) -> Result<i64, Error> {
     let res = c.execute(
         "INSERT INTO staff (username, display_name, role, prison_id, password_hash, totp_secret)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, sc_seal(?6, ?1))",
         params![s.username, s.display_name, s.role, s.prison_id, s.password_hash, s.totp_secret],
     );
     match res {
@@ -322,8 +348,8 @@ pub fn insert_staff(c: &Connection, s: &NewStaff<'_>) -> Result<i64, Error> {
 /// Finds a staff member by user name.
 pub fn staff_by_username(c: &Connection, username: &str) -> Result<Option<Staff>, Error> {
     Ok(c.query_row(
-        "SELECT id, username, display_name, role, prison_id, password_hash, totp_secret, last_totp_step,
-                failures, lockouts, locked_until FROM staff WHERE username = ?1",
+        "SELECT id, username, display_name, role, prison_id, password_hash, sc_unseal(totp_secret, username),
+                last_totp_step, failures, lockouts, locked_until FROM staff WHERE username = ?1",
         params![username],
         |r| {
             Ok(Staff {

@@ -13,6 +13,7 @@ pub mod db;
 pub mod device;
 pub mod enrolment;
 mod error;
+pub mod keys;
 pub mod kiosk_api;
 pub mod limits;
 pub mod pki;

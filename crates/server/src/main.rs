@@ -103,7 +103,7 @@ enum Command {
     },
     /// Lists bricks and their state: pending, or wiped (a verified receipt came back).
     ListBricks,
-    /// Verifies the audit log's chain (each link an HMAC under `audit.key`); names the first
+    /// Verifies the audit log's chain (each link an HMAC under a key from `server.key`); names the first
     /// broken link. With `--checkpoint`, also checks checkpoints kept off this machine, which
     /// catch the newest rows being removed.
     AuditVerify {
@@ -267,9 +267,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     Ok(())
 }
 
-/// The database, with the audit key from the data directory.
+/// The database, with the server's keys from the data directory.
 fn database(config: &ServerConfig) -> Result<rusqlite::Connection, Error> {
-    db::open(&config.db_path(), &pki::audit_key(&config.data_dir)?)
+    db::open(&config.db_path(), &pki::server_keys(&config.data_dir)?)
 }
 
 async fn running_wait(r: serve::Running) -> Result<(), Error> {

@@ -47,7 +47,7 @@ fn rc(e: rcgen::Error) -> Error {
 }
 
 /// Creates the CA, TLS leaf (valid for `names`) and command key in `dir` (0700), unless they
-/// exist; the audit key comes with the first `audit_key`.
+/// exist; the server secret comes with the first `server_keys`.
 pub fn init(dir: &Path, names: &[String]) -> Result<(), Error> {
     private_dir(dir)?;
     if dir.join(CA_CERT).exists() {
@@ -82,26 +82,26 @@ fn read_cert(path: &Path) -> Result<CertificateDer<'static>, Error> {
     CertificateDer::from_pem_file(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
-/// The audit key's file: 32 random bytes, 0600, beside the other keys and never in the database.
-pub const AUDIT_KEY: &str = "audit.key";
+/// The server secret's file: 32 random bytes, 0600, beside the other keys and never in the
+/// database (`crate::keys` derives the audit and seal keys from it).
+pub const SERVER_KEY: &str = "server.key";
 
-/// The audit key in `dir`, made on first use (a server set up before the log was keyed gets its
-/// key here, and `db::open` links the existing chain under it once).
-pub fn audit_key(dir: &Path) -> Result<crate::audit::AuditKey, Error> {
-    let path = dir.join(AUDIT_KEY);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let bytes: [u8; 32] =
-                bytes.try_into().map_err(|_| Error::Config(format!("{}: not a 32-byte key", path.display())))?;
-            Ok(crate::audit::AuditKey::from_bytes(&bytes))
-        }
+/// The server's keys from `dir`, its secret made on first use (a server set up before there was
+/// one gets it here; `db::open` then links the audit chain and seals the TOTP seeds under it).
+pub fn server_keys(dir: &Path) -> Result<crate::keys::ServerKeys, Error> {
+    let path = dir.join(SERVER_KEY);
+    let secret: [u8; 32] = match std::fs::read(&path) {
+        Ok(bytes) => bytes.try_into().map_err(|_| Error::Config(format!("{}: not a 32-byte key", path.display())))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let (key, bytes) = crate::audit::AuditKey::random()?;
-            write_private(&path, &bytes)?;
-            Ok(key)
+            let mut secret = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+                .map_err(|_| Error::Crypto("random server key".into()))?;
+            write_private(&path, &secret)?;
+            secret
         }
-        Err(e) => Err(Error::io(format!("reading {}", path.display()))(e)),
-    }
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()))(e)),
+    };
+    crate::keys::ServerKeys::derive(&secret)
 }
 
 /// Makes `dir` (the server's data directory) if needed and closes it to everyone but the

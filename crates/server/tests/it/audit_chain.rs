@@ -120,7 +120,7 @@ fn issue_13_an_older_unkeyed_chain_is_checked_then_linked_under_the_key() {
     let path = dir.path().join("care.sqlite");
     let make_v1 = |edit: bool| {
         let _ = std::fs::remove_file(&path);
-        let c = sc_server::db::open(&path, &audit::AuditKey::random().expect("key").0).expect("db");
+        let c = sc_server::db::open(&path, &sc_server::keys::ServerKeys::random().expect("keys")).expect("db");
         for i in 0..4 {
             let entry = Entry { event: "test", outcome: "ok", detail: Some(format!("row {i}")), ..Default::default() };
             audit::record(&c, 1_800_000_000 + i, &entry).expect("record");
@@ -142,13 +142,13 @@ fn issue_13_an_older_unkeyed_chain_is_checked_then_linked_under_the_key() {
         }
     };
     make_v1(false);
-    let key = audit::AuditKey::random().expect("key").0;
+    let key = sc_server::keys::ServerKeys::random().expect("keys");
     let c = sc_server::db::open(&path, &key).expect("an intact older chain opens");
     let v = audit::verify(&c).expect("db").expect("linked under the key");
     assert_eq!(v.rows, 4);
     drop(c);
     assert!(
-        audit::verify(&sc_server::db::open(&path, &audit::AuditKey::random().expect("key").0).expect("db"))
+        audit::verify(&sc_server::db::open(&path, &sc_server::keys::ServerKeys::random().expect("keys")).expect("db"))
             .expect("db")
             .is_err(),
         "under another key the chain does not verify"
@@ -164,7 +164,7 @@ fn issue_13_the_database_and_keys_are_private() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("care-data");
     sc_server::pki::init(&data, &["localhost".into()]).expect("init");
-    let key = sc_server::pki::audit_key(&data).expect("audit key");
+    let key = sc_server::pki::server_keys(&data).expect("server keys");
     drop(sc_server::db::open(&data.join("care.sqlite"), &key).expect("db"));
     let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data directory");
@@ -172,5 +172,5 @@ fn issue_13_the_database_and_keys_are_private() {
         let path = entry.expect("entry").path();
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
-    assert!(data.join(sc_server::pki::AUDIT_KEY).exists());
+    assert!(data.join(sc_server::pki::SERVER_KEY).exists());
 }

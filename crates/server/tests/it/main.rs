@@ -10,6 +10,7 @@ mod bounded_work;
 mod brick;
 mod enrolment;
 mod lockout;
+mod secrets_at_rest;
 mod session_life;
 mod sign_in_abuse;
 mod support;

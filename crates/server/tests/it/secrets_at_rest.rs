@@ -1,0 +1,141 @@
+//! Issue #13, fix 4: secrets at rest. TOTP seeds are sealed under the server key (a copy of the
+//! database alone yields none); a shredded device secret leaves the database files at once
+//! (`secure_delete`), not only after a VACUUM.
+
+use crate::support::{Harness, PASSWORD};
+use sc_server::keys::{ServerKeys, SEALED_PREFIX};
+
+fn raw_seed(c: &rusqlite::Connection, username: &str) -> String {
+    c.query_row("SELECT totp_secret FROM staff WHERE username = ?1", [username], |r| r.get(0)).expect("row")
+}
+
+#[tokio::test]
+async fn issue_13_totp_seeds_are_sealed_at_rest_and_still_sign_in() {
+    let h = Harness::new();
+    let seed = h.add_staff("dr.b", "consultant", None);
+    let stored = raw_seed(&h.state.db(), "dr.b");
+    assert!(stored.starts_with(SEALED_PREFIX) && !stored.contains(&seed), "stored: {stored}");
+    h.sign_in("/consult/login", "dr.b", &seed).await.expect("the sealed seed still checks codes");
+    let _ = PASSWORD;
+}
+
+#[test]
+fn issue_13_an_older_database_s_plain_seeds_are_sealed_on_open_and_another_key_opens_none() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("care.sqlite");
+    let keys = ServerKeys::random().expect("keys");
+    let c = sc_server::db::open(&path, &keys).expect("db");
+    sc_server::admin::add_prison(&c, "HMP Alpha", 0).expect("prison");
+    let spec = sc_server::admin::StaffSpec {
+        username: "nurse.a",
+        display_name: "A",
+        role: "nurse",
+        prison: Some("HMP Alpha"),
+    };
+    let seed = sc_server::admin::add_staff(&c, &sc_server::config::ServerConfig::default(), spec, PASSWORD, 0)
+        .expect("staff")
+        .totp_secret;
+    // As the previous version kept it: in the clear.
+    c.execute("UPDATE staff SET totp_secret = ?1", [&seed]).expect("plain");
+    drop(c);
+    let c = sc_server::db::open(&path, &keys).expect("reopen");
+    let stored = raw_seed(&c, "nurse.a");
+    assert!(stored.starts_with(SEALED_PREFIX) && !stored.contains(&seed), "sealed on open: {stored}");
+    let staff = sc_server::db::staff_by_username(&c, "nurse.a").expect("db").expect("staff");
+    assert_eq!(staff.totp_secret, seed);
+    drop(c);
+    // The database with another server's key: the seed does not open (an error, not a wrong seed).
+    let c = sc_server::db::open(&path, &ServerKeys::random().expect("keys")).expect("opens");
+    assert!(sc_server::db::staff_by_username(&c, "nurse.a").is_err());
+}
+
+/// The files a database is kept in, concatenated.
+fn files(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("list") {
+        all.extend(std::fs::read(entry.expect("entry").path()).expect("read"));
+    }
+    all
+}
+
+const REASON: &str = "stolen from the van outside HMP Alpha on Tuesday night, reported by the nurse";
+
+#[test]
+fn issue_13_a_shredded_secret_leaves_the_files_without_a_vacuum() {
+    let secret = [0x5au8; 32];
+    let shred = |secure: bool| {
+        let dir = tempfile::tempdir().expect("dir");
+        let c = sc_server::db::open(&dir.path().join("care.sqlite"), &ServerKeys::random().expect("keys")).expect("db");
+        if !secure {
+            c.execute_batch("PRAGMA secure_delete = OFF;").expect("pragma");
+        }
+        sc_server::admin::add_prison(&c, "HMP Alpha", 0).expect("prison");
+        // The secret beside other rows' data, in the middle of a page, as a real table holds it.
+        for i in 0..20u8 {
+            let s = if i == 10 { secret } else { [i; 32] };
+            c.execute(
+                "INSERT INTO devices (id, prison_id, public_key, hostname, exchange_secret, enrolled_at)
+                 VALUES (?1, 1, ?2, 'laptop', ?3, 0)",
+                rusqlite::params![format!("{i:032x}"), vec![i; 32], s.to_vec()],
+            )
+            .expect("device");
+        }
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").expect("checkpoint");
+        let id: sc_proto::DeviceId = format!("{:032x}", 10).parse().expect("id");
+        // A reason as IT types one: long enough that the updated row no longer fits where the
+        // old one was, so SQLite leaves the old cell's bytes in the page's free space (with
+        // "stolen" the new row overwrote them and the scan passed by layout alone).
+        sc_server::db::shred_device(&c, &id, REASON, 1).expect("shred");
+        // Checkpointed, not vacuumed.
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").expect("checkpoint");
+        let found = files(dir.path()).windows(32).any(|w| w == secret);
+        drop(c);
+        found
+    };
+    assert!(shred(false), "without secure_delete the bytes stay in the page (so this test can see them)");
+    assert!(!shred(true), "with secure_delete they are overwritten at once");
+}
+
+/// Issue #13: the server's own types that hold a password, hash, seed or secret print none of it.
+#[test]
+fn issue_13_debug_of_every_server_type_prints_no_secret() {
+    const MARK: &str = "S3CR3T-MARK-LONG-ENOUGH";
+    let mut config = sc_server::config::ServerConfig::default();
+    config.turn.secret = MARK.into();
+    let h = Harness::with_config(config);
+    let seed = h.add_staff("dr.b", "consultant", None);
+    let staff = sc_server::db::staff_by_username(&h.state.db(), "dr.b").expect("db").expect("staff");
+    let login: sc_server::web::Login =
+        serde_json::from_value(serde_json::json!({ "username": "dr.b", "password": MARK, "code": MARK }))
+            .expect("form");
+    let new_secret = sc_server::admin::add_staff(
+        &h.state.db(),
+        &h.state.config,
+        sc_server::admin::StaffSpec { username: "it.x", display_name: "X", role: "it", prison: None },
+        MARK,
+        h.now(),
+    )
+    .expect("staff");
+    let new_staff = sc_server::db::NewStaff {
+        username: "n",
+        display_name: "n",
+        role: "it",
+        prison_id: None,
+        password_hash: MARK,
+        totp_secret: MARK,
+    };
+    let printed = [
+        format!("{:?}", h.state),
+        format!("{:?}", h.state.config),
+        format!("{staff:?}"),
+        format!("{login:?}"),
+        format!("{new_secret:?}"),
+        format!("{new_staff:?}"),
+        format!("{:?}", ServerKeys::random().expect("keys")),
+    ];
+    for p in &printed {
+        for secret in [MARK, seed.as_str(), new_secret.totp_secret.as_str(), staff.password_hash.as_str()] {
+            assert!(!p.contains(secret), "{p}");
+        }
+    }
+}
