@@ -1,6 +1,7 @@
 // Drives headless Chromium as IT staff on the care server's admin page: signs in, finds the laptop
 // SC_DEVICE, bricks it with the reason SC_REASON, and waits until the page shows the wipe
-// verified. Reports JSON lines: listed, bricked, wiped (with the audit chain's state), error.
+// verified; then disables the account SC_LEAVER from the staff table. Reports JSON lines: listed,
+// bricked, wiped (with the audit chain's state), staff_disabled, error.
 import { env, say, startDriver } from "./launch.mjs";
 
 const { browser, done } = await startDriver();
@@ -32,6 +33,16 @@ try {
   const audit = await page.$$eval("#audit tbody tr", (trs) => trs.map((tr) => tr.children[2].textContent));
   if (process.env.SC_SCREENSHOT) await page.screenshot({ path: process.env.SC_SCREENSHOT, fullPage: true });
   say("wiped", { at: Date.now(), bricks: brick, chain, audit });
+
+  const leaver = `tr[data-staff="${env("SC_LEAVER")}"]`;
+  await page.waitForSelector(`${leaver}[data-state="active"]`, { timeout: 10000 });
+  await page.click(`${leaver} button.danger`);
+  await page.fill("#staff-input", "left the service");
+  await page.click("#staff-confirm");
+  await page.waitForSelector(`${leaver}[data-state="disabled"]`, { timeout: 10000 });
+  await page.waitForSelector("#staff-form", { state: "hidden", timeout: 5000 });
+  const buttons = await page.$$eval(`${leaver} button`, (bs) => bs.length);
+  say("staff_disabled", { cells: await page.$$eval(`${leaver} td`, (tds) => tds.map((td) => td.textContent)), buttons });
   await done(0);
 } catch (e) {
   say("error", { message: String(e && e.stack || e) });

@@ -73,6 +73,21 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
         [now - 30, now, now + 30].iter().map(|t| sc_server::auth::totp_code(&secret, *t).expect("code")).collect();
     assert!(ours.contains(&theirs), "oathtool {theirs} vs ours {ours:?}");
 
+    // Issue #13: the staff life cycle from the CLI, each step audited under the IT member's name.
+    let staff: serde_json::Value =
+        serde_json::from_str(&ok(care(data, &["list-staff", "--json"], None))).expect("json");
+    assert_eq!((staff[0]["username"].as_str(), staff[0]["state"].as_str()), (Some("jo"), Some("active")), "{staff}");
+    assert!(err(care(data, &["reset-password", "jo", "--by", "it.sam"], Some("short\n"))).contains("12 characters"));
+    assert!(
+        ok(care(data, &["reset-password", "jo", "--by", "it.sam"], Some("another long password\n"))).contains("reset")
+    );
+    let reset = ok(care(data, &["reset-totp", "jo", "--by", "it.sam"], None));
+    assert!(reset.contains("new TOTP secret (shown once)") && !reset.contains(&secret), "{reset}");
+    assert!(ok(care(data, &["lift-lockout", "jo", "--reason", "helpdesk", "--by", "it.sam"], None)).contains("lifted"));
+    assert!(
+        err(care(data, &["disable-staff", "nobody", "--reason", "left", "--by", "it.sam"], None)).contains("not found")
+    );
+
     assert!(err(care(data, &["enrol-token", "--prison", "HMP Nowhere"], None)).contains("not found"));
     let token = ok(care(data, &["enrol-token", "--prison", "HMP Cli"], None)).trim().to_owned();
     assert!(token.starts_with("sce1."));
@@ -143,6 +158,16 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
     assert!(bricks.contains(&device_id) && bricks.contains("pending") && bricks.contains("it.sam"), "{bricks}");
     let audit = ok(care(data, &["audit", "--limit", "3"], None));
     assert!(audit.contains("\"event\":\"brick\"") && audit.contains("stolen"), "{audit}");
+    assert!(ok(care(data, &["disable-staff", "jo", "--reason", "left the service", "--by", "it.sam"], None))
+        .contains("disabled"));
+    assert!(ok(care(data, &["list-staff"], None)).lines().any(|l| l.starts_with("jo ") && l.ends_with("disabled")));
+    let audit = ok(care(data, &["audit", "--limit", "20"], None));
+    for event in ["password_reset", "totp_reset", "lockout_lifted", "staff_disabled"] {
+        assert!(
+            audit.contains(&format!("\"event\":\"{event}\"")) && audit.contains("\"staff\":\"it.sam\""),
+            "{event}: {audit}"
+        );
+    }
     drop(server);
 
     // The audit chain verifies, and an edited row is named.

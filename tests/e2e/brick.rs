@@ -107,13 +107,13 @@ async fn it_staff_brick_an_online_laptop_from_the_admin_page_and_see_it_wiped() 
     let record = laptop.enrol(&server, "HMP Testshire").await;
     let (_kiosk, channel) = online(&server, &laptop, &record.device_id).await;
 
+    let leaver = server.add_nurse("nurse.leaver", "Nurse Leaver", "HMP Testshire");
     let shot = sc_e2e::artifacts_dir().join("admin-wiped.png");
     let mut admin = sc_e2e::browser::ItAdmin::brick(
         &server,
-        "it.sam",
-        &it,
-        record.device_id.as_str(),
-        "stolen from the van",
+        ("it.sam", &it),
+        (record.device_id.as_str(), "stolen from the van"),
+        "nurse.leaver",
         &shot,
     );
     let mut e = next_event(&mut admin.events, 60).await;
@@ -146,6 +146,14 @@ async fn it_staff_brick_an_online_laptop_from_the_admin_page_and_see_it_wiped() 
         assert!(audit.contains(&event), "{event} on the page: {audit:?}");
     }
     assert!(shot.exists(), "the page's screenshot is kept");
+    // Issue #13: IT disable a leaver from the same page; the account is out at once.
+    let e = next_event(&mut admin.events, 30).await;
+    assert_eq!(e["event"], "staff_disabled", "{e}");
+    assert_eq!(e["cells"][4], "disabled", "{e}");
+    assert_eq!(e["buttons"], 0, "no actions on a disabled account: {e}");
+    let staff = sc_server::db::staff_by_username(&server.state.db(), "nurse.leaver").expect("db").expect("staff");
+    assert!(staff.disabled_at.is_some());
+    let _ = leaver;
     tokio::time::timeout(Duration::from_secs(10), channel)
         .await
         .expect("the channel task ends once the wipe is complete")

@@ -199,17 +199,17 @@ fn spawn_at(
 
 impl Driver {
     /// Signs `username` in on the admin page and bricks `device` with `reason`; a screenshot of
-    /// the page once the wipe shows goes to `screenshot`. Must run within a Tokio runtime.
+    /// the page once the wipe shows goes to `screenshot`; then disables the account `leaver`.
+    /// Must run within a Tokio runtime.
     pub fn brick(
         server: &CareServer,
-        username: &str,
-        secret: &str,
-        device: &str,
-        reason: &str,
+        (username, secret): (&str, &str),
+        (device, reason): (&str, &str),
+        leaver: &str,
         screenshot: &Path,
     ) -> Self {
         let mut cmd = tokio::process::Command::new("node");
-        cmd.env("SC_DEVICE", device).env("SC_REASON", reason).env("SC_SCREENSHOT", screenshot);
+        cmd.env("SC_DEVICE", device).env("SC_REASON", reason).env("SC_SCREENSHOT", screenshot).env("SC_LEAVER", leaver);
         spawn(cmd, "admin.mjs", server, username, secret)
     }
 }

@@ -1,6 +1,6 @@
 //! The HTTP surface: `app(state)` builds the router; `main` only binds it to a TLS socket.
 
-use crate::{activation, admin_web, device, enrolment, kiosk_api, limits, signal, web, AppState, Error};
+use crate::{activation, admin_staff, admin_web, device, enrolment, kiosk_api, limits, signal, web, AppState, Error};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -54,6 +54,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/devices", get(admin_web::devices))
         .route("/v1/admin/devices/{id}/brick", post(admin_web::brick))
         .route("/v1/admin/bricks", get(admin_web::bricks))
+        .route("/v1/admin/staff", get(admin_staff::list))
+        .route("/v1/admin/staff/{username}/disable", post(admin_staff::disable))
+        .route("/v1/admin/staff/{username}/password", post(admin_staff::reset_password))
+        .route("/v1/admin/staff/{username}/totp", post(admin_staff::reset_totp))
+        .route("/v1/admin/staff/{username}/unlock", post(admin_staff::lift_lockout))
         .route("/v1/admin/audit", get(admin_web::audit_log))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(security_headers))

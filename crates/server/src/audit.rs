@@ -38,6 +38,8 @@ pub enum Reason {
     ReusedCode,
     /// The staff member's role may not do this.
     WrongRole,
+    /// IT disabled the staff account (a leaver).
+    StaffDisabled,
     /// The staff member belongs to another prison than the device.
     OtherPrison,
     /// The enrolment token is unknown.
@@ -68,6 +70,7 @@ impl Reason {
             Reason::BadCode => "bad_code",
             Reason::ReusedCode => "reused_code",
             Reason::WrongRole => "wrong_role",
+            Reason::StaffDisabled => "staff_disabled",
             Reason::OtherPrison => "other_prison",
             Reason::TokenUnknown => "token_unknown",
             Reason::TokenUsed => "token_used",

@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS staff (
     last_totp_step INTEGER NOT NULL DEFAULT -1,
     failures INTEGER NOT NULL DEFAULT 0,
     lockouts INTEGER NOT NULL DEFAULT 0,
-    locked_until INTEGER NOT NULL DEFAULT 0
+    locked_until INTEGER NOT NULL DEFAULT 0,
+    -- Set when IT disables a leaver: no sign-in, no session, for good.
+    disabled_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS devices (
     id TEXT PRIMARY KEY,
@@ -120,6 +122,7 @@ pub fn open(path: &Path, keys: &crate::keys::ServerKeys) -> Result<Connection, E
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     prepare(&conn, keys)?;
     migrate_audit_chain(&conn)?;
+    add_missing_columns(&conn)?;
     conn.execute_batch(SCHEMA)?;
     crate::audit::ensure_keyed(&conn)?;
     seal_plain_seeds(&conn)?;
@@ -160,6 +163,25 @@ fn seal_plain_seeds(conn: &Connection) -> Result<(), Error> {
         "UPDATE staff SET totp_secret = sc_seal(totp_secret, username) WHERE totp_secret NOT LIKE ?1",
         params![format!("{}%", crate::keys::SEALED_PREFIX)],
     )?;
+    Ok(())
+}
+
+/// Columns added since a table was first made (SQLite cannot `ADD COLUMN IF NOT EXISTS`).
+fn add_missing_columns(conn: &Connection) -> Result<(), Error> {
+    let has = |table: &str, column: &str| -> Result<bool, Error> {
+        Ok(conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |r| r.get(0),
+        )?)
+    };
+    let table_exists: bool =
+        conn.query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'staff'", [], |r| {
+            r.get(0)
+        })?;
+    if table_exists && !has("staff", "disabled_at")? {
+        conn.execute_batch("ALTER TABLE staff ADD COLUMN disabled_at INTEGER;")?;
+    }
     Ok(())
 }
 
@@ -228,6 +250,8 @@ pub struct Staff {
     pub lockouts: u32,
     /// Unix time until which the account is locked out.
     pub locked_until: i64,
+    /// When IT disabled the account (a leaver), if it did.
+    pub disabled_at: Option<i64>,
 }
 
 impl std::fmt::Debug for Staff {
@@ -349,7 +373,7 @@ pub fn insert_staff(c: &Connection, s: &NewStaff<'_>) -> Result<i64, Error> {
 pub fn staff_by_username(c: &Connection, username: &str) -> Result<Option<Staff>, Error> {
     Ok(c.query_row(
         "SELECT id, username, display_name, role, prison_id, password_hash, sc_unseal(totp_secret, username),
-                last_totp_step, failures, lockouts, locked_until FROM staff WHERE username = ?1",
+                last_totp_step, failures, lockouts, locked_until, disabled_at FROM staff WHERE username = ?1",
         params![username],
         |r| {
             Ok(Staff {
@@ -364,6 +388,7 @@ pub fn staff_by_username(c: &Connection, username: &str) -> Result<Option<Staff>
                 failures: r.get(8)?,
                 lockouts: r.get(9)?,
                 locked_until: r.get(10)?,
+                disabled_at: r.get(11)?,
             })
         },
     )
@@ -671,7 +696,8 @@ pub fn kiosk_session_by_hash(c: &Connection, hash: &[u8], now: i64) -> Result<Op
     Ok(c.query_row(
         "SELECT k.device_id, d.prison_id, k.staff_id, s.display_name FROM kiosk_sessions k
          JOIN devices d ON d.id = k.device_id JOIN staff s ON s.id = k.staff_id
-         WHERE k.token_hash = ?1 AND k.expires_at > ?2 AND d.revoked_at IS NULL AND d.exchange_secret IS NOT NULL",
+         WHERE k.token_hash = ?1 AND k.expires_at > ?2 AND d.revoked_at IS NULL AND d.exchange_secret IS NOT NULL
+           AND s.disabled_at IS NULL",
         params![hash, now],
         |r| {
             let id: String = r.get(0)?;
@@ -713,10 +739,15 @@ pub struct WebSession {
 /// Finds a live browser session of a staff member holding `role` (a consultant's session is no
 /// use on IT's pages, and the other way round).
 pub fn web_session(c: &Connection, token: &[u8], now: i64, role: &str) -> Result<Option<WebSession>, Error> {
+    web_session_by_hash(c, &token_hash(token), now, role)
+}
+
+/// As [`web_session`], by the token's hash (what a live connection keeps).
+pub fn web_session_by_hash(c: &Connection, hash: &[u8], now: i64, role: &str) -> Result<Option<WebSession>, Error> {
     Ok(c.query_row(
         "SELECT s.id, s.display_name, s.username FROM web_sessions w JOIN staff s ON s.id = w.staff_id
-         WHERE w.token_hash = ?1 AND w.expires_at > ?2 AND s.role = ?3",
-        params![token_hash(token), now, role],
+         WHERE w.token_hash = ?1 AND w.expires_at > ?2 AND s.role = ?3 AND s.disabled_at IS NULL",
+        params![hash, now, role],
         |r| Ok(WebSession { staff_id: r.get(0)?, name: r.get(1)?, username: r.get(2)? }),
     )
     .optional()?)

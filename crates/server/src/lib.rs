@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod admin;
+pub mod admin_staff;
 pub mod admin_web;
 pub mod app;
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod serve;
 pub mod sessions;
 pub mod signal;
 pub mod signin;
+pub mod staff;
 pub mod state;
 pub mod tally;
 pub mod turn;

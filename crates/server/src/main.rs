@@ -103,6 +103,50 @@ enum Command {
     },
     /// Lists bricks and their state: pending, or wiped (a verified receipt came back).
     ListBricks,
+    /// Lists the staff accounts: role, prison and state (active, locked, disabled).
+    ListStaff {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disables a leaver's account at once: no sign-in anywhere, every session ended.
+    DisableStaff {
+        /// User name.
+        username: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// Who is doing it (recorded in the audit log).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
+    /// Sets a new password (read from standard input) for an account; its sessions end.
+    ResetPassword {
+        /// User name.
+        username: String,
+        /// Who is doing it (recorded in the audit log).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
+    /// Gives an account a new TOTP seed, printed once; its sessions end.
+    ResetTotp {
+        /// User name.
+        username: String,
+        /// Who is doing it (recorded in the audit log).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
+    /// Lifts an account's lock-out now (the back-off history stays).
+    LiftLockout {
+        /// User name.
+        username: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// Who is doing it (recorded in the audit log).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
     /// Verifies the audit log's chain (each link an HMAC under a key from `server.key`); names the first
     /// broken link. With `--checkpoint`, also checks checkpoints kept off this machine, which
     /// catch the newest rows being removed.
@@ -174,9 +218,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             println!("prison {} added (id {})", p.name, p.id);
         }
         Command::AddStaff { username, name, role, prison } => {
-            let mut password = zeroize::Zeroizing::new(String::new());
-            std::io::stdin().lock().read_line(&mut password).map_err(Error::io("reading the password"))?;
-            let password = zeroize::Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_owned());
+            let password = read_password()?;
             let conn = database(&config)?;
             let secret = admin::add_staff(
                 &conn,
@@ -216,6 +258,39 @@ fn run(cli: Cli) -> Result<(), Error> {
                     println!("{:<32}  {:<8}  {:<20}  {:<20}  {last}", d.id, d.state, d.prison, d.hostname);
                 }
             }
+        }
+        Command::ListStaff { json } => {
+            let rows = sc_server::staff::list(&database(&config)?, now())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| Error::Config(e.to_string()))?);
+            } else {
+                println!("{:<24}  {:<10}  {:<20}  state", "user", "role", "prison");
+                for r in rows {
+                    let prison = r.prison.unwrap_or_default();
+                    println!("{:<24}  {:<10}  {prison:<20}  {}", r.username, r.role, r.state);
+                }
+            }
+        }
+        Command::DisableStaff { username, reason, by } => {
+            let ended = sc_server::staff::disable(&database(&config)?, &username, &reason, &by, now())?;
+            // A running server closes their live connections within its sweep.
+            println!("{username} disabled; {} session(s) ended", ended.0.len());
+        }
+        Command::ResetPassword { username, by } => {
+            let password = read_password()?;
+            let ended =
+                sc_server::staff::reset_password(&database(&config)?, &config, &username, &password, &by, now())?;
+            println!("{username}'s password reset; {} session(s) ended", ended.0.len());
+        }
+        Command::ResetTotp { username, by } => {
+            let (seed, ended) = sc_server::staff::reset_totp(&database(&config)?, &username, &by, now())?;
+            println!("{username}'s new TOTP secret (shown once): {}", seed.totp_secret);
+            println!("otpauth URI: {}", seed.otpauth_uri);
+            println!("{} session(s) ended", ended.0.len());
+        }
+        Command::LiftLockout { username, reason, by } => {
+            sc_server::staff::lift_lockout(&database(&config)?, &username, &reason, &by, now())?;
+            println!("{username}'s lock-out lifted");
         }
         Command::BrickDevice { id, reason, by } => {
             let id = id.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
@@ -265,6 +340,13 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// A password from the first line of standard input (never the command line).
+fn read_password() -> Result<zeroize::Zeroizing<String>, Error> {
+    let mut password = zeroize::Zeroizing::new(String::new());
+    std::io::stdin().lock().read_line(&mut password).map_err(Error::io("reading the password"))?;
+    Ok(zeroize::Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
 /// The database, with the server's keys from the data directory.

@@ -1,6 +1,7 @@
-//! The laptops' live signalling connections, by session: a session that ends (the laptop locked,
-//! its lease ran out, IT bricked or revoked it) closes its socket, and so any waiting room or
-//! call, at once rather than when the socket next fails.
+//! The live signalling connections, by session: a session that ends (the laptop locked, its lease
+//! ran out, IT bricked or revoked it; a staff member signed out, or IT disabled them or reset
+//! their credentials) closes its socket, and so any waiting room or call, at once rather than when
+//! the socket next fails.
 //!
 //! Ends this server sees happen (the laptop's end-session call, a brick from the admin page, a
 //! brick its device channel notices) close the connection directly; anything else (a brick from
@@ -22,7 +23,8 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Ended {
-    /// The laptop locked (its button, idle timeout or lease), or its session expired.
+    /// The laptop locked (its button, idle timeout or lease), or a session expired or was ended
+    /// (signed out, credentials reset, account disabled).
     Locked,
     /// IT bricked or revoked the laptop.
     Revoked,
@@ -32,15 +34,24 @@ impl Ended {
     /// What the laptop is told as the connection closes.
     pub fn message(self) -> &'static str {
         match self {
-            Ended::Locked => "This laptop's session has ended. Sign in again.",
+            Ended::Locked => "This session has ended. Sign in again.",
             Ended::Revoked => "This laptop has been disabled.",
         }
     }
 }
 
+/// Whose session a connection lives on.
+#[derive(Debug)]
+enum Owner {
+    /// A laptop's kiosk session.
+    Laptop(DeviceId),
+    /// A staff member's browser session, for `role`.
+    Staff(&'static str),
+}
+
 #[derive(Debug)]
 struct Live {
-    device: DeviceId,
+    owner: Owner,
     token_hash: Vec<u8>,
     close: oneshot::Sender<Ended>,
 }
@@ -60,8 +71,17 @@ impl Sessions {
     /// Registers connection `conn` of `device`'s session `token_hash`; the receiver fires when
     /// the session ends.
     pub fn register(&self, conn: u64, device: DeviceId, token_hash: Vec<u8>) -> oneshot::Receiver<Ended> {
+        self.insert(conn, Owner::Laptop(device), token_hash)
+    }
+
+    /// Registers connection `conn` of a staff member's browser session `token_hash` for `role`.
+    pub fn register_staff(&self, conn: u64, role: &'static str, token_hash: Vec<u8>) -> oneshot::Receiver<Ended> {
+        self.insert(conn, Owner::Staff(role), token_hash)
+    }
+
+    fn insert(&self, conn: u64, owner: Owner, token_hash: Vec<u8>) -> oneshot::Receiver<Ended> {
         let (close, closed) = oneshot::channel();
-        self.lock().insert(conn, Live { device, token_hash, close });
+        self.lock().insert(conn, Live { owner, token_hash, close });
         closed
     }
 
@@ -94,16 +114,24 @@ impl Sessions {
 
     /// Closes every connection of `device`.
     pub fn end_device(&self, device: &DeviceId, why: Ended) -> usize {
-        self.end_where(why, |_, l| &l.device == device)
+        self.end_where(why, |_, l| matches!(&l.owner, Owner::Laptop(d) if d == device))
     }
 
     /// Closes the connections whose session the database no longer holds live (ended, expired,
     /// or its laptop revoked). Returns how many.
     pub fn sweep(&self, c: &Connection, now: i64) -> Result<usize, Error> {
-        let sessions: Vec<(u64, Vec<u8>)> = self.lock().iter().map(|(c, l)| (*c, l.token_hash.clone())).collect();
+        let sessions: Vec<(u64, Option<&'static str>, Vec<u8>)> = self
+            .lock()
+            .iter()
+            .map(|(c, l)| (*c, if let Owner::Staff(role) = l.owner { Some(role) } else { None }, l.token_hash.clone()))
+            .collect();
         let mut gone = Vec::new();
-        for (conn, hash) in sessions {
-            if db::kiosk_session_by_hash(c, &hash, now)?.is_none() {
+        for (conn, staff_role, hash) in sessions {
+            let live = match staff_role {
+                None => db::kiosk_session_by_hash(c, &hash, now)?.is_some(),
+                Some(role) => db::web_session_by_hash(c, &hash, now, role)?.is_some(),
+            };
+            if !live {
                 gone.push(conn);
             }
         }

@@ -22,7 +22,7 @@ const DEAD_AFTER: Duration = Duration::from_secs(45);
 
 enum Who {
     Kiosk { session: db::KioskSession, token: Vec<u8> },
-    Consultant(db::WebSession),
+    Consultant(db::WebSession, Vec<u8>),
 }
 
 /// `GET /v1/kiosk/signal`: an unlocked laptop (bearer token).
@@ -43,8 +43,8 @@ pub async fn consultant(
     if host.is_empty() || origin != format!("https://{host}") {
         return Err(Error::Unauthorized);
     }
-    let me = web::consultant(&state, &headers)?;
-    Ok(ws.max_message_size(MAX_MESSAGE).on_upgrade(move |s| run(s, state, Who::Consultant(me))))
+    let (me, token_hash) = web::session_and_hash(&state, &headers, web::WebRole::Consultant)?;
+    Ok(ws.max_message_size(MAX_MESSAGE).on_upgrade(move |s| run(s, state, Who::Consultant(me, token_hash))))
 }
 
 fn error(kind: &str, message: impl Into<String>) -> FromServer {
@@ -69,7 +69,7 @@ fn audit_refusal(state: &AppState, who: &Who, reason: Reason, detail: String) {
     let c = state.db();
     let device_id = match who {
         Who::Kiosk { session, .. } => Some(&session.device_id),
-        Who::Consultant(_) => None,
+        Who::Consultant(..) => None,
     };
     let entry = audit::Entry {
         event: "join",
@@ -112,7 +112,7 @@ fn join(state: &AppState, conn: u64, who: &Who, tx: &Tx, room_code: &str) -> Res
 }
 
 fn admit(state: &AppState, conn: u64, who: &Who, appointment_id: i64) -> Result<(), FromServer> {
-    let Who::Consultant(me) = who else { return Err(error("forbidden", "only a consultant admits")) };
+    let Who::Consultant(me, _) = who else { return Err(error("forbidden", "only a consultant admits")) };
     let appt = db::appointment(&state.db(), appointment_id)
         .map_err(|_| error("unavailable", "try again"))?
         .ok_or_else(|| error("not_found", "No such appointment."))?;
@@ -176,15 +176,14 @@ fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
 async fn run(socket: WebSocket, state: AppState, who: Who) {
     let (tx, mut rx) = unbounded_channel();
     let conn = state.hub.connection();
-    // A laptop's connection lives only as long as its session (crate::sessions); a
-    // consultant's never fires.
+    // A connection lives only as long as its session (crate::sessions).
     let mut ended = match &who {
-        Who::Consultant(me) => {
+        Who::Consultant(me, token_hash) => {
             state.hub.consultant_connected(conn, me.staff_id, tx.clone());
-            None
+            state.sessions.register_staff(conn, web::WebRole::Consultant.role(), token_hash.clone())
         }
         Who::Kiosk { session, token } => {
-            Some(state.sessions.register(conn, session.device_id.clone(), db::token_hash(token)))
+            state.sessions.register(conn, session.device_id.clone(), db::token_hash(token))
         }
     };
     let (mut sink, mut stream) = socket.split();
@@ -206,8 +205,8 @@ async fn run(socket: WebSocket, state: AppState, who: Who) {
             _ = ping.tick() => {
                 if last_seen.elapsed() > DEAD_AFTER || sink.send(Message::Ping(Vec::new().into())).await.is_err() { break }
             }
-            why = async { match ended.as_mut() { Some(rx) => rx.await.ok(), None => std::future::pending().await } } => {
-                let message = why.map_or("This laptop's session has ended.", crate::sessions::Ended::message);
+            why = &mut ended => {
+                let message = why.map_or("This session has ended.", crate::sessions::Ended::message);
                 if let Ok(json) = serde_json::to_string(&error("session_ended", message)) {
                     let _ = sink.send(Message::Text(json.into())).await;
                 }

@@ -78,7 +78,8 @@ impl HashPools {
 /// Phase one, under the database lock: the account `username` names, if its role may sign in on
 /// `channel`; otherwise nothing, exactly as for an unknown name.
 pub fn candidate(c: &Connection, username: &str, channel: Channel) -> Result<Option<Staff>, Error> {
-    Ok(db::staff_by_username(c, username)?.filter(|s| s.role == channel.role()))
+    // A disabled account is checked against the dummy hash too: a leaver's password proves nothing.
+    Ok(db::staff_by_username(c, username)?.filter(|s| s.role == channel.role() && s.disabled_at.is_none()))
 }
 
 /// Phase two, without the lock: the password against the candidate's hash, or against the dummy
@@ -147,9 +148,16 @@ pub fn verdict(c: &Connection, a: &Attempt<'_>, now: i64, lockout: &Lockout) -> 
     let Some(staff) = db::staff_by_username(c, username)? else {
         return Ok(Verdict::Refused { reason: Reason::UnknownStaff, known_name: None, locked_for: None });
     };
-    // Checked against the dummy hash in phase two, or a role changed meanwhile: as unknown.
-    if staff.role != channel.role() || checked.is_none_or(|s| s.id != staff.id) {
-        let reason = if staff.role == channel.role() { Reason::UnknownStaff } else { Reason::WrongRole };
+    // Checked against the dummy hash in phase two (another role, or disabled), or changed
+    // meanwhile: refused as an unknown name would be, counted against nobody.
+    if staff.role != channel.role() || staff.disabled_at.is_some() || checked.is_none_or(|s| s.id != staff.id) {
+        let reason = if staff.disabled_at.is_some() {
+            Reason::StaffDisabled
+        } else if staff.role != channel.role() {
+            Reason::WrongRole
+        } else {
+            Reason::UnknownStaff
+        };
         return Ok(Verdict::Refused { reason, known_name: Some(staff.username), locked_for: None });
     }
     if staff.locked_until > now {

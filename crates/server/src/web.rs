@@ -86,7 +86,8 @@ pub enum WebRole {
 }
 
 impl WebRole {
-    fn role(self) -> &'static str {
+    /// The role this page admits.
+    pub fn role(self) -> &'static str {
         self.channel().role()
     }
 
@@ -188,10 +189,24 @@ pub fn session(state: &AppState, headers: &HeaderMap, role: WebRole) -> Result<d
     db::web_session(&state.db(), &token, state.now(), role.role())?.ok_or(Error::Unauthorized)
 }
 
+/// The signed-in staff member of `role` and the hash of their session's token (what a live
+/// connection is registered under, `crate::sessions`).
+pub fn session_and_hash(
+    state: &AppState,
+    headers: &HeaderMap,
+    role: WebRole,
+) -> Result<(db::WebSession, Vec<u8>), Error> {
+    let token = session_token(headers, role.cookie()).ok_or(Error::Unauthorized)?;
+    let session = db::web_session(&state.db(), &token, state.now(), role.role())?.ok_or(Error::Unauthorized)?;
+    Ok((session, db::token_hash(&token)))
+}
+
 /// Ends the session of `role` and expires its cookie.
 pub fn sign_out(state: &AppState, headers: &HeaderMap, role: WebRole) -> Result<Response, Error> {
     if let Some(token) = session_token(headers, role.cookie()) {
         db::delete_web_session(&state.db(), &token)?;
+        // The page's signalling connection ends with it.
+        state.sessions.end_session(&db::token_hash(&token), crate::sessions::Ended::Locked);
     }
     let expired = format!("{}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0", role.cookie());
     let expired = HeaderValue::from_str(&expired).map_err(|_| Error::Crypto("cookie".into()))?;

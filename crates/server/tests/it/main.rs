@@ -13,4 +13,5 @@ mod lockout;
 mod secrets_at_rest;
 mod session_life;
 mod sign_in_abuse;
+mod staff_life;
 mod support;

@@ -1,10 +1,18 @@
 // IT staff's page: sign in, the laptops with their prison, last contact and state, bricking with a
-// reason, each brick's state (pending until the laptop's signed receipt is verified), and the audit
-// log with its hash chain checked by the server. Every value is set with textContent: host names
+// reason, each brick's state (pending until the laptop's signed receipt is verified), the staff
+// accounts (disable a leaver, reset a password or TOTP seed, lift a lock-out), and the audit log
+// with its chain checked by the server. Every value is set with textContent: host names
 // come from laptops and are not trusted.
 import { $, api as call, signInOut, view } from "./common.js";
 
-const state = { target: null, timer: null };
+const state = { target: null, timer: null, staff: null };
+
+// What each staff action asks for and where it goes.
+const STAFF_ACTIONS = {
+  disable: { label: "Disable the account of", input: "Reason (kept in the audit log)", type: "text", path: "disable", field: "reason" },
+  password: { label: "Set a new password for", input: "New password (at least 12 characters)", type: "password", path: "password", field: "password" },
+  unlock: { label: "Lift the lock-out of", input: "Reason (kept in the audit log)", type: "text", path: "unlock", field: "reason" },
+};
 
 // A lapsed session sends the page back to sign-in.
 async function api(path, options = {}) {
@@ -64,6 +72,60 @@ function renderDevices(devices) {
   }
 }
 
+function staffButton(text, onClick, danger = false) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  if (danger) b.className = "danger";
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function askStaff(kind, who) {
+  const a = STAFF_ACTIONS[kind];
+  state.staff = { kind, who };
+  $("staff-action").textContent = a.label;
+  $("staff-target").textContent = who;
+  $("staff-input-label").textContent = a.input;
+  $("staff-input").type = a.type;
+  $("staff-input").value = "";
+  $("staff-form").hidden = false;
+  $("staff-input").focus();
+}
+
+async function newSeed(who) {
+  $("admin-error").textContent = "";
+  try {
+    const seed = await api(`/v1/admin/staff/${encodeURIComponent(who)}/totp`, { method: "POST", body: "{}" });
+    // Shown once: hand it to the account's owner for their authenticator.
+    $("staff-secret").textContent = `New TOTP secret for ${who} (shown once): ${seed.totp_secret} - ${seed.otpauth_uri}`;
+    $("staff-secret").hidden = false;
+    await refresh();
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+  }
+}
+
+function renderStaff(rows) {
+  const body = $("staff").querySelector("tbody");
+  body.replaceChildren();
+  for (const s of rows) {
+    const stateLabel = s.state === "locked" ? `locked until ${fmtTime(s.locked_until)}` : s.state;
+    const tr = row([s.username, s.display_name, s.role, s.prison, stateLabel]);
+    tr.dataset.staff = s.username;
+    tr.dataset.state = s.state;
+    const td = document.createElement("td");
+    if (s.state !== "disabled") {
+      if (s.state === "locked") td.append(staffButton("Lift lock-out...", () => askStaff("unlock", s.username)));
+      td.append(staffButton("Reset password...", () => askStaff("password", s.username)));
+      td.append(staffButton("New TOTP seed", () => newSeed(s.username)));
+      td.append(staffButton("Disable...", () => askStaff("disable", s.username), true));
+    }
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
 function renderBricks(bricks) {
   const body = $("bricks").querySelector("tbody");
   body.replaceChildren();
@@ -91,9 +153,12 @@ function renderAudit(audit) {
 
 async function refresh() {
   try {
-    const [devices, bricks, audit] = await Promise.all([api("/v1/admin/devices"), api("/v1/admin/bricks"), api("/v1/admin/audit?limit=200")]);
+    const [devices, bricks, staff, audit] = await Promise.all([
+      api("/v1/admin/devices"), api("/v1/admin/bricks"), api("/v1/admin/staff"), api("/v1/admin/audit?limit=200"),
+    ]);
     renderDevices(devices);
     renderBricks(bricks);
+    renderStaff(staff);
     renderAudit(audit);
   } catch (e) {
     $("admin-error").textContent = e.message;
@@ -127,6 +192,21 @@ $("brick-form").addEventListener("submit", async (ev) => {
   }
 });
 $("brick-cancel").addEventListener("click", () => { $("brick-form").hidden = true; });
+$("staff-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("admin-error").textContent = "";
+  const a = STAFF_ACTIONS[state.staff.kind];
+  try {
+    const body = JSON.stringify({ [a.field]: $("staff-input").value });
+    await api(`/v1/admin/staff/${encodeURIComponent(state.staff.who)}/${a.path}`, { method: "POST", body });
+    $("staff-input").value = "";
+    $("staff-form").hidden = true;
+    await refresh();
+  } catch (e) {
+    $("admin-error").textContent = e.message;
+  }
+});
+$("staff-cancel").addEventListener("click", () => { $("staff-form").hidden = true; });
 signInOut("/admin/login", "/admin/logout", enter);
 
 api("/v1/admin/me").then((me) => enter(me.name)).catch(() => view("signin"));
