@@ -5,6 +5,7 @@
 
 mod activation;
 mod admin_cli;
+mod authz_matrix;
 mod brick;
 mod call;
 mod config_crash;

@@ -13,13 +13,24 @@ type Stream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Signs in; returns the `Cookie` header value.
 pub async fn login(url: &str, ca: &[u8], username: &str, code: &str) -> Result<String, (u16, serde_json::Value)> {
+    login_at(url, ca, "/consult/login", username, code).await
+}
+
+/// Signs in at `path` (`/consult/login` or `/admin/login`); returns the `Cookie` header value.
+pub async fn login_at(
+    url: &str,
+    ca: &[u8],
+    path: &str,
+    username: &str,
+    code: &str,
+) -> Result<String, (u16, serde_json::Value)> {
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(sc_core::tls::pinned(ca).expect("tls"))
         .no_proxy()
         .build()
         .expect("client");
     let resp = client
-        .post(format!("{url}/consult/login"))
+        .post(format!("{url}{path}"))
         .json(&serde_json::json!({ "username": username, "password": crate::PASSWORD, "code": code }))
         .send()
         .await
