@@ -17,6 +17,10 @@ trap 'rm -f "$out"' EXIT
 set +e
 dbus-run-session -- scripts/session.sh cargo test --locked --workspace --lib --bins --tests "$@" 2>&1 | tee "$out"
 status="${PIPESTATUS[0]}"
+# Every parser of untrusted bytes under libFuzzer, briefly (scripts/fuzz.sh 3600 for long runs).
+if [ "$#" -eq 0 ]; then
+  scripts/fuzz.sh "${SC_FUZZ_SECS:-10}" || status=1
+fi
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;/) p += $(i-1); if ($i ~ /^failed;/) f += $(i-1) } }

@@ -180,6 +180,7 @@ fn the_readme_demo_runs_to_its_end_and_each_step_shows_on_screen() {
     for s in shots {
         let _ = std::fs::remove_file(artifacts.join(format!("demo-{s}.png")));
     }
+    let started = sc_e2e::now();
     let mut demo = Demo::start("full");
     let status = demo.wait(900);
     assert!(status.success(), "the demo failed ({status}):\n{}", demo.output());
@@ -189,6 +190,7 @@ fn the_readme_demo_runs_to_its_end_and_each_step_shows_on_screen() {
     for event in ["\"event\":\"activate\"", "\"event\":\"call_started\"", "\"event\":\"call_ended\""] {
         assert!(out.contains(event), "the audit log printed at the end has {event}:\n{out}");
     }
+    crate::log_secrets::assert_no_secrets(&repo_root().join("artifacts/demo"), started, sc_e2e::now());
     let shot = |s: &str| artifacts.join(format!("demo-{s}.png"));
 
     // The lock screen: the page's paper, the Unlock button in the brand colour, no top bar.

@@ -15,6 +15,7 @@ mod house_rules;
 mod keystore;
 mod link;
 mod lock_from_any_thread;
+mod log_secrets;
 mod pinning;
 mod shaped_call;
 mod share;

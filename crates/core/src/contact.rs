@@ -18,7 +18,8 @@ pub struct Contact {
 impl Contact {
     /// Whether the timer has run out at `now`.
     pub fn expired(&self, now: i64) -> bool {
-        self.dead_man_days > 0 && now - self.last_contact > i64::from(self.dead_man_days) * 86_400
+        // Saturating: the file is on the laptop's disk, so any value may be in it.
+        self.dead_man_days > 0 && now.saturating_sub(self.last_contact) > i64::from(self.dead_man_days) * 86_400
     }
 }
 
@@ -51,5 +52,13 @@ mod tests {
         assert!(!c.expired(1_000 + 2 * 86_400));
         assert!(c.expired(1_000 + 2 * 86_400 + 1));
         assert!(!Contact { dead_man_days: 0, ..c }.expired(i64::MAX), "0 days: never");
+    }
+
+    #[test]
+    fn issue_13_any_stored_time_is_judged_without_overflow() {
+        let c = Contact { last_contact: i64::MIN, dead_man_days: 14 };
+        assert!(c.expired(i64::MAX), "a time before all time is long expired");
+        let c = Contact { last_contact: i64::MAX, dead_man_days: u32::MAX };
+        assert!(!c.expired(i64::MIN), "a contact in the future is not");
     }
 }

@@ -70,15 +70,7 @@ impl DataDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::Io { what: "reading the enrolment record", source: e }),
         };
-        let record: EnrolmentRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Corrupt { what: "the enrolment record", why: e.to_string() })?;
-        if record.format != RECORD_VERSION {
-            return Err(Error::Corrupt {
-                what: "the enrolment record",
-                why: format!("unknown format {}", record.format),
-            });
-        }
-        Ok(Some(record))
+        EnrolmentRecord::parse(&bytes).map(Some)
     }
 
     /// Writes the enrolment record atomically.
@@ -91,6 +83,21 @@ impl DataDir {
 
 fn hex_prefix(bytes: &[u8], n: usize) -> String {
     bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
+}
+
+impl EnrolmentRecord {
+    /// Parses the record file's bytes (any bytes: a clear error, never a panic).
+    pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        let record: EnrolmentRecord = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Corrupt { what: "the enrolment record", why: e.to_string() })?;
+        if record.format != RECORD_VERSION {
+            return Err(Error::Corrupt {
+                what: "the enrolment record",
+                why: format!("unknown format {}", record.format),
+            });
+        }
+        Ok(record)
+    }
 }
 
 /// What enrolment leaves on disk in the clear.

@@ -67,7 +67,8 @@ pub fn verify_command(
     if command.challenge.0 != challenge {
         return Err(Error::BadCommand("not an answer to this laptop's request (replayed)"));
     }
-    if (command.issued_at - now).abs() > BRICK_FRESHNESS_SECS {
+    // abs_diff: a signed value is still any value.
+    if command.issued_at.abs_diff(now) > BRICK_FRESHNESS_SECS.unsigned_abs() {
         return Err(Error::BadCommand("stale"));
     }
     Ok(command)

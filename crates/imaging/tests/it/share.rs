@@ -287,7 +287,7 @@ fn garbled_messages_get_clear_errors_and_change_nothing() {
     assert_eq!(view(&mut empty, View::default()), vec![FromKiosk::Error { message: "no image to show yet".into() }]);
 }
 
-/// The fuzz target's session (crates/imaging/fuzz/fuzz_targets/share_session.rs) on stable:
+/// The fuzz target's session (fuzz/fuzz_targets/share_session.rs) on stable:
 /// valid shares of real files, then the same messages cut, flipped and shuffled; never a panic.
 #[test]
 fn damaged_message_runs_never_panic_the_viewer() {
