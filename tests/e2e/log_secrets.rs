@@ -89,11 +89,9 @@ pub fn assert_no_secrets(demo: &Path, start: i64, end: i64) {
             }
         }
     }
-    // The secret the server shares with coturn.
-    let config = sc_server::config::ServerConfig::load_with_env(Some(&server.join("care-server.toml")), |_| None)
-        .expect("the demo's server config");
-    assert!(config.turn.secret.len() >= 16, "the demo sets a TURN secret");
-    secret("the TURN secret", &config.turn.secret, false);
+    // The secret the server shares with coturn (the demo makes it "demo-turn-<random>" and hands
+    // it over in the environment; coturn's log and the server's must not repeat it).
+    secret("the TURN secret", "demo-turn-", false);
     // An enrolment token's text starts so; none belongs in a log.
     secret("an enrolment token", "sce1.", false);
     // The shared CT's pixel bytes (sampled from the middle of the file), raw or encoded.

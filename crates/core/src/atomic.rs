@@ -14,7 +14,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     tmp_name.push(name);
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    {
+    let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -23,7 +23,13 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
             .map_err(Error::io("creating a temporary file"))?;
         restrict(&f)?;
         f.write_all(bytes).map_err(Error::io("writing a temporary file"))?;
-        f.sync_all().map_err(Error::io("syncing a temporary file"))?;
+        f.sync_all().map_err(Error::io("syncing a temporary file"))
+    })();
+    if let Err(e) = written {
+        // A full disk (or any failed write) leaves the old file as it was, and no half-written
+        // temporary file taking the space a retry needs.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
     fs::rename(&tmp, path).map_err(Error::io("renaming a file into place"))?;
     sync_dir(dir)
