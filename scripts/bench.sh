@@ -9,4 +9,6 @@ prepare
 cargo build --locked --release --workspace --bins
 consultant_driver
 dicom_test_files
+# The load figures hold 2,000 connections, both ends in one process: raise the descriptor limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 dbus-run-session -- scripts/session.sh cargo bench --locked -p sc-e2e --bench figures 2>/dev/null

@@ -15,7 +15,7 @@ export RUST_BACKTRACE="${SC_BACKTRACE:-0}"
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 set +e
-dbus-run-session -- scripts/session.sh cargo test --locked --workspace --lib --bins --tests "$@" 2>&1 | tee "$out"
+dbus-run-session -- scripts/session.sh cargo test --locked --no-fail-fast --workspace --lib --bins --tests "$@" 2>&1 | tee "$out"
 status="${PIPESTATUS[0]}"
 # Every parser of untrusted bytes under libFuzzer, briefly (scripts/fuzz.sh 3600 for long runs).
 if [ "$#" -eq 0 ]; then

@@ -1,5 +1,5 @@
 //! The benchmark figures (printed, never asserted): activation latency p50/p99 over 200
-//! activations on loopback with production Argon2, kiosk cold start to the lock screen drawn, and
+//! activations on loopback with production Argon2, the care server under load (`load`), kiosk cold start to the lock screen drawn, and
 //! a call's first-frame times and CPU/PSS beside a Chromium consultant, and the video surface's
 //! colour conversion per frame. Run by scripts/bench.sh
 //! inside a desktop session.
@@ -8,6 +8,7 @@
 mod call;
 mod imaging;
 mod links;
+mod load;
 mod video;
 
 use sc_core::activate::Credentials;
@@ -167,6 +168,11 @@ fn main() {
         rt.block_on(call::call_figures(secs, "native"));
         return;
     }
+    // SC_BENCH_ONLY=load: the care server under load only.
+    if std::env::var("SC_BENCH_ONLY").as_deref() == Ok("load") {
+        rt.block_on(load::load_figures());
+        return;
+    }
     // SC_BENCH_ONLY=links: the shaped-link calls only (root: network namespaces).
     if std::env::var("SC_BENCH_ONLY").as_deref() == Ok("links") {
         rt.block_on(links::link_figures());
@@ -192,5 +198,6 @@ fn main() {
         println!("kiosk cold start and call: skipped (no DISPLAY; scripts/bench.sh provides one)");
     }
     let _ = keystore.delete(&profile);
+    rt.block_on(load::load_figures());
     rt.block_on(links::link_figures());
 }

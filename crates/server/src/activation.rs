@@ -154,7 +154,14 @@ pub async fn activate(state: &AppState, signed: &Signed) -> Result<ActivateRespo
 
     // Phase two, without the lock: Argon2 is deliberately slow (an unknown name is checked
     // against the dummy hash, so its refusal takes as long as a wrong password's).
-    let password_ok = signin::check_password(state, Channel::Laptop, staff.as_ref(), &payload.password).await?;
+    let password_ok = signin::check_password(
+        &state.hash_pools,
+        &state.dummy_hash,
+        Channel::Laptop,
+        staff.as_ref(),
+        &payload.password,
+    )
+    .await?;
 
     // Phase three, under the lock: everything that may have changed meanwhile is read again, so
     // parallel attempts cannot pass a lock-out another one caused; the TOTP step is spent here.

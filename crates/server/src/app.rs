@@ -1,6 +1,6 @@
 //! The HTTP surface: `app(state)` builds the router; `main` only binds it to a TLS socket.
 
-use crate::{activation, admin_staff, admin_web, device, enrolment, kiosk_api, limits, signal, web, AppState, Error};
+use crate::{activation, admin_staff, admin_web, device, enrolment, kiosk_api, signal, web, AppState, Error};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -21,7 +21,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/activate", post(activate))
         .route("/consult/login", post(web::login))
         .route("/admin/login", post(admin_web::login))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::sign_in))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_sign_in))
         .layer(DefaultBodyLimit::max(SIGN_IN_BODY_LIMIT));
     let device = Router::new()
         .route("/v1/enrol", post(enrol))
@@ -63,6 +63,19 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// The per-source limit in front of every sign-in route (`limits`).
+async fn limit_sign_in(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match state.sign_in_limiter.check_request(&req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// On every answer, errors and unknown paths included: HTTPS only from now on (HSTS; the server

@@ -2,10 +2,8 @@
 //! IPv6 client by its /64, which one household or NAT holds), answered 429 with the wait.
 
 use crate::config::SignInLimits;
-use crate::{AppState, Error};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use crate::Error;
+use axum::extract::{ConnectInfo, Request};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -58,18 +56,17 @@ impl SignInLimiter {
     }
 }
 
-/// Middleware for the sign-in routes. A request without a peer address (only `oneshot` in tests
-/// builds one) is limited under the unspecified address, so it shares one budget.
-pub async fn sign_in(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    if let Err(e) = state.sign_in_limiter.check(ip) {
-        tracing::info!(source = %source(ip), "sign-in rate limited");
-        return e.into_response();
+impl SignInLimiter {
+    /// Admits `req` by its peer address (`app` runs this before every sign-in route). A request
+    /// without one (only `oneshot` in tests builds one) is limited under the unspecified address,
+    /// so all such share one budget.
+    pub fn check_request(&self, req: &Request) -> Result<(), Error> {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        self.check(ip).inspect_err(|_| tracing::info!(source = %source(ip), "sign-in rate limited"))
     }
-    next.run(req).await
 }
 
 #[cfg(test)]

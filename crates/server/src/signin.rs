@@ -11,7 +11,7 @@
 use crate::audit::Reason;
 use crate::config::Lockout;
 use crate::db::{self, Staff, Subject};
-use crate::{auth, AppState, Error};
+use crate::{auth, Error};
 use rusqlite::Connection;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -85,14 +85,15 @@ pub fn candidate(c: &Connection, username: &str, channel: Channel) -> Result<Opt
 /// Phase two, without the lock: the password against the candidate's hash, or against the dummy
 /// hash when there is none, so both take the same time. Waits for a slot in the channel's pool.
 pub async fn check_password(
-    state: &AppState,
+    pools: &HashPools,
+    dummy_hash: &str,
     channel: Channel,
     candidate: Option<&Staff>,
     password: &str,
 ) -> Result<bool, Error> {
-    let phc = candidate.map_or_else(|| state.dummy_hash.to_string(), |s| s.password_hash.clone());
+    let phc = candidate.map_or_else(|| dummy_hash.to_owned(), |s| s.password_hash.clone());
     let password = zeroize::Zeroizing::new(password.to_owned());
-    let permit = state.hash_pools.acquire(channel).await?;
+    let permit = pools.acquire(channel).await?;
     tokio::task::spawn_blocking(move || {
         let ok = auth::verify_password(&phc, &password);
         drop(permit);

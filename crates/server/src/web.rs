@@ -135,7 +135,9 @@ pub async fn sign_in(state: &AppState, form: Login, role: WebRole) -> Result<Res
         }
         candidate
     };
-    let password_ok = signin::check_password(state, channel, candidate.as_ref(), &form.password).await?;
+    let password_ok =
+        signin::check_password(&state.hash_pools, &state.dummy_hash, channel, candidate.as_ref(), &form.password)
+            .await?;
     let c = state.db();
     let attempt = signin::Attempt {
         channel,

@@ -1,0 +1,226 @@
+//! Load on the care server (issue #13), on loopback, bounded in count and time: laptops' signalling
+//! connections held open with the server's heartbeats, and activations (sequential, one laptop)
+//! with the server idle and then beside an anonymous sign-in flood from another address.
+
+use futures_util::StreamExt as _;
+use sc_core::activate::Credentials;
+use sc_core::keystore::Keystore;
+use sc_core::{Kiosk, KioskView};
+use sc_e2e::{CareServer, PASSWORD};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+/// How many laptops' signalling connections (the issue's goal on 2 cores).
+const CONNECTIONS: usize = 2000;
+/// How long they are held: past one server heartbeat (every 15 s).
+const HOLD: Duration = Duration::from_secs(20);
+/// Activations measured on their own and beside the flood.
+const ACTIVATIONS: usize = 60;
+/// Tasks sending anonymous sign-ins.
+const FLOODERS: usize = 16;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Opens `CONNECTIONS` signalling WebSockets with a kiosk session each (made in the database: the
+/// figure is the server's, not Argon2's), holds them past a heartbeat, and reports.
+async fn connections() {
+    let server = CareServer::start().await;
+    server.add_nurse("nurse.load", "Load Nurse", "HMP Testshire");
+    let device = sc_proto::DeviceId::from_random([0x4c; 16]);
+    let tokens: Vec<[u8; 32]> = {
+        let c = server.state.db();
+        let prison: i64 =
+            c.query_row("SELECT id FROM prisons WHERE name = 'HMP Testshire'", [], |r| r.get(0)).expect("prison");
+        c.execute(
+            "INSERT INTO devices (id, prison_id, public_key, hostname, exchange_secret, enrolled_at)
+             VALUES (?1, ?2, zeroblob(32), 'load', zeroblob(32), 0)",
+            rusqlite::params![device.as_str(), prison],
+        )
+        .expect("device");
+        let staff = sc_server::db::staff_by_username(&c, "nurse.load").expect("db").expect("nurse").id;
+        let now = sc_e2e::now();
+        (0..CONNECTIONS)
+            .map(|i| {
+                let mut t = [0u8; 32];
+                t[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                t[8..16].copy_from_slice(&now.to_le_bytes());
+                sc_server::db::insert_kiosk_session(&c, &t, &device, staff, now, now + 3600).expect("session");
+                t
+            })
+            .collect()
+    };
+    let tls = Arc::new(sc_core::tls::pinned(&server.ca_der).expect("tls"));
+    let url = server.url.replacen("https://", "wss://", 1) + "/v1/kiosk/signal";
+    let (pings, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let rss_before = rss_kib();
+    let t0 = Instant::now();
+    let stop = Instant::now() + HOLD + Duration::from_secs(30);
+    let mut tasks = Vec::with_capacity(CONNECTIONS);
+    for token in tokens {
+        use base64::Engine as _;
+        let mut request = url.clone().into_client_request().expect("request");
+        let bearer = format!("Bearer {}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token));
+        request.headers_mut().insert("authorization", bearer.parse().expect("header"));
+        let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
+        let (pings, open) = (pings.clone(), open.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok((mut ws, _)) =
+                tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector)).await
+            else {
+                return false;
+            };
+            open.fetch_add(1, Ordering::Relaxed);
+            // Reading answers the server's pings (tungstenite queues the pong).
+            while let Ok(Some(msg)) = tokio::time::timeout_at(stop.into(), ws.next()).await {
+                match msg {
+                    Ok(tokio_tungstenite::tungstenite::Message::Ping(_)) => {
+                        pings.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            true
+        }));
+        // Connections arrive over a few seconds, not in one burst.
+        if tasks.len() % 100 == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    while (open.load(Ordering::Relaxed) as usize) < CONNECTIONS && t0.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let connected = open.load(Ordering::Relaxed);
+    let took = t0.elapsed();
+    let rss_open = rss_kib();
+    let live = server.state.sessions.live();
+    let sweep = {
+        let t = Instant::now();
+        let n = server.state.sessions.sweep(&server.state.db(), sc_e2e::now()).expect("sweep");
+        assert_eq!(n, 0, "every session is live");
+        t.elapsed()
+    };
+    tokio::time::sleep(HOLD).await;
+    let pinged = pings.load(Ordering::Relaxed);
+    println!(
+        "signalling connections (laptops' WebSockets over TLS, one process for both ends): {connected} of {CONNECTIONS} open in {}, {live} registered; held {} s: {pinged} heartbeats answered; RSS +{} MiB for both ends ({} KiB a connection); one session sweep over all of them {}",
+        ms(took),
+        HOLD.as_secs(),
+        rss_open.saturating_sub(rss_before) / 1024,
+        rss_open.saturating_sub(rss_before) / connected.max(1),
+        ms(sweep)
+    );
+    for t in tasks {
+        t.abort();
+    }
+}
+
+/// `ACTIVATIONS` sequential activations of one laptop, each by its own nurse (a code is spent
+/// once): their latencies, sorted.
+async fn activate_all(server: &CareServer, kiosk: &Kiosk, nurses: &[(String, String)]) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(nurses.len());
+    for (name, secret) in nurses {
+        let creds = Credentials {
+            username: name.clone(),
+            password: PASSWORD.to_owned().into(),
+            totp: CareServer::code(secret),
+        };
+        let t0 = Instant::now();
+        let view = kiosk.sign_in(creds).await;
+        times.push(t0.elapsed());
+        assert!(matches!(view, KioskView::Unlocked { .. }), "activation as {name} failed: {view:?}");
+        kiosk.lock();
+    }
+    let _ = server;
+    times.sort();
+    times
+}
+
+fn summary(times: &[Duration]) -> String {
+    let total: Duration = times.iter().sum();
+    let p = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
+    format!("{:.1}/s, p50 {} p99 {}", times.len() as f64 / total.as_secs_f64().max(1e-9), ms(p(0.5)), ms(p(0.99)))
+}
+
+/// Activations with the server idle, then beside `FLOODERS` tasks sending anonymous sign-ins from
+/// 127.0.0.2 (the per-source limit answers most with 429; the rest cost an Argon2 check in the
+/// web pages' pool, apart from the laptops').
+async fn activations_under_flood() {
+    let server = CareServer::start().await;
+    let nurses: Vec<(String, String)> = (0..2 * ACTIVATIONS)
+        .map(|i| {
+            let name = format!("nurse{i}");
+            let secret = server.add_nurse(&name, "Load Nurse", "HMP Testshire");
+            (name, secret)
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("dir");
+    let data = sc_core::record::DataDir::open(dir.path()).expect("data");
+    let keystore = tokio::task::spawn_blocking(Keystore::secret_service).await.expect("join").expect("keystore");
+    let token = server.token("HMP Testshire").parse().expect("token");
+    sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
+    let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
+
+    let idle = activate_all(&server, &kiosk, &nurses[..ACTIVATIONS]).await;
+
+    let statuses: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut flood = Vec::new();
+    for f in 0..FLOODERS {
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(sc_core::tls::pinned(&server.ca_der).expect("tls"))
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .no_proxy()
+            .build()
+            .expect("client");
+        let (url, statuses, stop) = (format!("{}/consult/login", server.url), statuses.clone(), stop.clone());
+        flood.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let body = serde_json::json!({ "username": format!("guess{f}-{i}"), "password": "guess guess guess", "code": "000000" });
+                let slot = match client.post(&url).json(&body).send().await.map(|r| r.status().as_u16()) {
+                    Ok(429) => 0,
+                    Ok(_) => 1,
+                    Err(_) => 2,
+                };
+                statuses[slot].fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let t0 = Instant::now();
+    let flooded = activate_all(&server, &kiosk, &nurses[ACTIVATIONS..]).await;
+    let secs = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for f in flood {
+        let _ = f.await;
+    }
+    let [limited, answered, failed] = [0, 1, 2].map(|i| statuses[i].load(Ordering::Relaxed));
+    println!("activations, one laptop, sequential: idle {}", summary(&idle));
+    println!(
+        "activations beside an anonymous sign-in flood from another address ({FLOODERS} senders, {:.0} requests/s: {limited} answered 429 by the per-source limit, {answered} checked and refused, {failed} failed): {}; p99 ratio flooded/idle {:.2}",
+        (limited + answered + failed) as f64 / secs,
+        summary(&flooded),
+        flooded[flooded.len() * 99 / 100].as_secs_f64() / idle[idle.len() * 99 / 100].as_secs_f64().max(1e-9)
+    );
+    let _ = keystore.delete(&data.profile_id());
+}
+
+/// The load figures.
+pub(crate) async fn load_figures() {
+    connections().await;
+    activations_under_flood().await;
+}
