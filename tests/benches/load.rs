@@ -159,7 +159,7 @@ fn summary(times: &[Duration]) -> String {
 /// 127.0.0.2 (the per-source limit answers most with 429; the rest cost an Argon2 check in the
 /// web pages' pool, apart from the laptops').
 async fn activations_under_flood() {
-    let server = CareServer::start().await;
+    let server = CareServer::start_with(crate::lab_config()).await;
     let nurses: Vec<(String, String)> = (0..2 * ACTIVATIONS)
         .map(|i| {
             let name = format!("nurse{i}");

@@ -18,10 +18,14 @@ const DEVICE_BODY_LIMIT: usize = 16 * 1024;
 pub fn app(state: AppState) -> Router {
     // Every route where a password is tried, each limited per source.
     let sign_in = Router::new()
-        .route("/v1/activate", post(activate))
         .route("/consult/login", post(web::login))
         .route("/admin/login", post(admin_web::login))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_sign_in))
+        .merge(
+            Router::new()
+                .route("/v1/activate", post(activate))
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_activation)),
+        )
         .layer(DefaultBodyLimit::max(SIGN_IN_BODY_LIMIT));
     let device = Router::new()
         .route("/v1/enrol", post(enrol))
@@ -65,7 +69,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The per-source limit in front of every sign-in route (`limits`).
+/// The per-source limit in front of the web sign-in routes (`limits`).
 async fn limit_sign_in(
     State(state): State<AppState>,
     req: axum::extract::Request,
@@ -73,6 +77,19 @@ async fn limit_sign_in(
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     match state.sign_in_limiter.check_request(&req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The per-source limit in front of activation (its own budget, `limits`).
+async fn limit_activation(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match state.activation_limiter.check_request(&req) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }

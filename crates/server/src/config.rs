@@ -44,14 +44,20 @@ impl Default for Lockout {
     }
 }
 
-/// Limits on the sign-in routes (activation and both web pages).
+/// Limits on the sign-in routes: the web pages' (consultant, IT), and separately the laptops'
+/// activation (a prison's laptops share its address; an activation from an unknown device is
+/// refused before any password check, so its budget can be set apart).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SignInLimits {
-    /// Attempts a minute from one source (an IPv4 address or an IPv6 /64) once its burst is spent.
+    /// Web sign-ins a minute from one source (an IPv4 address or an IPv6 /64) once its burst is spent.
     pub per_minute: u32,
-    /// Attempts one source may make at once.
+    /// Web sign-ins one source may make at once.
     pub burst: u32,
+    /// Activations a minute from one source once its burst is spent.
+    pub laptop_per_minute: u32,
+    /// Activations one source may make at once.
+    pub laptop_burst: u32,
     /// Password checks (Argon2) at once, for the laptops and, separately, for the web pages;
     /// 0: one per core.
     pub hash_checks: usize,
@@ -61,7 +67,7 @@ impl Default for SignInLimits {
     /// A prison's laptops or a hospital's consultants share one address behind NAT: 20 at once,
     /// then 10 a minute, is a morning's sign-ins and a tenth of a guessing run's.
     fn default() -> Self {
-        SignInLimits { per_minute: 10, burst: 20, hash_checks: 0 }
+        SignInLimits { per_minute: 10, burst: 20, laptop_per_minute: 10, laptop_burst: 20, hash_checks: 0 }
     }
 }
 

@@ -34,10 +34,20 @@ fn source(ip: IpAddr) -> IpAddr {
 }
 
 impl SignInLimiter {
-    /// A limiter allowing `limits.burst` attempts at once and `limits.per_minute` a minute after.
-    pub fn new(limits: &SignInLimits) -> Self {
-        let per_minute = NonZeroU32::new(limits.per_minute).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(limits.burst).unwrap_or(NonZeroU32::MIN);
+    /// The web pages' limiter from `limits`.
+    pub fn web(limits: &SignInLimits) -> Self {
+        Self::new(limits.per_minute, limits.burst)
+    }
+
+    /// The laptops' activation limiter from `limits`.
+    pub fn laptops(limits: &SignInLimits) -> Self {
+        Self::new(limits.laptop_per_minute, limits.laptop_burst)
+    }
+
+    /// A limiter allowing `burst` attempts at once and `per_minute` a minute after.
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         SignInLimiter {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
             clock: DefaultClock::default(),
@@ -84,7 +94,7 @@ mod tests {
 
     #[test]
     fn a_source_past_its_burst_waits_and_others_do_not() {
-        let l = SignInLimiter::new(&SignInLimits { per_minute: 6, burst: 3, hash_checks: 1 });
+        let l = SignInLimiter::new(6, 3);
         let (a, b) = ("10.0.0.1".parse().expect("ip"), "10.0.0.2".parse().expect("ip"));
         for _ in 0..3 {
             l.check(a).expect("within the burst");

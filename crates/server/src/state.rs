@@ -37,8 +37,10 @@ pub struct AppState {
     pub hub: Arc<crate::rooms::Hub>,
     /// Concurrent Argon2 checks, per channel.
     pub hash_pools: Arc<crate::signin::HashPools>,
-    /// Sign-in attempts per source.
+    /// Web sign-in attempts per source.
     pub sign_in_limiter: Arc<crate::limits::SignInLimiter>,
+    /// Activation attempts per source.
+    pub activation_limiter: Arc<crate::limits::SignInLimiter>,
     /// The laptops' live signalling connections, closed when their session ends.
     pub sessions: Arc<crate::sessions::Sessions>,
     /// Refusals nobody authenticated made, counted rather than logged one by one.
@@ -72,7 +74,8 @@ impl AppState {
         };
         Ok(AppState {
             hash_pools: Arc::new(crate::signin::HashPools::new(hash_checks)),
-            sign_in_limiter: Arc::new(crate::limits::SignInLimiter::new(&config.sign_in)),
+            sign_in_limiter: Arc::new(crate::limits::SignInLimiter::web(&config.sign_in)),
+            activation_limiter: Arc::new(crate::limits::SignInLimiter::laptops(&config.sign_in)),
             tally: Arc::default(),
             sessions: Arc::default(),
             audit_verified: Arc::default(),

@@ -45,6 +45,7 @@ impl Harness {
     pub fn new() -> Self {
         let mut config = ServerConfig::default();
         config.sign_in.burst = 10_000;
+        config.sign_in.laptop_burst = 10_000;
         Self::with_config(config)
     }
 
