@@ -11,10 +11,9 @@ mod links;
 mod load;
 mod video;
 
-use sc_core::activate::Credentials;
 use sc_core::keystore::Keystore;
-use sc_core::{Kiosk, KioskView};
-use sc_e2e::{CareServer, PASSWORD};
+use sc_core::Kiosk;
+use sc_e2e::CareServer;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,8 +42,13 @@ async fn activation_latency() -> (tempfile::TempDir, Keystore, String) {
     let a = server.state.config.argon2;
     println!("argon2id m={} KiB t={} p={} (production defaults)", a.m_kib, a.t, a.p);
     // One nurse per activation: each TOTP code can be used once, and a code lasts 30 s.
-    let secrets: Vec<String> =
-        (0..ACTIVATIONS).map(|i| server.add_nurse(&format!("nurse{i}"), "Bench Nurse", "HMP Testshire")).collect();
+    let nurses: Vec<(String, String)> = (0..ACTIVATIONS)
+        .map(|i| {
+            let name = format!("nurse{i}");
+            let secret = server.add_nurse(&name, "Bench Nurse", "HMP Testshire");
+            (name, secret)
+        })
+        .collect();
     let dir = tempfile::tempdir().expect("dir");
     let data = sc_core::record::DataDir::open(dir.path()).expect("data");
     let keystore = tokio::task::spawn_blocking(Keystore::secret_service).await.expect("join").expect("keystore");
@@ -52,20 +56,7 @@ async fn activation_latency() -> (tempfile::TempDir, Keystore, String) {
     sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
     let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
 
-    let mut times = Vec::with_capacity(ACTIVATIONS);
-    for (i, secret) in secrets.iter().enumerate() {
-        let creds = Credentials {
-            username: format!("nurse{i}"),
-            password: PASSWORD.to_owned().into(),
-            totp: CareServer::code(secret),
-        };
-        let t0 = Instant::now();
-        let view = kiosk.sign_in(creds).await;
-        times.push(t0.elapsed());
-        assert!(matches!(view, KioskView::Unlocked { .. }), "activation {i} failed: {view:?}");
-        kiosk.lock();
-    }
-    times.sort();
+    let times = load::activate_all(&kiosk, &nurses).await;
     println!(
         "activation (sign-in to unlocked: keystore, TLS, signed request, Argon2id, TOTP, exchange, unseal), {ACTIVATIONS} runs: p50 {} p99 {} min {} max {}",
         ms(percentile(&times, 0.5)),

@@ -2,6 +2,7 @@
 //! connections held open with the server's heartbeats, and activations (sequential, one laptop)
 //! with the server idle and then beside an anonymous sign-in flood from another address.
 
+use crate::{ms, percentile};
 use futures_util::StreamExt as _;
 use sc_core::activate::Credentials;
 use sc_core::keystore::Keystore;
@@ -28,10 +29,6 @@ fn rss_kib() -> u64 {
             s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Opens `CONNECTIONS` signalling WebSockets with a kiosk session each (made in the database: the
@@ -128,9 +125,9 @@ async fn connections() {
     }
 }
 
-/// `ACTIVATIONS` sequential activations of one laptop, each by its own nurse (a code is spent
-/// once): their latencies, sorted.
-async fn activate_all(server: &CareServer, kiosk: &Kiosk, nurses: &[(String, String)]) -> Vec<Duration> {
+/// Sequential activations of one laptop, each by its own nurse (a code is spent once): their
+/// latencies, sorted.
+pub(crate) async fn activate_all(kiosk: &Kiosk, nurses: &[(String, String)]) -> Vec<Duration> {
     let mut times = Vec::with_capacity(nurses.len());
     for (name, secret) in nurses {
         let creds = Credentials {
@@ -144,15 +141,14 @@ async fn activate_all(server: &CareServer, kiosk: &Kiosk, nurses: &[(String, Str
         assert!(matches!(view, KioskView::Unlocked { .. }), "activation as {name} failed: {view:?}");
         kiosk.lock();
     }
-    let _ = server;
     times.sort();
     times
 }
 
 fn summary(times: &[Duration]) -> String {
     let total: Duration = times.iter().sum();
-    let p = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
-    format!("{:.1}/s, p50 {} p99 {}", times.len() as f64 / total.as_secs_f64().max(1e-9), ms(p(0.5)), ms(p(0.99)))
+    let rate = times.len() as f64 / total.as_secs_f64().max(1e-9);
+    format!("{rate:.1}/s, p50 {} p99 {}", ms(percentile(times, 0.5)), ms(percentile(times, 0.99)))
 }
 
 /// Activations with the server idle, then beside `FLOODERS` tasks sending anonymous sign-ins from
@@ -174,7 +170,7 @@ async fn activations_under_flood() {
     sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
     let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
 
-    let idle = activate_all(&server, &kiosk, &nurses[..ACTIVATIONS]).await;
+    let idle = activate_all(&kiosk, &nurses[..ACTIVATIONS]).await;
 
     let statuses: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -202,7 +198,7 @@ async fn activations_under_flood() {
         }));
     }
     let t0 = Instant::now();
-    let flooded = activate_all(&server, &kiosk, &nurses[ACTIVATIONS..]).await;
+    let flooded = activate_all(&kiosk, &nurses[ACTIVATIONS..]).await;
     let secs = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for f in flood {
@@ -214,7 +210,7 @@ async fn activations_under_flood() {
         "activations beside an anonymous sign-in flood from another address ({FLOODERS} senders, {:.0} requests/s: {limited} answered 429 by the per-source limit, {answered} checked and refused, {failed} failed): {}; p99 ratio flooded/idle {:.2}",
         (limited + answered + failed) as f64 / secs,
         summary(&flooded),
-        flooded[flooded.len() * 99 / 100].as_secs_f64() / idle[idle.len() * 99 / 100].as_secs_f64().max(1e-9)
+        percentile(&flooded, 0.99).as_secs_f64() / percentile(&idle, 0.99).as_secs_f64().max(1e-9)
     );
     let _ = keystore.delete(&data.profile_id());
 }

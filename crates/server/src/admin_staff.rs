@@ -103,7 +103,7 @@ pub async fn reset_totp(
     let me = web::session(&state, &headers, WebRole::It)?;
     let (seed, ended) = staff::reset_totp(&state.db(), &username, &me.username, state.now())?;
     close(&state, &ended);
-    Ok(Json(NewSeed { totp_secret: seed.totp_secret.clone(), otpauth_uri: seed.otpauth_uri.clone() }))
+    Ok(Json(NewSeed { totp_secret: seed.totp_secret, otpauth_uri: seed.otpauth_uri }))
 }
 
 /// `POST /v1/admin/staff/{username}/unlock` `{reason}`

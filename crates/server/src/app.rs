@@ -20,11 +20,11 @@ pub fn app(state: AppState) -> Router {
     let sign_in = Router::new()
         .route("/consult/login", post(web::login))
         .route("/admin/login", post(admin_web::login))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_sign_in))
+        .route_layer(axum::middleware::from_fn_with_state(state.sign_in_limiter.clone(), limit))
         .merge(
             Router::new()
                 .route("/v1/activate", post(activate))
-                .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_activation)),
+                .route_layer(axum::middleware::from_fn_with_state(state.activation_limiter.clone(), limit)),
         )
         .layer(DefaultBodyLimit::max(SIGN_IN_BODY_LIMIT));
     let device = Router::new()
@@ -69,27 +69,14 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The per-source limit in front of the web sign-in routes (`limits`).
-async fn limit_sign_in(
-    State(state): State<AppState>,
+/// A per-source limit (`limits`) in front of a group of sign-in routes.
+async fn limit(
+    State(limiter): State<std::sync::Arc<crate::limits::SignInLimiter>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    match state.sign_in_limiter.check_request(&req) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-/// The per-source limit in front of activation (its own budget, `limits`).
-async fn limit_activation(
-    State(state): State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    match state.activation_limiter.check_request(&req) {
+    match limiter.check_request(&req) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }

@@ -5,7 +5,7 @@
 
 use crate::admin::NewStaffSecret;
 use crate::config::ServerConfig;
-use crate::{audit, auth, db, Error};
+use crate::{audit, auth, Error};
 use rusqlite::{params, Connection, OptionalExtension as _};
 use serde::Serialize;
 
@@ -169,9 +169,4 @@ pub fn lift_lockout(c: &Connection, username: &str, why: &str, by: &str, now: i6
     record(&tx, now, "lockout_lifted", by, format!("account={username} reason={why}"))?;
     tx.commit()?;
     Ok(())
-}
-
-/// The staff row of `username` (for tests and the CLI's messages).
-pub fn find(c: &Connection, username: &str) -> Result<db::Staff, Error> {
-    db::staff_by_username(c, username)?.ok_or_else(|| Error::NotFound(format!("staff member {username:?}")))
 }

@@ -187,8 +187,7 @@ fn session_token(headers: &HeaderMap, cookie: &str) -> Option<Vec<u8>> {
 
 /// The signed-in staff member of `role`, from that role's session cookie.
 pub fn session(state: &AppState, headers: &HeaderMap, role: WebRole) -> Result<db::WebSession, Error> {
-    let token = session_token(headers, role.cookie()).ok_or(Error::Unauthorized)?;
-    db::web_session(&state.db(), &token, state.now(), role.role())?.ok_or(Error::Unauthorized)
+    session_and_hash(state, headers, role).map(|(session, _)| session)
 }
 
 /// The signed-in staff member of `role` and the hash of their session's token (what a live
