@@ -40,6 +40,7 @@ try {
       return {
         at: Date.now(),
         quality: window.scCall.quality || null,
+        resumed: window.scCall.resumed || 0,
         callState: document.getElementById("call-state").textContent,
         videoSending: Boolean(pc && pc.getSenders().some((s) => s.track && s.track.kind === "video")),
         ...got,

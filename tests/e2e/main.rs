@@ -10,6 +10,7 @@ mod brick;
 mod call;
 mod config_crash;
 mod demo;
+mod faults;
 mod frame_sizes;
 mod house_rules;
 mod keystore;

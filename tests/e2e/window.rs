@@ -89,6 +89,13 @@ async fn wait_for_colour(what: &'static str, path: PathBuf, colour: &'static str
     .expect("join");
 }
 
+/// Screenshots into `path`: whether the lock screen shows (the Unlock button in the brand colour
+/// on a paper background).
+pub(crate) fn on_lock_screen(path: &Path) -> bool {
+    screenshot(path);
+    brand_fraction(path) > 0.002 && pixel(path, 10, 10) == PAPER
+}
+
 fn luma_at(path: &Path, x: u32, y: u32) -> f64 {
     let out = run(
         "convert",
@@ -97,7 +104,7 @@ fn luma_at(path: &Path, x: u32, y: u32) -> f64 {
     out.parse().unwrap_or(-1.0)
 }
 
-fn start_kiosk(data_dir: &Path, log_name: &str, media: bool) -> KioskProcess {
+pub(crate) fn start_kiosk(data_dir: &Path, log_name: &str, media: bool) -> KioskProcess {
     let log = artifacts_dir().join(log_name);
     let log_file = std::fs::File::create(&log).expect("log file");
     let mut cmd = Command::new(sc_e2e::bin("secureconsult-kiosk"));

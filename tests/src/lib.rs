@@ -89,6 +89,19 @@ impl CareServer {
         self.running = Some(serve::start(self.state.clone(), &keys, self.addr).expect("serve again"));
     }
 
+    /// Starts serving again on the same address as a new process would (after [`CareServer::stop`]):
+    /// a new state (rooms hub, live connections, rate limits) over the same database and keys.
+    pub async fn start_fresh(&mut self) {
+        assert!(self.running.is_none(), "stop the server first");
+        let keys = pki::load(self.dir.path()).expect("pki load");
+        let config = (*self.state.config).clone();
+        let server_keys = sc_server::pki::server_keys(&config.data_dir).expect("server keys");
+        let conn = db::open(&config.db_path(), &server_keys).expect("db");
+        let state = AppState::new(conn, config, keys.command_key.clone(), state::system_clock()).expect("state");
+        self.running = Some(serve::start(state.clone(), &keys, self.addr).expect("serve again"));
+        self.state = state;
+    }
+
     /// Adds a prison.
     pub fn add_prison(&self, name: &str) {
         admin::add_prison(&self.state.db(), name, now()).expect("prison");

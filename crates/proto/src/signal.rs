@@ -102,6 +102,13 @@ pub enum ToServer {
         /// The level.
         quality: LinkQuality,
     },
+    /// Either peer, after its signalling connection came back mid-call (the care server
+    /// restarted, or the connection dropped): take up this call again, without a new admission.
+    /// Only a call the server recorded as admitted and not ended can be resumed.
+    Resume {
+        /// The appointment whose call this is.
+        appointment_id: i64,
+    },
 }
 
 /// Which side of the offer/answer exchange a peer takes.
@@ -173,6 +180,11 @@ pub enum FromServer {
     HungUp,
     /// The other peer's connection dropped.
     PeerLeft,
+    /// Both peers of a resumed call are linked again: relayed messages reach the other side.
+    Resumed {
+        /// The appointment.
+        appointment_id: i64,
+    },
     /// A request was refused or malformed; the connection stays open.
     Error {
         /// Machine-readable kind (e.g. `forbidden`, `occupied`, `bad_message`, `not_found`).

@@ -93,6 +93,13 @@ CREATE TABLE IF NOT EXISTS audit (
     prev_hash BLOB NOT NULL DEFAULT x'',
     hash BLOB NOT NULL DEFAULT x''
 );
+-- Calls admitted and not yet ended (crate::calls): what a peer may resume after a restart.
+CREATE TABLE IF NOT EXISTS live_calls (
+    appointment_id INTEGER PRIMARY KEY REFERENCES appointments(id),
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    consultant_id INTEGER NOT NULL REFERENCES staff(id),
+    started_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bricks (
     command_id TEXT PRIMARY KEY,
     device_id TEXT NOT NULL REFERENCES devices(id),

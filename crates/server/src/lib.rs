@@ -9,6 +9,7 @@ pub mod admin_web;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod calls;
 pub mod config;
 pub mod db;
 pub mod device;

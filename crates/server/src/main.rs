@@ -201,13 +201,22 @@ fn run(cli: Cli) -> Result<(), Error> {
             let rt = tokio::runtime::Runtime::new().map_err(Error::io("starting the runtime"))?;
             let counted = state.clone();
             rt.block_on(async move {
-                let running = serve::start(state, &keys, listen)?;
+                let mut running = serve::start(state, &keys, listen)?;
                 // Scripts wait for this line to know the port.
                 println!("listening on https://{}", running.addr);
                 tracing::info!(addr = %running.addr, "care server listening");
-                tokio::select! {
-                    r = running_wait(running) => r,
-                    r = stop_signal() => r,
+                let ended = tokio::select! {
+                    r = running.ended() => Some(r),
+                    r = stop_signal() => { r?; None }
+                };
+                match ended {
+                    Some(r) => r,
+                    // Stopped on purpose (a restart): the signalling sockets close with "service
+                    // restart", and every call goes on, to be resumed on the next server.
+                    None => {
+                        running.stop().await;
+                        Ok(())
+                    }
                 }
             })?;
             // What was only counted in memory goes into the audit log before the process ends.
@@ -352,10 +361,6 @@ fn read_password() -> Result<zeroize::Zeroizing<String>, Error> {
 /// The database, with the server's keys from the data directory.
 fn database(config: &ServerConfig) -> Result<rusqlite::Connection, Error> {
     db::open(&config.db_path(), &pki::server_keys(&config.data_dir)?)
-}
-
-async fn running_wait(r: serve::Running) -> Result<(), Error> {
-    r.wait().await
 }
 
 /// Ctrl-C or SIGTERM (what systemd and the test harness send).

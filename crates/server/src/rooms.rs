@@ -1,6 +1,11 @@
 //! The rooms hub: who waits in which appointment's room, who is in a call with whom, and the relay
 //! of SDP and ICE between the two peers of a call. No I/O: each connection hands in a sender, and
 //! the hub decides who hears what, so its rules are tested directly.
+//!
+//! A call outlives its signalling: the media flows peer to peer through the relay, so when the
+//! care server restarts (a new, empty hub) each peer reconnects and asks to resume. The caller
+//! checks the call was admitted (the database keeps live calls); the hub links the two halves
+//! again as they come back, in either order.
 
 use sc_proto::signal::{Appointment, FromServer, Role, Waiting};
 use sc_proto::DeviceId;
@@ -33,6 +38,9 @@ pub enum RoomError {
     /// This laptop is already in another room (on another connection).
     #[error("this laptop is already in another waiting room or call")]
     LaptopElsewhere,
+    /// There is no call of this appointment to resume (it ended, or was never admitted).
+    #[error("this call can no longer be resumed")]
+    NotResumable,
 }
 
 impl RoomError {
@@ -45,6 +53,7 @@ impl RoomError {
             RoomError::NotInCall => "not_in_call",
             RoomError::Busy => "busy",
             RoomError::LaptopElsewhere => "laptop_elsewhere",
+            RoomError::NotResumable => "not_resumable",
         }
     }
 
@@ -75,6 +84,9 @@ struct Room {
     kiosk: KioskPeer,
     /// The consultant's connection once admitted.
     call: Option<u64>,
+    /// A call whose laptop came back after a restart, waiting for its consultant to: not a
+    /// waiting room (nobody admits it again).
+    resuming: bool,
 }
 
 #[derive(Debug)]
@@ -82,6 +94,8 @@ struct ConsultantConn {
     staff_id: i64,
     tx: Tx,
     room: Option<i64>,
+    /// A call this page asked to resume before its laptop came back (the appointment, the laptop).
+    pending: Option<(i64, DeviceId)>,
 }
 
 /// A call that just started or ended, for the audit log.
@@ -100,6 +114,9 @@ struct Inner {
     next_conn: u64,
     rooms: HashMap<i64, Room>,
     consultants: HashMap<u64, ConsultantConn>,
+    /// The server is stopping: connections closing now end nothing (their calls go on, and
+    /// resume on the next server).
+    closing: bool,
 }
 
 /// The hub.
@@ -118,7 +135,7 @@ impl Inner {
         let mut w: Vec<Waiting> = self
             .rooms
             .iter()
-            .filter(|(_, r)| r.consultant_id == staff_id && r.call.is_none())
+            .filter(|(_, r)| r.consultant_id == staff_id && r.call.is_none() && !r.resuming)
             .map(|(id, r)| Waiting {
                 appointment_id: *id,
                 prison: r.kiosk.prison.clone(),
@@ -144,7 +161,12 @@ impl Inner {
     fn leave(&mut self, conn: u64, to_other: FromServer) -> Option<CallEvent> {
         if let Some(id) = self.room_of_kiosk(conn) {
             let room = self.rooms.remove(&id)?;
-            let mut ended = None;
+            // A half-resumed call ends here too (its consultant never came back).
+            let mut ended = room.resuming.then(|| CallEvent {
+                appointment_id: id,
+                device_id: room.kiosk.device_id.clone(),
+                consultant_id: room.consultant_id,
+            });
             if let Some(c) = room.call.and_then(|cc| self.consultants.get_mut(&cc)) {
                 c.room = None;
                 send(&c.tx, to_other);
@@ -157,7 +179,12 @@ impl Inner {
             self.notify_consultant(room.consultant_id);
             return ended;
         }
-        let id = self.consultants.get_mut(&conn)?.room.take()?;
+        let c = self.consultants.get_mut(&conn)?;
+        if let Some((appointment_id, device_id)) = c.pending.take() {
+            // Asked to resume, and its laptop never came back: that call is over.
+            return Some(CallEvent { appointment_id, device_id, consultant_id: c.staff_id });
+        }
+        let id = c.room.take()?;
         let room = self.rooms.remove(&id)?;
         send(&room.kiosk.tx, to_other);
         self.notify_consultant(room.consultant_id);
@@ -182,7 +209,7 @@ impl Hub {
     pub fn consultant_connected(&self, conn: u64, staff_id: i64, tx: Tx) {
         let mut inner = self.lock();
         send(&tx, FromServer::WaitingRoom { waiting: inner.waiting_for(staff_id) });
-        inner.consultants.insert(conn, ConsultantConn { staff_id, tx, room: None });
+        inner.consultants.insert(conn, ConsultantConn { staff_id, tx, room: None, pending: None });
     }
 
     /// A laptop joins an appointment's waiting room (authorization already checked by the caller).
@@ -201,7 +228,7 @@ impl Hub {
             inner.leave(peer.conn, FromServer::PeerLeft);
         }
         send(&peer.tx, FromServer::Waiting { appointment: appointment.clone() });
-        inner.rooms.insert(appointment.id, Room { consultant_id, kiosk: peer, call: None });
+        inner.rooms.insert(appointment.id, Room { consultant_id, kiosk: peer, call: None, resuming: false });
         inner.notify_consultant(consultant_id);
         Ok(())
     }
@@ -221,7 +248,7 @@ impl Hub {
         if room.consultant_id != staff_id {
             return Err(RoomError::Forbidden);
         }
-        if room.call.is_some() {
+        if room.call.is_some() || room.resuming {
             return Err(RoomError::Occupied);
         }
         if busy {
@@ -258,13 +285,126 @@ impl Hub {
         self.lock().leave(conn, FromServer::HungUp)
     }
 
-    /// `conn` went away; the other side hears `PeerLeft`.
+    /// `conn` went away; the other side hears `PeerLeft`. While the server stops, nothing ends:
+    /// the peers resume their call on the next server.
     pub fn disconnected(&self, conn: u64) -> Option<CallEvent> {
         let mut inner = self.lock();
+        if inner.closing {
+            return None;
+        }
         let ended = inner.leave(conn, FromServer::PeerLeft);
         inner.consultants.remove(&conn);
         ended
     }
+
+    /// The server is stopping: from now on a connection that closes ends no call.
+    pub fn close(&self) {
+        self.lock().closing = true;
+    }
+
+    /// Whether the hub holds anything of `appointment_id`'s call (either half of a resume).
+    pub fn knows_call(&self, appointment_id: i64) -> bool {
+        let inner = self.lock();
+        inner.rooms.get(&appointment_id).is_some_and(|r| r.call.is_some() || r.resuming)
+            || inner.consultants.values().any(|c| c.pending.as_ref().is_some_and(|(a, _)| *a == appointment_id))
+    }
+
+    /// The laptop `peer` takes up `appointment_id`'s call again (the caller checked the call was
+    /// admitted to this laptop and not ended, and that `consultant_id` admitted it). Returns the
+    /// call when both sides are linked again (both hear `Resumed`).
+    pub fn resume_kiosk(
+        &self,
+        peer: KioskPeer,
+        appointment_id: i64,
+        consultant_id: i64,
+    ) -> Result<Option<CallEvent>, RoomError> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        if let Some(room) = inner.rooms.get_mut(&appointment_id) {
+            if room.kiosk.device_id != peer.device_id {
+                return Err(RoomError::Occupied);
+            }
+            if room.call.is_none() && !room.resuming {
+                return Err(RoomError::NotResumable);
+            }
+            // The same laptop on a new connection (the old one not yet seen to close).
+            room.kiosk = peer;
+            return Ok(room.call.and_then(|cc| inner.consultants.get(&cc)).map(|c| linked(appointment_id, room, c)));
+        }
+        if inner.rooms.values().any(|r| r.kiosk.device_id == peer.device_id || r.kiosk.conn == peer.conn) {
+            return Err(RoomError::LaptopElsewhere);
+        }
+        let back = inner.consultants.iter_mut().find(|(_, c)| {
+            c.staff_id == consultant_id
+                && c.pending.as_ref().is_some_and(|(a, d)| *a == appointment_id && *d == peer.device_id)
+        });
+        let Some((cconn, c)) = back else {
+            let room = Room { consultant_id, kiosk: peer, call: None, resuming: true };
+            inner.rooms.insert(appointment_id, room);
+            return Ok(None);
+        };
+        c.pending = None;
+        c.room = Some(appointment_id);
+        let room = Room { consultant_id, kiosk: peer, call: Some(*cconn), resuming: false };
+        let event = linked(appointment_id, &room, c);
+        inner.rooms.insert(appointment_id, room);
+        Ok(Some(event))
+    }
+
+    /// The consultant's connection `conn` takes up `appointment_id`'s call with `device_id` again
+    /// (the caller checked it is this consultant's live call). Returns the call when both sides
+    /// are linked again (both hear `Resumed`).
+    pub fn resume_consultant(
+        &self,
+        conn: u64,
+        appointment_id: i64,
+        device_id: &DeviceId,
+    ) -> Result<Option<CallEvent>, RoomError> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let Some(c) = inner.consultants.get(&conn) else { return Err(RoomError::Forbidden) };
+        let staff_id = c.staff_id;
+        if c.room == Some(appointment_id) {
+            return Ok(None);
+        }
+        if c.room.is_some() || c.pending.as_ref().is_some_and(|(a, _)| *a != appointment_id) {
+            return Err(RoomError::Busy);
+        }
+        let Some(room) = inner.rooms.get_mut(&appointment_id) else {
+            if let Some(c) = inner.consultants.get_mut(&conn) {
+                c.pending = Some((appointment_id, device_id.clone()));
+            }
+            return Ok(None);
+        };
+        if room.consultant_id != staff_id || room.kiosk.device_id != *device_id {
+            return Err(RoomError::NotResumable);
+        }
+        match room.call {
+            _ if room.resuming => {}
+            // This consultant's older connection, not yet seen to close: this one takes over.
+            Some(old) => {
+                if let Some(o) = inner.consultants.get_mut(&old).filter(|o| o.staff_id == staff_id) {
+                    o.room = None;
+                } else {
+                    return Err(RoomError::NotResumable);
+                }
+            }
+            None => return Err(RoomError::NotResumable),
+        }
+        room.resuming = false;
+        room.call = Some(conn);
+        let Some(c) = inner.consultants.get_mut(&conn) else { return Err(RoomError::Forbidden) };
+        c.room = Some(appointment_id);
+        c.pending = None;
+        Ok(Some(linked(appointment_id, room, c)))
+    }
+}
+
+/// Tells both sides of a call linked again, and returns it.
+fn linked(appointment_id: i64, room: &Room, consultant: &ConsultantConn) -> CallEvent {
+    send(&room.kiosk.tx, FromServer::Resumed { appointment_id });
+    send(&consultant.tx, FromServer::Resumed { appointment_id });
+    CallEvent { appointment_id, device_id: room.kiosk.device_id.clone(), consultant_id: room.consultant_id }
 }
 
 #[cfg(test)]
@@ -380,5 +520,94 @@ mod tests {
         assert!(hub.disconnected(kconn).is_some());
         assert_eq!(drain(&mut crx)[0], FromServer::PeerLeft);
         assert!(hub.disconnected(cconn).is_none(), "nothing left to end");
+    }
+
+    fn consultant(hub: &Hub, staff_id: i64) -> (u64, UnboundedReceiver<FromServer>) {
+        let (tx, rx) = unbounded_channel();
+        let conn = hub.connection();
+        hub.consultant_connected(conn, staff_id, tx);
+        (conn, rx)
+    }
+
+    /// After a restart (a new hub) either side may come back first; the call is linked when both
+    /// are, with no admission, and messages are relayed again.
+    #[test]
+    fn issue_13_a_call_resumes_on_a_new_hub_whichever_side_comes_back_first() {
+        for kiosk_first in [true, false] {
+            let hub = Hub::default();
+            let (cconn, mut crx) = consultant(&hub, 42);
+            drain(&mut crx);
+            let (k, mut krx) = kiosk(&hub);
+            let (kconn, device) = (k.conn, k.device_id.clone());
+            if kiosk_first {
+                assert_eq!(hub.resume_kiosk(k, 7, 42), Ok(None), "its consultant is not back yet");
+                assert!(drain(&mut crx).is_empty(), "a resuming call is not a waiting room");
+                assert_eq!(hub.admit(cconn, 7, admitted), Err(RoomError::Occupied), "nor admitted again");
+                assert!(hub.knows_call(7));
+                let call = hub.resume_consultant(cconn, 7, &device).expect("resume").expect("linked");
+                assert_eq!(call.appointment_id, 7);
+            } else {
+                assert_eq!(hub.resume_consultant(cconn, 7, &device), Ok(None), "its laptop is not back yet");
+                assert!(hub.knows_call(7));
+                let call = hub.resume_kiosk(k, 7, 42).expect("resume").expect("linked");
+                assert_eq!(call.consultant_id, 42);
+            }
+            assert_eq!(drain(&mut krx), vec![FromServer::Resumed { appointment_id: 7 }]);
+            assert_eq!(drain(&mut crx), vec![FromServer::Resumed { appointment_id: 7 }]);
+            hub.relay(kconn, FromServer::Offer { sdp: "restart".into() }).expect("relayed to the page");
+            assert_eq!(drain(&mut crx), vec![FromServer::Offer { sdp: "restart".into() }]);
+            hub.relay(cconn, FromServer::Answer { sdp: "a".into() }).expect("relayed to the laptop");
+            assert_eq!(drain(&mut krx), vec![FromServer::Answer { sdp: "a".into() }]);
+            assert!(hub.hang_up(cconn).is_some(), "the resumed call ends as any other");
+            assert_eq!(drain(&mut krx), vec![FromServer::HungUp]);
+        }
+    }
+
+    #[test]
+    fn issue_13_only_the_calls_own_laptop_and_consultant_link_up() {
+        let hub = Hub::default();
+        let (k, _krx) = kiosk(&hub);
+        let device = k.device_id.clone();
+        hub.resume_kiosk(k, 7, 42).expect("resuming");
+        let (other, _orx) = consultant(&hub, 99);
+        assert_eq!(hub.resume_consultant(other, 7, &device), Err(RoomError::NotResumable), "another consultant");
+        let (mine, _mrx) = consultant(&hub, 42);
+        let (stranger, _srx) = kiosk(&hub);
+        assert_eq!(hub.resume_consultant(mine, 7, &stranger.device_id), Err(RoomError::NotResumable));
+        assert_eq!(hub.resume_kiosk(stranger, 7, 42), Err(RoomError::Occupied), "another laptop");
+        // A waiting room is not a call to resume.
+        let (w, _wrx) = kiosk(&hub);
+        let wdev = w.device_id.clone();
+        hub.join(w, &appt(8), 42).expect("waiting");
+        assert_eq!(hub.resume_consultant(mine, 8, &wdev), Err(RoomError::NotResumable));
+    }
+
+    #[test]
+    fn issue_13_a_stopping_server_ends_no_call() {
+        let hub = Hub::default();
+        let (cconn, mut crx) = consultant(&hub, 42);
+        let (k, _krx) = kiosk(&hub);
+        let kconn = k.conn;
+        hub.join(k, &appt(5), 42).expect("join");
+        hub.admit(cconn, 5, admitted).expect("admit");
+        drain(&mut crx);
+        hub.close();
+        assert!(hub.disconnected(kconn).is_none(), "the call goes on");
+        assert!(drain(&mut crx).is_empty(), "the consultant is not told the laptop left");
+    }
+
+    #[test]
+    fn issue_13_half_a_resumed_call_that_goes_away_ends_it() {
+        let hub = Hub::default();
+        let (k, _krx) = kiosk(&hub);
+        let kconn = k.conn;
+        hub.resume_kiosk(k, 7, 42).expect("resuming");
+        assert_eq!(hub.disconnected(kconn).map(|e| e.appointment_id), Some(7));
+        assert!(!hub.knows_call(7));
+        let (cconn, _crx) = consultant(&hub, 42);
+        let (k2, _k2rx) = kiosk(&hub);
+        hub.resume_consultant(cconn, 9, &k2.device_id).expect("pending");
+        assert_eq!(hub.disconnected(cconn).map(|e| e.appointment_id), Some(9));
+        assert!(!hub.knows_call(9));
     }
 }

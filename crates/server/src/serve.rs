@@ -17,15 +17,23 @@ pub struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// Closes the laptops' connections whose session ended elsewhere.
     sweeper: tokio::task::JoinHandle<()>,
+    /// Ends the calls recorded live that nobody resumed after the server started.
+    unresumed: tokio::task::JoinHandle<()>,
     /// For writing out what is only counted in memory when the server stops.
     state: AppState,
 }
 
 impl Running {
-    /// Stops accepting, lets requests in flight finish (up to 5 s), and waits.
+    /// Stops accepting, closes the signalling connections (their calls go on, to resume on the
+    /// next server), lets requests in flight finish (up to 5 s), and waits.
     pub async fn stop(self) {
+        // In this order: no closing connection may end a call or tell a peer the other left.
+        self.state.hub.close();
+        let closed = self.state.sessions.close_all();
+        tracing::info!(closed, "signalling connections closed for the restart");
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         self.sweeper.abort();
+        self.unresumed.abort();
         let _ = self.task.await;
         if let Err(e) = self.state.tally.flush(&self.state.db(), self.state.now()) {
             tracing::error!(error = %e, "writing the refusal counts out at shutdown");
@@ -33,9 +41,16 @@ impl Running {
     }
 
     /// Waits until the server ends (it ends only on error or `stop`).
-    pub async fn wait(self) -> Result<(), Error> {
-        let served = self.task.await;
+    pub async fn wait(mut self) -> Result<(), Error> {
+        self.ended().await
+    }
+
+    /// As [`Running::wait`], leaving the server to [`Running::stop`] if the caller stops waiting
+    /// first. Not to be awaited again once it returned.
+    pub async fn ended(&mut self) -> Result<(), Error> {
+        let served = (&mut self.task).await;
         self.sweeper.abort();
+        self.unresumed.abort();
         match served {
             Ok(r) => r.map_err(Error::io("serving")),
             Err(e) => Err(Error::Io { what: "server task".into(), source: std::io::Error::other(e.to_string()) }),
@@ -73,6 +88,18 @@ async fn sweep_sessions(state: AppState) {
     }
 }
 
+/// Once [`crate::signal::RESUME_WITHIN`] has passed since the server started, ends the calls an
+/// earlier server recorded live that neither side resumed (they ended while it was down), so they
+/// cannot be resumed later.
+async fn end_unresumed(state: AppState) {
+    tokio::time::sleep(crate::signal::RESUME_WITHIN).await;
+    let s = state.clone();
+    let ended = tokio::task::spawn_blocking(move || crate::signal::end_unresumed(&s)).await;
+    if let Ok(Err(e)) = ended {
+        tracing::error!(error = %e, "ending the calls nobody resumed");
+    }
+}
+
 /// Binds `listen` and serves until stopped. Must be called inside a tokio runtime.
 pub fn start(state: AppState, pki: &Pki, listen: SocketAddr) -> Result<Running, Error> {
     let listener = std::net::TcpListener::bind(listen).map_err(Error::io(format!("binding {listen}")))?;
@@ -85,5 +112,6 @@ pub fn start(state: AppState, pki: &Pki, listen: SocketAddr) -> Result<Running, 
     let task =
         tokio::spawn(async move { server.serve(router.into_make_service_with_connect_info::<SocketAddr>()).await });
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
-    Ok(Running { addr, handle, task, sweeper, state })
+    let unresumed = tokio::spawn(end_unresumed(state.clone()));
+    Ok(Running { addr, handle, task, sweeper, unresumed, state })
 }

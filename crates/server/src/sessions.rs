@@ -28,6 +28,9 @@ pub enum Ended {
     Locked,
     /// IT bricked or revoked the laptop.
     Revoked,
+    /// The server is stopping (to restart): the session lives on, and the peer reconnects and
+    /// resumes its call on the next server.
+    Restarting,
 }
 
 impl Ended {
@@ -36,6 +39,7 @@ impl Ended {
         match self {
             Ended::Locked => "This session has ended. Sign in again.",
             Ended::Revoked => "This laptop has been disabled.",
+            Ended::Restarting => "The healthcare server is restarting.",
         }
     }
 }
@@ -110,6 +114,11 @@ impl Sessions {
     /// Closes the connections of the session whose token hashes to `token_hash`.
     pub fn end_session(&self, token_hash: &[u8], why: Ended) -> usize {
         self.end_where(why, |_, l| l.token_hash == token_hash)
+    }
+
+    /// Closes every connection: the server is stopping.
+    pub fn close_all(&self) -> usize {
+        self.end_where(Ended::Restarting, |_, _| true)
     }
 
     /// Closes every connection of `device`.

@@ -1,6 +1,10 @@
 //! The signalling WebSocket, one loop for both kinds of peer: messages in are checked against the
 //! rules (prison, consultant, time window, occupancy) and handed to the rooms hub; messages out come
 //! from the hub. A garbled message gets an error back and the connection stays.
+//!
+//! Calls outlive the server: an admitted call is recorded in the database (crate::calls) until it
+//! ends, and after a restart each peer reconnects and sends `resume`; a server that stops closes
+//! the sockets with 1012 (service restart) and ends no call.
 
 use crate::audit::{self, Reason};
 use crate::rooms::{CallEvent, KioskPeer, RoomError, Tx};
@@ -19,6 +23,8 @@ use tokio::sync::mpsc::unbounded_channel;
 const MAX_MESSAGE: usize = 64 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(15);
 const DEAD_AFTER: Duration = Duration::from_secs(45);
+/// After a start, how long the calls an earlier server recorded live wait to be resumed.
+pub const RESUME_WITHIN: Duration = Duration::from_secs(60);
 
 enum Who {
     Kiosk { session: db::KioskSession, token: Vec<u8> },
@@ -51,8 +57,17 @@ fn error(kind: &str, message: impl Into<String>) -> FromServer {
     FromServer::Error { kind: kind.into(), message: message.into() }
 }
 
+/// A call started, resumed or ended: audited, and the live calls kept in step.
 fn audit_call(state: &AppState, event: &str, call: &CallEvent) {
     let c = state.db();
+    let kept = match event {
+        "call_started" => crate::calls::started(&c, call, state.now()),
+        "call_ended" => crate::calls::ended(&c, call.appointment_id),
+        _ => Ok(()),
+    };
+    if let Err(e) = kept {
+        tracing::error!(error = %e, "recording a live call failed");
+    }
     let entry = audit::Entry {
         event,
         outcome: "ok",
@@ -141,6 +156,59 @@ fn admit(state: &AppState, conn: u64, who: &Who, appointment_id: i64) -> Result<
     Ok(())
 }
 
+/// `resume`: a peer takes up a call it was in before its connection (or the server) went away.
+/// Every refusal reads the same, so nobody learns whose calls are live.
+fn resume(state: &AppState, conn: u64, who: &Who, tx: &Tx, appointment_id: i64) -> Result<(), FromServer> {
+    let refused = || RoomError::NotResumable.to_message();
+    let now = state.now();
+    let live = crate::calls::live(&state.db(), appointment_id)
+        .map_err(|_| error("unavailable", "try again"))?
+        .ok_or_else(refused)?;
+    let linked = match who {
+        Who::Kiosk { token, .. } => {
+            let session = db::kiosk_session(&state.db(), token, now)
+                .map_err(|_| error("unavailable", "try again"))?
+                .ok_or_else(|| error("forbidden", "this laptop is locked"))?;
+            if session.device_id != live.device_id {
+                return Err(refused());
+            }
+            let appt = db::appointment(&state.db(), appointment_id)
+                .map_err(|_| error("unavailable", "try again"))?
+                .ok_or_else(refused)?;
+            let peer = KioskPeer {
+                conn,
+                tx: tx.clone(),
+                device_id: session.device_id,
+                prison: appt.view.prison,
+                nurse: session.nurse,
+            };
+            state.hub.resume_kiosk(peer, appointment_id, live.consultant_id)
+        }
+        Who::Consultant(me, _) if me.staff_id == live.consultant_id => {
+            state.hub.resume_consultant(conn, appointment_id, &live.device_id)
+        }
+        Who::Consultant(..) => return Err(refused()),
+    };
+    if let Some(call) = linked.map_err(|e| e.to_message())? {
+        audit_call(state, "call_resumed", &call);
+    }
+    Ok(())
+}
+
+/// Ends the calls recorded live that this server's hub does not know (nobody resumed them within
+/// [`RESUME_WITHIN`] of its start). Returns how many.
+pub fn end_unresumed(state: &AppState) -> Result<usize, Error> {
+    let ids = crate::calls::all(&state.db())?;
+    let mut n = 0;
+    for id in ids.into_iter().filter(|id| !state.hub.knows_call(*id)) {
+        let Some(live) = crate::calls::live(&state.db(), id)? else { continue };
+        let call = CallEvent { appointment_id: id, device_id: live.device_id, consultant_id: live.consultant_id };
+        audit_call(state, "call_ended", &call);
+        n += 1;
+    }
+    Ok(n)
+}
+
 fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
     let msg: ToServer = match serde_json::from_str(text) {
         Ok(m) => m,
@@ -160,6 +228,7 @@ fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
         ToServer::Quality { quality } => {
             state.hub.relay(conn, FromServer::Quality { quality }).map_err(|e| e.to_message())
         }
+        ToServer::Resume { appointment_id } => resume(state, conn, who, tx, appointment_id),
         ToServer::HangUp => {
             if let Some(call) = state.hub.hang_up(conn) {
                 audit_call(state, "call_ended", &call);
@@ -206,6 +275,12 @@ async fn run(socket: WebSocket, state: AppState, who: Who) {
                 if last_seen.elapsed() > DEAD_AFTER || sink.send(Message::Ping(Vec::new().into())).await.is_err() { break }
             }
             why = &mut ended => {
+                if why == Ok(crate::sessions::Ended::Restarting) {
+                    // Not an end: the peer reconnects and resumes (1012: service restart).
+                    let frame = axum::extract::ws::CloseFrame { code: 1012, reason: "restarting".into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
                 let message = why.map_or("This session has ended.", crate::sessions::Ended::message);
                 if let Ok(json) = serde_json::to_string(&error("session_ended", message)) {
                     let _ = sink.send(Message::Text(json.into())).await;

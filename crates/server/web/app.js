@@ -66,6 +66,7 @@ function endCall(reason) {
   share.detach();
   if (state.pc) state.pc.close();
   state.pc = null;
+  state.appointmentId = null;
   if (state.local) for (const t of state.local.getTracks()) t.stop();
   state.local = null;
   $("remote").srcObject = null;
@@ -96,6 +97,8 @@ async function onQuality(quality) {
 }
 
 async function startCall(msg) {
+  // Kept for a resume: after the care server restarts, this page asks to take the call up again.
+  state.appointmentId = msg.appointment_id;
   view("call");
   $("call-state").textContent = "Connecting...";
   state.pending = [];
@@ -172,9 +175,18 @@ async function onCandidate(c) {
   await pc.addIceCandidate(c).catch((e) => console.warn("candidate refused", e));
 }
 
+// The signalling socket. The call does not depend on it (its media runs through the relay): when
+// it drops mid-call (the care server restarting) the page reconnects and resumes the call, as the
+// laptop does, and the call goes on meanwhile.
 function connect() {
   const ws = new WebSocket(`wss://${location.host}/v1/consult/signal`);
   state.ws = ws;
+  ws.onopen = () => {
+    state.retries = 0;
+    if (state.pc && state.appointmentId !== null && state.appointmentId !== undefined) {
+      send({ type: "resume", appointment_id: state.appointmentId });
+    }
+  };
   ws.onmessage = async (ev) => {
     const msg = JSON.parse(ev.data);
     switch (msg.type) {
@@ -185,10 +197,20 @@ function connect() {
       case "quality": onQuality(msg.quality); break;
       case "hung_up": endCall("The laptop ended the call."); break;
       case "peer_left": endCall("The laptop left."); break;
-      case "error": $("rooms-error").textContent = msg.message; console.warn(`server: ${msg.kind}: ${msg.message}`); break;
+      case "resumed": state.resumed = (state.resumed || 0) + 1; onQuality(state.quality || "good"); break;
+      case "error":
+        if (state.pc && (msg.kind === "not_resumable" || msg.kind === "session_ended")) { endCall(msg.message); break; }
+        $("rooms-error").textContent = msg.message; console.warn(`server: ${msg.kind}: ${msg.message}`); break;
     }
   };
-  ws.onclose = () => { state.ws = null; setTimeout(() => { if (document.body.dataset.view !== "signin") connect(); }, 2000); };
+  ws.onclose = () => {
+    state.ws = null;
+    if (state.pc) $("call-state").textContent = "Reconnecting to the care server...";
+    // Soon at first (a restart takes a second or two), then every 2 s.
+    const wait = Math.min(250 * 2 ** (state.retries || 0), 2000);
+    state.retries = (state.retries || 0) + 1;
+    setTimeout(() => { if (document.body.dataset.view !== "signin") connect(); }, wait);
+  };
 }
 
 async function enter(name) {

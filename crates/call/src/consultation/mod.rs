@@ -255,6 +255,8 @@ async fn start_call(
 /// Something the loop waited for.
 enum Event {
     Signal(Option<Incoming>),
+    /// A try to reopen the signalling finished.
+    Reconnected(Result<Box<Signalling>, sc_core::Error>),
     Engine(Option<CallEvent>),
     Command(Option<Command>),
     RemoteFrame,
@@ -273,13 +275,16 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) -> EndReason {
     // A core error ends the call in sc-core's words for it, the same the page shows everywhere.
-    let mut sig = match Signalling::connect(&record, &session).await {
+    let mut first = match Signalling::connect(&record, &session).await {
         Ok(s) => s,
         Err(e) => return EndReason::Refused(e.for_nurse().message),
     };
-    if let Err(e) = sig.send(&ToServer::Join { room_code }).await {
+    if let Err(e) = first.send(&ToServer::Join { room_code }).await {
         return EndReason::Refused(e.for_nurse().message);
     }
+    // `None` while the signalling is down (the call goes on; the rules say when to reconnect).
+    let mut sig = Some(first);
+    let mut reconnecting: Option<tokio::task::JoinHandle<Result<Signalling, sc_core::Error>>> = None;
     let mut rules = Rules::new(media.connect_timeout, (media.cameras)().len());
     let mut ice_servers = Vec::new();
     let mut running: Option<Running> = None;
@@ -288,10 +293,15 @@ async fn run(
         // Carry out what the rules decided.
         while let Some(action) = rules.poll_action() {
             match action {
-                Action::Send(m) => {
-                    if sig.send(&m).await.is_err() && !rules.is_ended() {
-                        rules.handle(Instant::now().into_std(), Input::SignallingLost);
-                    }
+                Action::Send(m) => send(&mut sig, &mut rules, &m).await,
+                Action::ReconnectSignalling => {
+                    let (record, session) = (record.clone(), session.clone());
+                    // Off the loop: a server that does not answer must not hold up the call's frames.
+                    reconnecting = Some(tokio::spawn(async move {
+                        tokio::time::timeout(RECONNECT_TIMEOUT, Signalling::connect(&record, &session))
+                            .await
+                            .unwrap_or(Err(sc_core::Error::Unreachable))
+                    }));
                 }
                 Action::StartCall => match start_call(&media, std::mem::take(&mut ice_servers), &out).await {
                     Ok(r) => {
@@ -323,8 +333,10 @@ async fn run(
                     }
                 }
                 Action::PingServer => {
-                    if let Err(e) = sig.ping().await {
-                        tracing::debug!(error = %e, "ping not sent");
+                    if let Some(s) = sig.as_mut() {
+                        if let Err(e) = s.ping().await {
+                            tracing::debug!(error = %e, "ping not sent");
+                        }
                     }
                 }
                 Action::Close => {}
@@ -346,12 +358,14 @@ async fn run(
         let due = rules.poll_timeout().map(Instant::from_std);
         let event = match &mut running {
             None => tokio::select! {
-                m = sig.recv() => Event::Signal(m),
+                m = recv(&mut sig) => Event::Signal(m),
+                done = joined(&mut reconnecting) => Event::Reconnected(done.map(Box::new)),
                 c = commands.recv() => Event::Command(c),
                 _ = sleep_until(due) => Event::Due,
             },
             Some(r) => tokio::select! {
-                m = sig.recv() => Event::Signal(m),
+                m = recv(&mut sig) => Event::Signal(m),
+                done = joined(&mut reconnecting) => Event::Reconnected(done.map(Box::new)),
                 e = r.events.recv() => Event::Engine(e),
                 c = commands.recv() => Event::Command(c),
                 changed = r.remote_frames.changed() => {
@@ -367,12 +381,30 @@ async fn run(
         };
         let now = Instant::now().into_std();
         match event {
-            Event::Signal(msg) => on_signal(&mut rules, now, running.as_ref(), &mut ice_servers, msg).await,
-            Event::Engine(Some(CallEvent::Signal(m))) => {
-                if sig.send(&m).await.is_err() {
-                    rules.handle(now, Input::SignallingLost);
+            Event::Signal(msg) => {
+                if msg.is_none() {
+                    sig = None;
+                }
+                on_signal(&mut rules, now, running.as_ref(), &mut ice_servers, msg).await;
+            }
+            Event::Reconnected(done) => {
+                reconnecting = None;
+                match done {
+                    Ok(s) => {
+                        sig = Some(*s);
+                        rules.handle(now, Input::SignallingBack);
+                    }
+                    // The session is over (locked, disabled): no call goes on without one.
+                    Err(e @ (sc_core::Error::Refused | sc_core::Error::UntrustedServer)) => {
+                        rules.handle(now, Input::SignallingRefused(e.for_nurse().message));
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the signalling is not back yet");
+                        rules.handle(now, Input::SignallingLost);
+                    }
                 }
             }
+            Event::Engine(Some(CallEvent::Signal(m))) => send(&mut sig, &mut rules, &m).await,
             Event::Engine(Some(CallEvent::State(state))) => rules.handle(now, Input::Connection(state)),
             Event::Engine(None) => rules.handle(now, Input::EngineStopped),
             Event::Command(Some(c)) => rules.handle(now, Input::Command(c)),
@@ -412,10 +444,50 @@ async fn run(
     if let Some(r) = running {
         r.stop(&out).await;
     }
-    sig.close().await;
+    if let Some(t) = reconnecting {
+        t.abort();
+    }
+    if let Some(s) = sig {
+        s.close().await;
+    }
     match rules.phase() {
         Phase::Ended { cause, .. } => cause.clone(),
         _ => EndReason::Stopped,
+    }
+}
+
+/// How long one try to reopen the signalling may take.
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends `m` if the signalling is up; a failure is the signalling lost. While it is down the
+/// message is dropped: the rules resume the call and tell the page again once it is back.
+async fn send(sig: &mut Option<Signalling>, rules: &mut Rules, m: &ToServer) {
+    let Some(s) = sig.as_mut() else {
+        return tracing::debug!("signalling down: a message not sent");
+    };
+    if s.send(m).await.is_err() {
+        *sig = None;
+        if !rules.is_ended() {
+            rules.handle(Instant::now().into_std(), Input::SignallingLost);
+        }
+    }
+}
+
+/// The next message, or never while the signalling is down.
+async fn recv(sig: &mut Option<Signalling>) -> Option<Incoming> {
+    match sig {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The reconnection's outcome, or never when none is under way.
+async fn joined(
+    task: &mut Option<tokio::task::JoinHandle<Result<Signalling, sc_core::Error>>>,
+) -> Result<Signalling, sc_core::Error> {
+    match task {
+        Some(t) => t.await.unwrap_or(Err(sc_core::Error::Unreachable)),
+        None => std::future::pending().await,
     }
 }
 
@@ -446,6 +518,11 @@ async fn on_signal(
     };
     match (m, running) {
         (FromServer::Waiting { appointment }, _) => rules.handle(now, Input::Waiting(appointment)),
+        (FromServer::Resumed { .. }, _) => rules.handle(now, Input::Resumed),
+        // The session ended under the call, or the call cannot be taken up again after a restart.
+        (FromServer::Error { kind, message }, Some(_)) if kind == "session_ended" || kind == "not_resumable" => {
+            rules.handle(now, Input::Refused(message));
+        }
         (FromServer::Admitted { role: Role::Offerer, ice_servers: servers, .. }, None) => {
             *ice_servers = servers;
             rules.handle(now, Input::Admitted);

@@ -1,7 +1,7 @@
 //! The consultation's rules as a pure state machine: where the call is (the [`Phase`] the page
-//! shows), what to tell the server, when to restart ICE and when to give up. Inputs and the time
-//! go in, actions come out; the I/O loop in [`super`] carries them out, and tests drive it on
-//! simulated time.
+//! shows), what to tell the server, when to restart ICE, when to reconnect the signalling and when
+//! to give up. Inputs and the time go in, actions come out; the I/O loop in [`super`] carries them
+//! out, and tests drive it on simulated time.
 
 use super::{Phase, SOUND_ONLY_NOTICE};
 use crate::images::ImagesStatus;
@@ -28,6 +28,20 @@ pub const HEARD_WITHIN: Duration = Duration::from_secs(3);
 pub const RECONNECT_LIMIT: Duration = Duration::from_secs(30);
 /// What both screens say while the link is down.
 pub const RECONNECTING_NOTICE: &str = "Reconnecting...";
+/// What the nurse reads while the care server is out of reach in a call (the call itself runs
+/// peer to peer through the relay, so it goes on).
+pub const SERVER_NOTICE: &str = "Reconnecting to the healthcare server...";
+/// The waits between tries to reconnect the signalling, the last one repeated.
+pub const SIGNAL_RETRY: [Duration; 5] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+];
+/// Waiting to be admitted, how long the server may stay out of reach before the kiosk gives up
+/// (in a call there is no such limit while the call itself works).
+pub const WAITING_SERVER_LIMIT: Duration = Duration::from_secs(60);
 
 /// Why a consultation ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -130,8 +144,14 @@ pub enum Input {
     CallStarted,
     /// The server refused something that ends the consultation (its words).
     Refused(String),
-    /// The signalling connection dropped.
+    /// The signalling connection dropped, or a try to reconnect it failed.
     SignallingLost,
+    /// The signalling connection is open again (after [`Action::ReconnectSignalling`]).
+    SignallingBack,
+    /// The server refused the reconnection (the session ended: locked, disabled); its words.
+    SignallingRefused(String),
+    /// The server linked both sides of the resumed call again.
+    Resumed,
     /// The media or the engine could not start.
     CouldNotStart(EndReason),
     /// The engine's connection state changed.
@@ -186,6 +206,9 @@ pub enum Action {
     RestartIce,
     /// Ask the care server for a sign of life (then [`Input::ServerHeard`]).
     PingServer,
+    /// Open the signalling connection again (then [`Input::SignallingBack`] or
+    /// [`Input::SignallingLost`]).
+    ReconnectSignalling,
     /// The consultation is over ([`Rules::phase`] says why): close the call and the signalling.
     Close,
 }
@@ -199,10 +222,27 @@ enum Link {
     Down { since: Instant, restarts: u32, last_restart: Option<Instant>, answered: bool, pinged: Instant },
 }
 
+/// The signalling connection, as the rules track it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Signal {
+    /// Open.
+    Up,
+    /// Lost since `since`; the next try is due at `next` (`tries` so far).
+    Lost { since: Instant, tries: usize, next: Instant },
+    /// A try is under way.
+    Trying { since: Instant, tries: usize },
+}
+
 /// The consultation's state.
 #[derive(Debug)]
 pub struct Rules {
     phase: Phase,
+    /// The appointment whose room the kiosk joined (to join again, or resume its call).
+    appointment: Option<Appointment>,
+    signal: Signal,
+    /// Resumed after the signalling came back, and the page not yet linked again (what it is
+    /// told waits until it is).
+    awaiting_resume: bool,
     connect_timeout: Duration,
     cameras: usize,
     /// When the consultant admitted the laptop (the connect deadline counts from here).
@@ -234,6 +274,9 @@ impl Rules {
     pub fn new(connect_timeout: Duration, cameras: usize) -> Self {
         Rules {
             phase: Phase::Joining,
+            appointment: None,
+            signal: Signal::Up,
+            awaiting_resume: false,
             connect_timeout,
             cameras,
             admitted_at: None,
@@ -274,6 +317,22 @@ impl Rules {
         if self.is_ended() {
             return None;
         }
+        let signal = match self.signal {
+            Signal::Lost { since, next, .. } if self.admitted_at.is_none() => {
+                Some(next.min(since + WAITING_SERVER_LIMIT))
+            }
+            Signal::Lost { next, .. } => Some(next),
+            Signal::Trying { since, .. } if self.admitted_at.is_none() => Some(since + WAITING_SERVER_LIMIT),
+            _ => None,
+        };
+        let link = self.link_timeout();
+        match (signal, link) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn link_timeout(&self) -> Option<Instant> {
         match self.link {
             None => self.admitted_at.map(|a| a + self.connect_timeout),
             Some(Link::Up) => None,
@@ -295,10 +354,23 @@ impl Rules {
         }
     }
 
-    /// Time has passed: the connect deadline, the restarts and the reconnect limit.
+    /// Time has passed: the connect deadline, the restarts, the reconnect limit and the
+    /// signalling's reconnection.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.is_ended() {
             return;
+        }
+        match self.signal {
+            Signal::Lost { since, .. } | Signal::Trying { since, .. }
+                if self.admitted_at.is_none() && now >= since + WAITING_SERVER_LIMIT =>
+            {
+                return self.end(EndReason::ServerLost);
+            }
+            Signal::Lost { since, tries, next } if now >= next => {
+                self.signal = Signal::Trying { since, tries };
+                self.actions.push_back(Action::ReconnectSignalling);
+            }
+            _ => {}
         }
         match self.link {
             None => {
@@ -348,6 +420,7 @@ impl Rules {
         match input {
             Input::Waiting(appointment) => {
                 if matches!(self.phase, Phase::Joining | Phase::Waiting { .. }) {
+                    self.appointment = Some(appointment.clone());
                     self.phase = Phase::Waiting { appointment };
                 }
             }
@@ -360,7 +433,14 @@ impl Rules {
             }
             Input::CallStarted => {}
             Input::Refused(message) => self.end(EndReason::Refused(message)),
-            Input::SignallingLost => self.end(EndReason::ServerLost),
+            Input::SignallingLost => self.signalling_lost(now),
+            Input::SignallingBack => self.signalling_back(),
+            Input::SignallingRefused(message) => self.end(EndReason::Refused(message)),
+            Input::Resumed => {
+                // The page missed what it was told while the server was away.
+                self.told = None;
+                self.awaiting_resume = false;
+            }
             Input::CouldNotStart(reason) => self.end(reason),
             Input::Connection(state) => self.connection(now, state),
             Input::Link { sending, loss } => {
@@ -391,6 +471,39 @@ impl Rules {
             }
         }
         self.refresh();
+    }
+
+    /// The signalling dropped (or a try to reopen it failed): a call goes on and the kiosk
+    /// reconnects, as it does for a waiting room it can join again; before that it is the end.
+    fn signalling_lost(&mut self, now: Instant) {
+        if self.appointment.is_none() {
+            return self.end(EndReason::ServerLost);
+        }
+        let (since, tries) = match self.signal {
+            Signal::Up => {
+                tracing::info!("the signalling connection dropped; reconnecting");
+                (now, 0)
+            }
+            Signal::Lost { since, tries, .. } | Signal::Trying { since, tries } => (since, tries + 1),
+        };
+        let wait = SIGNAL_RETRY[tries.min(SIGNAL_RETRY.len() - 1)];
+        self.signal = Signal::Lost { since, tries, next: now + wait };
+    }
+
+    /// The signalling is open again: join the room again, or resume the call.
+    fn signalling_back(&mut self) {
+        let Some(appointment) = &self.appointment else { return };
+        if let Signal::Lost { since, tries, .. } | Signal::Trying { since, tries } = self.signal {
+            tracing::info!(tries = tries + 1, ?since, "the signalling connection is back");
+        }
+        self.signal = Signal::Up;
+        self.awaiting_resume = self.admitted_at.is_some();
+        let msg = if self.admitted_at.is_some() {
+            ToServer::Resume { appointment_id: appointment.id }
+        } else {
+            ToServer::Join { room_code: appointment.room_code.clone() }
+        };
+        self.actions.push_back(Action::Send(msg));
     }
 
     fn connection(&mut self, now: Instant, state: CallState) {
@@ -465,9 +578,11 @@ impl Rules {
         // The nurse's sound-only counts at once, not at the engine's next figures.
         self.quality = crate::adapt::quality(self.sending, self.loss, self.audio_only);
         let down = matches!(self.link, Some(Link::Down { .. }));
+        let server_away = self.signal != Signal::Up;
         // The link's own verdict is worth saying in words; the nurse's choice they know already.
         let said = match (down, self.quality) {
             (true, _) => Some(RECONNECTING_NOTICE.to_owned()),
+            (false, _) if server_away => Some(SERVER_NOTICE.to_owned()),
             (false, LinkQuality::SoundOnly) if !self.audio_only => Some(SOUND_ONLY_NOTICE.to_owned()),
             _ => None,
         };
@@ -484,7 +599,7 @@ impl Rules {
         };
         // The page shows it, and stops sending video while it says sound only. Not while the
         // link is down: the message would wait behind the outage anyway.
-        if !down && self.told != Some(self.quality) {
+        if !down && !server_away && !self.awaiting_resume && self.told != Some(self.quality) {
             self.told = Some(self.quality);
             self.actions.push_back(Action::Send(ToServer::Quality { quality: self.quality }));
         }

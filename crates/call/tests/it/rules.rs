@@ -5,11 +5,11 @@
 use sc_call::adapt::{Adapter, Settings};
 use sc_call::consultation::rules::{
     Action, Command, EndReason, Input, Rules, PING_EVERY, RECONNECTING_NOTICE, RECONNECT_LIMIT, RESTART_AFTER,
-    RESTART_EVERY,
+    RESTART_EVERY, SERVER_NOTICE, SIGNAL_RETRY, WAITING_SERVER_LIMIT,
 };
 use sc_call::consultation::{Phase, SOUND_ONLY_NOTICE};
 use sc_call::CallState;
-use sc_proto::signal::{LinkQuality, ToServer};
+use sc_proto::signal::{Appointment, LinkQuality, ToServer};
 use std::time::{Duration, Instant};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,6 +75,7 @@ impl Sim {
     /// Admitted, the engine started, connected.
     fn in_call() -> Self {
         let mut s = Sim::new();
+        s.input(Input::Waiting(appointment()));
         assert_eq!(s.input(Input::Admitted), vec![Action::StartCall]);
         assert_eq!(*s.rules.phase(), Phase::Connecting);
         s.input(Input::CallStarted);
@@ -96,6 +97,17 @@ impl Sim {
             Phase::Ended { reason, cause } => (reason.clone(), cause.clone()),
             other => panic!("not ended at {:.1} s: {other:?}", self.secs()),
         }
+    }
+}
+
+fn appointment() -> Appointment {
+    Appointment {
+        id: 7,
+        room_code: "room-seven".into(),
+        consultant: "Dr Who".into(),
+        prison: "HMP Testshire".into(),
+        starts_at: 0,
+        ends_at: 3600,
     }
 }
 
@@ -306,4 +318,73 @@ fn switching_camera_asks_once_and_a_camera_that_fails_is_a_notice_not_an_end() {
     assert_eq!(s.in_call_phase().0, None);
     assert!(matches!(s.rules.phase(), Phase::InCall { camera_index: 1, .. }));
     assert_eq!(s.input(Input::Command(Command::SwitchCamera)), vec![Action::OpenCamera(0)], "and back round");
+}
+
+/// The care server restarts mid-call: the call goes on (its media never touches the server), the
+/// signalling reconnects by itself with growing waits, and the call is resumed, not re-admitted.
+#[test]
+fn issue_13_the_server_restarting_mid_call_keeps_the_call_and_resumes_it() {
+    let mut s = Sim::in_call();
+    assert!(s.input(Input::SignallingLost).is_empty(), "nothing to do at once");
+    let (notice, ..) = s.in_call_phase();
+    assert_eq!(notice.as_deref(), Some(SERVER_NOTICE), "the nurse is told, and the call goes on");
+    // Three tries fail (the server is still down), the waits between them growing.
+    let mut tried_at = Vec::new();
+    for _ in 0..3 {
+        let start = s.now;
+        let actions = s.pass(Duration::from_secs(10));
+        assert_eq!(actions.first(), Some(&Action::ReconnectSignalling), "{actions:?}");
+        tried_at.push(s.now - start);
+        // The link reports while the server is away: nothing goes to a closed socket.
+        let told = s.input(Input::Link { sending: None, loss: 0.5 });
+        assert!(told.is_empty(), "nothing is sent while the server is away: {told:?}");
+        s.input(Input::SignallingLost);
+    }
+    assert!(s.rules.poll_timeout().is_some_and(|due| due - s.now == SIGNAL_RETRY[3]), "the fourth wait");
+    let actions = s.pass(SIGNAL_RETRY[3]);
+    assert_eq!(actions, vec![Action::ReconnectSignalling]);
+    let resumed = s.input(Input::SignallingBack);
+    assert_eq!(resumed, vec![Action::Send(ToServer::Resume { appointment_id: 7 })], "resume, not join or admit");
+    // Once both sides are linked the page hears the quality it missed.
+    s.input(Input::Resumed);
+    let told = s.input(Input::Link { sending: None, loss: 0.0 });
+    assert_eq!(told, vec![quality(LinkQuality::Good)]);
+    let (notice, ..) = s.in_call_phase();
+    assert_eq!(notice, None);
+    assert!(!s.rules.is_ended());
+}
+
+#[test]
+fn issue_13_a_waiting_laptop_joins_its_room_again_and_gives_up_after_the_limit() {
+    let mut s = Sim::new();
+    s.input(Input::Waiting(appointment()));
+    s.input(Input::SignallingLost);
+    assert_eq!(s.pass(SIGNAL_RETRY[0]), vec![Action::ReconnectSignalling]);
+    let back = s.input(Input::SignallingBack);
+    assert_eq!(back, vec![Action::Send(ToServer::Join { room_code: "room-seven".into() })]);
+    assert!(matches!(s.rules.phase(), Phase::Waiting { .. }));
+    // Out of reach for good: waiting ends at the limit.
+    s.input(Input::SignallingLost);
+    let start = s.now;
+    while !s.rules.is_ended() {
+        for a in s.pass(Duration::from_millis(100)) {
+            if a == Action::ReconnectSignalling {
+                s.input(Input::SignallingLost);
+            } else {
+                assert_eq!(a, Action::Close);
+            }
+        }
+        assert!(s.now - start <= WAITING_SERVER_LIMIT + Duration::from_secs(1), "never gave up");
+    }
+    assert_eq!(s.ended().1, EndReason::ServerLost);
+}
+
+#[test]
+fn issue_13_a_reconnection_the_server_refuses_ends_the_call_in_its_words() {
+    let mut s = Sim::in_call();
+    s.input(Input::SignallingLost);
+    assert_eq!(s.pass(Duration::from_secs(1)), vec![Action::ReconnectSignalling]);
+    let actions = s.input(Input::SignallingRefused("This session has ended. Sign in again.".into()));
+    assert_eq!(s.ended().1, EndReason::Refused("This session has ended. Sign in again.".into()));
+    assert_eq!(actions.last(), Some(&Action::Close));
 }
