@@ -78,7 +78,10 @@ async fn limit(
     use axum::response::IntoResponse as _;
     match limiter.check_request(&req) {
         Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            limiter.hold_refusal().await;
+            e.into_response()
+        }
     }
 }
 

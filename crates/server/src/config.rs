@@ -61,13 +61,25 @@ pub struct SignInLimits {
     /// Password checks (Argon2) at once, for the laptops and, separately, for the web pages;
     /// 0: one per core.
     pub hash_checks: usize,
+    /// How long a request over its source's limit is held before its 429 is sent: a flooding
+    /// client that waits for answers (as HTTP/1.1 does) slows itself to one try per connection
+    /// per hold, costing the server a sleeping task instead of CPU the activations need. At
+    /// most [`crate::limits::MAX_HELD`] are held at once; beyond that they are answered at once.
+    pub hold_refused_ms: u64,
 }
 
 impl Default for SignInLimits {
     /// A prison's laptops or a hospital's consultants share one address behind NAT: 20 at once,
     /// then 10 a minute, is a morning's sign-ins and a tenth of a guessing run's.
     fn default() -> Self {
-        SignInLimits { per_minute: 10, burst: 20, laptop_per_minute: 10, laptop_burst: 20, hash_checks: 0 }
+        SignInLimits {
+            per_minute: 10,
+            burst: 20,
+            laptop_per_minute: 10,
+            laptop_burst: 20,
+            hash_checks: 0,
+            hold_refused_ms: 1000,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Per-source rate limits on the sign-in routes: governor's keyed GCRA per client address (an
-//! IPv6 client by its /64, which one household or NAT holds), answered 429 with the wait.
+//! IPv6 client by its /64, which one household or NAT holds), answered 429 with the wait, and
+//! that answer held a while (a tarpit), so a flood slows itself instead of the server.
 
 use crate::config::SignInLimits;
 use crate::Error;
@@ -11,12 +12,17 @@ use std::num::NonZeroU32;
 
 /// Sources remembered before the idle ones are forgotten (each is a few dozen bytes).
 const FORGET_ABOVE: usize = 10_000;
+/// Refusals held at once, per limiter (each a sleeping task and its connection); beyond this
+/// they are answered at once, so holding cannot itself exhaust the server.
+pub const MAX_HELD: usize = 1024;
 
 /// See the module docs.
 #[derive(Debug)]
 pub struct SignInLimiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
+    hold: std::time::Duration,
+    held: tokio::sync::Semaphore,
 }
 
 /// The key a client is limited under.
@@ -36,21 +42,38 @@ fn source(ip: IpAddr) -> IpAddr {
 impl SignInLimiter {
     /// The web pages' limiter from `limits`.
     pub fn web(limits: &SignInLimits) -> Self {
-        Self::new(limits.per_minute, limits.burst)
+        Self::new(limits.per_minute, limits.burst).holding(limits.hold_refused_ms, MAX_HELD)
     }
 
     /// The laptops' activation limiter from `limits`.
     pub fn laptops(limits: &SignInLimits) -> Self {
-        Self::new(limits.laptop_per_minute, limits.laptop_burst)
+        Self::new(limits.laptop_per_minute, limits.laptop_burst).holding(limits.hold_refused_ms, MAX_HELD)
     }
 
-    /// A limiter allowing `burst` attempts at once and `per_minute` a minute after.
+    /// A limiter allowing `burst` attempts at once and `per_minute` a minute after, answering
+    /// refusals at once.
     pub fn new(per_minute: u32, burst: u32) -> Self {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         SignInLimiter {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
             clock: DefaultClock::default(),
+            hold: std::time::Duration::ZERO,
+            held: tokio::sync::Semaphore::new(0),
+        }
+    }
+
+    /// Refusals held `hold_ms` before they are answered, at most `slots` at once.
+    pub fn holding(mut self, hold_ms: u64, slots: usize) -> Self {
+        self.hold = std::time::Duration::from_millis(hold_ms);
+        self.held = tokio::sync::Semaphore::new(slots.min(tokio::sync::Semaphore::MAX_PERMITS));
+        self
+    }
+
+    /// Waits out the hold before a refusal is answered (at once when every slot is taken).
+    pub async fn hold_refusal(&self) {
+        if let Ok(_slot) = self.held.try_acquire() {
+            tokio::time::sleep(self.hold).await;
         }
     }
 
@@ -104,5 +127,27 @@ mod tests {
             other => panic!("{other:?}"),
         }
         l.check(b).expect("another source has its own budget");
+    }
+
+    /// A refusal is held for the hold (a flood waits on itself), unless every slot is taken, when
+    /// it is answered at once (holding must not exhaust the server either).
+    #[tokio::test(start_paused = true)]
+    async fn issue_13_a_refusal_is_held_and_the_holds_are_bounded() {
+        let l = std::sync::Arc::new(SignInLimiter::new(6, 3).holding(1000, 1));
+        let t0 = tokio::time::Instant::now();
+        let first = tokio::spawn({
+            let l = l.clone();
+            async move { l.hold_refusal().await }
+        });
+        tokio::task::yield_now().await;
+        // The one slot is taken: the next refusal goes at once.
+        l.hold_refusal().await;
+        assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
+        first.await.expect("held");
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(1000), "{:?}", t0.elapsed());
+        // The slot is free again.
+        let t1 = tokio::time::Instant::now();
+        l.hold_refusal().await;
+        assert_eq!(t1.elapsed(), std::time::Duration::from_millis(1000));
     }
 }
