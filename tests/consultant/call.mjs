@@ -36,6 +36,14 @@ try {
           got.concealed = r.concealedSamples || 0;
           got.samples = r.totalSamplesReceived || 0;
         }
+        // What this page sends the laptop, and what the laptop's receiver reports say it lost
+        // after its retransmissions came (or did not).
+        if (r.type === "outbound-rtp" && r.kind === "video") {
+          got.sentVideoPackets = r.packetsSent || 0;
+          got.retransmittedSent = r.retransmittedPacketsSent || 0;
+          got.nacksReceived = r.nackCount || 0;
+        }
+        if (r.type === "remote-inbound-rtp" && r.kind === "video") got.kioskVideoLost = r.packetsLost || 0;
       });
       return {
         at: Date.now(),

@@ -380,14 +380,28 @@ async fn issue_12_retransmissions_a_long_round_trip_late_repair_the_kiosk_s_vide
     let asked = count(end, "keyframes_asked") - count(mid, "keyframes_asked");
     let freezes = count(end, "freezes") - count(mid, "freezes");
     let page = a.page.last().cloned().unwrap_or_default();
+    // The page's reports four times a second, from 5 s into the call to its end: what it sent, and
+    // what the laptop's receiver reports say stayed lost.
+    let sent: Vec<&Value> = a.page.iter().filter(|v| v["sentVideoPackets"].as_u64().unwrap_or(0) > 0).collect();
+    let (pend, pmid) = (sent[sent.len() - 1], sent[20.min(sent.len() - 1)]);
+    let sent_packets = count(pend, "sentVideoPackets") - count(pmid, "sentVideoPackets");
+    let still_lost = count(pend, "kioskVideoLost").saturating_sub(count(pmid, "kioskVideoLost"));
+    let resent = count(pend, "retransmittedSent") - count(pmid, "retransmittedSent");
     println!(
-        "far link, last 15 s: kiosk decoded {frames} frames, asked {asked} keyframes, {freezes} freezes; page {page}"
+        "far link, last 15 s: kiosk decoded {frames} frames, asked {asked} keyframes, {freezes} freezes; from 5 s in: page sent {sent_packets} video packets, resent {resent}, the kiosk reports {still_lost} lost; page {page}"
     );
-    // Each loss the kiosk cannot repair costs a keyframe request; 2 % of ~100 packets a second is
-    // ~30 losses in 15 s (measured with the 64-packet window: 23 requests). Repaired, some frames
-    // still miss the 500 ms reassembly wait (measured: 3 alone, 10 beside the other tests, 16 with
-    // the engine's debug log on as well).
-    assert!(asked <= 15, "the kiosk asked for {asked} keyframes in 15 s ({frames} frames, {freezes} freezes)");
+    // Two signals of repair, each noisy alone. What the laptop's receiver reports still count lost
+    // once retransmissions had their chance (2 % dropped on the way): with late retransmissions
+    // refused as replays (the 64-packet SRTP window) 2.2 % of what the page sent over the last
+    // 15 s (118 of 5,448), and 20 keyframe requests; from 5 s in 1.75 % and 20; repaired, 0.7 to 1.3 % from 5 s in (22 of
+    // 3,005, 43 of 4,474, 97 of 7,307) and 2 to 5 requests (17 once beside the other shaped tests,
+    // where unrepaired gave 19). Undoing the repair moves both past their bounds; load alone has
+    // moved only one at a time.
+    let lost_pct = 100.0 * still_lost as f64 / sent_packets.max(1) as f64;
+    assert!(
+        lost_pct <= 1.5 || asked <= 15,
+        "unrepaired: {lost_pct:.2} % of the page's video stayed lost at the kiosk ({still_lost} of {sent_packets}; {resent} resent) and it asked for {asked} keyframes in 15 s ({frames} frames, {freezes} freezes)"
+    );
     assert!(frames >= 15 * 20, "the kiosk decoded {frames} frames in 15 s");
     drop(h);
     drop(link);
