@@ -5,7 +5,9 @@
 //! took to come back. Printed as a table and written as JSON (`artifacts/bench/links.json`).
 //!
 //! `SC_BENCH_LINK_SECS` sets each call's length (default 60); `SC_BENCH_LINK_PROFILES` picks
-//! profiles by name (comma-separated; default all).
+//! profiles by name (comma-separated; default all). For tuning, `SC_BENCH_TRACE=1` prints the
+//! kiosk's estimate, measured loss and what it sends each second, and `SC_BENCH_PAIR=0` leaves out
+//! the Chromium pair (its columns then read "-").
 
 use sc_e2e::link::{Link, Profile, OUTAGE};
 use sc_e2e::shaped::{attempt, attempt_watching, hospital_sending, peer_call, Content};
@@ -107,6 +109,10 @@ fn engine_sample(at: f64, v: &Value) -> Sample {
     }
 }
 
+fn trace() -> bool {
+    std::env::var("SC_BENCH_TRACE").is_ok_and(|v| v == "1")
+}
+
 fn profiles() -> Vec<Profile> {
     let all = vec![
         Profile::good(),
@@ -141,11 +147,37 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             link.start_schedule();
         }
         kiosk.push(engine_sample(now, stats));
+        if trace() {
+            let v = &stats["sending"]["video"];
+            println!(
+                "trace {} {:>5.1} s: target {:>5.0} kbit/s, loss {:>4.1} %, video {}, frames decoded {}",
+                profile.name,
+                stats["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+                stats["target_kbps"].as_f64().unwrap_or(0.0),
+                100.0 * stats["link_loss"].as_f64().unwrap_or(0.0),
+                if v.is_null() { "none".to_owned() } else { format!("{}x{}@{} {} kbit/s", v["width"], v["height"], v["fps"], v["kbps"]) },
+                stats["frames_decoded"],
+            );
+        }
         false
     })
     .await;
     drop(h);
     drop(link);
+    if std::env::var("SC_BENCH_PAIR").is_ok_and(|v| v == "0") {
+        let start = started.unwrap_or(0.0);
+        let from = start + SETTLE * 1000.0;
+        let window_from = if profile.name == "outage" { start } else { from };
+        let consultant: Vec<Sample> = a.page.iter().map(page_sample).collect();
+        return json!({
+            "profile": profile.name,
+            "kiosk_receives": figures(&kiosk, window_from, outage_back(start), a.cpu.0).json(),
+            "consultant_receives_from_kiosk": figures(&consultant, window_from, outage_back(start), a.cpu.1).json(),
+            "chromium_at_prison_receives": {},
+            "chromium_at_hospital_receives": {},
+            "kiosk_connected_after_admission_ms": a.connected_after_admission.map(|d| d.as_millis() as u64),
+        });
+    }
     let start = started.unwrap_or(0.0);
     let from = start + SETTLE * 1000.0;
     let window_from = if profile.name == "outage" { start } else { from };

@@ -21,6 +21,8 @@ const HOLD: Duration = Duration::from_secs(20);
 const ACTIVATIONS: usize = 60;
 /// Tasks sending anonymous sign-ins.
 const FLOODERS: usize = 16;
+/// How long the flood runs before the activations beside it are measured.
+const FLOOD_BURST_SPENT: Duration = Duration::from_secs(2);
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -175,6 +177,7 @@ async fn activations_under_flood() {
     let statuses: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut flood = Vec::new();
+    let flood_t0 = Instant::now();
     for f in 0..FLOODERS {
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(sc_core::tls::pinned(&server.ca_der).expect("tls"))
@@ -197,9 +200,11 @@ async fn activations_under_flood() {
             }
         }));
     }
-    let t0 = Instant::now();
+    // The source's burst (20 tries, each a password check in the web pages' pool) is spent in
+    // the flood's first second; the activations are measured beside the flood that goes on.
+    tokio::time::sleep(FLOOD_BURST_SPENT).await;
     let flooded = activate_all(&kiosk, &nurses[ACTIVATIONS..]).await;
-    let secs = t0.elapsed().as_secs_f64();
+    let secs = flood_t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for f in flood {
         let _ = f.await;
@@ -207,9 +212,11 @@ async fn activations_under_flood() {
     let [limited, answered, failed] = [0, 1, 2].map(|i| statuses[i].load(Ordering::Relaxed));
     println!("activations, one laptop, sequential: idle {}", summary(&idle));
     println!(
-        "activations beside an anonymous sign-in flood from another address ({FLOODERS} senders, {:.0} requests/s: {limited} answered 429 by the per-source limit, {answered} checked and refused, {failed} failed): {}; p99 ratio flooded/idle {:.2}",
+        "activations beside an anonymous sign-in flood from another address, from its {} s on ({FLOODERS} senders, {:.0} requests/s: {limited} answered 429 by the per-source limit, each held 1 s, {answered} checked and refused, {failed} failed): {}; p50 ratio flooded/idle {:.2}, p99 {:.2}",
+        FLOOD_BURST_SPENT.as_secs(),
         (limited + answered + failed) as f64 / secs,
         summary(&flooded),
+        percentile(&flooded, 0.5).as_secs_f64() / percentile(&idle, 0.5).as_secs_f64().max(1e-9),
         percentile(&flooded, 0.99).as_secs_f64() / percentile(&idle, 0.99).as_secs_f64().max(1e-9)
     );
     let _ = keystore.delete(&data.profile_id());

@@ -59,7 +59,7 @@ pub struct SignInLimits {
     /// Activations one source may make at once.
     pub laptop_burst: u32,
     /// Password checks (Argon2) at once, for the laptops and, separately, for the web pages;
-    /// 0: one per core.
+    /// 0: one per core for the laptops, one per two cores for the web pages.
     pub hash_checks: usize,
     /// How long a request over its source's limit is held before its 429 is sent: a flooding
     /// client that waits for answers (as HTTP/1.1 does) slows itself to one try per connection

@@ -48,10 +48,9 @@ pub struct HashPools {
 }
 
 impl HashPools {
-    /// Pools of `per_pool` concurrent checks each (at least one).
-    pub fn new(per_pool: usize) -> Self {
-        let n = per_pool.max(1);
-        HashPools { laptop: Arc::new(Semaphore::new(n)), web: Arc::new(Semaphore::new(n)) }
+    /// Pools of `laptop` and `web` concurrent checks (at least one each).
+    pub fn new(laptop: usize, web: usize) -> Self {
+        HashPools { laptop: Arc::new(Semaphore::new(laptop.max(1))), web: Arc::new(Semaphore::new(web.max(1))) }
     }
 
     fn pool(&self, channel: Channel) -> &Arc<Semaphore> {

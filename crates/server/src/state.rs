@@ -68,12 +68,17 @@ impl AppState {
         let dummy_hash = crate::auth::dummy_hash(config.argon2)?.into();
         let mut command_public = [0u8; 32];
         command_public.copy_from_slice(command_key.public_key().as_ref());
-        let hash_checks = match config.sign_in.hash_checks {
-            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-            n => n,
+        // By default the laptops may use every core, the web pages half of them: a flood of
+        // anonymous web sign-ins can never take more than half the CPU activations need.
+        let (laptop_checks, web_checks) = match config.sign_in.hash_checks {
+            0 => {
+                let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+                (cores, cores / 2)
+            }
+            n => (n, n),
         };
         Ok(AppState {
-            hash_pools: Arc::new(crate::signin::HashPools::new(hash_checks)),
+            hash_pools: Arc::new(crate::signin::HashPools::new(laptop_checks, web_checks)),
             sign_in_limiter: Arc::new(crate::limits::SignInLimiter::web(&config.sign_in)),
             activation_limiter: Arc::new(crate::limits::SignInLimiter::laptops(&config.sign_in)),
             tally: Arc::default(),
