@@ -155,7 +155,11 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 stats["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
                 stats["target_kbps"].as_f64().unwrap_or(0.0),
                 100.0 * stats["link_loss"].as_f64().unwrap_or(0.0),
-                if v.is_null() { "none".to_owned() } else { format!("{}x{}@{} {} kbit/s", v["width"], v["height"], v["fps"], v["kbps"]) },
+                if v.is_null() {
+                    "none".to_owned()
+                } else {
+                    format!("{}x{}@{} {} kbit/s", v["width"], v["height"], v["fps"], v["kbps"])
+                },
                 stats["frames_decoded"],
             );
         }
