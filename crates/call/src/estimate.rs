@@ -635,7 +635,7 @@ mod tests {
                 .map(|k| {
                     id += 1;
                     let sent = ms + k * 20;
-                    let mut r = report(id, sent + 75 + extra_ms, 250, !id.is_multiple_of(20));
+                    let mut r = report(id, sent + 75 + extra_ms, 250, id % 20 != 0);
                     r.departure = t0 + Duration::from_millis(sent);
                     r
                 })
