@@ -53,7 +53,9 @@ async fn status_where(
     ok: impl Fn(&sc_call::images::ImagesStatus) -> bool,
 ) -> sc_call::images::ImagesStatus {
     let mut phases = c.phases();
-    tokio::time::timeout(Duration::from_secs(30), async {
+    // A liveness bound, not a figure: beside the other e2e tests on 2 cores a series has been
+    // seen at 69 % after 30 s (the share's speed is the benchmark's to measure).
+    tokio::time::timeout(Duration::from_secs(90), async {
         loop {
             let s = images_status(c);
             if ok(&s) {
