@@ -42,19 +42,8 @@ async fn activation_latency() -> (tempfile::TempDir, Keystore, String) {
     let a = server.state.config.argon2;
     println!("argon2id m={} KiB t={} p={} (production defaults)", a.m_kib, a.t, a.p);
     // One nurse per activation: each TOTP code can be used once, and a code lasts 30 s.
-    let nurses: Vec<(String, String)> = (0..ACTIVATIONS)
-        .map(|i| {
-            let name = format!("nurse{i}");
-            let secret = server.add_nurse(&name, "Bench Nurse", "HMP Testshire");
-            (name, secret)
-        })
-        .collect();
-    let dir = tempfile::tempdir().expect("dir");
-    let data = sc_core::record::DataDir::open(dir.path()).expect("data");
-    let keystore = tokio::task::spawn_blocking(Keystore::secret_service).await.expect("join").expect("keystore");
-    let token = server.token("HMP Testshire").parse().expect("token");
-    sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
-    let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
+    let load::Laptop { dir, data, keystore, kiosk, nurses } =
+        load::laptop_with_nurses(&server, ACTIVATIONS, "Bench Nurse").await;
 
     let times = load::activate_all(&kiosk, &nurses).await;
     println!(

@@ -153,15 +153,21 @@ fn summary(times: &[Duration]) -> String {
     format!("{rate:.1}/s, p50 {} p99 {}", ms(percentile(times, 0.5)), ms(percentile(times, 0.99)))
 }
 
-/// Activations with the server idle, then beside `FLOODERS` tasks sending anonymous sign-ins from
-/// 127.0.0.2 (the per-source limit answers most with 429; the rest cost an Argon2 check in the
-/// web pages' pool, apart from the laptops').
-async fn activations_under_flood() {
-    let server = CareServer::start_with(crate::lab_config()).await;
-    let nurses: Vec<(String, String)> = (0..2 * ACTIVATIONS)
+/// An enrolled laptop of HMP Testshire (its own data directory and keystore entry) and `n` new
+/// nurses there (one per activation: a TOTP code can be used once).
+pub(crate) struct Laptop {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) data: sc_core::record::DataDir,
+    pub(crate) keystore: Keystore,
+    pub(crate) kiosk: Kiosk,
+    pub(crate) nurses: Vec<(String, String)>,
+}
+
+pub(crate) async fn laptop_with_nurses(server: &CareServer, n: usize, display: &str) -> Laptop {
+    let nurses = (0..n)
         .map(|i| {
             let name = format!("nurse{i}");
-            let secret = server.add_nurse(&name, "Load Nurse", "HMP Testshire");
+            let secret = server.add_nurse(&name, display, "HMP Testshire");
             (name, secret)
         })
         .collect();
@@ -171,6 +177,16 @@ async fn activations_under_flood() {
     let token = server.token("HMP Testshire").parse().expect("token");
     sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
     let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
+    Laptop { dir, data, keystore, kiosk, nurses }
+}
+
+/// Activations with the server idle, then beside `FLOODERS` tasks sending anonymous sign-ins from
+/// 127.0.0.2 (the per-source limit answers most with 429; the rest cost an Argon2 check in the
+/// web pages' pool, apart from the laptops').
+async fn activations_under_flood() {
+    let server = CareServer::start_with(crate::lab_config()).await;
+    let Laptop { dir: _dir, data, keystore, kiosk, nurses } =
+        laptop_with_nurses(&server, 2 * ACTIVATIONS, "Load Nurse").await;
 
     let idle = activate_all(&kiosk, &nurses[..ACTIVATIONS]).await;
 

@@ -140,17 +140,7 @@ async fn issue_13_the_kiosk_killed_mid_call_tells_the_consultant_and_starts_agai
     assert!(std::env::var_os("DISPLAY").is_some(), "needs an X display: scripts/test.sh runs Xvfb");
     let WindowCall { turn, server, dr, laptop, clip, mut kiosk } = window_call("kiosk-killed.log").await;
     let mut consultant = crate::call::start_consultant(&server, &dr, clip.path(), "kiosk");
-    loop {
-        let v = tokio::time::timeout(Duration::from_secs(90), consultant.events.recv())
-            .await
-            .expect("consultant progress")
-            .expect("driver");
-        match v["event"].as_str() {
-            Some("stats") => break,
-            Some("error") => panic!("consultant driver failed: {v}; kiosk log: {}", kiosk.log()),
-            _ => {}
-        }
-    }
+    crate::window::call_proven(&mut consultant, &kiosk).await;
     // kill -9 in the middle of the call.
     kiosk.child.kill().expect("kill the kiosk");
     let _ = kiosk.child.wait();

@@ -166,16 +166,8 @@ pub(crate) async fn window_call(log_name: &str) -> WindowCall {
     WindowCall { turn, server, dr, laptop, clip, kiosk }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_call_shows_the_consultants_video_in_the_window() {
-    let _display = DISPLAY.lock().await;
-    assert!(
-        std::env::var_os("DISPLAY").is_some(),
-        "needs an X display: scripts/test.sh runs Xvfb and a window manager"
-    );
-    let WindowCall { turn, server, dr, laptop: _laptop, clip, kiosk } = window_call("kiosk-call-window.log").await;
-    let shot = artifacts_dir().join("call-screen.png");
-    let mut consultant = crate::call::start_consultant_holding(&server, &dr, clip.path(), "consultant", 8000);
+/// Waits (90 s at most) until the consultant's driver reports the call proven both ways.
+pub(crate) async fn call_proven(consultant: &mut sc_e2e::browser::Consultant, kiosk: &KioskProcess) {
     loop {
         let v = tokio::time::timeout(Duration::from_secs(90), consultant.events.recv())
             .await
@@ -187,6 +179,19 @@ async fn a_call_shows_the_consultants_video_in_the_window() {
             _ => {}
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_shows_the_consultants_video_in_the_window() {
+    let _display = DISPLAY.lock().await;
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "needs an X display: scripts/test.sh runs Xvfb and a window manager"
+    );
+    let WindowCall { turn, server, dr, laptop: _laptop, clip, kiosk } = window_call("kiosk-call-window.log").await;
+    let shot = artifacts_dir().join("call-screen.png");
+    let mut consultant = crate::call::start_consultant_holding(&server, &dr, clip.path(), "consultant", 8000);
+    call_proven(&mut consultant, &kiosk).await;
     // The consultant's clip is bright on the left and dark on the right: so must the window be.
     let shot2 = shot.clone();
     let (left, right) = tokio::task::spawn_blocking(move || {
