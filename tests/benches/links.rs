@@ -95,7 +95,8 @@ fn page_sample(p: &Value) -> Sample {
     }
 }
 
-/// The kiosk engine's stats as a sample: lost (concealed or recovered) packets over all packets.
+/// The kiosk engine's stats as a sample: packets concealed (lost, and not rebuilt from the next
+/// one's in-band FEC, which Chromium does not count as concealed either) over all packets.
 fn engine_sample(at: f64, v: &Value) -> Sample {
     let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
     Sample {
@@ -104,7 +105,7 @@ fn engine_sample(at: f64, v: &Value) -> Sample {
         width: v["remote"][0].as_f64().unwrap_or(0.0),
         height: v["remote"][1].as_f64().unwrap_or(0.0),
         audio: f("audio_received") + f("audio_lost"),
-        concealed: f("audio_lost"),
+        concealed: f("audio_lost") - f("audio_recovered"),
         freezes: f("freezes"),
     }
 }

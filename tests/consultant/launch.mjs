@@ -10,8 +10,10 @@ export const env = (k) => {
 
 export const say = (event, data = {}) => console.log(JSON.stringify({ event, ...data }));
 
-// `y4m`: the fake camera's clip, when the page takes a call.
+// `y4m`: the fake camera's clip, when the page takes a call; SC_WAV, when set, the fake
+// microphone's voice (looped) instead of Chromium's beep.
 export async function launch({ y4m } = {}) {
+  const wav = process.env.SC_WAV;
   return chromium.launch({
     executablePath: process.env.SC_CHROMIUM || "/usr/bin/chromium",
     args: [
@@ -21,7 +23,7 @@ export async function launch({ y4m } = {}) {
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
       "--disable-dev-shm-usage",
       ...(y4m ? ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-        `--use-file-for-fake-video-capture=${y4m}`] : []),
+        `--use-file-for-fake-video-capture=${y4m}`, ...(wav ? [`--use-file-for-fake-audio-capture=${wav}`] : [])] : []),
       // Trust exactly the test server's key, as a pin would; nothing else is relaxed.
       `--ignore-certificate-errors-spki-list=${env("SC_SPKI")}`,
     ],

@@ -47,6 +47,15 @@ impl Drop for Driver {
     }
 }
 
+/// Chromium's fake microphone: the clip's voice (`<clip>.wav` beside the clip, see
+/// [`crate::media::write_voice_wav`]) when there is one, else its built-in beep.
+fn voice_of(cmd: &mut tokio::process::Command, y4m: &Path) {
+    let wav = y4m.with_extension("wav");
+    if wav.exists() {
+        cmd.env("SC_WAV", wav);
+    }
+}
+
 fn driver_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("consultant")
 }
@@ -77,6 +86,7 @@ impl Driver {
     ) -> Self {
         let mut cmd = tokio::process::Command::new("ip");
         cmd.args(["netns", "exec", ns, "node"]);
+        voice_of(&mut cmd, y4m);
         cmd.env("SC_Y4M", y4m)
             .env("SC_END", &options.end)
             .env("SC_HOLD_MS", options.hold_ms.to_string())
@@ -96,6 +106,7 @@ impl Driver {
     ) -> Self {
         let mut cmd = tokio::process::Command::new("ip");
         cmd.args(["netns", "exec", ns, "node"]);
+        voice_of(&mut cmd, y4m);
         cmd.env("SC_Y4M", y4m)
             .env("SC_ROLE", role)
             .env("SC_TURN_URL", turn.urls.first().map_or("", String::as_str))

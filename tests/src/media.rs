@@ -112,6 +112,38 @@ pub fn write_y4m(path: &Path, frames: usize) {
     std::fs::write(path, out).expect("write y4m");
 }
 
+/// Writes the kiosk's synthetic voice ([`sc_call::source::Voice`], one loop of it) as a 48 kHz
+/// 16-bit mono WAV file, for Chromium's fake microphone (`--use-file-for-fake-audio-capture`,
+/// which loops it): on the shaped links both peers then say the same thing.
+pub fn write_voice_wav(path: &Path) {
+    use sc_call::source::{AudioSource as _, Voice};
+    let mut voice = Voice::new(0.3);
+    let mut samples = Vec::new();
+    let mut stereo = vec![0i16; 1920];
+    for _ in 0..Voice::PERIOD_SECS * 50 {
+        voice.fill(&mut stereo);
+        samples.extend(stereo.iter().step_by(2).copied());
+    }
+    let data = u32::try_from(samples.len() * 2).expect("a short clip");
+    let mut out = Vec::with_capacity(44 + samples.len() * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    // PCM, 1 channel, 48 kHz, 96,000 bytes/s, 2-byte frames, 16 bits.
+    for field in [16u32.to_le_bytes().as_slice(), &1u16.to_le_bytes(), &1u16.to_le_bytes(), &48_000u32.to_le_bytes()] {
+        out.extend_from_slice(field);
+    }
+    for field in [96_000u32.to_le_bytes().as_slice(), &2u16.to_le_bytes(), &16u16.to_le_bytes()] {
+        out.extend_from_slice(field);
+    }
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, out).expect("write wav");
+}
+
 /// Frames in [`write_camera_clip`]'s loop (two seconds at 30 fps).
 pub const CAMERA_CLIP_FRAMES: usize = 60;
 

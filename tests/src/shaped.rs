@@ -208,10 +208,7 @@ pub async fn attempt_watching(
     let token = care(h.dir.path(), &["enrol-token", "--prison", "HMP Shaped"], None).trim().to_owned();
     let data = tempfile::tempdir().expect("kiosk dir");
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
-    match h.content {
-        Content::Camera => crate::media::write_camera_clip(clip.path()),
-        Content::Light => crate::media::write_y4m(clip.path(), 15),
-    }
+    let _voice = write_clip(h.content, clip.path());
     let spki = crate::spki_pin_of(h.dir.path());
     let mut consultant = Driver::start_in(
         link.ns(Side::Hospital),
@@ -307,6 +304,23 @@ fn engine_log(profile: &str, try_no: usize) -> Stdio {
     std::fs::File::create(&path).map(Stdio::from).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Writes the camera clip both peers send at `clip`, and for [`Content::Camera`] the voice
+/// both say beside it (`<clip>.wav`, removed when the returned path drops).
+fn write_clip(content: Content, clip: &std::path::Path) -> Option<tempfile::TempPath> {
+    match content {
+        Content::Camera => {
+            crate::media::write_camera_clip(clip);
+            let wav = clip.with_extension("wav");
+            crate::media::write_voice_wav(&wav);
+            Some(tempfile::TempPath::try_from_path(wav).expect("an absolute path"))
+        }
+        Content::Light => {
+            crate::media::write_y4m(clip, 15);
+            None
+        }
+    }
+}
+
 /// A Chromium <-> Chromium call on the same link: one peer in the prison's namespace (where the
 /// kiosk would be), one in the hospital's, both through the hospital's delay relay and coturn with
 /// credentials of their own, both sending the camera clip. `watch` sees the prison side's and the
@@ -319,10 +333,7 @@ pub async fn peer_call(
     mut watch: impl FnMut(&[Value], &[Value]) -> bool,
 ) -> PeerCall {
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
-    match h.content {
-        Content::Camera => crate::media::write_camera_clip(clip.path()),
-        Content::Light => crate::media::write_y4m(clip.path(), 15),
-    }
+    let _voice = write_clip(h.content, clip.path());
     let spki = crate::spki_pin_of(h.dir.path());
     let turn =
         |id: &str| sc_server::turn::credentials(std::slice::from_ref(&h.turn_url), TURN_SECRET, id, crate::now(), 3600);

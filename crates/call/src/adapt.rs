@@ -33,8 +33,9 @@ pub const LADDER: [Rung; 4] = [
 
 /// Voice bitrate (Opus, kbit/s) on a good link, and the floor it drops to on a poor one.
 pub const AUDIO_KBPS: u32 = 32;
-/// Opus at its floor still carries speech well with in-band FEC.
-pub const AUDIO_MIN_KBPS: u32 = 16;
+/// Opus at its floor still carries wideband speech with in-band FEC at 5 % loss (at 16 kbit/s
+/// libopus had no room for FEC at that loss in any band: see `audio::fec_band`).
+pub const AUDIO_MIN_KBPS: u32 = 24;
 /// Per-packet overhead at 50 packets a second (IP, UDP, TURN channel, RTP, SRTP, TWCC): ~56 bytes.
 pub const AUDIO_OVERHEAD_KBPS: u32 = 22;
 /// Share of what is left after audio that video may use: the rest absorbs keyframes and

@@ -22,6 +22,12 @@ pub(crate) struct OpusEncoder {
 impl OpusEncoder {
     pub(crate) fn new() -> Result<Self, Error> {
         let mut enc = opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Voip).map_err(codec)?;
+        // A voice call: told so, Opus stays in its speech mode (SILK) even for a steady tone and at
+        // a few percent loss, the only mode that carries in-band FEC; left to guess it chose CELT
+        // at 32 kbit/s below 8 % loss, and a lost packet could only be concealed. One microphone:
+        // one channel, all the bits for it.
+        enc.set_signal(opus::Signal::Voice).map_err(codec)?;
+        enc.set_force_channels(Some(opus::Channels::Mono)).map_err(codec)?;
         // In-band FEC lets the far end rebuild a lost packet from the next one; it only engages
         // when the encoder expects loss.
         enc.set_inband_fec(true).map_err(codec)?;
@@ -40,6 +46,7 @@ impl OpusEncoder {
         let bits = i32::try_from(kbps.saturating_mul(1000)).unwrap_or(i32::MAX);
         self.enc.set_bitrate(opus::Bitrate::Bits(bits)).map_err(codec)?;
         self.enc.set_packet_loss_perc(i32::from(loss_pct)).map_err(codec)?;
+        self.enc.set_max_bandwidth(fec_band(kbps, loss_pct)).map_err(codec)?;
         self.tuned = (kbps, loss_pct);
         Ok(())
     }
@@ -63,6 +70,8 @@ pub(crate) struct Decoded {
     pub(crate) energy: f64,
     /// Packets lost just before this one (concealed or recovered).
     pub(crate) lost: u16,
+    /// Of those, rebuilt from this packet's in-band FEC rather than concealed.
+    pub(crate) recovered: u16,
     /// Samples per channel produced (including concealment).
     pub(crate) samples: usize,
 }
@@ -88,9 +97,13 @@ impl OpusDecoder {
         }
         self.last_seq = Some(seq);
         let mut samples = 0;
+        let mut recovered = 0;
         for i in 0..lost.min(5) {
             // The last missing packet can be rebuilt from this one's FEC; earlier ones are concealed.
             let fec = i + 1 == lost.min(5);
+            if fec && i + 1 == lost && carries_fec(packet) {
+                recovered = 1;
+            }
             let input: &[u8] = if fec { packet } else { &[] };
             let n = self.dec.decode(input, &mut self.pcm[..FRAME_STEREO], fec).map_err(codec)?;
             out.extend_from_slice(&self.pcm[..n * 2]);
@@ -105,14 +118,61 @@ impl OpusDecoder {
         } else {
             fresh.iter().map(|&s| (f64::from(s) / 32768.0).powi(2)).sum::<f64>() / fresh.len() as f64
         };
-        Ok(Decoded { energy, lost, samples })
+        Ok(Decoded { energy, lost, recovered, samples })
     }
+}
+
+/// The widest band in which Opus still codes in-band FEC at `kbps` when `loss_pct` is expected.
+///
+/// libopus adds FEC only when its loss-discounted rate (the rate less `loss / (6 loss + 10)` of
+/// it) beats a threshold per band (its `decide_fec`: 13, 15, 17, 21, 23 kbit/s from narrowband
+/// up, hysteresis included, scaled by 125 % less the loss), and narrows the band itself only
+/// above 5 % loss: at 24 kbit/s and 2 % it coded super-wideband with no FEC at all. On a lossy
+/// link a narrower band that repairs a lost packet is worth more than a wider one that cannot.
+/// With no loss expected the band is left open.
+fn fec_band(kbps: u32, loss_pct: u8) -> opus::Bandwidth {
+    use opus::Bandwidth::{Fullband, Mediumband, Narrowband, Superwideband, Wideband};
+    if loss_pct == 0 {
+        return Fullband;
+    }
+    let loss = u64::from(loss_pct);
+    let bits = u64::from(kbps) * 1000;
+    let rate = bits - bits * loss / (6 * loss + 10);
+    let scale = 125 - loss.min(25);
+    [(Fullband, 23_000), (Superwideband, 21_000), (Wideband, 17_000), (Mediumband, 15_000)]
+        .into_iter()
+        .find(|&(_, threshold)| rate > threshold * scale / 100)
+        .map_or(Narrowband, |(band, _)| band)
+}
+
+/// Whether an Opus packet carries in-band FEC (SILK's LBRR) for the packet before it.
+///
+/// The first SILK symbols are one VAD flag per SILK frame then the LBRR flag, per channel, coded
+/// as raw bits, so they are read off the first byte of the first frame (RFC 6716, 4.2.3). CELT
+/// packets never carry it. A packet that does not parse carries nothing.
+pub(crate) fn carries_fec(packet: &[u8]) -> bool {
+    let Some(&toc) = packet.first() else { return false };
+    if toc & 0x80 != 0 {
+        return false; // CELT only
+    }
+    let Ok(parsed) = opus::packet::parse(packet) else { return false };
+    let Some(&first) = parsed.frames.first().and_then(|f| f.first()) else { return false };
+    // SILK frames of 20 ms in one Opus frame: SILK configurations (0..=11) last 10, 20, 40 or
+    // 60 ms by their low two bits; hybrid ones (12..=15) 10 or 20 ms.
+    let config = toc >> 3;
+    let silk_frames: u32 = match (config >= 12, config & 0x3) {
+        (true, _) | (false, 0 | 1) => 1,
+        (false, 2) => 2,
+        (false, _) => 3,
+    };
+    let channels: u32 = if toc & 0x04 != 0 { 2 } else { 1 };
+    (1..=channels).any(|n| first & (0x80u8 >> (n * (silk_frames + 1) - 1)) != 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{AudioSource, Tone};
+    use crate::source::{AudioSource, Tone, Voice};
 
     #[test]
     fn a_tone_survives_and_loss_is_concealed() {
@@ -137,5 +197,49 @@ mod tests {
         assert!(last.energy > 0.02, "tone energy {}", last.energy);
         assert_eq!(out.len(), 50 * FRAME_STEREO, "every 20 ms slot produced audio");
         assert!(dec.decode(50, b"\xff\xff\xff", &mut out).is_err(), "a corrupt packet is an error, not a panic");
+    }
+
+    /// Prison links lose about 3 % of packets: the voice must carry in-band FEC there, and a
+    /// lost packet be rebuilt from the next one. Opus left to itself coded the test tone in CELT
+    /// at that loss, which carries none, and every lost packet was concealed.
+    #[test]
+    fn issue_12_at_prison_loss_the_voice_carries_fec_and_a_lost_packet_is_rebuilt() {
+        for (kbps, loss) in [(32, 3), (24, 2), (24, 5), (32, 10), (24, 20)] {
+            let mut enc = OpusEncoder::new().expect("encoder");
+            enc.tune(kbps, loss).expect("tune");
+            let mut dec = OpusDecoder::new().expect("decoder");
+            let mut voice = Voice::new(0.3);
+            let mut pcm = vec![0i16; FRAME_STEREO];
+            let mut out = Vec::new();
+            let (mut with_fec, mut lost, mut recovered) = (0, 0, 0);
+            for seq in 0u16..200 {
+                voice.fill(&mut pcm);
+                let pkt = enc.encode(&pcm).expect("encode");
+                with_fec += usize::from(carries_fec(&pkt));
+                if seq % 10 == 5 {
+                    continue; // every tenth packet lost
+                }
+                let d = dec.decode(seq, &pkt, &mut out).expect("decode");
+                lost += d.lost;
+                recovered += d.recovered;
+            }
+            // Murmurs between syllables are not speech to Opus and carry none.
+            assert!(with_fec >= 120, "{kbps} kbit/s at {loss} %: {with_fec} of 200 packets carried FEC");
+            assert!(recovered >= 16, "{kbps} kbit/s at {loss} %: {recovered} of {lost} lost packets rebuilt");
+        }
+    }
+
+    #[test]
+    fn fec_is_read_only_from_speech_packets() {
+        assert!(!carries_fec(&[]), "empty");
+        assert!(!carries_fec(&[0xfc, 0xff, 0xff]), "CELT packets carry none");
+        assert!(!carries_fec(&[0x4b]), "a SILK packet with no frame data carries none");
+        // SILK WB 20 ms mono: VAD bit then LBRR bit.
+        assert!(carries_fec(&[0x48, 0b0100_0000]));
+        assert!(!carries_fec(&[0x48, 0b1000_0000]));
+        // SILK WB 60 ms stereo: three VAD bits and LBRR for the mid channel, then the side's.
+        assert!(carries_fec(&[0x5c, 0b0000_0001]));
+        assert!(carries_fec(&[0x5c, 0b0001_0000]));
+        assert!(!carries_fec(&[0x5c, 0b1110_1110]));
     }
 }

@@ -108,6 +108,7 @@ async fn run() {
                     "audio_sent": s.audio_sent,
                     "audio_received": s.audio_received,
                     "audio_lost": s.audio_lost,
+                    "audio_recovered": s.audio_recovered,
                     "target_kbps": s.target_kbps,
                     "link_loss": s.link_loss,
                     "sound_only_by_link": s.sound_only_by_link,

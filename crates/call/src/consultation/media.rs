@@ -1,7 +1,7 @@
 //! How the kiosk's media is set up for calls: the cameras, microphone and speaker to open (the
 //! laptop's devices, synthetic ones for tests and the demo, or a Y4M clip for the link tests).
 
-use crate::source::{AudioSink, AudioSource, Checkerboard, NullSink, TestPattern, Tone, VideoSource};
+use crate::source::{AudioSink, AudioSource, Checkerboard, NullSink, TestPattern, Tone, VideoSource, Voice};
 use std::time::Duration;
 
 /// Opens camera `n` (of [`MediaSetup::cameras`]).
@@ -53,8 +53,9 @@ impl MediaSetup {
 }
 
 impl MediaSetup {
-    /// As [`MediaSetup::synthetic`], with a Y4M clip played in a loop as the first camera (the
-    /// link tests and benchmarks: what a real camera sends, not a pattern that compresses away).
+    /// As [`MediaSetup::synthetic`], with a Y4M clip played in a loop as the first camera and a
+    /// synthetic voice as the microphone (the link tests and benchmarks: what a real camera and
+    /// a talking person send, not a pattern that compresses away and a tone Opus codes as music).
     pub fn clip(bind_addrs: Vec<String>, connect_timeout: Duration, path: std::path::PathBuf) -> Self {
         let mut media = MediaSetup::synthetic(bind_addrs, connect_timeout);
         media.cameras = Box::new(|| vec!["Video clip".to_owned(), "Close-up (checkerboard)".to_owned()]);
@@ -63,6 +64,7 @@ impl MediaSetup {
             1 => Ok(Box::new(Checkerboard::new(640, 480)) as Box<dyn VideoSource>),
             _ => Err(NO_CAMERA.to_owned()),
         });
+        media.audio = Box::new(|| Ok(Box::new(Voice::new(0.3)) as Box<dyn AudioSource>));
         media
     }
 }

@@ -127,6 +127,7 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
                 let c = &shared.counters;
                 c.audio_received.fetch_add(1, Ordering::Relaxed);
                 c.audio_lost.fetch_add(u64::from(d.lost), Ordering::Relaxed);
+                c.audio_recovered.fetch_add(u64::from(d.recovered), Ordering::Relaxed);
                 // A one-second moving average of energy (50 packets).
                 energy += (d.energy - energy) / 50.0;
                 if let Some(sink) = playback.as_mut() {

@@ -26,6 +26,8 @@ pub struct CallStats {
     pub audio_received: u64,
     /// Remote audio packets lost (concealed or recovered).
     pub audio_lost: u64,
+    /// Of those, rebuilt from the next packet's in-band FEC (not concealed).
+    pub audio_recovered: u64,
     /// Mean energy of the last second of remote audio (fraction of full scale squared).
     pub audio_energy: f64,
     /// The loudest remote packet so far (same unit).
@@ -62,6 +64,7 @@ pub(super) struct Counters {
     pub(super) audio_sent: AtomicU64,
     pub(super) audio_received: AtomicU64,
     pub(super) audio_lost: AtomicU64,
+    pub(super) audio_recovered: AtomicU64,
     pub(super) audio_energy_bits: AtomicU64,
     pub(super) audio_peak_bits: AtomicU64,
     pub(super) first_frame_micros: AtomicU64,
@@ -113,6 +116,7 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         audio_sent: c.audio_sent.load(Ordering::Relaxed),
         audio_received: c.audio_received.load(Ordering::Relaxed),
         audio_lost: c.audio_lost.load(Ordering::Relaxed),
+        audio_recovered: c.audio_recovered.load(Ordering::Relaxed),
         audio_energy: f64::from_bits(c.audio_energy_bits.load(Ordering::Relaxed)),
         audio_peak_energy: f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)),
         first_remote_frame: (first > 0).then(|| Duration::from_micros(first)),
