@@ -7,6 +7,8 @@ libjavascriptcoregtk-4.1-dev libgtk-3-dev librsvg2-dev libxdo-dev libayatana-app
 libvpx-dev libopus-dev libasound2-dev libclang-dev clang cmake"
 PKGS_RUNTIME="dbus dbus-x11 gnome-keyring xvfb xauth matchbox-window-manager imagemagick xdotool oathtool procps strace \
 coturn chromium openssl python3 iproute2 nftables"
+# Only the tests: a clock set wrong for one process (the dead-man and brick window tests).
+PKGS_TEST="faketime"
 
 log() { printf '\033[1m[secureconsult]\033[0m %s\n' "$*" >&2; }
 
@@ -34,6 +36,12 @@ prepare() {
   # shellcheck disable=SC2086
   ensure_packages $PKGS_BUILD $PKGS_RUNTIME
   log "building (target dir: $CARGO_TARGET_DIR)"
+}
+
+# What only the tests need, on top of prepare's.
+prepare_tests() {
+  # shellcheck disable=SC2086
+  ensure_packages $PKGS_TEST
 }
 
 # One build directory outside the clone, shared by every checkout on this machine.

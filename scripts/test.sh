@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 prepare
+prepare_tests
 cargo build --locked --workspace --bins
 consultant_driver
 dicom_test_files

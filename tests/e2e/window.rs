@@ -105,9 +105,23 @@ fn luma_at(path: &Path, x: u32, y: u32) -> f64 {
 }
 
 pub(crate) fn start_kiosk(data_dir: &Path, log_name: &str, media: bool) -> KioskProcess {
+    start_kiosk_at(data_dir, log_name, media, None)
+}
+
+/// As [`start_kiosk`], with the kiosk's clock set `skew` out (libfaketime's offset, "+2h") for
+/// it alone; its monotonic clocks stay true, as a wrongly set wall clock leaves them.
+fn start_kiosk_at(data_dir: &Path, log_name: &str, media: bool, skew: Option<&str>) -> KioskProcess {
     let log = artifacts_dir().join(log_name);
     let log_file = std::fs::File::create(&log).expect("log file");
-    let mut cmd = Command::new(sc_e2e::bin("secureconsult-kiosk"));
+    let kiosk = sc_e2e::bin("secureconsult-kiosk");
+    let mut cmd = match skew {
+        Some(skew) => {
+            let mut c = Command::new("faketime");
+            c.args(["-f", skew]).arg(kiosk).env("FAKETIME_DONT_FAKE_MONOTONIC", "1").env("DONT_FAKE_MONOTONIC", "1");
+            c
+        }
+        None => Command::new(kiosk),
+    };
     cmd.arg("--data-dir").arg(data_dir).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log_file);
     if media {
         cmd.env("SC_KIOSK_MEDIA", "synthetic").env("SC_KIOSK_BIND", "127.0.0.1:0");
@@ -271,6 +285,9 @@ async fn lock_screen_then_keyboard_sign_in_reaches_the_unlocked_screen() {
     drop(kiosk);
 }
 
+/// The disabled screen's background.
+const DISABLED: &str = "srgb(122,16,32)";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
     let _display = DISPLAY.lock().await;
@@ -278,7 +295,6 @@ async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
         std::env::var_os("DISPLAY").is_some(),
         "needs an X display: scripts/test.sh runs Xvfb and a window manager"
     );
-    const DISABLED: &str = "srgb(122,16,32)";
     let server = CareServer::start().await;
     let laptop = Laptop::new().await;
     let record = laptop.enrol(&server, "HMP Testshire").await;
@@ -314,4 +330,33 @@ async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
     )
     .await;
     drop(again);
+}
+
+/// Issue #14: a laptop whose clock was more than 5 minutes out had its hello refused ("the
+/// laptop's clock is wrong") before the server looked for a brick, and refused a brick command
+/// whose time was not its own: a stolen laptop with its clock set two hours out was never wiped.
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_14_a_laptop_two_hours_fast_or_slow_is_still_wiped_by_a_brick() {
+    let _display = DISPLAY.lock().await;
+    let server = CareServer::start().await;
+    for skew in ["+2h", "-2h"] {
+        let laptop = Laptop::new().await;
+        let record = laptop.enrol(&server, "HMP Testshire").await;
+        sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now())
+            .expect("brick");
+        let kiosk = start_kiosk_at(laptop.dir.path(), &format!("kiosk-brick-skew{skew}.log"), false, Some(skew));
+        wait_for_colour("the disabled screen", artifacts_dir().join(format!("disabled-skew{skew}.png")), DISABLED, 60)
+            .await;
+        let start = Instant::now();
+        while sc_server::db::brick_of(&server.state.db(), &record.device_id)
+            .expect("db")
+            .and_then(|b| b.wiped_at)
+            .is_none()
+        {
+            assert!(start.elapsed() < Duration::from_secs(30), "{skew}: no verified receipt: {}", kiosk.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!laptop.data.sealed_path().exists(), "{skew}: the sealed config is gone");
+        drop(kiosk);
+    }
 }

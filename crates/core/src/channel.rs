@@ -44,8 +44,8 @@ pub async fn hello(kiosk: &Kiosk) -> Result<(Signed, [u8; 16]), Error> {
 /// Acts on the server's answer; `Ok(false)` when the laptop is now disabled.
 async fn apply(kiosk: &Kiosk, down: ChannelDown, challenge: [u8; 16]) -> Result<bool, Error> {
     match down {
-        ChannelDown::Ok { .. } => {
-            kiosk.contact_made();
+        ChannelDown::Ok { server_time } => {
+            kiosk.contact_made(server_time);
             Ok(true)
         }
         ChannelDown::Brick { command } => {

@@ -3,6 +3,7 @@
 
 use crate::client::CareClient;
 use crate::clock::Clock;
+use crate::contact::{Contact, ContactKey, Now};
 use crate::keystore::{blocking, DeviceSecrets, Keystore};
 use crate::record::{DataDir, EnrolmentRecord, RECORD_VERSION};
 use crate::sealed::{self, Config, DataKey};
@@ -58,7 +59,14 @@ pub async fn enrol(
 
     let profile = dir.profile_id();
     let store = keystore.clone();
-    let secrets = blocking(move || store.save(&profile, &secrets).map(|()| secrets)).await?;
+    let enrolled_at = clock.unix_now();
+    let contact_key = ContactKey::generate(enrolled_at)?;
+    let (secrets, contact_key) = blocking(move || {
+        store.save(&profile, &secrets)?;
+        store.save_contact_key(&profile, &contact_key)?;
+        Ok((secrets, contact_key))
+    })
+    .await?;
 
     let (client_public, exchange_key) = sc_keyx::provision(&reply.exchange_public.0)
         .map_err(|e| Error::Protocol(format!("server exchange key: {e}")))?;
@@ -69,7 +77,7 @@ pub async fn enrol(
         prison: reply.prison.clone(),
         server_url: server_url.to_owned(),
         policy: reply.policy,
-        enrolled_at: clock.unix_now(),
+        enrolled_at,
     };
     sealed::write(&dir.sealed_path(), &config, &data_key)?;
     drop(data_key);
@@ -84,10 +92,8 @@ pub async fn enrol(
         client_public: Bytes(client_public),
     };
     // The dead-man timer counts from enrolment (written before the record, which marks "enrolled").
-    crate::contact::store(
-        dir,
-        &crate::contact::Contact { last_contact: clock.unix_now(), dead_man_days: config.policy.dead_man_days },
-    )?;
+    let now = Now { wall: enrolled_at, boot: clock.boot() };
+    crate::contact::store(dir, &contact_key, &Contact::made(enrolled_at, config.policy.dead_man_days, &now))?;
     dir.store_record(&record)?;
     tracing::info!(device_id = %record.device_id, prison = %config.prison.name, "enrolled");
     Ok(record)

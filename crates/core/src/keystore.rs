@@ -1,6 +1,8 @@
 //! The device's secrets in the OS keystore (Secret Service via keyring-core): the Ed25519 device
-//! key and the local key share. There is deliberately no plain-file fallback.
+//! key and the local key share, and the dead-man timer's key with the enrolment time
+//! ([`ContactKey`]). There is deliberately no plain-file fallback.
 
+use crate::contact::ContactKey;
 use crate::Error;
 use keyring_core::{CredentialStore, Error as KeyringError};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -117,6 +119,24 @@ impl Keystore {
         self.store.build(SERVICE, &format!("device:{profile}"), None).map_err(unavailable)
     }
 
+    fn contact_entry(&self, profile: &str) -> Result<keyring_core::Entry, Error> {
+        self.store.build(SERVICE, &format!("contact:{profile}"), None).map_err(unavailable)
+    }
+
+    /// Stores the dead-man timer's key under `profile`.
+    pub fn save_contact_key(&self, profile: &str, key: &ContactKey) -> Result<(), Error> {
+        self.contact_entry(profile)?.set_secret(&key.encode()).map_err(unavailable)
+    }
+
+    /// Loads the dead-man timer's key; [`Error::KeysMissing`] when there is none.
+    pub fn load_contact_key(&self, profile: &str) -> Result<ContactKey, Error> {
+        match self.contact_entry(profile)?.get_secret() {
+            Ok(bytes) => ContactKey::decode(&Zeroizing::new(bytes)),
+            Err(KeyringError::NoEntry) => Err(Error::KeysMissing),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Stores the device's secrets under `profile`.
     pub fn save(&self, profile: &str, secrets: &DeviceSecrets) -> Result<(), Error> {
         self.entry(profile)?.set_secret(&secrets.encode()).map_err(unavailable)
@@ -134,12 +154,15 @@ impl Keystore {
         }
     }
 
-    /// Deletes the device's secrets; absent is fine.
+    /// Deletes the device's secrets and the dead-man timer's key; absent is fine.
     pub fn delete(&self, profile: &str) -> Result<(), Error> {
-        match self.entry(profile)?.delete_credential() {
-            Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
-            Err(e) => Err(unavailable(e)),
+        for entry in [self.entry(profile)?, self.contact_entry(profile)?] {
+            match entry.delete_credential() {
+                Ok(()) | Err(KeyringError::NoEntry) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
         }
+        Ok(())
     }
 }
 

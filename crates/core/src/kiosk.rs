@@ -6,7 +6,7 @@
 use crate::activate::{self, Activation, Credentials, Unsealed};
 use crate::client::{client_for, SessionToken};
 use crate::clock::Clock;
-use crate::contact::{self, Contact};
+use crate::contact::{self, Contact, ContactKey, Now};
 use crate::keystore::Keystore;
 use crate::lock::{LockState, Session};
 use crate::record::{DataDir, EnrolmentRecord};
@@ -26,7 +26,7 @@ pub type KeystoreFactory = fn() -> Result<Keystore, Error>;
 
 /// How old the recorded contact may get before a new contact is written (an hour of slack on a timer
 /// counted in days; a kill loses at most that).
-pub const CONTACT_WRITE_EVERY_SECS: i64 = 3_600;
+pub const CONTACT_WRITE_EVERY_SECS: u64 = 3_600;
 
 /// Dead-man days assumed until the sealed policy is read (the server's default).
 const DEFAULT_DEAD_MAN_DAYS: u32 = 14;
@@ -39,8 +39,9 @@ pub struct Kiosk {
     state: Mutex<LockState<Unsealed>>,
     clock: Clock,
     contact: Mutex<Contact>,
-    /// What `contact.json` holds now (`None`: nothing written since the kiosk opened).
-    contact_on_disk: Mutex<Option<Contact>>,
+    /// The dead-man timer's memory: its key (`None` while the keystore cannot be reached) and
+    /// what `contact.json` holds (`None`: nothing trustworthy).
+    contact_file: Mutex<ContactFile>,
     disabled: AtomicBool,
     /// Where background work (telling the server a session ended) runs; see [`Kiosk::background`].
     runtime: Mutex<Option<tokio::runtime::Handle>>,
@@ -85,6 +86,44 @@ pub enum KioskView {
     },
 }
 
+/// The dead-man timer's file and the key that seals it.
+#[derive(Debug, Default)]
+struct ContactFile {
+    key: Option<ContactKey>,
+    on_disk: Option<Contact>,
+}
+
+/// Reads the dead-man timer's key on a thread of its own: the keystore blocks (D-Bus), and
+/// opening the kiosk may happen on an async runtime's thread.
+fn read_contact_key(keystore: KeystoreFactory, profile: String) -> Result<ContactKey, Error> {
+    std::thread::scope(|s| {
+        s.spawn(move || keystore()?.load_contact_key(&profile))
+            .join()
+            .unwrap_or(Err(Error::InvalidState("keystore thread panicked")))
+    })
+}
+
+/// Where the count starts when the kiosk opens: the sealed file, or, without one that opens,
+/// out of contact since enrolment. With no key at all (an enrolled laptop whose keystore entry
+/// is gone) the enrolment time is unknown and the timer has run out; with the keystore out of
+/// reach the count starts from this boot and the file is read again at the next write.
+fn opening_count(dir: &DataDir, key: &Result<ContactKey, Error>, now: &Now) -> (Contact, Option<Contact>) {
+    match key {
+        Ok(key) => match contact::load(dir, key) {
+            Some(c) => (c.clone(), Some(c)),
+            None => (Contact::since_enrolment(key.enrolled_at, DEFAULT_DEAD_MAN_DAYS, now), None),
+        },
+        Err(Error::KeysMissing) => {
+            tracing::warn!("no dead-man key in the keystore: counting from the beginning of time");
+            (Contact::since_enrolment(0, DEFAULT_DEAD_MAN_DAYS, now), None)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the keystore is out of reach: the dead-man count starts from this boot");
+            (Contact::since_enrolment(now.wall, DEFAULT_DEAD_MAN_DAYS, now), None)
+        }
+    }
+}
+
 fn disabled_view() -> KioskView {
     KioskView::Disabled { message: DISABLED_MESSAGE.to_owned() }
 }
@@ -105,17 +144,14 @@ impl Kiosk {
         let disabled = crate::wipe::tombstone(&dir)?.is_some();
         let record = dir.load_record()?;
         let state = if record.is_some() { LockState::Locked(None) } else { LockState::NotEnrolled };
-        let on_disk = contact::load(&dir);
-        let contact = on_disk.unwrap_or_else(|| Contact {
-            // No contact file: count from when the laptop was enrolled (the record's age).
-            last_contact: std::fs::metadata(dir.record_path())
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .and_then(|d| i64::try_from(d.as_secs()).ok())
-                .unwrap_or_else(|| clock.unix_now()),
-            dead_man_days: DEFAULT_DEAD_MAN_DAYS,
-        });
+        let now = Now { wall: clock.unix_now(), boot: clock.boot() };
+        let (contact, file) = if record.is_some() {
+            let key = read_contact_key(keystore, dir.profile_id());
+            let (count, on_disk) = opening_count(&dir, &key, &now);
+            (count, ContactFile { key: key.ok(), on_disk })
+        } else {
+            (Contact::made(now.wall, DEFAULT_DEAD_MAN_DAYS, &now), ContactFile::default())
+        };
         let kiosk = Kiosk {
             dir,
             record,
@@ -123,7 +159,7 @@ impl Kiosk {
             state: Mutex::new(state),
             clock,
             contact: Mutex::new(contact),
-            contact_on_disk: Mutex::new(on_disk),
+            contact_file: Mutex::new(file),
             disabled: AtomicBool::new(disabled),
             runtime: Mutex::new(tokio::runtime::Handle::try_current().ok()),
             sessions_ended: watch::Sender::new(0),
@@ -178,41 +214,95 @@ impl Kiosk {
         self.contact.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records a successful contact with the server (resets the dead-man timer). The file is
-    /// rewritten only when the policy changed or what it holds is [`CONTACT_WRITE_EVERY_SECS`] old:
-    /// the timer counts days, and a write on every heartbeat would touch the disk mid-call.
-    pub fn contact_made(&self) {
+    /// The time as the dead-man timer reads it.
+    fn reading(&self) -> Now {
+        Now { wall: self.clock.unix_now(), boot: self.clock.boot() }
+    }
+
+    /// Records a successful contact with the server at its time `server_time` (restarts the
+    /// dead-man count). The file is rewritten only when the policy changed or what it holds is
+    /// [`CONTACT_WRITE_EVERY_SECS`] old: the timer counts days, and a write on every heartbeat
+    /// would touch the disk mid-call.
+    pub fn contact_made(&self, server_time: i64) {
+        let now = self.reading();
         let c = {
             let mut c = self.contact();
-            c.last_contact = self.now();
-            *c
+            *c = Contact::made(server_time, c.dead_man_days, &now);
+            c.clone()
         };
-        // A plain value: a poisoned lock still holds a sound one.
-        let mut on_disk = self.contact_on_disk.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fresh = on_disk.is_some_and(|d| {
-            d.dead_man_days == c.dead_man_days && c.last_contact - d.last_contact < CONTACT_WRITE_EVERY_SECS
+        self.remember(&c, &now);
+    }
+
+    /// Sets the dead-man timer's days from the sealed policy.
+    fn set_dead_man_days(&self, days: u32) {
+        self.contact().dead_man_days = days;
+    }
+
+    /// Writes the count unless the file already holds one of the same policy taken within the
+    /// last [`CONTACT_WRITE_EVERY_SECS`] of boot time: between writes the file's own reading of
+    /// the boot clock brings the count up to date, so only a reboot with the clock set back can
+    /// lose time, and no more than that.
+    fn remember(&self, c: &Contact, now: &Now) {
+        // Plain values replaced whole: a poisoned lock still holds sound ones.
+        let mut file = self.contact_file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let recent = file.on_disk.as_ref().is_some_and(|d| {
+            d.dead_man_days == c.dead_man_days
+                && d.boot_id == now.boot.id
+                && now.boot.secs.saturating_sub(d.boot_secs) < CONTACT_WRITE_EVERY_SECS
         });
-        if fresh {
+        if recent {
             return;
         }
-        match contact::store(&self.dir, &c) {
-            Ok(()) => *on_disk = Some(c),
-            Err(e) => tracing::warn!(error = %e, "could not record server contact"),
+        if file.key.is_none() {
+            match read_contact_key(self.keystore, self.dir.profile_id()) {
+                Ok(key) => file.key = Some(key),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record the dead-man count: no key");
+                    return;
+                }
+            }
         }
+        let Some(key) = &file.key else { return };
+        match contact::store(&self.dir, key, c) {
+            Ok(()) => file.on_disk = Some(c.clone()),
+            Err(e) => tracing::warn!(error = %e, "could not record the dead-man count"),
+        }
+    }
+
+    /// The count brought up to now. Reads only.
+    fn count_now(&self) -> Contact {
+        let mut c = self.contact().clone();
+        c.advance(&self.reading());
+        c
     }
 
     /// Whether the dead-man timer has run out on a laptop not yet disabled. Reads only.
     fn dead_man_due(&self) -> bool {
-        !self.is_disabled() && self.record.is_some() && self.contact().expired(self.now())
+        !self.is_disabled() && self.record.is_some() && self.count_now().expired()
     }
 
     /// The dead-man timer's decision: past its days without contact, begins the wipe (writes the
-    /// tombstone). True when the laptop is (now) disabled.
+    /// tombstone). True when the laptop is (now) disabled. Brings the count up to date, and
+    /// writes it when the file's is an hour old.
     pub fn check_dead_man(&self) -> bool {
-        if self.dead_man_due() {
-            let last_contact = self.contact().last_contact;
-            tracing::warn!(last_contact, "dead-man timer ran out");
-            self.disable(sc_proto::brick::WipeCause::DeadMan { last_contact }, None);
+        if self.is_disabled() || self.record.is_none() {
+            return self.is_disabled();
+        }
+        let now = self.reading();
+        let c = {
+            let mut c = self.contact();
+            c.advance(&now);
+            c.clone()
+        };
+        if c.expired() {
+            tracing::warn!(
+                last_contact = c.last_contact,
+                out_of_contact_secs = c.out_of_contact_secs,
+                "dead-man timer ran out"
+            );
+            self.disable(sc_proto::brick::WipeCause::DeadMan { last_contact: c.last_contact }, None);
+        } else {
+            self.remember(&c, &now);
         }
         self.is_disabled()
     }
@@ -231,9 +321,7 @@ impl Kiosk {
     /// A command that does not verify changes nothing.
     pub async fn apply_brick(&self, command: &sc_proto::Signed, challenge: [u8; 16]) -> Result<(), Error> {
         let record = self.record.as_ref().ok_or(Error::NotEnrolled)?;
-        // Freshness is against the system clock, as the server signs with its own; the kiosk's
-        // clock drives only its timers.
-        let verified = match crate::wipe::verify_command(record, command, challenge, Clock::system().unix_now()) {
+        let verified = match crate::wipe::verify_command(record, command, challenge) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "brick command refused; nothing wiped");
@@ -381,8 +469,8 @@ impl Kiosk {
         let outcome = match self.activate(&creds).await {
             Ok(Activation::Unlocked(unsealed)) => {
                 tracing::info!(staff = %creds.username, "kiosk unlocked");
-                self.contact().dead_man_days = unsealed.config.policy.dead_man_days;
-                self.contact_made();
+                self.set_dead_man_days(unsealed.config.policy.dead_man_days);
+                self.contact_made(unsealed.server_time);
                 Ok(unsealed)
             }
             Ok(Activation::Bricked { command, challenge }) => match self.apply_brick(&command, challenge).await {
@@ -527,9 +615,19 @@ pub(crate) mod test_support {
             client_public: Bytes([4; 32]),
         })
         .expect("record");
-        contact::store(&data, &Contact { last_contact: clock.unix_now(), dead_man_days: 14 }).expect("contact");
+        let key = ContactKey::generate(clock.unix_now()).expect("key");
+        let keystore = Keystore::secret_service().expect("the session's keystore (tests run under scripts/session.sh)");
+        keystore.save_contact_key(&data.profile_id(), &key).expect("save the key");
+        let now = Now { wall: clock.unix_now(), boot: clock.boot() };
+        contact::store(&data, &key, &Contact::made(now.wall, 14, &now)).expect("contact");
         let kiosk = Kiosk::open_with_clock(dir.path(), Keystore::secret_service, clock).expect("kiosk");
         (dir, kiosk)
+    }
+
+    /// The count in the kiosk's file.
+    pub(crate) fn on_disk(data: &DataDir) -> Option<Contact> {
+        let key = Keystore::secret_service().expect("keystore").load_contact_key(&data.profile_id()).expect("key");
+        contact::load(data, &key)
     }
 
     /// What a sign-in would unseal, with these limits.
@@ -566,27 +664,114 @@ mod tests {
         let hand = ManualClock::starting_at(1_700_000_000);
         let (dir, kiosk) = enrolled(hand.clock());
         let data = DataDir::open(dir.path()).expect("data");
-        let on_disk = || contact::load(&data).expect("contact file");
+        let on_disk = || test_support::on_disk(&data).expect("contact file");
         let enrolled_at = on_disk().last_contact;
-        for _ in 0..10 {
+        for i in 1..=10 {
             hand.advance(Duration::from_secs(300));
-            kiosk.contact_made();
+            kiosk.contact_made(enrolled_at + i * 300);
+            assert!(!kiosk.check_dead_man());
         }
         assert_eq!(on_disk().last_contact, enrolled_at, "50 minutes of heartbeats write nothing");
         hand.advance(Duration::from_secs(600));
-        kiosk.contact_made();
+        kiosk.contact_made(enrolled_at + 3_600);
         assert_eq!(on_disk().last_contact, enrolled_at + 3_600, "an hour on, the contact is written");
         hand.advance(Duration::from_secs(60));
-        kiosk.contact().dead_man_days = 3;
-        kiosk.contact_made();
-        assert_eq!(
-            on_disk(),
-            Contact { last_contact: enrolled_at + 3_660, dead_man_days: 3 },
-            "a new policy is written at once"
-        );
+        kiosk.set_dead_man_days(3);
+        kiosk.contact_made(enrolled_at + 3_660);
+        let now = kiosk.reading();
+        assert_eq!(on_disk(), Contact::made(enrolled_at + 3_660, 3, &now), "a new policy is written at once");
         // The timer itself runs on the newest contact, not on the file's.
         hand.advance(3 * DAY);
         assert!(!kiosk.check_dead_man(), "three days after the last contact, not yet past the limit");
+    }
+
+    /// Out of contact, the count is written hourly, so a kill loses at most an hour of it.
+    #[test]
+    fn out_of_contact_the_count_is_written_every_hour_and_survives_a_restart() {
+        let hand = ManualClock::starting_at(1_700_000_000);
+        let (dir, kiosk) = enrolled(hand.clock());
+        let data = DataDir::open(dir.path()).expect("data");
+        for _ in 0..(13 * 24) {
+            hand.advance(Duration::from_secs(3_600));
+            assert!(!kiosk.check_dead_man());
+        }
+        let written = test_support::on_disk(&data).expect("file").out_of_contact_secs;
+        assert!(written >= 13 * 86_400 - 3_600, "{written}");
+        drop(kiosk);
+        hand.reboot(Duration::from_secs(60));
+        hand.advance(DAY);
+        let again = Kiosk::open_with_clock(dir.path(), Keystore::secret_service, hand.clock()).expect("kiosk");
+        assert!(again.is_disabled(), "13 days counted before, one off and up after: past 14");
+    }
+
+    #[test]
+    fn issue_14_setting_the_clock_back_does_not_postpone_the_wipe() {
+        let hand = ManualClock::starting_at(1_700_000_000);
+        let (_dir, kiosk) = enrolled(hand.clock());
+        hand.advance(10 * DAY);
+        assert!(!kiosk.check_dead_man());
+        // Back to the moment of enrolment, and then a year before it.
+        hand.set_wall(-10 * 86_400);
+        hand.advance(2 * DAY);
+        assert!(!kiosk.check_dead_man());
+        hand.set_wall(-365 * 86_400);
+        hand.advance(2 * DAY + Duration::from_secs(1));
+        assert!(kiosk.check_dead_man(), "14 days and a second of boot time: wiped");
+    }
+
+    #[test]
+    fn issue_14_editing_deleting_or_rolling_back_the_contact_file_does_not_postpone_the_wipe() {
+        let reopen = |dir: &tempfile::TempDir, hand: &ManualClock| {
+            Kiosk::open_with_clock(dir.path(), Keystore::secret_service, hand.clock()).expect("kiosk")
+        };
+        // The honest case first: a contact on day 13 keeps the laptop alive on day 15.
+        let honest = |tamper: &dyn Fn(&DataDir, &[u8])| {
+            let hand = ManualClock::starting_at(1_700_000_000);
+            let (dir, kiosk) = enrolled(hand.clock());
+            let data = DataDir::open(dir.path()).expect("data");
+            let enrolment_file = std::fs::read(data.contact_path()).expect("file");
+            hand.advance(13 * DAY);
+            kiosk.contact_made(1_700_000_000 + 13 * 86_400);
+            drop(kiosk);
+            hand.advance(2 * DAY);
+            tamper(&data, &enrolment_file);
+            reopen(&dir, &hand).is_disabled()
+        };
+        assert!(!honest(&|_, _| {}), "untouched: two days since the last contact");
+        assert!(honest(&|d, _| std::fs::remove_file(d.contact_path()).expect("rm")), "deleted");
+        assert!(honest(&|d, old| std::fs::write(d.contact_path(), old).expect("write")), "rolled back");
+        let edit = |d: &DataDir, _: &[u8]| {
+            let text = std::fs::read_to_string(d.contact_path()).expect("read");
+            let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+            v["mac"] = serde_json::Value::String("A".repeat(43));
+            std::fs::write(d.contact_path(), v.to_string()).expect("write");
+        };
+        assert!(honest(&edit), "edited");
+        let plain = |d: &DataDir, _: &[u8]| {
+            std::fs::write(d.contact_path(), br#"{"last_contact":4000000000,"dead_man_days":0}"#).expect("write");
+        };
+        assert!(honest(&plain), "the old plain format, days set to 0");
+        let foreign = |d: &DataDir, _: &[u8]| {
+            let other = ContactKey::generate(0).expect("key");
+            let now = Now {
+                wall: 1_700_000_000 + 15 * 86_400,
+                boot: crate::clock::BootTime { id: "manual-boot-0".into(), secs: 15 * 86_400 },
+            };
+            contact::store(d, &other, &Contact::made(now.wall, 14, &now)).expect("store");
+        };
+        assert!(honest(&foreign), "sealed with another key");
+    }
+
+    #[test]
+    fn issue_14_an_enrolled_laptop_without_its_dead_man_key_is_disabled() {
+        let hand = ManualClock::starting_at(1_700_000_000);
+        let (dir, kiosk) = enrolled(hand.clock());
+        drop(kiosk);
+        let profile = DataDir::open(dir.path()).expect("data").profile_id();
+        Keystore::secret_service().expect("keystore").delete(&profile).expect("delete");
+        assert!(Kiosk::open_with_clock(dir.path(), Keystore::secret_service, hand.clock())
+            .expect("kiosk")
+            .is_disabled());
     }
 
     #[test]

@@ -11,9 +11,6 @@ pub const SIG_CONTEXT_BRICK: &[u8] = b"secureconsult/brick/v1\0";
 /// Domain-separation prefix for a device's wipe receipt.
 pub const SIG_CONTEXT_RECEIPT: &[u8] = b"secureconsult/receipt/v1\0";
 
-/// How far a brick command's time may be from the laptop's clock, in seconds.
-pub const BRICK_FRESHNESS_SECS: i64 = 300;
-
 /// A device introducing itself (signed with its device key): opens the channel, or is a poll.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HelloPayload {

@@ -45,7 +45,7 @@ pub struct Signed {
 }
 
 /// What the laptop reports about itself; the server checks it against its policy.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Posture {
     /// The kiosk's own version (semver).
     pub app_version: String,
@@ -57,6 +57,34 @@ pub struct Posture {
     pub kernel: String,
     /// Seconds since boot.
     pub uptime_secs: u64,
+    /// Whether the root file system is on dm-crypt (`None`: could not tell).
+    #[serde(default)]
+    pub root_encrypted: Option<bool>,
+    /// Whether Secure Boot is on (`None`: could not tell).
+    #[serde(default)]
+    pub secure_boot: Option<bool>,
+    /// The kernel lockdown mode: "none", "integrity" or "confidentiality".
+    #[serde(default)]
+    pub lockdown: String,
+    /// Whether the kiosk runs in its own session: as the kiosk user, under the kiosk compositor.
+    #[serde(default)]
+    pub kiosk_session: bool,
+    /// Whether the kiosk's firewall refused a probe to an address it never admits (`None`: not
+    /// probed).
+    #[serde(default)]
+    pub firewall: Option<bool>,
+    /// The names of the processes running.
+    #[serde(default)]
+    pub processes: Vec<String>,
+    /// The network interfaces present.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// When packages were last installed or upgraded, Unix seconds.
+    #[serde(default)]
+    pub patched_at: Option<i64>,
+    /// The laptop's wall clock when the report was made, Unix seconds.
+    #[serde(default)]
+    pub clock: i64,
 }
 
 /// The policy the server seals into the laptop's config at enrolment.
@@ -237,6 +265,7 @@ mod tests {
             os_version: "12".into(),
             kernel: "6".into(),
             uptime_secs: 1,
+            ..Posture::default()
         };
         let secret_bytes = [0x53u8; 32];
         let printed = [

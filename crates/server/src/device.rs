@@ -87,15 +87,18 @@ pub fn hello(state: &AppState, signed: &Signed) -> Result<(ChannelDown, Option<L
         }
         Err(e) => return Err(e),
     };
-    if hello.timestamp.abs_diff(now) > state.config.freshness_secs.unsigned_abs() {
-        // A replayed hello looks the same: counted, not logged one by one.
-        state.tally.note(&c, now, "hello", Reason::StaleTime)?;
-        return Ok((ChannelDown::Refused { message: "The laptop's clock is wrong.".into() }, None));
-    }
+    // A bricked laptop gets its brick whatever its clock says (issue #14): the command answers
+    // this hello's challenge, which is what proves it fresh to the laptop, and a replayed hello
+    // only gets a command for a challenge its laptop no longer holds.
     if let Some(brick) = db::brick_of(&c, &device.id)? {
         let command = sign_brick(state, &brick.command_id, &device.id, hello.challenge.0)?;
         audit_delivery(&c, now, &device.id, &brick.command_id, "hello")?;
         return Ok((ChannelDown::Brick { command }, None));
+    }
+    if hello.timestamp.abs_diff(now) > state.config.freshness_secs.unsigned_abs() {
+        // A replayed hello looks the same: counted, not logged one by one.
+        state.tally.note(&c, now, "hello", Reason::StaleTime)?;
+        return Ok((ChannelDown::Refused { message: "The laptop's clock is wrong.".into() }, None));
     }
     db::touch_device(&c, &device.id, now)?;
     Ok((ChannelDown::Ok { server_time: now }, Some((device.id, hello.challenge.0))))

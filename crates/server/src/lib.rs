@@ -19,6 +19,7 @@ pub mod keys;
 pub mod kiosk_api;
 pub mod limits;
 pub mod pki;
+pub mod posture;
 pub mod rooms;
 pub mod serve;
 pub mod sessions;

@@ -33,7 +33,7 @@ fn main() {
             eprintln!("not bricked");
             std::process::exit(3);
         };
-        let verified = sc_core::wipe::verify_command(&record, &command, challenge, kiosk.now()).expect("verified");
+        let verified = sc_core::wipe::verify_command(&record, &command, challenge).expect("verified");
         sc_core::wipe::begin(
             kiosk.data_dir(),
             sc_proto::brick::WipeCause::Brick { command_id: verified.command_id },

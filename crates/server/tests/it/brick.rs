@@ -80,17 +80,31 @@ async fn a_brick_answers_polls_and_activations_with_a_signed_bound_command() {
 }
 
 #[tokio::test]
-async fn forged_or_stale_hellos_get_nothing() {
+async fn forged_hellos_get_nothing_and_stale_ones_only_a_refusal() {
     let (h, laptop, _) = setup().await;
+    let (_, down) = poll(&h, hello(&laptop, h.now() - 3600, [3; 16])).await;
+    assert!(matches!(down, ChannelDown::Refused { .. }), "a laptop in good standing an hour out: {down:?}");
     sc_server::admin::brick_device(&h.state.db(), &laptop.id(), "stolen", "it.sam", h.now()).expect("brick");
     let mut impostor = Laptop::new_key();
     impostor.id = laptop.id.clone();
     let (_, down) = poll(&h, hello(&impostor, h.now(), [3; 16])).await;
     assert!(matches!(down, ChannelDown::Refused { .. }), "{down:?}");
-    let (_, down) = poll(&h, hello(&laptop, h.now() - 3600, [3; 16])).await;
-    assert!(matches!(down, ChannelDown::Refused { .. }), "{down:?}");
     let (status, _) = h.post("/v1/device/poll", b"{not json".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// Issue #14: a skewed laptop's hello was refused ("the clock is wrong") before the server looked
+/// for a brick, so a stolen laptop with its clock set two hours out was never wiped.
+#[tokio::test]
+async fn issue_14_a_bricked_laptop_two_hours_fast_or_slow_gets_its_brick() {
+    let (h, laptop, _) = setup().await;
+    let id = sc_server::admin::brick_device(&h.state.db(), &laptop.id(), "stolen", "it.sam", h.now()).expect("brick");
+    for (skew, challenge) in [(2 * 3600, [4; 16]), (-2 * 3600, [5; 16])] {
+        let (_, down) = poll(&h, hello(&laptop, h.now() + skew, challenge)).await;
+        let ChannelDown::Brick { command } = down else { panic!("{skew}: expected a brick, got {down:?}") };
+        let c = open_command(&h, &command);
+        assert_eq!((c.command_id.as_str(), c.challenge.0), (id.as_str(), challenge), "bound to this hello");
+    }
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ pub fn posture() -> Posture {
         os_version: "12".into(),
         kernel: "6".into(),
         uptime_secs: 1,
+        ..Posture::default()
     }
 }
 
