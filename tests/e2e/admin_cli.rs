@@ -197,3 +197,32 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
         let _ = ks.delete(&data_dir.profile_id());
     }
 }
+
+/// Issue #14: IT set a prison's posture policy from the CLI (the production set, or a TOML file);
+/// a malformed file or an unknown key is refused and changes nothing; each change is audited.
+#[test]
+fn issue_14_it_staff_show_and_set_a_prison_s_posture_policy() {
+    let server_dir = tempfile::tempdir().expect("dir");
+    let data = server_dir.path();
+    ok(care(data, &["init"], None));
+    ok(care(data, &["add-prison", "HMP Cli"], None));
+    let shown = ok(care(data, &["posture-policy", "HMP Cli"], None));
+    assert!(shown.contains("the server's default") && shown.contains("require_secure_boot = false"), "{shown}");
+    let set = ok(care(data, &["posture-policy", "HMP Cli", "--production", "--by", "it.sam"], None));
+    assert!(set.contains("its own") && set.contains("require_secure_boot = true"), "{set}");
+    assert!(set.contains("max_patch_age_days = 45"), "{set}");
+
+    let file = server_dir.path().join("policy.toml");
+    std::fs::write(&file, "require_encrypted_root = true\ndisallowed_interfaces = [\"wl\"]\n").expect("write");
+    let set = ok(care(data, &["posture-policy", "HMP Cli", "--file", file.to_str().expect("utf8")], None));
+    assert!(set.contains("require_encrypted_root = true") && set.contains("require_secure_boot = false"), "{set}");
+    std::fs::write(&file, "require_encrypted_rot = true\n").expect("write");
+    let e = err(care(data, &["posture-policy", "HMP Cli", "--file", file.to_str().expect("utf8")], None));
+    assert!(e.contains("unknown field"), "{e}");
+    let shown = ok(care(data, &["posture-policy", "HMP Cli"], None));
+    assert!(shown.contains("require_encrypted_root = true"), "the bad file changed nothing: {shown}");
+    assert!(err(care(data, &["posture-policy", "HMP Nowhere", "--production"], None)).contains("not found"));
+    let audit = ok(care(data, &["audit", "--limit", "5"], None));
+    assert_eq!(audit.matches("posture_policy").count(), 2, "{audit}");
+    assert!(audit.contains("it.sam"), "{audit}");
+}

@@ -18,6 +18,7 @@ mod link;
 mod lock_from_any_thread;
 mod log_secrets;
 mod pinning;
+mod posture;
 mod shaped_call;
 mod share;
 mod share_window;

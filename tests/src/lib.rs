@@ -19,6 +19,7 @@ pub mod desktop;
 pub mod dicom;
 pub mod link;
 pub mod media;
+pub mod posture;
 pub mod shaped;
 
 /// A care server running in this process on a loopback port, over real TLS.

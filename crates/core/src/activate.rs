@@ -7,7 +7,7 @@ use crate::keystore::{blocking, Keystore};
 use crate::lock::Lease;
 use crate::record::{DataDir, EnrolmentRecord};
 use crate::sealed::{self, Config, DataKey};
-use crate::{posture, Error};
+use crate::Error;
 use ring::rand::{SecureRandom, SystemRandom};
 use sc_proto::{ActivatePayload, Bytes, PROTOCOL_VERSION, SIG_CONTEXT_ACTIVATE};
 use std::time::Duration;
@@ -76,6 +76,7 @@ pub async fn activate(
     keystore: &Keystore,
     record: &EnrolmentRecord,
     creds: &Credentials,
+    posture: sc_proto::Posture,
 ) -> Result<Activation, Error> {
     let profile = dir.profile_id();
     let store = keystore.clone();
@@ -95,7 +96,7 @@ pub async fn activate(
         password: creds.password.as_str().to_owned(),
         totp: creds.totp.clone(),
         blinded: Bytes(blinded),
-        posture: posture::current(),
+        posture,
     };
     let payload = Zeroizing::new(serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?);
     let signed = secrets.sign(SIG_CONTEXT_ACTIVATE, payload.to_vec())?;

@@ -167,6 +167,8 @@ fn refused(refusal: Refusal) -> Error {
         Refusal::LockedOut { retry_after_secs } => Error::LockedOut(retry_after_secs),
         Refusal::Busy { retry_after_secs } => Error::ServerBusy(retry_after_secs),
         Refusal::BadRequest { message } => Error::Protocol(message),
+        // The server's sentences, cut to a length a lock screen can show.
+        Refusal::Posture { message } => Error::PostureRefused(message.chars().take(600).collect()),
         // Only an activation is answered with a brick (see `CareClient::activate`).
         other => Error::Protocol(format!("refusal {other:?}")),
     }

@@ -42,12 +42,15 @@ pub async fn enrol(
     }
     let clock = Clock::system();
     let secrets = DeviceSecrets::generate()?;
+    let posture = tokio::task::spawn_blocking(posture::current)
+        .await
+        .map_err(|_| Error::InvalidState("posture task panicked"))?;
     let payload = EnrolPayload {
         version: PROTOCOL_VERSION,
         token: token.0.secret.clone(),
         device_public_key: Bytes(secrets.public_key()?),
         hostname: posture::hostname(),
-        posture: posture::current(),
+        posture,
     };
     let payload = serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?;
     let signed = secrets.sign(SIG_CONTEXT_ENROL, payload)?;

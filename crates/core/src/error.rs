@@ -26,6 +26,10 @@ pub enum Error {
     /// The server refused the request; its audit log holds the reason.
     #[error("refused by the healthcare server")]
     Refused,
+    /// The laptop's posture fails its prison's policy; what the nurse reads (the server's words:
+    /// what is wrong and what to do).
+    #[error("{0}")]
+    PostureRefused(String),
     /// Too many failed attempts; try again after this many seconds.
     #[error("locked out for {0} seconds")]
     LockedOut(u64),

@@ -47,6 +47,8 @@ pub struct Kiosk {
     runtime: Mutex<Option<tokio::runtime::Handle>>,
     /// Counts unlocked sessions that ended, so whoever runs calls can end them (see `timer`).
     sessions_ended: watch::Sender<u64>,
+    /// Where the posture sent with each activation is read.
+    posture: crate::posture::Sources,
 }
 
 impl std::fmt::Debug for Kiosk {
@@ -163,6 +165,7 @@ impl Kiosk {
             disabled: AtomicBool::new(disabled),
             runtime: Mutex::new(tokio::runtime::Handle::try_current().ok()),
             sessions_ended: watch::Sender::new(0),
+            posture: crate::posture::Sources::system(),
         };
         kiosk.check_dead_man();
         Ok(kiosk)
@@ -171,6 +174,12 @@ impl Kiosk {
     /// Runs background work on `runtime` from now on (the shell gives its own).
     pub fn with_runtime(self, runtime: tokio::runtime::Handle) -> Self {
         self.attach_runtime(runtime);
+        self
+    }
+
+    /// Reads the posture from `sources` from now on (tests point it at prepared files).
+    pub fn with_posture(mut self, sources: crate::posture::Sources) -> Self {
+        self.posture = sources;
         self
     }
 
@@ -496,7 +505,11 @@ impl Kiosk {
     async fn activate(&self, creds: &Credentials) -> Result<Activation, Error> {
         let record = self.record.as_ref().ok_or(Error::NotEnrolled)?;
         let keystore = crate::keystore::blocking(self.keystore).await?;
-        activate::activate(&self.dir, &keystore, record, creds).await
+        let sources = self.posture.clone();
+        let posture = tokio::task::spawn_blocking(move || crate::posture::collect(&sources))
+            .await
+            .map_err(|_| Error::InvalidState("posture task panicked"))?;
+        activate::activate(&self.dir, &keystore, record, creds, posture).await
     }
 
     /// Checks the server answers; a dead server shows its message on the lock screen.

@@ -31,6 +31,8 @@ pub enum NoticeKind {
     InvalidInput,
     /// A consultation is already under way.
     Busy,
+    /// The laptop's posture fails its prison's policy; the message says what to do.
+    Posture,
 }
 
 impl NoticeKind {
@@ -46,6 +48,7 @@ impl NoticeKind {
             NoticeKind::Error => "error",
             NoticeKind::InvalidInput => "invalid_input",
             NoticeKind::Busy => "busy",
+            NoticeKind::Posture => "posture",
         }
     }
 }
@@ -131,6 +134,7 @@ impl Error {
                     format!("Too many failed sign-ins: locked out for {minutes} {unit}."),
                 )
             }
+            Error::PostureRefused(message) => Wording::new(NoticeKind::Posture, message.clone()),
             Error::Locked => Wording::new(NoticeKind::Locked, "Sign in first."),
             Error::NotEnrolled => Wording::new(NoticeKind::Error, "This laptop is not enrolled."),
             Error::Disabled => {
@@ -191,6 +195,7 @@ mod tests {
             Error::Refused,
             Error::LockedOut(300),
             Error::ServerBusy(6),
+            Error::PostureRefused("Secure Boot is off on this laptop.".into()),
             Error::Protocol("odd".into()),
             Error::SealBroken,
             Error::Corrupt { what: "the record", why: "bad".into() },
@@ -213,6 +218,7 @@ mod tests {
                 | Error::Refused
                 | Error::LockedOut(_)
                 | Error::ServerBusy(_)
+                | Error::PostureRefused(_)
                 | Error::Protocol(_)
                 | Error::SealBroken
                 | Error::Corrupt { .. }
@@ -250,6 +256,7 @@ mod tests {
             NoticeKind::Error,
             NoticeKind::InvalidInput,
             NoticeKind::Busy,
+            NoticeKind::Posture,
         ] {
             assert_eq!(serde_json::to_value(kind).expect("json"), serde_json::json!(kind.as_str()));
             assert_eq!(kind, kind.as_str());

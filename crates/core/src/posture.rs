@@ -27,27 +27,23 @@ pub struct Sources {
     pub root: PathBuf,
     /// The address the firewall probe tries; `None` skips the probe (reported as unknown).
     pub canary: Option<SocketAddr>,
-    /// The wall clock, Unix seconds.
-    pub clock: i64,
+    /// The clock reported (the server judges its skew).
+    pub clock: crate::Clock,
 }
 
 impl Sources {
     /// This machine.
     pub fn system() -> Self {
-        Sources {
-            root: PathBuf::from("/"),
-            canary: FIREWALL_CANARY.parse().ok(),
-            clock: crate::Clock::system().unix_now(),
-        }
+        Sources { root: PathBuf::from("/"), canary: FIREWALL_CANARY.parse().ok(), clock: crate::Clock::system() }
     }
 }
 
-/// Reads the posture from this machine.
+/// Reads the posture from this machine. Blocking (files, a probe of up to 100 ms).
 pub fn current() -> Posture {
     collect(&Sources::system())
 }
 
-/// Reads the posture from `sources`.
+/// Reads the posture from `sources`. Blocking.
 pub fn collect(sources: &Sources) -> Posture {
     let root = &sources.root;
     Posture {
@@ -64,7 +60,7 @@ pub fn collect(sources: &Sources) -> Posture {
         processes: processes(root),
         interfaces: interfaces(root),
         patched_at: patched_at(root),
-        clock: sources.clock,
+        clock: sources.clock.unix_now(),
     }
 }
 
@@ -201,4 +197,63 @@ fn patched_at(root: &Path) -> Option<i64> {
 /// The host name, for IT staff's device list.
 pub fn hostname() -> String {
     sysinfo::System::host_name().unwrap_or_else(|_| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(root: &Path, rel: &str, bytes: &[u8]) {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+
+    #[test]
+    fn a_bare_root_reports_nothing_it_cannot_tell_as_sound() {
+        let dir = tempfile::tempdir().expect("dir");
+        let sources = Sources { root: dir.path().to_owned(), canary: None, clock: crate::Clock::with_wall(|| 42) };
+        let p = collect(&sources);
+        assert_eq!((p.root_encrypted, p.secure_boot, p.lockdown.as_str()), (None, Some(false), "none"));
+        assert!(!p.kiosk_session && p.firewall.is_none() && p.processes.is_empty() && p.interfaces.is_empty());
+        assert_eq!((p.patched_at, p.clock), (None, 42));
+    }
+
+    #[test]
+    fn dm_crypt_is_found_directly_by_mapper_name_or_under_lvm_and_a_loop_ends() {
+        let dir = tempfile::tempdir().expect("dir");
+        let root = dir.path();
+        put(root, "proc/self/mounts", b"/dev/dm-0 / ext4 rw 0 0\n");
+        put(root, "sys/block/dm-0/dm/uuid", b"CRYPT-LUKS2-x\n");
+        assert_eq!(root_encrypted(root), Some(true));
+        put(root, "proc/self/mounts", b"/dev/mapper/vg-root / ext4 rw 0 0\n/dev/sda1 /boot ext4 rw 0 0\n");
+        put(root, "sys/block/dm-1/dm/name", b"vg-root\n");
+        put(root, "sys/block/dm-1/dm/uuid", b"LVM-x\n");
+        assert_eq!(root_encrypted(root), Some(false), "LVM with nothing under it");
+        std::fs::create_dir_all(root.join("sys/block/dm-1/slaves/dm-0")).expect("mkdir");
+        assert_eq!(root_encrypted(root), Some(true), "LVM on LUKS");
+        put(root, "sys/block/dm-0/dm/uuid", b"LVM-y\n");
+        std::fs::create_dir_all(root.join("sys/block/dm-0/slaves/dm-1")).expect("mkdir");
+        assert_eq!(root_encrypted(root), Some(false), "a loop in prepared files ends");
+        put(root, "proc/self/mounts", b"/dev/sda2 / ext4 rw 0 0\n");
+        assert_eq!(root_encrypted(root), None, "a plain partition: no device-mapper target to judge");
+    }
+
+    #[test]
+    fn secure_boot_and_lockdown_read_as_the_kernel_writes_them() {
+        let dir = tempfile::tempdir().expect("dir");
+        let root = dir.path();
+        put(root, SECURE_BOOT_VAR, &[6, 0, 0, 0, 1]);
+        assert_eq!(secure_boot(root), Some(true));
+        put(root, SECURE_BOOT_VAR, &[6, 0, 0, 0]);
+        assert_eq!(secure_boot(root), None, "a short variable");
+        put(root, "sys/kernel/security/lockdown", b"none integrity [confidentiality]\n");
+        assert_eq!(lockdown(root), "confidentiality");
+    }
+
+    #[test]
+    fn the_firewall_probe_tells_a_refusal_by_the_peer_from_one_by_the_laptop() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        assert!(!firewall_blocks(closed), "ECONNREFUSED is a closed port, not a firewall");
+    }
 }

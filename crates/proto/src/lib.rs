@@ -225,6 +225,11 @@ pub enum Refusal {
         /// Seconds to wait.
         retry_after_secs: u64,
     },
+    /// The laptop's posture fails its prison's policy.
+    Posture {
+        /// What the nurse reads: what is wrong and what to do, a sentence per failing item.
+        message: String,
+    },
     /// The request did not parse.
     BadRequest {
         /// What was wrong with it (never secret).

@@ -5,6 +5,7 @@
 
 use crate::audit::{self, Reason};
 use crate::db::{self, Device, Staff, Subject};
+use crate::posture::{Failing, When};
 use crate::signin::{self, Channel, Verdict};
 use crate::{AppState, Error};
 use ring::signature::{UnparsedPublicKey, ED25519};
@@ -136,6 +137,14 @@ fn precheck(state: &AppState, signed: &Signed, now: i64) -> Result<(ActivatePayl
     }
     if !version_at_least(&payload.posture.app_version, &state.config.min_app_version) {
         return Err(refuse(state, &c, &ctx, Reason::Posture, Count::Nobody)?);
+    }
+    let failing = crate::posture::check(state, &c, &device, &payload.posture, now, When::Activation)?;
+    if !failing.is_empty() {
+        let items = failing.iter().map(Failing::item).collect::<Vec<_>>().join(" ");
+        audit_refusal(&c, &ctx, Reason::Posture, Some(items))?;
+        tracing::info!(device_id = %device.id, "activation refused: posture");
+        let sentences: Vec<String> = failing.iter().map(Failing::sentence).collect();
+        return Err(Error::Posture(sentences.join(" ")));
     }
     let staff = signin::candidate(&c, &payload.username, Channel::Laptop)?;
     if let Some(s) = &staff {

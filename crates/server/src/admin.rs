@@ -128,6 +128,43 @@ pub struct DeviceSummary {
     pub last_contact: Option<i64>,
     /// active, bricked (wipe pending), wiped (receipt verified), revoked (dead-man).
     pub state: &'static str,
+    /// Its last posture report, if it made one.
+    pub posture: Option<PostureSummary>,
+}
+
+/// A laptop's last posture report as IT staff see it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PostureSummary {
+    /// When, server time.
+    pub at: i64,
+    /// "enrolment" or "activation".
+    pub stage: String,
+    /// The failing items' words; empty when it passed.
+    pub failing: Vec<String>,
+    /// The report's main items, in words: "disk encrypted, Secure Boot on, lockdown integrity, ...".
+    pub summary: String,
+}
+
+impl From<db::PostureRecord> for PostureSummary {
+    fn from(r: db::PostureRecord) -> Self {
+        let p = &r.report;
+        let yes_no = |v: Option<bool>, yes: &str, no: &str| match v {
+            Some(true) => yes.to_owned(),
+            Some(false) => no.to_owned(),
+            None => format!("{no}?"),
+        };
+        let summary = [
+            yes_no(p.root_encrypted, "disk encrypted", "disk not encrypted"),
+            yes_no(p.secure_boot, "Secure Boot on", "Secure Boot off"),
+            format!("lockdown {}", if p.lockdown.is_empty() { "unknown" } else { p.lockdown.as_str() }),
+            if p.kiosk_session { "kiosk session".to_owned() } else { "outside the kiosk session".to_owned() },
+            yes_no(p.firewall, "firewall on", "firewall off"),
+            format!("interfaces {}", p.interfaces.join(",")),
+            format!("{} {}, kiosk {}", p.os, p.os_version, p.app_version),
+        ]
+        .join("; ");
+        PostureSummary { at: r.at, stage: r.stage, failing: r.failing, summary }
+    }
 }
 
 /// Lists devices.
@@ -147,9 +184,38 @@ pub fn list_devices(c: &Connection) -> Result<Vec<DeviceSummary>, Error> {
                     (false, Some(_)) => "bricked",
                     (false, None) => "revoked",
                 },
+                posture: db::posture_of(c, &d.id)?.map(PostureSummary::from),
             })
         })
         .collect()
+}
+
+/// Sets a prison's posture policy, recording who did in the audit log.
+pub fn set_posture_policy(
+    c: &Connection,
+    prison: &str,
+    policy: &crate::posture::PosturePolicy,
+    by: &str,
+    now: i64,
+) -> Result<(), Error> {
+    let p = db::prison_by_name(c, prison)?;
+    let tx = c.unchecked_transaction()?;
+    db::set_posture_policy(&tx, p.id, policy)?;
+    let detail = serde_json::to_string(policy).map_err(|e| Error::Config(e.to_string()))?;
+    audit::record(
+        &tx,
+        now,
+        &audit::Entry {
+            event: "posture_policy",
+            outcome: "ok",
+            staff: Some(by),
+            prison_id: Some(p.id),
+            detail: Some(detail),
+            ..Default::default()
+        },
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Bricks a device: in one transaction its server-side secret is destroyed (its config can never

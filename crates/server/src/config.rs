@@ -136,6 +136,10 @@ pub struct ServerConfig {
     pub policy: Policy,
     /// The oldest kiosk version allowed to activate.
     pub min_app_version: String,
+    /// The posture policy of a prison IT have not given one of its own (`care-server
+    /// posture-policy`). The default requires nothing; `installer/care-server.toml` sets the
+    /// production set.
+    pub posture: crate::posture::PosturePolicy,
     /// TURN relay for calls.
     pub turn: TurnConfig,
     /// How long a consultant's browser session lasts.
@@ -157,6 +161,7 @@ impl Default for ServerConfig {
             sign_in: SignInLimits::default(),
             policy: Policy { lease_secs: 4 * 3600, idle_secs: 15 * 60, dead_man_days: 14 },
             min_app_version: "0.1.0".into(),
+            posture: crate::posture::PosturePolicy::default(),
             turn: TurnConfig::default(),
             web_session_secs: 12 * 3600,
             join_early_secs: 30 * 60,

@@ -100,6 +100,19 @@ CREATE TABLE IF NOT EXISTS live_calls (
     consultant_id INTEGER NOT NULL REFERENCES staff(id),
     started_at INTEGER NOT NULL
 );
+-- A prison's posture policy (crate::posture::PosturePolicy as JSON); none: the server's default.
+CREATE TABLE IF NOT EXISTS prison_posture (
+    prison_id INTEGER PRIMARY KEY REFERENCES prisons(id),
+    policy TEXT NOT NULL
+);
+-- Each laptop's last posture report, and what its prison's policy found wrong with it.
+CREATE TABLE IF NOT EXISTS device_posture (
+    device_id TEXT PRIMARY KEY REFERENCES devices(id),
+    at INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    report TEXT NOT NULL,
+    failing TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bricks (
     command_id TEXT PRIMARY KEY,
     device_id TEXT NOT NULL REFERENCES devices(id),
@@ -837,4 +850,71 @@ pub fn appointments_between(
     ))?;
     let rows = stmt.query_map(params![from, to, prison_id, consultant_id], appointment_from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A prison's own posture policy, if IT set one.
+pub fn posture_policy(c: &Connection, prison_id: i64) -> Result<Option<crate::posture::PosturePolicy>, Error> {
+    let json: Option<String> = c
+        .query_row("SELECT policy FROM prison_posture WHERE prison_id = ?1", params![prison_id], |r| r.get(0))
+        .optional()?;
+    json.map(|j| {
+        serde_json::from_str(&j).map_err(|e| Error::Config(format!("prison {prison_id}'s posture policy: {e}")))
+    })
+    .transpose()
+}
+
+/// Sets a prison's posture policy.
+pub fn set_posture_policy(c: &Connection, prison_id: i64, policy: &crate::posture::PosturePolicy) -> Result<(), Error> {
+    let json = serde_json::to_string(policy).map_err(|e| Error::Config(e.to_string()))?;
+    c.execute(
+        "INSERT INTO prison_posture (prison_id, policy) VALUES (?1, ?2)
+         ON CONFLICT (prison_id) DO UPDATE SET policy = excluded.policy",
+        params![prison_id, json],
+    )?;
+    Ok(())
+}
+
+/// A laptop's last posture report as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostureRecord {
+    /// When it was reported, server time.
+    pub at: i64,
+    /// "enrolment" or "activation".
+    pub stage: String,
+    /// The report.
+    pub report: sc_proto::Posture,
+    /// The failing items' words (empty: it passed).
+    pub failing: Vec<String>,
+}
+
+/// Keeps a laptop's last posture report.
+pub fn record_posture(c: &Connection, id: &DeviceId, record: &PostureRecord) -> Result<(), Error> {
+    let report = serde_json::to_string(&record.report).map_err(|e| Error::Config(e.to_string()))?;
+    c.execute(
+        "INSERT INTO device_posture (device_id, at, stage, report, failing) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (device_id) DO UPDATE SET at = excluded.at, stage = excluded.stage,
+             report = excluded.report, failing = excluded.failing",
+        params![id.as_str(), record.at, record.stage, report, record.failing.join(" ")],
+    )?;
+    Ok(())
+}
+
+/// A laptop's last posture report, if it made one.
+pub fn posture_of(c: &Connection, id: &DeviceId) -> Result<Option<PostureRecord>, Error> {
+    let row: Option<(i64, String, String, String)> = c
+        .query_row(
+            "SELECT at, stage, report, failing FROM device_posture WHERE device_id = ?1",
+            params![id.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    row.map(|(at, stage, report, failing)| {
+        Ok(PostureRecord {
+            at,
+            stage,
+            report: serde_json::from_str(&report).map_err(|e| Error::Config(format!("posture of {id}: {e}")))?,
+            failing: failing.split_whitespace().map(str::to_owned).collect(),
+        })
+    })
+    .transpose()
 }

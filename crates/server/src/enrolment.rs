@@ -2,6 +2,7 @@
 //! token and receives its exchange public point; the server keeps the exchange secret.
 
 use crate::audit::{self, Reason};
+use crate::posture::{self, Failing, When};
 use crate::{db, AppState, Error};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use sc_proto::{Bytes, DeviceId, EnrolPayload, EnrolResponse, PrisonInfo, Signed, SIG_CONTEXT_ENROL};
@@ -37,6 +38,26 @@ pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> 
         Some(t) => t,
     };
 
+    // Judged before the token is spent: IT staff can put it right and enrol again.
+    let failing =
+        posture::judge(&posture::policy_for(state, &conn, token.prison_id)?, &payload.posture, now, When::Enrolment);
+    if !failing.is_empty() {
+        let items = failing.iter().map(Failing::item).collect::<Vec<_>>().join(" ");
+        audit::record(
+            &conn,
+            now,
+            &audit::Entry {
+                event: "enrol",
+                outcome: "refused",
+                reason: Some(Reason::Posture),
+                prison_id: Some(token.prison_id),
+                detail: Some(format!("host={} {items}", payload.hostname.chars().take(64).collect::<String>())),
+                ..Default::default()
+            },
+        )?;
+        return Err(Error::Posture(failing.iter().map(Failing::sentence).collect::<Vec<_>>().join(" ")));
+    }
+
     let mut id = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
         .map_err(|_| Error::Crypto("random device id".into()))?;
@@ -69,6 +90,7 @@ pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> 
             ..Default::default()
         },
     )?;
+    posture::keep(&tx, &device_id, &payload.posture, &[], now, When::Enrolment)?;
     tx.commit()?;
     tracing::info!(device_id = %device_id, prison = %prison.name, "device enrolled");
     Ok(EnrolResponse {

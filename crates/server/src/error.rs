@@ -23,6 +23,10 @@ pub enum Error {
     /// The device is bricked: here is its signed command (bound to the request's challenge).
     #[error("bricked")]
     Bricked(Box<sc_proto::Signed>),
+    /// The laptop's posture fails its prison's policy: what the nurse reads, one sentence per
+    /// failing item (the audit log records the items).
+    #[error("posture refused: {0}")]
+    Posture(String),
     /// No valid session: sign in first.
     #[error("not signed in")]
     Unauthorized,
@@ -74,6 +78,7 @@ impl IntoResponse for Error {
                 return resp;
             }
             Error::Bricked(command) => (StatusCode::GONE, Refusal::Bricked { command: *command }),
+            Error::Posture(message) => (StatusCode::FORBIDDEN, Refusal::Posture { message }),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, Refusal::BadRequest { message: "sign in first".into() }),
             Error::NotFound(what) => {
                 (StatusCode::NOT_FOUND, Refusal::BadRequest { message: format!("{what} not found") })

@@ -103,6 +103,21 @@ enum Command {
     },
     /// Lists bricks and their state: pending, or wiped (a verified receipt came back).
     ListBricks,
+    /// Shows a prison's posture policy (its own, or the server's default), or sets it from a TOML
+    /// file (the keys of `[posture]` in the config; docs/posture.md) or to the production set.
+    PosturePolicy {
+        /// The prison.
+        prison: String,
+        /// Sets the policy from this TOML file.
+        #[arg(long, conflicts_with = "production")]
+        file: Option<std::path::PathBuf>,
+        /// Sets the production set (every item required).
+        #[arg(long)]
+        production: bool,
+        /// Who is changing it (recorded in the audit log).
+        #[arg(long, env = "USER", default_value = "admin")]
+        by: String,
+    },
     /// Lists the staff accounts: role, prison and state (active, locked, disabled).
     ListStaff {
         /// Print JSON.
@@ -307,6 +322,29 @@ fn run(cli: Cli) -> Result<(), Error> {
             println!(
                 "device {id} bricked: its secret is destroyed; wipe command {command} goes out on its next contact"
             );
+        }
+        Command::PosturePolicy { prison, file, production, by } => {
+            let c = database(&config)?;
+            let policy = match (file, production) {
+                (Some(path), _) => {
+                    let text =
+                        std::fs::read_to_string(&path).map_err(Error::io(format!("reading {}", path.display())))?;
+                    Some(toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?)
+                }
+                (None, true) => Some(sc_server::posture::PosturePolicy::production()),
+                (None, false) => None,
+            };
+            if let Some(policy) = policy {
+                admin::set_posture_policy(&c, &prison, &policy, &by, now())?;
+                println!("{prison}'s posture policy is set");
+            }
+            let p = db::prison_by_name(&c, &prison)?;
+            let (policy, whose) = match db::posture_policy(&c, p.id)? {
+                Some(own) => (own, "its own"),
+                None => (config.posture.clone(), "the server's default"),
+            };
+            println!("# {prison}: {whose}");
+            print!("{}", toml::to_string(&policy).map_err(|e| Error::Config(e.to_string()))?);
         }
         Command::ListBricks => {
             println!("{:<32}  {:<32}  {:<8}  {:<12}  reason", "command", "device", "state", "by");

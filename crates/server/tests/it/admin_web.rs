@@ -2,7 +2,7 @@
 //! last contact and state, brick with a reason recorded under their name, follow each brick from
 //! pending to wiped, and read the audit log with the chain checked.
 
-use crate::support::{Harness, PASSWORD};
+use crate::support::{self, Harness, PASSWORD};
 use axum::http::StatusCode;
 use serde_json::json;
 
@@ -29,6 +29,24 @@ async fn it_staff_see_each_laptop_with_its_prison_last_contact_and_state() {
     assert_eq!(d["prison"], "HMP Alpha");
     assert_eq!(d["last_contact"].as_i64(), Some(h.now() - 5));
     assert_eq!((d["state"].as_str(), &d["brick"]), (Some("active"), &serde_json::Value::Null));
+    // Issue #14: the last posture report, with what its prison's policy found wrong.
+    assert_eq!(d["posture"]["stage"], "enrolment", "{d}");
+    assert_eq!(d["posture"]["failing"], serde_json::json!([]));
+    let report = sc_proto::Posture { secure_boot: Some(false), ..support::posture() };
+    let failing = vec![sc_server::posture::Failing::SecureBootOff];
+    sc_server::posture::keep(
+        &h.state.db(),
+        &laptop.id(),
+        &report,
+        &failing,
+        h.now(),
+        sc_server::posture::When::Activation,
+    )
+    .expect("keep");
+    let (_, _, devices) = h.call("GET", "/v1/admin/devices", Some(&cookie), None).await;
+    let p = &devices[0]["posture"];
+    assert_eq!((p["stage"].as_str(), &p["failing"]), (Some("activation"), &serde_json::json!(["secure_boot_off"])));
+    assert!(p["summary"].as_str().is_some_and(|s| s.contains("Secure Boot off")), "{p}");
 }
 
 #[tokio::test]

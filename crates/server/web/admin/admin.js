@@ -1,5 +1,5 @@
-// IT staff's page: sign in, the laptops with their prison, last contact and state, bricking with a
-// reason, each brick's state (pending until the laptop's signed receipt is verified), the staff
+// IT staff's page: sign in, the laptops with their prison, last contact, state and last posture
+// report, bricking with a reason, each brick's state (pending until the laptop's signed receipt is verified), the staff
 // accounts (disable a leaver, reset a password or TOTP seed, lift a lock-out), and the audit log
 // with its chain checked by the server. Every value is set with textContent: host names
 // come from laptops and are not trusted.
@@ -44,11 +44,20 @@ function stateText(d) {
   return d.brick.state === "wiped" ? `wiped (receipt verified ${fmtTime(d.brick.wiped_at)})` : "bricked, wipe pending";
 }
 
+// The last posture report: what failed (the audit log's words), or that it passed; the whole
+// report in words beneath.
+function postureText(d) {
+  if (!d.posture) return "not reported";
+  const p = d.posture;
+  const verdict = p.failing.length ? `refused at ${p.stage}: ${p.failing.join(", ")}` : `passed at ${p.stage}`;
+  return `${verdict} (${fmtTime(p.at)}). ${p.summary}`;
+}
+
 function renderDevices(devices) {
   const body = $("devices").querySelector("tbody");
   body.replaceChildren();
   for (const d of devices) {
-    const tr = row([d.id, d.prison, d.hostname, fmtTime(d.last_contact), stateText(d)]);
+    const tr = row([d.id, d.prison, d.hostname, fmtTime(d.last_contact), stateText(d), postureText(d)]);
     tr.dataset.device = d.id;
     tr.dataset.state = d.brick ? d.brick.state : d.state;
     const td = document.createElement("td");
