@@ -1,5 +1,5 @@
 //! The process entry and its command line: no subcommand opens the kiosk; `enrol` (IT staff)
-//! enrols this laptop.
+//! enrols this laptop; `status`, `firewall-rules` and `posture` print what IT staff need.
 
 use clap::{Parser, Subcommand};
 use sc_core::keystore::Keystore;
@@ -33,6 +33,15 @@ enum Command {
     },
     /// Prints the kiosk's state (enrolled or not, device id) and exits.
     Status,
+    /// Prints the nftables ruleset that confines `user` to the endpoints in the enrolment record
+    /// (the care server, the TURN relay; nothing before enrolment); policy/linux loads it at boot.
+    FirewallRules {
+        /// The user the kiosk session runs as (a name, or a numeric uid).
+        #[arg(long, default_value = sc_core::posture::KIOSK_USER)]
+        user: String,
+    },
+    /// Prints the posture report this laptop would send, as JSON (what the server will judge).
+    Posture,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -75,6 +84,21 @@ fn run() -> Result<(), String> {
                 Some(r) => println!("enrolled as device {} with {}", r.device_id, r.server_url),
                 None => println!("not enrolled"),
             }
+            Ok(())
+        }
+        Some(Command::FirewallRules { user }) => {
+            let dir = DataDir::open(&data_dir).map_err(|e| e.to_string())?;
+            // Not enrolled yet: nothing is allowed (IT enrol as root, whom the rules leave alone).
+            let endpoints = match dir.load_record().map_err(|e| e.to_string())? {
+                Some(record) => sc_core::firewall::endpoints(&record).map_err(|e| e.to_string())?,
+                None => Vec::new(),
+            };
+            print!("{}", sc_core::firewall::nftables(&endpoints, &user).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Some(Command::Posture) => {
+            let report = serde_json::to_string_pretty(&sc_core::posture::current()).map_err(|e| e.to_string())?;
+            println!("{report}");
             Ok(())
         }
         Some(Command::Enrol { server, token_file }) => {

@@ -89,6 +89,7 @@ fn issue_13_a_full_disk_during_a_config_or_record_write_keeps_the_old_one() {
         command_public_key: sc_proto::Bytes([2; 32]),
         exchange_public: sc_proto::Bytes([3; 32]),
         client_public: sc_proto::Bytes([4; 32]),
+        turn_urls: Vec::new(),
     };
     data.store_record(&record("https://old.example")).expect("the first record");
     let key = DataKey::from_bytes([6; 32]);

@@ -16,6 +16,7 @@ mod house_rules;
 mod keystore;
 mod link;
 mod lock_from_any_thread;
+mod lockdown;
 mod log_secrets;
 mod pinning;
 mod posture;

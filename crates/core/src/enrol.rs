@@ -93,6 +93,7 @@ pub async fn enrol(
         command_public_key: reply.command_public_key,
         exchange_public: reply.exchange_public,
         client_public: Bytes(client_public),
+        turn_urls: reply.turn_urls,
     };
     // The dead-man timer counts from enrolment (written before the record, which marks "enrolled").
     let now = Now { wall: enrolled_at, boot: clock.boot() };

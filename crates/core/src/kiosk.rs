@@ -626,6 +626,7 @@ pub(crate) mod test_support {
             command_public_key: Bytes([2; 32]),
             exchange_public: Bytes([3; 32]),
             client_public: Bytes([4; 32]),
+            turn_urls: Vec::new(),
         })
         .expect("record");
         let key = ContactKey::generate(clock.unix_now()).expect("key");

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod contact;
 pub mod enrol;
 mod error;
+pub mod firewall;
 pub mod keystore;
 pub mod kiosk;
 pub mod lock;

@@ -3,17 +3,17 @@
 //! files) and sysinfo. It reports; the server's per-prison policy judges (`sc_server::posture`).
 
 use sc_proto::Posture;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The dedicated user the kiosk session runs as (policy/linux, installer/).
 pub const KIOSK_USER: &str = "sc-kiosk";
 /// The compositor the kiosk session runs the kiosk under.
 pub const KIOSK_COMPOSITOR: &str = "cage";
 /// Where the firewall is probed: an address the allow-list never admits (TEST-NET-1, RFC 5737).
-/// Under the kiosk's nftables rules a connection there is refused on the laptop itself at once
-/// (EPERM); without them it goes out and times out or finds no route.
+/// Under the kiosk's nftables rules a UDP datagram there is dropped on the laptop itself and the
+/// send fails at once with EPERM; without them it leaves (or finds no route). UDP, because a
+/// dropped TCP SYN is only retried, never reported.
 pub const FIREWALL_CANARY: &str = "192.0.2.1:443";
 /// Most process names reported (a laptop running more is itself a finding).
 const MAX_NAMES: usize = 512;
@@ -38,7 +38,7 @@ impl Sources {
     }
 }
 
-/// Reads the posture from this machine. Blocking (files, a probe of up to 100 ms).
+/// Reads the posture from this machine. Blocking (files, one datagram).
 pub fn current() -> Posture {
     collect(&Sources::system())
 }
@@ -151,10 +151,12 @@ fn kiosk_session(root: &Path) -> bool {
     parent.trim() == KIOSK_COMPOSITOR && user.as_deref() == Some(KIOSK_USER)
 }
 
-/// Whether the firewall refused a connection to `canary` on the laptop itself: the kiosk's
-/// nftables rules drop it in the output hook, which the kernel reports as EPERM at once.
+/// Whether the firewall refused a datagram to `canary` on the laptop itself: the kiosk's
+/// nftables rules drop it in the output hook, which the kernel reports to the sender as EPERM.
 pub fn firewall_blocks(canary: SocketAddr) -> bool {
-    match TcpStream::connect_timeout(&canary, Duration::from_millis(100)) {
+    let local: SocketAddr = if canary.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let Ok(socket) = UdpSocket::bind(local) else { return false };
+    match socket.send_to(b"secureconsult posture probe", canary) {
         Ok(_) => false,
         Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
     }
@@ -252,8 +254,8 @@ mod tests {
     }
 
     #[test]
-    fn the_firewall_probe_tells_a_refusal_by_the_peer_from_one_by_the_laptop() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
-        assert!(!firewall_blocks(closed), "ECONNREFUSED is a closed port, not a firewall");
+    fn the_firewall_probe_finds_none_where_a_datagram_leaves() {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        assert!(!firewall_blocks(closed), "a datagram to a closed port left: no firewall");
     }
 }

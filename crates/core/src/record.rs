@@ -117,4 +117,7 @@ pub struct EnrolmentRecord {
     pub exchange_public: Bytes<[u8; 32]>,
     /// The laptop's exchange public point `C` (its scalar `c` was forgotten after sealing).
     pub client_public: Bytes<[u8; 32]>,
+    /// The TURN relay's URLs, for the firewall's allow-list (`sc_core::firewall`).
+    #[serde(default)]
+    pub turn_urls: Vec<String>,
 }

@@ -146,6 +146,9 @@ pub struct EnrolResponse {
     pub command_public_key: Bytes<[u8; 32]>,
     /// Policy to seal into the config.
     pub policy: Policy,
+    /// The TURN relay's URLs (what the laptop's firewall must let through besides the server).
+    #[serde(default)]
+    pub turn_urls: Vec<String>,
 }
 
 /// Body of `POST /v1/activate`, signed by the device key.
