@@ -7,8 +7,9 @@ libjavascriptcoregtk-4.1-dev libgtk-3-dev librsvg2-dev libxdo-dev libayatana-app
 libvpx-dev libopus-dev libasound2-dev libclang-dev clang cmake"
 PKGS_RUNTIME="dbus dbus-x11 gnome-keyring xvfb xauth matchbox-window-manager imagemagick xdotool oathtool procps strace \
 coturn chromium openssl python3 iproute2 nftables"
-# Only the tests: a clock set wrong for one process (the dead-man and brick window tests).
-PKGS_TEST="faketime"
+# Only the tests: a clock set wrong for one process (libfaketime), and the kiosk session headless
+# (cage, its Xwayland, grim for screenshots, xmessage as a second program).
+PKGS_TEST="faketime cage grim xwayland x11-utils"
 
 log() { printf '\033[1m[secureconsult]\033[0m %s\n' "$*" >&2; }
 

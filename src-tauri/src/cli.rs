@@ -69,11 +69,26 @@ fn read_token(path: &std::path::Path) -> Result<zeroize::Zeroizing<String>, Stri
     Ok(token)
 }
 
+/// On an installed laptop (the package's marker), the kiosk window opens only in its session: as
+/// the kiosk user under the kiosk compositor (policy/linux), never from a shell or another session.
+fn session_allows(root: &std::path::Path) -> Result<(), String> {
+    if sc_core::posture::session_required(root) && !sc_core::posture::kiosk_session(root) {
+        return Err(format!(
+            "on this laptop SecureConsult runs only in its kiosk session (user {} under {}); \
+             restart the laptop",
+            sc_core::posture::KIOSK_USER,
+            sc_core::posture::KIOSK_COMPOSITOR
+        ));
+    }
+    Ok(())
+}
+
 fn run() -> Result<(), String> {
     let cli = Cli::parse();
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
     match cli.command {
         None => {
+            session_allows(std::path::Path::new("/"))?;
             let kiosk = Kiosk::open(&data_dir, Keystore::secret_service).map_err(|e| e.to_string())?;
             tracing::info!(enrolled = kiosk.record().is_some(), "kiosk starting locked");
             crate::run_window(kiosk)
@@ -130,5 +145,31 @@ pub fn main() -> ExitCode {
             eprintln!("secureconsult-kiosk: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(root: &std::path::Path, rel: &str, text: &str) {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    #[test]
+    fn issue_14_an_installed_laptop_opens_the_kiosk_only_in_its_session() {
+        let dir = tempfile::tempdir().expect("dir");
+        let root = dir.path();
+        put(root, "proc/self/status", "PPid:\t42\nUid:\t1001\t1001\t1001\t1001\n");
+        put(root, "proc/42/comm", "bash\n");
+        put(root, "etc/passwd", "sc-kiosk:x:1001:1001::/var/lib/sc-kiosk:/usr/sbin/nologin\n");
+        assert!(session_allows(root).is_ok(), "a developer's machine (no marker) runs it anywhere");
+        put(root, sc_core::posture::SESSION_ONLY_MARKER, "");
+        let e = session_allows(root).expect_err("from a shell, on an installed laptop");
+        assert!(e.contains("runs only in its kiosk session"), "{e}");
+        put(root, "proc/42/comm", "cage\n");
+        assert!(session_allows(root).is_ok(), "in the session");
     }
 }

@@ -71,7 +71,10 @@ pub fn activity(kiosk: State<'_, Arc<Kiosk>>) {
 #[tauri::command]
 pub async fn check_server(kiosk: State<'_, Arc<Kiosk>>) -> Result<KioskView, UiError> {
     static READY: std::sync::Once = std::sync::Once::new();
-    READY.call_once(|| tracing::info!("kiosk page ready"));
+    READY.call_once(|| {
+        tracing::info!("kiosk page ready");
+        crate::session::close_the_door();
+    });
     Ok(kiosk.check_server().await)
 }
 

@@ -9,6 +9,7 @@ mod cli;
 pub mod commands;
 #[cfg(target_os = "linux")]
 mod image_view;
+mod session;
 #[cfg(target_os = "linux")]
 pub mod surface;
 pub mod window;

@@ -14,6 +14,7 @@ mod faults;
 mod frame_sizes;
 mod house_rules;
 mod keystore;
+mod kiosk_session;
 mod link;
 mod lock_from_any_thread;
 mod lockdown;

@@ -93,7 +93,12 @@ pub enum KioskView {
 struct ContactFile {
     key: Option<ContactKey>,
     on_disk: Option<Contact>,
+    /// When the keystore was last asked for a missing key (boot id and seconds).
+    key_asked: Option<(String, u64)>,
 }
+
+/// How often a keystore out of reach is asked again for the dead-man key.
+const KEY_RETRY_SECS: u64 = 60;
 
 /// Reads the dead-man timer's key on a thread of its own: the keystore blocks (D-Bus), and
 /// opening the kiosk may happen on an async runtime's thread.
@@ -150,7 +155,7 @@ impl Kiosk {
         let (contact, file) = if record.is_some() {
             let key = read_contact_key(keystore, dir.profile_id());
             let (count, on_disk) = opening_count(&dir, &key, &now);
-            (count, ContactFile { key: key.ok(), on_disk })
+            (count, ContactFile { key: key.ok(), on_disk, key_asked: Some((now.boot.id.clone(), now.boot.secs)) })
         } else {
             (Contact::made(now.wall, DEFAULT_DEAD_MAN_DAYS, &now), ContactFile::default())
         };
@@ -263,10 +268,17 @@ impl Kiosk {
             return;
         }
         if file.key.is_none() {
+            let asked_lately = file.key_asked.as_ref().is_some_and(|(boot, secs)| {
+                *boot == now.boot.id && now.boot.secs.saturating_sub(*secs) < KEY_RETRY_SECS
+            });
+            if asked_lately {
+                return;
+            }
+            file.key_asked = Some((now.boot.id.clone(), now.boot.secs));
             match read_contact_key(self.keystore, self.dir.profile_id()) {
                 Ok(key) => file.key = Some(key),
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not record the dead-man count: no key");
+                    tracing::warn!(error = %e, "could not record the dead-man count: no key (asking again in a minute)");
                     return;
                 }
             }
@@ -456,6 +468,7 @@ impl Kiosk {
         if self.check_dead_man() {
             return disabled_view();
         }
+        self.lock_if_traced();
         let now = self.clock.instant();
         if let Some(notice) = self.update(|s| s.tick(now, in_call)) {
             tracing::info!(?notice, "kiosk locked by its timer");
@@ -463,10 +476,27 @@ impl Kiosk {
         self.view(now)
     }
 
+    /// Locks (and refuses to unlock) while a debugger is attached: it could read the unsealed
+    /// config and the session from memory. True when one is.
+    fn lock_if_traced(&self) -> bool {
+        if !crate::posture::traced(&self.posture.root) {
+            return false;
+        }
+        let was_unlocked = self.state().is_unlocked();
+        self.update(|s| s.lock(Notice::Debugger));
+        if was_unlocked {
+            tracing::warn!("a debugger attached: locked");
+        }
+        true
+    }
+
     /// Signs in: asks the server to release the key and opens the config. Returns the new view.
     pub async fn sign_in(&self, creds: Credentials) -> KioskView {
         if self.check_dead_man() {
             return disabled_view();
+        }
+        if self.lock_if_traced() {
+            return self.screen();
         }
         let start = self.clock.instant();
         if let Err(e) = self.update(|s| s.begin_sign_in(start)) {
@@ -803,6 +833,28 @@ mod tests {
         assert!(!kiosk.is_disabled());
         assert_eq!(kiosk.tick(false), disabled_view());
         assert!(tombstone.exists() && kiosk.is_disabled(), "the tick took the decision");
+    }
+
+    #[test]
+    fn issue_14_a_debugger_attaching_locks_the_kiosk_and_refuses_a_sign_in() {
+        let hand = ManualClock::starting_at(1_700_000_000);
+        let (_dir, kiosk) = enrolled(hand.clock());
+        let root = tempfile::tempdir().expect("root");
+        let status = root.path().join("proc/self/status");
+        std::fs::create_dir_all(status.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&status, "Name:\tkiosk\nTracerPid:\t0\n").expect("write");
+        let sources = crate::posture::Sources { root: root.path().to_owned(), canary: None, clock: hand.clock() };
+        let kiosk = kiosk.with_posture(sources);
+        kiosk.unlock_for_test(unsealed(3600, 600));
+        assert!(matches!(kiosk.tick(false), KioskView::Unlocked { .. }), "no tracer");
+        std::fs::write(&status, "Name:\tkiosk\nTracerPid:\t4242\n").expect("write");
+        let KioskView::Locked { notice: Some(n) } = kiosk.tick(false) else { panic!("a tracer locks") };
+        assert!(n.message.contains("another program tried to look inside"), "{n:?}");
+        assert!(kiosk.with_session(|_| ()).is_none(), "the session and its key are gone");
+        let creds = Credentials { username: "jo".into(), password: "x".to_owned().into(), totp: "000000".into() };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let KioskView::Locked { notice: Some(n) } = rt.block_on(kiosk.sign_in(creds)) else { panic!("refused") };
+        assert!(n.message.contains("another program tried to look inside"), "no sign-in while traced: {n:?}");
     }
 
     #[test]

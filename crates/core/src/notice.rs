@@ -101,6 +101,8 @@ pub enum Notice {
     Idle,
     /// The nurse pressed Lock.
     UserLocked,
+    /// A debugger attached to the kiosk (someone trying to read its memory).
+    Debugger,
     /// Something else failed: the error's wording.
     Failed(Wording),
 }
@@ -172,6 +174,14 @@ impl Notice {
             }
             Notice::Idle => (Wording::new(NoticeKind::Idle, "Locked after a period of inactivity."), None),
             Notice::UserLocked => (Wording::new(NoticeKind::Locked, "Locked."), None),
+            Notice::Debugger => (
+                Wording::new(
+                    NoticeKind::Locked,
+                    "Locked: another program tried to look inside SecureConsult. Restart the laptop; if this \
+                     message comes back, return it to the IT team.",
+                ),
+                None,
+            ),
             Notice::Failed(wording) => (wording.clone(), None),
         };
         NoticeView { kind: wording.kind, message: wording.message, retry_after_secs }

@@ -133,8 +133,22 @@ fn lockdown(root: &Path) -> String {
     }
 }
 
+/// The marker an installed laptop carries (installer/): the kiosk then runs only in its session.
+pub const SESSION_ONLY_MARKER: &str = "etc/secureconsult/session-only";
+
+/// Whether this laptop requires the kiosk to run in its session (the installed package says so).
+pub fn session_required(root: &Path) -> bool {
+    root.join(SESSION_ONLY_MARKER).exists()
+}
+
+/// Whether a debugger (any tracer: gdb, strace) is attached to this process.
+pub fn traced(root: &Path) -> bool {
+    read(root, "proc/self/status")
+        .is_some_and(|s| s.lines().find_map(|l| l.strip_prefix("TracerPid:")).is_some_and(|pid| pid.trim() != "0"))
+}
+
 /// Whether this process runs as the kiosk user directly under the kiosk compositor.
-fn kiosk_session(root: &Path) -> bool {
+pub fn kiosk_session(root: &Path) -> bool {
     let Some(status) = read(root, "proc/self/status") else { return false };
     let field = |name: &str| {
         status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()).map(str::to_owned)
@@ -251,6 +265,20 @@ mod tests {
         assert_eq!(secure_boot(root), None, "a short variable");
         put(root, "sys/kernel/security/lockdown", b"none integrity [confidentiality]\n");
         assert_eq!(lockdown(root), "confidentiality");
+    }
+
+    #[test]
+    fn a_tracer_and_the_session_marker_are_read_from_the_kernel_s_and_the_package_s_files() {
+        let dir = tempfile::tempdir().expect("dir");
+        let root = dir.path();
+        assert!(!traced(root) && !session_required(root));
+        put(root, "proc/self/status", b"Name:\tkiosk\nTracerPid:\t0\nUid:\t0\n");
+        assert!(!traced(root));
+        put(root, "proc/self/status", b"Name:\tkiosk\nTracerPid:\t4242\nUid:\t0\n");
+        assert!(traced(root));
+        put(root, SESSION_ONLY_MARKER, b"");
+        assert!(session_required(root));
+        assert!(!traced(Path::new("/")), "this test is not being debugged");
     }
 
     #[test]
