@@ -13,6 +13,7 @@ mod demo;
 mod faults;
 mod frame_sizes;
 mod house_rules;
+mod installer;
 mod keystore;
 mod kiosk_session;
 mod link;
