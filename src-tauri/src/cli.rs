@@ -30,6 +30,9 @@ enum Command {
         /// would keep it.
         #[arg(long, value_name = "PATH|-")]
         token_file: PathBuf,
+        /// IT staff's name for this laptop, shown on the admin page (e.g. "HMP Example laptop 3").
+        #[arg(long, default_value = "")]
+        asset_tag: String,
     },
     /// Prints the kiosk's state (enrolled or not, device id) and exits.
     Status,
@@ -116,7 +119,7 @@ fn run() -> Result<(), String> {
             println!("{report}");
             Ok(())
         }
-        Some(Command::Enrol { server, token_file }) => {
+        Some(Command::Enrol { server, token_file, asset_tag }) => {
             let token = read_token(&token_file)?.parse().map_err(|e: sc_core::Error| e.to_string())?;
             let dir = DataDir::open(&data_dir).map_err(|e| e.to_string())?;
             let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
@@ -124,8 +127,9 @@ fn run() -> Result<(), String> {
                 let keystore =
                     tokio::task::spawn_blocking(Keystore::secret_service).await.map_err(|e| e.to_string())?;
                 let keystore = keystore.map_err(|e| e.to_string())?;
-                let record =
-                    sc_core::enrol::enrol(&dir, &keystore, &server, &token).await.map_err(|e| e.to_string())?;
+                let record = sc_core::enrol::enrol_as(&dir, &keystore, &server, &token, &asset_tag)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 println!("enrolled as device {}", record.device_id);
                 Ok(())
             })

@@ -120,7 +120,7 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
         let mut child = Command::new(sc_e2e::bin("secureconsult-kiosk"))
             .arg("--data-dir")
             .arg(laptop.path())
-            .args(["enrol", "--server", &url, "--token-file", "-"])
+            .args(["enrol", "--server", &url, "--token-file", "-", "--asset-tag", "HMP Cli laptop 3"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -146,6 +146,9 @@ fn it_staff_enrol_list_and_revoke_a_laptop() {
     assert_eq!(devices[0]["id"], device_id.as_str());
     assert_eq!(devices[0]["prison"], "HMP Cli");
     assert_eq!(devices[0]["state"], "active");
+    // Issue #14: IT staff find the laptop by the asset tag given at enrolment.
+    assert_eq!(devices[0]["asset_tag"], "HMP Cli laptop 3");
+    assert!(ok(care(data, &["list-devices"], None)).contains("HMP Cli laptop 3"));
 
     assert!(err(care(data, &["brick-device", "not-an-id", "--reason", "x"], None)).contains("32 lowercase hex"));
     assert!(err(care(data, &["brick-device", &device_id, "--reason", " "], None)).contains("reason"));

@@ -29,13 +29,25 @@ impl EnrolmentToken {
     }
 }
 
-/// Enrols this laptop. Writes the keystore entry, the sealed config, then the record (last, so a
-/// crash part-way leaves the laptop "not enrolled" and IT staff simply enrol it again).
+/// Enrols this laptop without an asset tag (see [`enrol_as`]).
 pub async fn enrol(
     dir: &DataDir,
     keystore: &Keystore,
     server_url: &str,
     token: &EnrolmentToken,
+) -> Result<EnrolmentRecord, Error> {
+    enrol_as(dir, keystore, server_url, token, "").await
+}
+
+/// Enrols this laptop under IT staff's `asset_tag` (with its firmware's serial number). Writes the
+/// keystore entry, the sealed config, then the record (last, so a crash part-way leaves the laptop
+/// "not enrolled" and IT staff simply enrol it again).
+pub async fn enrol_as(
+    dir: &DataDir,
+    keystore: &Keystore,
+    server_url: &str,
+    token: &EnrolmentToken,
+    asset_tag: &str,
 ) -> Result<EnrolmentRecord, Error> {
     if let Some(existing) = dir.load_record()? {
         return Err(Error::AlreadyEnrolled(existing.device_id.to_string()));
@@ -51,6 +63,8 @@ pub async fn enrol(
         device_public_key: Bytes(secrets.public_key()?),
         hostname: posture::hostname(),
         posture,
+        asset_tag: asset_tag.trim().to_owned(),
+        serial: posture::serial_number(),
     };
     let payload = serde_json::to_vec(&payload).map_err(|e| Error::Protocol(e.to_string()))?;
     let signed = secrets.sign(SIG_CONTEXT_ENROL, payload)?;

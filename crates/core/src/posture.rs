@@ -210,6 +210,11 @@ fn patched_at(root: &Path) -> Option<i64> {
         .max()
 }
 
+/// The laptop's serial number from its firmware (DMI; readable by root, who enrols), or empty.
+pub fn serial_number() -> String {
+    read(Path::new("/"), "sys/class/dmi/id/product_serial").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
 /// The host name, for IT staff's device list.
 pub fn hostname() -> String {
     sysinfo::System::host_name().unwrap_or_else(|_| "unknown".to_owned())

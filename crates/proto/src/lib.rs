@@ -120,6 +120,12 @@ pub struct EnrolPayload {
     pub hostname: String,
     /// The laptop's posture at enrolment.
     pub posture: Posture,
+    /// IT staff's name for the laptop, e.g. "HMP Example laptop 3" (empty: none given).
+    #[serde(default)]
+    pub asset_tag: String,
+    /// The laptop's serial number from its firmware (empty: unknown).
+    #[serde(default)]
+    pub serial: String,
 }
 
 impl std::fmt::Debug for EnrolPayload {
@@ -285,6 +291,8 @@ mod tests {
                     device_public_key: Bytes(secret_bytes),
                     hostname: "laptop".into(),
                     posture: posture.clone(),
+                    asset_tag: "HMP X laptop 3".into(),
+                    serial: "PF2ABCDE".into(),
                 }
             ),
             format!(

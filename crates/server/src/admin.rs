@@ -122,6 +122,10 @@ pub struct DeviceSummary {
     pub prison: String,
     /// Host name at enrolment.
     pub hostname: String,
+    /// IT staff's name for it, e.g. "HMP Example laptop 3" (empty: none given at enrolment).
+    pub asset_tag: String,
+    /// Its firmware's serial number (empty: unknown).
+    pub serial: String,
     /// Enrolment time.
     pub enrolled_at: i64,
     /// Last successful contact.
@@ -172,7 +176,10 @@ pub fn list_devices(c: &Connection) -> Result<Vec<DeviceSummary>, Error> {
     db::devices(c)?
         .into_iter()
         .map(|d| {
+            let (asset_tag, serial) = db::device_label(c, &d.id)?;
             Ok(DeviceSummary {
+                asset_tag,
+                serial,
                 prison: db::prison_by_id(c, d.prison_id)?.name,
                 id: d.id.to_string(),
                 hostname: d.hostname,

@@ -100,6 +100,12 @@ CREATE TABLE IF NOT EXISTS live_calls (
     consultant_id INTEGER NOT NULL REFERENCES staff(id),
     started_at INTEGER NOT NULL
 );
+-- How IT staff know a laptop: the asset tag they gave at enrolment, the firmware's serial number.
+CREATE TABLE IF NOT EXISTS device_labels (
+    device_id TEXT PRIMARY KEY REFERENCES devices(id),
+    asset_tag TEXT NOT NULL,
+    serial TEXT NOT NULL
+);
 -- A prison's posture policy (crate::posture::PosturePolicy as JSON); none: the server's default.
 CREATE TABLE IF NOT EXISTS prison_posture (
     prison_id INTEGER PRIMARY KEY REFERENCES prisons(id),
@@ -917,4 +923,23 @@ pub fn posture_of(c: &Connection, id: &DeviceId) -> Result<Option<PostureRecord>
         })
     })
     .transpose()
+}
+
+/// Records IT staff's asset tag and the firmware's serial number for a laptop.
+pub fn label_device(c: &Connection, id: &DeviceId, asset_tag: &str, serial: &str) -> Result<(), Error> {
+    c.execute(
+        "INSERT INTO device_labels (device_id, asset_tag, serial) VALUES (?1, ?2, ?3)
+         ON CONFLICT (device_id) DO UPDATE SET asset_tag = excluded.asset_tag, serial = excluded.serial",
+        params![id.as_str(), asset_tag, serial],
+    )?;
+    Ok(())
+}
+
+/// A laptop's asset tag and serial number (empty when not given).
+pub fn device_label(c: &Connection, id: &DeviceId) -> Result<(String, String), Error> {
+    Ok(c.query_row("SELECT asset_tag, serial FROM device_labels WHERE device_id = ?1", params![id.as_str()], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()?
+    .unwrap_or_default())
 }

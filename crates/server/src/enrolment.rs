@@ -7,6 +7,11 @@ use crate::{db, AppState, Error};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use sc_proto::{Bytes, DeviceId, EnrolPayload, EnrolResponse, PrisonInfo, Signed, SIG_CONTEXT_ENROL};
 
+/// A name from the laptop as IT staff will read it: printable characters, at most 64.
+fn label(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(64).collect::<String>().trim().to_owned()
+}
+
 /// Handles an enrolment.
 pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> {
     let now = state.now();
@@ -86,11 +91,18 @@ pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> 
             outcome: "ok",
             device_id: Some(&device_id),
             prison_id: Some(prison.id),
-            detail: Some(format!("host={} app={}", payload.hostname, payload.posture.app_version)),
+            detail: Some(format!(
+                "host={} app={} asset={} serial={}",
+                payload.hostname,
+                payload.posture.app_version,
+                label(&payload.asset_tag),
+                label(&payload.serial)
+            )),
             ..Default::default()
         },
     )?;
     posture::keep(&tx, &device_id, &payload.posture, &[], now, When::Enrolment)?;
+    db::label_device(&tx, &device_id, &label(&payload.asset_tag), &label(&payload.serial))?;
     tx.commit()?;
     tracing::info!(device_id = %device_id, prison = %prison.name, "device enrolled");
     Ok(EnrolResponse {

@@ -276,10 +276,16 @@ fn run(cli: Cli) -> Result<(), Error> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&devices).map_err(|e| Error::Config(e.to_string()))?);
             } else {
-                println!("{:<32}  {:<8}  {:<20}  {:<20}  last contact", "device", "state", "prison", "host");
+                println!(
+                    "{:<24}  {:<16}  {:<32}  {:<8}  {:<20}  {:<20}  last contact",
+                    "asset tag", "serial", "device", "state", "prison", "host"
+                );
                 for d in devices {
                     let last = d.last_contact.map_or_else(|| "never".to_owned(), |t| t.to_string());
-                    println!("{:<32}  {:<8}  {:<20}  {:<20}  {last}", d.id, d.state, d.prison, d.hostname);
+                    println!(
+                        "{:<24}  {:<16}  {:<32}  {:<8}  {:<20}  {:<20}  {last}",
+                        d.asset_tag, d.serial, d.id, d.state, d.prison, d.hostname
+                    );
                 }
             }
         }

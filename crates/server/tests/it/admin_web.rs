@@ -27,6 +27,8 @@ async fn it_staff_see_each_laptop_with_its_prison_last_contact_and_state() {
     let d = &devices[0];
     assert_eq!(d["id"].as_str(), Some(laptop.id().as_str()));
     assert_eq!(d["prison"], "HMP Alpha");
+    // Issue #14: the asset tag and serial number sent at enrolment, by which IT staff know it.
+    assert_eq!((d["asset_tag"].as_str(), d["serial"].as_str()), (Some("HMP Alpha laptop 3"), Some("PF2ABCDE")));
     assert_eq!(d["last_contact"].as_i64(), Some(h.now() - 5));
     assert_eq!((d["state"].as_str(), &d["brick"]), (Some("active"), &serde_json::Value::Null));
     // Issue #14: the last posture report, with what its prison's policy found wrong.

@@ -238,6 +238,8 @@ impl Laptop {
             device_public_key: Bytes(self.key.public_key().as_ref().try_into().expect("32 bytes")),
             hostname: "test-laptop".into(),
             posture: posture(),
+            asset_tag: "HMP Alpha laptop 3".into(),
+            serial: "PF2ABCDE".into(),
         };
         let signed = self.sign(sc_proto::SIG_CONTEXT_ENROL, serde_json::to_vec(&payload).expect("json"));
         serde_json::to_vec(&signed).expect("json")

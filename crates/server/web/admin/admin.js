@@ -57,7 +57,9 @@ function renderDevices(devices) {
   const body = $("devices").querySelector("tbody");
   body.replaceChildren();
   for (const d of devices) {
-    const tr = row([d.id, d.prison, d.hostname, fmtTime(d.last_contact), stateText(d), postureText(d)]);
+    // IT staff know a laptop by its asset tag; the id (and serial) beneath it for the audit log.
+    const name = d.asset_tag ? `${d.asset_tag} (serial ${d.serial || "unknown"}; ${d.id})` : d.id;
+    const tr = row([name, d.prison, d.hostname, fmtTime(d.last_contact), stateText(d), postureText(d)]);
     tr.dataset.device = d.id;
     tr.dataset.state = d.brick ? d.brick.state : d.state;
     const td = document.createElement("td");
@@ -69,7 +71,7 @@ function renderDevices(devices) {
       b.dataset.brick = d.id;
       b.addEventListener("click", () => {
         state.target = d.id;
-        $("brick-target").textContent = `${d.hostname} (${d.prison})`;
+        $("brick-target").textContent = `${d.asset_tag || d.hostname} (${d.prison})`;
         $("brick-reason").value = "";
         $("brick-form").hidden = false;
         $("brick-reason").focus();
