@@ -78,6 +78,8 @@ fn paths_in_unit(text: &str) -> Vec<String> {
 
 #[test]
 fn issue_14_the_packages_build_pass_lintian_install_into_a_throwaway_root_and_purge_clean() {
+    // Stripping a debug binary and lintian take a core for half a minute.
+    let _slot = sc_e2e::shaped::one_at_a_time_blocking();
     let out = tempfile::tempdir().expect("out");
     let built = run(Command::new("bash")
         .arg(sc_e2e::repo_root().join("installer/build-deb.sh"))

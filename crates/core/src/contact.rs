@@ -214,6 +214,25 @@ mod tests {
     }
 
     #[test]
+    fn issue_13_any_stored_count_is_judged_without_overflow() {
+        let mut c = Contact {
+            last_contact: i64::MIN,
+            dead_man_days: u32::MAX,
+            out_of_contact_secs: u64::MAX - 1,
+            boot_id: "a".into(),
+            boot_secs: u64::MAX,
+            wall: i64::MIN,
+        };
+        for now in [at(i64::MAX, "a", u64::MAX), at(i64::MAX, "b", u64::MAX), at(i64::MIN, "c", 0)] {
+            c.advance(&now);
+            assert!(c.expired(), "a count at the end of u64 is long past any limit");
+        }
+        let mut c = Contact::made(i64::MAX, 14, &at(i64::MAX, "a", 0));
+        c.advance(&at(i64::MIN, "b", u64::MAX));
+        assert_eq!(c.out_of_contact_secs, u64::MAX, "saturates");
+    }
+
+    #[test]
     fn a_reboot_counts_the_time_off_by_the_wall_never_less_than_nothing() {
         let mut c = Contact::made(0, 14, &at(10_000, "a", 100));
         c.advance(&at(10_500, "a", 600));

@@ -201,7 +201,7 @@ pub fn list_devices(c: &Connection) -> Result<Vec<DeviceSummary>, Error> {
 pub fn set_posture_policy(
     c: &Connection,
     prison: &str,
-    policy: &crate::posture::PosturePolicy,
+    policy: &crate::config::PosturePolicy,
     by: &str,
     now: i64,
 ) -> Result<(), Error> {

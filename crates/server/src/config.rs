@@ -112,6 +112,69 @@ impl Default for TurnConfig {
     }
 }
 
+/// What a prison requires of its laptops. Every item is reported whatever the policy; only the
+/// items set here refuse. The default requires nothing (a test bench or a pilot); the production
+/// set is [`PosturePolicy::production`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PosturePolicy {
+    /// The root file system must be on dm-crypt.
+    pub require_encrypted_root: bool,
+    /// Secure Boot must be on.
+    pub require_secure_boot: bool,
+    /// The kernel must be locked down (integrity or confidentiality).
+    pub require_lockdown: bool,
+    /// The kiosk must run in its session (the kiosk user, under cage). Activation only: at
+    /// enrolment IT staff run the installer outside it.
+    pub require_kiosk_session: bool,
+    /// The kiosk's firewall must be in force. Activation only, as the session.
+    pub require_firewall: bool,
+    /// Process names that must not be running. Activation only.
+    pub disallowed_processes: Vec<String>,
+    /// Network interface name prefixes that must not be present ("wl": Wi-Fi, "ww": mobile data,
+    /// "tun", "wg": VPNs).
+    pub disallowed_interfaces: Vec<String>,
+    /// The longest since packages were last installed or upgraded.
+    pub max_patch_age_days: Option<u32>,
+    /// The furthest the laptop's clock may be from the server's.
+    pub max_clock_skew_secs: Option<u32>,
+}
+
+impl PosturePolicy {
+    /// What a prison deployment requires (installer/care-server.toml ships it).
+    pub fn production() -> Self {
+        PosturePolicy {
+            require_encrypted_root: true,
+            require_secure_boot: true,
+            require_lockdown: true,
+            require_kiosk_session: true,
+            require_firewall: true,
+            disallowed_processes: [
+                "sshd",
+                "ssh",
+                "telnet",
+                "nc",
+                "ncat",
+                "socat",
+                "openvpn",
+                "wireguard",
+                "wpa_supplicant",
+                "ModemManager",
+                "firefox",
+                "chromium",
+                "Xorg",
+                "gdb",
+                "strace",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            disallowed_interfaces: ["wl", "ww", "tun", "tap", "wg", "ppp", "usb"].map(str::to_owned).to_vec(),
+            max_patch_age_days: Some(45),
+            max_clock_skew_secs: Some(120),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -139,7 +202,7 @@ pub struct ServerConfig {
     /// The posture policy of a prison IT have not given one of its own (`care-server
     /// posture-policy`). The default requires nothing; `installer/care-server.toml` sets the
     /// production set.
-    pub posture: crate::posture::PosturePolicy,
+    pub posture: PosturePolicy,
     /// TURN relay for calls.
     pub turn: TurnConfig,
     /// How long a consultant's browser session lasts.
@@ -161,7 +224,7 @@ impl Default for ServerConfig {
             sign_in: SignInLimits::default(),
             policy: Policy { lease_secs: 4 * 3600, idle_secs: 15 * 60, dead_man_days: 14 },
             min_app_version: "0.1.0".into(),
-            posture: crate::posture::PosturePolicy::default(),
+            posture: PosturePolicy::default(),
             turn: TurnConfig::default(),
             web_session_secs: 12 * 3600,
             join_early_secs: 30 * 60,

@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS device_labels (
     asset_tag TEXT NOT NULL,
     serial TEXT NOT NULL
 );
--- A prison's posture policy (crate::posture::PosturePolicy as JSON); none: the server's default.
+-- A prison's posture policy (crate::config::PosturePolicy as JSON); none: the server's default.
 CREATE TABLE IF NOT EXISTS prison_posture (
     prison_id INTEGER PRIMARY KEY REFERENCES prisons(id),
     policy TEXT NOT NULL
@@ -859,7 +859,7 @@ pub fn appointments_between(
 }
 
 /// A prison's own posture policy, if IT set one.
-pub fn posture_policy(c: &Connection, prison_id: i64) -> Result<Option<crate::posture::PosturePolicy>, Error> {
+pub fn posture_policy(c: &Connection, prison_id: i64) -> Result<Option<crate::config::PosturePolicy>, Error> {
     let json: Option<String> = c
         .query_row("SELECT policy FROM prison_posture WHERE prison_id = ?1", params![prison_id], |r| r.get(0))
         .optional()?;
@@ -870,7 +870,7 @@ pub fn posture_policy(c: &Connection, prison_id: i64) -> Result<Option<crate::po
 }
 
 /// Sets a prison's posture policy.
-pub fn set_posture_policy(c: &Connection, prison_id: i64, policy: &crate::posture::PosturePolicy) -> Result<(), Error> {
+pub fn set_posture_policy(c: &Connection, prison_id: i64, policy: &crate::config::PosturePolicy) -> Result<(), Error> {
     let json = serde_json::to_string(policy).map_err(|e| Error::Config(e.to_string()))?;
     c.execute(
         "INSERT INTO prison_posture (prison_id, policy) VALUES (?1, ?2)

@@ -1,77 +1,15 @@
 //! Judging a laptop's posture against its prison's policy: pure rules, and for each failing item
-//! the sentence the nurse reads and the word the audit log records. Per-prison policies are kept
-//! in the database (`db::posture_policy`); a prison without one has the server's default.
+//! the sentence the nurse reads and the word the audit log records. Per-prison policies
+//! ([`PosturePolicy`], configuration) are kept in the database (`db::posture_policy`); a prison
+//! without one has the server's default.
 
+pub use crate::config::PosturePolicy;
 use crate::db::{self, Device, PostureRecord};
 use crate::{AppState, Error};
 use rusqlite::Connection;
 use sc_proto::Posture;
-use serde::{Deserialize, Serialize};
 
 const DAY: i64 = 86_400;
-
-/// What a prison requires of its laptops. Every item is reported whatever the policy; only the
-/// items set here refuse. The default requires nothing (a test bench or a pilot); the production
-/// set is [`PosturePolicy::production`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PosturePolicy {
-    /// The root file system must be on dm-crypt.
-    pub require_encrypted_root: bool,
-    /// Secure Boot must be on.
-    pub require_secure_boot: bool,
-    /// The kernel must be locked down (integrity or confidentiality).
-    pub require_lockdown: bool,
-    /// The kiosk must run in its session (the kiosk user, under cage). Activation only: at
-    /// enrolment IT staff run the installer outside it.
-    pub require_kiosk_session: bool,
-    /// The kiosk's firewall must be in force. Activation only, as the session.
-    pub require_firewall: bool,
-    /// Process names that must not be running. Activation only.
-    pub disallowed_processes: Vec<String>,
-    /// Network interface name prefixes that must not be present ("wl": Wi-Fi, "ww": mobile data,
-    /// "tun", "wg": VPNs).
-    pub disallowed_interfaces: Vec<String>,
-    /// The longest since packages were last installed or upgraded.
-    pub max_patch_age_days: Option<u32>,
-    /// The furthest the laptop's clock may be from the server's.
-    pub max_clock_skew_secs: Option<u32>,
-}
-
-impl PosturePolicy {
-    /// What a prison deployment requires (installer/care-server.toml ships it).
-    pub fn production() -> Self {
-        PosturePolicy {
-            require_encrypted_root: true,
-            require_secure_boot: true,
-            require_lockdown: true,
-            require_kiosk_session: true,
-            require_firewall: true,
-            disallowed_processes: [
-                "sshd",
-                "ssh",
-                "telnet",
-                "nc",
-                "ncat",
-                "socat",
-                "openvpn",
-                "wireguard",
-                "wpa_supplicant",
-                "ModemManager",
-                "firefox",
-                "chromium",
-                "Xorg",
-                "gdb",
-                "strace",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-            disallowed_interfaces: ["wl", "ww", "tun", "tap", "wg", "ppp", "usb"].map(str::to_owned).to_vec(),
-            max_patch_age_days: Some(45),
-            max_clock_skew_secs: Some(120),
-        }
-    }
-}
 
 /// When the posture is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
