@@ -476,10 +476,13 @@ impl Kiosk {
         self.view(now)
     }
 
-    /// Locks (and refuses to unlock) while a debugger is attached: it could read the unsealed
-    /// config and the session from memory. True when one is.
+    /// On an installed laptop (the package's marker: the release as shipped), locks and refuses to
+    /// unlock while a debugger is attached: it could read the unsealed config and the session from
+    /// memory. A developer's machine, and the tests that watch the kiosk with strace, are not
+    /// installed laptops. True when it locked.
     fn lock_if_traced(&self) -> bool {
-        if !crate::posture::traced(&self.posture.root) {
+        let root = &self.posture.root;
+        if !crate::posture::session_required(root) || !crate::posture::traced(root) {
             return false;
         }
         let was_unlocked = self.state().is_unlocked();
@@ -848,6 +851,10 @@ mod tests {
         kiosk.unlock_for_test(unsealed(3600, 600));
         assert!(matches!(kiosk.tick(false), KioskView::Unlocked { .. }), "no tracer");
         std::fs::write(&status, "Name:\tkiosk\nTracerPid:\t4242\n").expect("write");
+        assert!(matches!(kiosk.tick(false), KioskView::Unlocked { .. }), "not an installed laptop: strace may watch");
+        let marker = root.path().join(crate::posture::SESSION_ONLY_MARKER);
+        std::fs::create_dir_all(marker.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&marker, "").expect("the package's marker");
         let KioskView::Locked { notice: Some(n) } = kiosk.tick(false) else { panic!("a tracer locks") };
         assert!(n.message.contains("another program tried to look inside"), "{n:?}");
         assert!(kiosk.with_session(|_| ()).is_none(), "the session and its key are gone");
