@@ -45,12 +45,6 @@ const VIDEO_SHARE: f64 = 0.85;
 pub const HOLD_UP: Duration = Duration::from_secs(8);
 /// How long the estimate must stay low before leaving video altogether.
 pub const HOLD_DOWN_TO_AUDIO: Duration = Duration::from_secs(2);
-/// Video back from sound only that fails again within this long was a failed try: the next try
-/// waits twice as long (up to [`MAX_BACK_HOLD`]). Without a probe the estimate climbs while the
-/// call sends only its voice, and the video is what finds out whether the link has room.
-pub const FAILED_RETURN: Duration = Duration::from_secs(30);
-/// The longest wait before trying video again.
-pub const MAX_BACK_HOLD: Duration = Duration::from_secs(120);
 
 /// What the encoders should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +66,6 @@ pub struct Adapter {
     /// Since when the estimate has been below the lowest rung.
     starved_since: Option<Instant>,
     last: Option<Settings>,
-    /// When video last came back from sound only.
-    video_back_at: Option<Instant>,
-    /// How long the estimate must hold before video comes back from sound only.
-    back_hold: Duration,
 }
 
 impl Default for Adapter {
@@ -87,14 +77,7 @@ impl Default for Adapter {
 impl Adapter {
     /// Starts at the top rung (the controller's first estimate moves it at once).
     pub fn new() -> Self {
-        Adapter {
-            rung: Some(0),
-            better_since: None,
-            starved_since: None,
-            last: None,
-            video_back_at: None,
-            back_hold: HOLD_UP,
-        }
+        Adapter { rung: Some(0), better_since: None, starved_since: None, last: None }
     }
 
     /// The settings for an estimate of `estimate_bps` (the whole send path) and a measured loss
@@ -112,8 +95,6 @@ impl Adapter {
                 self.better_since = None;
                 let since = *self.starved_since.get_or_insert(now);
                 if now.duration_since(since) >= HOLD_DOWN_TO_AUDIO {
-                    let failed = self.video_back_at.is_some_and(|at| now.duration_since(at) < FAILED_RETURN);
-                    self.back_hold = if failed { (self.back_hold * 2).min(MAX_BACK_HOLD) } else { HOLD_UP };
                     None
                 } else {
                     Some(cur.max(LADDER.len() - 1))
@@ -128,14 +109,10 @@ impl Adapter {
                     return self.settle(audio_kbps, budget, loss);
                 }
                 let since = *self.better_since.get_or_insert(now);
-                let hold = if cur.is_none() { self.back_hold } else { HOLD_UP };
-                if now.duration_since(since) < hold {
+                if now.duration_since(since) < HOLD_UP {
                     cur
                 } else {
                     self.better_since = None;
-                    if cur.is_none() {
-                        self.video_back_at = Some(now);
-                    }
                     Some(cur.map_or(LADDER.len() - 1, |c| c - 1))
                 }
             }
@@ -284,35 +261,5 @@ mod tests {
         assert_eq!(quality(Some(low), 0.0, false), LinkQuality::Weak, "a lower rung");
         let none = hold(&mut a, &mut t, 50, 0.0, 5);
         assert_eq!(quality(Some(none), 0.0, false), LinkQuality::SoundOnly);
-    }
-
-    /// Video that comes back from sound only and fails again at once was a failed try: each
-    /// such try doubles the wait before the next, so a link too poor for video does not flap.
-    #[test]
-    fn issue_12_a_failed_return_to_video_doubles_the_wait_before_the_next() {
-        let (mut a, mut t) = (Adapter::new(), Instant::now());
-        hold(&mut a, &mut t, 64, 0.05, 4);
-        assert_eq!(a.current().and_then(|s| s.video), None, "sound only");
-        let mut waits = Vec::new();
-        for _ in 0..4 {
-            // The estimate climbs while only the voice is sent; video comes back after the hold...
-            let from = t;
-            while a.current().and_then(|s| s.video).is_none() {
-                hold(&mut a, &mut t, 400, 0.0, 1);
-            }
-            waits.push(t.duration_since(from).as_secs());
-            // ...and the link cannot carry it: sound only again within seconds.
-            hold(&mut a, &mut t, 64, 0.05, 4);
-            assert_eq!(a.current().and_then(|s| s.video), None);
-        }
-        assert_eq!(waits, vec![9, 17, 33, 65], "8, 16, 32, 64 s holds (each after the first second)");
-        // Video that holds past FAILED_RETURN was no failed try: the wait starts over.
-        hold(&mut a, &mut t, 400, 0.0, 200);
-        hold(&mut a, &mut t, 64, 0.05, 4);
-        let from = t;
-        while a.current().and_then(|s| s.video).is_none() {
-            hold(&mut a, &mut t, 400, 0.0, 1);
-        }
-        assert_eq!(t.duration_since(from).as_secs(), 9);
     }
 }

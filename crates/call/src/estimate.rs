@@ -66,24 +66,6 @@ pub const PACING_FACTOR: f64 = 1.0;
 /// rtc 0.21's GCC only moves when feedback arrives, so without this it froze at its last figure
 /// (measured: 300 kbit/s held for a minute on a 64 kbit/s link).
 pub const FEEDBACK_TIMEOUT: Duration = Duration::from_secs(1);
-/// Loss with no standing queue is the line's own (a noisy prison link), not congestion: up to this
-/// much, the wrapper keeps a floor under the controller that grows as it would on a clean link.
-/// rtc 0.21's GCC holds its target at 2-10 % loss and cuts above, whatever the delay says
-/// (measured on the poor profile, 256 kbit/s with 5 % random loss: once an early overshoot had cut
-/// it to 40 kbit/s it never climbed past 73 in 30 s, and the call stayed sound only while
-/// Chromium sent 320x240 at 30 fps on the same link). libwebrtc's loss-based estimator likewise
-/// tells random loss from congestion by the delay.
-pub const RANDOM_LOSS_MAX: f64 = 0.15;
-/// The floor's growth a second (GCC's own increase).
-const FLOOR_GROWTH: f64 = 1.08;
-/// The floor stays within [`ACKED_HEADROOM`] of what arrives, or reaches this at most when that
-/// is less: enough for video to come back beside the voice (the adapter wants twice the lowest
-/// rung's minimum, 156 kbit/s), so a call gone to sound only can try video again. Further ahead
-/// it overshot: grown to the lossy cap's 300 kbit/s on the poor profile, it sent 320x240 at 209
-/// kbit/s into the 256 kbit/s link every 25 s, with 25-30 % loss each time.
-const FLOOR_ROOM_BPS: f64 = 170_000.0;
-/// The time constant of the loss the floor is judged by.
-const LOSS_SMOOTHING: Duration = Duration::from_secs(3);
 /// How often the wrapper wakes to publish the decay.
 const TICK: Duration = Duration::from_millis(250);
 /// The window the acknowledged rate is measured over, on the receiver's clock.
@@ -177,11 +159,6 @@ pub struct Published<E> {
     /// The link counts as lossy until then (loss over [`CAP_LOSS`] was last reported
     /// [`LOSSY_FOR`] before): one clean report on a lossy link must not lift the cap.
     lossy_until: Option<Instant>,
-    /// The floor under the controller while loss comes without a queue, and when it last grew.
-    floor: Option<(f64, Instant)>,
-    /// The controller's loss figure smoothed over about [`LOSS_SMOOTHING`] (a call sending only
-    /// its voice reports 0-20 % from one second to the next on a 5 % line), and when.
-    smoothed_loss: Option<(f64, Instant)>,
 }
 
 impl<E> Published<E> {
@@ -197,8 +174,6 @@ impl<E> Published<E> {
             last_tick: Instant::now(),
             gap_ended: None,
             lossy_until: None,
-            floor: None,
-            smoothed_loss: None,
         }
     }
 
@@ -253,11 +228,7 @@ impl<E: BandwidthEstimator> Published<E> {
     /// The target: the controller's, or the held one while feedback is missing, capped by what
     /// gets through.
     fn capped(&self) -> f64 {
-        let target = match (self.held, self.floor) {
-            (Some(held), _) => held,
-            (None, Some((floor, _))) => self.inner.target_bitrate().max(floor),
-            (None, None) => self.inner.target_bitrate(),
-        };
+        let target = self.held.unwrap_or_else(|| self.inner.target_bitrate());
         // A clean link is left to the delay-based controller: capped there, a sender that uses
         // little of its budget (a still scene) could never climb the ladder again (measured: a
         // 10 Mbit/s link held at 320x240 and "weak" for a whole call).
@@ -285,42 +256,6 @@ impl<E: BandwidthEstimator> Published<E> {
         if self.out.heard_within(now, FEEDBACK_TIMEOUT) {
             *held = (*held * 0.5f64.powf(dt)).max(MIN_BPS);
         }
-    }
-
-    /// The random-loss floor ([`RANDOM_LOSS_MAX`]): grows while the loss is modest and no queue
-    /// stands; what arrives less a share while one does (the delay says congestion: drain, but
-    /// no more); gone with heavy loss or missing feedback.
-    fn update_floor(&mut self, now: Instant) {
-        let raw = self.inner.stats().packet_loss.unwrap_or(0.0);
-        let loss = match self.smoothed_loss {
-            Some((avg, at)) => {
-                let k = (now.saturating_duration_since(at).as_secs_f64() / LOSS_SMOOTHING.as_secs_f64()).min(1.0);
-                avg + (raw - avg) * k
-            }
-            None => raw,
-        };
-        self.smoothed_loss = Some((loss, now));
-        let queued = self.queue_delay().is_none_or(|q| q > QUEUE_LIMIT);
-        let acked = self.acked_bps();
-        self.floor = match (acked, self.floor) {
-            // A queue stands: drain it from what arrives, no further (the controller's loss-based
-            // cut on top took the poor profile from 300 to 52 kbit/s in two seconds, and to sound
-            // only, where a tenth less than the link carries would have done).
-            // Heavy loss is congestion too, whether or not a queue shows (a short tail-dropping
-            // queue loses before it delays): the same drain, not the controller's cut to its floor.
-            (Some(acked), _)
-                if (queued || loss > RANDOM_LOSS_MAX) && self.held.is_none() && self.queue_delay().is_some() =>
-            {
-                Some(((acked * DRAIN).max(MIN_BPS), now))
-            }
-            (Some(acked), floor) if !queued && self.held.is_none() && loss <= RANDOM_LOSS_MAX => {
-                // What gets through with no queue standing is sustainable: start there at least.
-                let (from, at) = floor.unwrap_or_else(|| (self.capped().max(acked), now));
-                let grown = from * FLOOR_GROWTH.powf(now.saturating_duration_since(at).as_secs_f64());
-                Some((grown.min((acked * ACKED_HEADROOM).max(FLOOR_ROOM_BPS)).max(MIN_BPS), now))
-            }
-            _ => None,
-        };
     }
 
     fn publish(&self) {
@@ -361,7 +296,6 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
         if self.inner.stats().packet_loss.is_some_and(|l| l > CAP_LOSS) {
             self.lossy_until = Some(now + LOSSY_FOR);
         }
-        self.update_floor(now);
         self.publish();
     }
 
@@ -600,75 +534,5 @@ mod tests {
             (0..40).map(|k| departed(report(10_000 + k, 13_000 + k * 10, 1000, k % 2 == 0), now)).collect();
         c.on_reports(now + Duration::from_millis(100), &reports);
         assert!(shared.loss() > 0.05, "fresh loss is seen: {}", shared.loss());
-    }
-
-    /// An estimator stuck where loss put it (as rtc's GCC holds at 2-10 % loss), with that loss.
-    struct Stuck {
-        bps: f64,
-        loss: f64,
-    }
-    impl BandwidthEstimator for Stuck {
-        fn on_reports(&mut self, _now: Instant, _reports: &[PacketReport]) {}
-        fn target_bitrate(&self) -> f64 {
-            self.bps
-        }
-        fn stats(&self) -> EstimatorStats {
-            let mut s = EstimatorStats::default();
-            s.packet_loss = Some(self.loss);
-            s
-        }
-    }
-
-    /// 5 % random loss with no queue standing is the line's, not congestion: the target grows
-    /// above the stuck controller, within reach of what arrives; a queue ends that at once, and
-    /// heavy loss leaves the controller's own figure.
-    #[test]
-    fn issue_12_random_loss_without_a_queue_lets_the_target_grow_and_a_queue_stops_it() {
-        let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| Stuck { bps: 40_000.0, loss: 0.05 }, 40_000.0, shared.clone());
-        let t0 = shared.epoch;
-        let mut id = 0u64;
-        // Each 100 ms: 5 packets of 250 bytes (100 kbit/s), one in twenty lost, 75 ms one way
-        // plus `extra_ms` of queue.
-        let mut batch = |c: &mut Published<Stuck>, ms: u64, extra_ms: u64| {
-            let reports: Vec<_> = (0..5)
-                .map(|k| {
-                    id += 1;
-                    let sent = ms + k * 20;
-                    let mut r = report(id, sent + 75 + extra_ms, 250, !id.is_multiple_of(20));
-                    r.departure = t0 + Duration::from_millis(sent);
-                    r
-                })
-                .collect();
-            c.on_reports(t0 + Duration::from_millis(ms + 100), &reports);
-        };
-        for ms in (0..3000).step_by(100) {
-            batch(&mut c, ms, 0);
-        }
-        let at_3s = shared.target_bps();
-        assert!(at_3s >= 95_000.0, "from what arrives, not the stuck 40 kbit/s: {at_3s}");
-        for ms in (3000..5000).step_by(100) {
-            batch(&mut c, ms, 0);
-        }
-        let at_5s = shared.target_bps();
-        let grown = at_3s * FLOOR_GROWTH.powf(2.0);
-        assert!((at_5s - grown).abs() < 0.05 * grown, "8 % a second: {at_3s} -> {at_5s}");
-        // On up to the room video needs to come back (what arrives is less).
-        for ms in (5000..10_000).step_by(100) {
-            batch(&mut c, ms, 0);
-        }
-        assert_eq!(shared.target_bps(), FLOOR_ROOM_BPS);
-        // A queue builds (its delay climbs 200 ms in a second): drained from what arrives, not
-        // cut to the stuck controller's figure.
-        for (n, ms) in (10_000..11_000).step_by(100).enumerate() {
-            batch(&mut c, ms, 20 * (n as u64 + 1));
-        }
-        assert!(c.queue_delay().is_some_and(|q| q > QUEUE_LIMIT));
-        let acked = c.acked_bps().expect("acked");
-        assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked}", shared.target_bps());
-        // Before anything has arrived there is no floor: the controller's own.
-        let mut early = Published::new(|_| Stuck { bps: 40_000.0, loss: 0.3 }, 40_000.0, LinkEstimate::new());
-        early.update_floor(Instant::now());
-        assert_eq!(early.capped(), 40_000.0);
     }
 }
