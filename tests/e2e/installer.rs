@@ -4,17 +4,11 @@
 //! name is in place, the users and their 0700 directories are made and the units enabled; a purge
 //! leaves nothing of them behind.
 
+use crate::support::run_ok as run;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{cmd:?}:\n{text}");
-    text
-}
 
 /// An empty root dpkg can install into: its database and the account files useradd edits.
 fn throwaway_root() -> tempfile::TempDir {

@@ -3,6 +3,7 @@
 //! second program started in the session (a Wayland client, an X11 client) is not shown: the
 //! screen stays exactly as it was.
 
+use crate::window::pixel;
 use std::io::Read as _;
 use std::os::unix::fs::{chown, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -139,15 +140,6 @@ fn proc_field(pid: u32, file: &str, key: &str, sep: char) -> String {
 fn differing_pixels(a: &Path, b: &Path) -> u64 {
     let out = Command::new("compare").args(["-metric", "AE"]).arg(a).arg(b).arg("null:").output().expect("compare");
     String::from_utf8_lossy(&out.stderr).trim().parse::<f64>().map(|v| v as u64).unwrap_or(u64::MAX)
-}
-
-fn pixel(path: &Path, x: u32, y: u32) -> String {
-    let out = Command::new("convert")
-        .arg(path)
-        .args(["-format", &format!("%[pixel:p{{{x},{y}}}]"), "info:"])
-        .output()
-        .expect("convert");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! port, another address, either transport), other users are not confined, and the posture's
 //! firewall probe sees the rules in force.
 
+use crate::support::run_ok as run;
 use sc_core::record::{DataDir, EnrolmentRecord, RECORD_VERSION};
 use sc_e2e::link::{Link, Profile, Side};
 use sc_proto::{Bytes, DeviceId};
@@ -72,12 +73,6 @@ impl Drop for Listener {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// What each target gives `uid` from the kiosk's namespace.

@@ -69,3 +69,15 @@ pub async fn next(s: &mut sc_core::signal::Signalling) -> sc_proto::signal::From
         }
     }
 }
+
+/// Runs `cmd` to its end and returns its standard output; a failure panics with its standard error.
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

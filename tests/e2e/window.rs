@@ -43,7 +43,7 @@ pub(crate) fn screenshot(path: &Path) {
     assert!(status.success(), "screenshot failed");
 }
 
-fn pixel(path: &Path, x: u32, y: u32) -> String {
+pub(crate) fn pixel(path: &Path, x: u32, y: u32) -> String {
     run("convert", &[&path.to_string_lossy(), "-format", &format!("%[pixel:p{{{x},{y}}}]"), "info:"])
 }
 
@@ -285,6 +285,15 @@ async fn lock_screen_then_keyboard_sign_in_reaches_the_unlocked_screen() {
     drop(kiosk);
 }
 
+/// Waits up to 30 s for the server to verify the bricked laptop's wipe receipt.
+async fn wait_for_receipt(server: &CareServer, device: &sc_proto::DeviceId, kiosk: &KioskProcess, what: &str) {
+    let start = Instant::now();
+    while sc_server::db::brick_of(&server.state.db(), device).expect("db").and_then(|b| b.wiped_at).is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{what}: no verified receipt: {}", kiosk.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The disabled screen's background.
 const DISABLED: &str = "srgb(122,16,32)";
 
@@ -312,12 +321,7 @@ async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
     sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now())
         .expect("brick");
     wait_for_colour("the disabled screen", artifacts_dir().join("disabled-screen.png"), DISABLED, 30).await;
-    let start = Instant::now();
-    while sc_server::db::brick_of(&server.state.db(), &record.device_id).expect("db").and_then(|b| b.wiped_at).is_none()
-    {
-        assert!(start.elapsed() < Duration::from_secs(30), "no verified receipt: {}", kiosk.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_receipt(&server, &record.device_id, &kiosk, "").await;
     assert!(!laptop.data.sealed_path().exists());
     drop(kiosk);
     // A restart shows nothing but the disabled screen.
@@ -347,15 +351,7 @@ async fn issue_14_a_laptop_two_hours_fast_or_slow_is_still_wiped_by_a_brick() {
         let kiosk = start_kiosk_at(laptop.dir.path(), &format!("kiosk-brick-skew{skew}.log"), false, Some(skew));
         wait_for_colour("the disabled screen", artifacts_dir().join(format!("disabled-skew{skew}.png")), DISABLED, 60)
             .await;
-        let start = Instant::now();
-        while sc_server::db::brick_of(&server.state.db(), &record.device_id)
-            .expect("db")
-            .and_then(|b| b.wiped_at)
-            .is_none()
-        {
-            assert!(start.elapsed() < Duration::from_secs(30), "{skew}: no verified receipt: {}", kiosk.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_receipt(&server, &record.device_id, &kiosk, skew).await;
         assert!(!laptop.data.sealed_path().exists(), "{skew}: the sealed config is gone");
         drop(kiosk);
     }
