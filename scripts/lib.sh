@@ -8,8 +8,9 @@ libvpx-dev libopus-dev libasound2-dev libclang-dev clang cmake"
 PKGS_RUNTIME="dbus dbus-x11 gnome-keyring xvfb xauth matchbox-window-manager imagemagick xdotool oathtool procps strace \
 coturn chromium openssl python3 iproute2 nftables"
 # Only the tests: a clock set wrong for one process (libfaketime), and the kiosk session headless
-# (cage, its Xwayland, grim for screenshots, xmessage as a second program); lintian for the .debs.
-PKGS_TEST="faketime cage grim xwayland x11-utils lintian"
+# (cage, its Xwayland, grim for screenshots, xmessage as a second program); lintian for the .debs;
+# xmllint to validate the generated Windows policy against policy/windows/schema.
+PKGS_TEST="faketime cage grim xwayland x11-utils lintian libxml2-utils"
 
 log() { printf '\033[1m[secureconsult]\033[0m %s\n' "$*" >&2; }
 

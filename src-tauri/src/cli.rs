@@ -1,5 +1,6 @@
 //! The process entry and its command line: no subcommand opens the kiosk; `enrol` (IT staff)
-//! enrols this laptop; `status`, `firewall-rules` and `posture` print what IT staff need.
+//! enrols this laptop; `status`, `firewall-rules`, `windows-policy` and `posture` print or write
+//! what IT staff need.
 
 use clap::{Parser, Subcommand};
 use sc_core::keystore::Keystore;
@@ -42,6 +43,17 @@ enum Command {
         /// The user the kiosk session runs as (a name, or a numeric uid).
         #[arg(long, default_value = sc_core::posture::KIOSK_USER)]
         user: String,
+    },
+    /// Writes the Windows lock-down for this enrolment into `out`: ShellLauncher.xml,
+    /// AppLocker.xml and Firewall.ps1, the firewall from the same endpoints as `firewall-rules`
+    /// (see policy/windows/README.md).
+    WindowsPolicy {
+        /// The folder to write the three files into (made if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The local account the kiosk runs as.
+        #[arg(long, default_value = sc_core::posture::KIOSK_USER)]
+        account: String,
     },
     /// Prints the posture report this laptop would send, as JSON (what the server will judge).
     Posture,
@@ -105,13 +117,19 @@ fn run() -> Result<(), String> {
             Ok(())
         }
         Some(Command::FirewallRules { user }) => {
-            let dir = DataDir::open(&data_dir).map_err(|e| e.to_string())?;
-            // Not enrolled yet: nothing is allowed (IT enrol as root, whom the rules leave alone).
-            let endpoints = match dir.load_record().map_err(|e| e.to_string())? {
-                Some(record) => sc_core::firewall::endpoints(&record).map_err(|e| e.to_string())?,
-                None => Vec::new(),
-            };
+            let endpoints = enrolled_endpoints(&data_dir)?;
             print!("{}", sc_core::firewall::nftables(&endpoints, &user).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Some(Command::WindowsPolicy { out, account }) => {
+            let endpoints = enrolled_endpoints(&data_dir)?;
+            let policy = sc_core::windows_policy::generate(&endpoints, &account).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&out).map_err(|e| format!("cannot make {}: {e}", out.display()))?;
+            for (name, text) in policy.files() {
+                let path = out.join(name);
+                std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            println!("wrote the Windows lock-down for {} endpoint(s) to {}", endpoints.len(), out.display());
             Ok(())
         }
         Some(Command::Posture) => {
@@ -134,6 +152,16 @@ fn run() -> Result<(), String> {
                 Ok(())
             })
         }
+    }
+}
+
+/// The endpoints the enrolment record names; none before enrolment, so nothing is allowed (IT
+/// enrol as root or an administrator, whom the rules leave alone).
+fn enrolled_endpoints(data_dir: &std::path::Path) -> Result<Vec<sc_core::firewall::Endpoint>, String> {
+    let dir = DataDir::open(data_dir).map_err(|e| e.to_string())?;
+    match dir.load_record().map_err(|e| e.to_string())? {
+        Some(record) => sc_core::firewall::endpoints(&record).map_err(|e| e.to_string()),
+        None => Ok(Vec::new()),
     }
 }
 

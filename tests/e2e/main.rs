@@ -29,3 +29,4 @@ mod signalling;
 mod support;
 mod turn_relay;
 mod window;
+mod windows_policy;

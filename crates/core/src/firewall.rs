@@ -1,7 +1,7 @@
 //! The kiosk's egress allow-list: the endpoints it may reach (the care server, the TURN relay),
 //! taken from the enrolment record, and the firewall rules for them, generated from that one list
-//! for Linux (nftables) and Windows (Windows Firewall), so the two cannot drift. Pure, bar the
-//! name lookup of [`endpoints`]. See policy/linux/README.md.
+//! for Linux here (nftables) and for Windows in [`crate::windows_policy`], so the two cannot drift.
+//! Pure, bar the name lookup of [`endpoints`]. See policy/linux/README.md.
 
 use crate::record::EnrolmentRecord;
 use crate::Error;

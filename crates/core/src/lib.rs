@@ -22,6 +22,7 @@ pub mod sealed;
 pub mod signal;
 pub mod timer;
 pub mod tls;
+pub mod windows_policy;
 pub mod wipe;
 
 pub use clock::Clock;
