@@ -81,12 +81,16 @@ done
 put "$k" 0644 "$root/policy/linux/logind/secureconsult.conf" /etc/systemd/logind.conf.d/secureconsult.conf
 put "$k" 0644 "$root/policy/linux/udev/90-secureconsult-usb.rules" /lib/udev/rules.d/90-secureconsult-usb.rules
 put "$k" 0644 "$root/policy/linux/sysctl/90-secureconsult.conf" /usr/lib/sysctl.d/90-secureconsult.conf
+put "$k" 0755 "$root/policy/linux/bin/secureconsult-session" /usr/lib/secureconsult/secureconsult-session
+put "$k" 0755 "$root/policy/linux/bin/secureconsult-admin" /usr/sbin/secureconsult-admin
+put "$k" 0644 "$here/kiosk/secureconsult-admin.8" /usr/share/man/man8/secureconsult-admin.8
+gzip -9n "$k/usr/share/man/man8/secureconsult-admin.8"
 put "$k" 0644 "$here/kiosk/session-only" /etc/secureconsult/session-only
 put "$k" 0644 "$here/kiosk/secureconsult-kiosk.1" /usr/share/man/man1/secureconsult-kiosk.1
 gzip -9n "$k/usr/share/man/man1/secureconsult-kiosk.1"
 kiosk_libs="$(shlib_depends "$work/secureconsult-kiosk")"
 finish "$k" secureconsult-kiosk \
-  "${kiosk_libs:+$kiosk_libs, }passwd, cage, xwayland, nftables, dbus-user-session, gnome-keyring, systemd, udev" \
+  "${kiosk_libs:+$kiosk_libs, }passwd, cage, xwayland, nftables, dbus-user-session, dbus-daemon, dbus-bin, gnome-keyring, systemd, udev" \
   "prison telemedicine kiosk, locked down"
 
 # The care server.

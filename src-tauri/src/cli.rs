@@ -35,7 +35,8 @@ enum Command {
         #[arg(long, default_value = "")]
         asset_tag: String,
     },
-    /// Prints the kiosk's state (enrolled or not, device id) and exits.
+    /// Prints the kiosk's state (enrolled or not, device id, whether this user's keystore holds
+    /// the device keys) and exits; fails when enrolled but the keys cannot be read.
     Status,
     /// Prints the nftables ruleset that confines `user` to the endpoints in the enrolment record
     /// (the care server, the TURN relay; nothing before enrolment); policy/linux loads it at boot.
@@ -110,11 +111,25 @@ fn run() -> Result<(), String> {
         }
         Some(Command::Status) => {
             let dir = DataDir::open(&data_dir).map_err(|e| e.to_string())?;
-            match dir.load_record().map_err(|e| e.to_string())? {
-                Some(r) => println!("enrolled as device {} with {}", r.device_id, r.server_url),
-                None => println!("not enrolled"),
+            let Some(r) = dir.load_record().map_err(|e| e.to_string())? else {
+                println!("not enrolled");
+                return Ok(());
+            };
+            println!("enrolled as device {} with {}", r.device_id, r.server_url);
+            // The keys are in the keystore of the user who enrolled: the kiosk user's, through
+            // secureconsult-admin on an installed laptop. Anywhere else the kiosk cannot sign in.
+            let keys = Keystore::secret_service().and_then(|k| k.load(&dir.profile_id()));
+            match keys {
+                Ok(_) => {
+                    println!("device keys: in this user's keystore");
+                    Ok(())
+                }
+                Err(sc_core::Error::KeysMissing) => {
+                    Err("device keys: not in this user's keystore (enrol as the kiosk user: secureconsult-admin enrol)"
+                        .into())
+                }
+                Err(e) => Err(format!("device keys: the keystore cannot be read: {e}")),
             }
-            Ok(())
         }
         Some(Command::FirewallRules { user }) => {
             let endpoints = enrolled_endpoints(&data_dir)?;

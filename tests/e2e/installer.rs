@@ -60,11 +60,17 @@ fn files(root: &Path) -> BTreeSet<String> {
 
 /// The packages' own absolute paths a unit names (its programs, config, data and marker).
 fn paths_in_unit(text: &str) -> Vec<String> {
-    text.split(|c: char| c.is_whitespace() || "'\"=|;".contains(c))
+    text.split(|c: char| c.is_whitespace() || "'\"=|;:".contains(c))
         .filter(|w| {
-            ["/usr/bin/secureconsult-kiosk", "/usr/bin/care-server", "/etc/secureconsult/", "/var/lib/"]
-                .iter()
-                .any(|p| w.starts_with(p))
+            [
+                "/usr/bin/secureconsult-kiosk",
+                "/usr/bin/care-server",
+                "/usr/lib/secureconsult/",
+                "/etc/secureconsult/",
+                "/var/lib/",
+            ]
+            .iter()
+            .any(|p| w.starts_with(p))
         })
         .map(|w| w.trim_end_matches(|c: char| !c.is_alphanumeric()).to_owned())
         .collect()
@@ -114,6 +120,22 @@ fn issue_14_the_packages_build_pass_lintian_install_into_a_throwaway_root_and_pu
         }
     }
     assert!(r.join("etc/secureconsult/session-only").exists(), "the kiosk runs only in its session");
+    // The kiosk user's keyring password: made by the postinst, sealed (0600), and it opens.
+    let cred = r.join("etc/secureconsult/keyring-password.cred");
+    let mode = std::fs::metadata(&cred).expect("the keyring password credential").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", cred.display());
+    let password = run(Command::new("systemd-creds")
+        .args(["decrypt", "--name=keyring-password"])
+        .arg(&cred)
+        .arg("-")
+        .env("SYSTEMD_CREDENTIAL_SECRET", r.join("var/lib/systemd/credential.secret")));
+    assert!(password.len() >= 40 && !std::fs::read_to_string(&cred).expect("cred").contains(&password));
+    for (path, mode) in
+        [("usr/lib/secureconsult/secureconsult-session", 0o755), ("usr/sbin/secureconsult-admin", 0o755)]
+    {
+        let m = std::fs::metadata(r.join(path)).expect(path).permissions().mode();
+        assert_eq!(m & 0o777, mode, "{path}");
+    }
     for (user, home) in [("sc-kiosk", "var/lib/sc-kiosk"), ("sc-care", "var/lib/secureconsult")] {
         let passwd = std::fs::read_to_string(r.join("etc/passwd")).expect("passwd");
         let line =
@@ -132,6 +154,8 @@ fn issue_14_the_packages_build_pass_lintian_install_into_a_throwaway_root_and_pu
     let left: Vec<&String> = after
         .difference(&before)
         .filter(|f| !f.starts_with("etc/") || !f.ends_with('-') && !f.ends_with(".pwd.lock"))
+        // systemd's host key stays: other services' credentials use it too.
+        .filter(|f| f.as_str() != "var/lib/systemd/credential.secret")
         .collect();
     assert!(left.is_empty(), "the purge left {left:?}");
     let passwd = std::fs::read_to_string(r.join("etc/passwd")).expect("passwd");
@@ -144,6 +168,12 @@ fn units_name_their_programs() {
         .expect("unit");
     assert_eq!(
         paths_in_unit(&kiosk),
-        vec!["/var/lib/sc-kiosk/data", "/usr/bin/secureconsult-kiosk", "/var/lib/sc-kiosk"]
+        vec![
+            "/var/lib/sc-kiosk/data",
+            "/etc/secureconsult/keyring-password.cred",
+            "/usr/lib/secureconsult/secureconsult-session",
+            "/usr/bin/secureconsult-kiosk",
+            "/var/lib/sc-kiosk"
+        ]
     );
 }

@@ -99,7 +99,8 @@ fn start() -> Session {
     std::fs::copy(sc_e2e::bin("secureconsult-kiosk"), &kiosk).expect("copy the kiosk");
     std::fs::set_permissions(&kiosk, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let log = std::fs::File::create(dir.path().join("cage.log")).expect("log");
-    // As policy/linux/secureconsult-kiosk.service starts it, headless and without a GPU.
+    // As policy/linux/secureconsult-kiosk.service starts it, headless and without a GPU (less
+    // secureconsult-session, the keyring around it, which e2e::kiosk_keyring runs).
     let cage = as_kiosk_user(dir.path(), "cage")
         .args(["-d", "--"])
         .arg(&kiosk)

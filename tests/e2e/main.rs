@@ -15,6 +15,7 @@ mod frame_sizes;
 mod house_rules;
 mod installer;
 mod keystore;
+mod kiosk_keyring;
 mod kiosk_session;
 mod link;
 mod lock_from_any_thread;
