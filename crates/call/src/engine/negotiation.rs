@@ -37,6 +37,13 @@ impl Call {
                 if self.role == Role::Offerer
                     && (!self.remote_set.load(Ordering::SeqCst) || self.restarting.load(Ordering::SeqCst)) =>
             {
+                // What the peer agreed to per media section (its codecs' feedback and header
+                // extensions; no credentials or fingerprints), for diagnosing congestion feedback.
+                let agreed: Vec<&str> = sdp
+                    .lines()
+                    .filter(|l| l.starts_with("m=") || l.starts_with("a=extmap:") || l.starts_with("a=rtcp-fb:"))
+                    .collect();
+                tracing::debug!(agreed = ?agreed, "remote answer");
                 let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::Signalling(e.to_string()))?;
                 self.pc.set_remote_description(answer).await.map_err(|e| Error::Signalling(e.to_string()))?;
                 self.remote_set.store(true, Ordering::SeqCst);
