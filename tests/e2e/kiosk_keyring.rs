@@ -5,6 +5,7 @@
 //! keys; root's keystore holds none; a wrong password opens nothing. Run as a `sc-kiosk` of its
 //! own (a uid named in a private mount namespace's /etc/passwd), against a care server on loopback.
 
+use crate::support::runnable_by_anyone;
 use sc_e2e::CareServer;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -13,14 +14,6 @@ use std::process::{Command, Output, Stdio};
 
 /// The kiosk user's uid here (`sc-kiosk` only inside [`Laptop::admin`]'s namespace).
 const KIOSK_UID: u32 = 64125;
-
-/// A copy of `from` where the kiosk uid can run it (the build and the clone may sit under /root).
-fn for_anyone(from: &Path, dir: &Path) -> PathBuf {
-    let to = dir.join(from.file_name().expect("a file name"));
-    std::fs::copy(from, &to).expect("copy");
-    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    to
-}
 
 struct Laptop {
     _dir: tempfile::TempDir,
@@ -37,13 +30,13 @@ struct Laptop {
 impl Laptop {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("bin");
-        for_anyone(&sc_e2e::bin("secureconsult-kiosk"), &bin);
+        runnable_by_anyone(&sc_e2e::bin("secureconsult-kiosk"), &bin);
         for script in ["secureconsult-session", "secureconsult-admin"] {
-            for_anyone(&sc_e2e::repo_root().join("policy/linux/bin").join(script), &bin);
+            runnable_by_anyone(&sc_e2e::repo_root().join("policy/linux/bin").join(script), &bin);
         }
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let home = dir.path().join("home");
         std::fs::create_dir(&home).expect("home");
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");

@@ -95,9 +95,7 @@ fn start() -> Session {
     make_dir(&dir.path().join("home"), 0o700, Some(KIOSK_UID));
     make_dir(&dir.path().join("data"), 0o700, Some(KIOSK_UID));
     // The build directory may sit under /root, out of the kiosk user's reach.
-    let kiosk = dir.path().join("secureconsult-kiosk");
-    std::fs::copy(sc_e2e::bin("secureconsult-kiosk"), &kiosk).expect("copy the kiosk");
-    std::fs::set_permissions(&kiosk, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let kiosk = crate::support::runnable_by_anyone(&sc_e2e::bin("secureconsult-kiosk"), dir.path());
     let log = std::fs::File::create(dir.path().join("cage.log")).expect("log");
     // As policy/linux/secureconsult-kiosk.service starts it, headless and without a GPU (less
     // secureconsult-session, the keyring around it, which e2e::kiosk_keyring runs).

@@ -5,12 +5,9 @@
 //! firewall probe sees the rules in force.
 
 use crate::support::run_ok as run;
-use sc_core::record::{DataDir, EnrolmentRecord, RECORD_VERSION};
 use sc_e2e::link::{Link, Profile, Side};
-use sc_proto::{Bytes, DeviceId};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -91,31 +88,11 @@ fn probe(link: &Link, uid: &str, targets: &[String]) -> Vec<(String, String)> {
 
 /// An enrolment record naming the hospital's care server and TURN relay, in `dir`.
 fn record_in(dir: &Path, hospital: Ipv4Addr) {
-    DataDir::open(dir)
-        .expect("data dir")
-        .store_record(&EnrolmentRecord {
-            format: RECORD_VERSION,
-            device_id: DeviceId::from_random([7; 16]),
-            server_url: format!("https://{hospital}:8443"),
-            ca_cert: Bytes(vec![1; 32]),
-            command_public_key: Bytes([2; 32]),
-            exchange_public: Bytes([3; 32]),
-            client_public: Bytes([4; 32]),
-            turn_urls: vec![
-                format!("turn:{hospital}:3478?transport=udp"),
-                format!("turn:{hospital}:3478?transport=tcp"),
-            ],
-        })
-        .expect("record");
-}
-
-/// The kiosk binary where the kiosk uid can run it (the build directory may sit under /root).
-fn kiosk_binary_for_anyone(dir: &Path) -> std::path::PathBuf {
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
-    let copy = dir.join("secureconsult-kiosk");
-    std::fs::copy(sc_e2e::bin("secureconsult-kiosk"), &copy).expect("copy the kiosk");
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    copy
+    crate::support::record_naming(
+        dir,
+        &format!("https://{hospital}:8443"),
+        &[format!("turn:{hospital}:3478?transport=udp"), format!("turn:{hospital}:3478?transport=tcp")],
+    );
 }
 
 /// The posture's firewall item as the kiosk uid sees it from its namespace.
@@ -174,7 +151,7 @@ fn issue_14_the_generated_rules_let_the_kiosk_user_reach_the_server_and_turn_and
     BufReader::new(listener.0.stdout.as_mut().expect("stdout")).read_line(&mut ready).expect("read");
     assert_eq!(ready.trim(), "ready");
 
-    let kiosk = kiosk_binary_for_anyone(dir.path());
+    let kiosk = crate::support::runnable_by_anyone(&sc_e2e::bin("secureconsult-kiosk"), dir.path());
     // Without the rules every target answers, and the probe finds no firewall.
     for (spec, verdict) in probe(&link, KIOSK_UID, &every) {
         assert_eq!(verdict, "open", "{spec} before the rules");

@@ -81,3 +81,34 @@ pub fn run_ok(cmd: &mut std::process::Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A copy of `from` in `dir` where any uid can run it (the build directory and the clone may sit
+/// under /root, out of a test's kiosk user's reach); `dir` is opened to others too.
+pub fn runnable_by_anyone(from: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let to = dir.join(from.file_name().expect("a file name"));
+    std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    to
+}
+
+/// Stores, in `dir`, an enrolment record naming `server_url` and `turn_urls` (the rest made up):
+/// what the lock-down generators read.
+pub fn record_naming(dir: &std::path::Path, server_url: &str, turn_urls: &[String]) {
+    use sc_core::record::{EnrolmentRecord, RECORD_VERSION};
+    use sc_proto::{Bytes, DeviceId};
+    DataDir::open(dir)
+        .expect("data dir")
+        .store_record(&EnrolmentRecord {
+            format: RECORD_VERSION,
+            device_id: DeviceId::from_random([7; 16]),
+            server_url: server_url.to_owned(),
+            ca_cert: Bytes(vec![1; 32]),
+            command_public_key: Bytes([2; 32]),
+            exchange_public: Bytes([3; 32]),
+            client_public: Bytes([4; 32]),
+            turn_urls: turn_urls.to_vec(),
+        })
+        .expect("record");
+}

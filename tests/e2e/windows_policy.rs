@@ -5,8 +5,6 @@
 //! the same record.
 
 use crate::support::run_ok as run;
-use sc_core::record::{DataDir, EnrolmentRecord, RECORD_VERSION};
-use sc_proto::{Bytes, DeviceId};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,23 +13,15 @@ use std::process::Command;
 type Allowed = BTreeSet<(String, String, u16)>;
 
 fn record_in(dir: &Path) {
-    DataDir::open(dir)
-        .expect("data dir")
-        .store_record(&EnrolmentRecord {
-            format: RECORD_VERSION,
-            device_id: DeviceId::from_random([7; 16]),
-            server_url: "https://10.9.8.7:8443".into(),
-            ca_cert: Bytes(vec![1; 32]),
-            command_public_key: Bytes([2; 32]),
-            exchange_public: Bytes([3; 32]),
-            client_public: Bytes([4; 32]),
-            turn_urls: vec![
-                "turn:10.9.8.7:3478?transport=udp".into(),
-                "turn:10.9.8.7:3478?transport=tcp".into(),
-                "turns:[fd00::7]".into(),
-            ],
-        })
-        .expect("record");
+    crate::support::record_naming(
+        dir,
+        "https://10.9.8.7:8443",
+        &[
+            "turn:10.9.8.7:3478?transport=udp".into(),
+            "turn:10.9.8.7:3478?transport=tcp".into(),
+            "turns:[fd00::7]".into(),
+        ],
+    );
 }
 
 fn kiosk(dir: &Path) -> Command {

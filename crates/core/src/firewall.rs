@@ -131,6 +131,15 @@ pub fn endpoints(record: &EnrolmentRecord) -> Result<Vec<Endpoint>, Error> {
     Ok(out)
 }
 
+/// The kiosk's account name as the generated rules take it, on Linux and Windows: ours to choose,
+/// so letters, digits, - and _ only, and nothing in it needs escaping.
+pub(crate) fn check_account(name: &str) -> Result<(), Error> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+        return Err(Error::InvalidState("a user name is letters, digits, - and _"));
+    }
+    Ok(())
+}
+
 /// Who the rules confine: a user name, or a numeric uid.
 fn nft_user(user: &str) -> String {
     if user.bytes().all(|b| b.is_ascii_digit()) {
@@ -143,9 +152,7 @@ fn nft_user(user: &str) -> String {
 /// The nftables ruleset: the kiosk user's packets leave only for `endpoints`; everything else it
 /// sends is dropped on the laptop (the sender sees EPERM at once); other users are untouched.
 pub fn nftables(endpoints: &[Endpoint], user: &str) -> Result<String, Error> {
-    if user.is_empty() || !user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
-        return Err(Error::InvalidState("a user name is letters, digits, - and _"));
-    }
+    check_account(user)?;
     let mut s = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(s, "#!/usr/sbin/nft -f");

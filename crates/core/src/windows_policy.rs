@@ -43,10 +43,7 @@ impl WindowsPolicy {
 
 /// The policy for a kiosk running as the local account `account`, allowed to reach `endpoints`.
 pub fn generate(endpoints: &[Endpoint], account: &str) -> Result<WindowsPolicy, Error> {
-    // Windows account names allow more, but this one is ours to choose: nothing to escape.
-    if account.is_empty() || !account.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
-        return Err(Error::InvalidState("a kiosk account name is letters, digits, - and _"));
-    }
+    crate::firewall::check_account(account)?;
     Ok(WindowsPolicy { shell_launcher: shell_launcher(account), applocker: applocker(), firewall: firewall(endpoints) })
 }
 
