@@ -10,7 +10,9 @@
 //! ([`CAP_LOSS`], reported within [`LOSSY_FOR`]), but never below [`CAP_FLOOR_BPS`]: without probing, a call sending little
 //! (sound only) must still be able to find room for video again.
 
-use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
+use rtc::interceptor::{
+    BandwidthEstimator, CongestionControlBuilder, CongestionControlInterceptor, EstimatorStats, Gcc, PacketReport,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,6 +68,13 @@ pub const PACING_FACTOR: f64 = 1.0;
 /// rtc 0.21's GCC only moves when feedback arrives, so without this it froze at its last figure
 /// (measured: 300 kbit/s held for a minute on a 64 kbit/s link).
 pub const FEEDBACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a sent packet waits for the receiver's word on it before the controller writes it off.
+/// rtc 0.21 keeps 2 s, less than a round trip on the slowest links: on the audio-only profile
+/// (64 kbit/s, 200 ms) a full queue each way and the delay made feedback name packets ~3 s old, so
+/// after the first seconds nothing matched, the controller heard nothing, the target fell to its
+/// floor and the loss Opus protects against froze at its last figure (issue #12). libwebrtc keeps
+/// 60 s; ten is a hundred and more round trips anywhere else, and a few thousand small records.
+pub const FEEDBACK_HORIZON: Duration = Duration::from_secs(10);
 /// How often the wrapper wakes to publish the decay.
 const TICK: Duration = Duration::from_millis(250);
 /// The window the acknowledged rate is measured over, on the receiver's clock.
@@ -131,6 +140,12 @@ impl LinkEstimate {
     /// Google Congestion Control, publishing here.
     pub fn controller(&self) -> Published<Gcc> {
         Published::new(|bps| Gcc::new(bps, MIN_BPS, MAX_BPS), INITIAL_BPS, self.clone())
+    }
+
+    /// The interceptor that records what leaves and hands the receiver's feedback to
+    /// [`controller`](Self::controller), keeping unanswered packets for [`FEEDBACK_HORIZON`].
+    pub fn congestion_control(&self) -> CongestionControlInterceptor<Published<Gcc>> {
+        CongestionControlBuilder::new(self.controller()).with_prune_horizon(FEEDBACK_HORIZON).build()
     }
 }
 

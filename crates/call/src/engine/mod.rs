@@ -275,12 +275,15 @@ impl Call {
         let estimate = LinkEstimate::new();
         // Google Congestion Control over transport-wide feedback; the defaults add NACK (generator
         // and responder), RTCP reports and the TWCC receiver. The library's FIFO pacer is replaced
-        // by one that sends the voice first and bounds how long video waits (`crate::pacer`).
+        // by one that sends the voice first and bounds how long video waits (`crate::pacer`), and
+        // its congestion controller by one that waits longer for late feedback
+        // (`estimate::FEEDBACK_HORIZON`).
         let registry =
             configure_congestion_control(Registry::new(), estimate.controller(), CongestionFeedback::Twcc, &mut media)
                 .map_err(Error::webrtc)?;
         let registry = register_default_interceptors(registry, &mut media)
             .map_err(Error::webrtc)?
+            .with(Slot::CongestionControl, estimate.congestion_control())
             .with(Slot::from(14_000usize), KeyframeRequests::default())
             .with(Slot::Pacer, crate::pacer::PriorityPacer::default())
             .with(

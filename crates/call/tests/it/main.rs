@@ -3,6 +3,7 @@
 
 mod devices;
 mod dtls_retransmit;
+mod late_feedback;
 mod lifecycle;
 mod rules;
 mod signalling;
