@@ -9,8 +9,9 @@ PKGS_RUNTIME="dbus dbus-x11 gnome-keyring xvfb xauth matchbox-window-manager ima
 coturn chromium openssl python3 iproute2 nftables"
 # Only the tests: a clock set wrong for one process (libfaketime), and the kiosk session headless
 # (cage, its Xwayland, grim for screenshots, xmessage as a second program); lintian for the .debs;
-# xmllint to validate the generated Windows policy against policy/windows/schema.
-PKGS_TEST="faketime cage grim xwayland x11-utils lintian libxml2-utils"
+# xmllint to validate the generated Windows policy against policy/windows/schema; DCMTK, the
+# reference renderer the image decoder is compared with (e2e::reference).
+PKGS_TEST="faketime cage grim xwayland x11-utils lintian libxml2-utils dcmtk"
 
 log() { printf '\033[1m[secureconsult]\033[0m %s\n' "$*" >&2; }
 

@@ -23,6 +23,7 @@ mod lockdown;
 mod log_secrets;
 mod pinning;
 mod posture;
+mod reference;
 mod shaped_call;
 mod share;
 mod share_window;

@@ -75,3 +75,201 @@ pub fn write_series(dir: &std::path::Path, size: u32, slices: u32) -> Vec<std::p
         })
         .collect()
 }
+
+/// The palette tables of the synthetic ultrasound: grey tissue in entries 0..128, colour Doppler
+/// (red towards, blue away) in 128..256, as 16-bit entries.
+fn doppler_palette() -> [Vec<u16>; 3] {
+    let mut lut = [Vec::new(), Vec::new(), Vec::new()];
+    for i in 0..256u32 {
+        let (r, g, b) = if i < 128 {
+            (i * 2, i * 2, i * 2)
+        } else if i < 192 {
+            (255, (i - 128) * 3, 0)
+        } else {
+            (0, (i - 192) * 2, 255)
+        };
+        for (c, v) in lut.iter_mut().zip([r, g, b]) {
+            // 8-bit levels spread over 16 bits the way writers do (v * 257), plus a low byte
+            // that a reader must not take for the level.
+            c.push((v * 257).min(0xFFFF) as u16);
+        }
+    }
+    lut
+}
+
+/// Palette index of frame `k` at (`x`, `y`): a fan of speckled tissue and a Doppler jet that
+/// moves and changes direction from frame to frame.
+pub fn doppler_index(k: u32, x: u32, y: u32, width: u32, height: u32) -> u8 {
+    let (cx, cy) = (f64::from(width) / 2.0, 0.0);
+    let (dx, dy) = (f64::from(x) - cx, f64::from(y) - cy);
+    let r = dx.hypot(dy);
+    let angle = dx.atan2(dy).abs();
+    if r > f64::from(height) * 0.95 || angle > 0.7 {
+        return 0;
+    }
+    let (jx, jy) = (cx + f64::from(k % 6) * 2.0 - 5.0, f64::from(height) * 0.55);
+    if (f64::from(x) - jx).hypot(f64::from(y) - jy) < f64::from(height) * 0.18 {
+        let towards = k.is_multiple_of(2);
+        let speed = ((x + y + k) % 60) as u8;
+        return if towards { 128 + speed } else { 192 + speed };
+    }
+    (20 + (x * 7 + y * 13 + k * 3) % 100) as u8
+}
+
+/// RLE Lossless (PS3.5 G) of one 8-bit plane: a 64-byte header and one segment of literal runs.
+fn rle_frame(plane: &[u8]) -> Vec<u8> {
+    let mut segment = Vec::new();
+    for run in plane.chunks(128) {
+        segment.push((run.len() - 1) as u8);
+        segment.extend_from_slice(run);
+    }
+    if !segment.len().is_multiple_of(2) {
+        // -128 is the no-op byte: it pads the segment to an even length.
+        segment.push(0x80);
+    }
+    let mut out = Vec::with_capacity(64 + segment.len());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&64u32.to_le_bytes());
+    out.extend_from_slice(&[0u8; 56]);
+    out.extend_from_slice(&segment);
+    out
+}
+
+/// How a synthetic palette file stores its tables and indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaletteKind {
+    /// 8-bit indices, 256 16-bit entries, RLE Lossless: a colour Doppler loop.
+    RleDoppler,
+    /// 8-bit entries, one to a word, a table of 200 whose first entry is value 16.
+    EightBitEntries,
+    /// 16-bit indices into a 4096-entry table whose first entry is value 100.
+    SixteenBitIndices,
+    /// The Doppler tables as segments (discrete, linear and indirect).
+    Segmented,
+}
+
+/// A multi-frame PALETTE COLOR ultrasound, 64x48, `frames` frames at 10 frames a second.
+pub fn palette(kind: PaletteKind, frames: u32) -> Vec<u8> {
+    let (width, height) = (64u32, 48u32);
+    let mut indices: Vec<u16> = Vec::new();
+    for k in 0..frames {
+        for y in 0..height {
+            for x in 0..width {
+                let i = u16::from(doppler_index(k, x, y, width, height));
+                indices.push(match kind {
+                    // Spread over a wider range, some below the first mapped value and past the end.
+                    PaletteKind::SixteenBitIndices => i * 17,
+                    _ => i,
+                });
+            }
+        }
+    }
+    let instance = format!("2.25.77{}", kind as u32);
+    let sixteen = kind == PaletteKind::SixteenBitIndices;
+    let bits = if sixteen { 16_u16 } else { 8 };
+    let mut elements = vec![
+        DataElement::new(tags::SOP_CLASS_UID, VR::UI, PrimitiveValue::from(uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE)),
+        DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from(instance.as_str())),
+        DataElement::new(tags::MODALITY, VR::CS, PrimitiveValue::from("US")),
+        DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1_u16)),
+        DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, PrimitiveValue::from("PALETTE COLOR")),
+        DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, PrimitiveValue::from(frames.to_string())),
+        DataElement::new(tags::FRAME_TIME, VR::DS, PrimitiveValue::from("100")),
+        DataElement::new(tags::CINE_RATE, VR::IS, PrimitiveValue::from("10")),
+        DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(height as u16)),
+        DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(width as u16)),
+        DataElement::new(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(bits)),
+        DataElement::new(tags::BITS_STORED, VR::US, PrimitiveValue::from(bits)),
+        DataElement::new(tags::HIGH_BIT, VR::US, PrimitiveValue::from(bits - 1)),
+        DataElement::new(tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(0_u16)),
+    ];
+    let doppler = doppler_palette();
+    let descriptors = [
+        tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+    ];
+    let data = [
+        tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    ];
+    let segmented = [
+        tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        tags::SEGMENTED_GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    ];
+    for c in 0..3 {
+        let (descriptor, table): ([u16; 3], Vec<u16>) = match kind {
+            PaletteKind::RleDoppler => ([256, 0, 16], doppler[c].clone()),
+            PaletteKind::EightBitEntries => {
+                ([200, 16, 8], doppler[c].iter().skip(16).take(200).map(|v| v >> 8).collect())
+            }
+            PaletteKind::SixteenBitIndices => {
+                ([4096, 100, 16], (0..4096u32).map(|i| ((i * (c as u32 + 5) * 16) % 65536) as u16).collect())
+            }
+            PaletteKind::Segmented => ([256, 0, 16], Vec::new()),
+        };
+        elements.push(DataElement::new(descriptors[c], VR::US, PrimitiveValue::U16(descriptor.to_vec().into())));
+        if kind == PaletteKind::Segmented {
+            // Entries 0..128: a discrete first entry then a linear ramp; 128..256: the Doppler
+            // half given discretely; then an indirect copy would overrun, so the ramp's shape
+            // is reused by pointing at the first two segments for a table of 256 + 0.
+            let half = &doppler[c][128..];
+            let mut seg = vec![0u16, 1, doppler[c][0], 1, 127, doppler[c][127]];
+            seg.extend([0, half.len() as u16]);
+            seg.extend_from_slice(half);
+            elements.push(DataElement::new(segmented[c], VR::OW, PrimitiveValue::U16(seg.into())));
+        } else {
+            elements.push(DataElement::new(data[c], VR::OW, PrimitiveValue::U16(table.into())));
+        }
+    }
+    let frame_len = (width * height) as usize;
+    let transfer = if kind == PaletteKind::RleDoppler {
+        let fragments: Vec<Vec<u8>> =
+            indices.chunks(frame_len).map(|f| rle_frame(&f.iter().map(|&i| i as u8).collect::<Vec<u8>>())).collect();
+        elements.push(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            dicom_core::value::PixelFragmentSequence::new(Vec::<u32>::new(), fragments),
+        ));
+        uids::RLE_LOSSLESS
+    } else if sixteen {
+        elements.push(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(indices.into())));
+        uids::EXPLICIT_VR_LITTLE_ENDIAN
+    } else {
+        let bytes: Vec<u8> = indices.iter().map(|&i| i as u8).collect();
+        elements.push(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(bytes)));
+        uids::EXPLICIT_VR_LITTLE_ENDIAN
+    };
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE)
+        .media_storage_sop_instance_uid(instance.as_str())
+        .transfer_syntax(transfer);
+    let file = InMemDicomObject::from_element_iter(elements).with_meta(meta).expect("a well-formed meta group");
+    let mut out = Vec::new();
+    file.write_all(&mut out).expect("writing to memory");
+    out
+}
+
+/// The synthetic part of the differential test's set (e2e::reference), written into `dir`: a
+/// multi-frame CT with its own window and every kind of palette above.
+pub fn write_reference_set(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = vec![("synthetic_ct_4frames.dcm", ct(64, 0, 4, 4))];
+    for (name, kind) in [
+        ("synthetic_palette_rle_doppler.dcm", PaletteKind::RleDoppler),
+        ("synthetic_palette_8bit_entries.dcm", PaletteKind::EightBitEntries),
+        ("synthetic_palette_16bit_indices.dcm", PaletteKind::SixteenBitIndices),
+        ("synthetic_palette_segmented.dcm", PaletteKind::Segmented),
+    ] {
+        files.push((name, palette(kind, 6)));
+    }
+    files
+        .into_iter()
+        .map(|(name, bytes)| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).expect("write a synthetic file");
+            path
+        })
+        .collect()
+}

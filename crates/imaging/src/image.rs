@@ -53,6 +53,37 @@ pub struct Image {
     pub inverted: bool,
     /// The DICOM modality (CT, MR, ...), when given.
     pub modality: Option<String>,
+    /// Graphics overlay planes (DICOM 60xx), drawn white over grey frames as DCMTK draws them:
+    /// for each frame that has any, one bit a pixel.
+    pub overlays: Vec<(usize, OverlayMask)>,
+}
+
+/// Which pixels of one frame an overlay covers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OverlayMask(Vec<u64>);
+
+impl std::fmt::Debug for OverlayMask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OverlayMask({} px set)", self.0.iter().map(|w| w.count_ones()).sum::<u32>())
+    }
+}
+
+impl OverlayMask {
+    /// An empty mask for `pixels` pixels.
+    pub(crate) fn new(pixels: usize) -> Self {
+        OverlayMask(vec![0; pixels.div_ceil(64)])
+    }
+
+    pub(crate) fn set(&mut self, index: usize) {
+        if let Some(word) = self.0.get_mut(index / 64) {
+            *word |= 1 << (index % 64);
+        }
+    }
+
+    /// Whether pixel `index` is covered.
+    pub fn is_set(&self, index: usize) -> bool {
+        self.0.get(index / 64).is_some_and(|w| w >> (index % 64) & 1 == 1)
+    }
 }
 
 /// How much one shared file may ask of the laptop.
@@ -106,12 +137,13 @@ impl Limits {
 
 impl Image {
     /// Renders `frame` for display as 8-bit grey (RGB frames are returned as they are, 3 bytes a
-    /// pixel): the window maps modality values to 0..=255, inverted for MONOCHROME1.
+    /// pixel): the window maps modality values to 0..=255, inverted for MONOCHROME1, and graphics
+    /// overlays are drawn white.
     pub fn render(&self, frame: usize, window: Window) -> Option<Rendered> {
         match self.frames.get(frame)? {
             Frame::Grey(values) => {
                 let lut = window.transform();
-                let pixels = values
+                let mut pixels: Vec<u8> = values
                     .iter()
                     .map(|&v| {
                         let y = lut.apply(v);
@@ -122,6 +154,13 @@ impl Image {
                         }
                     })
                     .collect();
+                for (_, mask) in self.overlays.iter().filter(|(f, _)| *f == frame) {
+                    for (i, p) in pixels.iter_mut().enumerate() {
+                        if mask.is_set(i) {
+                            *p = 255;
+                        }
+                    }
+                }
                 Some(Rendered::Grey(pixels))
             }
             Frame::Rgb(rgb) => Some(Rendered::Rgb(rgb.clone())),

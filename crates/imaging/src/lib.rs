@@ -10,12 +10,13 @@ mod dicom;
 mod error;
 mod image;
 mod lengths;
+mod palette;
 mod raster;
 pub mod viewer;
 pub mod window;
 
 pub use error::Error;
-pub use image::{Frame, Image, Limits, Rendered, Source};
+pub use image::{Frame, Image, Limits, OverlayMask, Rendered, Source};
 pub use viewer::{Screen, ShareLimits, Viewer};
 pub use window::{Preset, Window};
 

@@ -43,5 +43,6 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
         default_window: window,
         inverted: false,
         modality: None,
+        overlays: Vec::new(),
     })
 }
