@@ -115,6 +115,7 @@ function renderCall(phase) {
     $("call-phase").hidden = Boolean(said) && !phase.notice;
     $("images-status").dataset.problem = images.receiving == null && images.notice ? "yes" : "no";
     $("reset-view").hidden = !images.images;
+    $("pause-images").hidden = !images.playing;
     const state = { mute: phase.muted, camera: !phase.camera, "audio-only": phase.audio_only };
     for (const [id, pressed] of Object.entries(state)) {
       $(id).setAttribute("aria-pressed", String(pressed));
@@ -128,6 +129,7 @@ $("leave").addEventListener("click", () => invoke("hang_up"));
 $("end-call").addEventListener("click", () => invoke("hang_up"));
 $("switch-camera").addEventListener("click", () => invoke("switch_camera").catch(() => {}));
 $("reset-view").addEventListener("click", () => invoke("reset_view").catch(() => {}));
+$("pause-images").addEventListener("click", () => invoke("pause_images").catch(() => {}));
 for (const [id, option] of [["mute", "mute"], ["camera", "camera"], ["audio-only", "audio_only"]]) {
   $(id).addEventListener("click", () => {
     const pressed = $(id).getAttribute("aria-pressed") !== "true";

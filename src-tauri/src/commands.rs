@@ -142,6 +142,12 @@ pub fn reset_view(calls: State<'_, Arc<Calls>>) {
     calls.with(Consultation::reset_view);
 }
 
+/// Stops the consultant's playing image (a loop) on the frame shown (the consultant is told).
+#[tauri::command]
+pub fn pause_images(calls: State<'_, Arc<Calls>>) {
+    calls.with(Consultation::pause_images);
+}
+
 /// Back to the appointments after a call ended.
 #[tauri::command]
 pub fn dismiss_call(calls: State<'_, Arc<Calls>>) {

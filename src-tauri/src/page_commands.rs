@@ -22,6 +22,7 @@ macro_rules! page_commands {
             switch_camera,
             watch_self_view,
             reset_view,
+            pause_images,
         )
     };
 }

@@ -51,8 +51,9 @@ fn an_unenrolled_laptop_shows_not_enrolled_and_refuses_sign_in() {
     assert_eq!(invoke(&w, "lock", json!({})), Ok(json!({ "screen": "not_enrolled" })));
     assert_eq!(invoke(&w, "check_server", json!({})), Ok(json!({ "screen": "not_enrolled" })));
     assert_eq!(invoke(&w, "activity", json!({})), Ok(Value::Null));
-    // The nurse's one control over shared images is allowed, and does nothing without a call.
+    // The nurse's controls over shared images are allowed, and do nothing without a call.
     assert_eq!(invoke(&w, "reset_view", json!({})), Ok(Value::Null));
+    assert_eq!(invoke(&w, "pause_images", json!({})), Ok(Value::Null));
 }
 
 #[test]

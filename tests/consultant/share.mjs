@@ -1,7 +1,7 @@
 // Drives headless Chromium as a consultant who shows images: signs in, admits the laptop, then
 // follows commands from the Rust test on stdin (one JSON object a line) through the page's own
 // controls, and reports every reply the laptop sends over the share channel as JSON lines.
-// Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"preset","name":s}
+// Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"play"} (play/pause) | {"do":"preset","name":s}
 // | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"call"}
 // | {"do":"scale","by":f} (the camera sender's scaleResolutionDownBy, as Chromium sets itself under load) | {"do":"end"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
@@ -50,6 +50,7 @@ try {
         await page.setInputFiles("#files", cmd.files);
         break;
       case "slice": await page.locator("#slice").fill(String(cmd.frame)); break;
+      case "play": await page.click("#play"); break;
       case "preset": await page.click(`[data-window="${cmd.name}"]`); break;
       case "zoom_in": await page.click("#zoom-in"); break;
       case "clear": await page.click("#share-clear"); break;

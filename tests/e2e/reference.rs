@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A binary PGM (P5) or PPM (P6) at maxval 255, as dcm2pnm writes them.
-struct Pnm {
-    width: u32,
-    height: u32,
-    channels: usize,
-    data: Vec<u8>,
+pub(crate) struct Pnm {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) channels: usize,
+    pub(crate) data: Vec<u8>,
 }
 
 fn parse_pnm(bytes: &[u8]) -> Result<Pnm, String> {
@@ -57,7 +57,7 @@ fn parse_pnm(bytes: &[u8]) -> Result<Pnm, String> {
 
 /// How a file was rendered for comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// The file's first VOI window (`+Wi 1`).
     OwnWindow,
     /// The frame's smallest and largest value (`+Wm`).
@@ -109,7 +109,7 @@ impl std::fmt::Display for Outcome {
 
 /// Renders every frame with DCMTK into `out`, in frame order: `dcmj2pnm` (dcm2pnm with the JPEG
 /// decoders), then `dcml2pnm` (with JPEG-LS) when the first cannot decompress the file.
-fn dcmtk(file: &Path, mode: Mode, out: &Path) -> Result<Vec<Pnm>, String> {
+pub(crate) fn dcmtk(file: &Path, mode: Mode, out: &Path) -> Result<Vec<Pnm>, String> {
     let mut refusal = String::new();
     for tool in ["dcmj2pnm", "dcml2pnm"] {
         let dir = out.join(tool);

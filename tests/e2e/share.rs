@@ -218,6 +218,30 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     dr.tell(json!({ "do": "share", "files": [ct] })).await;
     dr.wait_for("a share after the cut", 60, |v| kiosk(v, "done").filter(|m| m["shown"] == 1)).await;
 
+    // A loop plays on the consultant's word; the nurse's page offers a pause, and pausing stops it
+    // on the frame shown and tells the consultant (issue #15).
+    dr.tell(json!({ "do": "share", "files": [dicom.join("rtdose.dcm")] })).await;
+    dr.wait_for("the dose loop", 60, |v| kiosk(v, "done").filter(|m| m["shown"] == 1)).await;
+    dr.tell(json!({ "do": "play" })).await;
+    dr.wait_for("the loop playing", 30, |v| kiosk(v, "shown").filter(|m| m["view"]["playing"] == true)).await;
+    status_where(&c, "the pause button", |s| s.playing).await;
+    let moving =
+        screen_where(&c, "a later frame", |s| s.caption.contains("playing") && !s.caption.contains("slice 1 of")).await;
+    assert!(moving.caption.contains("slice"), "{}", moving.caption);
+    // Held, its pixels would outlive the call (checked below).
+    drop(moving);
+    c.pause_images();
+    let paused = dr
+        .wait_for("the nurse's pause", 30, |v| {
+            kiosk(v, "shown").filter(|m| m["by_nurse"] == true && m["view"]["playing"] == false)
+        })
+        .await;
+    status_where(&c, "no pause button", |s| !s.playing).await;
+    let slice = format!("slice {} of 15", paused["view"]["frame"].as_u64().expect("frame") + 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = c.images().borrow().as_ref().expect("an image").caption.clone();
+    assert!(still.contains(&slice) && !still.contains("playing"), "paused on {slice}: {still}");
+
     // The nurse resets the view: the consultant hears of it.
     dr.tell(json!({ "do": "zoom_in" })).await;
     dr.wait_for("the zoom", 30, |v| kiosk(v, "shown").filter(|m| m["view"]["zoom"].as_f64().unwrap_or(1.0) > 1.0))

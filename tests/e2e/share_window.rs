@@ -58,6 +58,29 @@ fn matching_where(shot: &Path, expected: &[u8], (w, h): (u32, u32), include: imp
     f64::from(ok) / f64::from(n.max(1))
 }
 
+/// The fraction of the image's pixels (sampled at their centres, below the caption bar) whose
+/// colour on screen is within 8 levels, on every channel, of `expected` (RGB).
+fn matching_rgb(shot: &Path, expected: &[u8], (w, h): (u32, u32)) -> f64 {
+    let img = image::open(shot).expect("screenshot").to_rgb8();
+    let (x0, y0, scale) = placement(img.dimensions(), (w, h));
+    let (mut ok, mut n) = (0u32, 0u32);
+    for y in 0..h {
+        for x in 0..w {
+            let (sx, sy) = (x0 + (f64::from(x) + 0.5) * scale, y0 + (f64::from(y) + 0.5) * scale);
+            if sy < 48.0 {
+                continue;
+            }
+            let p = img.get_pixel(sx as u32, sy as u32);
+            let i = 3 * (y * w + x) as usize;
+            n += 1;
+            if (0..3).all(|c| p[c].abs_diff(expected[i + c]) <= 8) {
+                ok += 1;
+            }
+        }
+    }
+    f64::from(ok) / f64::from(n.max(1))
+}
+
 /// Yellow pointer pixels within 40 px of where image point (`fx`, `fy`) is drawn.
 fn pointer_pixels(shot: &Path, (w, h): (u32, u32), (fx, fy): (f64, f64)) -> usize {
     let img = image::open(shot).expect("screenshot").to_rgb8();
@@ -204,6 +227,62 @@ async fn the_kiosk_window_shows_shared_images_and_the_pointer_and_writes_no_file
         "the window shows slice 6, not slice 1"
     );
     assert!(kiosk.log().contains("image share received"), "{}", kiosk.log());
+
+    // A colour Doppler loop (PALETTE COLOR, RLE, 6 frames at 10 frames a second): its colours as
+    // DCMTK draws them, then playing as cine, then paused where it is (issue #15).
+    let loop_file = dir.path().join("doppler.dcm");
+    std::fs::write(&loop_file, sc_e2e::dicom::palette(sc_e2e::dicom::PaletteKind::RleDoppler, 6)).expect("write");
+    let reference = crate::reference::dcmtk(&loop_file, crate::reference::Mode::Colour, &dir.path().join("dcmtk"))
+        .expect("DCMTK renders the loop");
+    let frames: Vec<Vec<u8>> = reference.into_iter().map(|p| p.data).collect();
+    let loop_size = (64, 48);
+    consultant.tell(json!({ "do": "share", "files": [loop_file] })).await;
+    consultant.wait_for("the loop", 60, |v| kiosk_msg(v, "done")).await;
+    let first = frames[0].clone();
+    shot_until("share-window-doppler.png", "the Doppler loop's first frame in colour", move |p| {
+        matching_rgb(p, &first, loop_size) > 0.95
+    })
+    .await;
+    consultant.tell(json!({ "do": "play" })).await;
+    consultant
+        .wait_for("the loop playing", 30, |v| kiosk_msg(v, "shown").filter(|m| m["view"]["playing"] == true))
+        .await;
+    let seen = {
+        let frames = frames.clone();
+        tokio::task::spawn_blocking(move || {
+            let path = artifacts_dir().join("share-window-cine.png");
+            let mut seen = std::collections::BTreeSet::new();
+            let until = Instant::now() + Duration::from_secs(30);
+            for n in 0u64.. {
+                if Instant::now() > until || seen.len() >= 3 {
+                    break;
+                }
+                // Uneven gaps: a screenshot as slow as the loop's period would otherwise catch the
+                // same frame every time.
+                std::thread::sleep(Duration::from_millis(n * 37 % 170));
+                screenshot(&path);
+                if let Some(k) = (0..frames.len()).find(|&k| matching_rgb(&path, &frames[k], loop_size) > 0.95) {
+                    seen.insert(k);
+                }
+            }
+            seen
+        })
+        .await
+        .expect("join")
+    };
+    assert!(seen.len() >= 3, "the window played the loop: frames seen {seen:?}");
+    consultant.tell(json!({ "do": "play" })).await;
+    let paused = consultant
+        .wait_for("the loop paused", 30, |v| kiosk_msg(v, "shown").filter(|m| m["view"]["playing"] == false))
+        .await;
+    let still = frames[paused["view"]["frame"].as_u64().expect("frame") as usize].clone();
+    let shot =
+        shot_until("share-window-paused.png", "the paused frame", move |p| matching_rgb(p, &still, loop_size) > 0.95)
+            .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    screenshot(&shot);
+    let again = frames[paused["view"]["frame"].as_u64().expect("frame") as usize].clone();
+    assert!(matching_rgb(&shot, &again, loop_size) > 0.95, "a paused loop stays on its frame");
 
     let writes = tokio::task::spawn_blocking(move || watch.writes()).await.expect("join");
     assert!(

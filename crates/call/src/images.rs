@@ -19,6 +19,17 @@ pub struct ImagesStatus {
     pub images: usize,
     /// Something the nurse should know (a refused, cut or damaged share).
     pub notice: Option<String>,
+    /// A multi-frame image is playing (the nurse may pause it).
+    pub playing: bool,
+}
+
+/// What the nurse does to the shared image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nurse {
+    /// Back to the file's own window, no zoom, not playing.
+    Reset,
+    /// Stop a playing loop on the frame shown.
+    Pause,
 }
 
 /// The shared images' outputs.
@@ -29,7 +40,7 @@ pub(crate) struct Outputs {
 
 enum Input {
     Data(DataIn),
-    Reset,
+    Nurse(Nurse),
     Tick,
 }
 
@@ -38,24 +49,34 @@ fn status_of(v: &Viewer) -> ImagesStatus {
         receiving: v.receiving().map(|(got, total)| (got * 100).checked_div(total).map_or(100, |p| p.min(100) as u8)),
         images: v.stacks(),
         notice: v.notice().map(str::to_owned),
+        playing: v.playing(),
     }
 }
 
-/// Runs the viewer until the share channel's queue or the reset handle closes (the call ended).
+/// Runs the viewer until the share channel's queue or the nurse's handle closes (the call ended).
 pub(crate) async fn run(
     mut data: mpsc::Receiver<DataIn>,
     reply: DataSender,
-    mut reset: mpsc::UnboundedReceiver<()>,
+    mut nurse: mpsc::UnboundedReceiver<Nurse>,
     out: Outputs,
 ) {
     let mut viewer = Some(Viewer::new(ShareLimits::default()));
+    // Once a second for stalled shares; a playing loop's next frame when one is due sooner.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut frame_due: Option<tokio::time::Instant> = None;
     let (mut bytes, mut files) = (0usize, 0usize);
     loop {
+        let next_frame = async move {
+            match frame_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let input = tokio::select! {
             d = data.recv() => match d { Some(d) => Input::Data(d), None => break },
-            r = reset.recv() => match r { Some(()) => Input::Reset, None => break },
+            n = nurse.recv() => match n { Some(n) => Input::Nurse(n), None => break },
             _ = tick.tick() => Input::Tick,
+            () = next_frame => Input::Tick,
         };
         if let Input::Data(DataIn::Binary(b)) = &input {
             bytes += b.len();
@@ -67,7 +88,8 @@ pub(crate) async fn run(
                 Input::Data(DataIn::Text(t)) => v.on_text(now, &t),
                 Input::Data(DataIn::Binary(b)) => v.on_binary(now, &b),
                 Input::Data(DataIn::Closed) => v.on_channel_closed(),
-                Input::Reset => v.reset(),
+                Input::Nurse(Nurse::Reset) => v.reset(),
+                Input::Nurse(Nurse::Pause) => v.pause(),
                 Input::Tick => v.on_tick(now),
                 Input::Data(_) => Vec::new(),
             };
@@ -79,6 +101,7 @@ pub(crate) async fn run(
             tracing::error!("the image viewer failed; shared images are gone for this call");
             break;
         };
+        frame_due = v.poll_timeout(Instant::now()).map(tokio::time::Instant::from_std);
         viewer = Some(v);
         for r in &replies {
             if let sc_proto::share::FromKiosk::Done { shown, failed, .. } = r {

@@ -41,6 +41,23 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
         Some(ts) => return Err(Error::UnsupportedCompression { name: ts.name().to_owned(), uid: ts_uid }),
         None => return Err(Error::UnsupportedCompression { name: "an unknown transfer syntax".into(), uid: ts_uid }),
     };
+    // Decoders dicom-rs has for the transfer syntax but not for these samples: named here, not
+    // left to fail as "damaged" (the files are fine).
+    let (allocated, stored) =
+        (uint(&file, tags::BITS_ALLOCATED).unwrap_or(0), uint(&file, tags::BITS_STORED).unwrap_or(0));
+    let unsupported = match ts_uid.as_str() {
+        // jpeg-decoder reads 8-bit JPEG only; 12-bit (process 4) has no decoder in Rust.
+        "1.2.840.10008.1.2.4.51" if stored > 8 => Some(format!("12-bit JPEG ({ts_name})")),
+        // dicom-rs's RLE decoder stops at 16-bit samples.
+        "1.2.840.10008.1.2.5" if allocated > 16 => Some(format!("{ts_name} with {allocated}-bit samples")),
+        _ => None,
+    };
+    if let Some(name) = unsupported {
+        return Err(Error::UnsupportedCompression { name, uid: ts_uid });
+    }
+    if allocated == 1 {
+        return Err(Error::UnsupportedSamples("1-bit samples (a segmentation, not a picture)".into()));
+    }
     let modality =
         file.element_opt(tags::MODALITY).ok().flatten().and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()));
 
@@ -112,7 +129,20 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
         inverted: grey && pi == "MONOCHROME1",
         modality,
         overlays,
+        frame_time: frame_time(&file),
     })
+}
+
+/// The file's own playback rate: Frame Time (ms), else Cine Rate or Recommended Display Frame
+/// Rate (frames a second). Values outside 1 ms..=10 s are ignored as damaged.
+fn frame_time(file: &InMemDicomObject) -> Option<std::time::Duration> {
+    let number = |tag| {
+        file.element_opt(tag).ok().flatten().and_then(|e| e.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()))
+    };
+    let ms = number(tags::FRAME_TIME)
+        .or_else(|| number(tags::CINE_RATE).map(|fps| 1000.0 / fps))
+        .or_else(|| number(tags::RECOMMENDED_DISPLAY_FRAME_RATE).map(|fps| 1000.0 / fps))?;
+    (ms.is_finite() && (1.0..=10_000.0).contains(&ms)).then(|| std::time::Duration::from_secs_f64(ms / 1000.0))
 }
 
 /// The graphics overlay planes (60xx) over each frame, in image coordinates. Region-of-interest

@@ -21,6 +21,9 @@ pub enum Error {
         /// Its UID.
         uid: String,
     },
+    /// The samples are of a kind this laptop does not show (1-bit segmentations).
+    #[error("this image holds {0}, which this laptop cannot show")]
+    UnsupportedSamples(String),
     /// The pixel data did not decode (corrupt or cut short).
     #[error("the image data is damaged: {0}")]
     BadPixels(String),

@@ -53,6 +53,9 @@ pub struct Image {
     pub inverted: bool,
     /// The DICOM modality (CT, MR, ...), when given.
     pub modality: Option<String>,
+    /// The time between frames when a multi-frame file plays (DICOM Frame Time, Cine Rate or
+    /// Recommended Display Frame Rate), when the file gives one.
+    pub frame_time: Option<std::time::Duration>,
     /// Graphics overlay planes (DICOM 60xx), drawn white over grey frames as DCMTK draws them:
     /// for each frame that has any, one bit a pixel.
     pub overlays: Vec<(usize, OverlayMask)>,

@@ -44,5 +44,6 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
         inverted: false,
         modality: None,
         overlays: Vec::new(),
+        frame_time: None,
     })
 }

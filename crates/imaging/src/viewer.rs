@@ -62,6 +62,10 @@ pub struct Screen {
 const PROGRESS_EVERY: u64 = 256 << 10;
 /// Zoom range.
 const ZOOM: (f32, f32) = (1.0, 16.0);
+/// How fast a multi-frame file without its own rate plays.
+pub const DEFAULT_FRAME_TIME: Duration = Duration::from_millis(100);
+/// The fastest a file may ask to play (100 frames a second); a faster rate is played at this.
+const MIN_FRAME_TIME: Duration = Duration::from_millis(10);
 
 struct Stack {
     share: u32,
@@ -73,6 +77,8 @@ struct Stack {
     default_window: Window,
     /// Each frame: its image and the frame's index in it.
     frames: Vec<(Arc<Image>, usize)>,
+    /// The time between frames when it plays.
+    frame_time: Duration,
     /// Single-frame DICOM files of the current share may still join it.
     series: bool,
 }
@@ -92,6 +98,13 @@ struct Incoming {
 
 type RenderKey = (usize, usize, u64, u64);
 
+/// A stack playing as a loop: frame `from` was shown at `since`.
+#[derive(Debug, Clone, Copy)]
+struct Playback {
+    since: Instant,
+    from: u32,
+}
+
 /// One call's images.
 pub struct Viewer {
     limits: ShareLimits,
@@ -102,6 +115,7 @@ pub struct Viewer {
     pointer: Option<[f32; 2]>,
     notice: Option<String>,
     rendered: Option<(RenderKey, Arc<Rendered>)>,
+    playback: Option<Playback>,
 }
 
 impl std::fmt::Debug for Viewer {
@@ -123,6 +137,7 @@ impl Viewer {
             pointer: None,
             notice: None,
             rendered: None,
+            playback: None,
         }
     }
 
@@ -134,13 +149,14 @@ impl Viewer {
                 Some(i) if i.share == share => self.fail_share("The consultant stopped sending images.".into()),
                 _ => Vec::new(),
             },
-            Ok(ToKiosk::View(view)) => self.apply_view(view),
+            Ok(ToKiosk::View(view)) => self.apply_view(now, view),
             Ok(ToKiosk::Pointer { at }) => {
                 self.pointer =
                     at.filter(|p| p.iter().all(|v| v.is_finite())).map(|[x, y]| [x.clamp(0.0, 1.0), y.clamp(0.0, 1.0)]);
                 Vec::new()
             }
             Ok(ToKiosk::Clear) => {
+                self.playback = None;
                 self.stacks.clear();
                 self.held_pixels = 0;
                 self.rendered = None;
@@ -198,8 +214,14 @@ impl Viewer {
         out
     }
 
-    /// Time passes: a share with nothing new for [`ShareLimits::stall`] is given up.
+    /// Time passes: a playing stack moves to the frame due now, and a share with nothing new for
+    /// [`ShareLimits::stall`] is given up.
     pub fn on_tick(&mut self, now: Instant) -> Vec<FromKiosk> {
+        if let (Some(p), Some(stack)) = (self.playback, self.stacks.get(self.view.stack as usize)) {
+            let n = stack.frames.len().max(1) as u128;
+            let elapsed = now.saturating_duration_since(p.since).as_nanos() / stack.frame_time.as_nanos().max(1);
+            self.view.frame = ((u128::from(p.from) + elapsed) % n) as u32;
+        }
         match &self.incoming {
             Some(i) if now.saturating_duration_since(i.last_activity) >= self.limits.stall => {
                 let message = format!(
@@ -226,11 +248,36 @@ impl Viewer {
         }
     }
 
-    /// The nurse resets the view: the file's own window, no zoom or pan, no pointer.
+    /// When [`on_tick`](Self::on_tick) next has something to do for playback (the next frame is
+    /// due), or `None` while nothing plays.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        let p = self.playback?;
+        let step = self.stacks.get(self.view.stack as usize)?.frame_time;
+        let shown = now.saturating_duration_since(p.since).as_nanos() / step.as_nanos().max(1);
+        let next = u32::try_from(shown + 1).ok()?;
+        Some(p.since + step.checked_mul(next)?)
+    }
+
+    /// Whether a stack is playing.
+    pub fn playing(&self) -> bool {
+        self.playback.is_some()
+    }
+
+    /// The nurse pauses a playing stack on the frame shown (the consultant is told).
+    pub fn pause(&mut self) -> Vec<FromKiosk> {
+        if self.playback.take().is_none() {
+            return Vec::new();
+        }
+        self.view.playing = false;
+        vec![self.shown(true)]
+    }
+
+    /// The nurse resets the view: the file's own window, no zoom or pan, no pointer, not playing.
     pub fn reset(&mut self) -> Vec<FromKiosk> {
         if self.stacks.is_empty() {
             return Vec::new();
         }
+        self.playback = None;
         self.view = View { stack: self.view.stack, frame: self.view.frame, ..View::default() };
         self.pointer = None;
         vec![self.shown(true)]
@@ -292,9 +339,17 @@ impl Viewer {
         let mut parts = vec![format!("Image {} of {}", self.view.stack + 1, self.stacks.len())];
         if stack.frames.len() > 1 {
             parts.push(format!("slice {} of {}", self.view.frame + 1, stack.frames.len()));
+            if self.playback.is_some() {
+                parts.push(format!("playing, {:.0} frames/s", 1.0 / stack.frame_time.as_secs_f64()));
+            }
         }
         if stack.source == Source::Dicom {
             parts.push(stack.modality.clone().unwrap_or_else(|| "DICOM".into()));
+        }
+        // A window means nothing to colour: its pixels are shown as they are.
+        let grey =
+            stack.frames.first().is_some_and(|(image, f)| matches!(image.frames.get(*f), Some(crate::Frame::Grey(_))));
+        if stack.source == Source::Dicom && grey {
             let w = self.window();
             let name = match &self.view.window {
                 WindowChoice::Preset { name } => format!(" ({})", name.replace('_', " ")),
@@ -319,7 +374,7 @@ impl Viewer {
         FromKiosk::Shown { view: self.view.clone(), center: w.center, width: w.width, by_nurse }
     }
 
-    fn apply_view(&mut self, mut view: View) -> Vec<FromKiosk> {
+    fn apply_view(&mut self, now: Instant, mut view: View) -> Vec<FromKiosk> {
         if !(view.zoom.is_finite() && view.pan_x.is_finite() && view.pan_y.is_finite()) {
             return vec![FromKiosk::Error { message: "a view with a number that is not finite".into() }];
         }
@@ -341,6 +396,20 @@ impl Viewer {
         view.zoom = view.zoom.clamp(ZOOM.0, ZOOM.1);
         view.pan_x = view.pan_x.clamp(-0.5, 0.5);
         view.pan_y = view.pan_y.clamp(-0.5, 0.5);
+        // Only a stack of several frames plays. The consultant's page knows the frame a loop
+        // started from, not the one showing: a view naming that frame changes something else
+        // (the window, the zoom, play or pause) and the loop goes on, or stops, where it is; a
+        // view naming another frame goes there.
+        view.playing &= frames > 1;
+        let same_loop = self
+            .playback
+            .filter(|p| view.stack == self.view.stack && (view.frame == p.from || view.frame == self.view.frame));
+        if let Some(p) = same_loop {
+            view.frame = self.view.frame;
+            self.playback = view.playing.then_some(p);
+        } else {
+            self.playback = view.playing.then_some(Playback { since: now, from: view.frame });
+        }
         self.view = view;
         vec![self.shown(false)]
     }
@@ -438,6 +507,7 @@ impl Viewer {
                     out.push(self.stacks_message());
                     // A share's first image is shown as soon as it is decoded.
                     if new_stack && self.stacks.iter().filter(|s| s.share == share).count() == 1 {
+                        self.playback = None;
                         self.view = View { stack: (self.stacks.len() - 1) as u32, ..View::default() };
                         self.pointer = None;
                         out.push(self.shown(false));
@@ -493,6 +563,7 @@ impl Viewer {
             height: image.height,
             modality: image.modality.clone(),
             default_window: image.default_window,
+            frame_time: image.frame_time.unwrap_or(DEFAULT_FRAME_TIME).max(MIN_FRAME_TIME),
             frames: (0..image.frames.len()).map(|f| (image.clone(), f)).collect(),
             series: single_dicom,
         });
@@ -518,6 +589,7 @@ impl Viewer {
                     window_center: s.default_window.center,
                     window_width: s.default_window.width,
                     share: s.share,
+                    frame_ms: u32::try_from(s.frame_time.as_millis()).unwrap_or(u32::MAX),
                     first_file: s.first_file,
                 })
                 .collect(),

@@ -110,11 +110,14 @@ pub struct View {
     pub pan_x: f32,
     /// As `pan_x`, vertically (positive is down).
     pub pan_y: f32,
+    /// A multi-frame stack plays as a loop (cine) from `frame`, at the file's own frame rate.
+    #[serde(default)]
+    pub playing: bool,
 }
 
 impl Default for View {
     fn default() -> Self {
-        View { stack: 0, frame: 0, window: WindowChoice::Default, zoom: 1.0, pan_x: 0.0, pan_y: 0.0 }
+        View { stack: 0, frame: 0, window: WindowChoice::Default, zoom: 1.0, pan_x: 0.0, pan_y: 0.0, playing: false }
     }
 }
 
@@ -165,6 +168,9 @@ pub struct StackInfo {
     pub window_width: f64,
     /// Which share it came in.
     pub share: u32,
+    /// Milliseconds between frames when it plays (the file's Frame Time or Cine Rate, else 100).
+    #[serde(default)]
+    pub frame_ms: u32,
     /// The first file of the share in it.
     pub first_file: u32,
 }
@@ -229,7 +235,7 @@ pub enum FromKiosk {
         center: f64,
         /// The window's width.
         width: f64,
-        /// True when the nurse reset it.
+        /// True when the nurse reset it or paused it.
         by_nurse: bool,
     },
     /// Every image is gone.
@@ -267,7 +273,8 @@ mod tests {
                 window: WindowChoice::Preset { name: "lung".into() },
                 zoom: 2.0,
                 pan_x: 0.1,
-                pan_y: 0.0
+                pan_y: 0.0,
+                playing: false
             })
         );
         let p: ToKiosk = serde_json::from_str(r#"{"type":"pointer","at":null}"#).expect("pointer");

@@ -14,7 +14,7 @@ const PRESETS = [["default", "File's own"], ["lung", "Lung"], ["soft_tissue", "S
 // Tests and support staff read the share's state here (no file contents, only what is shown).
 const state = {
   pc: null, channel: null, nextShare: 1, sending: null, files: new Map(), stacks: [], log: [],
-  view: { stack: 0, frame: 0, window: { kind: "default" }, zoom: 1, pan_x: 0, pan_y: 0 },
+  view: { stack: 0, frame: 0, window: { kind: "default" }, zoom: 1, pan_x: 0, pan_y: 0, playing: false },
 };
 window.scShare = state;
 
@@ -108,6 +108,10 @@ function renderView() {
   $("slice").value = String(v.frame);
   $("slice").disabled = s.frames < 2;
   $("slice-label").textContent = s.frames > 1 ? `Slice ${v.frame + 1} of ${s.frames}` : "";
+  // A loop plays at the file's own rate on the laptop; the page shows where it was last told.
+  $("play").hidden = s.frames < 2;
+  $("play").textContent = v.playing ? "Pause" : `Play (${Math.round(1000 / (s.frame_ms || 100))} frames/s)`;
+  $("play").setAttribute("aria-pressed", String(Boolean(v.playing)));
   const kind = v.window.kind === "preset" ? v.window.name : "default";
   for (const b of document.querySelectorAll("[data-window]")) b.setAttribute("aria-pressed", String(b.dataset.window === kind));
   for (const b of document.querySelectorAll("[data-window]")) b.disabled = s.kind !== "dicom";
@@ -168,10 +172,12 @@ function onReply(msg) {
       say(`Not sent: ${msg.message}`, true);
       break;
     case "shown":
+      state.pausedByNurse = Boolean(msg.by_nurse && state.view.playing && !msg.view.playing && msg.view.zoom === state.view.zoom);
       state.view = msg.view;
       state.shown = msg;
       renderView();
-      if (msg.by_nurse) say("The nurse reset the image.");
+      // The nurse either paused a playing loop (it stops on a frame) or reset the view.
+      if (msg.by_nurse) say(state.pausedByNurse ? "The nurse paused the image." : "The nurse reset the image.");
       break;
     case "cleared": state.stacks = []; renderStacks(); say("The laptop's images are cleared."); break;
     case "error": console.warn(`laptop: ${msg.message}`); break;
@@ -204,7 +210,7 @@ export function attach(pc) {
   state.channel = null;
   state.stacks = [];
   state.files = new Map();
-  state.view = { stack: 0, frame: 0, window: { kind: "default" }, zoom: 1, pan_x: 0, pan_y: 0 };
+  state.view = { stack: 0, frame: 0, window: { kind: "default" }, zoom: 1, pan_x: 0, pan_y: 0, playing: false };
   renderStacks();
   say("");
   pc.ondatachannel = (ev) => { if (ev.channel.label === "share") adopt(ev.channel); };
@@ -250,7 +256,8 @@ export function wire() {
   });
   $("share-clear").addEventListener("click", () => sendJson({ type: "clear" }));
   $("stack").addEventListener("change", () => setView({ stack: Number($("stack").value), frame: 0, zoom: 1, pan_x: 0, pan_y: 0 }));
-  $("slice").addEventListener("input", () => setView({ frame: Number($("slice").value) }));
+  $("slice").addEventListener("input", () => setView({ frame: Number($("slice").value), playing: false }));
+  $("play").addEventListener("click", () => setView({ playing: !state.view.playing }));
   $("zoom-in").addEventListener("click", () => setView({ zoom: state.view.zoom * 1.5 }));
   $("zoom-out").addEventListener("click", () => setView({ zoom: state.view.zoom / 1.5 }));
   $("zoom-reset").addEventListener("click", () => setView({ zoom: 1, pan_x: 0, pan_y: 0 }));
@@ -275,5 +282,5 @@ export function wire() {
     $("pad-pointer").hidden = false;
   });
   pad.addEventListener("pointerleave", () => { sendJson({ type: "pointer", at: null }); $("pad-pointer").hidden = true; });
-  pad.addEventListener("wheel", (ev) => { ev.preventDefault(); setView({ frame: state.view.frame + Math.sign(ev.deltaY) }); }, { passive: false });
+  pad.addEventListener("wheel", (ev) => { ev.preventDefault(); setView({ frame: state.view.frame + Math.sign(ev.deltaY), playing: false }); }, { passive: false });
 }

@@ -135,6 +135,11 @@ impl Consultation {
         let _ = self.commands.send(Command::ResetView);
     }
 
+    /// The nurse pauses a playing image on the frame shown (the consultant is told).
+    pub fn pause_images(&self) {
+        let _ = self.commands.send(Command::PauseImages);
+    }
+
     /// Call counters (updated twice a second).
     pub fn stats(&self) -> CallStats {
         *self.stats.borrow()
@@ -184,7 +189,7 @@ struct Outputs {
 struct Running {
     call: Call,
     events: mpsc::UnboundedReceiver<CallEvent>,
-    reset: mpsc::UnboundedSender<()>,
+    nurse: mpsc::UnboundedSender<images::Nurse>,
     image_status: watch::Receiver<ImagesStatus>,
     images_live: bool,
     viewer: Option<tokio::task::JoinHandle<()>>,
@@ -195,7 +200,7 @@ struct Running {
 impl Running {
     async fn stop(self, out: &Outputs) {
         out.stats.send_replace(self.call.stats());
-        drop(self.reset);
+        drop(self.nurse);
         if let Some(v) = self.viewer {
             let _ = v.await;
         }
@@ -230,13 +235,13 @@ async fn start_call(
     let (call, events) =
         Call::start(config, Role::Offerer).await.map_err(|e| EndReason::CouldNotStart(e.to_string()))?;
     // The shared images: their own task, ended (and the images dropped) with the call.
-    let (reset, reset_rx) = mpsc::unbounded_channel();
+    let (nurse, nurse_rx) = mpsc::unbounded_channel();
     let (status_tx, image_status) = watch::channel(ImagesStatus::default());
     let viewer = call.take_data().map(|data| {
         tokio::spawn(images::run(
             data,
             call.data_sender(),
-            reset_rx,
+            nurse_rx,
             images::Outputs { screen: out.screen.clone(), status: status_tx },
         ))
     });
@@ -246,7 +251,7 @@ async fn start_call(
         local_frames: call.local_frames(),
         call,
         events,
-        reset,
+        nurse,
         image_status,
         viewer,
     })
@@ -314,7 +319,10 @@ async fn run(
                 Action::Camera(on) => running.iter().for_each(|r| r.call.set_camera(on)),
                 Action::AudioOnly(on) => running.iter().for_each(|r| r.call.set_audio_only(on)),
                 Action::ResetView => running.iter().for_each(|r| {
-                    let _ = r.reset.send(());
+                    let _ = r.nurse.send(images::Nurse::Reset);
+                }),
+                Action::PauseImages => running.iter().for_each(|r| {
+                    let _ = r.nurse.send(images::Nurse::Pause);
                 }),
                 Action::OpenCamera(n) => {
                     let opened = (media.video)(n).map(|source| {

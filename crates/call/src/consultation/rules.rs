@@ -130,6 +130,8 @@ pub enum Command {
     SwitchCamera,
     /// The shared image back as the file shows it.
     ResetView,
+    /// A playing shared image stopped on the frame shown.
+    PauseImages,
 }
 
 /// What happens, as the rules see it.
@@ -202,6 +204,8 @@ pub enum Action {
     OpenCamera(usize),
     /// Put the shared image back as the file shows it.
     ResetView,
+    /// Pause a playing shared image.
+    PauseImages,
     /// Restart ICE: a new offer with fresh credentials, on the same relay.
     RestartIce,
     /// Ask the care server for a sign of life (then [`Input::ServerHeard`]).
@@ -558,6 +562,7 @@ impl Rules {
             }
             Command::SwitchCamera => {}
             Command::ResetView => self.actions.push_back(Action::ResetView),
+            Command::PauseImages => self.actions.push_back(Action::PauseImages),
         }
     }
 

@@ -65,6 +65,21 @@ fn jpeg_baseline_extended_and_jpeg_2000_decode() {
 }
 
 #[test]
+fn issue_15_samples_without_a_decoder_are_refused_by_name_not_as_damaged() {
+    for (name, says) in [
+        ("JPEG-lossy.dcm", "12-bit JPEG"),
+        ("JPGExtended.dcm", "12-bit JPEG"),
+        ("SC_rgb_rle_32bit.dcm", "RLE Lossless with 32-bit samples"),
+        ("rtdose_rle.dcm", "RLE Lossless with 32-bit samples"),
+    ] {
+        let err = decode(name).expect_err(name);
+        assert!(matches!(&err, Error::UnsupportedCompression { name, .. } if name.contains(says)), "{name}: {err}");
+    }
+    let err = decode("liver_1frame.dcm").expect_err("1-bit");
+    assert!(matches!(&err, Error::UnsupportedSamples(what) if what.contains("1-bit")), "{err}");
+}
+
+#[test]
 fn multi_frame_objects_keep_every_frame() {
     for name in ["rtdose.dcm", "SC_rgb_rle_2frame.dcm", "examples_ybr_color.dcm"] {
         let obj = dicom_object::from_reader(&read(name)[128..]).expect("parse");

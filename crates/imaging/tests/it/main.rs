@@ -4,6 +4,7 @@
 
 #![allow(unreachable_pub, reason = "support modules share items across the test binary")]
 
+mod cine;
 mod decode;
 mod robustness;
 mod share;
