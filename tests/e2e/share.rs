@@ -154,7 +154,8 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     screen_where(&c, "slice 5 of 5", |s| s.caption.contains("slice 5 of 5")).await;
 
     // A damaged file and an unsupported one: both sides say which and why; the share goes on.
-    dr.tell(json!({ "do": "share", "files": [dicom.join("MR_truncated.dcm"), dicom.join("MR_small_jpeg_ls_lossless.dcm"), ct] })).await;
+    dr.tell(json!({ "do": "share", "files": [dicom.join("MR_truncated.dcm"), dicom.join("JPEG-lossy.dcm"), ct] }))
+        .await;
     let done = dr.wait_for("the damaged share", 60, |v| kiosk(v, "done")).await;
     assert_eq!((done["shown"].as_u64(), done["failed"].as_u64()), (Some(1), Some(2)), "{done}");
     let page = dr
@@ -164,7 +165,7 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
         })
         .await;
     assert!(
-        page.contains("MR_small_jpeg_ls_lossless.dcm") && page.contains("JPEG-LS") && page.contains("MR_truncated.dcm"),
+        page.contains("JPEG-lossy.dcm") && page.contains("12-bit JPEG") && page.contains("MR_truncated.dcm"),
         "{page}"
     );
     let nurse = status_where(&c, "the damaged file", |s| s.notice.is_some()).await;
