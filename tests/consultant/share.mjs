@@ -2,7 +2,7 @@
 // follows commands from the Rust test on stdin (one JSON object a line) through the page's own
 // controls, and reports every reply the laptop sends over the share channel as JSON lines.
 // Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"play"} (play/pause) | {"do":"preset","name":s}
-// | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"call"}
+// | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"pad"} | {"do":"call"}
 // | {"do":"scale","by":f} (the camera sender's scaleResolutionDownBy, as Chromium sets itself under load) | {"do":"end"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
 import { createInterface } from "node:readline";
@@ -61,6 +61,15 @@ try {
         break;
       }
       case "screenshot": await page.screenshot({ path: cmd.path, fullPage: true }); break;
+      case "pad": {
+        // What the pointer pad shows: the laptop's preview (a data URL) or the consultant's own file.
+        const pad = await page.evaluate(() => {
+          const img = document.getElementById("pad-img");
+          return { hidden: img.hidden, src: img.src, width: img.naturalWidth, height: img.naturalHeight };
+        });
+        say("pad", pad);
+        break;
+      }
       case "cut": await page.evaluate(() => window.scShare.cut()); break;
       case "scale": {
         const sent = await page.evaluate(async (by) => {

@@ -14,7 +14,7 @@ use sc_imaging::{Rendered, Screen};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The laptop's reply of this `type`, from a driver event.
 fn kiosk(v: &Value, kind: &str) -> Option<Value> {
@@ -68,6 +68,20 @@ async fn status_where(
     .unwrap_or_else(|_| panic!("the nurse's page never showed {what}: {:?}", images_status(c)))
 }
 
+/// Asks the consultant's page what its pointer pad shows until `ok` holds.
+async fn pad_where(dr: &mut Driver, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        dr.tell(json!({ "do": "pad" })).await;
+        let pad = dr.wait_for("the pad", 10, |v| (v["event"] == "pad").then(|| v.clone())).await;
+        if ok(&pad) {
+            return pad;
+        }
+        assert!(Instant::now() < until, "the pad never showed {what}: {pad}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn rendered(path: &std::path::Path, frame: usize) -> Rendered {
     let image = sc_imaging::decode(&std::fs::read(path).expect("read"), &Default::default()).expect("decode");
     image.render(frame, image.default_window).expect("frame")
@@ -100,6 +114,13 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     let screen = screen_where(&c, "the CT", |s| s.width == 128).await;
     assert_eq!(*screen.pixels, rendered(&ct, 0), "the kiosk shows the CT's own pixels");
     assert!(screen.caption.contains("CT"), "{}", screen.caption);
+    // The consultant's pointer pad shows the laptop's preview: for a 128x128 CT, the very pixels
+    // the prisoner sees (issue #15).
+    let pad = pad_where(&mut dr, "the CT's preview on the pad", |p| p["hidden"] == false && p["width"] == 128).await;
+    let png = pad["src"].as_str().and_then(|s| s.strip_prefix("data:image/png;base64,")).expect("a PNG data URL");
+    let png = sc_proto::share::PreviewPng::from_base64(png).bytes().expect("base64");
+    let shown_there = image::load_from_memory(&png).expect("PNG").to_luma8().into_raw();
+    assert_eq!(Rendered::Grey(shown_there), *screen.pixels, "the pad shows what the laptop shows");
 
     // A multi-frame file: its own stack, shown at its first frame; the consultant scrolls.
     let dose = dicom.join("rtdose.dcm");

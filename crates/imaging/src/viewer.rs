@@ -7,7 +7,7 @@
 //! and each picture is its own. The consultant drives the view; the nurse can only reset it.
 
 use crate::{decode, Image, Limits, Preset, Rendered, Source, Window};
-use sc_proto::share::{Chunk, FromKiosk, StackInfo, ToKiosk, View, WindowChoice};
+use sc_proto::share::{Chunk, FromKiosk, PreviewPng, StackInfo, ToKiosk, View, WindowChoice, PREVIEW_SIZE};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -143,6 +143,11 @@ impl Viewer {
 
     /// A text message from the consultant.
     pub fn on_text(&mut self, now: Instant, text: &str) -> Vec<FromKiosk> {
+        let out = self.handle_text(now, text);
+        self.with_preview(out)
+    }
+
+    fn handle_text(&mut self, now: Instant, text: &str) -> Vec<FromKiosk> {
         match serde_json::from_str::<ToKiosk>(text) {
             Ok(ToKiosk::Share { share, sizes }) => self.start_share(now, share, sizes),
             Ok(ToKiosk::Cancel { share }) => match &self.incoming {
@@ -171,6 +176,11 @@ impl Viewer {
 
     /// A binary message (a file chunk) from the consultant.
     pub fn on_binary(&mut self, now: Instant, message: &[u8]) -> Vec<FromKiosk> {
+        let out = self.handle_binary(now, message);
+        self.with_preview(out)
+    }
+
+    fn handle_binary(&mut self, now: Instant, message: &[u8]) -> Vec<FromKiosk> {
         let chunk = match Chunk::parse(message) {
             Ok(c) => c,
             Err(e) if self.incoming.is_some() => return self.fail_share(format!("The transfer was garbled ({e}).")),
@@ -269,7 +279,8 @@ impl Viewer {
             return Vec::new();
         }
         self.view.playing = false;
-        vec![self.shown(true)]
+        let out = vec![self.shown(true)];
+        self.with_preview(out)
     }
 
     /// The nurse resets the view: the file's own window, no zoom or pan, no pointer, not playing.
@@ -280,7 +291,8 @@ impl Viewer {
         self.playback = None;
         self.view = View { stack: self.view.stack, frame: self.view.frame, ..View::default() };
         self.pointer = None;
-        vec![self.shown(true)]
+        let out = vec![self.shown(true)];
+        self.with_preview(out)
     }
 
     /// Bytes received and announced, while a share is under way.
@@ -331,6 +343,37 @@ impl Viewer {
             pan: [self.view.pan_x, self.view.pan_y],
             pointer: self.pointer,
             caption: self.caption(),
+        })
+    }
+
+    /// After a reply that says what is shown, a preview of it follows.
+    fn with_preview(&mut self, mut out: Vec<FromKiosk>) -> Vec<FromKiosk> {
+        if out.iter().any(|m| matches!(m, FromKiosk::Shown { .. })) {
+            out.extend(self.preview());
+        }
+        out
+    }
+
+    /// The frame shown, at the window shown, scaled to fit [`PREVIEW_SIZE`], as a PNG.
+    fn preview(&mut self) -> Option<FromKiosk> {
+        let screen = self.screen()?;
+        let (w, h) = (screen.width, screen.height);
+        let scale = (f64::from(PREVIEW_SIZE) / f64::from(w.max(h))).min(1.0);
+        let (pw, ph) = (((f64::from(w) * scale).round() as u32).max(1), ((f64::from(h) * scale).round() as u32).max(1));
+        let filter = image::imageops::FilterType::Triangle;
+        let dynamic = match &*screen.pixels {
+            Rendered::Grey(p) => image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, p.clone())?),
+            Rendered::Rgb(p) => image::DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, p.clone())?),
+        };
+        let small = if (pw, ph) == (w, h) { dynamic } else { dynamic.resize_exact(pw, ph, filter) };
+        let mut png = Vec::new();
+        small.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).ok()?;
+        Some(FromKiosk::Preview {
+            stack: self.view.stack,
+            frame: self.view.frame,
+            width: pw,
+            height: ph,
+            png: PreviewPng::new(&png),
         })
     }
 

@@ -175,6 +175,39 @@ pub struct StackInfo {
     pub first_file: u32,
 }
 
+/// The longer side of a [`FromKiosk::Preview`], in pixels.
+pub const PREVIEW_SIZE: u32 = 256;
+
+/// A PNG, base64 on the wire. Clinical content: its `Debug` says only how long it is.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PreviewPng(String);
+
+impl PreviewPng {
+    /// Wraps PNG bytes.
+    pub fn new(png: &[u8]) -> Self {
+        use base64::Engine as _;
+        PreviewPng(base64::engine::general_purpose::STANDARD.encode(png))
+    }
+
+    /// The base64 text as it came (a page's data URL carries it).
+    pub fn from_base64(text: &str) -> Self {
+        PreviewPng(text.to_owned())
+    }
+
+    /// The PNG bytes (`None` when the text is not base64).
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(&self.0).ok()
+    }
+}
+
+impl std::fmt::Debug for PreviewPng {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PreviewPng({} base64 chars)", self.0.len())
+    }
+}
+
 /// The kiosk's replies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -237,6 +270,20 @@ pub enum FromKiosk {
         width: f64,
         /// True when the nurse reset it or paused it.
         by_nurse: bool,
+    },
+    /// A small copy of what the prisoner sees (the frame at the window shown, no pointer), sent
+    /// after each `shown`, so the consultant points and windows on the picture itself.
+    Preview {
+        /// Which stack.
+        stack: u32,
+        /// Which frame.
+        frame: u32,
+        /// The preview's size in pixels (at most [`PREVIEW_SIZE`] on its longer side).
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// The picture, a PNG.
+        png: PreviewPng,
     },
     /// Every image is gone.
     Cleared,

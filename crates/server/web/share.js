@@ -121,12 +121,18 @@ function renderView() {
   const files = state.files.get(s.share) || [];
   const file = files[s.first_file];
   if (s.kind !== "dicom" && file && $("pad-img").dataset.src !== `${s.share}/${s.first_file}`) {
-    if ($("pad-img").src) URL.revokeObjectURL($("pad-img").src);
+    if ($("pad-img").src.startsWith("blob:")) URL.revokeObjectURL($("pad-img").src);
     $("pad-img").src = URL.createObjectURL(file);
     $("pad-img").dataset.src = `${s.share}/${s.first_file}`;
   }
-  $("pad-img").hidden = s.kind === "dicom";
-  $("pad-note").hidden = s.kind !== "dicom";
+  const preview = state.preview && state.preview.stack === v.stack ? state.preview : null;
+  if (s.kind === "dicom" && preview && $("pad-img").dataset.src !== `preview/${preview.stack}/${preview.frame}/${preview.png.length}`) {
+    if ($("pad-img").src.startsWith("blob:")) URL.revokeObjectURL($("pad-img").src);
+    $("pad-img").src = `data:image/png;base64,${preview.png}`;
+    $("pad-img").dataset.src = `preview/${preview.stack}/${preview.frame}/${preview.png.length}`;
+  }
+  $("pad-img").hidden = s.kind === "dicom" && !preview;
+  $("pad-note").hidden = !$("pad-img").hidden;
 }
 
 // The consultant changed something: the whole view goes to the laptop.
@@ -142,7 +148,8 @@ function setView(change) {
 }
 
 function onReply(msg) {
-  state.log.push({ at: Date.now(), msg });
+  // The log keeps what happened, not pictures: a preview is logged by its size.
+  state.log.push({ at: Date.now(), msg: msg.type === "preview" ? { ...msg, png: msg.png.length } : msg });
   if (state.onReply) state.onReply(msg);
   const sending = state.sending;
   switch (msg.type) {
@@ -179,7 +186,12 @@ function onReply(msg) {
       // The nurse either paused a playing loop (it stops on a frame) or reset the view.
       if (msg.by_nurse) say(state.pausedByNurse ? "The nurse paused the image." : "The nurse reset the image.");
       break;
-    case "cleared": state.stacks = []; renderStacks(); say("The laptop's images are cleared."); break;
+    case "preview":
+      // What the prisoner sees, small: the pad shows it for DICOM, which the browser cannot draw.
+      state.preview = msg;
+      renderView();
+      break;
+    case "cleared": state.stacks = []; state.preview = null; renderStacks(); say("The laptop's images are cleared."); break;
     case "error": console.warn(`laptop: ${msg.message}`); break;
   }
 }

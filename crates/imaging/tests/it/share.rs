@@ -100,11 +100,14 @@ fn single_frame_files_of_one_share_make_one_series_the_consultant_scrolls() {
     assert_eq!(v.stacks(), 1);
     assert_eq!(v.frames(), 5);
     let r = view(&mut v, View { frame: 3, ..View::default() });
-    assert!(matches!(&r[..], [FromKiosk::Shown { view, by_nurse: false, .. }] if view.frame == 3), "{r:?}");
+    assert!(
+        matches!(&r[..], [FromKiosk::Shown { view, by_nurse: false, .. }, FromKiosk::Preview { .. }] if view.frame == 3),
+        "{r:?}"
+    );
     assert!(v.screen().expect("screen").caption.contains("slice 4 of 5"));
     // Out of range is clamped to the last slice, not an error.
     let r = view(&mut v, View { frame: 99, ..View::default() });
-    assert!(matches!(&r[..], [FromKiosk::Shown { view, .. }] if view.frame == 4), "{r:?}");
+    assert!(matches!(&r[..], [FromKiosk::Shown { view, .. }, FromKiosk::Preview { .. }] if view.frame == 4), "{r:?}");
     // A second share starts a stack of its own even with same-sized slices.
     share(&mut v, Instant::now(), 2, &files[..1]);
     assert_eq!(v.stacks(), 2);
@@ -266,7 +269,10 @@ fn garbled_messages_get_clear_errors_and_change_nothing() {
     let r = view(&mut v, View { window: WindowChoice::Preset { name: "disco".into() }, ..View::default() });
     assert_eq!(r, vec![FromKiosk::Error { message: "an unknown window preset".into() }]);
     let r = v.on_text(now, r#"{"type":"view","stack":0,"frame":0,"zoom":1e39,"pan_x":0,"pan_y":0}"#);
-    assert!(matches!(&r[..], [FromKiosk::Error { .. }] | [FromKiosk::Shown { .. }]), "{r:?}");
+    assert!(
+        matches!(&r[..], [FromKiosk::Error { .. }] | [FromKiosk::Shown { .. }, FromKiosk::Preview { .. }]),
+        "{r:?}"
+    );
     // A chunk out of order ends that share, not the viewer.
     announce(&mut v, now, 2, &files[1..]);
     let mut c = chunks(2, &files[1..]);
@@ -324,4 +330,46 @@ fn damaged_message_runs_never_panic_the_viewer() {
         }
         let _ = v.on_tick(now + Duration::from_secs(60));
     }
+}
+
+/// The previews among `replies`: (stack, frame, decoded PNG).
+fn previews(replies: &[FromKiosk]) -> Vec<(u32, u32, image::DynamicImage)> {
+    replies
+        .iter()
+        .filter_map(|r| match r {
+            FromKiosk::Preview { stack, frame, width, height, png } => {
+                let img = image::load_from_memory(&png.bytes().expect("base64")).expect("a PNG");
+                assert_eq!((img.width(), img.height()), (*width, *height));
+                Some((*stack, *frame, img))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn issue_15_what_is_shown_goes_back_to_the_consultant_as_a_preview() {
+    let mut v = Viewer::new(ShareLimits::default());
+    let now = Instant::now();
+    // A small image comes back pixel for pixel.
+    let r = share(&mut v, now, 1, &[read("CT_small.dcm")]);
+    let p = previews(&r);
+    assert_eq!(p.len(), 1, "one preview after the first image is shown: {r:?}");
+    let shown = v.screen().expect("screen");
+    assert_eq!((p[0].0, p[0].1), (0, 0));
+    assert_eq!(p[0].2.to_luma8().into_raw(), grey(&shown.pixels), "the preview is what the prisoner sees");
+    // Each change of view sends a new one, at the new window.
+    let r = view(&mut v, View { window: WindowChoice::Preset { name: "bone".into() }, ..View::default() });
+    let bone = v.screen().expect("screen");
+    assert_eq!(previews(&r)[0].2.to_luma8().into_raw(), grey(&bone.pixels));
+    assert_ne!(grey(&bone.pixels), grey(&shown.pixels));
+    // The nurse's reset too.
+    assert_eq!(previews(&v.reset()).len(), 1);
+    // A large image comes back at most 256 px on its longer side, its shape kept.
+    let r = share(&mut v, now, 2, &[read("693_J2KI.dcm")]);
+    let p = previews(&r);
+    assert_eq!((p[0].2.width(), p[0].2.height()), (256, 256), "512x512 at half size");
+    // Nothing else carries one: progress and errors do not.
+    let r = v.on_text(now, "{garbled");
+    assert!(previews(&r).is_empty());
 }
