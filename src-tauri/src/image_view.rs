@@ -1,11 +1,14 @@
 //! Paints the consultant's shared image on the native surface: the rendered frame placed by the
-//! consultant's zoom and pan, their pointer, and a caption line. Pixels stay in this process's
+//! consultant's zoom and pan, their pointer and measurement, and a caption line. Pixels stay in this process's
 //! memory (a cairo surface), never in the page.
 
 use sc_imaging::{Rendered, Screen};
 
 /// The pointer's colour: a yellow no grey image contains (the e2e test looks for it).
 pub(crate) const POINTER_RGB: (f64, f64, f64) = (1.0, 0.83, 0.0);
+
+/// The measurement's colour: a cyan no grey image contains.
+pub(crate) const MEASURE_RGB: (f64, f64, f64) = (0.0, 0.9, 1.0);
 
 /// The frame as a cairo surface (grey or RGB to cairo's native-endian 0xXXRRGGBB).
 pub(crate) fn surface_of(screen: &Screen) -> Option<gtk::cairo::ImageSurface> {
@@ -66,6 +69,25 @@ pub(crate) fn paint(
         let _ = cr.stroke();
         cr.arc(sx, sy, 4.0, 0.0, std::f64::consts::TAU);
         let _ = cr.fill();
+    }
+    if let Some(([[x1, y1], [x2, y2]], label)) = &screen.measure {
+        // The consultant's measurement: a cyan line with end ticks, its length beside it.
+        let (ax, ay) = to_box(f64::from(*x1) * iw, f64::from(*y1) * ih);
+        let (bx, by) = to_box(f64::from(*x2) * iw, f64::from(*y2) * ih);
+        let (r, g, b) = MEASURE_RGB;
+        cr.set_source_rgb(r, g, b);
+        cr.set_line_width(3.0);
+        cr.move_to(ax, ay);
+        cr.line_to(bx, by);
+        let _ = cr.stroke();
+        for (cx, cy) in [(ax, ay), (bx, by)] {
+            cr.arc(cx, cy, 5.0, 0.0, std::f64::consts::TAU);
+            let _ = cr.fill();
+        }
+        cr.select_font_face("sans-serif", gtk::cairo::FontSlant::Normal, gtk::cairo::FontWeight::Bold);
+        cr.set_font_size(20.0);
+        cr.move_to((ax + bx) / 2.0 + 10.0, (ay + by) / 2.0 - 10.0);
+        let _ = cr.show_text(label);
     }
     if !screen.caption.is_empty() {
         cr.set_source_rgba(0.0, 0.0, 0.0, 0.6);

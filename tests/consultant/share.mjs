@@ -2,7 +2,7 @@
 // follows commands from the Rust test on stdin (one JSON object a line) through the page's own
 // controls, and reports every reply the laptop sends over the share channel as JSON lines.
 // Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"play"} (play/pause) | {"do":"preset","name":s}
-// | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"pad"} | {"do":"call"}
+// | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"pad"} | {"do":"measure","x1":f,"y1":f,"x2":f,"y2":f} | {"do":"window_drag","dx":f,"dy":f} | {"do":"call"}
 // | {"do":"scale","by":f} (the camera sender's scaleResolutionDownBy, as Chromium sets itself under load) | {"do":"end"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
 import { createInterface } from "node:readline";
@@ -61,11 +61,37 @@ try {
         break;
       }
       case "screenshot": await page.screenshot({ path: cmd.path, fullPage: true }); break;
+      case "measure": {
+        // Measure mode, a drag from (x1, y1) to (x2, y2) on the pad (fractions), measure mode off
+        // again only when asked ({"do":"measure","off":true}).
+        if (cmd.off) { await page.click("#measure"); break; }
+        await page.click("#measure");
+        await page.locator("#pad").scrollIntoViewIfNeeded();
+        const box = await page.locator("#pad").boundingBox();
+        await page.mouse.move(box.x + box.width * cmd.x1, box.y + box.height * cmd.y1);
+        await page.mouse.down();
+        await page.mouse.move(box.x + box.width * cmd.x2, box.y + box.height * cmd.y2, { steps: 5 });
+        await page.mouse.up();
+        break;
+      }
+      case "window_drag": {
+        // Shift+drag from the pad's centre by (dx, dy) of its size: the window, as PACS viewers do.
+        await page.locator("#pad").scrollIntoViewIfNeeded();
+        const box = await page.locator("#pad").boundingBox();
+        const [cx, cy] = [box.x + box.width / 2, box.y + box.height / 2];
+        await page.mouse.move(cx, cy);
+        await page.keyboard.down("Shift");
+        await page.mouse.down();
+        await page.mouse.move(cx + box.width * cmd.dx, cy + box.height * cmd.dy, { steps: 8 });
+        await page.mouse.up();
+        await page.keyboard.up("Shift");
+        break;
+      }
       case "pad": {
         // What the pointer pad shows: the laptop's preview (a data URL) or the consultant's own file.
         const pad = await page.evaluate(() => {
           const img = document.getElementById("pad-img");
-          return { hidden: img.hidden, src: img.src, width: img.naturalWidth, height: img.naturalHeight };
+          return { hidden: img.hidden, src: img.src, width: img.naturalWidth, height: img.naturalHeight, measure: document.getElementById("measure-label").textContent };
         });
         say("pad", pad);
         break;

@@ -122,6 +122,34 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     let shown_there = image::load_from_memory(&png).expect("PNG").to_luma8().into_raw();
     assert_eq!(Rendered::Grey(shown_there), *screen.pixels, "the pad shows what the laptop shows");
 
+    // The consultant measures across half the CT (64 pixels of 0.661468 mm): both screens show the
+    // laptop's figure, right within 1 %.
+    dr.tell(json!({ "do": "measure", "x1": 0.25, "y1": 0.5, "x2": 0.75, "y2": 0.5 })).await;
+    let measured = dr.wait_for("the measurement", 30, |v| kiosk(v, "measured")).await;
+    let mm = measured["mm"].as_f64().expect("millimetres");
+    let expected = 64.0 * 0.661_468;
+    assert!((mm - expected).abs() / expected < 0.01, "{mm} mm measured, {expected} mm expected: {measured}");
+    let label = measured["label"].as_str().expect("label").to_owned();
+    let on_kiosk = screen_where(&c, "the measurement drawn", |s| s.measure.is_some()).await;
+    assert_eq!(on_kiosk.measure.as_ref().map(|(_, l)| l.as_str()), Some(label.as_str()));
+    pad_where(&mut dr, "the distance beside the pad", |p| p["measure"] == format!("Distance: {label}")).await;
+    dr.tell(json!({ "do": "measure", "off": true })).await;
+    dr.wait_for("the measurement taken away", 30, |v| kiosk(v, "measured").filter(|m| m["line"].is_null())).await;
+
+    // Shift+drag across the pad widens the window on both screens, as in a PACS viewer.
+    let before = shown["width"].as_f64().unwrap_or(1.0);
+    dr.tell(json!({ "do": "window_drag", "dx": 0.2, "dy": 0.0 })).await;
+    let windowed = dr
+        .wait_for("the dragged window", 30, |v| {
+            kiosk(v, "shown")
+                .filter(|m| m["view"]["window"]["kind"] == "custom" && m["width"].as_f64() > Some(before * 1.3))
+        })
+        .await;
+    let width = windowed["width"].as_f64().expect("width");
+    assert!((width / before - 1.4).abs() < 0.1, "width {before} -> {width}");
+    let caption = format!("W {width:.0}");
+    screen_where(&c, "the dragged window on the laptop", |s| s.caption.contains(&caption)).await;
+
     // A multi-frame file: its own stack, shown at its first frame; the consultant scrolls.
     let dose = dicom.join("rtdose.dcm");
     dr.tell(json!({ "do": "share", "files": [dose] })).await;

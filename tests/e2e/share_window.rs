@@ -81,6 +81,30 @@ fn matching_rgb(shot: &Path, expected: &[u8], (w, h): (u32, u32)) -> f64 {
     f64::from(ok) / f64::from(n.max(1))
 }
 
+/// Cyan measurement pixels along the line between two image points (within 6 px of it).
+fn measure_pixels(shot: &Path, (w, h): (u32, u32), ((ax, ay), (bx, by)): ((f64, f64), (f64, f64))) -> usize {
+    let img = image::open(shot).expect("screenshot").to_rgb8();
+    let (x0, y0, scale) = placement(img.dimensions(), (w, h));
+    let at = |fx: f64, fy: f64| (x0 + fx * f64::from(w) * scale, y0 + fy * f64::from(h) * scale);
+    let ((sx, sy), (ex, ey)) = (at(ax, ay), at(bx, by));
+    let mut n = 0;
+    for k in 0..=200 {
+        let t = f64::from(k) / 200.0;
+        let (cx, cy) = (sx + (ex - sx) * t, sy + (ey - sy) * t);
+        for dy in -6i32..=6 {
+            let (x, y) = (cx as i64, cy as i64 + i64::from(dy));
+            if x < 0 || y < 0 || x >= i64::from(img.width()) || y >= i64::from(img.height()) {
+                continue;
+            }
+            let p = img.get_pixel(x as u32, y as u32);
+            if p[0] < 60 && p[1] > 190 && p[2] > 220 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 /// Yellow pointer pixels within 40 px of where image point (`fx`, `fy`) is drawn.
 fn pointer_pixels(shot: &Path, (w, h): (u32, u32), (fx, fy): (f64, f64)) -> usize {
     let img = image::open(shot).expect("screenshot").to_rgb8();
@@ -204,6 +228,15 @@ async fn the_kiosk_window_shows_shared_images_and_the_pointer_and_writes_no_file
         pointer_pixels(p, size, (0.25, 0.75)) > 50
     })
     .await;
+
+    // The consultant measures: the window draws the line in cyan and its length (issue #15).
+    consultant.tell(json!({ "do": "measure", "x1": 0.2, "y1": 0.3, "x2": 0.8, "y2": 0.3 })).await;
+    consultant.wait_for("the measurement", 30, |v| kiosk_msg(v, "measured")).await;
+    shot_until("share-window-measure.png", "the measurement in the window", move |p| {
+        measure_pixels(p, size, ((0.2, 0.3), (0.8, 0.3))) > 100
+    })
+    .await;
+    consultant.tell(json!({ "do": "measure", "off": true })).await;
 
     // A multi-frame CT (12 slices of 64x64, a bone disk moving slice to slice), then slice 6: the
     // window shows that slice.

@@ -130,6 +130,21 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
         modality,
         overlays,
         frame_time: frame_time(&file),
+        pixel_spacing: pixel_spacing(&file),
+    })
+}
+
+/// Pixel Spacing (0028,0030), else Imager Pixel Spacing (0018,1164): two positive millimetre
+/// figures, row spacing first. Anything else is treated as absent: a wrong figure would mislead.
+fn pixel_spacing(file: &InMemDicomObject) -> Option<[f64; 2]> {
+    [tags::PIXEL_SPACING, tags::IMAGER_PIXEL_SPACING].into_iter().find_map(|tag| {
+        let values = file.element_opt(tag).ok().flatten()?.to_multi_float64().ok()?;
+        match values[..] {
+            [row, column] if [row, column].iter().all(|v| v.is_finite() && *v > 0.0 && *v < 1000.0) => {
+                Some([row, column])
+            }
+            _ => None,
+        }
     })
 }
 

@@ -53,6 +53,9 @@ pub struct Image {
     pub inverted: bool,
     /// The DICOM modality (CT, MR, ...), when given.
     pub modality: Option<String>,
+    /// Millimetres between pixel centres (row to row, column to column): DICOM Pixel Spacing, or
+    /// Imager Pixel Spacing for a projection radiograph without it.
+    pub pixel_spacing: Option<[f64; 2]>,
     /// The time between frames when a multi-frame file plays (DICOM Frame Time, Cine Rate or
     /// Recommended Display Frame Rate), when the file gives one.
     pub frame_time: Option<std::time::Duration>,

@@ -45,5 +45,6 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
         modality: None,
         overlays: Vec::new(),
         frame_time: None,
+        pixel_spacing: None,
     })
 }

@@ -54,6 +54,8 @@ pub struct Screen {
     pub pan: [f32; 2],
     /// The consultant's pointer, in image fractions from the top left.
     pub pointer: Option<[f32; 2]>,
+    /// The consultant's measurement: a line (image fractions) and what to write beside it.
+    pub measure: Option<([[f32; 2]; 2], String)>,
     /// One line for the prisoner and nurse: which image and slice, which window.
     pub caption: String,
 }
@@ -79,6 +81,8 @@ struct Stack {
     frames: Vec<(Arc<Image>, usize)>,
     /// The time between frames when it plays.
     frame_time: Duration,
+    /// Millimetres between pixel centres (rows, columns), when the file says.
+    pixel_spacing: Option<[f64; 2]>,
     /// Single-frame DICOM files of the current share may still join it.
     series: bool,
 }
@@ -113,6 +117,7 @@ pub struct Viewer {
     held_pixels: u64,
     view: View,
     pointer: Option<[f32; 2]>,
+    measure: Option<[[f32; 2]; 2]>,
     notice: Option<String>,
     rendered: Option<(RenderKey, Arc<Rendered>)>,
     playback: Option<Playback>,
@@ -135,6 +140,7 @@ impl Viewer {
             held_pixels: 0,
             view: View::default(),
             pointer: None,
+            measure: None,
             notice: None,
             rendered: None,
             playback: None,
@@ -160,7 +166,9 @@ impl Viewer {
                     at.filter(|p| p.iter().all(|v| v.is_finite())).map(|[x, y]| [x.clamp(0.0, 1.0), y.clamp(0.0, 1.0)]);
                 Vec::new()
             }
+            Ok(ToKiosk::Measure { line }) => self.measure_line(line),
             Ok(ToKiosk::Clear) => {
+                self.measure = None;
                 self.playback = None;
                 self.stacks.clear();
                 self.held_pixels = 0;
@@ -291,6 +299,7 @@ impl Viewer {
         self.playback = None;
         self.view = View { stack: self.view.stack, frame: self.view.frame, ..View::default() };
         self.pointer = None;
+        self.measure = None;
         let out = vec![self.shown(true)];
         self.with_preview(out)
     }
@@ -342,8 +351,41 @@ impl Viewer {
             zoom: self.view.zoom,
             pan: [self.view.pan_x, self.view.pan_y],
             pointer: self.pointer,
+            measure: self.measure.map(|line| (line, self.measured(line).1)),
             caption: self.caption(),
         })
+    }
+
+    /// The consultant measures (or takes the measurement away); both screens show the result.
+    fn measure_line(&mut self, line: Option<[[f32; 2]; 2]>) -> Vec<FromKiosk> {
+        if self.stacks.is_empty() {
+            return vec![FromKiosk::Error { message: "no image to measure on yet".into() }];
+        }
+        let line = match line {
+            Some(ends) if ends.iter().flatten().all(|v| v.is_finite()) => {
+                Some(ends.map(|[x, y]| [x.clamp(0.0, 1.0), y.clamp(0.0, 1.0)]))
+            }
+            Some(_) => {
+                return vec![FromKiosk::Error { message: "a measurement with a number that is not finite".into() }]
+            }
+            None => None,
+        };
+        self.measure = line;
+        let (mm, label) = line.map_or((None, String::new()), |l| self.measured(l));
+        vec![FromKiosk::Measured { line, mm, label }]
+    }
+
+    /// The length of `line` on the stack shown, in millimetres from its pixel spacing, and the
+    /// words for it.
+    fn measured(&self, [[x1, y1], [x2, y2]]: [[f32; 2]; 2]) -> (Option<f64>, String) {
+        let Some(stack) = self.stacks.get(self.view.stack as usize) else { return (None, String::new()) };
+        let Some([row, column]) = stack.pixel_spacing else {
+            return (None, "no scale: the file gives no pixel spacing".into());
+        };
+        let dx = f64::from(x2 - x1) * f64::from(stack.width) * column;
+        let dy = f64::from(y2 - y1) * f64::from(stack.height) * row;
+        let mm = dx.hypot(dy);
+        (Some(mm), format!("{mm:.1} mm"))
     }
 
     /// After a reply that says what is shown, a preview of it follows.
@@ -444,6 +486,10 @@ impl Viewer {
         // (the window, the zoom, play or pause) and the loop goes on, or stops, where it is; a
         // view naming another frame goes there.
         view.playing &= frames > 1;
+        if view.stack != self.view.stack {
+            // A measurement belongs to the image it was made on.
+            self.measure = None;
+        }
         let same_loop = self
             .playback
             .filter(|p| view.stack == self.view.stack && (view.frame == p.from || view.frame == self.view.frame));
@@ -551,6 +597,7 @@ impl Viewer {
                     // A share's first image is shown as soon as it is decoded.
                     if new_stack && self.stacks.iter().filter(|s| s.share == share).count() == 1 {
                         self.playback = None;
+                        self.measure = None;
                         self.view = View { stack: (self.stacks.len() - 1) as u32, ..View::default() };
                         self.pointer = None;
                         out.push(self.shown(false));
@@ -607,6 +654,7 @@ impl Viewer {
             modality: image.modality.clone(),
             default_window: image.default_window,
             frame_time: image.frame_time.unwrap_or(DEFAULT_FRAME_TIME).max(MIN_FRAME_TIME),
+            pixel_spacing: image.pixel_spacing,
             frames: (0..image.frames.len()).map(|f| (image.clone(), f)).collect(),
             series: single_dicom,
         });
@@ -633,6 +681,7 @@ impl Viewer {
                     window_width: s.default_window.width,
                     share: s.share,
                     frame_ms: u32::try_from(s.frame_time.as_millis()).unwrap_or(u32::MAX),
+                    pixel_spacing: s.pixel_spacing,
                     first_file: s.first_file,
                 })
                 .collect(),

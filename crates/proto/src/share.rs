@@ -145,6 +145,12 @@ pub enum ToKiosk {
         /// Where, or `None` to hide it.
         at: Option<[f32; 2]>,
     },
+    /// A distance to measure on the image shown, between two points in image fractions from the
+    /// top left, or `None` to take the measurement away.
+    Measure {
+        /// The two ends.
+        line: Option<[[f32; 2]; 2]>,
+    },
     /// Drop every image.
     Clear,
 }
@@ -171,6 +177,9 @@ pub struct StackInfo {
     /// Milliseconds between frames when it plays (the file's Frame Time or Cine Rate, else 100).
     #[serde(default)]
     pub frame_ms: u32,
+    /// Millimetres between pixel centres (row to row, column to column), when the file says.
+    #[serde(default)]
+    pub pixel_spacing: Option<[f64; 2]>,
     /// The first file of the share in it.
     pub first_file: u32,
 }
@@ -284,6 +293,16 @@ pub enum FromKiosk {
         height: u32,
         /// The picture, a PNG.
         png: PreviewPng,
+    },
+    /// The distance the consultant measured, as the laptop shows it (`mm` is `None` when the file
+    /// gives no pixel spacing, or the measurement was taken away: `line` is `None`).
+    Measured {
+        /// The two ends, as applied.
+        line: Option<[[f32; 2]; 2]>,
+        /// Millimetres, from the file's Pixel Spacing.
+        mm: Option<f64>,
+        /// What both screens show beside the line.
+        label: String,
     },
     /// Every image is gone.
     Cleared,

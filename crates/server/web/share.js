@@ -185,13 +185,20 @@ function onReply(msg) {
       renderView();
       // The nurse either paused a playing loop (it stops on a frame) or reset the view.
       if (msg.by_nurse) say(state.pausedByNurse ? "The nurse paused the image." : "The nurse reset the image.");
+      if (msg.by_nurse && !state.pausedByNurse) forgetMeasurement();
       break;
     case "preview":
       // What the prisoner sees, small: the pad shows it for DICOM, which the browser cannot draw.
       state.preview = msg;
       renderView();
       break;
-    case "cleared": state.stacks = []; state.preview = null; renderStacks(); say("The laptop's images are cleared."); break;
+    case "measured":
+      // The laptop's figure, the one the patient's screen shows beside the line.
+      state.measured = msg;
+      $("measure-label").textContent = msg.line ? `Distance: ${msg.label}` : "";
+      drawLine(msg.line);
+      break;
+    case "cleared": state.stacks = []; state.preview = null; forgetMeasurement(); renderStacks(); say("The laptop's images are cleared."); break;
     case "error": console.warn(`laptop: ${msg.message}`); break;
   }
 }
@@ -243,6 +250,20 @@ export function detach() {
 // Support and tests: end the channel as a network cut would (`onReply`, if set, sees each reply).
 state.cut = () => { if (state.channel) state.channel.close(); };
 
+function forgetMeasurement() {
+  state.measured = null;
+  $("measure-label").textContent = "";
+  drawLine(null);
+}
+
+function drawLine(line) {
+  $("pad-line").hidden = !line;
+  if (!line) return;
+  const l = $("pad-line-l");
+  l.setAttribute("x1", String(line[0][0])); l.setAttribute("y1", String(line[0][1]));
+  l.setAttribute("x2", String(line[1][0])); l.setAttribute("y2", String(line[1][1]));
+}
+
 function pointerAt(ev) {
   const r = $("pad").getBoundingClientRect();
   return [(ev.clientX - r.left) / r.width, (ev.clientY - r.top) / r.height];
@@ -267,20 +288,55 @@ export function wire() {
     say("Stopped sending.");
   });
   $("share-clear").addEventListener("click", () => sendJson({ type: "clear" }));
-  $("stack").addEventListener("change", () => setView({ stack: Number($("stack").value), frame: 0, zoom: 1, pan_x: 0, pan_y: 0 }));
+  $("stack").addEventListener("change", () => {
+    // A measurement belongs to its image: the laptop drops it too.
+    forgetMeasurement();
+    setView({ stack: Number($("stack").value), frame: 0, zoom: 1, pan_x: 0, pan_y: 0 });
+  });
   $("slice").addEventListener("input", () => setView({ frame: Number($("slice").value), playing: false }));
   $("play").addEventListener("click", () => setView({ playing: !state.view.playing }));
   $("zoom-in").addEventListener("click", () => setView({ zoom: state.view.zoom * 1.5 }));
   $("zoom-out").addEventListener("click", () => setView({ zoom: state.view.zoom / 1.5 }));
   $("zoom-reset").addEventListener("click", () => setView({ zoom: 1, pan_x: 0, pan_y: 0 }));
-  // On the pad: moving points; dragging pans; the wheel scrolls slices.
+  // Measure mode: the next drag on the pad is a measurement; pressed again, it takes it away.
+  $("measure").addEventListener("click", () => {
+    state.measuring = !state.measuring;
+    $("measure").setAttribute("aria-pressed", String(state.measuring));
+    if (!state.measuring && state.measured && state.measured.line) sendJson({ type: "measure", line: null });
+  });
+  // On the pad: moving points; dragging pans (or measures, or with Shift or the right button sets
+  // the window, as PACS viewers do); the wheel scrolls slices.
   const pad = $("pad");
   let drag = null;
   let pending = null;
-  pad.addEventListener("pointerdown", (ev) => { drag = { at: pointerAt(ev), pan: [state.view.pan_x, state.view.pan_y] }; pad.setPointerCapture(ev.pointerId); });
-  pad.addEventListener("pointerup", () => { drag = null; });
+  let windowing = null;
+  pad.addEventListener("contextmenu", (ev) => ev.preventDefault());
+  pad.addEventListener("pointerdown", (ev) => {
+    const at = pointerAt(ev);
+    const shown = state.shown || { center: 0, width: 1 };
+    const kind = state.measuring ? "measure" : ev.button === 2 || ev.shiftKey ? "window" : "pan";
+    drag = { kind, at, pan: [state.view.pan_x, state.view.pan_y], center: shown.center, width: Math.max(1, shown.width) };
+    pad.setPointerCapture(ev.pointerId);
+  });
+  pad.addEventListener("pointerup", (ev) => {
+    if (drag && drag.kind === "measure") sendJson({ type: "measure", line: [drag.at, pointerAt(ev)] });
+    drag = null;
+  });
   pad.addEventListener("pointermove", (ev) => {
     const at = pointerAt(ev);
+    if (drag && drag.kind === "measure") {
+      drawLine([drag.at, at]);
+      return;
+    }
+    if (drag && drag.kind === "window") {
+      // Across the pad: the width from nothing to three times what it was; down: the level by
+      // one and a half widths. At most one view per animation frame.
+      const width = Math.max(1, drag.width * (1 + 2 * (at[0] - drag.at[0])));
+      const center = drag.center + 1.5 * drag.width * (at[1] - drag.at[1]);
+      if (!windowing) requestAnimationFrame(() => { setView({ window: windowing }); windowing = null; });
+      windowing = { kind: "custom", center, width };
+      return;
+    }
     if (drag) {
       const z = state.view.zoom;
       setView({ pan_x: drag.pan[0] - (at[0] - drag.at[0]) / z, pan_y: drag.pan[1] - (at[1] - drag.at[1]) / z });

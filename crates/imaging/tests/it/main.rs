@@ -6,6 +6,7 @@
 
 mod cine;
 mod decode;
+mod measure;
 mod robustness;
 mod share;
 mod support;
