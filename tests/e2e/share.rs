@@ -68,6 +68,14 @@ async fn status_where(
     .unwrap_or_else(|_| panic!("the nurse's page never showed {what}: {:?}", images_status(c)))
 }
 
+/// The audit log's image-share records, oldest first (their detail).
+fn share_records(server: &CareServer) -> Vec<String> {
+    let db = server.state.db();
+    let mut q = db.prepare("SELECT detail FROM audit WHERE event = 'image_share' ORDER BY id").expect("query");
+    let rows = q.query_map([], |r| r.get::<_, String>(0)).expect("rows");
+    rows.map(|r| r.expect("row")).collect()
+}
+
 /// Asks the consultant's page what its pointer pad shows until `ok` holds.
 async fn pad_where(dr: &mut Driver, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
     let until = Instant::now() + Duration::from_secs(30);
@@ -149,6 +157,21 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     assert!((width / before - 1.4).abs() < 0.1, "width {before} -> {width}");
     let caption = format!("W {width:.0}");
     screen_where(&c, "the dragged window on the laptop", |s| s.caption.contains(&caption)).await;
+
+    // The care server's audit log records the share: counts and the modality, no file name.
+    let record = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(detail) = share_records(&server).pop() {
+                return detail;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the share is audited");
+    assert!(record.contains("files=1 shown=1 failed=0") && record.contains("modalities=CT"), "{record}");
+    let size = std::fs::metadata(&ct).expect("size").len();
+    assert!(record.contains(&format!("bytes={size}")) && !record.contains("CT_small"), "{record}");
 
     // A multi-frame file: its own stack, shown at its first frame; the consultant scrolls.
     let dose = dicom.join("rtdose.dcm");

@@ -229,3 +229,70 @@ async fn issue_13_locking_or_bricking_closes_the_laptop_s_signalling_and_call_at
     .expect("closed within a sweep");
     assert!(matches!(ended, Some(FromServer::Error { ref kind, .. }) if kind == "session_ended"), "{ended:?}");
 }
+
+/// The image-share records the audit log holds (their detail), oldest first.
+fn share_records(server: &CareServer) -> Vec<(String, String)> {
+    sc_server::audit::tail(&server.state.db(), 200)
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.event == "image_share")
+        .map(|r| (r.outcome, r.detail.unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn issue_15_a_share_is_audited_under_its_call_and_only_as_counts() {
+    let server = CareServer::start().await;
+    let dr = server.add_consultant("dr.who", "Dr Who");
+    let appt = server.add_appointment("dr.who", "HMP Testshire", 0);
+    let (_laptop, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;
+    let mut c = consultant_in(&server, "dr.who", &dr).await;
+    let mut k = signalling(&kiosk).await.expect("signalling");
+    let share = |files, shown, failed, modalities: &[&str]| ToServer::ShareDone {
+        files,
+        shown,
+        failed,
+        bytes: 123_456,
+        modalities: modalities.iter().map(|m| (*m).to_owned()).collect(),
+    };
+
+    // Not in a call yet: nothing to record it under.
+    c.send(&share(1, 1, 0, &["CT"])).await;
+    assert_eq!(error_kind(&consultant_next(&mut c).await), "not_in_call");
+
+    k.send(&ToServer::Join { room_code: appt.room_code.clone() }).await.expect("send");
+    next(&mut k).await;
+    c.send(&ToServer::Admit { appointment_id: appt.id }).await;
+    assert!(matches!(consultant_next(&mut c).await, FromServer::Admitted { .. }));
+    next(&mut k).await;
+
+    c.send(&share(3, 2, 1, &["CT", "US", "CT", "picture"])).await;
+    // Impossible counts, a modality that is not a code, or a laptop claiming to share: refused.
+    c.send(&share(1, 2, 0, &["CT"])).await;
+    assert_eq!(error_kind(&consultant_next(&mut c).await), "bad_message");
+    c.send(&share(1, 1, 0, &["<script>"])).await;
+    assert_eq!(error_kind(&consultant_next(&mut c).await), "bad_message");
+    k.send(&share(1, 1, 0, &["CT"])).await.expect("send");
+    assert_eq!(error_kind(&next(&mut k).await), "forbidden");
+
+    let records = share_records(&server);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let (outcome, detail) = &records[0];
+    assert_eq!(outcome, "partial", "a file failed");
+    assert_eq!(
+        detail,
+        &format!(
+            "appointment={} consultant={} files=3 shown=2 failed=1 bytes=123456 modalities=CT,US,picture",
+            appt.id,
+            dr_id(&server, "dr.who")
+        )
+    );
+}
+
+fn dr_id(server: &CareServer, username: &str) -> i64 {
+    server
+        .state
+        .db()
+        .query_row("SELECT id FROM staff WHERE username = ?1", [username], |r| r.get(0))
+        .expect("the consultant's id")
+}

@@ -109,6 +109,20 @@ pub enum ToServer {
         /// The appointment whose call this is.
         appointment_id: i64,
     },
+    /// Consultant, in a call: a share of images ended; recorded in the audit log. Counts only:
+    /// no file names, patient data or pixels.
+    ShareDone {
+        /// Files sent.
+        files: u32,
+        /// Files the laptop showed.
+        shown: u32,
+        /// Files it could not.
+        failed: u32,
+        /// Bytes sent.
+        bytes: u64,
+        /// The DICOM modalities among them (CT, MR, US...), or "picture" for PNG and JPEG.
+        modalities: Vec<String>,
+    },
 }
 
 /// Which side of the offer/answer exchange a peer takes.

@@ -302,6 +302,19 @@ impl Hub {
         self.lock().closing = true;
     }
 
+    /// The call the consultant on `conn` is in, once admitted.
+    pub fn call_of_consultant(&self, conn: u64) -> Option<CallEvent> {
+        let inner = self.lock();
+        let c = inner.consultants.get(&conn)?;
+        let id = c.room?;
+        let room = inner.rooms.get(&id).filter(|r| r.call == Some(conn))?;
+        Some(CallEvent {
+            appointment_id: id,
+            device_id: room.kiosk.device_id.clone(),
+            consultant_id: room.consultant_id,
+        })
+    }
+
     /// Whether the hub holds anything of `appointment_id`'s call (either half of a resume).
     pub fn knows_call(&self, appointment_id: i64) -> bool {
         let inner = self.lock();

@@ -99,6 +99,66 @@ fn audit_refusal(state: &AppState, who: &Who, reason: Reason, detail: String) {
     }
 }
 
+/// What a share's audit record counts.
+struct ShareCounts {
+    files: u32,
+    shown: u32,
+    failed: u32,
+    bytes: u64,
+}
+
+/// The most modalities one share's record lists, and the longest name kept.
+const MAX_MODALITIES: usize = 16;
+const MAX_MODALITY: usize = 16;
+
+/// A consultant's share of images, recorded in the audit log under the call it was made in:
+/// counts and modalities only (no file names, patient data or pixels reach the server).
+fn audit_share(
+    state: &AppState,
+    conn: u64,
+    who: &Who,
+    n: ShareCounts,
+    modalities: &[String],
+) -> Result<(), FromServer> {
+    let Who::Consultant(..) = who else { return Err(error("forbidden", "only a consultant shares images")) };
+    let call =
+        state.hub.call_of_consultant(conn).ok_or_else(|| error("not_in_call", "no call to record a share in"))?;
+    // A modality is a DICOM code string (upper case, digits, space, underscore) or "picture".
+    let valid = |m: &String| {
+        m == "picture"
+            || (!m.is_empty()
+                && m.len() <= MAX_MODALITY
+                && m.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ' || b == b'_'))
+    };
+    if modalities.len() > MAX_MODALITIES || !modalities.iter().all(valid) || n.shown.saturating_add(n.failed) > n.files
+    {
+        return Err(error("bad_message", "a share record with impossible counts or modalities"));
+    }
+    let mut kinds: Vec<&str> = modalities.iter().map(String::as_str).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let entry = audit::Entry {
+        event: "image_share",
+        outcome: if n.failed == 0 { "ok" } else { "partial" },
+        device_id: Some(&call.device_id),
+        detail: Some(format!(
+            "appointment={} consultant={} files={} shown={} failed={} bytes={} modalities={}",
+            call.appointment_id,
+            call.consultant_id,
+            n.files,
+            n.shown,
+            n.failed,
+            n.bytes,
+            kinds.join(",")
+        )),
+        ..Default::default()
+    };
+    audit::record(&state.db(), state.now(), &entry).map_err(|e| {
+        tracing::error!(error = %e, "audit of an image share failed");
+        error("unavailable", "the share could not be recorded")
+    })
+}
+
 fn join(state: &AppState, conn: u64, who: &Who, tx: &Tx, room_code: &str) -> Result<(), FromServer> {
     let Who::Kiosk { token, .. } = who else { return Err(error("forbidden", "only a laptop joins a waiting room")) };
     let now = state.now();
@@ -229,6 +289,9 @@ fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
             state.hub.relay(conn, FromServer::Quality { quality }).map_err(|e| e.to_message())
         }
         ToServer::Resume { appointment_id } => resume(state, conn, who, tx, appointment_id),
+        ToServer::ShareDone { files, shown, failed, bytes, modalities } => {
+            audit_share(state, conn, who, ShareCounts { files, shown, failed, bytes }, &modalities)
+        }
         ToServer::HangUp => {
             if let Some(call) = state.hub.hang_up(conn) {
                 audit_call(state, "call_ended", &call);

@@ -224,6 +224,8 @@ async function enter(name) {
 
 signInOut("/consult/login", "/consult/logout", enter);
 share.wire();
+// Each finished share is recorded by the care server under this call (counts only).
+window.scShare.onShareDone = (record) => send({ type: "share_done", ...record });
 $("end").addEventListener("click", () => { send({ type: "hang_up" }); endCall("You ended the call."); });
 $("mute").addEventListener("click", () => {
   const t = state.local && state.local.getAudioTracks()[0];

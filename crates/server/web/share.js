@@ -171,6 +171,13 @@ function onReply(msg) {
       const failures = state.failures || [];
       state.failures = [];
       say(`The laptop shows ${msg.shown} file${msg.shown === 1 ? "" : "s"}.${failures.length ? ` Not shown: ${failures.join("; ")}` : ""}`, failures.length > 0);
+      // The audit log records the share: counts and modalities, never names or pictures.
+      const files = state.files.get(msg.share) || [];
+      const modalities = [...new Set(state.stacks.filter((s) => s.share === msg.share)
+        .map((s) => (s.kind === "dicom" ? (s.modality || "").toUpperCase().replace(/[^A-Z0-9 _]/g, "").slice(0, 16) || "OT" : "picture")))];
+      if (state.onShareDone) {
+        state.onShareDone({ files: files.length, shown: msg.shown, failed: msg.failed, bytes: files.reduce((n, f) => n + f.size, 0), modalities });
+      }
       break;
     }
     case "share_failed":
