@@ -261,6 +261,24 @@ async fn the_kiosk_window_shows_shared_images_and_the_pointer_and_writes_no_file
     );
     assert!(kiosk.log().contains("image share received"), "{}", kiosk.log());
 
+    // Pictures: a PNG and a JPEG, checked by pixels against the image crate's own decode of them
+    // (issue #15).
+    let (pw, ph) = (96u32, 64u32);
+    let picture = image::RgbImage::from_fn(pw, ph, |x, y| {
+        image::Rgb([(x * 255 / pw) as u8, (y * 255 / ph) as u8, if (x / 16 + y / 16) % 2 == 0 { 40 } else { 220 }])
+    });
+    for (name, format) in [("picture.png", image::ImageFormat::Png), ("picture.jpg", image::ImageFormat::Jpeg)] {
+        let path = dir.path().join(name);
+        picture.save_with_format(&path, format).expect("write the picture");
+        let expected = image::open(&path).expect("decode").to_rgb8().into_raw();
+        consultant.tell(json!({ "do": "share", "files": [path] })).await;
+        consultant.wait_for("the picture", 60, |v| kiosk_msg(v, "done")).await;
+        shot_until(&format!("share-window-{name}.png"), "the picture in the window", move |p| {
+            matching_rgb(p, &expected, (pw, ph)) > 0.95
+        })
+        .await;
+    }
+
     // A colour Doppler loop (PALETTE COLOR, RLE, 6 frames at 10 frames a second): its colours as
     // DCMTK draws them, then playing as cine, then paused where it is (issue #15).
     let loop_file = dir.path().join("doppler.dcm");
