@@ -8,7 +8,7 @@ use sc_imaging::{Frame, Limits, Rendered, Window};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A binary PGM (P5) or PPM (P6) at maxval 255, as dcm2pnm writes them.
+/// A rendered frame: 8-bit grey (PGM) or RGB (PPM), as DCMTK writes them.
 pub(crate) struct Pnm {
     pub(crate) width: u32,
     pub(crate) height: u32,
@@ -16,43 +16,15 @@ pub(crate) struct Pnm {
     pub(crate) data: Vec<u8>,
 }
 
+/// Reads a PGM or PPM with the image crate's decoder.
 fn parse_pnm(bytes: &[u8]) -> Result<Pnm, String> {
-    let mut fields = Vec::new();
-    let mut at = 0;
-    while fields.len() < 4 {
-        while at < bytes.len() && bytes[at].is_ascii_whitespace() {
-            at += 1;
-        }
-        if bytes.get(at) == Some(&b'#') {
-            while at < bytes.len() && bytes[at] != b'\n' {
-                at += 1;
-            }
-            continue;
-        }
-        let start = at;
-        while at < bytes.len() && !bytes[at].is_ascii_whitespace() {
-            at += 1;
-        }
-        if start == at {
-            return Err("truncated header".into());
-        }
-        fields.push(String::from_utf8_lossy(&bytes[start..at]).into_owned());
-    }
-    let channels = match fields[0].as_str() {
-        "P5" => 1,
-        "P6" => 3,
-        other => return Err(format!("not a binary PNM: {other}")),
-    };
-    let number = |s: &str| s.parse::<u32>().map_err(|e| format!("{s}: {e}"));
-    let (width, height, max) = (number(&fields[1])?, number(&fields[2])?, number(&fields[3])?);
-    if max != 255 {
-        return Err(format!("maxval {max}"));
-    }
-    let data = bytes.get(at + 1..).ok_or("no pixels")?.to_vec();
-    if data.len() != width as usize * height as usize * channels {
-        return Err(format!("{} bytes for {width}x{height}x{channels}", data.len()));
-    }
-    Ok(Pnm { width, height, channels, data })
+    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Pnm).map_err(|e| e.to_string())?;
+    let (width, height) = (img.width(), img.height());
+    Ok(match img {
+        image::DynamicImage::ImageLuma8(g) => Pnm { width, height, channels: 1, data: g.into_raw() },
+        image::DynamicImage::ImageRgb8(c) => Pnm { width, height, channels: 3, data: c.into_raw() },
+        other => return Err(format!("not 8-bit grey or RGB: {:?}", other.color())),
+    })
 }
 
 /// How a file was rendered for comparison.

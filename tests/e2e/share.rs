@@ -68,14 +68,6 @@ async fn status_where(
     .unwrap_or_else(|_| panic!("the nurse's page never showed {what}: {:?}", images_status(c)))
 }
 
-/// The audit log's image-share records, oldest first (their detail).
-fn share_records(server: &CareServer) -> Vec<String> {
-    let db = server.state.db();
-    let mut q = db.prepare("SELECT detail FROM audit WHERE event = 'image_share' ORDER BY id").expect("query");
-    let rows = q.query_map([], |r| r.get::<_, String>(0)).expect("rows");
-    rows.map(|r| r.expect("row")).collect()
-}
-
 /// Asks the consultant's page what its pointer pad shows until `ok` holds.
 async fn pad_where(dr: &mut Driver, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
     let until = Instant::now() + Duration::from_secs(30);
@@ -168,7 +160,7 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     // The care server's audit log records the share: counts and the modality, no file name.
     let record = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            if let Some(detail) = share_records(&server).pop() {
+            if let Some((_, detail)) = crate::support::audit_rows(&server, "image_share").pop() {
                 return detail;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

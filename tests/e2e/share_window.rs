@@ -38,29 +38,22 @@ fn matching_where_they_differ(shot: &Path, expected: &[u8], other: &[u8], size: 
     matching_where(shot, expected, size, |i| expected[i].abs_diff(other[i]) > 32)
 }
 
-fn matching_where(shot: &Path, expected: &[u8], (w, h): (u32, u32), include: impl Fn(usize) -> bool) -> f64 {
-    let img = image::open(shot).expect("screenshot").to_rgb8();
-    let (x0, y0, scale) = placement(img.dimensions(), (w, h));
-    let (mut ok, mut n) = (0u32, 0u32);
-    for y in 0..h {
-        for x in 0..w {
-            let (sx, sy) = (x0 + (f64::from(x) + 0.5) * scale, y0 + (f64::from(y) + 0.5) * scale);
-            if sy < 48.0 || !include((y * w + x) as usize) {
-                continue; // under the caption, or not a pixel that tells
-            }
-            let p = img.get_pixel(sx as u32, sy as u32);
-            n += 1;
-            if (i32::from(p[0]) - i32::from(expected[(y * w + x) as usize])).abs() <= 8 && p[0] == p[2] {
-                ok += 1;
-            }
-        }
-    }
-    f64::from(ok) / f64::from(n.max(1))
+fn matching_where(shot: &Path, expected: &[u8], size: (u32, u32), include: impl Fn(usize) -> bool) -> f64 {
+    matching_fraction(shot, size, |i, p| {
+        include(i).then(|| (i32::from(p[0]) - i32::from(expected[i])).abs() <= 8 && p[0] == p[2])
+    })
 }
 
 /// The fraction of the image's pixels (sampled at their centres, below the caption bar) whose
 /// colour on screen is within 8 levels, on every channel, of `expected` (RGB).
-fn matching_rgb(shot: &Path, expected: &[u8], (w, h): (u32, u32)) -> f64 {
+fn matching_rgb(shot: &Path, expected: &[u8], size: (u32, u32)) -> f64 {
+    matching_fraction(shot, size, |i, p| Some((0..3).all(|c| p[c].abs_diff(expected[3 * i + c]) <= 8)))
+}
+
+/// Samples the screen at the centre of each of the image's pixels where the viewer draws it at
+/// zoom 1, below the caption bar: `check(index, on-screen colour)` says whether it matches (or
+/// `None` to leave the pixel out); returns the fraction that matched.
+fn matching_fraction(shot: &Path, (w, h): (u32, u32), check: impl Fn(usize, &image::Rgb<u8>) -> Option<bool>) -> f64 {
     let img = image::open(shot).expect("screenshot").to_rgb8();
     let (x0, y0, scale) = placement(img.dimensions(), (w, h));
     let (mut ok, mut n) = (0u32, 0u32);
@@ -68,13 +61,11 @@ fn matching_rgb(shot: &Path, expected: &[u8], (w, h): (u32, u32)) -> f64 {
         for x in 0..w {
             let (sx, sy) = (x0 + (f64::from(x) + 0.5) * scale, y0 + (f64::from(y) + 0.5) * scale);
             if sy < 48.0 {
-                continue;
+                continue; // under the caption
             }
-            let p = img.get_pixel(sx as u32, sy as u32);
-            let i = 3 * (y * w + x) as usize;
-            n += 1;
-            if (0..3).all(|c| p[c].abs_diff(expected[i + c]) <= 8) {
-                ok += 1;
+            if let Some(matched) = check((y * w + x) as usize, img.get_pixel(sx as u32, sy as u32)) {
+                n += 1;
+                ok += u32::from(matched);
             }
         }
     }

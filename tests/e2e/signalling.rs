@@ -230,16 +230,6 @@ async fn issue_13_locking_or_bricking_closes_the_laptop_s_signalling_and_call_at
     assert!(matches!(ended, Some(FromServer::Error { ref kind, .. }) if kind == "session_ended"), "{ended:?}");
 }
 
-/// The image-share records the audit log holds (their detail), oldest first.
-fn share_records(server: &CareServer) -> Vec<(String, String)> {
-    sc_server::audit::tail(&server.state.db(), 200)
-        .expect("audit")
-        .into_iter()
-        .filter(|r| r.event == "image_share")
-        .map(|r| (r.outcome, r.detail.unwrap_or_default()))
-        .collect()
-}
-
 #[tokio::test]
 async fn issue_15_a_share_is_audited_under_its_call_and_only_as_counts() {
     let server = CareServer::start().await;
@@ -275,7 +265,7 @@ async fn issue_15_a_share_is_audited_under_its_call_and_only_as_counts() {
     k.send(&share(1, 1, 0, &["CT"])).await.expect("send");
     assert_eq!(error_kind(&next(&mut k).await), "forbidden");
 
-    let records = share_records(&server);
+    let records = crate::support::audit_rows(&server, "image_share");
     assert_eq!(records.len(), 1, "{records:?}");
     let (outcome, detail) = &records[0];
     assert_eq!(outcome, "partial", "a file failed");

@@ -112,3 +112,13 @@ pub fn record_naming(dir: &std::path::Path, server_url: &str, turn_urls: &[Strin
         })
         .expect("record");
 }
+
+/// The audit log's rows of `event`, oldest first: (outcome, detail).
+pub fn audit_rows(server: &CareServer, event: &str) -> Vec<(String, String)> {
+    sc_server::audit::tail(&server.state.db(), 1000)
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.event == event)
+        .map(|r| (r.outcome, r.detail.unwrap_or_default()))
+        .collect()
+}

@@ -2,24 +2,15 @@
 //! says so, on simulated time; the consultant steps and pauses it with a view, the nurse pauses it
 //! where it is, and a single frame never plays.
 
-use crate::support::read;
+use crate::support::{read, share, text};
 use sc_imaging::{ShareLimits, Viewer};
-use sc_proto::share::{Chunk, FromKiosk, ToKiosk, View, MAX_CHUNK_DATA};
+use sc_proto::share::{FromKiosk, ToKiosk, View};
 use std::time::{Duration, Instant};
-
-fn text(msg: &ToKiosk) -> String {
-    serde_json::to_string(msg).expect("json")
-}
 
 /// A viewer holding `name` (one file), shared at `t0`.
 fn holding(name: &str, t0: Instant) -> (Viewer, Vec<FromKiosk>) {
-    let bytes = read(name);
     let mut v = Viewer::new(ShareLimits::default());
-    let mut replies = v.on_text(t0, &text(&ToKiosk::Share { share: 1, sizes: vec![bytes.len() as u64] }));
-    for (n, data) in bytes.chunks(MAX_CHUNK_DATA).enumerate() {
-        replies
-            .extend(v.on_binary(t0, &Chunk { share: 1, file: 0, offset: (n * MAX_CHUNK_DATA) as u32, data }.encode()));
-    }
+    let replies = share(&mut v, t0, 1, &[read(name)]);
     (v, replies)
 }
 

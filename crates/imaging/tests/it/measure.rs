@@ -2,14 +2,10 @@
 //! length from the file's Pixel Spacing and both screens show the same figure; a file without a
 //! spacing says so instead of guessing.
 
-use crate::support::read;
+use crate::support::{read, share, text};
 use sc_imaging::{ShareLimits, Viewer};
-use sc_proto::share::{Chunk, FromKiosk, ToKiosk, View, MAX_CHUNK_DATA};
+use sc_proto::share::{FromKiosk, ToKiosk, View};
 use std::time::Instant;
-
-fn text(msg: &ToKiosk) -> String {
-    serde_json::to_string(msg).expect("json")
-}
 
 fn holding(names: &[&str]) -> Viewer {
     holding_files(names.iter().map(|n| read(n)).collect())
@@ -17,13 +13,7 @@ fn holding(names: &[&str]) -> Viewer {
 
 fn holding_files(files: Vec<Vec<u8>>) -> Viewer {
     let mut v = Viewer::new(ShareLimits::default());
-    let now = Instant::now();
-    v.on_text(now, &text(&ToKiosk::Share { share: 1, sizes: files.iter().map(|f| f.len() as u64).collect() }));
-    for (f, bytes) in files.iter().enumerate() {
-        for (n, data) in bytes.chunks(MAX_CHUNK_DATA).enumerate() {
-            v.on_binary(now, &Chunk { share: 1, file: f as u32, offset: (n * MAX_CHUNK_DATA) as u32, data }.encode());
-        }
-    }
+    share(&mut v, Instant::now(), 1, &files);
     v
 }
 

@@ -2,38 +2,10 @@
 //! consultant's view, the nurse's reset, limits, damaged files, and cut, stalled or garbled
 //! transfers (the call and the images already received survive every one).
 
-use crate::support::read;
+use crate::support::{announce, chunks, read, share, text};
 use sc_imaging::{Preset, Rendered, ShareLimits, Viewer, Window};
 use sc_proto::share::{Chunk, FromKiosk, ToKiosk, View, WindowChoice, MAX_CHUNK_DATA};
 use std::time::{Duration, Instant};
-
-fn text(msg: &ToKiosk) -> String {
-    serde_json::to_string(msg).expect("json")
-}
-
-/// Every chunk of every file, in order.
-fn chunks(share: u32, files: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for (f, bytes) in files.iter().enumerate() {
-        for (n, data) in bytes.chunks(MAX_CHUNK_DATA).enumerate() {
-            out.push(Chunk { share, file: f as u32, offset: (n * MAX_CHUNK_DATA) as u32, data }.encode());
-        }
-    }
-    out
-}
-
-fn announce(v: &mut Viewer, now: Instant, share: u32, files: &[Vec<u8>]) -> Vec<FromKiosk> {
-    v.on_text(now, &text(&ToKiosk::Share { share, sizes: files.iter().map(|f| f.len() as u64).collect() }))
-}
-
-/// Announces and sends a whole share; returns every reply.
-fn share(v: &mut Viewer, now: Instant, share: u32, files: &[Vec<u8>]) -> Vec<FromKiosk> {
-    let mut replies = announce(v, now, share, files);
-    for c in chunks(share, files) {
-        replies.extend(v.on_binary(now, &c));
-    }
-    replies
-}
 
 fn view(v: &mut Viewer, view: View) -> Vec<FromKiosk> {
     v.on_text(Instant::now(), &text(&ToKiosk::View(view)))
