@@ -57,6 +57,15 @@ pub(crate) fn synthetic_media() -> Arc<MediaSetup> {
     synthetic_media_with(Duration::from_secs(30))
 }
 
+/// Synthetic media, with shared images decoded as the kiosk decodes them: by the kiosk binary run
+/// as its confined helper (sc-sandbox).
+pub(crate) fn kiosk_media() -> Arc<MediaSetup> {
+    let mut media = MediaSetup::synthetic(vec!["127.0.0.1:0".into()], Duration::from_secs(30));
+    media.decoder =
+        Arc::new(sc_sandbox::Helper::new(sc_e2e::bin("secureconsult-kiosk"), sc_sandbox::HelperLimits::default()));
+    Arc::new(media)
+}
+
 fn synthetic_media_with(connect_timeout: Duration) -> Arc<MediaSetup> {
     Arc::new(MediaSetup::synthetic(vec!["127.0.0.1:0".into()], connect_timeout))
 }

@@ -2,12 +2,15 @@
 //! multi-frame file and a series of single-frame files through the page's own controls, over the
 //! call's data channel through coturn; the kiosk's engine decodes and shows them. The consultant
 //! drives the slice, window and pointer; a damaged file, an unsupported one and a cut transfer are
-//! reported on both sides while the call goes on; the nurse's reset reaches the consultant; and
-//! the images are gone when the call ends.
+//! reported on both sides while the call goes on, as is a file that makes its decoder allocate
+//! without bound (issue #15: it fails alone, in the kiosk's confined decode helper, while the
+//! consultant's video keeps decoding); the nurse's reset reaches the consultant; and the images
+//! are gone when the call ends.
 
 use crate::support::unlocked;
 use sc_call::consultation::{Consultation, Phase};
 use sc_e2e::browser::Driver;
+use sc_e2e::dicom::{decoder_bomb, Bomb};
 use sc_e2e::media::{write_y4m, Turn};
 use sc_e2e::{dicom_dir, CareServer, TURN_SECRET};
 use sc_imaging::{Rendered, Screen};
@@ -102,7 +105,7 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
         kiosk_core.record().expect("enrolled").clone(),
         kiosk_core.session_token().expect("unlocked"),
         appt.room_code,
-        crate::call::synthetic_media(),
+        crate::call::kiosk_media(),
     );
     dr.wait_for("the share channel to open", 90, |v| (v["event"] == "share_open").then_some(())).await;
 
@@ -224,11 +227,26 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     .await;
     screen_where(&c, "slice 5 of 5", |s| s.caption.contains("slice 5 of 5")).await;
 
-    // A damaged file and an unsupported one: both sides say which and why; the share goes on.
-    dr.tell(json!({ "do": "share", "files": [dicom.join("MR_truncated.dcm"), dicom.join("JPEG-lossy.dcm"), ct] }))
-        .await;
+    // A damaged file, an unsupported one and a memory bomb (a JPEG whose stream claims 65500 x
+    // 65500 pixels: 12 GiB, which in process grew the kiosk until the machine's memory ran out):
+    // both sides say which and why; the share goes on, and so does the consultant's video.
+    let bomb = series.path().join("bomb.dcm");
+    std::fs::write(&bomb, decoder_bomb(Bomb::Jpeg(65500))).expect("write the bomb");
+    let before = c.stats().frames_decoded;
+    dr.tell(json!({
+        "do": "share",
+        "files": [dicom.join("MR_truncated.dcm"), dicom.join("JPEG-lossy.dcm"), bomb, ct]
+    }))
+    .await;
     let done = dr.wait_for("the damaged share", 60, |v| kiosk(v, "done")).await;
-    assert_eq!((done["shown"].as_u64(), done["failed"].as_u64()), (Some(1), Some(2)), "{done}");
+    assert_eq!((done["shown"].as_u64(), done["failed"].as_u64()), (Some(1), Some(3)), "{done}");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while c.stats().frames_decoded < before + 10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the kiosk kept decoding the consultant's video");
     let page = dr
         .wait_for("the page's message", 10, |v| {
             (v["event"] == "page_status" && v["problem"] == true)
@@ -239,6 +257,7 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
         page.contains("JPEG-lossy.dcm") && page.contains("12-bit JPEG") && page.contains("MR_truncated.dcm"),
         "{page}"
     );
+    assert!(page.contains("bomb.dcm") && page.contains("MiB of memory"), "{page}");
     let nurse = status_where(&c, "the damaged file", |s| s.notice.is_some()).await;
     assert!(nurse.notice.as_deref().is_some_and(|n| n.contains("could not be shown")), "{nurse:?}");
 

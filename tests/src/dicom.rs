@@ -273,3 +273,38 @@ pub fn write_reference_set(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         })
         .collect()
 }
+
+/// A hostile file for the decode sandbox: its DICOM header is a real test file's (so every check
+/// the kiosk makes before decoding passes), but its compressed stream claims `size` x `size`
+/// pixels, and the codec allocates and fills what the stream claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bomb {
+    /// SC_rgb_jpeg_dcmtk.dcm (100x100 RGB baseline JPEG) with its SOF0 saying `size` x `size`:
+    /// 3 bytes a pixel (65500: 12 GiB, 36 s until the machine's memory ran out, measured here).
+    Jpeg(u16),
+    /// JPEG2000.dcm with its SIZ saying `size` x `size` (60000: 14 GiB in 8 s, measured here).
+    Jpeg2000(u32),
+}
+
+/// The bytes of `bomb`.
+pub fn decoder_bomb(bomb: Bomb) -> Vec<u8> {
+    let (file, marker) = match bomb {
+        Bomb::Jpeg(_) => ("SC_rgb_jpeg_dcmtk.dcm", [0xff, 0xc0]),
+        Bomb::Jpeg2000(_) => ("JPEG2000.dcm", [0xff, 0x51]),
+    };
+    let mut bytes = std::fs::read(crate::dicom_dir().join(file)).expect("a pydicom test file");
+    let at = bytes.windows(2).position(|w| w == marker).expect("the codestream's size marker");
+    match bomb {
+        // SOF: FFC0, length (2), precision (1), height (2), width (2).
+        Bomb::Jpeg(size) => {
+            bytes[at + 5..at + 7].copy_from_slice(&size.to_be_bytes());
+            bytes[at + 7..at + 9].copy_from_slice(&size.to_be_bytes());
+        }
+        // SIZ: FF51, length (2), capabilities (2), width (4), height (4).
+        Bomb::Jpeg2000(size) => {
+            bytes[at + 6..at + 10].copy_from_slice(&size.to_be_bytes());
+            bytes[at + 10..at + 14].copy_from_slice(&size.to_be_bytes());
+        }
+    }
+    bytes
+}

@@ -42,10 +42,19 @@ impl DataLink {
     }
 
     /// Makes `channel` the one in use and reads it until it closes.
+    ///
+    /// A consultant page opens a new channel as soon as its old one is cut, which can be before
+    /// the viewer has been handed the old one's last messages (decoding is slower than the link).
+    /// The viewer must still hear that the old one closed, and before anything from the new one:
+    /// so adopting a channel ends the previous one's reading at its next message and queues
+    /// `Closed` for it first.
     pub(crate) fn adopt(self: &Arc<Self>, channel: Arc<dyn DataChannel>) -> tokio::task::JoinHandle<()> {
-        *self.current() = Some(channel.clone());
+        let replaced = self.current().replace(channel.clone()).is_some();
         let link = self.clone();
         tokio::spawn(async move {
+            if replaced && link.tx.send(DataIn::Closed).await.is_err() {
+                return;
+            }
             while let Some(event) = channel.poll().await {
                 let item = match event {
                     DataChannelEvent::OnOpen => DataIn::Open,
@@ -56,6 +65,9 @@ impl DataLink {
                     DataChannelEvent::OnClose => break,
                     _ => continue,
                 };
+                if !link.is_current(&channel) {
+                    return; // replaced: `adopt` told the viewer this one closed
+                }
                 if link.tx.send(item).await.is_err() {
                     return; // the viewer is gone: the call is ending
                 }
@@ -72,6 +84,10 @@ impl DataLink {
                 let _ = link.tx.send(DataIn::Closed).await;
             }
         })
+    }
+
+    fn is_current(&self, channel: &Arc<dyn DataChannel>) -> bool {
+        self.current().as_ref().is_some_and(|c| Arc::ptr_eq(c, channel))
     }
 
     /// Sends a text message on the channel in use; nothing happens when there is none.

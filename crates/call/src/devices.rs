@@ -48,6 +48,7 @@ pub fn media(
         audio: Box::new(move || Microphone::open(mic.as_deref()).map(|m| Box::new(m) as Box<dyn AudioSource>)),
         playback: Box::new(move || Speaker::open(speaker.as_deref()).map(|s| Box::new(s) as Box<dyn AudioSink>)),
         connect_timeout,
+        decoder: Arc::new(sc_imaging::InProcess),
     }
 }
 

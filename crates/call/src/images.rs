@@ -4,7 +4,7 @@
 //! call ends (the task ends, taking the viewer and its images with it).
 
 use crate::data::{DataIn, DataSender};
-use sc_imaging::{Screen, ShareLimits, Viewer};
+use sc_imaging::{Decoder, Screen, ShareLimits, Viewer};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,12 +55,13 @@ fn status_of(v: &Viewer) -> ImagesStatus {
 
 /// Runs the viewer until the share channel's queue or the nurse's handle closes (the call ended).
 pub(crate) async fn run(
+    decoder: Arc<dyn Decoder>,
     mut data: mpsc::Receiver<DataIn>,
     reply: DataSender,
     mut nurse: mpsc::UnboundedReceiver<Nurse>,
     out: Outputs,
 ) {
-    let mut viewer = Some(Viewer::new(ShareLimits::default()));
+    let mut viewer = Some(Viewer::new(ShareLimits::default()).with_decoder(decoder));
     // Once a second for stalled shares; a playing loop's next frame when one is due sooner.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut frame_due: Option<tokio::time::Instant> = None;

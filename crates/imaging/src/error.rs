@@ -30,6 +30,10 @@ pub enum Error {
     /// A PNG or JPEG that did not decode.
     #[error("this picture is damaged: {0}")]
     BadPicture(String),
+    /// The decoder's helper process stopped on this file: over its memory or time limit, crashed,
+    /// could not start, or answered with something that is not an image.
+    #[error("this file could not be decoded safely: {0}")]
+    Sandbox(String),
     /// Over a share limit.
     #[error("the {what} is too large ({actual}, limit {limit})")]
     TooLarge {

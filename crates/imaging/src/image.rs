@@ -86,6 +86,15 @@ impl OverlayMask {
         }
     }
 
+    /// A mask from its 64-bit words (pixel `i` is bit `i % 64` of word `i / 64`).
+    pub(crate) fn from_words(words: Vec<u64>) -> Self {
+        OverlayMask(words)
+    }
+
+    pub(crate) fn words(&self) -> &[u64] {
+        &self.0
+    }
+
     /// Whether pixel `index` is covered.
     pub fn is_set(&self, index: usize) -> bool {
         self.0.get(index / 64).is_some_and(|w| w >> (index % 64) & 1 == 1)

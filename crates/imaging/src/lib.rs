@@ -14,11 +14,30 @@ mod palette;
 mod raster;
 pub mod viewer;
 pub mod window;
+pub mod wire;
 
 pub use error::Error;
 pub use image::{Frame, Image, Limits, OverlayMask, Rendered, Source};
 pub use viewer::{Screen, ShareLimits, Viewer};
 pub use window::{Preset, Window};
+
+/// Turns one shared file into an image: [`InProcess`], or a helper process with its own limits
+/// (crate sc-sandbox), so a decoder that runs away costs that file and not the call.
+pub trait Decoder: Send + Sync + std::fmt::Debug {
+    /// Decodes one file within `limits`.
+    fn decode(&self, bytes: &[u8], limits: &Limits) -> Result<Image, Error>;
+}
+
+/// [`decode`] in the calling process: the limits are checked, but the decoders' own allocations
+/// and time are not bounded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InProcess;
+
+impl Decoder for InProcess {
+    fn decode(&self, bytes: &[u8], limits: &Limits) -> Result<Image, Error> {
+        decode(bytes, limits)
+    }
+}
 
 /// Decodes one shared file, guessing its kind from its first bytes (DICOM Part 10, PNG, JPEG).
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, Error> {

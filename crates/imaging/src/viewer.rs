@@ -6,7 +6,7 @@
 //! single-frame DICOM files of one size in one share is one stack (a series, in the order sent),
 //! and each picture is its own. The consultant drives the view; the nurse can only reset it.
 
-use crate::{decode, Image, Limits, Preset, Rendered, Source, Window};
+use crate::{Decoder, Image, InProcess, Limits, Preset, Rendered, Source, Window};
 use sc_proto::share::{Chunk, FromKiosk, PreviewPng, StackInfo, ToKiosk, View, WindowChoice, PREVIEW_SIZE};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,6 +112,7 @@ struct Playback {
 /// One call's images.
 pub struct Viewer {
     limits: ShareLimits,
+    decoder: Arc<dyn Decoder>,
     incoming: Option<Incoming>,
     stacks: Vec<Stack>,
     held_pixels: u64,
@@ -131,10 +132,11 @@ impl std::fmt::Debug for Viewer {
 }
 
 impl Viewer {
-    /// An empty viewer.
+    /// An empty viewer, decoding in this process.
     pub fn new(limits: ShareLimits) -> Self {
         Viewer {
             limits,
+            decoder: Arc::new(InProcess),
             incoming: None,
             stacks: Vec::new(),
             held_pixels: 0,
@@ -145,6 +147,12 @@ impl Viewer {
             rendered: None,
             playback: None,
         }
+    }
+
+    /// The same viewer, decoding each file with `decoder` (the kiosk's is a helper process).
+    pub fn with_decoder(mut self, decoder: Arc<dyn Decoder>) -> Self {
+        self.decoder = decoder;
+        self
     }
 
     /// A text message from the consultant.
@@ -623,7 +631,7 @@ impl Viewer {
 
     /// Decodes a whole file into the stacks; `Ok(true)` when it started a new stack.
     fn add_file(&mut self, share: u32, file: u32, bytes: &[u8]) -> Result<bool, String> {
-        let image = decode(bytes, &self.limits.decode).map_err(|e| e.to_string())?;
+        let image = self.decoder.decode(bytes, &self.limits.decode).map_err(|e| e.to_string())?;
         let pixels = u64::from(image.width) * u64::from(image.height) * image.frames.len() as u64;
         if self.held_pixels + pixels > self.limits.max_held_pixels {
             return Err(

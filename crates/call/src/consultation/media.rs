@@ -2,6 +2,7 @@
 //! laptop's devices, synthetic ones for tests and the demo, or a Y4M clip for the link tests).
 
 use crate::source::{AudioSink, AudioSource, Checkerboard, NullSink, TestPattern, Tone, VideoSource, Voice};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Opens camera `n` (of [`MediaSetup::cameras`]).
@@ -25,6 +26,9 @@ pub struct MediaSetup {
     pub playback: PlaybackFactory,
     /// How long the call may take to connect through the relay before it is given up.
     pub connect_timeout: Duration,
+    /// How shared images are decoded: the kiosk uses a confined helper process (sc-sandbox); tests
+    /// that are not about the sandbox decode in process.
+    pub decoder: Arc<dyn sc_imaging::Decoder>,
 }
 
 /// What both screens say while the link is too poor for video.
@@ -48,6 +52,7 @@ impl MediaSetup {
             audio: Box::new(|| Ok(Box::new(Tone::new(440.0, 0.2)) as Box<dyn AudioSource>)),
             playback: Box::new(|| Ok(Box::new(NullSink) as Box<dyn AudioSink>)),
             connect_timeout,
+            decoder: Arc::new(sc_imaging::InProcess),
         }
     }
 }
@@ -71,7 +76,7 @@ impl MediaSetup {
 
 impl std::fmt::Debug for MediaSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MediaSetup({:?})", self.bind_addrs)
+        write!(f, "MediaSetup({:?}, {:?})", self.bind_addrs, self.decoder)
     }
 }
 

@@ -239,6 +239,7 @@ async fn start_call(
     let (status_tx, image_status) = watch::channel(ImagesStatus::default());
     let viewer = call.take_data().map(|data| {
         tokio::spawn(images::run(
+            media.decoder.clone(),
             data,
             call.data_sender(),
             nurse_rx,
