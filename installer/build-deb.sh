@@ -3,7 +3,7 @@
 #   secureconsult-kiosk        the kiosk, policy/linux (units, logind, udev, sysctl), the kiosk user
 #   secureconsult-care-server  the care server, its unit, its user, the production config
 # Usage: installer/build-deb.sh BIN_DIR OUT_DIR [VERSION]
-#   BIN_DIR holds secureconsult-kiosk and care-server (scripts/package.sh builds them in release).
+#   BIN_DIR holds secureconsult-kiosk, secureconsult-decode and care-server (scripts/package.sh builds them in release).
 # Plain dpkg-deb from a staged tree: every file the packages carry is listed here.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -28,7 +28,7 @@ shlib_depends() {
   dir="$(mktemp -d)"
   mkdir -p "$dir/debian"
   printf 'Source: x\n\nPackage: x\nArchitecture: any\n' >"$dir/debian/control"
-  (cd "$dir" && dpkg-shlibdeps -O -e "$1" 2>/dev/null) | sed -n 's/^shlibs:Depends=//p'
+  (cd "$dir" && dpkg-shlibdeps -O "${@/#/-e}" 2>/dev/null) | sed -n 's/^shlibs:Depends=//p'
   rm -rf "$dir"
 }
 
@@ -75,6 +75,9 @@ CONTROL
 k="$work/kiosk"
 strip --strip-unneeded -o "$work/secureconsult-kiosk" "$bin_dir/secureconsult-kiosk"
 put "$k" 0755 "$work/secureconsult-kiosk" /usr/bin/secureconsult-kiosk
+# The decode helper the kiosk runs for each shared image (crates/sandbox); not for people to run.
+strip --strip-unneeded -o "$work/secureconsult-decode" "$bin_dir/secureconsult-decode"
+put "$k" 0755 "$work/secureconsult-decode" /usr/lib/secureconsult/secureconsult-decode
 for unit in "$root"/policy/linux/systemd/*; do
   put "$k" 0644 "$unit" "/lib/systemd/system/$(basename "$unit")"
 done
@@ -88,7 +91,7 @@ gzip -9n "$k/usr/share/man/man8/secureconsult-admin.8"
 put "$k" 0644 "$here/kiosk/session-only" /etc/secureconsult/session-only
 put "$k" 0644 "$here/kiosk/secureconsult-kiosk.1" /usr/share/man/man1/secureconsult-kiosk.1
 gzip -9n "$k/usr/share/man/man1/secureconsult-kiosk.1"
-kiosk_libs="$(shlib_depends "$work/secureconsult-kiosk")"
+kiosk_libs="$(shlib_depends "$work/secureconsult-kiosk" "$work/secureconsult-decode")"
 finish "$k" secureconsult-kiosk \
   "${kiosk_libs:+$kiosk_libs, }passwd, cage, xwayland, nftables, dbus-user-session, dbus-daemon, dbus-bin, gnome-keyring, systemd, udev" \
   "prison telemedicine kiosk, locked down"

@@ -32,10 +32,11 @@ impl std::fmt::Debug for Calls {
 /// 640x480 Y4M clip in a loop as the first camera instead (link tests and benchmarks); otherwise the laptop's cameras, and the
 /// ALSA microphone and speaker (`SC_KIOSK_MIC`, `SC_KIOSK_SPEAKER` name ALSA devices; default: the
 /// default device). `SC_KIOSK_BIND` lists the UDP addresses for the TURN client (comma-separated).
-/// Whatever the media, shared images are decoded by this binary run as a confined helper process.
+/// Whatever the media, shared images are decoded by `secureconsult-decode`, a confined helper
+/// process, one a file.
 pub fn media_from_env() -> MediaSetup {
     let mut media = devices_from_env();
-    media.decoder = Arc::new(sc_sandbox::Helper::this_binary(sc_sandbox::HelperLimits::default()));
+    media.decoder = Arc::new(sc_sandbox::Helper::installed(sc_sandbox::HelperLimits::default()));
     media
 }
 

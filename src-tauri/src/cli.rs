@@ -182,10 +182,6 @@ fn enrolled_endpoints(data_dir: &std::path::Path) -> Result<Vec<sc_core::firewal
 
 /// The process entry point.
 pub fn main() -> ExitCode {
-    // The decode helper (sc-sandbox) is this binary too; it must start with nothing of the kiosk's.
-    if let Some(code) = sc_sandbox::run_if_helper() {
-        return code;
-    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)

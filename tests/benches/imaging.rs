@@ -1,5 +1,6 @@
 //! Image viewer figures: decode + window/level of one 512x512 16-bit CT slice (JPEG 2000, from the
-//! pydicom test files), and window/level alone.
+//! pydicom test files; and uncompressed), in process and in the kiosk's confined decode helper
+//! (`secureconsult-decode`, what the kiosk does), and window/level alone.
 
 use std::time::{Duration, Instant};
 
@@ -8,32 +9,50 @@ fn ms(d: Duration) -> String {
 }
 
 pub(crate) fn imaging_figures() {
+    use sc_imaging::Decoder;
     let Some(dir) = std::env::var_os("SC_DICOM_DIR") else {
         println!("image decode: skipped (SC_DICOM_DIR unset; scripts/bench.sh sets it)");
         return;
     };
-    let bytes = std::fs::read(std::path::Path::new(&dir).join("693_J2KI.dcm")).expect("693_J2KI.dcm");
+    let j2k = std::fs::read(std::path::Path::new(&dir).join("693_J2KI.dcm")).expect("693_J2KI.dcm");
+    let scratch = tempfile::tempdir().expect("dir");
+    let raw = sc_e2e::dicom::write_series(scratch.path(), 512, 1);
+    let raw = std::fs::read(&raw[0]).expect("a 512x512 slice");
     let limits = sc_imaging::Limits::default();
-    let mut decode = Vec::new();
-    let mut window = Vec::new();
-    for _ in 0..20 {
-        let t = Instant::now();
-        let image = sc_imaging::decode(&bytes, &limits).expect("decode");
-        let rendered = image.render(0, sc_imaging::Preset::SoftTissue.window()).expect("frame");
-        decode.push(t.elapsed());
-        let t = Instant::now();
-        let again = image.render(0, sc_imaging::Preset::Lung.window()).expect("frame");
-        window.push(t.elapsed());
-        assert_ne!(rendered, again);
+    let helper = sc_sandbox::Helper::new(sc_e2e::bin(sc_sandbox::PROGRAM), sc_sandbox::HelperLimits::default());
+    let decoders: [(&str, &dyn Decoder); 2] =
+        [("in process", &sc_imaging::InProcess), ("in the kiosk's helper", &helper)];
+    for (kind, bytes) in [("JPEG 2000", &j2k), ("uncompressed", &raw)] {
+        let mut p50 = Vec::new();
+        for (name, decoder) in decoders {
+            let mut decode = Vec::new();
+            let mut window = Vec::new();
+            for _ in 0..20 {
+                let t = Instant::now();
+                let image = decoder.decode(bytes, &limits).expect("decode");
+                let rendered = image.render(0, sc_imaging::Preset::SoftTissue.window()).expect("frame");
+                decode.push(t.elapsed());
+                let t = Instant::now();
+                let again = image.render(0, sc_imaging::Preset::Lung.window()).expect("frame");
+                window.push(t.elapsed());
+                assert_ne!(rendered, again);
+            }
+            decode.sort();
+            window.sort();
+            p50.push(decode[decode.len() / 2]);
+            println!(
+                "image, 512x512 16-bit CT slice ({kind}), 20 runs, {name}: decode + window/level p50 {} max {}; window/level alone p50 {}",
+                ms(decode[decode.len() / 2]),
+                ms(decode[decode.len() - 1]),
+                ms(window[window.len() / 2])
+            );
+        }
+        println!(
+            "image, 512x512 16-bit CT slice ({kind}): the helper process adds {} a slice ({:.2}x in process)",
+            ms(p50[1].saturating_sub(p50[0])),
+            p50[1].as_secs_f64() / p50[0].as_secs_f64()
+        );
     }
-    decode.sort();
-    window.sort();
-    println!(
-        "image, 512x512 16-bit CT slice (JPEG 2000), 20 runs: decode + window/level p50 {} max {}; window/level alone p50 {}",
-        ms(decode[decode.len() / 2]),
-        ms(decode[decode.len() - 1]),
-        ms(window[window.len() / 2])
-    );
 }
 
 /// One share's figures, from the consultant page's clock: choose the files -> the laptop says it
@@ -63,8 +82,8 @@ async fn one_share(dr: &mut sc_e2e::browser::Driver, files: &[std::path::PathBuf
 }
 
 /// Time to the first slice shown and to a whole 50-slice 512x512 series, shared by headless
-/// Chromium over a real call (coturn on loopback) to the kiosk's engine, for an uncompressed
-/// series and a JPEG 2000 one.
+/// Chromium over a real call (coturn on loopback) to the kiosk's engine (decoding in the kiosk
+/// binary's helper), for an uncompressed series and a JPEG 2000 one.
 pub(crate) async fn share_figures() {
     use sc_core::keystore::Keystore;
     use sc_e2e::{CareServer, PASSWORD, TURN_SECRET};
@@ -74,10 +93,13 @@ pub(crate) async fn share_figures() {
     };
     let series = tempfile::tempdir().expect("dir");
     let raw_dir = series.path().join("raw");
+    let real_dir = series.path().join("real");
     let j2k_dir = series.path().join("j2k");
-    std::fs::create_dir_all(&raw_dir).expect("dir");
-    std::fs::create_dir_all(&j2k_dir).expect("dir");
+    for d in [&raw_dir, &real_dir, &j2k_dir] {
+        std::fs::create_dir_all(d).expect("dir");
+    }
     let raw = sc_e2e::dicom::write_series(&raw_dir, 512, 50);
+    let real = sc_e2e::dicom::write_real_series(&real_dir, 50);
     let j2k: Vec<_> = (1..=50)
         .map(|i| {
             let to = j2k_dir.join(format!("slice{i:03}.dcm"));
@@ -110,10 +132,13 @@ pub(crate) async fn share_figures() {
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
     sc_e2e::media::write_y4m(clip.path(), 15);
     let mut dr = sc_e2e::browser::Driver::sharing(&server, "dr.bench", &dr_secret, clip.path());
-    let media = std::sync::Arc::new(sc_call::consultation::MediaSetup::synthetic(
-        vec!["127.0.0.1:0".into()],
-        Duration::from_secs(30),
+    // Decoded as the kiosk decodes: by its confined helper, one process a file.
+    let mut media = sc_call::consultation::MediaSetup::synthetic(vec!["127.0.0.1:0".into()], Duration::from_secs(30));
+    media.decoder = std::sync::Arc::new(sc_sandbox::Helper::new(
+        sc_e2e::bin(sc_sandbox::PROGRAM),
+        sc_sandbox::HelperLimits::default(),
     ));
+    let media = std::sync::Arc::new(media);
     let call = sc_call::consultation::Consultation::start(
         record,
         kiosk.session_token().expect("unlocked"),
@@ -121,7 +146,9 @@ pub(crate) async fn share_figures() {
         media,
     );
     dr.wait_for("the share channel", 90, |v| (v["event"] == "share_open").then_some(())).await;
-    for (name, files) in [("uncompressed", &raw), ("JPEG 2000", &j2k)] {
+    for (name, files) in
+        [("uncompressed, synthetic", &raw), ("uncompressed, a real CT's texture", &real), ("JPEG 2000", &j2k)]
+    {
         let mut runs: Vec<(f64, f64)> = Vec::new();
         for _ in 0..3 {
             runs.push(one_share(&mut dr, files).await);

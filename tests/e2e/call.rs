@@ -57,12 +57,12 @@ pub(crate) fn synthetic_media() -> Arc<MediaSetup> {
     synthetic_media_with(Duration::from_secs(30))
 }
 
-/// Synthetic media, with shared images decoded as the kiosk decodes them: by the kiosk binary run
-/// as its confined helper (sc-sandbox).
+/// Synthetic media, with shared images decoded as the kiosk decodes them: by its confined helper,
+/// `secureconsult-decode` (sc-sandbox), one process a file.
 pub(crate) fn kiosk_media() -> Arc<MediaSetup> {
     let mut media = MediaSetup::synthetic(vec!["127.0.0.1:0".into()], Duration::from_secs(30));
     media.decoder =
-        Arc::new(sc_sandbox::Helper::new(sc_e2e::bin("secureconsult-kiosk"), sc_sandbox::HelperLimits::default()));
+        Arc::new(sc_sandbox::Helper::new(sc_e2e::bin(sc_sandbox::PROGRAM), sc_sandbox::HelperLimits::default()));
     Arc::new(media)
 }
 

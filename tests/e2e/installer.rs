@@ -130,9 +130,11 @@ fn issue_14_the_packages_build_pass_lintian_install_into_a_throwaway_root_and_pu
         .arg("-")
         .env("SYSTEMD_CREDENTIAL_SECRET", r.join("var/lib/systemd/credential.secret")));
     assert!(password.len() >= 40 && !std::fs::read_to_string(&cred).expect("cred").contains(&password));
-    for (path, mode) in
-        [("usr/lib/secureconsult/secureconsult-session", 0o755), ("usr/sbin/secureconsult-admin", 0o755)]
-    {
+    for (path, mode) in [
+        ("usr/lib/secureconsult/secureconsult-session", 0o755),
+        ("usr/lib/secureconsult/secureconsult-decode", 0o755),
+        ("usr/sbin/secureconsult-admin", 0o755),
+    ] {
         let m = std::fs::metadata(r.join(path)).expect(path).permissions().mode();
         assert_eq!(m & 0o777, mode, "{path}");
     }

@@ -2,7 +2,7 @@
 //! the kiosk's decoder and by DCMTK's `dcm2pnm`, frame by frame, with the file's own window and
 //! with a min-max window (colour as colour), must agree within one level per pixel. A file either
 //! side cannot render is listed with the reason, never skipped silently. The kiosk's side is the
-//! kiosk binary itself, run as its confined decode helper, as it decodes a share in a call.
+//! kiosk's confined decode helper (`secureconsult-decode`), as it decodes a share in a call.
 
 use dicom_dictionary_std::tags;
 use sc_imaging::{Decoder as _, Error, Frame, Image, Limits, Rendered, Window};
@@ -260,7 +260,7 @@ fn issue_15_every_test_image_renders_as_dcmtk_renders_it() {
     let dir = tempfile::tempdir().expect("a scratch directory");
     let scratch = dir.path().join("dcmtk");
     let mut table = Vec::new();
-    let kiosk = sc_sandbox::Helper::new(sc_e2e::bin("secureconsult-kiosk"), sc_sandbox::HelperLimits::default());
+    let kiosk = sc_sandbox::Helper::new(sc_e2e::bin(sc_sandbox::PROGRAM), sc_sandbox::HelperLimits::default());
     for file in test_set(dir.path()) {
         let bytes = std::fs::read(&file).expect("read");
         let decoded = kiosk.decode(&bytes, &Limits::default());

@@ -116,6 +116,11 @@ async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_t
     assert_eq!(shown["view"]["stack"], 0, "{shown}");
     let screen = screen_where(&c, "the CT", |s| s.width == 128).await;
     assert_eq!(*screen.pixels, rendered(&ct, 0), "the kiosk shows the CT's own pixels");
+    // Uncompressed DICOM went deflated (issue #15 item 6), and came out pixel for pixel.
+    dr.tell(json!({ "do": "sent" })).await;
+    let sent = dr.wait_for("what the page sent", 10, |v| (v["event"] == "sent").then(|| v.clone())).await;
+    let (bytes, wire) = (sent["bytes"].as_f64().unwrap_or(0.0), sent["wire"].as_f64().unwrap_or(f64::MAX));
+    assert!(sent["deflated"] == 1 && wire < bytes * 0.8, "{sent}");
     assert!(screen.caption.contains("CT"), "{}", screen.caption);
     // The consultant's pointer pad shows the laptop's preview: for a 128x128 CT, the very pixels
     // the prisoner sees (issue #15).

@@ -308,3 +308,35 @@ pub fn decoder_bomb(bomb: Bomb) -> Vec<u8> {
     }
     bytes
 }
+
+/// A series of `slices` 512x512 files with a real CT's texture (pydicom's CT_small, 128x128,
+/// tiled 4x4 and shifted by a row a slice), for figures where how well the pixels compress
+/// matters: the synthetic [`write_series`] is flat and compresses far better than a real scan.
+pub fn write_real_series(dir: &std::path::Path, slices: u32) -> Vec<std::path::PathBuf> {
+    let source = dicom_object::open_file(crate::dicom_dir().join("CT_small.dcm")).expect("CT_small.dcm");
+    let pixels = source.element(tags::PIXEL_DATA).expect("pixel data").to_bytes().expect("bytes").into_owned();
+    let (side, tiles) = (128usize, 4usize);
+    (0..slices)
+        .map(|k| {
+            let mut tiled = vec![0u8; side * side * tiles * tiles * 2];
+            for y in 0..side * tiles {
+                let from = ((y + k as usize) % side) * side * 2;
+                for t in 0..tiles {
+                    let to = (y * side * tiles + t * side) * 2;
+                    tiled[to..to + side * 2].copy_from_slice(&pixels[from..from + side * 2]);
+                }
+            }
+            let mut object = source.clone();
+            let instance = format!("2.25.88{}", k + 1);
+            object.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from(instance.as_str())));
+            object.put(DataElement::new(tags::INSTANCE_NUMBER, VR::IS, PrimitiveValue::from((k + 1).to_string())));
+            object.put(DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(512_u16)));
+            object.put(DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(512_u16)));
+            object.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::from(tiled)));
+            object.meta_mut().media_storage_sop_instance_uid = instance;
+            let path = dir.join(format!("real{:03}.dcm", k + 1));
+            object.write_to_file(&path).expect("write a slice");
+            path
+        })
+        .collect()
+}

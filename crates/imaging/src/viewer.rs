@@ -90,6 +90,13 @@ struct Stack {
 struct Incoming {
     share: u32,
     sizes: Vec<u64>,
+    /// Which files travel deflated (empty: none).
+    deflate: Vec<bool>,
+    /// The current file's length on the way: its size, or for a deflated file the length its
+    /// `Deflated` message gave (`None` until then).
+    wire: Option<u64>,
+    /// The sizes of the files already complete.
+    done: u64,
     file: usize,
     buf: Vec<u8>,
     received: u64,
@@ -163,7 +170,8 @@ impl Viewer {
 
     fn handle_text(&mut self, now: Instant, text: &str) -> Vec<FromKiosk> {
         match serde_json::from_str::<ToKiosk>(text) {
-            Ok(ToKiosk::Share { share, sizes }) => self.start_share(now, share, sizes),
+            Ok(ToKiosk::Share { share, sizes, deflate }) => self.start_share(now, share, sizes, deflate),
+            Ok(ToKiosk::Deflated { share, file, bytes }) => self.deflated_length(now, share, file, bytes),
             Ok(ToKiosk::Cancel { share }) => match &self.incoming {
                 Some(i) if i.share == share => self.fail_share("The consultant stopped sending images.".into()),
                 _ => Vec::new(),
@@ -207,7 +215,10 @@ impl Viewer {
             // Left over from a cancelled or replaced share: already in flight, not an error.
             return Vec::new();
         }
-        let expected = incoming.sizes[incoming.file];
+        let Some(expected) = incoming.wire else {
+            let message = format!("The transfer was garbled (file {} arrived before its length).", chunk.file + 1);
+            return self.fail_share(message);
+        };
         let have = incoming.buf.len() as u64;
         if chunk.file as usize != incoming.file
             || u64::from(chunk.offset) != have
@@ -511,7 +522,25 @@ impl Viewer {
         vec![self.shown(false)]
     }
 
-    fn start_share(&mut self, now: Instant, share: u32, sizes: Vec<u64>) -> Vec<FromKiosk> {
+    /// A deflated file's length on the way, just before its chunks.
+    fn deflated_length(&mut self, now: Instant, share: u32, file: u32, bytes: u64) -> Vec<FromKiosk> {
+        let max = self.limits.decode.max_file_bytes as u64;
+        let Some(i) = self.incoming.as_mut().filter(|i| i.share == share) else { return Vec::new() };
+        let expected = i.deflate.get(i.file).copied().unwrap_or(false) && i.wire.is_none() && file as usize == i.file;
+        // A deflated stream is at most a little longer than what it holds; more is not a file.
+        if !expected || bytes > max.saturating_add(max / 64).saturating_add(1024) {
+            let message = format!("The transfer was garbled (an unexpected length for file {}).", file + 1);
+            return self.fail_share(message);
+        }
+        i.wire = Some(bytes);
+        i.last_activity = now;
+        let mut out = Vec::new();
+        // An empty stream completes at once.
+        self.complete_files(&mut out);
+        out
+    }
+
+    fn start_share(&mut self, now: Instant, share: u32, sizes: Vec<u64>, deflate: Vec<bool>) -> Vec<FromKiosk> {
         let mut out = match &self.incoming {
             Some(i) => {
                 let previous = i.share;
@@ -524,6 +553,8 @@ impl Viewer {
         let l = &self.limits;
         let refusal = if sizes.is_empty() {
             Some("The share has no files.".to_owned())
+        } else if !deflate.is_empty() && deflate.len() != sizes.len() {
+            Some("The share was garbled (its files' encodings do not match its files).".to_owned())
         } else if sizes.len() > l.max_files as usize {
             Some(format!("Too many files: {} (this laptop takes up to {} at a time).", sizes.len(), l.max_files))
         } else if let Some((n, s)) = sizes.iter().enumerate().find(|(_, &s)| s > l.decode.max_file_bytes as u64) {
@@ -552,9 +583,13 @@ impl Viewer {
         for s in &mut self.stacks {
             s.series = false;
         }
+        let wire = wire_length(&sizes, &deflate, 0);
         self.incoming = Some(Incoming {
             share,
             sizes,
+            deflate,
+            wire,
+            done: 0,
             file: 0,
             buf: Vec::new(),
             received: 0,
@@ -589,14 +624,25 @@ impl Viewer {
                 }
                 return;
             }
-            if (i.buf.len() as u64) < i.sizes[i.file] {
-                return;
+            match i.wire {
+                Some(wire) if i.buf.len() as u64 >= wire => {}
+                _ => return,
             }
             let bytes = std::mem::take(&mut i.buf);
-            let (share, file) = (i.share, i.file as u32);
+            let (share, file, size) = (i.share, i.file as u32, i.sizes[i.file]);
+            let deflated = i.deflate.get(i.file).copied().unwrap_or(false);
             i.file += 1;
+            i.wire = wire_length(&i.sizes, &i.deflate, i.file);
+            // Progress counts the files' own bytes: a deflated file counts whole once it is in.
+            i.done += size;
+            i.received = i.done;
             i.reported = i.received;
-            match self.add_file(share, file, &bytes) {
+            let added = if deflated {
+                inflate(&bytes, size).and_then(|inflated| self.add_file(share, file, &inflated))
+            } else {
+                self.add_file(share, file, &bytes)
+            };
+            match added {
                 Ok(new_stack) => {
                     if let Some(i) = self.incoming.as_mut() {
                         i.shown += 1;
@@ -701,4 +747,23 @@ impl Viewer {
         self.notice = Some(message.clone());
         vec![FromKiosk::ShareFailed { share: i.share, message }]
     }
+}
+
+/// File `file`'s length on the way, when known before its chunks: its size, unless it is deflated.
+fn wire_length(sizes: &[u64], deflate: &[bool], file: usize) -> Option<u64> {
+    let size = *sizes.get(file)?;
+    (!deflate.get(file).copied().unwrap_or(false)).then_some(size)
+}
+
+/// A deflated file's bytes, which must be exactly `size` of them (the share announced it, and
+/// the limits were checked against it): more is cut off unread, so a deflate bomb costs nothing.
+fn inflate(stream: &[u8], size: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let damaged = || "its compression for the way is damaged".to_owned();
+    let mut out = Vec::with_capacity(usize::try_from(size).map_err(|_| damaged())?);
+    flate2::read::ZlibDecoder::new(stream).take(size.saturating_add(1)).read_to_end(&mut out).map_err(|_| damaged())?;
+    if out.len() as u64 != size {
+        return Err(damaged());
+    }
+    Ok(out)
 }

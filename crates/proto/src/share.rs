@@ -130,8 +130,23 @@ pub enum ToKiosk {
     Share {
         /// The share's number (the consultant counts up from 1).
         share: u32,
-        /// Each file's size in bytes.
+        /// Each file's size in bytes (as the file is, before any compression for the way).
         sizes: Vec<u64>,
+        /// Which files travel zlib-deflated (uncompressed DICOM shrinks: pydicom's CT to 63 %);
+        /// each such file is preceded by a [`ToKiosk::Deflated`] giving its length on the way.
+        /// Empty: none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        deflate: Vec<bool>,
+    },
+    /// The length of a deflated file's stream, sent just before its first chunk (the page
+    /// compresses each file while the one before it is on its way, so it cannot say sooner).
+    Deflated {
+        /// Which share.
+        share: u32,
+        /// Which file of it (from 0).
+        file: u32,
+        /// The deflated stream's length in bytes.
+        bytes: u64,
     },
     /// The consultant stopped sending this share.
     Cancel {

@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
 
 /// When this process was started as the decode helper (`HELPER_ARG MEMORY CPU_SECONDS`), runs it
-/// and returns its exit code; otherwise `None`. Call it first thing in `main`.
+/// and returns its exit code; otherwise `None`.
 pub fn run_if_helper() -> Option<ExitCode> {
     let mut args = std::env::args_os().skip(1);
     if args.next()? != HELPER_ARG {

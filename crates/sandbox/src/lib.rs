@@ -1,5 +1,5 @@
-//! Decoding shared images in a helper process: the kiosk binary run as `decode-helper`, confined
-//! before it reads a byte of the file (a memory and CPU limit, no file system or network through
+//! Decoding shared images in a helper process (`secureconsult-decode`, installed beside the kiosk),
+//! confined before it reads a byte of the file (a memory and CPU limit, no file system or network through
 //! Landlock, a seccomp allow-list of the few system calls decoding needs) and killed at a time
 //! limit. A decoder that crashes, allocates without bound or loops costs that file, not the call.
 //!
@@ -14,7 +14,7 @@ mod parent;
 #[cfg(target_os = "linux")]
 pub use child::probe;
 pub use child::run_if_helper;
-pub use parent::{Helper, HelperLimits};
+pub use parent::{Helper, HelperLimits, PROGRAM};
 
 /// The first argument that makes a binary the decode helper (followed by the memory limit in
 /// bytes and the CPU limit in seconds).

@@ -10,6 +10,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The helper's file name.
+pub const PROGRAM: &str = "secureconsult-decode";
+
 /// How much one helper may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HelperLimits {
@@ -42,14 +45,16 @@ impl Helper {
         Helper { program: Some(program.into()), limits }
     }
 
-    /// This very binary as the helper (the kiosk's case). Should its path be unknowable, files
-    /// are refused rather than decoded unconfined.
-    pub fn this_binary(limits: HelperLimits) -> Self {
-        let program = std::env::current_exe()
-            .inspect_err(
-                |e| tracing::error!(error = %e, "this binary's path is unknown; shared images cannot be decoded"),
-            )
-            .ok();
+    /// The installed helper: `secureconsult-decode` beside this binary (a build tree), else in
+    /// /usr/lib/secureconsult (the .deb). Should neither exist, files are refused rather than
+    /// decoded unconfined.
+    pub fn installed(limits: HelperLimits) -> Self {
+        let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(PROGRAM)));
+        let program =
+            beside.into_iter().chain([PathBuf::from("/usr/lib/secureconsult").join(PROGRAM)]).find(|p| p.is_file());
+        if program.is_none() {
+            tracing::error!("{PROGRAM} is not installed; shared images cannot be decoded");
+        }
         Helper { program, limits }
     }
 

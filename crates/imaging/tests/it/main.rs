@@ -6,6 +6,7 @@
 
 mod cine;
 mod decode;
+mod deflate;
 mod measure;
 mod robustness;
 mod share;

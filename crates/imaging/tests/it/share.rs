@@ -144,11 +144,11 @@ fn share_limits_refuse_clearly_and_keep_what_is_shown() {
     let ct = read("CT_small.dcm");
     share(&mut v, Instant::now(), 1, std::slice::from_ref(&ct));
     let now = Instant::now();
-    let too_many = v.on_text(now, &text(&ToKiosk::Share { share: 2, sizes: vec![10; 4] }));
+    let too_many = v.on_text(now, &text(&ToKiosk::Share { share: 2, sizes: vec![10; 4], deflate: Vec::new() }));
     assert_eq!(share_failed(&too_many), Some("Too many files: 4 (this laptop takes up to 3 at a time)."));
-    let too_big = v.on_text(now, &text(&ToKiosk::Share { share: 3, sizes: vec![60_000, 60_000] }));
+    let too_big = v.on_text(now, &text(&ToKiosk::Share { share: 3, sizes: vec![60_000, 60_000], deflate: Vec::new() }));
     assert!(share_failed(&too_big).is_some_and(|m| m.starts_with("The share is too large")), "{too_big:?}");
-    let file_too_big = v.on_text(now, &text(&ToKiosk::Share { share: 4, sizes: vec![65 << 20] }));
+    let file_too_big = v.on_text(now, &text(&ToKiosk::Share { share: 4, sizes: vec![65 << 20], deflate: Vec::new() }));
     assert!(
         share_failed(&file_too_big).is_some_and(|m| m.starts_with("File 1 is too large: 65 MiB")),
         "{file_too_big:?}"
@@ -268,7 +268,8 @@ fn damaged_message_runs_never_panic_the_viewer() {
     let files = vec![read("CT_small.dcm"), read("MR_small_RLE.dcm"), read("rtdose.dcm")];
     let mut messages: Vec<(bool, Vec<u8>)> = vec![(
         true,
-        text(&ToKiosk::Share { share: 1, sizes: files.iter().map(|f| f.len() as u64).collect() }).into_bytes(),
+        text(&ToKiosk::Share { share: 1, sizes: files.iter().map(|f| f.len() as u64).collect(), deflate: Vec::new() })
+            .into_bytes(),
     )];
     messages.extend(chunks(1, &files).into_iter().map(|c| (false, c)));
     messages.push((true, text(&ToKiosk::View(View { frame: 2, zoom: 3.0, ..View::default() })).into_bytes()));

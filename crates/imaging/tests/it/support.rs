@@ -52,7 +52,10 @@ pub fn chunks(share: u32, files: &[Vec<u8>]) -> Vec<Vec<u8>> {
 
 /// Announces a share of `files`.
 pub fn announce(v: &mut Viewer, now: Instant, share: u32, files: &[Vec<u8>]) -> Vec<FromKiosk> {
-    v.on_text(now, &text(&ToKiosk::Share { share, sizes: files.iter().map(|f| f.len() as u64).collect() }))
+    v.on_text(
+        now,
+        &text(&ToKiosk::Share { share, sizes: files.iter().map(|f| f.len() as u64).collect(), deflate: Vec::new() }),
+    )
 }
 
 /// Announces and sends a whole share; returns every reply.

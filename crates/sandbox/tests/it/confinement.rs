@@ -6,7 +6,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, Output, Stdio};
 
 fn probe(what: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sc-decode-helper"))
+    Command::new(env!("CARGO_BIN_EXE_secureconsult-decode"))
         .args(["probe", what])
         .stdin(Stdio::piped())
         .output()

@@ -68,7 +68,7 @@ fn every_test_file_decodes_through_the_helper_as_in_process() {
 
 #[test]
 fn a_missing_helper_refuses_the_file_in_words() {
-    let helper = sc_sandbox::Helper::new("/nonexistent/sc-decode-helper", HelperLimits::default());
+    let helper = sc_sandbox::Helper::new("/nonexistent/secureconsult-decode", HelperLimits::default());
     let bytes = std::fs::read(sc_e2e::dicom_dir().join("CT_small.dcm")).expect("readable");
     let got = helper.decode(&bytes, &Limits::default());
     assert!(matches!(&got, Err(Error::Sandbox(m)) if m.contains("could not be started")), "{got:?}");

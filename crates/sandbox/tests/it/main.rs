@@ -12,5 +12,5 @@ use sc_sandbox::{Helper, HelperLimits};
 
 /// The helper binary built with this crate.
 pub fn helper(limits: HelperLimits) -> Helper {
-    Helper::new(env!("CARGO_BIN_EXE_sc-decode-helper"), limits)
+    Helper::new(env!("CARGO_BIN_EXE_secureconsult-decode"), limits)
 }
