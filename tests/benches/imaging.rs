@@ -149,17 +149,26 @@ pub(crate) async fn share_figures() {
     for (name, files) in
         [("uncompressed, synthetic", &raw), ("uncompressed, a real CT's texture", &real), ("JPEG 2000", &j2k)]
     {
-        let mut runs: Vec<(f64, f64)> = Vec::new();
-        for _ in 0..3 {
-            runs.push(one_share(&mut dr, files).await);
-        }
-        runs.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let (first, whole) = runs[1];
         let size = mib(files);
-        println!(
-            "image share over a call (loopback TURN), 50-slice 512x512 16-bit CT series, {name} ({size:.1} MiB), median of 3: first slice shown {first:.0} ms, whole series {whole:.0} ms ({:.1} MiB/s)",
-            size / (whole / 1000.0)
-        );
+        // The page deflates uncompressed DICOM on the way (issue #15 item 6); measured beside
+        // the same share sent as it is.
+        for deflate in [false, true] {
+            dr.tell(serde_json::json!({ "do": "deflate", "on": deflate })).await;
+            let mut runs: Vec<(f64, f64)> = Vec::new();
+            for _ in 0..3 {
+                runs.push(one_share(&mut dr, files).await);
+            }
+            dr.tell(serde_json::json!({ "do": "sent" })).await;
+            let sent = dr.wait_for("what the page sent", 10, |v| (v["event"] == "sent").then(|| v.clone())).await;
+            let wire = sent["wire"].as_f64().unwrap_or(0.0) / f64::from(1 << 20);
+            runs.sort_by(|a, b| a.1.total_cmp(&b.1));
+            let (first, whole) = runs[1];
+            println!(
+                "image share over a call (loopback TURN, decoded in the helper), 50-slice 512x512 16-bit CT series, {name} ({size:.1} MiB), {} ({wire:.1} MiB on the way), median of 3: first slice shown {first:.0} ms, whole series {whole:.0} ms ({:.1} MiB/s of files)",
+                if deflate { "deflated" } else { "as it is" },
+                size / (whole / 1000.0)
+            );
+        }
     }
     dr.tell(serde_json::json!({ "do": "end" })).await;
     call.hang_up();

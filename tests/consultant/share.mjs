@@ -3,7 +3,7 @@
 // controls, and reports every reply the laptop sends over the share channel as JSON lines.
 // Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"play"} (play/pause) | {"do":"preset","name":s}
 // | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"pad"} | {"do":"measure","x1":f,"y1":f,"x2":f,"y2":f} | {"do":"window_drag","dx":f,"dy":f} | {"do":"call"}
-// | {"do":"sent"} (what the last share put on the way) | {"do":"scale","by":f} (the camera sender's scaleResolutionDownBy, as Chromium sets itself under load) | {"do":"end"}.
+// | {"do":"sent"} (what the last share put on the way) | {"do":"deflate","on":b} (deflate uncompressed DICOM or not) | {"do":"scale","by":f} (the camera sender's scaleResolutionDownBy, as Chromium sets itself under load) | {"do":"end"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
 import { createInterface } from "node:readline";
 import { admitFirstLaptop, env, say, startDriver } from "./launch.mjs";
@@ -110,6 +110,7 @@ try {
         break;
       }
       case "sent": say("sent", await page.evaluate(() => window.scShare.sent)); break;
+      case "deflate": await page.evaluate((on) => { window.scShare.deflate = on; }, cmd.on); break;
       case "call": {
         const s = await page.evaluate(async () => {
           const pc = window.scCall.pc;

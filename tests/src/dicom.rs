@@ -334,9 +334,25 @@ pub fn write_real_series(dir: &std::path::Path, slices: u32) -> Vec<std::path::P
             object.put(DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(512_u16)));
             object.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::from(tiled)));
             object.meta_mut().media_storage_sop_instance_uid = instance;
+            object.meta_mut().update_information_group_length();
             let path = dir.join(format!("real{:03}.dcm", k + 1));
             object.write_to_file(&path).expect("write a slice");
             path
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_real_series_decodes_as_512_square_slices_that_differ() {
+        let dir = tempfile::tempdir().expect("dir");
+        let files = super::write_real_series(dir.path(), 2);
+        let decode = |p: &std::path::Path| {
+            sc_imaging::decode(&std::fs::read(p).expect("read"), &sc_imaging::Limits::default()).expect("decodes")
+        };
+        let (a, b) = (decode(&files[0]), decode(&files[1]));
+        assert_eq!((a.width, a.height, b.width, b.height), (512, 512, 512, 512));
+        assert!(a.frames != b.frames, "each slice is shifted");
+    }
 }

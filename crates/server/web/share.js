@@ -19,6 +19,8 @@ const state = {
   pc: null, channel: null, nextShare: 1, sending: null, files: new Map(), stacks: [], log: [],
   // What the last share put on the way: files, how many deflated, bytes before and after.
   sent: { share: 0, files: 0, deflated: 0, bytes: 0, wire: 0 },
+  // Whether uncompressed DICOM is deflated on the way (the benchmark turns it off to compare).
+  deflate: true,
   view: { stack: 0, frame: 0, window: { kind: "default" }, zoom: 1, pan_x: 0, pan_y: 0, playing: false },
 };
 window.scShare = state;
@@ -97,7 +99,7 @@ async function shareFiles(list) {
   say(`Sending ${files.length} file${files.length > 1 ? "s" : ""} to the laptop…`);
   let deflate;
   try {
-    deflate = await Promise.all(files.map(plainDicom));
+    deflate = await Promise.all(files.map((f) => (state.deflate ? plainDicom(f) : false)));
   } catch (e) {
     stopSending();
     say(`A file could not be read: ${e.message}`, true);
