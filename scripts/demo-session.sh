@@ -41,7 +41,7 @@ care add-prison "HMP Demo" >/dev/null
 nurse_secret="$(printf '%s\n' "$password" | care add-staff --username nurse.demo --name "Nurse Demo" --role nurse --prison "HMP Demo" | totp_of)"
 consultant_secret="$(printf '%s\n' "$password" | care add-staff --username dr.demo --name "Dr Demo" --role consultant | totp_of)"
 it_secret="$(printf '%s\n' "$password" | care add-staff --username it.demo --name "IT Demo" --role it | totp_of)"
-care add-appointment --consultant dr.demo --prison "HMP Demo" --in-minutes 5 >/dev/null
+care add-appointment --consultant dr.demo --prison "HMP Demo" --in-minutes 5 --patient A1234BC --initials JS >/dev/null
 token="$(care enrol-token --prison "HMP Demo")"
 
 begin "TURN relay (coturn)" "$demo/turn.log"

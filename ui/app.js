@@ -53,6 +53,13 @@ async function loadAppointments() {
       const li = document.createElement("li");
       const label = document.createElement("span");
       label.textContent = `${fmtTime(a.starts_at)}-${fmtTime(a.ends_at)}  ${a.consultant}`;
+      // Who to bring: the nurse checks the prison number and initials before joining.
+      if (a.patient) {
+        const who = document.createElement("strong");
+        who.className = "patient";
+        who.textContent = `Patient ${a.patient.prison_number} (${a.patient.initials.split("").join(".")}.)`;
+        label.append(document.createElement("br"), who);
+      }
       const join = document.createElement("button");
       join.type = "button";
       join.textContent = "Join";

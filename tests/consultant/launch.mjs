@@ -40,6 +40,9 @@ export async function admitFirstLaptop(page) {
   await page.click("#signin button[type=submit]");
   await page.waitForSelector("button[data-appointment]", { timeout: 60000 });
   say("waiting");
+  // A booking that names its patient: the consultant checks them with the nurse, then admits.
+  const confirm = await page.$("input[data-confirm]");
+  if (confirm) { await confirm.check(); say("patient_confirmed"); }
   const admittedAt = Date.now();
   await page.click("button[data-appointment]");
   await page.waitForFunction(() => window.scCall.pc && window.scCall.pc.connectionState === "connected", null, { timeout: 60000 })

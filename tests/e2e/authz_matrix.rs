@@ -114,7 +114,7 @@ async fn issue_13_the_authorization_matrix_holds_for_every_role_prison_and_owner
         // Admit: only the appointment's own consultant (the laptop now waits in `here`).
         let mut owner = consult(&server, "dr.owner", &dr_owner).await;
         let mut other = consult(&server, "dr.else", &dr_else).await;
-        other.send(&ToServer::Admit { appointment_id: here.id }).await;
+        other.send(&ToServer::Admit { appointment_id: here.id, patient_confirmed: false }).await;
         m.check(
             "admit",
             "dr.else (consultant)",
@@ -122,7 +122,7 @@ async fn issue_13_the_authorization_matrix_holds_for_every_role_prison_and_owner
             false,
             allowed(&after_rooms(&mut other).await),
         );
-        owner.send(&ToServer::Admit { appointment_id: here.id }).await;
+        owner.send(&ToServer::Admit { appointment_id: here.id, patient_confirmed: false }).await;
         m.check(
             "admit",
             "dr.owner (consultant)",

@@ -247,7 +247,7 @@ async fn admitted_attempt_answering(
             }
         }
     }
-    doctor.send(&ToServer::Admit { appointment_id: appt.id }).await;
+    doctor.send(&ToServer::Admit { appointment_id: appt.id, patient_confirmed: false }).await;
     let mut answer = Some(answer);
     let reason = async {
         loop {

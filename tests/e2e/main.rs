@@ -8,6 +8,7 @@ mod admin_cli;
 mod authz_matrix;
 mod brick;
 mod call;
+mod clinical_safety;
 mod config_crash;
 mod demo;
 mod faults;

@@ -48,7 +48,7 @@ async fn wait_admit_relay_and_hang_up() {
     let FromServer::WaitingRoom { waiting } = c.recv().await else { panic!("waiting room") };
     assert_eq!((waiting.len(), waiting[0].nurse.as_str()), (1, "Nurse nurse.a"));
 
-    c.send(&ToServer::Admit { appointment_id: appt.id }).await;
+    c.send(&ToServer::Admit { appointment_id: appt.id, patient_confirmed: false }).await;
     let FromServer::Admitted { role, ice_servers, .. } = consultant_next(&mut c).await else { panic!("admitted") };
     assert_eq!(role, Role::Answerer);
     assert!(ice_servers[0].username.ends_with(&format!(":appt{}-consultant", appt.id)));
@@ -101,7 +101,7 @@ async fn the_rules_refuse_with_clear_errors() {
     assert_eq!(error_kind(&next(&mut k).await), "not_found");
     k.send(&ToServer::Join { room_code: later.room_code.clone() }).await.expect("send");
     assert_eq!(error_kind(&next(&mut k).await), "not_now");
-    k.send(&ToServer::Admit { appointment_id: ours.id }).await.expect("send");
+    k.send(&ToServer::Admit { appointment_id: ours.id, patient_confirmed: false }).await.expect("send");
     assert_eq!(error_kind(&next(&mut k).await), "forbidden", "a laptop cannot admit");
 
     k.send(&ToServer::Join { room_code: ours.room_code.clone() }).await.expect("send");
@@ -111,7 +111,7 @@ async fn the_rules_refuse_with_clear_errors() {
     assert_eq!(error_kind(&next(&mut k2).await), "occupied", "a second laptop cannot take the room");
 
     let mut intruder = consultant_in(&server, "dr.no", &other_dr).await;
-    intruder.send(&ToServer::Admit { appointment_id: ours.id }).await;
+    intruder.send(&ToServer::Admit { appointment_id: ours.id, patient_confirmed: false }).await;
     assert_eq!(
         error_kind(&consultant_next(&mut intruder).await),
         "forbidden",
@@ -172,7 +172,7 @@ async fn a_vanished_laptop_is_announced() {
     let mut k = signalling(&kiosk).await.expect("signalling");
     k.send(&ToServer::Join { room_code: appt.room_code.clone() }).await.expect("send");
     next(&mut k).await;
-    c.send(&ToServer::Admit { appointment_id: appt.id }).await;
+    c.send(&ToServer::Admit { appointment_id: appt.id, patient_confirmed: false }).await;
     assert!(matches!(consultant_next(&mut c).await, FromServer::Admitted { .. }));
     drop(k);
     assert_eq!(consultant_next(&mut c).await, FromServer::PeerLeft);
@@ -196,7 +196,7 @@ async fn issue_13_locking_or_bricking_closes_the_laptop_s_signalling_and_call_at
     let mut k2 = signalling(&kiosk).await.expect("a second connection");
     k2.send(&ToServer::Join { room_code: other.room_code.clone() }).await.expect("send");
     assert_eq!(error_kind(&next(&mut k2).await), "laptop_elsewhere");
-    c.send(&ToServer::Admit { appointment_id: appt.id }).await;
+    c.send(&ToServer::Admit { appointment_id: appt.id, patient_confirmed: false }).await;
     assert!(matches!(consultant_next(&mut c).await, FromServer::Admitted { .. }));
     assert!(matches!(next(&mut k).await, FromServer::Admitted { .. }));
 
@@ -252,7 +252,7 @@ async fn issue_15_a_share_is_audited_under_its_call_and_only_as_counts() {
 
     k.send(&ToServer::Join { room_code: appt.room_code.clone() }).await.expect("send");
     next(&mut k).await;
-    c.send(&ToServer::Admit { appointment_id: appt.id }).await;
+    c.send(&ToServer::Admit { appointment_id: appt.id, patient_confirmed: false }).await;
     assert!(matches!(consultant_next(&mut c).await, FromServer::Admitted { .. }));
     next(&mut k).await;
 
@@ -285,4 +285,54 @@ fn dr_id(server: &CareServer, username: &str) -> i64 {
         .db()
         .query_row("SELECT id FROM staff WHERE username = ?1", [username], |r| r.get(0))
         .expect("the consultant's id")
+}
+
+/// Issue #16 item 0 (the wrong-patient hazard, docs/clinical-safety.md H3): a booking names its
+/// patient by prison number and initials; the nurse's list and the consultant's show them (and
+/// the other prison's laptop sees nothing of it), and the consultant cannot admit until they say
+/// they have checked who is there, which is audited.
+#[tokio::test]
+async fn issue_16_a_booked_patient_is_shown_to_nurse_and_consultant_who_confirms_before_admitting() {
+    let server = CareServer::start().await;
+    let dr = server.add_consultant("dr.who", "Dr Who");
+    server.add_prison("HMP Elsewhere");
+    let appt = server.add_booking("dr.who", "HMP Testshire", 0, "A1234BC", "JS");
+    let (_laptop, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;
+    let listed = kiosk.appointments().await.expect("appointments");
+    let patient = listed.iter().find(|a| a.id == appt.id).and_then(|a| a.patient.clone()).expect("the patient");
+    assert_eq!((patient.prison_number.as_str(), patient.initials.as_str()), ("A1234BC", "JS"));
+    let (_other, elsewhere) = unlocked(&server, "HMP Elsewhere", "nurse.b").await;
+    assert!(elsewhere.appointments().await.expect("appointments").is_empty(), "another prison's laptop sees none");
+
+    let cookie = consultant::login(&server.url, &server.ca_der, "dr.who", &CareServer::code(&dr)).await.expect("login");
+    let page: serde_json::Value = reqwest::Client::builder()
+        .tls_backend_preconfigured(sc_core::tls::pinned(&server.ca_der).expect("tls"))
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(format!("{}/v1/consult/appointments", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page[0]["patient"], serde_json::json!({ "prison_number": "A1234BC", "initials": "JS" }), "{page}");
+
+    // The same sign-in (a TOTP code is good once): the page's WebSocket.
+    let mut c = consultant::connect(&server.url, &server.ca_der, &cookie, &server.url.clone()).await.expect("connect");
+    assert!(matches!(c.recv().await, FromServer::WaitingRoom { .. }));
+    let mut k = signalling(&kiosk).await.expect("signalling");
+    k.send(&ToServer::Join { room_code: appt.room_code.clone() }).await.expect("send");
+    assert!(matches!(next(&mut k).await, FromServer::Waiting { .. }));
+    c.send(&ToServer::Admit { appointment_id: appt.id, patient_confirmed: false }).await;
+    let refused = consultant_next(&mut c).await;
+    assert_eq!(error_kind(&refused), "confirm_patient", "{refused:?}");
+    c.send(&ToServer::Admit { appointment_id: appt.id, patient_confirmed: true }).await;
+    assert!(matches!(consultant_next(&mut c).await, FromServer::Admitted { .. }));
+    let audit = sc_server::audit::tail(&server.state.db(), 50).expect("audit");
+    let confirmed = audit.iter().find(|r| r.event == "patient_confirmed").expect("the check is audited");
+    let detail = confirmed.detail.clone().unwrap_or_default();
+    assert!(detail.contains(&format!("appointment={}", appt.id)) && !detail.contains("A1234BC"), "{detail}");
 }

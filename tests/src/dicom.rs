@@ -310,7 +310,7 @@ pub fn decoder_bomb(bomb: Bomb) -> Vec<u8> {
 }
 
 /// A series of `slices` 512x512 files with a real CT's texture (pydicom's CT_small, 128x128,
-/// tiled 4x4 and shifted by a row a slice), for figures where how well the pixels compress
+/// tiled 4x4, each tile and each slice shifted by some rows), for figures where how well the pixels compress
 /// matters: the synthetic [`write_series`] is flat and compresses far better than a real scan.
 pub fn write_real_series(dir: &std::path::Path, slices: u32) -> Vec<std::path::PathBuf> {
     let source = dicom_object::open_file(crate::dicom_dir().join("CT_small.dcm")).expect("CT_small.dcm");
@@ -320,8 +320,11 @@ pub fn write_real_series(dir: &std::path::Path, slices: u32) -> Vec<std::path::P
         .map(|k| {
             let mut tiled = vec![0u8; side * side * tiles * tiles * 2];
             for y in 0..side * tiles {
-                let from = ((y + k as usize) % side) * side * 2;
                 for t in 0..tiles {
+                    // Each tile starts 37 rows further on: 37 rows of 1 KiB put repeats beyond
+                    // deflate's 32 KiB window, so the series compresses as the scan does, not as
+                    // a copy of itself.
+                    let from = ((y + k as usize + t * 37) % side) * side * 2;
                     let to = (y * side * tiles + t * side) * 2;
                     tiled[to..to + side * 2].copy_from_slice(&pixels[from..from + side * 2]);
                 }

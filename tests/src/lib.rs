@@ -128,7 +128,24 @@ impl CareServer {
 
     /// Books an appointment starting `in_minutes` from now, 30 minutes long.
     pub fn add_appointment(&self, consultant: &str, prison: &str, in_minutes: i64) -> admin::NewAppointment {
-        admin::add_appointment(&self.state.db(), consultant, prison, now() + in_minutes * 60, 30, now())
+        admin::add_appointment(&self.state.db(), consultant, prison, now() + in_minutes * 60, 30, None, now())
+            .expect("appointment")
+    }
+
+    /// As [`Self::add_appointment`], for the patient with `prison_number` and `initials`.
+    pub fn add_booking(
+        &self,
+        consultant: &str,
+        prison: &str,
+        in_minutes: i64,
+        prison_number: &str,
+        initials: &str,
+    ) -> admin::NewAppointment {
+        let patient = sc_proto::signal::Patient {
+            prison_number: prison_number.to_owned().try_into().expect("a prison number"),
+            initials: initials.to_owned().try_into().expect("initials"),
+        };
+        admin::add_appointment(&self.state.db(), consultant, prison, now() + in_minutes * 60, 30, Some(&patient), now())
             .expect("appointment")
     }
 

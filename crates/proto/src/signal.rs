@@ -51,6 +51,99 @@ pub struct Appointment {
     pub starts_at: i64,
     /// End, Unix seconds.
     pub ends_at: i64,
+    /// Who it is for, when the booking says (older bookings and the command line's may not).
+    /// Boxed: most messages carry none, and every signalling message is sized for the largest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<Box<Patient>>,
+}
+
+/// Who an appointment is for: the least the nurse needs to bring the right person and the
+/// consultant needs to confirm them (a prison number and initials; no name, nothing clinical).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Patient {
+    /// The prison number (England and Wales: a letter, four digits, two letters, e.g. A1234BC).
+    pub prison_number: PrisonNumber,
+    /// The patient's initials (one to three letters).
+    pub initials: Initials,
+}
+
+/// A prison number, checked when parsed: one letter, four digits, two letters, upper case.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PrisonNumber(String);
+
+impl TryFrom<String> for PrisonNumber {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let s = s.trim().to_ascii_uppercase();
+        let b = s.as_bytes();
+        let ok = b.len() == 7
+            && b[0].is_ascii_uppercase()
+            && b[1..5].iter().all(u8::is_ascii_digit)
+            && b[5..].iter().all(u8::is_ascii_uppercase);
+        if ok {
+            Ok(PrisonNumber(s))
+        } else {
+            Err("a prison number is a letter, four digits and two letters, e.g. A1234BC".into())
+        }
+    }
+}
+
+impl From<PrisonNumber> for String {
+    fn from(n: PrisonNumber) -> String {
+        n.0
+    }
+}
+
+impl PrisonNumber {
+    /// The number, upper case.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PrisonNumber {
+    // It identifies a person: never in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrisonNumber(..)")
+    }
+}
+
+/// A patient's initials, checked when parsed: one to three letters, upper case.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Initials(String);
+
+impl TryFrom<String> for Initials {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let s: String = s.chars().filter(|c| !matches!(c, '.' | ' ')).collect::<String>().to_ascii_uppercase();
+        if (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Initials(s))
+        } else {
+            Err("initials are one to three letters".into())
+        }
+    }
+}
+
+impl From<Initials> for String {
+    fn from(i: Initials) -> String {
+        i.0
+    }
+}
+
+impl Initials {
+    /// The letters, upper case, without dots.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Initials {
+    // With a prison's name and a time, identifying: never in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Initials(..)")
+    }
 }
 
 /// How a peer's connection is doing, as both screens show it (and what the other side should send).
@@ -79,6 +172,10 @@ pub enum ToServer {
     Admit {
         /// The appointment.
         appointment_id: i64,
+        /// The consultant has checked with the nurse that the patient is the booking's (prison
+        /// number and initials); required when the appointment names a patient.
+        #[serde(default)]
+        patient_confirmed: bool,
     },
     /// An SDP offer for the other peer.
     Offer {
@@ -224,5 +321,29 @@ mod tests {
         assert_eq!(q, r#"{"type":"quality","quality":"sound_only"}"#);
         let m: ToServer = serde_json::from_str(r#"{"type":"quality","quality":"weak"}"#).expect("page quality");
         assert_eq!(m, ToServer::Quality { quality: LinkQuality::Weak });
+    }
+
+    #[test]
+    fn issue_16_a_patient_reference_is_parsed_or_refused_and_never_printed() {
+        let p: Patient = serde_json::from_str(r#"{"prison_number":" a1234bc ","initials":"j.s."}"#).expect("parses");
+        assert_eq!((p.prison_number.as_str(), p.initials.as_str()), ("A1234BC", "JS"));
+        assert_eq!(serde_json::to_string(&p).expect("json"), r#"{"prison_number":"A1234BC","initials":"JS"}"#);
+        for bad in [
+            r#"{"prison_number":"A123BC","initials":"JS"}"#,
+            r#"{"prison_number":"11234BC","initials":"JS"}"#,
+            r#"{"prison_number":"A1234BC","initials":""}"#,
+            r#"{"prison_number":"A1234BC","initials":"ABCD"}"#,
+            r#"{"prison_number":"A1234BC","initials":"J5"}"#,
+        ] {
+            assert!(serde_json::from_str::<Patient>(bad).is_err(), "{bad}");
+        }
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("A1234BC") && !shown.contains("JS"), "{shown}");
+        // An appointment without one (older bookings) still parses.
+        let a: Appointment = serde_json::from_str(
+            r#"{"id":1,"room_code":"x","consultant":"Dr","prison":"HMP","starts_at":0,"ends_at":1}"#,
+        )
+        .expect("parses");
+        assert_eq!(a.patient, None);
     }
 }

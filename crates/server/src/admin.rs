@@ -295,6 +295,7 @@ pub fn add_appointment(
     prison: &str,
     starts_at: i64,
     minutes: i64,
+    patient: Option<&sc_proto::signal::Patient>,
     now: i64,
 ) -> Result<NewAppointment, Error> {
     let staff =
@@ -307,7 +308,17 @@ pub fn add_appointment(
     }
     let prison = db::prison_by_name(c, prison)?;
     let room_code = room_code()?;
-    let id = db::insert_appointment(c, staff.id, prison.id, starts_at, starts_at + minutes * 60, &room_code)?;
+    let id = db::insert_appointment(
+        c,
+        &db::NewAppointmentRow {
+            consultant_id: staff.id,
+            prison_id: prison.id,
+            starts_at,
+            ends_at: starts_at + minutes * 60,
+            room_code: &room_code,
+            patient,
+        },
+    )?;
     audit::record(
         c,
         now,

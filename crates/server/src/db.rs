@@ -77,7 +77,10 @@ CREATE TABLE IF NOT EXISTS appointments (
     prison_id INTEGER NOT NULL REFERENCES prisons(id),
     starts_at INTEGER NOT NULL,
     ends_at INTEGER NOT NULL,
-    room_code TEXT NOT NULL UNIQUE
+    room_code TEXT NOT NULL UNIQUE,
+    -- Who it is for (sc_proto::signal::Patient), when the booking says.
+    patient_number TEXT,
+    patient_initials TEXT
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
@@ -207,6 +210,11 @@ fn add_missing_columns(conn: &Connection) -> Result<(), Error> {
         })?;
     if table_exists && !has("staff", "disabled_at")? {
         conn.execute_batch("ALTER TABLE staff ADD COLUMN disabled_at INTEGER;")?;
+    }
+    if table_exists && !has("appointments", "patient_number")? {
+        conn.execute_batch(
+            "ALTER TABLE appointments ADD COLUMN patient_number TEXT; ALTER TABLE appointments ADD COLUMN patient_initials TEXT;",
+        )?;
     }
     Ok(())
 }
@@ -797,7 +805,8 @@ pub struct AppointmentRow {
 }
 
 const APPOINTMENT_SELECT: &str =
-    "SELECT a.id, a.room_code, s.display_name, p.name, a.starts_at, a.ends_at, a.consultant_id, a.prison_id
+    "SELECT a.id, a.room_code, s.display_name, p.name, a.starts_at, a.ends_at, a.consultant_id, a.prison_id,
+            a.patient_number, a.patient_initials
      FROM appointments a JOIN staff s ON s.id = a.consultant_id JOIN prisons p ON p.id = a.prison_id";
 
 fn appointment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppointmentRow> {
@@ -809,24 +818,52 @@ fn appointment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppointmentRo
             prison: r.get(3)?,
             starts_at: r.get(4)?,
             ends_at: r.get(5)?,
+            patient: patient_from(r.get(8)?, r.get(9)?),
         },
         consultant_id: r.get(6)?,
         prison_id: r.get(7)?,
     })
 }
 
+/// The stored patient reference; both parts are written parsed, so a row that no longer parses
+/// has been edited outside the server and is shown as no reference rather than a wrong one.
+fn patient_from(number: Option<String>, initials: Option<String>) -> Option<Box<sc_proto::signal::Patient>> {
+    let patient =
+        sc_proto::signal::Patient { prison_number: number?.try_into().ok()?, initials: initials?.try_into().ok()? };
+    Some(Box::new(patient))
+}
+
+/// A new appointment's row.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAppointmentRow<'a> {
+    /// The consultant's staff id.
+    pub consultant_id: i64,
+    /// The prison's id.
+    pub prison_id: i64,
+    /// Start, Unix seconds.
+    pub starts_at: i64,
+    /// End, Unix seconds.
+    pub ends_at: i64,
+    /// The room code.
+    pub room_code: &'a str,
+    /// Who it is for.
+    pub patient: Option<&'a sc_proto::signal::Patient>,
+}
+
 /// Adds an appointment.
-pub fn insert_appointment(
-    c: &Connection,
-    consultant_id: i64,
-    prison_id: i64,
-    starts_at: i64,
-    ends_at: i64,
-    room_code: &str,
-) -> Result<i64, Error> {
+pub fn insert_appointment(c: &Connection, a: &NewAppointmentRow<'_>) -> Result<i64, Error> {
     c.execute(
-        "INSERT INTO appointments (consultant_id, prison_id, starts_at, ends_at, room_code) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![consultant_id, prison_id, starts_at, ends_at, room_code],
+        "INSERT INTO appointments (consultant_id, prison_id, starts_at, ends_at, room_code, patient_number, patient_initials)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            a.consultant_id,
+            a.prison_id,
+            a.starts_at,
+            a.ends_at,
+            a.room_code,
+            a.patient.map(|p| p.prison_number.as_str()),
+            a.patient.map(|p| p.initials.as_str())
+        ],
     )?;
     Ok(c.last_insert_rowid())
 }

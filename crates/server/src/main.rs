@@ -78,6 +78,13 @@ enum Command {
         /// Start this many minutes from now (when --at is not given).
         #[arg(long, default_value_t = 0)]
         in_minutes: i64,
+        /// The patient's prison number (e.g. A1234BC), shown to the nurse and the consultant to
+        /// check they have the right person; with --initials.
+        #[arg(long, requires = "initials")]
+        patient: Option<String>,
+        /// The patient's initials, with --patient.
+        #[arg(long, requires = "patient")]
+        initials: Option<String>,
         /// Length in minutes.
         #[arg(long, default_value_t = 30)]
         minutes: i64,
@@ -265,10 +272,25 @@ fn run(cli: Cli) -> Result<(), Error> {
             let token = admin::issue_enrol_token(&conn, &keys.ca_der, &prison, ttl, now())?;
             println!("{token}");
         }
-        Command::AddAppointment { consultant, prison, at, in_minutes, minutes } => {
+        Command::AddAppointment { consultant, prison, at, in_minutes, minutes, patient, initials } => {
             let now = now();
             let starts = at.unwrap_or(now + in_minutes * 60);
-            let a = admin::add_appointment(&database(&config)?, &consultant, &prison, starts, minutes, now)?;
+            let patient = match (patient, initials) {
+                (Some(number), Some(initials)) => Some(sc_proto::signal::Patient {
+                    prison_number: number.try_into().map_err(Error::BadRequest)?,
+                    initials: initials.try_into().map_err(Error::BadRequest)?,
+                }),
+                _ => None,
+            };
+            let a = admin::add_appointment(
+                &database(&config)?,
+                &consultant,
+                &prison,
+                starts,
+                minutes,
+                patient.as_ref(),
+                now,
+            )?;
             println!("appointment {} room code {}", a.id, a.room_code);
         }
         Command::ListDevices { json } => {

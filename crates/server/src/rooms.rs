@@ -433,6 +433,7 @@ mod tests {
             prison: "HMP".into(),
             starts_at: 0,
             ends_at: 1,
+            patient: None,
         }
     }
 

@@ -186,13 +186,27 @@ fn join(state: &AppState, conn: u64, who: &Who, tx: &Tx, room_code: &str) -> Res
     state.hub.join(peer, &appt.view, appt.consultant_id).map_err(|e| e.to_message())
 }
 
-fn admit(state: &AppState, conn: u64, who: &Who, appointment_id: i64) -> Result<(), FromServer> {
+fn admit(
+    state: &AppState,
+    conn: u64,
+    who: &Who,
+    appointment_id: i64,
+    patient_confirmed: bool,
+) -> Result<(), FromServer> {
     let Who::Consultant(me, _) = who else { return Err(error("forbidden", "only a consultant admits")) };
     let appt = db::appointment(&state.db(), appointment_id)
         .map_err(|_| error("unavailable", "try again"))?
         .ok_or_else(|| error("not_found", "No such appointment."))?;
     if appt.consultant_id != me.staff_id {
         return Err(RoomError::Forbidden.to_message());
+    }
+    // The wrong-patient hazard (docs/clinical-safety.md H3): a booking that names its patient is
+    // admitted only once the consultant says they checked who is there.
+    if appt.view.patient.is_some() && !patient_confirmed {
+        return Err(error(
+            "confirm_patient",
+            "Check the patient's prison number and initials with the nurse, tick that you have, then admit.",
+        ));
     }
     let turn = &state.config.turn;
     if turn.secret.is_empty() || turn.urls.is_empty() {
@@ -213,6 +227,18 @@ fn admit(state: &AppState, conn: u64, who: &Who, appointment_id: i64) -> Result<
     };
     let call = state.hub.admit(conn, appointment_id, admitted).map_err(|e| e.to_message())?;
     audit_call(state, "call_started", &call);
+    if patient_confirmed {
+        let entry = audit::Entry {
+            event: "patient_confirmed",
+            outcome: "ok",
+            device_id: Some(&call.device_id),
+            detail: Some(format!("appointment={appointment_id} consultant={}", call.consultant_id)),
+            ..Default::default()
+        };
+        if let Err(e) = audit::record(&state.db(), state.now(), &entry) {
+            tracing::error!(error = %e, "audit of a patient check failed");
+        }
+    }
     Ok(())
 }
 
@@ -279,7 +305,9 @@ fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
     };
     let result = match msg {
         ToServer::Join { room_code } => join(state, conn, who, tx, &room_code),
-        ToServer::Admit { appointment_id } => admit(state, conn, who, appointment_id),
+        ToServer::Admit { appointment_id, patient_confirmed } => {
+            admit(state, conn, who, appointment_id, patient_confirmed)
+        }
         ToServer::Offer { sdp } => state.hub.relay(conn, FromServer::Offer { sdp }).map_err(|e| e.to_message()),
         ToServer::Answer { sdp } => state.hub.relay(conn, FromServer::Answer { sdp }).map_err(|e| e.to_message()),
         ToServer::Candidate { candidate } => {

@@ -38,7 +38,8 @@ function renderRooms() {
   for (const a of state.appointments) {
     const tr = document.createElement("tr");
     const waiting = state.waiting.find((w) => w.appointment_id === a.id);
-    for (const text of [`${fmtTime(a.starts_at)}-${fmtTime(a.ends_at)}`, a.prison, a.room_code, waiting ? `Laptop waiting (${waiting.nurse})` : "-"]) {
+    const patient = a.patient ? `${a.patient.prison_number} ${a.patient.initials.split("").join(".")}.` : "-";
+    for (const text of [`${fmtTime(a.starts_at)}-${fmtTime(a.ends_at)}`, a.prison, patient, a.room_code, waiting ? `Laptop waiting (${waiting.nurse})` : "-"]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
@@ -48,7 +49,20 @@ function renderRooms() {
       const b = document.createElement("button");
       b.textContent = "Admit";
       b.dataset.appointment = String(a.id);
-      b.addEventListener("click", () => send({ type: "admit", appointment_id: a.id }));
+      // A booked patient is admitted only once the consultant has checked who is there with the
+      // nurse (the wrong-patient hazard, docs/clinical-safety.md H3).
+      let checked = null;
+      if (a.patient) {
+        const label = document.createElement("label");
+        checked = document.createElement("input");
+        checked.type = "checkbox";
+        checked.dataset.confirm = String(a.id);
+        label.append(checked, ` I have checked with the nurse: ${patient}`);
+        b.disabled = true;
+        checked.addEventListener("change", () => { b.disabled = !checked.checked; });
+        td.append(label, " ");
+      }
+      b.addEventListener("click", () => send({ type: "admit", appointment_id: a.id, patient_confirmed: !!(checked && checked.checked) }));
       td.append(b);
     }
     tr.append(td);

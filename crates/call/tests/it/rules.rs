@@ -108,6 +108,7 @@ fn appointment() -> Appointment {
         prison: "HMP Testshire".into(),
         starts_at: 0,
         ends_at: 3600,
+        patient: None,
     }
 }
 

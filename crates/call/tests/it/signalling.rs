@@ -61,5 +61,6 @@ fn sample_appointment() -> sc_proto::signal::Appointment {
         prison: "P".into(),
         starts_at: 0,
         ends_at: 1,
+        patient: None,
     }
 }
