@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub, reason = "support modules share items across the test binary")]
 
+mod accessibility;
 mod activation;
 mod admin_cli;
 mod authz_matrix;

@@ -224,3 +224,16 @@ impl Driver {
         spawn(cmd, "admin.mjs", server, username, secret)
     }
 }
+
+impl Driver {
+    /// Audits the consultant's page (as `consultant`), the admin page (as `it`) and the kiosk's
+    /// own page with axe-core (tests/consultant/a11y.mjs); reports `audit` per page, then `done`.
+    /// Must run within a Tokio runtime.
+    pub fn audit(server: &CareServer, consultant: (&str, &str), (it_user, it_secret): (&str, &str)) -> Self {
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.env("SC_IT_USER", it_user)
+            .env("SC_IT_CODE", CareServer::code(it_secret))
+            .env("SC_KIOSK_UI", crate::repo_root().join("ui"));
+        spawn(cmd, "a11y.mjs", server, consultant.0, consultant.1)
+    }
+}
