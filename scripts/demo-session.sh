@@ -39,7 +39,7 @@ begin "care server data" "$demo/server.log"
 care init >/dev/null
 care add-prison "HMP Demo" >/dev/null
 nurse_secret="$(printf '%s\n' "$password" | care add-staff --username nurse.demo --name "Nurse Demo" --role nurse --prison "HMP Demo" | totp_of)"
-consultant_secret="$(printf '%s\n' "$password" | care add-staff --username dr.demo --name "Dr Demo" --role consultant | totp_of)"
+consultant_secret="$(printf '%s\n' "$password" | care add-staff --username dr.demo --name "Dr Demo" --role consultant --hospital "St Demo Hospital" | totp_of)"
 it_secret="$(printf '%s\n' "$password" | care add-staff --username it.demo --name "IT Demo" --role it | totp_of)"
 care add-appointment --consultant dr.demo --prison "HMP Demo" --in-minutes 5 --patient A1234BC --initials JS >/dev/null
 token="$(care enrol-token --prison "HMP Demo")"

@@ -96,6 +96,7 @@ $("room-form").addEventListener("submit", (ev) => {
 });
 
 const toggles = { mute: ["Mute", "Unmute"], camera: ["Camera off", "Camera on"], "audio-only": ["Audio only", "Video on"] };
+let withWhom = null;
 function renderCall(phase) {
   const inCall = phase.phase === "in_call" || phase.phase === "connecting";
   const screen = inCall ? "call" : "waiting";
@@ -103,7 +104,20 @@ function renderCall(phase) {
   current = { screen };
   show(screen);
   if (phase.phase === "joining") $("waiting-text").textContent = "Joining the waiting room…";
-  if (phase.phase === "waiting") $("waiting-text").textContent = `Waiting for ${phase.appointment.consultant} to let you in.`;
+  // Who the call is with, named while waiting and on the call screen (the phases after waiting
+  // do not repeat the appointment).
+  if (phase.appointment) withWhom = phase.appointment;
+  if (phase.phase === "waiting") {
+    const from = withWhom.consultant_hospital ? ` (${withWhom.consultant_hospital})` : "";
+    $("waiting-text").textContent = `Waiting for ${withWhom.consultant}${from} to let you in.`;
+  }
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = withWhom ? `With ${withWhom.consultant}` : "";
+  const where = document.createElement("span");
+  where.className = "where";
+  where.textContent = (withWhom && withWhom.consultant_hospital) || "";
+  $("call-with").replaceChildren(who, where);
   if (phase.phase === "connecting") $("call-phase").textContent = "Connecting…";
   if (phase.phase === "in_call") {
     // The connection indicator: a dot coloured by quality beside the words.

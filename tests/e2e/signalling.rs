@@ -290,17 +290,21 @@ fn dr_id(server: &CareServer, username: &str) -> i64 {
 /// Issue #16 item 0 (the wrong-patient hazard, docs/clinical-safety.md H3): a booking names its
 /// patient by prison number and initials; the nurse's list and the consultant's show them (and
 /// the other prison's laptop sees nothing of it), and the consultant cannot admit until they say
-/// they have checked who is there, which is audited.
+/// they have checked who is there, which is audited. Item 3: the laptop is told the consultant's
+/// hospital, which its call screen names.
 #[tokio::test]
-async fn issue_16_a_booked_patient_is_shown_to_nurse_and_consultant_who_confirms_before_admitting() {
+async fn issue_16_a_booked_patient_and_the_consultants_hospital_are_shown_and_the_patient_confirmed_before_admitting() {
     let server = CareServer::start().await;
-    let dr = server.add_consultant("dr.who", "Dr Who");
+    let dr = server.add_consultant_of("dr.who", "Dr Who", "St Elsewhere Hospital");
     server.add_prison("HMP Elsewhere");
     let appt = server.add_booking("dr.who", "HMP Testshire", 0, "A1234BC", "JS");
     let (_laptop, kiosk) = unlocked(&server, "HMP Testshire", "nurse.a").await;
     let listed = kiosk.appointments().await.expect("appointments");
     let patient = listed.iter().find(|a| a.id == appt.id).and_then(|a| a.patient.clone()).expect("the patient");
     assert_eq!((patient.prison_number.as_str(), patient.initials.as_str()), ("A1234BC", "JS"));
+    // Item 3: the nurse and prisoner are told who they will talk to, and from where.
+    let hospital = listed.iter().find(|a| a.id == appt.id).and_then(|a| a.consultant_hospital.clone());
+    assert_eq!(hospital.as_deref(), Some("St Elsewhere Hospital"));
     let (_other, elsewhere) = unlocked(&server, "HMP Elsewhere", "nurse.b").await;
     assert!(elsewhere.appointments().await.expect("appointments").is_empty(), "another prison's laptop sees none");
 
@@ -325,7 +329,8 @@ async fn issue_16_a_booked_patient_is_shown_to_nurse_and_consultant_who_confirms
     assert!(matches!(c.recv().await, FromServer::WaitingRoom { .. }));
     let mut k = signalling(&kiosk).await.expect("signalling");
     k.send(&ToServer::Join { room_code: appt.room_code.clone() }).await.expect("send");
-    assert!(matches!(next(&mut k).await, FromServer::Waiting { .. }));
+    let FromServer::Waiting { appointment } = next(&mut k).await else { panic!("waiting") };
+    assert_eq!(appointment.consultant_hospital.as_deref(), Some("St Elsewhere Hospital"));
     c.send(&ToServer::Admit { appointment_id: appt.id, patient_confirmed: false }).await;
     let refused = consultant_next(&mut c).await;
     assert_eq!(error_kind(&refused), "confirm_patient", "{refused:?}");

@@ -110,19 +110,33 @@ impl CareServer {
 
     /// Adds a nurse of `prison`; returns the TOTP secret.
     pub fn add_nurse(&self, username: &str, display: &str, prison: &str) -> String {
-        let spec = admin::StaffSpec { username, display_name: display, role: "nurse", prison: Some(prison) };
+        let spec =
+            admin::StaffSpec { username, display_name: display, role: "nurse", prison: Some(prison), hospital: None };
         admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now()).expect("staff").totp_secret
     }
 
     /// Adds a consultant; returns the TOTP secret.
     pub fn add_consultant(&self, username: &str, display: &str) -> String {
-        let spec = admin::StaffSpec { username, display_name: display, role: "consultant", prison: None };
+        let spec =
+            admin::StaffSpec { username, display_name: display, role: "consultant", prison: None, hospital: None };
         admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now()).expect("consultant").totp_secret
+    }
+
+    /// As [`Self::add_consultant`], working at `hospital`.
+    pub fn add_consultant_of(&self, username: &str, display: &str, hospital: &str) -> String {
+        let spec = admin::StaffSpec {
+            username,
+            display_name: display,
+            role: "consultant",
+            prison: None,
+            hospital: Some(hospital),
+        };
+        admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now()).expect("staff").totp_secret
     }
 
     /// Adds an IT staff member; returns the TOTP secret.
     pub fn add_it(&self, username: &str, display: &str) -> String {
-        let spec = admin::StaffSpec { username, display_name: display, role: "it", prison: None };
+        let spec = admin::StaffSpec { username, display_name: display, role: "it", prison: None, hospital: None };
         admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, now()).expect("IT staff").totp_secret
     }
 

@@ -45,6 +45,10 @@ pub struct Appointment {
     pub room_code: String,
     /// The consultant's display name.
     pub consultant: String,
+    /// The consultant's hospital, when IT recorded it (the kiosk's call screen names it). Boxed
+    /// for the same reason as `patient`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consultant_hospital: Option<Box<str>>,
     /// The prison's name.
     pub prison: String,
     /// Start, Unix seconds.

@@ -1,9 +1,12 @@
 //! The helper's side: confine this process, then read one request on stdin, decode it and write
 //! the reply on stdout. Nothing is read before the confinement is in force.
 
-use crate::HELPER_ARG;
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
+
+/// The first argument that makes a binary the decode helper (followed by the memory limit in
+/// bytes and the CPU limit in seconds).
+pub const HELPER_ARG: &str = "decode-helper";
 
 /// When this process was started as the decode helper (`HELPER_ARG MEMORY CPU_SECONDS`), runs it
 /// and returns its exit code; otherwise `None`.

@@ -13,9 +13,5 @@ mod parent;
 
 #[cfg(target_os = "linux")]
 pub use child::probe;
-pub use child::run_if_helper;
+pub use child::{run_if_helper, HELPER_ARG};
 pub use parent::{Helper, HelperLimits, PROGRAM};
-
-/// The first argument that makes a binary the decode helper (followed by the memory limit in
-/// bytes and the CPU limit in seconds).
-pub const HELPER_ARG: &str = "decode-helper";

@@ -2,7 +2,7 @@
 //! stdout (and checked as untrusted by `sc_imaging::wire`), killed at the time limit. Its failure
 //! becomes that file's [`Error::Sandbox`] with a reason the consultant and nurse can read.
 
-use crate::HELPER_ARG;
+use crate::child::HELPER_ARG;
 use sc_imaging::{Decoder, Error, Image, Limits};
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ pub struct Helper {
 }
 
 impl Helper {
-    /// Runs `program` (a binary that calls [`crate::run_if_helper`] first) as the helper.
+    /// Runs `program` (a binary whose `main` starts with `run_if_helper`) as the helper.
     pub fn new(program: impl Into<PathBuf>, limits: HelperLimits) -> Self {
         Helper { program: Some(program.into()), limits }
     }

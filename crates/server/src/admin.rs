@@ -40,6 +40,8 @@ pub struct StaffSpec<'a> {
     pub role: &'a str,
     /// The prison (required for nurses).
     pub prison: Option<&'a str>,
+    /// A consultant's hospital (named on the kiosk's call screen).
+    pub hospital: Option<&'a str>,
 }
 
 /// Adds a staff member; the TOTP secret is returned once to be shown to them.
@@ -50,7 +52,11 @@ pub fn add_staff(
     password: &str,
     now: i64,
 ) -> Result<NewStaffSecret, Error> {
-    let StaffSpec { username, display_name, role, prison } = spec;
+    let StaffSpec { username, display_name, role, prison, hospital } = spec;
+    if hospital.is_some_and(|h| h.trim().is_empty() || h.chars().count() > 100 || h.chars().any(char::is_control)) {
+        return Err(Error::BadRequest("a hospital's name is 1-100 characters on one line".into()));
+    }
+    let hospital = hospital.map(str::trim);
     if !matches!(role, "nurse" | "it" | "consultant") {
         return Err(Error::BadRequest(format!("unknown role {role:?} (nurse, it, consultant)")));
     }
@@ -72,7 +78,15 @@ pub fn add_staff(
     let totp_secret = auth::new_totp_secret();
     db::insert_staff(
         c,
-        &db::NewStaff { username, display_name, role, prison_id, password_hash: &hash, totp_secret: &totp_secret },
+        &db::NewStaff {
+            username,
+            display_name,
+            role,
+            prison_id,
+            password_hash: &hash,
+            totp_secret: &totp_secret,
+            hospital,
+        },
     )?;
     audit::record(
         c,

@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS staff (
     lockouts INTEGER NOT NULL DEFAULT 0,
     locked_until INTEGER NOT NULL DEFAULT 0,
     -- Set when IT disables a leaver: no sign-in, no session, for good.
-    disabled_at INTEGER
+    disabled_at INTEGER,
+    -- A consultant's hospital, named to the prisoner and nurse in the call.
+    hospital TEXT
 );
 CREATE TABLE IF NOT EXISTS devices (
     id TEXT PRIMARY KEY,
@@ -211,6 +213,9 @@ fn add_missing_columns(conn: &Connection) -> Result<(), Error> {
     if table_exists && !has("staff", "disabled_at")? {
         conn.execute_batch("ALTER TABLE staff ADD COLUMN disabled_at INTEGER;")?;
     }
+    if table_exists && !has("staff", "hospital")? {
+        conn.execute_batch("ALTER TABLE staff ADD COLUMN hospital TEXT;")?;
+    }
     if table_exists && !has("appointments", "patient_number")? {
         conn.execute_batch(
             "ALTER TABLE appointments ADD COLUMN patient_number TEXT; ALTER TABLE appointments ADD COLUMN patient_initials TEXT;",
@@ -379,6 +384,8 @@ pub struct NewStaff<'a> {
     pub password_hash: &'a str,
     /// Base32 TOTP secret.
     pub totp_secret: &'a str,
+    /// A consultant's hospital.
+    pub hospital: Option<&'a str>,
 }
 
 impl std::fmt::Debug for NewStaff<'_> {
@@ -390,9 +397,9 @@ impl std::fmt::Debug for NewStaff<'_> {
 /// Adds a staff member.
 pub fn insert_staff(c: &Connection, s: &NewStaff<'_>) -> Result<i64, Error> {
     let res = c.execute(
-        "INSERT INTO staff (username, display_name, role, prison_id, password_hash, totp_secret)
-         VALUES (?1, ?2, ?3, ?4, ?5, sc_seal(?6, ?1))",
-        params![s.username, s.display_name, s.role, s.prison_id, s.password_hash, s.totp_secret],
+        "INSERT INTO staff (username, display_name, role, prison_id, password_hash, totp_secret, hospital)
+         VALUES (?1, ?2, ?3, ?4, ?5, sc_seal(?6, ?1), ?7)",
+        params![s.username, s.display_name, s.role, s.prison_id, s.password_hash, s.totp_secret, s.hospital],
     );
     match res {
         Ok(_) => Ok(c.last_insert_rowid()),
@@ -806,7 +813,7 @@ pub struct AppointmentRow {
 
 const APPOINTMENT_SELECT: &str =
     "SELECT a.id, a.room_code, s.display_name, p.name, a.starts_at, a.ends_at, a.consultant_id, a.prison_id,
-            a.patient_number, a.patient_initials
+            a.patient_number, a.patient_initials, s.hospital
      FROM appointments a JOIN staff s ON s.id = a.consultant_id JOIN prisons p ON p.id = a.prison_id";
 
 fn appointment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppointmentRow> {
@@ -815,6 +822,7 @@ fn appointment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppointmentRo
             id: r.get(0)?,
             room_code: r.get(1)?,
             consultant: r.get(2)?,
+            consultant_hospital: r.get::<_, Option<String>>(10)?.map(String::into_boxed_str),
             prison: r.get(3)?,
             starts_at: r.get(4)?,
             ends_at: r.get(5)?,

@@ -54,6 +54,9 @@ enum Command {
         /// The prison (required for nurses).
         #[arg(long)]
         prison: Option<String>,
+        /// A consultant's hospital, named to the nurse and prisoner in the call.
+        #[arg(long)]
+        hospital: Option<String>,
     },
     /// Issues a one-time enrolment token scoped to a prison.
     EnrolToken {
@@ -248,13 +251,19 @@ fn run(cli: Cli) -> Result<(), Error> {
             let p = admin::add_prison(&database(&config)?, &name, now())?;
             println!("prison {} added (id {})", p.name, p.id);
         }
-        Command::AddStaff { username, name, role, prison } => {
+        Command::AddStaff { username, name, role, prison, hospital } => {
             let password = read_password()?;
             let conn = database(&config)?;
             let secret = admin::add_staff(
                 &conn,
                 &config,
-                admin::StaffSpec { username: &username, display_name: &name, role: &role, prison: prison.as_deref() },
+                admin::StaffSpec {
+                    username: &username,
+                    display_name: &name,
+                    role: &role,
+                    prison: prison.as_deref(),
+                    hospital: hospital.as_deref(),
+                },
                 &password,
                 now(),
             )?;

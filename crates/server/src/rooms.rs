@@ -434,6 +434,7 @@ mod tests {
             starts_at: 0,
             ends_at: 1,
             patient: None,
+            consultant_hospital: None,
         }
     }
 

@@ -109,6 +109,7 @@ fn appointment() -> Appointment {
         starts_at: 0,
         ends_at: 3600,
         patient: None,
+        consultant_hospital: None,
     }
 }
 

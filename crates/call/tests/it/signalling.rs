@@ -62,5 +62,6 @@ fn sample_appointment() -> sc_proto::signal::Appointment {
         starts_at: 0,
         ends_at: 1,
         patient: None,
+        consultant_hospital: None,
     }
 }

@@ -31,6 +31,7 @@ fn issue_13_an_older_database_s_plain_seeds_are_sealed_on_open_and_another_key_o
         display_name: "A",
         role: "nurse",
         prison: Some("HMP Alpha"),
+        hospital: None,
     };
     let seed = sc_server::admin::add_staff(&c, &sc_server::config::ServerConfig::default(), spec, PASSWORD, 0)
         .expect("staff")
@@ -111,7 +112,7 @@ fn issue_13_debug_of_every_server_type_prints_no_secret() {
     let new_secret = sc_server::admin::add_staff(
         &h.state.db(),
         &h.state.config,
-        sc_server::admin::StaffSpec { username: "it.x", display_name: "X", role: "it", prison: None },
+        sc_server::admin::StaffSpec { username: "it.x", display_name: "X", role: "it", prison: None, hospital: None },
         MARK,
         h.now(),
     )
@@ -123,6 +124,7 @@ fn issue_13_debug_of_every_server_type_prints_no_secret() {
         prison_id: None,
         password_hash: MARK,
         totp_secret: MARK,
+        hospital: None,
     };
     let printed = [
         format!("{:?}", h.state),

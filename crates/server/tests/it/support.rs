@@ -77,7 +77,7 @@ impl Harness {
 
     /// Adds a staff member; returns the TOTP secret.
     pub fn add_staff(&self, username: &str, role: &str, prison: Option<&str>) -> String {
-        let spec = admin::StaffSpec { username, display_name: username, role, prison };
+        let spec = admin::StaffSpec { username, display_name: username, role, prison, hospital: None };
         admin::add_staff(&self.state.db(), &self.state.config, spec, PASSWORD, self.now()).expect("staff").totp_secret
     }
 
