@@ -41,6 +41,8 @@ care add-prison "HMP Demo" >/dev/null
 nurse_secret="$(printf '%s\n' "$password" | care add-staff --username nurse.demo --name "Nurse Demo" --role nurse --prison "HMP Demo" | totp_of)"
 consultant_secret="$(printf '%s\n' "$password" | care add-staff --username dr.demo --name "Dr Demo" --role consultant --hospital "St Demo Hospital" | totp_of)"
 it_secret="$(printf '%s\n' "$password" | care add-staff --username it.demo --name "IT Demo" --role it | totp_of)"
+# The prison's healthcare team lead, who reads the consultants' outcome notes on the team page.
+lead_secret="$(printf '%s\n' "$password" | care add-staff --username nurse.lead --name "Lead Nurse Demo" --role nurse --prison "HMP Demo" | totp_of)"
 care add-appointment --consultant dr.demo --prison "HMP Demo" --in-minutes 5 --patient A1234BC --initials JS >/dev/null
 token="$(care enrol-token --prison "HMP Demo")"
 
@@ -89,6 +91,7 @@ cat >&2 <<TXT
 
   The consultant's page: $url/consult/  (dr.demo, same password, code: oathtool --totp -b $consultant_secret)
   IT staff's admin page: $url/admin/    (it.demo, same password, code: oathtool --totp -b $it_secret)
+  The prison team's page: $url/team/    (nurse.lead or nurse.demo, same password, code: oathtool --totp -b $lead_secret)
   (the certificate is from the demo's own CA: import $server_dir/ca.crt.pem into the browser)
   Images to share from the consultant's page during the call: $dicom
   (e.g. CT_small.dcm, rtdose.dcm (multi-frame), MR_small*.dcm (a series), MR_small_jpeg_ls_lossless.dcm (refused))
@@ -218,11 +221,24 @@ wait_for_consultant '"what":"screenshot"' 30 || fail "no screenshot of the consu
 log "the consultant's page: $artifacts/demo-consultant.png"
 
 begin "consultant ends the call" "$demo/kiosk.log"
-tell '{"do":"end"}'
+tell '{"do":"end","stay":true}'
 wait_for_screen "$artifacts/demo-after-call.png" appointment_listed 30 || fail "the kiosk did not return to its appointments"
+
+begin "consultant writes the outcome note" "$demo/consultant.log"
+tell "{\"do\":\"note\",\"summary\":\"Small lung nodule on the CT, likely benign.\",\"actions\":\"Book a repeat CT in 3 months.\",\"medication\":\"No change.\",\"follow_up\":\"Video review with the CT result\",\"urgency\":\"soon\",\"screenshot\":\"$artifacts/demo-note.png\"}"
+wait_for_consultant '"event":"note_sent"' 30 || fail "the outcome note was not sent"
+log "the outcome note: $artifacts/demo-note.png"
+tell '{"do":"quit"}'
 exec 3>&-
+
+begin "the prison team acknowledges the note" "$demo/team.log"
+SC_URL="$url" SC_USER=nurse.lead SC_PASSWORD="$password" SC_CODE="$(oathtool --totp -b "$lead_secret")" SC_SPKI="$spki" \
+  SC_SCREENSHOT="$artifacts/demo-team.png" node tests/consultant/team.mjs >"$demo/team.jsonl" 2>"$demo/team.log" ||
+  fail "the team page driver failed: $(cat "$demo/team.jsonl")"
+grep -q '"event":"acknowledged"' "$demo/team.jsonl" || fail "the note was not acknowledged"
+log "the prison team's page: $artifacts/demo-team.png"
 
 begin "audit log" "$demo/server.log"
 log "server audit log (newest last):"
-care audit --limit 8 >&2
+care audit --limit 16 >&2
 log "demo finished: screenshots in $artifacts (demo-*.png)"

@@ -64,7 +64,7 @@ free_display() {
 # (no browser download). Node.js from Debian only when the machine has none.
 consultant_driver() {
   command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
-  if [ ! -d tests/consultant/node_modules/playwright-core ] || [ ! -d tests/consultant/node_modules/axe-core ]; then
+  if [ ! -d tests/consultant/node_modules/playwright-core ] || [ ! -d tests/consultant/node_modules/axe-core ] || [ ! -d tests/consultant/node_modules/fhir ]; then
     (cd tests/consultant && npm ci --no-audit --no-fund)
   fi
 }

@@ -36,7 +36,25 @@ function render(view) {
     $("prison").textContent = view.prison;
     $("staff").textContent = `Signed in: ${view.staff}`;
     $("lease").textContent = formatLeft(view.lease_secs_left);
-    if (changed) loadAppointments();
+    if (changed) {
+      loadAppointments();
+      loadOutcomeNotes();
+    }
+  }
+}
+
+// One line when consultants' outcome notes await the healthcare team: where to read them, never
+// what they say (this screen faces the patient too, and is never shown during a call).
+async function loadOutcomeNotes() {
+  const line = $("outcome-notes");
+  try {
+    const { unacknowledged } = await invoke("outcome_notes");
+    line.hidden = unacknowledged === 0;
+    line.textContent = unacknowledged === 1 ? "1 new outcome note for the healthcare team. Read it on the team page."
+      : `${unacknowledged} new outcome notes for the healthcare team. Read them on the team page.`;
+  } catch {
+    // Only a reminder: the appointments' own error says what is wrong with the connection.
+    line.hidden = true;
   }
 }
 
@@ -144,6 +162,9 @@ function renderCall(phase) {
     }
   }
   if (changed && screen === "waiting") $("leave").focus();
+  // In the call the focus is in its controls, so the nurse can reach End call by keyboard (Mute is
+  // harmless to press by accident; End call is not).
+  if (changed && screen === "call") $("mute").focus();
 }
 
 $("leave").addEventListener("click", () => invoke("hang_up"));

@@ -22,6 +22,10 @@ fn invalid(message: &str) -> UiError {
 }
 
 fn core_error(e: sc_core::Error) -> UiError {
+    // The page shows the nurse's words (with a code for IT); the cause is logged under that code.
+    if let Some(code) = e.it_code() {
+        tracing::warn!(error = %e, code, "a command failed");
+    }
     e.for_nurse()
 }
 
@@ -82,6 +86,13 @@ pub async fn check_server(kiosk: State<'_, Arc<Kiosk>>) -> Result<KioskView, UiE
 #[tauri::command]
 pub async fn appointments(kiosk: State<'_, Arc<Kiosk>>) -> Result<Vec<Appointment>, UiError> {
     kiosk.appointments().await.map_err(core_error)
+}
+
+/// How many of this prison's outcome notes await its healthcare team: the appointments screen
+/// says so in one line (never the note: the patient can see this screen).
+#[tauri::command]
+pub async fn outcome_notes(kiosk: State<'_, Arc<Kiosk>>) -> Result<sc_proto::signal::OutcomeNotes, UiError> {
+    kiosk.outcome_notes().await.map_err(core_error)
 }
 
 /// Joins an appointment's waiting room by its room code. Async so that it runs on the Tokio

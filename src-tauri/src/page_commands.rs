@@ -13,6 +13,7 @@ macro_rules! page_commands {
             activity,
             check_server,
             appointments,
+            outcome_notes,
             join,
             call_status,
             hang_up,

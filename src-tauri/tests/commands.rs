@@ -158,7 +158,10 @@ fn core_errors_reach_the_page_in_the_cores_words() {
     let dir = tempfile::tempdir().expect("dir");
     let (_app, w) = app_with(Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk"));
     let not_enrolled = wording(sc_core::Error::NotEnrolled);
-    assert_eq!(not_enrolled, json!({ "kind": "error", "message": "This laptop is not enrolled." }));
+    assert_eq!(
+        not_enrolled,
+        json!({ "kind": "error", "message": "This laptop is not set up yet. Ask IT to enrol it." })
+    );
     assert_eq!(invoke(&w, "appointments", json!({})), Err(not_enrolled.clone()));
     assert_eq!(invoke(&w, "join", json!({ "roomCode": "abcd-efgh" })), Err(not_enrolled));
 }

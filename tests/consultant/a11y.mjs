@@ -1,9 +1,11 @@
 // Audits the pages' accessibility with axe-core (WCAG 2.x rules) in headless Chromium: the
-// consultant's page signed out and signed in (a booking listed), the admin page signed out and
-// signed in (a laptop listed), and the kiosk's own page (ui/index.html, each screen in turn).
+// consultant's page signed out and signed in (a booking listed) and its outcome-note form, the
+// admin page signed out and signed in (a laptop listed), the prison team's page signed out and
+// signed in (a note listed, then open), and the kiosk's own page (ui/index.html, each screen in turn).
 // Reports one JSON line per page: {"event":"audit","page":...,"violations":[{id,impact,help,nodes}]},
 // then "done". Settings: SC_URL, SC_SPKI; SC_USER, SC_PASSWORD, SC_CODE (the consultant);
-// SC_IT_USER, SC_IT_CODE (IT staff, same password); SC_KIOSK_UI (the kiosk page's folder).
+// SC_IT_USER, SC_IT_CODE (IT staff, same password); SC_NURSE_USER, SC_NURSE_CODE (a nurse, same
+// password); SC_KIOSK_UI (the kiosk page's folder).
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
@@ -41,7 +43,15 @@ async function signIn(page, path, user, code, ready) {
 try {
   const page = await context.newPage();
   await signIn(page, "/consult/", env("SC_USER"), env("SC_CODE"), "#appointments tbody tr");
+  await page.click("button[data-note-for]");
+  await page.waitForSelector("#view-note:not([hidden])");
+  await audit(page, "/consult/ outcome note form");
   await signIn(await context.newPage(), "/admin/", env("SC_IT_USER"), env("SC_IT_CODE"), "#devices tbody tr");
+  const team = await context.newPage();
+  await signIn(team, "/team/", env("SC_NURSE_USER"), env("SC_NURSE_CODE"), "#notes tbody tr");
+  await team.click("#notes tbody button");
+  await team.waitForSelector("#note:not([hidden])");
+  await audit(team, "/team/ outcome note open");
 
   const kiosk = await context.newPage();
   await kiosk.goto(pathToFileURL(`${env("SC_KIOSK_UI")}/index.html`).href);

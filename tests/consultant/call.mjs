@@ -86,7 +86,8 @@ try {
     await page.click("#end");
     say("ended", { by: "consultant" });
   } else {
-    await page.waitForFunction(() => document.body.dataset.view === "rooms", null, { timeout: 60000 });
+    // Back to the list, or on to the outcome note the page asks for after a consultation.
+    await page.waitForFunction(() => ["rooms", "note"].includes(document.body.dataset.view), null, { timeout: 60000 });
     say("ended", { by: "kiosk", reason: await page.evaluate(() => window.scCall.lastEnd) });
   }
   clearInterval(reporter);

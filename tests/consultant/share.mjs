@@ -3,7 +3,9 @@
 // controls, and reports every reply the laptop sends over the share channel as JSON lines.
 // Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"play"} (play/pause) | {"do":"preset","name":s}
 // | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"pad"} | {"do":"measure","x1":f,"y1":f,"x2":f,"y2":f} | {"do":"window_drag","dx":f,"dy":f} | {"do":"call"}
-// | {"do":"sent"} (what the last share put on the way) | {"do":"deflate","on":b} (deflate uncompressed DICOM or not) | {"do":"scale","by":f} (the camera sender's scaleResolutionDownBy, as Chromium sets itself under load) | {"do":"end"}.
+// | {"do":"sent"} (what the last share put on the way) | {"do":"deflate","on":b} (deflate uncompressed DICOM or not) | {"do":"scale","by":f} (the camera sender's scaleResolutionDownBy, as Chromium sets itself under load)
+// | {"do":"end","stay"?:b} (ends the call; the driver exits unless told to stay) | {"do":"note","summary":s,"actions":s,"medication":s,"follow_up":s,"urgency":s,"screenshot"?:p}
+// (after the call: writes the outcome note the page asks for, and sends it) | {"do":"quit"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
 import { createInterface } from "node:readline";
 import { admitFirstLaptop, env, say, startDriver } from "./launch.mjs";
@@ -126,8 +128,22 @@ try {
         await forwarder;
         await page.click("#end");
         say("ended", { by: "consultant" });
-        await done(0);
+        if (!cmd.stay) await done(0);
         break;
+      case "note": {
+        await page.waitForSelector("#view-note:not([hidden])", { timeout: 15000 });
+        await page.fill("#note-summary", cmd.summary);
+        await page.fill("#note-actions", cmd.actions || "");
+        await page.fill("#note-medication", cmd.medication || "");
+        await page.fill("#note-follow-up", cmd.follow_up || "");
+        await page.check(`input[name="urgency"][value="${cmd.urgency || "routine"}"]`);
+        if (cmd.screenshot) await page.screenshot({ path: cmd.screenshot, fullPage: true });
+        await page.click("#note-send");
+        await page.waitForSelector("#my-notes tbody tr", { timeout: 15000 });
+        say("note_sent", { rows: await page.$$eval("#my-notes tbody tr", (r) => r.map((e) => e.textContent)) });
+        break;
+      }
+      case "quit": await done(0); break;
       default: say("error", { message: `unknown command ${line}` });
     }
     say("did", { what: cmd.do });

@@ -47,7 +47,7 @@ async fn a_stopped_server_keeps_the_laptop_locked_with_a_clear_message() {
     server.stop().await;
 
     let kiosk = laptop.kiosk();
-    let expected = "Cannot reach the healthcare server.";
+    let expected = "Cannot reach the healthcare server. Check the laptop's network cable, then try again.";
     for view in
         [kiosk.check_server().await, kiosk.sign_in(creds("nurse.jo", PASSWORD, CareServer::code(&secret))).await]
     {

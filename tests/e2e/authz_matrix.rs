@@ -77,6 +77,8 @@ async fn issue_13_the_authorization_matrix_holds_for_every_role_prison_and_owner
     let here = server.add_appointment("dr.owner", "HMP Testshire", 0);
     let other_prison = server.add_appointment("dr.owner", "HMP Other", 0);
     let someone_elses = server.add_appointment("dr.else", "HMP Testshire", 0);
+    // Issue #16: an outcome note of dr.owner's consultation at HMP Testshire.
+    let note = server.add_outcome_note(here.id, "Matrix note.", "routine");
     let mut m = Matrix::default();
 
     // Activation of a laptop of HMP Testshire, by every role and prison.
@@ -151,12 +153,12 @@ async fn issue_13_the_authorization_matrix_holds_for_every_role_prison_and_owner
         );
     }
 
-    // Web sign-in: each page admits one role.
+    // Web sign-in: each page admits one role (the team page: nurses).
     let mut cookies = std::collections::HashMap::new();
     for (username, secret, role) in
         [("nurse.here", &nurse_here, "nurse"), ("dr.else", &dr_else, "consultant"), ("it.sam", &it, "it")]
     {
-        for (path, page_role) in [("/consult/login", "consultant"), ("/admin/login", "it")] {
+        for (path, page_role) in [("/consult/login", "consultant"), ("/admin/login", "it"), ("/team/login", "nurse")] {
             // The page that admits the role last, so the code is spent only on success.
             if page_role == role {
                 continue;
@@ -168,6 +170,7 @@ async fn issue_13_the_authorization_matrix_holds_for_every_role_prison_and_owner
         if let Some(path) = match role {
             "consultant" => Some("/consult/login"),
             "it" => Some("/admin/login"),
+            "nurse" => Some("/team/login"),
             _ => None,
         } {
             let got =
@@ -179,13 +182,16 @@ async fn issue_13_the_authorization_matrix_holds_for_every_role_prison_and_owner
 
     // The pages' data and actions, with each role's session.
     let device = record.device_id.to_string();
-    for (role, cookie) in [("consultant", &cookies["consultant"]), ("it", &cookies["it"])] {
+    for (role, cookie) in [("consultant", &cookies["consultant"]), ("nurse", &cookies["nurse"]), ("it", &cookies["it"])]
+    {
         let actor = format!("a {role}'s session");
         for (action, path, intended) in [
             ("IT page", "/v1/admin/devices", role == "it"),
             ("IT page", "/v1/admin/staff", role == "it"),
             ("IT page", "/v1/admin/audit", role == "it"),
             ("consult", "/v1/consult/appointments", role == "consultant"),
+            ("team page", "/v1/team/notes", role == "nurse"),
+            ("team page", "/v1/team/appointments", role == "nurse"),
         ] {
             m.check(action, &actor, path, intended, status(&server, "GET", path, cookie, None).await == 200);
         }
@@ -200,10 +206,38 @@ async fn issue_13_the_authorization_matrix_holds_for_every_role_prison_and_owner
         status(&server, "POST", &brick, "", Some(serde_json::json!({ "reason": "x" }))).await == 200
     });
 
+    // Issue #16: an outcome note is its prison's team's and its consultant's; a booking is its
+    // prison's team's to change.
+    let got = consultant::login_at(
+        &server.url,
+        &server.ca_der,
+        "/team/login",
+        "nurse.other",
+        &CareServer::next_code(&nurse_other),
+    )
+    .await;
+    m.check("sign in", "nurse.other (nurse)", "/team/login", true, got.is_ok());
+    let other_team = got.unwrap_or_default();
+    let read = format!("/v1/team/notes/{note}");
+    for (actor, cookie, path, intended) in [
+        ("nurse.other (HMP Other's team)", &other_team, read.clone(), false),
+        ("dr.else (another consultant)", &cookies["consultant"], format!("/v1/consult/notes/{note}"), false),
+        ("nurse.here (HMP Testshire's team)", &cookies["nurse"], read.clone(), true),
+    ] {
+        let got = status(&server, "GET", &path, cookie, None).await == 200;
+        m.check("read note", actor, "HMP Testshire's note", intended, got);
+    }
+    let ack = format!("/v1/team/notes/{note}/acknowledge");
+    let got = status(&server, "POST", &ack, &other_team, None).await == 200;
+    m.check("acknowledge note", "nurse.other (HMP Other's team)", "HMP Testshire's note", false, got);
+    let cancel = format!("/v1/team/appointments/{}/cancel", someone_elses.id);
+    let got = status(&server, "POST", &cancel, &other_team, Some(serde_json::json!({ "reason": "matrix" }))).await;
+    m.check("cancel booking", "nurse.other (HMP Other's team)", "an HMP Testshire booking", false, got == 200);
+
     let table = m.table();
     println!("{table}");
     assert!(m.0.iter().all(|c| c.expected == c.got), "the matrix does not hold:\n{table}");
-    assert_eq!(m.0.len(), 28, "every cell was tried:\n{table}");
+    assert_eq!(m.0.len(), 48, "every cell was tried:\n{table}");
 }
 
 async fn consult(server: &CareServer, username: &str, secret: &str) -> consultant::Consultant {

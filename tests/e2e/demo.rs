@@ -176,7 +176,7 @@ const PAPER: [u8; 3] = [244, 247, 246];
 fn the_readme_demo_runs_to_its_end_and_each_step_shows_on_screen() {
     let _one = one_at_a_time();
     let artifacts = artifacts_dir();
-    let shots = ["lock-screen", "unlocked", "call", "ct", "consultant", "after-call"];
+    let shots = ["lock-screen", "unlocked", "call", "ct", "consultant", "after-call", "note", "team"];
     for s in shots {
         let _ = std::fs::remove_file(artifacts.join(format!("demo-{s}.png")));
     }
@@ -187,7 +187,13 @@ fn the_readme_demo_runs_to_its_end_and_each_step_shows_on_screen() {
     demo.assert_nothing_left();
     let out = demo.output();
     assert!(out.contains("demo finished"), "{out}");
-    for event in ["\"event\":\"activate\"", "\"event\":\"call_started\"", "\"event\":\"call_ended\""] {
+    for event in [
+        "\"event\":\"activate\"",
+        "\"event\":\"call_started\"",
+        "\"event\":\"call_ended\"",
+        "\"event\":\"note_sent\"",
+        "\"event\":\"note_acknowledged\"",
+    ] {
         assert!(out.contains(event), "the audit log printed at the end has {event}:\n{out}");
     }
     crate::log_secrets::assert_no_secrets(&repo_root().join("artifacts/demo"), started, sc_e2e::now());
@@ -227,6 +233,14 @@ fn the_readme_demo_runs_to_its_end_and_each_step_shows_on_screen() {
         row.iter().any(|g| *g > 230) && row.iter().any(|g| *g < 25),
         "no laptop video on the consultant's page: {row:?}"
     );
+
+    // After the call, the consultant's outcome note form, then the prison team's page with the
+    // note open: each under its brand bar (what they say is checked through the audit log above).
+    for s in ["note", "team"] {
+        let page = image::open(shot(s)).expect("screenshot").to_rgb8();
+        assert_eq!(page.get_pixel(10, 10).0, BRAND, "the brand bar on {}", shot(s).display());
+        assert!(page.height() >= 700, "{s}: {:?}", page.dimensions());
+    }
 }
 
 /// Today's appointment: its Join button in the list above the room-code form's own Join button, so

@@ -51,11 +51,15 @@ async fn a_server_with_another_self_signed_certificate_is_refused() {
 
     let kiosk = laptop.kiosk();
     let KioskView::Locked { notice: Some(n) } = kiosk.check_server().await else { panic!("no notice") };
-    assert_eq!((n.kind.as_str(), n.message.as_str()), ("error", "the server's certificate is not the pinned one"));
+    // Issue #16 item 4: words a nurse can act on, and a short code for IT (this said "the server's
+    // certificate is not the pinned one").
+    let words = "The healthcare server could not be confirmed as genuine, so nothing was sent. Do not sign in on \
+                 this network; tell IT. For IT: SC-TLS-PIN.";
+    assert_eq!((n.kind.as_str(), n.message.as_str()), ("error", words));
     let view = kiosk.sign_in(creds("nurse.jo", PASSWORD, CareServer::code(&secret))).await;
     let KioskView::Locked { notice: Some(n) } = view else { panic!("{view:?}") };
     assert_eq!(n.kind, "error");
-    assert_eq!(n.message, "the server's certificate is not the pinned one");
+    assert_eq!(n.message, words);
     fake.stop().await;
 }
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 /// One display, one keyboard: window tests take turns.
 pub(crate) static DISPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const BRAND: &str = "srgb(11,110,79)";
-const PAPER: &str = "srgb(244,247,246)";
+pub(crate) const BRAND: &str = "srgb(11,110,79)";
+pub(crate) const PAPER: &str = "srgb(244,247,246)";
 
 pub(crate) struct KioskProcess {
     pub(crate) child: Child,
@@ -49,6 +49,11 @@ pub(crate) fn pixel(path: &Path, x: u32, y: u32) -> String {
 
 /// Fraction of the image in the brand colour.
 fn brand_fraction(path: &Path) -> f64 {
+    colour_fraction(path, "#0b6e4f")
+}
+
+/// The fraction of the screenshot's pixels that are exactly `hex`.
+pub(crate) fn colour_fraction(path: &Path, hex: &str) -> f64 {
     let out = run(
         "convert",
         &[
@@ -56,11 +61,11 @@ fn brand_fraction(path: &Path) -> f64 {
             "-fill",
             "black",
             "+opaque",
-            "#0b6e4f",
+            hex,
             "-fill",
             "white",
             "-opaque",
-            "#0b6e4f",
+            hex,
             "-format",
             "%[fx:mean]",
             "info:",
@@ -68,6 +73,9 @@ fn brand_fraction(path: &Path) -> f64 {
     );
     out.parse().unwrap_or(0.0)
 }
+
+/// The background of the appointments screen's line saying outcome notes await the team.
+pub(crate) const REMINDER: &str = "#e3eefb";
 
 pub(crate) fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -78,7 +86,7 @@ pub(crate) fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bo
 }
 
 /// Screenshots into `path` until the pixel at (10, 10) is `colour` (off the async runtime).
-async fn wait_for_colour(what: &'static str, path: PathBuf, colour: &'static str, secs: u64) {
+pub(crate) async fn wait_for_colour(what: &'static str, path: PathBuf, colour: &'static str, secs: u64) {
     tokio::task::spawn_blocking(move || {
         wait_for(what, Duration::from_secs(secs), || {
             screenshot(&path);
@@ -96,7 +104,7 @@ pub(crate) fn on_lock_screen(path: &Path) -> bool {
     brand_fraction(path) > 0.002 && pixel(path, 10, 10) == PAPER
 }
 
-fn luma_at(path: &Path, x: u32, y: u32) -> f64 {
+pub(crate) fn luma_at(path: &Path, x: u32, y: u32) -> f64 {
     let out = run(
         "convert",
         &[&path.to_string_lossy(), "-colorspace", "Gray", "-format", &format!("%[fx:255*p{{{x},{y}}}]"), "info:"],
@@ -145,8 +153,11 @@ pub(crate) async fn kiosk_joining(data_dir: &Path, log_name: &str, nurse_secret:
             screenshot(&shot);
             pixel(&shot, 10, 10) == BRAND
         });
-        // The first appointment's Join button has the focus.
+        // The first appointment's Join button has the focus; the screen as the nurse saw it.
         std::thread::sleep(Duration::from_millis(1500));
+        screenshot(
+            &shot.with_file_name(shot.file_name().expect("name").to_string_lossy().replace("joining", "unlocked")),
+        );
         xdotool(&["key", "Return"]);
         kiosk
     })
@@ -155,8 +166,9 @@ pub(crate) async fn kiosk_joining(data_dir: &Path, log_name: &str, nurse_secret:
 }
 
 /// What a window test with a call needs: coturn; the care server with a nurse (`nurse.jo`), a
-/// consultant (`dr.who`, TOTP secret `dr`) and an appointment; an enrolled laptop; a camera clip for
-/// the consultant; and the kiosk window, signed in and joining.
+/// consultant (`dr.who`, TOTP secret `dr`), an appointment and an earlier one's outcome note not yet
+/// acknowledged; an enrolled laptop; a camera clip for the consultant; and the kiosk window,
+/// signed in and joining.
 pub(crate) struct WindowCall {
     pub(crate) turn: sc_e2e::media::Turn,
     pub(crate) server: CareServer,
@@ -171,6 +183,10 @@ pub(crate) async fn window_call(log_name: &str) -> WindowCall {
     let server = CareServer::start_relaying(&turn).await;
     let secret = server.add_nurse("nurse.jo", "Jo Nurse", "HMP Testshire");
     let dr = server.add_consultant("dr.who", "Dr Who");
+    // Twenty hours ago, so it is no longer listed (the first listed is the one the nurse joins).
+    let earlier = server.add_appointment("dr.who", "HMP Testshire", -20 * 60);
+    // An earlier consultation's note the prison's team has not acknowledged yet (issue #16).
+    server.add_outcome_note(earlier.id, "Review the dressing daily.", "soon");
     server.add_appointment("dr.who", "HMP Testshire", 0);
     let laptop = Laptop::new().await;
     laptop.enrol(&server, "HMP Testshire").await;
@@ -203,6 +219,10 @@ async fn a_call_shows_the_consultants_video_in_the_window() {
         "needs an X display: scripts/test.sh runs Xvfb and a window manager"
     );
     let WindowCall { turn, server, dr, laptop: _laptop, clip, kiosk } = window_call("kiosk-call-window.log").await;
+    // Issue #16: the appointments screen said an outcome note awaits the team (a line, not the note).
+    let unlocked = artifacts_dir().join("kiosk-call-window-unlocked.png");
+    let line = colour_fraction(&unlocked, REMINDER);
+    assert!(line > 0.002, "no outcome-note line on {} ({line})", unlocked.display());
     let shot = artifacts_dir().join("call-screen.png");
     let mut consultant = crate::call::start_consultant_holding(&server, &dr, clip.path(), "consultant", 8000);
     call_proven(&mut consultant, &kiosk).await;
@@ -229,6 +249,8 @@ async fn a_call_shows_the_consultants_video_in_the_window() {
         shot.display(),
         kiosk.log()
     );
+    // Never during a call.
+    assert_eq!(colour_fraction(&shot, REMINDER), 0.0, "the outcome-note line on the call screen: {}", shot.display());
     // The consultant ends the call: the kiosk goes back to its appointments.
     loop {
         let v = tokio::time::timeout(Duration::from_secs(30), consultant.events.recv())

@@ -1,6 +1,6 @@
 //! Staff in a real browser: headless (or, for the benchmark, visible) Chromium driven by the
-//! scripts in tests/consultant (call.mjs as the consultant, admin.mjs as IT staff), which report
-//! progress as JSON lines.
+//! scripts in tests/consultant (call.mjs as the consultant, admin.mjs as IT staff, pathway.mjs as
+//! the prison's team and the consultant around a note), which report progress as JSON lines.
 
 use crate::{CareServer, PASSWORD};
 use serde_json::Value;
@@ -226,13 +226,59 @@ impl Driver {
 }
 
 impl Driver {
-    /// Audits the consultant's page (as `consultant`), the admin page (as `it`) and the kiosk's
-    /// own page with axe-core (tests/consultant/a11y.mjs); reports `audit` per page, then `done`.
-    /// Must run within a Tokio runtime.
-    pub fn audit(server: &CareServer, consultant: (&str, &str), (it_user, it_secret): (&str, &str)) -> Self {
+    /// Runs the care pathway in the browser (tests/consultant/pathway.mjs): `nurse` books
+    /// `consultant` on the team page for patient `patient`; the consultant writes the note of an
+    /// appointment that has begun; the nurse reads, acknowledges and exports it (the FHIR file to
+    /// `export`); the consultant sees the acknowledgement. Screenshots go to `shots`. Must run
+    /// within a Tokio runtime.
+    pub fn pathway(
+        server: &CareServer,
+        consultant: (&str, &str),
+        (nurse, nurse_secret): (&str, &str),
+        patient: &str,
+        export: &Path,
+        shots: &Path,
+    ) -> Self {
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.env("SC_NURSE_USER", nurse)
+            .env("SC_NURSE_CODE", CareServer::code(nurse_secret))
+            .env("SC_BOOK_PATIENT", patient)
+            .env("SC_EXPORT", export)
+            .env("SC_SHOTS", shots);
+        spawn(cmd, "pathway.mjs", server, consultant.0, consultant.1)
+    }
+
+    /// Validates FHIR R4 resources (one JSON file each) with FHIR.js (tests/consultant/fhir.mjs):
+    /// each file's report (`valid`, `errors`, `warnings`), and whether all were valid.
+    pub async fn validate_fhir(files: &[&Path]) -> (Vec<Value>, bool) {
+        let out = tokio::process::Command::new("node")
+            .arg(driver_dir().join("fhir.mjs"))
+            .args(files)
+            .output()
+            .await
+            .expect("node fhir.mjs");
+        let reports =
+            String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        (reports, out.status.success())
+    }
+}
+
+impl Driver {
+    /// Audits the consultant's page (as `consultant`, who has an appointment begun and without a
+    /// note), the admin page (as `it`), the team page (as `nurse`, whose prison has a note) and
+    /// the kiosk's own page with axe-core (tests/consultant/a11y.mjs); reports `audit` per page,
+    /// then `done`. Must run within a Tokio runtime.
+    pub fn audit(
+        server: &CareServer,
+        consultant: (&str, &str),
+        (it_user, it_secret): (&str, &str),
+        (nurse, nurse_secret): (&str, &str),
+    ) -> Self {
         let mut cmd = tokio::process::Command::new("node");
         cmd.env("SC_IT_USER", it_user)
             .env("SC_IT_CODE", CareServer::code(it_secret))
+            .env("SC_NURSE_USER", nurse)
+            .env("SC_NURSE_CODE", CareServer::code(nurse_secret))
             .env("SC_KIOSK_UI", crate::repo_root().join("ui"));
         spawn(cmd, "a11y.mjs", server, consultant.0, consultant.1)
     }

@@ -163,6 +163,30 @@ impl CareServer {
             .expect("appointment")
     }
 
+    /// Sends an outcome note for appointment `id` as its consultant would (urgency `urgency`):
+    /// what the prison's team then has to acknowledge.
+    pub fn add_outcome_note(&self, id: i64, summary: &str, urgency: &str) -> i64 {
+        let c = self.state.db();
+        let a = sc_server::db::appointment(&c, id).expect("db").expect("the appointment");
+        let form = sc_server::notes::NoteForm {
+            summary: summary.into(),
+            actions: String::new(),
+            medication: String::new(),
+            follow_up: String::new(),
+            follow_up_on: String::new(),
+            urgency: urgency.into(),
+        };
+        let draft = sc_server::notes::NoteDraft::try_from(form).expect("a good note");
+        let new = sc_server::notes::NewNote {
+            appointment_id: id,
+            consultant_id: a.consultant_id,
+            prison_id: a.prison_id,
+            addendum_to: None,
+            draft: &draft,
+        };
+        sc_server::notes::insert(&c, &new, now()).expect("note").0
+    }
+
     /// A one-time enrolment token for `prison`.
     pub fn token(&self, prison: &str) -> String {
         admin::issue_enrol_token(&self.state.db(), &self.ca_der, prison, 3600, now()).expect("token")

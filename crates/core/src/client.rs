@@ -114,9 +114,19 @@ impl CareClient {
 
     /// `GET /v1/kiosk/appointments`: this prison's appointments around now.
     pub async fn appointments(&self, session: &SessionToken) -> Result<Vec<Appointment>, Error> {
+        self.kiosk_get("/v1/kiosk/appointments", session).await
+    }
+
+    /// `GET /v1/kiosk/outcome-notes`: how many of this prison's outcome notes await its team.
+    pub async fn outcome_notes(&self, session: &SessionToken) -> Result<sc_proto::signal::OutcomeNotes, Error> {
+        self.kiosk_get("/v1/kiosk/outcome-notes", session).await
+    }
+
+    /// A GET of the unlocked laptop's API; a refused session is `Error::Refused`.
+    async fn kiosk_get<T: serde::de::DeserializeOwned>(&self, path: &str, session: &SessionToken) -> Result<T, Error> {
         let resp = self
             .http
-            .get(format!("{}/v1/kiosk/appointments", self.base))
+            .get(format!("{}{path}", self.base))
             .header(reqwest::header::AUTHORIZATION, session.bearer().as_str())
             .send()
             .await

@@ -523,7 +523,7 @@ impl Kiosk {
                 }
             },
             Err(e) => {
-                tracing::warn!(error = %e, "sign-in did not unlock the kiosk");
+                tracing::warn!(error = %e, code = e.it_code().unwrap_or("-"), "sign-in did not unlock the kiosk");
                 Err(e)
             }
         };
@@ -560,7 +560,11 @@ impl Kiosk {
                 match reachable {
                     // Only replace a message about the server itself; a refusal or lock-out stays shown.
                     Err(Error::Unreachable) if quiet => state.lock(Notice::Unreachable),
-                    Err(e) if quiet => state.lock(Notice::Failed(e.for_nurse())),
+                    Err(e) if quiet => {
+                        // The nurse sees words and a code; IT read the cause here under that code.
+                        tracing::warn!(error = %e, code = e.it_code().unwrap_or("-"), "the server check failed");
+                        state.lock(Notice::Failed(e.for_nurse()));
+                    }
                     Ok(_) if matches!(&*state, LockState::Locked(Some(Notice::Unreachable))) => {
                         *state = LockState::Locked(None);
                     }
@@ -574,17 +578,31 @@ impl Kiosk {
     /// This prison's appointments around now (unlocked only). A session the server refuses is
     /// over: the laptop locks.
     pub async fn appointments(&self) -> Result<Vec<sc_proto::signal::Appointment>, Error> {
+        self.unlocked_get(|client, token| async move { client.appointments(&token).await }).await
+    }
+
+    /// How many of this prison's outcome notes nobody in its team has acknowledged (unlocked
+    /// only; a count, never a note). A refused session locks, as for the appointments.
+    pub async fn outcome_notes(&self) -> Result<sc_proto::signal::OutcomeNotes, Error> {
+        self.unlocked_get(|client, token| async move { client.outcome_notes(&token).await }).await
+    }
+
+    async fn unlocked_get<T, F, Fut>(&self, get: F) -> Result<T, Error>
+    where
+        F: FnOnce(crate::client::CareClient, SessionToken) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
         let record = self.record.as_ref().ok_or(Error::NotEnrolled)?;
         let token = self.session_token().ok_or(Error::Locked)?;
-        let listed = client_for(record)?.appointments(&token).await;
-        if let Err(Error::Refused) = &listed {
+        let got = get(client_for(record)?, token.clone()).await;
+        if let Err(Error::Refused) = &got {
             self.update(|s| {
                 if matches!(s, LockState::Unlocked(session) if session.unsealed.session == token) {
                     s.lock(Notice::Refused);
                 }
             });
         }
-        listed
+        got
     }
 
     /// The unlocked session's bearer token; none once a lock is due.

@@ -119,11 +119,47 @@ pub struct NoticeView {
 }
 
 impl Error {
+    /// The short code a nurse reads out to IT for a fault they cannot act on themselves (the
+    /// error's own text, which IT staff need, goes to the kiosk's log under the same code).
+    pub fn it_code(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::AlreadyEnrolled(_) => "SC-ENROLLED",
+            Error::KeystoreUnavailable(_) => "SC-KEYSTORE",
+            Error::KeysMissing => "SC-KEYS",
+            Error::UntrustedServer => "SC-TLS-PIN",
+            Error::Protocol(_) => "SC-PROTOCOL",
+            Error::SealBroken => "SC-SEAL",
+            Error::Corrupt { .. } => "SC-DAMAGED",
+            Error::BadToken => "SC-TOKEN",
+            Error::InvalidState(_) => "SC-STATE",
+            Error::Io { .. } => "SC-DISK",
+            Error::Crypto(_) => "SC-CRYPTO",
+            Error::BadCommand(_) => "SC-COMMAND",
+            Error::NotEnrolled
+            | Error::Unreachable
+            | Error::Refused
+            | Error::PostureRefused(_)
+            | Error::LockedOut(_)
+            | Error::ServerBusy(_)
+            | Error::Locked
+            | Error::Disabled => return None,
+        })
+    }
+
     /// What the nurse is told about this error, wherever it reaches them (lock screen, a failed
-    /// command, a call that ended).
+    /// command, a call that ended): what happened in plain words and what to do next; for a
+    /// fault only IT can fix, a short code to give them (never the error's inner text).
     pub fn for_nurse(&self) -> Wording {
+        let for_it = |what_to_do: &str| {
+            // Every fault without its own words has a code (`it_code`).
+            let code = self.it_code().unwrap_or("SC-OTHER");
+            Wording::new(NoticeKind::Error, format!("{what_to_do} For IT: {code}."))
+        };
         match self {
-            Error::Unreachable => Wording::new(NoticeKind::Unreachable, "Cannot reach the healthcare server."),
+            Error::Unreachable => Wording::new(
+                NoticeKind::Unreachable,
+                "Cannot reach the healthcare server. Check the laptop's network cable, then try again.",
+            ),
             Error::Refused => Wording::new(
                 NoticeKind::Refused,
                 "Refused by the healthcare server. Check your details and sign in again.",
@@ -136,15 +172,39 @@ impl Error {
                     format!("Too many failed sign-ins: locked out for {minutes} {unit}."),
                 )
             }
+            Error::ServerBusy(secs) => Wording::new(
+                NoticeKind::Busy,
+                format!("The healthcare server is busy. Try again in {} seconds.", secs.max(&1)),
+            ),
             Error::PostureRefused(message) => Wording::new(NoticeKind::Posture, message.clone()),
             Error::Locked => Wording::new(NoticeKind::Locked, "Sign in first."),
-            Error::NotEnrolled => Wording::new(NoticeKind::Error, "This laptop is not enrolled."),
+            Error::NotEnrolled => Wording::new(NoticeKind::Error, "This laptop is not set up yet. Ask IT to enrol it."),
             Error::Disabled => {
                 Wording::new(NoticeKind::Error, format!("This laptop has been disabled. {DISABLED_MESSAGE}"))
             }
-            // The rest are faults the nurse cannot act on; their own text (never secret) is
-            // what IT staff will ask for.
-            other => Wording::new(NoticeKind::Error, other.to_string()),
+            Error::UntrustedServer => for_it(
+                "The healthcare server could not be confirmed as genuine, so nothing was sent. Do not sign in \
+                 on this network; tell IT.",
+            ),
+            Error::KeystoreUnavailable(_) => {
+                for_it("The laptop's secure storage is not working. Restart the laptop; if this comes back, tell IT.")
+            }
+            Error::KeysMissing | Error::SealBroken | Error::Corrupt { .. } => {
+                for_it("This laptop's protected settings cannot be opened, so it cannot be used. Return it to IT.")
+            }
+            Error::Protocol(_) => for_it(
+                "The healthcare server's answer was not understood. Try again; if this keeps happening, tell IT.",
+            ),
+            Error::AlreadyEnrolled(_) => for_it("This laptop is already set up."),
+            Error::BadToken => for_it("The enrolment code is not valid. Ask IT for a new one."),
+            Error::InvalidState(_) => for_it("That cannot be done just now. Wait a moment and try again."),
+            Error::Io { .. } => {
+                for_it("The laptop could not read or save its files. Restart the laptop; if this comes back, tell IT.")
+            }
+            Error::Crypto(_) => {
+                for_it("A security check on this laptop failed. Restart the laptop; if this comes back, tell IT.")
+            }
+            Error::BadCommand(_) => for_it("A command sent to this laptop was not genuine and was ignored. Tell IT."),
         }
     }
 }
@@ -273,6 +333,32 @@ mod tests {
         }
         let w = serde_json::to_value(Error::Refused.for_nurse()).expect("json");
         assert_eq!(w["kind"], "refused");
+    }
+
+    /// Issue #16 item 4: every message says what to do next in plain words; a fault only IT can
+    /// fix carries its short code, and never the error's inner text.
+    #[test]
+    fn issue_16_every_error_tells_the_nurse_what_to_do_and_hides_its_inner_text_behind_a_code() {
+        for e in every_error() {
+            let w = e.for_nurse();
+            assert!(w.message.ends_with('.'), "{e:?}: {}", w.message);
+            assert!(!w.message.starts_with(|c: char| c.is_lowercase()), "{e:?}: {}", w.message);
+            match e.it_code() {
+                Some(code) => {
+                    assert!(w.message.ends_with(&format!("For IT: {code}.")), "{e:?}: {}", w.message);
+                    assert!(code.starts_with("SC-") && code.len() <= 12, "{code}");
+                }
+                None => assert!(!w.message.contains("For IT"), "{e:?}: {}", w.message),
+            }
+            // The inner texts of `every_error` never reach the nurse.
+            for inner in ["dev", "no bus", "odd", "the record", "bad", "busy", "disk", "rng", "stale", "pinned"] {
+                if e.it_code().is_some() {
+                    assert!(!w.message.contains(inner), "{e:?}: {}", w.message);
+                }
+            }
+        }
+        let pin = Error::UntrustedServer.for_nurse().message;
+        assert!(pin.contains("could not be confirmed as genuine") && pin.ends_with("For IT: SC-TLS-PIN."), "{pin}");
     }
 
     #[test]

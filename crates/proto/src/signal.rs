@@ -61,6 +61,15 @@ pub struct Appointment {
     pub patient: Option<Box<Patient>>,
 }
 
+/// What an unlocked laptop is told of its prison's outcome notes: how many nobody in the
+/// healthcare team has acknowledged yet, so the nurse knows to look on the team page. Never a
+/// note's text: the laptop is in front of the patient.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutcomeNotes {
+    /// Notes not yet acknowledged.
+    pub unacknowledged: u32,
+}
+
 /// Who an appointment is for: the least the nurse needs to bring the right person and the
 /// consultant needs to confirm them (a prison number and initials; no name, nothing clinical).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

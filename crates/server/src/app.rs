@@ -1,6 +1,9 @@
 //! The HTTP surface: `app(state)` builds the router; `main` only binds it to a TLS socket.
 
-use crate::{activation, admin_staff, admin_web, device, enrolment, kiosk_api, signal, web, AppState, Error};
+use crate::{
+    activation, admin_staff, admin_web, consult_notes, device, enrolment, kiosk_api, signal, team_web, web, AppState,
+    Error,
+};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -20,6 +23,7 @@ pub fn app(state: AppState) -> Router {
     let sign_in = Router::new()
         .route("/consult/login", post(web::login))
         .route("/admin/login", post(admin_web::login))
+        .route("/team/login", post(team_web::login))
         .route_layer(axum::middleware::from_fn_with_state(state.sign_in_limiter.clone(), limit))
         .merge(
             Router::new()
@@ -38,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/device/channel", get(device::channel))
         .route("/v1/kiosk/appointments", get(kiosk_api::appointments))
+        .route("/v1/kiosk/outcome-notes", get(kiosk_api::outcome_notes))
         .route("/v1/kiosk/end-session", post(kiosk_api::end_session))
         .route("/v1/kiosk/signal", get(signal::kiosk))
         .route("/consult/", get(web::page))
@@ -49,6 +54,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/consult/me", get(web::me))
         .route("/v1/consult/appointments", get(web::appointments))
         .route("/v1/consult/signal", get(signal::consultant))
+        .route("/v1/consult/appointments/{id}/note", post(consult_notes::send))
+        .route("/v1/consult/notes", get(consult_notes::list))
+        .route("/v1/consult/notes/{id}", get(consult_notes::read))
+        .route("/v1/consult/notes/{id}/addendum", post(consult_notes::addendum))
         .route("/admin/", get(admin_web::page))
         .route("/admin/admin.js", get(admin_web::script))
         .route("/admin/style.css", get(web::style))
@@ -64,6 +73,20 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/staff/{username}/totp", post(admin_staff::reset_totp))
         .route("/v1/admin/staff/{username}/unlock", post(admin_staff::lift_lockout))
         .route("/v1/admin/audit", get(admin_web::audit_log))
+        .route("/team/", get(team_web::page))
+        .route("/team/team.js", get(team_web::script))
+        .route("/team/style.css", get(web::style))
+        .route("/team/common.js", get(web::common_script))
+        .route("/team/logout", post(team_web::logout))
+        .route("/v1/team/me", get(team_web::me))
+        .route("/v1/team/consultants", get(team_web::consultants))
+        .route("/v1/team/appointments", get(team_web::appointments).post(team_web::book))
+        .route("/v1/team/appointments/{id}/reschedule", post(team_web::reschedule))
+        .route("/v1/team/appointments/{id}/cancel", post(team_web::cancel))
+        .route("/v1/team/notes", get(team_web::list_notes))
+        .route("/v1/team/notes/{id}", get(team_web::read_note))
+        .route("/v1/team/notes/{id}/acknowledge", post(team_web::acknowledge))
+        .route("/v1/team/notes/{id}/fhir", get(team_web::export_note))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

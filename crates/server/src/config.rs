@@ -209,6 +209,9 @@ pub struct ServerConfig {
     pub web_session_secs: i64,
     /// How early before its start a laptop may join an appointment's waiting room.
     pub join_early_secs: i64,
+    /// How long an urgent outcome note may wait unacknowledged before the team page flags it
+    /// overdue.
+    pub urgent_note_ack_secs: i64,
 }
 
 impl Default for ServerConfig {
@@ -228,6 +231,7 @@ impl Default for ServerConfig {
             turn: TurnConfig::default(),
             web_session_secs: 12 * 3600,
             join_early_secs: 30 * 60,
+            urgent_note_ack_secs: 4 * 3600,
         }
     }
 }

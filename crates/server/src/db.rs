@@ -82,7 +82,9 @@ CREATE TABLE IF NOT EXISTS appointments (
     room_code TEXT NOT NULL UNIQUE,
     -- Who it is for (sc_proto::signal::Patient), when the booking says.
     patient_number TEXT,
-    patient_initials TEXT
+    patient_initials TEXT,
+    -- Cancelled on the team page (by whom is in the audit log): kept, never listed or joined.
+    cancelled_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
@@ -123,6 +125,31 @@ CREATE TABLE IF NOT EXISTS device_posture (
     stage TEXT NOT NULL,
     report TEXT NOT NULL,
     failing TEXT NOT NULL
+);
+-- Outcome notes (crate::notes): the text sealed under the note's uid; never changed or deleted
+-- (a correction is an addendum), which the triggers enforce against any code path.
+CREATE TABLE IF NOT EXISTS outcome_notes (
+    id INTEGER PRIMARY KEY,
+    uid TEXT NOT NULL UNIQUE,
+    appointment_id INTEGER NOT NULL REFERENCES appointments(id),
+    consultant_id INTEGER NOT NULL REFERENCES staff(id),
+    prison_id INTEGER NOT NULL REFERENCES prisons(id),
+    addendum_to INTEGER REFERENCES outcome_notes(id),
+    created_at INTEGER NOT NULL,
+    urgency TEXT NOT NULL,
+    follow_up_on TEXT,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_note_per_appointment ON outcome_notes(appointment_id) WHERE addendum_to IS NULL;
+CREATE TRIGGER IF NOT EXISTS outcome_notes_immutable BEFORE UPDATE ON outcome_notes
+BEGIN SELECT RAISE(ABORT, 'an outcome note is never changed: add an addendum'); END;
+CREATE TRIGGER IF NOT EXISTS outcome_notes_kept BEFORE DELETE ON outcome_notes
+BEGIN SELECT RAISE(ABORT, 'an outcome note is never deleted'); END;
+-- The first acknowledgement of each note by a nurse of its prison.
+CREATE TABLE IF NOT EXISTS note_acks (
+    note_id INTEGER PRIMARY KEY REFERENCES outcome_notes(id),
+    staff_id INTEGER NOT NULL REFERENCES staff(id),
+    at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS bricks (
     command_id TEXT PRIMARY KEY,
@@ -220,6 +247,9 @@ fn add_missing_columns(conn: &Connection) -> Result<(), Error> {
         conn.execute_batch(
             "ALTER TABLE appointments ADD COLUMN patient_number TEXT; ALTER TABLE appointments ADD COLUMN patient_initials TEXT;",
         )?;
+    }
+    if table_exists && !has("appointments", "cancelled_at")? {
+        conn.execute_batch("ALTER TABLE appointments ADD COLUMN cancelled_at INTEGER;")?;
     }
     Ok(())
 }
@@ -835,7 +865,7 @@ fn appointment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppointmentRo
 
 /// The stored patient reference; both parts are written parsed, so a row that no longer parses
 /// has been edited outside the server and is shown as no reference rather than a wrong one.
-fn patient_from(number: Option<String>, initials: Option<String>) -> Option<Box<sc_proto::signal::Patient>> {
+pub(crate) fn patient_from(number: Option<String>, initials: Option<String>) -> Option<Box<sc_proto::signal::Patient>> {
     let patient =
         sc_proto::signal::Patient { prison_number: number?.try_into().ok()?, initials: initials?.try_into().ok()? };
     Some(Box::new(patient))
@@ -878,13 +908,22 @@ pub fn insert_appointment(c: &Connection, a: &NewAppointmentRow<'_>) -> Result<i
 
 /// An appointment by id.
 pub fn appointment(c: &Connection, id: i64) -> Result<Option<AppointmentRow>, Error> {
-    Ok(c.query_row(&format!("{APPOINTMENT_SELECT} WHERE a.id = ?1"), params![id], appointment_from_row).optional()?)
+    Ok(c.query_row(
+        &format!("{APPOINTMENT_SELECT} WHERE a.id = ?1 AND a.cancelled_at IS NULL"),
+        params![id],
+        appointment_from_row,
+    )
+    .optional()?)
 }
 
 /// An appointment by room code.
 pub fn appointment_by_code(c: &Connection, code: &str) -> Result<Option<AppointmentRow>, Error> {
-    Ok(c.query_row(&format!("{APPOINTMENT_SELECT} WHERE a.room_code = ?1"), params![code], appointment_from_row)
-        .optional()?)
+    Ok(c.query_row(
+        &format!("{APPOINTMENT_SELECT} WHERE a.room_code = ?1 AND a.cancelled_at IS NULL"),
+        params![code],
+        appointment_from_row,
+    )
+    .optional()?)
 }
 
 /// Appointments overlapping `[from, to)`, for a prison or a consultant, earliest first.
@@ -896,7 +935,7 @@ pub fn appointments_between(
     to: i64,
 ) -> Result<Vec<AppointmentRow>, Error> {
     let mut stmt = c.prepare(&format!(
-        "{APPOINTMENT_SELECT} WHERE a.ends_at > ?1 AND a.starts_at < ?2
+        "{APPOINTMENT_SELECT} WHERE a.cancelled_at IS NULL AND a.ends_at > ?1 AND a.starts_at < ?2
          AND (?3 IS NULL OR a.prison_id = ?3) AND (?4 IS NULL OR a.consultant_id = ?4) ORDER BY a.starts_at, a.id"
     ))?;
     let rows = stmt.query_map(params![from, to, prison_id, consultant_id], appointment_from_row)?;

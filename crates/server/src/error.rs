@@ -36,6 +36,9 @@ pub enum Error {
     /// A named thing already exists (admin operations).
     #[error("{0} already exists")]
     Conflict(String),
+    /// The request cannot be done in the thing's present state; the text says why and what to do.
+    #[error("{0}")]
+    NotNow(String),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
@@ -80,6 +83,10 @@ impl IntoResponse for Error {
             Error::Bricked(command) => (StatusCode::GONE, Refusal::Bricked { command: *command }),
             Error::Posture(message) => (StatusCode::FORBIDDEN, Refusal::Posture { message }),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, Refusal::BadRequest { message: "sign in first".into() }),
+            Error::Conflict(what) => {
+                (StatusCode::CONFLICT, Refusal::BadRequest { message: format!("{what} already exists") })
+            }
+            Error::NotNow(message) => (StatusCode::CONFLICT, Refusal::BadRequest { message }),
             Error::NotFound(what) => {
                 (StatusCode::NOT_FOUND, Refusal::BadRequest { message: format!("{what} not found") })
             }

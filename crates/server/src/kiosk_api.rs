@@ -1,4 +1,5 @@
-//! The unlocked laptop's API: its prison's appointments, and ending its session on lock. The
+//! The unlocked laptop's API: its prison's appointments, how many outcome notes await its team,
+//! and ending its session on lock. The
 //! bearer token comes from activation and proves the laptop is unlocked.
 
 use crate::{db, web, AppState, Error};
@@ -8,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use sc_proto::signal::Appointment;
+use sc_proto::signal::{Appointment, OutcomeNotes};
 
 /// The bearer token's bytes.
 pub fn bearer(headers: &HeaderMap) -> Option<Vec<u8>> {
@@ -27,6 +28,13 @@ pub fn kiosk(state: &AppState, headers: &HeaderMap) -> Result<(db::KioskSession,
 pub async fn appointments(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<Appointment>>, Error> {
     let (session, _) = kiosk(&state, &headers)?;
     web::upcoming(&state, Some(session.prison_id), None).map(Json)
+}
+
+/// `GET /v1/kiosk/outcome-notes`: how many of this prison's outcome notes nobody has
+/// acknowledged (a count only: the laptop shows the nurse a line, never a note).
+pub async fn outcome_notes(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<OutcomeNotes>, Error> {
+    let (session, _) = kiosk(&state, &headers)?;
+    Ok(Json(OutcomeNotes { unacknowledged: crate::notes::unacknowledged(&state.db(), session.prison_id)? }))
 }
 
 /// `POST /v1/kiosk/end-session`: the laptop locked; its token dies now rather than at lease end.

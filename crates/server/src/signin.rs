@@ -25,6 +25,9 @@ pub enum Channel {
     ConsultantPage,
     /// The IT staff's admin page.
     AdminPage,
+    /// The prison healthcare team's page: nurses, with the same password and code as on the
+    /// laptops.
+    TeamPage,
 }
 
 impl Channel {
@@ -34,6 +37,7 @@ impl Channel {
             Channel::Laptop => "nurse",
             Channel::ConsultantPage => "consultant",
             Channel::AdminPage => "it",
+            Channel::TeamPage => "nurse",
         }
     }
 }
@@ -56,7 +60,7 @@ impl HashPools {
     fn pool(&self, channel: Channel) -> &Arc<Semaphore> {
         match channel {
             Channel::Laptop => &self.laptop,
-            Channel::ConsultantPage | Channel::AdminPage => &self.web,
+            Channel::ConsultantPage | Channel::AdminPage | Channel::TeamPage => &self.web,
         }
     }
 

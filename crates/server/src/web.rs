@@ -83,6 +83,8 @@ pub enum WebRole {
     Consultant,
     /// IT staff's admin page (`/admin/`).
     It,
+    /// The prison healthcare team's page (`/team/`): nurses.
+    Team,
 }
 
 impl WebRole {
@@ -97,6 +99,7 @@ impl WebRole {
         match self {
             WebRole::Consultant => "__Host-sc_session",
             WebRole::It => "__Host-sc_admin",
+            WebRole::Team => "__Host-sc_team",
         }
     }
 
@@ -104,6 +107,7 @@ impl WebRole {
         match self {
             WebRole::Consultant => signin::Channel::ConsultantPage,
             WebRole::It => signin::Channel::AdminPage,
+            WebRole::Team => signin::Channel::TeamPage,
         }
     }
 
@@ -111,6 +115,7 @@ impl WebRole {
         match self {
             WebRole::Consultant => "consultant_login",
             WebRole::It => "admin_login",
+            WebRole::Team => "team_login",
         }
     }
 }

@@ -3,7 +3,7 @@
 import { $, api, signInOut, view } from "./common.js";
 import * as share from "./share.js";
 
-const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [], preview: null, reconnect: null };
+const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [], preview: null, reconnect: null, notes: [], note: null };
 // Tests and support staff read call statistics from here (no secrets live on this object).
 window.scCall = state;
 
@@ -45,6 +45,16 @@ function renderRooms() {
       tr.append(td);
     }
     const td = document.createElement("td");
+    // A consultation that has begun and has no note yet can have one written (after a call the
+    // form opens by itself; this is for "Write it later").
+    if (!waiting && a.starts_at * 1000 <= Date.now() && !noted(a.id)) {
+      const w = document.createElement("button");
+      w.type = "button";
+      w.textContent = "Write outcome note";
+      w.dataset.noteFor = String(a.id);
+      w.addEventListener("click", () => startNote({ appointment: a }));
+      td.append(w);
+    }
     if (waiting) {
       const b = document.createElement("button");
       b.textContent = "Admit";
@@ -75,6 +85,7 @@ function send(msg) {
 }
 
 function endCall(reason) {
+  const ended = state.appointmentId;
   if (state.reconnect) clearTimeout(state.reconnect);
   state.reconnect = null;
   share.detach();
@@ -87,8 +98,94 @@ function endCall(reason) {
   $("local").srcObject = null;
   $("call-state").textContent = reason || "";
   state.lastEnd = reason;
-  view("rooms");
+  // After a consultation, the outcome note (unless this appointment has one: then its addendum
+  // is a choice on the list).
+  const appointment = state.appointments.find((a) => a.id === ended);
+  if (appointment && !noted(appointment.id)) startNote({ appointment, ended: reason });
+  else view("rooms");
 }
+
+// ---- Outcome notes ----
+
+const noted = (appointmentId) => state.notes.some((n) => n.appointment_id === appointmentId && !n.addendum_to);
+const patientWords = (p) => (p ? `${p.prison_number} (${p.initials.split("").join(".")}.)` : "not named in the booking");
+const URGENCY = { routine: "Routine", soon: "Soon", urgent: "Urgent" };
+
+function renderNotes() {
+  const body = $("my-notes").querySelector("tbody");
+  body.replaceChildren();
+  for (const n of state.notes) {
+    const tr = document.createElement("tr");
+    tr.dataset.note = String(n.id);
+    const ack = n.acknowledged ? `Yes: ${n.acknowledged.by}, ${new Date(n.acknowledged.at * 1000).toLocaleString()}` : n.overdue ? "Not yet (overdue)" : "Not yet";
+    for (const text of [`${new Date(n.created_at * 1000).toLocaleString()}${n.addendum_to ? " (addendum)" : ""}`, n.prison, patientWords(n.patient), URGENCY[n.urgency] || n.urgency, ack]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    const td = document.createElement("td");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = "Add addendum";
+    b.dataset.addendumTo = String(n.id);
+    b.addEventListener("click", () => startNote({ addendumTo: n }));
+    td.append(b);
+    tr.append(td);
+    body.append(tr);
+  }
+  $("my-notes-empty").hidden = state.notes.length > 0;
+}
+
+async function loadNotes() {
+  state.notes = await api("/v1/consult/notes");
+  renderNotes();
+  renderRooms();
+}
+
+function startNote(note) {
+  state.note = note;
+  $("note-form").reset();
+  $("note-error").textContent = "";
+  $("note-ended").textContent = note.ended || "";
+  if (note.addendumTo) {
+    const n = note.addendumTo;
+    $("note-heading").textContent = "Addendum to an outcome note";
+    $("note-about").textContent = `Adds to your note of ${new Date(n.created_at * 1000).toLocaleString()} for ${n.prison}, patient ${patientWords(n.patient)}.`;
+  } else {
+    const a = note.appointment;
+    $("note-heading").textContent = "Outcome note for the prison's healthcare team";
+    $("note-about").textContent = `Appointment ${fmtTime(a.starts_at)}-${fmtTime(a.ends_at)} at ${a.prison}, patient ${patientWords(a.patient)}.`;
+  }
+  view("note");
+  $("note-heading").focus();
+}
+
+$("note-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const note = state.note;
+  if (!note) return;
+  $("note-error").textContent = "";
+  const body = {
+    summary: $("note-summary").value,
+    actions: $("note-actions").value,
+    medication: $("note-medication").value,
+    follow_up: $("note-follow-up").value,
+    follow_up_on: $("note-follow-up-on").value,
+    urgency: (document.querySelector('input[name="urgency"]:checked') || {}).value || "",
+  };
+  const path = note.addendumTo ? `/v1/consult/notes/${note.addendumTo.id}/addendum` : `/v1/consult/appointments/${note.appointment.id}/note`;
+  try {
+    await api(path, { method: "POST", body: JSON.stringify(body) });
+    state.note = null;
+    await loadNotes();
+    view("rooms");
+    $("call-state").textContent = "";
+    $("rooms-error").textContent = "";
+  } catch (e) {
+    $("note-error").textContent = e.message;
+  }
+});
+$("note-later").addEventListener("click", () => { state.note = null; view("rooms"); });
 
 // The laptop's word on its link. While it says sound only, this page stops sending video too (its
 // camera's track is taken off the sender, so no video packets cross the prison's link) and says
@@ -231,7 +328,7 @@ async function enter(name) {
   $("who").textContent = name;
   $("logout").hidden = false;
   state.appointments = await api("/v1/consult/appointments");
-  renderRooms();
+  await loadNotes();
   view("rooms");
   connect();
 }
@@ -254,4 +351,6 @@ $("camera").addEventListener("click", () => {
   $("camera").textContent = t.enabled ? "Camera off" : "Camera on";
 });
 
+// Acknowledgements by the prison's team appear without a reload.
+setInterval(() => { if (document.body.dataset.view === "rooms") loadNotes().catch(() => {}); }, 30000);
 api("/v1/consult/me").then((me) => enter(me.name)).catch(() => view("signin"));

@@ -8,6 +8,7 @@ mod admin_web;
 mod audit_chain;
 mod bounded_work;
 mod brick;
+mod care_pathway;
 mod enrolment;
 mod lockout;
 mod secrets_at_rest;
