@@ -1,5 +1,7 @@
-//! Issue #16 item 4: the nurse's whole flow in the kiosk window by keyboard alone: sign in on the
+//! Issue #16 item 4: each flow by keyboard alone. The nurse's in the kiosk window: sign in on the
 //! lock screen, join the appointment, end the call from its controls, and lock the laptop again.
+//! The consultant's in Chromium: sign in, confirm the patient and admit, share a CT and set its
+//! window, end the call and send the outcome note.
 
 use crate::window::{
     call_proven, luma_at, on_lock_screen, screenshot, wait_for, wait_for_colour, window_call, WindowCall, BRAND,
@@ -61,5 +63,49 @@ async fn issue_16_the_nurses_flow_from_lock_to_call_to_end_and_lock_again_needs_
         .expect("join");
     assert!(kiosk.log().contains("kiosk locked by the user"), "{}", kiosk.log());
     drop(kiosk);
+    drop(turn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_16_the_consultants_flow_from_sign_in_to_admit_share_and_note_needs_only_the_keyboard() {
+    use sc_e2e::media::{write_y4m, Turn};
+    let turn = Turn::start(sc_e2e::TURN_SECRET);
+    let server = sc_e2e::CareServer::start_relaying(&turn).await;
+    let secret = server.add_consultant("dr.who", "Dr Who");
+    let appt = server.add_booking("dr.who", "HMP Testshire", 0, "A1234BC", "JS");
+    let (_laptop, kiosk_core) = crate::support::unlocked(&server, "HMP Testshire", "nurse.a").await;
+    let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
+    write_y4m(clip.path(), 15);
+    let ct = sc_e2e::dicom_dir().join("CT_small.dcm");
+    let mut dr = sc_e2e::browser::Driver::by_keyboard(&server, "dr.who", &secret, clip.path(), &ct);
+    let c = sc_call::consultation::Consultation::start(
+        kiosk_core.record().expect("enrolled").clone(),
+        kiosk_core.session_token().expect("unlocked"),
+        appt.room_code,
+        crate::call::kiosk_media(),
+    );
+    let mut seen = Vec::new();
+    loop {
+        let e = dr.wait_for("the consultant's flow", 90, |v| (v["event"] != "console").then(|| v.clone())).await;
+        let event = e["event"].as_str().unwrap_or_default().to_owned();
+        if event == "note_sent" {
+            assert!(e.to_string().contains("A1234BC"), "{e}");
+        }
+        if event == "shown" {
+            // The laptop reported the CT shown: it is on the laptop's screen.
+            let width = c.images().borrow().as_ref().map(|s| s.width);
+            assert_eq!(width, Some(128), "the CT on the laptop");
+        }
+        seen.push(event.clone());
+        if event == "done" {
+            break;
+        }
+    }
+    assert_eq!(seen, ["signed_in", "admitted", "connected", "shown", "windowed", "ended", "note_sent", "done"]);
+    // Each step reached the server: the patient confirmed, the call, its end, the note.
+    let rows = sc_server::audit::tail(&server.state.db(), 200).expect("audit");
+    for event in ["patient_confirmed", "call_started", "call_ended", "note_sent"] {
+        assert!(rows.iter().any(|r| r.event == event), "no {event} in the audit log");
+    }
     drop(turn);
 }

@@ -123,6 +123,15 @@ impl Driver {
         spawn(cmd, "share.mjs", server, username, secret)
     }
 
+    /// As [`Driver::start`], all by keyboard (tests/consultant/keys.mjs): signs in, confirms the
+    /// patient and admits, shares `file`, sets a window preset, ends the call and sends the
+    /// outcome note.
+    pub fn by_keyboard(server: &CareServer, username: &str, secret: &str, y4m: &Path, file: &Path) -> Self {
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.env("SC_Y4M", y4m).env("SC_FILE", file).env("SC_HEADLESS", "1");
+        spawn(cmd, "keys.mjs", server, username, secret)
+    }
+
     /// Sends a command to the sharing consultant (see tests/consultant/share.mjs).
     pub async fn tell(&mut self, command: Value) {
         use tokio::io::AsyncWriteExt as _;
