@@ -53,6 +53,7 @@ pub fn app(state: AppState) -> Router {
         .route("/consult/logout", post(web::logout))
         .route("/v1/consult/me", get(web::me))
         .route("/v1/consult/appointments", get(web::appointments))
+        .route("/v1/consult/bookings", get(web::bookings))
         .route("/v1/consult/signal", get(signal::consultant))
         .route("/v1/consult/appointments/{id}/note", post(consult_notes::send))
         .route("/v1/consult/notes", get(consult_notes::list))

@@ -255,3 +255,15 @@ pub async fn appointments(State(state): State<AppState>, headers: HeaderMap) -> 
     let me = consultant(&state, &headers)?;
     upcoming(&state, None, Some(me.staff_id)).map(Json)
 }
+
+/// How far ahead the consultant's list of bookings reaches.
+pub const BOOKINGS_AHEAD_SECS: i64 = 90 * 24 * 3600;
+
+/// `GET /v1/consult/bookings`: the consultant's bookings from now to 90 days ahead, however far
+/// off (today's are also in `appointments`, with the waiting room).
+pub async fn bookings(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<Appointment>>, Error> {
+    let me = consultant(&state, &headers)?;
+    let now = state.now();
+    let rows = db::appointments_between(&state.db(), None, Some(me.staff_id), now, now + BOOKINGS_AHEAD_SECS)?;
+    Ok(Json(rows.into_iter().map(|r| r.view).collect()))
+}

@@ -136,6 +136,24 @@ function renderNotes() {
   $("my-notes-empty").hidden = state.notes.length > 0;
 }
 
+// Every booking the prison teams have made with this consultant, up to 90 days ahead.
+async function loadBookings() {
+  const bookings = await api("/v1/consult/bookings");
+  const body = $("bookings").querySelector("tbody");
+  body.replaceChildren();
+  for (const a of bookings) {
+    const tr = document.createElement("tr");
+    const when = `${new Date(a.starts_at * 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" })}-${fmtTime(a.ends_at)}`;
+    for (const text of [when, a.prison, patientWords(a.patient), a.room_code]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    body.append(tr);
+  }
+  $("bookings-empty").hidden = bookings.length > 0;
+}
+
 async function loadNotes() {
   state.notes = await api("/v1/consult/notes");
   renderNotes();
@@ -328,7 +346,7 @@ async function enter(name) {
   $("who").textContent = name;
   $("logout").hidden = false;
   state.appointments = await api("/v1/consult/appointments");
-  await loadNotes();
+  await Promise.all([loadNotes(), loadBookings()]);
   view("rooms");
   connect();
 }
@@ -352,5 +370,5 @@ $("camera").addEventListener("click", () => {
 });
 
 // Acknowledgements by the prison's team appear without a reload.
-setInterval(() => { if (document.body.dataset.view === "rooms") loadNotes().catch(() => {}); }, 30000);
+setInterval(() => { if (document.body.dataset.view === "rooms") Promise.all([loadNotes(), loadBookings()]).catch(() => {}); }, 30000);
 api("/v1/consult/me").then((me) => enter(me.name)).catch(() => view("signin"));

@@ -94,13 +94,20 @@ async fn issue_16_a_booking_made_on_the_team_page_appears_for_its_consultant_and
     assert_eq!(mine[0]["patient"], json!({ "prison_number": "A1234BC", "initials": "JS" }), "{mine}");
     let (_, _, others) = h.call("GET", "/v1/consult/appointments", Some(&w.other), None).await;
     assert_eq!(ids(&others), Vec::<i64>::new(), "not on another consultant's");
+    // One a fortnight away is on the consultant's list of bookings (not today's), and only theirs.
+    let later = book(&w, 14 * 24 * 3600).await;
+    let (_, _, today) = h.call("GET", "/v1/consult/appointments", Some(&w.lee), None).await;
+    let (_, _, booked) = h.call("GET", "/v1/consult/bookings", Some(&w.lee), None).await;
+    assert_eq!((ids(&today), ids(&booked)), (vec![id], vec![id, later]));
+    let (_, _, others) = h.call("GET", "/v1/consult/bookings", Some(&w.other), None).await;
+    assert_eq!(ids(&others), Vec::<i64>::new());
     let (status, on_alpha) = kiosk_get(h, "/v1/kiosk/appointments", &w.alpha_laptop).await;
     assert_eq!((status, ids(&on_alpha)), (StatusCode::OK, vec![id]), "on that prison's laptop");
     let (_, on_beta) = kiosk_get(h, "/v1/kiosk/appointments", &w.beta_laptop).await;
     assert_eq!(ids(&on_beta), Vec::<i64>::new(), "not on another prison's laptop");
     let (_, _, alpha_list) = h.call("GET", "/v1/team/appointments", Some(&w.alpha), None).await;
     let (_, _, beta_list) = h.call("GET", "/v1/team/appointments", Some(&w.beta), None).await;
-    assert_eq!((ids(&alpha_list), ids(&beta_list)), (vec![id], vec![]), "each team sees its own prison's");
+    assert_eq!((ids(&alpha_list), ids(&beta_list)), (vec![id, later], vec![]), "each team sees its own prison's");
 
     // Another prison's nurse can neither move nor cancel it: to them it does not exist.
     let path = format!("/v1/team/appointments/{id}/reschedule");
@@ -149,9 +156,9 @@ async fn issue_16_a_booking_made_on_the_team_page_appears_for_its_consultant_and
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, _, mine) = h.call("GET", "/v1/consult/appointments", Some(&w.lee), None).await;
+    let (_, _, mine) = h.call("GET", "/v1/consult/bookings", Some(&w.lee), None).await;
     let (_, on_alpha) = kiosk_get(h, "/v1/kiosk/appointments", &w.alpha_laptop).await;
-    assert_eq!((ids(&mine), ids(&on_alpha)), (vec![], vec![]));
+    assert_eq!((ids(&mine), ids(&on_alpha)), (vec![later], vec![]));
 
     // Audited under the nurse's name; a consultant's or IT's cookie books nothing.
     let audited: Vec<_> = events(h).into_iter().filter(|e| e.0.starts_with("booking_")).collect();
@@ -160,11 +167,12 @@ async fn issue_16_a_booking_made_on_the_team_page_appears_for_its_consultant_and
         names,
         [
             ("booking_made", Some("nurse.a")),
+            ("booking_made", Some("nurse.a")),
             ("booking_rescheduled", Some("nurse.a")),
             ("booking_cancelled", Some("nurse.a"))
         ]
     );
-    assert!(audited[2].2.as_deref().is_some_and(|d| d.contains("reason=Released")), "{audited:?}");
+    assert!(audited[3].2.as_deref().is_some_and(|d| d.contains("reason=Released")), "{audited:?}");
     let (status, _, _) = h.call("GET", "/v1/team/appointments", Some(&w.lee), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
