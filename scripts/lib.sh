@@ -11,7 +11,7 @@ coturn chromium openssl python3 iproute2 nftables"
 # (cage, its Xwayland, grim for screenshots, xmessage as a second program); lintian for the .debs;
 # xmllint to validate the generated Windows policy against policy/windows/schema; DCMTK, the
 # reference renderer the image decoder is compared with (e2e::reference).
-PKGS_TEST="faketime cage grim xwayland x11-utils lintian libxml2-utils dcmtk"
+PKGS_TEST="faketime cage grim xwayland x11-utils lintian libxml2-utils dcmtk libnss3-tools"
 
 log() { printf '\033[1m[secureconsult]\033[0m %s\n' "$*" >&2; }
 

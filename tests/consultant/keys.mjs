@@ -49,8 +49,16 @@ try {
   await page.waitForFunction(() => window.scShare.channel && window.scShare.channel.readyState === "open", null, { timeout: 30000 });
   say("connected");
 
-  await tabTo(page, "#files");
-  const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.keyboard.press("Enter")]);
+  // Return on the picker opens the chooser. Tried up to three times, each from the focus again:
+  // once, under the full suite's load, the first press opened nothing.
+  let chooser = null;
+  for (let i = 0; i < 3 && !chooser; i++) {
+    await tabTo(page, "#files");
+    const opened = page.waitForEvent("filechooser", { timeout: 10000 }).catch(() => null);
+    await page.keyboard.press("Enter");
+    chooser = await opened;
+  }
+  if (!chooser) throw new Error("Return on the image picker opened no file chooser");
   await chooser.setFiles(env("SC_FILE"));
   await shownWhere(page, false);
   say("shown");

@@ -24,8 +24,11 @@ export async function launch({ y4m } = {}) {
       "--disable-dev-shm-usage",
       ...(y4m ? ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
         `--use-file-for-fake-video-capture=${y4m}`, ...(wav ? [`--use-file-for-fake-audio-capture=${wav}`] : [])] : []),
-      // Trust exactly the test server's key, as a pin would; nothing else is relaxed.
-      `--ignore-certificate-errors-spki-list=${env("SC_SPKI")}`,
+      // Trust exactly the test server's key, as a pin would; nothing else is relaxed. Without
+      // SC_SPKI nothing is relaxed at all: the browser trusts what its own store trusts.
+      ...(process.env.SC_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.SC_SPKI}`] : []),
+      // A host name for the test server, as a hospital's DNS would give it (SC_HOST_MAP: "name ip").
+      ...(process.env.SC_HOST_MAP ? [`--host-resolver-rules=MAP ${process.env.SC_HOST_MAP}`] : []),
     ],
   });
 }

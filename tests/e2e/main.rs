@@ -25,6 +25,7 @@ mod link;
 mod lock_from_any_thread;
 mod lockdown;
 mod log_secrets;
+mod operator_tls;
 mod pinning;
 mod posture;
 mod reference;

@@ -132,6 +132,15 @@ impl Driver {
         spawn(cmd, "keys.mjs", server, username, secret)
     }
 
+    /// Opens the consultant's page at `url` (by host name; `host_map` is "name 127.0.0.1") with
+    /// nothing relaxed: Chromium trusts only its store, the NSS database under `home`
+    /// (tests/consultant/trust.mjs), and signs `username` in.
+    pub fn trusting(url: &str, host_map: &str, home: &Path, username: &str, secret: &str) -> Self {
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.env("SC_HOST_MAP", host_map).env("HOME", home);
+        spawn_at(cmd, "trust.mjs", (url, ""), username, &CareServer::code(secret))
+    }
+
     /// Sends a command to the sharing consultant (see tests/consultant/share.mjs).
     pub async fn tell(&mut self, command: Value) {
         use tokio::io::AsyncWriteExt as _;

@@ -33,7 +33,8 @@ pub struct CareServer {
     pub ca_der: Vec<u8>,
     /// The shared state (database) for direct admin operations.
     pub state: AppState,
-    addr: SocketAddr,
+    /// The bound address (the URL's host is this address).
+    pub addr: SocketAddr,
     running: Option<Running>,
 }
 

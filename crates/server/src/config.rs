@@ -83,6 +83,20 @@ impl Default for SignInLimits {
     }
 }
 
+/// The certificate the staff pages are served with, from the operator (a hospital or public CA,
+/// which browsers already trust), for the host names the pages answer to (`crate::identity`).
+/// The laptops' API keeps the private CA they pin.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PagesTls {
+    /// The chain, PEM: the leaf first, then its intermediates.
+    pub cert: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// The host names (SNI) that get this chain, e.g. `consult.hospital.nhs.uk`.
+    pub names: Vec<String>,
+}
+
 /// The TURN server the calls relay through (coturn with `--use-auth-secret`).
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -212,6 +226,9 @@ pub struct ServerConfig {
     /// How long an urgent outcome note may wait unacknowledged before the team page flags it
     /// overdue.
     pub urgent_note_ack_secs: i64,
+    /// The operator's certificate for the staff pages; none: the pages use the private CA's leaf
+    /// too (a browser then needs that CA imported).
+    pub pages_tls: Option<PagesTls>,
 }
 
 impl Default for ServerConfig {
@@ -232,6 +249,7 @@ impl Default for ServerConfig {
             web_session_secs: 12 * 3600,
             join_early_secs: 30 * 60,
             urgent_note_ack_secs: 4 * 3600,
+            pages_tls: None,
         }
     }
 }

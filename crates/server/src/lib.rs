@@ -18,6 +18,7 @@ pub mod device;
 pub mod enrolment;
 mod error;
 pub mod fhir;
+pub mod identity;
 pub mod keys;
 pub mod kiosk_api;
 pub mod limits;

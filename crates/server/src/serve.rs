@@ -58,15 +58,16 @@ impl Running {
     }
 }
 
-/// The rustls server config.
-pub fn tls_config(pki: &Pki) -> Result<rustls::ServerConfig, Error> {
+/// The rustls server config: the private CA's leaf, and the operator's chain for the pages'
+/// host names when `pages` is configured (`crate::identity`).
+pub fn tls_config(pki: &Pki, pages: Option<&crate::config::PagesTls>) -> Result<rustls::ServerConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let resolver = crate::identity::Resolver::new(&provider, pki.chain.clone(), &pki.key, pages)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::Crypto(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
-        .map_err(|e| Error::Crypto(format!("tls certificate: {e}")))?;
+        .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -105,7 +106,7 @@ pub fn start(state: AppState, pki: &Pki, listen: SocketAddr) -> Result<Running, 
     let listener = std::net::TcpListener::bind(listen).map_err(Error::io(format!("binding {listen}")))?;
     listener.set_nonblocking(true).map_err(Error::io("configuring the socket"))?;
     let addr = listener.local_addr().map_err(Error::io("reading the bound address"))?;
-    let tls = RustlsConfig::from_config(Arc::new(tls_config(pki)?));
+    let tls = RustlsConfig::from_config(Arc::new(tls_config(pki, state.config.pages_tls.as_ref())?));
     let handle = Handle::new();
     let server = axum_server::from_tcp_rustls(listener, tls).map_err(Error::io("starting TLS"))?.handle(handle.clone());
     let router = app(state.clone());

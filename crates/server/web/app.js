@@ -1,9 +1,9 @@
 // The consultant's page: sign in, see today's appointments and who waits, admit, and run the call in
 // the browser's own WebRTC, relay-only through the TURN server the care server names.
-import { $, api, signInOut, view } from "./common.js";
+import { $, api, keepFocus, signInOut, view } from "./common.js";
 import * as share from "./share.js";
 
-const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [], preview: null, reconnect: null, notes: [], note: null };
+const state = { ws: null, pc: null, local: null, appointments: [], waiting: [], pending: [], preview: null, reconnect: null, notes: [], note: null, confirmed: new Set() };
 // Tests and support staff read call statistics from here (no secrets live on this object).
 window.scCall = state;
 
@@ -34,6 +34,10 @@ function preview(on) {
 function renderRooms() {
   preview(state.waiting.some((w) => state.appointments.some((a) => a.id === w.appointment_id)));
   const body = $("appointments").querySelector("tbody");
+  keepFocus(body, () => fillRooms(body));
+}
+
+function fillRooms(body) {
   body.replaceChildren();
   for (const a of state.appointments) {
     const tr = document.createElement("tr");
@@ -67,9 +71,14 @@ function renderRooms() {
         checked = document.createElement("input");
         checked.type = "checkbox";
         checked.dataset.confirm = String(a.id);
+        // Kept across the list's refreshes (each waiting-room update redraws it).
+        checked.checked = state.confirmed.has(a.id);
         label.append(checked, ` I have checked with the nurse: ${patient}`);
-        b.disabled = true;
-        checked.addEventListener("change", () => { b.disabled = !checked.checked; });
+        b.disabled = !checked.checked;
+        checked.addEventListener("change", () => {
+          if (checked.checked) state.confirmed.add(a.id); else state.confirmed.delete(a.id);
+          b.disabled = !checked.checked;
+        });
         td.append(label, " ");
       }
       b.addEventListener("click", () => send({ type: "admit", appointment_id: a.id, patient_confirmed: !!(checked && checked.checked) }));
@@ -113,6 +122,11 @@ const URGENCY = { routine: "Routine", soon: "Soon", urgent: "Urgent" };
 
 function renderNotes() {
   const body = $("my-notes").querySelector("tbody");
+  keepFocus(body, () => fillNotes(body));
+  $("my-notes-empty").hidden = state.notes.length > 0;
+}
+
+function fillNotes(body) {
   body.replaceChildren();
   for (const n of state.notes) {
     const tr = document.createElement("tr");
@@ -133,7 +147,6 @@ function renderNotes() {
     tr.append(td);
     body.append(tr);
   }
-  $("my-notes-empty").hidden = state.notes.length > 0;
 }
 
 // Every booking the prison teams have made with this consultant, up to 90 days ahead.

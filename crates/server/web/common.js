@@ -1,5 +1,6 @@
-// Shared by the consultant's and IT's pages: element lookup, view switching, JSON calls with the
-// server's errors in plain words, and the sign-in form and sign-out button.
+// Shared by the staff pages (consultant, IT, team): element lookup, view switching, JSON calls with
+// the server's errors in plain words, the sign-in form and sign-out button, and lists that keep the
+// keyboard focus when they refresh.
 export const $ = (id) => document.getElementById(id);
 
 export function view(name) {
@@ -34,4 +35,17 @@ export function signInOut(loginPath, logoutPath, enter) {
     }
   });
   $("logout").addEventListener("click", async () => { await api(logoutPath, { method: "POST" }).catch(() => {}); location.reload(); });
+}
+
+// Rebuilds `container`'s contents with `rebuild()`, keeping the keyboard focus on the same control
+// (found again by its first data attribute) when it was inside: a list that refreshes itself must
+// not throw a keyboard user back to the top of the page.
+export function keepFocus(container, rebuild) {
+  const a = document.activeElement;
+  const key = a && a !== container && container.contains(a) ? Object.entries(a.dataset)[0] : null;
+  rebuild();
+  if (!key) return;
+  const attr = `data-${key[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  const again = container.querySelector(`[${attr}="${CSS.escape(key[1])}"]`);
+  if (again) again.focus();
 }

@@ -2,7 +2,7 @@
 // first, urgent unacknowledged ones flagged overdue; opening one, acknowledging it and exporting it
 // are each recorded by the server), and booking, moving and cancelling this prison's appointments.
 // Every value is set with textContent.
-import { $, api as call, signInOut, view } from "./common.js";
+import { $, api as call, keepFocus, signInOut, view } from "./common.js";
 
 const state = { notes: [], bookings: [], change: null, open: null };
 window.scTeam = state;
@@ -36,6 +36,15 @@ function statusText(n) {
 
 function renderNotes() {
   const body = $("notes").querySelector("tbody");
+  keepFocus(body, () => fillNotes(body));
+  const waiting = state.notes.filter((n) => !n.acknowledged);
+  const overdue = waiting.filter((n) => n.overdue).length;
+  $("notes-summary").textContent = state.notes.length === 0 ? "No outcome notes yet."
+    : waiting.length === 0 ? "Every note has been acknowledged."
+      : `${waiting.length} not acknowledged${overdue ? `, ${overdue} overdue` : ""}.`;
+}
+
+function fillNotes(body) {
   body.replaceChildren();
   for (const n of state.notes) {
     const tr = document.createElement("tr");
@@ -49,16 +58,12 @@ function renderNotes() {
     const read = document.createElement("button");
     read.type = "button";
     read.textContent = "Read";
+    read.dataset.read = String(n.id);
     read.setAttribute("aria-label", `Read the note about ${patientText(n.patient)} from ${n.consultant}`);
     read.addEventListener("click", () => openNote(n.id));
     cell(tr, "").append(read);
     body.append(tr);
   }
-  const waiting = state.notes.filter((n) => !n.acknowledged);
-  const overdue = waiting.filter((n) => n.overdue).length;
-  $("notes-summary").textContent = state.notes.length === 0 ? "No outcome notes yet."
-    : waiting.length === 0 ? "Every note has been acknowledged."
-      : `${waiting.length} not acknowledged${overdue ? `, ${overdue} overdue` : ""}.`;
 }
 
 async function loadNotes() {
@@ -124,6 +129,10 @@ function unixOf(value) {
 
 function renderBookings() {
   const body = $("bookings").querySelector("tbody");
+  keepFocus(body, () => fillBookings(body));
+}
+
+function fillBookings(body) {
   body.replaceChildren();
   for (const a of state.bookings) {
     const tr = document.createElement("tr");
@@ -137,7 +146,7 @@ function renderBookings() {
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = label;
-      b.dataset.action = what;
+      b.dataset.change = `${a.id}:${what}`;
       b.setAttribute("aria-label", `${label} the appointment at ${fmtTime(a.starts_at)} for ${patientText(a.patient)}`);
       b.addEventListener("click", () => startChange(a, what));
       actions.append(b, " ");
