@@ -8,7 +8,7 @@ source scripts/lib.sh
 
 env -u DISPLAY -u DBUS_SESSION_BUS_ADDRESS scripts/demo.sh
 mkdir -p docs/pictures
-for name in lock-screen unlocked call ct consultant; do
+for name in lock-screen unlocked call ct consultant note team; do
   # Half size, 64 colours: legible, and small enough to keep in the repository.
   convert "artifacts/demo-$name.png" -resize 50% -colors 64 -strip "docs/pictures/$name.png"
 done
