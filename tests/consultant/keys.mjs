@@ -3,8 +3,9 @@
 // image picker (Return; the chooser is the operating system's, so the file is handed to it as a
 // person would pick it), set a window preset on the laptop (Return), end the call (Return), and
 // write and send the outcome note the page then asks for (typing, arrow keys, Return). Reports JSON
-// lines: signed_in, admitted, connected, shown, windowed, ended, note_sent, done.
-// Settings: SC_URL, SC_SPKI, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_FILE (a DICOM file).
+// lines: signed_in, confirmed (redrawn), admitted, connected, shown, windowed, ended, note_sent, done.
+// Settings: SC_URL, SC_SPKI, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_FILE (a DICOM file);
+// SC_SECOND_LAPTOP (set: wait after the tick until a second laptop waits, and report the tick).
 import { env, say, startDriver } from "./launch.mjs";
 
 const { browser, done } = await startDriver({ y4m: env("SC_Y4M") });
@@ -41,6 +42,13 @@ try {
   if (await page.$("input[data-confirm]")) {
     await tabTo(page, "input[data-confirm]");
     await page.keyboard.press("Space");
+    say("confirmed");
+    // SC_SECOND_LAPTOP: the test brings a second laptop into the waiting room now, which redraws
+    // the list; the tick (and the focus) must survive it.
+    if (process.env.SC_SECOND_LAPTOP) {
+      await page.waitForFunction(() => window.scCall.waiting.length >= 2, null, { timeout: 60000 });
+      say("redrawn", { ticked: await page.$eval("input[data-confirm]", (c) => c.checked), focus: await page.evaluate(() => document.activeElement && document.activeElement.dataset.confirm) });
+    }
   }
   await tabTo(page, "button[data-appointment]");
   await page.keyboard.press("Enter");

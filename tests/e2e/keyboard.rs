@@ -79,6 +79,10 @@ async fn issue_16_the_consultants_flow_from_sign_in_to_admit_share_and_note_need
     let server = sc_e2e::CareServer::start_relaying(&turn).await;
     let secret = server.add_consultant("dr.who", "Dr Who");
     let appt = server.add_booking("dr.who", "HMP Testshire", 0, "A1234BC", "JS");
+    // A later booking, whose laptop joins while the consultant has ticked the first patient.
+    let later = server.add_booking("dr.who", "HMP Testshire", 20, "B2345CD", "AB");
+    let (_second, second_kiosk) = crate::support::unlocked(&server, "HMP Testshire", "nurse.b").await;
+    let mut second_waiting = None;
     let (_laptop, kiosk_core) = crate::support::unlocked(&server, "HMP Testshire", "nurse.a").await;
     let clip = tempfile::Builder::new().suffix(".y4m").tempfile().expect("y4m");
     write_y4m(clip.path(), 15);
@@ -97,6 +101,20 @@ async fn issue_16_the_consultants_flow_from_sign_in_to_admit_share_and_note_need
         if event == "note_sent" {
             assert!(e.to_string().contains("A1234BC"), "{e}");
         }
+        if event == "confirmed" {
+            let mut k = crate::support::signalling(&second_kiosk).await.expect("signalling");
+            k.send(&sc_proto::signal::ToServer::Join { room_code: later.room_code.clone() }).await.expect("join");
+            second_waiting = Some(k);
+        }
+        if event == "redrawn" {
+            // The list redrew with the second laptop waiting: the tick and the focus stayed (each
+            // waiting-room update used to clear the tick, and Admit could not be reached).
+            assert_eq!(
+                (e["ticked"].as_bool(), e["focus"].as_str()),
+                (Some(true), Some(appt.id.to_string().as_str())),
+                "{e}"
+            );
+        }
         if event == "shown" {
             // The laptop reported the CT shown: it is on the laptop's screen.
             let width = c.images().borrow().as_ref().map(|s| s.width);
@@ -107,7 +125,22 @@ async fn issue_16_the_consultants_flow_from_sign_in_to_admit_share_and_note_need
             break;
         }
     }
-    assert_eq!(seen, ["signed_in", "admitted", "connected", "shown", "windowed", "ended", "note_sent", "done"]);
+    assert_eq!(
+        seen,
+        [
+            "signed_in",
+            "confirmed",
+            "redrawn",
+            "admitted",
+            "connected",
+            "shown",
+            "windowed",
+            "ended",
+            "note_sent",
+            "done"
+        ]
+    );
+    drop(second_waiting);
     // Each step reached the server: the patient confirmed, the call, its end, the note.
     let rows = sc_server::audit::tail(&server.state.db(), 200).expect("audit");
     for event in ["patient_confirmed", "call_started", "call_ended", "note_sent"] {

@@ -124,11 +124,11 @@ impl Driver {
     }
 
     /// As [`Driver::start`], all by keyboard (tests/consultant/keys.mjs): signs in, confirms the
-    /// patient and admits, shares `file`, sets a window preset, ends the call and sends the
-    /// outcome note.
+    /// patient and (once a second laptop waits too) admits, shares `file`, sets a window preset,
+    /// ends the call and sends the outcome note.
     pub fn by_keyboard(server: &CareServer, username: &str, secret: &str, y4m: &Path, file: &Path) -> Self {
         let mut cmd = tokio::process::Command::new("node");
-        cmd.env("SC_Y4M", y4m).env("SC_FILE", file).env("SC_HEADLESS", "1");
+        cmd.env("SC_Y4M", y4m).env("SC_FILE", file).env("SC_HEADLESS", "1").env("SC_SECOND_LAPTOP", "1");
         spawn(cmd, "keys.mjs", server, username, secret)
     }
 
