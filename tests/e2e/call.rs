@@ -163,6 +163,8 @@ async fn call(end_by_kiosk: bool) -> Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_directions_through_the_relay_and_the_kiosk_ends_it() {
+    // A call or a kiosk window: never beside a shaped call (on 2 cores the figures starve).
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     let o = call(true).await;
     // Chromium decoded the kiosk's video at the kiosk's size and heard its tone.
     let v = &o.chromium["video"];
@@ -199,6 +201,8 @@ async fn both_directions_through_the_relay_and_the_kiosk_ends_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consultant_ending_ends_it_for_the_kiosk() {
+    // A call or a kiosk window: never beside a shaped call (on 2 cores the figures starve).
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     let o = call(false).await;
     assert_eq!(o.ended["by"], "consultant");
     assert_eq!(o.kiosk_end_reason.as_deref(), Some("The consultant ended the call."));

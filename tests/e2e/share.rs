@@ -92,6 +92,8 @@ fn rendered(path: &std::path::Path, frame: usize) -> Rendered {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consultant_shares_a_ct_a_multi_frame_file_and_a_series_and_drives_the_view() {
+    // A call or a kiosk window: never beside a shaped call (on 2 cores the figures starve).
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     let dicom = dicom_dir();
     let turn = Turn::start(TURN_SECRET);
     let server = CareServer::start_relaying(&turn).await;

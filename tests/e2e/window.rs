@@ -213,6 +213,8 @@ pub(crate) async fn call_proven(consultant: &mut sc_e2e::browser::Consultant, ki
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_shows_the_consultants_video_in_the_window() {
+    // A call or a kiosk window: never beside a shaped call (on 2 cores the figures starve).
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     let _display = DISPLAY.lock().await;
     assert!(
         std::env::var_os("DISPLAY").is_some(),
@@ -321,6 +323,8 @@ const DISABLED: &str = "srgb(122,16,32)";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
+    // A call or a kiosk window: never beside a shaped call (on 2 cores the figures starve).
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     let _display = DISPLAY.lock().await;
     assert!(
         std::env::var_os("DISPLAY").is_some(),
@@ -363,6 +367,8 @@ async fn a_bricked_laptop_shows_the_disabled_screen_for_ever() {
 /// whose time was not its own: a stolen laptop with its clock set two hours out was never wiped.
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_14_a_laptop_two_hours_fast_or_slow_is_still_wiped_by_a_brick() {
+    // A call or a kiosk window: never beside a shaped call (on 2 cores the figures starve).
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
     let _display = DISPLAY.lock().await;
     let server = CareServer::start().await;
     for skew in ["+2h", "-2h"] {
