@@ -50,7 +50,9 @@ begin "TURN relay (coturn)" "$demo/turn.log"
 turn_port="$(free_port udp)"
 turn_relay=$((40000 + turn_port % 10000))
 mapfile -t turn_deny < <(coturn_deny_args 127.0.0.1)
-turnserver -n --no-cli --no-tls --no-dtls --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \
+# UDP only: the port was found free for UDP; a TCP listener on it can find it taken (a test run saw
+# coturn retry that bind in its loop and answer the laptop's allocation too late to connect).
+turnserver -n --no-cli --no-tls --no-dtls --no-tcp --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \
   --listening-port="$turn_port" --min-port="$turn_relay" --max-port=$((turn_relay + 200)) \
   --allow-loopback-peers "${turn_deny[@]}" \
   --use-auth-secret --static-auth-secret="$turn_secret" --realm=secureconsult.demo \

@@ -38,7 +38,17 @@ impl Turn {
         let mut child = Command::new("turnserver")
             .arg(format!("--pidfile={}", dir.path().join("turn.pid").display()))
             .arg(format!("--db={}", dir.path().join("turndb").display()))
-            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+            // UDP only: the port was found free for UDP, and a TCP listener on it may find it taken
+            // (coturn then retries the bind in its loop and answers allocations late).
+            .args([
+                "-n",
+                "--no-cli",
+                "--no-tls",
+                "--no-dtls",
+                "--no-tcp",
+                "--listening-ip=127.0.0.1",
+                "--relay-ip=127.0.0.1",
+            ])
             .arg(format!("--listening-port={port}"))
             .arg(format!("--min-port={relay_lo}"))
             .arg(format!("--max-port={}", relay_lo + 200))
