@@ -39,6 +39,23 @@ fn record(
     )
 }
 
+/// Stores `new` and audits it as `event` under `who`, in one transaction; returns the note's id.
+fn store(
+    c: &rusqlite::Connection,
+    who: &str,
+    new: &notes::NewNote<'_>,
+    event: &str,
+    about: &str,
+    now: i64,
+) -> Result<i64, Error> {
+    let tx = c.unchecked_transaction()?;
+    let (note, _) = notes::insert(&tx, new, now)?;
+    let detail = format!("note={note} {about} urgency={}", new.draft.urgency.as_str());
+    record(&tx, who, new.prison_id, event, detail, now)?;
+    tx.commit()?;
+    Ok(note)
+}
+
 /// `POST /v1/consult/appointments/{id}/note`: the outcome note of appointment `id`, sent to that
 /// prison's healthcare team.
 pub async fn send(
@@ -58,7 +75,6 @@ pub async fn send(
     if now < appointment.view.starts_at - state.config.join_early_secs {
         return Err(Error::BadRequest("this appointment has not started: write its note after the call".into()));
     }
-    let tx = c.unchecked_transaction()?;
     let new = notes::NewNote {
         appointment_id: id,
         consultant_id: me.staff_id,
@@ -66,11 +82,7 @@ pub async fn send(
         addendum_to: None,
         draft: &draft,
     };
-    let (note, _) = notes::insert(&tx, &new, now)?;
-    let detail = format!("note={note} appointment={id} urgency={}", draft.urgency.as_str());
-    record(&tx, &me.username, appointment.prison_id, "note_sent", detail, now)?;
-    tx.commit()?;
-    Ok(Json(Sent { id: note }))
+    store(&c, &me.username, &new, "note_sent", &format!("appointment={id}"), now).map(|id| Json(Sent { id }))
 }
 
 /// `POST /v1/consult/notes/{id}/addendum`: adds to one of the consultant's notes (to the note
@@ -89,7 +101,6 @@ pub async fn addendum(
         .filter(|h| h.consultant_id == me.staff_id)
         .ok_or_else(|| Error::NotFound(format!("outcome note {id}")))?;
     let original = target.addendum_to.unwrap_or(target.id);
-    let tx = c.unchecked_transaction()?;
     let new = notes::NewNote {
         appointment_id: target.appointment_id,
         consultant_id: me.staff_id,
@@ -97,11 +108,8 @@ pub async fn addendum(
         addendum_to: Some(original),
         draft: &draft,
     };
-    let (note, _) = notes::insert(&tx, &new, now)?;
-    let detail = format!("note={note} addendum_to={original} urgency={}", draft.urgency.as_str());
-    record(&tx, &me.username, target.prison_id, "note_addendum", detail, now)?;
-    tx.commit()?;
-    Ok(Json(Sent { id: note }))
+    let about = format!("addendum_to={original}");
+    store(&c, &me.username, &new, "note_addendum", &about, now).map(|id| Json(Sent { id }))
 }
 
 /// `GET /v1/consult/notes`: the consultant's own notes, newest first, with who acknowledged each.
