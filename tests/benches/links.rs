@@ -141,6 +141,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
     let h = hospital_sending(&link, Content::Camera);
     let mut kiosk = Vec::new();
     let mut started: Option<f64> = None;
+    let mut last = Value::Null;
     let a = attempt_watching(&link, &h, 0, secs, |stats, _| {
         let now = wall_ms();
         if started.is_none() && stats["frames_decoded"].as_f64().unwrap_or(0.0) > 0.0 {
@@ -150,8 +151,11 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
         kiosk.push(engine_sample(now, stats));
         if trace() {
             let v = &stats["sending"]["video"];
+            // What left in the last second, beside what was asked for.
+            let delta = |k: &str| stats[k].as_f64().unwrap_or(0.0) - last[k].as_f64().unwrap_or(0.0);
             println!(
-                "trace {} {:>5.1} s: target {:>5.0} kbit/s, loss {:>4.1} %, video {}, frames decoded {}",
+                "trace {} {:>5.1} s: target {:>5.0} kbit/s, loss {:>4.1} %, video {}, sent {:>4.0} kbit/s {:>2.0} frames \
+                 ({:.0} key, {:.0} asked), frames decoded {}",
                 profile.name,
                 stats["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
                 stats["target_kbps"].as_f64().unwrap_or(0.0),
@@ -161,8 +165,13 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 } else {
                     format!("{}x{}@{} {} kbit/s", v["width"], v["height"], v["fps"], v["kbps"])
                 },
+                delta("video_bytes_sent") * 8.0 / 1000.0,
+                delta("frames_sent"),
+                delta("keyframes_sent"),
+                delta("keyframe_requests"),
                 stats["frames_decoded"],
             );
+            last = stats.clone();
         }
         false
     })

@@ -6,7 +6,8 @@
 //! rtc 0.21's GCC raises its target by 8 % a second with no cap at what actually gets through, and
 //! does not probe (measured on the poor profile: 256 kbit/s, 5 % loss, the target climbed past 600
 //! kbit/s). As libwebrtc does, the wrapper caps the target near the rate the receiver
-//! acknowledged over the last second ([`ACKED_HEADROOM`]) while the link loses packets
+//! acknowledged over the last second ([`PROBE_HEADROOM`], [`ACKED_HEADROOM`] once a standing queue
+//! has shown the link's limit) while the link loses packets
 //! ([`CAP_LOSS`], reported within [`LOSSY_FOR`]), but never below [`CAP_FLOOR_BPS`]: without probing, a call sending little
 //! (sound only) must still be able to find room for video again.
 
@@ -44,12 +45,18 @@ const DELAY_NOW_WINDOW: Duration = Duration::from_millis(250);
 pub const LOSSY_FOR: Duration = Duration::from_secs(10);
 /// The acknowledged-rate cap never goes below this (a 256 kbit/s link's worth).
 pub const CAP_FLOOR_BPS: f64 = 300_000.0;
-/// How far above the acknowledged rate the target may be. libwebrtc allows 1.5; measured on the
-/// poor profile that still let the kiosk send 480x360 into a 256 kbit/s link (rtc's delay-based
-/// detection is slow to cut through a tail-dropping queue), so the kiosk keeps closer: 1.1 still
-/// grows the sending rate by a tenth a second while the link has room (1.2 kept a 512 kbit/s link
-/// at its limit once the encoder produced its full rate).
+/// How far above the acknowledged rate the target may be once a standing queue has shown where
+/// the link's limit is (within [`QUEUE_MEMORY`]): 1.1 still grows the sending rate by a tenth a
+/// second while the link has room (1.2 kept a 512 kbit/s link at its limit).
 pub const ACKED_HEADROOM: f64 = 1.1;
+/// How far above the acknowledged rate the target may be on a lossy link that has shown no queue:
+/// libwebrtc's 1.5. The loss is then the link's own, not congestion, and a sender using less than
+/// the link carries must be able to climb: held at 1.1, a kiosk sending 320x240 on the prison
+/// profile (512 kbit/s, 3 % loss) acknowledged ~270 kbit/s, was capped at the 300 kbit/s floor and
+/// never reached the 480x360 rung (issue #12). Overshooting finds the queue, which then rules.
+pub const PROBE_HEADROOM: f64 = 1.5;
+/// How long a standing queue keeps the tighter [`ACKED_HEADROOM`].
+pub const QUEUE_MEMORY: Duration = Duration::from_secs(20);
 
 /// The pacer releases packets at this multiple of the target. libwebrtc paces at 2.5x (the
 /// encoder holds the average; the pacer only spreads each frame out). Measured on the prison
@@ -174,6 +181,8 @@ pub struct Published<E> {
     /// The link counts as lossy until then (loss over [`CAP_LOSS`] was last reported
     /// [`LOSSY_FOR`] before): one clean report on a lossy link must not lift the cap.
     lossy_until: Option<Instant>,
+    /// The link's limit was last found (a standing queue) [`QUEUE_MEMORY`] before this.
+    queue_seen_until: Option<Instant>,
 }
 
 impl<E> Published<E> {
@@ -189,6 +198,7 @@ impl<E> Published<E> {
             last_tick: Instant::now(),
             gap_ended: None,
             lossy_until: None,
+            queue_seen_until: None,
         }
     }
 
@@ -249,10 +259,12 @@ impl<E: BandwidthEstimator> Published<E> {
         // 10 Mbit/s link held at 320x240 and "weak" for a whole call).
         let lossy = self.lossy_until.is_some_and(|until| self.last_tick < until);
         let queued = self.queue_delay().is_some_and(|q| q > QUEUE_LIMIT);
+        let limit_known = self.queue_seen_until.is_some_and(|until| self.last_tick < until);
+        let headroom = if limit_known { ACKED_HEADROOM } else { PROBE_HEADROOM };
         match self.acked_bps() {
             // Below what arrives, even below the floor: the queue must drain.
             Some(acked) if queued => target.min((acked * DRAIN).max(MIN_BPS)),
-            Some(acked) if lossy => target.min((acked * ACKED_HEADROOM).max(CAP_FLOOR_BPS)),
+            Some(acked) if lossy => target.min((acked * headroom).max(CAP_FLOOR_BPS)),
             _ => target,
         }
     }
@@ -310,6 +322,9 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
         }
         if self.inner.stats().packet_loss.is_some_and(|l| l > CAP_LOSS) {
             self.lossy_until = Some(now + LOSSY_FOR);
+        }
+        if self.queue_delay().is_some_and(|q| q > QUEUE_LIMIT) {
+            self.queue_seen_until = Some(now + QUEUE_MEMORY);
         }
         self.publish();
     }
@@ -400,7 +415,7 @@ mod tests {
         c.on_reports(Instant::now(), &reports);
         let acked = c.acked_bps().expect("acked");
         assert!((acked - 40.0 * 1000.0 * 8.0 * 1000.0 / 950.0).abs() < 20_000.0, "{acked}");
-        assert!((shared.target_bps() - acked * ACKED_HEADROOM).abs() < 1.0, "{}", shared.target_bps());
+        assert!((shared.target_bps() - acked * PROBE_HEADROOM).abs() < 1.0, "{}", shared.target_bps());
         assert_eq!(c.capped(), shared.target_bps());
         assert_eq!(c.target_bitrate(), shared.target_bps() * PACING_FACTOR, "the pacer follows the cap");
         // A trickle (sound only) on a lossy link is capped at the floor, not near the trickle.
@@ -437,6 +452,54 @@ mod tests {
         let acked = c.acked_bps().expect("acked");
         assert!(c.queue_delay().is_some_and(|q| q > QUEUE_LIMIT), "{:?}", c.queue_delay());
         assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked}", shared.target_bps());
+    }
+
+    /// Issue #12: on the prison profile (512 kbit/s, 3 % lost) the kiosk sending 320x240 had ~270
+    /// kbit/s acknowledged and no queue; capped at 1.1 times that it sat at the 300 kbit/s floor
+    /// and never climbed to the 480x360 rung (which needs ~350).
+    #[test]
+    fn issue_12_a_lossy_link_without_a_queue_lets_a_sender_using_little_climb() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        let t0 = shared.epoch;
+        // One second: 30 packets of 1125 bytes (270 kbit/s), one lost, 40 ms one way plus a queue
+        // that grows by `queue_ms` over the second.
+        let mut id = 0;
+        let mut second = |c: &mut Published<Optimist>, s: u64, queue_ms: u64| {
+            let reports: Vec<_> = (0..30)
+                .map(|k| {
+                    id += 1;
+                    let sent = s * 1000 + k * 33;
+                    let mut r = report(id, sent + 40 + queue_ms * k / 30, 1125, k != 7);
+                    r.departure = t0 + Duration::from_millis(sent);
+                    r
+                })
+                .collect();
+            let now = t0 + Duration::from_millis(s * 1000 + 1000);
+            c.on_reports(now, &reports);
+            c.handle_timeout(now);
+            c.acked_bps().expect("acked")
+        };
+        let mut acked = 0.0;
+        for s in 0..4 {
+            acked = second(&mut c, s, 0);
+        }
+        let target = shared.target_bps();
+        assert!((target - acked * PROBE_HEADROOM).abs() < 1.0, "{target} for {acked}");
+        assert!(target > 350_000.0, "room for the next rung: {target}");
+        // It overshoots: a queue builds. The target drops below what arrives...
+        acked = second(&mut c, 4, 150);
+        assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "draining: {}", shared.target_bps());
+        // ...and once drained, the limit is known: the cap stays close for a while.
+        for s in 5..8 {
+            acked = second(&mut c, s, 0);
+        }
+        assert!((shared.target_bps() - (acked * ACKED_HEADROOM).max(CAP_FLOOR_BPS)).abs() < 1.0);
+        // Long after the queue, the link may have changed: room to climb again.
+        for s in 8..(8 + QUEUE_MEMORY.as_secs()) {
+            acked = second(&mut c, s, 0);
+        }
+        assert!((shared.target_bps() - acked * PROBE_HEADROOM).abs() < 1.0, "{}", shared.target_bps());
     }
 
     #[test]

@@ -83,15 +83,15 @@ impl Vp8Encoder {
         Ok(resized)
     }
 
-    /// Encodes `frame` (of [`Vp8Encoder::size`]) captured at `at_ms` on the call's clock, shown
-    /// for `duration`.
-    pub(crate) fn encode(
-        &mut self,
-        frame: &I420Frame,
-        keyframe: bool,
-        at_ms: i64,
-        duration: std::time::Duration,
-    ) -> Result<Vec<EncodedFrame>, Error> {
+    /// Encodes `frame` (of [`Vp8Encoder::size`]) captured at `at_ms` on the call's clock.
+    ///
+    /// libvpx is told each frame lasts one period of the configured frame rate, as libwebrtc
+    /// tells it, whatever the gap since the last frame: it derives its frame rate, and so each
+    /// frame's share of the bitrate, from where one frame's duration ends and the next one's does.
+    /// Given the gap before each frame instead, a 20 fps rung taken from a 30 fps camera (gaps of
+    /// 33 and 67 ms in turn) looked to it like frames 0 and 100 ms long, and it sent twice its
+    /// bitrate (issue #12: ~500 kbit/s for 250 on the prison link, which then overflowed).
+    pub(crate) fn encode(&mut self, frame: &I420Frame, keyframe: bool, at_ms: i64) -> Result<Vec<EncodedFrame>, Error> {
         if frame.width() != self.width || frame.height() != self.height {
             return Err(codec(format!(
                 "frame is {}x{}, encoder {}x{}",
@@ -105,7 +105,7 @@ impl Vp8Encoder {
             YUVImageData::from_raw_data(ImageFormat::I420, self.width as usize, self.height as usize, frame.data())
                 .map_err(codec)?;
         let flags = if keyframe { EncoderFrameFlags::FORCE_KF } else { EncoderFrameFlags::empty() };
-        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ms = u64::from(1000 / self.fps.max(1)).max(1);
         let packets = self.enc.encode(at_ms, ms, image, EncodingDeadline::Realtime, flags).map_err(codec)?;
         Ok(packets
             .filter_map(|p| match p {
@@ -166,8 +166,6 @@ mod tests {
     use super::*;
     use crate::source::{TestPattern, VideoSource, BAR_LUMA};
 
-    const MS33: std::time::Duration = std::time::Duration::from_millis(33);
-
     #[test]
     fn encode_decode_round_trip_keeps_content_and_honours_keyframe_requests() {
         let mut src = TestPattern::new(320, 240);
@@ -176,7 +174,7 @@ mod tests {
         let mut decoded = None;
         let mut keys = Vec::new();
         for i in 0..20 {
-            for f in enc.encode(&src.next_frame(), i == 15, i64::from(i) * 33, MS33).expect("encode") {
+            for f in enc.encode(&src.next_frame(), i == 15, i64::from(i) * 33).expect("encode") {
                 keys.push((i, f.key, is_keyframe(&f.data)));
                 if let Some(p) = dec.decode(&f.data).expect("decode") {
                     decoded = Some(p);
@@ -203,7 +201,7 @@ mod tests {
             let frame = I420Frame::filled(w, h, 126, 128, 128);
             let mut decoded = None;
             for i in 0..3 {
-                for f in enc.encode(&frame, i == 0, i * 33, MS33).expect("encode") {
+                for f in enc.encode(&frame, i == 0, i * 33).expect("encode") {
                     decoded = dec.decode(&f.data).expect("decode").or(decoded);
                 }
             }
@@ -227,8 +225,7 @@ mod tests {
                 *seed ^= *seed << 5;
                 *p = 64 + (*seed % 128) as u8;
             }
-            total +=
-                enc.encode(&f, false, 1000 + i * 33, MS33).expect("encode").iter().map(|e| e.data.len()).sum::<usize>();
+            total += enc.encode(&f, false, 1000 + i * 33).expect("encode").iter().map(|e| e.data.len()).sum::<usize>();
         }
         total
     }
@@ -250,15 +247,61 @@ mod tests {
         let f = I420Frame::filled(320, 240, 90, 128, 128);
         let mut decoded = None;
         for i in 0..3 {
-            for e in enc.encode(&f, i == 0, 5000 + i * 50, MS33).expect("encode") {
+            for e in enc.encode(&f, i == 0, 5000 + i * 50).expect("encode") {
                 decoded = dec.decode(&e.data).expect("decode").or(decoded);
             }
         }
         assert_eq!(decoded.map(|d| (d.width(), d.height())), Some((320, 240)));
-        assert!(enc.encode(&I420Frame::filled(640, 480, 0, 128, 128), false, 6000, MS33).is_err(), "old size refused");
+        assert!(enc.encode(&I420Frame::filled(640, 480, 0, 128, 128), false, 6000).is_err(), "old size refused");
 
         enc.reconfigure(1280, 720, 30, 800).expect("capped");
         assert_eq!(enc.size(), (640, 480), "never larger than it was made");
+    }
+
+    /// A camera's picture: a grained wall panning past, and sensor noise on every pixel.
+    fn camera_frame(w: u32, h: u32, t: usize, wall: &[u8], seed: &mut u32) -> I420Frame {
+        let mut f = I420Frame::filled(w, h, 128, 128, 128);
+        let stride = w as usize + 64;
+        for (i, p) in f.data_mut().iter_mut().take((w * h) as usize).enumerate() {
+            let (x, y) = (i % w as usize, i / w as usize);
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 17;
+            *seed ^= *seed << 5;
+            *p = wall[y * stride + (x + t * 2) % stride].saturating_add((*seed % 9) as u8);
+        }
+        f
+    }
+
+    #[test]
+    fn issue_12_a_20_fps_rung_taken_from_a_30_fps_camera_holds_its_bitrate() {
+        // The send loop runs on the camera's 33 ms clock, so a 20 fps rung sends frames 33 and 67
+        // ms apart in turn. Told those gaps as the frames' durations, libvpx saw frames 100 and 0
+        // ms long and sent a third more than asked here (twice as much on the camera clip).
+        let (w, h) = (320, 240);
+        let mut seed = 11u32;
+        let wall: Vec<u8> = (0..(w as usize + 64) * h as usize)
+            .map(|i| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let stripe = if (i / 20) % 2 == 0 { 100 } else { 130 };
+                stripe + (seed % 40) as u8
+            })
+            .collect();
+        let mut enc = Vp8Encoder::new(640, 480, 30, 800).expect("encoder");
+        enc.reconfigure(w, h, 20, 250).expect("the rung");
+        let (mut bytes, mut at) = (0usize, 0i64);
+        for i in 0..200usize {
+            at += if i % 2 == 0 { 33 } else { 67 };
+            let f = camera_frame(w, h, i * 3 / 2, &wall, &mut seed);
+            let out: usize = enc.encode(&f, i == 0, at).expect("encode").iter().map(|e| e.data.len()).sum();
+            // The first two seconds are the rate control settling (and the keyframe).
+            if i >= 40 {
+                bytes += out;
+            }
+        }
+        let kbps = bytes as f64 * 8.0 / 1000.0 / 8.0;
+        assert!((200.0..=290.0).contains(&kbps), "250 kbit/s asked, {kbps:.0} sent");
     }
 }
 

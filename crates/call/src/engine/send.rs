@@ -94,7 +94,6 @@ pub(super) fn spawn_video_encoder(
         // The rung's frame rate: frames are captured at the camera's rate and some skipped.
         let mut gap = period;
         let mut due = Instant::now();
-        let mut last_sent: Option<Instant> = None;
         let mut last_key: Option<Instant> = None;
         let mut adjuster = RateAdjuster::default();
         let mut wanted: Option<(u32, u32, u32, u32)> = None;
@@ -139,8 +138,6 @@ pub(super) fn spawn_video_encoder(
             }
             // Next frame one gap on, but never a burst to catch up after a stall.
             due = (due + gap).max(now + gap / 2);
-            let duration = last_sent.map_or(gap, |t| now.duration_since(t));
-            last_sent = Some(now);
             // The network is behind (the pump's queue is full): skip this frame before the encoder
             // sees it. Dropping an encoded frame instead would break every later frame's reference
             // and cost a keyframe.
@@ -159,7 +156,7 @@ pub(super) fn spawn_video_encoder(
                 last_key = Some(now);
             }
             let at_ms = i64::try_from(shared.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-            match encoder.encode(&frame, key, at_ms, duration) {
+            match encoder.encode(&frame, key, at_ms) {
                 Ok(frames) => {
                     for f in frames {
                         adjuster.produced(now, f.data.len());
