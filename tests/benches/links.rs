@@ -154,12 +154,14 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             // What left in the last second, beside what was asked for.
             let delta = |k: &str| stats[k].as_f64().unwrap_or(0.0) - last[k].as_f64().unwrap_or(0.0);
             println!(
-                "trace {} {:>5.1} s: target {:>5.0} kbit/s, loss {:>4.1} %, video {}, sent {:>4.0} kbit/s {:>2.0} frames \
-                 ({:.0} key, {:.0} asked), frames decoded {}",
+                "trace {} {:>5.1} s: target {:>5.0} kbit/s, loss {:>4.1} % ({:>4.1} % over 3 s), queue {:>3.0} ms, \
+                 video {}, sent {:>4.0} kbit/s {:>2.0} frames ({:.0} key, {:.0} asked), frames decoded {}",
                 profile.name,
                 stats["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
                 stats["target_kbps"].as_f64().unwrap_or(0.0),
                 100.0 * stats["link_loss"].as_f64().unwrap_or(0.0),
+                100.0 * stats["window_loss"].as_f64().unwrap_or(0.0),
+                stats["queue_ms"].as_f64().unwrap_or(0.0),
                 if v.is_null() {
                     "none".to_owned()
                 } else {

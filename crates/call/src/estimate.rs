@@ -113,6 +113,9 @@ const ACKED_WINDOW: Duration = Duration::from_secs(1);
 pub struct LinkEstimate {
     target_bps: Arc<AtomicU64>,
     loss: Arc<AtomicU64>,
+    /// The standing queue (ms) and the loss over the last few seconds, for the figures.
+    queue_ms: Arc<AtomicU64>,
+    window_loss: Arc<AtomicU64>,
     /// When the peer's media last arrived, in ms after `epoch` (0: never).
     heard_ms: Arc<AtomicU64>,
     epoch: Instant,
@@ -123,6 +126,8 @@ impl Default for LinkEstimate {
         LinkEstimate {
             target_bps: Arc::default(),
             loss: Arc::default(),
+            queue_ms: Arc::default(),
+            window_loss: Arc::default(),
             heard_ms: Arc::default(),
             epoch: Instant::now(),
         }
@@ -163,6 +168,16 @@ impl LinkEstimate {
     /// The loss it measured (0..1).
     pub fn loss(&self) -> f64 {
         f64::from_bits(self.loss.load(Ordering::Relaxed))
+    }
+
+    /// The standing queue on the path the wrapper last saw, ms (0 before it knows).
+    pub fn queue_ms(&self) -> f64 {
+        f64::from_bits(self.queue_ms.load(Ordering::Relaxed))
+    }
+
+    /// The share of packets lost over the wrapper's loss window (0..1; 0 before it knows).
+    pub fn window_loss(&self) -> f64 {
+        f64::from_bits(self.window_loss.load(Ordering::Relaxed))
     }
 
     /// Google Congestion Control, publishing here.
@@ -359,6 +374,9 @@ impl<E: BandwidthEstimator> Published<E> {
         if let Some(loss) = self.inner.stats().packet_loss.filter(|l| l.is_finite()) {
             self.out.loss.store(loss.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
         }
+        let queue = self.queue_delay().map_or(0.0, |q| q.as_secs_f64() * 1000.0);
+        self.out.queue_ms.store(queue.to_bits(), Ordering::Relaxed);
+        self.out.window_loss.store(self.window_loss().unwrap_or(0.0).to_bits(), Ordering::Relaxed);
     }
 }
 

@@ -111,6 +111,8 @@ async fn run() {
                     "audio_recovered": s.audio_recovered,
                     "target_kbps": s.target_kbps,
                     "link_loss": s.link_loss,
+                    "queue_ms": s.queue_ms,
+                    "window_loss": s.window_loss,
                     "sound_only_by_link": s.sound_only_by_link,
                     "ice_restarts": s.ice_restarts,
                     "freezes": s.freezes,

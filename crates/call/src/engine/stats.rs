@@ -38,6 +38,10 @@ pub struct CallStats {
     pub target_kbps: f64,
     /// The loss the controller measured (0..1).
     pub link_loss: f64,
+    /// The standing queue on the path the estimate last saw, ms.
+    pub queue_ms: f64,
+    /// The loss over the estimate's window of the last seconds (0..1).
+    pub window_loss: f64,
     /// What the kiosk sends now: the video rung and its bitrate (`None`: sound only, or not yet
     /// decided), and Opus's bitrate.
     pub sending: Option<crate::adapt::Settings>,
@@ -122,6 +126,8 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         first_remote_frame: (first > 0).then(|| Duration::from_micros(first)),
         target_kbps: shared.estimate.target_bps() / 1000.0,
         link_loss: shared.estimate.loss(),
+        queue_ms: shared.estimate.queue_ms(),
+        window_loss: shared.estimate.window_loss(),
         sending: *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         sound_only_by_link: shared.sound_only_by_link.load(Ordering::Relaxed),
         ice_restarts: c.ice_restarts.load(Ordering::Relaxed),
