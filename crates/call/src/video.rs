@@ -213,6 +213,14 @@ mod tests {
         }
     }
 
+    /// xorshift32: cheap, deterministic grain for test pictures.
+    fn noise(seed: &mut u32) -> u32 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 17;
+        *seed ^= *seed << 5;
+        *seed
+    }
+
     /// Bytes the encoder makes of `frames` noisy frames (a camera's grain: hard to compress).
     fn bytes_for(enc: &mut Vp8Encoder, frames: i64, seed: &mut u32) -> usize {
         let (w, h) = enc.size();
@@ -220,10 +228,7 @@ mod tests {
         for i in 0..frames {
             let mut f = I420Frame::filled(w, h, 128, 128, 128);
             for p in f.data_mut().iter_mut().take((w * h) as usize) {
-                *seed ^= *seed << 13;
-                *seed ^= *seed >> 17;
-                *seed ^= *seed << 5;
-                *p = 64 + (*seed % 128) as u8;
+                *p = 64 + (noise(seed) % 128) as u8;
             }
             total += enc.encode(&f, false, 1000 + i * 33).expect("encode").iter().map(|e| e.data.len()).sum::<usize>();
         }
@@ -264,10 +269,7 @@ mod tests {
         let stride = w as usize + 64;
         for (i, p) in f.data_mut().iter_mut().take((w * h) as usize).enumerate() {
             let (x, y) = (i % w as usize, i / w as usize);
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 17;
-            *seed ^= *seed << 5;
-            *p = wall[y * stride + (x + t * 2) % stride].saturating_add((*seed % 9) as u8);
+            *p = wall[y * stride + (x + t * 2) % stride].saturating_add((noise(seed) % 9) as u8);
         }
         f
     }
@@ -281,11 +283,8 @@ mod tests {
         let mut seed = 11u32;
         let wall: Vec<u8> = (0..(w as usize + 64) * h as usize)
             .map(|i| {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
                 let stripe = if (i / 20) % 2 == 0 { 100 } else { 130 };
-                stripe + (seed % 40) as u8
+                stripe + (noise(&mut seed) % 40) as u8
             })
             .collect();
         let mut enc = Vp8Encoder::new(640, 480, 30, 800).expect("encoder");
