@@ -3,6 +3,7 @@
 
 mod devices;
 mod dtls_retransmit;
+mod feedback_loss;
 mod late_feedback;
 mod lifecycle;
 mod rules;
