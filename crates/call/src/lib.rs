@@ -18,6 +18,7 @@ pub mod frame;
 pub mod images;
 mod keyframe;
 mod pacer;
+pub mod playout;
 pub mod source;
 mod video;
 pub mod y4m;

@@ -116,6 +116,7 @@ async fn run() {
                     "sound_only_by_link": s.sound_only_by_link,
                     "ice_restarts": s.ice_restarts,
                     "freezes": s.freezes,
+                    "playout_ms": s.playout_delay.as_millis() as u64,
                     "keyframes_asked": s.keyframes_asked,
                     "video_bytes_sent": s.video_bytes_sent,
                     "keyframes_sent": s.keyframes_sent,

@@ -1,9 +1,12 @@
-//! The remote media: the consultant's VP8 reassembled, decoded and published as the newest frame
-//! (a keyframe asked for after loss), and their Opus decoded to the speaker, with the counters.
+//! The remote media: the consultant's VP8 reassembled, decoded, held until its time to be shown
+//! (`crate::playout`) and published as the newest frame (a keyframe asked for after loss), and
+//! their Opus decoded to the speaker, with the counters.
 
 use super::stats::FreezeDetector;
 use super::Shared;
 use crate::audio::{OpusDecoder, FRAME_STEREO};
+use crate::frame::I420Frame;
+use crate::playout::Playout;
 use crate::video::{is_keyframe, Vp8Decoder};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -45,40 +48,83 @@ pub(super) const SRTP_REPLAY_WINDOW: usize = 1024;
 pub(super) const NACKS_PER_PACKET: u16 = 10;
 
 pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
-    let mut builder = SampleBuilder::new(256, Vp8Packet::default(), 90_000).with_max_time_delay(REASSEMBLY_WAIT);
-    let mut decoder = match Vp8Decoder::new() {
-        Ok(d) => d,
+    let mut rx = match VideoReceiver::new() {
+        Ok(rx) => rx,
         Err(e) => {
             tracing::error!(error = %e, "no VP8 decoder");
             return;
         }
     };
-    let mut have_key = false;
-    let mut freezes = FreezeDetector::default();
-    let mut last_pli = Instant::now() - Duration::from_secs(10);
-    while let Some(event) = track.poll().await {
-        let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
+    loop {
+        let due = rx.playout.next_release();
+        let event = tokio::select! {
+            event = track.poll() => match event {
+                Some(event) => Some(event),
+                None => break,
+            },
+            () = sleep_until(due), if due.is_some() => None,
+        };
+        if let Some(TrackRemoteEvent::OnRtpPacket(packet)) = event {
+            rx.take(packet, &shared, &track).await;
+        }
+        while let Some(frame) = rx.playout.pop(Instant::now()) {
+            if rx.freezes.frame(Instant::now()) {
+                shared.counters.freezes.fetch_add(1, Ordering::Relaxed);
+            }
+            // Keep only the newest frame: whoever draws takes the latest, never a queue.
+            shared.frames.send_replace(Some(Arc::new(frame)));
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due.into()).await;
+    }
+}
+
+/// The receive loop's state for the peer's video.
+struct VideoReceiver {
+    builder: SampleBuilder<Vp8Packet>,
+    decoder: Vp8Decoder,
+    have_key: bool,
+    last_pli: Instant,
+    playout: Playout<I420Frame>,
+    freezes: FreezeDetector,
+}
+
+impl VideoReceiver {
+    fn new() -> Result<Self, crate::Error> {
+        Ok(VideoReceiver {
+            builder: SampleBuilder::new(256, Vp8Packet::default(), 90_000).with_max_time_delay(REASSEMBLY_WAIT),
+            decoder: Vp8Decoder::new()?,
+            have_key: false,
+            last_pli: Instant::now() - Duration::from_secs(10),
+            playout: Playout::new(Instant::now()),
+            freezes: FreezeDetector::default(),
+        })
+    }
+
+    /// One RTP packet: reassembled, and each frame it completes decoded into the playout buffer.
+    async fn take(&mut self, packet: rtc::rtp::Packet, shared: &Shared, track: &Arc<dyn TrackRemote>) {
         shared.estimate.heard();
-        builder.push(Instant::now(), packet);
-        while let Some(sample) = builder.pop(Instant::now()) {
+        self.builder.push(Instant::now(), packet);
+        while let Some(sample) = self.builder.pop(Instant::now()) {
             let lost = sample.prev_dropped_packets > 0;
             if is_keyframe(&sample.data) {
-                have_key = true;
+                self.have_key = true;
             }
-            if (!have_key || lost) && last_pli.elapsed() > Duration::from_millis(500) {
-                last_pli = Instant::now();
+            if (!self.have_key || lost) && self.last_pli.elapsed() > Duration::from_millis(500) {
+                self.last_pli = Instant::now();
                 shared.counters.keyframes_asked.fetch_add(1, Ordering::Relaxed);
-                send_pli(&track).await;
+                send_pli(track).await;
             }
-            if !have_key {
+            if !self.have_key {
                 continue;
             }
-            match decoder.decode(&sample.data) {
+            match self.decoder.decode(&sample.data) {
                 Ok(Some(frame)) => {
                     let c = &shared.counters;
-                    if freezes.frame(Instant::now()) {
-                        c.freezes.fetch_add(1, Ordering::Relaxed);
-                    }
                     if c.frames_decoded.fetch_add(1, Ordering::Relaxed) == 0 {
                         let micros = u64::try_from(shared.started.elapsed().as_micros()).unwrap_or(u64::MAX);
                         c.first_frame_micros.store(micros.max(1), Ordering::Relaxed);
@@ -94,13 +140,14 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
                         // The peer scales its video under load: every size it sends must draw.
                         tracing::info!(width = frame.width(), height = frame.height(), "remote video size");
                     }
-                    // Keep only the newest frame: whoever draws takes the latest, never a queue.
-                    shared.frames.send_replace(Some(Arc::new(frame)));
+                    self.playout.push(Instant::now(), sample.packet_timestamp, frame);
+                    let held = u64::try_from(self.playout.delay().as_micros()).unwrap_or(u64::MAX);
+                    c.playout_delay_us.store(held, Ordering::Relaxed);
                 }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "undecodable VP8 frame");
-                    have_key = false;
+                    self.have_key = false;
                 }
             }
         }

@@ -49,9 +49,12 @@ pub struct CallStats {
     pub sound_only_by_link: bool,
     /// ICE restarts begun (after the link stayed down).
     pub ice_restarts: u64,
-    /// Freezes in the remote video: a gap between decoded frames longer than three mean frame
+    /// Freezes in the remote video: a gap between frames shown longer than three mean frame
     /// intervals and 150 ms past the mean (the W3C `freezeCount` rule, as Chromium counts).
     pub freezes: u64,
+    /// How long the remote video is held before it is shown, past its fastest arrival
+    /// (`crate::playout`; Chromium's `jitterBufferDelay` is the same idea).
+    pub playout_delay: Duration,
     /// Keyframes asked of the peer (PLI), after loss the retransmissions did not repair.
     pub keyframes_asked: u64,
     /// VP8 payload bytes handed to the track (before RTP, SRTP and TURN).
@@ -74,6 +77,7 @@ pub(super) struct Counters {
     pub(super) first_frame_micros: AtomicU64,
     pub(super) ice_restarts: AtomicU64,
     pub(super) freezes: AtomicU64,
+    pub(super) playout_delay_us: AtomicU64,
     pub(super) keyframes_asked: AtomicU64,
     pub(super) video_bytes_sent: AtomicU64,
 }
@@ -132,6 +136,7 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         sound_only_by_link: shared.sound_only_by_link.load(Ordering::Relaxed),
         ice_restarts: c.ice_restarts.load(Ordering::Relaxed),
         freezes: c.freezes.load(Ordering::Relaxed),
+        playout_delay: Duration::from_micros(c.playout_delay_us.load(Ordering::Relaxed)),
         keyframes_asked: c.keyframes_asked.load(Ordering::Relaxed),
         video_bytes_sent: c.video_bytes_sent.load(Ordering::Relaxed),
     }
