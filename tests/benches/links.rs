@@ -155,7 +155,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             let delta = |k: &str| stats[k].as_f64().unwrap_or(0.0) - last[k].as_f64().unwrap_or(0.0);
             println!(
                 "trace {} {:>5.1} s: target {:>5.0} kbit/s, loss {:>4.1} % ({:>4.1} % over 3 s), queue {:>3.0} ms, \
-                 video {}, sent {:>4.0} kbit/s {:>2.0} frames ({:.0} key, {:.0} asked), frames decoded {}",
+                 video {}, sent {:>4.0} kbit/s {:>2.0} frames ({:.0} key, {:.0} asked), frames decoded {} \
+                 ({:.0} freezes, held {} ms)",
                 profile.name,
                 stats["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
                 stats["target_kbps"].as_f64().unwrap_or(0.0),
@@ -172,6 +173,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 delta("keyframes_sent"),
                 delta("keyframe_requests"),
                 stats["frames_decoded"],
+                delta("freezes"),
+                stats["playout_ms"],
             );
             last = stats.clone();
         }

@@ -3,7 +3,9 @@
 //! trip and more) does not freeze the picture and then jump: the kiosk showed each frame the
 //! moment it was decoded and counted 54-78 freezes a minute on the prison profile (3 % loss, about
 //! one lost packet a second) where Chromium, with its jitter buffer, counted 0-2 (issue #12).
-//! Pure: arrival times and timestamps in, release times out.
+//! Pure: arrival times and timestamps in, release times out. rtc's own `JitterBufferInterceptor`
+//! holds packets, not frames, for a fixed depth, binds one stream per chain and drops a packet
+//! later than its slot (the frame is then broken): the wrong tool for a frame that waits on a resend.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
