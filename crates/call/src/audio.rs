@@ -87,6 +87,18 @@ impl OpusDecoder {
 
     /// Decodes the packet with RTP sequence number `seq`; gaps are filled from FEC or concealed.
     pub(crate) fn decode(&mut self, seq: u16, packet: &[u8], out: &mut Vec<i16>) -> Result<Decoded, Error> {
+        self.decode_with(seq, packet, None, out)
+    }
+
+    /// As [`decode`](Self::decode), with the previous packet's frame this one repeats (RED):
+    /// a single lost packet is then rebuilt whole from it, not from the lower-rate FEC.
+    pub(crate) fn decode_with(
+        &mut self,
+        seq: u16,
+        packet: &[u8],
+        previous: Option<&[u8]>,
+        out: &mut Vec<i16>,
+    ) -> Result<Decoded, Error> {
         let lost = match self.last_seq {
             Some(prev) => seq.wrapping_sub(prev).wrapping_sub(1),
             None => 0,
@@ -99,12 +111,18 @@ impl OpusDecoder {
         let mut samples = 0;
         let mut recovered = 0;
         for i in 0..lost.min(5) {
-            // The last missing packet can be rebuilt from this one's FEC; earlier ones are concealed.
-            let fec = i + 1 == lost.min(5);
-            if fec && i + 1 == lost && carries_fec(packet) {
+            // The last missing packet can be rebuilt from the frame this one repeats, or from its
+            // FEC; earlier ones are concealed.
+            let last = i + 1 == lost.min(5);
+            let repeated = previous.filter(|_| last && i + 1 == lost);
+            if repeated.is_some() || (last && i + 1 == lost && carries_fec(packet)) {
                 recovered = 1;
             }
-            let input: &[u8] = if fec { packet } else { &[] };
+            let (input, fec): (&[u8], bool) = match repeated {
+                Some(frame) => (frame, false),
+                None if last => (packet, true),
+                None => (&[], false),
+            };
             let n = self.dec.decode(input, &mut self.pcm[..FRAME_STEREO], fec).map_err(codec)?;
             out.extend_from_slice(&self.pcm[..n * 2]);
             samples += n;
@@ -227,6 +245,45 @@ mod tests {
             assert!(with_fec >= 120, "{kbps} kbit/s at {loss} %: {with_fec} of 200 packets carried FEC");
             assert!(recovered >= 16, "{kbps} kbit/s at {loss} %: {recovered} of {lost} lost packets rebuilt");
         }
+    }
+
+    /// With RED (Chromium's redundancy when the kiosk offers it first), every single lost packet
+    /// comes back whole from the next one, even a tone Opus codes mostly without FEC.
+    #[test]
+    fn issue_12_a_lost_packet_repeated_in_the_next_one_is_rebuilt_whole() {
+        let mut enc = OpusEncoder::new().expect("encoder");
+        let mut tone = Tone::new(440.0, 0.3);
+        let mut pcm = vec![0i16; FRAME_STEREO];
+        let packets: Vec<Vec<u8>> = (0..200)
+            .map(|_| {
+                tone.fill(&mut pcm);
+                enc.encode(&pcm).expect("encode")
+            })
+            .collect();
+        let (mut with_red, mut plain) = (OpusDecoder::new().expect("decoder"), OpusDecoder::new().expect("decoder"));
+        let (mut out_red, mut out_plain) = (Vec::new(), Vec::new());
+        let (mut recovered_red, mut recovered_plain, mut lost) = (0, 0, 0);
+        for seq in 0u16..200 {
+            if seq % 10 == 5 {
+                continue; // every tenth packet lost
+            }
+            let pkt = &packets[usize::from(seq)];
+            let previous = seq.checked_sub(1).map(|p| packets[usize::from(p)].as_slice());
+            let d = with_red.decode_with(seq, pkt, previous, &mut out_red).expect("decode");
+            recovered_red += d.recovered;
+            lost += d.lost;
+            recovered_plain += plain.decode(seq, pkt, &mut out_plain).expect("decode").recovered;
+        }
+        assert_eq!(lost, 20);
+        assert_eq!(recovered_red, 20, "every lost packet rebuilt from the repeat");
+        assert!(recovered_plain < 10, "in-band FEC alone rebuilt {recovered_plain} of the tone's 20");
+        assert_eq!(out_red.len(), 200 * FRAME_STEREO, "every 20 ms slot produced audio");
+        // Two lost in a row: the second comes back, the first is concealed.
+        let mut dec = OpusDecoder::new().expect("decoder");
+        let mut out = Vec::new();
+        dec.decode(0, &packets[0], &mut out).expect("decode");
+        let d = dec.decode_with(3, &packets[3], Some(&packets[2]), &mut out).expect("decode");
+        assert_eq!((d.lost, d.recovered), (2, 1));
     }
 
     #[test]

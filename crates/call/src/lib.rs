@@ -19,6 +19,7 @@ pub mod images;
 mod keyframe;
 mod pacer;
 pub mod playout;
+pub mod red;
 pub mod source;
 mod video;
 pub mod y4m;

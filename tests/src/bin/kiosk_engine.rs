@@ -109,6 +109,7 @@ async fn run() {
                     "audio_received": s.audio_received,
                     "audio_lost": s.audio_lost,
                     "audio_recovered": s.audio_recovered,
+                    "audio_red": s.audio_red,
                     "target_kbps": s.target_kbps,
                     "link_loss": s.link_loss,
                     "queue_ms": s.queue_ms,

@@ -334,6 +334,13 @@ async fn run(
                     });
                     rules.handle(Instant::now().into_std(), Input::CameraOpened(opened));
                 }
+                Action::VoiceRedundancy(on) => {
+                    if let Some(r) = &running {
+                        if let Err(e) = r.call.set_voice_redundancy(on).await {
+                            tracing::warn!(error = %e, red = on, "the voice format was not offered");
+                        }
+                    }
+                }
                 Action::RestartIce => {
                     if let Some(r) = &running {
                         if let Err(e) = r.call.restart_ice().await {

@@ -1,5 +1,5 @@
 //! Offer and answer: applying the other side's description and candidates (held until the
-//! description is in), and ICE restarts on the same relay.
+//! description is in), ICE restarts on the same relay, and new offers for the voice's format.
 
 use super::{Call, CallEvent};
 use crate::Error;
@@ -32,10 +32,13 @@ impl Call {
                 self.shared.emit(CallEvent::Signal(ToServer::Answer { sdp }));
                 Ok(())
             }
-            // The first answer, or the answer to an ICE restart's offer; any other is out of turn.
+            // The first answer, or the answer to an ICE restart's or a voice format's offer; any
+            // other is out of turn.
             FromServer::Answer { sdp }
                 if self.role == Role::Offerer
-                    && (!self.remote_set.load(Ordering::SeqCst) || self.restarting.load(Ordering::SeqCst)) =>
+                    && (!self.remote_set.load(Ordering::SeqCst)
+                        || self.restarting.load(Ordering::SeqCst)
+                        || self.voice.pending.load(Ordering::SeqCst)) =>
             {
                 // What the peer agreed to per media section (its codecs' feedback and header
                 // extensions; no credentials or fingerprints), for diagnosing congestion feedback.
@@ -48,7 +51,12 @@ impl Call {
                 self.pc.set_remote_description(answer).await.map_err(|e| Error::Signalling(e.to_string()))?;
                 self.remote_set.store(true, Ordering::SeqCst);
                 self.restarting.store(false, Ordering::SeqCst);
+                self.voice.pending.store(false, Ordering::SeqCst);
                 self.flush_candidates().await;
+                // A change of voice format asked for while this offer was out goes now.
+                if let Err(e) = self.offer_voice_format().await {
+                    tracing::warn!(error = %e, "the voice format was not offered");
+                }
                 Ok(())
             }
             FromServer::Candidate { candidate } => {
@@ -95,6 +103,48 @@ impl Call {
             }
             Err(e) => {
                 self.restarting.store(false, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Asks the consultant's browser to send its voice as RED (each frame repeated in the next
+    /// packet: on) or as plain Opus (off, for a link fit only for sound), by a new offer listing
+    /// that format first. While another offer waits for its answer, or before the first answer,
+    /// the new one follows that answer.
+    pub async fn set_voice_redundancy(&self, on: bool) -> Result<(), Error> {
+        self.voice.wanted.store(on, Ordering::SeqCst);
+        self.offer_voice_format().await
+    }
+
+    async fn offer_voice_format(&self) -> Result<(), Error> {
+        let want = self.voice.wanted.load(Ordering::SeqCst);
+        // An ICE restart's offer is not held up by this one (an answer that never comes must not
+        // stop the call from reconnecting), but this one waits for the restart's answer.
+        if self.role != Role::Offerer
+            || !self.remote_set.load(Ordering::SeqCst)
+            || want == self.voice.offered.load(Ordering::SeqCst)
+            || self.restarting.load(Ordering::SeqCst)
+            || self.voice.pending.swap(true, Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        let started = async {
+            self.voice.prefer(want).await?;
+            let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
+            let sdp = offer.sdp.clone();
+            self.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
+            Ok::<_, Error>(sdp)
+        };
+        match started.await {
+            Ok(sdp) => {
+                self.voice.offered.store(want, Ordering::SeqCst);
+                tracing::info!(red = want, "offering the voice's format");
+                self.shared.emit(CallEvent::Signal(ToServer::Offer { sdp }));
+                Ok(())
+            }
+            Err(e) => {
+                self.voice.pending.store(false, Ordering::SeqCst);
                 Err(e)
             }
         }

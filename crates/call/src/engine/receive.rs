@@ -3,10 +3,11 @@
 //! their Opus decoded to the speaker, with the counters.
 
 use super::stats::FreezeDetector;
-use super::Shared;
+use super::{Shared, OPUS_PAYLOAD_TYPE};
 use crate::audio::{OpusDecoder, FRAME_STEREO};
 use crate::frame::I420Frame;
 use crate::playout::Playout;
+use crate::red::{self, Red};
 use crate::video::{is_keyframe, Vp8Decoder};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -70,6 +71,7 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
         while let Some(frame) = rx.playout.pop(Instant::now()) {
             if rx.freezes.frame(Instant::now()) {
                 shared.counters.freezes.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(held_ms = rx.playout.delay().as_millis() as u64, "remote video froze");
             }
             // Keep only the newest frame: whoever draws takes the latest, never a queue.
             shared.frames.send_replace(Some(Arc::new(frame)));
@@ -110,7 +112,15 @@ impl VideoReceiver {
         shared.estimate.heard();
         self.builder.push(Instant::now(), packet);
         while let Some(sample) = self.builder.pop(Instant::now()) {
-            let lost = sample.prev_dropped_packets > 0;
+            // Padding (Chromium probing the link on the video stream) is dropped too, and is no loss.
+            let lost = sample.prev_dropped_packets > sample.prev_padding_packets;
+            if lost {
+                tracing::debug!(
+                    dropped = sample.prev_dropped_packets,
+                    padding = sample.prev_padding_packets,
+                    "remote video frame incomplete"
+                );
+            }
             if is_keyframe(&sample.data) {
                 self.have_key = true;
             }
@@ -169,7 +179,20 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
         let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
         shared.estimate.heard();
         pcm.clear();
-        match decoder.decode(packet.header.sequence_number, &packet.payload, &mut pcm) {
+        // Chromium sends RED (the previous frame repeated) when the kiosk's offer puts it first.
+        let decoded = if packet.header.payload_type == red::PAYLOAD_TYPE {
+            match Red::parse(&packet.payload) {
+                Ok(r) => {
+                    shared.counters.audio_red.fetch_add(1, Ordering::Relaxed);
+                    let previous = r.previous(OPUS_PAYLOAD_TYPE);
+                    decoder.decode_with(packet.header.sequence_number, r.primary.data, previous, &mut pcm)
+                }
+                Err(e) => Err(crate::Error::Codec(e.to_string())),
+            }
+        } else {
+            decoder.decode(packet.header.sequence_number, &packet.payload, &mut pcm)
+        };
+        match decoded {
             Ok(d) => {
                 let c = &shared.counters;
                 c.audio_received.fetch_add(1, Ordering::Relaxed);

@@ -3,7 +3,7 @@
 //! and keyframes forced when the peer asks.
 
 use super::outbound::Outbound;
-use super::Shared;
+use super::{Shared, MIME_TYPE_RED};
 use crate::adapt::{Adapter, Settings};
 use crate::audio::{OpusEncoder, FRAME_STEREO};
 use crate::keyframe::is_keyframe_request;
@@ -52,7 +52,9 @@ pub(super) fn random_ssrc() -> Result<u32, Error> {
 }
 
 async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>) -> Option<u8> {
-    sender.get_parameters().await.ok()?.rtp_parameters.codecs.first().map(|c| c.payload_type)
+    // Not RED, which the kiosk offers first (to receive it) but does not send.
+    let codecs = sender.get_parameters().await.ok()?.rtp_parameters.codecs;
+    codecs.iter().find(|c| !c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RED)).map(|c| c.payload_type)
 }
 
 /// Waits until the call connects (or ends).

@@ -26,8 +26,11 @@ pub struct CallStats {
     pub audio_received: u64,
     /// Remote audio packets lost (concealed or recovered).
     pub audio_lost: u64,
-    /// Of those, rebuilt from the next packet's in-band FEC (not concealed).
+    /// Of those, rebuilt from the next packet's repeat of it (RED) or its in-band FEC (not
+    /// concealed).
     pub audio_recovered: u64,
+    /// Remote audio packets that came as RED (each carrying the previous frame again).
+    pub audio_red: u64,
     /// Mean energy of the last second of remote audio (fraction of full scale squared).
     pub audio_energy: f64,
     /// The loudest remote packet so far (same unit).
@@ -72,6 +75,7 @@ pub(super) struct Counters {
     pub(super) audio_received: AtomicU64,
     pub(super) audio_lost: AtomicU64,
     pub(super) audio_recovered: AtomicU64,
+    pub(super) audio_red: AtomicU64,
     pub(super) audio_energy_bits: AtomicU64,
     pub(super) audio_peak_bits: AtomicU64,
     pub(super) first_frame_micros: AtomicU64,
@@ -125,6 +129,7 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         audio_received: c.audio_received.load(Ordering::Relaxed),
         audio_lost: c.audio_lost.load(Ordering::Relaxed),
         audio_recovered: c.audio_recovered.load(Ordering::Relaxed),
+        audio_red: c.audio_red.load(Ordering::Relaxed),
         audio_energy: f64::from_bits(c.audio_energy_bits.load(Ordering::Relaxed)),
         audio_peak_energy: f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)),
         first_remote_frame: (first > 0).then(|| Duration::from_micros(first)),

@@ -65,3 +65,25 @@ fn sample_appointment() -> sc_proto::signal::Appointment {
         consultant_hospital: None,
     }
 }
+
+/// Issue #12: libwebrtc sends RED (each voice frame repeated in the next packet) only to a peer
+/// whose description lists it ahead of Opus. The first offer lists it after (the link may be fit
+/// only for sound, where the repeat would double the voice); it is there to be moved up later.
+#[tokio::test]
+async fn issue_12_the_first_offer_lists_red_after_opus() {
+    let (call, mut events) = offerer().await;
+    let offer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(CallEvent::Signal(ToServer::Offer { sdp })) = events.recv().await {
+                return sdp;
+            }
+        }
+    })
+    .await
+    .expect("an offer");
+    let audio = offer.lines().find(|l| l.starts_with("m=audio")).expect("an audio section");
+    assert!(audio.ends_with(" 111 63"), "{audio}");
+    assert!(offer.contains("a=rtpmap:63 red/48000/2"), "{offer}");
+    assert!(offer.contains("a=fmtp:63 111/111"), "{offer}");
+    call.close().await;
+}
