@@ -445,7 +445,10 @@ async fn run(
             Event::Tick => {
                 if let Some(r) = &running {
                     let stats = r.call.stats();
-                    rules.handle(now, Input::Link { sending: stats.sending, loss: stats.link_loss });
+                    rules.handle(
+                        now,
+                        Input::Link { sending: stats.sending, loss: stats.link_loss, estimate_kbps: stats.target_kbps },
+                    );
                     out.stats.send_replace(stats);
                     if out.pair.borrow().is_none() {
                         if let Some(p) = r.call.selected_pair().await {

@@ -16,11 +16,15 @@ use std::time::{Duration, Instant};
 /// when it returns within the limit (measured: a 10 s outage resumes in under a second without
 /// one); a restart is for a path that will not come back as it was while the network works.
 pub const RESTART_AFTER: Duration = Duration::from_secs(8);
-/// How long the link must carry video before the consultant's voice is asked for with RED's
-/// repeat (a new offer). Offered from the start, RED doubled the voice on a link fit only for
-/// sound (64 kbit/s: 14 % of it concealed, 2.6 % without), and the new offer that would take it
-/// back crossed that congested link too late (issue #12).
-pub const RED_AFTER: Duration = Duration::from_secs(10);
+/// How long the link must carry video with the estimate at [`RED_ROOM_KBPS`] or more before the
+/// consultant's voice is asked for with RED's repeat (a new offer). Offered from the start, RED
+/// doubled the voice on a link fit only for sound (64 kbit/s: 14 % of it concealed, 2.6 %
+/// without), and a new offer sent across that congested link lost the signalling and the call
+/// (measured, as was a 10 s wait without the estimate's test: the audio-only profile carried the
+/// lowest rung for 10 s before its estimate fell; issue #12).
+pub const RED_AFTER: Duration = Duration::from_secs(15);
+/// Room for RED's repeat (~30 kbit/s more voice) beside the voice and the lowest video rung.
+pub const RED_ROOM_KBPS: f64 = 150.0;
 /// After a restart that has not connected, the next one waits this long.
 pub const RESTART_EVERY: Duration = Duration::from_secs(8);
 /// While the link is down the kiosk pings the care server this often: a restart only helps when
@@ -169,6 +173,8 @@ pub enum Input {
         sending: Option<crate::adapt::Settings>,
         /// Loss the controller measured (0..1).
         loss: f64,
+        /// The controller's estimate of the link, kbit/s.
+        estimate_kbps: f64,
     },
     /// The shared images' status changed.
     Images(ImagesStatus),
@@ -277,6 +283,8 @@ pub struct Rules {
     /// link has carried video (RED is asked for after [`RED_AFTER`] of it).
     voice_red: bool,
     video_since: Option<Instant>,
+    /// The controller's estimate, as the engine last said.
+    estimate_kbps: f64,
     images: ImagesStatus,
     /// Asked for and not yet reported back.
     opening_camera: bool,
@@ -308,6 +316,7 @@ impl Rules {
             told: None,
             voice_red: false,
             video_since: None,
+            estimate_kbps: 0.0,
             images: ImagesStatus::default(),
             opening_camera: false,
             heard: None,
@@ -461,9 +470,10 @@ impl Rules {
             }
             Input::CouldNotStart(reason) => self.end(reason),
             Input::Connection(state) => self.connection(now, state),
-            Input::Link { sending, loss } => {
+            Input::Link { sending, loss, estimate_kbps } => {
                 self.sending = sending;
                 self.loss = loss;
+                self.estimate_kbps = estimate_kbps;
             }
             Input::Images(status) => self.images = status,
             Input::ConsultantEnded => self.end(EndReason::ConsultantEnded),
@@ -590,8 +600,8 @@ impl Rules {
         self.actions.push_back(Action::Close);
     }
 
-    /// RED for the consultant's voice once the link has carried video for [`RED_AFTER`]; plain
-    /// Opus again when it goes to sound only.
+    /// RED for the consultant's voice once the link has carried video with room to spare for
+    /// [`RED_AFTER`]; plain Opus again when it goes to sound only.
     fn voice(&mut self, now: Instant) {
         if self.is_ended() || !matches!(self.link, Some(Link::Up)) || self.signal != Signal::Up || self.awaiting_resume
         {
@@ -603,6 +613,8 @@ impl Rules {
                 self.voice_red = false;
                 self.actions.push_back(Action::VoiceRedundancy(false));
             }
+        } else if self.estimate_kbps < RED_ROOM_KBPS {
+            self.video_since = None;
         } else if !self.voice_red {
             let since = *self.video_since.get_or_insert(now);
             if now.saturating_duration_since(since) >= RED_AFTER {

@@ -218,7 +218,7 @@ impl PeerConnectionEventHandler for Handler {
 /// only to a peer that lists it first, and the repeat doubles what the voice needs (measured on
 /// the audio-only profile, 64 kbit/s: 14 % of the consultant's voice concealed with RED, 2.6 %
 /// without). Once the link has shown room, a new offer lists RED first
-/// (`consultation::rules::RED_AFTER`; issue #12).
+/// (`consultation::rules::RED_AFTER`, `RED_ROOM_KBPS`; issue #12).
 struct VoiceFormats {
     transceiver: Arc<dyn RtpTransceiver>,
     red: RTCRtpCodecParameters,

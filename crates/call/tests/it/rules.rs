@@ -140,7 +140,7 @@ impl Linked {
                 self.sending = Some(s);
             }
             let now = self.sim.secs();
-            for a in self.sim.input(Input::Link { sending: self.sending, loss }) {
+            for a in self.sim.input(Input::Link { sending: self.sending, loss, estimate_kbps: kbps }) {
                 match a {
                     Action::Send(ToServer::Quality { quality }) => self.told.push((now, quality)),
                     Action::VoiceRedundancy(on) => self.voice.push(on),
@@ -172,7 +172,7 @@ fn a_step_down_and_back_is_told_as_weak_then_good_and_each_change_once() {
 #[test]
 fn heavy_loss_is_weak_and_a_starved_link_goes_to_sound_only_in_words_and_back() {
     let mut l = Linked::new();
-    l.hold(1_500.0, 0.0, 10);
+    l.hold(1_500.0, 0.0, 20);
     l.hold(1_500.0, 0.12, 5);
     assert_eq!(l.last_told(), Some(LinkQuality::Weak), "12 % loss: {:?}", l.told);
     l.hold(40.0, 0.05, 6);
@@ -185,6 +185,18 @@ fn heavy_loss_is_weak_and_a_starved_link_goes_to_sound_only_in_words_and_back() 
     // page is asked for it once the link has carried video a while, for plain Opus while sound
     // only lasts, and for RED again after.
     assert_eq!(l.voice, vec![true, false, true]);
+}
+
+/// Issue #12: a link that carries the lowest video rung for a while before its estimate falls
+/// (the audio-only profile, 64 kbit/s) is never asked for RED's repeat.
+#[test]
+fn a_link_without_room_for_the_repeat_is_never_asked_for_red() {
+    let mut l = Linked::new();
+    l.hold(250.0, 0.05, 10);
+    l.hold(120.0, 0.05, 30);
+    l.hold(40.0, 0.05, 20);
+    assert_eq!(l.last_told(), Some(LinkQuality::SoundOnly), "{:?}", l.told);
+    assert!(l.voice.is_empty(), "{:?}", l.voice);
 }
 
 #[test]
@@ -203,7 +215,7 @@ fn a_short_drop_says_reconnecting_and_comes_back_without_a_restart() {
     assert_eq!(s.input(Input::Connection(CallState::Disconnected)), vec![Action::PingServer], "is the server there?");
     assert_eq!(s.in_call_phase(), (Some(RECONNECTING_NOTICE.to_owned()), LinkQuality::Good, true));
     // While down, the page is not told about quality (the message would wait behind the outage).
-    assert!(s.input(Input::Link { sending: None, loss: 0.5 }).is_empty());
+    assert!(s.input(Input::Link { sending: None, loss: 0.5, estimate_kbps: 0.0 }).is_empty());
     assert!(s.pass(RESTART_AFTER - Duration::from_millis(100)).is_empty(), "no restart yet");
     let actions = s.input(Input::Connection(CallState::Connected));
     assert_eq!(actions, vec![quality(LinkQuality::Weak)], "back, and told how it is");
@@ -345,7 +357,7 @@ fn issue_13_the_server_restarting_mid_call_keeps_the_call_and_resumes_it() {
         assert_eq!(actions.first(), Some(&Action::ReconnectSignalling), "{actions:?}");
         tried_at.push(s.now - start);
         // The link reports while the server is away: nothing goes to a closed socket.
-        let told = s.input(Input::Link { sending: None, loss: 0.5 });
+        let told = s.input(Input::Link { sending: None, loss: 0.5, estimate_kbps: 0.0 });
         assert!(told.is_empty(), "nothing is sent while the server is away: {told:?}");
         s.input(Input::SignallingLost);
     }
@@ -356,7 +368,7 @@ fn issue_13_the_server_restarting_mid_call_keeps_the_call_and_resumes_it() {
     assert_eq!(resumed, vec![Action::Send(ToServer::Resume { appointment_id: 7 })], "resume, not join or admit");
     // Once both sides are linked the page hears the quality it missed.
     s.input(Input::Resumed);
-    let told = s.input(Input::Link { sending: None, loss: 0.0 });
+    let told = s.input(Input::Link { sending: None, loss: 0.0, estimate_kbps: 0.0 });
     assert_eq!(told, vec![quality(LinkQuality::Good)]);
     let (notice, ..) = s.in_call_phase();
     assert_eq!(notice, None);
