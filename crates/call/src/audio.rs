@@ -118,12 +118,19 @@ impl OpusDecoder {
             if repeated.is_some() || (last && i + 1 == lost && carries_fec(packet)) {
                 recovered = 1;
             }
-            let (input, fec): (&[u8], bool) = match repeated {
-                Some(frame) => (frame, false),
-                None if last => (packet, true),
-                None => (&[], false),
+            let n = match repeated {
+                // The repeat is the peer's (network input): one that does not decode is concealed
+                // rather than costing this packet too.
+                Some(frame) => match self.dec.decode(frame, &mut self.pcm, false) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        recovered = 0;
+                        self.dec.decode(&[], &mut self.pcm[..FRAME_STEREO], false).map_err(codec)?
+                    }
+                },
+                None if last => self.dec.decode(packet, &mut self.pcm[..FRAME_STEREO], true).map_err(codec)?,
+                None => self.dec.decode(&[], &mut self.pcm[..FRAME_STEREO], false).map_err(codec)?,
             };
-            let n = self.dec.decode(input, &mut self.pcm[..FRAME_STEREO], fec).map_err(codec)?;
             out.extend_from_slice(&self.pcm[..n * 2]);
             samples += n;
         }
@@ -284,6 +291,9 @@ mod tests {
         dec.decode(0, &packets[0], &mut out).expect("decode");
         let d = dec.decode_with(3, &packets[3], Some(&packets[2]), &mut out).expect("decode");
         assert_eq!((d.lost, d.recovered), (2, 1));
+        // A garbled repeat is concealed; the packet itself still plays.
+        let d = dec.decode_with(5, &packets[5], Some(b"\xff\xff\xff"), &mut out).expect("the packet still decodes");
+        assert_eq!((d.lost, d.recovered, d.samples), (1, 0, 2 * FRAME));
     }
 
     #[test]

@@ -605,6 +605,8 @@ impl Rules {
     fn voice(&mut self, now: Instant) {
         if self.is_ended() || !matches!(self.link, Some(Link::Up)) || self.signal != Signal::Up || self.awaiting_resume
         {
+            // Room is shown again from the start once the link and the signalling are back.
+            self.video_since = None;
             return;
         }
         if self.quality == LinkQuality::SoundOnly {

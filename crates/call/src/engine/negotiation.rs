@@ -7,6 +7,11 @@ use sc_proto::signal::{FromServer, Role, ToServer};
 use std::sync::atomic::Ordering;
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
+/// The ICE username fragment a description names (its first).
+fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).map(str::trim)
+}
+
 impl Call {
     async fn flush_candidates(&self) {
         let pending: Vec<_> =
@@ -40,6 +45,16 @@ impl Call {
                         || self.restarting.load(Ordering::SeqCst)
                         || self.voice.pending.load(Ordering::SeqCst)) =>
             {
+                // An ICE restart superseded a voice format's offer: that offer's answer still
+                // names the old ICE credentials, and applied to the restart's offer it would
+                // break the restart. Its format went out with the restart's offer anyway.
+                if self.restarting.load(Ordering::SeqCst) {
+                    let current = self.pc.remote_description().await.map(|d| d.sdp);
+                    if current.as_deref().and_then(ice_ufrag).is_some_and(|old| ice_ufrag(&sdp) == Some(old)) {
+                        tracing::info!("an answer to a superseded offer, ignored");
+                        return Ok(());
+                    }
+                }
                 // What the peer agreed to per media section (its codecs' feedback and header
                 // extensions; no credentials or fingerprints), for diagnosing congestion feedback.
                 let agreed: Vec<&str> = sdp
@@ -47,11 +62,13 @@ impl Call {
                     .filter(|l| l.starts_with("m=") || l.starts_with("a=extmap:") || l.starts_with("a=rtcp-fb:"))
                     .collect();
                 tracing::debug!(agreed = ?agreed, "remote answer");
+                // Whatever becomes of this answer, no offer waits for another: a format's offer
+                // whose answer failed is not retried until the format is asked to change again.
+                self.voice.pending.store(false, Ordering::SeqCst);
                 let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::Signalling(e.to_string()))?;
                 self.pc.set_remote_description(answer).await.map_err(|e| Error::Signalling(e.to_string()))?;
                 self.remote_set.store(true, Ordering::SeqCst);
                 self.restarting.store(false, Ordering::SeqCst);
-                self.voice.pending.store(false, Ordering::SeqCst);
                 self.flush_candidates().await;
                 // A change of voice format asked for while this offer was out goes now.
                 if let Err(e) = self.offer_voice_format().await {
@@ -88,6 +105,8 @@ impl Call {
         if self.restarting.swap(true, Ordering::SeqCst) {
             return Err(Error::Signalling("an ICE restart is already waiting for its answer".into()));
         }
+        // A voice format's offer still waiting is superseded: this offer carries the format too.
+        self.voice.pending.store(false, Ordering::SeqCst);
         let started = async {
             self.pc.restart_ice().await.map_err(Error::webrtc)?;
             let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
@@ -153,5 +172,17 @@ impl Call {
     /// Whether the other side's session description has been applied.
     pub fn has_remote_description(&self) -> bool {
         self.remote_set.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ice_ufrag;
+
+    #[test]
+    fn the_ice_username_fragment_is_read_from_a_description() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:AbCd\r\na=ice-pwd:x\r\n";
+        assert_eq!(ice_ufrag(sdp), Some("AbCd"));
+        assert_eq!(ice_ufrag("v=0\r\n"), None);
     }
 }
