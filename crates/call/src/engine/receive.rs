@@ -79,6 +79,13 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
     }
 }
 
+/// Whether packets were lost before this frame. The builder counts padding (Chromium probing the
+/// link on the video stream) among the packets it dropped, and padding is no loss: counted, it
+/// asked Chromium for a keyframe every half second of a probe.
+fn incomplete(sample: &rtc::media::Sample) -> bool {
+    sample.prev_dropped_packets > sample.prev_padding_packets
+}
+
 async fn sleep_until(due: Option<Instant>) {
     if let Some(due) = due {
         tokio::time::sleep_until(due.into()).await;
@@ -112,8 +119,7 @@ impl VideoReceiver {
         shared.estimate.heard();
         self.builder.push(Instant::now(), packet);
         while let Some(sample) = self.builder.pop(Instant::now()) {
-            // Padding (Chromium probing the link on the video stream) is dropped too, and is no loss.
-            let lost = sample.prev_dropped_packets > sample.prev_padding_packets;
+            let lost = incomplete(&sample);
             if lost {
                 tracing::debug!(
                     dropped = sample.prev_dropped_packets,
@@ -210,5 +216,42 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
             }
             Err(e) => tracing::debug!(error = %e, "undecodable Opus packet"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vp8(seq: u16, ts: u32, payload: &[u8]) -> rtc::rtp::Packet {
+        let mut p = rtc::rtp::Packet::default();
+        p.header.sequence_number = seq;
+        p.header.timestamp = ts;
+        p.header.marker = !payload.is_empty();
+        p.payload = bytes::Bytes::copy_from_slice(payload);
+        p
+    }
+
+    /// Issue #12: padding between frames (empty packets on the last frame's timestamp, as
+    /// libwebrtc probes) is dropped by the builder but is no loss, and asks for no keyframe.
+    #[test]
+    fn issue_12_padding_between_frames_is_not_a_lost_packet() {
+        let mut b = SampleBuilder::new(256, Vp8Packet::default(), 90_000).with_max_time_delay(REASSEMBLY_WAIT);
+        let now = Instant::now();
+        let frame = [0x10u8, 0x00, 0x9d, 0x01, 0x2a];
+        let mut samples = Vec::new();
+        for p in [vp8(0, 0, &frame), vp8(1, 0, &[]), vp8(2, 0, &[]), vp8(3, 3000, &frame), vp8(4, 6000, &frame)] {
+            b.push(now, p);
+            while let Some(s) = b.pop(now) {
+                samples.push(s);
+            }
+        }
+        let after_padding = samples.iter().find(|s| s.packet_timestamp == 3000).expect("the frame after the padding");
+        assert_eq!(after_padding.prev_padding_packets, 2, "{after_padding:?}");
+        assert!(!incomplete(after_padding), "{after_padding:?}");
+        let mut lost = rtc::media::Sample::new(now);
+        lost.prev_dropped_packets = 3;
+        lost.prev_padding_packets = 2;
+        assert!(incomplete(&lost), "a media packet dropped beside the padding is a loss");
     }
 }
