@@ -109,10 +109,7 @@ impl Call {
         self.voice.pending.store(false, Ordering::SeqCst);
         let started = async {
             self.pc.restart_ice().await.map_err(Error::webrtc)?;
-            let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
-            let sdp = offer.sdp.clone();
-            self.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
-            Ok::<_, Error>(sdp)
+            self.local_offer().await
         };
         match started.await {
             Ok(sdp) => {
@@ -125,6 +122,14 @@ impl Call {
                 Err(e)
             }
         }
+    }
+
+    /// A new offer, set as the local description; its SDP, to send.
+    async fn local_offer(&self) -> Result<String, Error> {
+        let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
+        Ok(sdp)
     }
 
     /// Asks the consultant's browser to send its voice as RED (each frame repeated in the next
@@ -150,10 +155,7 @@ impl Call {
         }
         let started = async {
             self.voice.prefer(want).await?;
-            let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
-            let sdp = offer.sdp.clone();
-            self.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
-            Ok::<_, Error>(sdp)
+            self.local_offer().await
         };
         match started.await {
             Ok(sdp) => {

@@ -1,32 +1,14 @@
 //! A feedback packet lost on the way back is not the media's loss (issue #12): every packet
-//! arrives, every other feedback packet is dropped, and the kiosk's estimate must still read no
+//! arrives, every third feedback packet is dropped, and the kiosk's estimate must still read no
 //! loss. rtc 0.21.1 counted the packets a lost feedback named as lost, so on a link losing 5 %
 //! each way the controller read 9-16 % (see third_party/rtc-interceptor/SECURECONSULT-PATCH.md).
 
-use rtc::interceptor::{
-    AttributedPacket, Interceptor, Packet, RTPHeaderExtension, Registry, Slot, StreamInfo, TaggedPacket,
-    TwccReceiverBuilder, TwccSenderBuilder,
-};
+use rtc::interceptor::{Interceptor, Packet, Registry, Slot, TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder};
 use rtc::sansio::Protocol;
-use rtc::shared::TransportContext;
 use sc_call::estimate::LinkEstimate;
 use std::time::{Duration, Instant};
 
 const SSRC: u32 = 9;
-const TWCC_EXT: u16 = 5;
-
-fn stream() -> StreamInfo {
-    StreamInfo {
-        ssrc: SSRC,
-        mime_type: "audio/opus".into(),
-        clock_rate: 48_000,
-        rtp_header_extensions: vec![RTPHeaderExtension {
-            uri: rtc::sdp::extmap::TRANSPORT_CC_URI.into(),
-            id: TWCC_EXT,
-        }],
-        ..Default::default()
-    }
-}
 
 /// Two seconds of voice (a packet every 20 ms), all of it arriving 40 ms later; of the
 /// receiver's feedback packets, those `keep` refuses are lost on the way back. Returns the
@@ -37,9 +19,9 @@ fn loss_with_feedback(keep: impl Fn(usize) -> bool) -> (f64, f64, usize) {
         .with(Slot::CongestionControl, estimate.congestion_control())
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .build();
-    sender.bind_local_stream(&stream());
+    sender.bind_local_stream(&crate::voice_stream(SSRC));
     let mut receiver = Registry::new().with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()).build();
-    receiver.bind_remote_stream(&stream());
+    receiver.bind_remote_stream(&crate::voice_stream(SSRC));
 
     let t0 = Instant::now();
     let (mut sent, mut dropped, mut n) = (0u16, 0, 0usize);
@@ -51,7 +33,7 @@ fn loss_with_feedback(keep: impl Fn(usize) -> bool) -> (f64, f64, usize) {
             rtp.header.sequence_number = sent;
             rtp.payload = vec![0u8; 80].into();
             sent += 1;
-            sender.handle_write(tagged(now, Packet::Rtp(rtp))).expect("write");
+            sender.handle_write(crate::tagged(now, Packet::Rtp(rtp))).expect("write");
         }
         sender.handle_timeout(now).expect("timeout");
         while let Some(out) = sender.poll_write() {
@@ -71,10 +53,6 @@ fn loss_with_feedback(keep: impl Fn(usize) -> bool) -> (f64, f64, usize) {
         }
     }
     (estimate.loss(), estimate.window_loss(), dropped)
-}
-
-fn tagged(now: Instant, packet: Packet) -> TaggedPacket {
-    TaggedPacket { now, transport: TransportContext::default(), message: AttributedPacket::new(packet) }
 }
 
 #[test]

@@ -2,34 +2,12 @@
 //! kiosk's congestion controller (issue #12): rtc's sender-side history is built with
 //! [`sc_call::estimate::FEEDBACK_HORIZON`], not the library's 2 s.
 
-use rtc::interceptor::{
-    AttributedPacket, Interceptor, Packet, RTPHeaderExtension, Registry, Slot, StreamInfo, TaggedPacket,
-    TwccReceiverBuilder, TwccSenderBuilder,
-};
+use rtc::interceptor::{Interceptor, Packet, Registry, Slot, TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder};
 use rtc::sansio::Protocol;
-use rtc::shared::TransportContext;
 use sc_call::estimate::LinkEstimate;
 use std::time::{Duration, Instant};
 
 const SSRC: u32 = 7;
-const TWCC_EXT: u16 = 5;
-
-fn stream() -> StreamInfo {
-    StreamInfo {
-        ssrc: SSRC,
-        mime_type: "audio/opus".into(),
-        clock_rate: 48_000,
-        rtp_header_extensions: vec![RTPHeaderExtension {
-            uri: rtc::sdp::extmap::TRANSPORT_CC_URI.into(),
-            id: TWCC_EXT,
-        }],
-        ..Default::default()
-    }
-}
-
-fn tagged(now: Instant, packet: Packet) -> TaggedPacket {
-    TaggedPacket { now, transport: TransportContext::default(), message: AttributedPacket::new(packet) }
-}
 
 /// Sends 100 voice packets 10 ms apart; the receiver gets every other one `delay` later and
 /// reports them; returns the loss the kiosk's estimate then publishes.
@@ -39,9 +17,9 @@ fn loss_after_feedback_delayed_by(delay: Duration) -> f64 {
         .with(Slot::CongestionControl, estimate.congestion_control())
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .build();
-    sender.bind_local_stream(&stream());
+    sender.bind_local_stream(&crate::voice_stream(SSRC));
     let mut receiver = Registry::new().with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()).build();
-    receiver.bind_remote_stream(&stream());
+    receiver.bind_remote_stream(&crate::voice_stream(SSRC));
 
     let t0 = Instant::now();
     let mut arrivals = Vec::new();
@@ -51,7 +29,7 @@ fn loss_after_feedback_delayed_by(delay: Duration) -> f64 {
         rtp.header.ssrc = SSRC;
         rtp.header.sequence_number = seq;
         rtp.payload = vec![0u8; 80].into();
-        sender.handle_write(tagged(now, Packet::Rtp(rtp))).expect("write");
+        sender.handle_write(crate::tagged(now, Packet::Rtp(rtp))).expect("write");
         // The driver wakes the chain all the time; the history is pruned on those wake-ups.
         sender.handle_timeout(now).expect("timeout");
         while let Some(out) = sender.poll_write() {

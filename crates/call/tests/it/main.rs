@@ -31,3 +31,26 @@ fn dead_relay_config(
         playback: Box::new(sc_call::source::NullSink),
     }
 }
+
+/// A voice stream with transport-wide sequence numbers (extension 5), for the feedback tests.
+fn voice_stream(ssrc: u32) -> rtc::interceptor::StreamInfo {
+    rtc::interceptor::StreamInfo {
+        ssrc,
+        mime_type: "audio/opus".into(),
+        clock_rate: 48_000,
+        rtp_header_extensions: vec![rtc::interceptor::RTPHeaderExtension {
+            uri: rtc::sdp::extmap::TRANSPORT_CC_URI.into(),
+            id: 5,
+        }],
+        ..Default::default()
+    }
+}
+
+/// A packet entering an interceptor chain at `now`.
+fn tagged(now: std::time::Instant, packet: rtc::interceptor::Packet) -> rtc::interceptor::TaggedPacket {
+    rtc::interceptor::TaggedPacket {
+        now,
+        transport: rtc::shared::TransportContext::default(),
+        message: rtc::interceptor::AttributedPacket::new(packet),
+    }
+}

@@ -12,10 +12,9 @@ async fn offerer() -> (Call, tokio::sync::mpsc::UnboundedReceiver<CallEvent>) {
     Call::start(config, Role::Offerer).await.expect("call starts")
 }
 
-#[tokio::test]
-async fn garbled_and_out_of_turn_messages_are_errors_not_panics() {
-    let (call, mut events) = offerer().await;
-    let offer = tokio::time::timeout(Duration::from_secs(5), async {
+/// The offer the call sends first.
+async fn first_offer(events: &mut tokio::sync::mpsc::UnboundedReceiver<CallEvent>) -> String {
+    tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Some(CallEvent::Signal(ToServer::Offer { sdp })) = events.recv().await {
                 return sdp;
@@ -23,7 +22,13 @@ async fn garbled_and_out_of_turn_messages_are_errors_not_panics() {
         }
     })
     .await
-    .expect("an offer");
+    .expect("an offer")
+}
+
+#[tokio::test]
+async fn garbled_and_out_of_turn_messages_are_errors_not_panics() {
+    let (call, mut events) = offerer().await;
+    let offer = first_offer(&mut events).await;
     assert!(offer.starts_with("v=0"));
 
     for garbage in [
@@ -72,15 +77,7 @@ fn sample_appointment() -> sc_proto::signal::Appointment {
 #[tokio::test]
 async fn issue_12_the_first_offer_lists_red_after_opus() {
     let (call, mut events) = offerer().await;
-    let offer = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            if let Some(CallEvent::Signal(ToServer::Offer { sdp })) = events.recv().await {
-                return sdp;
-            }
-        }
-    })
-    .await
-    .expect("an offer");
+    let offer = first_offer(&mut events).await;
     let audio = offer.lines().find(|l| l.starts_with("m=audio")).expect("an audio section");
     assert!(audio.ends_with(" 111 63"), "{audio}");
     assert!(offer.contains("a=rtpmap:63 red/48000/2"), "{offer}");
