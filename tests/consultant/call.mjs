@@ -51,6 +51,9 @@ try {
         resumed: window.scCall.resumed || 0,
         callState: document.getElementById("call-state").textContent,
         videoSending: Boolean(pc && pc.getSenders().some((s) => s.track && s.track.kind === "video")),
+        // The cap the page put on its voice (sound only), or null.
+        voiceMaxBitrate: ((pc && pc.getSenders().find((s) => s.track && s.track.kind === "audio")) || { getParameters: () => ({}) })
+          .getParameters().encodings?.[0]?.maxBitrate ?? null,
         ...got,
       };
     }).then((p) => say("page", p)).catch(() => {});

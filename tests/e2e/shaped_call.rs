@@ -67,7 +67,9 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
         }
         let back = recovered.is_some()
             && stats["sending"]["video"].is_object()
-            && page.last().is_some_and(|p| p["quality"] != "sound_only" && p["videoSending"] == true);
+            && page.last().is_some_and(|p| {
+                p["quality"] != "sound_only" && p["videoSending"] == true && p["voiceMaxBitrate"].is_null()
+            });
         back
     })
     .await;
@@ -82,10 +84,25 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
         "the consultant's page said sound only and stopped its video: {:?}",
         a.page.last()
     );
+    // Both voices go lean on a link fit only for sound: the kiosk's in 60 ms packets, the page's
+    // capped at the kiosk's floor (each at its default filled the 64 kbit/s link).
+    assert!(
+        a.engine.iter().any(|v| v["sound_only_by_link"] == true
+            && v["sending"]["audio_frame_ms"] == sc_call::adapt::AUDIO_LONG_FRAME_MS),
+        "the kiosk's voice went to 60 ms packets: {:?}",
+        trajectory(&a.engine)
+    );
+    assert!(
+        a.page.iter().any(|p| p["quality"] == "sound_only"
+            && p["voiceMaxBitrate"].as_u64() == Some(u64::from(sc_call::adapt::AUDIO_MIN_KBPS) * 1000)),
+        "the page capped its voice while sound only: {:?}",
+        a.page.iter().map(|p| (&p["quality"], &p["voiceMaxBitrate"])).collect::<Vec<_>>()
+    );
     let recovered = recovered.expect("both sides reached sound only, and the link was restored");
     let last = a.engine.iter().rev().find(|v| v["event"] == "stats").expect("reports");
     assert!(
-        last["sending"]["video"].is_object() && a.page.last().is_some_and(|p| p["videoSending"] == true),
+        last["sending"]["video"].is_object()
+            && a.page.last().is_some_and(|p| p["videoSending"] == true && p["voiceMaxBitrate"].is_null()),
         "video came back on both sides within the call ({:?} after the link recovered): kiosk {:?}, page {:?}",
         recovered.elapsed(),
         trajectory(&a.engine),

@@ -278,6 +278,41 @@ pub struct Drops {
     pub outage: u64,
 }
 
+/// A qdisc's counters, from the first "Sent <bytes> bytes <packets> pkt (dropped <n>" line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QdiscCounts {
+    /// Bytes sent on.
+    pub bytes: u64,
+    /// Packets sent on.
+    pub packets: u64,
+    /// Packets dropped (the queue was full).
+    pub dropped: u64,
+}
+
+impl QdiscCounts {
+    fn parse(text: &str) -> Self {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let after = |w: &str| {
+            words
+                .iter()
+                .position(|x| x.trim_start_matches('(') == w)
+                .and_then(|i| words.get(i + 1))
+                .and_then(|v| v.trim_end_matches([',', ')']).parse().ok())
+                .unwrap_or(0)
+        };
+        QdiscCounts {
+            bytes: after("Sent"),
+            packets: words
+                .iter()
+                .position(|w| *w == "bytes")
+                .and_then(|i| words.get(i + 1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            dropped: after("dropped"),
+        }
+    }
+}
+
 /// What is applied now.
 #[derive(Debug, Clone, Copy)]
 struct State {
@@ -405,6 +440,13 @@ impl Link {
     pub fn qdisc(&self, side: Side) -> String {
         run(Command::new("tc").args(["-n", self.ns(side), "qdisc", "show", "dev", side.veth()]))
             .unwrap_or_else(|e| panic!("tc qdisc show: {e}"))
+    }
+
+    /// What `side`'s shaping qdisc has sent and dropped so far (`tc -s`), for traces.
+    pub fn qdisc_counts(&self, side: Side) -> QdiscCounts {
+        let out = run(Command::new("tc").args(["-s", "-n", self.ns(side), "qdisc", "show", "dev", side.veth()]))
+            .unwrap_or_else(|e| panic!("tc -s qdisc show: {e}"));
+        QdiscCounts::parse(&out)
     }
 
     /// Applies the profile's schedule, timed from now, on a thread of its own (a second call starts
@@ -748,5 +790,17 @@ impl Drop for DelayRelay {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QdiscCounts;
+
+    #[test]
+    fn qdisc_counters_are_read_from_tc_s() {
+        let text = "qdisc tbf 8001: root refcnt 2 rate 64Kbit burst 8Kb lat 300ms \n Sent 123456 bytes 789 pkt (dropped 42, overlimits 7 requeues 0) \n backlog 0b 0p requeues 0\n";
+        assert_eq!(QdiscCounts::parse(text), QdiscCounts { bytes: 123_456, packets: 789, dropped: 42 });
+        assert_eq!(QdiscCounts::parse("garbage"), QdiscCounts::default());
     }
 }

@@ -229,6 +229,11 @@ pub async fn attempt_watching(
         &Options { end: "kiosk".into(), hold_ms: in_call_secs.saturating_sub(20) * 1000, display: None },
     );
     let mut cmd = tokio::process::Command::from(link.command(Side::Kiosk, bin("kiosk-engine")));
+    let (log, log_path, _log_file) = engine_log(link.profile().name, try_no);
+    if std::env::var_os("RUST_LOG").is_none() {
+        // ICE, DTLS and the call's own states: what a failure to connect is read from.
+        cmd.env("RUST_LOG", "info");
+    }
     let mut engine = cmd
         .env("SC_SERVER", &h.url)
         .env("SC_TOKEN", &token)
@@ -241,7 +246,7 @@ pub async fn attempt_watching(
         .env("SC_MEDIA", if h.content == Content::Camera { clip.path().as_os_str() } else { "synthetic".as_ref() })
         .env("SC_SECS", in_call_secs.to_string())
         .stdout(Stdio::piped())
-        .stderr(engine_log(link.profile().name, try_no))
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .expect("kiosk-engine");
@@ -294,6 +299,9 @@ pub async fn attempt_watching(
     });
     let _ = engine.start_kill();
     let _ = engine.wait().await;
+    if connected.is_none() {
+        eprintln!("the kiosk engine never connected; the end of its log:\n{}", log_tail(&log_path, 80));
+    }
     Attempt {
         cpu,
         engine: reports,
@@ -303,15 +311,28 @@ pub async fn attempt_watching(
 }
 
 /// Where the engine's logs go: to a file in `SC_ENGINE_LOG` (a directory; set RUST_LOG too) for
-/// looking into a failure, else nowhere.
+/// looking into a failure, else to a temporary file whose tail is printed if the call never
+/// connects (a rare failure in CI is then explained by its own run).
 /// Named by the process, the link's profile and the try (tests run side by side).
-fn engine_log(profile: &str, try_no: usize) -> Stdio {
-    let Some(dir) = std::env::var_os("SC_ENGINE_LOG") else { return Stdio::null() };
+fn engine_log(profile: &str, try_no: usize) -> (Stdio, std::path::PathBuf, Option<tempfile::TempPath>) {
+    let Some(dir) = std::env::var_os("SC_ENGINE_LOG") else {
+        let file = tempfile::Builder::new().prefix("kiosk-engine-").suffix(".log").tempfile().expect("engine log");
+        let (file, path) = file.into_parts();
+        return (Stdio::from(file), path.to_path_buf(), Some(path));
+    };
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path =
         std::path::Path::new(&dir).join(format!("kiosk-engine-{}-{n}-{profile}-{try_no}.log", std::process::id()));
-    std::fs::File::create(&path).map(Stdio::from).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (Stdio::from(file), path, None)
+}
+
+/// The last lines of the engine's log, without the ICE agent's repeated complaints.
+fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let kept: Vec<&str> = text.lines().filter(|l| !l.contains("pingAllCandidates")).collect();
+    kept[kept.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Writes the camera clip both peers send at `clip`, and for [`Content::Camera`] the voice

@@ -36,8 +36,20 @@ pub const AUDIO_KBPS: u32 = 32;
 /// Opus at its floor still carries wideband speech with in-band FEC at 5 % loss (at 16 kbit/s
 /// libopus had no room for FEC at that loss in any band: see `audio::fec_band`).
 pub const AUDIO_MIN_KBPS: u32 = 24;
-/// Per-packet overhead at 50 packets a second (IP, UDP, TURN channel, RTP, SRTP, TWCC): ~56 bytes.
+/// Per-packet overhead at 50 packets a second (IP, UDP, TURN channel, RTP, SRTP, TWCC): ~56 bytes
+/// (58 measured on the wire).
 pub const AUDIO_OVERHEAD_KBPS: u32 = 22;
+/// The voice's packets on a link too slow for that overhead: 60 ms of speech each, a third of the
+/// packets and of their overhead (~7.5 kbit/s). On the audio-only profile (64 kbit/s) 20 ms packets
+/// at the voice's floor came to ~50 kbit/s on the wire, which with the feedback the kiosk returns
+/// filled the link; the price is 40 ms more delay, and a lost packet is 60 ms of speech (the next
+/// packet's FEC rebuilds it all).
+pub const AUDIO_LONG_FRAME_MS: u8 = 60;
+/// The estimate under which the voice goes to [`AUDIO_LONG_FRAME_MS`] packets, and the one it must
+/// reach again for 20 ms ones (apart, so an estimate wobbling at one does not flip them).
+pub const AUDIO_LONG_FRAMES_BELOW_KBPS: u32 = 100;
+/// See [`AUDIO_LONG_FRAMES_BELOW_KBPS`].
+pub const AUDIO_SHORT_FRAMES_FROM_KBPS: u32 = 160;
 /// Share of what is left after audio that video may use: the rest absorbs keyframes and
 /// retransmissions.
 const VIDEO_SHARE: f64 = 0.85;
@@ -55,6 +67,8 @@ pub struct Settings {
     pub audio_kbps: u32,
     /// The loss (percent) Opus's in-band FEC is tuned for.
     pub audio_loss_pct: u8,
+    /// Speech per voice packet, ms: 20, or [`AUDIO_LONG_FRAME_MS`] on a slow link.
+    pub audio_frame_ms: u8,
 }
 
 /// The adaptation state.
@@ -65,6 +79,8 @@ pub struct Adapter {
     better_since: Option<Instant>,
     /// Since when the estimate has been below the lowest rung.
     starved_since: Option<Instant>,
+    /// The voice's packet length now (ms).
+    frame_ms: u8,
     last: Option<Settings>,
 }
 
@@ -77,7 +93,7 @@ impl Default for Adapter {
 impl Adapter {
     /// Starts at the top rung (the controller's first estimate moves it at once).
     pub fn new() -> Self {
-        Adapter { rung: Some(0), better_since: None, starved_since: None, last: None }
+        Adapter { rung: Some(0), better_since: None, starved_since: None, frame_ms: 20, last: None }
     }
 
     /// The settings for an estimate of `estimate_bps` (the whole send path) and a measured loss
@@ -85,7 +101,13 @@ impl Adapter {
     pub fn update(&mut self, now: Instant, estimate_bps: f64, loss: f64) -> Option<Settings> {
         let estimate_kbps = (estimate_bps.max(0.0) / 1000.0) as u32;
         let audio_kbps = if estimate_kbps >= 200 { AUDIO_KBPS } else { AUDIO_MIN_KBPS };
-        let budget = (f64::from(estimate_kbps.saturating_sub(audio_kbps + AUDIO_OVERHEAD_KBPS)) * VIDEO_SHARE) as u32;
+        if estimate_kbps < AUDIO_LONG_FRAMES_BELOW_KBPS {
+            self.frame_ms = AUDIO_LONG_FRAME_MS;
+        } else if estimate_kbps >= AUDIO_SHORT_FRAMES_FROM_KBPS {
+            self.frame_ms = 20;
+        }
+        let overhead = AUDIO_OVERHEAD_KBPS * 20 / u32::from(self.frame_ms);
+        let budget = (f64::from(estimate_kbps.saturating_sub(audio_kbps + overhead)) * VIDEO_SHARE) as u32;
         // The best rung this budget pays for.
         let fits = LADDER.iter().position(|r| budget >= r.min_kbps);
         self.rung = match (self.rung, fits) {
@@ -103,8 +125,12 @@ impl Adapter {
             // Up (or back to video) one rung at a time, after the estimate has held.
             (cur, Some(best)) if cur.is_none_or(|c| best < c) => {
                 self.starved_since = None;
-                // Back from sound only needs room for more than the lowest rung's minimum.
-                if cur.is_none() && budget < LADDER[LADDER.len() - 1].min_kbps * 2 {
+                // Back from sound only needs room for more than the lowest rung's minimum, counted
+                // with the voice's 20 ms packets (whatever it sends now), so the way back does not
+                // depend on the packet length.
+                let room =
+                    (f64::from(estimate_kbps.saturating_sub(audio_kbps + AUDIO_OVERHEAD_KBPS)) * VIDEO_SHARE) as u32;
+                if cur.is_none() && room < LADDER[LADDER.len() - 1].min_kbps * 2 {
                     self.better_since = None;
                     return self.settle(audio_kbps, budget, loss);
                 }
@@ -134,10 +160,19 @@ impl Adapter {
             let r = LADDER[i];
             (r, budget.clamp(r.min_kbps, r.max_kbps))
         });
-        let settings = Settings { video, audio_kbps, audio_loss_pct: (loss.clamp(0.0, 0.3) * 100.0).ceil() as u8 };
+        let settings = Settings {
+            video,
+            audio_kbps,
+            audio_loss_pct: (loss.clamp(0.0, 0.3) * 100.0).ceil() as u8,
+            audio_frame_ms: self.frame_ms,
+        };
         // Bitrate wiggles under 10 % are not worth a reconfiguration.
         let changed = match (self.last, settings) {
-            (Some(a), b) if a.audio_kbps == b.audio_kbps && a.audio_loss_pct == b.audio_loss_pct => {
+            (Some(a), b)
+                if a.audio_kbps == b.audio_kbps
+                    && a.audio_loss_pct == b.audio_loss_pct
+                    && a.audio_frame_ms == b.audio_frame_ms =>
+            {
                 match (a.video, b.video) {
                     (Some((ra, ka)), Some((rb, kb))) => ra != rb || ka.abs_diff(kb) * 10 > ka,
                     (None, None) => false,
@@ -230,6 +265,21 @@ mod tests {
         assert_eq!(s.video, None, "held a while first");
         let s = hold(&mut a, &mut t, 400, 0.0, 5);
         assert_eq!(size(s), Some((160, 120, 15)));
+    }
+
+    #[test]
+    fn issue_12_on_a_link_for_sound_only_the_voice_goes_in_60_ms_packets() {
+        let (mut a, mut t) = (Adapter::new(), Instant::now());
+        assert_eq!(hold(&mut a, &mut t, 1000, 0.0, 2).audio_frame_ms, 20);
+        assert_eq!(hold(&mut a, &mut t, 300, 0.0, 2).audio_frame_ms, 20, "video links keep 20 ms");
+        let s = hold(&mut a, &mut t, 64, 0.05, 4);
+        assert_eq!((s.video, s.audio_frame_ms), (None, AUDIO_LONG_FRAME_MS));
+        // An estimate wobbling between the two thresholds changes nothing.
+        for kbps in [120, 90, 150, 110, 130] {
+            assert_eq!(hold(&mut a, &mut t, kbps, 0.05, 1).audio_frame_ms, AUDIO_LONG_FRAME_MS);
+        }
+        assert_eq!(hold(&mut a, &mut t, 200, 0.0, 1).audio_frame_ms, 20);
+        assert_eq!(hold(&mut a, &mut t, 150, 0.0, 1).audio_frame_ms, 20);
     }
 
     #[test]

@@ -108,6 +108,13 @@ impl OpusDecoder {
             return Ok(Decoded::default());
         }
         self.last_seq = Some(seq);
+        // A lost packet is taken to have lasted as long as this one (20 ms from Chromium; 60 ms
+        // from a sender on a slow link); one that does not say counts as 20 ms.
+        let span = opus::packet::get_nb_samples(packet, 48_000)
+            .ok()
+            .filter(|n| (120..=FRAME * 3).contains(n))
+            .unwrap_or(FRAME)
+            * 2;
         let mut samples = 0;
         let mut recovered = 0;
         for i in 0..lost.min(5) {
@@ -125,11 +132,11 @@ impl OpusDecoder {
                     Ok(n) => n,
                     Err(_) => {
                         recovered = 0;
-                        self.dec.decode(&[], &mut self.pcm[..FRAME_STEREO], false).map_err(codec)?
+                        self.dec.decode(&[], &mut self.pcm[..span], false).map_err(codec)?
                     }
                 },
-                None if last => self.dec.decode(packet, &mut self.pcm[..FRAME_STEREO], true).map_err(codec)?,
-                None => self.dec.decode(&[], &mut self.pcm[..FRAME_STEREO], false).map_err(codec)?,
+                None if last => self.dec.decode(packet, &mut self.pcm[..span], true).map_err(codec)?,
+                None => self.dec.decode(&[], &mut self.pcm[..span], false).map_err(codec)?,
             };
             out.extend_from_slice(&self.pcm[..n * 2]);
             samples += n;
@@ -252,6 +259,41 @@ mod tests {
             assert!(with_fec >= 120, "{kbps} kbit/s at {loss} %: {with_fec} of 200 packets carried FEC");
             assert!(recovered >= 16, "{kbps} kbit/s at {loss} %: {recovered} of {lost} lost packets rebuilt");
         }
+    }
+
+    /// The slow link's 60 ms packets: they carry FEC too, and a lost one comes back as 60 ms of
+    /// speech (rebuilt or concealed), so the stream keeps its length.
+    #[test]
+    fn issue_12_sixty_ms_packets_carry_fec_and_a_lost_one_keeps_its_length() {
+        let mut enc = OpusEncoder::new().expect("encoder");
+        enc.tune(crate::adapt::AUDIO_MIN_KBPS, 5).expect("tune");
+        let mut dec = OpusDecoder::new().expect("decoder");
+        let mut voice = Voice::new(0.3);
+        let mut piece = vec![0i16; FRAME_STEREO];
+        let mut out = Vec::new();
+        let (mut with_fec, mut lost, mut recovered, mut samples) = (0, 0, 0, 0);
+        for seq in 0u16..100 {
+            let mut pcm = Vec::new();
+            for _ in 0..3 {
+                voice.fill(&mut piece);
+                pcm.extend_from_slice(&piece);
+            }
+            let pkt = enc.encode(&pcm).expect("encode");
+            assert_eq!(opus::packet::get_nb_samples(&pkt, 48_000).expect("parse"), FRAME * 3);
+            with_fec += usize::from(carries_fec(&pkt));
+            if seq % 10 == 5 {
+                continue;
+            }
+            let d = dec.decode(seq, &pkt, &mut out).expect("decode");
+            lost += d.lost;
+            recovered += d.recovered;
+            samples += d.samples;
+        }
+        assert!(with_fec >= 60, "{with_fec} of 100 packets carried FEC");
+        assert_eq!(lost, 10);
+        assert!(recovered >= 8, "{recovered} of {lost} lost packets rebuilt");
+        assert_eq!(samples, 100 * FRAME * 3, "every lost packet filled with 60 ms");
+        assert_eq!(out.len(), samples * 2);
     }
 
     /// With RED (Chromium's redundancy when the kiosk offers it first), every single lost packet

@@ -1,5 +1,6 @@
-//! The send pacer: audio first, then retransmissions, then video at the estimate, and no packet
-//! held longer than [`MAX_QUEUE_TIME`]. Sans-IO like the rest of the interceptor chain.
+//! The send pacer: audio first, then retransmissions, then video at the estimate, no new video
+//! held longer than [`MAX_QUEUE_TIME`] and no retransmission sent once [`RESEND_MAX_WAIT`] old.
+//! Sans-IO like the rest of the interceptor chain.
 //!
 //! rtc 0.21's own `PacerInterceptor` is one FIFO behind a token bucket: the voice waited behind
 //! every queued video packet, and a queue the encoder's overshoot built up was never drained
@@ -18,6 +19,12 @@ use std::time::{Duration, Instant};
 /// that it does. libwebrtc allows 2 s; a frame that late is useless in a conversation, and on a
 /// 512 kbit/s link the encoder's ordinary overshoot never needs more than a few hundred ms.
 pub(crate) const MAX_QUEUE_TIME: Duration = Duration::from_millis(500);
+/// The longest a retransmission may wait for room: then it is dropped. A repair that late is
+/// rarely still wanted, and the queue is not drained faster for repairs (as it is for new video):
+/// on the audio-only profile Chromium kept asking for the video the kiosk had sent before going
+/// sound only, and resending it all within [`MAX_QUEUE_TIME`] put ~100 kbit/s of repairs onto a
+/// 64 kbit/s link already full with the voice (a standing 1.3 s queue, a quarter of it dropped).
+pub(crate) const RESEND_MAX_WAIT: Duration = Duration::from_millis(250);
 /// Packets held before new video is refused (a second of 640x480 and then some).
 const QUEUE_LIMIT: usize = 1024;
 /// The rate before the estimator has said anything (rtc's own default).
@@ -33,10 +40,12 @@ pub(crate) struct PriorityPacer {
     /// Retransmissions and new media, each oldest first.
     resent: VecDeque<TaggedPacket>,
     media: VecDeque<TaggedPacket>,
-    /// Bits waiting in `resent` and `media`.
+    /// Bits waiting in `media`.
     queued_bits: f64,
     /// Packets refused because the queue was full (for tests and logs).
     refused: u64,
+    /// Retransmissions dropped for waiting longer than [`RESEND_MAX_WAIT`].
+    stale: u64,
     /// Ready for the next interceptor, in order.
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
@@ -52,6 +61,7 @@ impl Default for PriorityPacer {
             media: VecDeque::new(),
             queued_bits: 0.0,
             refused: 0,
+            stale: 0,
             reads: VecDeque::new(),
             writes: VecDeque::new(),
         }
@@ -67,12 +77,12 @@ fn bits_of(packet: &TaggedPacket) -> f64 {
 }
 
 impl PriorityPacer {
-    /// The rate the bucket must run at for the oldest queued packet to leave within
+    /// The rate the bucket must run at for the oldest queued new packet to leave within
     /// [`MAX_QUEUE_TIME`] of its arrival (libwebrtc's rule: the queue over the time left).
+    /// Retransmissions never speed it up: they wait for room or go stale.
     fn rate(&self, now: Instant) -> f64 {
         // A queued packet's `now` is its arrival until it is released.
-        let oldest = [self.resent.front(), self.media.front()].into_iter().flatten().map(|p| p.now).min();
-        let Some(oldest) = oldest else { return self.target_bps };
+        let Some(oldest) = self.media.front().map(|p| p.now) else { return self.target_bps };
         let left = MAX_QUEUE_TIME.saturating_sub(now.saturating_duration_since(oldest)).max(Duration::from_millis(1));
         self.target_bps.max(self.queued_bits / left.as_secs_f64())
     }
@@ -90,6 +100,20 @@ impl PriorityPacer {
     #[cfg(test)]
     fn refused(&self) -> u64 {
         self.refused
+    }
+
+    /// How many retransmissions went stale.
+    #[cfg(test)]
+    fn stale(&self) -> u64 {
+        self.stale
+    }
+
+    /// Drops the retransmissions that have waited longer than [`RESEND_MAX_WAIT`].
+    fn drop_stale(&mut self, now: Instant) {
+        while self.resent.front().is_some_and(|p| now.saturating_duration_since(p.now) > RESEND_MAX_WAIT) {
+            self.resent.pop_front();
+            self.stale += 1;
+        }
     }
 }
 
@@ -137,10 +161,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
             self.refused += 1;
             return Ok(());
         }
-        self.queued_bits += bits;
         if msg.message.has(&Attribute::Retransmission) {
             self.resent.push_back(msg);
         } else {
+            self.queued_bits += bits;
             self.media.push_back(msg);
         }
         // A queue past its time limit speeds the bucket up from now on.
@@ -154,14 +178,18 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
         self.refill(now);
+        self.drop_stale(now);
         while let Some(bits) = self.head().map(bits_of) {
             if !self.bucket.can_release(bits) {
                 break;
             }
-            let queue = if self.resent.is_empty() { &mut self.media } else { &mut self.resent };
+            let resend = !self.resent.is_empty();
+            let queue = if resend { &mut self.resent } else { &mut self.media };
             let Some(mut packet) = queue.pop_front() else { break };
             self.bucket.consume(bits);
-            self.queued_bits = (self.queued_bits - bits).max(0.0);
+            if !resend {
+                self.queued_bits = (self.queued_bits - bits).max(0.0);
+            }
             // It departs now: the send history wire-side of here must see the release instant,
             // or this queueing would be charged to the network.
             packet.now = now;
@@ -173,7 +201,14 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
 
     fn poll_timeout(&mut self) -> Option<Self::Time> {
         let head = self.head()?;
-        self.bucket.releasable_at(bits_of(head))
+        let release = self.bucket.releasable_at(bits_of(head));
+        // The oldest retransmission goes stale at a time of its own, perhaps before the bucket
+        // has room for anything.
+        let stale = self.resent.front().map(|p| p.now + RESEND_MAX_WAIT + Duration::from_millis(1));
+        match (release, stale) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -309,6 +344,48 @@ mod tests {
         let took = out[9].2 - t1;
         assert!(took >= Duration::from_millis(300), "10 packets at 200 kbit/s took {took:?}");
         assert_eq!(p.refused(), 0);
+    }
+
+    #[test]
+    fn issue_12_retransmissions_do_not_flood_a_link_the_voice_fills() {
+        // The audio-only profile: a 40 kbit/s estimate, the voice using all of it (50 packets of
+        // 100 bytes a second), and the peer asking every 300 ms for ten 700-byte video packets
+        // sent before the call went sound only.
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 40_000.0);
+        let mut out = Vec::new();
+        for ms in (0..10_000u64).step_by(20) {
+            let now = t0 + Duration::from_millis(ms);
+            p.handle_write(rtp(now, AUDIO, ms as u16, 100, false)).expect("write");
+            if ms % 300 == 0 {
+                for seq in 0..10 {
+                    p.handle_write(rtp(now, VIDEO, seq, 700, true)).expect("write");
+                }
+            }
+            out.extend(run(&mut p, now, now + Duration::from_millis(20)));
+        }
+        let resent = out.iter().filter(|o| o.0 == VIDEO).count();
+        let resent_kbps = resent as f64 * 700.0 * 8.0 / 10.0 / 1000.0;
+        // Forced out within the queue limit, they came to ~190 kbit/s on top of the voice.
+        assert!(resent_kbps < 4.0, "{resent} repairs, {resent_kbps:.1} kbit/s on top of a full link");
+        assert!(p.stale() > 300, "the rest went stale: {}", p.stale());
+        assert_eq!(out.iter().filter(|o| o.0 == AUDIO).count(), 500, "every voice packet left");
+        // None left later than the wait allows.
+        assert!(p
+            .resent
+            .iter()
+            .all(|r| t0 + Duration::from_secs(10) - r.now <= RESEND_MAX_WAIT + Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn issue_12_a_retransmission_with_room_still_leaves_at_once() {
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 300_000.0);
+        p.handle_write(rtp(t0, VIDEO, 7, 1200, true)).expect("write");
+        let out = run(&mut p, t0, t0 + Duration::from_secs(1));
+        assert_eq!(out.len(), 1);
+        assert!(out[0].2 - t0 < Duration::from_millis(1), "left at once: {out:?}");
+        assert_eq!(p.stale(), 0);
     }
 
     #[test]

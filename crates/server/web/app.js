@@ -220,7 +220,9 @@ $("note-later").addEventListener("click", () => { state.note = null; view("rooms
 
 // The laptop's word on its link. While it says sound only, this page stops sending video too (its
 // camera's track is taken off the sender, so no video packets cross the prison's link) and says
-// so; when the link recovers the camera goes back on.
+// so; when the link recovers the camera goes back on. Its voice is capped at the laptop's floor,
+// 24 kbit/s: Chromium's default 32 kbit/s in 20 ms packets is ~60 kbit/s on the wire, all of a
+// 64 kbit/s link.
 async function onQuality(quality) {
   state.quality = quality;
   const words = { good: "Connection: good", weak: "Connection: weak", sound_only: "Poor connection: sound only" };
@@ -235,6 +237,22 @@ async function onQuality(quality) {
     if (!video) continue;
     state.videoSender = sender;
     await sender.replaceTrack(quality === "sound_only" ? null : camera || null).catch((e) => console.warn(`video sender: ${e}`));
+  }
+  await leanVoice(pc, quality === "sound_only");
+}
+
+async function leanVoice(pc, lean) {
+  for (const sender of pc.getSenders()) {
+    if (!sender.track || sender.track.kind !== "audio") continue;
+    const params = sender.getParameters();
+    if (!params.encodings || !params.encodings.length) continue;
+    const enc = params.encodings[0];
+    if (lean) {
+      enc.maxBitrate = 24000;
+    } else {
+      delete enc.maxBitrate;
+    }
+    await sender.setParameters(params).catch((e) => console.warn(`audio sender: ${e}`));
   }
 }
 

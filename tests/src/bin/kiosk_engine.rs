@@ -98,6 +98,7 @@ async fn run() {
                     "video": x.video.map(|(r, kbps)| json!({ "width": r.width, "height": r.height, "fps": r.fps, "kbps": kbps })),
                     "audio_kbps": x.audio_kbps,
                     "audio_loss_pct": x.audio_loss_pct,
+                    "audio_frame_ms": x.audio_frame_ms,
                 }));
                 println!("{}", json!({
                     "event": "stats",

@@ -227,6 +227,11 @@ pub(super) fn spawn_audio_encoder(
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        // The speech of the packet being gathered (20 ms at a time), the slot of its first 20 ms,
+        // and how many 20 ms pieces it takes (fixed when its first piece comes).
+        let mut packet_pcm: Vec<i16> = Vec::with_capacity(FRAME_STEREO * 3);
+        let mut packet_slot = Instant::now();
+        let mut pieces = 1;
         let mut next = Instant::now();
         while !shared.stop.load(Ordering::Relaxed) {
             next += Duration::from_millis(20);
@@ -235,23 +240,32 @@ pub(super) fn spawn_audio_encoder(
             } else {
                 next = Instant::now();
             }
-            let sending = *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(s) = sending {
-                if let Err(e) = encoder.tune(s.audio_kbps, s.audio_loss_pct) {
-                    tracing::warn!(error = %e, "Opus refused new settings");
-                }
-            }
             source.fill(&mut pcm);
             if shared.muted.load(Ordering::Relaxed) {
                 pcm.fill(0);
             }
-            match encoder.encode(&pcm) {
+            if packet_pcm.is_empty() {
+                let sending = *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(s) = sending {
+                    if let Err(e) = encoder.tune(s.audio_kbps, s.audio_loss_pct) {
+                        tracing::warn!(error = %e, "Opus refused new settings");
+                    }
+                }
+                pieces = sending.map_or(1, |s| usize::from(s.audio_frame_ms / 20).clamp(1, 3));
+                packet_slot = next;
+            }
+            packet_pcm.extend_from_slice(&pcm);
+            if packet_pcm.len() < FRAME_STEREO * pieces {
+                continue;
+            }
+            match encoder.encode(&packet_pcm) {
                 Ok(packet) => {
-                    // Stamped with its slot, so a packet lost to a full queue leaves a gap.
-                    let _ = out.try_send((packet, next));
+                    // Stamped with its first slot, so a packet lost to a full queue leaves a gap.
+                    let _ = out.try_send((packet, packet_slot));
                 }
                 Err(e) => tracing::warn!(error = %e, "Opus encode failed"),
             }
+            packet_pcm.clear();
         }
     })
 }
