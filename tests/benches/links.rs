@@ -191,14 +191,14 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             println!(
                 "trace {} link up {:>4.0} kbit/s {:>3} pkt/s ({} queue drops, {} lost), down {:>4.0} kbit/s {:>3} pkt/s ({} queue drops, {} lost)",
                 profile.name,
-                (up.bytes - last_link.0.bytes) as f64 * 8.0 / 1000.0,
-                up.packets - last_link.0.packets,
-                up.dropped - last_link.0.dropped,
-                into_hosp.loss - last_link.2.loss,
-                (down.bytes - last_link.1.bytes) as f64 * 8.0 / 1000.0,
-                down.packets - last_link.1.packets,
-                down.dropped - last_link.1.dropped,
-                into_kiosk.loss - last_link.3.loss,
+                (up.bytes.saturating_sub(last_link.0.bytes)) as f64 * 8.0 / 1000.0,
+                up.packets.saturating_sub(last_link.0.packets),
+                up.dropped.saturating_sub(last_link.0.dropped),
+                into_hosp.loss.saturating_sub(last_link.2.loss),
+                (down.bytes.saturating_sub(last_link.1.bytes)) as f64 * 8.0 / 1000.0,
+                down.packets.saturating_sub(last_link.1.packets),
+                down.dropped.saturating_sub(last_link.1.dropped),
+                into_kiosk.loss.saturating_sub(last_link.3.loss),
             );
             last_link = (up, down, into_hosp, into_kiosk);
             last = stats.clone();

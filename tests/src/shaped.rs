@@ -229,7 +229,9 @@ pub async fn attempt_watching(
         &Options { end: "kiosk".into(), hold_ms: in_call_secs.saturating_sub(20) * 1000, display: None },
     );
     let mut cmd = tokio::process::Command::from(link.command(Side::Kiosk, bin("kiosk-engine")));
-    let (log, log_path, _log_file) = engine_log(link.profile().name, try_no);
+    let (log, path, temp) = engine_log(link.profile().name, try_no);
+    // Prints the log's end if the call never connects, also when this function panics.
+    let mut log_guard = LogTail { path, _temp: temp, connected: false };
     if std::env::var_os("RUST_LOG").is_none() {
         // ICE, DTLS and the call's own states: what a failure to connect is read from.
         cmd.env("RUST_LOG", "info");
@@ -268,6 +270,7 @@ pub async fn attempt_watching(
                         Some("connecting") => admitted = admitted.or(Some(Instant::now())),
                         Some("in_call") => {
                             connected = connected.or(Some(Instant::now()));
+                            log_guard.connected = true;
                             cpu_from = cpu_from.or(Some((Instant::now(), tree_ticks(engine_pid), tree_ticks(page_pid))));
                         }
                         Some("ended") => { reports.push(v); break; }
@@ -299,9 +302,6 @@ pub async fn attempt_watching(
     });
     let _ = engine.start_kill();
     let _ = engine.wait().await;
-    if connected.is_none() {
-        eprintln!("the kiosk engine never connected; the end of its log:\n{}", log_tail(&log_path, 80));
-    }
     Attempt {
         cpu,
         engine: reports,
@@ -326,6 +326,21 @@ fn engine_log(profile: &str, try_no: usize) -> (Stdio, std::path::PathBuf, Optio
         std::path::Path::new(&dir).join(format!("kiosk-engine-{}-{n}-{profile}-{try_no}.log", std::process::id()));
     let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (Stdio::from(file), path, None)
+}
+
+/// The engine's log, its end printed on drop unless the call connected.
+struct LogTail {
+    path: std::path::PathBuf,
+    _temp: Option<tempfile::TempPath>,
+    connected: bool,
+}
+
+impl Drop for LogTail {
+    fn drop(&mut self) {
+        if !self.connected {
+            eprintln!("the kiosk engine never connected; the end of its log:\n{}", log_tail(&self.path, 80));
+        }
+    }
 }
 
 /// The last lines of the engine's log, without the ICE agent's repeated complaints.

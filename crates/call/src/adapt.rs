@@ -106,8 +106,10 @@ impl Adapter {
         } else if estimate_kbps >= AUDIO_SHORT_FRAMES_FROM_KBPS {
             self.frame_ms = 20;
         }
-        let overhead = AUDIO_OVERHEAD_KBPS * 20 / u32::from(self.frame_ms);
-        let budget = (f64::from(estimate_kbps.saturating_sub(audio_kbps + overhead)) * VIDEO_SHARE) as u32;
+        // Video's room is counted with the 20 ms packets' overhead whatever the voice sends now,
+        // so where video stops and starts again does not depend on the packet length; what the
+        // longer packets save is headroom for the voice.
+        let budget = (f64::from(estimate_kbps.saturating_sub(audio_kbps + AUDIO_OVERHEAD_KBPS)) * VIDEO_SHARE) as u32;
         // The best rung this budget pays for.
         let fits = LADDER.iter().position(|r| budget >= r.min_kbps);
         self.rung = match (self.rung, fits) {
@@ -125,12 +127,8 @@ impl Adapter {
             // Up (or back to video) one rung at a time, after the estimate has held.
             (cur, Some(best)) if cur.is_none_or(|c| best < c) => {
                 self.starved_since = None;
-                // Back from sound only needs room for more than the lowest rung's minimum, counted
-                // with the voice's 20 ms packets (whatever it sends now), so the way back does not
-                // depend on the packet length.
-                let room =
-                    (f64::from(estimate_kbps.saturating_sub(audio_kbps + AUDIO_OVERHEAD_KBPS)) * VIDEO_SHARE) as u32;
-                if cur.is_none() && room < LADDER[LADDER.len() - 1].min_kbps * 2 {
+                // Back from sound only needs room for more than the lowest rung's minimum.
+                if cur.is_none() && budget < LADDER[LADDER.len() - 1].min_kbps * 2 {
                     self.better_since = None;
                     return self.settle(audio_kbps, budget, loss);
                 }

@@ -1,4 +1,4 @@
-//! Opus at 48 kHz stereo in 20 ms packets, with in-band FEC on; the decoder conceals or recovers
+//! Opus at 48 kHz stereo in 20 ms packets (60 ms on a slow link), with in-band FEC on; the decoder conceals or recovers
 //! lost packets and measures the energy it hears.
 
 use crate::Error;
@@ -109,10 +109,11 @@ impl OpusDecoder {
         }
         self.last_seq = Some(seq);
         // A lost packet is taken to have lasted as long as this one (20 ms from Chromium; 60 ms
-        // from a sender on a slow link); one that does not say counts as 20 ms.
+        // from a sender on a slow link; Opus allows up to 120 ms); one that does not say counts
+        // as 20 ms.
         let span = opus::packet::get_nb_samples(packet, 48_000)
             .ok()
-            .filter(|n| (120..=FRAME * 3).contains(n))
+            .filter(|n| (120..=FRAME * 6).contains(n))
             .unwrap_or(FRAME)
             * 2;
         let mut samples = 0;

@@ -15,8 +15,8 @@ use rtc::shared::marshal::MarshalSize;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-/// The longest the queue may take to empty at the current rate: beyond it the rate is raised so
-/// that it does. libwebrtc allows 2 s; a frame that late is useless in a conversation, and on a
+/// The longest new video may wait at the current rate: beyond it the rate is raised so that it
+/// does not. libwebrtc allows 2 s; a frame that late is useless in a conversation, and on a
 /// 512 kbit/s link the encoder's ordinary overshoot never needs more than a few hundred ms.
 pub(crate) const MAX_QUEUE_TIME: Duration = Duration::from_millis(500);
 /// The longest a retransmission may wait for room: then it is dropped. A repair that late is
@@ -79,12 +79,14 @@ fn bits_of(packet: &TaggedPacket) -> f64 {
 impl PriorityPacer {
     /// The rate the bucket must run at for the oldest queued new packet to leave within
     /// [`MAX_QUEUE_TIME`] of its arrival (libwebrtc's rule: the queue over the time left).
-    /// Retransmissions never speed it up: they wait for room or go stale.
+    /// Retransmissions alone never speed it up (they wait for room or go stale); those queued
+    /// ahead of waiting video count, as they leave first.
     fn rate(&self, now: Instant) -> f64 {
         // A queued packet's `now` is its arrival until it is released.
         let Some(oldest) = self.media.front().map(|p| p.now) else { return self.target_bps };
         let left = MAX_QUEUE_TIME.saturating_sub(now.saturating_duration_since(oldest)).max(Duration::from_millis(1));
-        self.target_bps.max(self.queued_bits / left.as_secs_f64())
+        let ahead: f64 = self.resent.iter().map(bits_of).sum();
+        self.target_bps.max((self.queued_bits + ahead) / left.as_secs_f64())
     }
 
     fn refill(&mut self, now: Instant) {
@@ -370,7 +372,7 @@ mod tests {
         assert!(resent_kbps < 4.0, "{resent} repairs, {resent_kbps:.1} kbit/s on top of a full link");
         assert!(p.stale() > 300, "the rest went stale: {}", p.stale());
         assert_eq!(out.iter().filter(|o| o.0 == AUDIO).count(), 500, "every voice packet left");
-        // None left later than the wait allows.
+        // Nothing still queued is older than the wait allows.
         assert!(p
             .resent
             .iter()

@@ -222,7 +222,7 @@ $("note-later").addEventListener("click", () => { state.note = null; view("rooms
 // camera's track is taken off the sender, so no video packets cross the prison's link) and says
 // so; when the link recovers the camera goes back on. Its voice is capped at the laptop's floor,
 // 24 kbit/s: Chromium's default 32 kbit/s in 20 ms packets is ~60 kbit/s on the wire, all of a
-// 64 kbit/s link.
+// 64 kbit/s link. (The nurse's "Audio only" says sound only too, and caps it alike.)
 async function onQuality(quality) {
   state.quality = quality;
   const words = { good: "Connection: good", weak: "Connection: weak", sound_only: "Poor connection: sound only" };
@@ -238,7 +238,8 @@ async function onQuality(quality) {
     state.videoSender = sender;
     await sender.replaceTrack(quality === "sound_only" ? null : camera || null).catch((e) => console.warn(`video sender: ${e}`));
   }
-  await leanVoice(pc, quality === "sound_only");
+  // The quality now, not the one this call began with: another word may have come meanwhile.
+  await leanVoice(pc, state.quality === "sound_only");
 }
 
 async function leanVoice(pc, lean) {
