@@ -9,7 +9,7 @@
 //! kiosk's estimate, measured loss and what it sends each second, and `SC_BENCH_PAIR=0` leaves out
 //! the Chromium pair (its columns then read "-").
 
-use sc_e2e::link::{Link, Profile, Side as LinkSide, OUTAGE};
+use sc_e2e::link::{Link, LinkCounts, Profile, OUTAGE};
 use sc_e2e::shaped::{attempt, attempt_watching, hospital_sending, peer_call, Content};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -142,12 +142,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
     let mut kiosk = Vec::new();
     let mut started: Option<f64> = None;
     let mut last = Value::Null;
-    let mut last_link: (
-        sc_e2e::link::QdiscCounts,
-        sc_e2e::link::QdiscCounts,
-        sc_e2e::link::Drops,
-        sc_e2e::link::Drops,
-    ) = Default::default();
+    let mut last_link = LinkCounts::default();
     let a = attempt_watching(&link, &h, 0, secs, |stats, _| {
         let now = wall_ms();
         // The call has started once anything arrived: on the audio-only profile no video frame may
@@ -186,21 +181,21 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 stats["playout_ms"],
             );
             // The link itself: what each direction's tbf passed and dropped, and the random loss.
-            let (up, down) = (link.qdisc_counts(LinkSide::Kiosk), link.qdisc_counts(LinkSide::Hospital));
-            let (into_hosp, into_kiosk) = (link.drops(LinkSide::Hospital), link.drops(LinkSide::Kiosk));
+            let now_link = link.counts();
+            let d = now_link.since(last_link);
             println!(
                 "trace {} link up {:>4.0} kbit/s {:>3} pkt/s ({} queue drops, {} lost), down {:>4.0} kbit/s {:>3} pkt/s ({} queue drops, {} lost)",
                 profile.name,
-                (up.bytes.saturating_sub(last_link.0.bytes)) as f64 * 8.0 / 1000.0,
-                up.packets.saturating_sub(last_link.0.packets),
-                up.dropped.saturating_sub(last_link.0.dropped),
-                into_hosp.loss.saturating_sub(last_link.2.loss),
-                (down.bytes.saturating_sub(last_link.1.bytes)) as f64 * 8.0 / 1000.0,
-                down.packets.saturating_sub(last_link.1.packets),
-                down.dropped.saturating_sub(last_link.1.dropped),
-                into_kiosk.loss.saturating_sub(last_link.3.loss),
+                d.up.bytes as f64 * 8.0 / 1000.0,
+                d.up.packets,
+                d.up.dropped,
+                d.lost_up,
+                d.down.bytes as f64 * 8.0 / 1000.0,
+                d.down.packets,
+                d.down.dropped,
+                d.lost_down,
             );
-            last_link = (up, down, into_hosp, into_kiosk);
+            last_link = now_link;
             last = stats.clone();
         }
         false

@@ -300,15 +300,39 @@ impl QdiscCounts {
                 .and_then(|v| v.trim_end_matches([',', ')']).parse().ok())
                 .unwrap_or(0)
         };
+        QdiscCounts { bytes: after("Sent"), packets: after("bytes"), dropped: after("dropped") }
+    }
+
+    fn since(self, earlier: Self) -> Self {
         QdiscCounts {
-            bytes: after("Sent"),
-            packets: words
-                .iter()
-                .position(|w| *w == "bytes")
-                .and_then(|i| words.get(i + 1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            dropped: after("dropped"),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+            packets: self.packets.saturating_sub(earlier.packets),
+            dropped: self.dropped.saturating_sub(earlier.dropped),
+        }
+    }
+}
+
+/// Both directions of the link at one moment, for traces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounts {
+    /// The kiosk's side's tbf (what the prison sends).
+    pub up: QdiscCounts,
+    /// The hospital's side's tbf.
+    pub down: QdiscCounts,
+    /// Dropped by the loss rule on arrival at the hospital (the uplink's random loss).
+    pub lost_up: u64,
+    /// Dropped by the loss rule on arrival at the kiosk.
+    pub lost_down: u64,
+}
+
+impl LinkCounts {
+    /// What happened between `earlier` and this.
+    pub fn since(self, earlier: Self) -> Self {
+        LinkCounts {
+            up: self.up.since(earlier.up),
+            down: self.down.since(earlier.down),
+            lost_up: self.lost_up.saturating_sub(earlier.lost_up),
+            lost_down: self.lost_down.saturating_sub(earlier.lost_down),
         }
     }
 }
@@ -447,6 +471,16 @@ impl Link {
         let out = run(Command::new("tc").args(["-s", "-n", self.ns(side), "qdisc", "show", "dev", side.veth()]))
             .unwrap_or_else(|e| panic!("tc -s qdisc show: {e}"));
         QdiscCounts::parse(&out)
+    }
+
+    /// Both directions' shaping and random loss so far, for traces.
+    pub fn counts(&self) -> LinkCounts {
+        LinkCounts {
+            up: self.qdisc_counts(Side::Kiosk),
+            down: self.qdisc_counts(Side::Hospital),
+            lost_up: self.drops(Side::Hospital).loss,
+            lost_down: self.drops(Side::Kiosk).loss,
+        }
     }
 
     /// Applies the profile's schedule, timed from now, on a thread of its own (a second call starts

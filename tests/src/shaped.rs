@@ -229,9 +229,8 @@ pub async fn attempt_watching(
         &Options { end: "kiosk".into(), hold_ms: in_call_secs.saturating_sub(20) * 1000, display: None },
     );
     let mut cmd = tokio::process::Command::from(link.command(Side::Kiosk, bin("kiosk-engine")));
-    let (log, path, temp) = engine_log(link.profile().name, try_no);
     // Prints the log's end if the call never connects, also when this function panics.
-    let mut log_guard = LogTail { path, _temp: temp, connected: false };
+    let (log, mut log_guard) = engine_log(link.profile().name, try_no);
     if std::env::var_os("RUST_LOG").is_none() {
         // ICE, DTLS and the call's own states: what a failure to connect is read from.
         cmd.env("RUST_LOG", "info");
@@ -314,18 +313,18 @@ pub async fn attempt_watching(
 /// looking into a failure, else to a temporary file whose tail is printed if the call never
 /// connects (a rare failure in CI is then explained by its own run).
 /// Named by the process, the link's profile and the try (tests run side by side).
-fn engine_log(profile: &str, try_no: usize) -> (Stdio, std::path::PathBuf, Option<tempfile::TempPath>) {
+fn engine_log(profile: &str, try_no: usize) -> (Stdio, LogTail) {
     let Some(dir) = std::env::var_os("SC_ENGINE_LOG") else {
         let file = tempfile::Builder::new().prefix("kiosk-engine-").suffix(".log").tempfile().expect("engine log");
         let (file, path) = file.into_parts();
-        return (Stdio::from(file), path.to_path_buf(), Some(path));
+        return (Stdio::from(file), LogTail { path: path.to_path_buf(), _temp: Some(path), connected: false });
     };
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path =
         std::path::Path::new(&dir).join(format!("kiosk-engine-{}-{n}-{profile}-{try_no}.log", std::process::id()));
     let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (Stdio::from(file), path, None)
+    (Stdio::from(file), LogTail { path, _temp: None, connected: false })
 }
 
 /// The engine's log, its end printed on drop unless the call connected.

@@ -207,10 +207,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
         // The oldest retransmission goes stale at a time of its own, perhaps before the bucket
         // has room for anything.
         let stale = self.resent.front().map(|p| p.now + RESEND_MAX_WAIT + Duration::from_millis(1));
-        match (release, stale) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        release.into_iter().chain(stale).min()
     }
 }
 
