@@ -9,7 +9,7 @@
 //! kiosk's estimate, measured loss and what it sends each second, and `SC_BENCH_PAIR=0` leaves out
 //! the Chromium pair (its columns then read "-").
 
-use sc_e2e::link::{Link, LinkCounts, Profile, OUTAGE};
+use sc_e2e::link::{Link, LinkCounts, Profile, QdiscCounts, OUTAGE};
 use sc_e2e::shaped::{attempt, attempt_watching, hospital_sending, peer_call, Content};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -62,7 +62,11 @@ impl Side {
 
 fn figures(samples: &[Sample], from: f64, back: Option<f64>, cpu: Option<f64>) -> Side {
     let window: Vec<&Sample> = samples.iter().filter(|s| s.at >= from).collect();
-    let (Some(first), Some(last)) = (window.first(), window.last()) else {
+    // The last report whose counters did not go back: while a renegotiation is applied Chromium's
+    // stats can briefly leave the video's receiver out (0 frames, 0x0), which read as negative fps.
+    let first = window.first();
+    let last = first.and_then(|f| window.iter().rev().find(|s| s.frames >= f.frames && s.audio >= f.audio));
+    let (Some(first), Some(last)) = (first, last) else {
         return Side { cpu, ..Side::default() };
     };
     let secs = (last.at - first.at) / 1000.0;
@@ -108,6 +112,23 @@ fn engine_sample(at: f64, v: &Value) -> Sample {
         concealed: f("audio_lost") - f("audio_recovered"),
         freezes: f("freezes"),
     }
+}
+
+/// One second of the link for a trace: what each direction's tbf passed and dropped, what waited
+/// in it when read (as ms at the profile's rate), and the random loss.
+fn link_line(d: LinkCounts, rate_kbit: Option<u32>) -> String {
+    let wait_ms = |backlog: u64| rate_kbit.map_or(0.0, |r| backlog as f64 * 8.0 / f64::from(r.max(1)));
+    let dir = |q: QdiscCounts, lost: u64| {
+        format!(
+            "{:>4.0} kbit/s {:>3} pkt/s ({} queue drops, {} lost, {:>3.0} ms queued)",
+            q.bytes as f64 * 8.0 / 1000.0,
+            q.packets,
+            q.dropped,
+            lost,
+            wait_ms(q.backlog)
+        )
+    };
+    format!("link up {}, down {}", dir(d.up, d.lost_up), dir(d.down, d.lost_down))
 }
 
 fn trace() -> bool {
@@ -182,19 +203,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             );
             // The link itself: what each direction's tbf passed and dropped, and the random loss.
             let now_link = link.counts();
-            let d = now_link.since(last_link);
-            println!(
-                "trace {} link up {:>4.0} kbit/s {:>3} pkt/s ({} queue drops, {} lost), down {:>4.0} kbit/s {:>3} pkt/s ({} queue drops, {} lost)",
-                profile.name,
-                d.up.bytes as f64 * 8.0 / 1000.0,
-                d.up.packets,
-                d.up.dropped,
-                d.lost_up,
-                d.down.bytes as f64 * 8.0 / 1000.0,
-                d.down.packets,
-                d.down.dropped,
-                d.lost_down,
-            );
+            println!("trace {} {}", profile.name, link_line(now_link.since(last_link), profile.rate_kbit));
             last_link = now_link;
             last = stats.clone();
         }
@@ -215,6 +224,10 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             "chromium_at_prison_receives": {},
             "chromium_at_hospital_receives": {},
             "kiosk_connected_after_admission_ms": a.connected_after_admission.map(|d| d.as_millis() as u64),
+            "last_reports": {
+                "kiosk": a.engine.iter().rev().find(|v| v["event"] == "stats"),
+                "consultant": a.page.last(),
+            },
         });
     }
     let start = started.unwrap_or(0.0);
@@ -228,7 +241,21 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
     let link = Link::new(profile.clone());
     let h = hospital_sending(&link, Content::Camera);
     let mut peer_started: Option<f64> = None;
+    let mut last_link = LinkCounts::default();
     let p = peer_call(&link, &h, secs, |prison, hospital| {
+        if trace() {
+            let now_link = link.counts();
+            let at_prison = prison.last().cloned().unwrap_or_default();
+            println!(
+                "trace {} pair {}; at prison: rtt {} s, {} freezes, {} nacks",
+                profile.name,
+                link_line(now_link.since(last_link), profile.rate_kbit),
+                at_prison["rtt"],
+                at_prison["freezeCount"],
+                at_prison["nackCount"]
+            );
+            last_link = now_link;
+        }
         let up = |r: &[Value]| r.last().is_some_and(|p| p["framesDecoded"].as_f64().unwrap_or(0.0) > 0.0);
         if peer_started.is_none() && up(prison) && up(hospital) {
             peer_started = Some(wall_ms());

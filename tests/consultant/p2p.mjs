@@ -73,13 +73,25 @@ try {
     page.evaluate(async () => {
       const pc = window.scPeer;
       const got = { framesDecoded: 0, frameWidth: 0, frameHeight: 0, freezeCount: 0, audioPackets: 0, concealed: 0, samples: 0 };
-      (await pc.getStats()).forEach((r) => {
+      const stats = await pc.getStats();
+      stats.forEach((r) => {
         if (r.type === "inbound-rtp" && r.kind === "video") {
           got.framesDecoded = r.framesDecoded || 0;
           got.frameWidth = r.frameWidth || 0;
           got.frameHeight = r.frameHeight || 0;
           got.freezeCount = r.freezeCount || 0;
+          // How its losses were repaired (retransmission, FEC) and how long frames waited, for
+          // the benchmark's report beside the kiosk's.
+          got.videoPacketsLost = r.packetsLost || 0;
+          got.videoPackets = r.packetsReceived || 0;
+          got.nackCount = r.nackCount || 0;
+          got.retransmittedReceived = r.retransmittedPacketsReceived || 0;
+          got.fecPacketsReceived = r.fecPacketsReceived || 0;
+          got.fecPacketsDiscarded = r.fecPacketsDiscarded || 0;
+          got.jitterBufferDelay = r.jitterBufferEmittedCount ? r.jitterBufferDelay / r.jitterBufferEmittedCount : 0;
+          got.videoCodec = (r.codecId && stats.get(r.codecId)?.mimeType) || null;
         }
+        if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") got.rtt = r.currentRoundTripTime || 0;
         if (r.type === "inbound-rtp" && r.kind === "audio") {
           got.audioPackets = r.packetsReceived || 0;
           got.concealed = r.concealedSamples || 0;

@@ -287,6 +287,8 @@ pub struct QdiscCounts {
     pub packets: u64,
     /// Packets dropped (the queue was full).
     pub dropped: u64,
+    /// Bytes waiting in the queue when read (a level, not a count: kept as read by `since`).
+    pub backlog: u64,
 }
 
 impl QdiscCounts {
@@ -300,7 +302,21 @@ impl QdiscCounts {
                 .and_then(|v| v.trim_end_matches([',', ')']).parse().ok())
                 .unwrap_or(0)
         };
-        QdiscCounts { bytes: after("Sent"), packets: after("bytes"), dropped: after("dropped") }
+        // tc prints the backlog with a unit: "0b", "3028b", "15Kb", "1.2Mb".
+        let backlog = words.iter().position(|x| *x == "backlog").and_then(|i| words.get(i + 1)).and_then(|v| {
+            let v = v.strip_suffix('b')?;
+            let (num, scale) = match v.strip_suffix('K') {
+                Some(n) => (n, 1024.0),
+                None => v.strip_suffix('M').map_or((v, 1.0), |n| (n, 1024.0 * 1024.0)),
+            };
+            num.parse::<f64>().ok().map(|n| (n * scale) as u64)
+        });
+        QdiscCounts {
+            bytes: after("Sent"),
+            packets: after("bytes"),
+            dropped: after("dropped"),
+            backlog: backlog.unwrap_or(0),
+        }
     }
 
     fn since(self, earlier: Self) -> Self {
@@ -308,6 +324,7 @@ impl QdiscCounts {
             bytes: self.bytes.saturating_sub(earlier.bytes),
             packets: self.packets.saturating_sub(earlier.packets),
             dropped: self.dropped.saturating_sub(earlier.dropped),
+            backlog: self.backlog,
         }
     }
 }
@@ -834,7 +851,10 @@ mod tests {
     #[test]
     fn qdisc_counters_are_read_from_tc_s() {
         let text = "qdisc tbf 8001: root refcnt 2 rate 64Kbit burst 8Kb lat 300ms \n Sent 123456 bytes 789 pkt (dropped 42, overlimits 7 requeues 0) \n backlog 0b 0p requeues 0\n";
-        assert_eq!(QdiscCounts::parse(text), QdiscCounts { bytes: 123_456, packets: 789, dropped: 42 });
+        assert_eq!(QdiscCounts::parse(text), QdiscCounts { bytes: 123_456, packets: 789, dropped: 42, backlog: 0 });
+        let queued = text.replace("backlog 0b 0p", "backlog 15Kb 11p");
+        assert_eq!(QdiscCounts::parse(&queued).backlog, 15 * 1024);
+        assert_eq!(QdiscCounts::parse(&text.replace("backlog 0b", "backlog 3028b")).backlog, 3028);
         assert_eq!(QdiscCounts::parse("garbage"), QdiscCounts::default());
     }
 }

@@ -15,6 +15,7 @@ mod engine;
 mod error;
 pub mod estimate;
 pub mod frame;
+pub mod gaps;
 pub mod images;
 mod keyframe;
 mod pacer;

@@ -6,6 +6,7 @@ use super::stats::FreezeDetector;
 use super::{Shared, OPUS_PAYLOAD_TYPE};
 use crate::audio::{OpusDecoder, FRAME_STEREO};
 use crate::frame::I420Frame;
+use crate::gaps::PaddingGaps;
 use crate::playout::Playout;
 use crate::red::{self, Red};
 use crate::video::{is_keyframe, Vp8Decoder};
@@ -92,9 +93,41 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
+/// The peer's VP8 packets put back into frames. A gap known to have held no media (`crate::gaps`)
+/// is given to the builder as padding, so the frames after it do not wait for a packet that will
+/// never be resent.
+struct Reassembly {
+    builder: SampleBuilder<Vp8Packet>,
+    gaps: PaddingGaps,
+}
+
+impl Reassembly {
+    fn new() -> Self {
+        Reassembly {
+            builder: SampleBuilder::new(256, Vp8Packet::default(), 90_000).with_max_time_delay(REASSEMBLY_WAIT),
+            gaps: PaddingGaps::default(),
+        }
+    }
+
+    fn push(&mut self, now: Instant, packet: rtc::rtp::Packet) {
+        let h = &packet.header;
+        if let Some(gap) = self.gaps.packet(h.sequence_number, h.timestamp, h.marker, &packet.payload) {
+            tracing::debug!(first = gap.first, count = gap.count, "lost packets between two pictures held no media");
+            for i in 0..gap.count {
+                let mut padding = rtc::rtp::Packet { header: packet.header.clone(), payload: bytes::Bytes::new() };
+                padding.header.sequence_number = gap.first.wrapping_add(i);
+                padding.header.timestamp = gap.timestamp;
+                padding.header.marker = false;
+                self.builder.push(now, padding);
+            }
+        }
+        self.builder.push(now, packet);
+    }
+}
+
 /// The receive loop's state for the peer's video.
 struct VideoReceiver {
-    builder: SampleBuilder<Vp8Packet>,
+    reassembly: Reassembly,
     decoder: Vp8Decoder,
     have_key: bool,
     last_pli: Instant,
@@ -105,7 +138,7 @@ struct VideoReceiver {
 impl VideoReceiver {
     fn new() -> Result<Self, crate::Error> {
         Ok(VideoReceiver {
-            builder: SampleBuilder::new(256, Vp8Packet::default(), 90_000).with_max_time_delay(REASSEMBLY_WAIT),
+            reassembly: Reassembly::new(),
             decoder: Vp8Decoder::new()?,
             have_key: false,
             last_pli: Instant::now() - Duration::from_secs(10),
@@ -117,8 +150,8 @@ impl VideoReceiver {
     /// One RTP packet: reassembled, and each frame it completes decoded into the playout buffer.
     async fn take(&mut self, packet: rtc::rtp::Packet, shared: &Shared, track: &Arc<dyn TrackRemote>) {
         shared.estimate.heard();
-        self.builder.push(Instant::now(), packet);
-        while let Some(sample) = self.builder.pop(Instant::now()) {
+        self.reassembly.push(Instant::now(), packet);
+        while let Some(sample) = self.reassembly.builder.pop(Instant::now()) {
             let lost = incomplete(&sample);
             if lost {
                 tracing::debug!(
@@ -253,5 +286,36 @@ mod tests {
         lost.prev_dropped_packets = 3;
         lost.prev_padding_packets = 2;
         assert!(incomplete(&lost), "a media packet dropped beside the padding is a loss");
+    }
+
+    /// Issue #12: a lost padding packet (never resent) between two consecutive pictures held the
+    /// frames after it for the reassembly's whole wait (500 ms), then asked for a keyframe.
+    #[test]
+    fn issue_12_a_lost_padding_packet_holds_no_frame_back() {
+        // VP8 keyframe payloads, each a whole frame, with 15-bit picture IDs.
+        let frame = |pid: u16| [0x90u8, 0x80, 0x80 | (pid >> 8) as u8, pid as u8, 0x10, 0x00, 0x9d, 0x01, 0x2a];
+        let now = Instant::now();
+        let mut r = Reassembly::new();
+        let mut samples = Vec::new();
+        // Picture 1, then padding 1 and 2 (2 lost), then pictures 2 and 3: all at one instant,
+        // so nothing comes out by the builder's timeout.
+        for p in [vp8(0, 0, &frame(1)), vp8(1, 0, &[]), vp8(3, 3000, &frame(2)), vp8(4, 6000, &frame(3))] {
+            r.push(now, p);
+            while let Some(s) = r.builder.pop(now) {
+                samples.push(s);
+            }
+        }
+        let after = samples.iter().find(|s| s.packet_timestamp == 3000).expect("the frame after the lost padding");
+        assert!(!incomplete(after), "{after:?}");
+        // A lost media packet still holds the frame after it back (it is asked for again).
+        let mut r = Reassembly::new();
+        let mut held = Vec::new();
+        for p in [vp8(0, 0, &frame(1)), vp8(2, 6000, &frame(3)), vp8(3, 9000, &frame(4))] {
+            r.push(now, p);
+            while let Some(s) = r.builder.pop(now) {
+                held.push(s.packet_timestamp);
+            }
+        }
+        assert!(held.iter().all(|ts| *ts < 6000), "picture 2 was lost: the frames after it wait for it: {held:?}");
     }
 }

@@ -6,6 +6,7 @@ mod dtls_retransmit;
 mod feedback_loss;
 mod late_feedback;
 mod lifecycle;
+mod renegotiation;
 mod rules;
 mod signalling;
 

@@ -235,6 +235,15 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackResponderInterceptor {
 
 impl Interceptor for NackResponderInterceptor {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
+        // SecureConsult patch: a stream bound again (a renegotiation applies every stream anew)
+        // keeps what it sent, so a packet just lost can still be resent.
+        if let Some(stream) = self.streams.get_mut(&info.ssrc)
+            && stream_supports_nack(info)
+        {
+            stream.ssrc_rtx = info.ssrc_rtx;
+            stream.payload_type_rtx = info.payload_type_rtx;
+            return;
+        }
         if stream_supports_nack(info)
             && let Some(send_buffer) = SendBuffer::new(self.size)
         {

@@ -1,0 +1,98 @@
+//! A renegotiation mid-call does not forget the packets being asked for or kept for resending
+//! (issue #12). rtc binds every stream again when a new offer and answer are applied (the kiosk
+//! renegotiates when it changes the voice's format), and rtc-interceptor 0.21.1's NACK generator
+//! and responder then started afresh: the generator stopped asking for a packet already lost, so
+//! the frame waiting on it was given up and a keyframe asked for (measured on the prison profile: a
+//! freeze after every renegotiation), and the responder could not resend what it had just sent.
+
+use rtc::interceptor::{Interceptor, NackGeneratorBuilder, NackResponderBuilder, Packet, Registry, Slot};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
+use rtc::sansio::Protocol;
+use std::time::{Duration, Instant};
+
+const SSRC: u32 = 7;
+
+/// A VP8 stream whose receiver asks for lost packets (`a=rtcp-fb:96 nack`).
+fn video_stream() -> rtc::interceptor::StreamInfo {
+    rtc::interceptor::StreamInfo {
+        ssrc: SSRC,
+        mime_type: "video/VP8".into(),
+        clock_rate: 90_000,
+        rtcp_feedback: vec![rtc::interceptor::RTCPFeedback { typ: "nack".into(), parameter: String::new() }],
+        ..Default::default()
+    }
+}
+
+fn rtp(seq: u16) -> Packet {
+    let mut p = rtc::rtp::Packet::default();
+    p.header.ssrc = SSRC;
+    p.header.sequence_number = seq;
+    p.header.payload_type = 96;
+    p.payload = vec![seq as u8; 100].into();
+    Packet::Rtp(p)
+}
+
+/// The sequence numbers the NACKs among `packets` ask for.
+fn asked(packets: &[Packet]) -> Vec<u16> {
+    let mut seqs = Vec::new();
+    for p in packets {
+        if let Packet::Rtcp(rtcp) = p {
+            for r in rtcp {
+                if let Some(nack) = r.as_any().downcast_ref::<TransportLayerNack>() {
+                    for pair in &nack.nacks {
+                        seqs.extend(pair.packet_list());
+                    }
+                }
+            }
+        }
+    }
+    seqs
+}
+
+#[test]
+fn issue_12_a_renegotiation_does_not_forget_a_lost_packet() {
+    let mut receiver = Registry::new().with(Slot::NackGenerator, NackGeneratorBuilder::new().build()).build();
+    let t0 = Instant::now();
+    receiver.bind_remote_stream(&video_stream());
+    for seq in [10u16, 11, 13] {
+        receiver.handle_read(crate::tagged(t0, rtp(seq))).expect("read");
+        while receiver.poll_read().is_some() {}
+    }
+    // The answer to a new offer is applied: rtc binds the same stream again.
+    receiver.bind_remote_stream(&video_stream());
+    receiver.handle_read(crate::tagged(t0 + Duration::from_millis(5), rtp(14))).expect("read");
+    while receiver.poll_read().is_some() {}
+    let mut out = Vec::new();
+    for ms in (0..=300).step_by(10) {
+        receiver.handle_timeout(t0 + Duration::from_millis(ms)).expect("timeout");
+        while let Some(p) = receiver.poll_write() {
+            out.push(p.message.packet);
+        }
+    }
+    assert!(asked(&out).contains(&12), "packet 12 is no longer asked for after the rebind: {:?}", asked(&out));
+}
+
+#[test]
+fn issue_12_a_renegotiation_does_not_forget_what_can_be_resent() {
+    let mut sender = Registry::new().with(Slot::NackResponder, NackResponderBuilder::new().build()).build();
+    let t0 = Instant::now();
+    sender.bind_local_stream(&video_stream());
+    for seq in 20u16..25 {
+        sender.handle_write(crate::tagged(t0, rtp(seq))).expect("write");
+    }
+    while sender.poll_write().is_some() {}
+    sender.bind_local_stream(&video_stream());
+    let nack = TransportLayerNack { sender_ssrc: 1, media_ssrc: SSRC, nacks: nack_pairs_from_sequence_numbers(&[22]) };
+    sender
+        .handle_read(crate::tagged(t0 + Duration::from_millis(100), Packet::Rtcp(vec![Box::new(nack)])))
+        .expect("read");
+    while sender.poll_read().is_some() {}
+    sender.handle_timeout(t0 + Duration::from_millis(100)).expect("timeout");
+    let mut resent = Vec::new();
+    while let Some(p) = sender.poll_write() {
+        if let Packet::Rtp(r) = p.message.packet {
+            resent.push(r.header.sequence_number);
+        }
+    }
+    assert_eq!(resent, vec![22], "the NACKed packet is resent after the rebind");
+}
