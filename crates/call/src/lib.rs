@@ -18,6 +18,7 @@ pub mod frame;
 pub mod gaps;
 pub mod images;
 mod keyframe;
+pub mod nack;
 mod pacer;
 pub mod playout;
 pub mod red;

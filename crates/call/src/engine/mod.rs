@@ -324,7 +324,8 @@ impl Call {
         // and responder), RTCP reports and the TWCC receiver. The library's FIFO pacer is replaced
         // by one that sends the voice first and bounds how long video waits (`crate::pacer`), and
         // its congestion controller by one that waits longer for late feedback
-        // (`estimate::FEEDBACK_HORIZON`).
+        // (`estimate::FEEDBACK_HORIZON`), and its NACK generator by one that asks for a loss at
+        // once and again after the round trip its repairs show (`crate::nack`).
         let registry =
             configure_congestion_control(Registry::new(), estimate.controller(), CongestionFeedback::Twcc, &mut media)
                 .map_err(Error::webrtc)?;
@@ -337,12 +338,7 @@ impl Call {
                 Slot::NackResponder,
                 rtc::interceptor::NackResponderBuilder::new().with_size(receive::RETRANSMIT_HISTORY).build(),
             )
-            .with(
-                Slot::NackGenerator,
-                rtc::interceptor::NackGeneratorBuilder::new()
-                    .with_max_nacks_per_packet(receive::NACKS_PER_PACKET)
-                    .build(),
-            );
+            .with(Slot::NackGenerator, crate::nack::NackRequester::default());
         let rtc_config = RTCConfigurationBuilder::new()
             .with_ice_servers(turn)
             .with_ice_transport_policy(RTCIceTransportPolicy::Relay)

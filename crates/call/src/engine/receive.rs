@@ -45,10 +45,6 @@ pub(super) const RETRANSMIT_HISTORY: u16 = 64;
 /// same three packets refused every 300 ms for 6 s) and the frame was never whole.
 pub(super) const SRTP_REPLAY_WINDOW: usize = 1024;
 
-/// How often a missing packet is asked for (libwebrtc's limit): rtc's generator asks each 100 ms
-/// without end, for a packet the sender may long have dropped from its history.
-pub(super) const NACKS_PER_PACKET: u16 = 10;
-
 pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
     let mut rx = match VideoReceiver::new() {
         Ok(rx) => rx,

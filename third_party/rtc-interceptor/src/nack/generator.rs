@@ -260,10 +260,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackGeneratorInterceptor {
 
 impl Interceptor for NackGeneratorInterceptor {
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
-        // SecureConsult patch: a stream bound again (a renegotiation applies every stream anew)
-        // keeps its log, so packets already lost are still asked for.
         if stream_supports_nack(info)
-            && !self.receive_logs.contains_key(&info.ssrc)
             && let Some(receive_log) = ReceiveLog::new(self.size)
         {
             self.receive_logs.insert(info.ssrc, receive_log);
