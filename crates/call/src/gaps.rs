@@ -38,12 +38,17 @@ fn descriptor(payload: &[u8]) -> Option<Descriptor> {
     Some(Descriptor { starts_frame, picture_id })
 }
 
-/// The last packet in sequence order: its number and, when it ended a frame, that frame's picture
-/// ID and RTP timestamp.
-#[derive(Debug, Clone, Copy)]
+/// An "older" number further behind than this is a new start of the peer's numbering.
+const RESTART_BEHIND: u16 = 3000;
+
+/// The last packet in sequence order: its number and, when it ended a frame (or only padding has
+/// come since), that frame's picture ID and RTP timestamp, with the numbers missing since.
+#[derive(Debug, Clone)]
 struct Last {
     seq: u16,
     frame_end: Option<((u16, u8), u32)>,
+    /// (first, count) of each run of numbers missing since that frame's end.
+    missing: Vec<(u16, u16)>,
 }
 
 /// Watches the peer's video packets for gaps that held no media.
@@ -65,38 +70,50 @@ pub struct Gap {
 }
 
 impl PaddingGaps {
-    /// One received packet; the gap before it, when that gap held no media.
-    pub fn packet(&mut self, seq: u16, timestamp: u32, marker: bool, payload: &[u8]) -> Option<Gap> {
-        let ahead = self.last.map_or(1, |l| seq.wrapping_sub(l.seq));
-        // A resent or reordered packet (or a duplicate): the sequence's end does not move.
-        if ahead == 0 || ahead >= 0x8000 {
-            return None;
+    /// One received packet; the numbers missing before it that held no media, once this packet
+    /// shows it (the first packet of the next picture).
+    pub fn packet(&mut self, seq: u16, timestamp: u32, marker: bool, payload: &[u8]) -> Vec<Gap> {
+        if let Some(last) = &self.last {
+            let ahead = seq.wrapping_sub(last.seq);
+            if ahead == 0 || ahead >= 0x8000 {
+                // A resent, reordered or repeated packet leaves the sequence's end where it is; a
+                // number far behind is a sender that started again.
+                if last.seq.wrapping_sub(seq) <= RESTART_BEHIND {
+                    return Vec::new();
+                }
+                self.last = None;
+            }
+        }
+        let (frame_end, mut missing) = match self.last.take() {
+            Some(Last { seq: prev, frame_end, mut missing }) => {
+                let skipped = seq.wrapping_sub(prev).wrapping_sub(1);
+                if skipped > 0 {
+                    missing.push((prev.wrapping_add(1), skipped));
+                }
+                (frame_end, missing)
+            }
+            None => (None, Vec::new()),
+        };
+        if payload.is_empty() {
+            // A padding packet that arrived: still between the same two frames.
+            let missing = if frame_end.is_some() { missing } else { Vec::new() };
+            self.last = Some(Last { seq, frame_end, missing });
+            return Vec::new();
         }
         let here = descriptor(payload);
-        let previous_end = self.last.and_then(|l| l.frame_end);
-        let gap = match (previous_end, here) {
-            (Some(((pid, bits), ts)), Some(Descriptor { starts_frame: true, picture_id: Some((next, next_bits)) }))
-                if ahead > 1 && ahead - 1 <= MAX_GAP && bits == next_bits =>
-            {
-                let mask = if bits == 15 { 0x7fff } else { 0x7f };
-                (next == (pid + 1) & mask).then(|| Gap {
-                    first: seq.wrapping_sub(ahead - 1),
-                    count: ahead - 1,
-                    timestamp: ts,
-                })
+        let total: u32 = missing.iter().map(|(_, n)| u32::from(*n)).sum();
+        let mut gaps = Vec::new();
+        if let (Some(((pid, bits), ts)), Some(Descriptor { starts_frame: true, picture_id: Some((next, next_bits)) })) =
+            (frame_end, here)
+        {
+            let mask = if bits == 15 { 0x7fff } else { 0x7f };
+            if bits == next_bits && next == (pid + 1) & mask && total > 0 && total <= u32::from(MAX_GAP) {
+                gaps = missing.drain(..).map(|(first, count)| Gap { first, count, timestamp: ts }).collect();
             }
-            _ => None,
-        };
-        let frame_end = if payload.is_empty() {
-            // A padding packet that arrived: still between the same two frames.
-            previous_end
-        } else if marker {
-            here.and_then(|d| d.picture_id).map(|pid| (pid, timestamp))
-        } else {
-            None
-        };
-        self.last = Some(Last { seq, frame_end });
-        gap
+        }
+        let frame_end = if marker { here.and_then(|d| d.picture_id).map(|pid| (pid, timestamp)) } else { None };
+        self.last = Some(Last { seq, frame_end, missing: Vec::new() });
+        gaps
     }
 }
 
@@ -128,13 +145,30 @@ mod tests {
         assert_eq!(descriptor(&[0x80, 0x80, 0x80]), None);
     }
 
+    fn gap(first: u16, count: u16, timestamp: u32) -> Vec<Gap> {
+        vec![Gap { first, count, timestamp }]
+    }
+
     #[test]
     fn issue_12_a_lost_packet_between_consecutive_pictures_held_no_media() {
         let mut g = PaddingGaps::default();
-        assert_eq!(g.packet(100, 9000, false, &vp8(true, 7)), None);
-        assert_eq!(g.packet(101, 9000, true, &vp8(false, 7)), None);
+        assert!(g.packet(100, 9000, false, &vp8(true, 7)).is_empty());
+        assert!(g.packet(101, 9000, true, &vp8(false, 7)).is_empty());
         // 102 and 103 (padding) were lost; 104 starts picture 8.
-        assert_eq!(g.packet(104, 12000, false, &vp8(true, 8)), Some(Gap { first: 102, count: 2, timestamp: 9000 }));
+        assert_eq!(g.packet(104, 12000, false, &vp8(true, 8)), gap(102, 2, 9000));
+    }
+
+    #[test]
+    fn issue_12_a_lost_padding_packet_before_padding_that_arrived_held_no_media() {
+        let mut g = PaddingGaps::default();
+        g.packet(101, 9000, true, &vp8(true, 7));
+        // 102 lost, 103 and 104 padding arrive, 106 lost, 107 starts picture 8.
+        for seq in [103, 104] {
+            assert!(g.packet(seq, 9000, false, &[]).is_empty());
+        }
+        let mut both = gap(102, 1, 9000);
+        both.extend(gap(105, 2, 9000));
+        assert_eq!(g.packet(107, 12000, false, &vp8(true, 8)), both);
     }
 
     #[test]
@@ -142,15 +176,16 @@ mod tests {
         let mut g = PaddingGaps::default();
         g.packet(100, 9000, true, &vp8(true, 7));
         // Picture 8 was lost whole: 9 follows the gap.
-        assert_eq!(g.packet(103, 15000, false, &vp8(true, 9)), None);
+        assert!(g.packet(103, 15000, false, &vp8(true, 9)).is_empty());
         // The gap opens inside picture 9 (no marker before it).
-        assert_eq!(g.packet(105, 15000, true, &vp8(false, 9)), None);
+        assert!(g.packet(105, 15000, true, &vp8(false, 9)).is_empty());
         // The gap closes inside a picture (not its first packet).
         g.packet(106, 18000, true, &vp8(true, 10));
-        assert_eq!(g.packet(108, 21000, true, &vp8(false, 11)), None);
-        // Too long a gap.
+        assert!(g.packet(108, 21000, true, &vp8(false, 11)).is_empty());
+        // The longest gap taken, and one more.
         g.packet(109, 24000, true, &vp8(true, 12));
-        assert_eq!(g.packet(109 + MAX_GAP + 2, 27000, false, &vp8(true, 13)), None);
+        assert_eq!(g.packet(110 + MAX_GAP, 27000, true, &vp8(true, 13)), gap(110, MAX_GAP, 24000));
+        assert!(g.packet(110 + 2 * MAX_GAP + 2, 30000, true, &vp8(true, 14)).is_empty());
     }
 
     #[test]
@@ -158,10 +193,13 @@ mod tests {
         let mut g = PaddingGaps::default();
         g.packet(65_534, 9000, true, &vp8(true, 0x7fff));
         // Padding arrives (empty payload), then one is lost, then picture 0 (the ID wrapped).
-        assert_eq!(g.packet(65_535, 9000, false, &[]), None);
-        assert_eq!(g.packet(1, 12000, false, &vp8(true, 0)), Some(Gap { first: 0, count: 1, timestamp: 9000 }));
+        assert!(g.packet(65_535, 9000, false, &[]).is_empty());
+        assert_eq!(g.packet(1, 12000, false, &vp8(true, 0)), gap(0, 1, 9000));
         // A resend of an old number changes nothing.
-        assert_eq!(g.packet(0, 9000, false, &[]), None);
-        assert_eq!(g.packet(2, 12000, true, &vp8(false, 0)), None);
+        assert!(g.packet(0, 9000, false, &[]).is_empty());
+        assert!(g.packet(2, 12000, true, &vp8(false, 0)).is_empty());
+        // A sender that starts its numbering again is followed from there.
+        g.packet(40_000, 15000, true, &vp8(true, 1));
+        assert_eq!(g.packet(40_002, 18000, true, &vp8(true, 2)), gap(40_001, 1, 15000));
     }
 }
