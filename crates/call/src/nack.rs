@@ -69,7 +69,8 @@ struct Stream {
 #[derive(Debug, Default)]
 pub struct Requests {
     streams: HashMap<u32, Stream>,
-    /// (when, how long) of recent repairs after a first request: their least is the round trip.
+    /// (when, how long from the first request) of recent repairs: a low share of them is the round
+    /// trip ([`Requests::rtt`]).
     repairs: VecDeque<(Instant, Duration)>,
 }
 
