@@ -270,6 +270,19 @@ mod tests {
         (r, Instant::now())
     }
 
+    /// Watching, with packet 2 lost: 1 and 3 arrived at the start.
+    fn losing_two() -> (Requests, Instant) {
+        let (mut r, t0) = watching();
+        r.received(t0, SSRC, 1);
+        r.received(t0, SSRC, 3);
+        (r, t0)
+    }
+
+    /// When, in ms, a request went out from `from` to `until` ms, polled each ms.
+    fn times_asked(r: &mut Requests, t0: Instant, from: u64, until: u64) -> Vec<u64> {
+        requests_until(r, t0, from, until).into_iter().map(|(ms, _)| ms).collect()
+    }
+
     /// Every request up to `until` ms, polled each ms: (ms, numbers).
     fn requests_until(r: &mut Requests, t0: Instant, from: u64, until: u64) -> Vec<(u64, Vec<u16>)> {
         let mut out = Vec::new();
@@ -295,17 +308,15 @@ mod tests {
 
     #[test]
     fn issue_12_repairs_teach_the_round_trip_and_repeats_follow_it() {
-        let (mut r, t0) = watching();
-        r.received(t0, SSRC, 1);
         // A loss, asked for at once and (polled every ms) again at 75 ms, repaired at 185 ms.
-        r.received(t0, SSRC, 3);
-        let asked: Vec<u64> = requests_until(&mut r, t0, 0, 184).into_iter().map(|(ms, _)| ms).collect();
+        let (mut r, t0) = losing_two();
+        let asked = times_asked(&mut r, t0, 0, 184);
         assert_eq!(asked[..2], [0, 75]);
         r.received(t0 + 185 * MS, SSRC, 2);
         assert_eq!(r.rtt(), 185 * MS, "timed from the first request, whichever request it answered");
         // The next loss: asked at 1000, again at 1000 + 0.75 x 185, then every sixth of 185 ms.
         r.received(t0 + 1000 * MS, SSRC, 5);
-        let asked: Vec<u64> = requests_until(&mut r, t0, 1000, 1299).into_iter().map(|(ms, _)| ms).collect();
+        let asked = times_asked(&mut r, t0, 1000, 1299);
         assert_eq!(asked[..3], [1000, 1139, 1170], "{asked:?}");
         assert!(asked[2..].windows(2).all(|w| (30..=32).contains(&(w[1] - w[0]))), "{asked:?}");
         // The repair ends the asking; a slow one (a second round) leaves the estimate.
@@ -316,9 +327,7 @@ mod tests {
 
     #[test]
     fn a_reordered_original_is_no_round_trip() {
-        let (mut r, t0) = watching();
-        r.received(t0, SSRC, 1);
-        r.received(t0, SSRC, 3);
+        let (mut r, t0) = losing_two();
         assert_eq!(r.due(t0), vec![(SSRC, vec![2])]);
         // The original, a millisecond late: not a resend.
         r.received(t0 + MS, SSRC, 2);
@@ -328,20 +337,16 @@ mod tests {
 
     #[test]
     fn a_packet_is_asked_for_a_bounded_number_of_times_and_for_a_bounded_time() {
-        let (mut r, t0) = watching();
-        r.received(t0, SSRC, 1);
-        r.received(t0, SSRC, 3);
+        let (mut r, t0) = losing_two();
         let asked = requests_until(&mut r, t0, 0, 3000);
         assert_eq!(asked.len(), usize::from(MAX_REQUESTS), "{asked:?}");
         assert!(r.next_wake().is_none());
         // With a long round trip the age ends it first: a repair 900 ms after its request.
-        let (mut r, t0) = watching();
-        r.received(t0, SSRC, 1);
-        r.received(t0, SSRC, 3);
+        let (mut r, t0) = losing_two();
         assert_eq!(r.due(t0), vec![(SSRC, vec![2])]);
         r.received(t0 + 900 * MS, SSRC, 2);
         r.received(t0 + 1000 * MS, SSRC, 5);
-        let asked: Vec<u64> = requests_until(&mut r, t0, 1000, 3000).into_iter().map(|(ms, _)| ms).collect();
+        let asked = times_asked(&mut r, t0, 1000, 3000);
         assert_eq!(asked, vec![1000], "asked at once, then too old before a round trip passed");
         assert!(r.next_wake().is_none());
     }
