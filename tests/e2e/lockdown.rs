@@ -91,7 +91,11 @@ fn record_in(dir: &Path, hospital: Ipv4Addr) {
     crate::support::record_naming(
         dir,
         &format!("https://{hospital}:8443"),
-        &[format!("turn:{hospital}:3478?transport=udp"), format!("turn:{hospital}:3478?transport=tcp")],
+        &[
+            format!("turn:{hospital}:3478?transport=udp"),
+            format!("turn:{hospital}:3478?transport=tcp"),
+            format!("turns:{hospital}:443?transport=tcp"),
+        ],
     );
 }
 
@@ -135,8 +139,19 @@ fn issue_14_the_generated_rules_let_the_kiosk_user_reach_the_server_and_turn_and
     let specs = |list: &[(&str, Ipv4Addr, u16)]| -> Vec<String> {
         list.iter().map(|(p, h, port)| format!("{p}:{h}:{port}")).collect()
     };
-    let allowed = specs(&[("tcp", hospital, 8443), ("udp", hospital, 3478), ("tcp", hospital, 3478)]);
+    // The kiosk's TURN-over-TLS tunnel (issue #17) listens on one loopback port, which the rules
+    // open for the kiosk user both ways; any other loopback port stays closed.
+    let tunnel = sc_core::firewall::RELAY_TUNNEL_PORT;
+    let lo = Ipv4Addr::LOCALHOST;
+    let allowed = specs(&[
+        ("tcp", hospital, 8443),
+        ("udp", hospital, 3478),
+        ("tcp", hospital, 3478),
+        ("tcp", hospital, 443),
+        ("udp", lo, tunnel),
+    ]);
     let refused = specs(&[
+        ("udp", lo, tunnel + 1),
         ("tcp", hospital, 22),
         ("udp", hospital, 3479),
         ("udp", hospital, 8443),
@@ -144,12 +159,24 @@ fn issue_14_the_generated_rules_let_the_kiosk_user_reach_the_server_and_turn_and
         ("udp", elsewhere, 3478),
     ]);
     let every: Vec<String> = allowed.iter().chain(&refused).cloned().collect();
-    let mut listener = link.command(Side::Hospital, PYTHON);
-    listener.args(["-c", LISTEN]).args(&every).stdin(Stdio::piped()).stdout(Stdio::piped());
-    let mut listener = Listener(listener.spawn().expect("listeners"));
-    let mut ready = String::new();
-    BufReader::new(listener.0.stdout.as_mut().expect("stdout")).read_line(&mut ready).expect("read");
-    assert_eq!(ready.trim(), "ready");
+    let (remote, local): (Vec<String>, Vec<String>) = every.iter().cloned().partition(|s| !s.contains(":127.0.0.1:"));
+    // The hospital's services, and the loopback ones in the laptop's namespace as the kiosk user
+    // (the tunnel is the kiosk's own: its answers leave as that user too).
+    let mut hospital_side = link.command(Side::Hospital, PYTHON);
+    hospital_side.args(["-c", LISTEN]).args(&remote);
+    let mut laptop_side = link.command(Side::Kiosk, "setpriv");
+    laptop_side.args(["--reuid", KIOSK_UID, "--regid", KIOSK_UID, "--clear-groups", PYTHON, "-c", LISTEN]).args(&local);
+    let _listeners: Vec<Listener> = [hospital_side, laptop_side]
+        .into_iter()
+        .map(|mut cmd| {
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+            let mut listener = Listener(cmd.spawn().expect("listeners"));
+            let mut ready = String::new();
+            BufReader::new(listener.0.stdout.as_mut().expect("stdout")).read_line(&mut ready).expect("read");
+            assert_eq!(ready.trim(), "ready");
+            listener
+        })
+        .collect();
 
     let kiosk = crate::support::runnable_by_anyone(&sc_e2e::bin("secureconsult-kiosk"), dir.path());
     // Without the rules every target answers, and the probe finds no firewall.
@@ -172,7 +199,9 @@ fn issue_14_the_generated_rules_let_the_kiosk_user_reach_the_server_and_turn_and
         };
         assert_eq!(verdict, expected, "{spec} as the kiosk user");
     }
-    for (spec, verdict) in probe(&link, "0", &every) {
+    // (The loopback listeners are the kiosk user's own: only the tunnel's port may answer.)
+    let from_others: Vec<String> = remote.iter().chain(&allowed).cloned().collect();
+    for (spec, verdict) in probe(&link, "0", &from_others) {
         assert_eq!(verdict, "open", "{spec}: another user is not confined");
     }
     assert_eq!(firewall_seen(&link, &kiosk), serde_json::json!(true), "the posture sees the rules in force");

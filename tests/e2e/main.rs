@@ -35,5 +35,6 @@ mod share_window;
 mod signalling;
 mod support;
 mod turn_relay;
+mod turn_tls;
 mod window;
 mod windows_policy;

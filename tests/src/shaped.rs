@@ -104,6 +104,16 @@ pub fn hospital(link: &Link) -> Hospital {
 
 /// As [`hospital`], with the peers sending `content`.
 pub fn hospital_sending(link: &Link, content: Content) -> Hospital {
+    hospital_with(link, content, false)
+}
+
+/// As [`hospital`], with coturn also on TLS port 443 (a certificate from the care server's CA,
+/// `care-server relay-cert`) and its `turns:` URL handed to the peers beside the UDP one.
+pub fn hospital_with_tls_relay(link: &Link) -> Hospital {
+    hospital_with(link, Content::Light, true)
+}
+
+fn hospital_with(link: &Link, content: Content, tls_relay: bool) -> Hospital {
     let addr = link.addr(Side::Hospital);
     let dir = tempfile::tempdir().expect("dir");
     care(dir.path(), &["init", "--tls-name", &addr.to_string()], None);
@@ -126,9 +136,18 @@ pub fn hospital_sending(link: &Link, content: Content) -> Hospital {
         })
         .collect();
     let mut children = Vec::new();
-    let turn = link
-        .command(Side::Hospital, "turnserver")
-        .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--use-auth-secret", "--realm=secureconsult.test"])
+    let mut turn = link.command(Side::Hospital, "turnserver");
+    if tls_relay {
+        let certs = dir.path().join("relay");
+        care(dir.path(), &["relay-cert", "--name", &addr.to_string(), "--out", &certs.display().to_string()], None);
+        turn.arg("--tls-listening-port=443")
+            .arg(format!("--cert={}", certs.join("relay.crt.pem").display()))
+            .arg(format!("--pkey={}", certs.join("relay.key.pem").display()));
+    } else {
+        turn.arg("--no-tls");
+    }
+    let turn = turn
+        .args(["-n", "--no-cli", "--no-dtls", "--use-auth-secret", "--realm=secureconsult.test"])
         .arg(format!("--static-auth-secret={TURN_SECRET}"))
         .arg(format!("--listening-ip={addr}"))
         .arg(format!("--relay-ip={addr}"))
@@ -152,8 +171,12 @@ pub fn hospital_sending(link: &Link, content: Content) -> Hospital {
         p.jitter_ms / 2,
         RELAY_SEED,
     );
-    std::fs::write(dir.path().join("care-server.toml"), format!("[turn]\nurls = [\"{}\"]\n", relay.turn_url()))
-        .expect("config");
+    let tls_url = if tls_relay { format!(", \"turns:{addr}:443?transport=tcp\"") } else { String::new() };
+    std::fs::write(
+        dir.path().join("care-server.toml"),
+        format!("[turn]\nurls = [\"{}\"{tls_url}]\n", relay.turn_url()),
+    )
+    .expect("config");
     let mut server = link
         .command(Side::Hospital, bin("care-server"))
         .arg("--data-dir")

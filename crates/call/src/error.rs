@@ -16,6 +16,9 @@ pub enum Error {
     /// No TURN server was given: the kiosk only ever talks through the relay.
     #[error("no relay (TURN) server was given for this call")]
     NoRelay,
+    /// A `turns:` relay could not be reached or did not prove who it is.
+    #[error("the relay could not be reached: {0}")]
+    Relay(String),
     /// The call has ended.
     #[error("the call has ended")]
     Ended,

@@ -23,6 +23,7 @@ mod pacer;
 pub mod playout;
 pub mod red;
 pub mod source;
+pub mod turn_tls;
 mod video;
 pub mod y4m;
 

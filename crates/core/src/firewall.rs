@@ -5,6 +5,7 @@
 
 use crate::record::EnrolmentRecord;
 use crate::Error;
+use sc_proto::turn_url::{host_port, RelayTransport, TurnUrl};
 use std::fmt::Write as _;
 use std::net::{IpAddr, ToSocketAddrs as _};
 
@@ -55,53 +56,23 @@ fn bad(what: &str, why: impl Into<String>) -> Error {
     Error::Corrupt { what: "the enrolment record", why: format!("{what}: {}", why.into()) }
 }
 
-/// `host` and `port` of an authority (`host:port`, `[v6]:port`, or `host`).
-fn authority(what: &str, text: &str, default_port: u16) -> Result<(String, u16), Error> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| bad(what, "unclosed ["))?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match text.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (text, None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse().map_err(|_| bad(what, format!("port {p:?}")))?,
-        None => default_port,
-    };
-    if host.is_empty() || port == 0 {
-        return Err(bad(what, "no host or port"));
-    }
-    Ok((host.to_owned(), port))
-}
-
 /// The care server's endpoint from its `https://host[:port][/path]` URL.
 fn server_target(url: &str) -> Result<Target, Error> {
-    let rest = url.strip_prefix("https://").ok_or_else(|| bad("the server URL", "not https"))?;
+    let what = "the server URL";
+    let rest = url.strip_prefix("https://").ok_or_else(|| bad(what, "not https"))?;
     let auth = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let (host, port) = authority("the server URL", auth, 443)?;
+    let (host, port) = host_port(auth, 443).map_err(|e| bad(what, e.to_string()))?;
     Ok(Target { role: "care server", host, transport: Transport::Tcp, port })
 }
 
-/// A TURN URL's endpoint (RFC 7065: `turn:host[:port][?transport=udp|tcp]`, `turns:` over TLS).
+/// A TURN URL's endpoint: TLS (`turns:`) is TCP to the firewall.
 fn turn_target(url: &str) -> Result<Target, Error> {
-    let what = "a TURN URL";
-    let (scheme, rest) = url.split_once(':').ok_or_else(|| bad(what, "no scheme"))?;
-    let (default_port, default_transport) = match scheme {
-        "turn" => (3478, Transport::Udp),
-        "turns" => (5349, Transport::Tcp),
-        other => return Err(bad(what, format!("scheme {other:?}"))),
+    let t = TurnUrl::parse(url).map_err(|e| bad("a TURN URL", e.to_string()))?;
+    let transport = match t.transport {
+        RelayTransport::Udp => Transport::Udp,
+        RelayTransport::Tcp | RelayTransport::Tls => Transport::Tcp,
     };
-    let (auth, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (host, port) = authority(what, auth, default_port)?;
-    let transport = match query.split('&').find_map(|kv| kv.strip_prefix("transport=")) {
-        None => default_transport,
-        Some("udp") => Transport::Udp,
-        Some("tcp") => Transport::Tcp,
-        Some(other) => return Err(bad(what, format!("transport {other:?}"))),
-    };
-    Ok(Target { role: "TURN relay", host, transport, port })
+    Ok(Target { role: "TURN relay", host: t.host, transport, port: t.port })
 }
 
 /// Every endpoint the record names, each host looked up now (rules hold addresses). Sorted, each
@@ -149,6 +120,11 @@ fn nft_user(user: &str) -> String {
     }
 }
 
+/// The loopback UDP port of the kiosk's TURN-over-TLS tunnel (`sc_call::turn_tls`): its TURN
+/// client talks UDP to the tunnel, which carries the messages to a `turns:` relay. Fixed so the
+/// rules can let the kiosk user reach this one loopback port and no other loopback service.
+pub const RELAY_TUNNEL_PORT: u16 = 24_780;
+
 /// The nftables ruleset: the kiosk user's packets leave only for `endpoints`; everything else it
 /// sends is dropped on the laptop (the sender sees EPERM at once); other users are untouched.
 pub fn nftables(endpoints: &[Endpoint], user: &str) -> Result<String, Error> {
@@ -159,7 +135,8 @@ pub fn nftables(endpoints: &[Endpoint], user: &str) -> Result<String, Error> {
     let _ = writeln!(s, "# SecureConsult kiosk egress allow-list, made by `secureconsult-kiosk firewall-rules`");
     let _ = writeln!(s, "# from the enrolment record. The kiosk user ({user}) may reach these endpoints and");
     let _ = writeln!(s, "# nothing else: no other host, port or protocol, no DNS (the endpoints are addresses),");
-    let _ = writeln!(s, "# no loopback service, no broadcast or multicast (mDNS). Other users are not confined.");
+    let _ = writeln!(s, "# no loopback service (bar its own TURN-over-TLS tunnel's port when a relay is reached over");
+    let _ = writeln!(s, "# TCP), no broadcast or multicast (mDNS). Other users are not confined.");
     let _ = writeln!(s, "table inet secureconsult_kiosk");
     let _ = writeln!(s, "delete table inet secureconsult_kiosk");
     let _ = writeln!(s, "table inet secureconsult_kiosk {{");
@@ -177,6 +154,15 @@ pub fn nftables(endpoints: &[Endpoint], user: &str) -> Result<String, Error> {
             e.role,
             e.host.replace(['"', '\\'], "")
         );
+    }
+    if endpoints.iter().any(|e| e.role == "TURN relay" && e.transport == Transport::Tcp) {
+        // Both ways between the engine's TURN client and its tunnel, both the kiosk user's.
+        for dir in ["dport", "sport"] {
+            let _ = writeln!(
+                s,
+                "    ip daddr 127.0.0.1 udp {dir} {RELAY_TUNNEL_PORT} accept comment \"TURN over TLS, the kiosk's own tunnel\""
+            );
+        }
     }
     let _ = writeln!(s, "    counter drop comment \"anything else the kiosk user sends\"");
     let _ = writeln!(s, "  }}");
@@ -223,6 +209,10 @@ mod tests {
         assert!(rules.contains("ip6 daddr fd00::3 tcp dport 3478 accept"), "{rules}");
         let last_rule = rules.lines().rev().find(|l| l.trim_start().starts_with("counter")).expect("a last rule");
         assert!(last_rule.contains("drop"), "{rules}");
+        let tunnel = format!("ip daddr 127.0.0.1 udp dport {RELAY_TUNNEL_PORT} accept");
+        assert!(rules.contains(&tunnel), "a relay over TCP opens the tunnel's loopback port: {rules}");
+        let udp_only = nftables(&[e("10.0.0.3", Transport::Udp, 3478)], "sc-kiosk").expect("ok");
+        assert!(!udp_only.contains("127.0.0.1"), "no loopback port without a relay over TCP: {udp_only}");
         assert!(nftables(&[], "64123").expect("a uid").contains("meta skuid != 64123 accept"));
         assert!(nftables(&[], "x\"; flush ruleset").is_err(), "a user name cannot inject rules");
     }

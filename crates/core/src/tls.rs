@@ -38,6 +38,18 @@ pub fn pinned(ca_der: &[u8]) -> Result<ClientConfig, Error> {
     Ok(builder()?.with_webpki_verifier(verifier).with_no_client_auth())
 }
 
+/// As [`pinned`], for a TURN relay over TLS (`turns:`): TLS 1.2 is allowed as well, as coturn
+/// 4.6 (Debian's) offers no 1.3. rustls's 1.2 suites are all ECDHE with AEAD, and what the relay
+/// carries is DTLS-SRTP already encrypted end to end; the trust is the same pinned CA.
+pub fn pinned_relay(ca_der: &[u8]) -> Result<ClientConfig, Error> {
+    let verifier = verifier_rooted_at(ca_der)?;
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|_| Error::Crypto("tls protocol versions"))?
+        .with_webpki_verifier(verifier)
+        .with_no_client_auth())
+}
+
 /// SHA-256 of a certificate's DER, as the enrolment token carries it.
 pub fn fingerprint(der: &[u8]) -> [u8; 32] {
     use sha2::Digest as _;

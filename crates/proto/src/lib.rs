@@ -10,6 +10,7 @@ mod ids;
 pub mod share;
 pub mod signal;
 mod token;
+pub mod turn_url;
 
 pub use bytes::{Bytes, DecodeError};
 pub use ids::{DeviceId, IdError};

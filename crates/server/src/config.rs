@@ -97,12 +97,15 @@ pub struct PagesTls {
     pub names: Vec<String>,
 }
 
-/// The TURN server the calls relay through (coturn with `--use-auth-secret`).
+/// The TURN servers the calls relay through (coturn with `--use-auth-secret`, one shared secret).
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TurnConfig {
-    /// TURN URLs handed to both peers.
+    /// One relay's TURN URLs, handed to both peers, when `relays` is empty. A relay may list a
+    /// `turns:` URL (TLS, e.g. on port 443): laptops whose UDP to it gets no answer use that.
     pub urls: Vec<String>,
+    /// Several relays: each call is given one of them, both its peers the same one.
+    pub relays: Vec<RelayUrls>,
     /// The secret shared with coturn (`--static-auth-secret`); `SC_TURN_SECRET` overrides it.
     pub secret: String,
     /// How long minted credentials last.
@@ -114,6 +117,7 @@ impl std::fmt::Debug for TurnConfig {
         // Never the shared secret (the server's configuration is logged at start-up).
         f.debug_struct("TurnConfig")
             .field("urls", &self.urls)
+            .field("relays", &self.relays)
             .field("secret_set", &!self.secret.is_empty())
             .field("ttl_secs", &self.ttl_secs)
             .finish()
@@ -122,7 +126,53 @@ impl std::fmt::Debug for TurnConfig {
 
 impl Default for TurnConfig {
     fn default() -> Self {
-        TurnConfig { urls: vec!["turn:127.0.0.1:3478?transport=udp".into()], secret: String::new(), ttl_secs: 3 * 3600 }
+        TurnConfig {
+            urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+            relays: Vec::new(),
+            secret: String::new(),
+            ttl_secs: 3 * 3600,
+        }
+    }
+}
+
+/// One relay (a coturn instance): the URLs it answers on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RelayUrls {
+    /// Its TURN URLs, e.g. `turn:relay1.example:3478` and `turns:relay1.example:443?transport=tcp`.
+    pub urls: Vec<String>,
+}
+
+impl TurnConfig {
+    /// Every relay, each as its URLs (`relays`, or the one `urls` names).
+    pub fn relays(&self) -> Vec<&[String]> {
+        if self.relays.is_empty() {
+            vec![self.urls.as_slice()].into_iter().filter(|u| !u.is_empty()).collect()
+        } else {
+            self.relays.iter().map(|r| r.urls.as_slice()).filter(|u| !u.is_empty()).collect()
+        }
+    }
+
+    /// The relay for the call of appointment `id`: spread over the relays, the same for both
+    /// peers and for a call set up again. `None` when no relay is configured.
+    pub fn relay_for(&self, id: i64) -> Option<&[String]> {
+        let relays = self.relays();
+        let n = i64::try_from(relays.len()).ok().filter(|n| *n > 0)?;
+        // rem_euclid of a positive count is in 0..n, so the index fits.
+        relays.get(usize::try_from(id.rem_euclid(n)).ok()?).copied()
+    }
+
+    /// Every URL of every relay: the laptops' firewall allows exactly these.
+    pub fn all_urls(&self) -> Vec<String> {
+        self.relays().into_iter().flatten().cloned().collect()
+    }
+
+    /// Every URL must be a TURN URL: a typo is refused at start, not at the first call.
+    fn check(&self) -> Result<(), Error> {
+        for url in self.relays().into_iter().flatten() {
+            sc_proto::turn_url::TurnUrl::parse(url).map_err(|e| Error::Config(format!("[turn] {url:?}: {e}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -278,6 +328,7 @@ impl ServerConfig {
         if let Some(secret) = env("SC_TURN_SECRET") {
             config.turn.secret = secret;
         }
+        config.turn.check()?;
         Ok(config)
     }
 
@@ -340,5 +391,34 @@ mod tests {
         assert!(err.to_string().contains("bad.toml") && err.to_string().contains("lisen"), "{err}");
         let err = ServerConfig::load_with_env(None, |_| Some("nonsense".into())).expect_err("bad env");
         assert!(err.to_string().contains("SC_LISTEN"), "{err}");
+    }
+
+    /// Issue #17: several relays, each call given one (both peers the same), every URL allowed
+    /// through the laptops' firewall, and a URL that is not TURN refused at start.
+    #[test]
+    fn issue_17_several_relays_are_spread_over_calls() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("care-server.toml");
+        std::fs::write(
+            &path,
+            "[turn]\nsecret = \"s\"\n[[turn.relays]]\nurls = [\"turn:a.example:3478\", \"turns:a.example:443?transport=tcp\"]\n\
+             [[turn.relays]]\nurls = [\"turn:b.example:3478\"]\n",
+        )
+        .expect("write");
+        let c = ServerConfig::load_with_env(Some(&path), |_| None).expect("load");
+        assert_eq!(c.turn.relays().len(), 2);
+        let a = c.turn.relay_for(2).expect("a relay");
+        let b = c.turn.relay_for(7).expect("a relay");
+        assert_eq!(a[0], "turn:a.example:3478");
+        assert_eq!(b, ["turn:b.example:3478"]);
+        assert_eq!(c.turn.relay_for(2), Some(a), "the same relay for the same call");
+        assert_eq!(c.turn.all_urls().len(), 3);
+        // One relay named by `urls` alone, as before.
+        let one = TurnConfig::default();
+        assert_eq!(one.relay_for(5), Some(one.urls.as_slice()));
+        assert_eq!(TurnConfig { urls: Vec::new(), ..TurnConfig::default() }.relay_for(5), None);
+        std::fs::write(&path, "[turn]\nurls = [\"http://relay.example\"]\n").expect("write");
+        let err = ServerConfig::load_with_env(Some(&path), |_| None).expect_err("not TURN");
+        assert!(err.to_string().contains("http://relay.example"), "{err}");
     }
 }

@@ -111,6 +111,6 @@ pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> 
         exchange_public: Bytes(exchange_public),
         command_public_key: Bytes(state.command_public),
         policy: state.config.policy,
-        turn_urls: state.config.turn.urls.clone(),
+        turn_urls: state.config.turn.all_urls(),
     })
 }

@@ -29,6 +29,16 @@ enum Command {
         #[arg(long = "tls-name")]
         tls_names: Vec<String>,
     },
+    /// Issues a TLS certificate for a TURN relay (coturn's --cert and --pkey) from the server's
+    /// CA, so laptops trust its `turns:` URL (TLS, e.g. on port 443) by their pin.
+    RelayCert {
+        /// The relay's host name or IP, as its `turns:` URL names it (repeatable).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// Directory to write relay.crt.pem and relay.key.pem into.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Serves the API over TLS.
     Serve {
         /// Address to listen on; overrides the config (and SC_LISTEN).
@@ -214,6 +224,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             pki::init(&config.data_dir, &names)?;
             database(&config)?;
             println!("initialised {}", config.data_dir.display());
+        }
+        Command::RelayCert { names, out } => {
+            pki::write_relay_cert(&config.data_dir, &names, &out)?;
+            println!("wrote {}/relay.crt.pem and relay.key.pem", out.display());
         }
         Command::Serve { listen } => {
             if let Some(l) = listen {

@@ -46,6 +46,46 @@ fn rc(e: rcgen::Error) -> Error {
     Error::Crypto(format!("certificate: {e}"))
 }
 
+/// The CA's own parameters: what it was made with and what it signs as (its name).
+fn ca_params() -> Result<CertificateParams, Error> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
+    ca_params.distinguished_name.push(DnType::CommonName, "SecureConsult care server CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    Ok(ca_params)
+}
+
+/// A TLS certificate for a relay (coturn's `--cert`, with `--pkey`) valid for `names`, issued by
+/// the CA in `dir`: the laptops trust a `turns:` relay as they trust this server, by the pinned
+/// CA and nothing else. Returns (chain PEM: the leaf, then the CA; key PEM).
+pub fn relay_cert(dir: &Path, names: &[String]) -> Result<(String, String), Error> {
+    let key_path = dir.join(CA_KEY);
+    let ca_pem =
+        std::fs::read_to_string(key_path.as_path()).map_err(Error::io(format!("reading {}", key_path.display())))?;
+    let ca_key = KeyPair::from_pem(&ca_pem).map_err(rc)?;
+    let ca_cert_path = dir.join(CA_CERT);
+    let ca_cert =
+        std::fs::read_to_string(&ca_cert_path).map_err(Error::io(format!("reading {}", ca_cert_path.display())))?;
+    if names.is_empty() {
+        return Err(Error::Config("a relay certificate needs the relay's host name or address".into()));
+    }
+    let leaf_key = KeyPair::generate().map_err(rc)?;
+    let mut leaf = CertificateParams::new(names.to_vec()).map_err(rc)?;
+    leaf.distinguished_name.push(DnType::CommonName, "SecureConsult TURN relay");
+    let issuer = Issuer::new(ca_params()?, &ca_key);
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(rc)?;
+    Ok((format!("{}{ca_cert}", leaf_cert.pem()), leaf_key.serialize_pem()))
+}
+
+/// Writes a relay's certificate (`relay.crt.pem`) and key (`relay.key.pem`, 0600) into `out`.
+pub fn write_relay_cert(dir: &Path, names: &[String], out: &Path) -> Result<(), Error> {
+    let (chain, key) = relay_cert(dir, names)?;
+    std::fs::create_dir_all(out).map_err(Error::io(format!("creating {}", out.display())))?;
+    write_private(&out.join("relay.key.pem"), key.as_bytes())?;
+    write_private(&out.join("relay.crt.pem"), chain.as_bytes())?;
+    Ok(())
+}
+
 /// Creates the CA, TLS leaf (valid for `names`) and command key in `dir` (0700), unless they
 /// exist; the server secret comes with the first `server_keys`.
 pub fn init(dir: &Path, names: &[String]) -> Result<(), Error> {
@@ -54,10 +94,7 @@ pub fn init(dir: &Path, names: &[String]) -> Result<(), Error> {
         return Ok(());
     }
     let ca_key = KeyPair::generate().map_err(rc)?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
-    ca_params.distinguished_name.push(DnType::CommonName, "SecureConsult care server CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_params = ca_params()?;
     let ca_cert = ca_params.self_signed(&ca_key).map_err(rc)?;
 
     let leaf_key = KeyPair::generate().map_err(rc)?;
@@ -137,5 +174,47 @@ impl Pki {
         let mut out = [0u8; 32];
         out.copy_from_slice(self.command_key.public_key().as_ref());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier as _;
+    use rustls_pki_types::{ServerName, UnixTime};
+
+    fn verify(chain_pem: &str, ca: &CertificateDer<'static>, name: &str) -> Result<(), rustls::Error> {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(chain_pem.as_bytes()).collect::<Result<_, _>>().expect("PEM");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.clone()).expect("root");
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+            .build()
+            .expect("verifier");
+        let name = ServerName::try_from(name.to_owned()).expect("name");
+        verifier.verify_server_cert(&chain[0], &chain[1..], &name, &[], UnixTime::now()).map(|_| ())
+    }
+
+    /// Issue #17: a relay's certificate is issued by the CA the laptops pin, for the relay's name
+    /// only; a second `init`'s CA does not vouch for it.
+    #[test]
+    fn issue_17_a_relay_certificate_is_trusted_by_the_pin_for_its_name_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        init(dir.path(), &["care.example".into()]).expect("init");
+        let ca = read_cert(&dir.path().join(CA_CERT)).expect("CA");
+        let out = dir.path().join("relay");
+        write_relay_cert(dir.path(), &["10.9.0.1".into(), "relay.example".into()], &out).expect("issued");
+        let chain = std::fs::read_to_string(out.join("relay.crt.pem")).expect("chain");
+        assert!(PrivateKeyDer::from_pem_file(out.join("relay.key.pem")).is_ok(), "a usable key");
+        verify(&chain, &ca, "10.9.0.1").expect("trusted by address");
+        verify(&chain, &ca, "relay.example").expect("trusted by name");
+        assert!(verify(&chain, &ca, "care.example").is_err(), "not the care server's name");
+        let other = tempfile::tempdir().expect("dir");
+        init(other.path(), &[]).expect("init");
+        let other_ca = read_cert(&other.path().join(CA_CERT)).expect("CA");
+        assert!(verify(&chain, &other_ca, "relay.example").is_err(), "another CA");
+        assert!(write_relay_cert(dir.path(), &[], &dir.path().join("none")).is_err(), "no name");
+        assert!(write_relay_cert(dir.path(), &["x".into()], &out).is_err(), "an existing key is not overwritten");
     }
 }

@@ -209,10 +209,13 @@ fn admit(
         ));
     }
     let turn = &state.config.turn;
-    if turn.secret.is_empty() || turn.urls.is_empty() {
-        tracing::error!("TURN is not configured: set [turn] urls and secret (or SC_TURN_SECRET)");
-        return Err(error("unavailable", "Calls are not available: the relay is not configured."));
-    }
+    let relay = match turn.relay_for(appointment_id) {
+        Some(urls) if !turn.secret.is_empty() => urls,
+        _ => {
+            tracing::error!("TURN is not configured: set [turn] urls and secret (or SC_TURN_SECRET)");
+            return Err(error("unavailable", "Calls are not available: the relay is not configured."));
+        }
+    };
     let now = state.now();
     let admitted = |role: Role| {
         let label = match role {
@@ -222,7 +225,7 @@ fn admit(
         FromServer::Admitted {
             appointment_id,
             role,
-            ice_servers: vec![turn::credentials(&turn.urls, &turn.secret, &label, now, turn.ttl_secs)],
+            ice_servers: vec![turn::credentials(relay, &turn.secret, &label, now, turn.ttl_secs)],
         }
     };
     let call = state.hub.admit(conn, appointment_id, admitted).map_err(|e| e.to_message())?;

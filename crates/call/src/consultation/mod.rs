@@ -213,6 +213,7 @@ impl Running {
 async fn start_call(
     media: &MediaSetup,
     ice_servers: Vec<sc_proto::signal::IceServer>,
+    relay_trust: Option<Arc<rustls::ClientConfig>>,
     out: &Outputs,
 ) -> Result<Running, EndReason> {
     let cameras = (media.cameras)().len();
@@ -223,6 +224,7 @@ async fn start_call(
     };
     let config = CallConfig {
         ice_servers,
+        relay_trust,
         bind_addrs: media.bind_addrs.clone(),
         width: 640,
         height: 480,
@@ -293,6 +295,11 @@ async fn run(
     let mut reconnecting: Option<tokio::task::JoinHandle<Result<Signalling, sc_core::Error>>> = None;
     let mut rules = Rules::new(media.connect_timeout, (media.cameras)().len());
     let mut ice_servers = Vec::new();
+    // A `turns:` relay is trusted as the care server is: the CA pinned at enrolment, nothing else.
+    let relay_trust = match sc_core::tls::pinned_relay(&record.ca_cert.0) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => return EndReason::Refused(e.for_nurse().message),
+    };
     let mut running: Option<Running> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -309,13 +316,15 @@ async fn run(
                             .unwrap_or(Err(sc_core::Error::Unreachable))
                     }));
                 }
-                Action::StartCall => match start_call(&media, std::mem::take(&mut ice_servers), &out).await {
-                    Ok(r) => {
-                        running = Some(r);
-                        rules.handle(Instant::now().into_std(), Input::CallStarted);
+                Action::StartCall => {
+                    match start_call(&media, std::mem::take(&mut ice_servers), relay_trust.clone(), &out).await {
+                        Ok(r) => {
+                            running = Some(r);
+                            rules.handle(Instant::now().into_std(), Input::CallStarted);
+                        }
+                        Err(reason) => rules.handle(Instant::now().into_std(), Input::CouldNotStart(reason)),
                     }
-                    Err(reason) => rules.handle(Instant::now().into_std(), Input::CouldNotStart(reason)),
-                },
+                }
                 Action::Mute(on) => running.iter().for_each(|r| r.call.set_muted(on)),
                 Action::Camera(on) => running.iter().for_each(|r| r.call.set_camera(on)),
                 Action::AudioOnly(on) => running.iter().for_each(|r| r.call.set_audio_only(on)),

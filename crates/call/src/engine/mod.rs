@@ -6,6 +6,7 @@
 mod negotiation;
 mod outbound;
 mod receive;
+mod relay;
 mod send;
 mod stats;
 
@@ -39,7 +40,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     configure_congestion_control, register_default_interceptors, CongestionFeedback, MediaEngine, PeerConnection,
-    PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
+    PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
     RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpTransceiver;
@@ -48,6 +49,9 @@ use webrtc::rtp_transceiver::RtpTransceiver;
 pub struct CallConfig {
     /// TURN servers and credentials from the care server; the only way out.
     pub ice_servers: Vec<IceServer>,
+    /// What a `turns:` relay must present (the kiosk's pinned trust); without it `turns:` URLs
+    /// are left out.
+    pub relay_trust: Option<Arc<rustls::ClientConfig>>,
     /// Local UDP sockets to bind (TURN clients run on each). `0.0.0.0:0` covers every
     /// non-loopback interface; tests with a loopback TURN server bind `127.0.0.1:0`.
     pub bind_addrs: Vec<String>,
@@ -254,6 +258,8 @@ pub struct Call {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     data_rx: Mutex<Option<mpsc::Receiver<DataIn>>>,
+    /// TLS tunnels to the relay, when its UDP port did not answer; closed with the call.
+    _tunnels: Vec<crate::turn_tls::TlsRelay>,
 }
 
 /// A call dropped without [`Call::close`] (a task cancelled, a panic unwinding) still stops: the
@@ -286,18 +292,7 @@ impl std::fmt::Debug for Call {
 impl Call {
     /// Sets up the call. The offerer's offer comes out as the first `CallEvent::Signal`.
     pub async fn start(config: CallConfig, role: Role) -> Result<(Call, mpsc::UnboundedReceiver<CallEvent>), Error> {
-        let turn: Vec<RTCIceServer> = config
-            .ice_servers
-            .iter()
-            .map(|s| RTCIceServer {
-                urls: s.urls.clone(),
-                username: s.username.clone(),
-                credential: s.credential.clone(),
-            })
-            .collect();
-        if turn.is_empty() {
-            return Err(Error::NoRelay);
-        }
+        let routes = relay::routes(&config.ice_servers, config.relay_trust.as_ref(), &config.bind_addrs).await?;
         let vp8 = send::codec(MIME_TYPE_VP8, 90_000, 0, "");
         let opus = send::codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1");
         let mut media = MediaEngine::default();
@@ -340,7 +335,7 @@ impl Call {
             )
             .with(Slot::NackGenerator, crate::nack::NackRequester::default());
         let rtc_config = RTCConfigurationBuilder::new()
-            .with_ice_servers(turn)
+            .with_ice_servers(routes.servers)
             .with_ice_transport_policy(RTCIceTransportPolicy::Relay)
             .build();
         // No multicast DNS: the relay cannot resolve .local names and the kiosk has no LAN peers.
@@ -465,6 +460,7 @@ impl Call {
             threads: Mutex::new(threads),
             tasks: Mutex::new(tasks),
             data_rx: Mutex::new(Some(data_rx)),
+            _tunnels: routes.tunnels,
         };
         if role == Role::Offerer {
             let offer = call.pc.create_offer(None).await.map_err(Error::webrtc)?;

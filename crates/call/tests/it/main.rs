@@ -22,6 +22,7 @@ fn dead_relay_config(
             username: "u".into(),
             credential: "c".into(),
         }],
+        relay_trust: None,
         bind_addrs: vec!["127.0.0.1:0".into()],
         width: 320,
         height: 240,
