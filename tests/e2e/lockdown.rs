@@ -41,16 +41,20 @@ print("ready", flush=True)
 sys.stdin.read()
 "#;
 
-/// Tries each `proto:host:port`: "open" (a TCP connection, a UDP echo), else the errno's name or
-/// "timeout" (2 s). One line each.
+/// Tries each `proto:host:port[@srchost:srcport]`: "open" (a TCP connection, a UDP echo), else the
+/// errno's name or "timeout" (2 s). One line each.
 const PROBE: &str = r#"
 import errno, socket, sys
 for spec in sys.argv[1:]:
-    proto, host, port = spec.split(":")
+    target, _, source = spec.partition("@")
+    proto, host, port = target.split(":")
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     s = socket.socket(socket.AF_INET, kind)
     s.settimeout(2)
     try:
+        if source:
+            src_host, src_port = source.split(":")
+            s.bind((src_host, int(src_port)))
         if proto == "tcp":
             s.connect((host, int(port)))
         else:
@@ -139,18 +143,21 @@ fn issue_14_the_generated_rules_let_the_kiosk_user_reach_the_server_and_turn_and
     let specs = |list: &[(&str, Ipv4Addr, u16)]| -> Vec<String> {
         list.iter().map(|(p, h, port)| format!("{p}:{h}:{port}")).collect()
     };
-    // The kiosk's TURN-over-TLS tunnel (issue #17) listens on one loopback port, which the rules
-    // open for the kiosk user both ways; any other loopback port stays closed.
+    // The kiosk's TURN-over-TLS tunnel (issue #17) listens on one loopback port: the engine's
+    // TURN clients reach it from the laptop's own address and it answers them (as the kiosk user
+    // too); any other loopback port stays closed, also to a socket on the tunnel's port.
     let tunnel = sc_core::firewall::RELAY_TUNNEL_PORT;
     let lo = Ipv4Addr::LOCALHOST;
-    let allowed = specs(&[
+    let kiosk_addr = link.addr(Side::Kiosk);
+    let mut allowed = specs(&[
         ("tcp", hospital, 8443),
         ("udp", hospital, 3478),
         ("tcp", hospital, 3478),
         ("tcp", hospital, 443),
         ("udp", lo, tunnel),
     ]);
-    let refused = specs(&[
+    allowed.push(format!("udp:{lo}:{tunnel}@{kiosk_addr}:0"));
+    let mut refused = specs(&[
         ("udp", lo, tunnel + 1),
         ("tcp", hospital, 22),
         ("udp", hospital, 3479),
@@ -158,8 +165,14 @@ fn issue_14_the_generated_rules_let_the_kiosk_user_reach_the_server_and_turn_and
         ("tcp", elsewhere, 8443),
         ("udp", elsewhere, 3478),
     ]);
+    refused.push(format!("udp:{lo}:{}@127.0.0.2:{tunnel}", tunnel + 1));
     let every: Vec<String> = allowed.iter().chain(&refused).cloned().collect();
-    let (remote, local): (Vec<String>, Vec<String>) = every.iter().cloned().partition(|s| !s.contains(":127.0.0.1:"));
+    // Listeners for each target (a source given or not).
+    let targets: Vec<String> = every.iter().map(|s| s.split('@').next().unwrap_or(s).to_owned()).collect();
+    let (remote, mut local): (Vec<String>, Vec<String>) =
+        targets.iter().cloned().partition(|s| !s.contains(":127.0.0.1:"));
+    local.sort();
+    local.dedup();
     // The hospital's services, and the loopback ones in the laptop's namespace as the kiosk user
     // (the tunnel is the kiosk's own: its answers leave as that user too).
     let mut hospital_side = link.command(Side::Hospital, PYTHON);
@@ -200,7 +213,8 @@ fn issue_14_the_generated_rules_let_the_kiosk_user_reach_the_server_and_turn_and
         assert_eq!(verdict, expected, "{spec} as the kiosk user");
     }
     // (The loopback listeners are the kiosk user's own: only the tunnel's port may answer.)
-    let from_others: Vec<String> = remote.iter().chain(&allowed).cloned().collect();
+    let from_others: Vec<String> =
+        remote.iter().chain(allowed.iter().filter(|s| s.contains(":127.0.0.1:"))).cloned().collect();
     for (spec, verdict) in probe(&link, "0", &from_others) {
         assert_eq!(verdict, "open", "{spec}: another user is not confined");
     }

@@ -30,12 +30,11 @@ fn kiosk(dir: &Path) -> Command {
     cmd
 }
 
-/// What the nftables rules accept for the kiosk user off the machine. (The loopback port of the
-/// kiosk's TURN-over-TLS tunnel is left out: Windows Firewall does not filter loopback traffic.)
+/// What the nftables rules accept for the kiosk user.
 fn nft_allowed(rules: &str) -> Allowed {
     rules
         .lines()
-        .filter(|l| l.contains(" daddr ") && l.contains(" accept") && !l.contains("daddr 127.0.0.1 "))
+        .filter(|l| l.contains(" daddr ") && l.contains(" accept"))
         .map(|l| {
             // `ip daddr ADDR PROTO dport PORT accept ...`
             let t: Vec<&str> = l.split_whitespace().collect();

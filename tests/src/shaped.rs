@@ -137,10 +137,18 @@ fn hospital_with(link: &Link, content: Content, tls_relay: bool) -> Hospital {
         .collect();
     let mut children = Vec::new();
     let mut turn = link.command(Side::Hospital, "turnserver");
+    // The relay's TLS listener has an address of its own: the care server refuses to issue a
+    // relay a certificate for its own name (a laptop would take one for the other).
+    let [a, b, c, _] = addr.octets();
+    let tls_addr = std::net::Ipv4Addr::new(a, b, c, 3);
     if tls_relay {
+        let add = ["addr", "add", &format!("{tls_addr}/24"), "dev", Side::Hospital.veth()];
+        let status = link.command(Side::Hospital, "ip").args(add).status().expect("ip addr add");
+        assert!(status.success(), "ip addr add {tls_addr}");
         let certs = dir.path().join("relay");
-        care(dir.path(), &["relay-cert", "--name", &addr.to_string(), "--out", &certs.display().to_string()], None);
-        turn.arg("--tls-listening-port=443")
+        care(dir.path(), &["relay-cert", "--name", &tls_addr.to_string(), "--out", &certs.display().to_string()], None);
+        turn.arg(format!("--listening-ip={tls_addr}"))
+            .arg("--tls-listening-port=443")
             .arg(format!("--cert={}", certs.join("relay.crt.pem").display()))
             .arg(format!("--pkey={}", certs.join("relay.key.pem").display()));
     } else {
@@ -171,7 +179,7 @@ fn hospital_with(link: &Link, content: Content, tls_relay: bool) -> Hospital {
         p.jitter_ms / 2,
         RELAY_SEED,
     );
-    let tls_url = if tls_relay { format!(", \"turns:{addr}:443?transport=tcp\"") } else { String::new() };
+    let tls_url = if tls_relay { format!(", \"turns:{tls_addr}:443?transport=tcp\"") } else { String::new() };
     std::fs::write(
         dir.path().join("care-server.toml"),
         format!("[turn]\nurls = [\"{}\"{tls_url}]\n", relay.turn_url()),

@@ -72,7 +72,7 @@ fn turn_target(url: &str) -> Result<Target, Error> {
         RelayTransport::Udp => Transport::Udp,
         RelayTransport::Tcp | RelayTransport::Tls => Transport::Tcp,
     };
-    Ok(Target { role: "TURN relay", host: t.host, transport, port: t.port })
+    Ok(Target { role: TURN_RELAY, host: t.host, transport, port: t.port })
 }
 
 /// Every endpoint the record names, each host looked up now (rules hold addresses). Sorted, each
@@ -120,6 +120,9 @@ fn nft_user(user: &str) -> String {
     }
 }
 
+/// The role of a relay's endpoint.
+const TURN_RELAY: &str = "TURN relay";
+
 /// The loopback UDP port of the kiosk's TURN-over-TLS tunnel (`sc_call::turn_tls`): its TURN
 /// client talks UDP to the tunnel, which carries the messages to a `turns:` relay. Fixed so the
 /// rules can let the kiosk user reach this one loopback port and no other loopback service.
@@ -155,14 +158,18 @@ pub fn nftables(endpoints: &[Endpoint], user: &str) -> Result<String, Error> {
             e.host.replace(['"', '\\'], "")
         );
     }
-    if endpoints.iter().any(|e| e.role == "TURN relay" && e.transport == Transport::Tcp) {
-        // Both ways between the engine's TURN client and its tunnel, both the kiosk user's.
-        for dir in ["dport", "sport"] {
-            let _ = writeln!(
-                s,
-                "    ip daddr 127.0.0.1 udp {dir} {RELAY_TUNNEL_PORT} accept comment \"TURN over TLS, the kiosk's own tunnel\""
-            );
-        }
+    if endpoints.iter().any(|e| e.role == TURN_RELAY && e.transport == Transport::Tcp) {
+        // The engine's TURN clients send from the laptop's own addresses to the tunnel on
+        // loopback; its answers go back over loopback too, and only as answers (a socket of the
+        // kiosk user's on the tunnel's port may not open anything else on loopback).
+        let _ = writeln!(
+            s,
+            "    oifname \"lo\" udp dport {RELAY_TUNNEL_PORT} accept comment \"TURN over TLS: to the kiosk's own tunnel\""
+        );
+        let _ = writeln!(
+            s,
+            "    oifname \"lo\" udp sport {RELAY_TUNNEL_PORT} ct state established accept comment \"TURN over TLS: the tunnel's answers\""
+        );
     }
     let _ = writeln!(s, "    counter drop comment \"anything else the kiosk user sends\"");
     let _ = writeln!(s, "  }}");
@@ -209,10 +216,10 @@ mod tests {
         assert!(rules.contains("ip6 daddr fd00::3 tcp dport 3478 accept"), "{rules}");
         let last_rule = rules.lines().rev().find(|l| l.trim_start().starts_with("counter")).expect("a last rule");
         assert!(last_rule.contains("drop"), "{rules}");
-        let tunnel = format!("ip daddr 127.0.0.1 udp dport {RELAY_TUNNEL_PORT} accept");
+        let tunnel = format!("oifname \"lo\" udp dport {RELAY_TUNNEL_PORT} accept");
         assert!(rules.contains(&tunnel), "a relay over TCP opens the tunnel's loopback port: {rules}");
         let udp_only = nftables(&[e("10.0.0.3", Transport::Udp, 3478)], "sc-kiosk").expect("ok");
-        assert!(!udp_only.contains("127.0.0.1"), "no loopback port without a relay over TCP: {udp_only}");
+        assert!(!udp_only.contains("\"lo\""), "no loopback port without a relay over TCP: {udp_only}");
         assert!(nftables(&[], "64123").expect("a uid").contains("meta skuid != 64123 accept"));
         assert!(nftables(&[], "x\"; flush ruleset").is_err(), "a user name cannot inject rules");
     }

@@ -62,6 +62,9 @@ pub fn host_port(text: &str, default_port: u16) -> Result<(String, u16), TurnUrl
     if host.is_empty() || port == 0 {
         return Err(TurnUrlError::Authority("no host or port"));
     }
+    if !text.starts_with('[') && host.contains(':') {
+        return Err(TurnUrlError::Authority("an IPv6 address goes in brackets"));
+    }
     Ok((host.to_owned(), port))
 }
 
@@ -121,6 +124,7 @@ mod tests {
             assert!(TurnUrl::parse(bad).is_err(), "{bad}");
         }
         assert!(TurnUrl::parse("turn:[::1]x").is_err());
+        assert!(TurnUrl::parse("turn:2001:db8::1").is_err(), "an unbracketed IPv6 address is no host and port");
     }
 
     #[test]

@@ -69,6 +69,20 @@ pub fn relay_cert(dir: &Path, names: &[String]) -> Result<(String, String), Erro
     if names.is_empty() {
         return Err(Error::Config("a relay certificate needs the relay's host name or address".into()));
     }
+    // The laptops trust anything this CA issued for the name they connect to: a relay's key
+    // (held by coturn's user) must not also pass for this server's.
+    let server = read_cert(&dir.join(TLS_CERT))?;
+    let server =
+        webpki::EndEntityCert::try_from(&server).map_err(|e| Error::Crypto(format!("server certificate: {e}")))?;
+    for name in names {
+        let parsed = rustls_pki_types::ServerName::try_from(name.as_str())
+            .map_err(|_| Error::Config(format!("{name:?} is not a host name or address")))?;
+        if server.verify_is_valid_for_subject_name(&parsed).is_ok() {
+            return Err(Error::Config(format!(
+                "{name:?} is the care server's own name: give the relay a name of its own (the laptops would take its certificate for the server's)"
+            )));
+        }
+    }
     let leaf_key = KeyPair::generate().map_err(rc)?;
     let mut leaf = CertificateParams::new(names.to_vec()).map_err(rc)?;
     leaf.distinguished_name.push(DnType::CommonName, "SecureConsult TURN relay");
@@ -201,7 +215,11 @@ mod tests {
     #[test]
     fn issue_17_a_relay_certificate_is_trusted_by_the_pin_for_its_name_only() {
         let dir = tempfile::tempdir().expect("dir");
-        init(dir.path(), &["care.example".into()]).expect("init");
+        init(dir.path(), &["care.example".into(), "10.9.0.9".into()]).expect("init");
+        for own in ["care.example", "10.9.0.9"] {
+            let refused = write_relay_cert(dir.path(), &[own.into()], &dir.path().join("own")).expect_err(own);
+            assert!(refused.to_string().contains("own name"), "{refused}");
+        }
         let ca = read_cert(&dir.path().join(CA_CERT)).expect("CA");
         let out = dir.path().join("relay");
         write_relay_cert(dir.path(), &["10.9.0.1".into(), "relay.example".into()], &out).expect("issued");
