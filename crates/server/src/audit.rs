@@ -302,7 +302,10 @@ pub(crate) fn ensure_keyed(c: &Connection) -> Result<(), Error> {
         tx.execute("UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE id = ?3", params![prev, link, row.id])?;
         prev = link;
     }
-    tx.execute("INSERT OR REPLACE INTO audit_meta (id, scheme) VALUES (1, ?1)", params![KEYED])?;
+    tx.execute(
+        "INSERT INTO audit_meta (id, scheme) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET scheme = excluded.scheme",
+        params![KEYED],
+    )?;
     tx.commit()?;
     Ok(())
 }

@@ -21,7 +21,9 @@ pub struct LiveCall {
 /// Records an admitted call.
 pub fn started(c: &Connection, call: &CallEvent, now: i64) -> Result<(), Error> {
     c.execute(
-        "INSERT OR REPLACE INTO live_calls (appointment_id, device_id, consultant_id, started_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO live_calls (appointment_id, device_id, consultant_id, started_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (appointment_id) DO UPDATE SET device_id = excluded.device_id,
+         consultant_id = excluded.consultant_id, started_at = excluded.started_at",
         params![call.appointment_id, call.device_id.to_string(), call.consultant_id, now],
     )?;
     Ok(())

@@ -371,13 +371,19 @@ pub enum Subject<'a> {
     Device(&'a DeviceId),
 }
 
+/// Whether `e` is a constraint refusing the write (a unique name taken, a missing reference):
+/// the caller's conflict, not the server's fault. (PostgreSQL's SQLSTATE class 23.)
+pub(crate) fn is_constraint_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
 /// Adds a prison.
 pub fn insert_prison(c: &Connection, name: &str) -> Result<Prison, Error> {
-    match c.execute("INSERT INTO prisons (name) VALUES (?1)", params![name]) {
-        Ok(_) => Ok(Prison { id: c.last_insert_rowid(), name: name.to_owned() }),
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-            Err(Error::Conflict(format!("prison {name:?}")))
-        }
+    // RETURNING rather than the connection's last row id: it is the inserted row's, whatever else
+    // runs on the connection, and PostgreSQL has it too.
+    match c.query_row("INSERT INTO prisons (name) VALUES (?1) RETURNING id", params![name], |r| r.get(0)) {
+        Ok(id) => Ok(Prison { id, name: name.to_owned() }),
+        Err(e) if is_constraint_violation(&e) => Err(Error::Conflict(format!("prison {name:?}"))),
         Err(e) => Err(e.into()),
     }
 }
@@ -426,16 +432,15 @@ impl std::fmt::Debug for NewStaff<'_> {
 
 /// Adds a staff member.
 pub fn insert_staff(c: &Connection, s: &NewStaff<'_>) -> Result<i64, Error> {
-    let res = c.execute(
+    let res = c.query_row(
         "INSERT INTO staff (username, display_name, role, prison_id, password_hash, totp_secret, hospital)
-         VALUES (?1, ?2, ?3, ?4, ?5, sc_seal(?6, ?1), ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, sc_seal(?6, ?1), ?7) RETURNING id",
         params![s.username, s.display_name, s.role, s.prison_id, s.password_hash, s.totp_secret, s.hospital],
+        |r| r.get(0),
     );
     match res {
-        Ok(_) => Ok(c.last_insert_rowid()),
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-            Err(Error::Conflict(format!("staff {:?}", s.username)))
-        }
+        Ok(id) => Ok(id),
+        Err(e) if is_constraint_violation(&e) => Err(Error::Conflict(format!("staff {:?}", s.username))),
         Err(e) => Err(e.into()),
     }
 }
@@ -629,7 +634,7 @@ pub fn claim_nonce(c: &Connection, device: &DeviceId, nonce: &[u8], now: i64, ke
     // Nonces older than the freshness window can never be replayed successfully: forget them.
     c.execute("DELETE FROM nonces WHERE seen_at < ?1", params![now - keep_secs])?;
     let n = c.execute(
-        "INSERT OR IGNORE INTO nonces (device_id, nonce, seen_at) VALUES (?1, ?2, ?3)",
+        "INSERT INTO nonces (device_id, nonce, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         params![device.as_str(), nonce, now],
     )?;
     Ok(n == 1)
@@ -890,9 +895,9 @@ pub struct NewAppointmentRow<'a> {
 
 /// Adds an appointment.
 pub fn insert_appointment(c: &Connection, a: &NewAppointmentRow<'_>) -> Result<i64, Error> {
-    c.execute(
+    Ok(c.query_row(
         "INSERT INTO appointments (consultant_id, prison_id, starts_at, ends_at, room_code, patient_number, patient_initials)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         params![
             a.consultant_id,
             a.prison_id,
@@ -902,8 +907,8 @@ pub fn insert_appointment(c: &Connection, a: &NewAppointmentRow<'_>) -> Result<i
             a.patient.map(|p| p.prison_number.as_str()),
             a.patient.map(|p| p.initials.as_str())
         ],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )?)
 }
 
 /// An appointment by id.

@@ -247,10 +247,10 @@ pub struct NewNote<'a> {
 pub fn insert(c: &Connection, n: &NewNote<'_>, now: i64) -> Result<(i64, String), Error> {
     let uid = new_uid()?;
     let body = serde_json::to_string(&n.draft.body).map_err(|e| Error::Crypto(format!("note: {e}")))?;
-    let res = c.execute(
+    let res = c.query_row(
         "INSERT INTO outcome_notes
            (uid, appointment_id, consultant_id, prison_id, addendum_to, created_at, urgency, follow_up_on, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, sc_seal(?9, ?10))",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, sc_seal(?9, ?10)) RETURNING id",
         params![
             uid,
             n.appointment_id,
@@ -263,10 +263,11 @@ pub fn insert(c: &Connection, n: &NewNote<'_>, now: i64) -> Result<(i64, String)
             body,
             seal_label(&uid)
         ],
+        |r| r.get(0),
     );
     match res {
-        Ok(_) => Ok((c.last_insert_rowid(), uid)),
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+        Ok(id) => Ok((id, uid)),
+        Err(e) if crate::db::is_constraint_violation(&e) => {
             Err(Error::NotNow("this appointment already has an outcome note: add an addendum to it instead".into()))
         }
         Err(e) => Err(e.into()),
