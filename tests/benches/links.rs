@@ -164,7 +164,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
     let mut started: Option<f64> = None;
     let mut last = Value::Null;
     let mut last_link = LinkCounts::default();
-    let a = attempt_watching(&link, &h, 0, secs, |stats, _| {
+    let mut last_page = Value::Null;
+    let a = attempt_watching(&link, &h, 0, secs, |stats, page| {
         let now = wall_ms();
         // The call has started once anything arrived: on the audio-only profile no video frame may
         // ever be decoded, and the figures must still leave out the start.
@@ -201,6 +202,24 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 delta("freezes"),
                 stats["playout_ms"],
             );
+            // What the consultant's Chromium made of the kiosk's video in the last second.
+            if let Some(p) = page.last() {
+                let d = |k: &str| p[k].as_f64().unwrap_or(0.0) - last_page[k].as_f64().unwrap_or(0.0);
+                println!(
+                    "trace {} consultant: {:.0} frames received, {:.0} decoded, {:.0} dropped, {:.0} freezes, \
+                     jitter buffer {:.0} ms (mean), {:.0} nacks, {:.0} plis sent, rtt {:.0} ms",
+                    profile.name,
+                    d("framesReceived"),
+                    d("framesDecoded"),
+                    d("framesDropped"),
+                    d("freezeCount"),
+                    1000.0 * p["jitterBufferDelay"].as_f64().unwrap_or(0.0),
+                    d("nackCount"),
+                    d("pliCount"),
+                    1000.0 * p["rtt"].as_f64().unwrap_or(0.0),
+                );
+                last_page = p.clone();
+            }
             // The link itself: what each direction's tbf passed and dropped, and the random loss.
             let now_link = link.counts();
             println!("trace {} {}", profile.name, link_line(now_link.since(last_link), profile.rate_kbit));

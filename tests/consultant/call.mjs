@@ -43,7 +43,11 @@ try {
           got.retransmittedSent = r.retransmittedPacketsSent || 0;
           got.nacksReceived = r.nackCount || 0;
         }
-        if (r.type === "remote-inbound-rtp" && r.kind === "video") got.kioskVideoLost = r.packetsLost || 0;
+        if (r.type === "remote-inbound-rtp" && r.kind === "video") {
+          got.kioskVideoLost = r.packetsLost || 0;
+          // The round trip Chromium measures from the laptop's receiver reports (0: none yet).
+          got.rtt = r.roundTripTime || 0;
+        }
       });
       return {
         at: Date.now(),

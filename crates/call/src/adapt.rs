@@ -53,6 +53,9 @@ pub const AUDIO_SHORT_FRAMES_FROM_KBPS: u32 = 160;
 /// Share of what is left after audio that video may use: the rest absorbs keyframes and
 /// retransmissions.
 const VIDEO_SHARE: f64 = 0.85;
+/// How fast video's bitrate may rise (a share of what it was given, a second): see
+/// [`Adapter::ramped`]. Down is at once.
+pub const RAMP_PER_SEC: f64 = 0.1;
 /// How long the estimate must hold before stepping up a rung (or back to video).
 pub const HOLD_UP: Duration = Duration::from_secs(8);
 /// How long the estimate must stay low before leaving video altogether.
@@ -82,6 +85,9 @@ pub struct Adapter {
     /// The voice's packet length now (ms).
     frame_ms: u8,
     last: Option<Settings>,
+    /// Since when the budget has been above what video was last given (the ramp counts from
+    /// then, or from the last step of the climb).
+    climb_since: Option<Instant>,
 }
 
 impl Default for Adapter {
@@ -93,7 +99,7 @@ impl Default for Adapter {
 impl Adapter {
     /// Starts at the top rung (the controller's first estimate moves it at once).
     pub fn new() -> Self {
-        Adapter { rung: Some(0), better_since: None, starved_since: None, frame_ms: 20, last: None }
+        Adapter { rung: Some(0), better_since: None, starved_since: None, frame_ms: 20, last: None, climb_since: None }
     }
 
     /// The settings for an estimate of `estimate_bps` (the whole send path) and a measured loss
@@ -130,7 +136,7 @@ impl Adapter {
                 // Back from sound only needs room for more than the lowest rung's minimum.
                 if cur.is_none() && budget < LADDER[LADDER.len() - 1].min_kbps * 2 {
                     self.better_since = None;
-                    return self.settle(audio_kbps, budget, loss);
+                    return self.settle(now, audio_kbps, budget, loss);
                 }
                 let since = *self.better_since.get_or_insert(now);
                 if now.duration_since(since) < HOLD_UP {
@@ -149,11 +155,29 @@ impl Adapter {
         if fits.is_some() {
             self.starved_since = None;
         }
-        self.settle(audio_kbps, budget, loss)
+        self.settle(now, audio_kbps, budget, loss)
+    }
+
+    /// The most video may ask now: the budget, or when that is more than video was last given,
+    /// [`RAMP_PER_SEC`] more a second since then. An estimate climbing past what the link carries
+    /// (it may run half again above what arrives, `estimate::PROBE_HEADROOM`) was followed at once,
+    /// most of all at a rung up (320x240 at 350 kbit/s to 480x360 at 530 on the prison profile's
+    /// 512): the link's queue overflowed before the controller saw it, a fifth of the packets were
+    /// lost and the consultant's picture froze for seconds, every twenty to forty seconds (issue
+    /// #12). Climbing by a tenth a second, the queue builds slowly enough to be seen first.
+    fn ramped(&mut self, now: Instant, budget: u32) -> u32 {
+        let Some((_, kbps)) = self.last.and_then(|s| s.video) else { return budget };
+        if budget <= kbps {
+            self.climb_since = None;
+            return budget;
+        }
+        let secs = now.saturating_duration_since(*self.climb_since.get_or_insert(now)).as_secs_f64();
+        budget.min((f64::from(kbps) * (1.0 + RAMP_PER_SEC * secs)) as u32)
     }
 
     /// The settings for the rung now chosen; `Some` only when they differ from the last.
-    fn settle(&mut self, audio_kbps: u32, budget: u32, loss: f64) -> Option<Settings> {
+    fn settle(&mut self, now: Instant, audio_kbps: u32, budget: u32, loss: f64) -> Option<Settings> {
+        let budget = self.ramped(now, budget);
         let video = self.rung.map(|i| {
             let r = LADDER[i];
             (r, budget.clamp(r.min_kbps, r.max_kbps))
@@ -180,6 +204,10 @@ impl Adapter {
             _ => true,
         };
         if changed {
+            // A climb goes on from what was just given.
+            if self.climb_since.is_some() {
+                self.climb_since = Some(now);
+            }
             self.last = Some(settings);
             Some(settings)
         } else {
@@ -243,6 +271,27 @@ mod tests {
         assert_eq!(size(s), Some((480, 360, 30)));
         let s = hold(&mut a, &mut t, 2000, 0.0, 9);
         assert_eq!(size(s), Some((640, 480, 30)));
+    }
+
+    /// Issue #12: an estimate that jumps past what video is sending (or a rung up) is followed a
+    /// tenth a second, not at once: the prison link's queue overflowed at each such jump.
+    #[test]
+    fn issue_12_video_climbs_to_a_higher_estimate_gradually_and_falls_at_once() {
+        let (mut a, mut t) = (Adapter::new(), Instant::now());
+        let kbps = |s: Settings| s.video.map_or(0, |(_, k)| k);
+        let before = kbps(hold(&mut a, &mut t, 450, 0.0, 12));
+        assert_eq!(size(a.current().expect("settings")), Some((480, 360, 30)));
+        let after_1s = kbps(hold(&mut a, &mut t, 900, 0.0, 1));
+        assert!(after_1s <= before * 115 / 100, "{before} -> {after_1s} in a second");
+        let after_5s = kbps(hold(&mut a, &mut t, 900, 0.0, 4));
+        assert!(after_5s > before * 140 / 100 && after_5s < 600, "{before} -> {after_5s} in five seconds");
+        let s = hold(&mut a, &mut t, 900, 0.0, 20);
+        let budget = ((900 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS) as f64 * VIDEO_SHARE) as u32;
+        // (Within the tenth that is not worth a reconfiguration.)
+        assert_eq!(size(s), Some((640, 480, 30)));
+        assert!(kbps(s) * 11 / 10 >= budget && kbps(s) <= budget, "the budget in the end: {} of {budget}", kbps(s));
+        let s = hold(&mut a, &mut t, 300, 0.0, 1);
+        assert!(kbps(s) <= 300 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS, "down within one update: {s:?}");
     }
 
     #[test]

@@ -30,6 +30,16 @@ pub(crate) struct EncodedFrame {
     pub(crate) key: bool,
 }
 
+/// The longest time between keyframes the peer did not ask for.
+const KEYFRAME_EVERY_SECS: u32 = 100;
+
+/// The most a keyframe may take, in percent of a frame's share of the bitrate: libwebrtc's rule
+/// (half the optimal buffer's worth of frames, at least three frames), so a keyframe leaves in
+/// about a third of a second on any rung instead of as long as libvpx likes.
+fn max_intra_pct(fps: u32) -> u32 {
+    (600 / 2 * fps / 10).max(300)
+}
+
 fn config(width: u32, height: u32, fps: u32, kbps: u32) -> Result<EncoderConfig<u8>, Error> {
     let ms = NonZero::new(1000).ok_or_else(|| codec("timebase"))?;
     let one = NonZero::new(1).ok_or_else(|| codec("timebase"))?;
@@ -41,10 +51,13 @@ fn config(width: u32, height: u32, fps: u32, kbps: u32) -> Result<EncoderConfig<
         RateControl::ConstantBitRate(kbps),
     )
     .map_err(codec)?;
-    // Real time: no look-ahead, a keyframe at least every 10 s, drop frames rather than lag.
+    // Real time: no look-ahead, drop frames rather than lag. Keyframes when the peer asks (a PLI)
+    // or the size changes, else only every 100 s (libwebrtc's 3000 frames; it was every 10 s): a
+    // keyframe is several times a frame's share of the link and holds the frames behind it (prison
+    // profile, 120 s: 14 keyframes sent before, 8 after, all at rung changes; issue #12).
     cfg.lag_in_frames = 0;
     cfg.threads = 2;
-    cfg.kf_mode = KeyFrameMode::Auto { min_dist: 0, max_dist: fps.max(1) * 10 };
+    cfg.kf_mode = KeyFrameMode::Auto { min_dist: 0, max_dist: fps.max(1) * KEYFRAME_EVERY_SECS };
     cfg.rc_dropframe_thresh = 25;
     // A one-second rate buffer and little overshoot, as libwebrtc sets for real-time VP8. libvpx's
     // defaults (a 6 s buffer) let it overshoot for seconds: measured on the camera clip at 320x240,
@@ -62,6 +75,8 @@ impl Vp8Encoder {
         let mut enc = Encoder::new(config(width, height, fps, kbps)?).map_err(codec)?;
         // Speed over compression: two cores also run the decoder, audio and the page.
         enc.codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::CpuUsed(10)).map_err(codec)?;
+        enc.codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::MaxIntraBitratePct(max_intra_pct(fps)))
+            .map_err(codec)?;
         Ok(Vp8Encoder { enc, width, height, max: (width, height), fps, kbps })
     }
 
@@ -78,6 +93,11 @@ impl Vp8Encoder {
             return Ok(false);
         }
         self.enc.set_config(&config(width, height, fps, kbps)?).map_err(codec)?;
+        if fps != self.fps {
+            self.enc
+                .codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::MaxIntraBitratePct(max_intra_pct(fps)))
+                .map_err(codec)?;
+        }
         let resized = (width, height) != (self.width, self.height);
         (self.width, self.height, self.fps, self.kbps) = (width, height, fps, kbps);
         Ok(resized)
