@@ -167,8 +167,12 @@ impl TurnConfig {
         self.relays().into_iter().flatten().cloned().collect()
     }
 
-    /// Every URL must be a TURN URL: a typo is refused at start, not at the first call.
+    /// Every URL must be a TURN URL: a typo is refused at start, not at the first call. `urls`
+    /// changed beside `relays` would be ignored: refused too.
     fn check(&self) -> Result<(), Error> {
+        if !self.relays.is_empty() && self.urls != TurnConfig::default().urls {
+            return Err(Error::Config("[turn]: set urls (one relay) or [[turn.relays]] (several), not both".into()));
+        }
         for url in self.relays().into_iter().flatten() {
             sc_proto::turn_url::TurnUrl::parse(url).map_err(|e| Error::Config(format!("[turn] {url:?}: {e}")))?;
         }
@@ -417,6 +421,10 @@ mod tests {
         let one = TurnConfig::default();
         assert_eq!(one.relay_for(5), Some(one.urls.as_slice()));
         assert_eq!(TurnConfig { urls: Vec::new(), ..TurnConfig::default() }.relay_for(5), None);
+        let both = "[turn]\nurls = [\"turn:c.example\"]\n[[turn.relays]]\nurls = [\"turn:a.example\"]\n";
+        std::fs::write(&path, both).expect("write");
+        let err = ServerConfig::load_with_env(Some(&path), |_| None).expect_err("both");
+        assert!(err.to_string().contains("not both"), "{err}");
         std::fs::write(&path, "[turn]\nurls = [\"http://relay.example\"]\n").expect("write");
         let err = ServerConfig::load_with_env(Some(&path), |_| None).expect_err("not TURN");
         assert!(err.to_string().contains("http://relay.example"), "{err}");
