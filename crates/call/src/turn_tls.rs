@@ -191,8 +191,13 @@ impl Drop for TlsRelay {
 type Stream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// A TLS connection to `url`'s relay, verified by `tls`.
+/// The error for `url`'s relay, `why`.
+fn unreachable(url: &TurnUrl, why: impl std::fmt::Display) -> Error {
+    Error::Relay(format!("{url}: {why}"))
+}
+
 async fn open(url: &TurnUrl, tls: &Arc<rustls::ClientConfig>) -> Result<Stream, Error> {
-    let unreachable = |why: String| Error::Relay(format!("{url}: {why}"));
+    let unreachable = |why: String| unreachable(url, why);
     let name = rustls_pki_types::ServerName::try_from(url.host.clone())
         .map_err(|_| unreachable("not a host name or address".into()))?;
     let tcp = tokio::time::timeout(CONNECT_WAIT, TcpStream::connect((url.host.as_str(), url.port)))
@@ -220,10 +225,10 @@ impl TlsRelay {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "the tunnel's own port is taken: another is used");
-                UdpSocket::bind("127.0.0.1:0").await.map_err(|e| Error::Relay(format!("{url}: {e}")))?
+                UdpSocket::bind("127.0.0.1:0").await.map_err(|e| unreachable(url, e))?
             }
         };
-        let local = udp.local_addr().map_err(|e| Error::Relay(format!("{url}: {e}")))?;
+        let local = udp.local_addr().map_err(|e| unreachable(url, e))?;
         tracing::info!(relay = %url, local = %local, "TURN over TLS");
         let task = tokio::spawn(serve(Arc::new(udp), url.clone(), tls, Some(first)));
         Ok(TlsRelay { local, task })

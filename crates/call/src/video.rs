@@ -40,6 +40,11 @@ fn max_intra_pct(fps: u32) -> u32 {
     (600 / 2 * fps / 10).max(300)
 }
 
+/// Tells the encoder [`max_intra_pct`] for `fps`.
+fn cap_keyframes(enc: &mut Encoder<u8>, fps: u32) -> Result<(), Error> {
+    enc.codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::MaxIntraBitratePct(max_intra_pct(fps))).map_err(codec)
+}
+
 fn config(width: u32, height: u32, fps: u32, kbps: u32) -> Result<EncoderConfig<u8>, Error> {
     let ms = NonZero::new(1000).ok_or_else(|| codec("timebase"))?;
     let one = NonZero::new(1).ok_or_else(|| codec("timebase"))?;
@@ -75,8 +80,7 @@ impl Vp8Encoder {
         let mut enc = Encoder::new(config(width, height, fps, kbps)?).map_err(codec)?;
         // Speed over compression: two cores also run the decoder, audio and the page.
         enc.codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::CpuUsed(10)).map_err(codec)?;
-        enc.codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::MaxIntraBitratePct(max_intra_pct(fps)))
-            .map_err(codec)?;
+        cap_keyframes(&mut enc, fps)?;
         Ok(Vp8Encoder { enc, width, height, max: (width, height), fps, kbps })
     }
 
@@ -94,9 +98,7 @@ impl Vp8Encoder {
         }
         self.enc.set_config(&config(width, height, fps, kbps)?).map_err(codec)?;
         if fps != self.fps {
-            self.enc
-                .codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::MaxIntraBitratePct(max_intra_pct(fps)))
-                .map_err(codec)?;
+            cap_keyframes(&mut self.enc, fps)?;
         }
         let resized = (width, height) != (self.width, self.height);
         (self.width, self.height, self.fps, self.kbps) = (width, height, fps, kbps);
