@@ -18,8 +18,19 @@ trap 'rm -f "$out"' EXIT
 set +e
 dbus-run-session -- scripts/session.sh cargo test --locked --no-fail-fast --workspace --lib --bins --tests "$@" 2>&1 | tee "$out"
 status="${PIPESTATUS[0]}"
-# Every parser of untrusted bytes under libFuzzer, briefly (scripts/fuzz.sh 3600 for long runs).
 if [ "$#" -eq 0 ]; then
+  # The care server's storage tests again on PostgreSQL, on a private cluster stopped afterwards.
+  pgdir="$(mktemp -d /tmp/sc-pg.XXXXXX)"
+  trap 'rm -f "$out"; scripts/postgres.sh stop "$pgdir"' EXIT
+  if url="$(scripts/postgres.sh start "$pgdir")"; then
+    log "the care server's tests on PostgreSQL"
+    SC_TEST_DATABASE_URL="$url" cargo test --locked --no-fail-fast -p sc-server --lib --test it 2>&1 | tee -a "$out"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  else
+    log "PostgreSQL did not start"
+    status=1
+  fi
+  # Every parser of untrusted bytes under libFuzzer, briefly (scripts/fuzz.sh 3600 for long runs).
   scripts/fuzz.sh "${SC_FUZZ_SECS:-10}" || status=1
 fi
 set -e

@@ -46,7 +46,7 @@ async fn connections() {
         c.execute(
             "INSERT INTO devices (id, prison_id, public_key, hostname, exchange_secret, enrolled_at)
              VALUES (?1, ?2, zeroblob(32), 'load', zeroblob(32), 0)",
-            rusqlite::params![device.as_str(), prison],
+            sc_server::params![device.as_str(), prison],
         )
         .expect("device");
         let staff = sc_server::db::staff_by_username(&c, "nurse.load").expect("db").expect("nurse").id;

@@ -30,7 +30,8 @@ fn encodings(bytes: &[u8]) -> Vec<String> {
 pub fn assert_no_secrets(demo: &Path, start: i64, end: i64) {
     let server = demo.join("care-server");
     let keys = sc_server::pki::server_keys(&server).expect("server keys");
-    let db = sc_server::db::open(&server.join("care.sqlite"), &keys).expect("the demo's database");
+    let store = sc_server::db::open(&server.join("care.sqlite"), &keys).expect("the demo's database");
+    let db = store.conn();
     let mut logs = String::new();
     let mut bytes = Vec::new();
     for entry in std::fs::read_dir(demo).expect("demo dir") {

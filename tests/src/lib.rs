@@ -36,6 +36,8 @@ pub struct CareServer {
     /// The bound address (the URL's host is this address).
     pub addr: SocketAddr,
     running: Option<Running>,
+    // Last: the PostgreSQL database of this server (SC_TEST_DATABASE_URL), dropped after it.
+    _scratch: Option<sc_server::store::scratch::Scratch>,
 }
 
 impl CareServer {
@@ -61,8 +63,12 @@ impl CareServer {
         config.data_dir = dir.path().to_path_buf();
         pki::init(dir.path(), &config.tls_names).expect("pki init");
         let keys = pki::load(dir.path()).expect("pki load");
-        let conn = db::open(&config.db_path(), &sc_server::pki::server_keys(&config.data_dir).expect("server keys"))
-            .expect("db");
+        // On PostgreSQL when the test command's second pass names a cluster (SC_TEST_DATABASE_URL).
+        let scratch = sc_server::store::scratch::Scratch::from_env().map(|s| s.expect("a scratch database"));
+        if let Some(s) = &scratch {
+            config.database.url = Some(s.url().to_owned());
+        }
+        let conn = db::open_configured(&config).expect("db");
         let state = AppState::new(conn, config, keys.command_key.clone(), state::system_clock()).expect("state");
         admin::add_prison(&state.db(), "HMP Testshire", now()).expect("prison");
         let running = serve::start(state.clone(), &keys, "127.0.0.1:0".parse().expect("addr")).expect("serve");
@@ -74,6 +80,7 @@ impl CareServer {
             state,
             addr,
             running: Some(running),
+            _scratch: scratch,
         }
     }
 
@@ -97,8 +104,7 @@ impl CareServer {
         assert!(self.running.is_none(), "stop the server first");
         let keys = pki::load(self.dir.path()).expect("pki load");
         let config = (*self.state.config).clone();
-        let server_keys = sc_server::pki::server_keys(&config.data_dir).expect("server keys");
-        let conn = db::open(&config.db_path(), &server_keys).expect("db");
+        let conn = db::open_configured(&config).expect("db");
         let state = AppState::new(conn, config, keys.command_key.clone(), state::system_clock()).expect("state");
         self.running = Some(serve::start(state.clone(), &keys, self.addr).expect("serve again"));
         self.state = state;

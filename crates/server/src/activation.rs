@@ -7,9 +7,9 @@ use crate::audit::{self, Reason};
 use crate::db::{self, Device, Staff, Subject};
 use crate::posture::{Failing, When};
 use crate::signin::{self, Channel, Verdict};
+use crate::store::Conn;
 use crate::{AppState, Error};
 use ring::signature::{UnparsedPublicKey, ED25519};
-use rusqlite::Connection;
 use sc_proto::{ActivatePayload, ActivateResponse, Bytes, Signed, SIG_CONTEXT_ACTIVATE};
 
 /// Who a refusal's failure counts against.
@@ -34,7 +34,7 @@ struct Ctx<'a> {
     staff_locked_for: Option<u64>,
 }
 
-fn audit_refusal(c: &Connection, ctx: &Ctx<'_>, reason: Reason, detail: Option<String>) -> Result<(), Error> {
+fn audit_refusal(c: &Conn<'_>, ctx: &Ctx<'_>, reason: Reason, detail: Option<String>) -> Result<(), Error> {
     audit::record(
         c,
         ctx.now,
@@ -61,7 +61,7 @@ fn anonymous(reason: Reason) -> bool {
 }
 
 /// Counts the failure against whom it should, audits it, and answers a plain refusal.
-fn refuse(state: &AppState, c: &Connection, ctx: &Ctx<'_>, reason: Reason, count: Count) -> Result<Error, Error> {
+fn refuse(state: &AppState, c: &Conn<'_>, ctx: &Ctx<'_>, reason: Reason, count: Count) -> Result<Error, Error> {
     if anonymous(reason) {
         state.tally.note(c, ctx.now, "activate", reason)?;
         return Ok(Error::Refused);
@@ -79,7 +79,7 @@ fn refuse(state: &AppState, c: &Connection, ctx: &Ctx<'_>, reason: Reason, count
 }
 
 /// Audits an attempt during a lock-out and answers with the time left; nothing is checked.
-fn locked_out(c: &Connection, ctx: &Ctx<'_>, reason: Reason, until: i64) -> Result<Error, Error> {
+fn locked_out(c: &Conn<'_>, ctx: &Ctx<'_>, reason: Reason, until: i64) -> Result<Error, Error> {
     audit_refusal(c, ctx, reason, None)?;
     Ok(Error::LockedOut(u64::try_from(until - ctx.now).unwrap_or(1).max(1)))
 }

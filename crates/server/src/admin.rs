@@ -2,16 +2,16 @@
 
 use crate::audit::{self, Reason};
 use crate::config::ServerConfig;
+use crate::store::Conn;
 use crate::{auth, db, Error};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::rand::SecureRandom as _;
-use rusqlite::Connection;
 use sc_proto::DeviceId;
 use serde::Serialize;
 
 /// Adds a prison.
-pub fn add_prison(c: &Connection, name: &str, now: i64) -> Result<db::Prison, Error> {
+pub fn add_prison(c: &Conn<'_>, name: &str, now: i64) -> Result<db::Prison, Error> {
     let p = db::insert_prison(c, name)?;
     audit::record(
         c,
@@ -46,7 +46,7 @@ pub struct StaffSpec<'a> {
 
 /// Adds a staff member; the TOTP secret is returned once to be shown to them.
 pub fn add_staff(
-    c: &Connection,
+    c: &Conn<'_>,
     config: &ServerConfig,
     spec: StaffSpec<'_>,
     password: &str,
@@ -106,13 +106,7 @@ pub fn add_staff(
 
 /// Issues a one-time enrolment token for `prison`, valid for `ttl_secs`. The token embeds the CA
 /// fingerprint so the laptop can pin the server on first contact.
-pub fn issue_enrol_token(
-    c: &Connection,
-    ca_der: &[u8],
-    prison: &str,
-    ttl_secs: i64,
-    now: i64,
-) -> Result<String, Error> {
+pub fn issue_enrol_token(c: &Conn<'_>, ca_der: &[u8], prison: &str, ttl_secs: i64, now: i64) -> Result<String, Error> {
     let prison = db::prison_by_name(c, prison)?;
     let mut secret = [0u8; 24];
     ring::rand::SystemRandom::new().fill(&mut secret).map_err(|_| Error::Crypto("random token".into()))?;
@@ -186,7 +180,7 @@ impl From<db::PostureRecord> for PostureSummary {
 }
 
 /// Lists devices.
-pub fn list_devices(c: &Connection) -> Result<Vec<DeviceSummary>, Error> {
+pub fn list_devices(c: &Conn<'_>) -> Result<Vec<DeviceSummary>, Error> {
     db::devices(c)?
         .into_iter()
         .map(|d| {
@@ -213,14 +207,14 @@ pub fn list_devices(c: &Connection) -> Result<Vec<DeviceSummary>, Error> {
 
 /// Sets a prison's posture policy, recording who did in the audit log.
 pub fn set_posture_policy(
-    c: &Connection,
+    c: &Conn<'_>,
     prison: &str,
     policy: &crate::config::PosturePolicy,
     by: &str,
     now: i64,
 ) -> Result<(), Error> {
     let p = db::prison_by_name(c, prison)?;
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
     db::set_posture_policy(&tx, p.id, policy)?;
     let detail = serde_json::to_string(policy).map_err(|e| Error::Config(e.to_string()))?;
     audit::record(
@@ -243,11 +237,13 @@ pub fn set_posture_policy(
 /// be unsealed again), the brick is recorded with a fresh command id, and the audit log says who
 /// and why. The signed command goes out on the laptop's next contact (or at once over its open
 /// channel). Bricking twice returns the first brick's id.
-pub fn brick_device(c: &Connection, id: &DeviceId, reason: &str, by: &str, now: i64) -> Result<String, Error> {
+pub fn brick_device(c: &Conn<'_>, id: &DeviceId, reason: &str, by: &str, now: i64) -> Result<String, Error> {
     if reason.trim().is_empty() {
         return Err(Error::BadRequest("give a reason for the audit log".into()));
     }
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
+    // Two bricks of one laptop at once (two IT staff, two instances) make one command.
+    tx.lock_rows("devices", "id", id.as_str())?;
     let device = db::device(&tx, id)?.ok_or_else(|| Error::NotFound(format!("device {id}")))?;
     if let Some(existing) = db::brick_of(&tx, id)? {
         return Ok(existing.command_id);
@@ -271,8 +267,7 @@ pub fn brick_device(c: &Connection, id: &DeviceId, reason: &str, by: &str, now: 
         },
     )?;
     tx.commit()?;
-    // SQLite may keep the old page in its free list; vacuum so the secret's bytes leave the file.
-    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
+    c.purge_dead_rows("devices")?;
     Ok(command_id)
 }
 
@@ -304,7 +299,7 @@ pub fn room_code() -> Result<String, Error> {
 
 /// Books a consultation between a consultant and a prison.
 pub fn add_appointment(
-    c: &Connection,
+    c: &Conn<'_>,
     consultant: &str,
     prison: &str,
     starts_at: i64,

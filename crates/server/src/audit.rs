@@ -1,8 +1,8 @@
 //! The audit log: every enrolment, activation and refusal with its real reason. No secrets and no
 //! clinical content are ever written here.
 
+use crate::store::{params, Conn, OptionalExtension as _};
 use crate::Error;
-use rusqlite::{params, Connection, OptionalExtension as _};
 use sc_proto::DeviceId;
 use serde::Serialize;
 
@@ -113,7 +113,15 @@ fn capped(text: &str, max: usize) -> String {
 }
 
 /// Appends an event, chained to the one before (callers hold the connection, so appends are serial).
-pub fn record(c: &Connection, at: i64, e: &Entry<'_>) -> Result<(), Error> {
+pub fn record(c: &Conn<'_>, at: i64, e: &Entry<'_>) -> Result<(), Error> {
+    // The chain's head is read then extended: one writer at a time, across instances too.
+    c.atomically(|c| {
+        c.serialise(crate::store::Serial::AuditChain)?;
+        append(c, at, e)
+    })
+}
+
+fn append(c: &Conn<'_>, at: i64, e: &Entry<'_>) -> Result<(), Error> {
     let (last_id, prev): (i64, Vec<u8>) = c
         .query_row("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
@@ -180,8 +188,11 @@ pub struct Verified {
     pub head: [u8; 32],
 }
 
+/// Rows read at a time while verifying.
+const VERIFY_PAGE: i64 = 1000;
+
 /// Walks the chain from the first row; `Ok(Err(link))` names the first broken link.
-pub fn verify(c: &Connection) -> Result<Result<Verified, BrokenLink>, Error> {
+pub fn verify(c: &Conn<'_>) -> Result<Result<Verified, BrokenLink>, Error> {
     verify_from(c, None).map(|r| r.map(|(v, _)| v))
 }
 
@@ -189,7 +200,7 @@ pub fn verify(c: &Connection) -> Result<Result<Verified, BrokenLink>, Error> {
 /// checking that its newest row is still there, unchanged. Returns the chain verified to the
 /// newest row and how many rows this walk read; `Ok(Err(link))` names the first broken link.
 /// The admin page calls this on every refresh, so it reads only what was added since.
-pub fn verify_from(c: &Connection, from: Option<&Verified>) -> Result<Result<(Verified, u64), BrokenLink>, Error> {
+pub fn verify_from(c: &Conn<'_>, from: Option<&Verified>) -> Result<Result<(Verified, u64), BrokenLink>, Error> {
     let start = from.cloned().unwrap_or(Verified { rows: 0, last_id: 0, head: GENESIS });
     if start.last_id > 0 {
         let hash: Option<Vec<u8>> =
@@ -201,31 +212,37 @@ pub fn verify_from(c: &Connection, from: Option<&Verified>) -> Result<Result<(Ve
             }));
         }
     }
-    let mut stmt = c.prepare(
-        "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash FROM audit
-         WHERE id > ?1 ORDER BY id",
-    )?;
-    let mut rows = stmt.query(params![start.last_id])?;
     let mut expected_prev = start.head.to_vec();
     let (mut last_id, mut walked) = (start.last_id, 0u64);
-    while let Some(r) = rows.next()? {
-        let row = Row::from_sql(r)?;
-        let (prev, hash): (Vec<u8>, Vec<u8>) = (r.get(9)?, r.get(10)?);
-        if prev != expected_prev {
-            return Ok(Err(BrokenLink {
-                id: row.id,
-                why: "does not follow the row before it (a row was deleted, inserted or moved)",
-            }));
+    // In pages, so a long log is never held whole.
+    loop {
+        let page = c.query_vec(
+            "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash FROM audit
+             WHERE id > ?1 ORDER BY id LIMIT ?2",
+            params![last_id, VERIFY_PAGE],
+            |r| Ok((Row::from_sql(r)?, r.get::<_, Vec<u8>>(9)?, r.get::<_, Vec<u8>>(10)?)),
+        )?;
+        let full = page.len() == usize::try_from(VERIFY_PAGE).unwrap_or(usize::MAX);
+        for (row, prev, hash) in page {
+            if prev != expected_prev {
+                return Ok(Err(BrokenLink {
+                    id: row.id,
+                    why: "does not follow the row before it (a row was deleted, inserted or moved)",
+                }));
+            }
+            if row.link(c, &prev)?.as_slice() != hash.as_slice() {
+                return Ok(Err(BrokenLink {
+                    id: row.id,
+                    why: "its contents do not match its link under the audit key (the row was edited)",
+                }));
+            }
+            expected_prev = hash;
+            last_id = row.id;
+            walked += 1;
         }
-        if row.link(c, &prev)?.as_slice() != hash.as_slice() {
-            return Ok(Err(BrokenLink {
-                id: row.id,
-                why: "its contents do not match its link under the audit key (the row was edited)",
-            }));
+        if !full {
+            break;
         }
-        expected_prev = hash;
-        last_id = row.id;
-        walked += 1;
     }
     let mut head = GENESIS;
     if expected_prev.len() == 32 {
@@ -267,7 +284,7 @@ const KEYED: &str = "hmac-sha256";
 /// unkeyed chain is checked whole and then linked again under the key, in one transaction. A
 /// broken unkeyed chain is not re-linked (that would launder the edit): opening fails, naming
 /// the row.
-pub(crate) fn ensure_keyed(c: &Connection) -> Result<(), Error> {
+pub(crate) fn ensure_keyed(c: &Conn<'_>) -> Result<(), Error> {
     c.execute_batch(
         "CREATE TABLE IF NOT EXISTS audit_meta (id INTEGER PRIMARY KEY CHECK (id = 1), scheme TEXT NOT NULL)",
     )?;
@@ -276,7 +293,7 @@ pub(crate) fn ensure_keyed(c: &Connection) -> Result<(), Error> {
     if scheme.as_deref() == Some(KEYED) {
         return Ok(());
     }
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
     let rows = {
         let mut stmt = tx.prepare(
             "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash FROM audit ORDER BY id",
@@ -344,7 +361,7 @@ pub enum CheckpointMismatch {
 /// Verifies the chain and signs a checkpoint of its head with the command key, for IT to keep
 /// off the box. `Ok(Err(link))` if the chain is broken (no checkpoint of a broken chain).
 pub fn checkpoint(
-    c: &Connection,
+    c: &Conn<'_>,
     key: &ring::signature::Ed25519KeyPair,
     now: i64,
 ) -> Result<Result<sc_proto::Signed, BrokenLink>, Error> {
@@ -368,7 +385,7 @@ pub fn checkpoint(
 /// Checks a checkpoint against the log: signed by `command_public`, and its last row still
 /// there with the same link. (The rows before it are the chain's to vouch for: `verify`.)
 pub fn check_checkpoint(
-    c: &Connection,
+    c: &Conn<'_>,
     signed: &sc_proto::Signed,
     command_public: &[u8; 32],
 ) -> Result<Result<Checkpoint, CheckpointMismatch>, Error> {
@@ -391,7 +408,7 @@ pub fn check_checkpoint(
 }
 
 /// Chains rows that have no hash yet, in id order (the one-time migration of an older database).
-pub(crate) fn chain_unchained(c: &Connection) -> Result<(), Error> {
+pub(crate) fn chain_unchained(c: &Conn<'_>) -> Result<(), Error> {
     let rows = {
         let mut stmt = c.prepare(
             "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail FROM audit ORDER BY id",
@@ -432,7 +449,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    fn from_sql(r: &crate::store::Row<'_>) -> crate::store::Result<Self> {
         Ok(Row {
             id: r.get(0)?,
             at: r.get(1)?,
@@ -477,11 +494,10 @@ impl Row {
         b
     }
 
-    /// The row's link: HMAC-SHA256 under the server's audit key, which only the connection
-    /// holds (`db::open` installs it as the SQL function `sc_audit_link`).
-    pub fn link(&self, c: &Connection, prev: &[u8]) -> Result<[u8; 32], Error> {
-        let mac: Vec<u8> = c.query_row("SELECT sc_audit_link(?1)", params![self.encode(prev)], |r| r.get(0))?;
-        mac.try_into().map_err(|_| Error::Crypto("audit link of the wrong length".into()))
+    /// The row's link: HMAC-SHA256 under the server's audit key, which only this process holds
+    /// (the store's keys), never the database.
+    pub fn link(&self, c: &Conn<'_>, prev: &[u8]) -> Result<[u8; 32], Error> {
+        Ok(c.keys().audit.link(&self.encode(prev)))
     }
 
     /// The link of the first, unkeyed chain (SHA-256 with the v1 prefix): read only to check an
@@ -496,10 +512,10 @@ impl Row {
 }
 
 /// The newest `limit` events, newest last.
-pub fn tail(c: &Connection, limit: u32) -> Result<Vec<Row>, Error> {
+pub fn tail(c: &Conn<'_>, limit: u32) -> Result<Vec<Row>, Error> {
     let mut stmt = c.prepare(
         "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail FROM
-         (SELECT * FROM audit ORDER BY id DESC LIMIT ?1) ORDER BY id",
+         (SELECT * FROM audit ORDER BY id DESC LIMIT ?1) AS newest ORDER BY id",
     )?;
     let rows = stmt.query_map(params![limit], Row::from_sql)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -83,7 +83,7 @@ pub fn totp_step(secret_b32: &str, code: &str, now: i64) -> Result<Option<i64>, 
 /// its time step so it can never be used again. Call under the database lock; `Err(reason)` is the
 /// refusal to audit.
 pub fn consume_totp(
-    c: &rusqlite::Connection,
+    c: &crate::store::Conn<'_>,
     staff: &crate::db::Staff,
     code: &str,
     now: i64,
@@ -91,10 +91,9 @@ pub fn consume_totp(
     let Some(step) = totp_step(&staff.totp_secret, code, now)? else {
         return Ok(Err(crate::audit::Reason::BadCode));
     };
-    if step <= staff.last_totp_step {
+    if step <= staff.last_totp_step || !crate::db::set_totp_step(c, staff.id, step)? {
         return Ok(Err(crate::audit::Reason::ReusedCode));
     }
-    crate::db::set_totp_step(c, staff.id, step)?;
     Ok(Ok(()))
 }
 

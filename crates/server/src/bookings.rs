@@ -3,8 +3,8 @@
 //! audited under the nurse's name; a booking of another prison is, to them, one that does not
 //! exist. A cancelled booking is kept (for the audit trail) and never listed or joined again.
 
+use crate::store::{params, Conn};
 use crate::{admin, audit, calls, db, Error};
-use rusqlite::{params, Connection};
 use sc_proto::signal::Patient;
 use serde::Deserialize;
 
@@ -94,7 +94,7 @@ pub fn patient(prison_number: &str, initials: &str) -> Result<Patient, Error> {
     Ok(Patient { prison_number, initials })
 }
 
-fn record(c: &Connection, nurse: &Nurse, event: &str, detail: String, now: i64) -> Result<(), Error> {
+fn record(c: &Conn<'_>, nurse: &Nurse, event: &str, detail: String, now: i64) -> Result<(), Error> {
     audit::record(
         c,
         now,
@@ -110,7 +110,7 @@ fn record(c: &Connection, nurse: &Nurse, event: &str, detail: String, now: i64) 
 }
 
 /// Books `form` for the nurse's prison.
-pub fn book(c: &Connection, nurse: &Nurse, form: &BookingForm, now: i64) -> Result<admin::NewAppointment, Error> {
+pub fn book(c: &Conn<'_>, nurse: &Nurse, form: &BookingForm, now: i64) -> Result<admin::NewAppointment, Error> {
     let slot = Slot::parse(form.slot, now)?;
     let patient = patient(&form.prison_number, &form.initials)?;
     // An unknown name and a non-consultant are the same answer: the page only offers consultants.
@@ -118,7 +118,7 @@ pub fn book(c: &Connection, nurse: &Nurse, form: &BookingForm, now: i64) -> Resu
         .filter(|s| s.role == "consultant" && s.disabled_at.is_none())
         .ok_or_else(|| Error::BadRequest("choose a consultant from the list".into()))?;
     let room_code = admin::room_code()?;
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
     let id = db::insert_appointment(
         &tx,
         &db::NewAppointmentRow {
@@ -142,13 +142,13 @@ pub fn book(c: &Connection, nurse: &Nurse, form: &BookingForm, now: i64) -> Resu
 }
 
 /// The nurse's prison's booking `id`, not cancelled; another prison's is not found.
-fn own(c: &Connection, nurse: &Nurse, id: i64) -> Result<db::AppointmentRow, Error> {
+fn own(c: &Conn<'_>, nurse: &Nurse, id: i64) -> Result<db::AppointmentRow, Error> {
     db::appointment(c, id)?
         .filter(|a| a.prison_id == nurse.prison_id)
         .ok_or_else(|| Error::NotFound(format!("appointment {id}")))
 }
 
-fn not_in_a_call(c: &Connection, id: i64) -> Result<(), Error> {
+fn not_in_a_call(c: &Conn<'_>, id: i64) -> Result<(), Error> {
     if calls::live(c, id)?.is_some() {
         return Err(Error::NotNow("the call for this appointment is in progress: change it after it ends".into()));
     }
@@ -156,11 +156,13 @@ fn not_in_a_call(c: &Connection, id: i64) -> Result<(), Error> {
 }
 
 /// Moves booking `id` to `form`'s time.
-pub fn reschedule(c: &Connection, nurse: &Nurse, id: i64, form: SlotForm, now: i64) -> Result<(), Error> {
+pub fn reschedule(c: &Conn<'_>, nurse: &Nurse, id: i64, form: SlotForm, now: i64) -> Result<(), Error> {
     let slot = Slot::parse(form, now)?;
-    let before = own(c, nurse, id)?;
-    not_in_a_call(c, id)?;
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
+    // Checked and changed with the row locked: a call starting meanwhile waits, then is seen.
+    tx.lock_rows("appointments", "id", id)?;
+    let before = own(&tx, nurse, id)?;
+    not_in_a_call(&tx, id)?;
     tx.execute(
         "UPDATE appointments SET starts_at = ?2, ends_at = ?3 WHERE id = ?1",
         params![id, slot.starts_at, slot.ends_at],
@@ -177,14 +179,15 @@ pub fn reschedule(c: &Connection, nurse: &Nurse, id: i64, form: SlotForm, now: i
 }
 
 /// Cancels booking `id`, with the nurse's reason.
-pub fn cancel(c: &Connection, nurse: &Nurse, id: i64, reason: &str, now: i64) -> Result<(), Error> {
+pub fn cancel(c: &Conn<'_>, nurse: &Nurse, id: i64, reason: &str, now: i64) -> Result<(), Error> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 200 {
         return Err(Error::BadRequest("give a short reason for cancelling (up to 200 characters)".into()));
     }
-    own(c, nurse, id)?;
-    not_in_a_call(c, id)?;
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
+    tx.lock_rows("appointments", "id", id)?;
+    own(&tx, nurse, id)?;
+    not_in_a_call(&tx, id)?;
     tx.execute("UPDATE appointments SET cancelled_at = ?2 WHERE id = ?1", params![id, now])?;
     record(&tx, nurse, "booking_cancelled", format!("appointment={id} reason={reason}"), now)?;
     tx.commit()?;

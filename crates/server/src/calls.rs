@@ -3,8 +3,8 @@
 //! resume it without a new admission, and nobody else can.
 
 use crate::rooms::CallEvent;
+use crate::store::{params, Conn, OptionalExtension as _};
 use crate::Error;
-use rusqlite::{params, Connection, OptionalExtension as _};
 use sc_proto::DeviceId;
 
 /// A call that may be resumed.
@@ -19,7 +19,15 @@ pub struct LiveCall {
 }
 
 /// Records an admitted call.
-pub fn started(c: &Connection, call: &CallEvent, now: i64) -> Result<(), Error> {
+pub fn started(c: &Conn<'_>, call: &CallEvent, now: i64) -> Result<(), Error> {
+    // With the appointment's row locked, as a reschedule or cancel checks it.
+    c.atomically(|c| {
+        c.lock_rows("appointments", "id", call.appointment_id)?;
+        started_locked(c, call, now)
+    })
+}
+
+fn started_locked(c: &Conn<'_>, call: &CallEvent, now: i64) -> Result<(), Error> {
     c.execute(
         "INSERT INTO live_calls (appointment_id, device_id, consultant_id, started_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (appointment_id) DO UPDATE SET device_id = excluded.device_id,
@@ -30,20 +38,19 @@ pub fn started(c: &Connection, call: &CallEvent, now: i64) -> Result<(), Error> 
 }
 
 /// The call ended: it can no longer be resumed.
-pub fn ended(c: &Connection, appointment_id: i64) -> Result<(), Error> {
+pub fn ended(c: &Conn<'_>, appointment_id: i64) -> Result<(), Error> {
     c.execute("DELETE FROM live_calls WHERE appointment_id = ?1", params![appointment_id])?;
     Ok(())
 }
 
 /// The live call of `appointment_id`, if any.
-pub fn live(c: &Connection, appointment_id: i64) -> Result<Option<LiveCall>, Error> {
+pub fn live(c: &Conn<'_>, appointment_id: i64) -> Result<Option<LiveCall>, Error> {
     c.query_row(
         "SELECT device_id, consultant_id, started_at FROM live_calls WHERE appointment_id = ?1",
         params![appointment_id],
         |r| {
             let device: String = r.get(0)?;
-            let device_id = DeviceId::try_from(device)
-                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+            let device_id = DeviceId::try_from(device).map_err(|e| crate::store::Error::conversion(0, e))?;
             Ok(LiveCall { device_id, consultant_id: r.get(1)?, started_at: r.get(2)? })
         },
     )
@@ -52,7 +59,7 @@ pub fn live(c: &Connection, appointment_id: i64) -> Result<Option<LiveCall>, Err
 }
 
 /// Every live call's appointment.
-pub fn all(c: &Connection) -> Result<Vec<i64>, Error> {
+pub fn all(c: &Conn<'_>) -> Result<Vec<i64>, Error> {
     let mut stmt = c.prepare("SELECT appointment_id FROM live_calls ORDER BY appointment_id")?;
     let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
     Ok(ids)

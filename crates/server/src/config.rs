@@ -83,6 +83,35 @@ impl Default for SignInLimits {
     }
 }
 
+/// Where the server's data lives: the embedded SQLite file in the data directory unless `url`
+/// names a PostgreSQL database (several instances share one; crate::store).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// A libpq connection string or URL (`host=/run/postgresql dbname=care user=care`); on a
+    /// Unix socket or loopback only until TLS to PostgreSQL is built. `SC_DATABASE_URL` overrides.
+    pub url: Option<String>,
+    /// Connections each instance may hold open.
+    pub max_connections: usize,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: None, max_connections: 16 }
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password: the parsed form's Debug leaves it out.
+        let url = self.url.as_deref().map(|u| match u.parse::<tokio_postgres::Config>() {
+            Ok(c) => format!("{:?} {:?} {:?}", c.get_hosts(), c.get_dbname(), c.get_user()),
+            Err(_) => "(invalid)".to_owned(),
+        });
+        f.debug_struct("DatabaseConfig").field("url", &url).field("max_connections", &self.max_connections).finish()
+    }
+}
+
 /// The certificate the staff pages are served with, from the operator (a hospital or public CA,
 /// which browsers already trust), for the host names the pages answer to (`crate::identity`).
 /// The laptops' API keeps the private CA they pin.
@@ -283,6 +312,8 @@ pub struct ServerConfig {
     /// The operator's certificate for the staff pages; none: the pages use the private CA's leaf
     /// too (a browser then needs that CA imported).
     pub pages_tls: Option<PagesTls>,
+    /// SQLite (the default) or PostgreSQL.
+    pub database: DatabaseConfig,
 }
 
 impl Default for ServerConfig {
@@ -304,12 +335,14 @@ impl Default for ServerConfig {
             join_early_secs: 30 * 60,
             urgent_note_ack_secs: 4 * 3600,
             pages_tls: None,
+            database: DatabaseConfig::default(),
         }
     }
 }
 
 impl ServerConfig {
-    /// Reads `path` if given (defaults otherwise), then applies `SC_LISTEN` and `SC_DATA_DIR`.
+    /// Reads `path` if given (defaults otherwise), then applies `SC_LISTEN`, `SC_DATA_DIR`,
+    /// `SC_DATABASE_URL` and `SC_TURN_SECRET`.
     pub fn load(path: Option<&Path>) -> Result<Self, Error> {
         Self::load_with_env(path, |key| std::env::var(key).ok())
     }
@@ -328,6 +361,9 @@ impl ServerConfig {
         }
         if let Some(dir) = env("SC_DATA_DIR") {
             config.data_dir = PathBuf::from(dir);
+        }
+        if let Some(url) = env("SC_DATABASE_URL").filter(|u| !u.is_empty()) {
+            config.database.url = Some(url);
         }
         if let Some(secret) = env("SC_TURN_SECRET") {
             config.turn.secret = secret;

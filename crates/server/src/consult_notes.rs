@@ -18,7 +18,7 @@ pub struct Sent {
 }
 
 fn record(
-    c: &rusqlite::Connection,
+    c: &crate::store::Conn<'_>,
     who: &str,
     prison_id: i64,
     event: &str,
@@ -41,14 +41,14 @@ fn record(
 
 /// Stores `new` and audits it as `event` under `who`, in one transaction; returns the note's id.
 fn store(
-    c: &rusqlite::Connection,
+    c: &crate::store::Conn<'_>,
     who: &str,
     new: &notes::NewNote<'_>,
     event: &str,
     about: &str,
     now: i64,
 ) -> Result<i64, Error> {
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
     let (note, _) = notes::insert(&tx, new, now)?;
     let detail = format!("note={note} {about} urgency={}", new.draft.urgency.as_str());
     record(&tx, who, new.prison_id, event, detail, now)?;

@@ -1,170 +1,16 @@
-//! The embedded SQLite store: schema and typed queries. Callers hold the one connection's lock
-//! for a whole decision, so check-and-update steps are atomic.
+//! The care server's typed queries, and opening its database: the embedded SQLite file by
+//! default, PostgreSQL when `database_url` names one (crate::store). A decision's statements run
+//! on one [`Conn`]; where a check comes before an update, the update itself re-checks (or the
+//! decision locks what it reads), so it stays atomic with several instances on PostgreSQL.
 
+use crate::store::{params, Conn, OptionalExtension, Store};
 use crate::Error;
-use rusqlite::{params, Connection, OptionalExtension};
 use sc_proto::DeviceId;
 use std::path::Path;
 
-const SCHEMA: &str = r#"
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = FULL;
-PRAGMA foreign_keys = ON;
-CREATE TABLE IF NOT EXISTS prisons (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS staff (
-    id INTEGER PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
-    display_name TEXT NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('nurse', 'it', 'consultant')),
-    prison_id INTEGER REFERENCES prisons(id),
-    password_hash TEXT NOT NULL,
-    totp_secret TEXT NOT NULL,
-    last_totp_step INTEGER NOT NULL DEFAULT -1,
-    failures INTEGER NOT NULL DEFAULT 0,
-    lockouts INTEGER NOT NULL DEFAULT 0,
-    locked_until INTEGER NOT NULL DEFAULT 0,
-    -- Set when IT disables a leaver: no sign-in, no session, for good.
-    disabled_at INTEGER,
-    -- A consultant's hospital, named to the prisoner and nurse in the call.
-    hospital TEXT
-);
-CREATE TABLE IF NOT EXISTS devices (
-    id TEXT PRIMARY KEY,
-    prison_id INTEGER NOT NULL REFERENCES prisons(id),
-    public_key BLOB NOT NULL,
-    hostname TEXT NOT NULL,
-    -- The per-device exchange secret; NULL once crypto-shredded.
-    exchange_secret BLOB,
-    enrolled_at INTEGER NOT NULL,
-    revoked_at INTEGER,
-    revoke_reason TEXT,
-    last_contact INTEGER,
-    failures INTEGER NOT NULL DEFAULT 0,
-    lockouts INTEGER NOT NULL DEFAULT 0,
-    locked_until INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS enrol_tokens (
-    hash BLOB PRIMARY KEY,
-    prison_id INTEGER NOT NULL REFERENCES prisons(id),
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    used_at INTEGER,
-    device_id TEXT
-);
-CREATE TABLE IF NOT EXISTS nonces (
-    device_id TEXT NOT NULL,
-    nonce BLOB NOT NULL,
-    seen_at INTEGER NOT NULL,
-    PRIMARY KEY (device_id, nonce)
-);
-CREATE TABLE IF NOT EXISTS kiosk_sessions (
-    token_hash BLOB PRIMARY KEY,
-    device_id TEXT NOT NULL REFERENCES devices(id),
-    staff_id INTEGER NOT NULL REFERENCES staff(id),
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS web_sessions (
-    token_hash BLOB PRIMARY KEY,
-    staff_id INTEGER NOT NULL REFERENCES staff(id),
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS appointments (
-    id INTEGER PRIMARY KEY,
-    consultant_id INTEGER NOT NULL REFERENCES staff(id),
-    prison_id INTEGER NOT NULL REFERENCES prisons(id),
-    starts_at INTEGER NOT NULL,
-    ends_at INTEGER NOT NULL,
-    room_code TEXT NOT NULL UNIQUE,
-    -- Who it is for (sc_proto::signal::Patient), when the booking says.
-    patient_number TEXT,
-    patient_initials TEXT,
-    -- Cancelled on the team page (by whom is in the audit log): kept, never listed or joined.
-    cancelled_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY,
-    at INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    reason TEXT,
-    device_id TEXT,
-    staff TEXT,
-    prison_id INTEGER,
-    detail TEXT,
-    -- The hash chain (docs/brick.md): each row's hash covers the previous row's.
-    prev_hash BLOB NOT NULL DEFAULT x'',
-    hash BLOB NOT NULL DEFAULT x''
-);
--- Calls admitted and not yet ended (crate::calls): what a peer may resume after a restart.
-CREATE TABLE IF NOT EXISTS live_calls (
-    appointment_id INTEGER PRIMARY KEY REFERENCES appointments(id),
-    device_id TEXT NOT NULL REFERENCES devices(id),
-    consultant_id INTEGER NOT NULL REFERENCES staff(id),
-    started_at INTEGER NOT NULL
-);
--- How IT staff know a laptop: the asset tag they gave at enrolment, the firmware's serial number.
-CREATE TABLE IF NOT EXISTS device_labels (
-    device_id TEXT PRIMARY KEY REFERENCES devices(id),
-    asset_tag TEXT NOT NULL,
-    serial TEXT NOT NULL
-);
--- A prison's posture policy (crate::config::PosturePolicy as JSON); none: the server's default.
-CREATE TABLE IF NOT EXISTS prison_posture (
-    prison_id INTEGER PRIMARY KEY REFERENCES prisons(id),
-    policy TEXT NOT NULL
-);
--- Each laptop's last posture report, and what its prison's policy found wrong with it.
-CREATE TABLE IF NOT EXISTS device_posture (
-    device_id TEXT PRIMARY KEY REFERENCES devices(id),
-    at INTEGER NOT NULL,
-    stage TEXT NOT NULL,
-    report TEXT NOT NULL,
-    failing TEXT NOT NULL
-);
--- Outcome notes (crate::notes): the text sealed under the note's uid; never changed or deleted
--- (a correction is an addendum), which the triggers enforce against any code path.
-CREATE TABLE IF NOT EXISTS outcome_notes (
-    id INTEGER PRIMARY KEY,
-    uid TEXT NOT NULL UNIQUE,
-    appointment_id INTEGER NOT NULL REFERENCES appointments(id),
-    consultant_id INTEGER NOT NULL REFERENCES staff(id),
-    prison_id INTEGER NOT NULL REFERENCES prisons(id),
-    addendum_to INTEGER REFERENCES outcome_notes(id),
-    created_at INTEGER NOT NULL,
-    urgency TEXT NOT NULL,
-    follow_up_on TEXT,
-    body TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS one_note_per_appointment ON outcome_notes(appointment_id) WHERE addendum_to IS NULL;
-CREATE TRIGGER IF NOT EXISTS outcome_notes_immutable BEFORE UPDATE ON outcome_notes
-BEGIN SELECT RAISE(ABORT, 'an outcome note is never changed: add an addendum'); END;
-CREATE TRIGGER IF NOT EXISTS outcome_notes_kept BEFORE DELETE ON outcome_notes
-BEGIN SELECT RAISE(ABORT, 'an outcome note is never deleted'); END;
--- The first acknowledgement of each note by a nurse of its prison.
-CREATE TABLE IF NOT EXISTS note_acks (
-    note_id INTEGER PRIMARY KEY REFERENCES outcome_notes(id),
-    staff_id INTEGER NOT NULL REFERENCES staff(id),
-    at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS bricks (
-    command_id TEXT PRIMARY KEY,
-    device_id TEXT NOT NULL REFERENCES devices(id),
-    reason TEXT NOT NULL,
-    by_staff TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    wiped_at INTEGER,
-    receipt BLOB
-);
-"#;
-
-/// Opens (creating if needed) the database at `path`, with the server's `keys`, which only
-/// this connection holds: the audit log's links and the sealed TOTP seeds are made under them.
-pub fn open(path: &Path, keys: &crate::keys::ServerKeys) -> Result<Connection, Error> {
+/// Opens (creating if needed) the SQLite database at `path`, with the server's `keys`: the
+/// audit log's links and the sealed TOTP seeds are made under them, in this process only.
+pub fn open(path: &Path, keys: &crate::keys::ServerKeys) -> Result<Store, Error> {
     // Created 0600 before SQLite opens it (its journal and WAL files take the same mode).
     #[cfg(unix)]
     if !path.exists() {
@@ -176,56 +22,78 @@ pub fn open(path: &Path, keys: &crate::keys::ServerKeys) -> Result<Connection, E
             Err(e) => return Err(Error::io(format!("creating {}", path.display()))(e)),
         }
     }
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    prepare(&conn, keys)?;
-    migrate_audit_chain(&conn)?;
-    add_missing_columns(&conn)?;
-    conn.execute_batch(SCHEMA)?;
-    crate::audit::ensure_keyed(&conn)?;
-    seal_plain_seeds(&conn)?;
-    Ok(conn)
+    let conn = rusqlite::Connection::open(path).map_err(crate::store::Error::from)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(crate::store::Error::from)?;
+    init(Store::sqlite(conn, keys.clone()))
 }
 
-/// What every connection gets first: deleted content overwritten with zeros (a shredded secret
-/// must not survive in a free page or a page's free space), and the server's keys as SQL
-/// functions: `sc_audit_link(encoded)`, `sc_seal(text, label)` and `sc_unseal(text, label)`.
-/// The keys stay in this process's memory; the database holds only links and sealed values.
-fn prepare(conn: &Connection, keys: &crate::keys::ServerKeys) -> Result<(), Error> {
-    use rusqlite::functions::FunctionFlags;
-    conn.execute_batch("PRAGMA secure_delete = ON;")?;
-    // Only from top-level SQL (never from a trigger or view someone adds to the file).
-    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
-    let audit = keys.audit.clone();
-    conn.create_scalar_function("sc_audit_link", 1, flags | FunctionFlags::SQLITE_DETERMINISTIC, move |ctx| {
-        let encoded: Vec<u8> = ctx.get(0)?;
-        Ok(audit.link(&encoded).to_vec())
-    })?;
-    let seal = keys.seal.clone();
-    conn.create_scalar_function("sc_seal", 2, flags, move |ctx| {
-        let (plain, label): (String, String) = (ctx.get(0)?, ctx.get(1)?);
-        seal.seal(&plain, &label).map_err(|e| rusqlite::Error::UserFunctionError(e.to_string().into()))
-    })?;
-    let seal = keys.seal.clone();
-    conn.create_scalar_function("sc_unseal", 2, flags | FunctionFlags::SQLITE_DETERMINISTIC, move |ctx| {
-        let (sealed, label): (String, String) = (ctx.get(0)?, ctx.get(1)?);
-        seal.open(&sealed, &label).map_err(|e| rusqlite::Error::UserFunctionError(e.to_string().into()))
-    })?;
-    Ok(())
+/// Opens the PostgreSQL database at `url` with at most `max_connections` connections, bringing
+/// its schema up to date (several instances starting at once take turns).
+pub fn open_postgres(url: &str, max_connections: usize, keys: &crate::keys::ServerKeys) -> Result<Store, Error> {
+    init(Store::postgres(url, max_connections, keys.clone())?)
+}
+
+/// The database `config` names (crate::config::DatabaseConfig), with the data directory's keys.
+pub fn open_configured(config: &crate::config::ServerConfig) -> Result<Store, Error> {
+    let keys = crate::pki::server_keys(&config.data_dir)?;
+    match &config.database.url {
+        Some(url) => open_postgres(url, config.database.max_connections, &keys),
+        None => open(&config.db_path(), &keys),
+    }
+}
+
+/// An in-memory SQLite database with random keys (tests).
+pub fn open_in_memory() -> Result<Store, Error> {
+    let conn = rusqlite::Connection::open_in_memory().map_err(crate::store::Error::from)?;
+    open_sqlite_conn(conn, &crate::keys::ServerKeys::random()?)
+}
+
+/// A store on an SQLite connection already open (tests: in memory), its schema brought up to date.
+pub fn open_sqlite_conn(conn: rusqlite::Connection, keys: &crate::keys::ServerKeys) -> Result<Store, Error> {
+    init(Store::sqlite(conn, keys.clone()))
+}
+
+/// Upgrades a database made by an older build, and checks the audit chain is keyed.
+fn init(store: Store) -> Result<Store, Error> {
+    {
+        let c = store.conn();
+        if let Some(sqlite) = c.sqlite() {
+            // Deleted content overwritten with zeros: a shredded secret must not survive in a
+            // free page or a page's free space.
+            sqlite
+                .execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+                     PRAGMA secure_delete = ON;",
+                )
+                .map_err(crate::store::Error::from)?;
+            // Files from before schema versions.
+            migrate_audit_chain(&c)?;
+            add_missing_columns(&c)?;
+        }
+        crate::store::schema::migrate(&c)?;
+        crate::audit::ensure_keyed(&c)?;
+        seal_plain_seeds(&c)?;
+    }
+    Ok(store)
 }
 
 /// Seals the TOTP seeds a database from before sealing kept in the clear (once; a sealed one
 /// starts with `keys::SEALED_PREFIX`, which a base32 seed cannot).
-fn seal_plain_seeds(conn: &Connection) -> Result<(), Error> {
-    conn.execute(
-        "UPDATE staff SET totp_secret = sc_seal(totp_secret, username) WHERE totp_secret NOT LIKE ?1",
+fn seal_plain_seeds(conn: &Conn<'_>) -> Result<(), Error> {
+    let plain = conn.query_vec(
+        "SELECT id, username, totp_secret FROM staff WHERE totp_secret NOT LIKE ?1",
         params![format!("{}%", crate::keys::SEALED_PREFIX)],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, zeroize::Zeroizing::new(r.get::<_, String>(2)?))),
     )?;
+    for (id, username, seed) in plain {
+        let sealed = conn.keys().seal.seal(&seed, &username)?;
+        conn.execute("UPDATE staff SET totp_secret = ?2 WHERE id = ?1", params![id, sealed])?;
+    }
     Ok(())
 }
 
 /// Columns added since a table was first made (SQLite cannot `ADD COLUMN IF NOT EXISTS`).
-fn add_missing_columns(conn: &Connection) -> Result<(), Error> {
+fn add_missing_columns(conn: &Conn<'_>) -> Result<(), Error> {
     let has = |table: &str, column: &str| -> Result<bool, Error> {
         Ok(conn.query_row(
             "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
@@ -256,7 +124,7 @@ fn add_missing_columns(conn: &Connection) -> Result<(), Error> {
 
 /// A database made before the audit chain gets the chain's columns, and its existing rows are
 /// chained once, here (never later: a row with an empty hash afterwards is a broken link).
-fn migrate_audit_chain(conn: &Connection) -> Result<(), Error> {
+fn migrate_audit_chain(conn: &Conn<'_>) -> Result<(), Error> {
     let exists: bool =
         conn.query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'audit'", [], |r| {
             r.get(0)
@@ -269,20 +137,11 @@ fn migrate_audit_chain(conn: &Connection) -> Result<(), Error> {
     if has_hash {
         return Ok(());
     }
-    let tx = conn.unchecked_transaction()?;
+    let tx = conn.transaction()?;
     tx.execute_batch("ALTER TABLE audit ADD COLUMN prev_hash BLOB NOT NULL DEFAULT x''; ALTER TABLE audit ADD COLUMN hash BLOB NOT NULL DEFAULT x'';")?;
     crate::audit::chain_unchained(&tx)?;
     tx.commit()?;
     Ok(())
-}
-
-/// An in-memory database (tests).
-pub fn open_in_memory() -> Result<Connection, Error> {
-    let conn = Connection::open_in_memory()?;
-    prepare(&conn, &crate::keys::ServerKeys::random()?)?;
-    conn.execute_batch(SCHEMA)?;
-    crate::audit::ensure_keyed(&conn)?;
-    Ok(conn)
 }
 
 /// A prison row.
@@ -371,25 +230,19 @@ pub enum Subject<'a> {
     Device(&'a DeviceId),
 }
 
-/// Whether `e` is a constraint refusing the write (a unique name taken, a missing reference):
-/// the caller's conflict, not the server's fault. (PostgreSQL's SQLSTATE class 23.)
-pub(crate) fn is_constraint_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
-}
-
 /// Adds a prison.
-pub fn insert_prison(c: &Connection, name: &str) -> Result<Prison, Error> {
+pub fn insert_prison(c: &Conn<'_>, name: &str) -> Result<Prison, Error> {
     // RETURNING rather than the connection's last row id: it is the inserted row's, whatever else
     // runs on the connection, and PostgreSQL has it too.
     match c.query_row("INSERT INTO prisons (name) VALUES (?1) RETURNING id", params![name], |r| r.get(0)) {
         Ok(id) => Ok(Prison { id, name: name.to_owned() }),
-        Err(e) if is_constraint_violation(&e) => Err(Error::Conflict(format!("prison {name:?}"))),
+        Err(e) if e.is_constraint_violation() => Err(Error::Conflict(format!("prison {name:?}"))),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Finds a prison by name.
-pub fn prison_by_name(c: &Connection, name: &str) -> Result<Prison, Error> {
+pub fn prison_by_name(c: &Conn<'_>, name: &str) -> Result<Prison, Error> {
     c.query_row("SELECT id, name FROM prisons WHERE name = ?1", params![name], |r| {
         Ok(Prison { id: r.get(0)?, name: r.get(1)? })
     })
@@ -398,7 +251,7 @@ pub fn prison_by_name(c: &Connection, name: &str) -> Result<Prison, Error> {
 }
 
 /// Finds a prison by id.
-pub fn prison_by_id(c: &Connection, id: i64) -> Result<Prison, Error> {
+pub fn prison_by_id(c: &Conn<'_>, id: i64) -> Result<Prison, Error> {
     c.query_row("SELECT id, name FROM prisons WHERE id = ?1", params![id], |r| {
         Ok(Prison { id: r.get(0)?, name: r.get(1)? })
     })
@@ -431,56 +284,71 @@ impl std::fmt::Debug for NewStaff<'_> {
 }
 
 /// Adds a staff member.
-pub fn insert_staff(c: &Connection, s: &NewStaff<'_>) -> Result<i64, Error> {
+pub fn insert_staff(c: &Conn<'_>, s: &NewStaff<'_>) -> Result<i64, Error> {
     let res = c.query_row(
         "INSERT INTO staff (username, display_name, role, prison_id, password_hash, totp_secret, hospital)
-         VALUES (?1, ?2, ?3, ?4, ?5, sc_seal(?6, ?1), ?7) RETURNING id",
-        params![s.username, s.display_name, s.role, s.prison_id, s.password_hash, s.totp_secret, s.hospital],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        params![
+            s.username,
+            s.display_name,
+            s.role,
+            s.prison_id,
+            s.password_hash,
+            c.keys().seal.seal(s.totp_secret, s.username)?,
+            s.hospital
+        ],
         |r| r.get(0),
     );
     match res {
         Ok(id) => Ok(id),
-        Err(e) if is_constraint_violation(&e) => Err(Error::Conflict(format!("staff {:?}", s.username))),
+        Err(e) if e.is_constraint_violation() => Err(Error::Conflict(format!("staff {:?}", s.username))),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Finds a staff member by user name.
-pub fn staff_by_username(c: &Connection, username: &str) -> Result<Option<Staff>, Error> {
-    Ok(c.query_row(
-        "SELECT id, username, display_name, role, prison_id, password_hash, sc_unseal(totp_secret, username),
+pub fn staff_by_username(c: &Conn<'_>, username: &str) -> Result<Option<Staff>, Error> {
+    let sealed = c
+        .query_row(
+            "SELECT id, username, display_name, role, prison_id, password_hash, totp_secret,
                 last_totp_step, failures, lockouts, locked_until, disabled_at FROM staff WHERE username = ?1",
-        params![username],
-        |r| {
-            Ok(Staff {
-                id: r.get(0)?,
-                username: r.get(1)?,
-                display_name: r.get(2)?,
-                role: r.get(3)?,
-                prison_id: r.get(4)?,
-                password_hash: r.get(5)?,
-                totp_secret: r.get(6)?,
-                last_totp_step: r.get(7)?,
-                failures: r.get(8)?,
-                lockouts: r.get(9)?,
-                locked_until: r.get(10)?,
-                disabled_at: r.get(11)?,
-            })
-        },
-    )
-    .optional()?)
+            params![username],
+            |r| {
+                Ok(Staff {
+                    id: r.get(0)?,
+                    username: r.get(1)?,
+                    display_name: r.get(2)?,
+                    role: r.get(3)?,
+                    prison_id: r.get(4)?,
+                    password_hash: r.get(5)?,
+                    totp_secret: r.get(6)?,
+                    last_totp_step: r.get(7)?,
+                    failures: r.get(8)?,
+                    lockouts: r.get(9)?,
+                    locked_until: r.get(10)?,
+                    disabled_at: r.get(11)?,
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut staff) = sealed else { return Ok(None) };
+    staff.totp_secret = c.keys().seal.open(&staff.totp_secret, &staff.username)?;
+    Ok(Some(staff))
 }
 
-/// Records an accepted TOTP step.
-pub fn set_totp_step(c: &Connection, staff_id: i64, step: i64) -> Result<(), Error> {
-    c.execute("UPDATE staff SET last_totp_step = ?2 WHERE id = ?1", params![staff_id, step])?;
-    Ok(())
+/// Records an accepted TOTP step; false if a step at or after it was recorded first (a code
+/// spent by a parallel request: the update itself checks, so no two requests spend one code).
+pub fn set_totp_step(c: &Conn<'_>, staff_id: i64, step: i64) -> Result<bool, Error> {
+    let n = c.execute(
+        "UPDATE staff SET last_totp_step = ?2 WHERE id = ?1 AND last_totp_step < ?2",
+        params![staff_id, step],
+    )?;
+    Ok(n == 1)
 }
 
-fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+fn device_from_row(r: &crate::store::Row<'_>) -> crate::store::Result<Device> {
     let id: String = r.get(0)?;
-    let id = DeviceId::try_from(id)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+    let id = DeviceId::try_from(id).map_err(|e| crate::store::Error::conversion(0, e))?;
     Ok(Device {
         id,
         prison_id: r.get(1)?,
@@ -500,7 +368,7 @@ const DEVICE_COLUMNS: &str = "id, prison_id, public_key, hostname, exchange_secr
     last_contact, failures, lockouts, locked_until";
 
 /// Finds a device.
-pub fn device(c: &Connection, id: &DeviceId) -> Result<Option<Device>, Error> {
+pub fn device(c: &Conn<'_>, id: &DeviceId) -> Result<Option<Device>, Error> {
     Ok(c.query_row(
         &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
         params![id.as_str()],
@@ -510,7 +378,7 @@ pub fn device(c: &Connection, id: &DeviceId) -> Result<Option<Device>, Error> {
 }
 
 /// All devices, newest first.
-pub fn devices(c: &Connection) -> Result<Vec<Device>, Error> {
+pub fn devices(c: &Conn<'_>) -> Result<Vec<Device>, Error> {
     let mut stmt = c.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at DESC, id"))?;
     let rows = stmt.query_map([], device_from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -518,7 +386,7 @@ pub fn devices(c: &Connection) -> Result<Vec<Device>, Error> {
 
 /// Adds a device.
 pub fn insert_device(
-    c: &Connection,
+    c: &Conn<'_>,
     id: &DeviceId,
     prison_id: i64,
     public_key: &[u8],
@@ -535,7 +403,7 @@ pub fn insert_device(
 }
 
 /// Crypto-shreds a device: its exchange secret is overwritten and deleted in one statement.
-pub fn shred_device(c: &Connection, id: &DeviceId, reason: &str, now: i64) -> Result<bool, Error> {
+pub fn shred_device(c: &Conn<'_>, id: &DeviceId, reason: &str, now: i64) -> Result<bool, Error> {
     let n = c.execute(
         "UPDATE devices SET exchange_secret = NULL, revoked_at = COALESCE(revoked_at, ?2), revoke_reason = ?3
          WHERE id = ?1",
@@ -561,7 +429,7 @@ pub struct Brick {
     pub wiped_at: Option<i64>,
 }
 
-fn brick_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Brick> {
+fn brick_row(r: &crate::store::Row<'_>) -> crate::store::Result<Brick> {
     Ok(Brick {
         command_id: r.get(0)?,
         device_id: r.get(1)?,
@@ -573,7 +441,7 @@ fn brick_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Brick> {
 }
 
 /// The device's brick, if it was bricked.
-pub fn brick_of(c: &Connection, id: &DeviceId) -> Result<Option<Brick>, Error> {
+pub fn brick_of(c: &Conn<'_>, id: &DeviceId) -> Result<Option<Brick>, Error> {
     Ok(c
         .query_row(
             "SELECT command_id, device_id, reason, by_staff, created_at, wiped_at FROM bricks WHERE device_id = ?1 ORDER BY created_at LIMIT 1",
@@ -584,7 +452,7 @@ pub fn brick_of(c: &Connection, id: &DeviceId) -> Result<Option<Brick>, Error> {
 }
 
 /// Every brick, newest first.
-pub fn bricks(c: &Connection) -> Result<Vec<Brick>, Error> {
+pub fn bricks(c: &Conn<'_>) -> Result<Vec<Brick>, Error> {
     let mut stmt = c.prepare(
         "SELECT command_id, device_id, reason, by_staff, created_at, wiped_at FROM bricks ORDER BY created_at DESC",
     )?;
@@ -594,7 +462,7 @@ pub fn bricks(c: &Connection) -> Result<Vec<Brick>, Error> {
 
 /// Records a brick.
 pub fn insert_brick(
-    c: &Connection,
+    c: &Conn<'_>,
     command_id: &str,
     id: &DeviceId,
     reason: &str,
@@ -609,13 +477,7 @@ pub fn insert_brick(
 }
 
 /// Stores a verified receipt; false when the device has no such brick. A repeat keeps the first.
-pub fn record_receipt(
-    c: &Connection,
-    id: &DeviceId,
-    command_id: &str,
-    receipt: &[u8],
-    now: i64,
-) -> Result<bool, Error> {
+pub fn record_receipt(c: &Conn<'_>, id: &DeviceId, command_id: &str, receipt: &[u8], now: i64) -> Result<bool, Error> {
     let n = c.execute(
         "UPDATE bricks SET wiped_at = COALESCE(wiped_at, ?3), receipt = COALESCE(receipt, ?4) WHERE device_id = ?1 AND command_id = ?2",
         params![id.as_str(), command_id, now, receipt],
@@ -624,13 +486,13 @@ pub fn record_receipt(
 }
 
 /// Records a successful contact.
-pub fn touch_device(c: &Connection, id: &DeviceId, now: i64) -> Result<(), Error> {
+pub fn touch_device(c: &Conn<'_>, id: &DeviceId, now: i64) -> Result<(), Error> {
     c.execute("UPDATE devices SET last_contact = ?2 WHERE id = ?1", params![id.as_str(), now])?;
     Ok(())
 }
 
 /// Records a nonce; false if this device used it before.
-pub fn claim_nonce(c: &Connection, device: &DeviceId, nonce: &[u8], now: i64, keep_secs: i64) -> Result<bool, Error> {
+pub fn claim_nonce(c: &Conn<'_>, device: &DeviceId, nonce: &[u8], now: i64, keep_secs: i64) -> Result<bool, Error> {
     // Nonces older than the freshness window can never be replayed successfully: forget them.
     c.execute("DELETE FROM nonces WHERE seen_at < ?1", params![now - keep_secs])?;
     let n = c.execute(
@@ -641,7 +503,7 @@ pub fn claim_nonce(c: &Connection, device: &DeviceId, nonce: &[u8], now: i64, ke
 }
 
 /// Adds an enrolment token (its hash only).
-pub fn insert_enrol_token(c: &Connection, hash: &[u8], prison_id: i64, now: i64, expires_at: i64) -> Result<(), Error> {
+pub fn insert_enrol_token(c: &Conn<'_>, hash: &[u8], prison_id: i64, now: i64, expires_at: i64) -> Result<(), Error> {
     c.execute(
         "INSERT INTO enrol_tokens (hash, prison_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
         params![hash, prison_id, now, expires_at],
@@ -661,7 +523,7 @@ pub struct EnrolToken {
 }
 
 /// Looks up a token by hash.
-pub fn enrol_token(c: &Connection, hash: &[u8]) -> Result<Option<EnrolToken>, Error> {
+pub fn enrol_token(c: &Conn<'_>, hash: &[u8]) -> Result<Option<EnrolToken>, Error> {
     Ok(c.query_row("SELECT prison_id, expires_at, used_at FROM enrol_tokens WHERE hash = ?1", params![hash], |r| {
         Ok(EnrolToken { prison_id: r.get(0)?, expires_at: r.get(1)?, used_at: r.get(2)? })
     })
@@ -669,7 +531,7 @@ pub fn enrol_token(c: &Connection, hash: &[u8]) -> Result<Option<EnrolToken>, Er
 }
 
 /// Marks a token used; false if it was already used.
-pub fn use_enrol_token(c: &Connection, hash: &[u8], device: &DeviceId, now: i64) -> Result<bool, Error> {
+pub fn use_enrol_token(c: &Conn<'_>, hash: &[u8], device: &DeviceId, now: i64) -> Result<bool, Error> {
     let n = c.execute(
         "UPDATE enrol_tokens SET used_at = ?2, device_id = ?3 WHERE hash = ?1 AND used_at IS NULL",
         params![hash, now, device.as_str()],
@@ -677,10 +539,10 @@ pub fn use_enrol_token(c: &Connection, hash: &[u8], device: &DeviceId, now: i64)
     Ok(n == 1)
 }
 
-fn table(s: Subject<'_>) -> (&'static str, rusqlite::types::Value) {
+fn table(s: Subject<'_>) -> (&'static str, crate::store::Value<'_>) {
     match s {
-        Subject::Staff(id) => ("staff", rusqlite::types::Value::Integer(id)),
-        Subject::Device(id) => ("devices", rusqlite::types::Value::Text(id.as_str().to_owned())),
+        Subject::Staff(id) => ("staff", crate::store::Value::Int(id)),
+        Subject::Device(id) => ("devices", crate::store::Value::Text(id.as_str())),
     }
 }
 
@@ -689,38 +551,43 @@ fn table(s: Subject<'_>) -> (&'static str, rusqlite::types::Value) {
 /// lock-outs until one is `forget_secs` past, whatever succeeded in between: a success that
 /// reset it would hand a guesser who shares the account short lock-outs again.
 pub fn record_failure(
-    c: &Connection,
+    c: &Conn<'_>,
     s: Subject<'_>,
     lockout: &crate::config::Lockout,
     now: i64,
 ) -> Result<Option<u64>, Error> {
     let (t, id) = table(s);
-    let (failures, lockouts, locked_until): (u32, u32, i64) =
-        c.query_row(&format!("SELECT failures, lockouts, locked_until FROM {t} WHERE id = ?1"), params![id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-    let forgotten = locked_until.saturating_add(i64::try_from(lockout.forget_secs).unwrap_or(i64::MAX)) <= now;
-    let lockouts = if forgotten { 0 } else { lockouts };
-    let failures = failures + 1;
-    if failures >= lockout.max_failures {
-        let secs = lockout.base_secs.saturating_mul(1u64 << lockouts.min(20)).min(lockout.max_secs);
-        let until = now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
-        c.execute(
-            &format!("UPDATE {t} SET failures = 0, lockouts = ?2, locked_until = ?3 WHERE id = ?1"),
-            params![id, lockouts.saturating_add(1), until],
+    // Read, then written: the row is locked between (on PostgreSQL), so parallel failures each count.
+    c.atomically(|c| {
+        c.lock_rows(t, "id", id)?;
+        let (failures, lockouts, locked_until): (u32, u32, i64) = c.query_row(
+            &format!("SELECT failures, lockouts, locked_until FROM {t} WHERE id = ?1"),
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        Ok(Some(secs))
-    } else {
-        c.execute(
-            &format!("UPDATE {t} SET failures = ?2, lockouts = ?3 WHERE id = ?1"),
-            params![id, failures, lockouts],
-        )?;
-        Ok(None)
-    }
+        let forgotten = locked_until.saturating_add(i64::try_from(lockout.forget_secs).unwrap_or(i64::MAX)) <= now;
+        let lockouts = if forgotten { 0 } else { lockouts };
+        let failures = failures + 1;
+        if failures >= lockout.max_failures {
+            let secs = lockout.base_secs.saturating_mul(1u64 << lockouts.min(20)).min(lockout.max_secs);
+            let until = now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+            c.execute(
+                &format!("UPDATE {t} SET failures = 0, lockouts = ?2, locked_until = ?3 WHERE id = ?1"),
+                params![id, lockouts.saturating_add(1), until],
+            )?;
+            Ok(Some(secs))
+        } else {
+            c.execute(
+                &format!("UPDATE {t} SET failures = ?2, lockouts = ?3 WHERE id = ?1"),
+                params![id, failures, lockouts],
+            )?;
+            Ok(None)
+        }
+    })
 }
 
 /// Clears the run of failures after a success; the back-off history stays (see `record_failure`).
-pub fn clear_failures(c: &Connection, s: Subject<'_>) -> Result<(), Error> {
+pub fn clear_failures(c: &Conn<'_>, s: Subject<'_>) -> Result<(), Error> {
     let (t, id) = table(s);
     c.execute(&format!("UPDATE {t} SET failures = 0 WHERE id = ?1"), params![id])?;
     Ok(())
@@ -734,7 +601,7 @@ pub fn token_hash(token: &[u8]) -> Vec<u8> {
 
 /// Stores a kiosk session (an unlocked laptop's bearer token).
 pub fn insert_kiosk_session(
-    c: &Connection,
+    c: &Conn<'_>,
     token: &[u8],
     device: &DeviceId,
     staff_id: i64,
@@ -763,12 +630,12 @@ pub struct KioskSession {
 }
 
 /// Finds a live kiosk session whose device is not revoked.
-pub fn kiosk_session(c: &Connection, token: &[u8], now: i64) -> Result<Option<KioskSession>, Error> {
+pub fn kiosk_session(c: &Conn<'_>, token: &[u8], now: i64) -> Result<Option<KioskSession>, Error> {
     kiosk_session_by_hash(c, &token_hash(token), now)
 }
 
 /// As [`kiosk_session`], by the token's hash (what a live connection keeps).
-pub fn kiosk_session_by_hash(c: &Connection, hash: &[u8], now: i64) -> Result<Option<KioskSession>, Error> {
+pub fn kiosk_session_by_hash(c: &Conn<'_>, hash: &[u8], now: i64) -> Result<Option<KioskSession>, Error> {
     Ok(c.query_row(
         "SELECT k.device_id, d.prison_id, k.staff_id, s.display_name FROM kiosk_sessions k
          JOIN devices d ON d.id = k.device_id JOIN staff s ON s.id = k.staff_id
@@ -777,8 +644,7 @@ pub fn kiosk_session_by_hash(c: &Connection, hash: &[u8], now: i64) -> Result<Op
         params![hash, now],
         |r| {
             let id: String = r.get(0)?;
-            let device_id = DeviceId::try_from(id)
-                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+            let device_id = DeviceId::try_from(id).map_err(|e| crate::store::Error::conversion(0, e))?;
             Ok(KioskSession { device_id, prison_id: r.get(1)?, staff_id: r.get(2)?, nurse: r.get(3)? })
         },
     )
@@ -786,13 +652,13 @@ pub fn kiosk_session_by_hash(c: &Connection, hash: &[u8], now: i64) -> Result<Op
 }
 
 /// Ends a kiosk session (the laptop locked).
-pub fn delete_kiosk_session(c: &Connection, token: &[u8]) -> Result<(), Error> {
+pub fn delete_kiosk_session(c: &Conn<'_>, token: &[u8]) -> Result<(), Error> {
     c.execute("DELETE FROM kiosk_sessions WHERE token_hash = ?1", params![token_hash(token)])?;
     Ok(())
 }
 
 /// Stores a staff member's browser session.
-pub fn insert_web_session(c: &Connection, token: &[u8], staff_id: i64, now: i64, expires_at: i64) -> Result<(), Error> {
+pub fn insert_web_session(c: &Conn<'_>, token: &[u8], staff_id: i64, now: i64, expires_at: i64) -> Result<(), Error> {
     c.execute("DELETE FROM web_sessions WHERE expires_at <= ?1", params![now])?;
     c.execute(
         "INSERT INTO web_sessions (token_hash, staff_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
@@ -814,12 +680,12 @@ pub struct WebSession {
 
 /// Finds a live browser session of a staff member holding `role` (a consultant's session is no
 /// use on IT's pages, and the other way round).
-pub fn web_session(c: &Connection, token: &[u8], now: i64, role: &str) -> Result<Option<WebSession>, Error> {
+pub fn web_session(c: &Conn<'_>, token: &[u8], now: i64, role: &str) -> Result<Option<WebSession>, Error> {
     web_session_by_hash(c, &token_hash(token), now, role)
 }
 
 /// As [`web_session`], by the token's hash (what a live connection keeps).
-pub fn web_session_by_hash(c: &Connection, hash: &[u8], now: i64, role: &str) -> Result<Option<WebSession>, Error> {
+pub fn web_session_by_hash(c: &Conn<'_>, hash: &[u8], now: i64, role: &str) -> Result<Option<WebSession>, Error> {
     Ok(c.query_row(
         "SELECT s.id, s.display_name, s.username FROM web_sessions w JOIN staff s ON s.id = w.staff_id
          WHERE w.token_hash = ?1 AND w.expires_at > ?2 AND s.role = ?3 AND s.disabled_at IS NULL",
@@ -830,7 +696,7 @@ pub fn web_session_by_hash(c: &Connection, hash: &[u8], now: i64, role: &str) ->
 }
 
 /// Ends a browser session.
-pub fn delete_web_session(c: &Connection, token: &[u8]) -> Result<(), Error> {
+pub fn delete_web_session(c: &Conn<'_>, token: &[u8]) -> Result<(), Error> {
     c.execute("DELETE FROM web_sessions WHERE token_hash = ?1", params![token_hash(token)])?;
     Ok(())
 }
@@ -851,7 +717,7 @@ const APPOINTMENT_SELECT: &str =
             a.patient_number, a.patient_initials, s.hospital
      FROM appointments a JOIN staff s ON s.id = a.consultant_id JOIN prisons p ON p.id = a.prison_id";
 
-fn appointment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppointmentRow> {
+fn appointment_from_row(r: &crate::store::Row<'_>) -> crate::store::Result<AppointmentRow> {
     Ok(AppointmentRow {
         view: sc_proto::signal::Appointment {
             id: r.get(0)?,
@@ -894,7 +760,7 @@ pub struct NewAppointmentRow<'a> {
 }
 
 /// Adds an appointment.
-pub fn insert_appointment(c: &Connection, a: &NewAppointmentRow<'_>) -> Result<i64, Error> {
+pub fn insert_appointment(c: &Conn<'_>, a: &NewAppointmentRow<'_>) -> Result<i64, Error> {
     Ok(c.query_row(
         "INSERT INTO appointments (consultant_id, prison_id, starts_at, ends_at, room_code, patient_number, patient_initials)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
@@ -912,7 +778,7 @@ pub fn insert_appointment(c: &Connection, a: &NewAppointmentRow<'_>) -> Result<i
 }
 
 /// An appointment by id.
-pub fn appointment(c: &Connection, id: i64) -> Result<Option<AppointmentRow>, Error> {
+pub fn appointment(c: &Conn<'_>, id: i64) -> Result<Option<AppointmentRow>, Error> {
     Ok(c.query_row(
         &format!("{APPOINTMENT_SELECT} WHERE a.id = ?1 AND a.cancelled_at IS NULL"),
         params![id],
@@ -922,7 +788,7 @@ pub fn appointment(c: &Connection, id: i64) -> Result<Option<AppointmentRow>, Er
 }
 
 /// An appointment by room code.
-pub fn appointment_by_code(c: &Connection, code: &str) -> Result<Option<AppointmentRow>, Error> {
+pub fn appointment_by_code(c: &Conn<'_>, code: &str) -> Result<Option<AppointmentRow>, Error> {
     Ok(c.query_row(
         &format!("{APPOINTMENT_SELECT} WHERE a.room_code = ?1 AND a.cancelled_at IS NULL"),
         params![code],
@@ -933,7 +799,7 @@ pub fn appointment_by_code(c: &Connection, code: &str) -> Result<Option<Appointm
 
 /// Appointments overlapping `[from, to)`, for a prison or a consultant, earliest first.
 pub fn appointments_between(
-    c: &Connection,
+    c: &Conn<'_>,
     prison_id: Option<i64>,
     consultant_id: Option<i64>,
     from: i64,
@@ -941,14 +807,14 @@ pub fn appointments_between(
 ) -> Result<Vec<AppointmentRow>, Error> {
     let mut stmt = c.prepare(&format!(
         "{APPOINTMENT_SELECT} WHERE a.cancelled_at IS NULL AND a.ends_at > ?1 AND a.starts_at < ?2
-         AND (?3 IS NULL OR a.prison_id = ?3) AND (?4 IS NULL OR a.consultant_id = ?4) ORDER BY a.starts_at, a.id"
+         AND (CAST(?3 AS BIGINT) IS NULL OR a.prison_id = ?3) AND (CAST(?4 AS BIGINT) IS NULL OR a.consultant_id = ?4) ORDER BY a.starts_at, a.id"
     ))?;
     let rows = stmt.query_map(params![from, to, prison_id, consultant_id], appointment_from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 /// A prison's own posture policy, if IT set one.
-pub fn posture_policy(c: &Connection, prison_id: i64) -> Result<Option<crate::config::PosturePolicy>, Error> {
+pub fn posture_policy(c: &Conn<'_>, prison_id: i64) -> Result<Option<crate::config::PosturePolicy>, Error> {
     let json: Option<String> = c
         .query_row("SELECT policy FROM prison_posture WHERE prison_id = ?1", params![prison_id], |r| r.get(0))
         .optional()?;
@@ -959,7 +825,7 @@ pub fn posture_policy(c: &Connection, prison_id: i64) -> Result<Option<crate::co
 }
 
 /// Sets a prison's posture policy.
-pub fn set_posture_policy(c: &Connection, prison_id: i64, policy: &crate::config::PosturePolicy) -> Result<(), Error> {
+pub fn set_posture_policy(c: &Conn<'_>, prison_id: i64, policy: &crate::config::PosturePolicy) -> Result<(), Error> {
     let json = serde_json::to_string(policy).map_err(|e| Error::Config(e.to_string()))?;
     c.execute(
         "INSERT INTO prison_posture (prison_id, policy) VALUES (?1, ?2)
@@ -983,7 +849,7 @@ pub struct PostureRecord {
 }
 
 /// Keeps a laptop's last posture report.
-pub fn record_posture(c: &Connection, id: &DeviceId, record: &PostureRecord) -> Result<(), Error> {
+pub fn record_posture(c: &Conn<'_>, id: &DeviceId, record: &PostureRecord) -> Result<(), Error> {
     let report = serde_json::to_string(&record.report).map_err(|e| Error::Config(e.to_string()))?;
     c.execute(
         "INSERT INTO device_posture (device_id, at, stage, report, failing) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -995,7 +861,7 @@ pub fn record_posture(c: &Connection, id: &DeviceId, record: &PostureRecord) -> 
 }
 
 /// A laptop's last posture report, if it made one.
-pub fn posture_of(c: &Connection, id: &DeviceId) -> Result<Option<PostureRecord>, Error> {
+pub fn posture_of(c: &Conn<'_>, id: &DeviceId) -> Result<Option<PostureRecord>, Error> {
     let row: Option<(i64, String, String, String)> = c
         .query_row(
             "SELECT at, stage, report, failing FROM device_posture WHERE device_id = ?1",
@@ -1015,7 +881,7 @@ pub fn posture_of(c: &Connection, id: &DeviceId) -> Result<Option<PostureRecord>
 }
 
 /// Records IT staff's asset tag and the firmware's serial number for a laptop.
-pub fn label_device(c: &Connection, id: &DeviceId, asset_tag: &str, serial: &str) -> Result<(), Error> {
+pub fn label_device(c: &Conn<'_>, id: &DeviceId, asset_tag: &str, serial: &str) -> Result<(), Error> {
     c.execute(
         "INSERT INTO device_labels (device_id, asset_tag, serial) VALUES (?1, ?2, ?3)
          ON CONFLICT (device_id) DO UPDATE SET asset_tag = excluded.asset_tag, serial = excluded.serial",
@@ -1025,7 +891,7 @@ pub fn label_device(c: &Connection, id: &DeviceId, asset_tag: &str, serial: &str
 }
 
 /// A laptop's asset tag and serial number (empty when not given).
-pub fn device_label(c: &Connection, id: &DeviceId) -> Result<(String, String), Error> {
+pub fn device_label(c: &Conn<'_>, id: &DeviceId) -> Result<(String, String), Error> {
     Ok(c.query_row("SELECT asset_tag, serial FROM device_labels WHERE device_id = ?1", params![id.as_str()], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })

@@ -4,6 +4,7 @@
 //! receipts are verified with the device key and close the brick. See docs/brick.md.
 
 use crate::audit::{self, Reason};
+use crate::store::Conn;
 use crate::{db, AppState, Error};
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -12,7 +13,6 @@ use axum::response::Response;
 use axum::Json;
 use futures_util::{SinkExt as _, StreamExt as _};
 use ring::signature::{UnparsedPublicKey, ED25519};
-use rusqlite::Connection;
 use sc_proto::brick::{
     BrickCommand, ChannelDown, ChannelUp, HelloPayload, ReceiptAck, ReceiptPayload, WipeCause, SIG_CONTEXT_BRICK,
     SIG_CONTEXT_HELLO, SIG_CONTEXT_RECEIPT,
@@ -43,7 +43,7 @@ pub fn sign_brick(state: &AppState, command_id: &str, device: &DeviceId, challen
 }
 
 /// Audits a brick command going out to its laptop.
-fn audit_delivery(c: &Connection, now: i64, device: &DeviceId, command_id: &str, via: &str) -> Result<(), Error> {
+fn audit_delivery(c: &Conn<'_>, now: i64, device: &DeviceId, command_id: &str, via: &str) -> Result<(), Error> {
     let entry = audit::Entry {
         event: "brick_delivered",
         outcome: "ok",
@@ -56,7 +56,7 @@ fn audit_delivery(c: &Connection, now: i64, device: &DeviceId, command_id: &str,
 
 /// Parses a device-signed payload and checks the signature against the enrolled key.
 fn verified<T: serde::de::DeserializeOwned>(
-    c: &Connection,
+    c: &Conn<'_>,
     signed: &Signed,
     context: &[u8],
     device_of: impl Fn(&T) -> &DeviceId,
@@ -117,7 +117,7 @@ pub async fn receipt(State(state): State<AppState>, body: Bytes) -> Result<Json<
     let now = state.now();
     let c = state.db();
     let (receipt, device) = verified::<ReceiptPayload>(&c, &signed, SIG_CONTEXT_RECEIPT, |r| &r.device_id)?;
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
     let detail = match &receipt.cause {
         WipeCause::Brick { command_id } => {
             if !db::record_receipt(&tx, &device.id, command_id, &signed.payload.0, now)? {

@@ -70,7 +70,7 @@ pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> 
     let (secret, exchange_public) = sc_keyx::ServerSecret::generate().map_err(|e| Error::Crypto(e.to_string()))?;
     let prison = db::prison_by_id(&conn, token.prison_id)?;
 
-    let tx = conn.unchecked_transaction()?;
+    let tx = conn.transaction()?;
     if !db::use_enrol_token(&tx, &hash, &device_id, now)? {
         return Err(refuse(Reason::TokenUsed));
     }

@@ -41,7 +41,7 @@ pub enum Error {
     NotNow(String),
     /// The database failed.
     #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] crate::store::Error),
     /// A file operation failed.
     #[error("{what}: {source}")]
     Io {

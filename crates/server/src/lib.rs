@@ -32,6 +32,7 @@ pub mod signal;
 pub mod signin;
 pub mod staff;
 pub mod state;
+pub mod store;
 pub mod tally;
 pub mod team_web;
 pub mod turn;

@@ -262,12 +262,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             counted.tally.flush(&counted.db(), counted.now())?;
         }
         Command::AddPrison { name } => {
-            let p = admin::add_prison(&database(&config)?, &name, now())?;
+            let p = admin::add_prison(&database(&config)?.conn(), &name, now())?;
             println!("prison {} added (id {})", p.name, p.id);
         }
         Command::AddStaff { username, name, role, prison, hospital } => {
             let password = read_password()?;
-            let conn = database(&config)?;
+            let store = database(&config)?;
+            let conn = store.conn();
             let secret = admin::add_staff(
                 &conn,
                 &config,
@@ -287,7 +288,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::EnrolToken { prison, ttl_hours } => {
             let keys = pki::load(&config.data_dir)?;
-            let conn = database(&config)?;
+            let store = database(&config)?;
+            let conn = store.conn();
             let ttl = ttl_hours.map_or(config.enrol_token_secs, |h| h.saturating_mul(3600));
             if ttl <= 0 {
                 return Err(Error::BadRequest("a token must be valid for some time".into()));
@@ -306,7 +308,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 _ => None,
             };
             let a = admin::add_appointment(
-                &database(&config)?,
+                &database(&config)?.conn(),
                 &consultant,
                 &prison,
                 starts,
@@ -317,7 +319,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             println!("appointment {} room code {}", a.id, a.room_code);
         }
         Command::ListDevices { json } => {
-            let devices = admin::list_devices(&database(&config)?)?;
+            let devices = admin::list_devices(&database(&config)?.conn())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&devices).map_err(|e| Error::Config(e.to_string()))?);
             } else {
@@ -335,7 +337,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::ListStaff { json } => {
-            let rows = sc_server::staff::list(&database(&config)?, now())?;
+            let rows = sc_server::staff::list(&database(&config)?.conn(), now())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| Error::Config(e.to_string()))?);
             } else {
@@ -347,35 +349,42 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::DisableStaff { username, reason, by } => {
-            let ended = sc_server::staff::disable(&database(&config)?, &username, &reason, &by, now())?;
+            let ended = sc_server::staff::disable(&database(&config)?.conn(), &username, &reason, &by, now())?;
             // A running server closes their live connections within its sweep.
             println!("{username} disabled; {} session(s) ended", ended.0.len());
         }
         Command::ResetPassword { username, by } => {
             let password = read_password()?;
-            let ended =
-                sc_server::staff::reset_password(&database(&config)?, &config, &username, &password, &by, now())?;
+            let ended = sc_server::staff::reset_password(
+                &database(&config)?.conn(),
+                &config,
+                &username,
+                &password,
+                &by,
+                now(),
+            )?;
             println!("{username}'s password reset; {} session(s) ended", ended.0.len());
         }
         Command::ResetTotp { username, by } => {
-            let (seed, ended) = sc_server::staff::reset_totp(&database(&config)?, &username, &by, now())?;
+            let (seed, ended) = sc_server::staff::reset_totp(&database(&config)?.conn(), &username, &by, now())?;
             println!("{username}'s new TOTP secret (shown once): {}", seed.totp_secret);
             println!("otpauth URI: {}", seed.otpauth_uri);
             println!("{} session(s) ended", ended.0.len());
         }
         Command::LiftLockout { username, reason, by } => {
-            sc_server::staff::lift_lockout(&database(&config)?, &username, &reason, &by, now())?;
+            sc_server::staff::lift_lockout(&database(&config)?.conn(), &username, &reason, &by, now())?;
             println!("{username}'s lock-out lifted");
         }
         Command::BrickDevice { id, reason, by } => {
             let id = id.parse().map_err(|e| Error::BadRequest(format!("{e}")))?;
-            let command = admin::brick_device(&database(&config)?, &id, &reason, &by, now())?;
+            let command = admin::brick_device(&database(&config)?.conn(), &id, &reason, &by, now())?;
             println!(
                 "device {id} bricked: its secret is destroyed; wipe command {command} goes out on its next contact"
             );
         }
         Command::PosturePolicy { prison, file, production, by } => {
-            let c = database(&config)?;
+            let store = database(&config)?;
+            let c = store.conn();
             let policy = match (file, production) {
                 (Some(path), _) => {
                     let text =
@@ -399,13 +408,14 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::ListBricks => {
             println!("{:<32}  {:<32}  {:<8}  {:<12}  reason", "command", "device", "state", "by");
-            for b in db::bricks(&database(&config)?)? {
+            for b in db::bricks(&database(&config)?.conn())? {
                 let state = if b.wiped_at.is_some() { "wiped" } else { "pending" };
                 println!("{:<32}  {:<32}  {state:<8}  {:<12}  {}", b.command_id, b.device_id, b.by_staff, b.reason);
             }
         }
         Command::AuditVerify { checkpoint } => {
-            let c = database(&config)?;
+            let store = database(&config)?;
+            let c = store.conn();
             match audit::verify(&c)? {
                 Ok(v) => {
                     let head: String = v.head.iter().map(|b| format!("{b:02x}")).collect();
@@ -426,13 +436,13 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::AuditCheckpoint => {
             let keys = pki::load(&config.data_dir)?;
-            match audit::checkpoint(&database(&config)?, &keys.command_key, now())? {
+            match audit::checkpoint(&database(&config)?.conn(), &keys.command_key, now())? {
                 Ok(signed) => println!("{}", serde_json::to_string(&signed).map_err(|e| Error::Config(e.to_string()))?),
                 Err(broken) => return Err(Error::Config(format!("no checkpoint of a broken chain: {broken}"))),
             }
         }
         Command::Audit { limit } => {
-            for row in audit::tail(&database(&config)?, limit)? {
+            for row in audit::tail(&database(&config)?.conn(), limit)? {
                 println!("{}", serde_json::to_string(&row).map_err(|e| Error::Config(e.to_string()))?);
             }
         }
@@ -447,9 +457,9 @@ fn read_password() -> Result<zeroize::Zeroizing<String>, Error> {
     Ok(zeroize::Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
-/// The database, with the server's keys from the data directory.
-fn database(config: &ServerConfig) -> Result<rusqlite::Connection, Error> {
-    db::open(&config.db_path(), &pki::server_keys(&config.data_dir)?)
+/// The database the configuration names, with the server's keys from the data directory.
+fn database(config: &ServerConfig) -> Result<sc_server::store::Store, Error> {
+    db::open_configured(config)
 }
 
 /// Ctrl-C or SIGTERM (what systemd and the test harness send).

@@ -4,8 +4,8 @@
 //! overdue when urgent and unacknowledged too long. Who may see which note is decided by the
 //! callers (`team_web`, `web`); this module only stores and reads.
 
+use crate::store::{params, Conn, OptionalExtension as _};
 use crate::Error;
-use rusqlite::{params, Connection, OptionalExtension as _};
 use serde::{Deserialize, Serialize};
 
 /// How soon the prison's team must act on a note.
@@ -244,13 +244,13 @@ pub struct NewNote<'a> {
 
 /// Stores a note; returns its id and uid. The first note of an appointment is its only
 /// non-addendum note (a second is refused as a conflict: the consultant adds an addendum).
-pub fn insert(c: &Connection, n: &NewNote<'_>, now: i64) -> Result<(i64, String), Error> {
+pub fn insert(c: &Conn<'_>, n: &NewNote<'_>, now: i64) -> Result<(i64, String), Error> {
     let uid = new_uid()?;
     let body = serde_json::to_string(&n.draft.body).map_err(|e| Error::Crypto(format!("note: {e}")))?;
     let res = c.query_row(
         "INSERT INTO outcome_notes
            (uid, appointment_id, consultant_id, prison_id, addendum_to, created_at, urgency, follow_up_on, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, sc_seal(?9, ?10)) RETURNING id",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         params![
             uid,
             n.appointment_id,
@@ -260,14 +260,13 @@ pub fn insert(c: &Connection, n: &NewNote<'_>, now: i64) -> Result<(i64, String)
             now,
             n.draft.urgency.as_str(),
             n.draft.follow_up_on.map(format_date),
-            body,
-            seal_label(&uid)
+            c.keys().seal.seal(&body, &seal_label(&uid))?
         ],
         |r| r.get(0),
     );
     match res {
         Ok(id) => Ok((id, uid)),
-        Err(e) if crate::db::is_constraint_violation(&e) => {
+        Err(e) if e.is_constraint_violation() => {
             Err(Error::NotNow("this appointment already has an outcome note: add an addendum to it instead".into()))
         }
         Err(e) => Err(e.into()),
@@ -284,7 +283,7 @@ const HEADER_SELECT: &str = "SELECT n.id, n.uid, n.appointment_id, n.addendum_to
      LEFT JOIN note_acks ack ON ack.note_id = n.id
      LEFT JOIN staff k ON k.id = ack.staff_id";
 
-fn header_from_row(r: &rusqlite::Row<'_>, now: i64, overdue_after: i64) -> rusqlite::Result<NoteHeader> {
+fn header_from_row(r: &crate::store::Row<'_>, now: i64, overdue_after: i64) -> crate::store::Result<NoteHeader> {
     let urgency_text: String = r.get(11)?;
     // Written parsed; anything else was edited outside the server, and is treated as urgent
     // rather than hidden.
@@ -324,7 +323,7 @@ pub enum Whose {
 }
 
 /// The notes of a prison or a consultant, newest first.
-pub fn headers(c: &Connection, whose: Whose, now: i64, overdue_after: i64) -> Result<Vec<NoteHeader>, Error> {
+pub fn headers(c: &Conn<'_>, whose: Whose, now: i64, overdue_after: i64) -> Result<Vec<NoteHeader>, Error> {
     let (column, id) = match whose {
         Whose::Prison(id) => ("n.prison_id", id),
         Whose::Consultant(id) => ("n.consultant_id", id),
@@ -335,7 +334,7 @@ pub fn headers(c: &Connection, whose: Whose, now: i64, overdue_after: i64) -> Re
 }
 
 /// One note's header.
-pub fn header(c: &Connection, id: i64, now: i64, overdue_after: i64) -> Result<Option<NoteHeader>, Error> {
+pub fn header(c: &Conn<'_>, id: i64, now: i64, overdue_after: i64) -> Result<Option<NoteHeader>, Error> {
     Ok(c.query_row(&format!("{HEADER_SELECT} WHERE n.id = ?1"), params![id], |r| {
         header_from_row(r, now, overdue_after)
     })
@@ -343,20 +342,17 @@ pub fn header(c: &Connection, id: i64, now: i64, overdue_after: i64) -> Result<O
 }
 
 /// One whole note, its text unsealed.
-pub fn note(c: &Connection, id: i64, now: i64, overdue_after: i64) -> Result<Option<Note>, Error> {
+pub fn note(c: &Conn<'_>, id: i64, now: i64, overdue_after: i64) -> Result<Option<Note>, Error> {
     let Some(header) = header(c, id, now, overdue_after)? else { return Ok(None) };
-    let json: String = c.query_row(
-        "SELECT sc_unseal(body, ?2) FROM outcome_notes WHERE id = ?1",
-        params![id, seal_label(&header.uid)],
-        |r| r.get(0),
-    )?;
+    let sealed: String = c.query_row("SELECT body FROM outcome_notes WHERE id = ?1", params![id], |r| r.get(0))?;
+    let json = c.keys().seal.open(&sealed, &seal_label(&header.uid))?;
     let body = serde_json::from_str(&json).map_err(|e| Error::Crypto(format!("outcome note {id}: {e}")))?;
     Ok(Some(Note { header, body }))
 }
 
 /// Records that nurse `staff_id` acknowledged note `id` (the first acknowledgement stands).
 /// Returns whether this call was that first one.
-pub fn acknowledge(c: &Connection, id: i64, staff_id: i64, now: i64) -> Result<bool, Error> {
+pub fn acknowledge(c: &Conn<'_>, id: i64, staff_id: i64, now: i64) -> Result<bool, Error> {
     let n = c.execute(
         "INSERT INTO note_acks (note_id, staff_id, at) VALUES (?1, ?2, ?3) ON CONFLICT(note_id) DO NOTHING",
         params![id, staff_id, now],
@@ -365,7 +361,7 @@ pub fn acknowledge(c: &Connection, id: i64, staff_id: i64, now: i64) -> Result<b
 }
 
 /// How many of a prison's notes nobody has acknowledged yet.
-pub fn unacknowledged(c: &Connection, prison_id: i64) -> Result<u32, Error> {
+pub fn unacknowledged(c: &Conn<'_>, prison_id: i64) -> Result<u32, Error> {
     Ok(c.query_row(
         "SELECT COUNT(*) FROM outcome_notes n LEFT JOIN note_acks k ON k.note_id = n.id
          WHERE n.prison_id = ?1 AND k.note_id IS NULL",

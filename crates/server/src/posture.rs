@@ -5,8 +5,8 @@
 
 pub use crate::config::PosturePolicy;
 use crate::db::{self, Device, PostureRecord};
+use crate::store::Conn;
 use crate::{AppState, Error};
-use rusqlite::Connection;
 use sc_proto::Posture;
 
 const DAY: i64 = 86_400;
@@ -143,7 +143,7 @@ pub fn judge(policy: &PosturePolicy, posture: &Posture, now: i64, when: When) ->
 /// the device's last report. Returns what fails.
 pub fn check(
     state: &AppState,
-    c: &Connection,
+    c: &Conn<'_>,
     device: &Device,
     posture: &Posture,
     now: i64,
@@ -155,13 +155,13 @@ pub fn check(
 }
 
 /// The policy a prison's laptops are judged by: its own, or the server's default.
-pub fn policy_for(state: &AppState, c: &Connection, prison_id: i64) -> Result<PosturePolicy, Error> {
+pub fn policy_for(state: &AppState, c: &Conn<'_>, prison_id: i64) -> Result<PosturePolicy, Error> {
     Ok(db::posture_policy(c, prison_id)?.unwrap_or_else(|| state.config.posture.clone()))
 }
 
 /// Keeps `posture` as the device's last report, with what failed.
 pub fn keep(
-    c: &Connection,
+    c: &Conn<'_>,
     device: &sc_proto::DeviceId,
     posture: &Posture,
     failing: &[Failing],

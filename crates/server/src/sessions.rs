@@ -8,8 +8,8 @@
 //! the CLI, a lease running out) is found by [`Sessions::sweep`], which the server runs every
 //! [`SWEEP_EVERY`].
 
+use crate::store::Conn;
 use crate::{db, Error};
-use rusqlite::Connection;
 use sc_proto::DeviceId;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -128,7 +128,7 @@ impl Sessions {
 
     /// Closes the connections whose session the database no longer holds live (ended, expired,
     /// or its laptop revoked). Returns how many.
-    pub fn sweep(&self, c: &Connection, now: i64) -> Result<usize, Error> {
+    pub fn sweep(&self, c: &Conn<'_>, now: i64) -> Result<usize, Error> {
         let sessions: Vec<(u64, Option<&'static str>, Vec<u8>)> = self
             .lock()
             .iter()

@@ -11,8 +11,8 @@
 use crate::audit::Reason;
 use crate::config::Lockout;
 use crate::db::{self, Staff, Subject};
+use crate::store::Conn;
 use crate::{auth, Error};
-use rusqlite::Connection;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -80,7 +80,7 @@ impl HashPools {
 
 /// Phase one, under the database lock: the account `username` names, if its role may sign in on
 /// `channel`; otherwise nothing, exactly as for an unknown name.
-pub fn candidate(c: &Connection, username: &str, channel: Channel) -> Result<Option<Staff>, Error> {
+pub fn candidate(c: &Conn<'_>, username: &str, channel: Channel) -> Result<Option<Staff>, Error> {
     // A disabled account is checked against the dummy hash too: a leaver's password proves nothing.
     Ok(db::staff_by_username(c, username)?.filter(|s| s.role == channel.role() && s.disabled_at.is_none()))
 }
@@ -147,7 +147,16 @@ pub struct Attempt<'a> {
 /// Phase three, under the database lock: the account read again (another request may have
 /// locked it or spent a code meanwhile), its lock-out, the password's result, and the TOTP code,
 /// spent on success. A failure counts against the account only when the channel admits it.
-pub fn verdict(c: &Connection, a: &Attempt<'_>, now: i64, lockout: &Lockout) -> Result<Verdict, Error> {
+pub fn verdict(c: &Conn<'_>, a: &Attempt<'_>, now: i64, lockout: &Lockout) -> Result<Verdict, Error> {
+    // The account is read, judged and written in one transaction with its row locked (on
+    // PostgreSQL; SQLite's single writer does the same), so parallel attempts take turns.
+    c.atomically(|c| {
+        c.lock_rows("staff", "username", a.username)?;
+        judge(c, a, now, lockout)
+    })
+}
+
+fn judge(c: &Conn<'_>, a: &Attempt<'_>, now: i64, lockout: &Lockout) -> Result<Verdict, Error> {
     let (channel, username, code, checked, password_ok) = (a.channel, a.username, a.code, a.checked, a.password_ok);
     let Some(staff) = db::staff_by_username(c, username)? else {
         return Ok(Verdict::Refused { reason: Reason::UnknownStaff, known_name: None, locked_for: None });

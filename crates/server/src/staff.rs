@@ -5,8 +5,8 @@
 
 use crate::admin::NewStaffSecret;
 use crate::config::ServerConfig;
+use crate::store::{params, Conn, OptionalExtension as _};
 use crate::{audit, auth, Error};
-use rusqlite::{params, Connection, OptionalExtension as _};
 use serde::Serialize;
 
 /// One account as IT sees it (no hash, no seed).
@@ -29,7 +29,7 @@ pub struct StaffRow {
 }
 
 /// Every account, by user name.
-pub fn list(c: &Connection, now: i64) -> Result<Vec<StaffRow>, Error> {
+pub fn list(c: &Conn<'_>, now: i64) -> Result<Vec<StaffRow>, Error> {
     let mut stmt = c.prepare(
         "SELECT s.username, s.display_name, s.role, p.name, s.locked_until, s.disabled_at
          FROM staff s LEFT JOIN prisons p ON p.id = s.prison_id ORDER BY s.username",
@@ -67,13 +67,13 @@ fn reason(text: &str) -> Result<&str, Error> {
 }
 
 /// The account's row id, or a clear "not found".
-fn id_of(c: &Connection, username: &str) -> Result<i64, Error> {
+fn id_of(c: &Conn<'_>, username: &str) -> Result<i64, Error> {
     c.query_row("SELECT id FROM staff WHERE username = ?1", params![username], |r| r.get(0))
         .optional()?
         .ok_or_else(|| Error::NotFound(format!("staff member {username:?}")))
 }
 
-fn record(c: &Connection, now: i64, event: &str, by: &str, detail: String) -> Result<(), Error> {
+fn record(c: &Conn<'_>, now: i64, event: &str, by: &str, detail: String) -> Result<(), Error> {
     audit::record(
         c,
         now,
@@ -87,7 +87,7 @@ fn record(c: &Connection, now: i64, event: &str, by: &str, detail: String) -> Re
 pub struct EndedSessions(pub Vec<Vec<u8>>);
 
 /// Ends every session of account `id` (laptops it unlocked, its browser sessions).
-fn end_sessions(c: &Connection, id: i64) -> Result<EndedSessions, Error> {
+fn end_sessions(c: &Conn<'_>, id: i64) -> Result<EndedSessions, Error> {
     let mut hashes = Vec::new();
     for table in ["kiosk_sessions", "web_sessions"] {
         let mut stmt = c.prepare(&format!("SELECT token_hash FROM {table} WHERE staff_id = ?1"))?;
@@ -99,10 +99,10 @@ fn end_sessions(c: &Connection, id: i64) -> Result<EndedSessions, Error> {
 }
 
 /// Disables `username` at once: no further sign-in anywhere, and every session it holds ends.
-pub fn disable(c: &Connection, username: &str, why: &str, by: &str, now: i64) -> Result<EndedSessions, Error> {
+pub fn disable(c: &Conn<'_>, username: &str, why: &str, by: &str, now: i64) -> Result<EndedSessions, Error> {
     let why = reason(why)?;
     let id = id_of(c, username)?;
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
     tx.execute("UPDATE staff SET disabled_at = COALESCE(disabled_at, ?2) WHERE id = ?1", params![id, now])?;
     let ended = end_sessions(&tx, id)?;
     record(
@@ -118,7 +118,7 @@ pub fn disable(c: &Connection, username: &str, why: &str, by: &str, now: i64) ->
 
 /// Sets a new password for `username` (their sessions end: whoever held the old one is out).
 pub fn reset_password(
-    c: &Connection,
+    c: &Conn<'_>,
     config: &ServerConfig,
     username: &str,
     password: &str,
@@ -130,7 +130,7 @@ pub fn reset_password(
     }
     let id = id_of(c, username)?;
     let hash = auth::hash_password(password, config.argon2)?;
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
     tx.execute("UPDATE staff SET password_hash = ?2, failures = 0 WHERE id = ?1", params![id, hash])?;
     let ended = end_sessions(&tx, id)?;
     record(&tx, now, "password_reset", by, format!("account={username}"))?;
@@ -140,19 +140,12 @@ pub fn reset_password(
 
 /// Gives `username` a new TOTP seed, shown once (the old authenticator stops working; their
 /// sessions end).
-pub fn reset_totp(
-    c: &Connection,
-    username: &str,
-    by: &str,
-    now: i64,
-) -> Result<(NewStaffSecret, EndedSessions), Error> {
+pub fn reset_totp(c: &Conn<'_>, username: &str, by: &str, now: i64) -> Result<(NewStaffSecret, EndedSessions), Error> {
     let id = id_of(c, username)?;
     let seed = auth::new_totp_secret();
-    let tx = c.unchecked_transaction()?;
-    tx.execute(
-        "UPDATE staff SET totp_secret = sc_seal(?2, username), last_totp_step = -1 WHERE id = ?1",
-        params![id, seed],
-    )?;
+    let sealed = c.keys().seal.seal(&seed, username)?;
+    let tx = c.transaction()?;
+    tx.execute("UPDATE staff SET totp_secret = ?2, last_totp_step = -1 WHERE id = ?1", params![id, sealed])?;
     let ended = end_sessions(&tx, id)?;
     record(&tx, now, "totp_reset", by, format!("account={username}"))?;
     tx.commit()?;
@@ -161,10 +154,10 @@ pub fn reset_totp(
 }
 
 /// Lifts `username`'s lock-out now (the back-off history stays: the next lock-out is no shorter).
-pub fn lift_lockout(c: &Connection, username: &str, why: &str, by: &str, now: i64) -> Result<(), Error> {
+pub fn lift_lockout(c: &Conn<'_>, username: &str, why: &str, by: &str, now: i64) -> Result<(), Error> {
     let why = reason(why)?;
     let id = id_of(c, username)?;
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
     tx.execute("UPDATE staff SET locked_until = 0, failures = 0 WHERE id = ?1", params![id])?;
     record(&tx, now, "lockout_lifted", by, format!("account={username} reason={why}"))?;
     tx.commit()?;

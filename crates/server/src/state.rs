@@ -1,9 +1,9 @@
 //! Shared server state handed to every handler.
 
 use crate::config::ServerConfig;
+use crate::store::{Conn, Store};
 use crate::Error;
-use rusqlite::Connection;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// The clock, injectable so tests can move time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -21,8 +21,8 @@ pub fn system_clock() -> Clock {
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The one database connection; held for each whole decision.
-    pub db: Arc<Mutex<Connection>>,
+    /// The database (SQLite or PostgreSQL); a connection is held for each whole decision.
+    pub db: Arc<Store>,
     /// Configuration.
     pub config: Arc<ServerConfig>,
     /// The command-signing public key, handed to laptops at enrolment.
@@ -59,7 +59,7 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Builds the state.
     pub fn new(
-        conn: Connection,
+        store: Store,
         config: ServerConfig,
         command_key: Arc<ring::signature::Ed25519KeyPair>,
         clock: Clock,
@@ -84,7 +84,7 @@ impl AppState {
             tally: Arc::default(),
             sessions: Arc::default(),
             audit_verified: Arc::default(),
-            db: Arc::new(Mutex::new(conn)),
+            db: Arc::new(store),
             config: Arc::new(config),
             command_public,
             command_key,
@@ -94,10 +94,9 @@ impl AppState {
         })
     }
 
-    /// The database, locked.
-    pub fn db(&self) -> MutexGuard<'_, Connection> {
-        // A panic mid-transaction rolls the transaction back; the connection itself stays usable.
-        self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// A database connection for one decision.
+    pub fn db(&self) -> Conn<'_> {
+        self.db.conn()
     }
 
     /// Now, Unix seconds.

@@ -3,8 +3,8 @@
 //! minute at most, saying how many of each, so a flood cannot grow the log or put its text in it.
 
 use crate::audit::{self, Reason};
+use crate::store::Conn;
 use crate::Error;
-use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -32,7 +32,7 @@ impl Tally {
     }
 
     /// Counts one refusal of `event` for `reason`; writes the counts out when a minute has passed.
-    pub fn note(&self, c: &Connection, now: i64, event: &'static str, reason: Reason) -> Result<(), Error> {
+    pub fn note(&self, c: &Conn<'_>, now: i64, event: &'static str, reason: Reason) -> Result<(), Error> {
         let due = {
             let mut inner = self.lock();
             *inner.counts.entry((event, reason.as_str())).or_default() += 1;
@@ -52,7 +52,7 @@ impl Tally {
 
     /// Writes the counts as one audit row (`anonymous_refusals`, detail `event/reason=n ...`), if
     /// there are any. Called when a minute has passed, before IT reads the log, and at shutdown.
-    pub fn flush(&self, c: &Connection, now: i64) -> Result<(), Error> {
+    pub fn flush(&self, c: &Conn<'_>, now: i64) -> Result<(), Error> {
         let counts = {
             let mut inner = self.lock();
             inner.since = Some(now);
@@ -86,7 +86,8 @@ mod tests {
 
     #[test]
     fn a_flood_is_one_row_a_minute() {
-        let c = crate::db::open_in_memory().expect("db");
+        let store = crate::db::open_in_memory().expect("db");
+        let c = store.conn();
         let t = Tally::default();
         let start = 1_800_000_000;
         for i in 0..10_000 {

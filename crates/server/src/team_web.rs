@@ -151,7 +151,7 @@ pub async fn cancel(
 // ---- Outcome notes ----
 
 /// Records a nurse's access to note `id`.
-fn record_access(c: &rusqlite::Connection, n: &Nurse, event: &str, id: i64, now: i64) -> Result<(), Error> {
+fn record_access(c: &crate::store::Conn<'_>, n: &Nurse, event: &str, id: i64, now: i64) -> Result<(), Error> {
     audit::record(
         c,
         now,
@@ -204,7 +204,7 @@ pub async fn acknowledge(
     own_note(&state, &n, id)?;
     let now = state.now();
     let c = state.db();
-    let tx = c.unchecked_transaction()?;
+    let tx = c.transaction()?;
     if notes::acknowledge(&tx, id, n.staff_id, now)? {
         record_access(&tx, &n, "note_acknowledged", id, now)?;
     }

@@ -62,7 +62,7 @@ fn issue_13_an_edit_with_every_link_recomputed_without_the_key_is_found() {
     let mut prev: Vec<u8> = c.query_row("SELECT hash FROM audit WHERE id = 1", [], |r| r.get(0)).expect("prev");
     for row in audit::tail(&c, 10).expect("tail").into_iter().filter(|r| r.id >= 2) {
         let hash = row.unkeyed_hash(&prev).to_vec();
-        c.execute("UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE id = ?3", rusqlite::params![prev, hash, row.id])
+        c.execute("UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE id = ?3", sc_server::params![prev, hash, row.id])
             .expect("relink");
         prev = hash;
     }
@@ -105,7 +105,7 @@ fn issue_13_a_checkpoint_catches_truncation_and_rewriting_and_only_ours_count() 
     // A log rewritten up to the checkpoint's row (by someone holding the key) differs there.
     let h = logged(6);
     let signed = audit::checkpoint(&h.state.db(), &key, h.now()).expect("db").expect("intact");
-    h.state.db().execute("UPDATE audit SET hash = zeroblob(32) WHERE id = 6", []).expect("rewrite");
+    h.state.db().execute("UPDATE audit SET hash = ?1 WHERE id = 6", [vec![0u8; 32]]).expect("rewrite");
     assert_eq!(
         audit::check_checkpoint(&h.state.db(), &signed, &public).expect("db"),
         Err(audit::CheckpointMismatch::Rewritten(6))
@@ -120,7 +120,8 @@ fn issue_13_an_older_unkeyed_chain_is_checked_then_linked_under_the_key() {
     let path = dir.path().join("care.sqlite");
     let make_v1 = |edit: bool| {
         let _ = std::fs::remove_file(&path);
-        let c = sc_server::db::open(&path, &sc_server::keys::ServerKeys::random().expect("keys")).expect("db");
+        let store = sc_server::db::open(&path, &sc_server::keys::ServerKeys::random().expect("keys")).expect("db");
+        let c = store.conn();
         for i in 0..4 {
             let entry = Entry { event: "test", outcome: "ok", detail: Some(format!("row {i}")), ..Default::default() };
             audit::record(&c, 1_800_000_000 + i, &entry).expect("record");
@@ -131,7 +132,7 @@ fn issue_13_an_older_unkeyed_chain_is_checked_then_linked_under_the_key() {
             let hash = row.unkeyed_hash(&prev).to_vec();
             c.execute(
                 "UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE id = ?3",
-                rusqlite::params![prev, hash, row.id],
+                sc_server::params![prev, hash, row.id],
             )
             .expect("v1 link");
             prev = hash;
@@ -143,14 +144,17 @@ fn issue_13_an_older_unkeyed_chain_is_checked_then_linked_under_the_key() {
     };
     make_v1(false);
     let key = sc_server::keys::ServerKeys::random().expect("keys");
-    let c = sc_server::db::open(&path, &key).expect("an intact older chain opens");
+    let store = sc_server::db::open(&path, &key).expect("an intact older chain opens");
+    let c = store.conn();
     let v = audit::verify(&c).expect("db").expect("linked under the key");
     assert_eq!(v.rows, 4);
     drop(c);
     assert!(
-        audit::verify(&sc_server::db::open(&path, &sc_server::keys::ServerKeys::random().expect("keys")).expect("db"))
-            .expect("db")
-            .is_err(),
+        audit::verify(
+            &sc_server::db::open(&path, &sc_server::keys::ServerKeys::random().expect("keys")).expect("db").conn()
+        )
+        .expect("db")
+        .is_err(),
         "under another key the chain does not verify"
     );
     make_v1(true);

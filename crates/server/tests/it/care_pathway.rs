@@ -343,7 +343,11 @@ async fn issue_16_a_sent_note_never_changes_and_an_addendum_is_its_own_acknowled
         let body: String =
             c.query_row("SELECT body FROM outcome_notes WHERE id = ?1", [first], |r| r.get(0)).expect("row");
         assert!(!body.contains("First words"), "sealed");
-        c.execute_batch("DROP TRIGGER outcome_notes_immutable").expect("an attacker with the file");
+        let drop_trigger = match c.dialect() {
+            sc_server::store::Dialect::Postgres => "DROP TRIGGER outcome_notes_immutable ON outcome_notes",
+            _ => "DROP TRIGGER outcome_notes_immutable",
+        };
+        c.execute_batch(drop_trigger).expect("an attacker with the database");
         c.execute(
             "UPDATE outcome_notes SET body = (SELECT body FROM outcome_notes WHERE id = ?2) WHERE id = ?1",
             [first, second],

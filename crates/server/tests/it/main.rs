@@ -9,6 +9,7 @@ mod audit_chain;
 mod bounded_work;
 mod brick;
 mod care_pathway;
+mod concurrency;
 mod enrolment;
 mod lockout;
 mod secrets_at_rest;

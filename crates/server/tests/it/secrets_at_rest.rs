@@ -5,7 +5,7 @@
 use crate::support::{Harness, PASSWORD};
 use sc_server::keys::{ServerKeys, SEALED_PREFIX};
 
-fn raw_seed(c: &rusqlite::Connection, username: &str) -> String {
+fn raw_seed(c: &sc_server::store::Conn<'_>, username: &str) -> String {
     c.query_row("SELECT totp_secret FROM staff WHERE username = ?1", [username], |r| r.get(0)).expect("row")
 }
 
@@ -24,7 +24,8 @@ fn issue_13_an_older_database_s_plain_seeds_are_sealed_on_open_and_another_key_o
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("care.sqlite");
     let keys = ServerKeys::random().expect("keys");
-    let c = sc_server::db::open(&path, &keys).expect("db");
+    let store = sc_server::db::open(&path, &keys).expect("db");
+    let c = store.conn();
     sc_server::admin::add_prison(&c, "HMP Alpha", 0).expect("prison");
     let spec = sc_server::admin::StaffSpec {
         username: "nurse.a",
@@ -39,14 +40,16 @@ fn issue_13_an_older_database_s_plain_seeds_are_sealed_on_open_and_another_key_o
     // As the previous version kept it: in the clear.
     c.execute("UPDATE staff SET totp_secret = ?1", [&seed]).expect("plain");
     drop(c);
-    let c = sc_server::db::open(&path, &keys).expect("reopen");
+    let store = sc_server::db::open(&path, &keys).expect("reopen");
+    let c = store.conn();
     let stored = raw_seed(&c, "nurse.a");
     assert!(stored.starts_with(SEALED_PREFIX) && !stored.contains(&seed), "sealed on open: {stored}");
     let staff = sc_server::db::staff_by_username(&c, "nurse.a").expect("db").expect("staff");
     assert_eq!(staff.totp_secret, seed);
     drop(c);
     // The database with another server's key: the seed does not open (an error, not a wrong seed).
-    let c = sc_server::db::open(&path, &ServerKeys::random().expect("keys")).expect("opens");
+    let store = sc_server::db::open(&path, &ServerKeys::random().expect("keys")).expect("opens");
+    let c = store.conn();
     assert!(sc_server::db::staff_by_username(&c, "nurse.a").is_err());
 }
 
@@ -66,7 +69,9 @@ fn issue_13_a_shredded_secret_leaves_the_files_without_a_vacuum() {
     let secret = [0x5au8; 32];
     let shred = |secure: bool| {
         let dir = tempfile::tempdir().expect("dir");
-        let c = sc_server::db::open(&dir.path().join("care.sqlite"), &ServerKeys::random().expect("keys")).expect("db");
+        let store =
+            sc_server::db::open(&dir.path().join("care.sqlite"), &ServerKeys::random().expect("keys")).expect("db");
+        let c = store.conn();
         if !secure {
             c.execute_batch("PRAGMA secure_delete = OFF;").expect("pragma");
         }
@@ -77,7 +82,7 @@ fn issue_13_a_shredded_secret_leaves_the_files_without_a_vacuum() {
             c.execute(
                 "INSERT INTO devices (id, prison_id, public_key, hostname, exchange_secret, enrolled_at)
                  VALUES (?1, 1, ?2, 'laptop', ?3, 0)",
-                rusqlite::params![format!("{i:032x}"), vec![i; 32], s.to_vec()],
+                sc_server::params![format!("{i:032x}"), vec![i; 32], s.to_vec()],
             )
             .expect("device");
         }
@@ -140,4 +145,56 @@ fn issue_13_debug_of_every_server_type_prints_no_secret() {
             assert!(!p.contains(secret), "{p}");
         }
     }
+}
+
+/// Issue #17: on PostgreSQL a bricked laptop's secret leaves the table's files at once too. An
+/// update there leaves the old row version in the page until a vacuum; the brick rewrites the
+/// table (`Conn::purge_dead_rows`). Runs when the harness is on PostgreSQL (SC_TEST_DATABASE_URL,
+/// the test command's second pass); SQLite's guarantee is the test above.
+#[test]
+fn issue_17_on_postgresql_a_bricked_laptops_secret_leaves_the_table_files() {
+    let table_file_holds = |purge: bool| -> Option<bool> {
+        let h = Harness::new();
+        let c = h.state.db();
+        if c.dialect() != sc_server::store::Dialect::Postgres {
+            return None;
+        }
+        sc_server::admin::add_prison(&c, "HMP Alpha", 0).expect("prison");
+        let secret = [0x5au8; 32];
+        for i in 0..20u8 {
+            let s = if i == 10 { secret } else { [i; 32] };
+            c.execute(
+                "INSERT INTO devices (id, prison_id, public_key, hostname, exchange_secret, enrolled_at)
+                 VALUES (?1, 1, ?2, 'laptop', ?3, 0)",
+                sc_server::params![format!("{i:032x}"), vec![i; 32], s.to_vec()],
+            )
+            .expect("device");
+        }
+        let id: sc_proto::DeviceId = format!("{:032x}", 10).parse().expect("id");
+        if purge {
+            sc_server::admin::brick_device(&c, &id, REASON, "it.x", 1).expect("brick");
+        } else {
+            sc_server::db::shred_device(&c, &id, REASON, 1).expect("shred");
+        }
+        // Dirty pages to the files, then the table's files read as they are on disk.
+        c.execute_batch("CHECKPOINT").expect("checkpoint");
+        let dir: String = c.query_row("SELECT current_setting('data_directory')", [], |r| r.get(0)).expect("dir");
+        let rel: String = c.query_row("SELECT pg_relation_filepath('devices')", [], |r| r.get(0)).expect("path");
+        let base = std::path::Path::new(&dir).join(rel);
+        let mut bytes = std::fs::read(&base).expect("the table's file (the tests run as root)");
+        for segment in 1.. {
+            match std::fs::read(format!("{}.{segment}", base.display())) {
+                Ok(more) => bytes.extend(more),
+                Err(_) => break,
+            }
+        }
+        let found = bytes.windows(32).any(|w| w == secret);
+        let still: Option<Vec<u8>> =
+            c.query_row("SELECT exchange_secret FROM devices WHERE id = ?1", [id.as_str()], |r| r.get(0)).expect("row");
+        assert_eq!(still, None, "shredded in the table either way");
+        Some(found)
+    };
+    let Some(without_purge) = table_file_holds(false) else { return };
+    assert!(without_purge, "an update alone leaves the old version in the page (so this test can see it)");
+    assert_eq!(table_file_holds(true), Some(false), "a brick rewrites the table: the bytes are gone");
 }

@@ -1,4 +1,5 @@
-//! A server with an in-memory database and a clock the test moves, plus a simulated laptop that
+//! A server with a database of its own (in-memory SQLite, or PostgreSQL when
+//! SC_TEST_DATABASE_URL names a cluster) and a clock the test moves, plus a simulated laptop that
 //! signs requests exactly as the kiosk does.
 
 use axum::body::Body;
@@ -8,7 +9,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use sc_proto::{ActivatePayload, Bytes, DeviceId, EnrolPayload, EnrolResponse, Posture, Signed};
 use sc_server::config::ServerConfig;
-use sc_server::{admin, audit, db, AppState};
+use sc_server::{admin, audit, AppState};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt as _;
@@ -20,6 +21,8 @@ pub struct Harness {
     pub state: AppState,
     pub clock: Arc<AtomicI64>,
     pub ca_der: Vec<u8>,
+    // After `state`: the scratch PostgreSQL database (SC_TEST_DATABASE_URL), dropped last.
+    _scratch: Option<sc_server::store::scratch::Scratch>,
 }
 
 /// A fresh command-signing key.
@@ -53,14 +56,10 @@ impl Harness {
     pub fn with_config(config: ServerConfig) -> Self {
         let clock = Arc::new(AtomicI64::new(START));
         let c = clock.clone();
-        let state = AppState::new(
-            db::open_in_memory().expect("db"),
-            config,
-            command_key(),
-            Arc::new(move || c.load(Ordering::SeqCst)),
-        )
-        .expect("state");
-        Harness { state, clock, ca_der: b"test CA".to_vec() }
+        let (store, scratch) = sc_server::store::scratch::test_store().expect("db");
+        let state =
+            AppState::new(store, config, command_key(), Arc::new(move || c.load(Ordering::SeqCst))).expect("state");
+        Harness { state, clock, ca_der: b"test CA".to_vec(), _scratch: scratch }
     }
 
     pub fn now(&self) -> i64 {

@@ -1,0 +1,170 @@
+//! The PostgreSQL backend: a pool of tokio-postgres connections whose I/O runs on a runtime of
+//! its own (two threads), so the synchronous facade can wait for a query from any thread,
+//! including a handler's, without nesting runtimes.
+
+use super::{to_postgres, Error, Result, Value};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use std::cell::RefCell;
+use std::time::Duration;
+use tokio_postgres::types::ToSql;
+
+/// How long a decision waits for a free connection, or for a new one to open.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Waits for `f` on this thread. Unconstrained: called from inside a tokio task (a handler),
+/// tokio's cooperative budget would otherwise, once spent, defer the wake-up to that task's
+/// scheduler, which is this blocked thread: it would never come.
+fn wait<F: std::future::Future>(f: F) -> F::Output {
+    futures_executor::block_on(tokio::task::unconstrained(f))
+}
+
+/// The pool and the runtime its connections live on.
+pub(super) struct Pg {
+    pool: Pool,
+    handle: tokio::runtime::Handle,
+    // Dropping it ends the runtime's thread (a runtime cannot be dropped inside another's task).
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Pg {
+    /// Connects (one connection, to fail early on a wrong URL or a server that is down).
+    pub(super) fn connect(url: &str, max: usize) -> Result<Self, crate::Error> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| crate::Error::Config(format!("database_url: {e}")))?;
+        refuse_remote_hosts(&config)?;
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("postgres".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+                match rt {
+                    Ok(rt) => {
+                        // The receiver waits for the handle; if it is gone there is nobody to serve.
+                        let _ = handle_tx.send(Ok(rt.handle().clone()));
+                        // Until the store is dropped (the sender closes).
+                        let _ = stopped.recv();
+                        rt.shutdown_background();
+                    }
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(crate::Error::io("starting the PostgreSQL thread"))?;
+        let handle = handle_rx
+            .recv()
+            .map_err(|_| crate::Error::Config("the PostgreSQL thread stopped".into()))?
+            .map_err(crate::Error::io("starting the PostgreSQL runtime"))?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(WAIT))
+            .create_timeout(Some(WAIT))
+            .build()
+            .map_err(|e| crate::Error::Config(format!("database_url: {e}")))?;
+        let pg = Pg { pool, handle, _stop: stop };
+        drop(pg.get().map_err(crate::Error::from)?);
+        Ok(pg)
+    }
+
+    /// A connection, waiting at most [`WAIT`].
+    fn get(&self) -> Result<Object> {
+        let pool = self.pool.clone();
+        // Opening a connection spawns its I/O task: on this store's runtime, never the caller's.
+        let task = self.handle.spawn(async move { pool.get().await });
+        wait(task).map_err(|e| Error::Pool(e.to_string()))?.map_err(|e| Error::Pool(e.to_string()))
+    }
+
+    /// A connection taken on first use.
+    pub(super) fn lazy(&self) -> Lazy<'_> {
+        Lazy { pg: self, client: RefCell::new(None) }
+    }
+}
+
+/// Only a local socket or loopback is spoken to without TLS, which is not built: medical data and
+/// the database password must not cross a network in the clear.
+fn refuse_remote_hosts(config: &tokio_postgres::Config) -> Result<(), crate::Error> {
+    use tokio_postgres::config::Host;
+    for host in config.get_hosts() {
+        let local = match host {
+            Host::Unix(_) => true,
+            Host::Tcp(name) => name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+        };
+        if !local {
+            return Err(crate::Error::Config(format!(
+                "database_url names {host:?}: only a Unix socket or loopback is allowed (TLS to PostgreSQL is not built)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One decision's connection, taken from the pool on its first statement.
+pub(super) struct Lazy<'a> {
+    pg: &'a Pg,
+    client: RefCell<Option<Object>>,
+}
+
+impl Lazy<'_> {
+    fn with<T>(&self, f: impl FnOnce(&Object) -> Result<T>) -> Result<T> {
+        let mut slot = self.client.borrow_mut();
+        let client = match slot.take() {
+            Some(c) => c,
+            None => self.pg.get()?,
+        };
+        let out = f(&client);
+        *slot = Some(client);
+        out
+    }
+
+    fn bind<'v>(values: &'v [Value<'v>]) -> Vec<&'v (dyn ToSql + Sync)> {
+        values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+    }
+
+    pub(super) fn execute(&self, sql: &str, values: &[Value<'_>]) -> Result<usize> {
+        let sql = to_postgres(sql);
+        self.with(|c| {
+            wait(async {
+                let stmt = c.prepare_cached(&sql).await?;
+                let n = c.execute(&stmt, &Self::bind(values)).await?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            })
+        })
+    }
+
+    pub(super) fn query(&self, sql: &str, values: &[Value<'_>]) -> Result<Vec<tokio_postgres::Row>> {
+        let sql = to_postgres(sql);
+        self.with(|c| {
+            wait(async {
+                let stmt = c.prepare_cached(&sql).await?;
+                Ok(c.query(&stmt, &Self::bind(values)).await?)
+            })
+        })
+    }
+
+    pub(super) fn batch(&self, sql: &str) -> Result<()> {
+        self.with(|c| Ok(wait(c.batch_execute(sql))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_database_without_tls_is_refused() {
+        for url in ["host=/run/pg dbname=care", "postgresql://care@127.0.0.1/care", "host=localhost"] {
+            assert!(refuse_remote_hosts(&url.parse().expect("url")).is_ok(), "{url}");
+        }
+        for url in ["postgresql://care@db.example.org/care", "host=10.0.0.5 dbname=care"] {
+            let e = refuse_remote_hosts(&url.parse().expect("url")).expect_err(url);
+            assert!(e.to_string().contains("TLS"), "{e}");
+        }
+    }
+}
