@@ -9,6 +9,12 @@ prepare
 cargo build --locked --release --workspace --bins
 consultant_driver
 dicom_test_files
+# The storage figures (issue #17) set SQLite beside PostgreSQL, on a private cluster.
+ensure_packages postgresql
+pgdir="$(mktemp -d /tmp/sc-pg.XXXXXX)"
+trap 'scripts/postgres.sh stop "$pgdir"' EXIT
+SC_BENCH_DATABASE_URL="$(scripts/postgres.sh start "$pgdir")"
+export SC_BENCH_DATABASE_URL
 # The load figures hold 2,000 connections, both ends in one process: raise the descriptor limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 dbus-run-session -- scripts/session.sh cargo bench --locked -p sc-e2e --bench figures 2>/dev/null

@@ -34,9 +34,9 @@ fn rss_kib() -> u64 {
 }
 
 /// Opens `CONNECTIONS` signalling WebSockets with a kiosk session each (made in the database: the
-/// figure is the server's, not Argon2's), holds them past a heartbeat, and reports.
-async fn connections() {
-    let server = CareServer::start().await;
+/// figure is the server's, not Argon2's), spread over `server` and `others` (instances on its
+/// database) as a load balancer would, holds them past a heartbeat, and reports under `label`.
+async fn connections(label: &str, server: &CareServer, others: &[&sc_e2e::Instance]) {
     server.add_nurse("nurse.load", "Load Nurse", "HMP Testshire");
     let device = sc_proto::DeviceId::from_random([0x4c; 16]);
     let tokens: Vec<[u8; 32]> = {
@@ -45,8 +45,8 @@ async fn connections() {
             c.query_row("SELECT id FROM prisons WHERE name = 'HMP Testshire'", [], |r| r.get(0)).expect("prison");
         c.execute(
             "INSERT INTO devices (id, prison_id, public_key, hostname, exchange_secret, enrolled_at)
-             VALUES (?1, ?2, zeroblob(32), 'load', zeroblob(32), 0)",
-            sc_server::params![device.as_str(), prison],
+             VALUES (?1, ?2, ?3, 'load', ?3, 0)",
+            sc_server::params![device.as_str(), prison, vec![0u8; 32]],
         )
         .expect("device");
         let staff = sc_server::db::staff_by_username(&c, "nurse.load").expect("db").expect("nurse").id;
@@ -62,15 +62,18 @@ async fn connections() {
             .collect()
     };
     let tls = Arc::new(sc_core::tls::pinned(&server.ca_der).expect("tls"));
-    let url = server.url.replacen("https://", "wss://", 1) + "/v1/kiosk/signal";
+    let urls: Vec<String> = std::iter::once(&server.url)
+        .chain(others.iter().map(|o| &o.url))
+        .map(|u| u.replacen("https://", "wss://", 1) + "/v1/kiosk/signal")
+        .collect();
     let (pings, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let rss_before = rss_kib();
     let t0 = Instant::now();
     let stop = Instant::now() + HOLD + Duration::from_secs(30);
     let mut tasks = Vec::with_capacity(CONNECTIONS);
-    for token in tokens {
+    for (i, token) in tokens.into_iter().enumerate() {
         use base64::Engine as _;
-        let mut request = url.clone().into_client_request().expect("request");
+        let mut request = urls[i % urls.len()].clone().into_client_request().expect("request");
         let bearer = format!("Bearer {}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token));
         request.headers_mut().insert("authorization", bearer.parse().expect("header"));
         let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
@@ -105,7 +108,7 @@ async fn connections() {
     let connected = open.load(Ordering::Relaxed);
     let took = t0.elapsed();
     let rss_open = rss_kib();
-    let live = server.state.sessions.live();
+    let live = server.state.sessions.live() + others.iter().map(|o| o.state.sessions.live()).sum::<usize>();
     let sweep = {
         let t = Instant::now();
         let n = server.state.sessions.sweep(&server.state.db(), sc_e2e::now()).expect("sweep");
@@ -115,7 +118,7 @@ async fn connections() {
     tokio::time::sleep(HOLD).await;
     let pinged = pings.load(Ordering::Relaxed);
     println!(
-        "signalling connections (laptops' WebSockets over TLS, one process for both ends): {connected} of {CONNECTIONS} open in {}, {live} registered; held {} s: {pinged} heartbeats answered; RSS +{} MiB for both ends ({} KiB a connection); one session sweep over all of them {}",
+        "signalling connections, {label} (laptops' WebSockets over TLS, one process for both ends): {connected} of {CONNECTIONS} open in {}, {live} registered; held {} s: {pinged} heartbeats answered; RSS +{} MiB for both ends ({} KiB a connection); one session sweep over all of them {}",
         ms(took),
         HOLD.as_secs(),
         rss_open.saturating_sub(rss_before) / 1024,
@@ -238,8 +241,93 @@ async fn activations_under_flood() {
     let _ = keystore.delete(&data.profile_id());
 }
 
+/// Laptops activating at once in the storage figures, and activations each.
+const PARALLEL_LAPTOPS: usize = 6;
+const EACH_LAPTOP: usize = 10;
+
+/// Issue #17: activations per second from laptops in parallel, and signalling connections held,
+/// by one instance on SQLite, one on PostgreSQL and two sharing one PostgreSQL database (laptops
+/// alternating between them, as a load balancer spreads them). Every setup runs in this one
+/// process on the same cores, so the figures compare the storage, not the machines.
+async fn storage_figures() {
+    // Not SC_TEST_DATABASE_URL: that would move every other figure's server to PostgreSQL too.
+    let cluster = std::env::var("SC_BENCH_DATABASE_URL").ok().filter(|u| !u.is_empty());
+    if cluster.is_none() {
+        println!(
+            "storage (issue #17): SC_BENCH_DATABASE_URL unset (scripts/bench.sh starts a cluster); PostgreSQL skipped"
+        );
+    }
+    let setups: &[(&str, bool, bool)] = &[
+        ("one instance on SQLite", false, false),
+        ("one instance on PostgreSQL", true, false),
+        ("two instances on one PostgreSQL database", true, true),
+    ];
+    let mut baseline = None;
+    for &(label, on_postgres, two) in setups {
+        let scratch = match (&cluster, on_postgres) {
+            (_, false) => None,
+            (Some(url), true) => Some(sc_server::scratch::Scratch::on(url).expect("a scratch database")),
+            (None, true) => continue,
+        };
+        let server = CareServer::start_on(crate::lab_config(), scratch).await;
+        let second = two.then(|| server.another_instance());
+        let urls: Vec<String> =
+            std::iter::once(server.url.clone()).chain(second.iter().map(|i| i.url.clone())).collect();
+        let mut laptops = Vec::new();
+        for l in 0..PARALLEL_LAPTOPS {
+            laptops.push(laptop_at(&server, &urls[l % urls.len()], l).await);
+        }
+        let t0 = Instant::now();
+        let runs = futures_util::future::join_all(laptops.iter().map(|l| activate_all(&l.kiosk, &l.nurses))).await;
+        let wall = t0.elapsed();
+        let mut times: Vec<Duration> = runs.into_iter().flatten().collect();
+        times.sort();
+        let rate = times.len() as f64 / wall.as_secs_f64().max(1e-9);
+        let p99 = percentile(&times, 0.99);
+        let base = *baseline.get_or_insert((rate, p99));
+        let a = server.state.config.argon2;
+        println!(
+            "storage (issue #17), {label}: activations from {PARALLEL_LAPTOPS} laptops at once ({} in all, Argon2id m={} KiB t={}): {rate:.1}/s, p50 {} p99 {}; against one instance on SQLite: rate {:.2}x, p99 {:.2}x",
+            times.len(),
+            a.m_kib,
+            a.t,
+            ms(percentile(&times, 0.5)),
+            ms(p99),
+            rate / base.0.max(1e-9),
+            p99.as_secs_f64() / base.1.as_secs_f64().max(1e-9)
+        );
+        for l in &laptops {
+            let _ = l.keystore.delete(&l.data.profile_id());
+        }
+        let others: Vec<&sc_e2e::Instance> = second.iter().collect();
+        connections(label, &server, &others).await;
+    }
+}
+
+/// An enrolled laptop of HMP Testshire whose server URL is `url` (an instance of `server`), with
+/// nurses of its own (named after `n`).
+async fn laptop_at(server: &CareServer, url: &str, n: usize) -> Laptop {
+    let nurses = (0..EACH_LAPTOP)
+        .map(|i| {
+            let name = format!("l{n}nurse{i}");
+            let secret = server.add_nurse(&name, "Storage Nurse", "HMP Testshire");
+            (name, secret)
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("dir");
+    let data = sc_core::record::DataDir::open(dir.path()).expect("data");
+    let keystore = tokio::task::spawn_blocking(Keystore::secret_service).await.expect("join").expect("keystore");
+    let token = server.token("HMP Testshire").parse().expect("token");
+    sc_core::enrol::enrol(&data, &keystore, url, &token).await.expect("enrol");
+    let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
+    Laptop { dir, data, keystore, kiosk, nurses }
+}
+
 /// The load figures.
 pub(crate) async fn load_figures() {
-    connections().await;
+    let server = CareServer::start().await;
+    connections("one instance", &server, &[]).await;
+    drop(server);
     activations_under_flood().await;
+    storage_figures().await;
 }

@@ -37,7 +37,7 @@ pub struct CareServer {
     pub addr: SocketAddr,
     running: Option<Running>,
     // Last: the PostgreSQL database of this server (SC_TEST_DATABASE_URL), dropped after it.
-    _scratch: Option<sc_server::store::scratch::Scratch>,
+    _scratch: Option<sc_server::scratch::Scratch>,
 }
 
 impl CareServer {
@@ -54,8 +54,16 @@ impl CareServer {
     }
 
     /// As [`CareServer::start`] with a given configuration (its listen address and data dir are
-    /// replaced).
-    pub async fn start_with(mut config: ServerConfig) -> Self {
+    /// replaced). On PostgreSQL when SC_TEST_DATABASE_URL names a cluster (the test command's
+    /// second pass), else SQLite.
+    pub async fn start_with(config: ServerConfig) -> Self {
+        let scratch = sc_server::scratch::Scratch::from_env().map(|s| s.expect("a scratch database"));
+        Self::start_on(config, scratch).await
+    }
+
+    /// As [`CareServer::start_with`], on `scratch` (a PostgreSQL database made for this server) or
+    /// on SQLite, whatever the environment says.
+    pub async fn start_on(mut config: ServerConfig, scratch: Option<sc_server::scratch::Scratch>) -> Self {
         if config.turn.secret.is_empty() {
             config.turn.secret = TURN_SECRET.into();
         }
@@ -63,8 +71,6 @@ impl CareServer {
         config.data_dir = dir.path().to_path_buf();
         pki::init(dir.path(), &config.tls_names).expect("pki init");
         let keys = pki::load(dir.path()).expect("pki load");
-        // On PostgreSQL when the test command's second pass names a cluster (SC_TEST_DATABASE_URL).
-        let scratch = sc_server::store::scratch::Scratch::from_env().map(|s| s.expect("a scratch database"));
         if let Some(s) = &scratch {
             config.database.url = Some(s.url().to_owned());
         }
@@ -108,6 +114,23 @@ impl CareServer {
         let state = AppState::new(conn, config, keys.command_key.clone(), state::system_clock()).expect("state");
         self.running = Some(serve::start(state.clone(), &keys, self.addr).expect("serve again"));
         self.state = state;
+    }
+
+    /// A second instance of this server in this process (issue #17: several instances behind one
+    /// address), over the same PostgreSQL database and keys, on a port of its own, with its own
+    /// rooms, limits and live connections.
+    pub fn another_instance(&self) -> Instance {
+        assert_eq!(
+            self.state.db.dialect(),
+            sc_server::store::Dialect::Postgres,
+            "instances share a PostgreSQL database (start_on with a scratch database)"
+        );
+        let keys = pki::load(self.dir.path()).expect("pki load");
+        let config = (*self.state.config).clone();
+        let store = db::open_configured(&config).expect("db");
+        let state = AppState::new(store, config, keys.command_key.clone(), state::system_clock()).expect("state");
+        let running = serve::start(state.clone(), &keys, "127.0.0.1:0".parse().expect("addr")).expect("serve");
+        Instance { url: format!("https://127.0.0.1:{}", running.addr.port()), state, running: Some(running) }
     }
 
     /// Adds a prison.
@@ -221,6 +244,22 @@ impl Drop for CareServer {
         if let Some(r) = self.running.take() {
             drop(r);
         }
+    }
+}
+
+/// Another instance of a [`CareServer`] (see [`CareServer::another_instance`]); stops when dropped.
+#[derive(Debug)]
+pub struct Instance {
+    /// Its base URL.
+    pub url: String,
+    /// Its own state, over the shared database.
+    pub state: AppState,
+    running: Option<Running>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        drop(self.running.take());
     }
 }
 

@@ -4,10 +4,10 @@
 //! The laptop hears only "refused" (or the lock-out time); the audit log records the real reason.
 
 use crate::audit::{self, Reason};
+use crate::conn::Conn;
 use crate::db::{self, Device, Staff, Subject};
 use crate::posture::{Failing, When};
 use crate::signin::{self, Channel, Verdict};
-use crate::store::Conn;
 use crate::{AppState, Error};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use sc_proto::{ActivatePayload, ActivateResponse, Bytes, Signed, SIG_CONTEXT_ACTIVATE};
@@ -174,73 +174,80 @@ pub async fn activate(state: &AppState, signed: &Signed) -> Result<ActivateRespo
 
     // Phase three, under the lock: everything that may have changed meanwhile is read again, so
     // parallel attempts cannot pass a lock-out another one caused; the TOTP step is spent here.
+    // One transaction with the device's row locked (on PostgreSQL; SQLite's single writer does
+    // the same): a brick, or another attempt's failure, cannot land between the read and the
+    // answer. A refusal's counts and audit row are committed with it; an error rolls back.
     let c = state.db();
-    let device = db::device(&c, &device.id)?.ok_or(Error::Refused)?;
-    let mut ctx = Ctx { now, device: Some(&device), staff: None, known_name: None, staff_locked_for: None };
-    if device.locked_until > now {
-        return Err(locked_out(&c, &ctx, Reason::DeviceLockedOut, device.locked_until)?);
-    }
-    let attempt = signin::Attempt {
-        channel: Channel::Laptop,
-        username: &payload.username,
-        code: &payload.totp,
-        checked: staff.as_ref(),
-        password_ok,
-    };
-    let staff = match signin::verdict(&c, &attempt, now, &state.config.lockout)? {
-        Verdict::Admit(staff) => staff,
-        Verdict::LockedOut { staff, until } => {
-            ctx.staff = Some(&staff);
-            return Err(locked_out(&c, &ctx, Reason::StaffLockedOut, until)?);
+    let id = device.id.clone();
+    c.atomically(|c| -> Result<Result<ActivateResponse, Error>, Error> {
+        c.lock_rows("devices", "id", id.as_str())?;
+        let device = db::device(c, &device.id)?.ok_or(Error::Refused)?;
+        let mut ctx = Ctx { now, device: Some(&device), staff: None, known_name: None, staff_locked_for: None };
+        if device.locked_until > now {
+            return Ok(Err(locked_out(c, &ctx, Reason::DeviceLockedOut, device.locked_until)?));
         }
-        Verdict::Refused { reason, known_name, locked_for } => {
-            ctx.known_name = known_name.as_deref();
-            ctx.staff_locked_for = locked_for;
-            return Err(refuse(state, &c, &ctx, reason, Count::Device)?);
+        let attempt = signin::Attempt {
+            channel: Channel::Laptop,
+            username: &payload.username,
+            code: &payload.totp,
+            checked: staff.as_ref(),
+            password_ok,
+        };
+        let staff = match signin::verdict(c, &attempt, now, &state.config.lockout)? {
+            Verdict::Admit(staff) => staff,
+            Verdict::LockedOut { staff, until } => {
+                ctx.staff = Some(&staff);
+                return Ok(Err(locked_out(c, &ctx, Reason::StaffLockedOut, until)?));
+            }
+            Verdict::Refused { reason, known_name, locked_for } => {
+                ctx.known_name = known_name.as_deref();
+                ctx.staff_locked_for = locked_for;
+                return Ok(Err(refuse(state, c, &ctx, reason, Count::Device)?));
+            }
+        };
+        ctx.staff = Some(&staff);
+        if staff.prison_id != Some(device.prison_id) {
+            return Ok(Err(refuse(state, c, &ctx, Reason::OtherPrison, Count::Device)?));
         }
-    };
-    ctx.staff = Some(&staff);
-    if staff.prison_id != Some(device.prison_id) {
-        return Err(refuse(state, &c, &ctx, Reason::OtherPrison, Count::Device)?);
-    }
-    let secret_bytes = device.exchange_secret.as_deref().ok_or(Error::Refused)?;
-    let secret_bytes: [u8; 32] =
-        secret_bytes.try_into().map_err(|_| Error::Crypto("stored exchange secret has the wrong length".into()))?;
-    let secret = sc_keyx::ServerSecret::from_bytes(&secret_bytes).map_err(|e| Error::Crypto(e.to_string()))?;
-    let evaluated = match secret.evaluate(&payload.blinded.0) {
-        Ok(y) => y,
-        Err(_) => return Err(refuse(state, &c, &ctx, Reason::Malformed, Count::Device)?),
-    };
-    let mut session = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut session)
-        .map_err(|_| Error::Crypto("random session".into()))?;
-    let lease = i64::try_from(state.config.policy.lease_secs).unwrap_or(i64::MAX);
-    db::insert_kiosk_session(&c, &session, &device.id, staff.id, now, now.saturating_add(lease))?;
-    db::clear_failures(&c, Subject::Device(&device.id))?;
-    db::touch_device(&c, &device.id, now)?;
-    audit::record(
-        &c,
-        now,
-        &audit::Entry {
-            event: "activate",
-            outcome: "ok",
-            reason: None,
-            device_id: Some(&device.id),
-            staff: Some(&staff.username),
-            prison_id: Some(device.prison_id),
-            detail: Some(format!(
-                "app={} os={} {}",
-                payload.posture.app_version, payload.posture.os, payload.posture.os_version
-            )),
-        },
-    )?;
-    tracing::info!(device_id = %device.id, staff = %staff.username, "activation released");
-    Ok(ActivateResponse {
-        evaluated: Bytes(evaluated),
-        staff_name: staff.display_name.clone(),
-        server_time: now,
-        session: Bytes(session),
-    })
+        let secret_bytes = device.exchange_secret.as_deref().ok_or(Error::Refused)?;
+        let secret_bytes: [u8; 32] =
+            secret_bytes.try_into().map_err(|_| Error::Crypto("stored exchange secret has the wrong length".into()))?;
+        let secret = sc_keyx::ServerSecret::from_bytes(&secret_bytes).map_err(|e| Error::Crypto(e.to_string()))?;
+        let evaluated = match secret.evaluate(&payload.blinded.0) {
+            Ok(y) => y,
+            Err(_) => return Ok(Err(refuse(state, c, &ctx, Reason::Malformed, Count::Device)?)),
+        };
+        let mut session = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut session)
+            .map_err(|_| Error::Crypto("random session".into()))?;
+        let lease = i64::try_from(state.config.policy.lease_secs).unwrap_or(i64::MAX);
+        db::insert_kiosk_session(c, &session, &device.id, staff.id, now, now.saturating_add(lease))?;
+        db::clear_failures(c, Subject::Device(&device.id))?;
+        db::touch_device(c, &device.id, now)?;
+        audit::record(
+            c,
+            now,
+            &audit::Entry {
+                event: "activate",
+                outcome: "ok",
+                reason: None,
+                device_id: Some(&device.id),
+                staff: Some(&staff.username),
+                prison_id: Some(device.prison_id),
+                detail: Some(format!(
+                    "app={} os={} {}",
+                    payload.posture.app_version, payload.posture.os, payload.posture.os_version
+                )),
+            },
+        )?;
+        tracing::info!(device_id = %device.id, staff = %staff.username, "activation released");
+        Ok(Ok(ActivateResponse {
+            evaluated: Bytes(evaluated),
+            staff_name: staff.display_name.clone(),
+            server_time: now,
+            session: Bytes(session),
+        }))
+    })?
 }
 
 #[cfg(test)]

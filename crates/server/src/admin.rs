@@ -2,7 +2,7 @@
 
 use crate::audit::{self, Reason};
 use crate::config::ServerConfig;
-use crate::store::Conn;
+use crate::conn::Conn;
 use crate::{auth, db, Error};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

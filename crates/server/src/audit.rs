@@ -1,7 +1,8 @@
 //! The audit log: every enrolment, activation and refusal with its real reason. No secrets and no
 //! clinical content are ever written here.
 
-use crate::store::{params, Conn, OptionalExtension as _};
+use crate::conn::Conn;
+use crate::store::{params, OptionalExtension as _};
 use crate::Error;
 use sc_proto::DeviceId;
 use serde::Serialize;
@@ -251,31 +252,7 @@ pub fn verify_from(c: &Conn<'_>, from: Option<&Verified>) -> Result<Result<(Veri
     Ok(Ok((Verified { rows: start.rows + walked, last_id, head }, walked)))
 }
 
-/// The server's audit key. Every row's link is an HMAC-SHA256 under it, so rewriting the log
-/// with recomputed links needs this key as well as the database. Derived from `server.key`
-/// (`crate::keys`), never in the database.
-#[derive(Clone)]
-pub struct AuditKey(ring::hmac::Key);
-
-impl std::fmt::Debug for AuditKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuditKey(..)")
-    }
-}
-
-impl AuditKey {
-    /// The key from its 32 bytes.
-    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
-        AuditKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes))
-    }
-
-    /// The link of a row whose encoding (after the previous link) is `encoded`.
-    pub fn link(&self, encoded: &[u8]) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ring::hmac::sign(&self.0, encoded).as_ref());
-        out
-    }
-}
+pub use crate::keys::AuditKey;
 
 /// How the chain's links are made, as `audit_meta` records it.
 const KEYED: &str = "hmac-sha256";
@@ -285,15 +262,18 @@ const KEYED: &str = "hmac-sha256";
 /// broken unkeyed chain is not re-linked (that would launder the edit): opening fails, naming
 /// the row.
 pub(crate) fn ensure_keyed(c: &Conn<'_>) -> Result<(), Error> {
-    c.execute_batch(
+    let tx = c.transaction()?;
+    // Instances starting together take turns, and a later one sees the first's keyed chain.
+    tx.serialise(crate::store::Serial::AuditChain)?;
+    // A database from before the chain was keyed has no such table (the schema makes it now).
+    tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS audit_meta (id INTEGER PRIMARY KEY CHECK (id = 1), scheme TEXT NOT NULL)",
     )?;
     let scheme: Option<String> =
-        c.query_row("SELECT scheme FROM audit_meta WHERE id = 1", [], |r| r.get(0)).optional()?;
+        tx.query_row("SELECT scheme FROM audit_meta WHERE id = 1", [], |r| r.get(0)).optional()?;
     if scheme.as_deref() == Some(KEYED) {
         return Ok(());
     }
-    let tx = c.transaction()?;
     let rows = {
         let mut stmt = tx.prepare(
             "SELECT id, at, event, outcome, reason, device_id, staff, prison_id, detail, prev_hash, hash FROM audit ORDER BY id",

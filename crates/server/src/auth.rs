@@ -83,7 +83,7 @@ pub fn totp_step(secret_b32: &str, code: &str, now: i64) -> Result<Option<i64>, 
 /// its time step so it can never be used again. Call under the database lock; `Err(reason)` is the
 /// refusal to audit.
 pub fn consume_totp(
-    c: &crate::store::Conn<'_>,
+    c: &crate::conn::Conn<'_>,
     staff: &crate::db::Staff,
     code: &str,
     now: i64,

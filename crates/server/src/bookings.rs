@@ -3,7 +3,8 @@
 //! audited under the nurse's name; a booking of another prison is, to them, one that does not
 //! exist. A cancelled booking is kept (for the audit trail) and never listed or joined again.
 
-use crate::store::{params, Conn};
+use crate::conn::Conn;
+use crate::store::params;
 use crate::{admin, audit, calls, db, Error};
 use sc_proto::signal::Patient;
 use serde::Deserialize;

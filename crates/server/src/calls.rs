@@ -2,8 +2,9 @@
 //! care server restarts (its rooms hub starts empty) the laptop and the consultant's page can
 //! resume it without a new admission, and nobody else can.
 
+use crate::conn::Conn;
 use crate::rooms::CallEvent;
-use crate::store::{params, Conn, OptionalExtension as _};
+use crate::store::{params, OptionalExtension as _};
 use crate::Error;
 use sc_proto::DeviceId;
 

@@ -18,7 +18,7 @@ pub struct Sent {
 }
 
 fn record(
-    c: &crate::store::Conn<'_>,
+    c: &crate::conn::Conn<'_>,
     who: &str,
     prison_id: i64,
     event: &str,
@@ -41,7 +41,7 @@ fn record(
 
 /// Stores `new` and audits it as `event` under `who`, in one transaction; returns the note's id.
 fn store(
-    c: &crate::store::Conn<'_>,
+    c: &crate::conn::Conn<'_>,
     who: &str,
     new: &notes::NewNote<'_>,
     event: &str,

@@ -3,7 +3,8 @@
 //! on one [`Conn`]; where a check comes before an update, the update itself re-checks (or the
 //! decision locks what it reads), so it stays atomic with several instances on PostgreSQL.
 
-use crate::store::{params, Conn, OptionalExtension, Store};
+use crate::conn::{Conn, Store};
+use crate::store::{params, OptionalExtension};
 use crate::Error;
 use sc_proto::DeviceId;
 use std::path::Path;
@@ -30,7 +31,11 @@ pub fn open(path: &Path, keys: &crate::keys::ServerKeys) -> Result<Store, Error>
 /// Opens the PostgreSQL database at `url` with at most `max_connections` connections, bringing
 /// its schema up to date (several instances starting at once take turns).
 pub fn open_postgres(url: &str, max_connections: usize, keys: &crate::keys::ServerKeys) -> Result<Store, Error> {
-    init(Store::postgres(url, max_connections, keys.clone())?)
+    let store = Store::postgres(url, max_connections, keys.clone()).map_err(|e| match e {
+        crate::store::Error::Config(why) => Error::Config(format!("database_url: {why}")),
+        e => Error::Db(e),
+    })?;
+    init(store)
 }
 
 /// The database `config` names (crate::config::DatabaseConfig), with the data directory's keys.

@@ -4,7 +4,7 @@
 //! receipts are verified with the device key and close the brick. See docs/brick.md.
 
 use crate::audit::{self, Reason};
-use crate::store::Conn;
+use crate::conn::Conn;
 use crate::{db, AppState, Error};
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -142,6 +142,9 @@ pub async fn receipt(State(state): State<AppState>, body: Bytes) -> Result<Json<
     };
     audit::record(&tx, now, &entry)?;
     tx.commit()?;
+    if matches!(receipt.cause, WipeCause::DeadMan { .. }) {
+        c.purge_dead_rows("devices")?;
+    }
     tracing::info!(device_id = %device.id, "wipe receipt verified");
     Ok(Json(ReceiptAck { state: "wiped".into() }))
 }

@@ -72,6 +72,8 @@ pub fn enrol(state: &AppState, signed: &Signed) -> Result<EnrolResponse, Error> 
 
     let tx = conn.transaction()?;
     if !db::use_enrol_token(&tx, &hash, &device_id, now)? {
+        // Rolled back first: the tally's write (once a minute) must not go with it.
+        drop(tx);
         return Err(refuse(Reason::TokenUsed));
     }
     db::insert_device(

@@ -3,10 +3,35 @@
 //! chain's link key, and the key staff TOTP seeds are sealed under. A copy of the database alone
 //! (a backup, an SQL injection) then yields neither a way to rewrite the audit log nor a seed.
 
-use crate::audit::AuditKey;
 use crate::Error;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::hkdf::{Salt, HKDF_SHA256};
+
+/// The server's audit key. Every row's link is an HMAC-SHA256 under it, so rewriting the log
+/// with recomputed links needs this key as well as the database. Derived from `server.key`
+/// (below), never in the database.
+#[derive(Clone)]
+pub struct AuditKey(ring::hmac::Key);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
+impl AuditKey {
+    /// The key from its 32 bytes.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        AuditKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes))
+    }
+
+    /// The link of a row whose encoding (after the previous link) is `encoded`.
+    pub fn link(&self, encoded: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ring::hmac::sign(&self.0, encoded).as_ref());
+        out
+    }
+}
 
 /// What a sealed value starts with (a base32 TOTP seed never does: no lower case, no colon).
 pub const SEALED_PREFIX: &str = "sealed1:";

@@ -458,7 +458,7 @@ fn read_password() -> Result<zeroize::Zeroizing<String>, Error> {
 }
 
 /// The database the configuration names, with the server's keys from the data directory.
-fn database(config: &ServerConfig) -> Result<sc_server::store::Store, Error> {
+fn database(config: &ServerConfig) -> Result<sc_server::conn::Store, Error> {
     db::open_configured(config)
 }
 

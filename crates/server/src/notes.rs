@@ -4,7 +4,8 @@
 //! overdue when urgent and unacknowledged too long. Who may see which note is decided by the
 //! callers (`team_web`, `web`); this module only stores and reads.
 
-use crate::store::{params, Conn, OptionalExtension as _};
+use crate::conn::Conn;
+use crate::store::{params, OptionalExtension as _};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 

@@ -4,8 +4,8 @@
 //! without one has the server's default.
 
 pub use crate::config::PosturePolicy;
+use crate::conn::Conn;
 use crate::db::{self, Device, PostureRecord};
-use crate::store::Conn;
 use crate::{AppState, Error};
 use sc_proto::Posture;
 

@@ -8,7 +8,7 @@
 //! the CLI, a lease running out) is found by [`Sessions::sweep`], which the server runs every
 //! [`SWEEP_EVERY`].
 
-use crate::store::Conn;
+use crate::conn::Conn;
 use crate::{db, Error};
 use sc_proto::DeviceId;
 use std::collections::HashMap;

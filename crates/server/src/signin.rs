@@ -10,8 +10,8 @@
 
 use crate::audit::Reason;
 use crate::config::Lockout;
+use crate::conn::Conn;
 use crate::db::{self, Staff, Subject};
-use crate::store::Conn;
 use crate::{auth, Error};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -162,8 +162,12 @@ fn judge(c: &Conn<'_>, a: &Attempt<'_>, now: i64, lockout: &Lockout) -> Result<V
         return Ok(Verdict::Refused { reason: Reason::UnknownStaff, known_name: None, locked_for: None });
     };
     // Checked against the dummy hash in phase two (another role, or disabled), or changed
-    // meanwhile: refused as an unknown name would be, counted against nobody.
-    if staff.role != channel.role() || staff.disabled_at.is_some() || checked.is_none_or(|s| s.id != staff.id) {
+    // meanwhile (another account of that name, or its password reset since phase two read it):
+    // refused as an unknown name would be, counted against nobody.
+    if staff.role != channel.role()
+        || staff.disabled_at.is_some()
+        || checked.is_none_or(|s| s.id != staff.id || s.password_hash != staff.password_hash)
+    {
         let reason = if staff.disabled_at.is_some() {
             Reason::StaffDisabled
         } else if staff.role != channel.role() {

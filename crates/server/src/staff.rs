@@ -5,7 +5,8 @@
 
 use crate::admin::NewStaffSecret;
 use crate::config::ServerConfig;
-use crate::store::{params, Conn, OptionalExtension as _};
+use crate::conn::Conn;
+use crate::store::{params, OptionalExtension as _};
 use crate::{audit, auth, Error};
 use serde::Serialize;
 

@@ -1,7 +1,7 @@
 //! Shared server state handed to every handler.
 
 use crate::config::ServerConfig;
-use crate::store::{Conn, Store};
+use crate::conn::{Conn, Store};
 use crate::Error;
 use std::sync::{Arc, Mutex};
 

@@ -3,7 +3,7 @@
 //! minute at most, saying how many of each, so a flood cannot grow the log or put its text in it.
 
 use crate::audit::{self, Reason};
-use crate::store::Conn;
+use crate::conn::Conn;
 use crate::Error;
 use std::collections::BTreeMap;
 use std::sync::Mutex;

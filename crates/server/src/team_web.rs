@@ -151,7 +151,7 @@ pub async fn cancel(
 // ---- Outcome notes ----
 
 /// Records a nurse's access to note `id`.
-fn record_access(c: &crate::store::Conn<'_>, n: &Nurse, event: &str, id: i64, now: i64) -> Result<(), Error> {
+fn record_access(c: &crate::conn::Conn<'_>, n: &Nurse, event: &str, id: i64, now: i64) -> Result<(), Error> {
     audit::record(
         c,
         now,

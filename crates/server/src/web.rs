@@ -126,7 +126,7 @@ pub async fn sign_in(state: &AppState, form: Login, role: WebRole) -> Result<Res
     let now = state.now();
     let event = role.event();
     let channel = role.channel();
-    let audit_refusal = |c: &crate::store::Conn<'_>, reason: Reason, name: Option<&str>, detail: Option<String>| {
+    let audit_refusal = |c: &crate::conn::Conn<'_>, reason: Reason, name: Option<&str>, detail: Option<String>| {
         let entry =
             audit::Entry { event, outcome: "refused", reason: Some(reason), staff: name, detail, ..Default::default() };
         audit::record(c, now, &entry)

@@ -8,12 +8,10 @@
 
 mod pg;
 pub mod schema;
-pub mod scratch;
 mod value;
 
 pub use value::{FromValue, ToValue, Value};
 
-use crate::keys::ServerKeys;
 use std::sync::{Mutex, MutexGuard};
 
 /// A store result.
@@ -38,6 +36,25 @@ pub enum Error {
     /// A transaction was begun inside another (a bug: use [`Conn::atomically`]).
     #[error("a transaction inside a transaction")]
     Nested,
+    /// The database's address or options are unusable.
+    #[error("database_url: {0}")]
+    Config(String),
+    /// The store's own thread or runtime could not start.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The database was made by a newer build.
+    #[error("the database is at schema version {found}, newer than this server's {known}: run the newer server")]
+    NewerSchema {
+        /// The database's version.
+        found: i64,
+        /// This build's newest.
+        known: i64,
+    },
     /// A stored value is not of the type asked for.
     #[error("column {column}: {message}")]
     Conversion {
@@ -142,10 +159,11 @@ pub enum Dialect {
     Postgres,
 }
 
-/// The database, shared by every handler.
-pub struct Store {
+/// The database, shared by every handler, with the keys `K` its users seal and link under
+/// (the server's: crate::conn).
+pub struct Store<K> {
     backend: Backend,
-    keys: ServerKeys,
+    keys: K,
 }
 
 enum Backend {
@@ -153,15 +171,15 @@ enum Backend {
     Postgres(pg::Pg),
 }
 
-impl std::fmt::Debug for Store {
+impl<K> std::fmt::Debug for Store<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("dialect", &self.dialect()).finish_non_exhaustive()
     }
 }
 
-impl Store {
-    /// A store on an open SQLite connection, with the server's keys.
-    pub fn sqlite(conn: rusqlite::Connection, keys: ServerKeys) -> Self {
+impl<K> Store<K> {
+    /// A store on an open SQLite connection, with `keys`.
+    pub fn sqlite(conn: rusqlite::Connection, keys: K) -> Self {
         Store { backend: Backend::Sqlite(Mutex::new(conn)), keys }
     }
 
@@ -171,7 +189,7 @@ impl Store {
     /// # Errors
     /// The URL is invalid or names a remote host (TLS to PostgreSQL is not built), or the
     /// first connection fails.
-    pub fn postgres(url: &str, max_connections: usize, keys: ServerKeys) -> Result<Self, crate::Error> {
+    pub fn postgres(url: &str, max_connections: usize, keys: K) -> Result<Self> {
         Ok(Store { backend: Backend::Postgres(pg::Pg::connect(url, max_connections)?), keys })
     }
 
@@ -184,7 +202,7 @@ impl Store {
     }
 
     /// A connection for one decision.
-    pub fn conn(&self) -> Conn<'_> {
+    pub fn conn(&self) -> Conn<'_, K> {
         let inner = match &self.backend {
             // A panic mid-transaction rolled the transaction back; the connection stays usable.
             Backend::Sqlite(m) => Inner::Sqlite(m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
@@ -195,9 +213,9 @@ impl Store {
 }
 
 /// One decision's connection (see the module's doc).
-pub struct Conn<'a> {
+pub struct Conn<'a, K> {
     inner: Inner<'a>,
-    keys: &'a ServerKeys,
+    keys: &'a K,
     in_tx: std::cell::Cell<bool>,
 }
 
@@ -207,7 +225,7 @@ enum Inner<'a> {
     Postgres(Box<pg::Lazy<'a>>),
 }
 
-impl std::fmt::Debug for Conn<'_> {
+impl<K> std::fmt::Debug for Conn<'_, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn").field("dialect", &self.dialect()).finish_non_exhaustive()
     }
@@ -223,10 +241,17 @@ pub enum Serial {
     Migrations,
 }
 
-impl<'a> Conn<'a> {
-    /// The server's keys (sealing, the audit chain's links).
-    pub fn keys(&self) -> &ServerKeys {
+impl<'a, K> Conn<'a, K> {
+    /// The store's keys (the server's: sealing, the audit chain's links).
+    pub fn keys(&self) -> &K {
         self.keys
+    }
+
+    /// A PostgreSQL connection in an unknown state is closed rather than pooled again.
+    fn discard(&self) {
+        if let Inner::Postgres(p) = &self.inner {
+            p.discard();
+        }
     }
 
     /// Which database this is.
@@ -319,7 +344,7 @@ impl<'a> Conn<'a> {
     ///
     /// # Errors
     /// None yet: the statement is checked when it runs (kept fallible like rusqlite's).
-    pub fn prepare(&self, sql: &str) -> Result<Statement<'_, 'a>> {
+    pub fn prepare(&self, sql: &str) -> Result<Statement<'_, 'a, K>> {
         Ok(Statement { conn: self, sql: sql.to_owned() })
     }
 
@@ -327,7 +352,7 @@ impl<'a> Conn<'a> {
     ///
     /// # Errors
     /// The database refused it.
-    pub fn transaction(&self) -> Result<Tx<'_, 'a>> {
+    pub fn transaction(&self) -> Result<Tx<'_, 'a, K>> {
         if self.in_tx.get() {
             return Err(Error::Nested);
         }
@@ -341,7 +366,7 @@ impl<'a> Conn<'a> {
     ///
     /// # Errors
     /// `f`'s error, or the database's.
-    pub fn atomically<T, E: From<Error>>(&self, f: impl FnOnce(&Conn<'a>) -> Result<T, E>) -> Result<T, E> {
+    pub fn atomically<T, E: From<Error>>(&self, f: impl FnOnce(&Conn<'a, K>) -> Result<T, E>) -> Result<T, E> {
         if self.in_tx.get() {
             return f(self);
         }
@@ -372,7 +397,7 @@ impl<'a> Conn<'a> {
     }
 }
 
-impl Conn<'_> {
+impl<K> Conn<'_, K> {
     /// Within a transaction on PostgreSQL, locks the rows of `table` whose `column` is `value`
     /// until the transaction ends, so a decision that reads them before writing is not raced by
     /// another connection or instance. (SQLite's single writer already serialises decisions.)
@@ -384,7 +409,9 @@ impl Conn<'_> {
             Inner::Sqlite(_) => Ok(()),
             Inner::Postgres(p) => {
                 debug_assert!(self.in_tx.get(), "a row lock outside a transaction ends with its statement");
-                p.query(&format!("SELECT 1 FROM {table} WHERE {column} = ?1 FOR UPDATE"), &[value.to_value()]).map(drop)
+                // NO KEY UPDATE: rows that only reference this one (sessions, bookings) may still be added.
+                p.query(&format!("SELECT 1 FROM {table} WHERE {column} = ?1 FOR NO KEY UPDATE"), &[value.to_value()])
+                    .map(drop)
             }
         }
     }
@@ -392,7 +419,7 @@ impl Conn<'_> {
     /// Makes the bytes of rows deleted or overwritten in `table` leave the database's files (a
     /// shredded secret): SQLite, which zeroes deleted content (`secure_delete`), is checkpointed
     /// and vacuumed; PostgreSQL's table is rewritten (VACUUM FULL), leaving its old versions
-    /// only in write-ahead log segments until they are recycled (docs/storage.md).
+    /// only in its write-ahead log, archives and backups (docs/architecture.md).
     ///
     /// # Errors
     /// The database refused it.
@@ -406,12 +433,12 @@ impl Conn<'_> {
 
 /// A prepared statement (see [`Conn::prepare`]).
 #[derive(Debug)]
-pub struct Statement<'c, 'a> {
-    conn: &'c Conn<'a>,
+pub struct Statement<'c, 'a, K> {
+    conn: &'c Conn<'a, K>,
     sql: String,
 }
 
-impl Statement<'_, '_> {
+impl<K> Statement<'_, '_, K> {
     /// Every row, through `f`.
     ///
     /// # Errors
@@ -440,36 +467,43 @@ impl Statement<'_, '_> {
 
 /// A transaction (see [`Conn::transaction`]); derefs to its connection.
 #[derive(Debug)]
-pub struct Tx<'c, 'a> {
-    conn: &'c Conn<'a>,
+pub struct Tx<'c, 'a, K> {
+    conn: &'c Conn<'a, K>,
     done: bool,
 }
 
-impl<'a> std::ops::Deref for Tx<'_, 'a> {
-    type Target = Conn<'a>;
-    fn deref(&self) -> &Conn<'a> {
+impl<'a, K> std::ops::Deref for Tx<'_, 'a, K> {
+    type Target = Conn<'a, K>;
+    fn deref(&self) -> &Conn<'a, K> {
         self.conn
     }
 }
 
-impl Tx<'_, '_> {
+impl<K> Tx<'_, '_, K> {
     /// Commits.
     ///
     /// # Errors
     /// The database refused it (on PostgreSQL a serialisation failure); nothing was written.
     pub fn commit(mut self) -> Result<()> {
         self.done = true;
+        let committed = self.conn.execute_batch("COMMIT");
+        if committed.is_err() {
+            // SQLite keeps a transaction whose COMMIT failed open; PostgreSQL has ended it.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
         self.conn.in_tx.set(false);
-        self.conn.execute_batch("COMMIT")
+        committed
     }
 }
 
-impl Drop for Tx<'_, '_> {
+impl<K> Drop for Tx<'_, '_, K> {
     fn drop(&mut self) {
         if !self.done {
             self.conn.in_tx.set(false);
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 tracing::warn!(error = %e, "rolling back");
+                // Never handed to another decision mid-transaction.
+                self.conn.discard();
             }
         }
     }
@@ -522,11 +556,15 @@ impl Row<'_> {
 /// `sql` with SQLite's `?N` placeholders as PostgreSQL's `$N` (outside quoted text).
 pub(crate) fn to_postgres(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
-    let mut quoted = false;
-    for c in sql.chars() {
+    let (mut quoted, mut comment) = (false, false);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
-            '\'' => quoted = !quoted,
-            '?' if !quoted => {
+            '\n' => comment = false,
+            '-' if !quoted && chars.peek() == Some(&'-') => comment = true,
+            '\'' if !comment => quoted = !quoted,
+            // Only a numbered placeholder: `?` alone (none in this code) is left for the server to refuse.
+            '?' if !quoted && !comment && chars.peek().is_some_and(char::is_ascii_digit) => {
                 out.push('$');
                 continue;
             }
@@ -547,12 +585,15 @@ mod tests {
             to_postgres("SELECT a FROM t WHERE b = ?1 AND c = '?2' AND d = ?12"),
             "SELECT a FROM t WHERE b = $1 AND c = '?2' AND d = $12"
         );
+        assert_eq!(
+            to_postgres("SELECT 1 -- it's ?1\nWHERE x = ?2 AND y = ?"),
+            "SELECT 1 -- it's ?1\nWHERE x = $2 AND y = ?"
+        );
     }
 
     #[test]
     fn a_store_on_sqlite_runs_statements_and_transactions() {
-        let store =
-            Store::sqlite(rusqlite::Connection::open_in_memory().expect("db"), ServerKeys::random().expect("keys"));
+        let store = Store::sqlite(rusqlite::Connection::open_in_memory().expect("db"), ());
         let c = store.conn();
         c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, data BLOB)")
             .expect("schema");

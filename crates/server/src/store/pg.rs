@@ -28,10 +28,18 @@ pub(super) struct Pg {
 
 impl Pg {
     /// Connects (one connection, to fail early on a wrong URL or a server that is down).
-    pub(super) fn connect(url: &str, max: usize) -> Result<Self, crate::Error> {
+    pub(super) fn connect(url: &str, max: usize) -> Result<Self> {
         let config: tokio_postgres::Config =
-            url.parse().map_err(|e| crate::Error::Config(format!("database_url: {e}")))?;
+            url.parse().map_err(|e: tokio_postgres::Error| Error::Config(e.to_string()))?;
         refuse_remote_hosts(&config)?;
+        let mut config = config;
+        // A decision waits at most this long for a row or advisory lock, a statement runs at most
+        // this long, and a transaction left open is ended: a handler's thread is never held for
+        // ever (its wait blocks a worker).
+        let options = config.get_options().unwrap_or_default().to_owned();
+        config.options(format!(
+            "{options} -c lock_timeout=5s -c statement_timeout=30s -c idle_in_transaction_session_timeout=60s"
+        ));
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
@@ -51,11 +59,11 @@ impl Pg {
                     }
                 }
             })
-            .map_err(crate::Error::io("starting the PostgreSQL thread"))?;
+            .map_err(|source| Error::Io { what: "starting the PostgreSQL thread", source })?;
         let handle = handle_rx
             .recv()
-            .map_err(|_| crate::Error::Config("the PostgreSQL thread stopped".into()))?
-            .map_err(crate::Error::io("starting the PostgreSQL runtime"))?;
+            .map_err(|_| Error::Pool("the PostgreSQL thread stopped".into()))?
+            .map_err(|source| Error::Io { what: "starting the PostgreSQL runtime", source })?;
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -67,9 +75,9 @@ impl Pg {
             .wait_timeout(Some(WAIT))
             .create_timeout(Some(WAIT))
             .build()
-            .map_err(|e| crate::Error::Config(format!("database_url: {e}")))?;
+            .map_err(|e| Error::Config(e.to_string()))?;
         let pg = Pg { pool, handle, _stop: stop };
-        drop(pg.get().map_err(crate::Error::from)?);
+        drop(pg.get()?);
         Ok(pg)
     }
 
@@ -89,7 +97,7 @@ impl Pg {
 
 /// Only a local socket or loopback is spoken to without TLS, which is not built: medical data and
 /// the database password must not cross a network in the clear.
-fn refuse_remote_hosts(config: &tokio_postgres::Config) -> Result<(), crate::Error> {
+fn refuse_remote_hosts(config: &tokio_postgres::Config) -> Result<()> {
     use tokio_postgres::config::Host;
     for host in config.get_hosts() {
         let local = match host {
@@ -97,10 +105,16 @@ fn refuse_remote_hosts(config: &tokio_postgres::Config) -> Result<(), crate::Err
             Host::Tcp(name) => name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
         };
         if !local {
-            return Err(crate::Error::Config(format!(
+            return Err(Error::Config(format!(
                 "database_url names {host:?}: only a Unix socket or loopback is allowed (TLS to PostgreSQL is not built)"
             )));
         }
+    }
+    // The driver connects to `hostaddr` when it is given, whatever `host` says.
+    if let Some(addr) = config.get_hostaddrs().iter().find(|a| !a.is_loopback()) {
+        return Err(Error::Config(format!(
+            "hostaddr {addr}: only loopback is allowed (TLS to PostgreSQL is not built)"
+        )));
     }
     Ok(())
 }
@@ -112,6 +126,13 @@ pub(super) struct Lazy<'a> {
 }
 
 impl Lazy<'_> {
+    /// Closes the connection instead of returning it to the pool.
+    pub(super) fn discard(&self) {
+        if let Some(client) = self.client.borrow_mut().take() {
+            drop(Object::take(client));
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&Object) -> Result<T>) -> Result<T> {
         let mut slot = self.client.borrow_mut();
         let client = match slot.take() {
@@ -162,7 +183,12 @@ mod tests {
         for url in ["host=/run/pg dbname=care", "postgresql://care@127.0.0.1/care", "host=localhost"] {
             assert!(refuse_remote_hosts(&url.parse().expect("url")).is_ok(), "{url}");
         }
-        for url in ["postgresql://care@db.example.org/care", "host=10.0.0.5 dbname=care"] {
+        for url in [
+            "postgresql://care@db.example.org/care",
+            "host=10.0.0.5 dbname=care",
+            "host=localhost hostaddr=10.0.0.5",
+            "hostaddr=10.0.0.5",
+        ] {
             let e = refuse_remote_hosts(&url.parse().expect("url")).expect_err(url);
             assert!(e.to_string().contains("TLS"), "{e}");
         }

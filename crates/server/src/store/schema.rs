@@ -3,8 +3,7 @@
 //! INTEGER and BLOB become BIGINT and BYTEA on PostgreSQL, and the statements that differ
 //! (triggers) are given per dialect.
 
-use super::{Conn, Dialect, Serial};
-use crate::Error;
+use super::{Conn, Dialect, Error, Serial};
 
 /// One step of the schema.
 struct Migration {
@@ -218,7 +217,7 @@ pub fn latest() -> i64 {
 ///
 /// # Errors
 /// A step failed (nothing of it is kept), or the database is newer than this build.
-pub fn migrate(c: &Conn<'_>) -> Result<(), Error> {
+pub fn migrate<K>(c: &Conn<'_, K>) -> Result<(), Error> {
     let tx = c.transaction()?;
     tx.serialise(Serial::Migrations)?;
     tx.execute_batch(&render(
@@ -227,10 +226,7 @@ pub fn migrate(c: &Conn<'_>) -> Result<(), Error> {
     ))?;
     let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
     if current > latest() {
-        return Err(Error::Config(format!(
-            "the database is at schema version {current}, newer than this server's {}: run the newer server",
-            latest()
-        )));
+        return Err(Error::NewerSchema { found: current, known: latest() });
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -242,7 +238,7 @@ pub fn migrate(c: &Conn<'_>) -> Result<(), Error> {
             _ => m.sqlite,
         };
         tx.execute_batch(&render(own, tx.dialect()))?;
-        tx.execute("INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)", crate::params![m.version, now])?;
+        tx.execute("INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)", [m.version, now])?;
     }
     tx.commit()?;
     Ok(())

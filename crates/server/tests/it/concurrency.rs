@@ -4,10 +4,10 @@
 //! guarantee). Threads start together and each decision runs many times over.
 
 use sc_server::config::Lockout;
+use sc_server::conn::Store;
 use sc_server::db::{self, Subject};
 use sc_server::keys::ServerKeys;
-use sc_server::store::scratch::{test_store_with, Scratch};
-use sc_server::store::Store;
+use sc_server::scratch::{test_store_with, Scratch};
 use std::sync::{Arc, Barrier};
 
 const THREADS: usize = 8;

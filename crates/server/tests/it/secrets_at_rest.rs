@@ -5,7 +5,7 @@
 use crate::support::{Harness, PASSWORD};
 use sc_server::keys::{ServerKeys, SEALED_PREFIX};
 
-fn raw_seed(c: &sc_server::store::Conn<'_>, username: &str) -> String {
+fn raw_seed(c: &sc_server::conn::Conn<'_>, username: &str) -> String {
     c.query_row("SELECT totp_secret FROM staff WHERE username = ?1", [username], |r| r.get(0)).expect("row")
 }
 

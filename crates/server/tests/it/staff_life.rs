@@ -154,3 +154,25 @@ async fn issue_13_it_lift_a_lock_out_early_with_a_reason() {
     assert!(row.detail.as_deref().is_some_and(|d| d.contains("identity checked")));
     w.h.sign_in("/consult/login", "dr.b", &w.dr_seed).await.expect("in again at once");
 }
+
+/// Issue #17 review: a sign-in whose password was checked (phase two, no lock) against the hash a
+/// reset then replaced is refused when judged, so no session comes from the old password.
+#[test]
+fn issue_17_a_sign_in_checked_against_a_password_reset_meanwhile_is_refused() {
+    let h = Harness::new();
+    h.add_prison("HMP Alpha");
+    let seed = h.add_staff("nurse.a", "nurse", Some("HMP Alpha"));
+    let c = h.state.db();
+    let before = sc_server::db::staff_by_username(&c, "nurse.a").expect("db").expect("staff");
+    sc_server::staff::reset_password(&c, &h.state.config, "nurse.a", "a new password for nurse a", "it.sam", h.now())
+        .expect("reset");
+    let attempt = sc_server::signin::Attempt {
+        channel: sc_server::signin::Channel::Laptop,
+        username: "nurse.a",
+        code: &sc_server::auth::totp_code(&seed, h.now()).expect("code"),
+        checked: Some(&before),
+        password_ok: true,
+    };
+    let verdict = sc_server::signin::verdict(&c, &attempt, h.now(), &h.state.config.lockout).expect("db");
+    assert!(matches!(verdict, sc_server::signin::Verdict::Refused { .. }), "{verdict:?}");
+}

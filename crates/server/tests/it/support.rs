@@ -22,7 +22,7 @@ pub struct Harness {
     pub clock: Arc<AtomicI64>,
     pub ca_der: Vec<u8>,
     // After `state`: the scratch PostgreSQL database (SC_TEST_DATABASE_URL), dropped last.
-    _scratch: Option<sc_server::store::scratch::Scratch>,
+    _scratch: Option<sc_server::scratch::Scratch>,
 }
 
 /// A fresh command-signing key.
@@ -56,7 +56,7 @@ impl Harness {
     pub fn with_config(config: ServerConfig) -> Self {
         let clock = Arc::new(AtomicI64::new(START));
         let c = clock.clone();
-        let (store, scratch) = sc_server::store::scratch::test_store().expect("db");
+        let (store, scratch) = sc_server::scratch::test_store().expect("db");
         let state =
             AppState::new(store, config, command_key(), Arc::new(move || c.load(Ordering::SeqCst))).expect("state");
         Harness { state, clock, ca_der: b"test CA".to_vec(), _scratch: scratch }

@@ -1,7 +1,7 @@
 //! A PostgreSQL database of its own for one test, on the cluster `SC_TEST_DATABASE_URL` names
 //! (scripts/postgres.sh starts one): created empty, dropped with it. Unset, tests use SQLite.
 
-use super::Store;
+use crate::conn::Store;
 use crate::Error;
 
 /// The variable naming the test cluster, as a libpq key=value string (`host=/tmp/x user=y`).
@@ -22,10 +22,15 @@ impl Scratch {
     /// The cluster is unreachable or refused.
     pub fn from_env() -> Option<Result<Self, Error>> {
         let admin = std::env::var(ENV).ok().filter(|u| !u.is_empty())?;
-        Some(Self::create(admin))
+        Some(Self::on(&admin))
     }
 
-    fn create(admin: String) -> Result<Self, Error> {
+    /// A fresh database on the cluster whose key=value connection string is `admin`.
+    ///
+    /// # Errors
+    /// The cluster is unreachable or refused.
+    pub fn on(admin: &str) -> Result<Self, Error> {
+        let admin = admin.to_owned();
         let mut id = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
             .map_err(|_| Error::Crypto("random".into()))?;
@@ -77,7 +82,7 @@ pub fn test_store_with(keys: &crate::keys::ServerKeys) -> Result<(Store, Option<
             Ok((store, Some(scratch)))
         }
         None => {
-            let conn = rusqlite::Connection::open_in_memory().map_err(super::Error::from)?;
+            let conn = rusqlite::Connection::open_in_memory().map_err(crate::store::Error::from)?;
             Ok((crate::db::open_sqlite_conn(conn, keys)?, None))
         }
     }
