@@ -67,6 +67,8 @@ async fn connections(label: &str, server: &CareServer, others: &[&sc_e2e::Instan
         .map(|u| u.replacen("https://", "wss://", 1) + "/v1/kiosk/signal")
         .collect();
     let (pings, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    // Each connection's time from its request to the open WebSocket (TLS, session check).
+    let opened = Arc::new(std::sync::Mutex::new(Vec::with_capacity(CONNECTIONS)));
     let rss_before = rss_kib();
     let t0 = Instant::now();
     let stop = Instant::now() + HOLD + Duration::from_secs(30);
@@ -78,12 +80,15 @@ async fn connections(label: &str, server: &CareServer, others: &[&sc_e2e::Instan
         request.headers_mut().insert("authorization", bearer.parse().expect("header"));
         let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
         let (pings, open) = (pings.clone(), open.clone());
+        let opened = opened.clone();
         tasks.push(tokio::spawn(async move {
+            let asked = Instant::now();
             let Ok((mut ws, _)) =
                 tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector)).await
             else {
                 return false;
             };
+            opened.lock().expect("not poisoned: pushes only").push(asked.elapsed());
             open.fetch_add(1, Ordering::Relaxed);
             // Reading answers the server's pings (tungstenite queues the pong).
             while let Ok(Some(msg)) = tokio::time::timeout_at(stop.into(), ws.next()).await {
@@ -107,6 +112,13 @@ async fn connections(label: &str, server: &CareServer, others: &[&sc_e2e::Instan
     }
     let connected = open.load(Ordering::Relaxed);
     let took = t0.elapsed();
+    let mut each = std::mem::take(&mut *opened.lock().expect("not poisoned"));
+    each.sort();
+    let (each_p50, each_p99) = if each.is_empty() {
+        ("-".to_owned(), "-".to_owned())
+    } else {
+        (ms(percentile(&each, 0.5)), ms(percentile(&each, 0.99)))
+    };
     let rss_open = rss_kib();
     let live = server.state.sessions.live() + others.iter().map(|o| o.state.sessions.live()).sum::<usize>();
     let sweep = {
@@ -118,8 +130,10 @@ async fn connections(label: &str, server: &CareServer, others: &[&sc_e2e::Instan
     tokio::time::sleep(HOLD).await;
     let pinged = pings.load(Ordering::Relaxed);
     println!(
-        "signalling connections, {label} (laptops' WebSockets over TLS, one process for both ends): {connected} of {CONNECTIONS} open in {}, {live} registered; held {} s: {pinged} heartbeats answered; RSS +{} MiB for both ends ({} KiB a connection); one session sweep over all of them {}",
+        "signalling connections, {label} (laptops' WebSockets over TLS, one process for both ends): {connected} of {CONNECTIONS} open in {} (each p50 {} p99 {}), {live} registered; held {} s: {pinged} heartbeats answered; RSS +{} MiB for both ends ({} KiB a connection); one session sweep over all of them {}",
         ms(took),
+        each_p50,
+        each_p99,
         HOLD.as_secs(),
         rss_open.saturating_sub(rss_before) / 1024,
         rss_open.saturating_sub(rss_before) / connected.max(1),
