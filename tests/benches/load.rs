@@ -181,9 +181,15 @@ pub(crate) struct Laptop {
 }
 
 pub(crate) async fn laptop_with_nurses(server: &CareServer, n: usize, display: &str) -> Laptop {
+    laptop_enrolled_at(server, &server.url, "nurse", n, display).await
+}
+
+/// As [`laptop_with_nurses`], enrolled with `url` (an instance of `server`), its nurses named
+/// `{prefix}{i}`.
+async fn laptop_enrolled_at(server: &CareServer, url: &str, prefix: &str, n: usize, display: &str) -> Laptop {
     let nurses = (0..n)
         .map(|i| {
-            let name = format!("nurse{i}");
+            let name = format!("{prefix}{i}");
             let secret = server.add_nurse(&name, display, "HMP Testshire");
             (name, secret)
         })
@@ -192,7 +198,7 @@ pub(crate) async fn laptop_with_nurses(server: &CareServer, n: usize, display: &
     let data = sc_core::record::DataDir::open(dir.path()).expect("data");
     let keystore = tokio::task::spawn_blocking(Keystore::secret_service).await.expect("join").expect("keystore");
     let token = server.token("HMP Testshire").parse().expect("token");
-    sc_core::enrol::enrol(&data, &keystore, &server.url, &token).await.expect("enrol");
+    sc_core::enrol::enrol(&data, &keystore, url, &token).await.expect("enrol");
     let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
     Laptop { dir, data, keystore, kiosk, nurses }
 }
@@ -321,20 +327,7 @@ async fn storage_figures() {
 /// An enrolled laptop of HMP Testshire whose server URL is `url` (an instance of `server`), with
 /// nurses of its own (named after `n`).
 async fn laptop_at(server: &CareServer, url: &str, n: usize) -> Laptop {
-    let nurses = (0..EACH_LAPTOP)
-        .map(|i| {
-            let name = format!("l{n}nurse{i}");
-            let secret = server.add_nurse(&name, "Storage Nurse", "HMP Testshire");
-            (name, secret)
-        })
-        .collect();
-    let dir = tempfile::tempdir().expect("dir");
-    let data = sc_core::record::DataDir::open(dir.path()).expect("data");
-    let keystore = tokio::task::spawn_blocking(Keystore::secret_service).await.expect("join").expect("keystore");
-    let token = server.token("HMP Testshire").parse().expect("token");
-    sc_core::enrol::enrol(&data, &keystore, url, &token).await.expect("enrol");
-    let kiosk = Kiosk::open(dir.path(), Keystore::secret_service).expect("kiosk");
-    Laptop { dir, data, keystore, kiosk, nurses }
+    laptop_enrolled_at(server, url, &format!("l{n}nurse"), EACH_LAPTOP, "Storage Nurse").await
 }
 
 /// The load figures.

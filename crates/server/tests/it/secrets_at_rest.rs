@@ -62,6 +62,20 @@ fn files(dir: &std::path::Path) -> Vec<u8> {
     all
 }
 
+/// Twenty laptops of prison 1, the tenth (id `{10:032x}`) holding `secret`: the secret beside
+/// other rows' data, in the middle of a page, as a real table holds it.
+fn twenty_devices_with(c: &sc_server::conn::Conn<'_>, secret: [u8; 32]) {
+    for i in 0..20u8 {
+        let s = if i == 10 { secret } else { [i; 32] };
+        c.execute(
+            "INSERT INTO devices (id, prison_id, public_key, hostname, exchange_secret, enrolled_at)
+             VALUES (?1, 1, ?2, 'laptop', ?3, 0)",
+            sc_server::params![format!("{i:032x}"), vec![i; 32], s.to_vec()],
+        )
+        .expect("device");
+    }
+}
+
 const REASON: &str = "stolen from the van outside HMP Alpha on Tuesday night, reported by the nurse";
 
 #[test]
@@ -76,16 +90,7 @@ fn issue_13_a_shredded_secret_leaves_the_files_without_a_vacuum() {
             c.execute_batch("PRAGMA secure_delete = OFF;").expect("pragma");
         }
         sc_server::admin::add_prison(&c, "HMP Alpha", 0).expect("prison");
-        // The secret beside other rows' data, in the middle of a page, as a real table holds it.
-        for i in 0..20u8 {
-            let s = if i == 10 { secret } else { [i; 32] };
-            c.execute(
-                "INSERT INTO devices (id, prison_id, public_key, hostname, exchange_secret, enrolled_at)
-                 VALUES (?1, 1, ?2, 'laptop', ?3, 0)",
-                sc_server::params![format!("{i:032x}"), vec![i; 32], s.to_vec()],
-            )
-            .expect("device");
-        }
+        twenty_devices_with(&c, secret);
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").expect("checkpoint");
         let id: sc_proto::DeviceId = format!("{:032x}", 10).parse().expect("id");
         // A reason as IT types one: long enough that the updated row no longer fits where the
@@ -161,15 +166,7 @@ fn issue_17_on_postgresql_a_bricked_laptops_secret_leaves_the_table_files() {
         }
         sc_server::admin::add_prison(&c, "HMP Alpha", 0).expect("prison");
         let secret = [0x5au8; 32];
-        for i in 0..20u8 {
-            let s = if i == 10 { secret } else { [i; 32] };
-            c.execute(
-                "INSERT INTO devices (id, prison_id, public_key, hostname, exchange_secret, enrolled_at)
-                 VALUES (?1, 1, ?2, 'laptop', ?3, 0)",
-                sc_server::params![format!("{i:032x}"), vec![i; 32], s.to_vec()],
-            )
-            .expect("device");
-        }
+        twenty_devices_with(&c, secret);
         let id: sc_proto::DeviceId = format!("{:032x}", 10).parse().expect("id");
         if purge {
             sc_server::admin::brick_device(&c, &id, REASON, "it.x", 1).expect("brick");
