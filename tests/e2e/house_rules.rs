@@ -66,6 +66,8 @@ fn issue_11_ci_fails_on_a_shellcheck_finding() {
 
 #[test]
 fn issue_11_ci_fails_on_a_clippy_warning_and_passes_without_one() {
+    // Two clippy runs take both cores for a minute: never beside a shaped call.
+    let _slot = sc_e2e::shaped::one_at_a_time_blocking();
     let dir = clone();
     let tree = dir.path().join("tree");
     // Formatted as rustfmt would, so only clippy objects (map_identity).

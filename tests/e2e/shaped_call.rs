@@ -143,8 +143,12 @@ fn trajectory(engine: &[Value]) -> Vec<String> {
             let red = i.checked_sub(1).map_or(0.0, |p| {
                 v["audio_red"].as_f64().unwrap_or(0.0) - stats[p]["audio_red"].as_f64().unwrap_or(0.0)
             });
+            // Frames the encoder produced in the last second (it drops some when its buffer runs low).
+            let frames = i.checked_sub(1).map_or(0.0, |p| {
+                v["frames_sent"].as_f64().unwrap_or(0.0) - stats[p]["frames_sent"].as_f64().unwrap_or(0.0)
+            });
             format!(
-                "{:.0}k/{:.2} {}x{}@{}:{}k sent {sent:.0}k red {red:.0}",
+                "{:.0}k/{:.2} {}x{}@{}:{}k sent {sent:.0}k {frames:.0}f red {red:.0}",
                 v["target_kbps"].as_f64().unwrap_or(0.0),
                 v["link_loss"].as_f64().unwrap_or(0.0),
                 video["width"],

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 /// Shaped calls run one at a time: each is a Chromium and a kiosk encoding a camera's worth of
 /// video, and two at once on two cores starved them (measured: a prison-profile call that never
-/// connected while another ran beside it). Every other test with a call, a kiosk window or a
-/// package build takes the same slot: beside them the shaped calls' figures fell under their
+/// connected while another ran beside it). Every other test with a call, a kiosk window, a
+/// package build, a clippy run or a minute of image decoding (the DCMTK comparison) takes the
+/// same slot: beside them the shaped calls' figures fell under their
 /// bounds (the far-link repair and the prison profile's 15 fps, in fresh-clone runs of #16's
 /// session), and a window test beside a shaped call missed its 30 s for a brick's receipt.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
