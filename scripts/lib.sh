@@ -11,8 +11,9 @@ coturn chromium openssl python3 iproute2 nftables"
 # (cage, its Xwayland, grim for screenshots, xmessage as a second program); lintian for the .debs;
 # xmllint to validate the generated Windows policy against policy/windows/schema; DCMTK, the
 # reference renderer the image decoder is compared with (e2e::reference); PostgreSQL, the second
-# storage backend, whose own cluster the test script starts (scripts/postgres.sh).
-PKGS_TEST="faketime cage grim xwayland x11-utils lintian libxml2-utils dcmtk libnss3-tools postgresql"
+# storage backend, whose own cluster the test script starts (scripts/postgres.sh); HAProxy, the
+# load balancer in front of two care server instances (e2e::instances).
+PKGS_TEST="faketime cage grim xwayland x11-utils lintian libxml2-utils dcmtk libnss3-tools postgresql haproxy"
 
 log() { printf '\033[1m[secureconsult]\033[0m %s\n' "$*" >&2; }
 

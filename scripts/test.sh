@@ -29,7 +29,7 @@ if [ "$#" -eq 0 ]; then
     # And the end-to-end flows whose server is in the test (tests/src/lib.rs: CareServer); built
     # as the whole workspace, so its dependencies' features match the first pass (no rebuild).
     SC_TEST_DATABASE_URL="$url" dbus-run-session -- scripts/session.sh cargo test --locked --no-fail-fast --workspace \
-      --test e2e -- activation:: authz_matrix:: brick:: care_pathway:: faults:: signalling:: 2>&1 | tee -a "$out"
+      --test e2e -- activation:: authz_matrix:: brick:: care_pathway:: faults:: instances:: signalling:: 2>&1 | tee -a "$out"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   else
     log "PostgreSQL did not start"

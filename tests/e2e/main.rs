@@ -17,6 +17,7 @@ mod faults;
 mod frame_sizes;
 mod house_rules;
 mod installer;
+mod instances;
 mod keyboard;
 mod keystore;
 mod kiosk_keyring;

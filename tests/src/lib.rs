@@ -13,6 +13,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// The TURN shared secret test servers use.
 pub const TURN_SECRET: &str = "test-turn-secret";
 
+pub mod balancer;
 pub mod browser;
 pub mod consultant;
 pub mod desktop;
@@ -131,6 +132,32 @@ impl CareServer {
         let state = AppState::new(store, config, keys.command_key.clone(), state::system_clock()).expect("state");
         let running = serve::start(state.clone(), &keys, "127.0.0.1:0".parse().expect("addr")).expect("serve");
         Instance { url: format!("https://127.0.0.1:{}", running.addr.port()), state, running: Some(running) }
+    }
+
+    /// Another instance of this server as a process of its own (`care-server serve` on this
+    /// server's data directory, PostgreSQL database and relays), so a test can kill it as a
+    /// machine dies: its sockets and its database sessions go at once.
+    pub fn instance_process(&self) -> InstanceProcess {
+        use std::io::BufRead as _;
+        let url = self.state.config.database.url.clone().expect("instances share a PostgreSQL database");
+        let relays: Vec<String> = self.state.config.turn.urls.iter().map(|u| format!("{u:?}")).collect();
+        std::fs::write(self.dir.path().join("care-server.toml"), format!("[turn]\nurls = [{}]\n", relays.join(", ")))
+            .expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let mut child = std::process::Command::new(bin("care-server"))
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("SC_DATABASE_URL", url)
+            .env("SC_TURN_SECRET", &self.state.config.turn.secret)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("care-server serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+        assert!(line.starts_with("listening on "), "{line}");
+        InstanceProcess { child, addr: ([127, 0, 0, 1], port).into() }
     }
 
     /// Adds a prison.
@@ -260,6 +287,29 @@ pub struct Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         drop(self.running.take());
+    }
+}
+
+/// A care server instance in a process of its own (see [`CareServer::instance_process`]);
+/// killed when dropped.
+#[derive(Debug)]
+pub struct InstanceProcess {
+    child: std::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl InstanceProcess {
+    /// Kills it (SIGKILL: no goodbye to its peers or its database).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for InstanceProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

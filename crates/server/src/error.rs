@@ -56,6 +56,9 @@ pub enum Error {
     /// A cryptographic operation failed.
     #[error("crypto: {0}")]
     Crypto(String),
+    /// The rooms shared with the other instances (crate::bus) failed.
+    #[error("the instances' rooms: {0}")]
+    Bus(String),
 }
 
 impl Error {

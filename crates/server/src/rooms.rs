@@ -1,23 +1,31 @@
-//! The rooms hub: who waits in which appointment's room, who is in a call with whom, and the relay
-//! of SDP and ICE between the two peers of a call. No I/O: each connection hands in a sender, and
-//! the hub decides who hears what, so its rules are tested directly.
+//! The rooms: who waits in which appointment's room, who is in a call with whom, and where each
+//! call's SDP and ICE go. A pure state machine: an [`Op`] goes in, its outcome and the messages
+//! for each connection come out. Every instance of the server applies the same operations in the
+//! same order (`crate::hub`, over `crate::bus` when several share a database), so each holds the
+//! same rooms and delivers the messages for its own connections; the rules are tested directly.
 //!
 //! A call outlives its signalling: the media flows peer to peer through the relay, so when the
-//! care server restarts (a new, empty hub) each peer reconnects and asks to resume. The caller
-//! checks the call was admitted (the database keeps live calls); the hub links the two halves
-//! again as they come back, in either order.
+//! care server restarts (new, empty rooms) or the instance a peer was connected to dies, each
+//! peer reconnects and asks to resume. The caller checks the call was admitted (the database
+//! keeps live calls); the rooms link the two halves again as they come back, in either order.
 
-use sc_proto::signal::{Appointment, FromServer, Role, Waiting};
+use sc_proto::signal::{Appointment, FromServer, Waiting};
 use sc_proto::DeviceId;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Mutex;
-use tokio::sync::mpsc::UnboundedSender;
 
-/// Where a connection's messages go.
-pub type Tx = UnboundedSender<FromServer>;
+/// A signalling connection's id, unique across instances: the instance's number in the high 32
+/// bits, a counter of its own in the low ones.
+pub type ConnId = u64;
 
-/// Why the hub refused a request (sent to the peer as `FromServer::Error`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The instance a connection is held by.
+pub fn instance_of(conn: ConnId) -> u32 {
+    // The shift leaves 32 bits: the cast cannot truncate.
+    (conn >> 32) as u32
+}
+
+/// Why the rooms refused a request (sent to the peer as `FromServer::Error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum RoomError {
     /// Another laptop is already in this room.
@@ -41,6 +49,9 @@ pub enum RoomError {
     /// There is no call of this appointment to resume (it ended, or was never admitted).
     #[error("this call can no longer be resumed")]
     NotResumable,
+    /// The rooms shared with the other instances could not be reached (the cause is logged).
+    #[error("the waiting rooms are not available; try again")]
+    Unavailable,
 }
 
 impl RoomError {
@@ -54,6 +65,7 @@ impl RoomError {
             RoomError::Busy => "busy",
             RoomError::LaptopElsewhere => "laptop_elsewhere",
             RoomError::NotResumable => "not_resumable",
+            RoomError::Unavailable => "unavailable",
         }
     }
 
@@ -64,12 +76,10 @@ impl RoomError {
 }
 
 /// A laptop in a room.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KioskPeer {
     /// Its connection.
-    pub conn: u64,
-    /// Where to send.
-    pub tx: Tx,
+    pub conn: ConnId,
     /// The laptop.
     pub device_id: DeviceId,
     /// Its prison's name.
@@ -78,28 +88,27 @@ pub struct KioskPeer {
     pub nurse: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Room {
     consultant_id: i64,
     kiosk: KioskPeer,
     /// The consultant's connection once admitted.
-    call: Option<u64>,
+    call: Option<ConnId>,
     /// A call whose laptop came back after a restart, waiting for its consultant to: not a
     /// waiting room (nobody admits it again).
     resuming: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ConsultantConn {
     staff_id: i64,
-    tx: Tx,
     room: Option<i64>,
     /// A call this page asked to resume before its laptop came back (the appointment, the laptop).
     pending: Option<(i64, DeviceId)>,
 }
 
 /// A call that just started or ended, for the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallEvent {
     /// The appointment.
     pub appointment_id: i64,
@@ -109,28 +118,163 @@ pub struct CallEvent {
     pub consultant_id: i64,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    next_conn: u64,
+/// One change to the rooms. The caller has checked who may ask it (sessions, appointments,
+/// live calls); the rooms check occupancy and who is in which call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Op {
+    /// A consultant's page connected: it hears its waiting room now and on every change.
+    Consultant {
+        /// Its connection.
+        conn: ConnId,
+        /// The consultant.
+        staff_id: i64,
+    },
+    /// A laptop joins an appointment's waiting room.
+    Join {
+        /// The laptop.
+        peer: KioskPeer,
+        /// The appointment, as the laptop is told it.
+        appointment: Appointment,
+        /// Whose appointment it is.
+        consultant_id: i64,
+    },
+    /// A consultant admits the laptop waiting in `appointment_id`; each side hears its own message.
+    Admit {
+        /// The consultant's connection.
+        conn: ConnId,
+        /// The appointment.
+        appointment_id: i64,
+        /// What the laptop hears (its role and relay credentials).
+        to_kiosk: FromServer,
+        /// What the consultant hears.
+        to_consultant: FromServer,
+    },
+    /// An SDP or ICE message for the other peer of `conn`'s call.
+    Relay {
+        /// The sender.
+        conn: ConnId,
+        /// The message.
+        msg: FromServer,
+    },
+    /// `conn` hangs up (or leaves the waiting room); the other side hears `HungUp`.
+    HangUp {
+        /// Who.
+        conn: ConnId,
+    },
+    /// `conn` went away; the other side hears `PeerLeft`.
+    Disconnected {
+        /// Who.
+        conn: ConnId,
+    },
+    /// A laptop takes up a call again (the caller checked it is this laptop's live call, admitted
+    /// by `consultant_id`).
+    ResumeKiosk {
+        /// The laptop, on its new connection.
+        peer: KioskPeer,
+        /// The appointment.
+        appointment_id: i64,
+        /// Who admitted the call.
+        consultant_id: i64,
+    },
+    /// A consultant's page takes up its call with `device_id` again (the caller checked it is
+    /// this consultant's live call).
+    ResumeConsultant {
+        /// The page's new connection.
+        conn: ConnId,
+        /// The appointment.
+        appointment_id: i64,
+        /// The call's laptop.
+        device_id: DeviceId,
+    },
+    /// An instance died or stopped: its connections are gone, and their calls wait to be resumed
+    /// (the media goes on through the relay meanwhile).
+    InstanceGone {
+        /// The instance.
+        instance: u32,
+    },
+}
+
+/// What an operation came to: refused, or done (with the call it started, linked again or ended).
+pub type Outcome = Result<Option<CallEvent>, RoomError>;
+
+/// Messages an operation sends, each to one connection (on whichever instance holds it).
+pub type Sends = Vec<(ConnId, FromServer)>;
+
+/// The rooms (see the module docs). Serialisable: an instance that starts beside others takes a
+/// copy of theirs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rooms {
     rooms: HashMap<i64, Room>,
-    consultants: HashMap<u64, ConsultantConn>,
-    /// The server is stopping: connections closing now end nothing (their calls go on, and
-    /// resume on the next server).
-    closing: bool,
+    consultants: HashMap<ConnId, ConsultantConn>,
 }
 
-/// The hub.
-#[derive(Debug, Default)]
-pub struct Hub {
-    inner: Mutex<Inner>,
-}
+impl Rooms {
+    /// Applies `op`: its outcome, and the messages it sends.
+    pub fn apply(&mut self, op: Op) -> (Outcome, Sends) {
+        let mut out = Sends::new();
+        let outcome = match op {
+            Op::Consultant { conn, staff_id } => {
+                out.push((conn, FromServer::WaitingRoom { waiting: self.waiting_for(staff_id) }));
+                self.consultants.insert(conn, ConsultantConn { staff_id, room: None, pending: None });
+                Ok(None)
+            }
+            Op::Join { peer, appointment, consultant_id } => {
+                self.join(peer, &appointment, consultant_id, &mut out).map(|()| None)
+            }
+            Op::Admit { conn, appointment_id, to_kiosk, to_consultant } => {
+                self.admit(conn, appointment_id, to_kiosk, to_consultant, &mut out).map(Some)
+            }
+            Op::Relay { conn, msg } => self.relay(conn, msg, &mut out).map(|()| None),
+            Op::HangUp { conn } => Ok(self.leave(conn, FromServer::HungUp, &mut out)),
+            Op::Disconnected { conn } => {
+                let ended = self.leave(conn, FromServer::PeerLeft, &mut out);
+                self.consultants.remove(&conn);
+                Ok(ended)
+            }
+            Op::ResumeKiosk { peer, appointment_id, consultant_id } => {
+                self.resume_kiosk(peer, appointment_id, consultant_id, &mut out)
+            }
+            Op::ResumeConsultant { conn, appointment_id, device_id } => {
+                self.resume_consultant(conn, appointment_id, &device_id, &mut out)
+            }
+            Op::InstanceGone { instance } => {
+                self.instance_gone(instance, &mut out);
+                Ok(None)
+            }
+        };
+        (outcome, out)
+    }
 
-fn send(tx: &Tx, msg: FromServer) {
-    // A closed receiver means that connection is ending; its own cleanup will follow.
-    let _ = tx.send(msg);
-}
+    /// The instances holding connections the rooms know.
+    pub fn instances(&self) -> Vec<u32> {
+        let kiosks = self.rooms.values().map(|r| r.kiosk.conn);
+        let pages = self.consultants.keys().copied();
+        let mut v: Vec<u32> = kiosks.chain(pages).map(instance_of).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
 
-impl Inner {
+    /// The call the consultant on `conn` is in, once admitted.
+    pub fn call_of_consultant(&self, conn: ConnId) -> Option<CallEvent> {
+        let c = self.consultants.get(&conn)?;
+        let id = c.room?;
+        let room = self.rooms.get(&id).filter(|r| r.call == Some(conn))?;
+        Some(CallEvent {
+            appointment_id: id,
+            device_id: room.kiosk.device_id.clone(),
+            consultant_id: room.consultant_id,
+        })
+    }
+
+    /// Whether the rooms hold anything of `appointment_id`'s call (either half of a resume).
+    pub fn knows_call(&self, appointment_id: i64) -> bool {
+        self.rooms.get(&appointment_id).is_some_and(|r| r.call.is_some() || r.resuming)
+            || self.consultants.values().any(|c| c.pending.as_ref().is_some_and(|(a, _)| *a == appointment_id))
+    }
+
     fn waiting_for(&self, staff_id: i64) -> Vec<Waiting> {
         let mut w: Vec<Waiting> = self
             .rooms
@@ -146,105 +290,64 @@ impl Inner {
         w
     }
 
-    fn notify_consultant(&self, staff_id: i64) {
+    fn notify_consultant(&self, staff_id: i64, out: &mut Sends) {
         let waiting = self.waiting_for(staff_id);
-        for c in self.consultants.values().filter(|c| c.staff_id == staff_id) {
-            send(&c.tx, FromServer::WaitingRoom { waiting: waiting.clone() });
+        let mut pages: Vec<ConnId> =
+            self.consultants.iter().filter(|(_, c)| c.staff_id == staff_id).map(|(conn, _)| *conn).collect();
+        // In one order on every instance, so the same operations send the same messages.
+        pages.sort_unstable();
+        for conn in pages {
+            out.push((conn, FromServer::WaitingRoom { waiting: waiting.clone() }));
         }
     }
 
-    fn room_of_kiosk(&self, conn: u64) -> Option<i64> {
+    fn room_of_kiosk(&self, conn: ConnId) -> Option<i64> {
         self.rooms.iter().find(|(_, r)| r.kiosk.conn == conn).map(|(id, _)| *id)
     }
 
-    /// Ends whatever `conn` takes part in; `to_other` is what the other side hears.
-    fn leave(&mut self, conn: u64, to_other: FromServer) -> Option<CallEvent> {
-        if let Some(id) = self.room_of_kiosk(conn) {
-            let room = self.rooms.remove(&id)?;
-            // A half-resumed call ends here too (its consultant never came back).
-            let mut ended = room.resuming.then(|| CallEvent {
-                appointment_id: id,
-                device_id: room.kiosk.device_id.clone(),
-                consultant_id: room.consultant_id,
-            });
-            if let Some(c) = room.call.and_then(|cc| self.consultants.get_mut(&cc)) {
-                c.room = None;
-                send(&c.tx, to_other);
-                ended = Some(CallEvent {
-                    appointment_id: id,
-                    device_id: room.kiosk.device_id.clone(),
-                    consultant_id: room.consultant_id,
-                });
+    fn join(
+        &mut self,
+        peer: KioskPeer,
+        appointment: &Appointment,
+        consultant_id: i64,
+        out: &mut Sends,
+    ) -> Result<(), RoomError> {
+        if let Some(room) = self.rooms.get_mut(&appointment.id) {
+            if room.kiosk.conn == peer.conn {
+                return Ok(()); // joining again is harmless
             }
-            self.notify_consultant(room.consultant_id);
-            return ended;
-        }
-        let c = self.consultants.get_mut(&conn)?;
-        if let Some((appointment_id, device_id)) = c.pending.take() {
-            // Asked to resume, and its laptop never came back: that call is over.
-            return Some(CallEvent { appointment_id, device_id, consultant_id: c.staff_id });
-        }
-        let id = c.room.take()?;
-        let room = self.rooms.remove(&id)?;
-        send(&room.kiosk.tx, to_other);
-        self.notify_consultant(room.consultant_id);
-        Some(CallEvent { appointment_id: id, device_id: room.kiosk.device_id, consultant_id: room.consultant_id })
-    }
-}
-
-impl Hub {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // Every mutation leaves the maps consistent, so a poisoned lock's data is still sound.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A new connection id.
-    pub fn connection(&self) -> u64 {
-        let mut inner = self.lock();
-        inner.next_conn += 1;
-        inner.next_conn
-    }
-
-    /// A consultant's page connected: it hears its waiting room now and on every change.
-    pub fn consultant_connected(&self, conn: u64, staff_id: i64, tx: Tx) {
-        let mut inner = self.lock();
-        send(&tx, FromServer::WaitingRoom { waiting: inner.waiting_for(staff_id) });
-        inner.consultants.insert(conn, ConsultantConn { staff_id, tx, room: None, pending: None });
-    }
-
-    /// A laptop joins an appointment's waiting room (authorization already checked by the caller).
-    pub fn join(&self, peer: KioskPeer, appointment: &Appointment, consultant_id: i64) -> Result<(), RoomError> {
-        let mut inner = self.lock();
-        if let Some(room) = inner.rooms.get(&appointment.id) {
-            if room.kiosk.conn != peer.conn {
+            // The same laptop back on a new connection (its old one, perhaps on an instance that
+            // died, not yet seen to close) takes its waiting room over; a call is resumed instead.
+            if room.kiosk.device_id != peer.device_id || room.call.is_some() || room.resuming {
                 return Err(RoomError::Occupied);
             }
-            return Ok(()); // joining again is harmless
+            out.push((peer.conn, FromServer::Waiting { appointment: appointment.clone() }));
+            room.kiosk = peer;
+            return Ok(());
         }
-        if inner.rooms.values().any(|r| r.kiosk.device_id == peer.device_id && r.kiosk.conn != peer.conn) {
+        if self.rooms.values().any(|r| r.kiosk.device_id == peer.device_id && r.kiosk.conn != peer.conn) {
             return Err(RoomError::LaptopElsewhere);
         }
-        if inner.room_of_kiosk(peer.conn).is_some() {
-            inner.leave(peer.conn, FromServer::PeerLeft);
+        if self.room_of_kiosk(peer.conn).is_some() {
+            self.leave(peer.conn, FromServer::PeerLeft, out);
         }
-        send(&peer.tx, FromServer::Waiting { appointment: appointment.clone() });
-        inner.rooms.insert(appointment.id, Room { consultant_id, kiosk: peer, call: None, resuming: false });
-        inner.notify_consultant(consultant_id);
+        out.push((peer.conn, FromServer::Waiting { appointment: appointment.clone() }));
+        self.rooms.insert(appointment.id, Room { consultant_id, kiosk: peer, call: None, resuming: false });
+        self.notify_consultant(consultant_id, out);
         Ok(())
     }
 
-    /// A consultant admits the laptop waiting in `appointment_id`. Each side gets its own
-    /// `Admitted` from `admitted(role)`.
-    pub fn admit(
-        &self,
-        conn: u64,
+    fn admit(
+        &mut self,
+        conn: ConnId,
         appointment_id: i64,
-        admitted: impl Fn(Role) -> FromServer,
+        to_kiosk: FromServer,
+        to_consultant: FromServer,
+        out: &mut Sends,
     ) -> Result<CallEvent, RoomError> {
-        let mut inner = self.lock();
-        let Some(c) = inner.consultants.get(&conn) else { return Err(RoomError::Forbidden) };
-        let (staff_id, busy, ctx) = (c.staff_id, c.room.is_some(), c.tx.clone());
-        let Some(room) = inner.rooms.get_mut(&appointment_id) else { return Err(RoomError::NotWaiting) };
+        let Some(c) = self.consultants.get(&conn) else { return Err(RoomError::Forbidden) };
+        let (staff_id, busy) = (c.staff_id, c.room.is_some());
+        let Some(room) = self.rooms.get_mut(&appointment_id) else { return Err(RoomError::NotWaiting) };
         if room.consultant_id != staff_id {
             return Err(RoomError::Forbidden);
         }
@@ -255,85 +358,66 @@ impl Hub {
             return Err(RoomError::Busy);
         }
         room.call = Some(conn);
-        send(&room.kiosk.tx, admitted(Role::Offerer));
-        send(&ctx, admitted(Role::Answerer));
+        out.push((room.kiosk.conn, to_kiosk));
+        out.push((conn, to_consultant));
         let event = CallEvent { appointment_id, device_id: room.kiosk.device_id.clone(), consultant_id: staff_id };
-        if let Some(c) = inner.consultants.get_mut(&conn) {
+        if let Some(c) = self.consultants.get_mut(&conn) {
             c.room = Some(appointment_id);
         }
-        inner.notify_consultant(staff_id);
+        self.notify_consultant(staff_id, out);
         Ok(event)
     }
 
-    /// Relays an SDP or ICE message to the other peer of `conn`'s call.
-    pub fn relay(&self, conn: u64, msg: FromServer) -> Result<(), RoomError> {
-        let inner = self.lock();
-        if let Some(id) = inner.room_of_kiosk(conn) {
-            let room = &inner.rooms[&id];
-            let other = room.call.and_then(|cc| inner.consultants.get(&cc)).ok_or(RoomError::NotInCall)?;
-            send(&other.tx, msg);
+    fn relay(&self, conn: ConnId, msg: FromServer, out: &mut Sends) -> Result<(), RoomError> {
+        if let Some(id) = self.room_of_kiosk(conn) {
+            let other = self.rooms.get(&id).and_then(|r| r.call).ok_or(RoomError::NotInCall)?;
+            out.push((other, msg));
             return Ok(());
         }
-        let id = inner.consultants.get(&conn).and_then(|c| c.room).ok_or(RoomError::NotInCall)?;
-        let room = inner.rooms.get(&id).ok_or(RoomError::NotInCall)?;
-        send(&room.kiosk.tx, msg);
+        let id = self.consultants.get(&conn).and_then(|c| c.room).ok_or(RoomError::NotInCall)?;
+        let room = self.rooms.get(&id).ok_or(RoomError::NotInCall)?;
+        out.push((room.kiosk.conn, msg));
         Ok(())
     }
 
-    /// `conn` hangs up (or leaves the waiting room); the other side hears `HungUp`.
-    pub fn hang_up(&self, conn: u64) -> Option<CallEvent> {
-        self.lock().leave(conn, FromServer::HungUp)
-    }
-
-    /// `conn` went away; the other side hears `PeerLeft`. While the server stops, nothing ends:
-    /// the peers resume their call on the next server.
-    pub fn disconnected(&self, conn: u64) -> Option<CallEvent> {
-        let mut inner = self.lock();
-        if inner.closing {
-            return None;
+    /// Ends whatever `conn` takes part in; `to_other` is what the other side hears.
+    fn leave(&mut self, conn: ConnId, to_other: FromServer, out: &mut Sends) -> Option<CallEvent> {
+        if let Some(id) = self.room_of_kiosk(conn) {
+            let room = self.rooms.remove(&id)?;
+            // A half-resumed call ends here too (its consultant never came back).
+            let mut ended = room.resuming.then(|| CallEvent {
+                appointment_id: id,
+                device_id: room.kiosk.device_id.clone(),
+                consultant_id: room.consultant_id,
+            });
+            if let Some(cc) = room.call {
+                if let Some(c) = self.consultants.get_mut(&cc) {
+                    c.room = None;
+                    out.push((cc, to_other));
+                }
+                ended = Some(CallEvent {
+                    appointment_id: id,
+                    device_id: room.kiosk.device_id.clone(),
+                    consultant_id: room.consultant_id,
+                });
+            }
+            self.notify_consultant(room.consultant_id, out);
+            return ended;
         }
-        let ended = inner.leave(conn, FromServer::PeerLeft);
-        inner.consultants.remove(&conn);
-        ended
+        let c = self.consultants.get_mut(&conn)?;
+        if let Some((appointment_id, device_id)) = c.pending.take() {
+            // Asked to resume, and its laptop never came back: that call is over.
+            return Some(CallEvent { appointment_id, device_id, consultant_id: c.staff_id });
+        }
+        let id = c.room.take()?;
+        let room = self.rooms.remove(&id)?;
+        out.push((room.kiosk.conn, to_other));
+        self.notify_consultant(room.consultant_id, out);
+        Some(CallEvent { appointment_id: id, device_id: room.kiosk.device_id, consultant_id: room.consultant_id })
     }
 
-    /// The server is stopping: from now on a connection that closes ends no call.
-    pub fn close(&self) {
-        self.lock().closing = true;
-    }
-
-    /// The call the consultant on `conn` is in, once admitted.
-    pub fn call_of_consultant(&self, conn: u64) -> Option<CallEvent> {
-        let inner = self.lock();
-        let c = inner.consultants.get(&conn)?;
-        let id = c.room?;
-        let room = inner.rooms.get(&id).filter(|r| r.call == Some(conn))?;
-        Some(CallEvent {
-            appointment_id: id,
-            device_id: room.kiosk.device_id.clone(),
-            consultant_id: room.consultant_id,
-        })
-    }
-
-    /// Whether the hub holds anything of `appointment_id`'s call (either half of a resume).
-    pub fn knows_call(&self, appointment_id: i64) -> bool {
-        let inner = self.lock();
-        inner.rooms.get(&appointment_id).is_some_and(|r| r.call.is_some() || r.resuming)
-            || inner.consultants.values().any(|c| c.pending.as_ref().is_some_and(|(a, _)| *a == appointment_id))
-    }
-
-    /// The laptop `peer` takes up `appointment_id`'s call again (the caller checked the call was
-    /// admitted to this laptop and not ended, and that `consultant_id` admitted it). Returns the
-    /// call when both sides are linked again (both hear `Resumed`).
-    pub fn resume_kiosk(
-        &self,
-        peer: KioskPeer,
-        appointment_id: i64,
-        consultant_id: i64,
-    ) -> Result<Option<CallEvent>, RoomError> {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        if let Some(room) = inner.rooms.get_mut(&appointment_id) {
+    fn resume_kiosk(&mut self, peer: KioskPeer, appointment_id: i64, consultant_id: i64, out: &mut Sends) -> Outcome {
+        if let Some(room) = self.rooms.get_mut(&appointment_id) {
             if room.kiosk.device_id != peer.device_id {
                 return Err(RoomError::Occupied);
             }
@@ -342,40 +426,44 @@ impl Hub {
             }
             // The same laptop on a new connection (the old one not yet seen to close).
             room.kiosk = peer;
-            return Ok(room.call.and_then(|cc| inner.consultants.get(&cc)).map(|c| linked(appointment_id, room, c)));
+            let call = room.call.filter(|cc| self.consultants.contains_key(cc));
+            return Ok(call.map(|cc| linked(appointment_id, room, cc, out)));
         }
-        if inner.rooms.values().any(|r| r.kiosk.device_id == peer.device_id || r.kiosk.conn == peer.conn) {
+        if self.rooms.values().any(|r| r.kiosk.device_id == peer.device_id || r.kiosk.conn == peer.conn) {
             return Err(RoomError::LaptopElsewhere);
         }
-        let back = inner.consultants.iter_mut().find(|(_, c)| {
-            c.staff_id == consultant_id
-                && c.pending.as_ref().is_some_and(|(a, d)| *a == appointment_id && *d == peer.device_id)
-        });
-        let Some((cconn, c)) = back else {
+        let mut back: Vec<ConnId> = self
+            .consultants
+            .iter()
+            .filter(|(_, c)| {
+                c.staff_id == consultant_id
+                    && c.pending.as_ref().is_some_and(|(a, d)| *a == appointment_id && *d == peer.device_id)
+            })
+            .map(|(conn, _)| *conn)
+            .collect();
+        back.sort_unstable();
+        let Some(cconn) = back.first().copied() else {
             let room = Room { consultant_id, kiosk: peer, call: None, resuming: true };
-            inner.rooms.insert(appointment_id, room);
+            self.rooms.insert(appointment_id, room);
             return Ok(None);
         };
+        let Some(c) = self.consultants.get_mut(&cconn) else { return Err(RoomError::NotResumable) };
         c.pending = None;
         c.room = Some(appointment_id);
-        let room = Room { consultant_id, kiosk: peer, call: Some(*cconn), resuming: false };
-        let event = linked(appointment_id, &room, c);
-        inner.rooms.insert(appointment_id, room);
+        let room = Room { consultant_id, kiosk: peer, call: Some(cconn), resuming: false };
+        let event = linked(appointment_id, &room, cconn, out);
+        self.rooms.insert(appointment_id, room);
         Ok(Some(event))
     }
 
-    /// The consultant's connection `conn` takes up `appointment_id`'s call with `device_id` again
-    /// (the caller checked it is this consultant's live call). Returns the call when both sides
-    /// are linked again (both hear `Resumed`).
-    pub fn resume_consultant(
-        &self,
-        conn: u64,
+    fn resume_consultant(
+        &mut self,
+        conn: ConnId,
         appointment_id: i64,
         device_id: &DeviceId,
-    ) -> Result<Option<CallEvent>, RoomError> {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let Some(c) = inner.consultants.get(&conn) else { return Err(RoomError::Forbidden) };
+        out: &mut Sends,
+    ) -> Outcome {
+        let Some(c) = self.consultants.get(&conn) else { return Err(RoomError::Forbidden) };
         let staff_id = c.staff_id;
         if c.room == Some(appointment_id) {
             return Ok(None);
@@ -383,8 +471,8 @@ impl Hub {
         if c.room.is_some() || c.pending.as_ref().is_some_and(|(a, _)| *a != appointment_id) {
             return Err(RoomError::Busy);
         }
-        let Some(room) = inner.rooms.get_mut(&appointment_id) else {
-            if let Some(c) = inner.consultants.get_mut(&conn) {
+        let Some(room) = self.rooms.get_mut(&appointment_id) else {
+            if let Some(c) = self.consultants.get_mut(&conn) {
                 c.pending = Some((appointment_id, device_id.clone()));
             }
             return Ok(None);
@@ -396,7 +484,7 @@ impl Hub {
             _ if room.resuming => {}
             // This consultant's older connection, not yet seen to close: this one takes over.
             Some(old) => {
-                if let Some(o) = inner.consultants.get_mut(&old).filter(|o| o.staff_id == staff_id) {
+                if let Some(o) = self.consultants.get_mut(&old).filter(|o| o.staff_id == staff_id) {
                     o.room = None;
                 } else {
                     return Err(RoomError::NotResumable);
@@ -406,24 +494,55 @@ impl Hub {
         }
         room.resuming = false;
         room.call = Some(conn);
-        let Some(c) = inner.consultants.get_mut(&conn) else { return Err(RoomError::Forbidden) };
+        let Some(c) = self.consultants.get_mut(&conn) else { return Err(RoomError::Forbidden) };
         c.room = Some(appointment_id);
         c.pending = None;
-        Ok(Some(linked(appointment_id, room, c)))
+        Ok(Some(linked(appointment_id, room, conn, out)))
+    }
+
+    /// `instance`'s connections are gone without a word: as after a restart, nothing ends. A
+    /// laptop's waiting room goes (it joins again where it reconnects); a call waits for its
+    /// absent half to resume, as if that half had asked to and the other were not back yet.
+    fn instance_gone(&mut self, instance: u32, out: &mut Sends) {
+        let mut rooms: Vec<i64> =
+            self.rooms.iter().filter(|(_, r)| instance_of(r.kiosk.conn) == instance).map(|(id, _)| *id).collect();
+        rooms.sort_unstable();
+        for id in rooms {
+            let Some(room) = self.rooms.remove(&id) else { continue };
+            if let Some(c) = room.call.and_then(|cc| self.consultants.get_mut(&cc)) {
+                c.room = None;
+                c.pending = Some((id, room.kiosk.device_id.clone()));
+            }
+            if room.call.is_none() && !room.resuming {
+                self.notify_consultant(room.consultant_id, out);
+            }
+        }
+        let mut pages: Vec<ConnId> = self.consultants.keys().copied().filter(|c| instance_of(*c) == instance).collect();
+        pages.sort_unstable();
+        for conn in pages {
+            let Some(c) = self.consultants.remove(&conn) else { continue };
+            if let Some(room) = c.room.and_then(|id| self.rooms.get_mut(&id)).filter(|r| r.call == Some(conn)) {
+                room.call = None;
+                room.resuming = true;
+            }
+        }
     }
 }
 
 /// Tells both sides of a call linked again, and returns it.
-fn linked(appointment_id: i64, room: &Room, consultant: &ConsultantConn) -> CallEvent {
-    send(&room.kiosk.tx, FromServer::Resumed { appointment_id });
-    send(&consultant.tx, FromServer::Resumed { appointment_id });
+fn linked(appointment_id: i64, room: &Room, cconn: ConnId, out: &mut Sends) -> CallEvent {
+    out.push((room.kiosk.conn, FromServer::Resumed { appointment_id }));
+    out.push((cconn, FromServer::Resumed { appointment_id }));
     CallEvent { appointment_id, device_id: room.kiosk.device_id.clone(), consultant_id: room.consultant_id }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+    use sc_proto::signal::Role;
+
+    const A: ConnId = 1 << 32;
+    const B: ConnId = 2 << 32;
 
     fn appt(id: i64) -> Appointment {
         Appointment {
@@ -438,191 +557,118 @@ mod tests {
         }
     }
 
-    fn kiosk(hub: &Hub) -> (KioskPeer, UnboundedReceiver<FromServer>) {
-        let (tx, rx) = unbounded_channel();
-        let conn = hub.connection();
-        let mut id = [1u8; 16];
-        id[..8].copy_from_slice(&conn.to_le_bytes());
-        let peer =
-            KioskPeer { conn, tx, device_id: DeviceId::from_random(id), prison: "HMP".into(), nurse: "Jo".into() };
-        (peer, rx)
-    }
-
-    fn drain(rx: &mut UnboundedReceiver<FromServer>) -> Vec<FromServer> {
-        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    fn laptop(conn: ConnId, n: u8) -> KioskPeer {
+        KioskPeer { conn, device_id: DeviceId::from_random([n; 16]), prison: "HMP".into(), nurse: "Jo".into() }
     }
 
     fn admitted(role: Role) -> FromServer {
         FromServer::Admitted { appointment_id: 7, role, ice_servers: vec![] }
     }
 
-    #[test]
-    fn wait_admit_relay_hang_up() {
-        let hub = Hub::default();
-        let (ctx, mut crx) = unbounded_channel();
-        let cconn = hub.connection();
-        hub.consultant_connected(cconn, 42, ctx);
-        assert_eq!(drain(&mut crx), vec![FromServer::WaitingRoom { waiting: vec![] }]);
-
-        let (k, mut krx) = kiosk(&hub);
-        let kconn = k.conn;
-        hub.join(k, &appt(7), 42).expect("join");
-        assert!(matches!(drain(&mut krx)[..], [FromServer::Waiting { .. }]));
-        assert!(matches!(&drain(&mut crx)[..], [FromServer::WaitingRoom { waiting }] if waiting.len() == 1));
-
-        assert_eq!(hub.relay(kconn, FromServer::HungUp), Err(RoomError::NotInCall), "no relay before admission");
-        hub.admit(cconn, 7, admitted).expect("admit");
-        assert_eq!(drain(&mut krx), vec![admitted(Role::Offerer)]);
-        assert!(drain(&mut crx).contains(&admitted(Role::Answerer)));
-
-        hub.relay(kconn, FromServer::Offer { sdp: "o".into() }).expect("relay");
-        assert_eq!(drain(&mut crx), vec![FromServer::Offer { sdp: "o".into() }]);
-        hub.relay(cconn, FromServer::Answer { sdp: "a".into() }).expect("relay");
-        assert_eq!(drain(&mut krx), vec![FromServer::Answer { sdp: "a".into() }]);
-
-        let ended = hub.hang_up(cconn).expect("a call ended");
-        assert_eq!(ended.appointment_id, 7);
-        assert_eq!(drain(&mut krx), vec![FromServer::HungUp]);
-        assert_eq!(hub.relay(kconn, FromServer::HungUp), Err(RoomError::NotInCall));
-    }
-
-    #[test]
-    fn a_second_laptop_cannot_take_an_occupied_room() {
-        let hub = Hub::default();
-        let (a, _arx) = kiosk(&hub);
-        let (b, _brx) = kiosk(&hub);
-        hub.join(a, &appt(1), 42).expect("first");
-        assert_eq!(hub.join(b, &appt(1), 42), Err(RoomError::Occupied));
-    }
-
-    #[test]
-    fn issue_13_one_laptop_cannot_hold_two_rooms() {
-        let hub = Hub::default();
-        let (a, _arx) = kiosk(&hub);
-        let (mut b, _brx) = kiosk(&hub);
-        // The same laptop on a second connection.
-        b.device_id = a.device_id.clone();
-        hub.join(a.clone(), &appt(1), 42).expect("first room");
-        assert_eq!(hub.join(b.clone(), &appt(2), 42), Err(RoomError::LaptopElsewhere));
-        // Its own connection may move rooms (it leaves the first).
-        hub.join(a.clone(), &appt(2), 42).expect("moved");
-        assert_eq!(hub.join(b, &appt(1), 42), Err(RoomError::LaptopElsewhere));
-    }
-
-    #[test]
-    fn only_the_appointments_consultant_admits() {
-        let hub = Hub::default();
-        let (other_tx, _orx) = unbounded_channel();
-        let other = hub.connection();
-        hub.consultant_connected(other, 99, other_tx);
-        let (k, _krx) = kiosk(&hub);
-        hub.join(k, &appt(3), 42).expect("join");
-        assert_eq!(hub.admit(other, 3, admitted), Err(RoomError::Forbidden));
-        assert_eq!(hub.admit(other, 4, admitted), Err(RoomError::NotWaiting));
-    }
-
-    #[test]
-    fn a_vanished_peer_is_announced() {
-        let hub = Hub::default();
-        let (ctx, mut crx) = unbounded_channel();
-        let cconn = hub.connection();
-        hub.consultant_connected(cconn, 42, ctx);
-        let (k, _krx) = kiosk(&hub);
-        let kconn = k.conn;
-        hub.join(k, &appt(5), 42).expect("join");
-        hub.admit(cconn, 5, admitted).expect("admit");
-        drain(&mut crx);
-        assert!(hub.disconnected(kconn).is_some());
-        assert_eq!(drain(&mut crx)[0], FromServer::PeerLeft);
-        assert!(hub.disconnected(cconn).is_none(), "nothing left to end");
-    }
-
-    fn consultant(hub: &Hub, staff_id: i64) -> (u64, UnboundedReceiver<FromServer>) {
-        let (tx, rx) = unbounded_channel();
-        let conn = hub.connection();
-        hub.consultant_connected(conn, staff_id, tx);
-        (conn, rx)
-    }
-
-    /// After a restart (a new hub) either side may come back first; the call is linked when both
-    /// are, with no admission, and messages are relayed again.
-    #[test]
-    fn issue_13_a_call_resumes_on_a_new_hub_whichever_side_comes_back_first() {
-        for kiosk_first in [true, false] {
-            let hub = Hub::default();
-            let (cconn, mut crx) = consultant(&hub, 42);
-            drain(&mut crx);
-            let (k, mut krx) = kiosk(&hub);
-            let (kconn, device) = (k.conn, k.device_id.clone());
-            if kiosk_first {
-                assert_eq!(hub.resume_kiosk(k, 7, 42), Ok(None), "its consultant is not back yet");
-                assert!(drain(&mut crx).is_empty(), "a resuming call is not a waiting room");
-                assert_eq!(hub.admit(cconn, 7, admitted), Err(RoomError::Occupied), "nor admitted again");
-                assert!(hub.knows_call(7));
-                let call = hub.resume_consultant(cconn, 7, &device).expect("resume").expect("linked");
-                assert_eq!(call.appointment_id, 7);
-            } else {
-                assert_eq!(hub.resume_consultant(cconn, 7, &device), Ok(None), "its laptop is not back yet");
-                assert!(hub.knows_call(7));
-                let call = hub.resume_kiosk(k, 7, 42).expect("resume").expect("linked");
-                assert_eq!(call.consultant_id, 42);
-            }
-            assert_eq!(drain(&mut krx), vec![FromServer::Resumed { appointment_id: 7 }]);
-            assert_eq!(drain(&mut crx), vec![FromServer::Resumed { appointment_id: 7 }]);
-            hub.relay(kconn, FromServer::Offer { sdp: "restart".into() }).expect("relayed to the page");
-            assert_eq!(drain(&mut crx), vec![FromServer::Offer { sdp: "restart".into() }]);
-            hub.relay(cconn, FromServer::Answer { sdp: "a".into() }).expect("relayed to the laptop");
-            assert_eq!(drain(&mut krx), vec![FromServer::Answer { sdp: "a".into() }]);
-            assert!(hub.hang_up(cconn).is_some(), "the resumed call ends as any other");
-            assert_eq!(drain(&mut krx), vec![FromServer::HungUp]);
+    /// A laptop on instance A in appointment 7's call with consultant 42 on instance B.
+    fn call_across() -> Rooms {
+        let mut r = Rooms::default();
+        for op in [
+            Op::Consultant { conn: B + 1, staff_id: 42 },
+            Op::Join { peer: laptop(A + 1, 1), appointment: appt(7), consultant_id: 42 },
+            Op::Admit {
+                conn: B + 1,
+                appointment_id: 7,
+                to_kiosk: admitted(Role::Offerer),
+                to_consultant: admitted(Role::Answerer),
+            },
+        ] {
+            assert!(r.apply(op).0.is_ok());
         }
+        r
+    }
+
+    fn offer(s: &str) -> FromServer {
+        FromServer::Offer { sdp: s.into() }
     }
 
     #[test]
-    fn issue_13_only_the_calls_own_laptop_and_consultant_link_up() {
-        let hub = Hub::default();
-        let (k, _krx) = kiosk(&hub);
-        let device = k.device_id.clone();
-        hub.resume_kiosk(k, 7, 42).expect("resuming");
-        let (other, _orx) = consultant(&hub, 99);
-        assert_eq!(hub.resume_consultant(other, 7, &device), Err(RoomError::NotResumable), "another consultant");
-        let (mine, _mrx) = consultant(&hub, 42);
-        let (stranger, _srx) = kiosk(&hub);
-        assert_eq!(hub.resume_consultant(mine, 7, &stranger.device_id), Err(RoomError::NotResumable));
-        assert_eq!(hub.resume_kiosk(stranger, 7, 42), Err(RoomError::Occupied), "another laptop");
-        // A waiting room is not a call to resume.
-        let (w, _wrx) = kiosk(&hub);
-        let wdev = w.device_id.clone();
-        hub.join(w, &appt(8), 42).expect("waiting");
-        assert_eq!(hub.resume_consultant(mine, 8, &wdev), Err(RoomError::NotResumable));
+    fn issue_17_copies_applying_the_same_operations_agree_on_outcomes_messages_and_rooms() {
+        let ops = vec![
+            Op::Consultant { conn: B + 1, staff_id: 42 },
+            Op::Consultant { conn: A + 2, staff_id: 42 },
+            Op::Join { peer: laptop(A + 1, 1), appointment: appt(7), consultant_id: 42 },
+            Op::Join { peer: laptop(B + 3, 2), appointment: appt(7), consultant_id: 42 },
+            Op::Join { peer: laptop(B + 3, 2), appointment: appt(8), consultant_id: 42 },
+            Op::Admit { conn: A + 2, appointment_id: 7, to_kiosk: offer("k"), to_consultant: offer("c") },
+            Op::Relay { conn: A + 1, msg: offer("x") },
+            Op::HangUp { conn: A + 2 },
+            Op::Disconnected { conn: B + 3 },
+        ];
+        let (mut one, mut two) = (Rooms::default(), Rooms::default());
+        for op in ops {
+            let (a, b) = (one.apply(op.clone()), two.apply(op.clone()));
+            assert_eq!(a, b, "{op:?}");
+            assert_eq!(one, two);
+        }
+        // And a copy taken midway goes on as the original does.
+        let mut copy: Rooms = serde_json::from_str(&serde_json::to_string(&one).expect("json")).expect("copy");
+        let op = Op::Join { peer: laptop(B + 4, 3), appointment: appt(9), consultant_id: 42 };
+        assert_eq!(copy.apply(op.clone()), one.apply(op));
     }
 
     #[test]
-    fn issue_13_a_stopping_server_ends_no_call() {
-        let hub = Hub::default();
-        let (cconn, mut crx) = consultant(&hub, 42);
-        let (k, _krx) = kiosk(&hub);
-        let kconn = k.conn;
-        hub.join(k, &appt(5), 42).expect("join");
-        hub.admit(cconn, 5, admitted).expect("admit");
-        drain(&mut crx);
-        hub.close();
-        assert!(hub.disconnected(kconn).is_none(), "the call goes on");
-        assert!(drain(&mut crx).is_empty(), "the consultant is not told the laptop left");
+    fn issue_17_a_call_across_instances_relays_both_ways() {
+        let mut r = call_across();
+        assert_eq!(r.apply(Op::Relay { conn: A + 1, msg: offer("o") }), (Ok(None), vec![(B + 1, offer("o"))]));
+        assert_eq!(r.apply(Op::Relay { conn: B + 1, msg: offer("a") }), (Ok(None), vec![(A + 1, offer("a"))]));
     }
 
     #[test]
-    fn issue_13_half_a_resumed_call_that_goes_away_ends_it() {
-        let hub = Hub::default();
-        let (k, _krx) = kiosk(&hub);
-        let kconn = k.conn;
-        hub.resume_kiosk(k, 7, 42).expect("resuming");
-        assert_eq!(hub.disconnected(kconn).map(|e| e.appointment_id), Some(7));
-        assert!(!hub.knows_call(7));
-        let (cconn, _crx) = consultant(&hub, 42);
-        let (k2, _k2rx) = kiosk(&hub);
-        hub.resume_consultant(cconn, 9, &k2.device_id).expect("pending");
-        assert_eq!(hub.disconnected(cconn).map(|e| e.appointment_id), Some(9));
-        assert!(!hub.knows_call(9));
+    fn issue_17_when_the_laptops_instance_dies_its_call_goes_on_and_resumes_where_it_reconnects() {
+        let mut r = call_across();
+        let (outcome, sends) = r.apply(Op::InstanceGone { instance: 1 });
+        assert_eq!(outcome, Ok(None));
+        assert!(sends.is_empty(), "the consultant is not told the laptop left: {sends:?}");
+        assert!(r.knows_call(7), "the call is not over");
+        assert_eq!(r.instances(), vec![2]);
+        // The laptop is back, on instance B: both sides hear the call resumed, with no admission.
+        let (outcome, sends) =
+            r.apply(Op::ResumeKiosk { peer: laptop(B + 5, 1), appointment_id: 7, consultant_id: 42 });
+        assert_eq!(outcome.expect("resumed").map(|c| c.appointment_id), Some(7));
+        let resumed = FromServer::Resumed { appointment_id: 7 };
+        assert_eq!(sends, vec![(B + 5, resumed.clone()), (B + 1, resumed)]);
+        assert_eq!(r.apply(Op::Relay { conn: B + 1, msg: offer("r") }), (Ok(None), vec![(B + 5, offer("r"))]));
+    }
+
+    #[test]
+    fn issue_17_when_the_consultants_instance_dies_the_call_waits_for_the_page() {
+        let mut r = call_across();
+        assert_eq!(r.apply(Op::InstanceGone { instance: 2 }), (Ok(None), vec![]));
+        assert!(r.knows_call(7));
+        assert_eq!(r.apply(Op::Relay { conn: A + 1, msg: offer("o") }).0, Err(RoomError::NotInCall));
+        assert!(r.apply(Op::Consultant { conn: A + 9, staff_id: 42 }).0.is_ok());
+        let (outcome, sends) =
+            r.apply(Op::ResumeConsultant { conn: A + 9, appointment_id: 7, device_id: laptop(0, 1).device_id });
+        assert!(outcome.expect("resumed").is_some());
+        assert_eq!(sends.len(), 2, "both hear it resumed: {sends:?}");
+    }
+
+    #[test]
+    fn issue_17_a_waiting_room_on_a_dead_instance_goes_and_the_laptop_may_take_its_room_back() {
+        let mut r = Rooms::default();
+        assert!(r.apply(Op::Consultant { conn: B + 1, staff_id: 42 }).0.is_ok());
+        assert!(r.apply(Op::Join { peer: laptop(A + 1, 1), appointment: appt(7), consultant_id: 42 }).0.is_ok());
+        // Back on a new connection before its old one was seen to go: its own room is its.
+        let (outcome, sends) = r.apply(Op::Join { peer: laptop(B + 2, 1), appointment: appt(7), consultant_id: 42 });
+        assert_eq!(outcome, Ok(None));
+        assert!(matches!(&sends[..], [(c, FromServer::Waiting { .. })] if *c == B + 2), "{sends:?}");
+        assert_eq!(
+            r.apply(Op::Join { peer: laptop(B + 3, 2), appointment: appt(7), consultant_id: 42 }).0,
+            Err(RoomError::Occupied),
+            "another laptop cannot"
+        );
+        // Its old instance's end takes nothing from it now; a room held there goes.
+        assert!(r.apply(Op::Join { peer: laptop(A + 4, 3), appointment: appt(8), consultant_id: 42 }).0.is_ok());
+        let (_, sends) = r.apply(Op::InstanceGone { instance: 1 });
+        assert!(
+            matches!(&sends[..], [(c, FromServer::WaitingRoom { waiting })] if *c == B + 1 && waiting.len() == 1 && waiting[0].appointment_id == 7),
+            "{sends:?}"
+        );
     }
 }

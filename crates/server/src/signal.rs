@@ -7,7 +7,8 @@
 //! the sockets with 1012 (service restart) and ends no call.
 
 use crate::audit::{self, Reason};
-use crate::rooms::{CallEvent, KioskPeer, RoomError, Tx};
+use crate::hub::Tx;
+use crate::rooms::{CallEvent, KioskPeer, RoomError};
 use crate::{db, kiosk_api, turn, web, AppState, Error};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -159,7 +160,7 @@ fn audit_share(
     })
 }
 
-fn join(state: &AppState, conn: u64, who: &Who, tx: &Tx, room_code: &str) -> Result<(), FromServer> {
+fn join(state: &AppState, conn: u64, who: &Who, room_code: &str) -> Result<(), FromServer> {
     let Who::Kiosk { token, .. } = who else { return Err(error("forbidden", "only a laptop joins a waiting room")) };
     let now = state.now();
     // Re-check the session: the lease may have ended or the laptop been revoked since connecting.
@@ -178,7 +179,6 @@ fn join(state: &AppState, conn: u64, who: &Who, tx: &Tx, room_code: &str) -> Res
     }
     let peer = KioskPeer {
         conn,
-        tx: tx.clone(),
         device_id: session.device_id.clone(),
         prison: appt.view.prison.clone(),
         nurse: session.nurse,
@@ -247,7 +247,7 @@ fn admit(
 
 /// `resume`: a peer takes up a call it was in before its connection (or the server) went away.
 /// Every refusal reads the same, so nobody learns whose calls are live.
-fn resume(state: &AppState, conn: u64, who: &Who, tx: &Tx, appointment_id: i64) -> Result<(), FromServer> {
+fn resume(state: &AppState, conn: u64, who: &Who, appointment_id: i64) -> Result<(), FromServer> {
     let refused = || RoomError::NotResumable.to_message();
     let now = state.now();
     let live = crate::calls::live(&state.db(), appointment_id)
@@ -264,13 +264,7 @@ fn resume(state: &AppState, conn: u64, who: &Who, tx: &Tx, appointment_id: i64) 
             let appt = db::appointment(&state.db(), appointment_id)
                 .map_err(|_| error("unavailable", "try again"))?
                 .ok_or_else(refused)?;
-            let peer = KioskPeer {
-                conn,
-                tx: tx.clone(),
-                device_id: session.device_id,
-                prison: appt.view.prison,
-                nurse: session.nurse,
-            };
+            let peer = KioskPeer { conn, device_id: session.device_id, prison: appt.view.prison, nurse: session.nurse };
             state.hub.resume_kiosk(peer, appointment_id, live.consultant_id)
         }
         Who::Consultant(me, _) if me.staff_id == live.consultant_id => {
@@ -307,7 +301,7 @@ fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
         }
     };
     let result = match msg {
-        ToServer::Join { room_code } => join(state, conn, who, tx, &room_code),
+        ToServer::Join { room_code } => join(state, conn, who, &room_code),
         ToServer::Admit { appointment_id, patient_confirmed } => {
             admit(state, conn, who, appointment_id, patient_confirmed)
         }
@@ -319,7 +313,7 @@ fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
         ToServer::Quality { quality } => {
             state.hub.relay(conn, FromServer::Quality { quality }).map_err(|e| e.to_message())
         }
-        ToServer::Resume { appointment_id } => resume(state, conn, who, tx, appointment_id),
+        ToServer::Resume { appointment_id } => resume(state, conn, who, appointment_id),
         ToServer::ShareDone { files, shown, failed, bytes, modalities } => {
             audit_share(state, conn, who, ShareCounts { files, shown, failed, bytes }, &modalities)
         }
@@ -338,11 +332,11 @@ fn handle(state: &AppState, conn: u64, who: &Who, tx: &Tx, text: &str) {
 
 async fn run(socket: WebSocket, state: AppState, who: Who) {
     let (tx, mut rx) = unbounded_channel();
-    let conn = state.hub.connection();
+    let conn = state.hub.connection(tx.clone());
     // A connection lives only as long as its session (crate::sessions).
     let mut ended = match &who {
         Who::Consultant(me, token_hash) => {
-            state.hub.consultant_connected(conn, me.staff_id, tx.clone());
+            state.hub.consultant_connected(conn, me.staff_id);
             state.sessions.register_staff(conn, web::WebRole::Consultant.role(), token_hash.clone())
         }
         Who::Kiosk { session, token } => {

@@ -34,7 +34,7 @@ pub struct AppState {
     /// The clock.
     pub clock: Clock,
     /// Waiting rooms and calls.
-    pub hub: Arc<crate::rooms::Hub>,
+    pub hub: Arc<crate::hub::Hub>,
     /// Concurrent Argon2 checks, per channel.
     pub hash_pools: Arc<crate::signin::HashPools>,
     /// Web sign-in attempts per source.
@@ -77,20 +77,33 @@ impl AppState {
             }
             n => (n, n),
         };
+        let db = Arc::new(store);
+        let sessions: Arc<crate::sessions::Sessions> = Arc::default();
+        // Shared with the other instances on PostgreSQL (crate::bus); if that ends under this
+        // instance, its signalling connections close and their peers reconnect to another.
+        let lost = Arc::downgrade(&sessions);
+        let hub = crate::bus::hub(
+            &db,
+            Box::new(move || {
+                if let Some(s) = lost.upgrade() {
+                    s.close_all();
+                }
+            }),
+        )?;
         Ok(AppState {
             hash_pools: Arc::new(crate::signin::HashPools::new(laptop_checks, web_checks)),
             sign_in_limiter: Arc::new(crate::limits::SignInLimiter::web(&config.sign_in)),
             activation_limiter: Arc::new(crate::limits::SignInLimiter::laptops(&config.sign_in)),
             tally: Arc::default(),
-            sessions: Arc::default(),
+            sessions,
             audit_verified: Arc::default(),
-            db: Arc::new(store),
+            db,
             config: Arc::new(config),
             command_public,
             command_key,
             dummy_hash,
             clock,
-            hub: Arc::default(),
+            hub,
         })
     }
 

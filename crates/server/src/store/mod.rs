@@ -10,6 +10,7 @@ mod pg;
 pub mod schema;
 mod value;
 
+pub use pg::Session;
 pub use value::{FromValue, ToValue, Value};
 
 use std::sync::{Mutex, MutexGuard};
@@ -198,6 +199,29 @@ impl<K> Store<K> {
         match self.backend {
             Backend::Sqlite(_) => Dialect::Sqlite,
             Backend::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// On PostgreSQL, a session of its own listening on `channel` and holding the session
+    /// advisory lock `lock` until it is dropped (see [`Session`]); `None` on SQLite.
+    ///
+    /// # Errors
+    /// The channel name is not a lower-case identifier, or the session could not be opened.
+    pub fn session(&self, channel: &str, lock: (i32, i32)) -> Result<Option<Session>> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(p) => p.session(channel, lock).map(Some),
+        }
+    }
+
+    /// Runs `f` on the PostgreSQL connections' runtime; `false` (and `f` dropped) on SQLite.
+    pub fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) -> bool {
+        match &self.backend {
+            Backend::Sqlite(_) => false,
+            Backend::Postgres(p) => {
+                p.spawn(f);
+                true
+            }
         }
     }
 

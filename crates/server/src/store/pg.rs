@@ -21,6 +21,8 @@ fn wait<F: std::future::Future>(f: F) -> F::Output {
 /// The pool and the runtime its connections live on.
 pub(super) struct Pg {
     pool: Pool,
+    /// For sessions outside the pool ([`Pg::session`]).
+    config: tokio_postgres::Config,
     handle: tokio::runtime::Handle,
     // Dropping it ends the runtime's thread (a runtime cannot be dropped inside another's task).
     _stop: std::sync::mpsc::Sender<()>,
@@ -65,7 +67,7 @@ impl Pg {
             .map_err(|_| Error::Pool("the PostgreSQL thread stopped".into()))?
             .map_err(|source| Error::Io { what: "starting the PostgreSQL runtime", source })?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
@@ -76,7 +78,7 @@ impl Pg {
             .create_timeout(Some(WAIT))
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
-        let pg = Pg { pool, handle, _stop: stop };
+        let pg = Pg { pool, config, handle, _stop: stop };
         drop(pg.get()?);
         Ok(pg)
     }
@@ -89,9 +91,59 @@ impl Pg {
         wait(task).map_err(|e| Error::Pool(e.to_string()))?.map_err(|e| Error::Pool(e.to_string()))
     }
 
+    /// A session of its own, outside the pool, listening on `channel` and holding the session
+    /// advisory lock `lock` (both end with the session, when the returned client is dropped or
+    /// the process dies). Notifications arrive on the receiver, which closes when the session
+    /// ends.
+    pub(super) fn session(&self, channel: &str, lock: (i32, i32)) -> Result<Session> {
+        // An identifier, not a value: only the bus's own constant names get here.
+        if channel.is_empty() || !channel.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(Error::Config(format!("not a channel name: {channel:?}")));
+        }
+        let (config, sql) = (self.config.clone(), format!("LISTEN {channel}"));
+        let task = self.handle.spawn(async move {
+            let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+            let (tx, notes) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                use futures_util::StreamExt as _;
+                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(Ok(message)) = messages.next().await {
+                    if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                        if tx.send(n.payload().to_owned()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+            client.batch_execute(&sql).await?;
+            client.execute("SELECT pg_advisory_lock($1, $2)", &[&lock.0, &lock.1]).await?;
+            Ok::<_, Error>(Session { notes, _client: client })
+        });
+        wait(task).map_err(|e| Error::Pool(e.to_string()))?
+    }
+
+    /// Runs `f` on the store's runtime.
+    pub(super) fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        drop(self.handle.spawn(f));
+    }
+
     /// A connection taken on first use.
     pub(super) fn lazy(&self) -> Lazy<'_> {
         Lazy { pg: self, client: RefCell::new(None) }
+    }
+}
+
+/// A session outside the pool (see [`Pg::session`]).
+pub struct Session {
+    /// The payloads of the notifications on its channel, in the order PostgreSQL delivers them
+    /// (the order their transactions committed); closed when the session ends.
+    pub notes: tokio::sync::mpsc::UnboundedReceiver<String>,
+    _client: tokio_postgres::Client,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
     }
 }
 

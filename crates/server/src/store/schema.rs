@@ -14,7 +14,15 @@ struct Migration {
 }
 
 /// Every step, oldest first. A step, once released, is never edited: a change is a new step.
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, common: V1, sqlite: V1_SQLITE, postgres: V1_POSTGRES }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, common: V1, sqlite: V1_SQLITE, postgres: V1_POSTGRES },
+    Migration { version: 2, common: "", sqlite: "", postgres: V2_POSTGRES },
+];
+
+/// Numbers for the instances sharing one PostgreSQL database (`crate::bus`), each a signalling
+/// connection id's high 32 bits and the key of a session lock: positive 32-bit values. SQLite has
+/// one instance, numbered 0.
+const V2_POSTGRES: &str = "CREATE SEQUENCE IF NOT EXISTS hub_instance MINVALUE 1 MAXVALUE 2147483647 CYCLE;";
 
 /// The tables as they were when migrations were introduced (every `IF NOT EXISTS`: a database
 /// made before then has them already, and gets here through `db::open`'s older upgrades).

@@ -14,6 +14,7 @@ mod enrolment;
 mod lockout;
 mod secrets_at_rest;
 mod session_life;
+mod shared_rooms;
 mod sign_in_abuse;
 mod staff_life;
 mod support;
