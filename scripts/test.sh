@@ -24,7 +24,8 @@ if [ "$#" -eq 0 ]; then
   trap 'rm -f "$out"; scripts/postgres.sh stop "$pgdir"' EXIT
   if url="$(scripts/postgres.sh start "$pgdir")"; then
     log "the care server's tests on PostgreSQL"
-    SC_TEST_DATABASE_URL="$url" cargo test --locked --no-fail-fast -p sc-server --lib --test it 2>&1 | tee -a "$out"
+    SC_TEST_DATABASE_URL="$url" SC_TEST_DATABASE_TLS_URL="$(cat "$pgdir/tls.url")" SC_TEST_DATABASE_CA="$pgdir/tls/ca.pem" \
+      cargo test --locked --no-fail-fast -p sc-server --lib --test it 2>&1 | tee -a "$out"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
     # And the end-to-end flows whose server is in the test (tests/src/lib.rs: CareServer); built
     # as the whole workspace, so its dependencies' features match the first pass (no rebuild).

@@ -88,16 +88,20 @@ impl Default for SignInLimits {
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// A libpq connection string or URL (`host=/run/postgresql dbname=care user=care`); on a
-    /// Unix socket or loopback only until TLS to PostgreSQL is built. `SC_DATABASE_URL` overrides.
+    /// A libpq connection string or URL (`host=/run/postgresql dbname=care user=care`).
+    /// Without [`DatabaseConfig::ca`], a Unix socket or loopback only. `SC_DATABASE_URL` overrides.
     pub url: Option<String>,
     /// Connections each instance may hold open.
     pub max_connections: usize,
+    /// The CA (PEM) that signed the PostgreSQL server's certificate. Given, every connection uses
+    /// TLS, the server's certificate verified against this CA and the host name in `url`, and
+    /// the database may be on another machine (as several instances on several machines need).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { url: None, max_connections: 16 }
+        DatabaseConfig { url: None, max_connections: 16, ca: None }
     }
 }
 
@@ -108,7 +112,11 @@ impl std::fmt::Debug for DatabaseConfig {
             Ok(c) => format!("{:?} {:?} {:?}", c.get_hosts(), c.get_dbname(), c.get_user()),
             Err(_) => "(invalid)".to_owned(),
         });
-        f.debug_struct("DatabaseConfig").field("url", &url).field("max_connections", &self.max_connections).finish()
+        f.debug_struct("DatabaseConfig")
+            .field("url", &url)
+            .field("max_connections", &self.max_connections)
+            .field("ca", &self.ca)
+            .finish()
     }
 }
 

@@ -31,7 +31,21 @@ pub fn open(path: &Path, keys: &crate::keys::ServerKeys) -> Result<Store, Error>
 /// Opens the PostgreSQL database at `url` with at most `max_connections` connections, bringing
 /// its schema up to date (several instances starting at once take turns).
 pub fn open_postgres(url: &str, max_connections: usize, keys: &crate::keys::ServerKeys) -> Result<Store, Error> {
-    let store = Store::postgres(url, max_connections, keys.clone()).map_err(|e| match e {
+    open_postgres_with(url, max_connections, None, keys)
+}
+
+/// As [`open_postgres`]; with `ca` (PEM), over TLS verified against it (see
+/// [`crate::config::DatabaseConfig::ca`]).
+///
+/// # Errors
+/// As [`open_postgres`], or the CA is not a PEM certificate, or the TLS handshake fails.
+pub fn open_postgres_with(
+    url: &str,
+    max_connections: usize,
+    ca: Option<&[u8]>,
+    keys: &crate::keys::ServerKeys,
+) -> Result<Store, Error> {
+    let store = Store::postgres_with(url, max_connections, ca, keys.clone()).map_err(|e| match e {
         crate::store::Error::Config(why) => Error::Config(format!("database_url: {why}")),
         e => Error::Db(e),
     })?;
@@ -42,7 +56,13 @@ pub fn open_postgres(url: &str, max_connections: usize, keys: &crate::keys::Serv
 pub fn open_configured(config: &crate::config::ServerConfig) -> Result<Store, Error> {
     let keys = crate::pki::server_keys(&config.data_dir)?;
     match &config.database.url {
-        Some(url) => open_postgres(url, config.database.max_connections, &keys),
+        Some(url) => {
+            let ca = match &config.database.ca {
+                Some(path) => Some(std::fs::read(path).map_err(Error::io(format!("reading {}", path.display())))?),
+                None => None,
+            };
+            open_postgres_with(url, config.database.max_connections, ca.as_deref(), &keys)
+        }
         None => open(&config.db_path(), &keys),
     }
 }

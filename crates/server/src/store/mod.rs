@@ -191,7 +191,17 @@ impl<K> Store<K> {
     /// The URL is invalid or names a remote host (TLS to PostgreSQL is not built), or the
     /// first connection fails.
     pub fn postgres(url: &str, max_connections: usize, keys: K) -> Result<Self> {
-        Ok(Store { backend: Backend::Postgres(pg::Pg::connect(url, max_connections)?), keys })
+        Self::postgres_with(url, max_connections, None, keys)
+    }
+
+    /// As [`Store::postgres`]; with `ca` (PEM certificates), every connection uses TLS and
+    /// verifies the server's certificate against them and the host name in `url`, and then the
+    /// host may be remote.
+    ///
+    /// # Errors
+    /// As [`Store::postgres`], or `ca` holds no certificate, or the TLS handshake fails.
+    pub fn postgres_with(url: &str, max_connections: usize, ca: Option<&[u8]>, keys: K) -> Result<Self> {
+        Ok(Store { backend: Backend::Postgres(pg::Pg::connect(url, max_connections, ca)?), keys })
     }
 
     /// Which database this is.

@@ -7,6 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::cell::RefCell;
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// How long a decision waits for a free connection, or for a new one to open.
 const WAIT: Duration = Duration::from_secs(10);
@@ -23,18 +24,26 @@ pub(super) struct Pg {
     pool: Pool,
     /// For sessions outside the pool ([`Pg::session`]).
     config: tokio_postgres::Config,
+    /// TLS to the server, when a CA was given.
+    tls: Option<MakeRustlsConnect>,
     handle: tokio::runtime::Handle,
     // Dropping it ends the runtime's thread (a runtime cannot be dropped inside another's task).
     _stop: std::sync::mpsc::Sender<()>,
 }
 
 impl Pg {
-    /// Connects (one connection, to fail early on a wrong URL or a server that is down).
-    pub(super) fn connect(url: &str, max: usize) -> Result<Self> {
-        let config: tokio_postgres::Config =
+    /// Connects (one connection, to fail early on a wrong URL or a server that is down); over
+    /// TLS verified against `ca` (PEM) when it is given.
+    pub(super) fn connect(url: &str, max: usize, ca: Option<&[u8]>) -> Result<Self> {
+        let mut config: tokio_postgres::Config =
             url.parse().map_err(|e: tokio_postgres::Error| Error::Config(e.to_string()))?;
-        refuse_remote_hosts(&config)?;
-        let mut config = config;
+        let tls = ca.map(tls_to).transpose()?;
+        if tls.is_some() {
+            // Refused unless the server speaks TLS: the CA is only worth anything if it is used.
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        } else {
+            refuse_remote_hosts(&config)?;
+        }
         // A decision waits at most this long for a row or advisory lock, a statement runs at most
         // this long, and a transaction left open is ended: a handler's thread is never held for
         // ever (its wait blocks a worker).
@@ -66,11 +75,11 @@ impl Pg {
             .recv()
             .map_err(|_| Error::Pool("the PostgreSQL thread stopped".into()))?
             .map_err(|source| Error::Io { what: "starting the PostgreSQL runtime", source })?;
-        let manager = Manager::from_config(
-            config.clone(),
-            tokio_postgres::NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let recycling = || ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match &tls {
+            Some(tls) => Manager::from_config(config.clone(), tls.clone(), recycling()),
+            None => Manager::from_config(config.clone(), tokio_postgres::NoTls, recycling()),
+        };
         let pool = Pool::builder(manager)
             .max_size(max.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -78,7 +87,7 @@ impl Pg {
             .create_timeout(Some(WAIT))
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
-        let pg = Pg { pool, config, handle, _stop: stop };
+        let pg = Pg { pool, config, tls, handle, _stop: stop };
         drop(pg.get()?);
         Ok(pg)
     }
@@ -88,7 +97,7 @@ impl Pg {
         let pool = self.pool.clone();
         // Opening a connection spawns its I/O task: on this store's runtime, never the caller's.
         let task = self.handle.spawn(async move { pool.get().await });
-        wait(task).map_err(|e| Error::Pool(e.to_string()))?.map_err(|e| Error::Pool(e.to_string()))
+        wait(task).map_err(|e| Error::Pool(e.to_string()))?.map_err(|e| Error::Pool(with_causes(&e)))
     }
 
     /// A session of its own, outside the pool, listening on `channel` and holding the session
@@ -100,21 +109,21 @@ impl Pg {
         if channel.is_empty() || !channel.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
             return Err(Error::Config(format!("not a channel name: {channel:?}")));
         }
-        let (config, sql) = (self.config.clone(), format!("LISTEN {channel}"));
+        let (config, tls, sql) = (self.config.clone(), self.tls.clone(), format!("LISTEN {channel}"));
         let task = self.handle.spawn(async move {
-            let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
             let (tx, notes) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(async move {
-                use futures_util::StreamExt as _;
-                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                while let Some(Ok(message)) = messages.next().await {
-                    if let tokio_postgres::AsyncMessage::Notification(n) = message {
-                        if tx.send(n.payload().to_owned()).is_err() {
-                            break;
-                        }
-                    }
+            let client = match tls {
+                Some(tls) => {
+                    let (client, connection) = config.connect(tls).await?;
+                    tokio::spawn(forward(connection, tx));
+                    client
                 }
-            });
+                None => {
+                    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                    tokio::spawn(forward(connection, tx));
+                    client
+                }
+            };
             client.batch_execute(&sql).await?;
             client.execute("SELECT pg_advisory_lock($1, $2)", &[&lock.0, &lock.1]).await?;
             Ok::<_, Error>(Session { notes, _client: client })
@@ -133,6 +142,59 @@ impl Pg {
     }
 }
 
+/// `e` and each error under it: the pool's own message ("db error") hides why a connection
+/// failed (a refused password, an unknown CA, a server that wants TLS).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text = format!("{text}: {next}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Drives a session's connection, handing its notifications' payloads to `tx`, until it ends.
+async fn forward<S, T>(mut connection: tokio_postgres::Connection<S, T>, tx: tokio::sync::mpsc::UnboundedSender<String>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt as _;
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(Ok(message)) = messages.next().await {
+        if let tokio_postgres::AsyncMessage::Notification(n) = message {
+            if tx.send(n.payload().to_owned()).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// TLS to PostgreSQL trusting only the CA certificates in `ca` (PEM): the server's certificate
+/// must chain to one of them and name the host the URL gives (rustls checks both).
+fn tls_to(ca: &[u8]) -> Result<MakeRustlsConnect> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca) {
+        let cert = cert.map_err(|e| Error::Config(format!("database CA: {e}")))?;
+        roots.add(cert).map_err(|e| Error::Config(format!("database CA: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(Error::Config("database CA: no certificate in the file".into()));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("database TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
 /// A session outside the pool (see [`Pg::session`]).
 pub struct Session {
     /// The payloads of the notifications on its channel, in the order PostgreSQL delivers them
@@ -147,8 +209,8 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Only a local socket or loopback is spoken to without TLS, which is not built: medical data and
-/// the database password must not cross a network in the clear.
+/// Without TLS only a local socket or loopback is spoken to: medical data and the database
+/// password must not cross a network in the clear.
 fn refuse_remote_hosts(config: &tokio_postgres::Config) -> Result<()> {
     use tokio_postgres::config::Host;
     for host in config.get_hosts() {
@@ -158,15 +220,13 @@ fn refuse_remote_hosts(config: &tokio_postgres::Config) -> Result<()> {
         };
         if !local {
             return Err(Error::Config(format!(
-                "database_url names {host:?}: only a Unix socket or loopback is allowed (TLS to PostgreSQL is not built)"
+                "database_url names {host:?}: without a database CA (TLS) only a Unix socket or loopback is allowed"
             )));
         }
     }
     // The driver connects to `hostaddr` when it is given, whatever `host` says.
     if let Some(addr) = config.get_hostaddrs().iter().find(|a| !a.is_loopback()) {
-        return Err(Error::Config(format!(
-            "hostaddr {addr}: only loopback is allowed (TLS to PostgreSQL is not built)"
-        )));
+        return Err(Error::Config(format!("hostaddr {addr}: without a database CA (TLS) only loopback is allowed")));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod bounded_work;
 mod brick;
 mod care_pathway;
 mod concurrency;
+mod database_tls;
 mod enrolment;
 mod lockout;
 mod secrets_at_rest;
