@@ -16,8 +16,10 @@ use tokio::sync::mpsc::UnboundedSender;
 /// Where a connection's messages go.
 pub type Tx = UnboundedSender<FromServer>;
 
-/// How long a change waits for its turn on the bus before the peer is told to try again.
-const TURN_WAIT: Duration = Duration::from_secs(10);
+/// How long a change waits for its turn on the bus at most. It comes back in milliseconds while
+/// the bus lives, and the wait ends at once when the bus is lost or the server stops; this only
+/// bounds a wait nothing else would end (a change given up on may still be applied later).
+const TURN_WAIT: Duration = Duration::from_secs(60);
 
 /// Publishes changes to every instance (crate::bus).
 pub(crate) trait Publish: Send + Sync + std::fmt::Debug {
@@ -28,20 +30,43 @@ pub(crate) trait Publish: Send + Sync + std::fmt::Debug {
 }
 
 /// See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     instance: u32,
-    next: AtomicU64,
+    /// This instance's connections so far (a connection id's low 32 bits).
+    next_conn: AtomicU64,
+    /// This instance's changes so far (their ids on the bus).
+    next_op: AtomicU64,
     rooms: Mutex<Rooms>,
     local: Mutex<HashMap<ConnId, Tx>>,
     /// The server is stopping: connections closing now end nothing (their calls go on, and
     /// resume on the next server or another instance).
     closing: AtomicBool,
     bus: Option<Box<dyn Publish>>,
-    /// The bus's session ended under this instance: its copy of the rooms is no longer kept.
+    /// The bus's session ended under this instance, or it stopped: its copy of the rooms is no
+    /// longer kept, and changes are refused.
     lost: AtomicBool,
+    /// Told when the bus is lost (not when the server stops): the server then stops too.
+    lost_signal: tokio::sync::watch::Sender<bool>,
     /// This instance's changes on the bus, waiting for their turn: their outcome goes back here.
     waiting: Mutex<HashMap<u64, std::sync::mpsc::SyncSender<Outcome>>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            instance: 0,
+            next_conn: AtomicU64::new(0),
+            next_op: AtomicU64::new(0),
+            rooms: Mutex::default(),
+            local: Mutex::default(),
+            closing: AtomicBool::new(false),
+            bus: None,
+            lost: AtomicBool::new(false),
+            lost_signal: tokio::sync::watch::Sender::new(false),
+            waiting: Mutex::default(),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -62,7 +87,10 @@ impl Hub {
 
     /// A new connection of this instance, whose messages go to `tx`.
     pub fn connection(&self, tx: Tx) -> ConnId {
-        let conn = (u64::from(self.instance) << 32) | (self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        // The low half only: a counter past 2^32 wraps rather than spill into the instance's
+        // number (four billion connections later, the first are long gone).
+        let n = (self.next_conn.fetch_add(1, Ordering::Relaxed) + 1) & 0xffff_ffff;
+        let conn = (u64::from(self.instance) << 32) | n;
         lock(&self.local).insert(conn, tx);
         conn
     }
@@ -110,29 +138,44 @@ impl Hub {
         lock(&self.rooms).instances()
     }
 
-    /// The bus is gone: changes are refused from now on (the bus closes this instance's
-    /// connections, whose peers reconnect to another instance).
+    /// The bus is gone: changes are refused from now on, those waiting for their turn are told
+    /// so, and the server stops (crate::serve; its peers reconnect to another instance).
     pub(crate) fn lost_bus(&self) {
+        self.refuse_changes();
+        self.lost_signal.send_replace(true);
+    }
+
+    /// Becomes true when the bus is lost.
+    pub fn lost(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.lost_signal.subscribe()
+    }
+
+    fn refuse_changes(&self) {
         self.lost.store(true, Ordering::SeqCst);
+        // Dropping the senders ends each waiter's wait.
         lock(&self.waiting).clear();
     }
 
     fn submit(&self, op: Op) -> Outcome {
         let Some(bus) = &self.bus else { return self.apply(op) };
-        if self.lost.load(Ordering::SeqCst) {
-            return Err(RoomError::Unavailable);
-        }
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = self.next_op.fetch_add(1, Ordering::Relaxed) + 1;
         let (back, outcome) = std::sync::mpsc::sync_channel(1);
         lock(&self.waiting).insert(id, back);
+        // Checked after the waiter is in: a loss in between has either cleared it or is seen here.
+        if self.lost.load(Ordering::SeqCst) {
+            lock(&self.waiting).remove(&id);
+            return Err(RoomError::Unavailable);
+        }
         if let Err(e) = bus.publish(id, &op) {
             lock(&self.waiting).remove(&id);
             tracing::error!(error = %e, "publishing a change to the rooms failed");
             return Err(RoomError::Unavailable);
         }
-        outcome.recv_timeout(TURN_WAIT).unwrap_or_else(|_| {
+        outcome.recv_timeout(TURN_WAIT).unwrap_or_else(|e| {
             lock(&self.waiting).remove(&id);
-            tracing::error!("a change to the rooms did not come back from the bus");
+            if matches!(e, std::sync::mpsc::RecvTimeoutError::Timeout) {
+                tracing::error!("a change to the rooms did not come back from the bus");
+            }
             Err(RoomError::Unavailable)
         })
     }
@@ -193,6 +236,7 @@ impl Hub {
     pub fn close(&self) {
         self.closing.store(true, Ordering::SeqCst);
         if let Some(bus) = &self.bus {
+            self.refuse_changes();
             bus.stop();
         }
     }
@@ -270,6 +314,21 @@ mod tests {
 
     fn admitted(role: Role) -> FromServer {
         FromServer::Admitted { appointment_id: 7, role, ice_servers: vec![] }
+    }
+
+    /// Issue #17: ids carry their instance in the high half; four billion connections (or, before
+    /// the counters were apart, four billion relayed messages) must not spill into it.
+    #[test]
+    fn issue_17_a_connection_id_keeps_its_instance_when_the_counter_wraps() {
+        let hub = Hub { instance: 4, next_conn: AtomicU64::new(0xffff_fffe), ..Hub::default() };
+        let (tx, _rx) = unbounded_channel();
+        for _ in 0..3 {
+            assert_eq!(crate::rooms::instance_of(hub.connection(tx.clone())), 4);
+        }
+        // Relays do not use up connection ids.
+        let before = hub.next_conn.load(Ordering::Relaxed);
+        let _ = hub.relay(1, FromServer::HungUp);
+        assert_eq!(hub.next_conn.load(Ordering::Relaxed), before);
     }
 
     #[test]

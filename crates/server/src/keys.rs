@@ -53,6 +53,9 @@ pub struct ServerKeys {
     pub audit: AuditKey,
     /// Seals TOTP seeds.
     pub seal: SealKey,
+    /// Seals the messages instances exchange over the database (crate::bus): PostgreSQL lets
+    /// any role that may connect listen to and send notifications.
+    pub bus: SealKey,
 }
 
 /// One HKDF output of 32 bytes.
@@ -76,9 +79,11 @@ impl ServerKeys {
             Ok(out)
         };
         let audit = AuditKey::from_bytes(&expand(b"audit-link")?);
-        let seal =
-            UnboundKey::new(&AES_256_GCM, &expand(b"totp-seal")?).map_err(|_| Error::Crypto("seal key".into()))?;
-        Ok(ServerKeys { audit, seal: SealKey(std::sync::Arc::new(LessSafeKey::new(seal))) })
+        let sealing = |label: &'static [u8]| -> Result<SealKey, Error> {
+            let key = UnboundKey::new(&AES_256_GCM, &expand(label)?).map_err(|_| Error::Crypto("seal key".into()))?;
+            Ok(SealKey(std::sync::Arc::new(LessSafeKey::new(key))))
+        };
+        Ok(ServerKeys { audit, seal: sealing(b"totp-seal")?, bus: sealing(b"rooms-bus")? })
     }
 
     /// Fresh random keys (an in-memory database's).

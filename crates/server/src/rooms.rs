@@ -346,7 +346,9 @@ impl Rooms {
         out: &mut Sends,
     ) -> Result<CallEvent, RoomError> {
         let Some(c) = self.consultants.get(&conn) else { return Err(RoomError::Forbidden) };
-        let (staff_id, busy) = (c.staff_id, c.room.is_some());
+        // A call waiting for its laptop to come back (a resume asked, or its instance gone) keeps
+        // the consultant busy: admitting another would link the page to two rooms.
+        let (staff_id, busy) = (c.staff_id, c.room.is_some() || c.pending.is_some());
         let Some(room) = self.rooms.get_mut(&appointment_id) else { return Err(RoomError::NotWaiting) };
         if room.consultant_id != staff_id {
             return Err(RoomError::Forbidden);
@@ -627,6 +629,10 @@ mod tests {
         assert!(sends.is_empty(), "the consultant is not told the laptop left: {sends:?}");
         assert!(r.knows_call(7), "the call is not over");
         assert_eq!(r.instances(), vec![2]);
+        // Its consultant is still in it: another laptop waiting cannot be admitted meanwhile.
+        assert!(r.apply(Op::Join { peer: laptop(B + 7, 9), appointment: appt(9), consultant_id: 42 }).0.is_ok());
+        let admit = Op::Admit { conn: B + 1, appointment_id: 9, to_kiosk: offer("k"), to_consultant: offer("c") };
+        assert_eq!(r.apply(admit).0, Err(RoomError::Busy));
         // The laptop is back, on instance B: both sides hear the call resumed, with no admission.
         let (outcome, sends) =
             r.apply(Op::ResumeKiosk { peer: laptop(B + 5, 1), appointment_id: 7, consultant_id: 42 });

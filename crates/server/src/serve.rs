@@ -48,7 +48,18 @@ impl Running {
     /// As [`Running::wait`], leaving the server to [`Running::stop`] if the caller stops waiting
     /// first. Not to be awaited again once it returned.
     pub async fn ended(&mut self) -> Result<(), Error> {
-        let served = (&mut self.task).await;
+        // An instance whose share of the rooms is lost (its database session ended) stops, to be
+        // started again with a fresh copy; its peers reconnect to the others meanwhile.
+        let mut lost = self.state.hub.lost();
+        let served = tokio::select! {
+            served = &mut self.task => served,
+            Ok(_) = lost.wait_for(|lost| *lost) => {
+                self.handle.shutdown();
+                self.sweeper.abort();
+                self.unresumed.abort();
+                return Err(Error::Bus("the rooms shared with the other instances were lost".into()));
+            }
+        };
         self.sweeper.abort();
         self.unresumed.abort();
         match served {

@@ -204,6 +204,11 @@ impl<K> Store<K> {
         Ok(Store { backend: Backend::Postgres(pg::Pg::connect(url, max_connections, ca)?), keys })
     }
 
+    /// The keys its users seal and link under.
+    pub fn keys(&self) -> &K {
+        &self.keys
+    }
+
     /// Which database this is.
     pub fn dialect(&self) -> Dialect {
         match self.backend {

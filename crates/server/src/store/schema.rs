@@ -20,9 +20,10 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Numbers for the instances sharing one PostgreSQL database (`crate::bus`), each a signalling
-/// connection id's high 32 bits and the key of a session lock: positive 32-bit values. SQLite has
-/// one instance, numbered 0.
-const V2_POSTGRES: &str = "CREATE SEQUENCE IF NOT EXISTS hub_instance MINVALUE 1 MAXVALUE 2147483647 CYCLE;";
+/// connection id's high 32 bits and the key of a session lock: positive 32-bit values, never
+/// reused (two billion starts later the sequence fails loudly rather than wrap). SQLite has one
+/// instance, numbered 0.
+const V2_POSTGRES: &str = "CREATE SEQUENCE IF NOT EXISTS hub_instance MINVALUE 1 MAXVALUE 2147483647 NO CYCLE;";
 
 /// The tables as they were when migrations were introduced (every `IF NOT EXISTS`: a database
 /// made before then has them already, and gets here through `db::open`'s older upgrades).

@@ -146,3 +146,40 @@ fn issue_17_an_instance_that_starts_later_has_the_rooms_and_a_stopped_ones_lapto
     until(&mut drx, "the laptop's new offer", |m| *m == FromServer::Offer { sdp: "again".into() });
     assert!(late > 0);
 }
+
+/// Any role that may connect may LISTEN and NOTIFY: what it hears is sealed, and what it sends
+/// (a replay, an edit, a message of its own) changes nothing.
+#[test]
+fn issue_17_a_listener_on_the_database_reads_nothing_and_cannot_replay_or_forge() {
+    let Some((all, _scratch, _keys)) = instances(2) else { return };
+    let ((store, a), (_, b)) = (&all[0], &all[1]);
+    let mut eavesdropper = store.session("sc_rooms", (1, 1)).expect("a session").expect("PostgreSQL");
+    let (dr, mut drx) = page(b, 42);
+    let (k, _krx) = laptop(a, 1);
+    let kconn = k.conn;
+    a.join(k, &appt(7), 42).expect("join");
+    let admitted = |role| FromServer::Admitted { appointment_id: 7, role, ice_servers: vec![] };
+    b.admit(dr, 7, admitted).expect("admitted");
+    until(&mut drx, "the admission", |m| *m == admitted(Role::Answerer));
+    while eavesdropper.notes.try_recv().is_ok() {}
+
+    a.relay(kconn, FromServer::Offer { sdp: "v=0 secret-ice-pwd".into() }).expect("relayed");
+    until(&mut drx, "the offer", |m| matches!(m, FromServer::Offer { .. }));
+    let heard = eavesdropper.notes.try_recv().expect("the eavesdropper heard the message");
+    assert!(!heard.contains("secret-ice-pwd") && !heard.contains("offer"), "sealed: {heard}");
+
+    let notify = |payload: &str| {
+        store.conn().execute("SELECT pg_notify('sc_rooms', ?1)", [payload]).expect("notify");
+    };
+    // The same message again; with its sealed text edited; a sealed-looking message of its own.
+    notify(&heard);
+    let (head, tail) = heard.split_at(heard.len() - 4);
+    notify(&format!("{head}{}", if tail == "AAAA" { "BBBB" } else { "AAAA" }));
+    let from = heard.split(' ').nth(1).expect("the sender");
+    notify(&format!("b1 {from} 999999 0 1 sealed1:{}", "A".repeat(60)));
+    // A real change after them comes through, and nothing before it did.
+    b.relay(dr, FromServer::Answer { sdp: "answer".into() }).expect("relayed");
+    a.relay(kconn, FromServer::Offer { sdp: "second".into() }).expect("relayed");
+    let next = until(&mut drx, "the second offer", |m| matches!(m, FromServer::Offer { .. }));
+    assert_eq!(next, FromServer::Offer { sdp: "second".into() }, "the replayed offer was not delivered");
+}
