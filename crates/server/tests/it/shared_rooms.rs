@@ -161,11 +161,20 @@ fn issue_17_a_listener_on_the_database_reads_nothing_and_cannot_replay_or_forge(
     let admitted = |role| FromServer::Admitted { appointment_id: 7, role, ice_servers: vec![] };
     b.admit(dr, 7, admitted).expect("admitted");
     until(&mut drx, "the admission", |m| *m == admitted(Role::Answerer));
+    // Everything before the offer, heard and let go (another session may hear it a moment later).
+    std::thread::sleep(Duration::from_millis(500));
     while eavesdropper.notes.try_recv().is_ok() {}
 
     a.relay(kconn, FromServer::Offer { sdp: "v=0 secret-ice-pwd".into() }).expect("relayed");
     until(&mut drx, "the offer", |m| matches!(m, FromServer::Offer { .. }));
-    let heard = eavesdropper.notes.try_recv().expect("the eavesdropper heard the message");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let heard = loop {
+        match eavesdropper.notes.try_recv() {
+            Ok(p) => break p,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("the eavesdropper heard nothing: {e}"),
+        }
+    };
     assert!(!heard.contains("secret-ice-pwd") && !heard.contains("offer"), "sealed: {heard}");
 
     let notify = |payload: &str| {
@@ -182,4 +191,50 @@ fn issue_17_a_listener_on_the_database_reads_nothing_and_cannot_replay_or_forge(
     a.relay(kconn, FromServer::Offer { sdp: "second".into() }).expect("relayed");
     let next = until(&mut drx, "the second offer", |m| matches!(m, FromServer::Offer { .. }));
     assert_eq!(next, FromServer::Offer { sdp: "second".into() }, "the replayed offer was not delivered");
+}
+
+/// An instance whose bus session dies (the database restarted, or an administrator ended it)
+/// refuses changes, closes its connections (the callback) and says so (the server then stops);
+/// the others take its connections as gone.
+#[test]
+fn issue_17_an_instance_that_loses_its_bus_refuses_changes_and_stops() {
+    let keys = ServerKeys::random().expect("keys");
+    let (first, scratch) = test_store_with(&keys).expect("db");
+    let Some(scratch) = scratch else { return };
+    let store = Arc::new(first);
+    let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let told = closed.clone();
+    let a = sc_server::bus::hub(&store, Box::new(move || told.store(true, std::sync::atomic::Ordering::SeqCst)))
+        .expect("instance A");
+    let b_store = Arc::new(sc_server::db::open_postgres(scratch.url(), 4, &keys).expect("instance B"));
+    let b = sc_server::bus::hub(&b_store, Box::new(|| ())).expect("instance B's bus");
+    let (dr, mut drx) = page(&b, 42);
+    until(&mut drx, "the empty waiting room", waiting(0));
+    let (k, _krx) = laptop(&a, 1);
+    a.join(k, &appt(7), 42).expect("join on A");
+    until(&mut drx, "A's laptop waiting", waiting(1));
+    let mut lost = a.lost();
+    assert!(!*lost.borrow_and_update());
+
+    // Its session's backend, ended from outside (the one holding its lock).
+    let ended: i64 = store
+        .conn()
+        .query_row(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
+             AND classid::bigint = ?1 AND objid::bigint = ?2 AND objsubid = 2",
+            [0x5c17, i64::from(a.instance())],
+            |r| r.get(0),
+        )
+        .expect("terminate");
+    assert_eq!(ended, 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !*lost.borrow_and_update() {
+        assert!(Instant::now() < deadline, "A saw its bus lost");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(closed.load(std::sync::atomic::Ordering::SeqCst), "A's connections were closed");
+    let (k2, _k2rx) = laptop(&a, 2);
+    assert_eq!(a.join(k2, &appt(8), 42), Err(sc_server::rooms::RoomError::Unavailable), "A refuses changes");
+    until(&mut drx, "B taking A's laptop as gone", waiting(0));
+    let _ = dr;
 }
