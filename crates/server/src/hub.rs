@@ -226,7 +226,12 @@ impl Hub {
     /// `conn` went away; the other side hears `PeerLeft`. While the server stops, nothing ends:
     /// the peers resume their call on the next server.
     pub fn disconnected(&self, conn: ConnId) -> Option<CallEvent> {
-        let ended = if self.closing.load(Ordering::SeqCst) { None } else { self.call(Op::Disconnected { conn }) };
+        // A connection that never entered the rooms (a laptop that connected and joined nothing)
+        // leaves without a word to the other instances: only its own operations could have put
+        // it there, and they were applied here before they returned.
+        let known = lock(&self.rooms).knows_conn(conn);
+        let ended =
+            if self.closing.load(Ordering::SeqCst) || !known { None } else { self.call(Op::Disconnected { conn }) };
         lock(&self.local).remove(&conn);
         ended
     }

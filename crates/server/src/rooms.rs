@@ -257,6 +257,12 @@ impl Rooms {
         v
     }
 
+    /// Whether `conn` is in the rooms at all (a page, or a laptop in a room): a connection that
+    /// is not changes nothing by leaving.
+    pub fn knows_conn(&self, conn: ConnId) -> bool {
+        self.consultants.contains_key(&conn) || self.room_of_kiosk(conn).is_some()
+    }
+
     /// The call the consultant on `conn` is in, once admitted.
     pub fn call_of_consultant(&self, conn: ConnId) -> Option<CallEvent> {
         let c = self.consultants.get(&conn)?;
@@ -617,6 +623,7 @@ mod tests {
     #[test]
     fn issue_17_a_call_across_instances_relays_both_ways() {
         let mut r = call_across();
+        assert!(r.knows_conn(A + 1) && r.knows_conn(B + 1) && !r.knows_conn(A + 2), "who is in the rooms");
         assert_eq!(r.apply(Op::Relay { conn: A + 1, msg: offer("o") }), (Ok(None), vec![(B + 1, offer("o"))]));
         assert_eq!(r.apply(Op::Relay { conn: B + 1, msg: offer("a") }), (Ok(None), vec![(A + 1, offer("a"))]));
     }

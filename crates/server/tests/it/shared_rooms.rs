@@ -216,12 +216,14 @@ fn issue_17_an_instance_that_loses_its_bus_refuses_changes_and_stops() {
     let mut lost = a.lost();
     assert!(!*lost.borrow_and_update());
 
-    // Its session's backend, ended from outside (the one holding its lock).
+    // Its session's backend, ended from outside (the one holding its lock in this database:
+    // every test's database numbers its instances from 1).
     let ended: i64 = store
         .conn()
         .query_row(
             "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
-             AND classid::bigint = ?1 AND objid::bigint = ?2 AND objsubid = 2",
+             AND classid::bigint = ?1 AND objid::bigint = ?2 AND objsubid = 2 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             [0x5c17, i64::from(a.instance())],
             |r| r.get(0),
         )
