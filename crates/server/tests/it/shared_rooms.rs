@@ -240,3 +240,36 @@ fn issue_17_an_instance_that_loses_its_bus_refuses_changes_and_stops() {
     until(&mut drx, "B taking A's laptop as gone", waiting(0));
     let _ = dr;
 }
+
+/// The same loss under a serving instance: `serve::Running::ended` returns, with the reason,
+/// so `care-server serve` exits non-zero and systemd starts it again with a fresh copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_serving_instance_whose_bus_is_lost_stops() {
+    let Some(scratch) = Scratch::from_env().map(|s| s.expect("a scratch database")) else { return };
+    let dir = tempfile::tempdir().expect("data dir");
+    sc_server::pki::init(dir.path(), &[]).expect("pki");
+    let keys = sc_server::pki::load(dir.path()).expect("keys");
+    let mut config = sc_server::config::ServerConfig::default();
+    config.data_dir = dir.path().to_path_buf();
+    config.database.url = Some(scratch.url().to_owned());
+    let store = sc_server::db::open_configured(&config).expect("store");
+    let state = sc_server::AppState::new(store, config, keys.command_key.clone(), sc_server::state::system_clock())
+        .expect("state");
+    let mut running =
+        sc_server::serve::start(state.clone(), &keys, "127.0.0.1:0".parse().expect("addr")).expect("serve");
+    let instance = i64::from(state.hub.instance());
+    let ended: i64 = state
+        .db()
+        .query_row(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
+             AND classid::bigint = ?1 AND objid::bigint = ?2 AND objsubid = 2 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            [0x5c17, instance],
+            |r| r.get(0),
+        )
+        .expect("terminate");
+    assert_eq!(ended, 1);
+    let stopped = tokio::time::timeout(Duration::from_secs(10), running.ended()).await.expect("the server stopped");
+    let e = stopped.expect_err("with an error");
+    assert!(e.to_string().contains("rooms"), "{e}");
+}
