@@ -249,8 +249,7 @@ async fn issue_17_a_serving_instance_whose_bus_is_lost_stops() {
     let dir = tempfile::tempdir().expect("data dir");
     sc_server::pki::init(dir.path(), &[]).expect("pki");
     let keys = sc_server::pki::load(dir.path()).expect("keys");
-    let mut config = sc_server::config::ServerConfig::default();
-    config.data_dir = dir.path().to_path_buf();
+    let mut config = sc_server::config::ServerConfig { data_dir: dir.path().to_path_buf(), ..Default::default() };
     config.database.url = Some(scratch.url().to_owned());
     let store = sc_server::db::open_configured(&config).expect("store");
     let state = sc_server::AppState::new(store, config, keys.command_key.clone(), sc_server::state::system_clock())
