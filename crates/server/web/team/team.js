@@ -213,10 +213,15 @@ $("book").addEventListener("submit", async (ev) => {
       method: "POST",
       body: JSON.stringify({ consultant: $("book-consultant").value, starts_at, minutes: Number($("book-minutes").value), prison_number: $("book-number").value, initials: $("book-initials").value }),
     });
-    $("book-status").textContent = `Booked. Room code ${made.room_code}.`;
     $("book-number").value = "";
     $("book-initials").value = "";
-    await loadBookings();
+    // "Booked" once the list below holds the booking (it was said first, and a reader who looked
+    // at the list then did not find it there); said even if the list fails to load.
+    try {
+      await loadBookings();
+    } finally {
+      $("book-status").textContent = `Booked. Room code ${made.room_code}.`;
+    }
   } catch (e) {
     $("book-error").textContent = e.message;
   }
