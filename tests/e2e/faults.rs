@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How many audit rows of `event` the server's database holds.
-fn audited(server: &CareServer, event: &str) -> i64 {
+pub(crate) fn audited(server: &CareServer, event: &str) -> i64 {
     server
         .state
         .db()

@@ -4,6 +4,7 @@
 //! PostgreSQL pass (SC_TEST_DATABASE_URL); on SQLite there is one instance and nothing to test.
 
 use crate::call::{start_consultant_holding, synthetic_media};
+use crate::faults::audited;
 use crate::support::unlocked;
 use sc_call::consultation::{Consultation, Phase};
 use sc_e2e::balancer::Balancer;
@@ -12,14 +13,6 @@ use sc_e2e::{CareServer, TURN_SECRET};
 use sc_server::config::ServerConfig;
 use std::time::Duration;
 use tokio::time::Instant;
-
-fn audited(server: &CareServer, event: &str) -> i64 {
-    server
-        .state
-        .db()
-        .query_row("SELECT COUNT(*) FROM audit WHERE event = ?1", [event], |r| r.get(0))
-        .expect("audit count")
-}
 
 async fn wait_until(what: &str, deadline: Instant, mut f: impl FnMut() -> bool) {
     while !f() {

@@ -466,16 +466,7 @@ mod tests {
             prison: "HMP".into(),
             nurse: "Jo".into(),
         };
-        let appointment = sc_proto::signal::Appointment {
-            id: 8,
-            room_code: "c".into(),
-            consultant: "Dr".into(),
-            prison: "HMP".into(),
-            starts_at: 0,
-            ends_at: 1,
-            patient: None,
-            consultant_hospital: None,
-        };
+        let appointment = crate::rooms::tests::appt(8);
         assert!(rooms.apply(Op::Join { peer, appointment, consultant_id: 42 }).0.is_ok());
         let json = serde_json::to_string(&Message::Copy { to: 3, want: 5, rooms: rooms.clone() }).expect("json");
         let Ok(Message::Copy { to: 3, want: 5, rooms: back }) = serde_json::from_str(&json) else { panic!("{json}") };

@@ -289,20 +289,8 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rooms::tests::appt;
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
-
-    fn appt(id: i64) -> Appointment {
-        Appointment {
-            id,
-            room_code: format!("code{id}"),
-            consultant: "Dr".into(),
-            prison: "HMP".into(),
-            starts_at: 0,
-            ends_at: 1,
-            patient: None,
-            consultant_hospital: None,
-        }
-    }
 
     fn kiosk(hub: &Hub) -> (KioskPeer, UnboundedReceiver<FromServer>) {
         let (tx, rx) = unbounded_channel();

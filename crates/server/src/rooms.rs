@@ -545,14 +545,15 @@ fn linked(appointment_id: i64, room: &Room, cconn: ConnId, out: &mut Sends) -> C
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use sc_proto::signal::Role;
 
     const A: ConnId = 1 << 32;
     const B: ConnId = 2 << 32;
 
-    fn appt(id: i64) -> Appointment {
+    /// An appointment of consultant "Dr" at "HMP" (the other modules' tests use it too).
+    pub(crate) fn appt(id: i64) -> Appointment {
         Appointment {
             id,
             room_code: format!("code{id}"),

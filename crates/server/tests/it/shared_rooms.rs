@@ -36,6 +36,22 @@ fn instances(n: usize) -> Option<Shared> {
     Some((all, scratch, keys))
 }
 
+/// Ends, from outside, the bus session of `instance` (the backend holding its lock in this
+/// database: every test's database numbers its instances from 1).
+fn end_bus_session(store: &Store, instance: u32) {
+    let ended: i64 = store
+        .conn()
+        .query_row(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
+             AND classid::bigint = ?1 AND objid::bigint = ?2 AND objsubid = 2 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            [0x5c17, i64::from(instance)],
+            |r| r.get(0),
+        )
+        .expect("terminate");
+    assert_eq!(ended, 1, "one session of instance {instance}");
+}
+
 fn appt(id: i64) -> Appointment {
     Appointment {
         id,
@@ -216,19 +232,8 @@ fn issue_17_an_instance_that_loses_its_bus_refuses_changes_and_stops() {
     let mut lost = a.lost();
     assert!(!*lost.borrow_and_update());
 
-    // Its session's backend, ended from outside (the one holding its lock in this database:
-    // every test's database numbers its instances from 1).
-    let ended: i64 = store
-        .conn()
-        .query_row(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
-             AND classid::bigint = ?1 AND objid::bigint = ?2 AND objsubid = 2 \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            [0x5c17, i64::from(a.instance())],
-            |r| r.get(0),
-        )
-        .expect("terminate");
-    assert_eq!(ended, 1);
+    // Its session's backend, ended from outside.
+    end_bus_session(&store, a.instance());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !*lost.borrow_and_update() {
         assert!(Instant::now() < deadline, "A saw its bus lost");
@@ -256,18 +261,7 @@ async fn issue_17_a_serving_instance_whose_bus_is_lost_stops() {
         .expect("state");
     let mut running =
         sc_server::serve::start(state.clone(), &keys, "127.0.0.1:0".parse().expect("addr")).expect("serve");
-    let instance = i64::from(state.hub.instance());
-    let ended: i64 = state
-        .db()
-        .query_row(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
-             AND classid::bigint = ?1 AND objid::bigint = ?2 AND objsubid = 2 \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            [0x5c17, instance],
-            |r| r.get(0),
-        )
-        .expect("terminate");
-    assert_eq!(ended, 1);
+    end_bus_session(&state.db, state.hub.instance());
     let stopped = tokio::time::timeout(Duration::from_secs(10), running.ended()).await.expect("the server stopped");
     let e = stopped.expect_err("with an error");
     assert!(e.to_string().contains("rooms"), "{e}");
