@@ -61,6 +61,15 @@ const VIDEO_SHARE: f64 = 0.85;
 pub const RAMP_PER_SEC: f64 = 0.1;
 /// How long the estimate must hold before stepping up a rung (or back to video).
 pub const HOLD_UP: Duration = Duration::from_secs(8);
+/// How long a budget a little under the rung's least must last before a rung down: the dip after
+/// the controller finds the link's limit lasts a second or two, and each step down (and back up)
+/// is a keyframe at a new size. On the prison profile the kiosk stepped from 480x360 to 320x240
+/// and back at every such dip, and the consultant's picture froze with each (issue #12).
+pub const HOLD_DOWN: Duration = Duration::from_secs(3);
+/// A budget under this share of the rung's least steps down at once: the link has really
+/// dropped (a 2 Mbit/s link falling to 300 kbit/s), and the rung is asked no less than this
+/// share of its least while it is held.
+pub const DOWN_AT_ONCE: f64 = 0.6;
 /// How long the estimate must stay low before leaving video altogether.
 pub const HOLD_DOWN_TO_AUDIO: Duration = Duration::from_secs(2);
 
@@ -85,6 +94,8 @@ pub struct Adapter {
     better_since: Option<Instant>,
     /// Since when the estimate has been below the lowest rung.
     starved_since: Option<Instant>,
+    /// Since when the budget has been under the current rung's least (see [`HOLD_DOWN`]).
+    worse_since: Option<Instant>,
     /// The voice's packet length now (ms).
     frame_ms: u8,
     last: Option<Settings>,
@@ -102,7 +113,15 @@ impl Default for Adapter {
 impl Adapter {
     /// Starts at the top rung (the controller's first estimate moves it at once).
     pub fn new() -> Self {
-        Adapter { rung: Some(0), better_since: None, starved_since: None, frame_ms: 20, last: None, climb_since: None }
+        Adapter {
+            rung: Some(0),
+            better_since: None,
+            starved_since: None,
+            worse_since: None,
+            frame_ms: 20,
+            last: None,
+            climb_since: None,
+        }
     }
 
     /// The settings for an estimate of `estimate_bps` (the whole send path) and a measured loss
@@ -122,10 +141,22 @@ impl Adapter {
         // The best rung this budget pays for.
         let fits = LADDER.iter().position(|r| budget >= r.min_kbps);
         self.rung = match (self.rung, fits) {
-            // Down at once (to video's lowest rung at worst); off only after a while.
-            (Some(cur), Some(best)) if best > cur => Some(best),
+            // Down when the budget has stayed under the rung a while, or at once when it is far
+            // under it (to video's lowest rung at worst); off only after a while.
+            (Some(cur), Some(best)) if best > cur => {
+                self.better_since = None;
+                let since = *self.worse_since.get_or_insert(now);
+                let far_under = f64::from(budget) < f64::from(LADDER[cur].min_kbps) * DOWN_AT_ONCE;
+                if far_under || now.duration_since(since) >= HOLD_DOWN {
+                    self.worse_since = None;
+                    Some(best)
+                } else {
+                    Some(cur)
+                }
+            }
             (Some(cur), None) => {
                 self.better_since = None;
+                self.worse_since = None;
                 let since = *self.starved_since.get_or_insert(now);
                 if now.duration_since(since) >= HOLD_DOWN_TO_AUDIO {
                     None
@@ -136,6 +167,7 @@ impl Adapter {
             // Up (or back to video) one rung at a time, after the estimate has held.
             (cur, Some(best)) if cur.is_none_or(|c| best < c) => {
                 self.starved_since = None;
+                self.worse_since = None;
                 // Back from sound only needs room for more than the lowest rung's minimum.
                 if cur.is_none() && budget < LADDER[LADDER.len() - 1].min_kbps * 2 {
                     self.better_since = None;
@@ -152,6 +184,7 @@ impl Adapter {
             (cur, _) => {
                 self.starved_since = None;
                 self.better_since = None;
+                self.worse_since = None;
                 cur
             }
         };
@@ -183,7 +216,8 @@ impl Adapter {
         let budget = self.ramped(now, budget);
         let video = self.rung.map(|i| {
             let r = LADDER[i];
-            (r, budget.clamp(r.min_kbps, r.max_kbps))
+            let least = (f64::from(r.min_kbps) * DOWN_AT_ONCE) as u32;
+            (r, budget.clamp(least, r.max_kbps))
         });
         let settings = Settings {
             video,
@@ -295,6 +329,24 @@ mod tests {
         assert!(kbps(s) * 11 / 10 >= budget && kbps(s) <= budget, "the budget in the end: {} of {budget}", kbps(s));
         let s = hold(&mut a, &mut t, 300, 0.0, 1);
         assert!(kbps(s) <= 300 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS, "down within one update: {s:?}");
+    }
+
+    /// Issue #12: on the prison profile the estimate dips for a second or two each time the
+    /// controller finds the link's limit (480x360's budget to ~240 kbit/s for two seconds); each
+    /// step down and back was a keyframe at a new size and a freeze at the consultant.
+    #[test]
+    fn issue_12_a_short_dip_keeps_the_rung_and_a_lasting_one_steps_down() {
+        let (mut a, mut t) = (Adapter::new(), Instant::now());
+        let kbps = |s: Settings| s.video.map_or(0, |(_, k)| k);
+        assert_eq!(size(hold(&mut a, &mut t, 450, 0.03, 12)), Some((480, 360, 30)));
+        let dip = hold(&mut a, &mut t, 334, 0.03, 2);
+        assert_eq!(size(dip), Some((480, 360, 30)), "held through the dip");
+        let budget = ((334 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS) as f64 * VIDEO_SHARE) as u32;
+        assert!(kbps(dip) <= budget, "asks what the dip leaves: {} of {budget}", kbps(dip));
+        assert_eq!(size(hold(&mut a, &mut t, 379, 0.03, 10)), Some((480, 360, 30)));
+        // The same dip, lasting: down after HOLD_DOWN.
+        assert_eq!(size(hold(&mut a, &mut t, 334, 0.03, 2)), Some((480, 360, 30)));
+        assert_eq!(size(hold(&mut a, &mut t, 334, 0.03, 2)), Some((320, 240, 20)));
     }
 
     /// Issue #12: the poor profile's estimate (~180 kbit/s) sends 320x240, as Chromium does there.

@@ -72,6 +72,8 @@ pub struct Requests {
     /// (when, how long from the first request) of recent repairs: a low share of them is the round
     /// trip ([`Requests::rtt`]).
     repairs: VecDeque<(Instant, Duration)>,
+    /// The peer's retransmission streams (RFC 4588): RTX SSRC -> the stream it repairs.
+    rtx: HashMap<u32, u32>,
 }
 
 impl Requests {
@@ -80,9 +82,29 @@ impl Requests {
         self.streams.entry(ssrc).or_default();
     }
 
-    /// Stop watching `ssrc`.
+    /// Packets on `rtx` are resends for `ssrc` (their payload opens with the original number).
+    pub fn watch_repairs(&mut self, ssrc: u32, rtx: u32) {
+        self.rtx.insert(rtx, ssrc);
+    }
+
+    /// Stop watching `ssrc` (and its retransmission stream).
     pub fn forget(&mut self, ssrc: u32) {
         self.streams.remove(&ssrc);
+        self.rtx.retain(|_, primary| *primary != ssrc);
+    }
+
+    /// A packet of `ssrc` numbered `seq` with `payload` arrived at `now`: a packet of a watched
+    /// stream, or a resend of one on its retransmission stream (a padding-only resend carries no
+    /// original number and names nothing).
+    pub fn arrived(&mut self, now: Instant, ssrc: u32, seq: u16, payload: &[u8]) {
+        match self.rtx.get(&ssrc) {
+            Some(&primary) => {
+                if let Some(&[hi, lo]) = payload.get(..2) {
+                    self.received(now, primary, u16::from_be_bytes([hi, lo]));
+                }
+            }
+            None => self.received(now, ssrc, seq),
+        }
     }
 
     /// The round trip the repeats are timed by.
@@ -200,7 +222,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequester {
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtp(rtp) = &msg.message.packet {
-            self.requests.received(msg.now, rtp.header.ssrc, rtp.header.sequence_number);
+            self.requests.arrived(msg.now, rtp.header.ssrc, rtp.header.sequence_number, &rtp.payload);
             // A gap is asked for at once, not at the next timer.
             self.handle_timeout(msg.now)?;
         }
@@ -248,6 +270,9 @@ impl Interceptor for NackRequester {
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         if answers_nacks(info) {
             self.requests.watch(info.ssrc);
+            if let Some(rtx) = info.ssrc_rtx {
+                self.requests.watch_repairs(info.ssrc, rtx);
+            }
         } else {
             self.requests.forget(info.ssrc);
         }
@@ -293,6 +318,30 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Issue #12: with RTX negotiated, Chromium resends on its retransmission stream; the repair
+    /// names the lost number in its payload, and it must end the requests for it.
+    #[test]
+    fn issue_12_a_repair_on_the_retransmission_stream_ends_the_requests() {
+        const RTX: u32 = 0x5254_5800;
+        let (mut r, t0) = losing_two();
+        r.watch_repairs(SSRC, RTX);
+        assert_eq!(r.due(t0), vec![(SSRC, vec![2])]);
+        // A padding-only resend names nothing; the RTX stream's own numbers are not gaps.
+        r.arrived(t0 + 50 * MS, RTX, 7, &[]);
+        r.arrived(t0 + 60 * MS, RTX, 9, &[]);
+        assert!(requests_until(&mut r, t0, 1, 74).is_empty());
+        assert_eq!(times_asked(&mut r, t0, 75, 75), vec![75], "still missing: asked again");
+        // The resend of 2 (original number first, then the original payload).
+        r.arrived(t0 + 80 * MS, RTX, 10, &[0, 2, 0x90, 0x80]);
+        assert!(requests_until(&mut r, t0, 81, 600).is_empty(), "repaired: never asked for again");
+        assert_eq!(r.rtt(), 80 * MS, "timed from the first request");
+        // Forgetting the stream forgets its retransmissions too.
+        r.forget(SSRC);
+        r.watch(SSRC);
+        r.arrived(t0 + 700 * MS, RTX, 11, &[0, 50]);
+        assert!(r.due(t0 + 700 * MS).is_empty());
     }
 
     #[test]

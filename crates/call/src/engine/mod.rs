@@ -23,10 +23,12 @@ use crate::video::EncodedFrame;
 use crate::Error;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8};
 
 /// RED's MIME type (rtc names none).
 pub(super) const MIME_TYPE_RED: &str = "audio/red";
+/// The payload type of video retransmissions (`apt=96`, the VP8 stream's).
+const VIDEO_RTX_PAYLOAD_TYPE: u8 = 97;
 /// Opus's payload type in the kiosk's offer (Chromium's own number for it).
 pub(crate) const OPUS_PAYLOAD_TYPE: u8 = 111;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
@@ -299,6 +301,20 @@ impl Call {
         media
             .register_codec(RTCRtpCodecParameters { rtp_codec: vp8.clone(), payload_type: 96 }, RtpCodecKind::Video)
             .map_err(Error::webrtc)?;
+        // Video is resent on its own stream (RFC 4588), as Chromium does. Resent on the media
+        // stream itself, a repair reaches Chromium as an out-of-order packet: its NACK module
+        // learns that packets arrive a round trip late and then waits that many packets before
+        // asking for a loss, so every repair took two round trips and froze the consultant's
+        // picture (7.6 freezes a minute on the prison profile, Chromium's pair 0.8; issue #12).
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: send::codec(MIME_TYPE_RTX, 90_000, 0, "apt=96"),
+                    payload_type: VIDEO_RTX_PAYLOAD_TYPE,
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(Error::webrtc)?;
         // RED: received when the far side is asked for it (`VoiceFormats`). The kiosk itself
         // sends plain Opus (`send::negotiated_payload_type`).
         let red = send::codec(MIME_TYPE_RED, 48_000, 2, &format!("{OPUS_PAYLOAD_TYPE}/{OPUS_PAYLOAD_TYPE}"));
@@ -394,8 +410,9 @@ impl Call {
             let channel = pc.create_data_channel(sc_proto::share::CHANNEL_LABEL, None).await.map_err(Error::webrtc)?;
             shared.data.adopt(channel);
         }
-        let video_track = send::local_track(RtpCodecKind::Video, vp8, send::random_ssrc()?)?;
-        let audio_track = send::local_track(RtpCodecKind::Audio, opus.clone(), send::random_ssrc()?)?;
+        let video_track =
+            send::local_track(RtpCodecKind::Video, vp8, send::random_ssrc()?, Some(send::random_ssrc()?))?;
+        let audio_track = send::local_track(RtpCodecKind::Audio, opus.clone(), send::random_ssrc()?, None)?;
         let video_sender =
             pc.add_track(video_track.track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
         let audio_sender =

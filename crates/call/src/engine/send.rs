@@ -12,7 +12,9 @@ use crate::video::{EncodedFrame, RateAdjuster, Vp8Encoder};
 use crate::Error;
 use bytes::Bytes;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +30,13 @@ pub(super) fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> R
     RTCRtpCodec { mime_type: mime.into(), clock_rate, channels, sdp_fmtp_line: fmtp.into(), rtcp_feedback: vec![] }
 }
 
-pub(super) fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Result<Arc<Outbound>, Error> {
+/// A local track sending on `ssrc`, with its retransmissions on `rtx` when given.
+pub(super) fn local_track(
+    kind: RtpCodecKind,
+    codec: RTCRtpCodec,
+    ssrc: u32,
+    rtx: Option<u32>,
+) -> Result<Arc<Outbound>, Error> {
     let name = if kind == RtpCodecKind::Video { "video" } else { "audio" };
     let track = MediaStreamTrack::new(
         "kiosk".into(),
@@ -36,7 +44,11 @@ pub(super) fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> 
         name.into(),
         kind,
         vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                rtx: rtx.map(|ssrc| RTCRtpRtxParameters { ssrc }),
+                ..Default::default()
+            },
             codec,
             ..Default::default()
         }],
