@@ -42,6 +42,19 @@ pub(crate) fn start_consultant_holding(
     )
 }
 
+/// Waits until the consultant's page reports the call's stats (the call is up both ways), or
+/// fails at `deadline`.
+pub(crate) async fn until_consultant_in_call(consultant: &mut Consultant, deadline: tokio::time::Instant) {
+    loop {
+        let v = tokio::time::timeout_at(deadline, consultant.events.recv()).await.expect("call up").expect("driver");
+        match v["event"].as_str() {
+            Some("stats") => return,
+            Some("error") => panic!("consultant driver failed: {v}"),
+            _ => {}
+        }
+    }
+}
+
 struct Outcome {
     kiosk: CallStats,
     pair: Option<SelectedPair>,

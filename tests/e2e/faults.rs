@@ -2,7 +2,7 @@
 //! sides reconnect their signalling by themselves and resume it, no new admission), and the kiosk
 //! killed (the consultant is told; the kiosk starts again locked).
 
-use crate::call::{start_consultant_holding, synthetic_media};
+use crate::call::{start_consultant_holding, synthetic_media, until_consultant_in_call};
 use crate::support::unlocked;
 use crate::window::{wait_for, window_call, WindowCall, DISPLAY};
 use sc_call::consultation::{Consultation, EndReason, Phase};
@@ -43,14 +43,7 @@ async fn issue_13_the_care_server_restarted_mid_call_the_call_goes_on_and_both_s
     let mut phases = c.phases();
     let deadline = Instant::now() + Duration::from_secs(90);
     // The call is up both ways.
-    loop {
-        let v = tokio::time::timeout_at(deadline, consultant.events.recv()).await.expect("call up").expect("driver");
-        match v["event"].as_str() {
-            Some("stats") => break,
-            Some("error") => panic!("consultant driver failed: {v}"),
-            _ => {}
-        }
-    }
+    until_consultant_in_call(&mut consultant, deadline).await;
     assert!(matches!(c.phase(), Phase::InCall { .. }), "{:?}", c.phase());
     let before = (c.stats().frames_decoded, c.stats().audio_received);
 

@@ -3,7 +3,7 @@
 //! the consultant's browser instance B directly; A is killed mid-call. Runs in the test command's
 //! PostgreSQL pass (SC_TEST_DATABASE_URL); on SQLite there is one instance and nothing to test.
 
-use crate::call::{start_consultant_holding, synthetic_media};
+use crate::call::{start_consultant_holding, synthetic_media, until_consultant_in_call};
 use crate::faults::audited;
 use crate::support::unlocked;
 use sc_call::consultation::{Consultation, Phase};
@@ -59,14 +59,7 @@ async fn issue_17_a_call_across_two_instances_goes_on_when_the_laptops_instance_
     );
     let mut phases = c.phases();
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let v = tokio::time::timeout_at(deadline, consultant.events.recv()).await.expect("call up").expect("driver");
-        match v["event"].as_str() {
-            Some("stats") => break,
-            Some("error") => panic!("consultant driver failed: {v}"),
-            _ => {}
-        }
-    }
+    until_consultant_in_call(&mut consultant, deadline).await;
     assert!(matches!(c.phase(), Phase::InCall { .. }), "{:?}", c.phase());
     // The two halves are on two instances: B holds only the page's signalling connection.
     assert_eq!(server.state.sessions.live(), 1, "the laptop's connections are on instance A");
