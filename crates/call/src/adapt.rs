@@ -26,7 +26,10 @@ pub struct Rung {
 /// 64 kbit/s link can still carry beside the voice.
 pub const LADDER: [Rung; 4] = [
     Rung { width: 640, height: 480, fps: 30, min_kbps: 450, max_kbps: 1200 },
-    Rung { width: 480, height: 360, fps: 30, min_kbps: 250, max_kbps: 600 },
+    // From 200 kbit/s (was 250), about libwebrtc's least start bitrate for 480x270: on the prison
+    // profile the estimate rests at ~330 while the link's limit is known, which left 235 for video
+    // and stepped to 320x240 at 20 fps for twenty seconds (issue #12).
+    Rung { width: 480, height: 360, fps: 30, min_kbps: 200, max_kbps: 600 },
     // From 90 kbit/s (was 120): on the poor profile (256 kbit/s) the estimate sits near 180, which
     // left 114 for video and sent 160x120 where Chromium sends 320x240 on the same link; at 90 the
     // consultant got 320x240 at 18.8 fps (15.7 at 160x120 before), concealment 1.1 % (issue #12).
@@ -297,10 +300,10 @@ mod tests {
         assert_eq!(size(s), Some((640, 480, 30)));
         assert_eq!(s.video.map(|v| v.1), Some(1200), "capped at the rung's most");
         assert_eq!(s.audio_kbps, AUDIO_KBPS);
-        // 2 Mbit -> 300 kbit: down within one update.
-        let s = hold(&mut a, &mut t, 300, 0.0, 1);
+        // 2 Mbit -> 250 kbit: down within one update.
+        let s = hold(&mut a, &mut t, 250, 0.0, 1);
         assert_eq!(size(s), Some((320, 240, 20)));
-        assert!(s.video.is_some_and(|(_, k)| k <= 300 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS), "{s:?}");
+        assert!(s.video.is_some_and(|(_, k)| k <= 250 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS), "{s:?}");
         // Back to 2 Mbit: one rung per HOLD_UP, not at once.
         let s = hold(&mut a, &mut t, 2000, 0.0, 5);
         assert_eq!(size(s), Some((320, 240, 20)), "not yet");
@@ -332,21 +335,22 @@ mod tests {
     }
 
     /// Issue #12: on the prison profile the estimate dips for a second or two each time the
-    /// controller finds the link's limit (480x360's budget to ~240 kbit/s for two seconds); each
+    /// controller finds the link's limit (480x360's budget under its least for two seconds); each
     /// step down and back was a keyframe at a new size and a freeze at the consultant.
     #[test]
     fn issue_12_a_short_dip_keeps_the_rung_and_a_lasting_one_steps_down() {
         let (mut a, mut t) = (Adapter::new(), Instant::now());
         let kbps = |s: Settings| s.video.map_or(0, |(_, k)| k);
         assert_eq!(size(hold(&mut a, &mut t, 450, 0.03, 12)), Some((480, 360, 30)));
-        let dip = hold(&mut a, &mut t, 334, 0.03, 2);
+        let dip = hold(&mut a, &mut t, 270, 0.03, 2);
         assert_eq!(size(dip), Some((480, 360, 30)), "held through the dip");
-        let budget = ((334 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS) as f64 * VIDEO_SHARE) as u32;
+        let budget = ((270 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS) as f64 * VIDEO_SHARE) as u32;
+        assert!(budget < LADDER[1].min_kbps, "a dip under the rung's least: {budget}");
         assert!(kbps(dip) <= budget, "asks what the dip leaves: {} of {budget}", kbps(dip));
         assert_eq!(size(hold(&mut a, &mut t, 379, 0.03, 10)), Some((480, 360, 30)));
         // The same dip, lasting: down after HOLD_DOWN.
-        assert_eq!(size(hold(&mut a, &mut t, 334, 0.03, 2)), Some((480, 360, 30)));
-        assert_eq!(size(hold(&mut a, &mut t, 334, 0.03, 2)), Some((320, 240, 20)));
+        assert_eq!(size(hold(&mut a, &mut t, 270, 0.03, 2)), Some((480, 360, 30)));
+        assert_eq!(size(hold(&mut a, &mut t, 270, 0.03, 2)), Some((320, 240, 20)));
     }
 
     /// Issue #12: the poor profile's estimate (~180 kbit/s) sends 320x240, as Chromium does there.
@@ -416,7 +420,7 @@ mod tests {
         let top = hold(&mut a, &mut t, 2000, 0.0, 2);
         assert_eq!(quality(Some(top), 0.01, false), LinkQuality::Good);
         assert_eq!(quality(Some(top), 0.08, false), LinkQuality::Weak, "lossy");
-        let low = hold(&mut a, &mut t, 300, 0.0, 1);
+        let low = hold(&mut a, &mut t, 250, 0.0, 1);
         assert_eq!(quality(Some(low), 0.0, false), LinkQuality::Weak, "a lower rung");
         let none = hold(&mut a, &mut t, 50, 0.0, 5);
         assert_eq!(quality(Some(none), 0.0, false), LinkQuality::SoundOnly);

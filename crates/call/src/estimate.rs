@@ -12,7 +12,8 @@
 //! while a standing queue has recently shown the link's limit ([`QUEUE_MEMORY`], doubling each
 //! time the climb after it finds the limit again at once), then never below [`LIMIT_FLOOR`] of what
 //! arrived while the queue stood. A standing queue drops
-//! the target below what arrives until it drains ([`QUEUE_LIMIT`]). And the link's own loss,
+//! the target below what arrives until it drains ([`QUEUE_LIMIT`]); one forming holds it at what
+//! arrives ([`QUEUE_RISING`]). And the link's own loss,
 //! below the congested band, does not hold the target down: rtc's loss half would.
 
 use rtc::interceptor::{
@@ -42,6 +43,16 @@ pub const CAP_LOSS: f64 = 0.01;
 /// rtc 0.21's delay-based detection missed it (measured on the prison profile: a 300 ms tbf queue
 /// kept full, and the consultant's jitter buffer at 550 ms with a fifth of the frames dropped).
 pub const QUEUE_LIMIT: Duration = Duration::from_millis(60);
+/// A queue longer than this, seen in at least [`RISING_MIN_SAMPLES`] packets, means one is
+/// forming: the target goes no higher than what arrives (no drain yet). By the time a queue
+/// passes [`QUEUE_LIMIT`] in the feedback it is already longer on the link: on the prison profile
+/// the kiosk's climb above the link's rate put 250 ms into the tbf queue before the target fell,
+/// and the consultant's picture froze two to four times at each such climb (issue #12).
+pub const QUEUE_RISING: Duration = Duration::from_millis(25);
+/// The packets the current delay must be the least of before [`QUEUE_RISING`] counts: with fewer
+/// (the voice alone on a slow link) the link's own jitter (up to 50 ms on the audio-only
+/// profile) could pass for a queue.
+const RISING_MIN_SAMPLES: usize = 8;
 /// While draining a queue, the target is this share of what arrives.
 pub const DRAIN: f64 = 0.85;
 /// The delay floor is the least over this long.
@@ -285,6 +296,15 @@ impl<E> Published<E> {
         Some(Duration::from_secs_f64(((now - floor) / 1000.0).max(0.0)))
     }
 
+    /// Whether a queue is forming: over [`QUEUE_RISING`], from enough packets to tell it from the
+    /// link's jitter.
+    fn queue_rising(&self) -> bool {
+        let Some(newest) = self.delays.iter().map(|(t, _)| *t).max() else { return false };
+        let samples =
+            self.delays.iter().filter(|(t, _)| newest.saturating_duration_since(*t) <= DELAY_NOW_WINDOW).count();
+        samples >= RISING_MIN_SAMPLES && self.queue_delay().is_some_and(|q| q > QUEUE_RISING)
+    }
+
     /// What the receiver acknowledged over the last second, bits per second (`None` until half
     /// a second of arrivals is known).
     fn acked_bps(&self) -> Option<f64> {
@@ -365,11 +385,17 @@ impl<E: BandwidthEstimator> Published<E> {
         match self.acked_bps() {
             // Below what arrives, even below the floor: the queue must drain.
             Some(acked) if queued => target.min((acked * DRAIN).max(MIN_BPS)),
+            // A queue forming: the link is full, so no climb past what gets through.
+            Some(acked) if self.queue_rising() => target.min(acked.max(MIN_BPS)),
             // Near what arrives while the limit is known, and not far under the limit itself: a
             // link fit only for sound is not tried with video again until the memory lapses.
+            // Never over the limit itself meanwhile: 1.1x what arrives compounds as the encoder
+            // follows it, and on the prison profile it took the target to 587 kbit/s against a
+            // limit of ~450 before the queue (190 ms) was seen (issue #12).
             Some(acked) if lossy && limit_known => {
                 let floor = self.limit_bps.map_or(MIN_BPS, |limit| (limit * LIMIT_FLOOR).max(MIN_BPS));
-                target.min((acked * ACKED_HEADROOM).max(floor))
+                let ceiling = self.limit_bps.unwrap_or(f64::INFINITY).max(floor);
+                target.min((acked * ACKED_HEADROOM).clamp(floor, ceiling))
             }
             Some(acked) if lossy => target.min(self.probe_cap(acked).max(CAP_FLOOR_BPS)),
             _ => target,
@@ -593,6 +619,80 @@ mod tests {
         assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked}", shared.target_bps());
     }
 
+    #[test]
+    fn issue_12_a_forming_queue_stops_the_climb_at_what_arrives() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        let t0 = shared.epoch;
+        // 400 kbit/s (50 packets a second of 1000 bytes), 40 ms one way, and a delay climbing by
+        // `extra_delay_ms` over each second.
+        let mut id = 0;
+        let mut batch = |c: &mut Published<Optimist>, from_ms: u64, extra_delay_ms: u64| {
+            let reports: Vec<_> = (0..50)
+                .map(|k| {
+                    id += 1;
+                    let sent = from_ms + k * 20;
+                    let mut r = report(id, sent + 40 + extra_delay_ms * k / 50, 1000, true);
+                    r.departure = t0 + Duration::from_millis(sent);
+                    r
+                })
+                .collect();
+            c.on_reports(t0 + Duration::from_millis(from_ms + 1000), &reports);
+        };
+        for s in 0..3 {
+            batch(&mut c, s * 1000, 0);
+        }
+        // Jitter-sized: left to the controller.
+        batch(&mut c, 3000, 15);
+        assert_eq!(shared.target_bps(), 2_000_000.0);
+        // A queue of ~35 ms: under QUEUE_LIMIT, yet the target stops at what arrives.
+        batch(&mut c, 4000, 40);
+        let q = c.queue_delay().expect("a queue");
+        assert!(q > QUEUE_RISING && q < QUEUE_LIMIT, "{q:?}");
+        let acked = c.acked_bps().expect("acked");
+        assert!((shared.target_bps() - acked).abs() < 1.0, "{} for {acked}", shared.target_bps());
+    }
+
+    #[test]
+    fn issue_12_while_the_limit_is_known_a_sender_following_its_target_stays_under_it() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        let t0 = shared.epoch;
+        let mut id = 0;
+        // One second of `n` packets of 1000 bytes, one in 20 lost, 40 ms one way plus a queue
+        // growing by `queue_ms` over the second.
+        let mut second = |c: &mut Published<Optimist>, s: u64, n: u64, queue_ms: u64| {
+            let reports: Vec<_> = (0..n)
+                .map(|k| {
+                    id += 1;
+                    let sent = s * 1000 + k * 1000 / n;
+                    let mut r = report(id, sent + 40 + queue_ms * k / n, 1000, k % 20 != 7);
+                    r.departure = t0 + Duration::from_millis(sent);
+                    r
+                })
+                .collect();
+            let now = t0 + Duration::from_millis(s * 1000 + 1000);
+            c.on_reports(now, &reports);
+            c.handle_timeout(now);
+        };
+        for s in 0..3 {
+            second(&mut c, s, 60, 0);
+        }
+        second(&mut c, 3, 60, 150);
+        let limit = c.limit_bps.expect("the limit was measured");
+        // The sender sends all it is asked from then on (a busy scene), and no queue shows (the
+        // feedback is late, or the queue is still short): within the memory the target stays at
+        // most the limit, where 1.1x what arrived compounded past it each second.
+        let mut sent = 50.0;
+        for s in 4..14 {
+            second(&mut c, s, sent as u64, 0);
+            let target = shared.target_bps();
+            assert!(target <= limit + 1.0, "second {s}: {target} over the limit {limit}");
+            sent = target / 8000.0;
+        }
+        assert!(shared.target_bps() >= limit * LIMIT_FLOOR - 1.0);
+    }
+
     /// Issue #12: on the prison profile (512 kbit/s, 3 % lost) the kiosk sending 320x240 had ~270
     /// kbit/s acknowledged and no queue; capped at 1.1 times that it sat at the 300 kbit/s floor
     /// and never climbed to the 480x360 rung (which needs ~350).
@@ -629,14 +729,16 @@ mod tests {
         // It overshoots: a queue builds. The target drops below what arrives...
         acked = second(&mut c, 4, 150);
         assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "draining: {}", shared.target_bps());
-        // ...and once drained, the limit is known: the cap stays close for a while.
+        // ...and once drained, the limit is known: the cap stays close for a while, and not over
+        // the limit itself.
         for s in 5..8 {
             acked = second(&mut c, s, 0);
         }
-        assert!((shared.target_bps() - acked * ACKED_HEADROOM).abs() < 1.0, "{}", shared.target_bps());
+        let limit = c.limit_bps.expect("the queue showed the limit");
+        let close = (acked * ACKED_HEADROOM).min(limit);
+        assert!((shared.target_bps() - close).abs() < 1.0, "{} for {close}", shared.target_bps());
         // Long after the queue, the link may have changed: room to climb again, by a little of
         // the limit a second above it, then half again above what arrives.
-        let limit = c.limit_bps.expect("the queue showed the limit");
         let lapse = 5 + QUEUE_MEMORY.as_secs();
         let mut s = 8;
         while s < lapse + 2 {

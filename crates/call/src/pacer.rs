@@ -1,5 +1,6 @@
 //! The send pacer: audio first, then retransmissions, then video at the estimate, no new video
-//! held longer than [`MAX_QUEUE_TIME`] and no retransmission sent once [`RESEND_MAX_WAIT`] old.
+//! held longer than [`MAX_QUEUE_TIME`] and no retransmission sent once [`RESEND_MAX_WAIT`] old;
+//! and each request for a repair handed on twice ([`REPEAT_NACK_AFTER`]) while the link has room.
 //! Sans-IO like the rest of the interceptor chain.
 //!
 //! rtc 0.21's own `PacerInterceptor` is one FIFO behind a token bucket: the voice waited behind
@@ -8,7 +9,8 @@
 //! libwebrtc's pacer instead (audio unpaced but counted, retransmissions before new media, the
 //! rate raised to empty an old queue) and keeps the library's leaky bucket for the metering.
 
-use rtc::interceptor::{Attribute, Interceptor, Pacer as Bucket, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, AttributedPacket, Interceptor, Pacer as Bucket, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
@@ -25,6 +27,19 @@ pub(crate) const MAX_QUEUE_TIME: Duration = Duration::from_millis(500);
 /// sound only, and resending it all within [`MAX_QUEUE_TIME`] put ~100 kbit/s of repairs onto a
 /// 64 kbit/s link already full with the voice (a standing 1.3 s queue, a quarter of it dropped).
 pub(crate) const RESEND_MAX_WAIT: Duration = Duration::from_millis(250);
+/// A peer's request for repair (a NACK) is handed to the NACK responder, application-ward of the
+/// pacer, a second time this long after it came, so every repair leaves twice, each copy on its
+/// own RTX sequence number. A repair that is itself lost (or a NACK lost on the way) costs the
+/// peer a second request a round trip later: on the prison profile (80 ms each way, 3 % loss)
+/// that repair came ~400 ms after the frame, past Chromium's ~180 ms jitter buffer, and most of
+/// the consultant's isolated freezes were such frames (issue #12). Twenty milliseconds apart, the
+/// two copies are not lost to the same short burst; libwebrtc has ULPFEC for this, which
+/// Chromium receives but rtc 0.21 does not send.
+pub(crate) const REPEAT_NACK_AFTER: Duration = Duration::from_millis(20);
+/// The second hand-over is skipped while new video has waited longer than this: the link is then
+/// full, and a second copy of each repair would only take room from new video (on the audio-only
+/// profile the repairs alone would fill it).
+const REPEAT_WHILE_WAITING_UNDER: Duration = Duration::from_millis(50);
 /// Packets held before new video is refused (a second of 640x480 and then some).
 const QUEUE_LIMIT: usize = 1024;
 /// The rate before the estimator has said anything (rtc's own default).
@@ -46,6 +61,10 @@ pub(crate) struct PriorityPacer {
     refused: u64,
     /// Retransmissions dropped for waiting longer than [`RESEND_MAX_WAIT`].
     stale: u64,
+    /// Requests for repair to hand on again, each at its `now` ([`REPEAT_NACK_AFTER`]).
+    repeats: VecDeque<TaggedPacket>,
+    /// Requests handed on twice (for tests and logs).
+    repeated: u64,
     /// Ready for the next interceptor, in order.
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
@@ -62,6 +81,8 @@ impl Default for PriorityPacer {
             queued_bits: 0.0,
             refused: 0,
             stale: 0,
+            repeats: VecDeque::new(),
+            repeated: 0,
             reads: VecDeque::new(),
             writes: VecDeque::new(),
         }
@@ -110,6 +131,46 @@ impl PriorityPacer {
         self.stale
     }
 
+    /// How many requests for repair were handed on a second time.
+    #[cfg(test)]
+    fn repeated(&self) -> u64 {
+        self.repeated
+    }
+
+    /// Whether new video has waited longer than [`REPEAT_WHILE_WAITING_UNDER`]: the link is full.
+    fn backlogged(&self, now: Instant) -> bool {
+        self.media.front().is_some_and(|p| now.saturating_duration_since(p.now) > REPEAT_WHILE_WAITING_UNDER)
+    }
+
+    /// Keeps the NACKs in an inbound compound packet, to hand on again at [`REPEAT_NACK_AFTER`].
+    fn note_nacks(&mut self, msg: &TaggedPacket) {
+        let Packet::Rtcp(packets) = &msg.message.packet else { return };
+        let nacks: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+            .iter()
+            .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+            .map(|n| Box::new(n.clone()) as Box<dyn rtc::rtcp::Packet>)
+            .collect();
+        if !nacks.is_empty() && !self.backlogged(msg.now) {
+            self.repeats.push_back(TaggedPacket {
+                now: msg.now + REPEAT_NACK_AFTER,
+                transport: msg.transport,
+                message: AttributedPacket::new(Packet::Rtcp(nacks)),
+            });
+        }
+    }
+
+    /// Hands on the requests now due, unless the link has filled meanwhile.
+    fn release_repeats(&mut self, now: Instant) {
+        while self.repeats.front().is_some_and(|r| r.now <= now) {
+            let Some(mut repeat) = self.repeats.pop_front() else { break };
+            if !self.backlogged(now) {
+                repeat.now = now;
+                self.repeated += 1;
+                self.reads.push_back(repeat);
+            }
+        }
+    }
+
     /// Drops the retransmissions that have waited longer than [`RESEND_MAX_WAIT`].
     fn drop_stale(&mut self, now: Instant) {
         while self.resent.front().is_some_and(|p| now.saturating_duration_since(p.now) > RESEND_MAX_WAIT) {
@@ -134,6 +195,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
             self.target_bps = bits_per_second.max(0.0);
             self.refill(msg.now);
         }
+        self.note_nacks(&msg);
         self.reads.push_back(msg);
         Ok(())
     }
@@ -181,6 +243,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
         self.refill(now);
         self.drop_stale(now);
+        self.release_repeats(now);
         while let Some(bits) = self.head().map(bits_of) {
             if !self.bucket.can_release(bits) {
                 break;
@@ -202,12 +265,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
     }
 
     fn poll_timeout(&mut self) -> Option<Self::Time> {
-        let head = self.head()?;
-        let release = self.bucket.releasable_at(bits_of(head));
+        let release = self.head().and_then(|head| self.bucket.releasable_at(bits_of(head)));
         // The oldest retransmission goes stale at a time of its own, perhaps before the bucket
-        // has room for anything.
+        // has room for anything; a repeated request is due at its own too.
         let stale = self.resent.front().map(|p| p.now + RESEND_MAX_WAIT + Duration::from_millis(1));
-        release.into_iter().chain(stale).min()
+        let repeat = self.repeats.front().map(|r| r.now);
+        release.into_iter().chain(stale).chain(repeat).min()
     }
 }
 
@@ -402,5 +465,102 @@ mod tests {
         p.handle_write(rtcp).expect("write");
         let first = std::iter::from_fn(|| p.poll_write()).find(|w| matches!(w.message.packet, Packet::Rtcp(_)));
         assert!(first.is_some(), "RTCP passed straight through");
+    }
+
+    /// A NACK naming `seqs` of the video stream, arriving at `now`.
+    fn nack(now: Instant, seqs: &[u16]) -> TaggedPacket {
+        use rtc::rtcp::transport_feedbacks::transport_layer_nack::nack_pairs_from_sequence_numbers;
+        let nack =
+            TransportLayerNack { sender_ssrc: 9, media_ssrc: VIDEO, nacks: nack_pairs_from_sequence_numbers(seqs) };
+        let message = AttributedPacket::new(Packet::Rtcp(vec![Box::new(nack)]));
+        TaggedPacket { now, transport: TransportContext::default(), message }
+    }
+
+    /// The sequence numbers the NACKs in what the pacer hands on name.
+    fn named(reads: &[TaggedPacket]) -> Vec<u16> {
+        reads
+            .iter()
+            .filter_map(|r| match &r.message.packet {
+                Packet::Rtcp(p) => Some(p),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+            .flat_map(|n| n.nacks.iter().flat_map(|pair| pair.packet_list()))
+            .collect()
+    }
+
+    #[test]
+    fn issue_12_a_repair_leaves_twice_each_copy_on_its_own_retransmission_number() {
+        use rtc::interceptor::{NackResponderBuilder, RTCPFeedback};
+        const RTX: u32 = 7;
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 400_000.0);
+        // rtc's own responder, application-ward of the pacer as in the engine's chain.
+        let mut responder = NackResponderBuilder::new().with_size(256).build();
+        responder.bind_local_stream(&StreamInfo {
+            ssrc: VIDEO,
+            ssrc_rtx: Some(RTX),
+            payload_type: 96,
+            payload_type_rtx: Some(97),
+            mime_type: "video/VP8".into(),
+            clock_rate: 90_000,
+            rtcp_feedback: vec![RTCPFeedback { typ: "nack".into(), parameter: String::new() }],
+            ..Default::default()
+        });
+        for seq in 0..5 {
+            responder.handle_write(rtp(t0, VIDEO, seq, 1000, false)).expect("write");
+        }
+        while responder.poll_write().is_some() {}
+
+        // Packet 3 was lost: the request passes the pacer on its way up at once...
+        let asked = t0 + Duration::from_millis(200);
+        p.handle_read(nack(asked, &[3])).expect("read");
+        let now: Vec<TaggedPacket> = std::iter::from_fn(|| p.poll_read()).collect();
+        assert_eq!(named(&now), vec![3]);
+        // ...and again once REPEAT_NACK_AFTER has passed, not before.
+        assert_eq!(p.poll_timeout(), Some(asked + REPEAT_NACK_AFTER));
+        p.handle_timeout(asked + REPEAT_NACK_AFTER - Duration::from_millis(1)).expect("timeout");
+        assert!(p.poll_read().is_none(), "handed on again too soon");
+        p.handle_timeout(asked + REPEAT_NACK_AFTER).expect("timeout");
+        let later: Vec<TaggedPacket> = std::iter::from_fn(|| p.poll_read()).collect();
+        assert_eq!(named(&later), vec![3]);
+        assert_eq!(p.repeated(), 1);
+
+        // The responder resends for each: two RTX packets carrying packet 3, on two numbers (the
+        // same number twice would reuse an SRTP keystream on a different TWCC-stamped header).
+        for r in now.into_iter().chain(later) {
+            responder.handle_read(r).expect("read");
+        }
+        let resent: Vec<rtc::rtp::Packet> = std::iter::from_fn(|| responder.poll_write())
+            .filter_map(|w| match w.message.packet {
+                Packet::Rtp(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resent.len(), 2, "{resent:?}");
+        assert!(resent.iter().all(|r| r.header.ssrc == RTX && r.payload[..2] == 3u16.to_be_bytes()));
+        assert_ne!(resent[0].header.sequence_number, resent[1].header.sequence_number);
+    }
+
+    #[test]
+    fn issue_12_a_full_link_gets_no_second_copy_of_a_repair() {
+        let t0 = Instant::now();
+        // 100 kbit/s and a 40-packet frame: new video waits far past REPEAT_WHILE_WAITING_UNDER.
+        let mut p = pacer(t0, 100_000.0);
+        for seq in 0..40 {
+            p.handle_write(rtp(t0, VIDEO, seq, 1200, false)).expect("write");
+        }
+        let asked = t0 + Duration::from_millis(200);
+        p.handle_timeout(asked).expect("timeout");
+        p.handle_read(nack(asked, &[1])).expect("read");
+        assert_eq!(
+            named(&std::iter::from_fn(|| p.poll_read()).collect::<Vec<_>>()),
+            vec![1],
+            "the request itself passes"
+        );
+        p.handle_timeout(asked + REPEAT_NACK_AFTER).expect("timeout");
+        assert!(named(&std::iter::from_fn(|| p.poll_read()).collect::<Vec<_>>()).is_empty());
+        assert_eq!(p.repeated(), 0);
     }
 }
