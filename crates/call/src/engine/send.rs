@@ -105,6 +105,8 @@ pub(super) fn spawn_video_encoder(
         let mut captured = 0u32;
         let mut adapter = Adapter::new();
         let mut adapted = Instant::now();
+        // The estimate the last update followed.
+        let mut followed: Option<f64> = None;
         // The rung's frame rate: frames are captured at the camera's rate and some skipped.
         let mut gap = period;
         let mut due = Instant::now();
@@ -133,9 +135,11 @@ pub(super) fn spawn_video_encoder(
                 continue;
             }
             let now = Instant::now();
-            if now.duration_since(adapted) >= ADAPT_EVERY {
+            let target = shared.estimate.target_bps();
+            if adapt_due(now.duration_since(adapted), target, followed) {
                 adapted = now;
-                if let Some(s) = adapter.update(now, shared.estimate.target_bps(), shared.estimate.loss()) {
+                followed = Some(target);
+                if let Some(s) = adapter.update(now, target, shared.estimate.loss()) {
                     gap = apply(&shared, &mut encoder, s).unwrap_or(gap);
                     wanted = s.video.map(|(r, kbps)| (r.width, r.height, r.fps, kbps));
                     adjuster.reset();
@@ -189,6 +193,17 @@ pub(super) fn spawn_video_encoder(
 
 /// How often the sending follows the estimate.
 const ADAPT_EVERY: Duration = Duration::from_millis(500);
+/// An estimate under this share of the one last followed is followed at the next frame: it fell
+/// because a queue stands on the link, and every frame encoded at the old rate lengthens it (on the
+/// prison profile the encoder was still asked 506 kbit/s a second after the estimate had fallen
+/// to 355, and the queue grew from 100 to 270 ms meanwhile; issue #12).
+const FOLLOW_AT_ONCE_UNDER: f64 = 0.85;
+
+/// Whether the encoder's settings follow the estimate now: every [`ADAPT_EVERY`], and at once
+/// when it has fallen under [`FOLLOW_AT_ONCE_UNDER`] of the one last `followed`.
+fn adapt_due(since: Duration, target_bps: f64, followed: Option<f64>) -> bool {
+    since >= ADAPT_EVERY || followed.is_some_and(|f| target_bps < f * FOLLOW_AT_ONCE_UNDER)
+}
 
 /// Applies new settings to the video encoder; returns the gap between frames they call for
 /// (`None`: sound only, nothing to encode).
@@ -327,5 +342,21 @@ pub(super) async fn keyframe_requests(shared: Arc<Shared>, track: Arc<Outbound>)
             shared.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             shared.force_keyframe.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{adapt_due, ADAPT_EVERY};
+    use std::time::Duration;
+
+    #[test]
+    fn issue_12_a_falling_estimate_is_followed_at_the_next_frame_a_rising_one_on_the_clock() {
+        let soon = Duration::from_millis(33);
+        assert!(adapt_due(ADAPT_EVERY, 500_000.0, Some(500_000.0)), "on the clock");
+        assert!(!adapt_due(soon, 560_000.0, Some(500_000.0)), "a rise waits for the clock");
+        assert!(!adapt_due(soon, 450_000.0, Some(500_000.0)), "a wobble waits too");
+        assert!(adapt_due(soon, 355_000.0, Some(500_000.0)), "a queue's cut is followed at once");
+        assert!(!adapt_due(soon, 100_000.0, None), "nothing followed yet: the clock starts it");
     }
 }
