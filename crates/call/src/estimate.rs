@@ -661,39 +661,57 @@ mod tests {
         assert!((shared.target_bps() - acked).abs() < 1.0, "{} for {acked}", shared.target_bps());
     }
 
-    #[test]
-    fn issue_12_while_the_limit_is_known_a_sender_following_its_target_stays_under_it() {
-        let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
-        let t0 = shared.epoch;
-        let mut id = 0;
-        // One second of `n` packets of 1000 bytes, one in 20 lost, 40 ms one way plus a queue
-        // growing by `queue_ms` over the second.
-        let mut second = |c: &mut Published<Optimist>, s: u64, n: u64, queue_ms: u64| {
+    /// Feeds a wrapper whole seconds of packets: `n` of 1000 bytes, one in 20 lost, 40 ms one way
+    /// plus a queue growing by `queue_ms` over the second; its timer runs at the end of each.
+    struct Seconds {
+        t0: Instant,
+        id: u64,
+    }
+
+    impl Seconds {
+        fn new(shared: &LinkEstimate) -> Self {
+            Seconds { t0: shared.epoch, id: 0 }
+        }
+
+        fn feed(&mut self, c: &mut Published<Optimist>, s: u64, n: u64, queue_ms: u64) {
             let reports: Vec<_> = (0..n)
                 .map(|k| {
-                    id += 1;
+                    self.id += 1;
                     let sent = s * 1000 + k * 1000 / n;
-                    let mut r = report(id, sent + 40 + queue_ms * k / n, 1000, k % 20 != 7);
-                    r.departure = t0 + Duration::from_millis(sent);
+                    let mut r = report(self.id, sent + 40 + queue_ms * k / n, 1000, k % 20 != 7);
+                    r.departure = self.t0 + Duration::from_millis(sent);
                     r
                 })
                 .collect();
-            let now = t0 + Duration::from_millis(s * 1000 + 1000);
+            let now = self.t0 + Duration::from_millis(s * 1000 + 1000);
             c.on_reports(now, &reports);
             c.handle_timeout(now);
-        };
-        for s in 0..3 {
-            second(&mut c, s, 60, 0);
         }
-        second(&mut c, 3, 60, 150);
+    }
+
+    /// A wrapper that has met a standing queue (three clean seconds of 60 packets, then one with a
+    /// queue building), its feeder, and the limit it measured.
+    fn after_a_queue() -> (LinkEstimate, Published<Optimist>, Seconds, f64) {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        let mut seconds = Seconds::new(&shared);
+        for s in 0..3 {
+            seconds.feed(&mut c, s, 60, 0);
+        }
+        seconds.feed(&mut c, 3, 60, 150);
         let limit = c.limit_bps.expect("the limit was measured");
+        (shared, c, seconds, limit)
+    }
+
+    #[test]
+    fn issue_12_while_the_limit_is_known_a_sender_following_its_target_stays_under_it() {
+        let (shared, mut c, mut seconds, limit) = after_a_queue();
         // The sender sends all it is asked from then on (a busy scene), and no queue shows (the
         // feedback is late, or the queue is still short): within the memory the target stays at
         // most the limit, where 1.1x what arrived compounded past it each second.
         let mut sent = 50.0;
         for s in 4..14 {
-            second(&mut c, s, sent as u64, 0);
+            seconds.feed(&mut c, s, sent as u64, 0);
             let target = shared.target_bps();
             assert!(target <= limit + 1.0, "second {s}: {target} over the limit {limit}");
             sent = target / 8000.0;
@@ -703,36 +721,12 @@ mod tests {
 
     #[test]
     fn issue_12_after_the_limit_lapses_a_sender_following_its_target_climbs_by_the_ramp_not_by_a_tenth_a_second() {
-        let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
-        let t0 = shared.epoch;
-        let mut id = 0;
-        // One second of `n` packets of 1000 bytes, one in 20 lost, 40 ms one way plus a queue
-        // growing by `queue_ms` over the second.
-        let mut second = |c: &mut Published<Optimist>, s: u64, n: u64, queue_ms: u64| {
-            let reports: Vec<_> = (0..n)
-                .map(|k| {
-                    id += 1;
-                    let sent = s * 1000 + k * 1000 / n;
-                    let mut r = report(id, sent + 40 + queue_ms * k / n, 1000, k % 20 != 7);
-                    r.departure = t0 + Duration::from_millis(sent);
-                    r
-                })
-                .collect();
-            let now = t0 + Duration::from_millis(s * 1000 + 1000);
-            c.on_reports(now, &reports);
-            c.handle_timeout(now);
-        };
-        for s in 0..3 {
-            second(&mut c, s, 60, 0);
-        }
-        second(&mut c, 3, 60, 150);
-        let limit = c.limit_bps.expect("the limit was measured");
+        let (shared, mut c, mut seconds, limit) = after_a_queue();
         let lapse = 3 + QUEUE_MEMORY.as_secs();
         // The sender sends all it is asked (a busy scene), and no queue shows.
         let mut sent = 50.0;
         for s in 4..lapse + 8 {
-            second(&mut c, s, sent as u64, 0);
+            seconds.feed(&mut c, s, sent as u64, 0);
             let target = shared.target_bps();
             let since = s.saturating_sub(lapse) as f64;
             // The ramp's allowance, with a second's slack for where the lapse falls in the second.
@@ -814,41 +808,17 @@ mod tests {
     /// on a 512 kbit/s link (CI, fresh clone of 5245b9b: Chromium decoded 10.8 fps of the kiosk).
     #[test]
     fn issue_12_after_a_queue_a_sender_sending_under_its_target_does_not_spiral_down() {
-        let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
-        let t0 = shared.epoch;
-        let mut id = 0;
-        // One second of `n` packets of 1000 bytes, one in 20 lost, 40 ms one way plus a queue
-        // growing by `queue_ms` over the second.
-        let mut second = |c: &mut Published<Optimist>, s: u64, n: u64, queue_ms: u64| {
-            let reports: Vec<_> = (0..n)
-                .map(|k| {
-                    id += 1;
-                    let sent = s * 1000 + k * 1000 / n;
-                    let mut r = report(id, sent + 40 + queue_ms * k / n, 1000, k % 20 != 7);
-                    r.departure = t0 + Duration::from_millis(sent);
-                    r
-                })
-                .collect();
-            let now = t0 + Duration::from_millis(s * 1000 + 1000);
-            c.on_reports(now, &reports);
-            c.handle_timeout(now);
-        };
-        for s in 0..3 {
-            second(&mut c, s, 60, 0);
-        }
         // The link's limit: 60 packets a second arrive (~450 kbit/s) while a queue builds.
-        second(&mut c, 3, 60, 150);
-        let limit = c.limit_bps.expect("the limit was measured");
+        let (shared, mut c, mut seconds, limit) = after_a_queue();
         assert!((380_000.0..470_000.0).contains(&limit), "{limit}");
         // Draining, the sender cuts: less arrives while the queue still stands, and the limit is
         // still what arrived at its height.
-        second(&mut c, 4, 40, 100);
+        seconds.feed(&mut c, 4, 40, 100);
         assert_eq!(c.limit_bps, Some(limit), "the limit is the most that arrived while the queue stood");
         // The sender sends 90 % of each second's target from then on, with no queue.
         let mut sent = 50.0;
         for s in 5..15 {
-            second(&mut c, s, sent as u64, 0);
+            seconds.feed(&mut c, s, sent as u64, 0);
             sent = shared.target_bps() * 0.9 / 8000.0;
         }
         let target = shared.target_bps();
