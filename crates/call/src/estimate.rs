@@ -597,31 +597,45 @@ mod tests {
         assert_eq!(shared.target_bps(), CAP_FLOOR_BPS);
     }
 
-    #[test]
-    fn a_standing_queue_drops_the_target_below_what_arrives_until_it_drains() {
-        let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
-        let t0 = shared.epoch;
-        // Three seconds at 400 kbit/s (50 packets a second of 1000 bytes), 40 ms one way.
-        let mut id = 0;
-        let mut batch = |c: &mut Published<Optimist>, from_ms: u64, extra_delay_ms: u64| {
+    /// Feeds a wrapper a second of 400 kbit/s (50 packets of 1000 bytes, none lost) from
+    /// `from_ms`, 40 ms one way plus a delay climbing by `extra_delay_ms` over the second.
+    struct Batches {
+        t0: Instant,
+        id: u64,
+    }
+
+    impl Batches {
+        fn feed(&mut self, c: &mut Published<Optimist>, from_ms: u64, extra_delay_ms: u64) {
             let reports: Vec<_> = (0..50)
                 .map(|k| {
-                    id += 1;
+                    self.id += 1;
                     let sent = from_ms + k * 20;
-                    let mut r = report(id, sent + 40 + extra_delay_ms * k / 50, 1000, true);
-                    r.departure = t0 + Duration::from_millis(sent);
+                    let mut r = report(self.id, sent + 40 + extra_delay_ms * k / 50, 1000, true);
+                    r.departure = self.t0 + Duration::from_millis(sent);
                     r
                 })
                 .collect();
-            c.on_reports(t0 + Duration::from_millis(from_ms + 1000), &reports);
-        };
-        for s in 0..3 {
-            batch(&mut c, s * 1000, 0);
+            c.on_reports(self.t0 + Duration::from_millis(from_ms + 1000), &reports);
         }
+    }
+
+    /// A wrapper over a controller that always says 2 Mbit/s, after three clean seconds.
+    fn three_clean_seconds() -> (LinkEstimate, Published<Optimist>, Batches) {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        let mut batch = Batches { t0: shared.epoch, id: 0 };
+        for s in 0..3 {
+            batch.feed(&mut c, s * 1000, 0);
+        }
+        (shared, c, batch)
+    }
+
+    #[test]
+    fn a_standing_queue_drops_the_target_below_what_arrives_until_it_drains() {
+        let (shared, mut c, mut batch) = three_clean_seconds();
         assert_eq!(shared.target_bps(), 2_000_000.0, "no queue, no loss: the controller's own");
         // A queue builds: the delay climbs 150 ms over the next second.
-        batch(&mut c, 3000, 150);
+        batch.feed(&mut c, 3000, 150);
         let acked = c.acked_bps().expect("acked");
         assert!(c.queue_delay().is_some_and(|q| q > QUEUE_LIMIT), "{:?}", c.queue_delay());
         assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked}", shared.target_bps());
@@ -629,32 +643,12 @@ mod tests {
 
     #[test]
     fn issue_12_a_forming_queue_stops_the_climb_at_what_arrives() {
-        let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
-        let t0 = shared.epoch;
-        // 400 kbit/s (50 packets a second of 1000 bytes), 40 ms one way, and a delay climbing by
-        // `extra_delay_ms` over each second.
-        let mut id = 0;
-        let mut batch = |c: &mut Published<Optimist>, from_ms: u64, extra_delay_ms: u64| {
-            let reports: Vec<_> = (0..50)
-                .map(|k| {
-                    id += 1;
-                    let sent = from_ms + k * 20;
-                    let mut r = report(id, sent + 40 + extra_delay_ms * k / 50, 1000, true);
-                    r.departure = t0 + Duration::from_millis(sent);
-                    r
-                })
-                .collect();
-            c.on_reports(t0 + Duration::from_millis(from_ms + 1000), &reports);
-        };
-        for s in 0..3 {
-            batch(&mut c, s * 1000, 0);
-        }
+        let (shared, mut c, mut batch) = three_clean_seconds();
         // Jitter-sized: left to the controller.
-        batch(&mut c, 3000, 15);
+        batch.feed(&mut c, 3000, 15);
         assert_eq!(shared.target_bps(), 2_000_000.0);
         // A queue of ~35 ms: under QUEUE_LIMIT, yet the target stops at what arrives.
-        batch(&mut c, 4000, 40);
+        batch.feed(&mut c, 4000, 40);
         let q = c.queue_delay().expect("a queue");
         assert!(q > QUEUE_RISING && q < QUEUE_LIMIT, "{q:?}");
         let acked = c.acked_bps().expect("acked");
