@@ -92,8 +92,11 @@ pub const LIMIT_FLOOR: f64 = 0.85;
 pub const QUEUE_MEMORY: Duration = Duration::from_secs(20);
 /// A queue found this soon after the memory lapsed means the climb that followed found the same
 /// limit: the memory doubles (up to [`QUEUE_MEMORY_MAX`]), so a link fit only for sound is not
-/// flooded with video every twenty seconds.
-const PROBE_FAILED_WITHIN: Duration = Duration::from_secs(15);
+/// flooded with video every twenty seconds. As long as the [`PROBE_RAMP`] takes from
+/// [`LIMIT_FLOOR`] of the limit to half again above it: at 15 s, the ramp's climb on the prison
+/// profile found the same limit 16 s after the lapse, the memory stayed at 20 s and every probe
+/// froze the consultant's picture again (issue #12).
+const PROBE_FAILED_WITHIN: Duration = Duration::from_secs(30);
 /// The longest the memory grows to.
 pub const QUEUE_MEMORY_MAX: Duration = Duration::from_secs(160);
 /// Above this loss (over [`LOSS_WINDOW`]) the controller's loss half rules: a shallow buffer
@@ -875,6 +878,19 @@ mod tests {
         let later = at + QUEUE_MEMORY_MAX + Duration::from_secs(60);
         c.found_queue(later);
         assert_eq!(c.queue_seen_until, Some(later + QUEUE_MEMORY));
+    }
+
+    /// Issue #12: the ramp after a lapse finds an unchanged limit after ten to twenty seconds:
+    /// that is the same limit found again, and is remembered longer.
+    #[test]
+    fn issue_12_a_limit_the_ramp_finds_again_is_remembered_longer() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        let t0 = Instant::now();
+        c.found_queue(t0);
+        let again = t0 + QUEUE_MEMORY + Duration::from_secs(16);
+        c.found_queue(again);
+        assert_eq!(c.queue_seen_until, Some(again + QUEUE_MEMORY * 2));
     }
 
     #[test]
