@@ -34,6 +34,9 @@ pub struct Driver {
     pub events: tokio::sync::mpsc::UnboundedReceiver<Value>,
     /// Commands to the sharing consultant (share.mjs reads them).
     stdin: Option<tokio::process::ChildStdin>,
+    /// The driver's TMPDIR, where Playwright puts Chromium's profile: a killed driver never
+    /// removes it, and the CI machine's /tmp gathered a profile for every browser a run started.
+    _tmp: tempfile::TempDir,
 }
 
 /// The consultant in the browser ([`Driver::start`]).
@@ -43,6 +46,18 @@ pub type ItAdmin = Driver;
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // SIGTERM first: Playwright then closes Chromium and removes its profile itself. A SIGKILL
+        // leaves Chromium to notice its closed pipe on its own, racing the removal of `_tmp`.
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while std::time::Instant::now() < deadline {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let _ = self.child.start_kill();
     }
 }
@@ -195,8 +210,10 @@ fn spawn_at(
         driver_dir().join("node_modules/playwright-core").exists(),
         "run `npm ci` in tests/consultant (scripts/test.sh does)"
     );
+    let tmp = tempfile::Builder::new().prefix("sc-browser-").tempdir().expect("a temporary directory");
     let mut child = cmd
         .arg(driver_dir().join(script))
+        .env("TMPDIR", tmp.path())
         .stdin(std::process::Stdio::piped())
         .env("SC_URL", url)
         .env("SC_USER", username)
@@ -223,7 +240,7 @@ fn spawn_at(
             }
         }
     });
-    Driver { child, events, stdin }
+    Driver { child, events, stdin, _tmp: tmp }
 }
 
 impl Driver {
