@@ -24,7 +24,6 @@ pub mod playout;
 pub mod red;
 pub mod source;
 pub mod turn_tls;
-pub mod ulpfec;
 mod video;
 pub mod y4m;
 

@@ -23,20 +23,12 @@ use crate::video::EncodedFrame;
 use crate::Error;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_ULP_FEC, MIME_TYPE_VP8,
-};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8};
 
 /// RED's MIME type (rtc names none).
 pub(super) const MIME_TYPE_RED: &str = "audio/red";
 /// The payload type of video retransmissions (`apt=96`, the VP8 stream's).
 const VIDEO_RTX_PAYLOAD_TYPE: u8 = 97;
-/// Video RED (RFC 2198), the wrapper Chromium puts its VP8 and ULPFEC in (Chromium's numbers).
-pub(super) const VIDEO_RED_PAYLOAD_TYPE: u8 = 116;
-/// Retransmissions of RED-wrapped video (`apt=116`): without them Chromium resends nothing.
-const VIDEO_RED_RTX_PAYLOAD_TYPE: u8 = 117;
-/// ULPFEC (RFC 5109), inside RED.
-pub(super) const ULPFEC_PAYLOAD_TYPE: u8 = 118;
 /// Opus's payload type in the kiosk's offer (Chromium's own number for it).
 pub(crate) const OPUS_PAYLOAD_TYPE: u8 = 111;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
@@ -323,22 +315,6 @@ impl Call {
                 RtpCodecKind::Video,
             )
             .map_err(Error::webrtc)?;
-        // ULPFEC inside RED, received (`crate::ulpfec`): on a lossy link with a long round trip
-        // Chromium adds parity packets to each frame, and a packet whose resend is lost too is
-        // rebuilt rather than waited for (a freeze) or replaced by a keyframe. The kiosk sends
-        // plain VP8 (the track's codec), which Chromium takes whatever else is named.
-        for (mime, payload_type, fmtp) in [
-            ("video/red", VIDEO_RED_PAYLOAD_TYPE, String::new()),
-            (MIME_TYPE_RTX, VIDEO_RED_RTX_PAYLOAD_TYPE, format!("apt={VIDEO_RED_PAYLOAD_TYPE}")),
-            (MIME_TYPE_ULP_FEC, ULPFEC_PAYLOAD_TYPE, String::new()),
-        ] {
-            media
-                .register_codec(
-                    RTCRtpCodecParameters { rtp_codec: send::codec(mime, 90_000, 0, &fmtp), payload_type },
-                    RtpCodecKind::Video,
-                )
-                .map_err(Error::webrtc)?;
-        }
         // RED: received when the far side is asked for it (`VoiceFormats`). The kiosk itself
         // sends plain Opus (`send::negotiated_payload_type`).
         let red = send::codec(MIME_TYPE_RED, 48_000, 2, &format!("{OPUS_PAYLOAD_TYPE}/{OPUS_PAYLOAD_TYPE}"));
