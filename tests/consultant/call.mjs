@@ -42,6 +42,14 @@ try {
           got.sentVideoPackets = r.packetsSent || 0;
           got.retransmittedSent = r.retransmittedPacketsSent || 0;
           got.nacksReceived = r.nackCount || 0;
+          // Why Chromium sends the laptop less than its camera gives ("bandwidth", "cpu"), and at
+          // what rate and size.
+          got.sendLimit = r.qualityLimitationReason || null;
+          got.sendTargetKbps = Math.round((r.targetBitrate || 0) / 1000);
+          got.sendHeight = r.frameHeight || 0;
+        }
+        if (r.type === "candidate-pair" && r.nominated && r.availableOutgoingBitrate) {
+          got.sendAvailableKbps = Math.round(r.availableOutgoingBitrate / 1000);
         }
         if (r.type === "remote-inbound-rtp" && r.kind === "video") {
           got.kioskVideoLost = r.packetsLost || 0;
