@@ -22,6 +22,7 @@ pub mod nack;
 mod pacer;
 pub mod playout;
 pub mod red;
+mod rtx;
 pub mod source;
 pub mod turn_tls;
 mod video;

@@ -27,6 +27,8 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYP
 
 /// RED's MIME type (rtc names none).
 pub(super) const MIME_TYPE_RED: &str = "audio/red";
+/// VP8's payload type in the kiosk's offer.
+const VP8_PAYLOAD_TYPE: u8 = 96;
 /// The payload type of video retransmissions (`apt=96`, the VP8 stream's).
 const VIDEO_RTX_PAYLOAD_TYPE: u8 = 97;
 /// Opus's payload type in the kiosk's offer (Chromium's own number for it).
@@ -299,7 +301,10 @@ impl Call {
         let opus = send::codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1");
         let mut media = MediaEngine::default();
         media
-            .register_codec(RTCRtpCodecParameters { rtp_codec: vp8.clone(), payload_type: 96 }, RtpCodecKind::Video)
+            .register_codec(
+                RTCRtpCodecParameters { rtp_codec: vp8.clone(), payload_type: VP8_PAYLOAD_TYPE },
+                RtpCodecKind::Video,
+            )
             .map_err(Error::webrtc)?;
         // Video is resent on its own stream (RFC 4588), as Chromium does. Resent on the media
         // stream itself, a repair reaches Chromium as an out-of-order packet: its NACK module
@@ -309,7 +314,7 @@ impl Call {
         media
             .register_codec(
                 RTCRtpCodecParameters {
-                    rtp_codec: send::codec(MIME_TYPE_RTX, 90_000, 0, "apt=96"),
+                    rtp_codec: send::codec(MIME_TYPE_RTX, 90_000, 0, &format!("apt={VP8_PAYLOAD_TYPE}")),
                     payload_type: VIDEO_RTX_PAYLOAD_TYPE,
                 },
                 RtpCodecKind::Video,
@@ -349,7 +354,9 @@ impl Call {
                 Slot::NackResponder,
                 rtc::interceptor::NackResponderBuilder::new().with_size(receive::RETRANSMIT_HISTORY).build(),
             )
-            .with(Slot::NackGenerator, crate::nack::NackRequester::default());
+            .with(Slot::NackGenerator, crate::nack::NackRequester::default())
+            // Wire-ward of the NACK generator, the TWCC receiver and the receiver reports.
+            .with(Slot::from(6_500usize), crate::rtx::RtxRestore::new([(VIDEO_RTX_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE)]));
         let rtc_config = RTCConfigurationBuilder::new()
             .with_ice_servers(routes.servers)
             .with_ice_transport_policy(RTCIceTransportPolicy::Relay)

@@ -6,6 +6,7 @@ mod dtls_retransmit;
 mod feedback_loss;
 mod late_feedback;
 mod lifecycle;
+mod receiver_reports;
 mod renegotiation;
 mod rules;
 mod signalling;

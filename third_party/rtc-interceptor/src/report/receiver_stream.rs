@@ -3,6 +3,10 @@ use std::time::Instant;
 /// Number of packets tracked per u64 entry in the bitmap.
 const PACKETS_PER_ENTRY: usize = 64;
 
+/// SecureConsult patch: how far behind the last report a packet may arrive and still be taken back
+/// from the loss (well inside the bitmap's 8192, which a newer packet clears as it passes).
+const MAX_LATE: u16 = 4096;
+
 pub(crate) struct ReceiverStream {
     ssrc: u32,
     receiver_ssrc: u32,
@@ -25,6 +29,10 @@ pub(crate) struct ReceiverStream {
     last_sender_report: u32,
     last_sender_report_time: Option<Instant>,
     total_lost: u32,
+    /// SecureConsult patch: packets counted lost in an earlier report that arrived since (a
+    /// retransmission), taken back from the next report's loss as libwebrtc's receive statistics
+    /// do (their cumulative loss is expected minus received, late packets included).
+    arrived_after_report: u32,
 }
 
 impl ReceiverStream {
@@ -47,6 +55,7 @@ impl ReceiverStream {
             last_sender_report: 0,
             last_sender_report_time: None,
             total_lost: 0,
+            arrived_after_report: 0,
         }
     }
 
@@ -69,13 +78,26 @@ impl ReceiverStream {
         let seq = pkt.header.sequence_number;
 
         if let Some(last_rtp_time_time) = self.last_rtp_time_time {
+            // SecureConsult patch: a packet from before the last report that the report counted
+            // lost (a retransmission) is taken back from the loss. Further back than the bitmap
+            // can tell, or seen before (a duplicate), it changes nothing.
+            let behind_report = self.last_report_seq_num.wrapping_sub(seq);
+            if behind_report < MAX_LATE && !self.get_received(seq) {
+                self.arrived_after_report += 1;
+            }
             // following frames
             self.set_received(seq);
 
             // Use u16 arithmetic for proper wraparound handling (matching pion)
             // diff > 0 && diff < (1<<15) means packet is in-order
             let diff = seq.wrapping_sub(self.last_seq_num);
-            if diff > 0 && diff < (1 << 15) {
+            // SecureConsult patch: a packet out of order (a retransmission) leaves the jitter and
+            // its reference alone, as libwebrtc's statistics do: its timestamp is a round trip
+            // old and read as the path's jitter it swung the estimate by tens of milliseconds.
+            if diff == 0 || diff >= (1 << 15) {
+                return;
+            }
+            {
                 // wrap around detection: sequence number wrapped if new seq < old seq
                 if seq < self.last_seq_num {
                     self.seq_num_cycles = self.seq_num_cycles.wrapping_add(1);
@@ -137,7 +159,10 @@ impl ReceiverStream {
             }
         };
 
-        self.total_lost += total_lost_since_report;
+        // SecureConsult patch: what arrived late since the last report is no longer lost.
+        let taken_back = std::mem::take(&mut self.arrived_after_report);
+        self.total_lost = (self.total_lost + total_lost_since_report).saturating_sub(taken_back);
+        total_lost_since_report = total_lost_since_report.saturating_sub(taken_back);
 
         // allow up to 24 bits
         if total_lost_since_report > 0xFFFFFF {
