@@ -199,3 +199,40 @@ fn issue_17_on_postgresql_a_bricked_laptops_secret_leaves_the_table_files() {
     assert!(without_purge, "an update alone leaves the old version in the page (so this test can see it)");
     assert_eq!(table_file_holds(true), Some(false), "a brick rewrites the table: the bytes are gone");
 }
+
+/// Issue #17: a transaction begun before the brick, still running on another connection (the CI's
+/// PostgreSQL pass once had one beside this test), kept the shredded secret's old row version in
+/// the file through VACUUM FULL. The purge now waits for it (at most 5 s).
+#[test]
+fn issue_17_on_postgresql_a_transaction_older_than_the_brick_does_not_keep_the_secret_in_the_file() {
+    let (store, _scratch) = sc_server::scratch::test_store().expect("a store");
+    let c = store.conn();
+    if c.dialect() != sc_server::store::Dialect::Postgres {
+        return;
+    }
+    sc_server::admin::add_prison(&c, "HMP Alpha", 0).expect("prison");
+    let secret = [0x5au8; 32];
+    twenty_devices_with(&c, secret);
+    let id: sc_proto::DeviceId = format!("{:032x}", 10).parse().expect("id");
+    let held = std::time::Duration::from_millis(700);
+    let (begun, wait_begun) = std::sync::mpsc::channel();
+    let took = std::thread::scope(|s| {
+        s.spawn(|| {
+            let other = store.conn();
+            other.execute_batch("BEGIN; SELECT pg_current_xact_id();").expect("a transaction with an id");
+            begun.send(()).expect("the test waits");
+            std::thread::sleep(held);
+            other.execute_batch("COMMIT").expect("commit");
+        });
+        wait_begun.recv().expect("the other transaction began");
+        let t0 = std::time::Instant::now();
+        sc_server::admin::brick_device(&c, &id, REASON, "it.x", 1).expect("brick");
+        t0.elapsed()
+    });
+    assert!(took >= held / 2, "the purge waited for the older transaction: {took:?}");
+    c.execute_batch("CHECKPOINT").expect("checkpoint");
+    let dir: String = c.query_row("SELECT current_setting('data_directory')", [], |r| r.get(0)).expect("dir");
+    let rel: String = c.query_row("SELECT pg_relation_filepath('devices')", [], |r| r.get(0)).expect("path");
+    let bytes = std::fs::read(std::path::Path::new(&dir).join(rel)).expect("the table's file (the tests run as root)");
+    assert!(!bytes.windows(32).any(|w| w == secret), "the secret's bytes left the table's file");
+}
