@@ -202,6 +202,15 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 delta("freezes"),
                 stats["playout_ms"],
             );
+            // The consultant's voice at the kiosk in the last second.
+            println!(
+                "trace {} kiosk voice: {:.0} packets, {:.0} lost, {:.0} rebuilt ({:.0} as RED)",
+                profile.name,
+                delta("audio_received"),
+                delta("audio_lost"),
+                delta("audio_recovered"),
+                delta("audio_red"),
+            );
             // What the consultant's Chromium made of the kiosk's video in the last second.
             if let Some(p) = page.last() {
                 let d = |k: &str| p[k].as_f64().unwrap_or(0.0) - last_page[k].as_f64().unwrap_or(0.0);
@@ -217,6 +226,24 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                     d("nackCount"),
                     d("pliCount"),
                     1000.0 * p["rtt"].as_f64().unwrap_or(0.0),
+                );
+                let samples = d("samples");
+                println!(
+                    "trace {} consultant voice: {:.0} packets, {:.0} lost, {:.0} from FEC ({:.0} FEC discarded), \
+                     {:.1} % concealed ({:.0} events), jitter buffer {:.0} ms (mean; target {:.0}); \
+                     sends {:.0} packets, {:.1} kbit/s (RTP; target {} kbit/s)",
+                    profile.name,
+                    d("audioPackets"),
+                    d("audioLost"),
+                    d("audioFec"),
+                    d("audioFecDiscarded"),
+                    if samples > 0.0 { 100.0 * d("concealed") / samples } else { 0.0 },
+                    d("concealmentEvents"),
+                    p["audioJitterBufferMs"].as_f64().unwrap_or(0.0),
+                    p["audioTargetMs"].as_f64().unwrap_or(0.0),
+                    d("voicePacketsSent"),
+                    d("voiceBytesSent") * 8.0 / 1000.0,
+                    p["voiceTargetKbps"],
                 );
                 last_page = p.clone();
             }

@@ -35,6 +35,13 @@ try {
           got.audioPackets = r.packetsReceived || 0;
           got.concealed = r.concealedSamples || 0;
           got.samples = r.totalSamplesReceived || 0;
+          // Why the voice is concealed: packets lost, rebuilt from in-band FEC, or late.
+          got.audioLost = r.packetsLost || 0;
+          got.audioFec = r.fecPacketsReceived || 0;
+          got.audioFecDiscarded = r.fecPacketsDiscarded || 0;
+          got.concealmentEvents = r.concealmentEvents || 0;
+          got.audioJitterBufferMs = r.jitterBufferEmittedCount ? (1000 * r.jitterBufferDelay) / r.jitterBufferEmittedCount : 0;
+          got.audioTargetMs = r.jitterBufferEmittedCount ? (1000 * (r.jitterBufferTargetDelay || 0)) / r.jitterBufferEmittedCount : 0;
         }
         // What this page sends the laptop, and what the laptop's receiver reports say it lost
         // after its retransmissions came (or did not).
@@ -47,6 +54,12 @@ try {
           got.sendLimit = r.qualityLimitationReason || null;
           got.sendTargetKbps = Math.round((r.targetBitrate || 0) / 1000);
           got.sendHeight = r.frameHeight || 0;
+        }
+        if (r.type === "outbound-rtp" && r.kind === "audio") {
+          // What the page's voice costs the laptop's downlink.
+          got.voiceBytesSent = (r.bytesSent || 0) + (r.headerBytesSent || 0);
+          got.voicePacketsSent = r.packetsSent || 0;
+          got.voiceTargetKbps = Math.round((r.targetBitrate || 0) / 1000);
         }
         if (r.type === "candidate-pair" && r.nominated && r.availableOutgoingBitrate) {
           got.sendAvailableKbps = Math.round(r.availableOutgoingBitrate / 1000);

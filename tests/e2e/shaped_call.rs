@@ -69,7 +69,10 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
             && stats["sending"]["video"].is_object()
             && page.last().is_some_and(|p| {
                 p["quality"] != "sound_only" && p["videoSending"] == true && p["voiceMaxBitrate"].is_null()
-            });
+            })
+            // And the page's voice back in 20 ms packets (asked for when the kiosk's own voice
+            // goes back to them, with video).
+            && stats["remote_audio_frame_ms"] == 20;
         back
     })
     .await;
@@ -98,6 +101,14 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
         "the page capped its voice while sound only: {:?}",
         a.page.iter().map(|p| (&p["quality"], &p["voiceMaxBitrate"])).collect::<Vec<_>>()
     );
+    // And the page's voice comes in long packets too, asked for by a new offer (libwebrtc's 20 ms
+    // packets, their overhead and its feedback filled the link towards the kiosk).
+    assert!(
+        a.engine.iter().any(|v| v["sound_only_by_link"] == true
+            && v["remote_audio_frame_ms"] == u32::from(sc_call::adapt::AUDIO_LONG_FRAME_MS)),
+        "the page's voice came in 60 ms packets while sound only: {:?}",
+        a.engine.iter().filter(|v| v["event"] == "stats").map(|v| &v["remote_audio_frame_ms"]).collect::<Vec<_>>()
+    );
     let recovered = recovered.expect("both sides reached sound only, and the link was restored");
     let last = a.engine.iter().rev().find(|v| v["event"] == "stats").expect("reports");
     assert!(
@@ -108,6 +119,7 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
         trajectory(&a.engine),
         a.page.last()
     );
+    assert_eq!(last["remote_audio_frame_ms"], 20, "the page's voice back in 20 ms packets");
     // RED's repeat would double the voice on a link fit only for sound: the kiosk never asked
     // the page for it here (it asks once the link has carried video for a while).
     let stats: Vec<&Value> = a.engine.iter().filter(|v| v["event"] == "stats").collect();

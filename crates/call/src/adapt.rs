@@ -131,10 +131,15 @@ impl Adapter {
     /// of `loss` (0..1) at `now`; `Some` only when they change.
     pub fn update(&mut self, now: Instant, estimate_bps: f64, loss: f64) -> Option<Settings> {
         let estimate_kbps = (estimate_bps.max(0.0) / 1000.0) as u32;
-        let audio_kbps = if estimate_kbps >= 200 { AUDIO_KBPS } else { AUDIO_MIN_KBPS };
+        // While sound only the voice stays lean (its floor, long packets) until video is back: the
+        // estimate's tries of the link after a limit's memory lapses (`estimate::CAP_FLOOR_BPS`)
+        // last a few seconds, and followed, they put the voice in 20 ms packets at its full rate
+        // on the audio-only profile's 64 kbit/s link, and the consultant's with it (issue #12).
+        let lean = self.rung.is_none();
+        let audio_kbps = if estimate_kbps >= 200 && !lean { AUDIO_KBPS } else { AUDIO_MIN_KBPS };
         if estimate_kbps < AUDIO_LONG_FRAMES_BELOW_KBPS {
             self.frame_ms = AUDIO_LONG_FRAME_MS;
-        } else if estimate_kbps >= AUDIO_SHORT_FRAMES_FROM_KBPS {
+        } else if estimate_kbps >= AUDIO_SHORT_FRAMES_FROM_KBPS && !lean {
             self.frame_ms = 20;
         }
         // Video's room is counted with the 20 ms packets' overhead whatever the voice sends now,
@@ -267,6 +272,22 @@ impl Adapter {
     pub fn current(&self) -> Option<Settings> {
         self.last
     }
+}
+
+/// The format the consultant's browser is asked to send its voice in (a new offer listing it
+/// first): what the link in the other direction, as slow as the kiosk's, carries best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceFormat {
+    /// Opus in 20 ms packets, libwebrtc's default.
+    Opus,
+    /// RED: each packet repeats the previous one's frame, so a single loss is rebuilt whole. Twice
+    /// the voice's bitrate: for a link with room.
+    Red,
+    /// Opus in [`AUDIO_LONG_FRAME_MS`] packets, as the kiosk sends its own voice on a slow link: a
+    /// third of the packets and of their overhead. On the audio-only profile (64 kbit/s) Chromium's
+    /// 20 ms packets at the page's 24 kbit/s cap came to ~60 kbit/s on the wire with its
+    /// feedback, and the link towards the kiosk held a standing queue of 0.4-1.3 s all call.
+    LongOpus,
 }
 
 /// What both screens show: sound only (the link, or the nurse's choice), weak (video below
@@ -421,6 +442,12 @@ mod tests {
         for kbps in [120, 90, 150, 110, 130] {
             assert_eq!(hold(&mut a, &mut t, kbps, 0.05, 1).audio_frame_ms, AUDIO_LONG_FRAME_MS);
         }
+        // The estimate trying the link for a few seconds changes nothing while sound only.
+        let s = hold(&mut a, &mut t, 200, 0.0, 6);
+        assert_eq!((s.video, s.audio_kbps, s.audio_frame_ms), (None, AUDIO_MIN_KBPS, AUDIO_LONG_FRAME_MS));
+        // Video back (after its hold), then 20 ms packets.
+        let s = hold(&mut a, &mut t, 200, 0.0, 4);
+        assert!(s.video.is_some(), "{s:?}");
         assert_eq!(hold(&mut a, &mut t, 200, 0.0, 1).audio_frame_ms, 20);
         assert_eq!(hold(&mut a, &mut t, 150, 0.0, 1).audio_frame_ms, 20);
     }

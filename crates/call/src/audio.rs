@@ -74,6 +74,8 @@ pub(crate) struct Decoded {
     pub(crate) recovered: u16,
     /// Samples per channel produced (including concealment).
     pub(crate) samples: usize,
+    /// Samples per channel of this packet's own speech (its length: 960 for 20 ms).
+    pub(crate) own_samples: usize,
 }
 
 impl OpusDecoder {
@@ -151,7 +153,7 @@ impl OpusDecoder {
         } else {
             fresh.iter().map(|&s| (f64::from(s) / 32768.0).powi(2)).sum::<f64>() / fresh.len() as f64
         };
-        Ok(Decoded { energy, lost, recovered, samples })
+        Ok(Decoded { energy, lost, recovered, samples, own_samples: n })
     }
 }
 

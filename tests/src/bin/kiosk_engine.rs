@@ -111,6 +111,7 @@ async fn run() {
                     "audio_lost": s.audio_lost,
                     "audio_recovered": s.audio_recovered,
                     "audio_red": s.audio_red,
+                    "remote_audio_frame_ms": s.remote_audio_frame_ms,
                     "target_kbps": s.target_kbps,
                     "link_loss": s.link_loss,
                     "queue_ms": s.queue_ms,

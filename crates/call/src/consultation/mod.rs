@@ -343,10 +343,10 @@ async fn run(
                     });
                     rules.handle(Instant::now().into_std(), Input::CameraOpened(opened));
                 }
-                Action::VoiceRedundancy(on) => {
+                Action::VoiceFormat(format) => {
                     if let Some(r) = &running {
-                        if let Err(e) = r.call.set_voice_redundancy(on).await {
-                            tracing::warn!(error = %e, red = on, "the voice format was not offered");
+                        if let Err(e) = r.call.set_voice_format(format).await {
+                            tracing::warn!(error = %e, ?format, "the voice format was not offered");
                         }
                     }
                 }

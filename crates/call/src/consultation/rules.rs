@@ -4,6 +4,7 @@
 //! out, and tests drive it on simulated time.
 
 use super::{Phase, SOUND_ONLY_NOTICE};
+use crate::adapt::VoiceFormat;
 use crate::images::ImagesStatus;
 use crate::CallState;
 use sc_proto::signal::{Appointment, LinkQuality, ToServer};
@@ -25,6 +26,15 @@ pub const RESTART_AFTER: Duration = Duration::from_secs(8);
 pub const RED_AFTER: Duration = Duration::from_secs(15);
 /// Room for RED's repeat (~30 kbit/s more voice) beside the voice and the lowest video rung.
 pub const RED_ROOM_KBPS: f64 = 150.0;
+/// How long the kiosk's own voice must have gone in long packets, with the link losing no more
+/// than [`LONG_VOICE_LOSS`], before the consultant's voice is asked for in them too (a new offer).
+/// Asked for at once, the offer went out while the call's first seconds of video still filled the
+/// audio-only profile's link both ways (1.3 s queues, a third of the packets dropped): its answer
+/// took 23 s to come back, and in two calls of four the signalling connection dropped and the call
+/// could not be resumed (issue #12).
+pub const LONG_VOICE_AFTER: Duration = Duration::from_secs(10);
+/// See [`LONG_VOICE_AFTER`]: the link's own loss, not a flood's.
+pub const LONG_VOICE_LOSS: f64 = 0.10;
 /// After a restart that has not connected, the next one waits this long.
 pub const RESTART_EVERY: Duration = Duration::from_secs(8);
 /// While the link is down the kiosk pings the care server this often: a restart only helps when
@@ -219,9 +229,10 @@ pub enum Action {
     PauseImages,
     /// Restart ICE: a new offer with fresh credentials, on the same relay.
     RestartIce,
-    /// Ask the consultant's browser for its voice with RED's repeat (true) or without (false, on
-    /// a link fit only for sound, where the repeat would double what the voice needs).
-    VoiceRedundancy(bool),
+    /// Ask the consultant's browser for its voice in another format: RED's repeat on a link with
+    /// room, plain Opus on one fit only for sound (the repeat would double what the voice needs),
+    /// long packets on one as slow as the kiosk's own voice's long packets are for.
+    VoiceFormat(VoiceFormat),
     /// Ask the care server for a sign of life (then [`Input::ServerHeard`]).
     PingServer,
     /// Open the signalling connection again (then [`Input::SignallingBack`] or
@@ -279,10 +290,13 @@ pub struct Rules {
     loss: f64,
     /// What the consultant's page was last told.
     told: Option<LinkQuality>,
-    /// Whether the consultant's voice was last asked for with RED's repeat, and since when the
-    /// link has carried video (RED is asked for after [`RED_AFTER`] of it).
-    voice_red: bool,
+    /// The format the consultant's voice was last asked for in, and since when the link has
+    /// carried video (RED is asked for after [`RED_AFTER`] of it).
+    voice: VoiceFormat,
     video_since: Option<Instant>,
+    /// Since when the kiosk's own voice has gone in long packets on a link losing no more than
+    /// [`LONG_VOICE_LOSS`].
+    long_since: Option<Instant>,
     /// The controller's estimate, as the engine last said.
     estimate_kbps: f64,
     images: ImagesStatus,
@@ -314,8 +328,9 @@ impl Rules {
             sending: None,
             loss: 0.0,
             told: None,
-            voice_red: false,
+            voice: VoiceFormat::Opus,
             video_since: None,
+            long_since: None,
             estimate_kbps: 0.0,
             images: ImagesStatus::default(),
             opening_camera: false,
@@ -601,28 +616,52 @@ impl Rules {
     }
 
     /// RED for the consultant's voice once the link has carried video with room to spare for
-    /// [`RED_AFTER`]; plain Opus again when it goes to sound only.
+    /// [`RED_AFTER`]; plain Opus again when it goes to sound only; long packets while the kiosk's
+    /// own voice goes in them (the link is as slow the other way).
     fn voice(&mut self, now: Instant) {
         if self.is_ended() || !matches!(self.link, Some(Link::Up)) || self.signal != Signal::Up || self.awaiting_resume
         {
             // Room is shown again from the start once the link and the signalling are back.
             self.video_since = None;
+            self.long_since = None;
             return;
         }
-        if self.quality == LinkQuality::SoundOnly {
+        let long = self.sending.is_some_and(|s| s.audio_frame_ms >= crate::adapt::AUDIO_LONG_FRAME_MS);
+        // The link slow now, not the voice merely kept lean until video is back.
+        let slow = self.estimate_kbps < f64::from(crate::adapt::AUDIO_SHORT_FRAMES_FROM_KBPS);
+        if !long || !slow || self.loss > LONG_VOICE_LOSS {
+            self.long_since = None;
+        } else if self.long_since.is_none() {
+            self.long_since = Some(now);
+        }
+        let due = self.long_since.is_some_and(|since| now.saturating_duration_since(since) >= LONG_VOICE_AFTER);
+        if long && (due || self.voice == VoiceFormat::LongOpus) {
             self.video_since = None;
-            if self.voice_red {
-                self.voice_red = false;
-                self.actions.push_back(Action::VoiceRedundancy(false));
-            }
-        } else if self.estimate_kbps < RED_ROOM_KBPS {
+            self.ask_voice(VoiceFormat::LongOpus);
+        } else if self.quality == LinkQuality::SoundOnly {
             self.video_since = None;
-        } else if !self.voice_red {
-            let since = *self.video_since.get_or_insert(now);
-            if now.saturating_duration_since(since) >= RED_AFTER {
-                self.voice_red = true;
-                self.actions.push_back(Action::VoiceRedundancy(true));
+            self.ask_voice(VoiceFormat::Opus);
+        } else {
+            // Short packets again once the kiosk's own are; RED (once asked for) stays until sound
+            // only.
+            if self.voice == VoiceFormat::LongOpus {
+                self.ask_voice(VoiceFormat::Opus);
             }
+            if self.estimate_kbps < RED_ROOM_KBPS {
+                self.video_since = None;
+            } else if self.voice != VoiceFormat::Red {
+                let since = *self.video_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= RED_AFTER {
+                    self.ask_voice(VoiceFormat::Red);
+                }
+            }
+        }
+    }
+
+    fn ask_voice(&mut self, format: VoiceFormat) {
+        if self.voice != format {
+            self.voice = format;
+            self.actions.push_back(Action::VoiceFormat(format));
         }
     }
 

@@ -14,6 +14,7 @@ pub use stats::CallStats;
 use stats::Counters;
 
 use crate::adapt::Settings;
+use crate::adapt::VoiceFormat;
 use crate::data::{DataIn, DataLink, DataSender};
 use crate::estimate::LinkEstimate;
 use crate::frame::I420Frame;
@@ -35,7 +36,7 @@ const VIDEO_RTX_PAYLOAD_TYPE: u8 = 97;
 pub(crate) const OPUS_PAYLOAD_TYPE: u8 = 111;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
 use sc_proto::signal::{Candidate, IceServer, Role, ToServer};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -221,29 +222,51 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// Which format the consultant's browser is asked to send its voice in. RED (each frame repeated
-/// in the next packet, `crate::red`) is always offered, after Opus at first: libwebrtc sends it
-/// only to a peer that lists it first, and the repeat doubles what the voice needs (measured on
-/// the audio-only profile, 64 kbit/s: 14 % of the consultant's voice concealed with RED, 2.6 %
-/// without). Once the link has shown room, a new offer lists RED first
-/// (`consultation::rules::RED_AFTER`, `RED_ROOM_KBPS`; issue #12).
+/// Which format the consultant's browser is asked to send its voice in ([`VoiceFormat`]). All are
+/// always offered, the one wanted first: libwebrtc sends the first it can. RED (each frame
+/// repeated in the next packet, `crate::red`) comes after Opus at first: the repeat doubles what
+/// the voice needs (measured on the audio-only profile, 64 kbit/s: 14 % of the consultant's voice
+/// concealed with RED, 2.6 % without). Once the link has shown room, a new offer lists RED first
+/// (`consultation::rules::RED_AFTER`, `RED_ROOM_KBPS`; issue #12). Long packets are Opus first
+/// with the offer's audio section saying `a=ptime:60` ([`AUDIO_LONG_FRAME_MS`](crate::adapt::AUDIO_LONG_FRAME_MS); `with_ptime`):
+/// libwebrtc takes its Opus encoder's frame length from it. rtc writes no `ptime`; a second Opus
+/// payload type with `ptime` among its format parameters did not do: rtc matched it to the first
+/// Opus (its offer listed 111 twice).
 struct VoiceFormats {
     transceiver: Arc<dyn RtpTransceiver>,
     red: RTCRtpCodecParameters,
     opus: RTCRtpCodecParameters,
-    /// RED wanted now.
-    wanted: AtomicBool,
-    /// RED first in the last offer.
-    offered: AtomicBool,
+    /// The format wanted now ([`VoiceFormats::code`]).
+    wanted: AtomicU8,
+    /// The format first in the last offer.
+    offered: AtomicU8,
     /// An offer for a new format is out, waiting for its answer.
     pending: AtomicBool,
 }
 
 impl VoiceFormats {
-    /// Lists RED first (`red`) or Opus first in the next offer.
-    async fn prefer(&self, red: bool) -> Result<(), Error> {
-        let (first, second) = if red { (&self.red, &self.opus) } else { (&self.opus, &self.red) };
-        self.transceiver.set_codec_preferences(vec![first.clone(), second.clone()]).await.map_err(Error::webrtc)
+    /// Lists `format` first in the next offer.
+    async fn prefer(&self, format: VoiceFormat) -> Result<(), Error> {
+        let (red, opus) = (self.red.clone(), self.opus.clone());
+        let order = if format == VoiceFormat::Red { vec![red, opus] } else { vec![opus, red] };
+        self.transceiver.set_codec_preferences(order).await.map_err(Error::webrtc)
+    }
+
+    /// The format as the atomics hold it.
+    const fn code(format: VoiceFormat) -> u8 {
+        match format {
+            VoiceFormat::Opus => 0,
+            VoiceFormat::Red => 1,
+            VoiceFormat::LongOpus => 2,
+        }
+    }
+
+    const fn format(code: u8) -> VoiceFormat {
+        match code {
+            1 => VoiceFormat::Red,
+            2 => VoiceFormat::LongOpus,
+            _ => VoiceFormat::Opus,
+        }
     }
 }
 
@@ -436,11 +459,11 @@ impl Call {
             transceiver: voice_transceiver.ok_or_else(|| Error::Codec("no transceiver for the voice".into()))?,
             red: RTCRtpCodecParameters { rtp_codec: red.clone(), payload_type: crate::red::PAYLOAD_TYPE },
             opus: RTCRtpCodecParameters { rtp_codec: opus.clone(), payload_type: OPUS_PAYLOAD_TYPE },
-            wanted: AtomicBool::new(false),
-            offered: AtomicBool::new(false),
+            wanted: AtomicU8::new(VoiceFormats::code(VoiceFormat::Opus)),
+            offered: AtomicU8::new(VoiceFormats::code(VoiceFormat::Opus)),
             pending: AtomicBool::new(false),
         };
-        voice.prefer(false).await?;
+        voice.prefer(VoiceFormat::Opus).await?;
 
         let (vtx, vrx) = mpsc::channel::<(EncodedFrame, Instant)>(8);
         let (atx, arx) = mpsc::channel::<(Vec<u8>, Instant)>(16);

@@ -1,11 +1,38 @@
 //! Offer and answer: applying the other side's description and candidates (held until the
 //! description is in), ICE restarts on the same relay, and new offers for the voice's format.
 
-use super::{Call, CallEvent};
+use super::{Call, CallEvent, VoiceFormats};
+use crate::adapt::{VoiceFormat, AUDIO_LONG_FRAME_MS};
 use crate::Error;
 use sc_proto::signal::{FromServer, Role, ToServer};
 use std::sync::atomic::Ordering;
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
+
+/// `sdp` with its audio section asking for `ms` of speech per packet (`a=ptime`, RFC 4566; the
+/// last line of the section, where attributes go). A receiver's wish: rtc writes none, and nothing
+/// on the kiosk's side reads it, so it is added to the text sent rather than the description set.
+fn with_ptime(sdp: &str, ms: u8) -> String {
+    let mut out = String::with_capacity(sdp.len() + 16);
+    let mut in_audio = false;
+    let mut added = false;
+    let line = format!("a=ptime:{ms}\r\n");
+    for l in sdp.split_inclusive('\n') {
+        if l.starts_with("m=") {
+            if in_audio && !added {
+                out.push_str(&line);
+                added = true;
+            }
+            in_audio = l.starts_with("m=audio");
+        }
+        if !(in_audio && l.starts_with("a=ptime:")) {
+            out.push_str(l);
+        }
+    }
+    if in_audio && !added {
+        out.push_str(&line);
+    }
+    out
+}
 
 /// The ICE username fragment a description names (its first).
 fn ice_ufrag(sdp: &str) -> Option<&str> {
@@ -109,7 +136,8 @@ impl Call {
         self.voice.pending.store(false, Ordering::SeqCst);
         let started = async {
             self.pc.restart_ice().await.map_err(Error::webrtc)?;
-            self.local_offer().await
+            // The voice's format as last offered: the transceiver lists its codecs so.
+            self.local_offer(VoiceFormats::format(self.voice.offered.load(Ordering::SeqCst))).await
         };
         match started.await {
             Ok(sdp) => {
@@ -124,20 +152,20 @@ impl Call {
         }
     }
 
-    /// A new offer, set as the local description; its SDP, to send.
-    async fn local_offer(&self) -> Result<String, Error> {
+    /// A new offer, set as the local description; its SDP, to send, asking for the voice in
+    /// `format`'s packets.
+    async fn local_offer(&self, format: VoiceFormat) -> Result<String, Error> {
         let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
-        Ok(sdp)
+        Ok(if format == VoiceFormat::LongOpus { with_ptime(&sdp, AUDIO_LONG_FRAME_MS) } else { sdp })
     }
 
-    /// Asks the consultant's browser to send its voice as RED (each frame repeated in the next
-    /// packet: on) or as plain Opus (off, for a link fit only for sound), by a new offer listing
-    /// that format first. While another offer waits for its answer, or before the first answer,
-    /// the new one follows that answer.
-    pub async fn set_voice_redundancy(&self, on: bool) -> Result<(), Error> {
-        self.voice.wanted.store(on, Ordering::SeqCst);
+    /// Asks the consultant's browser to send its voice in `format` ([`VoiceFormat`]), by a new
+    /// offer listing that format first. While another offer waits for its answer, or before the
+    /// first answer, the new one follows that answer.
+    pub async fn set_voice_format(&self, format: VoiceFormat) -> Result<(), Error> {
+        self.voice.wanted.store(VoiceFormats::code(format), Ordering::SeqCst);
         self.offer_voice_format().await
     }
 
@@ -154,13 +182,13 @@ impl Call {
             return Ok(());
         }
         let started = async {
-            self.voice.prefer(want).await?;
-            self.local_offer().await
+            self.voice.prefer(VoiceFormats::format(want)).await?;
+            self.local_offer(VoiceFormats::format(want)).await
         };
         match started.await {
             Ok(sdp) => {
                 self.voice.offered.store(want, Ordering::SeqCst);
-                tracing::info!(red = want, "offering the voice's format");
+                tracing::info!(format = ?VoiceFormats::format(want), "offering the voice's format");
                 self.shared.emit(CallEvent::Signal(ToServer::Offer { sdp }));
                 Ok(())
             }
@@ -179,12 +207,32 @@ impl Call {
 
 #[cfg(test)]
 mod tests {
-    use super::ice_ufrag;
+    use super::{ice_ufrag, with_ptime};
 
     #[test]
     fn the_ice_username_fragment_is_read_from_a_description() {
         let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:AbCd\r\na=ice-pwd:x\r\n";
         assert_eq!(ice_ufrag(sdp), Some("AbCd"));
         assert_eq!(ice_ufrag("v=0\r\n"), None);
+    }
+
+    /// Issue #12: the page's voice in long packets on a slow link is asked for by the audio
+    /// section's `a=ptime`, at its end; no other section changes, and an earlier one is replaced.
+    #[test]
+    fn issue_12_the_audio_section_asks_for_long_packets() {
+        let sdp = "v=0\r\nm=video 9 X 96\r\na=rtpmap:96 VP8/90000\r\nm=audio 9 X 111 63\r\nc=IN IP4 0.0.0.0\r\n\
+                   a=rtpmap:111 opus/48000/2\r\na=ptime:20\r\na=rtpmap:63 red/48000/2\r\nm=application 9 Y\r\na=x\r\n";
+        assert_eq!(
+            with_ptime(sdp, 60),
+            "v=0\r\nm=video 9 X 96\r\na=rtpmap:96 VP8/90000\r\nm=audio 9 X 111 63\r\nc=IN IP4 0.0.0.0\r\n\
+             a=rtpmap:111 opus/48000/2\r\na=rtpmap:63 red/48000/2\r\na=ptime:60\r\nm=application 9 Y\r\na=x\r\n"
+        );
+        // The audio section last.
+        assert_eq!(
+            with_ptime("v=0\r\nm=audio 9 X 111\r\na=y\r\n", 60),
+            "v=0\r\nm=audio 9 X 111\r\na=y\r\na=ptime:60\r\n"
+        );
+        // No audio section: nothing to ask.
+        assert_eq!(with_ptime("v=0\r\nm=video 9 X 96\r\n", 60), "v=0\r\nm=video 9 X 96\r\n");
     }
 }

@@ -233,6 +233,9 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
                 c.audio_received.fetch_add(1, Ordering::Relaxed);
                 c.audio_lost.fetch_add(u64::from(d.lost), Ordering::Relaxed);
                 c.audio_recovered.fetch_add(u64::from(d.recovered), Ordering::Relaxed);
+                // 48 samples a millisecond; a packet holds at most 120 ms.
+                let ms = u32::try_from(d.own_samples / 48).unwrap_or(u32::MAX);
+                c.remote_audio_frame_ms.store(ms, Ordering::Relaxed);
                 // A one-second moving average of energy (50 packets).
                 energy += (d.energy - energy) / 50.0;
                 if let Some(sink) = playback.as_mut() {

@@ -2,7 +2,7 @@
 //! freezes in the remote video, read as one [`CallStats`] snapshot.
 
 use super::Shared;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Counters, for tests, the page and the benchmark.
@@ -31,6 +31,8 @@ pub struct CallStats {
     pub audio_recovered: u64,
     /// Remote audio packets that came as RED (each carrying the previous frame again).
     pub audio_red: u64,
+    /// Speech in the last remote audio packet, ms (20 from Chromium by default; 0 before any).
+    pub remote_audio_frame_ms: u32,
     /// Mean energy of the last second of remote audio (fraction of full scale squared).
     pub audio_energy: f64,
     /// The loudest remote packet so far (same unit).
@@ -76,6 +78,7 @@ pub(super) struct Counters {
     pub(super) audio_lost: AtomicU64,
     pub(super) audio_recovered: AtomicU64,
     pub(super) audio_red: AtomicU64,
+    pub(super) remote_audio_frame_ms: AtomicU32,
     pub(super) audio_energy_bits: AtomicU64,
     pub(super) audio_peak_bits: AtomicU64,
     pub(super) first_frame_micros: AtomicU64,
@@ -130,6 +133,7 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         audio_lost: c.audio_lost.load(Ordering::Relaxed),
         audio_recovered: c.audio_recovered.load(Ordering::Relaxed),
         audio_red: c.audio_red.load(Ordering::Relaxed),
+        remote_audio_frame_ms: c.remote_audio_frame_ms.load(Ordering::Relaxed),
         audio_energy: f64::from_bits(c.audio_energy_bits.load(Ordering::Relaxed)),
         audio_peak_energy: f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)),
         first_remote_frame: (first > 0).then(|| Duration::from_micros(first)),

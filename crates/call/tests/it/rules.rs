@@ -2,7 +2,7 @@
 //! change in the link driving the quality the consultant's page is told, an outage with its
 //! "Reconnecting..." and ICE restarts, the reconnect limit, and how each ending is told.
 
-use sc_call::adapt::{Adapter, Settings};
+use sc_call::adapt::{Adapter, Settings, VoiceFormat, AUDIO_LONG_FRAME_MS};
 use sc_call::consultation::rules::{
     Action, Command, EndReason, Input, Rules, PING_EVERY, RECONNECTING_NOTICE, RECONNECT_LIMIT, RESTART_AFTER,
     RESTART_EVERY, SERVER_NOTICE, SIGNAL_RETRY, WAITING_SERVER_LIMIT,
@@ -123,8 +123,8 @@ struct Linked {
     adapter: Adapter,
     sending: Option<Settings>,
     told: Vec<(f64, LinkQuality)>,
-    /// Each time the page is asked for its voice with RED's repeat (true) or without.
-    voice: Vec<bool>,
+    /// Each format the page is asked for its voice in.
+    voice: Vec<VoiceFormat>,
 }
 
 impl Linked {
@@ -143,7 +143,7 @@ impl Linked {
             for a in self.sim.input(Input::Link { sending: self.sending, loss, estimate_kbps: kbps }) {
                 match a {
                     Action::Send(ToServer::Quality { quality }) => self.told.push((now, quality)),
-                    Action::VoiceRedundancy(on) => self.voice.push(on),
+                    Action::VoiceFormat(format) => self.voice.push(format),
                     other => panic!("unexpected {other:?}"),
                 }
             }
@@ -184,8 +184,8 @@ fn heavy_loss_is_weak_and_a_starved_link_goes_to_sound_only_in_words_and_back() 
     assert_eq!(l.sim.in_call_phase().0, None, "the notice goes with the sound-only link");
     // Issue #12: RED's repeat doubles the voice, more than a link fit only for sound carries: the
     // page is asked for it once the link has carried video a while, for plain Opus while sound
-    // only lasts, and for RED again after.
-    assert_eq!(l.voice, vec![true, false, true]);
+    // only lasts (six seconds: too short to ask for long packets too) and for RED again after.
+    assert_eq!(l.voice, vec![VoiceFormat::Red, VoiceFormat::Opus, VoiceFormat::Red]);
 }
 
 /// Issue #12: a link that carries the lowest video rung for a while before its estimate falls
@@ -197,7 +197,43 @@ fn a_link_without_room_for_the_repeat_is_never_asked_for_red() {
     l.hold(120.0, 0.05, 30);
     l.hold(40.0, 0.05, 20);
     assert_eq!(l.last_told(), Some(LinkQuality::SoundOnly), "{:?}", l.told);
+    assert!(!l.voice.contains(&VoiceFormat::Red), "{:?}", l.voice);
+}
+
+/// Issue #12: on the audio-only profile (64 kbit/s) Chromium's voice in 20 ms packets, with their
+/// overhead and its feedback, filled the link towards the kiosk (a standing queue of 0.4-1.3 s).
+/// While the kiosk's own voice goes in long packets on a link losing only its own few percent, the
+/// page is asked for long packets too; once video is back, for short ones at once (not after RED's
+/// wait), and only then for RED.
+#[test]
+fn issue_12_while_the_kiosks_voice_goes_in_long_packets_the_page_is_asked_for_long_packets_too() {
+    let mut l = Linked::new();
+    // Not while the link is flooded (the call's first seconds of video): the offer would queue
+    // behind the flood with the signalling.
+    l.hold(40.0, 0.3, 20);
+    assert_eq!(l.sending.map(|s| s.audio_frame_ms), Some(AUDIO_LONG_FRAME_MS));
     assert!(l.voice.is_empty(), "{:?}", l.voice);
+    // Once the link loses only its own few percent, after a while.
+    l.hold(40.0, 0.05, 9);
+    assert!(l.voice.is_empty(), "{:?}", l.voice);
+    l.hold(40.0, 0.05, 2);
+    assert_eq!(l.voice, vec![VoiceFormat::LongOpus]);
+    // A burst of loss changes nothing once asked.
+    l.hold(40.0, 0.3, 2);
+    assert_eq!(l.voice, vec![VoiceFormat::LongOpus]);
+    // Between the long packets' two thresholds nothing changes.
+    l.hold(130.0, 0.05, 20);
+    assert_eq!(l.voice, vec![VoiceFormat::LongOpus]);
+    // A few seconds of room (the estimate trying the link) change nothing while sound only.
+    l.hold(1_500.0, 0.0, 5);
+    assert_eq!(l.voice, vec![VoiceFormat::LongOpus]);
+    // Video back after its hold, and short packets with it.
+    l.hold(1_500.0, 0.0, 5);
+    assert!(l.sending.is_some_and(|s| s.video.is_some() && s.audio_frame_ms == 20), "{:?}", l.sending);
+    assert_eq!(l.voice, vec![VoiceFormat::LongOpus, VoiceFormat::Opus]);
+    // RED after its own wait.
+    l.hold(1_500.0, 0.0, 20);
+    assert_eq!(l.voice, vec![VoiceFormat::LongOpus, VoiceFormat::Opus, VoiceFormat::Red]);
 }
 
 #[test]
