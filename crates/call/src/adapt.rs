@@ -283,11 +283,14 @@ pub enum VoiceFormat {
     /// RED: each packet repeats the previous one's frame, so a single loss is rebuilt whole. Twice
     /// the voice's bitrate: for a link with room.
     Red,
-    /// Opus in [`AUDIO_LONG_FRAME_MS`] packets, as the kiosk sends its own voice on a slow link: a
+    /// RED in [`AUDIO_LONG_FRAME_MS`] packets, as the kiosk sends its own voice on a slow link: a
     /// third of the packets and of their overhead. On the audio-only profile (64 kbit/s) Chromium's
     /// 20 ms packets at the page's 24 kbit/s cap came to ~60 kbit/s on the wire with its
-    /// feedback, and the link towards the kiosk held a standing queue of 0.4-1.3 s all call.
-    LongOpus,
+    /// feedback, and the link towards the kiosk held a standing queue of 0.4-1.3 s all call. In
+    /// long packets alone its in-band FEC came and went (Chromium sizes it by the loss it projects
+    /// from the kiosk's reports), and a lost packet was 60 ms concealed; RED's repeat rebuilds it
+    /// whole, and at the page's 16 kbit/s cap for it fits the link (~41 kbit/s on the wire).
+    LongRed,
 }
 
 /// What both screens show: sound only (the link, or the nurse's choice), weak (video below

@@ -222,7 +222,9 @@ $("note-later").addEventListener("click", () => { state.note = null; view("rooms
 // camera's track is taken off the sender, so no video packets cross the prison's link) and says
 // so; when the link recovers the camera goes back on. Its voice is capped at the laptop's floor,
 // 24 kbit/s: Chromium's default 32 kbit/s in 20 ms packets is ~60 kbit/s on the wire, all of a
-// 64 kbit/s link. (The nurse's "Audio only" says sound only too, and caps it alike.)
+// 64 kbit/s link. When the laptop asks for RED (each frame repeated in the next packet) on such a
+// link, in 60 ms packets, the cap is 16 kbit/s, so the repeat still fits: ~41 kbit/s on the wire.
+// (The nurse's "Audio only" says sound only too, and caps it alike.)
 async function onQuality(quality) {
   state.quality = quality;
   const words = { good: "Connection: good", weak: "Connection: weak", sound_only: "Poor connection: sound only" };
@@ -242,6 +244,13 @@ async function onQuality(quality) {
   await leanVoice(pc, state.quality === "sound_only");
 }
 
+// Whether the laptop's last offer lists RED first for the voice (what this page then sends).
+function redFirst(pc) {
+  const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || "";
+  const m = sdp.match(/^m=audio \S+ \S+ (\d+)/m);
+  return Boolean(m) && new RegExp(`^a=rtpmap:${m[1]} red/`, "mi").test(sdp);
+}
+
 async function leanVoice(pc, lean) {
   for (const sender of pc.getSenders()) {
     if (!sender.track || sender.track.kind !== "audio") continue;
@@ -249,7 +258,7 @@ async function leanVoice(pc, lean) {
     if (!params.encodings || !params.encodings.length) continue;
     const enc = params.encodings[0];
     if (lean) {
-      enc.maxBitrate = 24000;
+      enc.maxBitrate = redFirst(pc) ? 16000 : 24000;
     } else {
       delete enc.maxBitrate;
     }
@@ -267,6 +276,10 @@ async function startCall(msg) {
   const pc = new RTCPeerConnection({ iceServers: msg.ice_servers, iceTransportPolicy: "relay", iceCandidatePoolSize: 1 });
   state.pc = pc;
   share.attach(pc);
+  // A new offer may change the voice's format (RED, long packets): the sound-only cap follows it.
+  pc.onsignalingstatechange = () => {
+    if (pc.signalingState === "stable" && state.quality === "sound_only") leanVoice(pc, true);
+  };
   // Handlers first: the laptop's offer can arrive while the camera is still opening, and
   // candidates gathered before a handler exists are lost.
   pc.ontrack = (ev) => {

@@ -227,8 +227,8 @@ impl PeerConnectionEventHandler for Handler {
 /// repeated in the next packet, `crate::red`) comes after Opus at first: the repeat doubles what
 /// the voice needs (measured on the audio-only profile, 64 kbit/s: 14 % of the consultant's voice
 /// concealed with RED, 2.6 % without). Once the link has shown room, a new offer lists RED first
-/// (`consultation::rules::RED_AFTER`, `RED_ROOM_KBPS`; issue #12). Long packets are Opus first
-/// with the offer's audio section saying `a=ptime:60` ([`AUDIO_LONG_FRAME_MS`](crate::adapt::AUDIO_LONG_FRAME_MS); `with_ptime`):
+/// (`consultation::rules::RED_AFTER`, `RED_ROOM_KBPS`; issue #12). Long packets are RED first
+/// (the page caps it lower, so the repeat fits) with the offer's audio section saying `a=ptime:60` ([`AUDIO_LONG_FRAME_MS`](crate::adapt::AUDIO_LONG_FRAME_MS); `with_ptime`):
 /// libwebrtc takes its Opus encoder's frame length from it. rtc writes no `ptime`; a second Opus
 /// payload type with `ptime` among its format parameters did not do: rtc matched it to the first
 /// Opus (its offer listed 111 twice).
@@ -248,7 +248,7 @@ impl VoiceFormats {
     /// Lists `format` first in the next offer.
     async fn prefer(&self, format: VoiceFormat) -> Result<(), Error> {
         let (red, opus) = (self.red.clone(), self.opus.clone());
-        let order = if format == VoiceFormat::Red { vec![red, opus] } else { vec![opus, red] };
+        let order = if format == VoiceFormat::Opus { vec![opus, red] } else { vec![red, opus] };
         self.transceiver.set_codec_preferences(order).await.map_err(Error::webrtc)
     }
 
@@ -257,14 +257,14 @@ impl VoiceFormats {
         match format {
             VoiceFormat::Opus => 0,
             VoiceFormat::Red => 1,
-            VoiceFormat::LongOpus => 2,
+            VoiceFormat::LongRed => 2,
         }
     }
 
     const fn format(code: u8) -> VoiceFormat {
         match code {
             1 => VoiceFormat::Red,
-            2 => VoiceFormat::LongOpus,
+            2 => VoiceFormat::LongRed,
             _ => VoiceFormat::Opus,
         }
     }

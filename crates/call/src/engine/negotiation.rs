@@ -158,7 +158,7 @@ impl Call {
         let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
-        Ok(if format == VoiceFormat::LongOpus { with_ptime(&sdp, AUDIO_LONG_FRAME_MS) } else { sdp })
+        Ok(if format == VoiceFormat::LongRed { with_ptime(&sdp, AUDIO_LONG_FRAME_MS) } else { sdp })
     }
 
     /// Asks the consultant's browser to send its voice in `format` ([`VoiceFormat`]), by a new
