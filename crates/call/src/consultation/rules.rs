@@ -233,7 +233,7 @@ pub enum Action {
     RestartIce,
     /// Ask the consultant's browser for its voice in another format: RED's repeat on a link with
     /// room, plain Opus on one fit only for sound (the repeat would double what the voice needs),
-    /// long packets on one as slow as the kiosk's own voice's long packets are for.
+    /// RED in long packets (capped by the page to fit) once the link has long been that slow.
     VoiceFormat(VoiceFormat),
     /// Ask the care server for a sign of life (then [`Input::ServerHeard`]).
     PingServer,

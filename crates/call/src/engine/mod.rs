@@ -13,8 +13,7 @@ mod stats;
 pub use stats::CallStats;
 use stats::Counters;
 
-use crate::adapt::Settings;
-use crate::adapt::VoiceFormat;
+use crate::adapt::{Settings, VoiceFormat};
 use crate::data::{DataIn, DataLink, DataSender};
 use crate::estimate::LinkEstimate;
 use crate::frame::I420Frame;
@@ -228,7 +227,8 @@ impl PeerConnectionEventHandler for Handler {
 /// the voice needs (measured on the audio-only profile, 64 kbit/s: 14 % of the consultant's voice
 /// concealed with RED, 2.6 % without). Once the link has shown room, a new offer lists RED first
 /// (`consultation::rules::RED_AFTER`, `RED_ROOM_KBPS`; issue #12). Long packets are RED first
-/// (the page caps it lower, so the repeat fits) with the offer's audio section saying `a=ptime:60` ([`AUDIO_LONG_FRAME_MS`](crate::adapt::AUDIO_LONG_FRAME_MS); `with_ptime`):
+/// (the page caps it lower, so the repeat fits) with the offer's audio section saying
+/// `a=ptime:60` ([`AUDIO_LONG_FRAME_MS`](crate::adapt::AUDIO_LONG_FRAME_MS); `with_ptime`):
 /// libwebrtc takes its Opus encoder's frame length from it. rtc writes no `ptime`; a second Opus
 /// payload type with `ptime` among its format parameters did not do: rtc matched it to the first
 /// Opus (its offer listed 111 twice).
