@@ -7,7 +7,10 @@
 //! `SC_BENCH_LINK_SECS` sets each call's length (default 60); `SC_BENCH_LINK_PROFILES` picks
 //! profiles by name (comma-separated; default all). For tuning, `SC_BENCH_TRACE=1` prints the
 //! kiosk's estimate, measured loss and what it sends each second, and `SC_BENCH_PAIR=0` leaves out
-//! the Chromium pair (its columns then read "-").
+//! the Chromium pair (its columns then read "-"). `SC_BENCH_LINK_RUNS` (default 1) repeats each
+//! profile's calls and prints each figure's median over the runs, with each run's freezes beside it:
+//! one 60-90 s call is too short to tell 2 freezes a minute from 4 (the same code ranged 3.8-12 a
+//! minute between single runs).
 
 use sc_e2e::link::{Link, LinkCounts, Profile, QdiscCounts, OUTAGE};
 use sc_e2e::shaped::{attempt, attempt_watching, hospital_sending, peer_call, Content};
@@ -204,12 +207,14 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             );
             // The consultant's voice at the kiosk in the last second.
             println!(
-                "trace {} kiosk voice: {:.0} packets, {:.0} lost, {:.0} rebuilt ({:.0} as RED)",
+                "trace {} kiosk voice: {:.0} packets, {:.0} lost, {:.0} rebuilt ({:.0} as RED); {:.0} video repairs \
+                 unasked",
                 profile.name,
                 delta("audio_received"),
                 delta("audio_lost"),
                 delta("audio_recovered"),
                 delta("audio_red"),
+                delta("repairs_unasked"),
             );
             // What the consultant's Chromium made of the kiosk's video in the last second.
             if let Some(p) = page.last() {
@@ -336,6 +341,46 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
     })
 }
 
+/// The receiving sides' figures in [`Side::json`]'s shape.
+const SIDES: [&str; 4] = [
+    "kiosk_receives",
+    "chromium_at_prison_receives",
+    "consultant_receives_from_kiosk",
+    "chromium_at_hospital_receives",
+];
+
+/// One profile's runs as one row: each side's figures the median over the runs that have them,
+/// its picture size the one most runs ended at; the runs themselves kept under `runs`.
+fn median_row(mut runs: Vec<Value>) -> Value {
+    if runs.len() == 1 {
+        return runs.remove(0);
+    }
+    let mut row = runs[0].clone();
+    for side in SIDES {
+        let mut merged = serde_json::Map::new();
+        for key in ["concealment_pct", "fps", "freezes_per_min", "recovery_after_outage_ms", "cpu_cores"] {
+            let mut v: Vec<f64> = runs.iter().filter_map(|r| r[side][key].as_f64()).collect();
+            v.sort_by(f64::total_cmp);
+            let median = match v.len() {
+                0 => None,
+                n if n % 2 == 1 => Some(v[n / 2]),
+                n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+            };
+            merged.insert(key.to_owned(), json!(median));
+        }
+        let mut sizes: Vec<&str> = runs.iter().filter_map(|r| r[side]["resolution"].as_str()).collect();
+        sizes.sort_unstable();
+        let size = sizes.iter().max_by_key(|s| sizes.iter().filter(|t| t == s).count()).copied();
+        merged.insert("resolution".to_owned(), json!(size));
+        row[side] = Value::Object(merged);
+    }
+    row["runs"] = json!(runs
+        .iter()
+        .map(|r| SIDES.iter().map(|s| ((*s).to_owned(), r[*s].clone())).collect::<serde_json::Map<_, _>>())
+        .collect::<Vec<_>>());
+    row
+}
+
 fn cell(v: &Value, key: &str, digits: usize) -> String {
     v[key].as_f64().map_or_else(|| "-".to_owned(), |x| format!("{x:.digits$}"))
 }
@@ -350,14 +395,23 @@ fn ratio(a: &Value, b: &Value, key: &str) -> String {
 /// Runs every profile and prints the table (kiosk beside Chromium, ratios kiosk / Chromium).
 pub(crate) async fn link_figures() {
     let secs = std::env::var("SC_BENCH_LINK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let runs: usize = std::env::var("SC_BENCH_LINK_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
     let mut rows = Vec::new();
     for profile in profiles() {
-        eprintln!("links: {} profile, {secs} s calls (kiosk <-> Chromium, then Chromium <-> Chromium)", profile.name);
-        rows.push(profile_figures(profile, secs).await);
+        let mut each = Vec::new();
+        for run in 1..=runs {
+            eprintln!(
+                "links: {} profile, {secs} s calls, run {run} of {runs} (kiosk <-> Chromium, then Chromium <-> Chromium)",
+                profile.name
+            );
+            each.push(profile_figures(profile.clone(), secs).await);
+        }
+        rows.push(median_row(each));
     }
     println!(
         "shaped links, {secs} s calls, figures after the first {SETTLE} s (the whole call for the outage); each \
-         receiving side, the kiosk's pair beside the Chromium pair on the same link, relay and clip:"
+         receiving side, the kiosk's pair beside the Chromium pair on the same link, relay and clip{}:",
+        if runs > 1 { format!("; the median of {runs} runs") } else { String::new() }
     );
     println!(
         "{:<10} {:<34} {:>8} {:>6} {:>9} {:>8} {:>9} {:>6}",
@@ -382,6 +436,21 @@ pub(crate) async fn link_figures() {
                 cell(s, "freezes_per_min", 1),
                 cell(s, "recovery_after_outage_ms", 0),
                 cell(s, "cpu_cores", 2),
+            );
+        }
+        if runs > 1 {
+            let each = |key: &str| {
+                row["runs"].as_array().map_or_else(String::new, |rs| {
+                    rs.iter().map(|r| cell(&r[key], "freezes_per_min", 1)).collect::<Vec<_>>().join(", ")
+                })
+            };
+            println!(
+                "{:<10} freezes a minute in each run: kiosk {}; Chromium at prison {}; consultant {}; Chromium at hospital {}",
+                name,
+                each("kiosk_receives"),
+                each("chromium_at_prison_receives"),
+                each("consultant_receives_from_kiosk"),
+                each("chromium_at_hospital_receives"),
             );
         }
         println!(

@@ -16,6 +16,7 @@
 //! arrives ([`QUEUE_RISING`]). And the link's own loss,
 //! below the congested band, does not hold the target down: rtc's loss half would.
 
+use crate::unasked::{LossFeed, RESEND_LOST_WITHIN};
 use rtc::interceptor::{
     BandwidthEstimator, CongestionControlBuilder, CongestionControlInterceptor, EstimatorStats, Gcc, PacketReport,
 };
@@ -149,6 +150,8 @@ pub struct LinkEstimate {
     /// When the peer's media last arrived, in ms after `epoch` (0: never).
     heard_ms: Arc<AtomicU64>,
     epoch: Instant,
+    /// The kiosk's packets the peer's feedback reported missing, for the pacer.
+    lost: LossFeed,
 }
 
 impl Default for LinkEstimate {
@@ -160,6 +163,7 @@ impl Default for LinkEstimate {
             window_loss: Arc::default(),
             heard_ms: Arc::default(),
             epoch: Instant::now(),
+            lost: LossFeed::default(),
         }
     }
 }
@@ -208,6 +212,12 @@ impl LinkEstimate {
     /// The share of packets lost over the wrapper's loss window (0..1; 0 before it knows).
     pub fn window_loss(&self) -> f64 {
         f64::from_bits(self.window_loss.load(Ordering::Relaxed))
+    }
+
+    /// The kiosk's packets the peer's transport feedback reported missing, each left within
+    /// [`RESEND_LOST_WITHIN`] of the report (`crate::unasked`).
+    pub(crate) fn lost_feed(&self) -> LossFeed {
+        self.lost.clone()
     }
 
     /// Google Congestion Control, publishing here.
@@ -479,6 +489,11 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
         // the restarted controller to its floor (measured: 612 -> 40 kbit/s in four seconds on a
         // link back to 10 Mbit/s) and the call went to sound only after the link had returned.
         let lost_to_gap = |r: &PacketReport| !r.arrived && self.gap_ended.is_some_and(|end| r.departure < end);
+        for r in reports.iter().filter(|r| !r.arrived && !lost_to_gap(r)) {
+            if now.saturating_duration_since(r.departure) <= RESEND_LOST_WITHIN {
+                self.out.lost.push(r.ssrc, r.rtp_sequence_number);
+            }
+        }
         if reports.iter().any(lost_to_gap) {
             let kept: Vec<PacketReport> = reports.iter().filter(|r| !lost_to_gap(r)).cloned().collect();
             self.inner.on_reports(now, &kept);
@@ -1003,5 +1018,27 @@ mod tests {
             (0..40).map(|k| departed(report(10_000 + k, 13_000 + k * 10, 1000, k % 2 == 0), now)).collect();
         c.on_reports(now + Duration::from_millis(100), &reports);
         assert!(shared.loss() > 0.05, "fresh loss is seen: {}", shared.loss());
+    }
+
+    /// Issue #12: the packets the feedback reports missing reach the pacer's feed, unless they left
+    /// too long ago to be worth a repair (an outage's, or a slow report's).
+    #[test]
+    fn issue_12_packets_the_feedback_reports_missing_are_fed_to_the_pacer() {
+        let shared = LinkEstimate::new();
+        let feed = shared.lost_feed();
+        let mut c = Published::new(|_| Optimist::default(), 400_000.0, shared.clone());
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_secs(2);
+        let reports = [
+            departed(report(1, 1000, 1000, true), now - Duration::from_millis(100)),
+            departed(report(2, 0, 1000, false), now - Duration::from_millis(100)),
+            departed(report(3, 0, 1000, false), now - RESEND_LOST_WITHIN - Duration::from_millis(1)),
+            departed(report(4, 1100, 1000, true), now - Duration::from_millis(90)),
+            departed(report(5, 0, 1000, false), now - Duration::from_millis(80)),
+            departed(report(6, 1200, 1000, true), now - Duration::from_millis(70)),
+        ];
+        c.on_reports(now, &reports);
+        assert_eq!(feed.take(), vec![(1, 2), (1, 5)]);
+        assert!(feed.take().is_empty(), "each loss is fed once");
     }
 }

@@ -25,6 +25,7 @@ pub mod red;
 mod rtx;
 pub mod source;
 pub mod turn_tls;
+mod unasked;
 mod video;
 pub mod y4m;
 

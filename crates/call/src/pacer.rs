@@ -1,7 +1,8 @@
 //! The send pacer: audio first, then retransmissions, then video at the estimate, no new video
 //! held longer than [`MAX_QUEUE_TIME`] and no retransmission sent once [`RESEND_MAX_WAIT`] old;
-//! and each request for a repair handed on twice ([`REPEAT_NACK_AFTER`]) while the link has room.
-//! Sans-IO like the rest of the interceptor chain.
+//! and each request for a repair handed on twice ([`REPEAT_NACK_AFTER`]) while the link has room;
+//! a packet the peer's transport feedback reports missing and no NACK named is asked for on its
+//! behalf ([`crate::unasked`]). Sans-IO like the rest of the interceptor chain.
 //!
 //! rtc 0.21's own `PacerInterceptor` is one FIFO behind a token bucket: the voice waited behind
 //! every queued video packet, and a queue the encoder's overshoot built up was never drained
@@ -9,11 +10,13 @@
 //! libwebrtc's pacer instead (audio unpaced but counted, retransmissions before new media, the
 //! rate raised to empty an old queue) and keeps the library's leaky bucket for the metering.
 
+use crate::unasked::{LossFeed, Unasked};
 use rtc::interceptor::{Attribute, AttributedPacket, Interceptor, Pacer as Bucket, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
+use rtc::shared::TransportContext;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -52,6 +55,8 @@ pub(crate) struct PriorityPacer {
     target_bps: f64,
     /// SSRCs of the local audio streams.
     audio: HashSet<u32>,
+    /// SSRCs of the local video streams (not their retransmission streams).
+    video: HashSet<u32>,
     /// Retransmissions and new media, each oldest first.
     resent: VecDeque<TaggedPacket>,
     media: VecDeque<TaggedPacket>,
@@ -65,6 +70,12 @@ pub(crate) struct PriorityPacer {
     repeats: VecDeque<TaggedPacket>,
     /// Requests handed on twice (for tests and logs).
     repeated: u64,
+    /// Losses the peer's transport feedback reported (from the congestion controller).
+    lost: LossFeed,
+    /// Which of them no NACK named.
+    unasked: Unasked,
+    /// Packets asked for on the peer's behalf (for tests and logs).
+    asked_unasked: u64,
     /// Ready for the next interceptor, in order.
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
@@ -72,10 +83,18 @@ pub(crate) struct PriorityPacer {
 
 impl Default for PriorityPacer {
     fn default() -> Self {
+        PriorityPacer::new(LossFeed::default())
+    }
+}
+
+impl PriorityPacer {
+    /// A pacer that also asks for the packets `lost` reports missing where no NACK did.
+    pub(crate) fn new(lost: LossFeed) -> Self {
         PriorityPacer {
             bucket: Bucket::new(INITIAL_BPS),
             target_bps: INITIAL_BPS,
             audio: HashSet::new(),
+            video: HashSet::new(),
             resent: VecDeque::new(),
             media: VecDeque::new(),
             queued_bits: 0.0,
@@ -83,6 +102,9 @@ impl Default for PriorityPacer {
             stale: 0,
             repeats: VecDeque::new(),
             repeated: 0,
+            lost,
+            unasked: Unasked::default(),
+            asked_unasked: 0,
             reads: VecDeque::new(),
             writes: VecDeque::new(),
         }
@@ -137,18 +159,28 @@ impl PriorityPacer {
         self.repeated
     }
 
+    /// How many packets were asked for on the peer's behalf.
+    #[cfg(test)]
+    fn asked_unasked(&self) -> u64 {
+        self.asked_unasked
+    }
+
     /// Whether new video has waited longer than [`REPEAT_WHILE_WAITING_UNDER`]: the link is full.
     fn backlogged(&self, now: Instant) -> bool {
         self.media.front().is_some_and(|p| now.saturating_duration_since(p.now) > REPEAT_WHILE_WAITING_UNDER)
     }
 
-    /// Keeps the NACKs in an inbound compound packet, to hand on again at [`REPEAT_NACK_AFTER`].
+    /// Keeps the NACKs in an inbound compound packet, to hand on again at [`REPEAT_NACK_AFTER`],
+    /// and remembers what they named.
     fn note_nacks(&mut self, msg: &TaggedPacket) {
         let Packet::Rtcp(packets) = &msg.message.packet else { return };
         let nacks: Vec<Box<dyn rtc::rtcp::Packet>> = packets
             .iter()
             .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
-            .map(|n| Box::new(n.clone()) as Box<dyn rtc::rtcp::Packet>)
+            .map(|n| {
+                self.unasked.nacked(msg.now, n.media_ssrc, n.nacks.iter().flat_map(|pair| pair.packet_list()));
+                Box::new(n.clone()) as Box<dyn rtc::rtcp::Packet>
+            })
             .collect();
         if !nacks.is_empty() && !self.backlogged(msg.now) {
             self.repeats.push_back(TaggedPacket {
@@ -157,6 +189,35 @@ impl PriorityPacer {
                 message: AttributedPacket::new(Packet::Rtcp(nacks)),
             });
         }
+    }
+
+    /// Asks, after `msg`, for the video the feedback reported missing that no NACK named; not while
+    /// the link is full (the loss is then the queue's, and the estimate's to answer).
+    fn ask_unasked(&mut self, now: Instant, transport: TransportContext) {
+        // Only the video's own packets: the responder keeps no others (a lost repair is the
+        // peer's to ask for again).
+        let lost: Vec<(u32, u16)> =
+            self.lost.take().into_iter().filter(|(ssrc, _)| self.video.contains(ssrc)).collect();
+        if lost.is_empty() || self.backlogged(now) {
+            return;
+        }
+        let requests = self.unasked.requests(now, &lost);
+        if requests.is_empty() {
+            return;
+        }
+        let count: usize = requests.iter().map(|n| n.nacks.iter().map(|p| p.packet_list().len()).sum::<usize>()).sum();
+        self.asked_unasked += count as u64;
+        self.lost.count_asked(count as u64);
+        tracing::debug!(packets = count, "asked for repairs the peer's feedback showed missing and no NACK named");
+        let request = TaggedPacket {
+            now,
+            transport,
+            message: AttributedPacket::new(Packet::Rtcp(
+                requests.into_iter().map(|n| Box::new(n) as Box<dyn rtc::rtcp::Packet>).collect(),
+            )),
+        };
+        self.note_nacks(&request);
+        self.reads.push_back(request);
     }
 
     /// Hands on the requests now due, unless the link has filled meanwhile.
@@ -196,7 +257,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
             self.refill(msg.now);
         }
         self.note_nacks(&msg);
+        let (now, transport) = (msg.now, msg.transport);
         self.reads.push_back(msg);
+        // The controller, wire-ward, has just read any transport feedback this carried.
+        self.ask_unasked(now, transport);
         Ok(())
     }
 
@@ -276,12 +340,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
 
 impl Interceptor for PriorityPacer {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
-        if info.mime_type.to_ascii_lowercase().starts_with("audio/") {
+        let mime = info.mime_type.to_ascii_lowercase();
+        if mime.starts_with("audio/") {
             self.audio.insert(info.ssrc);
+        } else if mime.starts_with("video/") {
+            self.video.insert(info.ssrc);
         }
     }
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.audio.remove(&info.ssrc);
+        self.video.remove(&info.ssrc);
     }
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
@@ -562,5 +630,69 @@ mod tests {
         p.handle_timeout(asked + REPEAT_NACK_AFTER).expect("timeout");
         assert!(named(&std::iter::from_fn(|| p.poll_read()).collect::<Vec<_>>()).is_empty());
         assert_eq!(p.repeated(), 0);
+    }
+
+    /// Issue #12: a packet the peer's transport feedback reports missing, whose NACK never came (lost
+    /// on the way, 3 % on the prison profile), is resent at once, twice like any repair, through
+    /// rtc's own responder; one a NACK already asked for, the voice's or a repair's is not.
+    #[test]
+    fn issue_12_a_loss_the_feedback_shows_and_no_nack_named_is_repaired() {
+        use rtc::interceptor::{NackResponderBuilder, RTCPFeedback};
+        const RTX: u32 = 7;
+        let t0 = Instant::now();
+        let feed = LossFeed::default();
+        let mut p = PriorityPacer::new(feed.clone());
+        p.target_bps = 400_000.0;
+        p.bind_local_stream(&StreamInfo { ssrc: AUDIO, mime_type: "audio/opus".into(), ..Default::default() });
+        let mut responder = NackResponderBuilder::new().with_size(256).build();
+        let video = StreamInfo {
+            ssrc: VIDEO,
+            ssrc_rtx: Some(RTX),
+            payload_type: 96,
+            payload_type_rtx: Some(97),
+            mime_type: "video/VP8".into(),
+            clock_rate: 90_000,
+            rtcp_feedback: vec![RTCPFeedback { typ: "nack".into(), parameter: String::new() }],
+            ..Default::default()
+        };
+        responder.bind_local_stream(&video);
+        p.bind_local_stream(&video);
+        for seq in 0..10 {
+            responder.handle_write(rtp(t0, VIDEO, seq, 1000, false)).expect("write");
+        }
+        while responder.poll_write().is_some() {}
+
+        // The peer asked for packet 3; its request for 6 was lost.
+        let asked = t0 + Duration::from_millis(100);
+        p.handle_read(nack(asked, &[3])).expect("read");
+        // The feedback after it reports 3 and 6 missing, a voice packet and a repair.
+        let fed = asked + Duration::from_millis(50);
+        feed.push(VIDEO, 3);
+        feed.push(VIDEO, 6);
+        feed.push(AUDIO, 40);
+        feed.push(RTX, 1);
+        let feedback = TaggedPacket {
+            now: fed,
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtcp(Vec::new())),
+        };
+        p.handle_read(feedback).expect("read");
+        let mut reads: Vec<TaggedPacket> = std::iter::from_fn(|| p.poll_read()).collect();
+        assert_eq!(named(&reads), vec![3, 6], "the NACK, then the request for 6 alone");
+        assert_eq!(p.asked_unasked(), 1);
+        p.handle_timeout(fed + REPEAT_NACK_AFTER).expect("timeout");
+        reads.extend(std::iter::from_fn(|| p.poll_read()));
+        assert_eq!(named(&reads), vec![3, 6, 3, 6], "each handed on twice");
+
+        for r in reads {
+            responder.handle_read(r).expect("read");
+        }
+        let resent: Vec<u16> = std::iter::from_fn(|| responder.poll_write())
+            .filter_map(|w| match w.message.packet {
+                Packet::Rtp(r) if r.header.ssrc == RTX => Some(u16::from_be_bytes([r.payload[0], r.payload[1]])),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resent, vec![3, 6, 3, 6]);
     }
 }

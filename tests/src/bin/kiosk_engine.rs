@@ -116,6 +116,7 @@ async fn run() {
                     "link_loss": s.link_loss,
                     "queue_ms": s.queue_ms,
                     "window_loss": s.window_loss,
+                    "repairs_unasked": s.repairs_unasked,
                     "sound_only_by_link": s.sound_only_by_link,
                     "ice_restarts": s.ice_restarts,
                     "freezes": s.freezes,

@@ -372,7 +372,7 @@ impl Call {
             .map_err(Error::webrtc)?
             .with(Slot::CongestionControl, estimate.congestion_control())
             .with(Slot::from(14_000usize), KeyframeRequests::default())
-            .with(Slot::Pacer, crate::pacer::PriorityPacer::default())
+            .with(Slot::Pacer, crate::pacer::PriorityPacer::new(estimate.lost_feed()))
             .with(
                 Slot::NackResponder,
                 rtc::interceptor::NackResponderBuilder::new().with_size(receive::RETRANSMIT_HISTORY).build(),

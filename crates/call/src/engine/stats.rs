@@ -47,6 +47,9 @@ pub struct CallStats {
     pub queue_ms: f64,
     /// The loss over the estimate's window of the last seconds (0..1).
     pub window_loss: f64,
+    /// Video packets resent on the peer's behalf: its transport feedback reported them missing
+    /// and no NACK of its named them.
+    pub repairs_unasked: u64,
     /// What the kiosk sends now: the video rung and its bitrate (`None`: sound only, or not yet
     /// decided), and Opus's bitrate.
     pub sending: Option<crate::adapt::Settings>,
@@ -141,6 +144,7 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         link_loss: shared.estimate.loss(),
         queue_ms: shared.estimate.queue_ms(),
         window_loss: shared.estimate.window_loss(),
+        repairs_unasked: shared.estimate.lost_feed().asked(),
         sending: *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         sound_only_by_link: shared.sound_only_by_link.load(Ordering::Relaxed),
         ice_restarts: c.ice_restarts.load(Ordering::Relaxed),
