@@ -214,8 +214,21 @@ impl Adapter {
     /// new size is burst enough. Counted on from the rung below (there held at its most while the
     /// budget grew), 320x240 at 350 kbit/s went to 480x360 at 420 at once on the prison profile,
     /// the link's queue reached 170 ms and the consultant's picture froze (issue #12).
+    ///
+    /// Back from sound only, video starts at the lowest rung's least: nothing has shown the link
+    /// carries more than the voice (the estimate's try of it, `estimate::CAP_FLOOR_BPS`, is a
+    /// figure with no traffic behind it), and on the audio-only profile (64 kbit/s) the kiosk came
+    /// back at the whole try's budget, 130 kbit/s of video: 1.2 s queues both ways and the
+    /// consultant's voice 22-69 % concealed for five seconds, until the queue sent it back to sound
+    /// only (issue #12). On a link that did recover it climbs from there by the ramp.
     fn ramped(&mut self, now: Instant, budget: u32) -> u32 {
-        let Some((rung, kbps)) = self.last.and_then(|s| s.video) else { return budget };
+        let Some((rung, kbps)) = self.last.and_then(|s| s.video) else {
+            return match self.last {
+                Some(_) => budget.min(LADDER[LADDER.len() - 1].min_kbps),
+                // The call's first settings: the controller's start is already cautious.
+                None => budget,
+            };
+        };
         if budget <= kbps {
             self.climb_since = None;
             return budget;
@@ -432,6 +445,32 @@ mod tests {
         assert_eq!(s.video, None, "held a while first");
         let s = hold(&mut a, &mut t, 400, 0.0, 5);
         assert_eq!(size(s), Some((160, 120, 15)));
+    }
+
+    /// Issue #12: back from sound only, video asks the lowest rung's least, not the whole budget
+    /// of an estimate that has seen only the voice, then climbs by the ramp.
+    #[test]
+    fn issue_12_back_from_sound_only_video_starts_at_the_least_and_climbs() {
+        let (mut a, mut t) = (Adapter::new(), Instant::now());
+        let kbps = |s: Settings| s.video.map_or(0, |(_, k)| k);
+        hold(&mut a, &mut t, 1000, 0.0, 2);
+        assert_eq!(hold(&mut a, &mut t, 64, 0.05, 4).video, None, "sound only");
+        // The estimate's try: 200 kbit/s for the hold, and video comes back.
+        let mut back = None;
+        for _ in 0..100 {
+            if let Some(s) = a.update(t, 200_000.0, 0.0).filter(|s| s.video.is_some()) {
+                back = Some(s);
+                break;
+            }
+            t += Duration::from_millis(100);
+        }
+        let back = back.expect("video back within ten seconds");
+        assert_eq!(size(back), Some((160, 120, 15)));
+        assert_eq!(kbps(back), LADDER[3].min_kbps, "{back:?}");
+        let budget = ((200 - AUDIO_MIN_KBPS - AUDIO_OVERHEAD_KBPS) as f64 * VIDEO_SHARE) as u32;
+        assert!(budget > kbps(back) * 2, "the budget was {budget}");
+        let later = hold(&mut a, &mut t, 200, 0.0, 3);
+        assert!(kbps(later) > kbps(back), "and climbs: {} -> {}", kbps(back), kbps(later));
     }
 
     #[test]

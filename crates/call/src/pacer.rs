@@ -358,8 +358,7 @@ impl Interceptor for PriorityPacer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtc::interceptor::AttributedPacket;
-    use rtc::shared::TransportContext;
+    use rtc::interceptor::{AttributedPacket, NackResponderBuilder, NackResponderInterceptor, RTCPFeedback};
 
     const AUDIO: u32 = 1;
     const VIDEO: u32 = 2;
@@ -558,15 +557,14 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn issue_12_a_repair_leaves_twice_each_copy_on_its_own_retransmission_number() {
-        use rtc::interceptor::{NackResponderBuilder, RTCPFeedback};
-        const RTX: u32 = 7;
-        let t0 = Instant::now();
-        let mut p = pacer(t0, 400_000.0);
-        // rtc's own responder, application-ward of the pacer as in the engine's chain.
-        let mut responder = NackResponderBuilder::new().with_size(256).build();
-        responder.bind_local_stream(&StreamInfo {
+    /// The retransmission stream's SSRC.
+    const RTX: u32 = 7;
+
+    /// The video stream as the engine binds it (retransmissions on their own SSRC), and rtc's own
+    /// responder (application-ward of the pacer, as in the engine's chain) with packets `0..sent`
+    /// of it in its history.
+    fn video_and_responder(sent: u16) -> (StreamInfo, NackResponderInterceptor) {
+        let video = StreamInfo {
             ssrc: VIDEO,
             ssrc_rtx: Some(RTX),
             payload_type: 96,
@@ -575,11 +573,21 @@ mod tests {
             clock_rate: 90_000,
             rtcp_feedback: vec![RTCPFeedback { typ: "nack".into(), parameter: String::new() }],
             ..Default::default()
-        });
-        for seq in 0..5 {
-            responder.handle_write(rtp(t0, VIDEO, seq, 1000, false)).expect("write");
+        };
+        let mut responder = NackResponderBuilder::new().with_size(256).build();
+        responder.bind_local_stream(&video);
+        for seq in 0..sent {
+            responder.handle_write(rtp(Instant::now(), VIDEO, seq, 1000, false)).expect("write");
         }
         while responder.poll_write().is_some() {}
+        (video, responder)
+    }
+
+    #[test]
+    fn issue_12_a_repair_leaves_twice_each_copy_on_its_own_retransmission_number() {
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 400_000.0);
+        let (_, mut responder) = video_and_responder(5);
 
         // Packet 3 was lost: the request passes the pacer on its way up at once...
         let asked = t0 + Duration::from_millis(200);
@@ -637,30 +645,13 @@ mod tests {
     /// rtc's own responder; one a NACK already asked for, the voice's or a repair's is not.
     #[test]
     fn issue_12_a_loss_the_feedback_shows_and_no_nack_named_is_repaired() {
-        use rtc::interceptor::{NackResponderBuilder, RTCPFeedback};
-        const RTX: u32 = 7;
         let t0 = Instant::now();
         let feed = LossFeed::default();
         let mut p = PriorityPacer::new(feed.clone());
         p.target_bps = 400_000.0;
         p.bind_local_stream(&StreamInfo { ssrc: AUDIO, mime_type: "audio/opus".into(), ..Default::default() });
-        let mut responder = NackResponderBuilder::new().with_size(256).build();
-        let video = StreamInfo {
-            ssrc: VIDEO,
-            ssrc_rtx: Some(RTX),
-            payload_type: 96,
-            payload_type_rtx: Some(97),
-            mime_type: "video/VP8".into(),
-            clock_rate: 90_000,
-            rtcp_feedback: vec![RTCPFeedback { typ: "nack".into(), parameter: String::new() }],
-            ..Default::default()
-        };
-        responder.bind_local_stream(&video);
+        let (video, mut responder) = video_and_responder(10);
         p.bind_local_stream(&video);
-        for seq in 0..10 {
-            responder.handle_write(rtp(t0, VIDEO, seq, 1000, false)).expect("write");
-        }
-        while responder.poll_write().is_some() {}
 
         // The peer asked for packet 3; its request for 6 was lost.
         let asked = t0 + Duration::from_millis(100);
