@@ -74,8 +74,6 @@ pub(crate) struct PriorityPacer {
     lost: LossFeed,
     /// Which of them no NACK named.
     unasked: Unasked,
-    /// Packets asked for on the peer's behalf (for tests and logs).
-    asked_unasked: u64,
     /// Ready for the next interceptor, in order.
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
@@ -104,7 +102,6 @@ impl PriorityPacer {
             repeated: 0,
             lost,
             unasked: Unasked::default(),
-            asked_unasked: 0,
             reads: VecDeque::new(),
             writes: VecDeque::new(),
         }
@@ -162,7 +159,7 @@ impl PriorityPacer {
     /// How many packets were asked for on the peer's behalf.
     #[cfg(test)]
     fn asked_unasked(&self) -> u64 {
-        self.asked_unasked
+        self.lost.asked()
     }
 
     /// Whether new video has waited longer than [`REPEAT_WHILE_WAITING_UNDER`]: the link is full.
@@ -206,7 +203,6 @@ impl PriorityPacer {
             return;
         }
         let count: usize = requests.iter().map(|n| n.nacks.iter().map(|p| p.packet_list().len()).sum::<usize>()).sum();
-        self.asked_unasked += count as u64;
         self.lost.count_asked(count as u64);
         tracing::debug!(packets = count, "asked for repairs the peer's feedback showed missing and no NACK named");
         let request = TaggedPacket {
