@@ -208,13 +208,16 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             // The consultant's voice at the kiosk in the last second.
             println!(
                 "trace {} kiosk voice: {:.0} packets, {:.0} lost, {:.0} rebuilt ({:.0} as RED); {:.0} video repairs \
-                 unasked",
+                 unasked; video FEC {:.0} sent, {:.0} received, {:.0} rebuilt",
                 profile.name,
                 delta("audio_received"),
                 delta("audio_lost"),
                 delta("audio_recovered"),
                 delta("audio_red"),
                 delta("repairs_unasked"),
+                delta("video_fec_sent"),
+                delta("video_fec"),
+                delta("video_fec_rebuilt"),
             );
             // What the consultant's Chromium made of the kiosk's video in the last second.
             if let Some(p) = page.last() {

@@ -4,7 +4,8 @@
 //! the call ends or `SC_SECS` seconds in the call have passed. Settings come from the environment:
 //! SC_SERVER, SC_TOKEN, SC_NURSE, SC_PASSWORD, SC_CODE, SC_ROOM, SC_DATA (a fresh directory),
 //! SC_BIND (the UDP address for the TURN client), SC_SECS, and SC_MEDIA (`synthetic`, or a 640x480
-//! Y4M clip's path). RUST_LOG filters the logs on stderr. The keystore is the session's Secret Service, as for the real kiosk.
+//! Y4M clip's path); SC_VIDEO_FEC=1 protects video with ULPFEC both ways (off in the kiosk; for
+//! the benchmark). RUST_LOG filters the logs on stderr. The keystore is the session's Secret Service, as for the real kiosk.
 #![forbid(unsafe_code)]
 
 use sc_call::consultation::{Consultation, MediaSetup, Phase};
@@ -59,10 +60,11 @@ async fn run() {
     let record = kiosk.record().cloned().unwrap_or_else(|| fail("not enrolled"));
     let session = kiosk.session_token().unwrap_or_else(|| fail("not unlocked"));
     let bind = vec![setting("SC_BIND")];
-    let media = match setting("SC_MEDIA").as_str() {
+    let mut media = match setting("SC_MEDIA").as_str() {
         "synthetic" => MediaSetup::synthetic(bind, Duration::from_secs(30)),
         clip => MediaSetup::clip(bind, Duration::from_secs(30), clip.into()),
     };
+    media.video_fec = std::env::var("SC_VIDEO_FEC").is_ok_and(|v| v == "1");
     let secs: u64 = setting("SC_SECS").parse().unwrap_or_else(|_| fail("SC_SECS: a number of seconds"));
     let call = Consultation::start(record, session, setting("SC_ROOM"), Arc::new(media));
     let mut phases = call.phases();
@@ -123,6 +125,10 @@ async fn run() {
                     "playout_ms": s.playout_delay.as_millis() as u64,
                     "keyframes_asked": s.keyframes_asked,
                     "video_bytes_sent": s.video_bytes_sent,
+                    "video_fec": s.video_fec,
+                    "video_fec_rebuilt": s.video_fec_rebuilt,
+                    "video_fec_contradicted": s.video_fec_contradicted,
+                    "video_fec_sent": s.video_fec_sent,
                     "keyframes_sent": s.keyframes_sent,
                     "keyframe_requests": s.keyframe_requests,
                     "sending": sending,

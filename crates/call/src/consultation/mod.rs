@@ -233,6 +233,7 @@ async fn start_call(
         video,
         audio,
         playback,
+        video_fec: media.video_fec,
     };
     let (call, events) =
         Call::start(config, Role::Offerer).await.map_err(|e| EndReason::CouldNotStart(e.to_string()))?;

@@ -55,7 +55,9 @@ impl Call {
         match msg {
             FromServer::Offer { sdp } if self.role == Role::Answerer => {
                 let offer = RTCSessionDescription::offer(sdp).map_err(|e| Error::Signalling(e.to_string()))?;
+                let types = crate::fec_send::agreed_types(&offer.sdp);
                 self.pc.set_remote_description(offer).await.map_err(|e| Error::Signalling(e.to_string()))?;
+                self.shared.fec.set_types(types);
                 self.remote_set.store(true, Ordering::SeqCst);
                 self.flush_candidates().await;
                 let answer = self.pc.create_answer(None).await.map_err(Error::webrtc)?;
@@ -92,8 +94,10 @@ impl Call {
                 // Whatever becomes of this answer, no offer waits for another: a format's offer
                 // whose answer failed is not retried until the format is asked to change again.
                 self.voice.pending.store(false, Ordering::SeqCst);
+                let types = crate::fec_send::agreed_types(&sdp);
                 let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::Signalling(e.to_string()))?;
                 self.pc.set_remote_description(answer).await.map_err(|e| Error::Signalling(e.to_string()))?;
+                self.shared.fec.set_types(types);
                 self.remote_set.store(true, Ordering::SeqCst);
                 self.restarting.store(false, Ordering::SeqCst);
                 self.flush_candidates().await;

@@ -3,16 +3,18 @@
 //! their Opus decoded to the speaker, with the counters.
 
 use super::stats::FreezeDetector;
-use super::{Shared, OPUS_PAYLOAD_TYPE};
+use super::{Shared, OPUS_PAYLOAD_TYPE, ULPFEC_PAYLOAD_TYPE, VIDEO_RED_PAYLOAD_TYPE};
 use crate::audio::{OpusDecoder, FRAME_STEREO};
 use crate::frame::I420Frame;
 use crate::gaps::PaddingGaps;
 use crate::playout::Playout;
 use crate::red::{self, Red};
+use crate::ulpfec::UlpfecDecoder;
 use crate::video::{is_keyframe, Vp8Decoder};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::shared::marshal::{Marshal, Unmarshal};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,8 +124,101 @@ impl Reassembly {
     }
 }
 
+/// The peer's video packets as the reassembly takes them: RED unwrapped, lost packets rebuilt
+/// from ULPFEC, and each sequence number once. An FEC packet goes on as padding: it holds a
+/// number between two frames. A packet rebuilt from FEC is usually resent too (it was asked for
+/// the moment its loss showed), and the builder, given a number it has already put into a frame,
+/// takes it as the start of a new run of packets.
+struct Unwrap {
+    fec: UlpfecDecoder,
+    /// The numbers given on, by their low bits.
+    given: Box<[Option<u16>; GIVEN]>,
+}
+
+/// How many recent sequence numbers [`Unwrap`] remembers giving on: past the reassembly's 256.
+const GIVEN: usize = 1024;
+
+impl Default for Unwrap {
+    fn default() -> Self {
+        Unwrap { fec: UlpfecDecoder::default(), given: Box::new([None; GIVEN]) }
+    }
+}
+
+impl Unwrap {
+    /// `packet` and any it lets FEC rebuild, each number not given on before.
+    fn packet(&mut self, packet: rtc::rtp::Packet) -> Vec<rtc::rtp::Packet> {
+        let mut out = self.unwrap(packet);
+        out.retain(|p| {
+            let seq = p.header.sequence_number;
+            let slot = &mut self.given[usize::from(seq) % GIVEN];
+            slot.replace(seq) != Some(seq)
+        });
+        out
+    }
+
+    fn unwrap(&mut self, mut packet: rtc::rtp::Packet) -> Vec<rtc::rtp::Packet> {
+        // Plain VP8, and padding (empty, on whatever payload type).
+        if packet.header.payload_type != VIDEO_RED_PAYLOAD_TYPE || packet.payload.is_empty() {
+            return vec![packet];
+        }
+        let (inner, at) = match Red::parse(&packet.payload) {
+            Ok(r) if r.redundant.is_empty() => (r.primary.payload_type, packet.payload.len() - r.primary.data.len()),
+            Ok(_) => {
+                tracing::debug!("video RED with redundant blocks, dropped");
+                return Vec::new();
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "video RED dropped");
+                return Vec::new();
+            }
+        };
+        packet.payload = packet.payload.slice(at..);
+        let rebuilt = if inner == ULPFEC_PAYLOAD_TYPE {
+            let rebuilt = match self.fec.fec(packet.header.ssrc, &packet.payload) {
+                Ok(rebuilt) => rebuilt,
+                Err(e) => {
+                    tracing::debug!(error = %e, "ULPFEC packet dropped");
+                    Vec::new()
+                }
+            };
+            packet.payload = bytes::Bytes::new();
+            packet.header.marker = false;
+            packet.header.padding = false;
+            std::iter::once(packet).chain(rebuilt.into_iter().filter_map(parse)).collect()
+        } else {
+            packet.header.payload_type = inner;
+            // A padded packet would not marshal to the bytes the sender protected (Chromium pads
+            // only its probes, on the retransmission stream).
+            let rebuilt = if packet.header.padding {
+                Vec::new()
+            } else {
+                match packet.marshal() {
+                    Ok(raw) => self.fec.media(&raw),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "video packet not kept for FEC");
+                        Vec::new()
+                    }
+                }
+            };
+            std::iter::once(packet).chain(rebuilt.into_iter().filter_map(parse)).collect()
+        };
+        rebuilt
+    }
+}
+
+fn parse(raw: Vec<u8>) -> Option<rtc::rtp::Packet> {
+    match rtc::rtp::Packet::unmarshal(&mut raw.as_slice()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::debug!(error = %e, "a packet rebuilt from FEC does not parse");
+            None
+        }
+    }
+}
+
 /// The receive loop's state for the peer's video.
 struct VideoReceiver {
+    unwrap: Unwrap,
     reassembly: Reassembly,
     decoder: Vp8Decoder,
     have_key: bool,
@@ -135,6 +230,7 @@ struct VideoReceiver {
 impl VideoReceiver {
     fn new() -> Result<Self, crate::Error> {
         Ok(VideoReceiver {
+            unwrap: Unwrap::default(),
             reassembly: Reassembly::new(),
             decoder: Vp8Decoder::new()?,
             have_key: false,
@@ -147,7 +243,14 @@ impl VideoReceiver {
     /// One RTP packet: reassembled, and each frame it completes decoded into the playout buffer.
     async fn take(&mut self, packet: rtc::rtp::Packet, shared: &Shared, track: &Arc<dyn TrackRemote>) {
         shared.estimate.heard();
-        self.reassembly.push(Instant::now(), packet);
+        for packet in self.unwrap.packet(packet) {
+            self.reassembly.push(Instant::now(), packet);
+        }
+        let fec = self.unwrap.fec.counts();
+        let c = &shared.counters;
+        c.video_fec.store(fec.fec, Ordering::Relaxed);
+        c.video_fec_rebuilt.store(fec.rebuilt, Ordering::Relaxed);
+        c.video_fec_contradicted.store(fec.contradicted, Ordering::Relaxed);
         while let Some(sample) = self.reassembly.builder.pop(Instant::now()) {
             let lost = incomplete(&sample);
             if lost {
@@ -263,6 +366,68 @@ mod tests {
         p.header.marker = !payload.is_empty();
         p.payload = bytes::Bytes::copy_from_slice(payload);
         p
+    }
+
+    /// `packet` as Chromium sends it with ULPFEC negotiated: wrapped in RED, PT 116.
+    fn red(mut packet: rtc::rtp::Packet) -> rtc::rtp::Packet {
+        let mut payload = vec![packet.header.payload_type];
+        payload.extend_from_slice(&packet.payload);
+        packet.header.payload_type = VIDEO_RED_PAYLOAD_TYPE;
+        packet.payload = payload.into();
+        packet
+    }
+
+    /// Issue #12: a packet lost from a frame comes back from Chromium's ULPFEC, the frame is whole
+    /// without waiting for the resend, and the resend, when it comes, is not given on again.
+    #[test]
+    fn issue_12_a_packet_rebuilt_from_fec_makes_the_frame_whole_and_its_resend_is_dropped() {
+        let mut first = vp8(10, 3000, &[0x90, 0x80, 0x81, 0x01, 0x00, 0x00, 0x9d, 0x01, 0x2a, 1, 2, 3]);
+        first.header.marker = false;
+        let last = vp8(11, 3000, &[0x80, 0x80, 0x81, 0x01, 4, 5, 6, 7]);
+        let next = vp8(13, 6000, &[0x90, 0x80, 0x81, 0x02, 0x00, 0x00, 0x9d, 0x01, 0x2a, 8]);
+        let with_pt = |p: &rtc::rtp::Packet| {
+            let mut p = p.clone();
+            p.header.payload_type = 96;
+            p
+        };
+        let raw = |p: &rtc::rtp::Packet| with_pt(p).marshal().expect("marshals").to_vec();
+        let fec_block = crate::ulpfec::tests::fec_over(&[&raw(&first), &raw(&last)], 10);
+        let mut fec = rtc::rtp::Packet::default();
+        fec.header.sequence_number = 12;
+        fec.header.timestamp = 3000;
+        fec.header.payload_type = ULPFEC_PAYLOAD_TYPE;
+        fec.payload = fec_block.into();
+
+        let mut u = Unwrap::default();
+        let mut r = Reassembly::new();
+        let now = Instant::now();
+        let mut given = Vec::new();
+        let mut samples = Vec::new();
+        // `last` is lost; its resend comes after the FEC and the next frame.
+        for p in [red(with_pt(&first)), red(fec), red(with_pt(&next)), red(with_pt(&last))] {
+            for out in u.packet(p) {
+                given.push((out.header.sequence_number, out.header.payload_type, out.payload.len()));
+                r.push(now, out);
+            }
+            while let Some(s) = r.builder.pop(now) {
+                samples.push(s);
+            }
+        }
+        assert_eq!(
+            given,
+            vec![
+                (10, 96, first.payload.len()),
+                (12, VIDEO_RED_PAYLOAD_TYPE, 0),
+                (11, 96, last.payload.len()),
+                (13, 96, 10)
+            ],
+            "the FEC as padding, the rebuilt packet, and the resend not at all"
+        );
+        let frame = samples.iter().find(|s| s.packet_timestamp == 3000).expect("the first frame, whole");
+        assert!(!incomplete(frame), "{frame:?}");
+        assert_eq!(&frame.data[..], &[0x00, 0x00, 0x9d, 0x01, 0x2a, 1, 2, 3, 4, 5, 6, 7][..]);
+        assert_eq!(u.fec.counts().rebuilt, 1);
+        assert_eq!(u.fec.counts().contradicted, 0);
     }
 
     /// Issue #12: padding between frames (empty packets on the last frame's timestamp, as

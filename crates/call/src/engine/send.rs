@@ -139,13 +139,17 @@ pub(super) fn spawn_video_encoder(
             if adapt_due(now.duration_since(adapted), target, followed) {
                 adapted = now;
                 followed = Some(target);
-                if let Some(s) = adapter.update(now, target, shared.estimate.loss()) {
+                let loss = shared.estimate.loss();
+                shared.fec.set_share(crate::ulpfec::protection(loss));
+                if let Some(s) = adapter.update(now, target, loss) {
                     gap = apply(&shared, &mut encoder, s).unwrap_or(gap);
                     wanted = s.video.map(|(r, kbps)| (r.width, r.height, r.fps, kbps));
                     adjuster.reset();
                 }
-                // The encoder is set to what it must be told to produce the wanted rate.
+                // The encoder is set to what it must be told to produce the wanted rate, less
+                // what its parity packets will take.
                 if let Some((w, h, fps, kbps)) = wanted {
+                    let kbps = (f64::from(kbps) / (1.0 + shared.fec.share())) as u32;
                     if let Err(e) = encoder.reconfigure(w, h, fps, adjuster.rate(now, kbps)) {
                         tracing::warn!(error = %e, "VP8 rate not adjusted");
                     }

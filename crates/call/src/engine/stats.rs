@@ -67,6 +67,14 @@ pub struct CallStats {
     pub keyframes_asked: u64,
     /// VP8 payload bytes handed to the track (before RTP, SRTP and TURN).
     pub video_bytes_sent: u64,
+    /// ULPFEC packets received with the remote video (`crate::ulpfec`).
+    pub video_fec: u64,
+    /// Remote video packets rebuilt from them.
+    pub video_fec_rebuilt: u64,
+    /// Rebuilt packets a resend of the same packet contradicted (0 unless the FEC is misread).
+    pub video_fec_contradicted: u64,
+    /// ULPFEC packets sent with the kiosk's own video (`crate::fec_send`).
+    pub video_fec_sent: u64,
 }
 
 #[derive(Default)]
@@ -90,6 +98,9 @@ pub(super) struct Counters {
     pub(super) playout_delay_us: AtomicU64,
     pub(super) keyframes_asked: AtomicU64,
     pub(super) video_bytes_sent: AtomicU64,
+    pub(super) video_fec: AtomicU64,
+    pub(super) video_fec_rebuilt: AtomicU64,
+    pub(super) video_fec_contradicted: AtomicU64,
 }
 
 /// Counts freezes as the W3C statistics define them (`freezeCount`): a gap between rendered
@@ -152,6 +163,10 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         playout_delay: Duration::from_micros(c.playout_delay_us.load(Ordering::Relaxed)),
         keyframes_asked: c.keyframes_asked.load(Ordering::Relaxed),
         video_bytes_sent: c.video_bytes_sent.load(Ordering::Relaxed),
+        video_fec: c.video_fec.load(Ordering::Relaxed),
+        video_fec_rebuilt: c.video_fec_rebuilt.load(Ordering::Relaxed),
+        video_fec_contradicted: c.video_fec_contradicted.load(Ordering::Relaxed),
+        video_fec_sent: shared.fec.sent(),
     }
 }
 

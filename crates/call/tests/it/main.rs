@@ -32,6 +32,7 @@ fn dead_relay_config(
         video,
         audio,
         playback: Box::new(sc_call::source::NullSink),
+        video_fec: false,
     }
 }
 

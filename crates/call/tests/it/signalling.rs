@@ -84,3 +84,23 @@ async fn issue_12_the_first_offer_lists_red_after_opus() {
     assert!(offer.contains("a=fmtp:63 111/111"), "{offer}");
     call.close().await;
 }
+
+/// Issue #12: video RED and ULPFEC (with RTX for the RED) are named in the offer only when the
+/// call asks for them (`CallConfig::video_fec`, off in the kiosk), with the numbers the chain's
+/// FEC stage and the receive path use.
+#[tokio::test]
+async fn issue_12_video_fec_is_offered_only_when_asked_for() {
+    for fec in [false, true] {
+        let mut config =
+            crate::dead_relay_config(Box::new(TestPattern::new(320, 240)), Box::new(Tone::new(440.0, 0.1)));
+        config.video_fec = fec;
+        let (call, mut events) = Call::start(config, Role::Offerer).await.expect("call starts");
+        let offer = first_offer(&mut events).await;
+        let video = offer.lines().find(|l| l.starts_with("m=video")).expect("a video section");
+        let named = ["a=rtpmap:116 red/90000", "a=fmtp:117 apt=116", "a=rtpmap:118 ulpfec/90000"]
+            .map(|line| offer.contains(line));
+        assert_eq!(named, [fec; 3], "video_fec {fec}: {offer}");
+        assert_eq!(video.ends_with(" 116 117 118"), fec, "{video}");
+        call.close().await;
+    }
+}
