@@ -109,7 +109,11 @@ impl UlpfecSend {
     /// parity packets its set calls for after it.
     fn protect(&mut self, mut msg: TaggedPacket, mut rtp: rtc::rtp::Packet, types: FecTypes) {
         let share = self.switch.share();
-        let Some(stream) = self.streams.get_mut(&rtp.header.ssrc) else { return };
+        let Some(stream) = self.streams.get_mut(&rtp.header.ssrc) else {
+            // Not a bound video stream (the caller checks): on as it came.
+            self.writes.push_back(msg);
+            return;
+        };
         let seq = *stream.next_seq.get_or_insert(rtp.header.sequence_number);
         stream.next_seq = Some(seq.wrapping_add(1));
         rtp.header.sequence_number = seq;
