@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// The transport-wide sequence number's header extension, whose value the TWCC sender writes
-/// wire-ward of here.
-const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+// The transport-wide sequence number's header extension, whose value the TWCC sender writes
+// wire-ward of here.
+use rtc::sdp::extmap::TRANSPORT_CC_URI as TWCC_URI;
 
 /// The payload types the peer agreed to for protected video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
