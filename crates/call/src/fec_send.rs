@@ -287,10 +287,15 @@ impl Interceptor for RedRtx {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
-/// The protected-video payload types `sdp` (the peer's description) agrees to, if its video
-/// section names RED, ULPFEC and RTX for that RED.
+/// The protected-video payload types `sdp` (the peer's description) agrees to, if the video
+/// section in which the peer receives names RED, ULPFEC and RTX for that RED. (With the
+/// directions negotiated apart, `engine::split_video`, the peer's section for its own video is
+/// `a=sendonly` and names none of them.)
 pub(crate) fn agreed_types(sdp: &str) -> Option<FecTypes> {
-    let video = sdp.split("\nm=").find(|s| s.starts_with("video") || s.starts_with("m=video"))?;
+    let video = sdp.split("\nm=").find(|s| {
+        (s.starts_with("video") || s.starts_with("m=video"))
+            && !s.lines().any(|l| matches!(l.trim_end(), "a=sendonly" | "a=inactive"))
+    })?;
     let rtpmap = |name: &str| {
         video.lines().find_map(|l| {
             let (pt, codec) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
@@ -517,5 +522,15 @@ mod tests {
         assert_eq!(agreed_types(&sdp.replace("a=rtpmap:118 ulpfec/90000\r\n", "")), None, "no ULPFEC");
         assert_eq!(agreed_types(&sdp.replace("a=fmtp:117 apt=116\r\n", "")), None, "no RTX for RED");
         assert_eq!(agreed_types("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 63\r\na=rtpmap:63 red/48000/2\r\n"), None);
+        // The directions apart: the peer's own video (its send-only section, plain) comes first;
+        // the types are read from the section it receives in.
+        let video = sdp.find("m=video").expect("a video section");
+        let apart = format!(
+            "{}m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n{}",
+            &sdp[..video],
+            sdp[video..].replacen("\r\n", "\r\na=recvonly\r\n", 1)
+        );
+        assert_eq!(agreed_types(&apart), Some(TYPES));
+        assert_eq!(agreed_types(&sdp.replacen("a=rtpmap:96", "a=sendonly\r\na=rtpmap:96", 1)), None, "it only sends");
     }
 }

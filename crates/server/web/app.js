@@ -335,11 +335,41 @@ async function onOffer(sdp) {
   if (!pc) return;
   await state.media;
   await pc.setRemoteDescription({ type: "offer", sdp });
+  await placeCamera(pc, sdp);
   for (const c of state.pending) await pc.addIceCandidate(c).catch(() => {});
   state.pending = [];
   const answer = await pc.createAnswer();
   await pc.setLocalDescription(answer);
   send({ type: "answer", sdp: answer.sdp });
+}
+
+// The laptop may offer its video and ours on sections of their own (its video protected with
+// FEC, ours plain, so this browser keeps its whole rate for picture): our camera goes on the video
+// section the laptop receives on, wherever the offer put it, and no other. Not while the link is
+// sound only (`onQuality` puts the camera back).
+async function placeCamera(pc, sdp) {
+  const receives = new Set();
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = (section.match(/^a=mid:(\S+)/m) || [])[1];
+    if (section.startsWith("video") && mid !== undefined && !/^a=(sendonly|inactive)\s*$/m.test(section)) receives.add(mid);
+  }
+  const video = pc.getTransceivers().filter((t) => t.receiver.track.kind === "video" && t.mid !== null && !t.stopped);
+  const target = video.find((t) => receives.has(t.mid));
+  const camera = state.local && state.local.getVideoTracks()[0];
+  if (!target || !camera) return;
+  for (const t of video) {
+    if (t === target || t.sender.track !== camera) continue;
+    await t.sender.replaceTrack(null).catch((e) => console.warn(`video sender: ${e}`));
+    t.direction = "recvonly";
+  }
+  if (target.direction !== "sendrecv") target.direction = "sendrecv";
+  if (state.videoSender !== target.sender) {
+    state.videoSender = target.sender;
+    target.sender.setStreams(state.local);
+    if (state.quality !== "sound_only") {
+      await target.sender.replaceTrack(camera).catch((e) => console.warn(`video sender: ${e}`));
+    }
+  }
 }
 
 async function onCandidate(c) {

@@ -56,7 +56,7 @@ use webrtc::peer_connection::{
     PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
     RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngineBuilder,
 };
-use webrtc::rtp_transceiver::RtpTransceiver;
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender, RtpTransceiver};
 
 /// How a call is set up.
 pub struct CallConfig {
@@ -490,8 +490,11 @@ impl Call {
         let video_track =
             send::local_track(RtpCodecKind::Video, vp8, send::random_ssrc()?, Some(send::random_ssrc()?))?;
         let audio_track = send::local_track(RtpCodecKind::Audio, opus.clone(), send::random_ssrc()?, None)?;
-        let video_sender =
-            pc.add_track(video_track.track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
+        let video_sender = if config.video_fec && role == Role::Offerer {
+            split_video(&pc, video_track.track.clone() as Arc<dyn TrackLocal>).await?
+        } else {
+            pc.add_track(video_track.track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?
+        };
         let audio_sender =
             pc.add_track(audio_track.track.clone() as Arc<dyn TrackLocal>).await.map_err(Error::webrtc)?;
         let mut voice_transceiver = None;
@@ -557,9 +560,7 @@ impl Call {
             _tunnels: routes.tunnels,
         };
         if role == Role::Offerer {
-            let offer = call.pc.create_offer(None).await.map_err(Error::webrtc)?;
-            let sdp = offer.sdp.clone();
-            call.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
+            let sdp = call.local_offer(VoiceFormat::Opus).await?;
             call.shared.emit(CallEvent::Signal(ToServer::Offer { sdp }));
         }
         call.shared.emit(CallEvent::State(CallState::Connecting));
@@ -646,4 +647,23 @@ impl Call {
         .await;
         self.shared.emit(CallEvent::State(CallState::Closed));
     }
+}
+
+/// Video with FEC, its two directions negotiated apart: the kiosk's video goes on a send-only
+/// section that names RED and ULPFEC, the consultant's comes on a receive-only one whose offer
+/// names neither (`negotiation::plain_receive_video`; the page puts its camera there). Chromium
+/// then protects nothing it sends and keeps its whole rate for picture: protecting its own video
+/// on the prison profile, it sent the kiosk 320x240 where it sends 640x480 (docs/architecture.md).
+/// The send-only section comes first: rtc takes the codecs of every later offer from the first
+/// video section of the answer, and the answer's must name RED and ULPFEC. The send-only sender.
+async fn split_video(pc: &Arc<dyn PeerConnection>, track: Arc<dyn TrackLocal>) -> Result<Arc<dyn RtpSender>, Error> {
+    let init = |direction| Some(RTCRtpTransceiverInit { direction, streams: Vec::new(), send_encodings: Vec::new() });
+    let sending = pc
+        .add_transceiver_from_track(track, init(RTCRtpTransceiverDirection::Sendonly))
+        .await
+        .map_err(Error::webrtc)?;
+    pc.add_transceiver_from_kind(RtpCodecKind::Video, init(RTCRtpTransceiverDirection::Recvonly))
+        .await
+        .map_err(Error::webrtc)?;
+    sending.sender().await.map_err(Error::webrtc)?.ok_or_else(|| Error::Codec("no sender for the video".into()))
 }

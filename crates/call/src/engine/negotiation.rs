@@ -34,6 +34,61 @@ fn with_ptime(sdp: &str, ms: u8) -> String {
     out
 }
 
+/// `sdp` with its receive-only video sections naming no RED, no ULPFEC and no RTX for RED (the
+/// kiosk's offer for the consultant's video when the two directions are negotiated apart,
+/// `engine::split_video`). The kiosk can receive them and its own description says so, but the
+/// text sent is all the peer goes by, and a peer told of ULPFEC there would protect its video
+/// with it. Other sections pass unchanged.
+pub(super) fn plain_receive_video(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    let mut sections = sdp.split_inclusive('\n').peekable();
+    while let Some(first) = sections.next() {
+        let mut section = vec![first];
+        while let Some(l) = sections.next_if(|l| !l.starts_with("m=")) {
+            section.push(l);
+        }
+        let receive_only_video = first.starts_with("m=video") && section.iter().any(|l| l.trim_end() == "a=recvonly");
+        if !receive_only_video {
+            section.iter().for_each(|l| out.push_str(l));
+            continue;
+        }
+        let attribute_pt = |l: &str, attribute: &str| {
+            let (pt, rest) = l.strip_prefix(attribute)?.split_once(' ')?;
+            Some((pt.to_owned(), rest.trim().to_ascii_lowercase()))
+        };
+        let mut dropped: Vec<String> = section
+            .iter()
+            .filter_map(|l| attribute_pt(l, "a=rtpmap:"))
+            .filter(|(_, codec)| codec == "red/90000" || codec == "ulpfec/90000")
+            .map(|(pt, _)| pt)
+            .collect();
+        let red_rtx: Vec<String> = section
+            .iter()
+            .filter_map(|l| attribute_pt(l, "a=fmtp:"))
+            .filter(|(_, params)| params.strip_prefix("apt=").is_some_and(|apt| dropped.iter().any(|d| d == apt)))
+            .map(|(pt, _)| pt)
+            .collect();
+        dropped.extend(red_rtx);
+        let names_dropped = |l: &str| {
+            ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"]
+                .iter()
+                .any(|a| attribute_pt(l, a).is_some_and(|(pt, _)| dropped.contains(&pt)))
+        };
+        // "m=video <port> <proto> <formats...>"
+        let body = first.trim_end();
+        let m_line: Vec<&str> = body
+            .split(' ')
+            .enumerate()
+            .filter(|(i, f)| *i < 3 || !dropped.iter().any(|d| d == f))
+            .map(|(_, f)| f)
+            .collect();
+        out.push_str(&m_line.join(" "));
+        out.push_str(&first[body.len()..]);
+        section.iter().skip(1).filter(|l| !names_dropped(l)).for_each(|l| out.push_str(l));
+    }
+    out
+}
+
 /// The ICE username fragment a description names (its first).
 fn ice_ufrag(sdp: &str) -> Option<&str> {
     sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).map(str::trim)
@@ -158,9 +213,9 @@ impl Call {
 
     /// A new offer, set as the local description; its SDP, to send, asking for the voice in
     /// `format`'s packets.
-    async fn local_offer(&self, format: VoiceFormat) -> Result<String, Error> {
+    pub(super) async fn local_offer(&self, format: VoiceFormat) -> Result<String, Error> {
         let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
-        let sdp = offer.sdp.clone();
+        let sdp = plain_receive_video(&offer.sdp);
         self.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
         Ok(if format == VoiceFormat::LongRed { with_ptime(&sdp, AUDIO_LONG_FRAME_MS) } else { sdp })
     }
@@ -211,7 +266,32 @@ impl Call {
 
 #[cfg(test)]
 mod tests {
-    use super::{ice_ufrag, with_ptime};
+    use super::{ice_ufrag, plain_receive_video, with_ptime};
+
+    /// Issue #12: with the directions apart, the consultant's video is offered plain (VP8 and its
+    /// RTX), so Chromium protects nothing it sends; the kiosk's own section keeps RED and ULPFEC.
+    #[test]
+    fn issue_12_the_receive_only_video_is_offered_without_fec() {
+        let section = |direction: &str| {
+            format!(
+                "m=video 9 UDP/TLS/RTP/SAVPF 96 97 116 117 118\r\na=mid:{direction}\r\na={direction}\r\n\
+                 a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+                 a=rtpmap:116 red/90000\r\na=rtcp-fb:116 nack\r\na=rtpmap:117 rtx/90000\r\na=fmtp:117 apt=116\r\n\
+                 a=rtpmap:118 ulpfec/90000\r\n"
+            )
+        };
+        let audio = "m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=recvonly\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:63 red/48000/2\r\n";
+        let sdp = format!("v=0\r\na=group:BUNDLE 0 1\r\n{}{}{audio}", section("recvonly"), section("sendonly"));
+        let want = format!(
+            "v=0\r\na=group:BUNDLE 0 1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:recvonly\r\na=recvonly\r\n\
+             a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n{}{audio}",
+            section("sendonly")
+        );
+        assert_eq!(plain_receive_video(&sdp), want);
+        // One video section both ways (FEC off, or named both ways): nothing changes.
+        let both = format!("v=0\r\n{}{audio}", section("sendrecv"));
+        assert_eq!(plain_receive_video(&both), both);
+    }
 
     #[test]
     fn the_ice_username_fragment_is_read_from_a_description() {
