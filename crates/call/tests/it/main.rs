@@ -8,6 +8,7 @@ mod late_feedback;
 mod lifecycle;
 mod receiver_reports;
 mod renegotiation;
+mod rtx_feedback;
 mod rules;
 mod signalling;
 

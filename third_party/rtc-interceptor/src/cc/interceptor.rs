@@ -252,10 +252,17 @@ impl<E: BandwidthEstimator> Interceptor for CongestionControlInterceptor<E> {
         // sequence number and needs no extension, so a stream without one is still worth recording.
         let hdr_ext_id = stream_supports_twcc(info).unwrap_or_default();
         self.streams.insert(info.ssrc, LocalStream { hdr_ext_id });
+        // SecureConsult patch: and its retransmissions' SSRC, which the TWCC sender numbers too.
+        if let Some(rtx) = info.ssrc_rtx {
+            self.streams.insert(rtx, LocalStream { hdr_ext_id });
+        }
     }
 
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.streams.remove(&info.ssrc);
+        if let Some(rtx) = info.ssrc_rtx {
+            self.streams.remove(&rtx);
+        }
     }
 
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}

@@ -147,11 +147,20 @@ impl Interceptor for TwccSenderInterceptor {
             && hdr_ext_id != 0
         {
             self.streams.insert(info.ssrc, LocalStream { hdr_ext_id });
+            // SecureConsult patch: a stream's retransmissions (RFC 4588, on their own SSRC) are
+            // numbered too, as libwebrtc numbers them: they are bytes on the wire the remote
+            // reports on, and unnumbered the estimate never counts them.
+            if let Some(rtx) = info.ssrc_rtx {
+                self.streams.insert(rtx, LocalStream { hdr_ext_id });
+            }
         }
     }
 
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.streams.remove(&info.ssrc);
+        if let Some(rtx) = info.ssrc_rtx {
+            self.streams.remove(&rtx);
+        }
     }
 
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
