@@ -49,7 +49,7 @@ pub fn media(
         playback: Box::new(move || Speaker::open(speaker.as_deref()).map(|s| Box::new(s) as Box<dyn AudioSink>)),
         connect_timeout,
         decoder: Arc::new(sc_imaging::InProcess),
-        video_fec: false,
+        video_fec: true,
     }
 }
 

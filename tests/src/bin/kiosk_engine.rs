@@ -4,8 +4,8 @@
 //! the call ends or `SC_SECS` seconds in the call have passed. Settings come from the environment:
 //! SC_SERVER, SC_TOKEN, SC_NURSE, SC_PASSWORD, SC_CODE, SC_ROOM, SC_DATA (a fresh directory),
 //! SC_BIND (the UDP address for the TURN client), SC_SECS, and SC_MEDIA (`synthetic`, or a 640x480
-//! Y4M clip's path); SC_VIDEO_FEC=1 protects video with ULPFEC both ways (off in the kiosk; for
-//! the benchmark). RUST_LOG filters the logs on stderr. The keystore is the session's Secret Service, as for the real kiosk.
+//! Y4M clip's path); SC_VIDEO_FEC=0 sends the kiosk's video without ULPFEC (on in the kiosk; for
+//! the benchmark's comparison). RUST_LOG filters the logs on stderr. The keystore is the session's Secret Service, as for the real kiosk.
 #![forbid(unsafe_code)]
 
 use sc_call::consultation::{Consultation, MediaSetup, Phase};
@@ -64,7 +64,7 @@ async fn run() {
         "synthetic" => MediaSetup::synthetic(bind, Duration::from_secs(30)),
         clip => MediaSetup::clip(bind, Duration::from_secs(30), clip.into()),
     };
-    media.video_fec = std::env::var("SC_VIDEO_FEC").is_ok_and(|v| v == "1");
+    media.video_fec = std::env::var("SC_VIDEO_FEC").map_or(true, |v| v != "0");
     let secs: u64 = setting("SC_SECS").parse().unwrap_or_else(|_| fail("SC_SECS: a number of seconds"));
     let call = Consultation::start(record, session, setting("SC_ROOM"), Arc::new(media));
     let mut phases = call.phases();

@@ -29,8 +29,8 @@ pub struct MediaSetup {
     /// How shared images are decoded: the kiosk uses a confined helper process (sc-sandbox); tests
     /// that are not about the sandbox decode in process.
     pub decoder: Arc<dyn sc_imaging::Decoder>,
-    /// Protect video with ULPFEC both ways (`CallConfig::video_fec`): off in the kiosk; the
-    /// benchmark turns it on to measure it.
+    /// Protect the kiosk's video with ULPFEC (`CallConfig::video_fec`): on in the kiosk; the
+    /// benchmark can turn it off to measure the difference.
     pub video_fec: bool,
 }
 
@@ -56,7 +56,7 @@ impl MediaSetup {
             playback: Box::new(|| Ok(Box::new(NullSink) as Box<dyn AudioSink>)),
             connect_timeout,
             decoder: Arc::new(sc_imaging::InProcess),
-            video_fec: false,
+            video_fec: true,
         }
     }
 }

@@ -87,7 +87,7 @@ async fn issue_12_the_first_offer_lists_red_after_opus() {
 }
 
 /// Issue #12: video RED and ULPFEC (with RTX for the RED) are named in the offer only when the
-/// call asks for them (`CallConfig::video_fec`, off in the kiosk), with the numbers the chain's
+/// call asks for them (`CallConfig::video_fec`, on in the kiosk), with the numbers the chain's
 /// FEC stage and the receive path use, and only for the kiosk's own video: asked for, the kiosk's
 /// video goes on a send-only section, first, and the consultant's comes on a receive-only one
 /// naming VP8 and its RTX only, so Chromium protects nothing it sends.
