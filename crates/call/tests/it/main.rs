@@ -59,3 +59,13 @@ fn tagged(now: std::time::Instant, packet: rtc::interceptor::Packet) -> rtc::int
         message: rtc::interceptor::AttributedPacket::new(packet),
     }
 }
+
+/// A VP8 packet (payload type 96) of stream `ssrc` numbered `seq`, 100 bytes of payload.
+fn vp8_packet(ssrc: u32, seq: u16) -> rtc::interceptor::Packet {
+    let mut p = rtc::rtp::Packet::default();
+    p.header.ssrc = ssrc;
+    p.header.sequence_number = seq;
+    p.header.payload_type = 96;
+    p.payload = vec![seq as u8; 100].into();
+    rtc::interceptor::Packet::Rtp(p)
+}

@@ -24,22 +24,13 @@ fn video_stream() -> rtc::interceptor::StreamInfo {
     }
 }
 
-fn rtp(seq: u16) -> Packet {
-    let mut p = rtc::rtp::Packet::default();
-    p.header.ssrc = SSRC;
-    p.header.sequence_number = seq;
-    p.header.payload_type = 96;
-    p.payload = vec![seq as u8; 100].into();
-    Packet::Rtp(p)
-}
-
 #[test]
 fn issue_12_a_renegotiation_does_not_forget_what_can_be_resent() {
     let mut sender = Registry::new().with(Slot::NackResponder, NackResponderBuilder::new().build()).build();
     let t0 = Instant::now();
     sender.bind_local_stream(&video_stream());
     for seq in 20u16..25 {
-        sender.handle_write(crate::tagged(t0, rtp(seq))).expect("write");
+        sender.handle_write(crate::tagged(t0, crate::vp8_packet(SSRC, seq))).expect("write");
     }
     while sender.poll_write().is_some() {}
     sender.bind_local_stream(&video_stream());

@@ -35,15 +35,6 @@ fn video_stream() -> rtc::interceptor::StreamInfo {
     }
 }
 
-fn media(seq: u16) -> Packet {
-    let mut p = rtc::rtp::Packet::default();
-    p.header.ssrc = SSRC;
-    p.header.sequence_number = seq;
-    p.header.payload_type = 96;
-    p.payload = vec![seq as u8; 200].into();
-    Packet::Rtp(p)
-}
-
 /// Sixty media packets, the sixth lost; its resend, asked for, lost too; then two more media
 /// packets, everything reported on by the receiver's feedback.
 #[test]
@@ -94,13 +85,13 @@ fn issue_12_a_retransmission_is_numbered_and_its_loss_reaches_the_estimate() {
     };
     let ms = |n: u64| t0 + Duration::from_millis(n);
     for seq in 0..60u16 {
-        step(ms(u64::from(seq) * 10), Some(media(seq)), None);
+        step(ms(u64::from(seq) * 10), Some(crate::vp8_packet(SSRC, seq)), None);
     }
     let nack =
         TransportLayerNack { sender_ssrc: 1, media_ssrc: SSRC, nacks: nack_pairs_from_sequence_numbers(&[LOST]) };
     step(ms(600), None, Some(Packet::Rtcp(vec![Box::new(nack)])));
-    step(ms(610), Some(media(60)), None);
-    step(ms(620), Some(media(61)), None);
+    step(ms(610), Some(crate::vp8_packet(SSRC, 60)), None);
+    step(ms(620), Some(crate::vp8_packet(SSRC, 61)), None);
     for n in (640..1_000).step_by(20) {
         step(ms(n), None, None);
     }
