@@ -212,7 +212,7 @@ impl Call {
     }
 
     /// A new offer, set as the local description; its SDP, to send, asking for the voice in
-    /// `format`'s packets.
+    /// `format`'s packets and naming no FEC for the consultant's video ([`plain_receive_video`]).
     pub(super) async fn local_offer(&self, format: VoiceFormat) -> Result<String, Error> {
         let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
         let sdp = plain_receive_video(&offer.sdp);
