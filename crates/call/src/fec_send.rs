@@ -10,12 +10,10 @@
 use crate::ulpfec::UlpfecEncoder;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
 use rtc::shared::marshal::Marshal;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 // The transport-wide sequence number's header extension, whose value the TWCC sender writes
 // wire-ward of here.
@@ -171,20 +169,10 @@ impl UlpfecSend {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for UlpfecSend {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    chain_types!();
+    poll_queues!();
 
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.reads.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
+    pass_reads!();
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         let types = self.switch.types();
@@ -196,10 +184,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for UlpfecSend {
             _ => self.writes.push_back(msg),
         }
         Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
     }
 }
 
@@ -242,20 +226,10 @@ impl RedRtx {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for RedRtx {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    chain_types!();
+    poll_queues!();
 
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.reads.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
+    pass_reads!();
 
     fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         let resend = msg.message.has(&Attribute::Retransmission);
@@ -269,10 +243,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RedRtx {
         }
         self.writes.push_back(msg);
         Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
     }
 }
 
@@ -318,6 +288,7 @@ mod tests {
     use rtc::interceptor::{AttributedPacket, NackResponderBuilder, RTCPFeedback, RTPHeaderExtension};
     use rtc::rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
     use rtc::shared::TransportContext;
+    use std::time::Instant;
 
     const VIDEO: u32 = 2;
     const RTX: u32 = 7;

@@ -6,9 +6,7 @@ use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket}
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
 use std::collections::VecDeque;
-use std::time::Instant;
 
 /// See the module docs. Register it last in the chain, after every interceptor that reads RTCP.
 #[derive(Default)]
@@ -23,11 +21,8 @@ pub(crate) fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    chain_types!();
+    poll_queues!();
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
@@ -39,18 +34,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
         Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
+    pass_writes!();
 }
 
 impl Interceptor for KeyframeRequests {

@@ -4,6 +4,8 @@
 //! in and emits `ToServer` messages and events out, so the shell (or a test) carries them.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod chain;
 pub mod adapt;
 mod audio;
 pub mod consultation;

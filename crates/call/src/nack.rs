@@ -12,7 +12,6 @@
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
 use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
 use rtc::shared::TransportContext;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -214,11 +213,8 @@ fn answers_nacks(info: &StreamInfo) -> bool {
 const SENDER_SSRC: u32 = 1;
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequester {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    chain_types!();
+    poll_queues!();
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtp(rtp) = &msg.message.packet {
@@ -230,18 +226,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequester {
         Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
+    pass_writes!();
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
         for (media_ssrc, seqs) in self.requests.due(now) {

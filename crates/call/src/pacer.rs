@@ -14,7 +14,6 @@ use crate::unasked::{LossFeed, Unasked};
 use rtc::interceptor::{Attribute, AttributedPacket, Interceptor, Pacer as Bucket, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
 use rtc::shared::TransportContext;
 use std::collections::{HashSet, VecDeque};
@@ -238,11 +237,8 @@ impl PriorityPacer {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    chain_types!();
+    poll_queues!();
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         // The congestion controller, wire-most, attaches its new target to inbound feedback.
@@ -258,10 +254,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
         // The controller, wire-ward, has just read any transport feedback this carried.
         self.ask_unasked(now, transport);
         Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
@@ -294,10 +286,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
         // A queue past its time limit speeds the bucket up from now on.
         self.bucket.set_target_bitrate(self.rate(msg_now));
         Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {

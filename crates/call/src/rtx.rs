@@ -9,9 +9,7 @@
 
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
 
 /// See the module docs.
 #[derive(Default)]
@@ -50,11 +48,8 @@ impl RtxRestore {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for RtxRestore {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    chain_types!();
+    poll_queues!();
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtp(rtp) = &mut msg.message.packet {
@@ -64,18 +59,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtxRestore {
         Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
+    pass_writes!();
 }
 
 impl Interceptor for RtxRestore {
@@ -95,6 +79,7 @@ impl Interceptor for RtxRestore {
 mod tests {
     use super::*;
     use rtc::shared::TransportContext;
+    use std::time::Instant;
 
     fn rtp(ssrc: u32, pt: u8, seq: u16, payload: &[u8]) -> TaggedPacket {
         let mut p = rtc::rtp::Packet::default();
