@@ -65,7 +65,8 @@ const DELAY_NOW_WINDOW: Duration = Duration::from_millis(250);
 pub const LOSSY_FOR: Duration = Duration::from_secs(10);
 /// Until a standing queue has shown the link's limit, the acknowledged-rate cap never goes below
 /// this: room for the lowest video rungs beside the voice, so a call sending little (sound only)
-/// can find its way back to video, yet under the poor profile's 256 kbit/s.
+/// can find its way back to video, yet under the poor profile's 256 kbit/s. On a link whose limit
+/// a queue has shown, never above [`PROBE_HEADROOM`] times that limit ([`Published::floor`]).
 pub const CAP_FLOOR_BPS: f64 = 200_000.0;
 /// How far above the acknowledged rate the target may be once a standing queue has shown where
 /// the link's limit is (within [`QUEUE_MEMORY`]): 1.1 still grows the sending rate by a tenth a
@@ -416,9 +417,21 @@ impl<E: BandwidthEstimator> Published<E> {
             // follows it, and on the prison profile it took the target to 587 kbit/s against a
             // limit of ~450 before the queue (190 ms) was seen (issue #12).
             Some(acked) if lossy && limit_known => target.min(near_limit(acked, self.limit_bps)),
-            Some(acked) if lossy => target.min(self.probe_cap(acked).max(CAP_FLOOR_BPS)),
+            Some(acked) if lossy => target.min(self.probe_cap(acked).max(self.floor())),
             _ => target,
         }
+    }
+
+    /// The least the cap on a lossy link allows once the limit's memory has lapsed:
+    /// [`CAP_FLOOR_BPS`], or half again above a limit under it. A link whose queue showed 64
+    /// kbit/s (the audio-only profile) was otherwise tried at 200 kbit/s the moment the memory
+    /// lapsed, 20 s after going sound only: the kiosk's video came back on a link the voice
+    /// nearly filled, 1.3 s queues both ways and the consultant's voice 10-70 % concealed for
+    /// five to ten seconds; and the estimate's tries kept the page's voice from being asked for
+    /// in long packets (`consultation::rules::LONG_VOICE_AFTER`) for up to 40 s (issue #12).
+    /// From there the cap climbs by [`PROBE_RAMP`] of the limit a second, as after any lapse.
+    fn floor(&self) -> f64 {
+        self.limit_bps.map_or(CAP_FLOOR_BPS, |limit| CAP_FLOOR_BPS.min(limit * PROBE_HEADROOM))
     }
 
     /// The cap on a lossy link whose limit is no longer counted as known: [`PROBE_HEADROOM`] above
@@ -812,6 +825,35 @@ mod tests {
             acked = second(&mut c, s, 0);
         }
         assert!((shared.target_bps() - acked * PROBE_HEADROOM).abs() < 1.0, "{}", shared.target_bps());
+    }
+
+    /// Issue #12: a link whose queue showed a limit fit only for sound (64 kbit/s, the audio-only
+    /// profile) was tried at [`CAP_FLOOR_BPS`] the moment the limit's memory lapsed, and the
+    /// kiosk's video came back on it; its cap now climbs from the limit by the ramp.
+    #[test]
+    fn issue_12_a_link_whose_limit_is_fit_only_for_sound_is_not_tried_at_the_floor_when_its_memory_lapses() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        let mut seconds = Seconds::new(&shared);
+        // 8 packets of 1000 bytes a second (64 kbit/s), one lost: then a queue.
+        for s in 0..3 {
+            seconds.feed(&mut c, s, 8, 0);
+        }
+        seconds.feed(&mut c, 3, 8, 150);
+        let limit = c.limit_bps.expect("the queue showed the limit");
+        assert!(limit < 100_000.0, "{limit}");
+        // Sound only: as much again, one packet in eight lost, no queue, for a minute past the lapse.
+        let lapse = 3 + QUEUE_MEMORY.as_secs();
+        for s in 4..lapse + 60 {
+            seconds.feed(&mut c, s, 8, 0);
+            let target = shared.target_bps();
+            let since = s.saturating_sub(lapse) as f64;
+            let most = (limit * PROBE_HEADROOM).max(limit * (1.0 + PROBE_RAMP * (since + 1.0)));
+            assert!(target <= most + 1.0, "second {s}: {target} over {most} (limit {limit})");
+        }
+        assert!(shared.target_bps() < CAP_FLOOR_BPS, "{}", shared.target_bps());
+        // Without a limit shown, the floor stands (the trickle test above).
+        assert_eq!(Published::new(|_| Optimist::default(), 1.0, LinkEstimate::new()).floor(), CAP_FLOOR_BPS);
     }
 
     /// Issue #12: after a queue on the prison profile the cap was 1.1 times what arrived with no

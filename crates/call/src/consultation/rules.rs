@@ -37,6 +37,12 @@ pub const LONG_VOICE_AFTER: Duration = Duration::from_secs(10);
 /// the voice alone, a few packets a report, reads the audio-only profile's 5 % as up to 14 %, and
 /// at 10 % the 10 s were never reached in one call of three).
 pub const LONG_VOICE_LOSS: f64 = 0.20;
+/// See [`LONG_VOICE_AFTER`]: a second or two out of the bounds (a second's loss read from the few
+/// voice packets, the estimate trying the link) does not start the wait again; longer does. Each
+/// such blip started it again, and on the audio-only profile the page's voice was asked for in
+/// long packets 33-48 s into the call instead of ~20, its 20 ms packets filling the link towards
+/// the kiosk meanwhile (a standing 1.3 s queue; issue #12).
+pub const LONG_VOICE_BLIP: Duration = Duration::from_secs(3);
 /// After a restart that has not connected, the next one waits this long.
 pub const RESTART_EVERY: Duration = Duration::from_secs(8);
 /// While the link is down the kiosk pings the care server this often: a restart only helps when
@@ -299,6 +305,9 @@ pub struct Rules {
     /// Since when the kiosk's own voice has gone in long packets on a link losing no more than
     /// [`LONG_VOICE_LOSS`].
     long_since: Option<Instant>,
+    /// Since when the link has been out of [`LONG_VOICE_AFTER`]'s bounds, the kiosk's voice still
+    /// in long packets ([`LONG_VOICE_BLIP`]).
+    unfit_since: Option<Instant>,
     /// The controller's estimate, as the engine last said.
     estimate_kbps: f64,
     images: ImagesStatus,
@@ -333,6 +342,7 @@ impl Rules {
             voice: VoiceFormat::Opus,
             video_since: None,
             long_since: None,
+            unfit_since: None,
             estimate_kbps: 0.0,
             images: ImagesStatus::default(),
             opening_camera: false,
@@ -627,15 +637,23 @@ impl Rules {
             // Room is shown again from the start once the link and the signalling are back.
             self.video_since = None;
             self.long_since = None;
+            self.unfit_since = None;
             return;
         }
         let long = self.sending.is_some_and(|s| s.audio_frame_ms >= crate::adapt::AUDIO_LONG_FRAME_MS);
         // The link slow now, not the voice merely kept lean until video is back.
         let slow = self.estimate_kbps < f64::from(crate::adapt::AUDIO_SHORT_FRAMES_FROM_KBPS);
-        if !long || !slow || self.loss > LONG_VOICE_LOSS {
+        if !long {
             self.long_since = None;
-        } else if self.long_since.is_none() {
-            self.long_since = Some(now);
+            self.unfit_since = None;
+        } else if !slow || self.loss > LONG_VOICE_LOSS {
+            let since = *self.unfit_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= LONG_VOICE_BLIP {
+                self.long_since = None;
+            }
+        } else {
+            self.unfit_since = None;
+            self.long_since.get_or_insert(now);
         }
         let due = self.long_since.is_some_and(|since| now.saturating_duration_since(since) >= LONG_VOICE_AFTER);
         if long && (due || self.voice == VoiceFormat::LongRed) {

@@ -238,6 +238,31 @@ fn issue_12_while_the_kiosks_voice_goes_in_long_packets_the_page_is_asked_for_lo
     assert_eq!(l.voice, vec![VoiceFormat::LongRed, VoiceFormat::Opus, VoiceFormat::Red]);
 }
 
+/// Issue #12: on the audio-only profile a second's loss read from the few voice packets (up to
+/// 21 %), or the estimate trying the link for two seconds, started the wait for the page's long
+/// packets again each time: they were asked for 33-48 s into the call, and the page's 20 ms
+/// packets filled the link towards the kiosk until then.
+#[test]
+fn issue_12_a_blip_of_loss_or_of_the_estimate_does_not_start_the_wait_for_long_packets_again() {
+    let mut l = Linked::new();
+    l.hold(40.0, 0.4, 20);
+    assert!(l.voice.is_empty(), "not while flooded: {:?}", l.voice);
+    l.hold(40.0, 0.05, 4);
+    l.hold(40.0, 0.25, 1);
+    l.hold(40.0, 0.05, 4);
+    l.hold(200.0, 0.05, 2);
+    assert!(l.sending.is_some_and(|s| s.video.is_none()), "still sound only: {:?}", l.sending);
+    l.hold(40.0, 0.05, 1);
+    assert_eq!(l.voice, vec![VoiceFormat::LongRed], "asked within the wait despite the blips");
+    // A longer spell out of bounds does start it again.
+    let mut l = Linked::new();
+    l.hold(40.0, 0.4, 20);
+    l.hold(40.0, 0.05, 6);
+    l.hold(40.0, 0.4, sc_call::consultation::rules::LONG_VOICE_BLIP.as_secs() + 1);
+    l.hold(40.0, 0.05, 6);
+    assert!(l.voice.is_empty(), "{:?}", l.voice);
+}
+
 #[test]
 fn the_nurses_sound_only_is_told_to_the_page_without_a_poor_connection_notice() {
     let mut s = Sim::in_call();
