@@ -1,5 +1,6 @@
 //! The send pacer: audio first, then retransmissions, then video at the estimate, no new video
-//! held longer than [`MAX_QUEUE_TIME`] and no retransmission sent once [`RESEND_MAX_WAIT`] old;
+//! held longer than [`MAX_QUEUE_TIME`], no retransmission sent once [`RESEND_MAX_WAIT`] old nor
+//! for a packet first sent more than [`REPAIR_MAX_AGE`] before;
 //! and each request for a repair handed on twice ([`REPEAT_NACK_AFTER`]) while the link has room;
 //! a packet the peer's transport feedback reports missing and no NACK named is asked for on its
 //! behalf ([`crate::unasked`]). Sans-IO like the rest of the interceptor chain.
@@ -16,7 +17,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::MarshalSize;
 use rtc::shared::TransportContext;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// The longest new video may wait at the current rate: beyond it the rate is raised so that it
@@ -29,6 +30,14 @@ pub(crate) const MAX_QUEUE_TIME: Duration = Duration::from_millis(500);
 /// sound only, and resending it all within [`MAX_QUEUE_TIME`] put ~100 kbit/s of repairs onto a
 /// 64 kbit/s link already full with the voice (a standing 1.3 s queue, a quarter of it dropped).
 pub(crate) const RESEND_MAX_WAIT: Duration = Duration::from_millis(250);
+/// The oldest video packet a retransmission may repair, counted from when it was first handed to
+/// the pacer. A repair later than this reaches a picture that has already frozen, and the peer
+/// asks for a keyframe instead. On the audio-only profile (64 kbit/s, 200 ms) the call's first
+/// seconds of video queued 1.3 s each way; Chromium went on asking for what it had lost (every
+/// round trip, ~3 s) and the kiosk resent 10-25 kbit/s of that video for 13 s after it had gone
+/// sound only, keeping the up link full and dropping the voice (issue #12). On the prison
+/// profile (160 ms round trip) a repair asked twice is under half a second old.
+pub(crate) const REPAIR_MAX_AGE: Duration = Duration::from_secs(1);
 /// A peer's request for repair (a NACK) is handed to the NACK responder, application-ward of the
 /// pacer, a second time this long after it came, so every repair leaves twice, each copy on its
 /// own RTX sequence number. A repair that is itself lost (or a NACK lost on the way) costs the
@@ -56,6 +65,10 @@ pub(crate) struct PriorityPacer {
     audio: HashSet<u32>,
     /// SSRCs of the local video streams (not their retransmission streams).
     video: HashSet<u32>,
+    /// Each local video stream's retransmission SSRC, to the stream's own.
+    rtx_of: HashMap<u32, u32>,
+    /// When each video stream's recent packets came, for [`REPAIR_MAX_AGE`].
+    recent: HashMap<u32, Recent>,
     /// Retransmissions and new media, each oldest first.
     resent: VecDeque<TaggedPacket>,
     media: VecDeque<TaggedPacket>,
@@ -65,6 +78,8 @@ pub(crate) struct PriorityPacer {
     refused: u64,
     /// Retransmissions dropped for waiting longer than [`RESEND_MAX_WAIT`].
     stale: u64,
+    /// Retransmissions dropped as repairs of packets older than [`REPAIR_MAX_AGE`].
+    too_old: u64,
     /// Requests for repair to hand on again, each at its `now` ([`REPEAT_NACK_AFTER`]).
     repeats: VecDeque<TaggedPacket>,
     /// Requests handed on twice (for tests and logs).
@@ -92,11 +107,14 @@ impl PriorityPacer {
             target_bps: INITIAL_BPS,
             audio: HashSet::new(),
             video: HashSet::new(),
+            rtx_of: HashMap::new(),
+            recent: HashMap::new(),
             resent: VecDeque::new(),
             media: VecDeque::new(),
             queued_bits: 0.0,
             refused: 0,
             stale: 0,
+            too_old: 0,
             repeats: VecDeque::new(),
             repeated: 0,
             lost,
@@ -104,6 +122,39 @@ impl PriorityPacer {
             reads: VecDeque::new(),
             writes: VecDeque::new(),
         }
+    }
+}
+
+/// When each of one video stream's packets of the last [`REPAIR_MAX_AGE`] came to the pacer, by
+/// sequence number (new media leaves the chain numbered consecutively).
+#[derive(Debug, Default)]
+struct Recent {
+    /// The sequence number of the packet at the front.
+    first: u16,
+    at: VecDeque<Instant>,
+}
+
+impl Recent {
+    fn push(&mut self, seq: u16, now: Instant) {
+        // A gap or a jump (a renumbered stream) starts the record again: the older packets then
+        // count as unknown, and unknown ones are not repaired.
+        let next = self.first.wrapping_add(u16::try_from(self.at.len()).unwrap_or(u16::MAX));
+        if self.at.is_empty() || seq != next {
+            self.at.clear();
+            self.first = seq;
+        }
+        self.at.push_back(now);
+        while self.at.front().is_some_and(|t| now.saturating_duration_since(*t) > REPAIR_MAX_AGE) {
+            self.at.pop_front();
+            self.first = self.first.wrapping_add(1);
+        }
+    }
+
+    /// Whether packet `seq` came within [`REPAIR_MAX_AGE`] before `now`.
+    fn fresh(&self, seq: u16, now: Instant) -> bool {
+        self.at
+            .get(usize::from(seq.wrapping_sub(self.first)))
+            .is_some_and(|t| now.saturating_duration_since(*t) <= REPAIR_MAX_AGE)
     }
 }
 
@@ -147,6 +198,28 @@ impl PriorityPacer {
     #[cfg(test)]
     fn stale(&self) -> u64 {
         self.stale
+    }
+
+    /// How many retransmissions were dropped as repairs of packets too old.
+    #[cfg(test)]
+    fn too_old(&self) -> u64 {
+        self.too_old
+    }
+
+    /// Whether a retransmission repairs a video packet older than [`REPAIR_MAX_AGE`] (or one
+    /// the record does not know, which came before it). Anything else, and a packet too short
+    /// to name what it repairs, is not judged here.
+    fn repairs_old_video(&self, rtp: &rtc::rtp::Packet, now: Instant) -> bool {
+        let ssrc = rtp.header.ssrc;
+        let (media, seq) = if self.video.contains(&ssrc) {
+            (ssrc, rtp.header.sequence_number)
+        } else if let (Some(media), Some(seq)) = (self.rtx_of.get(&ssrc), rtp.payload.get(..2)) {
+            // RFC 4588: the payload opens with the repaired packet's sequence number.
+            (*media, u16::from_be_bytes([seq[0], seq[1]]))
+        } else {
+            return false;
+        };
+        self.recent.get(&media).is_none_or(|r| !r.fresh(seq, now))
     }
 
     /// How many requests for repair were handed on a second time.
@@ -278,8 +351,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
             return Ok(());
         }
         if msg.message.has(&Attribute::Retransmission) {
+            if self.repairs_old_video(rtp, msg_now) {
+                self.too_old += 1;
+                tracing::trace!(ssrc, "dropped a repair of video older than the picture can use");
+                return Ok(());
+            }
             self.resent.push_back(msg);
         } else {
+            if self.video.contains(&ssrc) {
+                self.recent.entry(ssrc).or_default().push(rtp.header.sequence_number, msg_now);
+            }
             self.queued_bits += bits;
             self.media.push_back(msg);
         }
@@ -329,11 +410,16 @@ impl Interceptor for PriorityPacer {
             self.audio.insert(info.ssrc);
         } else if mime.starts_with("video/") {
             self.video.insert(info.ssrc);
+            if let Some(rtx) = info.ssrc_rtx {
+                self.rtx_of.insert(rtx, info.ssrc);
+            }
         }
     }
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.audio.remove(&info.ssrc);
         self.video.remove(&info.ssrc);
+        self.recent.remove(&info.ssrc);
+        self.rtx_of.retain(|_, media| *media != info.ssrc);
     }
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
@@ -343,6 +429,7 @@ impl Interceptor for PriorityPacer {
 mod tests {
     use super::*;
     use rtc::interceptor::{AttributedPacket, NackResponderBuilder, NackResponderInterceptor, RTCPFeedback};
+    use std::ops::Range;
 
     const AUDIO: u32 = 1;
     const VIDEO: u32 = 2;
@@ -471,6 +558,9 @@ mod tests {
             let now = t0 + Duration::from_millis(ms);
             p.handle_write(rtp(now, AUDIO, ms as u16, 100, false)).expect("write");
             if ms % 300 == 0 {
+                // Sent a moment ago each time, so that only the wait for room is at stake here.
+                let recent = p.recent.entry(VIDEO).or_default();
+                (0..10).for_each(|seq| recent.push(seq, now));
                 for seq in 0..10 {
                     p.handle_write(rtp(now, VIDEO, seq, 700, true)).expect("write");
                 }
@@ -494,6 +584,8 @@ mod tests {
     fn issue_12_a_retransmission_with_room_still_leaves_at_once() {
         let t0 = Instant::now();
         let mut p = pacer(t0, 300_000.0);
+        p.handle_write(rtp(t0, VIDEO, 7, 1200, false)).expect("write");
+        assert_eq!(run(&mut p, t0, t0 + Duration::from_secs(1)).len(), 1);
         p.handle_write(rtp(t0, VIDEO, 7, 1200, true)).expect("write");
         let out = run(&mut p, t0, t0 + Duration::from_secs(1));
         assert_eq!(out.len(), 1);
@@ -669,5 +761,80 @@ mod tests {
             })
             .collect();
         assert_eq!(resent, vec![3, 6, 3, 6]);
+    }
+
+    /// New video packets `seqs` at `at`, through the responder's history and the pacer, run
+    /// until 300 ms after: how many left.
+    fn send_video(
+        p: &mut PriorityPacer,
+        responder: &mut NackResponderInterceptor,
+        at: Instant,
+        seqs: Range<u16>,
+    ) -> usize {
+        for seq in seqs {
+            responder.handle_write(rtp(at, VIDEO, seq, 1000, false)).expect("write");
+            while responder.poll_write().is_some() {}
+            p.handle_write(rtp(at, VIDEO, seq, 1000, false)).expect("write");
+        }
+        run(p, at, at + Duration::from_millis(300)).len()
+    }
+
+    /// Packet `seq` asked for through the responder at `at`: what left the pacer by 200 ms after.
+    fn ask(
+        p: &mut PriorityPacer,
+        responder: &mut NackResponderInterceptor,
+        at: Instant,
+        seq: u16,
+    ) -> Vec<(u32, u16, Instant)> {
+        responder.handle_read(nack(at, &[seq])).expect("read");
+        for w in std::iter::from_fn(|| responder.poll_write()) {
+            p.handle_write(w).expect("write");
+        }
+        run(p, at, at + Duration::from_millis(200))
+    }
+
+    /// Issue #12, the audio-only profile: after the call's first seconds of video the kiosk went
+    /// sound only, and Chromium, a 3 s round trip away, went on asking for the video it had lost;
+    /// the kiosk resent it for 13 s, filling the up link the voice needed. A repair of a packet
+    /// first sent more than REPAIR_MAX_AGE before is dropped, through rtc's own responder and the
+    /// retransmission stream, as the engine sends it; a recent one still leaves.
+    #[test]
+    fn issue_12_no_repair_of_video_older_than_the_picture_can_use() {
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 400_000.0);
+        let (video, mut responder) = video_and_responder(0);
+        p.bind_local_stream(&video);
+        // Ten packets of video go out, then the video stops.
+        assert_eq!(send_video(&mut p, &mut responder, t0, 0..10), 10);
+
+        let soon = ask(&mut p, &mut responder, t0 + Duration::from_millis(400), 3);
+        assert_eq!(soon.iter().map(|o| o.0).collect::<Vec<_>>(), vec![RTX], "a recent repair leaves");
+        let late = t0 + REPAIR_MAX_AGE + Duration::from_millis(100);
+        assert!(ask(&mut p, &mut responder, late, 4).is_empty(), "a repair of a picture already frozen is dropped");
+        assert!(ask(&mut p, &mut responder, t0 + Duration::from_secs(10), 5).is_empty());
+        assert_eq!(p.too_old(), 2);
+
+        // New video starts the record again; a packet before it is unknown, and not repaired.
+        let t1 = t0 + Duration::from_secs(11);
+        assert_eq!(send_video(&mut p, &mut responder, t1, 10..12), 2);
+        assert_eq!(ask(&mut p, &mut responder, t1 + Duration::from_millis(400), 11).len(), 1);
+        assert!(ask(&mut p, &mut responder, t1 + Duration::from_millis(600), 6).is_empty());
+        assert_eq!(p.too_old(), 3);
+    }
+
+    #[test]
+    fn the_record_of_recent_video_follows_the_numbers_and_forgets_the_old() {
+        let t0 = Instant::now();
+        let mut r = Recent::default();
+        for (i, seq) in (65_530u16..=65_535).chain(0..4).enumerate() {
+            r.push(seq, t0 + Duration::from_millis(100 * i as u64));
+        }
+        let now = t0 + Duration::from_millis(1_000);
+        assert!(r.fresh(65_530, now) && r.fresh(3, now), "across the wrap");
+        assert!(!r.fresh(4, now) && !r.fresh(65_529, now), "never seen");
+        assert!(!r.fresh(65_530, now + Duration::from_millis(1)), "older than the limit");
+        // A jump starts again.
+        r.push(100, now);
+        assert!(!r.fresh(3, now) && r.fresh(100, now));
     }
 }
