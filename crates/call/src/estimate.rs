@@ -137,6 +137,9 @@ pub const FEEDBACK_TIMEOUT: Duration = Duration::from_secs(1);
 pub const FEEDBACK_HORIZON: Duration = Duration::from_secs(10);
 /// How often the wrapper wakes to publish the decay.
 const TICK: Duration = Duration::from_millis(250);
+/// The round trip is the least over this long of the time from a packet's departure to the
+/// feedback reporting it, the newest it reports (the peer holds its feedback a little).
+const ROUND_TRIP_WINDOW: Duration = Duration::from_secs(2);
 /// The window the acknowledged rate is measured over, on the receiver's clock.
 const ACKED_WINDOW: Duration = Duration::from_secs(1);
 
@@ -150,6 +153,8 @@ pub struct LinkEstimate {
     window_loss: Arc<AtomicU64>,
     /// When the peer's media last arrived, in ms after `epoch` (0: never).
     heard_ms: Arc<AtomicU64>,
+    /// The round trip the transport feedback shows, ms as f64 bits (0: not known yet).
+    round_trip_ms: Arc<AtomicU64>,
     epoch: Instant,
     /// The kiosk's packets the peer's feedback reported missing, for the pacer.
     lost: LossFeed,
@@ -163,6 +168,7 @@ impl Default for LinkEstimate {
             queue_ms: Arc::default(),
             window_loss: Arc::default(),
             heard_ms: Arc::default(),
+            round_trip_ms: Arc::default(),
             epoch: Instant::now(),
             lost: LossFeed::default(),
         }
@@ -198,6 +204,13 @@ impl LinkEstimate {
             0 => false,
             ms => now.saturating_duration_since(self.epoch + Duration::from_millis(ms)) <= within,
         }
+    }
+
+    /// The round trip the transport feedback shows, queues included: the least over the last
+    /// [`ROUND_TRIP_WINDOW`] of the time from a packet's departure to the feedback reporting it.
+    pub fn round_trip(&self) -> Option<Duration> {
+        let ms = f64::from_bits(self.round_trip_ms.load(Ordering::Relaxed));
+        (ms > 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
     }
 
     /// The loss it measured (0..1).
@@ -269,6 +282,9 @@ pub struct Published<E> {
     queue_standing: bool,
     /// Per batch of feedback over the last [`LOSS_WINDOW`]: (when, lost, reported).
     outcomes: VecDeque<(Instant, usize, usize)>,
+    /// (when, from the departure of the newest packet a feedback reported to its coming) of the
+    /// last [`ROUND_TRIP_WINDOW`]'s feedback.
+    round_trips: VecDeque<(Instant, Duration)>,
 }
 
 impl<E> Published<E> {
@@ -289,6 +305,7 @@ impl<E> Published<E> {
             limit_bps: None,
             queue_standing: false,
             outcomes: VecDeque::new(),
+            round_trips: VecDeque::new(),
         }
     }
 
@@ -339,6 +356,21 @@ impl<E> Published<E> {
         self.outcomes.push_back((now, lost, reports.len()));
         while self.outcomes.front().is_some_and(|(at, _, _)| now.saturating_duration_since(*at) > LOSS_WINDOW) {
             self.outcomes.pop_front();
+        }
+    }
+
+    /// Times feedback coming at `now` against the newest packet it reports arrived, and publishes
+    /// the least of the last [`ROUND_TRIP_WINDOW`].
+    fn note_round_trip(&mut self, now: Instant, reports: &[PacketReport]) {
+        let Some(newest) = reports.iter().filter(|r| r.arrived).map(|r| r.departure).max() else { return };
+        self.round_trips.push_back((now, now.saturating_duration_since(newest)));
+        while self.round_trips.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > ROUND_TRIP_WINDOW) {
+            self.round_trips.pop_front();
+        }
+        if let Some(least) = self.round_trips.iter().map(|(_, rtt)| *rtt).min() {
+            // At least a microsecond: zero means "not known yet".
+            let ms = (least.as_secs_f64() * 1000.0).max(0.001);
+            self.out.round_trip_ms.store(ms.to_bits(), Ordering::Relaxed);
         }
     }
 
@@ -487,6 +519,7 @@ impl<E: BandwidthEstimator> Published<E> {
 impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         self.note_arrivals(reports);
+        self.note_round_trip(now, reports);
         if !reports.is_empty() {
             if let Some(from) = self.held.take() {
                 // Feedback is back after a gap: start again from the held figure, so the
@@ -1082,5 +1115,35 @@ mod tests {
         c.on_reports(now, &reports);
         assert_eq!(feed.take(), vec![(1, 2), (1, 5)]);
         assert!(feed.take().is_empty(), "each loss is fed once");
+    }
+
+    /// Issue #12: the round trip the kiosk's NACKs are judged by (`crate::nack`) is read from the
+    /// transport feedback: from the departure of the newest packet a feedback reports arrived to
+    /// the feedback, the least of the last two seconds (the peer holds its feedback a little).
+    #[test]
+    fn issue_12_the_round_trip_is_the_least_lag_of_the_recent_feedback() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 400_000.0, shared.clone());
+        assert_eq!(shared.round_trip(), None, "unknown before feedback");
+        let t0 = Instant::now();
+        let feedback = |c: &mut Published<Optimist>, at: Duration, newest_left: Duration| {
+            let now = t0 + at;
+            let reports = [
+                departed(report(1, 0, 1000, true), now - newest_left - Duration::from_millis(30)),
+                departed(report(2, 0, 1000, true), now - newest_left),
+                departed(report(3, 0, 1000, false), now - Duration::from_millis(1)),
+            ];
+            c.on_reports(now, &reports);
+        };
+        let ms = Duration::from_millis;
+        feedback(&mut c, ms(1000), ms(260));
+        feedback(&mut c, ms(1100), ms(200));
+        feedback(&mut c, ms(1200), ms(290));
+        assert_eq!(shared.round_trip(), Some(ms(200)), "the least, and the lost packet says nothing");
+        // A queue builds both ways: once the short ones are two seconds old, the long one rules.
+        feedback(&mut c, ms(2500), ms(3000));
+        assert_eq!(shared.round_trip(), Some(ms(200)));
+        feedback(&mut c, ms(3300), ms(2900));
+        assert_eq!(shared.round_trip(), Some(ms(2900)));
     }
 }

@@ -7,8 +7,13 @@
 //! libwebrtc's receiver does, a loss is asked for the moment the packet after it arrives; repeats,
 //! timed by the round trip the repairs themselves show, start at three quarters of it and come every
 //! sixth of it, so the first one past the sender's once-a-round-trip guard is not far past it.
+//! Nothing is asked while the round trip the transport feedback shows is longer than [`MAX_AGE`]:
+//! the repair would come after the frame was given up, and on the audio-only profile (1.3 s
+//! queues each way) the requests for the page's flooded video were ~15 kbit/s of a 64 kbit/s up
+//! link the kiosk's voice needed.
 //! Pure: packets and time in, requests out; [`NackRequester`] is the interceptor around it.
 
+use crate::estimate::LinkEstimate;
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
 use rtc::sansio::Protocol;
@@ -73,6 +78,8 @@ pub struct Requests {
     repairs: VecDeque<(Instant, Duration)>,
     /// The peer's retransmission streams (RFC 4588): RTX SSRC -> the stream it repairs.
     rtx: HashMap<u32, u32>,
+    /// The round trip the transport feedback last showed, queues included.
+    transport_rtt: Option<Duration>,
 }
 
 impl Requests {
@@ -104,6 +111,12 @@ impl Requests {
             }
             None => self.received(now, ssrc, seq),
         }
+    }
+
+    /// The round trip the kiosk's own packets show (`LinkEstimate::round_trip`): past
+    /// [`MAX_AGE`], nothing is asked.
+    pub fn set_transport_rtt(&mut self, rtt: Option<Duration>) {
+        self.transport_rtt = rtt;
     }
 
     /// The round trip the repeats are timed by.
@@ -163,6 +176,11 @@ impl Requests {
         let first_repeat = rtt.mul_f64(FIRST_REPEAT).max(MIN_REPEAT);
         let repeat = rtt.mul_f64(REPEAT_EVERY).max(MIN_REPEAT);
         let mut out = Vec::new();
+        if self.transport_rtt.is_some_and(|rtt| rtt > MAX_AGE) {
+            // No repair could come in time: forget what is missing rather than ask later.
+            self.streams.values_mut().for_each(|s| s.missing.clear());
+            return out;
+        }
         for (&ssrc, s) in &mut self.streams {
             s.missing.retain(|m| m.asked < MAX_REQUESTS && now.saturating_duration_since(m.seen) < MAX_AGE);
             let mut seqs = Vec::new();
@@ -193,6 +211,8 @@ impl Requests {
 #[derive(Default)]
 pub struct NackRequester {
     requests: Requests,
+    /// Where the round trip is read from (none: never known, every loss asked for).
+    estimate: Option<LinkEstimate>,
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
 }
@@ -200,6 +220,13 @@ pub struct NackRequester {
 impl std::fmt::Debug for NackRequester {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NackRequester").field("requests", &self.requests).finish_non_exhaustive()
+    }
+}
+
+impl NackRequester {
+    /// A requester that asks nothing while `estimate`'s round trip is past [`MAX_AGE`].
+    pub fn new(estimate: LinkEstimate) -> Self {
+        NackRequester { estimate: Some(estimate), ..NackRequester::default() }
     }
 }
 
@@ -229,6 +256,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequester {
     pass_writes!();
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        self.requests.set_transport_rtt(self.estimate.as_ref().and_then(LinkEstimate::round_trip));
         for (media_ssrc, seqs) in self.requests.due(now) {
             let nack = TransportLayerNack {
                 sender_ssrc: SENDER_SSRC,
@@ -451,5 +479,66 @@ mod tests {
         assert_eq!(r.due(t0), vec![(SSRC, vec![11])]);
         r.forget(SSRC);
         assert!(r.due(t0 + 500 * MS).is_empty());
+    }
+
+    /// Issue #12, the audio-only profile: with 1.3 s queues each way (a 3 s round trip) no repair
+    /// could come in time, and asking for every loss of the page's flooded video up to sixteen
+    /// times took a quarter of the up link. Past MAX_AGE of round trip nothing is asked, and what
+    /// went missing meanwhile is not asked for later; a round trip back under it asks again.
+    #[test]
+    fn issue_12_nothing_is_asked_while_the_round_trip_is_longer_than_a_repair_can_wait() {
+        let (mut r, t0) = losing_two();
+        r.set_transport_rtt(Some(3000 * MS));
+        assert!(requests_until(&mut r, t0, 0, 700).is_empty(), "no request at a 3 s round trip");
+        r.set_transport_rtt(Some(MAX_AGE));
+        r.received(t0 + 700 * MS, SSRC, 4);
+        r.received(t0 + 700 * MS, SSRC, 6);
+        assert_eq!(r.due(t0 + 700 * MS), vec![(SSRC, vec![5])], "2 was forgotten, 5 is asked for");
+        r.set_transport_rtt(None);
+        r.received(t0 + 750 * MS, SSRC, 5);
+        r.received(t0 + 800 * MS, SSRC, 8);
+        assert_eq!(r.due(t0 + 800 * MS), vec![(SSRC, vec![7])], "unknown: asked as before");
+    }
+
+    /// The interceptor reads the round trip from the link's estimate.
+    #[test]
+    fn issue_12_the_requester_reads_the_round_trip_from_the_estimate() {
+        use rtc::interceptor::{AttributedPacket, BandwidthEstimator, PacketReport};
+        let estimate = LinkEstimate::new();
+        let mut n = NackRequester::new(estimate.clone());
+        n.bind_remote_stream(&StreamInfo {
+            ssrc: SSRC,
+            rtcp_feedback: vec![rtc::interceptor::RTCPFeedback { typ: "nack".into(), parameter: String::new() }],
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        // Feedback three seconds after the packet it reports left.
+        let mut controller = estimate.controller();
+        let report = PacketReport {
+            ssrc: 9,
+            id: 1,
+            rtp_sequence_number: 1,
+            is_twcc: true,
+            twcc_sequence_number: 1,
+            size: 1000,
+            arrived: true,
+            departure: t0,
+            arrival: Some(Duration::from_millis(1)),
+            ecn: Default::default(),
+        };
+        controller.on_reports(t0 + 3000 * MS, &[report]);
+        let packet = |seq: u16| {
+            let mut p = rtc::rtp::Packet::default();
+            p.header.ssrc = SSRC;
+            p.header.sequence_number = seq;
+            TaggedPacket {
+                now: t0 + 3000 * MS,
+                transport: TransportContext::default(),
+                message: AttributedPacket::new(Packet::Rtp(p)),
+            }
+        };
+        n.handle_read(packet(1)).expect("read");
+        n.handle_read(packet(3)).expect("read");
+        assert!(n.poll_write().is_none(), "nothing asked at a 3 s round trip");
     }
 }

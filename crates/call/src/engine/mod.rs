@@ -417,7 +417,7 @@ impl Call {
                 Slot::NackResponder,
                 rtc::interceptor::NackResponderBuilder::new().with_size(receive::RETRANSMIT_HISTORY).build(),
             )
-            .with(Slot::NackGenerator, crate::nack::NackRequester::default())
+            .with(Slot::NackGenerator, crate::nack::NackRequester::new(estimate.clone()))
             .with(Slot::from(crate::fec_send::SLOT), crate::fec_send::UlpfecSend::new(fec.clone()))
             .with(Slot::from(crate::fec_send::RED_RTX_SLOT), crate::fec_send::RedRtx::new(fec.clone()))
             // Wire-ward of the NACK generator, the TWCC receiver and the receiver reports.
