@@ -345,12 +345,17 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
             self.writes.push_back(msg);
             return Ok(());
         }
+        let resend = msg.message.has(&Attribute::Retransmission);
+        if !resend && self.video.contains(&ssrc) {
+            // Recorded even if refused below, so the numbers stay consecutive.
+            self.recent.entry(ssrc).or_default().push(rtp.header.sequence_number, msg_now);
+        }
         if self.resent.len() + self.media.len() >= QUEUE_LIMIT {
             // Refuse the newest rather than punch a hole in what is already queued.
             self.refused += 1;
             return Ok(());
         }
-        if msg.message.has(&Attribute::Retransmission) {
+        if resend {
             if self.repairs_old_video(rtp, msg_now) {
                 self.too_old += 1;
                 tracing::trace!(ssrc, "dropped a repair of video older than the picture can use");
@@ -358,9 +363,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
             }
             self.resent.push_back(msg);
         } else {
-            if self.video.contains(&ssrc) {
-                self.recent.entry(ssrc).or_default().push(rtp.header.sequence_number, msg_now);
-            }
             self.queued_bits += bits;
             self.media.push_back(msg);
         }
@@ -820,6 +822,26 @@ mod tests {
         assert_eq!(ask(&mut p, &mut responder, t1 + Duration::from_millis(400), 11).len(), 1);
         assert!(ask(&mut p, &mut responder, t1 + Duration::from_millis(600), 6).is_empty());
         assert_eq!(p.too_old(), 3);
+    }
+
+    /// A packet refused by a full queue is still one the peer will ask for, and the record's
+    /// numbers must not break at it: its repair, and those of the packets before it, still leave.
+    #[test]
+    fn issue_12_a_packet_refused_by_a_full_queue_can_still_be_repaired() {
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 400_000.0);
+        let limit = u16::try_from(QUEUE_LIMIT).expect("fits");
+        for seq in 0..=limit {
+            p.handle_write(rtp(t0, VIDEO, seq, 200, false)).expect("write");
+        }
+        assert_eq!(p.refused(), 1);
+        assert_eq!(run(&mut p, t0, t0 + Duration::from_millis(600)).len(), QUEUE_LIMIT);
+        let asked = t0 + Duration::from_millis(700);
+        p.handle_write(rtp(asked, VIDEO, limit, 200, true)).expect("write");
+        p.handle_write(rtp(asked, VIDEO, 3, 200, true)).expect("write");
+        let out = run(&mut p, asked, asked + Duration::from_millis(100));
+        assert_eq!(out.iter().map(|o| o.1).collect::<Vec<_>>(), vec![limit, 3]);
+        assert_eq!(p.too_old(), 0);
     }
 
     #[test]
