@@ -208,16 +208,19 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             // The consultant's voice at the kiosk in the last second.
             println!(
                 "trace {} kiosk voice: {:.0} packets, {:.0} lost, {:.0} rebuilt ({:.0} as RED); {:.0} video repairs \
-                 unasked; video FEC {:.0} sent, {:.0} received, {:.0} rebuilt",
+                 unasked, {:.0} dropped as too old; video FEC {:.0} sent, {:.0} received, {:.0} rebuilt; round trip \
+                 {} ms",
                 profile.name,
                 delta("audio_received"),
                 delta("audio_lost"),
                 delta("audio_recovered"),
                 delta("audio_red"),
                 delta("repairs_unasked"),
+                delta("repairs_too_old"),
                 delta("video_fec_sent"),
                 delta("video_fec"),
                 delta("video_fec_rebuilt"),
+                stats["round_trip_ms"].as_u64().map_or_else(|| "-".to_owned(), |ms| ms.to_string()),
             );
             // What the consultant's Chromium made of the kiosk's video in the last second.
             if let Some(p) = page.last() {

@@ -78,13 +78,13 @@ pub(crate) struct PriorityPacer {
     refused: u64,
     /// Retransmissions dropped for waiting longer than [`RESEND_MAX_WAIT`].
     stale: u64,
-    /// Retransmissions dropped as repairs of packets older than [`REPAIR_MAX_AGE`].
-    too_old: u64,
     /// Requests for repair to hand on again, each at its `now` ([`REPEAT_NACK_AFTER`]).
     repeats: VecDeque<TaggedPacket>,
     /// Requests handed on twice (for tests and logs).
     repeated: u64,
-    /// Losses the peer's transport feedback reported (from the congestion controller).
+    /// Losses the peer's transport feedback reported (from the congestion controller); it also
+    /// counts, for the call's statistics, the repairs asked on the peer's behalf and those dropped
+    /// as too old.
     lost: LossFeed,
     /// Which of them no NACK named.
     unasked: Unasked,
@@ -114,7 +114,6 @@ impl PriorityPacer {
             queued_bits: 0.0,
             refused: 0,
             stale: 0,
-            too_old: 0,
             repeats: VecDeque::new(),
             repeated: 0,
             lost,
@@ -203,7 +202,7 @@ impl PriorityPacer {
     /// How many retransmissions were dropped as repairs of packets too old.
     #[cfg(test)]
     fn too_old(&self) -> u64 {
-        self.too_old
+        self.lost.too_old()
     }
 
     /// Whether a retransmission repairs a video packet older than [`REPAIR_MAX_AGE`] (or one
@@ -357,7 +356,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
         }
         if resend {
             if self.repairs_old_video(rtp, msg_now) {
-                self.too_old += 1;
+                self.lost.count_too_old();
                 tracing::trace!(ssrc, "dropped a repair of video older than the picture can use");
                 return Ok(());
             }

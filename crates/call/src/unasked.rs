@@ -35,6 +35,8 @@ pub(crate) struct LossFeed {
     lost: Arc<Mutex<VecDeque<(u32, u16)>>>,
     /// Packets asked for on the peer's behalf, for the call's statistics.
     asked: Arc<AtomicU64>,
+    /// Repairs the pacer dropped as too old to help (`pacer::REPAIR_MAX_AGE`), for the same.
+    too_old: Arc<AtomicU64>,
 }
 
 impl LossFeed {
@@ -57,6 +59,16 @@ impl LossFeed {
     /// `n` more packets were asked for on the peer's behalf.
     pub(crate) fn count_asked(&self, n: u64) {
         self.asked.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One more repair dropped as too old to help.
+    pub(crate) fn count_too_old(&self) {
+        self.too_old.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Repairs dropped as too old so far.
+    pub(crate) fn too_old(&self) -> u64 {
+        self.too_old.load(Ordering::Relaxed)
     }
 
     /// Packets asked for on the peer's behalf so far.

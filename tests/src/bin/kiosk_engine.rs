@@ -119,6 +119,8 @@ async fn run() {
                     "queue_ms": s.queue_ms,
                     "window_loss": s.window_loss,
                     "repairs_unasked": s.repairs_unasked,
+                    "repairs_too_old": s.repairs_too_old,
+                    "round_trip_ms": s.round_trip.map(|d| d.as_millis() as u64),
                     "sound_only_by_link": s.sound_only_by_link,
                     "ice_restarts": s.ice_restarts,
                     "freezes": s.freezes,

@@ -50,6 +50,10 @@ pub struct CallStats {
     /// Video packets resent on the peer's behalf: its transport feedback reported them missing
     /// and no NACK of its named them.
     pub repairs_unasked: u64,
+    /// Resends of the kiosk's video dropped as too old to help (`crate::pacer::REPAIR_MAX_AGE`).
+    pub repairs_too_old: u64,
+    /// The round trip the transport feedback shows, queues included (`None` before feedback).
+    pub round_trip: Option<Duration>,
     /// What the kiosk sends now: the video rung and its bitrate (`None`: sound only, or not yet
     /// decided), and Opus's bitrate.
     pub sending: Option<crate::adapt::Settings>,
@@ -156,6 +160,8 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         queue_ms: shared.estimate.queue_ms(),
         window_loss: shared.estimate.window_loss(),
         repairs_unasked: shared.estimate.lost_feed().asked(),
+        repairs_too_old: shared.estimate.lost_feed().too_old(),
+        round_trip: shared.estimate.round_trip(),
         sending: *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         sound_only_by_link: shared.sound_only_by_link.load(Ordering::Relaxed),
         ice_restarts: c.ice_restarts.load(Ordering::Relaxed),
