@@ -419,7 +419,8 @@ impl Interceptor for PriorityPacer {
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.audio.remove(&info.ssrc);
         self.video.remove(&info.ssrc);
-        self.recent.remove(&info.ssrc);
+        // The record of recent packets is kept: rtc binds a stream again at a renegotiation, and
+        // the packets sent just before it may still be asked for.
         self.rtx_of.retain(|_, media| *media != info.ssrc);
     }
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
@@ -821,6 +822,21 @@ mod tests {
         assert_eq!(ask(&mut p, &mut responder, t1 + Duration::from_millis(400), 11).len(), 1);
         assert!(ask(&mut p, &mut responder, t1 + Duration::from_millis(600), 6).is_empty());
         assert_eq!(p.too_old(), 3);
+    }
+
+    /// rtc binds the streams again at a renegotiation (a change of the voice's format): the video
+    /// sent just before it can still be repaired.
+    #[test]
+    fn issue_12_a_renegotiation_keeps_the_record_of_recent_video() {
+        let t0 = Instant::now();
+        let mut p = pacer(t0, 400_000.0);
+        let (video, mut responder) = video_and_responder(0);
+        p.bind_local_stream(&video);
+        assert_eq!(send_video(&mut p, &mut responder, t0, 0..10), 10);
+        p.unbind_local_stream(&video);
+        p.bind_local_stream(&video);
+        assert_eq!(ask(&mut p, &mut responder, t0 + Duration::from_millis(400), 3).len(), 1);
+        assert_eq!(p.too_old(), 0);
     }
 
     /// A packet refused by a full queue is still one the peer will ask for, and the record's
