@@ -750,13 +750,18 @@ mod tests {
     /// A wrapper that has met a standing queue (three clean seconds of 60 packets, then one with a
     /// queue building), its feeder, and the limit it measured.
     fn after_a_queue() -> (LinkEstimate, Published<Optimist>, Seconds, f64) {
+        after_a_queue_of(60)
+    }
+
+    /// As [`after_a_queue`], with `per_second` packets of 1000 bytes a second.
+    fn after_a_queue_of(per_second: u64) -> (LinkEstimate, Published<Optimist>, Seconds, f64) {
         let shared = LinkEstimate::new();
         let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
         let mut seconds = Seconds::new(&shared);
         for s in 0..3 {
-            seconds.feed(&mut c, s, 60, 0);
+            seconds.feed(&mut c, s, per_second, 0);
         }
-        seconds.feed(&mut c, 3, 60, 150);
+        seconds.feed(&mut c, 3, per_second, 150);
         let limit = c.limit_bps.expect("the limit was measured");
         (shared, c, seconds, limit)
     }
@@ -865,15 +870,8 @@ mod tests {
     /// kiosk's video came back on it; its cap now climbs from the limit by the ramp.
     #[test]
     fn issue_12_a_link_whose_limit_is_fit_only_for_sound_is_not_tried_at_the_floor_when_its_memory_lapses() {
-        let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
-        let mut seconds = Seconds::new(&shared);
         // 8 packets of 1000 bytes a second (64 kbit/s), one lost: then a queue.
-        for s in 0..3 {
-            seconds.feed(&mut c, s, 8, 0);
-        }
-        seconds.feed(&mut c, 3, 8, 150);
-        let limit = c.limit_bps.expect("the queue showed the limit");
+        let (shared, mut c, mut seconds, limit) = after_a_queue_of(8);
         assert!(limit < 100_000.0, "{limit}");
         // Sound only: as much again, one packet in eight lost, no queue, for a minute past the lapse.
         let lapse = 3 + QUEUE_MEMORY.as_secs();

@@ -781,6 +781,16 @@ mod tests {
         run(p, at, at + Duration::from_millis(300)).len()
     }
 
+    /// A pacer and rtc's responder, bound to the video as the engine binds it, that sent packets
+    /// `0..10` of it at `t0`.
+    fn after_ten_packets(t0: Instant) -> (PriorityPacer, NackResponderInterceptor, StreamInfo) {
+        let mut p = pacer(t0, 400_000.0);
+        let (video, mut responder) = video_and_responder(0);
+        p.bind_local_stream(&video);
+        assert_eq!(send_video(&mut p, &mut responder, t0, 0..10), 10);
+        (p, responder, video)
+    }
+
     /// Packet `seq` asked for through the responder at `at`: what left the pacer by 200 ms after.
     fn ask(
         p: &mut PriorityPacer,
@@ -803,11 +813,8 @@ mod tests {
     #[test]
     fn issue_12_no_repair_of_video_older_than_the_picture_can_use() {
         let t0 = Instant::now();
-        let mut p = pacer(t0, 400_000.0);
-        let (video, mut responder) = video_and_responder(0);
-        p.bind_local_stream(&video);
         // Ten packets of video go out, then the video stops.
-        assert_eq!(send_video(&mut p, &mut responder, t0, 0..10), 10);
+        let (mut p, mut responder, _) = after_ten_packets(t0);
 
         let soon = ask(&mut p, &mut responder, t0 + Duration::from_millis(400), 3);
         assert_eq!(soon.iter().map(|o| o.0).collect::<Vec<_>>(), vec![RTX], "a recent repair leaves");
@@ -829,10 +836,7 @@ mod tests {
     #[test]
     fn issue_12_a_renegotiation_keeps_the_record_of_recent_video() {
         let t0 = Instant::now();
-        let mut p = pacer(t0, 400_000.0);
-        let (video, mut responder) = video_and_responder(0);
-        p.bind_local_stream(&video);
-        assert_eq!(send_video(&mut p, &mut responder, t0, 0..10), 10);
+        let (mut p, mut responder, video) = after_ten_packets(t0);
         p.unbind_local_stream(&video);
         p.bind_local_stream(&video);
         assert_eq!(ask(&mut p, &mut responder, t0 + Duration::from_millis(400), 3).len(), 1);
