@@ -154,70 +154,8 @@ pub fn write_voice_wav(path: &Path) {
     std::fs::write(path, out).expect("write wav");
 }
 
-/// Frames in [`write_camera_clip`]'s loop (two seconds at 30 fps).
-pub const CAMERA_CLIP_FRAMES: usize = 60;
-
-/// Writes a 640x480, 30 fps clip that costs what a camera costs to encode, for the shaped-link tests
-/// and the benchmark (both peers send it): a textured room, a face-sized shape that moves and turns,
-/// a slow pan, and sensor noise on every pixel. The motion is periodic over the two seconds, so the
-/// loop has no cut. Deterministic (a fixed seed), so every run sends the same pictures.
+/// Writes the 640x480, 30 fps clip that costs what a camera costs to encode
+/// (`sc_call::camera_clip`), for the shaped-link tests and the benchmark (both peers send it).
 pub fn write_camera_clip(path: &Path) {
-    let (w, h) = (640usize, 480usize);
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        // xorshift64*: cheap and good enough for texture and noise.
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        (rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-    };
-    // The room: smooth shading with a fixed grain, wider than the frame for the pan.
-    let (rw, rh) = (w + 64, h);
-    let room: Vec<u8> = (0..rw * rh)
-        .map(|i| {
-            let (x, y) = (i % rw, i / rw);
-            let shade = 90 + (x * 60 / rw) as i32 + (y * 40 / rh) as i32;
-            let stripes = if (x / 40 + y / 60) % 2 == 0 { 12 } else { -12 };
-            (shade + stripes + i32::from(next() % 24) - 12).clamp(16, 235) as u8
-        })
-        .collect();
-    let face_texture: Vec<u8> = (0..128 * 160).map(|_| next() % 32).collect();
-    let mut out = format!("YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n").into_bytes();
-    for f in 0..CAMERA_CLIP_FRAMES {
-        let phase = f as f64 / CAMERA_CLIP_FRAMES as f64 * std::f64::consts::TAU;
-        let pan = (32.0 + 32.0 * phase.sin()) as usize;
-        let (cx, cy) = (w as f64 / 2.0 + 60.0 * phase.cos(), h as f64 / 2.0 + 20.0 * (2.0 * phase).sin());
-        let turn = 10.0 * phase.sin();
-        out.extend_from_slice(b"FRAME\n");
-        for y in 0..h {
-            for x in 0..w {
-                let (dx, dy) = ((x as f64 - cx) / 64.0, (y as f64 - cy) / 80.0);
-                let luma = if dx * dx + dy * dy <= 1.0 {
-                    let tx = ((dx + 1.0) * 64.0 + turn).clamp(0.0, 127.0) as usize;
-                    let ty = ((dy + 1.0) * 80.0).clamp(0.0, 159.0) as usize;
-                    150 + i32::from(face_texture[ty * 128 + tx]) - (dy * 20.0) as i32
-                } else {
-                    i32::from(room[y * rw + x + pan])
-                };
-                out.push((luma + i32::from(next() % 9) - 4).clamp(16, 235) as u8);
-            }
-        }
-        // Chroma: a warm face on a cool room, with a little noise.
-        for plane in [0u8, 1] {
-            for y in 0..h / 2 {
-                for x in 0..w / 2 {
-                    let (dx, dy) = ((2 * x) as f64 - cx, (2 * y) as f64 - cy);
-                    let face = (dx / 64.0).powi(2) + (dy / 80.0).powi(2) <= 1.0;
-                    let base: i32 = match (plane, face) {
-                        (0, true) => 110,
-                        (1, true) => 150,
-                        (0, false) => 135,
-                        _ => 122,
-                    };
-                    out.push((base + i32::from(next() % 5) - 2) as u8);
-                }
-            }
-        }
-    }
-    std::fs::write(path, out).expect("write y4m");
+    std::fs::write(path, sc_call::camera_clip::y4m()).expect("write y4m");
 }

@@ -8,6 +8,7 @@
 mod chain;
 pub mod adapt;
 mod audio;
+pub mod camera_clip;
 pub mod consultation;
 pub mod convert;
 mod data;
