@@ -220,6 +220,12 @@ impl LinkEstimate {
         (ms > 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
     }
 
+    /// Publishes `round_trip`, as the controller's feedback would.
+    #[cfg(test)]
+    pub(crate) fn set_round_trip(&self, round_trip: Duration) {
+        self.round_trip_ms.store((round_trip.as_secs_f64() * 1000.0).to_bits(), Ordering::Relaxed);
+    }
+
     /// The loss it measured (0..1).
     pub fn loss(&self) -> f64 {
         f64::from_bits(self.loss.load(Ordering::Relaxed))

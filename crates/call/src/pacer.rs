@@ -1,6 +1,6 @@
 //! The send pacer: audio first, then retransmissions, then video at the estimate, no new video
 //! held longer than [`MAX_QUEUE_TIME`], no retransmission sent once [`RESEND_MAX_WAIT`] old nor
-//! for a packet first sent more than [`REPAIR_MAX_AGE`] before;
+//! for a packet first sent more than [`repair_max_age`] before, nor once the video has stopped;
 //! and each request for a repair handed on twice ([`REPEAT_NACK_AFTER`]) while the link has room;
 //! a packet the peer's transport feedback reports missing and no NACK named is asked for on its
 //! behalf ([`crate::unasked`]). Sans-IO like the rest of the interceptor chain.
@@ -11,6 +11,7 @@
 //! libwebrtc's pacer instead (audio unpaced but counted, retransmissions before new media, the
 //! rate raised to empty an old queue) and keeps the library's leaky bucket for the metering.
 
+use crate::estimate::LinkEstimate;
 use crate::unasked::{LossFeed, Unasked};
 use rtc::interceptor::{Attribute, AttributedPacket, Interceptor, Pacer as Bucket, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
@@ -36,8 +37,25 @@ pub(crate) const RESEND_MAX_WAIT: Duration = Duration::from_millis(250);
 /// seconds of video queued 1.3 s each way; Chromium went on asking for what it had lost (every
 /// round trip, ~3 s) and the kiosk resent 10-25 kbit/s of that video for 13 s after it had gone
 /// sound only, keeping the up link full and dropping the voice (issue #12). On the prison
-/// profile (160 ms round trip) a repair asked twice is under half a second old.
+/// profile (160 ms round trip) a repair asked twice is under half a second old. The least of
+/// [`repair_max_age`], and how long a stream may send nothing new before its video counts as
+/// stopped, none of it repaired any more.
 pub(crate) const REPAIR_MAX_AGE: Duration = Duration::from_secs(1);
+/// A repair may be as old as this many of the round trips the transport feedback shows, as
+/// libwebrtc keeps its sent packets for the longer of a second and three round trips. Held to one
+/// second, on the poor profile (256 kbit/s, 5 %, a round trip of 330 ms and up to 860 ms when a
+/// queue stood) a repair Chromium asked for a second or third time was dropped; the frames after the
+/// unrepaired one could never be shown, and the consultant's picture stood still for 3 s until
+/// Chromium asked for a keyframe (twice a minute; issue #12).
+pub(crate) const REPAIR_ROUND_TRIPS: u32 = 3;
+/// The most [`repair_max_age`] grows to: Chromium asks for a keyframe after 3 s without a frame
+/// it can show, so a repair older than that is never wanted.
+pub(crate) const REPAIR_MAX_AGE_LONGEST: Duration = Duration::from_secs(3);
+
+/// The oldest video packet a retransmission may repair at a `round_trip` (`None`: not known).
+pub(crate) fn repair_max_age(round_trip: Option<Duration>) -> Duration {
+    round_trip.map_or(REPAIR_MAX_AGE, |rt| (rt * REPAIR_ROUND_TRIPS).clamp(REPAIR_MAX_AGE, REPAIR_MAX_AGE_LONGEST))
+}
 /// A peer's request for repair (a NACK) is handed to the NACK responder, application-ward of the
 /// pacer, a second time this long after it came, so every repair leaves twice, each copy on its
 /// own RTX sequence number. A repair that is itself lost (or a NACK lost on the way) costs the
@@ -67,8 +85,10 @@ pub(crate) struct PriorityPacer {
     video: HashSet<u32>,
     /// Each local video stream's retransmission SSRC, to the stream's own.
     rtx_of: HashMap<u32, u32>,
-    /// When each video stream's recent packets came, for [`REPAIR_MAX_AGE`].
+    /// When each video stream's recent packets came, for [`repair_max_age`].
     recent: HashMap<u32, Recent>,
+    /// Where the round trip is published (and the losses its feedback showed).
+    estimate: LinkEstimate,
     /// Retransmissions and new media, each oldest first.
     resent: VecDeque<TaggedPacket>,
     media: VecDeque<TaggedPacket>,
@@ -95,13 +115,14 @@ pub(crate) struct PriorityPacer {
 
 impl Default for PriorityPacer {
     fn default() -> Self {
-        PriorityPacer::new(LossFeed::default())
+        PriorityPacer::new(&LinkEstimate::new())
     }
 }
 
 impl PriorityPacer {
-    /// A pacer that also asks for the packets `lost` reports missing where no NACK did.
-    pub(crate) fn new(lost: LossFeed) -> Self {
+    /// A pacer that also asks for the packets `estimate`'s feedback reports missing where no NACK
+    /// did, and repairs video as old as its round trip allows.
+    pub(crate) fn new(estimate: &LinkEstimate) -> Self {
         PriorityPacer {
             bucket: Bucket::new(INITIAL_BPS),
             target_bps: INITIAL_BPS,
@@ -109,6 +130,7 @@ impl PriorityPacer {
             video: HashSet::new(),
             rtx_of: HashMap::new(),
             recent: HashMap::new(),
+            estimate: estimate.clone(),
             resent: VecDeque::new(),
             media: VecDeque::new(),
             queued_bits: 0.0,
@@ -116,7 +138,7 @@ impl PriorityPacer {
             stale: 0,
             repeats: VecDeque::new(),
             repeated: 0,
-            lost,
+            lost: estimate.lost_feed(),
             unasked: Unasked::default(),
             reads: VecDeque::new(),
             writes: VecDeque::new(),
@@ -124,8 +146,8 @@ impl PriorityPacer {
     }
 }
 
-/// When each of one video stream's packets of the last [`REPAIR_MAX_AGE`] came to the pacer, by
-/// sequence number (new media leaves the chain numbered consecutively).
+/// When each of one video stream's packets of the last [`REPAIR_MAX_AGE_LONGEST`] came to the
+/// pacer, by sequence number (new media leaves the chain numbered consecutively).
 #[derive(Debug, Default)]
 struct Recent {
     /// The sequence number of the packet at the front.
@@ -143,17 +165,22 @@ impl Recent {
             self.first = seq;
         }
         self.at.push_back(now);
-        while self.at.front().is_some_and(|t| now.saturating_duration_since(*t) > REPAIR_MAX_AGE) {
+        while self.at.front().is_some_and(|t| now.saturating_duration_since(*t) > REPAIR_MAX_AGE_LONGEST) {
             self.at.pop_front();
             self.first = self.first.wrapping_add(1);
         }
     }
 
-    /// Whether packet `seq` came within [`REPAIR_MAX_AGE`] before `now`.
-    fn fresh(&self, seq: u16, now: Instant) -> bool {
-        self.at
-            .get(usize::from(seq.wrapping_sub(self.first)))
-            .is_some_and(|t| now.saturating_duration_since(*t) <= REPAIR_MAX_AGE)
+    /// Whether packet `seq` came within `max_age` before `now`, and the stream still sends: once
+    /// nothing new has come for [`REPAIR_MAX_AGE`] its video has stopped (sound only), and a
+    /// repair would only take room from the voice.
+    fn fresh(&self, seq: u16, now: Instant, max_age: Duration) -> bool {
+        let flowing = self.at.back().is_some_and(|t| now.saturating_duration_since(*t) <= REPAIR_MAX_AGE);
+        flowing
+            && self
+                .at
+                .get(usize::from(seq.wrapping_sub(self.first)))
+                .is_some_and(|t| now.saturating_duration_since(*t) <= max_age)
     }
 }
 
@@ -205,7 +232,7 @@ impl PriorityPacer {
         self.lost.too_old()
     }
 
-    /// Whether a retransmission repairs a video packet older than [`REPAIR_MAX_AGE`] (or one
+    /// Whether a retransmission repairs a video packet older than [`repair_max_age`] (or one
     /// the record does not know, which came before it). Anything else, and a packet too short
     /// to name what it repairs, is not judged here.
     fn repairs_old_video(&self, rtp: &rtc::rtp::Packet, now: Instant) -> bool {
@@ -218,7 +245,8 @@ impl PriorityPacer {
         } else {
             return false;
         };
-        self.recent.get(&media).is_none_or(|r| !r.fresh(seq, now))
+        let max_age = repair_max_age(self.estimate.round_trip());
+        self.recent.get(&media).is_none_or(|r| !r.fresh(seq, now, max_age))
     }
 
     /// How many requests for repair were handed on a second time.
@@ -724,8 +752,9 @@ mod tests {
     #[test]
     fn issue_12_a_loss_the_feedback_shows_and_no_nack_named_is_repaired() {
         let t0 = Instant::now();
-        let feed = LossFeed::default();
-        let mut p = PriorityPacer::new(feed.clone());
+        let estimate = LinkEstimate::new();
+        let feed = estimate.lost_feed();
+        let mut p = PriorityPacer::new(&estimate);
         p.target_bps = 400_000.0;
         p.bind_local_stream(&StreamInfo { ssrc: AUDIO, mime_type: "audio/opus".into(), ..Default::default() });
         let (video, mut responder) = video_and_responder(10);
@@ -871,11 +900,48 @@ mod tests {
             r.push(seq, t0 + Duration::from_millis(100 * i as u64));
         }
         let now = t0 + Duration::from_millis(1_000);
-        assert!(r.fresh(65_530, now) && r.fresh(3, now), "across the wrap");
-        assert!(!r.fresh(4, now) && !r.fresh(65_529, now), "never seen");
-        assert!(!r.fresh(65_530, now + Duration::from_millis(1)), "older than the limit");
+        let age = REPAIR_MAX_AGE;
+        assert!(r.fresh(65_530, now, age) && r.fresh(3, now, age), "across the wrap");
+        assert!(!r.fresh(4, now, age) && !r.fresh(65_529, now, age), "never seen");
+        assert!(!r.fresh(65_530, now + Duration::from_millis(1), age), "older than the limit");
+        assert!(r.fresh(65_530, now + Duration::from_millis(1), age * 2), "within a longer one");
         // A jump starts again.
         r.push(100, now);
-        assert!(!r.fresh(3, now) && r.fresh(100, now));
+        assert!(!r.fresh(3, now, age) && r.fresh(100, now, age));
+    }
+
+    /// Issue #12, the poor profile: with a round trip of 330-860 ms, a repair Chromium asked for a
+    /// second or third time was over a second old and dropped, and the consultant's picture stood
+    /// still for 3 s each time until Chromium asked for a keyframe. A repair may be three round
+    /// trips old (at most 3 s) while the video flows; none once it has stopped.
+    #[test]
+    fn issue_12_on_a_long_round_trip_a_repair_may_be_three_of_them_old() {
+        let t0 = Instant::now();
+        let estimate = LinkEstimate::new();
+        estimate.set_round_trip(Duration::from_millis(800));
+        let mut p = PriorityPacer::new(&estimate);
+        p.target_bps = 400_000.0;
+        let (video, mut responder) = video_and_responder(0);
+        p.bind_local_stream(&video);
+        // Video flows: a packet every 100 ms for four seconds.
+        for (seq, ms) in (0..40u16).zip((0..4000u64).step_by(100)) {
+            let now = t0 + Duration::from_millis(ms);
+            assert_eq!(send_video(&mut p, &mut responder, now, seq..seq + 1), 1);
+            if ms == 1500 {
+                assert_eq!(ask(&mut p, &mut responder, now, 0).len(), 1, "1.5 s old, at 800 ms round trips");
+            }
+            if ms == 3400 {
+                assert!(ask(&mut p, &mut responder, now, 3).is_empty(), "3.1 s old: past the longest wait");
+            }
+        }
+        assert_eq!(p.too_old(), 1);
+        // The video stops (sound only): a second on, nothing of it is repaired.
+        let stopped = t0 + Duration::from_millis(3900 + 1100);
+        assert!(ask(&mut p, &mut responder, stopped, 38).is_empty(), "the video has stopped");
+        assert_eq!(p.too_old(), 2);
+        // Without a round trip known, a second is the limit.
+        estimate.set_round_trip(Duration::from_millis(100));
+        assert_eq!(repair_max_age(estimate.round_trip()), REPAIR_MAX_AGE);
+        assert_eq!(repair_max_age(None), REPAIR_MAX_AGE);
     }
 }

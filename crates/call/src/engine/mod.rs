@@ -412,7 +412,7 @@ impl Call {
             .map_err(Error::webrtc)?
             .with(Slot::CongestionControl, estimate.congestion_control())
             .with(Slot::from(14_000usize), KeyframeRequests::default())
-            .with(Slot::Pacer, crate::pacer::PriorityPacer::new(estimate.lost_feed()))
+            .with(Slot::Pacer, crate::pacer::PriorityPacer::new(&estimate))
             .with(
                 Slot::NackResponder,
                 rtc::interceptor::NackResponderBuilder::new().with_size(receive::RETRANSMIT_HISTORY).build(),
