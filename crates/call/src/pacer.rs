@@ -31,15 +31,14 @@ pub(crate) const MAX_QUEUE_TIME: Duration = Duration::from_millis(500);
 /// sound only, and resending it all within [`MAX_QUEUE_TIME`] put ~100 kbit/s of repairs onto a
 /// 64 kbit/s link already full with the voice (a standing 1.3 s queue, a quarter of it dropped).
 pub(crate) const RESEND_MAX_WAIT: Duration = Duration::from_millis(250);
-/// The oldest video packet a retransmission may repair, counted from when it was first handed to
-/// the pacer. A repair later than this reaches a picture that has already frozen, and the peer
-/// asks for a keyframe instead. On the audio-only profile (64 kbit/s, 200 ms) the call's first
+/// The age (from when a video packet was first handed to the pacer) past which its repair is
+/// dropped on a short round trip: the least of [`repair_max_age`]. A repair later than that reaches
+/// a picture that has already frozen, and the peer asks for a keyframe instead. On the audio-only profile (64 kbit/s, 200 ms) the call's first
 /// seconds of video queued 1.3 s each way; Chromium went on asking for what it had lost (every
 /// round trip, ~3 s) and the kiosk resent 10-25 kbit/s of that video for 13 s after it had gone
 /// sound only, keeping the up link full and dropping the voice (issue #12). On the prison
-/// profile (160 ms round trip) a repair asked twice is under half a second old. The least of
-/// [`repair_max_age`], and how long a stream may send nothing new before its video counts as
-/// stopped, none of it repaired any more.
+/// profile (160 ms round trip) a repair asked twice is under half a second old. Also how long a
+/// stream may send nothing new before its video counts as stopped, none of it repaired any more.
 pub(crate) const REPAIR_MAX_AGE: Duration = Duration::from_secs(1);
 /// A repair may be as old as this many of the round trips the transport feedback shows, as
 /// libwebrtc keeps its sent packets for the longer of a second and three round trips. Held to one
@@ -56,6 +55,7 @@ pub(crate) const REPAIR_MAX_AGE_LONGEST: Duration = Duration::from_secs(3);
 pub(crate) fn repair_max_age(round_trip: Option<Duration>) -> Duration {
     round_trip.map_or(REPAIR_MAX_AGE, |rt| (rt * REPAIR_ROUND_TRIPS).clamp(REPAIR_MAX_AGE, REPAIR_MAX_AGE_LONGEST))
 }
+
 /// A peer's request for repair (a NACK) is handed to the NACK responder, application-ward of the
 /// pacer, a second time this long after it came, so every repair leaves twice, each copy on its
 /// own RTX sequence number. A repair that is itself lost (or a NACK lost on the way) costs the
