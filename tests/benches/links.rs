@@ -185,7 +185,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             println!(
                 "trace {} {:>5.1} s: target {:>5.0} kbit/s, loss {:>4.1} % ({:>4.1} % over 3 s), queue {:>3.0} ms, \
                  video {}, sent {:>4.0} kbit/s {:>2.0} frames ({:.0} key, {:.0} asked), frames decoded {} \
-                 ({:.0} freezes, held {} ms)",
+                 ({:.0} freezes, held {} ms, {}x{})",
                 profile.name,
                 stats["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
                 stats["target_kbps"].as_f64().unwrap_or(0.0),
@@ -204,6 +204,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 stats["frames_decoded"],
                 delta("freezes"),
                 stats["playout_ms"],
+                stats["remote"][0],
+                stats["remote"][1],
             );
             // The consultant's voice at the kiosk in the last second.
             println!(
