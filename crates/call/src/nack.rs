@@ -157,6 +157,7 @@ impl Requests {
             // request (one answering a repeat reads long, which the low percentile leaves out).
             if let Some(asked) = m.first_asked {
                 let took = now.saturating_duration_since(asked);
+                tracing::trace!(seq, took_ms = took.as_millis() as u64, requests = m.asked, "repaired");
                 if took >= MIN_RTT_SAMPLE {
                     self.repairs.push_back((now, took));
                 }
@@ -182,7 +183,13 @@ impl Requests {
             return out;
         }
         for (&ssrc, s) in &mut self.streams {
-            s.missing.retain(|m| m.asked < MAX_REQUESTS && now.saturating_duration_since(m.seen) < MAX_AGE);
+            s.missing.retain(|m| {
+                let keep = m.asked < MAX_REQUESTS && now.saturating_duration_since(m.seen) < MAX_AGE;
+                if !keep {
+                    tracing::trace!(seq = m.seq, requests = m.asked, "a lost packet no longer asked for");
+                }
+                keep
+            });
             let mut seqs = Vec::new();
             for m in s.missing.iter_mut().filter(|m| m.next <= now) {
                 seqs.push(m.seq);

@@ -289,7 +289,14 @@ impl VideoReceiver {
                         // The peer scales its video under load: every size it sends must draw.
                         tracing::info!(width = frame.width(), height = frame.height(), "remote video size");
                     }
-                    self.playout.push(Instant::now(), sample.packet_timestamp, frame);
+                    let late = self.playout.push(Instant::now(), sample.packet_timestamp, frame);
+                    if late > self.playout.delay() {
+                        tracing::debug!(
+                            late_ms = late.as_millis() as u64,
+                            held_ms = self.playout.delay().as_millis() as u64,
+                            "remote video frame later than the hold"
+                        );
+                    }
                     let held = u64::try_from(self.playout.delay().as_micros()).unwrap_or(u64::MAX);
                     c.playout_delay_us.store(held, Ordering::Relaxed);
                 }
