@@ -186,6 +186,17 @@ mod tests {
         (released.into_iter().map(|r| r.1).collect(), p)
     }
 
+    /// When frame `i` is decoded if, for each `(period, offset, ms)`, frame `offset` of every
+    /// `period` waits `ms` for a repaired packet, holding the frames decoded after it.
+    fn arrival_with_repairs(i: u32, repairs: &[(u32, u32, f64)]) -> f64 {
+        let on_time = 40.0 + f64::from(i) * 33.333;
+        let late = |&(period, offset, ms): &(u32, u32, f64)| {
+            let hit = i - i % period + offset;
+            (i >= hit).then(|| 40.0 + f64::from(hit) * 33.333 + ms)
+        };
+        repairs.iter().filter_map(late).fold(on_time, f64::max)
+    }
+
     /// Gaps between consecutive releases over the W3C freeze threshold at 30 fps (183 ms).
     fn freezes(times: &[f64]) -> usize {
         times.windows(2).filter(|w| w[1] - w[0] > 183.0).count()
@@ -230,16 +241,8 @@ mod tests {
     /// frames, at most 300 ms, froze the picture at each (the kiosk's 12-14 freezes a minute).
     #[test]
     fn issue_12_a_repair_that_needs_a_second_request_does_not_freeze_the_picture() {
-        let arrive = |i: u32| {
-            let on_time = 40.0 + f64::from(i) * 33.333;
-            // One frame in twelve waits 220 ms for a resend; one in 150 waits 480 ms for a
-            // second; each holds the frames decoded after it.
-            let late = |period: u32, offset: u32, ms: f64| {
-                let hit = i - i % period + offset;
-                (i >= hit).then(|| 40.0 + f64::from(hit) * 33.333 + ms)
-            };
-            [late(12, 5, 220.0), late(150, 77, 480.0)].into_iter().flatten().fold(on_time, f64::max)
-        };
+        // One frame in twelve waits 220 ms for a resend; one in 150 waits 480 ms for a second.
+        let arrive = |i| arrival_with_repairs(i, &[(12, 5, 220.0), (150, 77, 480.0)]);
         let decoded: Vec<f64> = (0..3000).map(arrive).collect();
         assert!(freezes(&decoded) > 200, "as decoded: {}", freezes(&decoded));
         let (released, p) = run(3000, 0, arrive);
@@ -253,14 +256,7 @@ mod tests {
     /// remembers the latest frame of the last minute (less the stall the freeze count forgives).
     #[test]
     fn issue_12_second_requests_rarer_than_the_window_do_not_freeze_the_picture() {
-        let arrive = |i: u32| {
-            let on_time = 40.0 + f64::from(i) * 33.333;
-            let late = |period: u32, offset: u32, ms: f64| {
-                let hit = i - i % period + offset;
-                (i >= hit).then(|| 40.0 + f64::from(hit) * 33.333 + ms)
-            };
-            [late(12, 5, 220.0), late(750, 300, 550.0)].into_iter().flatten().fold(on_time, f64::max)
-        };
+        let arrive = |i| arrival_with_repairs(i, &[(12, 5, 220.0), (750, 300, 550.0)]);
         let (released, p) = run(3600, 0, arrive);
         assert_eq!(released.len(), 3600, "every frame is shown");
         assert_eq!(freezes(&released[600..]), 0, "delay {:?}", p.delay());
