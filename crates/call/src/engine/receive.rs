@@ -30,9 +30,12 @@ async fn send_pli(track: &Arc<dyn TrackRemote>) {
 }
 
 /// How long a frame with a missing packet waits for its retransmission before it is given up (and a
-/// keyframe asked for): a NACK round trip on the poorest link (150 ms each way) with room to spare.
-/// Without a bound the reassembly waits for 256 packets, ~8 s of video after an outage.
-const REASSEMBLY_WAIT: Duration = Duration::from_millis(500);
+/// keyframe asked for): two NACK round trips on the prison profile (~180 ms each) and the sender's
+/// once-a-round-trip guard between them, so a packet whose resend was lost too still makes its
+/// frame whole (at 500 ms such repairs came 10-20 ms after their frame was given up, and each
+/// cost a keyframe on a 512 kbit/s link; issue #12). Without a bound the reassembly waits for 256
+/// packets, ~8 s of video after an outage.
+const REASSEMBLY_WAIT: Duration = Duration::from_millis(700);
 
 /// Sent packets kept for retransmission (the NACK responder's default is 1024): about half a
 /// second of video at the top rung's most (1.2 Mbit/s, a good link's short round trips), ~1.5 s at
@@ -435,6 +438,33 @@ mod tests {
         assert_eq!(&frame.data[..], &[0x00, 0x00, 0x9d, 0x01, 0x2a, 1, 2, 3, 4, 5, 6, 7][..]);
         assert_eq!(u.fec.counts().rebuilt, 1);
         assert_eq!(u.fec.counts().contradicted, 0);
+    }
+
+    /// Issue #12: a packet repaired 600 ms of video after its frame (its resend lost too) still
+    /// makes that frame whole; the reassembly gave it up at 500 ms.
+    #[test]
+    fn issue_12_a_frame_waits_for_a_repair_asked_for_twice() {
+        let mut r = Reassembly::new();
+        let now = Instant::now();
+        let key = [0x10u8, 0x00, 0x9d, 0x01, 0x2a];
+        let mut samples = Vec::new();
+        let mut push = |r: &mut Reassembly, p| {
+            r.push(now, p);
+            while let Some(s) = r.builder.pop(now) {
+                samples.push(s);
+            }
+        };
+        // Frame 0 whole; frame 1 loses its only packet (seq 1); 2..=20 follow, 33 ms apart.
+        push(&mut r, vp8(0, 0, &key));
+        for k in 2..=20u16 {
+            push(&mut r, vp8(k, u32::from(k) * 3000, &key));
+        }
+        // 600 ms of video later the repair of seq 1 comes.
+        push(&mut r, vp8(1, 3000, &key));
+        push(&mut r, vp8(21, 21 * 3000, &key));
+        let repaired = samples.iter().find(|s| s.packet_timestamp == 3000).expect("frame 1, whole");
+        assert!(!incomplete(repaired), "{repaired:?}");
+        assert!(samples.iter().all(|s| !incomplete(s)), "no frame given up");
     }
 
     /// Issue #12: padding between frames (empty packets on the last frame's timestamp, as
