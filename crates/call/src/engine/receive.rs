@@ -292,11 +292,15 @@ impl VideoReceiver {
                         // The peer scales its video under load: every size it sends must draw.
                         tracing::info!(width = frame.width(), height = frame.height(), "remote video size");
                     }
+                    // The hold the frames before it were released at: pushing a late frame
+                    // may raise it.
+                    let hold = self.playout.delay();
                     let late = self.playout.push(Instant::now(), sample.packet_timestamp, frame);
-                    if late > self.playout.delay() {
+                    if late > hold {
                         tracing::debug!(
                             late_ms = late.as_millis() as u64,
-                            held_ms = self.playout.delay().as_millis() as u64,
+                            held_ms = hold.as_millis() as u64,
+                            raised_to_ms = self.playout.delay().as_millis() as u64,
                             "remote video frame later than the hold"
                         );
                     }
