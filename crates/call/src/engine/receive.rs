@@ -382,6 +382,19 @@ mod tests {
         p
     }
 
+    /// The frames `packets` complete, pushed in order at one instant.
+    fn reassembled(r: &mut Reassembly, packets: impl IntoIterator<Item = rtc::rtp::Packet>) -> Vec<rtc::media::Sample> {
+        let now = Instant::now();
+        let mut samples = Vec::new();
+        for p in packets {
+            r.push(now, p);
+            while let Some(s) = r.builder.pop(now) {
+                samples.push(s);
+            }
+        }
+        samples
+    }
+
     /// `packet` as Chromium sends it with ULPFEC negotiated: wrapped in RED, PT 116.
     fn red(mut packet: rtc::rtp::Packet) -> rtc::rtp::Packet {
         let mut payload = vec![packet.header.payload_type];
@@ -448,24 +461,13 @@ mod tests {
     /// makes that frame whole; the reassembly gave it up at 500 ms.
     #[test]
     fn issue_12_a_frame_waits_for_a_repair_asked_for_twice() {
-        let mut r = Reassembly::new();
-        let now = Instant::now();
         let key = [0x10u8, 0x00, 0x9d, 0x01, 0x2a];
-        let mut samples = Vec::new();
-        let mut push = |r: &mut Reassembly, p| {
-            r.push(now, p);
-            while let Some(s) = r.builder.pop(now) {
-                samples.push(s);
-            }
-        };
-        // Frame 0 whole; frame 1 loses its only packet (seq 1); 2..=20 follow, 33 ms apart.
-        push(&mut r, vp8(0, 0, &key));
-        for k in 2..=20u16 {
-            push(&mut r, vp8(k, u32::from(k) * 3000, &key));
-        }
-        // 600 ms of video later the repair of seq 1 comes.
-        push(&mut r, vp8(1, 3000, &key));
-        push(&mut r, vp8(21, 21 * 3000, &key));
+        // Frame 0 whole; frame 1 loses its only packet (seq 1); 2..=20 follow, 33 ms apart; 600 ms
+        // of video later the repair of seq 1 comes.
+        let packets = std::iter::once(vp8(0, 0, &key))
+            .chain((2..=20u16).map(|k| vp8(k, u32::from(k) * 3000, &key)))
+            .chain([vp8(1, 3000, &key), vp8(21, 21 * 3000, &key)]);
+        let samples = reassembled(&mut Reassembly::new(), packets);
         let repaired = samples.iter().find(|s| s.packet_timestamp == 3000).expect("frame 1, whole");
         assert!(!incomplete(repaired), "{repaired:?}");
         assert!(samples.iter().all(|s| !incomplete(s)), "no frame given up");
@@ -475,20 +477,13 @@ mod tests {
     /// libwebrtc probes) is dropped by the builder but is no loss, and asks for no keyframe.
     #[test]
     fn issue_12_padding_between_frames_is_not_a_lost_packet() {
-        let mut r = Reassembly::new();
-        let now = Instant::now();
         let frame = [0x10u8, 0x00, 0x9d, 0x01, 0x2a];
-        let mut samples = Vec::new();
-        for p in [vp8(0, 0, &frame), vp8(1, 0, &[]), vp8(2, 0, &[]), vp8(3, 3000, &frame), vp8(4, 6000, &frame)] {
-            r.push(now, p);
-            while let Some(s) = r.builder.pop(now) {
-                samples.push(s);
-            }
-        }
+        let packets = [vp8(0, 0, &frame), vp8(1, 0, &[]), vp8(2, 0, &[]), vp8(3, 3000, &frame), vp8(4, 6000, &frame)];
+        let samples = reassembled(&mut Reassembly::new(), packets);
         let after_padding = samples.iter().find(|s| s.packet_timestamp == 3000).expect("the frame after the padding");
         assert_eq!(after_padding.prev_padding_packets, 2, "{after_padding:?}");
         assert!(!incomplete(after_padding), "{after_padding:?}");
-        let mut lost = rtc::media::Sample::new(now);
+        let mut lost = rtc::media::Sample::new(Instant::now());
         lost.prev_dropped_packets = 3;
         lost.prev_padding_packets = 2;
         assert!(incomplete(&lost), "a media packet dropped beside the padding is a loss");
