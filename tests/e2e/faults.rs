@@ -21,6 +21,20 @@ pub(crate) fn audited(server: &CareServer, event: &str) -> i64 {
         .expect("audit count")
 }
 
+/// Waits (up to 10 s) for the server to hold `want` audit rows of `event`, and returns how many
+/// it holds. The server tells the peer a call ended before its audit row is written, so a test
+/// that has just seen the end polls rather than reads once.
+pub(crate) async fn audited_eventually(server: &CareServer, event: &str, want: i64) -> i64 {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = audited(server, event);
+        if n >= want || Instant::now() >= until {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_13_the_care_server_restarted_mid_call_the_call_goes_on_and_both_sides_resume_it() {
     // A call or a kiosk window: never beside a shaped call (on 2 cores the figures starve).
@@ -99,7 +113,7 @@ async fn issue_13_the_care_server_restarted_mid_call_the_call_goes_on_and_both_s
         }
     };
     assert_eq!(reason, EndReason::ConsultantEnded, "the hang-up came through the restarted server");
-    assert_eq!(audited(&server, "call_ended"), 1);
+    assert_eq!(audited_eventually(&server, "call_ended", 1).await, 1);
     assert!(sc_server::calls::all(&server.state.db()).expect("live calls").is_empty(), "nothing left to resume");
     drop(turn);
 }
@@ -155,7 +169,7 @@ async fn issue_13_the_kiosk_killed_mid_call_tells_the_consultant_and_starts_agai
         }
     };
     assert_eq!(told["reason"], "The laptop left.", "{told}");
-    let ended = audited(&server, "call_ended");
+    let ended = audited_eventually(&server, "call_ended", 1).await;
     assert_eq!(ended, 1, "the server ended the call");
     assert!(sc_server::calls::all(&server.state.db()).expect("live calls").is_empty(), "not resumable");
 
