@@ -113,6 +113,7 @@ pub(super) fn spawn_video_encoder(
         let mut last_key: Option<Instant> = None;
         let mut adjuster = RateAdjuster::default();
         let mut wanted: Option<(u32, u32, u32, u32)> = None;
+        let mut parity = crate::fec_send::Overhead::default();
         while !shared.stop.load(Ordering::Relaxed) {
             next += period;
             if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -147,9 +148,10 @@ pub(super) fn spawn_video_encoder(
                     adjuster.reset();
                 }
                 // The encoder is set to what it must be told to produce the wanted rate, less
-                // what its parity packets will take.
+                // what its parity packets take.
+                parity.update(shared.fec.bytes());
                 if let Some((w, h, fps, kbps)) = wanted {
-                    let kbps = (f64::from(kbps) / (1.0 + shared.fec.share())) as u32;
+                    let kbps = parity.media_kbps(kbps, shared.fec.share());
                     if let Err(e) = encoder.reconfigure(w, h, fps, adjuster.rate(now, kbps)) {
                         tracing::warn!(error = %e, "VP8 rate not adjusted");
                     }
