@@ -220,10 +220,11 @@ $("note-later").addEventListener("click", () => { state.note = null; view("rooms
 
 // The laptop's word on its link. While it says sound only, this page stops sending video too (its
 // camera's track is taken off the sender, so no video packets cross the prison's link) and says
-// so; when the link recovers the camera goes back on. Its voice is capped at the laptop's floor,
-// 24 kbit/s: Chromium's default 32 kbit/s in 20 ms packets is ~60 kbit/s on the wire, all of a
-// 64 kbit/s link. When the laptop asks for RED (each frame repeated in the next packet) on such a
-// link, in 60 ms packets, the cap is 16 kbit/s, so the repeat still fits: ~41 kbit/s on the wire.
+// so; when the link recovers the camera goes back on. Its voice is capped at 16 kbit/s: Chromium's
+// default 32 kbit/s in 20 ms packets is ~60 kbit/s on the wire, all of a 64 kbit/s link, and at
+// 24 kbit/s with its feedback it still filled the link towards the laptop, whose queue stood at
+// 1.3 s until the laptop's offer for long packets came (~30 s in). At 16 the queue drains in
+// seconds; in the 60 ms RED packets the laptop asks for later, the repeat fits (~41 kbit/s).
 // (The nurse's "Audio only" says sound only too, and caps it alike.)
 async function onQuality(quality) {
   state.quality = quality;
@@ -244,12 +245,7 @@ async function onQuality(quality) {
   await leanVoice(pc, state.quality === "sound_only");
 }
 
-// Whether the laptop's last offer lists RED first for the voice (what this page then sends).
-function redFirst(pc) {
-  const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || "";
-  const m = sdp.match(/^m=audio \S+ \S+ (\d+)/m);
-  return Boolean(m) && new RegExp(`^a=rtpmap:${m[1]} red/`, "mi").test(sdp);
-}
+const SOUND_ONLY_VOICE_BPS = 16000;
 
 async function leanVoice(pc, lean) {
   for (const sender of pc.getSenders()) {
@@ -258,7 +254,7 @@ async function leanVoice(pc, lean) {
     if (!params.encodings || !params.encodings.length) continue;
     const enc = params.encodings[0];
     if (lean) {
-      enc.maxBitrate = redFirst(pc) ? 16000 : 24000;
+      enc.maxBitrate = SOUND_ONLY_VOICE_BPS;
     } else {
       delete enc.maxBitrate;
     }
