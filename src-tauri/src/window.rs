@@ -20,7 +20,10 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         .title("SecureConsult")
         .fullscreen(true)
         .decorations(false)
-        .resizable(false)
+        // Resizable so that the compositor's fullscreen size is taken: GTK keeps a fixed-size
+        // window at its default 800x600, which cage then shows in a corner of a black screen.
+        // Nobody can resize it: it has no decorations and the session has no window manager.
+        .resizable(true)
         .closable(false)
         .minimizable(false)
         .maximizable(false)
