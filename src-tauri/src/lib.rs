@@ -47,7 +47,10 @@ pub fn run_window(kiosk: Kiosk) -> Result<(), String> {
     let native = surface::native_enabled();
     #[cfg(not(target_os = "linux"))]
     let native = false;
-    wire(tauri::Builder::default(), kiosk, calls::Calls::new(calls::media_from_env()).drawing_natively(native))
+    let mut media = calls::media_from_env();
+    // Each call starts where the last one's link settled (sc_call::link_memory).
+    media.link_memory = Some(sc_call::link_memory::LinkMemory::at(kiosk.data_dir().link_path()));
+    wire(tauri::Builder::default(), kiosk, calls::Calls::new(media).drawing_natively(native))
         .setup(move |app| {
             window::create(app.handle())?;
             #[cfg(target_os = "linux")]

@@ -21,12 +21,13 @@ async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Everything a wipe must leave behind: tombstone yes; config, keys and contact file no.
+/// Everything a wipe must leave behind: tombstone yes; config, keys, contact and link files no.
 async fn assert_wiped(laptop: &Laptop) {
     let data = &laptop.data;
     assert!(data.tombstone_path().exists(), "the tombstone stands");
     assert!(!data.sealed_path().exists(), "the sealed config is gone");
     assert!(!data.contact_path().exists(), "the contact file is gone");
+    assert!(!data.link_path().exists(), "the last call's link record is gone");
     let (store, profile) = (laptop.keystore.clone(), data.profile_id());
     let keys = tokio::task::spawn_blocking(move || store.load(&profile)).await.expect("join");
     assert!(matches!(keys, Err(Error::KeysMissing)), "the keystore entry is gone: {keys:?}");
@@ -63,6 +64,10 @@ async fn an_online_laptop_is_wiped_with_a_verified_receipt() {
     let laptop = Laptop::new().await;
     let record = laptop.enrol(&server, "HMP Testshire").await;
     let (kiosk, channel) = online(&server, &laptop, &record.device_id).await;
+    // A call has been made: its link's record goes with the rest.
+    sc_call::link_memory::LinkMemory::at(laptop.data.link_path())
+        .store(64_000.0, std::time::SystemTime::now())
+        .expect("link record");
     let t0 = Instant::now();
     sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now())
         .expect("brick");

@@ -154,6 +154,47 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
     drop(link);
 }
 
+/// Issue #12: a call after one on a link fit only for sound starts sound only, from what the
+/// link settled at in the call before (`sc_call::link_memory`), rather than learning the link
+/// again by filling it: each such call started video at 320x240, queued the link 1.3 s both ways
+/// and concealed half the consultant's voice for seconds before going sound only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_a_call_after_one_on_a_sound_only_link_starts_sound_only() {
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
+    let link = Link::new(Profile::audio_only());
+    let mut h = hospital(&link);
+    let memory = tempfile::tempdir().expect("dir");
+    let record = memory.path().join("link.json");
+    h.link_memory = Some(record.clone());
+    // The first call at this prison learns the link the hard way.
+    let first = attempt(&link, &h, 0, 45).await;
+    assert!(first.connected_after_admission.is_some(), "the first call connected");
+    assert!(
+        first.engine.iter().any(|v| v["sound_only_by_link"] == true),
+        "the first call went sound only by itself: {:?}",
+        trajectory(&first.engine)
+    );
+    let kept: Value = serde_json::from_slice(&std::fs::read(&record).expect("the link's record")).expect("json");
+    let settled = kept["settled_bps"].as_f64().expect("settled_bps");
+    assert!(settled < 100_000.0, "the record says the link carried no video: {kept}");
+    // The next one starts where the link settled: no video from the start, both sides told.
+    let second = attempt(&link, &h, 1, 15).await;
+    assert!(second.connected_after_admission.is_some(), "the second call connected");
+    let stats: Vec<&Value> = second.engine.iter().filter(|v| v["event"] == "stats").collect();
+    assert!(
+        !stats.is_empty() && stats.iter().all(|v| v["sending"]["video"].is_null() && v["frames_sent"] == 0),
+        "the second call sent no video: {:?}",
+        trajectory(&second.engine)
+    );
+    assert!(
+        second.page.iter().any(|p| p["quality"] == "sound_only" && p["videoSending"] == false),
+        "the consultant's page was told sound only: {:?}",
+        second.page.last()
+    );
+    drop(h);
+    drop(link);
+}
+
 /// Each second's estimate, loss and what was sent, for failure messages.
 fn trajectory(engine: &[Value]) -> Vec<String> {
     let stats: Vec<&Value> = engine.iter().filter(|v| v["event"] == "stats").collect();

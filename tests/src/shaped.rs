@@ -10,7 +10,7 @@ use crate::link::{DelayRelay, Link, Side, RELAY_SEED};
 use crate::{bin, PASSWORD, TURN_SECRET};
 use serde_json::{json, Value};
 use std::io::{BufRead as _, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,9 @@ pub struct Hospital {
     _relay: DelayRelay,
     /// What the peers send.
     pub content: Content,
+    /// The kiosk's record of its link (`SC_LINK_MEMORY`), kept from one call to the next; `None`:
+    /// each call starts as on a new link (its own fresh data directory).
+    pub link_memory: Option<PathBuf>,
 }
 
 /// What the peers of a shaped call send.
@@ -209,6 +212,7 @@ fn hospital_with(link: &Link, content: Content, tls_relay: bool) -> Hospital {
         consultant,
         children,
         _relay: relay,
+        link_memory: None,
         content,
     }
 }
@@ -278,6 +282,7 @@ pub async fn attempt_watching(
         .env("SC_BIND", format!("{}:0", link.addr(Side::Kiosk)))
         .env("SC_MEDIA", if h.content == Content::Camera { clip.path().as_os_str() } else { "synthetic".as_ref() })
         .env("SC_SECS", in_call_secs.to_string())
+        .envs(h.link_memory.iter().map(|p| ("SC_LINK_MEMORY", p)))
         .stdout(Stdio::piped())
         .stderr(log)
         .kill_on_drop(true)

@@ -166,7 +166,9 @@ impl Adapter {
                 self.better_since = None;
                 self.worse_since = None;
                 let since = *self.starved_since.get_or_insert(now);
-                if now.duration_since(since) >= HOLD_DOWN_TO_AUDIO {
+                // A call that starts where the last one found no room for video (its controller
+                // starts there, `crate::link_memory`) starts sound only: no video to hold on to.
+                if self.last.is_none() || now.duration_since(since) >= HOLD_DOWN_TO_AUDIO {
                     None
                 } else {
                     Some(cur.max(LADDER.len() - 1))
@@ -445,6 +447,20 @@ mod tests {
         assert_eq!(s.video, None, "held a while first");
         let s = hold(&mut a, &mut t, 400, 0.0, 5);
         assert_eq!(size(s), Some((160, 120, 15)));
+    }
+
+    /// Issue #12: a call whose controller starts where the last one found no room for video
+    /// (`crate::link_memory`) sends no video first: before, its first settings were the lowest
+    /// rung for [`HOLD_DOWN_TO_AUDIO`], a keyframe and two seconds of video into a full link.
+    #[test]
+    fn issue_12_a_call_starting_below_the_lowest_rung_starts_sound_only() {
+        let (mut a, t) = (Adapter::new(), Instant::now());
+        let s = a.update(t, 64_000.0, 0.0).expect("the first settings");
+        assert_eq!(s.video, None, "sound only from the start");
+        assert_eq!((s.audio_kbps, s.audio_frame_ms), (AUDIO_MIN_KBPS, AUDIO_LONG_FRAME_MS));
+        let (mut b, t) = (Adapter::new(), Instant::now());
+        let s = b.update(t, crate::estimate::INITIAL_BPS, 0.0).expect("the first settings");
+        assert_eq!(size(s), Some((320, 240, 20)), "a new link starts with video as before");
     }
 
     /// Issue #12: back from sound only, video asks the lowest rung's least, not the whole budget

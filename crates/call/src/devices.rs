@@ -50,6 +50,7 @@ pub fn media(
         connect_timeout,
         decoder: Arc::new(sc_imaging::InProcess),
         video_fec: true,
+        link_memory: None,
     }
 }
 

@@ -16,13 +16,14 @@
 //! arrives ([`QUEUE_RISING`]). And the link's own loss,
 //! below the congested band, does not hold the target down: rtc's loss half would.
 
+use crate::link_memory::Settled;
 use crate::unasked::{LossFeed, RESEND_LOST_WITHIN};
 use rtc::interceptor::{
     BandwidthEstimator, CongestionControlBuilder, CongestionControlInterceptor, EstimatorStats, Gcc, PacketReport,
 };
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where the controller starts: the 320x240 rung at ~170 kbit/s beside the voice, under the poor
@@ -165,6 +166,10 @@ pub struct LinkEstimate {
     epoch: Instant,
     /// The kiosk's packets the peer's feedback reported missing, for the pacer.
     lost: LossFeed,
+    /// Where the controller starts (`crate::link_memory::start_bps`).
+    start_bps: f64,
+    /// The target over the call, for the next call's start (`crate::link_memory`).
+    settled: Arc<Mutex<Settled>>,
 }
 
 impl Default for LinkEstimate {
@@ -178,6 +183,8 @@ impl Default for LinkEstimate {
             round_trip_ms: Arc::default(),
             epoch: Instant::now(),
             lost: LossFeed::default(),
+            start_bps: INITIAL_BPS,
+            settled: Arc::default(),
         }
     }
 }
@@ -185,9 +192,27 @@ impl Default for LinkEstimate {
 impl LinkEstimate {
     /// A fresh estimate at [`INITIAL_BPS`] with no loss seen.
     pub fn new() -> Self {
-        let e = LinkEstimate::default();
-        e.target_bps.store(INITIAL_BPS.to_bits(), Ordering::Relaxed);
+        LinkEstimate::starting_at(INITIAL_BPS)
+    }
+
+    /// A fresh estimate whose controller starts at `start_bps` (what the link settled at in the
+    /// last call, `crate::link_memory::start_bps`).
+    pub fn starting_at(start_bps: f64) -> Self {
+        let e = LinkEstimate { start_bps, ..LinkEstimate::default() };
+        e.target_bps.store(start_bps.to_bits(), Ordering::Relaxed);
         e
+    }
+
+    /// Samples the target at `now` for [`settled_bps`](Self::settled_bps) (the sending loop
+    /// calls it while it follows the estimate).
+    pub fn observe(&self, now: Instant) {
+        let target = self.target_bps();
+        self.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).observe(now, target);
+    }
+
+    /// What the target settled at over the call's last minute (`None` for a call too short).
+    pub fn settled_bps(&self) -> Option<f64> {
+        self.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).bps()
     }
 
     /// The controller's target, bits per second.
@@ -249,7 +274,7 @@ impl LinkEstimate {
 
     /// Google Congestion Control, publishing here.
     pub fn controller(&self) -> Published<Gcc> {
-        Published::new(|bps| Gcc::new(bps, MIN_BPS, MAX_BPS), INITIAL_BPS, self.clone())
+        Published::new(|bps| Gcc::new(bps, MIN_BPS, MAX_BPS), self.start_bps, self.clone())
     }
 
     /// The interceptor that records what leaves and hands the receiver's feedback to

@@ -22,6 +22,7 @@ pub mod frame;
 pub mod gaps;
 pub mod images;
 mod keyframe;
+pub mod link_memory;
 pub mod nack;
 mod pacer;
 pub mod playout;

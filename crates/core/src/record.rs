@@ -51,6 +51,11 @@ impl DataDir {
         self.root.join("contact.json")
     }
 
+    /// What the last call's link settled at (`sc_call::link_memory`; a bitrate and a time).
+    pub fn link_path(&self) -> PathBuf {
+        self.root.join("link.json")
+    }
+
     /// The tombstone: present once a wipe has begun; the app never starts again while it stands.
     pub fn tombstone_path(&self) -> PathBuf {
         self.root.join("tombstone.json")

@@ -144,6 +144,7 @@ pub async fn finish(
     blocking(move || store_.delete(&profile)).await?;
     on_step(Step::Keystore);
     atomic::shred(&dir.contact_path())?;
+    atomic::shred(&dir.link_path())?;
     if let Ok(entries) = std::fs::read_dir(dir.root()) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().ends_with(".tmp") {

@@ -5,7 +5,8 @@
 //! SC_SERVER, SC_TOKEN, SC_NURSE, SC_PASSWORD, SC_CODE, SC_ROOM, SC_DATA (a fresh directory),
 //! SC_BIND (the UDP address for the TURN client), SC_SECS, and SC_MEDIA (`synthetic`, or a 640x480
 //! Y4M clip's path); SC_VIDEO_FEC=0 sends the kiosk's video without ULPFEC (on in the kiosk; for
-//! the benchmark's comparison). RUST_LOG filters the logs on stderr. The keystore is the session's Secret Service, as for the real kiosk.
+//! the benchmark's comparison); SC_LINK_MEMORY names the file the link's record is kept in (by
+//! default the data directory's, as in the kiosk). RUST_LOG filters the logs on stderr. The keystore is the session's Secret Service, as for the real kiosk.
 #![forbid(unsafe_code)]
 
 use sc_call::consultation::{Consultation, MediaSetup, Phase};
@@ -65,6 +66,10 @@ async fn run() {
         clip => MediaSetup::clip(bind, Duration::from_secs(30), clip.into()),
     };
     media.video_fec = std::env::var("SC_VIDEO_FEC").map_or(true, |v| v != "0");
+    // As the kiosk keeps it, in its data directory; `SC_LINK_MEMORY` names a file that outlives
+    // the run (a prison's calls one after another).
+    let link_memory = std::env::var_os("SC_LINK_MEMORY").map_or_else(|| data.link_path(), std::path::PathBuf::from);
+    media.link_memory = Some(sc_call::link_memory::LinkMemory::at(link_memory));
     let secs: u64 = setting("SC_SECS").parse().unwrap_or_else(|_| fail("SC_SECS: a number of seconds"));
     let call = Consultation::start(record, session, setting("SC_ROOM"), Arc::new(media));
     let mut phases = call.phases();

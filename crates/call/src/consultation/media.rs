@@ -32,6 +32,9 @@ pub struct MediaSetup {
     /// Protect the kiosk's video with ULPFEC (`CallConfig::video_fec`): on in the kiosk; the
     /// benchmark can turn it off to measure the difference.
     pub video_fec: bool,
+    /// Where what the link settled at is kept between calls (`crate::link_memory`): the kiosk's
+    /// data directory; `None` starts every call as on a new link.
+    pub link_memory: Option<crate::link_memory::LinkMemory>,
 }
 
 /// What both screens say while the link is too poor for video.
@@ -57,6 +60,7 @@ impl MediaSetup {
             connect_timeout,
             decoder: Arc::new(sc_imaging::InProcess),
             video_fec: true,
+            link_memory: None,
         }
     }
 }

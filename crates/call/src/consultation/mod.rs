@@ -11,6 +11,7 @@ pub use media::{AudioFactory, MediaSetup, PlaybackFactory, VideoFactory, NO_CAME
 pub use rules::{Command, EndReason, RECONNECTING_NOTICE, RECONNECT_LIMIT};
 
 use crate::images::{self, ImagesStatus};
+use crate::link_memory::LinkMemory;
 use crate::{Call, CallConfig, CallEvent, CallStats, I420Frame, SelectedPair};
 use rules::{Action, Input, Rules};
 use sc_core::client::SessionToken;
@@ -198,8 +199,15 @@ struct Running {
 }
 
 impl Running {
-    async fn stop(self, out: &Outputs) {
+    async fn stop(self, out: &Outputs, memory: Option<&LinkMemory>) {
         out.stats.send_replace(self.call.stats());
+        // What the link settled at, for the next call's start; a failed write costs only that.
+        if let (Some(memory), Some(bps)) = (memory, self.call.settled_bps()) {
+            match memory.store(bps, std::time::SystemTime::now()) {
+                Ok(()) => tracing::info!(settled_kbps = (bps / 1000.0).round(), "link remembered for the next call"),
+                Err(e) => tracing::warn!(error = %e, "the link's record could not be written"),
+            }
+        }
         drop(self.nurse);
         if let Some(v) = self.viewer {
             let _ = v.await;
@@ -234,6 +242,16 @@ async fn start_call(
         audio,
         playback,
         video_fec: media.video_fec,
+        start_bps: {
+            let remembered = media.link_memory.as_ref().and_then(|m| m.load(std::time::SystemTime::now()));
+            let start = crate::link_memory::start_bps(remembered);
+            tracing::info!(
+                remembered_kbps = remembered.map(|b| (b / 1000.0).round()),
+                start_kbps = (start / 1000.0).round(),
+                "the call starts from what the link last settled at"
+            );
+            start
+        },
     };
     let (call, events) =
         Call::start(config, Role::Offerer).await.map_err(|e| EndReason::CouldNotStart(e.to_string()))?;
@@ -471,7 +489,7 @@ async fn run(
         }
     }
     if let Some(r) = running {
-        r.stop(&out).await;
+        r.stop(&out, media.link_memory.as_ref()).await;
     }
     if let Some(t) = reconnecting {
         t.abort();

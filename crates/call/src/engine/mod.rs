@@ -88,6 +88,9 @@ pub struct CallConfig {
     /// prison profile the consultant's freezes a minute fell from a median of 6.7 to 2.4, the
     /// kiosk's picture from Chromium unchanged at 640x480 (docs/architecture.md).
     pub video_fec: bool,
+    /// Where the congestion controller starts, bits per second: [`crate::link_memory::start_bps`]
+    /// of what the link settled at in the last call ([`crate::estimate::INITIAL_BPS`] on a new link).
+    pub start_bps: f64,
 }
 
 impl std::fmt::Debug for CallConfig {
@@ -397,7 +400,7 @@ impl Call {
                 RtpCodecKind::Audio,
             )
             .map_err(Error::webrtc)?;
-        let estimate = LinkEstimate::new();
+        let estimate = LinkEstimate::starting_at(config.start_bps);
         let fec = FecSwitch::default();
         // Google Congestion Control over transport-wide feedback; the defaults add NACK (generator
         // and responder), RTCP reports and the TWCC receiver. The library's FIFO pacer is replaced
@@ -609,6 +612,12 @@ impl Call {
     /// Sends replies on the share channel.
     pub fn data_sender(&self) -> DataSender {
         DataSender(self.shared.data.clone())
+    }
+
+    /// What the link's estimate settled at over the call's last minute, for the next call's
+    /// start (`None` for a call too short to have found the link; see [`crate::link_memory`]).
+    pub fn settled_bps(&self) -> Option<f64> {
+        self.shared.estimate.settled_bps()
     }
 
     /// Counters so far.
