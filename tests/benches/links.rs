@@ -10,7 +10,9 @@
 //! the Chromium pair (its columns then read "-"). `SC_BENCH_LINK_RUNS` (default 1) repeats each
 //! profile's calls and prints each figure's median over the runs, with each run's freezes beside it:
 //! one 60-90 s call is too short to tell 2 freezes a minute from 4 (the same code ranged 3.8-12 a
-//! minute between single runs).
+//! minute between single runs). `SC_BENCH_LINK_MEMORY=1` keeps the kiosk's link record
+//! (`sc_call::link_memory`) from one run of a profile to the next, as at a prison; without it every
+//! call starts as on a new link.
 
 use sc_e2e::link::{Link, LinkCounts, Profile, QdiscCounts, OUTAGE};
 use sc_e2e::shaped::{attempt, attempt_watching, hospital_sending, peer_call, Content};
@@ -162,7 +164,12 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
 
     // The kiosk and a Chromium consultant.
     let link = Link::new(profile.clone());
-    let h = hospital_sending(&link, Content::Camera);
+    let mut h = hospital_sending(&link, Content::Camera);
+    if std::env::var("SC_BENCH_LINK_MEMORY").is_ok_and(|v| v == "1") {
+        // One prison's calls one after another: each run starts where the run before settled.
+        let name = format!("sc-bench-link-{}-{}.json", profile.name, std::process::id());
+        h.link_memory = Some(std::env::temp_dir().join(name));
+    }
     let mut kiosk = Vec::new();
     let mut started: Option<f64> = None;
     let mut last = Value::Null;

@@ -154,8 +154,8 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
     drop(link);
 }
 
-/// Issue #12: a call after one on a link fit only for sound starts sound only, from what the
-/// link settled at in the call before (`sc_call::link_memory`), rather than learning the link
+/// Issue #12: a call after one on a link fit only for sound starts sound only, from the link's
+/// limit the call before measured (`sc_call::link_memory`), rather than learning the link
 /// again by filling it: each such call started video at 320x240, queued the link 1.3 s both ways
 /// and concealed half the consultant's voice for seconds before going sound only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,9 +175,9 @@ async fn issue_12_a_call_after_one_on_a_sound_only_link_starts_sound_only() {
         trajectory(&first.engine)
     );
     let kept: Value = serde_json::from_slice(&std::fs::read(&record).expect("the link's record")).expect("json");
-    let settled = kept["settled_bps"].as_f64().expect("settled_bps");
-    assert!(settled < 100_000.0, "the record says the link carried no video: {kept}");
-    // The next one starts where the link settled: no video from the start, both sides told.
+    let limit = kept["limit_bps"].as_f64().expect("limit_bps");
+    assert!(limit < 100_000.0, "the record holds the link's limit, room for sound only: {kept}");
+    // The next one starts under that limit: no video from the start, both sides told.
     let second = attempt(&link, &h, 1, 15).await;
     assert!(second.connected_after_admission.is_some(), "the second call connected");
     let stats: Vec<&Value> = second.engine.iter().filter(|v| v["event"] == "stats").collect();

@@ -16,14 +16,13 @@
 //! arrives ([`QUEUE_RISING`]). And the link's own loss,
 //! below the congested band, does not hold the target down: rtc's loss half would.
 
-use crate::link_memory::Settled;
 use crate::unasked::{LossFeed, RESEND_LOST_WITHIN};
 use rtc::interceptor::{
     BandwidthEstimator, CongestionControlBuilder, CongestionControlInterceptor, EstimatorStats, Gcc, PacketReport,
 };
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where the controller starts: the 320x240 rung at ~170 kbit/s beside the voice, under the poor
@@ -166,10 +165,11 @@ pub struct LinkEstimate {
     epoch: Instant,
     /// The kiosk's packets the peer's feedback reported missing, for the pacer.
     lost: LossFeed,
-    /// Where the controller starts (`crate::link_memory::start_bps`).
-    start_bps: f64,
-    /// The target over the call, for the next call's start (`crate::link_memory`).
-    settled: Arc<Mutex<Settled>>,
+    /// The link's limit remembered from the last call (`crate::link_memory`): the controller
+    /// starts under it and the wrapper knows it as a limit met long ago.
+    remembered_limit: Option<f64>,
+    /// The limit this call's last standing queue measured, bits per second as f64 bits (0: none).
+    measured_limit: Arc<AtomicU64>,
 }
 
 impl Default for LinkEstimate {
@@ -183,8 +183,8 @@ impl Default for LinkEstimate {
             round_trip_ms: Arc::default(),
             epoch: Instant::now(),
             lost: LossFeed::default(),
-            start_bps: INITIAL_BPS,
-            settled: Arc::default(),
+            remembered_limit: None,
+            measured_limit: Arc::default(),
         }
     }
 }
@@ -192,27 +192,25 @@ impl Default for LinkEstimate {
 impl LinkEstimate {
     /// A fresh estimate at [`INITIAL_BPS`] with no loss seen.
     pub fn new() -> Self {
-        LinkEstimate::starting_at(INITIAL_BPS)
+        LinkEstimate::remembering(None)
     }
 
-    /// A fresh estimate whose controller starts at `start_bps` (what the link settled at in the
-    /// last call, `crate::link_memory::start_bps`).
-    pub fn starting_at(start_bps: f64) -> Self {
-        let e = LinkEstimate { start_bps, ..LinkEstimate::default() };
-        e.target_bps.store(start_bps.to_bits(), Ordering::Relaxed);
+    /// A fresh estimate on a link whose limit the last call measured (`crate::link_memory`):
+    /// the controller starts at [`link_memory::start_bps`](crate::link_memory::start_bps) of it,
+    /// and the wrapper counts it as a limit whose memory has just lapsed, so on a lossy link the
+    /// cap climbs from it by [`PROBE_RAMP`] rather than to [`CAP_FLOOR_BPS`] at once.
+    pub fn remembering(limit_bps: Option<f64>) -> Self {
+        let remembered_limit = limit_bps.filter(|b| b.is_finite() && *b > 0.0);
+        let e = LinkEstimate { remembered_limit, ..LinkEstimate::default() };
+        e.target_bps.store(crate::link_memory::start_bps(remembered_limit).to_bits(), Ordering::Relaxed);
         e
     }
 
-    /// Samples the target at `now` for [`settled_bps`](Self::settled_bps) (the sending loop
-    /// calls it while it follows the estimate).
-    pub fn observe(&self, now: Instant) {
-        let target = self.target_bps();
-        self.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).observe(now, target);
-    }
-
-    /// What the target settled at over the call's last minute (`None` for a call too short).
-    pub fn settled_bps(&self) -> Option<f64> {
-        self.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).bps()
+    /// The link's limit as this call's last standing queue measured it (what arrived while it
+    /// stood), for the next call (`crate::link_memory`); `None` while no queue has stood.
+    pub fn measured_limit_bps(&self) -> Option<f64> {
+        let bps = f64::from_bits(self.measured_limit.load(Ordering::Relaxed));
+        (bps > 0.0).then_some(bps)
     }
 
     /// The controller's target, bits per second.
@@ -274,7 +272,8 @@ impl LinkEstimate {
 
     /// Google Congestion Control, publishing here.
     pub fn controller(&self) -> Published<Gcc> {
-        Published::new(|bps| Gcc::new(bps, MIN_BPS, MAX_BPS), self.start_bps, self.clone())
+        let start = crate::link_memory::start_bps(self.remembered_limit);
+        Published::new(|bps| Gcc::new(bps, MIN_BPS, MAX_BPS), start, self.clone())
     }
 
     /// The interceptor that records what leaves and hands the receiver's feedback to
@@ -327,6 +326,9 @@ pub struct Published<E> {
 
 impl<E> Published<E> {
     fn new(restart: fn(f64) -> E, initial: f64, out: LinkEstimate) -> Self {
+        let now = Instant::now();
+        // A limit remembered from the last call counts as one whose memory lapses now.
+        let remembered = out.remembered_limit;
         Published {
             inner: restart(initial),
             restart,
@@ -335,12 +337,12 @@ impl<E> Published<E> {
             delays: VecDeque::new(),
             last_feedback: None,
             held: None,
-            last_tick: Instant::now(),
+            last_tick: now,
             gap_ended: None,
             lossy_until: None,
-            queue_seen_until: None,
+            queue_seen_until: remembered.map(|_| now),
             queue_memory: QUEUE_MEMORY,
-            limit_bps: None,
+            limit_bps: remembered,
             queue_standing: false,
             outcomes: VecDeque::new(),
             round_trips: VecDeque::new(),
@@ -594,10 +596,12 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
             self.found_queue(now);
             // The queue stands, so what arrives is all the link carries.
             if let Some(acked) = self.acked_bps() {
-                self.limit_bps = Some(match self.limit_bps {
+                let limit = match self.limit_bps {
                     Some(limit) if self.queue_standing => limit.max(acked),
                     _ => acked,
-                });
+                };
+                self.limit_bps = Some(limit);
+                self.out.measured_limit.store(limit.to_bits(), Ordering::Relaxed);
             }
         }
         self.queue_standing = queued;
@@ -925,6 +929,37 @@ mod tests {
         assert!(shared.target_bps() < CAP_FLOOR_BPS, "{}", shared.target_bps());
         // Without a limit shown, the floor stands (the trickle test above).
         assert_eq!(Published::new(|_| Optimist::default(), 1.0, LinkEstimate::new()).floor(), CAP_FLOOR_BPS);
+    }
+
+    /// Issue #12: a call on a link whose limit the last call measured (`crate::link_memory`)
+    /// starts under it and, sound only on a lossy link, is not tried at [`CAP_FLOOR_BPS`] with
+    /// nothing to show the limit (a call started at 40 kbit/s on the audio-only profile climbed
+    /// to 200 and brought video back onto the 64 kbit/s link 30 s in); its cap climbs from the
+    /// remembered limit by the ramp, as after a lapse within the call.
+    #[test]
+    fn issue_12_a_remembered_limit_starts_the_call_under_it_and_holds_a_lossy_link_near_it() {
+        let limit = 60_000.0;
+        let shared = LinkEstimate::remembering(Some(limit));
+        assert_eq!(shared.target_bps(), limit * LIMIT_FLOOR, "starts under the remembered limit");
+        assert_eq!(shared.measured_limit_bps(), None, "nothing measured in this call yet");
+        let mut c = Published::new(|_| Optimist::default(), shared.target_bps(), shared.clone());
+        let mut seconds = Seconds::new(&shared);
+        // Sound only: 8 packets of 1000 bytes a second, one in twenty lost, no queue, a minute.
+        for s in 0..60 {
+            seconds.feed(&mut c, s, 8, 0);
+            let target = shared.target_bps();
+            let most = (limit * PROBE_HEADROOM).max(limit * (1.0 + PROBE_RAMP * (s as f64 + 1.0)));
+            assert!(target <= most + 1.0, "second {s}: {target} over {most}");
+        }
+        assert!(shared.target_bps() < CAP_FLOOR_BPS, "{}", shared.target_bps());
+        // Without the record the same link is capped at the floor from the first feedback.
+        let fresh = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), fresh.target_bps(), fresh.clone());
+        Seconds::new(&fresh).feed(&mut c, 0, 8, 0);
+        assert_eq!(fresh.target_bps(), CAP_FLOOR_BPS);
+        // A queue in this call is what the next call keeps.
+        let (shared, _, _, measured) = after_a_queue();
+        assert_eq!(shared.measured_limit_bps(), Some(measured));
     }
 
     /// Issue #12: after a queue on the prison profile the cap was 1.1 times what arrived with no

@@ -11,7 +11,7 @@ pub use media::{AudioFactory, MediaSetup, PlaybackFactory, VideoFactory, NO_CAME
 pub use rules::{Command, EndReason, RECONNECTING_NOTICE, RECONNECT_LIMIT};
 
 use crate::images::{self, ImagesStatus};
-use crate::link_memory::LinkMemory;
+use crate::link_memory::{self, LinkMemory, Remembered};
 use crate::{Call, CallConfig, CallEvent, CallStats, I420Frame, SelectedPair};
 use rules::{Action, Input, Rules};
 use sc_core::client::SessionToken;
@@ -196,15 +196,22 @@ struct Running {
     viewer: Option<tokio::task::JoinHandle<()>>,
     remote_frames: watch::Receiver<Option<Arc<I420Frame>>>,
     local_frames: watch::Receiver<Option<Arc<I420Frame>>>,
+    /// The link's record the call started from.
+    remembered: Option<Remembered>,
 }
 
 impl Running {
     async fn stop(self, out: &Outputs, memory: Option<&LinkMemory>) {
         out.stats.send_replace(self.call.stats());
-        // What the link settled at, for the next call's start; a failed write costs only that.
-        if let (Some(memory), Some(bps)) = (memory, self.call.settled_bps()) {
-            match memory.store(bps, std::time::SystemTime::now()) {
-                Ok(()) => tracing::info!(settled_kbps = (bps / 1000.0).round(), "link remembered for the next call"),
+        // The link's limit, for the next call's start; a failed write costs only that.
+        let measured = self.call.measured_limit_bps();
+        let keep = link_memory::after_call(self.remembered, measured, std::time::SystemTime::now());
+        if let (Some(memory), Some(record)) = (memory, keep.filter(|k| Some(*k) != self.remembered)) {
+            match memory.store(record) {
+                Ok(()) => tracing::info!(
+                    limit_kbps = (record.limit_bps / 1000.0).round(),
+                    "link remembered for the next call"
+                ),
                 Err(e) => tracing::warn!(error = %e, "the link's record could not be written"),
             }
         }
@@ -230,6 +237,12 @@ async fn start_call(
         (Ok(v), Ok(a), Ok(p)) => (v, a, p),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(EndReason::Media(e)),
     };
+    let remembered = media.link_memory.as_ref().and_then(|m| m.load(std::time::SystemTime::now()));
+    tracing::info!(
+        remembered_limit_kbps = remembered.map(|r| (r.limit_bps / 1000.0).round()),
+        start_kbps = (link_memory::start_bps(remembered.map(|r| r.limit_bps)) / 1000.0).round(),
+        "the call starts from the link's record"
+    );
     let config = CallConfig {
         ice_servers,
         relay_trust,
@@ -242,16 +255,7 @@ async fn start_call(
         audio,
         playback,
         video_fec: media.video_fec,
-        start_bps: {
-            let remembered = media.link_memory.as_ref().and_then(|m| m.load(std::time::SystemTime::now()));
-            let start = crate::link_memory::start_bps(remembered);
-            tracing::info!(
-                remembered_kbps = remembered.map(|b| (b / 1000.0).round()),
-                start_kbps = (start / 1000.0).round(),
-                "the call starts from what the link last settled at"
-            );
-            start
-        },
+        remembered_limit_bps: remembered.map(|r| r.limit_bps),
     };
     let (call, events) =
         Call::start(config, Role::Offerer).await.map_err(|e| EndReason::CouldNotStart(e.to_string()))?;
@@ -271,6 +275,7 @@ async fn start_call(
         images_live: viewer.is_some(),
         remote_frames: call.frames(),
         local_frames: call.local_frames(),
+        remembered,
         call,
         events,
         nurse,

@@ -88,9 +88,10 @@ pub struct CallConfig {
     /// prison profile the consultant's freezes a minute fell from a median of 6.7 to 2.4, the
     /// kiosk's picture from Chromium unchanged at 640x480 (docs/architecture.md).
     pub video_fec: bool,
-    /// Where the congestion controller starts, bits per second: [`crate::link_memory::start_bps`]
-    /// of what the link settled at in the last call ([`crate::estimate::INITIAL_BPS`] on a new link).
-    pub start_bps: f64,
+    /// The link's limit the last call measured ([`crate::link_memory`]): the estimate starts
+    /// under it and knows it; `None` on a new link (the controller starts at
+    /// [`crate::estimate::INITIAL_BPS`]).
+    pub remembered_limit_bps: Option<f64>,
 }
 
 impl std::fmt::Debug for CallConfig {
@@ -400,7 +401,7 @@ impl Call {
                 RtpCodecKind::Audio,
             )
             .map_err(Error::webrtc)?;
-        let estimate = LinkEstimate::starting_at(config.start_bps);
+        let estimate = LinkEstimate::remembering(config.remembered_limit_bps);
         let fec = FecSwitch::default();
         // Google Congestion Control over transport-wide feedback; the defaults add NACK (generator
         // and responder), RTCP reports and the TWCC receiver. The library's FIFO pacer is replaced
@@ -614,10 +615,10 @@ impl Call {
         DataSender(self.shared.data.clone())
     }
 
-    /// What the link's estimate settled at over the call's last minute, for the next call's
-    /// start (`None` for a call too short to have found the link; see [`crate::link_memory`]).
-    pub fn settled_bps(&self) -> Option<f64> {
-        self.shared.estimate.settled_bps()
+    /// The link's limit as this call's last standing queue measured it, for the next call
+    /// ([`crate::link_memory`]); `None` if no queue stood.
+    pub fn measured_limit_bps(&self) -> Option<f64> {
+        self.shared.estimate.measured_limit_bps()
     }
 
     /// Counters so far.

@@ -137,7 +137,6 @@ pub(super) fn spawn_video_encoder(
             }
             let now = Instant::now();
             let target = shared.estimate.target_bps();
-            shared.estimate.observe(now);
             if adapt_due(now.duration_since(adapted), target, followed) {
                 adapted = now;
                 followed = Some(target);
