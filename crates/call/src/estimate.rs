@@ -37,6 +37,12 @@ pub const MIN_BPS: f64 = 40_000.0;
 /// The most the kiosk ever sends (the top rung and the voice, with room for keyframes).
 pub const MAX_BPS: f64 = 1_600_000.0;
 
+/// Where the controller starts given a limit remembered from the last call (`crate::link_memory`): [`LIMIT_FLOOR`] of it (where the
+/// estimate sits while a known limit holds it), and never above [`INITIAL_BPS`].
+pub fn start_bps(limit_bps: Option<f64>) -> f64 {
+    limit_bps.filter(|b| b.is_finite()).map_or(INITIAL_BPS, |b| (b * LIMIT_FLOOR).clamp(MIN_BPS, INITIAL_BPS))
+}
+
 /// The acknowledged-rate cap applies once the receiver reports more loss than this.
 pub const CAP_LOSS: f64 = 0.01;
 /// A standing queue longer than this on the path (the one-way delay over its floor) means the
@@ -196,13 +202,13 @@ impl LinkEstimate {
     }
 
     /// A fresh estimate on a link whose limit the last call measured (`crate::link_memory`):
-    /// the controller starts at [`link_memory::start_bps`](crate::link_memory::start_bps) of it,
+    /// the controller starts at [`start_bps`] of it,
     /// and the wrapper counts it as a limit whose memory has just lapsed, so on a lossy link the
     /// cap climbs from it by [`PROBE_RAMP`] rather than to [`CAP_FLOOR_BPS`] at once.
     pub fn remembering(limit_bps: Option<f64>) -> Self {
         let remembered_limit = limit_bps.filter(|b| b.is_finite() && *b > 0.0);
         let e = LinkEstimate { remembered_limit, ..LinkEstimate::default() };
-        e.target_bps.store(crate::link_memory::start_bps(remembered_limit).to_bits(), Ordering::Relaxed);
+        e.target_bps.store(start_bps(remembered_limit).to_bits(), Ordering::Relaxed);
         e
     }
 
@@ -272,7 +278,7 @@ impl LinkEstimate {
 
     /// Google Congestion Control, publishing here.
     pub fn controller(&self) -> Published<Gcc> {
-        let start = crate::link_memory::start_bps(self.remembered_limit);
+        let start = start_bps(self.remembered_limit);
         Published::new(|bps| Gcc::new(bps, MIN_BPS, MAX_BPS), start, self.clone())
     }
 
@@ -929,6 +935,15 @@ mod tests {
         assert!(shared.target_bps() < CAP_FLOOR_BPS, "{}", shared.target_bps());
         // Without a limit shown, the floor stands (the trickle test above).
         assert_eq!(Published::new(|_| Optimist::default(), 1.0, LinkEstimate::new()).floor(), CAP_FLOOR_BPS);
+    }
+
+    #[test]
+    fn issue_12_the_start_is_under_the_remembered_limit_and_never_higher_than_before() {
+        assert_eq!(start_bps(None), INITIAL_BPS);
+        assert_eq!(start_bps(Some(60_000.0)), 60_000.0 * LIMIT_FLOOR);
+        assert_eq!(start_bps(Some(1_200_000.0)), INITIAL_BPS, "a good link starts as before");
+        assert_eq!(start_bps(Some(1.0)), MIN_BPS);
+        assert_eq!(start_bps(Some(f64::NAN)), INITIAL_BPS);
     }
 
     /// Issue #12: a call on a link whose limit the last call measured (`crate::link_memory`)

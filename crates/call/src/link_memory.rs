@@ -1,21 +1,21 @@
 //! What the last call learnt of the link, so the next one starts from it: the laptop stays at
 //! one prison, and its link does not change from one call to the next.
 //!
-//! Without it every call starts at [`INITIAL_BPS`] and learns the link by overfilling it: on the
-//! audio-only profile (64 kbit/s) video started at 320x240 beside the voice, the link queued 1.3 s
-//! both ways and the consultant's voice was 51-88 % concealed for ~4 s until the estimate fell and
-//! the call went sound only, ~14 s in (issue #12). rtc 0.21's controller cannot probe the link
+//! Without it every call starts at `estimate::INITIAL_BPS` and learns the link by overfilling it:
+//! on the audio-only profile (64 kbit/s) video started at 320x240 beside the voice, the link
+//! queued 1.3 s both ways and the consultant's voice was 51-88 % concealed for ~4 s until the
+//! estimate fell and the call went sound only, ~14 s in (issue #12). rtc 0.21's controller cannot probe the link
 //! before video starts as libwebrtc does; the link's own record stands in for the probe.
 //!
 //! What is kept is the link's limit as a standing queue measured it (`crate::estimate`: what
-//! arrived while the queue stood). The next call starts under it, never above [`INITIAL_BPS`],
-//! and its estimate knows it as a limit met long ago: on a lossy link the estimate climbs from it
-//! by the ramp, not to `estimate::CAP_FLOOR_BPS` at once (a call starting sound only on the
-//! audio-only profile, with nothing to show the limit, was tried with video at 200 kbit/s 30 s
-//! in). A record is kept as measured: a call that meets no queue leaves it, and its age, as they
-//! were, so a link that has since got better forgets it after [`FORGET_AFTER`].
+//! arrived while the queue stood). The next call starts under it (`estimate::start_bps`, never
+//! above `estimate::INITIAL_BPS`), and its estimate knows it as a limit met long ago: on a lossy
+//! link the estimate climbs from it by the ramp, not to `estimate::CAP_FLOOR_BPS` at once (a call
+//! starting sound only on the audio-only profile, with nothing to show the limit, was tried with
+//! video at 200 kbit/s 30 s in). A record is kept as measured: a call that meets no queue leaves
+//! it, and its age, as they were, so a link that has since got better forgets it after
+//! [`FORGET_AFTER`].
 
-use crate::estimate::{INITIAL_BPS, LIMIT_FLOOR, MIN_BPS};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -30,12 +30,6 @@ pub struct Remembered {
     pub limit_bps: f64,
     /// When it was measured, seconds since the Unix epoch.
     pub at_unix: u64,
-}
-
-/// Where the controller starts given a remembered limit: [`LIMIT_FLOOR`] of it (where the
-/// estimate sits while a known limit holds it), and never above [`INITIAL_BPS`].
-pub fn start_bps(limit_bps: Option<f64>) -> f64 {
-    limit_bps.filter(|b| b.is_finite()).map_or(INITIAL_BPS, |b| (b * LIMIT_FLOOR).clamp(MIN_BPS, INITIAL_BPS))
 }
 
 /// What to keep after a call that started from `before` and whose estimate measured `measured`
@@ -98,15 +92,6 @@ impl LinkMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn issue_12_the_start_is_under_the_remembered_limit_and_never_higher_than_before() {
-        assert_eq!(start_bps(None), INITIAL_BPS);
-        assert_eq!(start_bps(Some(60_000.0)), 60_000.0 * LIMIT_FLOOR);
-        assert_eq!(start_bps(Some(1_200_000.0)), INITIAL_BPS, "a good link starts as before");
-        assert_eq!(start_bps(Some(1.0)), MIN_BPS);
-        assert_eq!(start_bps(Some(f64::NAN)), INITIAL_BPS);
-    }
 
     #[test]
     fn issue_12_a_call_keeps_what_it_measured_or_else_the_record_as_it_was() {

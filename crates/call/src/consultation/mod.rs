@@ -240,7 +240,7 @@ async fn start_call(
     let remembered = media.link_memory.as_ref().and_then(|m| m.load(std::time::SystemTime::now()));
     tracing::info!(
         remembered_limit_kbps = remembered.map(|r| (r.limit_bps / 1000.0).round()),
-        start_kbps = (link_memory::start_bps(remembered.map(|r| r.limit_bps)) / 1000.0).round(),
+        start_kbps = (crate::estimate::start_bps(remembered.map(|r| r.limit_bps)) / 1000.0).round(),
         "the call starts from the link's record"
     );
     let config = CallConfig {
