@@ -12,7 +12,10 @@ async fn enrol_activate_unseal_then_restart_is_locked() {
     let server = CareServer::start().await;
     let secret = server.add_nurse("nurse.jo", "Jo Nurse", "HMP Testshire");
     let laptop = Laptop::new().await;
+    // A record of the link this laptop had before (another prison's): enrolment starts afresh.
+    std::fs::write(laptop.data.link_path(), br#"{"limit_bps":57000.0,"at_unix":1}"#).expect("old link record");
     let record = laptop.enrol(&server, "HMP Testshire").await;
+    assert!(!laptop.data.link_path().exists(), "enrolment forgets the link the laptop had before");
     assert_eq!(record.server_url, server.url);
     assert_eq!(record.ca_cert.0, server.ca_der, "the CA from the token's fingerprint is pinned");
 

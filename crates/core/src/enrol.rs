@@ -98,6 +98,9 @@ pub async fn enrol_as(
     };
     sealed::write(&dir.sealed_path(), &config, &data_key)?;
     drop(data_key);
+    // A laptop enrolled again (perhaps for another prison) learns its link afresh: the last
+    // calls' record (`sc_call::link_memory`) was of the link it had then.
+    crate::atomic::shred(&dir.link_path())?;
 
     let record = EnrolmentRecord {
         format: RECORD_VERSION,
