@@ -166,7 +166,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
     let link = Link::new(profile.clone());
     let mut h = hospital_sending(&link, Content::Camera);
     if std::env::var("SC_BENCH_LINK_MEMORY").is_ok_and(|v| v == "1") {
-        // One prison's calls one after another: each run starts where the run before settled.
+        // One prison's calls one after another: each run starts from the record the runs before kept.
         let name = format!("sc-bench-link-{}-{}.json", profile.name, std::process::id());
         h.link_memory = Some(std::env::temp_dir().join(name));
     }

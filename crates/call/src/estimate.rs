@@ -37,8 +37,9 @@ pub const MIN_BPS: f64 = 40_000.0;
 /// The most the kiosk ever sends (the top rung and the voice, with room for keyframes).
 pub const MAX_BPS: f64 = 1_600_000.0;
 
-/// Where the controller starts given a limit remembered from the last call (`crate::link_memory`): [`LIMIT_FLOOR`] of it (where the
-/// estimate sits while a known limit holds it), and never above [`INITIAL_BPS`].
+/// Where the controller starts given a limit remembered from the last call (`crate::link_memory`):
+/// [`LIMIT_FLOOR`] of it (where the estimate sits while a known limit holds it), and never above
+/// [`INITIAL_BPS`].
 pub fn start_bps(limit_bps: Option<f64>) -> f64 {
     limit_bps.filter(|b| b.is_finite()).map_or(INITIAL_BPS, |b| (b * LIMIT_FLOOR).clamp(MIN_BPS, INITIAL_BPS))
 }
@@ -201,10 +202,10 @@ impl LinkEstimate {
         LinkEstimate::remembering(None)
     }
 
-    /// A fresh estimate on a link whose limit the last call measured (`crate::link_memory`):
-    /// the controller starts at [`start_bps`] of it,
-    /// and the wrapper counts it as a limit whose memory has just lapsed, so on a lossy link the
-    /// cap climbs from it by [`PROBE_RAMP`] rather than to [`CAP_FLOOR_BPS`] at once.
+    /// A fresh estimate on a link whose limit the last call measured (`crate::link_memory`): the
+    /// controller starts at [`start_bps`] of it, and the wrapper counts it as a limit whose memory
+    /// has just lapsed, so on a lossy link the cap climbs from it by [`PROBE_RAMP`] rather than to
+    /// [`CAP_FLOOR_BPS`] at once.
     pub fn remembering(limit_bps: Option<f64>) -> Self {
         let remembered_limit = limit_bps.filter(|b| b.is_finite() && *b > 0.0);
         let e = LinkEstimate { remembered_limit, ..LinkEstimate::default() };

@@ -51,7 +51,7 @@ impl DataDir {
         self.root.join("contact.json")
     }
 
-    /// What the last call's link settled at (`sc_call::link_memory`; a bitrate and a time).
+    /// The link's limit the last calls measured (`sc_call::link_memory`; a bitrate and a time).
     pub fn link_path(&self) -> PathBuf {
         self.root.join("link.json")
     }

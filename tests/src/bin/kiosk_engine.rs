@@ -6,7 +6,8 @@
 //! SC_BIND (the UDP address for the TURN client), SC_SECS, and SC_MEDIA (`synthetic`, or a 640x480
 //! Y4M clip's path); SC_VIDEO_FEC=0 sends the kiosk's video without ULPFEC (on in the kiosk; for
 //! the benchmark's comparison); SC_LINK_MEMORY names the file the link's record is kept in (by
-//! default the data directory's, as in the kiosk). RUST_LOG filters the logs on stderr. The keystore is the session's Secret Service, as for the real kiosk.
+//! default the data directory's, as in the kiosk). RUST_LOG filters the logs on stderr. The
+//! keystore is the session's Secret Service, as for the real kiosk.
 #![forbid(unsafe_code)]
 
 use sc_call::consultation::{Consultation, MediaSetup, Phase};

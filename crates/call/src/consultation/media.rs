@@ -32,8 +32,8 @@ pub struct MediaSetup {
     /// Protect the kiosk's video with ULPFEC (`CallConfig::video_fec`): on in the kiosk; the
     /// benchmark can turn it off to measure the difference.
     pub video_fec: bool,
-    /// Where what the link settled at is kept between calls (`crate::link_memory`): the kiosk's
-    /// data directory; `None` starts every call as on a new link.
+    /// Where the link's record is kept between calls (`crate::link_memory`): in the kiosk's data
+    /// directory; `None` starts every call as on a new link.
     pub link_memory: Option<crate::link_memory::LinkMemory>,
 }
 
