@@ -156,6 +156,10 @@ const TICK: Duration = Duration::from_millis(250);
 const ROUND_TRIP_WINDOW: Duration = Duration::from_secs(2);
 /// The window the acknowledged rate is measured over, on the receiver's clock.
 const ACKED_WINDOW: Duration = Duration::from_secs(1);
+/// The least time over which the packets that met a standing queue must have arrived before
+/// their rate counts as the link's: a window of the delay filter, so the link's jitter at its
+/// ends counts for little.
+const BUSY_MIN_SPAN: Duration = DELAY_NOW_WINDOW;
 
 /// The published estimate, shared between the chain and the encoders.
 #[derive(Debug, Clone)]
@@ -297,8 +301,9 @@ pub struct Published<E> {
     /// Makes a fresh controller starting at a rate (after feedback went missing).
     restart: fn(f64) -> E,
     out: LinkEstimate,
-    /// Packets the receiver acknowledged: (arrival on its clock, bytes), the last second's.
-    acked: VecDeque<(Duration, usize)>,
+    /// Packets the receiver acknowledged: (arrival on its clock, bytes, departure), the last
+    /// second's.
+    acked: VecDeque<(Duration, usize, Instant)>,
     /// (departure, arrival on the receiver's clock minus departure on ours, ms): the one-way delay
     /// plus a constant clock offset, the last [`DELAY_FLOOR_WINDOW`]'s.
     delays: VecDeque<(Instant, f64)>,
@@ -319,11 +324,14 @@ pub struct Published<E> {
     queue_seen_until: Option<Instant>,
     /// How long the next standing queue keeps the limit known.
     queue_memory: Duration,
-    /// The most that arrived while the last standing queue stood: the link's capacity, bits per
-    /// second. The most, as the sender cuts while the queue drains and less arrives.
+    /// The rate the packets that met the last standing queue arrived at ([`Published::busy_bps`]):
+    /// the link's capacity, bits per second.
     limit_bps: Option<f64>,
     /// Whether the last feedback showed a standing queue (a new one starts a new measurement).
     queue_standing: bool,
+    /// While a queue stands: packets sent from then on met it, so the link was busy as each of
+    /// them arrived ([`Published::busy_bps`]).
+    busy_from: Option<Instant>,
     /// Per batch of feedback over the last [`LOSS_WINDOW`]: (when, lost, reported).
     outcomes: VecDeque<(Instant, usize, usize)>,
     /// (when, from the departure of the newest packet a feedback reported to its coming) of the
@@ -351,6 +359,7 @@ impl<E> Published<E> {
             queue_memory: QUEUE_MEMORY,
             limit_bps: remembered,
             queue_standing: false,
+            busy_from: None,
             outcomes: VecDeque::new(),
             round_trips: VecDeque::new(),
         }
@@ -383,13 +392,44 @@ impl<E> Published<E> {
         samples >= RISING_MIN_SAMPLES && self.queue_delay().is_some_and(|q| q > QUEUE_RISING)
     }
 
+    /// When the packets that met the standing queue began to be sent: the first of the newest
+    /// run of packets each delayed over [`QUEUE_LIMIT`] past the floor. Each of them found the
+    /// link busy, and it stayed busy until each arrived.
+    fn queue_met_since(&self) -> Option<Instant> {
+        let floor = self.delays.iter().map(|(_, d)| *d).fold(f64::INFINITY, f64::min);
+        let limit = QUEUE_LIMIT.as_secs_f64() * 1000.0;
+        self.delays.iter().rev().take_while(|(_, d)| d - floor > limit).map(|(t, _)| *t).min()
+    }
+
     /// What the receiver acknowledged over the last second, bits per second (`None` until half
     /// a second of arrivals is known).
     fn acked_bps(&self) -> Option<f64> {
         let (first, last) = (self.acked.front()?.0, self.acked.back()?.0);
         let span = last.saturating_sub(first);
         (span >= ACKED_WINDOW / 2)
-            .then(|| self.acked.iter().map(|(_, b)| *b as f64 * 8.0).sum::<f64>() / span.as_secs_f64())
+            .then(|| self.acked.iter().map(|(_, b, _)| *b as f64 * 8.0).sum::<f64>() / span.as_secs_f64())
+    }
+
+    /// The rate the packets that met the standing queue arrived at, bits per second: the link's
+    /// own, as it was busy throughout (`None` before [`BUSY_MIN_SPAN`] of them arrived). What
+    /// arrived over the last second mixes in the time before the queue formed: a keyframe's
+    /// half-second queue on the poor profile (256 kbit/s) measured the link at ~190 kbit/s, the
+    /// call was held a tenth under that, and the encoder dropped a quarter of its frames for want
+    /// of bits while a fifth of the link stood idle (issue #12).
+    fn busy_bps(&self) -> Option<f64> {
+        let from = self.busy_from?;
+        let busy = || self.acked.iter().filter(|(_, _, sent)| *sent >= from);
+        let first = busy().map(|(at, _, _)| *at).min()?;
+        let last = busy().map(|(at, _, _)| *at).max()?;
+        let span = last.saturating_sub(first);
+        if span < BUSY_MIN_SPAN {
+            return None;
+        }
+        // Each packet's bytes took the link the time before it arrived, so the first one's are
+        // left out: they were carried before the span began.
+        let first_bytes = busy().find(|(at, _, _)| *at == first).map_or(0, |(_, b, _)| *b);
+        let bytes = busy().map(|(_, b, _)| *b).sum::<usize>() - first_bytes;
+        Some(bytes as f64 * 8.0 / span.as_secs_f64())
     }
 
     /// The share of packets lost over the last [`LOSS_WINDOW`] (`None` until enough are known).
@@ -437,7 +477,7 @@ impl<E> Published<E> {
     fn note_arrivals(&mut self, reports: &[PacketReport]) {
         for r in reports.iter().filter(|r| r.arrived) {
             if let Some(at) = r.arrival {
-                self.acked.push_back((at, r.size));
+                self.acked.push_back((at, r.size, r.departure));
                 let sent = r.departure.saturating_duration_since(self.out.epoch);
                 self.delays.push_back((r.departure, at.as_secs_f64() * 1000.0 - sent.as_secs_f64() * 1000.0));
             }
@@ -447,8 +487,8 @@ impl<E> Published<E> {
                 self.delays.pop_front();
             }
         }
-        let newest = self.acked.iter().map(|(at, _)| *at).max().unwrap_or_default();
-        while self.acked.front().is_some_and(|(at, _)| newest.saturating_sub(*at) > ACKED_WINDOW) {
+        let newest = self.acked.iter().map(|(at, _, _)| *at).max().unwrap_or_default();
+        while self.acked.front().is_some_and(|(at, _, _)| newest.saturating_sub(*at) > ACKED_WINDOW) {
             self.acked.pop_front();
         }
     }
@@ -601,17 +641,27 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
         let queued = self.queue_delay().is_some_and(|q| q > QUEUE_LIMIT);
         if queued {
             self.found_queue(now);
-            // The queue stands, so what arrives is all the link carries.
-            if let Some(acked) = self.acked_bps() {
-                let limit = match self.limit_bps {
-                    Some(limit) if self.queue_standing => limit.max(acked),
-                    _ => acked,
-                };
+            if !self.queue_standing {
+                self.busy_from = self.queue_met_since();
+            }
+            // The queue stands, so what arrives is all the link carries. Of the packets that met
+            // it, the rate over the longest span is the truest (the latest); else what arrived
+            // over the last second, the most of it while the queue stands, as the sender cuts
+            // while the queue drains and less arrives.
+            let measured = match (self.busy_bps(), self.limit_bps) {
+                (Some(busy), _) => Some(busy),
+                (None, Some(limit)) if self.queue_standing => self.acked_bps().map(|a| limit.max(a)),
+                (None, _) => self.acked_bps(),
+            };
+            if let Some(limit) = measured {
                 self.limit_bps = Some(limit);
                 self.out.measured_limit.store(limit.to_bits(), Ordering::Relaxed);
             }
         }
         self.queue_standing = queued;
+        if !queued {
+            self.busy_from = None;
+        }
         self.publish();
     }
 
@@ -987,10 +1037,10 @@ mod tests {
         // The link's limit: 60 packets a second arrive (~450 kbit/s) while a queue builds.
         let (shared, mut c, mut seconds, limit) = after_a_queue();
         assert!((380_000.0..470_000.0).contains(&limit), "{limit}");
-        // Draining, the sender cuts: less arrives while the queue still stands, and the limit is
-        // still what arrived at its height.
-        seconds.feed(&mut c, 4, 40, 100);
-        assert_eq!(c.limit_bps, Some(limit), "the limit is the most that arrived while the queue stood");
+        // The queue drained, the sender cut: less arrives, and the limit is still what arrived
+        // while the queue stood.
+        seconds.feed(&mut c, 4, 40, 0);
+        assert_eq!(c.limit_bps, Some(limit), "the limit is what arrived while the queue stood");
         // The sender sends 90 % of each second's target from then on, with no queue.
         let mut sent = 50.0;
         for s in 5..15 {
@@ -1234,5 +1284,69 @@ mod tests {
         assert_eq!(shared.round_trip(), Some(ms(200)));
         feedback(&mut c, ms(3300), ms(2900));
         assert_eq!(shared.round_trip(), Some(ms(2900)));
+    }
+
+    /// A call's packets through a first-in first-out link of `rate_bps` (one in twenty lost after
+    /// it, as the harness drops on ingress), 150 ms one way, with a keyframe of `key_bytes` at
+    /// 3 s; feedback every 100 ms, 150 ms back. Returns the limit the wrapper measured.
+    fn through_a_fifo_link(rate_bps: f64, key_bytes: usize) -> Option<f64> {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        let t0 = shared.epoch;
+        // (sent ms, bytes): the voice every 20 ms, 400-byte frames at 20 fps, the keyframe.
+        let mut sent: Vec<(f64, usize)> = Vec::new();
+        for ms in (0..6000).step_by(20) {
+            sent.push((f64::from(ms), 120));
+            if ms % 50 == 0 {
+                sent.push((f64::from(ms) + 1.0, 400));
+            }
+            if ms == 3000 {
+                sent.extend((0..key_bytes.div_ceil(1100)).map(|_| (3002.0, 1100)));
+            }
+        }
+        sent.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut free_at = 0.0;
+        let arrivals: Vec<(f64, f64, usize)> = sent
+            .iter()
+            .map(|&(at, bytes)| {
+                free_at = f64::max(free_at, at) + bytes as f64 * 8.0 / rate_bps * 1000.0;
+                (at, free_at + 150.0, bytes)
+            })
+            .collect();
+        let mut next = 0;
+        for tick in (100..7000).step_by(100) {
+            let now_ms = f64::from(tick);
+            let mut reports = Vec::new();
+            while next < arrivals.len() && arrivals[next].1 + 150.0 <= now_ms {
+                let (at, arrived_ms, bytes) = arrivals[next];
+                let mut r = report(next as u64, 0, bytes, next % 20 != 11);
+                r.departure = t0 + Duration::from_secs_f64(at / 1000.0);
+                r.arrival = r.arrived.then(|| Duration::from_secs_f64(arrived_ms / 1000.0));
+                reports.push(r);
+                next += 1;
+            }
+            let now = t0 + Duration::from_secs_f64(now_ms / 1000.0);
+            c.on_reports(now, &reports);
+            c.handle_timeout(now);
+        }
+        shared.measured_limit_bps()
+    }
+
+    /// Regression (issue #12): on the poor profile (256 kbit/s) a keyframe's queue, standing half
+    /// a second, measured the link at ~190 kbit/s: what arrived over the last second, half of it
+    /// from before the queue formed. The call was then held a tenth under that, and the encoder
+    /// dropped a quarter of its frames for want of bits while a fifth of the link stood idle.
+    #[test]
+    fn issue_12_a_short_queue_measures_the_links_rate_not_the_seconds_before_it() {
+        let rate = 220_000.0;
+        let arriving = rate * 0.95;
+        // A 14 kB keyframe queues ~500 ms on it, beside ~110 kbit/s of voice and video.
+        let limit = through_a_fifo_link(rate, 14_000).expect("the queue measured the link");
+        assert!(limit > arriving * 0.95 && limit < arriving * 1.05, "{limit} for a link carrying {arriving}");
+        // A long queue (a keyframe of three seconds' worth) measures the same.
+        let long = through_a_fifo_link(rate, 80_000).expect("the queue measured the link");
+        assert!(long > arriving * 0.95 && long < arriving * 1.05, "{long} for a link carrying {arriving}");
+        // No queue, no measure.
+        assert_eq!(through_a_fifo_link(rate, 0), None);
     }
 }
