@@ -191,7 +191,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             let delta = |k: &str| stats[k].as_f64().unwrap_or(0.0) - last[k].as_f64().unwrap_or(0.0);
             println!(
                 "trace {} {:>5.1} s: target {:>5.0} kbit/s, loss {:>4.1} % ({:>4.1} % over 3 s), queue {:>3.0} ms, \
-                 video {}, sent {:>4.0} kbit/s {:>2.0} frames ({:.0} key, {:.0} asked), frames decoded {} \
+                 video {}, sent {:>4.0} kbit/s {:>2.0} frames ({:.0} key, {:.0} asked, {:.0} skipped busy, {:.0} dropped \
+                 by the encoder), frames decoded {} \
                  ({:.0} freezes, held {} ms, {}x{})",
                 profile.name,
                 stats["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
@@ -208,6 +209,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 delta("frames_sent"),
                 delta("keyframes_sent"),
                 delta("keyframe_requests"),
+                delta("frames_skipped_busy"),
+                delta("frames_dropped_by_encoder"),
                 stats["frames_decoded"],
                 delta("freezes"),
                 stats["playout_ms"],

@@ -21,6 +21,29 @@ pub(crate) struct Vp8Encoder {
     max: (u32, u32),
     fps: u32,
     kbps: u32,
+    /// The denoiser at its strongest ([`STRONG_DENOISE_UP_TO_PIXELS`]).
+    strong_denoise: bool,
+}
+
+/// The largest picture (pixels) the denoiser runs at its strongest for: the rungs a poor link
+/// gets (`adapt::LADDER`'s 320x240 and 160x120), whose frames are a few hundred bytes. A frame of
+/// the camera clip at libvpx's coarsest quantizer takes ~530 bytes at 320x240 with the adaptive
+/// denoiser, so at a poor link's rate libvpx dropped frames to keep to it: at 67 kbit/s, 20 fps
+/// (the poor profile's video beside its parity packets) 430 of 540 were encoded, 499 at the
+/// strongest (issue #12: the consultant got 14.5-17.5 fps of the kiosk there). Larger pictures
+/// are sent on links with room for their detail, and libvpx's adaptive mode keeps it.
+const STRONG_DENOISE_UP_TO_PIXELS: u32 = 320 * 240;
+
+/// Whether the denoiser runs at its strongest for pictures of `width` x `height`.
+fn strong_denoise(width: u32, height: u32) -> bool {
+    width * height <= STRONG_DENOISE_UP_TO_PIXELS
+}
+
+/// Tells the encoder its denoiser's strength.
+fn set_denoise(enc: &mut Encoder<u8>, strong: bool) -> Result<(), Error> {
+    use vpx_rs::enc::ctrl::Vp8NoiseSensitivity::{Adaptive, OnYuvAggressive};
+    let level = if strong { OnYuvAggressive } else { Adaptive };
+    enc.codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::Vp8NoiseSensitivity(level)).map_err(codec)
 }
 
 /// One encoded frame.
@@ -81,15 +104,13 @@ impl Vp8Encoder {
         // Speed over compression: two cores also run the decoder, audio and the page.
         enc.codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::CpuUsed(10)).map_err(codec)?;
         // The denoiser, as libwebrtc sets it for a camera on x86 (adaptive: it follows the noise
-        // it measures): at a poor link's rate a camera's sensor noise otherwise takes the bits,
-        // and libvpx drops frames to stay within them (the camera clip at 480x360 and 150 kbit/s:
-        // 22.5 frames a second without, 30 with; issue #12).
-        enc.codec_control_set(vpx_rs::enc::ctrl::EncoderControlSet::Vp8NoiseSensitivity(
-            vpx_rs::enc::ctrl::Vp8NoiseSensitivity::Adaptive,
-        ))
-        .map_err(codec)?;
+        // it measures), at its strongest when frames are small: at a poor link's rate a camera's
+        // sensor noise otherwise takes the bits, and libvpx drops frames to stay within them (the
+        // camera clip at 480x360 and 150 kbit/s: 22.5 frames a second without, 30 with; issue #12).
+        let strong = strong_denoise(width, height);
+        set_denoise(&mut enc, strong)?;
         cap_keyframes(&mut enc, fps)?;
-        Ok(Vp8Encoder { enc, width, height, max: (width, height), fps, kbps })
+        Ok(Vp8Encoder { enc, width, height, max: (width, height), fps, kbps, strong_denoise: strong })
     }
 
     /// The size frames must now have.
@@ -104,11 +125,20 @@ impl Vp8Encoder {
         if (width, height, fps, kbps) == (self.width, self.height, self.fps, self.kbps) {
             return Ok(false);
         }
+        let resized = (width, height) != (self.width, self.height);
+        // libvpx sets its denoiser up afresh only when the size changes, in the mode it was last
+        // told (told at any other time, it keeps the mode it has), so it is told before the size.
+        if resized {
+            let strong = strong_denoise(width, height);
+            if strong != self.strong_denoise {
+                set_denoise(&mut self.enc, strong)?;
+                self.strong_denoise = strong;
+            }
+        }
         self.enc.set_config(&config(width, height, fps, kbps)?).map_err(codec)?;
         if fps != self.fps {
             cap_keyframes(&mut self.enc, fps)?;
         }
-        let resized = (width, height) != (self.width, self.height);
         (self.width, self.height, self.fps, self.kbps) = (width, height, fps, kbps);
         Ok(resized)
     }
@@ -353,6 +383,34 @@ mod tests {
             }
         }
         assert!(sent * 100 >= frames * 95, "{sent} of {frames} frames encoded at 150 kbit/s");
+    }
+
+    /// Issue #12: on the poor profile the kiosk's 320x240 rung is given ~67 kbit/s beside its
+    /// parity packets; a frame of the camera clip at libvpx's coarsest quantizer is ~530 bytes
+    /// with the adaptive denoiser, so libvpx dropped a fifth of the frames (430 of 540 here) and
+    /// the consultant saw 14.5-17.5 fps. With the denoiser at its strongest at that size, 499.
+    #[test]
+    fn issue_12_a_small_rung_at_a_poor_links_rate_keeps_its_frames() {
+        let clip = crate::camera_clip::frames();
+        let mut enc = Vp8Encoder::new(640, 480, 30, 800).expect("encoder");
+        assert!(!enc.strong_denoise, "a good link's picture keeps its detail");
+        enc.reconfigure(320, 240, 20, 67).expect("the rung");
+        let (mut sent, mut frames, mut at) = (0, 0, 0i64);
+        // Two frames of every three of the 30 fps camera, as the send loop takes them.
+        for i in (0..900usize).filter(|i| i % 3 != 2) {
+            at += 50;
+            let f = clip[i % clip.len()].scaled(320, 240);
+            let out = enc.encode(&f, i == 0, at).expect("encode");
+            // The first three seconds are the rate control settling (and the keyframe).
+            if i >= 90 {
+                frames += 1;
+                sent += usize::from(!out.is_empty());
+            }
+        }
+        assert!(sent * 100 >= frames * 90, "{sent} of {frames} frames encoded at 67 kbit/s");
+        // Back at a good link's size and rate, the denoiser is adaptive again.
+        enc.reconfigure(640, 480, 30, 800).expect("the top rung");
+        assert!(!enc.strong_denoise);
     }
 }
 

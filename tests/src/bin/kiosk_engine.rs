@@ -133,6 +133,8 @@ async fn run() {
                     "playout_ms": s.playout_delay.as_millis() as u64,
                     "keyframes_asked": s.keyframes_asked,
                     "video_bytes_sent": s.video_bytes_sent,
+                    "frames_skipped_busy": s.frames_skipped_busy,
+                    "frames_dropped_by_encoder": s.frames_dropped_by_encoder,
                     "video_fec": s.video_fec,
                     "video_fec_rebuilt": s.video_fec_rebuilt,
                     "video_fec_contradicted": s.video_fec_contradicted,

@@ -142,16 +142,17 @@ pub(super) fn spawn_video_encoder(
                 followed = Some(target);
                 let loss = shared.estimate.loss();
                 shared.fec.set_share(crate::ulpfec::protection(loss));
+                parity.update(shared.fec.bytes());
+                // The encoder is set to what it must be told to produce the wanted rate, less
+                // what its parity packets take.
+                let media_kbps = |kbps| parity.media_kbps(kbps, shared.fec.share());
                 if let Some(s) = adapter.update(now, target, loss) {
-                    gap = apply(&shared, &mut encoder, s).unwrap_or(gap);
+                    gap = apply(&shared, &mut encoder, s, media_kbps).unwrap_or(gap);
                     wanted = s.video.map(|(r, kbps)| (r.width, r.height, r.fps, kbps));
                     adjuster.reset();
                 }
-                // The encoder is set to what it must be told to produce the wanted rate, less
-                // what its parity packets take.
-                parity.update(shared.fec.bytes());
                 if let Some((w, h, fps, kbps)) = wanted {
-                    let kbps = parity.media_kbps(kbps, shared.fec.share());
+                    let kbps = media_kbps(kbps);
                     if let Err(e) = encoder.reconfigure(w, h, fps, adjuster.rate(now, kbps)) {
                         tracing::warn!(error = %e, "VP8 rate not adjusted");
                     }
@@ -166,6 +167,7 @@ pub(super) fn spawn_video_encoder(
             // sees it. Dropping an encoded frame instead would break every later frame's reference
             // and cost a keyframe.
             if out.capacity() == 0 {
+                shared.counters.frames_skipped_busy.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let (w, h) = encoder.size();
@@ -182,6 +184,9 @@ pub(super) fn spawn_video_encoder(
             let at_ms = i64::try_from(shared.started.elapsed().as_millis()).unwrap_or(i64::MAX);
             match encoder.encode(&frame, key, at_ms) {
                 Ok(frames) => {
+                    if frames.is_empty() {
+                        shared.counters.frames_dropped_by_encoder.fetch_add(1, Ordering::Relaxed);
+                    }
                     for f in frames {
                         adjuster.produced(now, f.data.len());
                         if out.try_send((f, now)).is_err() {
@@ -211,9 +216,9 @@ fn adapt_due(since: Duration, target_bps: f64, followed: Option<f64>) -> bool {
     since >= ADAPT_EVERY || followed.is_some_and(|f| target_bps < f * FOLLOW_AT_ONCE_UNDER)
 }
 
-/// Applies new settings to the video encoder; returns the gap between frames they call for
-/// (`None`: sound only, nothing to encode).
-fn apply(shared: &Shared, encoder: &mut Vp8Encoder, s: Settings) -> Option<Duration> {
+/// Applies new settings to the video encoder, its rate less what `media_kbps` leaves for parity;
+/// returns the gap between frames they call for (`None`: sound only, nothing to encode).
+fn apply(shared: &Shared, encoder: &mut Vp8Encoder, s: Settings, media_kbps: impl Fn(u32) -> u32) -> Option<Duration> {
     *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(s);
     let was_sound_only = shared.sound_only_by_link.swap(s.video.is_none(), Ordering::Relaxed);
     let Some((rung, kbps)) = s.video else {
@@ -231,7 +236,7 @@ fn apply(shared: &Shared, encoder: &mut Vp8Encoder, s: Settings) -> Option<Durat
         loss = shared.estimate.loss(),
         "sending follows the link"
     );
-    match encoder.reconfigure(rung.width, rung.height, rung.fps, kbps) {
+    match encoder.reconfigure(rung.width, rung.height, rung.fps, media_kbps(kbps)) {
         // A new size, or video back after sound only, starts from a keyframe.
         Ok(resized) if resized || was_sound_only => shared.force_keyframe.store(true, Ordering::Relaxed),
         Ok(_) => {}

@@ -71,6 +71,10 @@ pub struct CallStats {
     pub keyframes_asked: u64,
     /// VP8 payload bytes handed to the track (before RTP, SRTP and TURN).
     pub video_bytes_sent: u64,
+    /// Frames due at the rung's rate that the encoder was not given: the sending queue was full.
+    pub frames_skipped_busy: u64,
+    /// Frames the encoder was given and dropped to keep to its bitrate (libvpx's frame dropper).
+    pub frames_dropped_by_encoder: u64,
     /// ULPFEC packets received with the remote video (`crate::ulpfec`).
     pub video_fec: u64,
     /// Remote video packets rebuilt from them.
@@ -102,6 +106,8 @@ pub(super) struct Counters {
     pub(super) playout_delay_us: AtomicU64,
     pub(super) keyframes_asked: AtomicU64,
     pub(super) video_bytes_sent: AtomicU64,
+    pub(super) frames_skipped_busy: AtomicU64,
+    pub(super) frames_dropped_by_encoder: AtomicU64,
     pub(super) video_fec: AtomicU64,
     pub(super) video_fec_rebuilt: AtomicU64,
     pub(super) video_fec_contradicted: AtomicU64,
@@ -169,6 +175,8 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         playout_delay: Duration::from_micros(c.playout_delay_us.load(Ordering::Relaxed)),
         keyframes_asked: c.keyframes_asked.load(Ordering::Relaxed),
         video_bytes_sent: c.video_bytes_sent.load(Ordering::Relaxed),
+        frames_skipped_busy: c.frames_skipped_busy.load(Ordering::Relaxed),
+        frames_dropped_by_encoder: c.frames_dropped_by_encoder.load(Ordering::Relaxed),
         video_fec: c.video_fec.load(Ordering::Relaxed),
         video_fec_rebuilt: c.video_fec_rebuilt.load(Ordering::Relaxed),
         video_fec_contradicted: c.video_fec_contradicted.load(Ordering::Relaxed),
