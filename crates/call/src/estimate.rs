@@ -14,7 +14,8 @@
 //! arrived while the queue stood. A standing queue drops
 //! the target below what arrives until it drains ([`QUEUE_LIMIT`]); one forming holds it at what
 //! arrives ([`QUEUE_RISING`]). And the link's own loss,
-//! below the congested band, does not hold the target down: rtc's loss half would.
+//! below the congested band, does not hold the target down: rtc's loss half would; over it the
+//! target is cut from where it stands toward that half, step by step ([`LOSS_CUT_EVERY`]).
 
 use crate::unasked::{LossFeed, RESEND_LOST_WITHIN};
 use rtc::interceptor::{
@@ -124,6 +125,14 @@ const CONGESTED_LOSS: f64 = 0.10;
 /// profile: 5 % lost, the average swung between 1 and 17 % and the target between 40 and 200).
 const LOSS_WINDOW: Duration = Duration::from_secs(3);
 const LOSS_MIN_PACKETS: usize = 50;
+/// Over [`CONGESTED_LOSS`] the target is cut from where it stood by half the loss at most once per
+/// this and a round trip (libwebrtc's loss-based rule), never at once to the controller's loss
+/// half. That half is cut whenever one report names over 10 % lost, which on a link losing 5 % of
+/// its own happens every few seconds, and is ignored below the band: on the poor profile its
+/// figure had sunk to ~70 kbit/s, and each time three seconds' loss passed 10 % (11.3 % for a
+/// second) the target fell from ~200 to it and back, and the video went to 160x120 and climbed
+/// back by the ramp for twenty seconds (issue #12).
+const LOSS_CUT_EVERY: Duration = Duration::from_millis(300);
 
 /// The pacer releases packets at this multiple of the target. libwebrtc paces at 2.5x (the
 /// encoder holds the average; the pacer only spreads each frame out). Measured on the prison
@@ -329,6 +338,9 @@ pub struct Published<E> {
     limit_bps: Option<f64>,
     /// Whether the last feedback showed a standing queue (a new one starts a new measurement).
     queue_standing: bool,
+    /// While the loss is over [`CONGESTED_LOSS`] with no queue: when the target was last cut and
+    /// the least it may go to until the next cut ([`LOSS_CUT_EVERY`]).
+    loss_cut: Option<(Instant, f64)>,
     /// While a queue stands: packets sent from then on met it, so the link was busy as each of
     /// them arrived ([`Published::busy_bps`]).
     busy_from: Option<Instant>,
@@ -360,6 +372,7 @@ impl<E> Published<E> {
             limit_bps: remembered,
             queue_standing: false,
             busy_from: None,
+            loss_cut: None,
             outcomes: VecDeque::new(),
             round_trips: VecDeque::new(),
         }
@@ -390,6 +403,23 @@ impl<E> Published<E> {
         let samples =
             self.delays.iter().filter(|(t, _)| newest.saturating_duration_since(*t) <= DELAY_NOW_WINDOW).count();
         samples >= RISING_MIN_SAMPLES && self.queue_delay().is_some_and(|q| q > QUEUE_RISING)
+    }
+
+    /// Cuts the target for loss over [`CONGESTED_LOSS`] with no queue standing (a queue's own rule
+    /// rules then): from where it stands, by half the loss, once per [`LOSS_CUT_EVERY`] and a
+    /// round trip.
+    fn cut_for_loss(&mut self, now: Instant, queued: bool) {
+        let loss = self.window_loss().unwrap_or(0.0);
+        if queued || loss <= CONGESTED_LOSS {
+            self.loss_cut = None;
+            return;
+        }
+        let every = LOSS_CUT_EVERY + self.out.round_trip().unwrap_or_default();
+        if self.loss_cut.is_some_and(|(at, _)| now.saturating_duration_since(at) < every) {
+            return;
+        }
+        let from = self.loss_cut.map_or_else(|| self.out.target_bps(), |(_, least)| least);
+        self.loss_cut = Some((now, (from * (1.0 - loss / 2.0)).max(MIN_BPS)));
     }
 
     /// When the packets that met the standing queue began to be sent: the first of the newest
@@ -515,8 +545,9 @@ impl<E: BandwidthEstimator> Published<E> {
         // sound only for a whole call). Below the congested band, with no queue, the delay half
         // leads; the acknowledged-rate cap below keeps it near what gets through.
         let own_loss = self.window_loss().is_some_and(|l| l > CAP_LOSS && l <= CONGESTED_LOSS) && !queued;
-        let controller = match stats.delay_based_bitrate {
-            Some(delay) if own_loss => delay,
+        let controller = match (stats.delay_based_bitrate, self.loss_cut) {
+            (Some(delay), _) if own_loss => delay,
+            (_, Some((_, least))) => self.inner.target_bitrate().max(least),
             _ => self.inner.target_bitrate(),
         };
         let target = self.held.unwrap_or(controller);
@@ -639,6 +670,7 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
             self.lossy_until = Some(now + LOSSY_FOR);
         }
         let queued = self.queue_delay().is_some_and(|q| q > QUEUE_LIMIT);
+        self.cut_for_loss(now, queued);
         if queued {
             self.found_queue(now);
             if !self.queue_standing {
@@ -1079,9 +1111,23 @@ mod tests {
         let reports: Vec<_> = (1..=60).map(|i| report(i, i * 20, 115, i % 20 != 0)).collect();
         c.on_reports(Instant::now(), &reports);
         assert_eq!(shared.target_bps(), CAP_FLOOR_BPS);
-        // Congested loss (a third of the next 60): the loss half rules.
+        // Congested loss (a third of the next 60): cut, and cut again while it lasts, down to the
+        // loss half (by half the loss each time, not to it at once: see `LOSS_CUT_EVERY`).
+        let t0 = Instant::now();
         let congested: Vec<_> = (61..=120).map(|i| report(i, i * 20, 115, i % 3 != 0)).collect();
-        c.on_reports(Instant::now(), &congested);
+        c.on_reports(t0, &congested);
+        assert!(shared.target_bps() < CAP_FLOOR_BPS && shared.target_bps() > 40_000.0, "{}", shared.target_bps());
+        for k in 1..=20u64 {
+            let now = t0 + Duration::from_millis(k * 500);
+            let more: Vec<_> = (0..10)
+                .map(|j| 120 + k * 10 + j)
+                .map(|i| PacketReport {
+                    departure: now - Duration::from_millis(50),
+                    ..report(i, i * 20, 115, i % 3 != 0)
+                })
+                .collect();
+            c.on_reports(now, &more);
+        }
         assert_eq!(shared.target_bps(), 40_000.0);
     }
 
@@ -1348,5 +1394,75 @@ mod tests {
         assert!(long > arriving * 0.95 && long < arriving * 1.05, "{long} for a link carrying {arriving}");
         // No queue, no measure.
         assert_eq!(through_a_fifo_link(rate, 0), None);
+    }
+
+    /// A controller whose loss half has sunk to 70 kbit/s while its delay half says 2 Mbit/s.
+    struct SunkLossHalf {
+        loss: Option<f64>,
+    }
+    impl BandwidthEstimator for SunkLossHalf {
+        fn on_reports(&mut self, _now: Instant, reports: &[PacketReport]) {
+            let lost = reports.iter().filter(|r| !r.arrived).count();
+            self.loss = Some(lost as f64 / reports.len().max(1) as f64);
+        }
+        fn target_bitrate(&self) -> f64 {
+            70_000.0
+        }
+        fn stats(&self) -> EstimatorStats {
+            let mut s = EstimatorStats::default();
+            s.packet_loss = self.loss;
+            s.delay_based_bitrate = Some(2_000_000.0);
+            s
+        }
+    }
+
+    /// Regression (issue #12): on the poor profile the controller's loss half had sunk to ~70
+    /// kbit/s; each time three seconds' loss passed 10 % the target fell from ~200 to it at once
+    /// and back, and the video went to 160x120 for twenty seconds. Now it is cut from where it
+    /// stands by half the loss, once per 300 ms and a round trip, as libwebrtc cuts.
+    #[test]
+    fn issue_12_loss_over_the_congested_band_cuts_the_target_from_where_it_stands() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| SunkLossHalf { loss: None }, 250_000.0, shared.clone());
+        let t0 = shared.epoch;
+        let mut id = 0;
+        // Seconds of 30 packets of 1000 bytes (240 kbit/s), `lost` of each 100 lost, 40 ms one
+        // way, reported every 100 ms.
+        let mut second = |c: &mut Published<SunkLossHalf>, s: u64, lost: u64| {
+            for tick in 0..10 {
+                let reports: Vec<_> = (0..3)
+                    .map(|k| {
+                        id += 1;
+                        let sent = s * 1000 + tick * 100 + k * 33;
+                        let mut r = report(id, sent + 40, 1000, id % 100 >= lost);
+                        r.departure = t0 + Duration::from_millis(sent);
+                        r
+                    })
+                    .collect();
+                let now = t0 + Duration::from_millis(s * 1000 + tick * 100 + 100);
+                c.on_reports(now, &reports);
+                c.handle_timeout(now);
+            }
+        };
+        for s in 0..4 {
+            second(&mut c, s, 5);
+        }
+        let before = shared.target_bps();
+        assert!(before >= CAP_FLOOR_BPS, "5 % of the link's own: the delay half leads, {before}");
+        // A burst: 40 % lost for a second takes three seconds' loss past 10 %.
+        second(&mut c, 4, 40);
+        assert!(shared.window_loss() > CONGESTED_LOSS, "{}", shared.window_loss());
+        let after = shared.target_bps();
+        // (The lossy link's cap, 1.5x what arrives and at least 200 kbit/s, is then under the cuts.)
+        assert!(after >= CAP_FLOOR_BPS * 0.95, "cut from {before} by half the loss, not to 70k: {after}");
+        assert!(after < before, "but cut: {after} of {before}");
+        // Loss staying high goes on cutting, step by step, to the loss half in the end.
+        second(&mut c, 5, 40);
+        let later = shared.target_bps();
+        assert!(later < after && later > 70_000.0, "{after} -> {later}");
+        for s in 6..12 {
+            second(&mut c, s, 40);
+        }
+        assert_eq!(shared.target_bps(), 70_000.0);
     }
 }
