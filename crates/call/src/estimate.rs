@@ -737,10 +737,12 @@ mod tests {
         assert_eq!(shared.target_bps() * PACING_FACTOR, c.target_bitrate());
     }
 
-    /// An estimator that only ever says 2 Mbit/s, and the loss in the last reports.
+    /// An estimator that only ever says 2 Mbit/s, and the loss in the last reports; or, with
+    /// `loss_half`, one whose loss half has sunk to that while its delay half says 2 Mbit/s.
     #[derive(Default)]
     struct Optimist {
         loss: Option<f64>,
+        loss_half: Option<f64>,
     }
     impl BandwidthEstimator for Optimist {
         fn on_reports(&mut self, _now: Instant, reports: &[PacketReport]) {
@@ -748,11 +750,12 @@ mod tests {
             self.loss = Some(lost as f64 / reports.len().max(1) as f64);
         }
         fn target_bitrate(&self) -> f64 {
-            2_000_000.0
+            self.loss_half.unwrap_or(2_000_000.0)
         }
         fn stats(&self) -> EstimatorStats {
             let mut s = EstimatorStats::default();
             s.packet_loss = self.loss;
+            s.delay_based_bitrate = self.loss_half.map(|_| 2_000_000.0);
             s
         }
     }
@@ -1396,26 +1399,6 @@ mod tests {
         assert_eq!(through_a_fifo_link(rate, 0), None);
     }
 
-    /// A controller whose loss half has sunk to 70 kbit/s while its delay half says 2 Mbit/s.
-    struct SunkLossHalf {
-        loss: Option<f64>,
-    }
-    impl BandwidthEstimator for SunkLossHalf {
-        fn on_reports(&mut self, _now: Instant, reports: &[PacketReport]) {
-            let lost = reports.iter().filter(|r| !r.arrived).count();
-            self.loss = Some(lost as f64 / reports.len().max(1) as f64);
-        }
-        fn target_bitrate(&self) -> f64 {
-            70_000.0
-        }
-        fn stats(&self) -> EstimatorStats {
-            let mut s = EstimatorStats::default();
-            s.packet_loss = self.loss;
-            s.delay_based_bitrate = Some(2_000_000.0);
-            s
-        }
-    }
-
     /// Regression (issue #12): on the poor profile the controller's loss half had sunk to ~70
     /// kbit/s; each time three seconds' loss passed 10 % the target fell from ~200 to it at once
     /// and back, and the video went to 160x120 for twenty seconds. Now it is cut from where it
@@ -1423,12 +1406,12 @@ mod tests {
     #[test]
     fn issue_12_loss_over_the_congested_band_cuts_the_target_from_where_it_stands() {
         let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| SunkLossHalf { loss: None }, 250_000.0, shared.clone());
+        let mut c = Published::new(|_| Optimist { loss: None, loss_half: Some(70_000.0) }, 250_000.0, shared.clone());
         let t0 = shared.epoch;
         let mut id = 0;
         // Seconds of 30 packets of 1000 bytes (240 kbit/s), `lost` of each 100 lost, 40 ms one
         // way, reported every 100 ms.
-        let mut second = |c: &mut Published<SunkLossHalf>, s: u64, lost: u64| {
+        let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| {
             for tick in 0..10 {
                 let reports: Vec<_> = (0..3)
                     .map(|k| {
