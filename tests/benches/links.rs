@@ -239,13 +239,14 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 let d = |k: &str| p[k].as_f64().unwrap_or(0.0) - last_page[k].as_f64().unwrap_or(0.0);
                 println!(
                     "trace {} consultant: {:.0} frames received, {:.0} decoded, {:.0} dropped, {:.0} freezes, \
-                     jitter buffer {:.0} ms (mean), {:.0} nacks, {:.0} plis sent, rtt {:.0} ms",
+                     jitter buffer {:.0} ms (mean; held at least {:.0} ms), {:.0} nacks, {:.0} plis sent, rtt {:.0} ms",
                     profile.name,
                     d("framesReceived"),
                     d("framesDecoded"),
                     d("framesDropped"),
                     d("freezeCount"),
                     1000.0 * p["jitterBufferDelay"].as_f64().unwrap_or(0.0),
+                    1000.0 * d("videoMinimumDelay") / d("videoEmitted").max(1.0),
                     d("nackCount"),
                     d("pliCount"),
                     1000.0 * p["rtt"].as_f64().unwrap_or(0.0),

@@ -30,6 +30,10 @@ try {
           got.nackCount = r.nackCount || 0;
           got.pliCount = r.pliCount || 0;
           got.jitterBufferDelay = r.jitterBufferEmittedCount ? r.jitterBufferDelay / r.jitterBufferEmittedCount : 0;
+          // The least delay Chromium was told to hold the video for (the kiosk's playout-delay
+          // extension, or lip sync), summed over the frames it let go, in seconds.
+          got.videoMinimumDelay = r.jitterBufferMinimumDelay || 0;
+          got.videoEmitted = r.jitterBufferEmittedCount || 0;
         }
         if (r.type === "inbound-rtp" && r.kind === "audio") {
           got.audioPackets = r.packetsReceived || 0;

@@ -114,6 +114,7 @@ pub(super) fn spawn_video_encoder(
         let mut adjuster = RateAdjuster::default();
         let mut wanted: Option<(u32, u32, u32, u32)> = None;
         let mut parity = crate::fec_send::Overhead::default();
+        let mut protection = crate::ulpfec::Protection::default();
         while !shared.stop.load(Ordering::Relaxed) {
             next += period;
             if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -141,7 +142,7 @@ pub(super) fn spawn_video_encoder(
                 adapted = now;
                 followed = Some(target);
                 let loss = shared.estimate.loss();
-                shared.fec.set_share(crate::ulpfec::protection(loss));
+                shared.fec.set_share(protection.share(now, loss));
                 parity.update(shared.fec.bytes());
                 // The encoder is set to what it must be told to produce the wanted rate, less
                 // what its parity packets take.
