@@ -251,6 +251,19 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                     d("pliCount"),
                     1000.0 * p["rtt"].as_f64().unwrap_or(0.0),
                 );
+                // What the page sends the kiosk, and how long its pacer held it.
+                println!(
+                    "trace {} consultant sends: {:.0} kbit/s video ({} kbit/s target, {} high, limited by {}), \
+                     {:.0} frames encoded, pacer held {:.0} ms (mean), {:.0} resent",
+                    profile.name,
+                    d("videoBytesSent") * 8.0 / 1000.0,
+                    p["sendTargetKbps"],
+                    p["sendHeight"],
+                    p["sendLimit"],
+                    d("framesEncoded"),
+                    1000.0 * d("sendDelay") / d("sentVideoPackets").max(1.0),
+                    d("retransmittedSent"),
+                );
                 let samples = d("samples");
                 println!(
                     "trace {} consultant voice: {:.0} packets, {:.0} lost, {:.0} from FEC ({:.0} FEC discarded), \

@@ -58,6 +58,10 @@ try {
           got.sendLimit = r.qualityLimitationReason || null;
           got.sendTargetKbps = Math.round((r.targetBitrate || 0) / 1000);
           got.sendHeight = r.frameHeight || 0;
+          // How long its packets waited in Chromium's pacer, in all (seconds).
+          got.sendDelay = r.totalPacketSendDelay || 0;
+          got.videoBytesSent = (r.bytesSent || 0) + (r.headerBytesSent || 0);
+          got.framesEncoded = r.framesEncoded || 0;
         }
         if (r.type === "outbound-rtp" && r.kind === "audio") {
           // What the page's voice costs the laptop's downlink.
