@@ -121,6 +121,7 @@ async fn run() {
                     "audio_red": s.audio_red,
                     "remote_audio_frame_ms": s.remote_audio_frame_ms,
                     "target_kbps": s.target_kbps,
+                    "limit_kbps": s.limit_kbps,
                     "link_loss": s.link_loss,
                     "queue_ms": s.queue_ms,
                     "window_loss": s.window_loss,

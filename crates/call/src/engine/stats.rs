@@ -45,6 +45,8 @@ pub struct CallStats {
     pub link_loss: f64,
     /// The standing queue on the path the estimate last saw, ms.
     pub queue_ms: f64,
+    /// The link's limit a standing queue measured in this call, kbit/s (`None` before one stood).
+    pub limit_kbps: Option<f64>,
     /// The loss over the estimate's window of the last seconds (0..1).
     pub window_loss: f64,
     /// Video packets resent on the peer's behalf: its transport feedback reported them missing
@@ -164,6 +166,7 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         target_kbps: shared.estimate.target_bps() / 1000.0,
         link_loss: shared.estimate.loss(),
         queue_ms: shared.estimate.queue_ms(),
+        limit_kbps: shared.estimate.measured_limit_bps().map(|b| b / 1000.0),
         window_loss: shared.estimate.window_loss(),
         repairs_unasked: shared.estimate.lost_feed().asked(),
         repairs_too_old: shared.estimate.lost_feed().too_old(),
