@@ -292,6 +292,11 @@ impl VideoReceiver {
                         // The peer scales its video under load: every size it sends must draw.
                         tracing::info!(width = frame.width(), height = frame.height(), "remote video size");
                     }
+                    // A repair takes longer on a longer round trip: the most a frame is held
+                    // follows it.
+                    if let Some(rtt) = shared.estimate.round_trip() {
+                        self.playout.set_round_trip(rtt);
+                    }
                     // The hold the frames before it were released at: pushing a late frame
                     // may raise it.
                     let hold = self.playout.delay();
