@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 /// the most grows with it ([`Playout::set_round_trip`]), up to [`MAX_DELAY_LONG`].
 pub const MAX_DELAY: Duration = Duration::from_millis(500);
 /// The most a frame is held on a long round trip: a repair asked for twice takes two round trips
-/// and more, ~800 ms on the poor profile (~350 ms round trip), and held at most 500 ms the kiosk's
-/// picture from Chromium froze 23-34 times a minute (as often as Chromium's own receiver on the
-/// same link), 14-20 at 800 (issue #12, two 60 s runs each).
+/// and more, ~750 ms on the poor profile (~350 ms round trip), and held at most 500 ms the kiosk's
+/// picture from Chromium froze 23-34 times a minute, as often as Chromium's own receiver on the
+/// same link; at most 800 ms, 13.7 and 19.6 (issue #12, 60 s runs).
 pub const MAX_DELAY_LONG: Duration = Duration::from_millis(800);
 /// What a repair asked for twice takes past its two round trips (the sender's pacing, the
 /// requests' timing).
@@ -51,8 +51,9 @@ const PEAK_WINDOW: Duration = Duration::from_secs(60);
 /// latest frame is held for all but this much of its lateness, a short stall instead of a longer
 /// lag of the picture behind the voice on every frame.
 const FORGIVEN_MS: f64 = 120.0;
-/// Frames later than this are not remembered as the latest: an outage's backlog (seconds late)
-/// would otherwise hold the picture at the most for the whole minute.
+/// Frames later than this (past [`MAX_DELAY_LONG`]) are not remembered as the latest: an
+/// outage's backlog (seconds late) would otherwise hold the picture at the most for the whole
+/// minute.
 const PEAK_MAX_MS: f64 = 1100.0;
 /// The share of frames the delay covers: the late rest are shown when they come. About one
 /// frame in thirty waits for a repair on the prison profile, and a repair that needs a second
