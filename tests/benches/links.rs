@@ -104,8 +104,10 @@ fn page_sample(p: &Value) -> Sample {
     }
 }
 
-/// The kiosk engine's stats as a sample: packets concealed (lost, and not rebuilt from the next
-/// one's in-band FEC, which Chromium does not count as concealed either) over all packets.
+/// The kiosk engine's stats as a sample: the voice's samples concealed (a packet not there in its
+/// turn, one lost and not rebuilt from the next one's repeat or FEC, the stream gone) over all it
+/// played since its first packet, as Chromium counts `concealedSamples` over
+/// `totalSamplesReceived`.
 fn engine_sample(at: f64, v: &Value) -> Sample {
     let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
     Sample {
@@ -113,8 +115,8 @@ fn engine_sample(at: f64, v: &Value) -> Sample {
         frames: f("frames_decoded"),
         width: v["remote"][0].as_f64().unwrap_or(0.0),
         height: v["remote"][1].as_f64().unwrap_or(0.0),
-        audio: f("audio_received") + f("audio_lost"),
-        concealed: f("audio_lost") - f("audio_recovered"),
+        audio: f("audio_samples"),
+        concealed: f("audio_concealed_samples"),
         freezes: f("freezes"),
     }
 }
@@ -220,7 +222,9 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             );
             // The consultant's voice at the kiosk in the last second.
             println!(
-                "trace {} kiosk voice: {:.0} packets, {:.0} lost, {:.0} rebuilt ({:.0} as RED); {:.0} video repairs \
+                "trace {} kiosk voice: {:.0} packets, {:.0} lost, {:.0} rebuilt ({:.0} as RED), {:.1} % concealed, \
+                 jitter buffer {} ms ({:.0} ms added, {:.0} ms cut; {} ms of it for lip sync, picture {} ms behind); \
+                 {:.0} video repairs \
                  unasked, {:.0} dropped as too old; video FEC {:.0} sent, {:.0} received, {:.0} rebuilt; round trip \
                  {} ms",
                 profile.name,
@@ -228,6 +232,12 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 delta("audio_lost"),
                 delta("audio_recovered"),
                 delta("audio_red"),
+                100.0 * delta("audio_concealed_samples") / delta("audio_samples").max(1.0),
+                stats["audio_delay_ms"],
+                delta("audio_inserted_samples") / 48.0,
+                delta("audio_removed_samples") / 48.0,
+                stats["audio_sync_ms"],
+                stats["av_skew_ms"].as_f64().map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}")),
                 delta("repairs_unasked"),
                 delta("repairs_too_old"),
                 delta("video_fec_sent"),

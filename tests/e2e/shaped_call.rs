@@ -261,6 +261,12 @@ async fn prison_call(content: Content) {
     let (red, lost, recovered) = (delta("audio_red"), delta("audio_lost"), delta("audio_recovered"));
     assert!(red > 0.0, "Chromium sent no RED: {end}");
     assert!(recovered * 2.0 >= lost, "the kiosk rebuilt {recovered} of {lost} lost voice packets");
+    // The voice plays from its jitter buffer without a break (samples for every slot, as
+    // Chromium counts them), and what was concealed (late, lost and not rebuilt) is a few per cent
+    // at most. Played as they came, late packets were gaps of silence nobody counted.
+    let (played, concealed) = (delta("audio_samples") / 48_000.0, delta("audio_concealed_samples") / 48_000.0);
+    assert!((played - secs).abs() <= secs * 0.1, "the kiosk played {played:.1} s of voice in {secs:.1} s");
+    assert!(concealed <= played * 0.05, "the kiosk concealed {concealed:.2} s of {played:.1} s of voice");
     // The page's last 30 s in the call, by its own clock (it reports four times a second; a
     // report after the kiosk hung up has its counters reset).
     let pend = a.page.iter().rev().find(|p| rate(p, "samples") > 0.0).expect("the page reported");

@@ -59,101 +59,72 @@ impl OpusEncoder {
 
 pub(crate) struct OpusDecoder {
     dec: opus::Decoder,
-    last_seq: Option<u16>,
     pcm: Vec<i16>,
 }
 
-/// What one received packet produced.
+/// What one packet's own speech decoded to.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub(crate) struct Decoded {
+pub(crate) struct Played {
     /// Mean square of the samples, as a fraction of full scale squared.
     pub(crate) energy: f64,
-    /// Packets lost just before this one (concealed or recovered).
-    pub(crate) lost: u16,
-    /// Of those, rebuilt from this packet's in-band FEC rather than concealed.
-    pub(crate) recovered: u16,
-    /// Samples per channel produced (including concealment).
+    /// Samples per channel (960 for 20 ms).
     pub(crate) samples: usize,
-    /// Samples per channel of this packet's own speech (its length: 960 for 20 ms).
-    pub(crate) own_samples: usize,
 }
 
 impl OpusDecoder {
     pub(crate) fn new() -> Result<Self, Error> {
         Ok(OpusDecoder {
             dec: opus::Decoder::new(48_000, opus::Channels::Stereo).map_err(codec)?,
-            last_seq: None,
             pcm: vec![0; FRAME_STEREO * 6],
         })
     }
 
-    /// Decodes the packet with RTP sequence number `seq`; gaps are filled from FEC or concealed.
-    pub(crate) fn decode(&mut self, seq: u16, packet: &[u8], out: &mut Vec<i16>) -> Result<Decoded, Error> {
-        self.decode_with(seq, packet, None, out)
-    }
-
-    /// As [`decode`](Self::decode), with the previous packet's frame this one repeats (RED):
-    /// a single lost packet is then rebuilt whole from it, not from the lower-rate FEC.
-    pub(crate) fn decode_with(
-        &mut self,
-        seq: u16,
-        packet: &[u8],
-        previous: Option<&[u8]>,
-        out: &mut Vec<i16>,
-    ) -> Result<Decoded, Error> {
-        let lost = match self.last_seq {
-            Some(prev) => seq.wrapping_sub(prev).wrapping_sub(1),
-            None => 0,
-        };
-        if lost > 1000 {
-            // A reordered (late) packet: its slot was already concealed.
-            return Ok(Decoded::default());
-        }
-        self.last_seq = Some(seq);
-        // A lost packet is taken to have lasted as long as this one (20 ms from Chromium; 60 ms
-        // from a sender on a slow link; Opus allows up to 120 ms); one that does not say counts
-        // as 20 ms.
-        let span = opus::packet::get_nb_samples(packet, 48_000)
-            .ok()
-            .filter(|n| (120..=FRAME * 6).contains(n))
-            .unwrap_or(FRAME)
-            * 2;
-        let mut samples = 0;
-        let mut recovered = 0;
-        for i in 0..lost.min(5) {
-            // The last missing packet can be rebuilt from the frame this one repeats, or from its
-            // FEC; earlier ones are concealed.
-            let last = i + 1 == lost.min(5);
-            let repeated = previous.filter(|_| last && i + 1 == lost);
-            if repeated.is_some() || (last && i + 1 == lost && carries_fec(packet)) {
-                recovered = 1;
-            }
-            let n = match repeated {
-                // The repeat is the peer's (network input): one that does not decode is concealed
-                // rather than costing this packet too.
-                Some(frame) => match self.dec.decode(frame, &mut self.pcm, false) {
-                    Ok(n) => n,
-                    Err(_) => {
-                        recovered = 0;
-                        self.dec.decode(&[], &mut self.pcm[..span], false).map_err(codec)?
-                    }
-                },
-                None if last => self.dec.decode(packet, &mut self.pcm[..span], true).map_err(codec)?,
-                None => self.dec.decode(&[], &mut self.pcm[..span], false).map_err(codec)?,
-            };
-            out.extend_from_slice(&self.pcm[..n * 2]);
-            samples += n;
-        }
+    /// Decodes one packet's own speech.
+    pub(crate) fn play(&mut self, packet: &[u8], out: &mut Vec<i16>) -> Result<Played, Error> {
         let n = self.dec.decode(packet, &mut self.pcm, false).map_err(codec)?;
-        out.extend_from_slice(&self.pcm[..n * 2]);
-        samples += n;
         let fresh = &self.pcm[..n * 2];
+        out.extend_from_slice(fresh);
         let energy = if fresh.is_empty() {
             0.0
         } else {
             fresh.iter().map(|&s| (f64::from(s) / 32768.0).powi(2)).sum::<f64>() / fresh.len() as f64
         };
-        Ok(Decoded { energy, lost, recovered, samples, own_samples: n })
+        Ok(Played { energy, samples: n })
+    }
+
+    /// Rebuilds the `samples` (per channel) of the packet before `next`: whole from `repeat` (the
+    /// copy of it RED carries in `next`), else from `next`'s in-band FEC; conceals them when
+    /// neither can. Returns whether they were rebuilt. The repeat is the peer's (network input):
+    /// one that does not decode is concealed.
+    pub(crate) fn rebuild(
+        &mut self,
+        next: &[u8],
+        repeat: Option<&[u8]>,
+        samples: usize,
+        out: &mut Vec<i16>,
+    ) -> Result<bool, Error> {
+        let span = samples.clamp(120, FRAME * 6) * 2;
+        if let Some(frame) = repeat {
+            if let Ok(n) = self.dec.decode(frame, &mut self.pcm, false) {
+                out.extend_from_slice(&self.pcm[..n * 2]);
+                return Ok(true);
+            }
+        } else if carries_fec(next) {
+            let n = self.dec.decode(next, &mut self.pcm[..span], true).map_err(codec)?;
+            out.extend_from_slice(&self.pcm[..n * 2]);
+            return Ok(true);
+        }
+        self.conceal(samples, out)?;
+        Ok(false)
+    }
+
+    /// Conceals `samples` per channel (a multiple of 120, 2.5 ms) with the decoder's packet loss
+    /// concealment: the voice carried on and faded, quiet after a quiet packet.
+    pub(crate) fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) -> Result<(), Error> {
+        let span = samples.clamp(120, FRAME * 6) * 2;
+        let n = self.dec.decode(&[], &mut self.pcm[..span], false).map_err(codec)?;
+        out.extend_from_slice(&self.pcm[..n * 2]);
+        Ok(())
     }
 }
 
@@ -209,10 +180,64 @@ mod tests {
     use super::*;
     use crate::source::{AudioSource, Tone, Voice};
 
+    /// What one received packet produced, gaps before it included.
+    #[derive(Debug, Default, Clone, Copy, PartialEq)]
+    struct Decoded {
+        energy: f64,
+        /// Packets lost just before this one (concealed or recovered).
+        lost: u16,
+        /// Of those, rebuilt from this packet (its repeat or its FEC).
+        recovered: u16,
+        /// Samples per channel produced (concealment included).
+        samples: usize,
+    }
+
+    /// Decodes packets as they come, filling gaps in the sequence numbers (what the jitter buffer,
+    /// `crate::voice_playout`, asks of the decoder, without its timing).
+    struct SeqDecoder {
+        dec: OpusDecoder,
+        last: Option<u16>,
+    }
+
+    impl SeqDecoder {
+        fn new() -> Result<Self, Error> {
+            Ok(SeqDecoder { dec: OpusDecoder::new()?, last: None })
+        }
+
+        fn decode(&mut self, seq: u16, packet: &[u8], out: &mut Vec<i16>) -> Result<Decoded, Error> {
+            self.decode_with(seq, packet, None, out)
+        }
+
+        fn decode_with(
+            &mut self,
+            seq: u16,
+            packet: &[u8],
+            previous: Option<&[u8]>,
+            out: &mut Vec<i16>,
+        ) -> Result<Decoded, Error> {
+            let lost = self.last.map_or(0, |prev| seq.wrapping_sub(prev).wrapping_sub(1));
+            self.last = Some(seq);
+            // A lost packet lasted as long as this one.
+            let span = opus::packet::get_nb_samples(packet, 48_000).unwrap_or(FRAME);
+            let (mut samples, mut recovered) = (0, 0);
+            for i in 0..lost {
+                let before = out.len();
+                if i + 1 == lost {
+                    recovered += u16::from(self.dec.rebuild(packet, previous, span, out)?);
+                } else {
+                    self.dec.conceal(span, out)?;
+                }
+                samples += (out.len() - before) / 2;
+            }
+            let played = self.dec.play(packet, out)?;
+            Ok(Decoded { energy: played.energy, lost, recovered, samples: samples + played.samples })
+        }
+    }
+
     #[test]
     fn a_tone_survives_and_loss_is_concealed() {
         let mut enc = OpusEncoder::new().expect("encoder");
-        let mut dec = OpusDecoder::new().expect("decoder");
+        let mut dec = SeqDecoder::new().expect("decoder");
         let mut tone = Tone::new(440.0, 0.3);
         let mut pcm = vec![0i16; FRAME_STEREO];
         let mut out = Vec::new();
@@ -242,7 +267,7 @@ mod tests {
         for (kbps, loss) in [(32, 3), (24, 2), (24, 5), (32, 10), (24, 20)] {
             let mut enc = OpusEncoder::new().expect("encoder");
             enc.tune(kbps, loss).expect("tune");
-            let mut dec = OpusDecoder::new().expect("decoder");
+            let mut dec = SeqDecoder::new().expect("decoder");
             let mut voice = Voice::new(0.3);
             let mut pcm = vec![0i16; FRAME_STEREO];
             let mut out = Vec::new();
@@ -270,7 +295,7 @@ mod tests {
     fn issue_12_sixty_ms_packets_carry_fec_and_a_lost_one_keeps_its_length() {
         let mut enc = OpusEncoder::new().expect("encoder");
         enc.tune(crate::adapt::AUDIO_MIN_KBPS, 5).expect("tune");
-        let mut dec = OpusDecoder::new().expect("decoder");
+        let mut dec = SeqDecoder::new().expect("decoder");
         let mut voice = Voice::new(0.3);
         let mut piece = vec![0i16; FRAME_STEREO];
         let mut out = Vec::new();
@@ -312,7 +337,7 @@ mod tests {
                 enc.encode(&pcm).expect("encode")
             })
             .collect();
-        let (mut with_red, mut plain) = (OpusDecoder::new().expect("decoder"), OpusDecoder::new().expect("decoder"));
+        let (mut with_red, mut plain) = (SeqDecoder::new().expect("decoder"), SeqDecoder::new().expect("decoder"));
         let (mut out_red, mut out_plain) = (Vec::new(), Vec::new());
         let (mut recovered_red, mut recovered_plain, mut lost) = (0, 0, 0);
         for seq in 0u16..200 {
@@ -331,7 +356,7 @@ mod tests {
         assert!(recovered_plain < 10, "in-band FEC alone rebuilt {recovered_plain} of the tone's 20");
         assert_eq!(out_red.len(), 200 * FRAME_STEREO, "every 20 ms slot produced audio");
         // Two lost in a row: the second comes back, the first is concealed.
-        let mut dec = OpusDecoder::new().expect("decoder");
+        let mut dec = SeqDecoder::new().expect("decoder");
         let mut out = Vec::new();
         dec.decode(0, &packets[0], &mut out).expect("decode");
         let d = dec.decode_with(3, &packets[3], Some(&packets[2]), &mut out).expect("decode");

@@ -9,6 +9,8 @@
 //! default the data directory's, as in the kiosk). RUST_LOG filters the logs on stderr. The
 //! keystore is the session's Secret Service, as for the real kiosk.
 #![forbid(unsafe_code)]
+// The stats line is one `json!` object of some fifty fields; the macro recurses once a token.
+#![recursion_limit = "256"]
 
 use sc_call::consultation::{Consultation, MediaSetup, Phase};
 use sc_core::activate::Credentials;
@@ -119,6 +121,13 @@ async fn run() {
                     "audio_lost": s.audio_lost,
                     "audio_recovered": s.audio_recovered,
                     "audio_red": s.audio_red,
+                    "audio_samples": s.audio_samples,
+                    "audio_concealed_samples": s.audio_concealed_samples,
+                    "audio_inserted_samples": s.audio_inserted_samples,
+                    "audio_removed_samples": s.audio_removed_samples,
+                    "audio_delay_ms": s.audio_delay.as_millis() as u64,
+                    "audio_sync_ms": s.audio_sync.as_millis() as u64,
+                    "av_skew_ms": s.av_skew_ms,
                     "remote_audio_frame_ms": s.remote_audio_frame_ms,
                     "target_kbps": s.target_kbps,
                     "limit_kbps": s.limit_kbps,

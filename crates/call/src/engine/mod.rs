@@ -19,6 +19,8 @@ use crate::estimate::LinkEstimate;
 use crate::fec_send::FecSwitch;
 use crate::frame::I420Frame;
 use crate::keyframe::KeyframeRequests;
+use crate::lipsync::LipSync;
+use crate::sender_reports::SenderReports;
 use crate::source::{AudioSink, AudioSource, VideoSource};
 use crate::video::EncodedFrame;
 use crate::Error;
@@ -162,6 +164,9 @@ struct Shared {
     sound_only_by_link: AtomicBool,
     /// The video's protection: what the peer agreed to, how much, how many sent.
     fec: FecSwitch,
+    /// The voice's extra delay to keep in step with the picture (the peer's sender reports come
+    /// in through `crate::sender_reports`).
+    lipsync: Arc<Mutex<LipSync>>,
 }
 
 impl Shared {
@@ -403,6 +408,7 @@ impl Call {
             .map_err(Error::webrtc)?;
         let estimate = LinkEstimate::remembering(config.remembered_limit_bps);
         let fec = FecSwitch::default();
+        let lipsync = Arc::new(Mutex::new(LipSync::new(Instant::now())));
         // Google Congestion Control over transport-wide feedback; the defaults add NACK (generator
         // and responder), RTCP reports and the TWCC receiver. The library's FIFO pacer is replaced
         // by one that sends the voice first and bounds how long video waits (`crate::pacer`), and
@@ -416,6 +422,7 @@ impl Call {
             .map_err(Error::webrtc)?
             .with(Slot::CongestionControl, estimate.congestion_control())
             .with(Slot::from(14_000usize), KeyframeRequests::default())
+            .with(Slot::from(14_500usize), SenderReports::new(lipsync.clone()))
             .with(Slot::Pacer, crate::pacer::PriorityPacer::new(&estimate))
             .with(
                 Slot::NackResponder,
@@ -474,6 +481,7 @@ impl Call {
             sending: Mutex::new(None),
             sound_only_by_link: AtomicBool::new(false),
             fec,
+            lipsync,
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()

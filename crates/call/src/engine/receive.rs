@@ -11,6 +11,7 @@ use crate::playout::Playout;
 use crate::red::{self, Red};
 use crate::ulpfec::UlpfecDecoder;
 use crate::video::{is_keyframe, Vp8Decoder};
+use crate::voice_playout::{Shorten, Slot, VoicePacket, VoicePlayout};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::vp8::Vp8Packet;
@@ -71,7 +72,8 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
         if let Some(TrackRemoteEvent::OnRtpPacket(packet)) = event {
             rx.take(packet, &shared, &track).await;
         }
-        while let Some(frame) = rx.playout.pop(Instant::now()) {
+        while let Some((ts, frame)) = rx.playout.pop(Instant::now()) {
+            lock(&shared.lipsync).video_shown(Instant::now(), rx.ssrc, ts);
             if rx.freezes.frame(Instant::now()) {
                 shared.counters.freezes.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(held_ms = rx.playout.delay().as_millis() as u64, "remote video froze");
@@ -87,6 +89,10 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
 /// asked Chromium for a keyframe every half second of a probe.
 fn incomplete(sample: &rtc::media::Sample) -> bool {
     sample.prev_dropped_packets > sample.prev_padding_packets
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn sleep_until(due: Option<Instant>) {
@@ -226,7 +232,10 @@ struct VideoReceiver {
     decoder: Vp8Decoder,
     have_key: bool,
     last_pli: Instant,
-    playout: Playout<I420Frame>,
+    /// Decoded frames with their RTP timestamps.
+    playout: Playout<(u32, I420Frame)>,
+    /// The peer's video SSRC (its media stream's, repairs restored).
+    ssrc: u32,
     freezes: FreezeDetector,
 }
 
@@ -239,6 +248,7 @@ impl VideoReceiver {
             have_key: false,
             last_pli: Instant::now() - Duration::from_secs(10),
             playout: Playout::new(Instant::now()),
+            ssrc: 0,
             freezes: FreezeDetector::default(),
         })
     }
@@ -247,6 +257,7 @@ impl VideoReceiver {
     async fn take(&mut self, packet: rtc::rtp::Packet, shared: &Shared, track: &Arc<dyn TrackRemote>) {
         shared.estimate.heard();
         for packet in self.unwrap.packet(packet) {
+            self.ssrc = packet.header.ssrc;
             self.reassembly.push(Instant::now(), packet);
         }
         let fec = self.unwrap.fec.counts();
@@ -300,7 +311,8 @@ impl VideoReceiver {
                     // The hold the frames before it were released at: pushing a late frame
                     // may raise it.
                     let hold = self.playout.delay();
-                    let late = self.playout.push(Instant::now(), sample.packet_timestamp, frame);
+                    let late =
+                        self.playout.push(Instant::now(), sample.packet_timestamp, (sample.packet_timestamp, frame));
                     if late > hold {
                         tracing::debug!(
                             late_ms = late.as_millis() as u64,
@@ -322,55 +334,196 @@ impl VideoReceiver {
     }
 }
 
+/// The consultant's voice: packets into the jitter buffer (`crate::voice_playout`) as they come,
+/// and each slot it hands out, when due, decoded (played, rebuilt from the next packet, or
+/// concealed) to the speaker.
 pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
-    let mut decoder = match OpusDecoder::new() {
-        Ok(d) => d,
+    let mut voice = match Voice::new(&shared) {
+        Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "no Opus decoder");
             return;
         }
     };
-    let mut pcm = Vec::with_capacity(FRAME_STEREO * 4);
-    let mut energy = 0.0f64;
-    let mut playback = shared.playback.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-    while let Some(event) = track.poll().await {
-        let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
-        shared.estimate.heard();
-        pcm.clear();
-        // Chromium sends RED (the previous frame repeated) when the kiosk's offer puts it first.
-        let decoded = if packet.header.payload_type == red::PAYLOAD_TYPE {
-            match Red::parse(&packet.payload) {
-                Ok(r) => {
-                    shared.counters.audio_red.fetch_add(1, Ordering::Relaxed);
-                    let previous = r.previous(OPUS_PAYLOAD_TYPE);
-                    decoder.decode_with(packet.header.sequence_number, r.primary.data, previous, &mut pcm)
-                }
-                Err(e) => Err(crate::Error::Codec(e.to_string())),
-            }
-        } else {
-            decoder.decode(packet.header.sequence_number, &packet.payload, &mut pcm)
+    let mut playout = VoicePlayout::new(Instant::now());
+    loop {
+        let due = playout.next_due();
+        let event = tokio::select! {
+            event = track.poll() => match event {
+                Some(event) => Some(event),
+                None => break,
+            },
+            () = sleep_until(due), if due.is_some() => None,
         };
-        match decoded {
-            Ok(d) => {
-                let c = &shared.counters;
-                c.audio_received.fetch_add(1, Ordering::Relaxed);
-                c.audio_lost.fetch_add(u64::from(d.lost), Ordering::Relaxed);
-                c.audio_recovered.fetch_add(u64::from(d.recovered), Ordering::Relaxed);
-                // 48 samples a millisecond; a packet holds at most 120 ms.
-                let ms = u32::try_from(d.own_samples / 48).unwrap_or(u32::MAX);
-                c.remote_audio_frame_ms.store(ms, Ordering::Relaxed);
-                // A one-second moving average of energy (50 packets).
-                energy += (d.energy - energy) / 50.0;
-                if let Some(sink) = playback.as_mut() {
-                    sink.play(&pcm);
+        if let Some(TrackRemoteEvent::OnRtpPacket(packet)) = event {
+            shared.estimate.heard();
+            let samples = voice_samples(&packet);
+            voice.ssrc = packet.header.ssrc;
+            let rtc::rtp::Packet { header, payload, .. } = packet;
+            let packet = VoicePacket {
+                seq: header.sequence_number,
+                timestamp: header.timestamp,
+                payload_type: header.payload_type,
+                samples,
+                payload: payload.to_vec(),
+            };
+            playout.push(Instant::now(), packet);
+        }
+        let now = Instant::now();
+        let extra = lock(&shared.lipsync).extra(now);
+        playout.set_sync(extra);
+        loop {
+            let (start, over) = (playout.next_start(), playout.over_need());
+            let Some(slot) = playout.next(now) else { break };
+            if let (Slot::Play { packet, .. }, Some(start)) = (&slot, start) {
+                lock(&shared.lipsync).voice_played(start, voice.ssrc, packet.timestamp, over);
+            }
+            voice.render(&mut playout, slot, now);
+        }
+        shared.counters.audio_sync_us.store(u64::try_from(extra.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        voice.flushed(playout.flushed());
+        let delay = playout.delay().unwrap_or_default();
+        shared.counters.audio_delay_us.store(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// How long a received voice packet lasts, samples per channel (RED's newest frame for RED).
+fn voice_samples(packet: &rtc::rtp::Packet) -> u32 {
+    let opus = if packet.header.payload_type == red::PAYLOAD_TYPE {
+        Red::parse(&packet.payload).ok().map(|r| r.primary.data)
+    } else {
+        Some(&packet.payload[..])
+    };
+    opus.and_then(|o| opus::packet::get_nb_samples(o, 48_000).ok())
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(crate::voice_playout::DEFAULT_SAMPLES)
+}
+
+/// The decoding side of the voice: the decoder, the speaker and the counters.
+struct Voice<'a> {
+    decoder: OpusDecoder,
+    playback: Option<Box<dyn crate::source::AudioSink>>,
+    shared: &'a Shared,
+    pcm: Vec<i16>,
+    /// A one-second moving average of the energy heard (50 packets).
+    energy: f64,
+    /// The samples the buffer had flushed when last counted.
+    flushed: u64,
+    /// The peer's voice SSRC.
+    ssrc: u32,
+}
+
+impl<'a> Voice<'a> {
+    fn new(shared: &'a Shared) -> Result<Self, crate::Error> {
+        Ok(Voice {
+            decoder: OpusDecoder::new()?,
+            playback: shared.playback.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(),
+            shared,
+            pcm: Vec::with_capacity(FRAME_STEREO * 6),
+            energy: 0.0,
+            flushed: 0,
+            ssrc: 0,
+        })
+    }
+
+    /// Counts what the buffer dropped unheard to cut a burst's delay (`total` so far) as removed.
+    fn flushed(&mut self, total: u64) {
+        let new = total.saturating_sub(self.flushed);
+        self.flushed = total;
+        self.shared.counters.audio_removed_samples.fetch_add(new, Ordering::Relaxed);
+    }
+
+    /// Decodes one slot to the speaker. A packet that does not decode (network input) is
+    /// concealed in its place.
+    fn render(&mut self, playout: &mut VoicePlayout, slot: Slot, now: Instant) {
+        let c = &self.shared.counters;
+        self.pcm.clear();
+        let samples = slot.samples() as usize;
+        let mut concealed = false;
+        match &slot {
+            Slot::Play { packet, shorten } => {
+                if packet.payload_type == red::PAYLOAD_TYPE {
+                    c.audio_red.fetch_add(1, Ordering::Relaxed);
                 }
-                c.audio_energy_bits.store(energy.to_bits(), Ordering::Relaxed);
-                if d.energy > f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)) {
-                    c.audio_peak_bits.store(d.energy.to_bits(), Ordering::Relaxed);
+                let (opus, _) = split_red(packet);
+                match opus.map(|o| self.decoder.play(o, &mut self.pcm)) {
+                    Some(Ok(played)) => {
+                        c.audio_received.fetch_add(1, Ordering::Relaxed);
+                        // 48 samples a millisecond; a packet holds at most 120 ms.
+                        c.remote_audio_frame_ms
+                            .store(u32::try_from(played.samples / 48).unwrap_or(u32::MAX), Ordering::Relaxed);
+                        self.energy += (played.energy - self.energy) / 50.0;
+                        c.audio_energy_bits.store(self.energy.to_bits(), Ordering::Relaxed);
+                        if played.energy > f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)) {
+                            c.audio_peak_bits.store(played.energy.to_bits(), Ordering::Relaxed);
+                        }
+                        let quiet = playout.is_quiet(played.energy);
+                        playout.heard(now, played.energy);
+                        if *shorten == Shorten::Always || (*shorten == Shorten::IfQuiet && quiet) {
+                            playout.skipped(packet.samples);
+                            c.audio_removed_samples.fetch_add(played.samples as u64, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "undecodable Opus packet");
+                        concealed = true;
+                    }
+                    None => concealed = true,
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "undecodable Opus packet"),
+            Slot::Lost { next, .. } => {
+                c.audio_lost.fetch_add(1, Ordering::Relaxed);
+                let rebuilt = match next.as_ref().map(split_red) {
+                    Some((Some(opus), repeat)) => {
+                        self.decoder.rebuild(opus, repeat, samples, &mut self.pcm).unwrap_or(false)
+                    }
+                    _ => false,
+                };
+                if rebuilt {
+                    c.audio_recovered.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    concealed = true;
+                }
+            }
+            Slot::Wait { .. } => concealed = true,
+            Slot::Stretch { .. } => {
+                c.audio_inserted_samples.fetch_add(samples as u64, Ordering::Relaxed);
+                if let Err(e) = self.decoder.conceal(samples, &mut self.pcm) {
+                    tracing::debug!(error = %e, "no concealment");
+                }
+            }
+            Slot::Gone { .. } => {
+                c.audio_concealed_samples.fetch_add(samples as u64, Ordering::Relaxed);
+                self.pcm.resize(samples * 2, 0);
+            }
         }
+        if concealed {
+            c.audio_concealed_samples.fetch_add(samples as u64, Ordering::Relaxed);
+            self.pcm.clear();
+            if let Err(e) = self.decoder.conceal(samples, &mut self.pcm) {
+                tracing::debug!(error = %e, "no concealment");
+            }
+        }
+        // Whatever the decoder made of it, the slot lasts its length at the speaker.
+        self.pcm.resize(samples * 2, 0);
+        c.audio_samples.fetch_add(samples as u64, Ordering::Relaxed);
+        if let Some(sink) = self.playback.as_mut() {
+            sink.play(&self.pcm);
+        }
+    }
+}
+
+/// A voice packet's own Opus frame, and the previous one if it came as RED (Chromium sends RED,
+/// the previous frame repeated, when the kiosk's offer puts it first). A RED payload that does
+/// not parse has neither.
+fn split_red(packet: &VoicePacket) -> (Option<&[u8]>, Option<&[u8]>) {
+    if packet.payload_type != red::PAYLOAD_TYPE {
+        return (Some(&packet.payload[..]), None);
+    }
+    match Red::parse(&packet.payload) {
+        Ok(r) => (Some(r.primary.data), r.previous(OPUS_PAYLOAD_TYPE)),
+        Err(_) => (None, None),
     }
 }
 

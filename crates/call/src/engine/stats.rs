@@ -31,6 +31,25 @@ pub struct CallStats {
     pub audio_recovered: u64,
     /// Remote audio packets that came as RED (each carrying the previous frame again).
     pub audio_red: u64,
+    /// Remote voice played since its first packet, samples per channel at 48 kHz, concealment
+    /// included (Chromium's `totalSamplesReceived`).
+    pub audio_samples: u64,
+    /// Of those, concealed: a packet not there in its turn, one lost and not rebuilt, the
+    /// stream gone (Chromium's `concealedSamples`).
+    pub audio_concealed_samples: u64,
+    /// Samples added in pauses to raise the voice's delay (Chromium's
+    /// `insertedSamplesForDeceleration`).
+    pub audio_inserted_samples: u64,
+    /// Samples dropped to lower it (`removedSamplesForAcceleration`).
+    pub audio_removed_samples: u64,
+    /// How long the remote voice is held before it is played, past its fastest arrival
+    /// (`crate::voice_playout`; Chromium's audio `jitterBufferDelay`).
+    pub audio_delay: Duration,
+    /// Of that, the extra asked to keep the voice in step with the picture (`crate::lipsync`).
+    pub audio_sync: Duration,
+    /// How far the picture was behind the voice at the last lip-sync update, ms (`None` before
+    /// both streams' sender reports).
+    pub av_skew_ms: Option<f64>,
     /// Speech in the last remote audio packet, ms (20 from Chromium by default; 0 before any).
     pub remote_audio_frame_ms: u32,
     /// Mean energy of the last second of remote audio (fraction of full scale squared).
@@ -99,6 +118,12 @@ pub(super) struct Counters {
     pub(super) audio_lost: AtomicU64,
     pub(super) audio_recovered: AtomicU64,
     pub(super) audio_red: AtomicU64,
+    pub(super) audio_samples: AtomicU64,
+    pub(super) audio_concealed_samples: AtomicU64,
+    pub(super) audio_inserted_samples: AtomicU64,
+    pub(super) audio_removed_samples: AtomicU64,
+    pub(super) audio_delay_us: AtomicU64,
+    pub(super) audio_sync_us: AtomicU64,
     pub(super) remote_audio_frame_ms: AtomicU32,
     pub(super) audio_energy_bits: AtomicU64,
     pub(super) audio_peak_bits: AtomicU64,
@@ -159,6 +184,13 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         audio_lost: c.audio_lost.load(Ordering::Relaxed),
         audio_recovered: c.audio_recovered.load(Ordering::Relaxed),
         audio_red: c.audio_red.load(Ordering::Relaxed),
+        audio_samples: c.audio_samples.load(Ordering::Relaxed),
+        audio_concealed_samples: c.audio_concealed_samples.load(Ordering::Relaxed),
+        audio_inserted_samples: c.audio_inserted_samples.load(Ordering::Relaxed),
+        audio_removed_samples: c.audio_removed_samples.load(Ordering::Relaxed),
+        audio_delay: Duration::from_micros(c.audio_delay_us.load(Ordering::Relaxed)),
+        audio_sync: Duration::from_micros(c.audio_sync_us.load(Ordering::Relaxed)),
+        av_skew_ms: shared.lipsync.lock().unwrap_or_else(std::sync::PoisonError::into_inner).skew_ms(),
         remote_audio_frame_ms: c.remote_audio_frame_ms.load(Ordering::Relaxed),
         audio_energy: f64::from_bits(c.audio_energy_bits.load(Ordering::Relaxed)),
         audio_peak_energy: f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)),
