@@ -4,9 +4,11 @@
 //! speaker, and the voice's extra delay follows the difference, a step a second, as libwebrtc's
 //! stream synchronization does. The picture is held up to 800 ms for its repairs
 //! (`crate::playout`) and the voice was played as it came: the prisoner saw the consultant's lips
-//! half a second after hearing the words (issue #12). Only the voice is delayed: the picture is the
-//! later of the two on every link measured. Pure: reports and the times frames are shown and
-//! packets played in, the voice's extra delay out.
+//! half a second after hearing the words (issue #12). Only the voice is delayed (the picture is the
+//! later of the two on every link measured), and only so far: the jitter buffer takes it up to
+//! 300 ms of voice delay in all (`crate::voice_playout`), past which the conversation's delay
+//! costs more than the lips. Pure: reports and the times frames are shown and packets played in,
+//! the voice's extra delay out.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 /// resend was lost too is repaired after two round trips and more (~400-450 ms on the prison
 /// profile); with 300 ms here and 95 % covered the kiosk froze 12-14 times a minute, with 500 ms
 /// and 99 % 1.7 (issue #12, 120 s runs). Chromium's jitter buffer held 0.2-0.28 s there. Every
-/// millisecond here is also the picture's lag behind the sound: the voice is played as it
-/// arrives (delaying it to match is the next step, docs/architecture.md). On a longer round trip
+/// millisecond here is also the picture's lag behind the sound, past what lip sync holds the
+/// voice back (`crate::lipsync`, to at most 300 ms of voice delay). On a longer round trip
 /// the most grows with it ([`Playout::set_round_trip`]), up to [`MAX_DELAY_LONG`].
 pub const MAX_DELAY: Duration = Duration::from_millis(500);
 /// The most a frame is held on a long round trip: a repair asked for twice takes two round trips

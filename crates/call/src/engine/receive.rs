@@ -1,6 +1,7 @@
 //! The remote media: the consultant's VP8 reassembled, decoded, held until its time to be shown
 //! (`crate::playout`) and published as the newest frame (a keyframe asked for after loss), and
-//! their Opus decoded to the speaker, with the counters.
+//! their Opus through its jitter buffer (`crate::voice_playout`), held back for lip sync
+//! (`crate::lipsync`), decoded to the speaker, with the counters.
 
 use super::stats::FreezeDetector;
 use super::{Shared, OPUS_PAYLOAD_TYPE, ULPFEC_PAYLOAD_TYPE, VIDEO_RED_PAYLOAD_TYPE};
@@ -61,15 +62,8 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
         }
     };
     loop {
-        let due = rx.playout.next_release();
-        let event = tokio::select! {
-            event = track.poll() => match event {
-                Some(event) => Some(event),
-                None => break,
-            },
-            () = sleep_until(due), if due.is_some() => None,
-        };
-        if let Some(TrackRemoteEvent::OnRtpPacket(packet)) = event {
+        let Some(packet) = packet_or_due(&track, rx.playout.next_release()).await else { break };
+        if let Some(packet) = packet {
             rx.take(packet, &shared, &track).await;
         }
         while let Some((ts, frame)) = rx.playout.pop(Instant::now()) {
@@ -93,6 +87,18 @@ fn incomplete(sample: &rtc::media::Sample) -> bool {
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The track's next RTP packet, or `Some(None)` when `due` comes first (or another event does);
+/// `None` once the track has ended.
+async fn packet_or_due(track: &Arc<dyn TrackRemote>, due: Option<Instant>) -> Option<Option<rtc::rtp::Packet>> {
+    tokio::select! {
+        event = track.poll() => match event? {
+            TrackRemoteEvent::OnRtpPacket(packet) => Some(Some(packet)),
+            _ => Some(None),
+        },
+        () = sleep_until(due), if due.is_some() => Some(None),
+    }
 }
 
 async fn sleep_until(due: Option<Instant>) {
@@ -347,15 +353,8 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
     };
     let mut playout = VoicePlayout::new(Instant::now());
     loop {
-        let due = playout.next_due();
-        let event = tokio::select! {
-            event = track.poll() => match event {
-                Some(event) => Some(event),
-                None => break,
-            },
-            () = sleep_until(due), if due.is_some() => None,
-        };
-        if let Some(TrackRemoteEvent::OnRtpPacket(packet)) = event {
+        let Some(packet) = packet_or_due(&track, playout.next_due()).await else { break };
+        if let Some(packet) = packet {
             shared.estimate.heard();
             let samples = voice_samples(&packet);
             voice.ssrc = packet.header.ssrc;
@@ -380,7 +379,8 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
             }
             voice.render(&mut playout, slot, now);
         }
-        shared.counters.audio_sync_us.store(u64::try_from(extra.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        let synced = playout.sync();
+        shared.counters.audio_sync_us.store(u64::try_from(synced.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
         voice.flushed(playout.flushed());
         let delay = playout.delay().unwrap_or_default();
         shared.counters.audio_delay_us.store(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);

@@ -45,7 +45,8 @@ pub struct CallStats {
     /// How long the remote voice is held before it is played, past its fastest arrival
     /// (`crate::voice_playout`; Chromium's audio `jitterBufferDelay`).
     pub audio_delay: Duration,
-    /// Of that, the extra asked to keep the voice in step with the picture (`crate::lipsync`).
+    /// Of that, the extra taken to keep the voice in step with the picture (`crate::lipsync`,
+    /// within the voice's bound).
     pub audio_sync: Duration,
     /// How far the picture was behind the voice at the last lip-sync update, ms (`None` before
     /// both streams' sender reports).
