@@ -9,8 +9,9 @@ prepare
 cargo build --locked --release --workspace --bins
 consultant_driver
 dicom_test_files
-# The storage figures (issue #17) set SQLite beside PostgreSQL, on a private cluster.
-ensure_packages postgresql
+# The storage figures (issue #17) set SQLite beside PostgreSQL, on a private cluster; the shaped
+# links' consultant speaks with espeak-ng's voice (sc_e2e::media::write_voice_wav).
+ensure_packages postgresql espeak-ng
 pgdir="$(mktemp -d /tmp/sc-pg.XXXXXX)"
 trap 'scripts/postgres.sh stop "$pgdir"' EXIT
 SC_BENCH_DATABASE_URL="$(scripts/postgres.sh start "$pgdir")"

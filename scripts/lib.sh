@@ -12,8 +12,9 @@ coturn chromium openssl python3 iproute2 nftables"
 # xmllint to validate the generated Windows policy against policy/windows/schema; DCMTK, the
 # reference renderer the image decoder is compared with (e2e::reference); PostgreSQL, the second
 # storage backend, whose own cluster the test script starts (scripts/postgres.sh); HAProxy, the
-# load balancer in front of two care server instances (e2e::instances).
-PKGS_TEST="faketime cage grim xwayland x11-utils lintian libxml2-utils dcmtk libnss3-tools postgresql haproxy"
+# load balancer in front of two care server instances (e2e::instances); espeak-ng, the voice the
+# consultant's Chromium speaks on the shaped links and in the benchmark (sc_e2e::media).
+PKGS_TEST="faketime cage grim xwayland x11-utils lintian libxml2-utils dcmtk libnss3-tools postgresql haproxy espeak-ng"
 
 log() { printf '\033[1m[secureconsult]\033[0m %s\n' "$*" >&2; }
 

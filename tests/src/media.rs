@@ -122,28 +122,77 @@ pub fn write_y4m(path: &Path, frames: usize) {
     std::fs::write(path, out).expect("write y4m");
 }
 
-/// Writes the kiosk's synthetic voice ([`sc_call::source::Voice`], one loop of it) as a 48 kHz
-/// 16-bit mono WAV file, for Chromium's fake microphone (`--use-file-for-fake-audio-capture`,
-/// which loops it): on the shaped links both peers then say the same thing.
+/// What the consultant says on the shaped links: a doctor's opening questions, with the pauses
+/// of a conversation between sentences.
+const CONSULTANT_SAYS: &str = "Good morning. I am the doctor on call today. Can you tell me where it hurts, \
+    and how long you have had the pain? Please breathe in slowly, and out again. Does it hurt more when you \
+    move your arm? Thank you. I am going to look at your X-ray now.";
+
+/// Writes what the consultant says ([`CONSULTANT_SAYS`], spoken by espeak-ng and resampled to 48
+/// kHz) as a 16-bit mono WAV file, for Chromium's fake microphone (`--use-file-for-fake-audio-capture`,
+/// which loops it). A voice Opus hears as speech: told nothing of the signal (libwebrtc tells it
+/// nothing), libopus coded the kiosk's synthetic voice (`sc_call::source::Voice`) as music, CELT
+/// for 95 % of its packets, which carry no in-band FEC, so every packet of Chromium's lost on the
+/// way was concealed whole, where a person's voice is coded as speech and most come back from the
+/// next packet; espeak-ng's voice is coded as speech (SILK, FEC in 78 % of its packets, the rest
+/// pauses). The kiosk's own encoder is told it codes a voice, so the kiosk still sends its
+/// synthetic one.
 pub fn write_voice_wav(path: &Path) {
-    use sc_call::source::{AudioSource as _, Voice};
-    let mut voice = Voice::new(0.3);
-    let mut samples = Vec::new();
-    let mut stereo = vec![0i16; 1920];
-    for _ in 0..Voice::PERIOD_SECS * 50 {
-        voice.fill(&mut stereo);
-        samples.extend(stereo.iter().step_by(2).copied());
+    let spoken = tempfile::NamedTempFile::new().expect("a temporary file");
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-gb", "-s", "150", "-w"])
+        .arg(spoken.path())
+        .arg(CONSULTANT_SAYS)
+        .status()
+        .expect("espeak-ng, which scripts/test.sh and scripts/bench.sh install");
+    assert!(status.success(), "espeak-ng failed: {status}");
+    let wav = std::fs::read(spoken.path()).expect("espeak-ng's WAV");
+    let (rate, samples) = read_wav_mono16(&wav).expect("espeak-ng writes 16-bit mono PCM WAV");
+    let input: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32_768.0).collect();
+    let mut resampler = sc_call::convert::Resampler::new(rate, 1, 48_000, 1);
+    let mut samples: Vec<i16> = resampler.process(&input).iter().map(|&f| (f * 32_767.0) as i16).collect();
+    // A second of quiet before the loop starts again, as between one question and the next.
+    samples.extend(std::iter::repeat_n(0, 48_000));
+    std::fs::write(path, wav_mono16(48_000, &samples)).expect("write wav");
+}
+
+/// The sample rate and samples of a 16-bit mono PCM WAV file (`None` for anything else).
+fn read_wav_mono16(wav: &[u8]) -> Option<(u32, Vec<i16>)> {
+    let u16_at = |at: usize| wav.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |at: usize| wav.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if wav.get(..4) != Some(b"RIFF") || wav.get(8..12) != Some(b"WAVE") {
+        return None;
     }
+    let (mut at, mut rate, mut data) = (12usize, None, None);
+    while let (Some(id), Some(len)) = (wav.get(at..at + 4), u32_at(at + 4)) {
+        let body = at + 8;
+        let len = usize::try_from(len).ok()?;
+        match id {
+            b"fmt " if u16_at(body)? == 1 && u16_at(body + 2)? == 1 && u16_at(body + 14)? == 16 => {
+                rate = u32_at(body + 4)
+            }
+            // A writer that could not seek back leaves the data's length at its largest.
+            b"data" => data = Some(wav.get(body..body.saturating_add(len).min(wav.len()))?),
+            _ => {}
+        }
+        at = body.checked_add(len)?.checked_add(len % 2)?;
+    }
+    let samples = data?.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    Some((rate?, samples))
+}
+
+/// A 16-bit mono PCM WAV file of `samples` at `rate`.
+fn wav_mono16(rate: u32, samples: &[i16]) -> Vec<u8> {
     let data = u32::try_from(samples.len() * 2).expect("a short clip");
     let mut out = Vec::with_capacity(44 + samples.len() * 2);
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(36 + data).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
-    // PCM, 1 channel, 48 kHz, 96,000 bytes/s, 2-byte frames, 16 bits.
-    for field in [16u32.to_le_bytes().as_slice(), &1u16.to_le_bytes(), &1u16.to_le_bytes(), &48_000u32.to_le_bytes()] {
+    // PCM, 1 channel, the rate, its bytes a second, 2-byte frames, 16 bits.
+    for field in [16u32.to_le_bytes().as_slice(), &1u16.to_le_bytes(), &1u16.to_le_bytes(), &rate.to_le_bytes()] {
         out.extend_from_slice(field);
     }
-    for field in [96_000u32.to_le_bytes().as_slice(), &2u16.to_le_bytes(), &16u16.to_le_bytes()] {
+    for field in [(rate * 2).to_le_bytes().as_slice(), &2u16.to_le_bytes(), &16u16.to_le_bytes()] {
         out.extend_from_slice(field);
     }
     out.extend_from_slice(b"data");
@@ -151,11 +200,28 @@ pub fn write_voice_wav(path: &Path) {
     for s in samples {
         out.extend_from_slice(&s.to_le_bytes());
     }
-    std::fs::write(path, out).expect("write wav");
+    out
 }
 
 /// Writes the 640x480, 30 fps clip that costs what a camera costs to encode
 /// (`sc_call::camera_clip`), for the shaped-link tests and the benchmark (both peers send it).
 pub fn write_camera_clip(path: &Path) {
     std::fs::write(path, sc_call::camera_clip::y4m()).expect("write y4m");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wav_written_reads_back_and_anything_else_is_refused() {
+        let samples: Vec<i16> = (0..1000).map(|i| (i * 37 % 2000 - 1000) as i16).collect();
+        let wav = wav_mono16(22_050, &samples);
+        assert_eq!(read_wav_mono16(&wav), Some((22_050, samples)));
+        assert_eq!(read_wav_mono16(&wav[..30]), None, "cut short");
+        assert_eq!(read_wav_mono16(b"RIFX\0\0\0\0WAVE"), None);
+        let mut stereo = wav_mono16(48_000, &[1, 2]);
+        stereo[22] = 2;
+        assert_eq!(read_wav_mono16(&stereo), None, "two channels");
+    }
 }
