@@ -1,6 +1,7 @@
 //! Media test fixtures: a coturn relay on loopback, and a Y4M clip of known content for Chromium's
 //! fake camera.
 
+use sc_call::wav::Wav;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -130,13 +131,13 @@ const CONSULTANT_SAYS: &str = "Good morning. I am the doctor on call today. Can 
 
 /// Writes what the consultant says ([`CONSULTANT_SAYS`], spoken by espeak-ng and resampled to 48
 /// kHz) as a 16-bit mono WAV file, for Chromium's fake microphone (`--use-file-for-fake-audio-capture`,
-/// which loops it). A voice Opus hears as speech: told nothing of the signal (libwebrtc tells it
+/// which loops it) and the kiosk's (`sc_call::wav::WavLoop`, the clip's `<clip>.wav`): on the
+/// shaped links every peer says the same. A voice Opus hears as speech: told nothing of the signal (libwebrtc tells it
 /// nothing), libopus coded the kiosk's synthetic voice (`sc_call::source::Voice`) as music, CELT
 /// for 95 % of its packets, which carry no in-band FEC, so every packet of Chromium's lost on the
 /// way was concealed whole, where a person's voice is coded as speech and most come back from the
 /// next packet; espeak-ng's voice is coded as speech (SILK, FEC in 78 % of its packets, the rest
-/// pauses). The kiosk's own encoder is told it codes a voice, so the kiosk still sends its
-/// synthetic one.
+/// pauses).
 pub fn write_voice_wav(path: &Path) {
     let spoken = tempfile::NamedTempFile::new().expect("a temporary file");
     let status = Command::new("espeak-ng")
@@ -146,82 +147,18 @@ pub fn write_voice_wav(path: &Path) {
         .status()
         .expect("espeak-ng, which scripts/test.sh and scripts/bench.sh install");
     assert!(status.success(), "espeak-ng failed: {status}");
-    let wav = std::fs::read(spoken.path()).expect("espeak-ng's WAV");
-    let (rate, samples) = read_wav_mono16(&wav).expect("espeak-ng writes 16-bit mono PCM WAV");
-    let input: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32_768.0).collect();
-    let mut resampler = sc_call::convert::Resampler::new(rate, 1, 48_000, 1);
+    let bytes = std::fs::read(spoken.path()).expect("espeak-ng's WAV");
+    let spoken = Wav::parse(&bytes).expect("espeak-ng writes 16-bit mono PCM WAV");
+    let input: Vec<f32> = spoken.samples.iter().map(|&s| f32::from(s) / 32_768.0).collect();
+    let mut resampler = sc_call::convert::Resampler::new(spoken.rate, 1, 48_000, 1);
     let mut samples: Vec<i16> = resampler.process(&input).iter().map(|&f| (f * 32_767.0) as i16).collect();
     // A second of quiet before the loop starts again, as between one question and the next.
     samples.extend(std::iter::repeat_n(0, 48_000));
-    std::fs::write(path, wav_mono16(48_000, &samples)).expect("write wav");
-}
-
-/// The sample rate and samples of a 16-bit mono PCM WAV file (`None` for anything else).
-fn read_wav_mono16(wav: &[u8]) -> Option<(u32, Vec<i16>)> {
-    let u16_at = |at: usize| wav.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |at: usize| wav.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    if wav.get(..4) != Some(b"RIFF") || wav.get(8..12) != Some(b"WAVE") {
-        return None;
-    }
-    let (mut at, mut rate, mut data) = (12usize, None, None);
-    while let (Some(id), Some(len)) = (wav.get(at..at + 4), u32_at(at + 4)) {
-        let body = at + 8;
-        let len = usize::try_from(len).ok()?;
-        match id {
-            b"fmt " if u16_at(body)? == 1 && u16_at(body + 2)? == 1 && u16_at(body + 14)? == 16 => {
-                rate = u32_at(body + 4)
-            }
-            // A writer that could not seek back leaves the data's length at its largest.
-            b"data" => data = Some(wav.get(body..body.saturating_add(len).min(wav.len()))?),
-            _ => {}
-        }
-        at = body.checked_add(len)?.checked_add(len % 2)?;
-    }
-    let samples = data?.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
-    Some((rate?, samples))
-}
-
-/// A 16-bit mono PCM WAV file of `samples` at `rate`.
-fn wav_mono16(rate: u32, samples: &[i16]) -> Vec<u8> {
-    let data = u32::try_from(samples.len() * 2).expect("a short clip");
-    let mut out = Vec::with_capacity(44 + samples.len() * 2);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    // PCM, 1 channel, the rate, its bytes a second, 2-byte frames, 16 bits.
-    for field in [16u32.to_le_bytes().as_slice(), &1u16.to_le_bytes(), &1u16.to_le_bytes(), &rate.to_le_bytes()] {
-        out.extend_from_slice(field);
-    }
-    for field in [(rate * 2).to_le_bytes().as_slice(), &2u16.to_le_bytes(), &16u16.to_le_bytes()] {
-        out.extend_from_slice(field);
-    }
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out
+    std::fs::write(path, Wav { rate: 48_000, samples }.to_bytes()).expect("write wav");
 }
 
 /// Writes the 640x480, 30 fps clip that costs what a camera costs to encode
 /// (`sc_call::camera_clip`), for the shaped-link tests and the benchmark (both peers send it).
 pub fn write_camera_clip(path: &Path) {
     std::fs::write(path, sc_call::camera_clip::y4m()).expect("write y4m");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_wav_written_reads_back_and_anything_else_is_refused() {
-        let samples: Vec<i16> = (0..1000).map(|i| (i * 37 % 2000 - 1000) as i16).collect();
-        let wav = wav_mono16(22_050, &samples);
-        assert_eq!(read_wav_mono16(&wav), Some((22_050, samples)));
-        assert_eq!(read_wav_mono16(&wav[..30]), None, "cut short");
-        assert_eq!(read_wav_mono16(b"RIFX\0\0\0\0WAVE"), None);
-        let mut stereo = wav_mono16(48_000, &[1, 2]);
-        stereo[22] = 2;
-        assert_eq!(read_wav_mono16(&stereo), None, "two channels");
-    }
 }

@@ -386,8 +386,8 @@ fn log_tail(path: &std::path::Path, lines: usize) -> String {
     kept[kept.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Writes the camera clip both peers send at `clip`, and for [`Content::Camera`] what Chromium's
-/// fake microphone says beside it (`<clip>.wav`, removed when the returned path drops).
+/// Writes the camera clip both peers send at `clip`, and for [`Content::Camera`] what both say
+/// beside it (`<clip>.wav`, removed when the returned path drops).
 fn write_clip(content: Content, clip: &std::path::Path) -> Option<tempfile::TempPath> {
     match content {
         Content::Camera => {

@@ -36,6 +36,7 @@ pub mod ulpfec;
 mod unasked;
 mod video;
 pub mod voice_playout;
+pub mod wav;
 pub mod y4m;
 
 pub use data::{DataIn, DataSender};

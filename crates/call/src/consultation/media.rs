@@ -66,18 +66,27 @@ impl MediaSetup {
 }
 
 impl MediaSetup {
-    /// As [`MediaSetup::synthetic`], with a Y4M clip played in a loop as the first camera and a
-    /// synthetic voice as the microphone (the link tests and benchmarks: what a real camera and
-    /// a talking person send, not a pattern that compresses away and a tone Opus codes as music).
+    /// As [`MediaSetup::synthetic`], with a Y4M clip played in a loop as the first camera and, as
+    /// the microphone, the WAV file beside it (`<clip>.wav`, [`crate::wav::WavLoop`]) or else a
+    /// synthetic voice (the link tests and benchmarks: what a real camera and a talking person
+    /// send, not a pattern that compresses away and a tone Opus codes as music).
     pub fn clip(bind_addrs: Vec<String>, connect_timeout: Duration, path: std::path::PathBuf) -> Self {
         let mut media = MediaSetup::synthetic(bind_addrs, connect_timeout);
         media.cameras = Box::new(|| vec!["Video clip".to_owned(), "Close-up (checkerboard)".to_owned()]);
+        let clip = path.clone();
         media.video = Box::new(move |n| match n {
-            0 => crate::y4m::Y4mClip::open(&path, 640, 480).map(|c| Box::new(c) as Box<dyn VideoSource>),
+            0 => crate::y4m::Y4mClip::open(&clip, 640, 480).map(|c| Box::new(c) as Box<dyn VideoSource>),
             1 => Ok(Box::new(Checkerboard::new(640, 480)) as Box<dyn VideoSource>),
             _ => Err(NO_CAMERA.to_owned()),
         });
-        media.audio = Box::new(|| Ok(Box::new(Voice::new(0.3)) as Box<dyn AudioSource>));
+        let wav = path.with_extension("wav");
+        media.audio = Box::new(move || {
+            if wav.exists() {
+                crate::wav::WavLoop::open(&wav).map(|w| Box::new(w) as Box<dyn AudioSource>)
+            } else {
+                Ok(Box::new(Voice::new(0.3)) as Box<dyn AudioSource>)
+            }
+        });
         media
     }
 }
