@@ -52,6 +52,9 @@ const FLUSH_OVER_MS: f64 = 250.0;
 /// How long a wait for the next packet lasts before the stream counts as gone (an outage, the
 /// peer gone): it then starts afresh at its target when packets come again.
 const GONE_AFTER: Duration = Duration::from_secs(1);
+/// A packet this many sequence numbers from the stream's newest (20 s of 20 ms packets, a minute
+/// of 60 ms ones) starts a new stream.
+const NEW_STREAM_JUMP: u64 = 1000;
 /// Packets held at most (five seconds of 20 ms ones); past it the oldest go.
 const MAX_HELD: usize = 250;
 /// A frame whose energy (mean square of full scale) is under this, or under twice the least of the
@@ -161,6 +164,8 @@ pub struct VoicePlayout {
     held: BTreeMap<u64, (f64, VoicePacket)>,
     /// The last sequence number seen, unwrapped.
     last_seq: Option<(u16, u64)>,
+    /// What a stream's first sequence number unwraps to.
+    first_seq: u64,
     /// The last timestamp seen and its media ms.
     last_ts: Option<(u32, f64)>,
     /// Recent arrivals: (when, arrival ms after `epoch` minus media ms).
@@ -194,6 +199,7 @@ impl VoicePlayout {
         VoicePlayout {
             held: BTreeMap::new(),
             last_seq: None,
+            first_seq: 1 << 32,
             last_ts: None,
             offsets: VecDeque::new(),
             lates: VecDeque::new(),
@@ -215,8 +221,24 @@ impl VoicePlayout {
     pub fn push(&mut self, now: Instant, packet: VoicePacket) {
         let seq = match self.last_seq {
             Some((prev, prev_u)) => prev_u.saturating_add_signed(i64::from(packet.seq.wrapping_sub(prev) as i16)),
-            None => 1 << 32,
+            None => self.first_seq,
         };
+        // Numbers far from the stream's are a new stream (the peer's sender started again): from
+        // the old one's, every packet of it would be older than the slot playing, and dropped.
+        let far = |a: u64, b: u64| a.abs_diff(b) > NEW_STREAM_JUMP;
+        if self.last_seq.is_some_and(|(_, u)| far(seq, u))
+            || self.playing.is_some_and(|p| seq + NEW_STREAM_JUMP < p.seq)
+        {
+            self.held.clear();
+            // The new stream's numbers go on past the old one's, so none reads as already played.
+            let past = self.last_seq.map_or(0, |(_, u)| u).max(self.playing.map_or(0, |p| p.seq));
+            self.first_seq = past + 2 * NEW_STREAM_JUMP;
+            (self.last_seq, self.last_ts) = (None, None);
+            self.offsets.clear();
+            self.lates.clear();
+            self.gone = self.playing.is_some();
+            return self.push(now, packet);
+        }
         let media = match self.last_ts {
             // The signed distance from the last timestamp: wraps and small steps back both come out
             // right.
@@ -723,6 +745,32 @@ mod tests {
         assert!(forced >= 3, "{forced}");
         let delay = r.delay_at(19_000.0);
         assert!(delay < Duration::from_millis(100), "{delay:?}");
+    }
+
+    #[test]
+    fn a_stream_that_starts_again_with_new_numbers_plays_on() {
+        let t0 = Instant::now();
+        let mut p = VoicePlayout::new(t0);
+        let packet = |seq: u16, timestamp: u32| VoicePacket {
+            seq,
+            timestamp,
+            payload_type: 111,
+            samples: 960,
+            payload: vec![1],
+        };
+        let mut plays = 0;
+        for i in 0..400u32 {
+            let now = t0 + Duration::from_millis(u64::from(i) * 20);
+            // Halfway, the sender starts again: sequence numbers and timestamps elsewhere.
+            let (seq, ts) = if i < 200 { (100 + i, 5_000 + i * 960) } else { (40_000 + i, 900_000_000 + i * 960) };
+            p.push(now, packet(seq as u16, ts));
+            while let Some(slot) = p.next(now) {
+                if i >= 300 {
+                    plays += usize::from(matches!(slot, Slot::Play { .. }));
+                }
+            }
+        }
+        assert!(plays >= 95, "{plays} of the new stream's last 100 packets played");
     }
 
     #[test]
