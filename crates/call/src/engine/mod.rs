@@ -169,6 +169,12 @@ struct Shared {
     lipsync: Arc<Mutex<LipSync>>,
 }
 
+/// A mutex's guard; a poisoned one is taken as it is (what it guards stays consistent between
+/// statements: counters and buffers, no invariant spans a panic).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Shared {
     fn emit(&self, e: CallEvent) {
         let _ = self.events.send(e);

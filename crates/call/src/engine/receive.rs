@@ -4,7 +4,7 @@
 //! (`crate::lipsync`), decoded to the speaker, with the counters.
 
 use super::stats::FreezeDetector;
-use super::{Shared, OPUS_PAYLOAD_TYPE, ULPFEC_PAYLOAD_TYPE, VIDEO_RED_PAYLOAD_TYPE};
+use super::{lock, Shared, OPUS_PAYLOAD_TYPE, ULPFEC_PAYLOAD_TYPE, VIDEO_RED_PAYLOAD_TYPE};
 use crate::audio::{OpusDecoder, FRAME_STEREO};
 use crate::frame::I420Frame;
 use crate::gaps::PaddingGaps;
@@ -83,10 +83,6 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
 /// asked Chromium for a keyframe every half second of a probe.
 fn incomplete(sample: &rtc::media::Sample) -> bool {
     sample.prev_dropped_packets > sample.prev_padding_packets
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The track's next RTP packet, or `Some(None)` when `due` comes first (or another event does);
@@ -417,7 +413,7 @@ impl<'a> Voice<'a> {
     fn new(shared: &'a Shared) -> Result<Self, crate::Error> {
         Ok(Voice {
             decoder: OpusDecoder::new()?,
-            playback: shared.playback.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(),
+            playback: lock(&shared.playback).take(),
             shared,
             pcm: Vec::with_capacity(FRAME_STEREO * 6),
             energy: 0.0,

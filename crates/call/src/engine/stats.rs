@@ -191,7 +191,7 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         audio_removed_samples: c.audio_removed_samples.load(Ordering::Relaxed),
         audio_delay: Duration::from_micros(c.audio_delay_us.load(Ordering::Relaxed)),
         audio_sync: Duration::from_micros(c.audio_sync_us.load(Ordering::Relaxed)),
-        av_skew_ms: shared.lipsync.lock().unwrap_or_else(std::sync::PoisonError::into_inner).skew_ms(),
+        av_skew_ms: super::lock(&shared.lipsync).skew_ms(),
         remote_audio_frame_ms: c.remote_audio_frame_ms.load(Ordering::Relaxed),
         audio_energy: f64::from_bits(c.audio_energy_bits.load(Ordering::Relaxed)),
         audio_peak_energy: f64::from_bits(c.audio_peak_bits.load(Ordering::Relaxed)),
