@@ -83,11 +83,32 @@ fn figures(samples: &[Sample], from: f64, back: Option<f64>, cpu: Option<f64>) -
     Side {
         concealment: (audio > 0.0).then(|| (last.concealed - first.concealed) / audio),
         fps: (secs > 0.0).then(|| (last.frames - first.frames) / secs),
-        size: format!("{}x{}", last.width, last.height),
+        size: shown_longest(&window).unwrap_or_else(|| format!("{}x{}", last.width, last.height)),
         freezes_per_min: (secs > 0.0).then(|| (last.freezes - first.freezes) * 60.0 / secs),
         recovery,
         cpu,
     }
+}
+
+/// The picture size a side showed for the longest time over `window` (each report's size counted
+/// until the next report). The size the last report named was the figure before: a sender that
+/// stepped down for the last few seconds of a 60 s call read as that size for the whole call
+/// (on the prison profile Chromium sent the kiosk 640x480 until 54 s into one call and 320x240 for
+/// its last nine seconds, until the last two of another, and both runs read 320x240).
+fn shown_longest(window: &[&Sample]) -> Option<String> {
+    let mut shown: Vec<(String, f64)> = Vec::new();
+    for pair in window.windows(2) {
+        let (s, next) = (pair[0], pair[1]);
+        if s.width <= 0.0 || s.height <= 0.0 {
+            continue;
+        }
+        let size = format!("{}x{}", s.width, s.height);
+        match shown.iter_mut().find(|(k, _)| *k == size) {
+            Some((_, ms)) => *ms += next.at - s.at,
+            None => shown.push((size, next.at - s.at)),
+        }
+    }
+    shown.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(size, _)| size)
 }
 
 /// A Chromium page's report as a sample: its concealed samples over the samples it received.
@@ -393,7 +414,7 @@ const SIDES: [&str; 4] = [
 ];
 
 /// One profile's runs as one row: each side's figures the median over the runs that have them,
-/// its picture size the one most runs ended at; the runs themselves kept under `runs`.
+/// its picture size the one most runs showed longest; the runs themselves kept under `runs`.
 fn median_row(mut runs: Vec<Value>) -> Value {
     if runs.len() == 1 {
         return runs.remove(0);
