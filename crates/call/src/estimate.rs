@@ -117,14 +117,16 @@ const PROBE_FAILED_WITHIN: Duration = Duration::from_secs(30);
 /// The longest the memory grows to.
 pub const QUEUE_MEMORY_MAX: Duration = Duration::from_secs(160);
 /// How long a limit remembered from the last call (`crate::link_memory`) counts as known from the
-/// call's start, and the memory a queue found after it keeps: as long as a limit found again and
-/// again within the call. The laptop stays at one prison and its link does not change from one
-/// call to the next. Counted as a limit whose memory lapsed at the start, the cap climbed from it
-/// by the ramp and passed it five seconds in: on the prison profile the kiosk asked 610 kbit/s of
-/// the 512 kbit/s link 24 s into a call that started from the last call's 427, its up link queued
-/// 320 ms, and both pictures froze (the consultant's once, the kiosk's twice; issue #12). A link
-/// that got better is found by the first probe after it, and kept for the next call.
-pub const REMEMBERED_FOR: Duration = QUEUE_MEMORY_MAX;
+/// call's start: as long as one a queue showed within the call. Counted as a limit whose memory
+/// lapsed at the start, the cap climbed from it by the ramp and passed it five seconds in: on the
+/// prison profile the kiosk asked 610 kbit/s of the 512 kbit/s link 24 s into a call that started
+/// from the last call's 427, its up link queued 320 ms, and both pictures froze (the consultant's
+/// once, the kiosk's twice; issue #12). Not longer: a limit is what arrived while a queue stood,
+/// never more than the link carries and often less (the poor profile's calls measured 155-199
+/// kbit/s of the same link), and held there the estimate's floor sits under what the 320x240 rung
+/// needs: known for a minute or more, a call that started from the last call's 171 sent 160x120
+/// throughout, where calls that probed after 20 s sent 320x240 for most of theirs.
+pub const REMEMBERED_FOR: Duration = QUEUE_MEMORY;
 /// Above this loss (over [`LOSS_WINDOW`]) the controller's loss half rules: a shallow buffer
 /// overflowing loses packets without queueing them. rtc's own threshold for cutting.
 const CONGESTED_LOSS: f64 = 0.10;
@@ -195,7 +197,7 @@ pub struct LinkEstimate {
     /// The kiosk's packets the peer's feedback reported missing, for the pacer.
     lost: LossFeed,
     /// The link's limit remembered from the last call (`crate::link_memory`): the controller
-    /// starts under it and the wrapper knows it as a limit found again ([`REMEMBERED_FOR`]).
+    /// starts under it and the wrapper knows it as a limit a queue showed ([`REMEMBERED_FOR`]).
     remembered_limit: Option<f64>,
     /// The limit this call's last standing queue measured, bits per second as f64 bits (0: none).
     measured_limit: Arc<AtomicU64>,
@@ -225,9 +227,9 @@ impl LinkEstimate {
     }
 
     /// A fresh estimate on a link whose limit the last call measured (`crate::link_memory`): the
-    /// controller starts at [`start_bps`] of it, and the wrapper counts it as a limit found again,
-    /// known for [`REMEMBERED_FOR`] from the start; after that, on a lossy link, the cap climbs
-    /// from it by [`PROBE_RAMP`] rather than to [`CAP_FLOOR_BPS`] at once.
+    /// controller starts at [`start_bps`] of it, and the wrapper counts it as a limit a queue showed
+    /// at the start, known for [`REMEMBERED_FOR`]; after that, on a lossy link, the cap climbs from
+    /// it by [`PROBE_RAMP`] rather than to [`CAP_FLOOR_BPS`] at once.
     pub fn remembering(limit_bps: Option<f64>) -> Self {
         let remembered_limit = limit_bps.filter(|b| b.is_finite() && *b > 0.0);
         let e = LinkEstimate { remembered_limit, ..LinkEstimate::default() };
@@ -363,7 +365,7 @@ pub struct Published<E> {
 impl<E> Published<E> {
     fn new(restart: fn(f64) -> E, initial: f64, out: LinkEstimate) -> Self {
         let now = Instant::now();
-        // A limit remembered from the last call counts as one found again: known from the start.
+        // A limit remembered from the last call counts as one a queue showed at the start.
         let remembered = out.remembered_limit;
         Published {
             inner: restart(initial),
@@ -377,7 +379,7 @@ impl<E> Published<E> {
             gap_ended: None,
             lossy_until: None,
             queue_seen_until: remembered.map(|_| now + REMEMBERED_FOR),
-            queue_memory: if remembered.is_some() { REMEMBERED_FOR } else { QUEUE_MEMORY },
+            queue_memory: QUEUE_MEMORY,
             limit_bps: remembered,
             queue_standing: false,
             busy_from: None,

@@ -9,9 +9,9 @@
 //!
 //! What is kept is the link's limit as a standing queue measured it (`crate::estimate`: what
 //! arrived while the queue stood). The next call starts under it (`estimate::start_bps`, never
-//! above `estimate::INITIAL_BPS`), and its estimate knows it as a limit found again
-//! (`estimate::REMEMBERED_FOR`): on a lossy link the estimate stays near it, then climbs from it by
-//! the ramp, not to `estimate::CAP_FLOOR_BPS` at once (a call
+//! above `estimate::INITIAL_BPS`), and its estimate knows it as a limit a queue showed at the
+//! start (`estimate::REMEMBERED_FOR`): on a lossy link the estimate stays near it, then climbs from
+//! it by the ramp, not to `estimate::CAP_FLOOR_BPS` at once (a call
 //! starting sound only on the audio-only profile, with nothing to show the limit, was tried with
 //! video at 200 kbit/s 30 s in). A record is kept as measured: a call that meets no queue leaves
 //! it, and its age, as they were, so a link that has since got better forgets it after
