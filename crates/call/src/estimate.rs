@@ -125,7 +125,7 @@ pub const QUEUE_MEMORY_MAX: Duration = Duration::from_secs(160);
 /// never more than the link carries and often less (the poor profile's calls measured 155-199
 /// kbit/s of the same link), and held there the estimate's floor sits under what the 320x240 rung
 /// needs: known for a minute or more, a call that started from the last call's 171 sent 160x120
-/// throughout, where calls that probed after 20 s sent 320x240 for most of theirs.
+/// throughout, where calls that probed after 20 s sent 320x240 for about half of theirs.
 pub const REMEMBERED_FOR: Duration = QUEUE_MEMORY;
 /// Above this loss (over [`LOSS_WINDOW`]) the controller's loss half rules: a shallow buffer
 /// overflowing loses packets without queueing them. rtc's own threshold for cutting.
