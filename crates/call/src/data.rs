@@ -38,7 +38,7 @@ impl DataLink {
 
     fn current(&self) -> std::sync::MutexGuard<'_, Option<Arc<dyn DataChannel>>> {
         // Replaced whole, so a poisoned lock still holds a sound value.
-        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.current)
     }
 
     /// Makes `channel` the one in use and reads it until it closes.

@@ -111,9 +111,7 @@ impl Camera {
                                 to_i420(buf.buffer(), layout, res.width(), res.height(), width, height)
                             });
                             match converted {
-                                Ok(frame) => {
-                                    *out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(frame)
-                                }
+                                Ok(frame) => *crate::lock(&out) = Some(frame),
                                 Err(e) => tracing::debug!(error = %e, "camera frame skipped"),
                             }
                         }
@@ -137,11 +135,7 @@ impl Camera {
 impl VideoSource for Camera {
     fn next_frame(&mut self) -> I420Frame {
         // Until the first frame arrives (or if the camera stalls) the last one, or black, is sent.
-        self.latest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .unwrap_or_else(|| I420Frame::filled(self.size.0, self.size.1, 16, 128, 128))
+        crate::lock(&self.latest).clone().unwrap_or_else(|| I420Frame::filled(self.size.0, self.size.1, 16, 128, 128))
     }
 }
 
@@ -166,14 +160,14 @@ struct Ring(Arc<Mutex<VecDeque<i16>>>);
 
 impl Ring {
     fn push(&self, samples: impl IntoIterator<Item = i16>) {
-        let mut q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut q = crate::lock(&self.0);
         q.extend(samples);
         let excess = q.len().saturating_sub(MAX_BUFFERED);
         q.drain(..excess);
     }
 
     fn pop_into(&self, out: &mut [i16]) -> usize {
-        let mut q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut q = crate::lock(&self.0);
         let n = out.len().min(q.len());
         for (o, s) in out.iter_mut().zip(q.drain(..n)) {
             *o = s;

@@ -52,11 +52,11 @@ struct SwitchInner {
 impl FecSwitch {
     /// The types the last description agreed to (`None`: send plain VP8).
     pub(crate) fn set_types(&self, types: Option<FecTypes>) {
-        *self.0.types.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = types;
+        *crate::lock(&self.0.types) = types;
     }
 
     fn types(&self) -> Option<FecTypes> {
-        *self.0.types.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *crate::lock(&self.0.types)
     }
 
     /// Parity packets to send per media packet from now.

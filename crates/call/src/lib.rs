@@ -43,3 +43,10 @@ pub use data::{DataIn, DataSender};
 pub use engine::{Call, CallConfig, CallEvent, CallState, CallStats, SelectedPair};
 pub use error::Error;
 pub use frame::I420Frame;
+
+/// A mutex's guard; a poisoned one is taken as it is: what the crate's mutexes guard (counters,
+/// queues, the newest frame, settings) stays consistent between statements, and no invariant
+/// spans a panic.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

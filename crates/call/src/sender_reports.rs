@@ -29,7 +29,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for SenderReports {
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             for sr in packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>()) {
-                let mut sync = self.sync.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut sync = crate::lock(&self.sync);
                 sync.sender_report(msg.now, sr.ssrc, sr.ntp_time, sr.rtp_time);
             }
         }

@@ -43,7 +43,7 @@ impl LossFeed {
     /// Packet `seq` of stream `ssrc` did not arrive.
     pub(crate) fn push(&self, ssrc: u32, seq: u16) {
         // A poisoned lock only means a panic elsewhere mid-push; the queue itself is whole.
-        let mut q = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut q = crate::lock(&self.lost);
         if q.len() >= FEED_LIMIT {
             q.pop_front();
         }
@@ -52,7 +52,7 @@ impl LossFeed {
 
     /// Every loss reported since the last call, oldest first.
     pub(crate) fn take(&self) -> Vec<(u32, u16)> {
-        let mut q = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut q = crate::lock(&self.lost);
         q.drain(..).collect()
     }
 

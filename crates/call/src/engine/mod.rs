@@ -169,12 +169,6 @@ struct Shared {
     lipsync: Arc<Mutex<LipSync>>,
 }
 
-/// A mutex's guard; a poisoned one is taken as it is (what it guards stays consistent between
-/// statements: counters and buffers, no invariant spans a panic).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl Shared {
     fn emit(&self, e: CallEvent) {
         let _ = self.events.send(e);
@@ -606,7 +600,7 @@ impl Call {
 
     /// Switches to another camera (or source); the next frame sent is a keyframe from it.
     pub fn switch_video(&self, source: Box<dyn VideoSource>) {
-        *self.shared.next_video.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(source);
+        *crate::lock(&self.shared.next_video) = Some(source);
     }
 
     /// The self-view: the frames being sent, shrunk, as they change.
@@ -621,7 +615,7 @@ impl Call {
 
     /// The share channel's messages (once; later calls get `None`).
     pub fn take_data(&self) -> Option<mpsc::Receiver<DataIn>> {
-        self.data_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        crate::lock(&self.data_rx).take()
     }
 
     /// Sends replies on the share channel.
@@ -661,10 +655,10 @@ impl Call {
         if let Err(e) = self.pc.close().await {
             tracing::debug!(error = %e, "closing the peer connection");
         }
-        for t in std::mem::take(&mut *self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)) {
+        for t in std::mem::take(&mut *crate::lock(&self.tasks)) {
             t.abort();
         }
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let threads = std::mem::take(&mut *crate::lock(&self.threads));
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();

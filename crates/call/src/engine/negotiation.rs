@@ -96,8 +96,7 @@ fn ice_ufrag(sdp: &str) -> Option<&str> {
 
 impl Call {
     async fn flush_candidates(&self) {
-        let pending: Vec<_> =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let pending: Vec<_> = std::mem::take(&mut *crate::lock(&self.pending));
         for c in pending {
             if let Err(e) = self.pc.add_ice_candidate(c).await {
                 tracing::debug!(error = %e, "remote candidate refused");
@@ -172,7 +171,7 @@ impl Call {
                 if self.remote_set.load(Ordering::SeqCst) {
                     self.pc.add_ice_candidate(init).await.map_err(|e| Error::Signalling(e.to_string()))
                 } else {
-                    self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(init);
+                    crate::lock(&self.pending).push(init);
                     Ok(())
                 }
             }

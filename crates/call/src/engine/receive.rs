@@ -4,10 +4,11 @@
 //! (`crate::lipsync`), decoded to the speaker, with the counters.
 
 use super::stats::FreezeDetector;
-use super::{lock, Shared, OPUS_PAYLOAD_TYPE, ULPFEC_PAYLOAD_TYPE, VIDEO_RED_PAYLOAD_TYPE};
+use super::{Shared, OPUS_PAYLOAD_TYPE, ULPFEC_PAYLOAD_TYPE, VIDEO_RED_PAYLOAD_TYPE};
 use crate::audio::{OpusDecoder, FRAME_STEREO};
 use crate::frame::I420Frame;
 use crate::gaps::PaddingGaps;
+use crate::lock;
 use crate::playout::Playout;
 use crate::red::{self, Red};
 use crate::ulpfec::UlpfecDecoder;

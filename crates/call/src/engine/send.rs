@@ -122,7 +122,7 @@ pub(super) fn spawn_video_encoder(
             } else {
                 next = Instant::now(); // fell behind: do not try to catch up
             }
-            if let Some(other) = shared.next_video.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            if let Some(other) = crate::lock(&shared.next_video).take() {
                 source = other; // the old camera is dropped (closed) here
                 shared.force_keyframe.store(true, Ordering::Relaxed);
             }
@@ -220,7 +220,7 @@ fn adapt_due(since: Duration, target_bps: f64, followed: Option<f64>) -> bool {
 /// Applies new settings to the video encoder, its rate less what `media_kbps` leaves for parity;
 /// returns the gap between frames they call for (`None`: sound only, nothing to encode).
 fn apply(shared: &Shared, encoder: &mut Vp8Encoder, s: Settings, media_kbps: impl Fn(u32) -> u32) -> Option<Duration> {
-    *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(s);
+    *crate::lock(&shared.sending) = Some(s);
     let was_sound_only = shared.sound_only_by_link.swap(s.video.is_none(), Ordering::Relaxed);
     let Some((rung, kbps)) = s.video else {
         if !was_sound_only {
@@ -284,7 +284,7 @@ pub(super) fn spawn_audio_encoder(
                 pcm.fill(0);
             }
             if packet_pcm.is_empty() {
-                let sending = *shared.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let sending = *crate::lock(&shared.sending);
                 if let Some(s) = sending {
                     if let Err(e) = encoder.tune(s.audio_kbps, s.audio_loss_pct) {
                         tracing::warn!(error = %e, "Opus refused new settings");
