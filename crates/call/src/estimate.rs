@@ -17,6 +17,7 @@
 //! below the congested band, does not hold the target down: rtc's loss half would; over it the
 //! target is cut from where it stands toward that half, step by step ([`LOSS_CUT_EVERY`]).
 
+use crate::down_link::DownLink;
 use crate::unasked::{LossFeed, RESEND_LOST_WITHIN};
 use rtc::interceptor::{
     BandwidthEstimator, CongestionControlBuilder, CongestionControlInterceptor, EstimatorStats, Gcc, PacketReport,
@@ -116,6 +117,14 @@ pub const QUEUE_MEMORY: Duration = Duration::from_secs(20);
 const PROBE_FAILED_WITHIN: Duration = Duration::from_secs(30);
 /// The longest the memory grows to.
 pub const QUEUE_MEMORY_MAX: Duration = Duration::from_secs(160);
+/// On a link nothing has measured (no record from the last call), the kiosk's video waits this
+/// long after the call connects while the peer's start shows the down link (`crate::down_link`).
+/// Started at once, the first call on the audio-only profile (64 kbit/s) sent its first keyframe
+/// and video at 166 kbit/s into the link the moment it connected: a 1.1 s queue before the down
+/// link's hint could hold it back. At 1.5 s it still started before the hint in one of two such
+/// calls (Chromium's video began ~1 s after the connection, its queue showed a second later) and
+/// queued 1.0 s (issue #12).
+pub const DOWN_WATCH: Duration = Duration::from_millis(2500);
 /// How long a limit remembered from the last call (`crate::link_memory`) counts as known from the
 /// call's start: as long as one a queue showed within the call. Counted as a limit whose memory
 /// lapsed at the start, the cap climbed from it by the ramp and passed it five seconds in: on the
@@ -201,6 +210,10 @@ pub struct LinkEstimate {
     remembered_limit: Option<f64>,
     /// The limit this call's last standing queue measured, bits per second as f64 bits (0: none).
     measured_limit: Arc<AtomicU64>,
+    /// The down link as the peer's media shows it (`crate::down_link`), and the first limit it
+    /// measured (bits per second as f64 bits, 0: none), a hint for a link with no known limit.
+    down: Arc<std::sync::Mutex<DownLink>>,
+    down_limit: Arc<AtomicU64>,
 }
 
 impl Default for LinkEstimate {
@@ -216,6 +229,8 @@ impl Default for LinkEstimate {
             lost: LossFeed::default(),
             remembered_limit: None,
             measured_limit: Arc::default(),
+            down: Arc::new(std::sync::Mutex::new(DownLink::new(Instant::now()))),
+            down_limit: Arc::default(),
         }
     }
 }
@@ -249,9 +264,30 @@ impl LinkEstimate {
         f64::from_bits(self.target_bps.load(Ordering::Relaxed))
     }
 
-    /// The peer's media just arrived (the receive tasks call this for every packet).
-    pub fn heard(&self) {
-        self.heard_at(Instant::now());
+    /// A packet of the peer's media (`bytes` of RTP) just arrived: heard, and watched for a queue
+    /// on the down link (`crate::down_link`); `voice_ts` is the RTP timestamp of the peer's voice.
+    pub fn arrived(&self, bytes: usize, voice_ts: Option<u32>) {
+        self.arrived_at(Instant::now(), bytes, voice_ts);
+    }
+
+    fn arrived_at(&self, now: Instant, bytes: usize, voice_ts: Option<u32>) {
+        self.heard_at(now);
+        if let Some(limit) = crate::lock(&self.down).packet(now, bytes, voice_ts) {
+            // The first measurement stands: it is the one taken before anything reacted.
+            let _ = self.down_limit.compare_exchange(0, limit.to_bits(), Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the kiosk's video may start, `since_connected` after the call first connected: at
+    /// once on a link a record or the down link's queue has measured, else after [`DOWN_WATCH`].
+    pub fn video_may_start(&self, since_connected: Duration) -> bool {
+        self.remembered_limit.is_some() || self.down_limit_bps().is_some() || since_connected >= DOWN_WATCH
+    }
+
+    /// The down link's limit its first standing queue showed (`crate::down_link`), if any.
+    fn down_limit_bps(&self) -> Option<f64> {
+        let bps = f64::from_bits(self.down_limit.load(Ordering::Relaxed));
+        (bps > 0.0).then_some(bps)
     }
 
     fn heard_at(&self, at: Instant) {
@@ -360,6 +396,8 @@ pub struct Published<E> {
     /// (when, from the departure of the newest packet a feedback reported to its coming) of the
     /// last [`ROUND_TRIP_WINDOW`]'s feedback.
     round_trips: VecDeque<(Instant, Duration)>,
+    /// Whether the down link's limit has been taken as a hint ([`Published::take_down_limit`]).
+    down_taken: bool,
 }
 
 impl<E> Published<E> {
@@ -386,6 +424,7 @@ impl<E> Published<E> {
             loss_cut: None,
             outcomes: VecDeque::new(),
             round_trips: VecDeque::new(),
+            down_taken: false,
         }
     }
 
@@ -583,6 +622,32 @@ impl<E: BandwidthEstimator> Published<E> {
         }
     }
 
+    /// On a link whose limit nothing has shown yet (no queue of its own in this call, no record
+    /// from the last), a limit the down link's queue showed (`crate::down_link`) is taken as this
+    /// link's, as a remembered one is: known for [`REMEMBERED_FOR`], the controller restarted at
+    /// [`LIMIT_FLOOR`] of it if that is lower. The two directions of a prison's line share its
+    /// kind (a leased line is symmetric; on ADSL the up link is the slower), and the peer's voice
+    /// shows the down link's queue at once where the kiosk's own feedback comes behind it: the
+    /// first call on the audio-only profile sent video into a 1.3 s queue for five seconds
+    /// (issue #12). Once only; after the memory lapses the cap probes as after any other limit.
+    fn take_down_limit(&mut self, now: Instant) {
+        if self.down_taken || self.limit_bps.is_some() {
+            return;
+        }
+        let Some(limit) = self.out.down_limit_bps() else { return };
+        self.down_taken = true;
+        self.limit_bps = Some(limit);
+        self.queue_seen_until = Some(now + REMEMBERED_FOR);
+        let under = (limit * LIMIT_FLOOR).max(MIN_BPS);
+        if self.inner.target_bitrate() > under {
+            self.inner = (self.restart)(under);
+        }
+        if let Some(held) = self.held.as_mut() {
+            *held = held.min(under);
+        }
+        tracing::info!(limit_kbps = limit / 1000.0, "the down link's queue showed its limit");
+    }
+
     /// The least the cap on a lossy link allows once the limit's memory has lapsed:
     /// [`CAP_FLOOR_BPS`], or half again above a limit under it. A link whose queue showed 64
     /// kbit/s (the audio-only profile) was otherwise tried at 200 kbit/s the moment the memory
@@ -647,6 +712,7 @@ impl<E: BandwidthEstimator> Published<E> {
 
 impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.take_down_limit(now);
         self.note_arrivals(reports);
         self.note_round_trip(now, reports);
         if !reports.is_empty() {
@@ -718,6 +784,7 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
             self.inner.handle_timeout(now);
         }
         self.tick(now);
+        self.take_down_limit(now);
         self.publish();
     }
 
@@ -1105,6 +1172,41 @@ mod tests {
     /// floor; the encoder sends a little under what it is asked, so each second's cap was lower
     /// than the last (409 -> 70 kbit/s in fifteen seconds, no queue) and the call went sound only
     /// on a 512 kbit/s link (CI, fresh clone of 5245b9b: Chromium decoded 10.8 fps of the kiosk).
+    /// Issue #12: on a link nothing has measured (no queue of its own, no record), a queue the
+    /// peer's voice shows on the down link holds the target under that link's rate before any
+    /// feedback comes: Chromium's start into the audio-only profile's 64 kbit/s (room for the
+    /// voice alone: `adapt` gives it sound only). With a limit remembered, the hint changes nothing.
+    #[test]
+    fn issue_12_a_queue_on_the_down_link_holds_a_link_nothing_measured_under_its_rate() {
+        let t0 = Instant::now();
+        let flood = |shared: &LinkEstimate| {
+            let mut c = shared.controller();
+            let mut feed = |at: Instant, bytes: usize, ts: Option<u32>| {
+                shared.arrived_at(at, bytes, ts);
+                c.handle_timeout(at);
+                None
+            };
+            crate::down_link::tests::flood(&mut feed, t0, (300_000.0, 64_000.0), Duration::from_millis(1300), 2.0, 0);
+        };
+        let shared = LinkEstimate::new();
+        assert_eq!(shared.target_bps(), INITIAL_BPS);
+        flood(&shared);
+        let target = shared.target_bps();
+        assert!(target <= 64_000.0 * 1.1 * LIMIT_FLOOR, "held under the down link's rate: {target}");
+
+        assert!(shared.video_may_start(Duration::ZERO), "the down link measured: video need not wait");
+
+        let remembered = LinkEstimate::remembering(Some(400_000.0));
+        let start = remembered.target_bps();
+        flood(&remembered);
+        assert_eq!(remembered.target_bps(), start, "a remembered limit is not replaced by the hint");
+
+        // A link nothing measured: video waits while the peer's start shows the down link.
+        let fresh = LinkEstimate::new();
+        assert!(!fresh.video_may_start(DOWN_WATCH / 2) && fresh.video_may_start(DOWN_WATCH));
+        assert!(LinkEstimate::remembering(Some(400_000.0)).video_may_start(Duration::ZERO), "a record: at once");
+    }
+
     #[test]
     fn issue_12_after_a_queue_a_sender_sending_under_its_target_does_not_spiral_down() {
         // The link's limit: 60 packets a second arrive (~450 kbit/s) while a queue builds.

@@ -14,6 +14,7 @@ pub mod convert;
 mod data;
 #[cfg(feature = "devices")]
 pub mod devices;
+pub mod down_link;
 mod engine;
 mod error;
 pub mod estimate;

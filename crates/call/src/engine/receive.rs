@@ -17,7 +17,7 @@ use crate::voice_playout::{Shorten, Slot, VoicePacket, VoicePlayout};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::vp8::Vp8Packet;
-use rtc::shared::marshal::{Marshal, Unmarshal};
+use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -258,7 +258,7 @@ impl VideoReceiver {
 
     /// One RTP packet: reassembled, and each frame it completes decoded into the playout buffer.
     async fn take(&mut self, packet: rtc::rtp::Packet, shared: &Shared, track: &Arc<dyn TrackRemote>) {
-        shared.estimate.heard();
+        shared.estimate.arrived(packet.marshal_size(), None);
         for packet in self.unwrap.packet(packet) {
             self.ssrc = packet.header.ssrc;
             self.reassembly.push(Instant::now(), packet);
@@ -352,7 +352,7 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
     loop {
         let Some(packet) = packet_or_due(&track, playout.next_due()).await else { break };
         if let Some(packet) = packet {
-            shared.estimate.heard();
+            shared.estimate.arrived(packet.marshal_size(), Some(packet.header.timestamp));
             let samples = voice_samples(&packet);
             voice.ssrc = packet.header.ssrc;
             let rtc::rtp::Packet { header, payload, .. } = packet;

@@ -115,6 +115,8 @@ pub(super) fn spawn_video_encoder(
         let mut wanted: Option<(u32, u32, u32, u32)> = None;
         let mut parity = crate::fec_send::Overhead::default();
         let mut protection = crate::ulpfec::Protection::default();
+        // When the call first connected (a reconnect does not count again).
+        let mut first_connected: Option<Instant> = None;
         while !shared.stop.load(Ordering::Relaxed) {
             next += period;
             if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -137,6 +139,10 @@ pub(super) fn spawn_video_encoder(
                 continue;
             }
             let now = Instant::now();
+            // On a link nothing has measured, not before the peer's start has shown the down link.
+            if !shared.estimate.video_may_start(now.duration_since(*first_connected.get_or_insert(now))) {
+                continue;
+            }
             let target = shared.estimate.target_bps();
             if adapt_due(now.duration_since(adapted), target, followed) {
                 adapted = now;
