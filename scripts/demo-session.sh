@@ -218,6 +218,9 @@ ct_drawn() {
 }
 wait_for_screen "$artifacts/demo-ct.png" ct_drawn 30 || fail "the CT is not on the kiosk's screen"
 log "the shared CT: $artifacts/demo-ct.png"
+# The laptop starts its video a few seconds into a call on a link it has not measured yet.
+tell '{"do":"laptop_video"}'
+wait_for_consultant '"framesDecoded":[1-9][0-9]' 40 || fail "the laptop's video is not on the consultant's page"
 tell "{\"do\":\"screenshot\",\"path\":\"$artifacts/demo-consultant.png\"}"
 wait_for_consultant '"what":"screenshot"' 30 || fail "no screenshot of the consultant's page"
 log "the consultant's page: $artifacts/demo-consultant.png"

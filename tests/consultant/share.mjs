@@ -3,7 +3,7 @@
 // controls, and reports every reply the laptop sends over the share channel as JSON lines.
 // Commands: {"do":"share","files":[paths],"cut_after_files"?:n} | {"do":"slice","frame":n} | {"do":"play"} (play/pause) | {"do":"preset","name":s}
 // | {"do":"zoom_in"} | {"do":"clear"} | {"do":"point","x":f,"y":f} | {"do":"cut"} | {"do":"screenshot","path":p} | {"do":"pad"} | {"do":"measure","x1":f,"y1":f,"x2":f,"y2":f} | {"do":"window_drag","dx":f,"dy":f} | {"do":"call"}
-// | {"do":"sent"} (what the last share put on the way) | {"do":"deflate","on":b} (deflate uncompressed DICOM or not) | {"do":"scale","by":f} (the camera sender's scaleResolutionDownBy, as Chromium sets itself under load)
+// | {"do":"laptop_video"} (waits until the laptop's video is decoded here) | {"do":"sent"} (what the last share put on the way) | {"do":"deflate","on":b} (deflate uncompressed DICOM or not) | {"do":"scale","by":f} (the camera sender's scaleResolutionDownBy, as Chromium sets itself under load)
 // | {"do":"end","stay"?:b} (ends the call; the driver exits unless told to stay) | {"do":"note","summary":s,"actions":s,"medication":s,"follow_up":s,"urgency":s,"screenshot"?:p}
 // (after the call: writes the outcome note the page asks for, and sends it) | {"do":"quit"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
@@ -109,6 +109,22 @@ try {
           return sender.getParameters().encodings[0].scaleResolutionDownBy;
         }, cmd.by);
         say("scaled", { by: sent });
+        break;
+      }
+      case "laptop_video": {
+        // Waits (up to 30 s) until the laptop's video has been decoded here: on a link it has not
+        // measured the laptop starts its video a few seconds into the call.
+        let frames = 0;
+        for (let i = 0; i < 120 && frames < 10; i++) {
+          frames = await page.evaluate(async () => {
+            let n = 0;
+            const pc = window.scCall.pc;
+            if (pc) (await pc.getStats()).forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video") n = Math.max(n, r.framesDecoded || 0); });
+            return n;
+          });
+          if (frames < 10) await new Promise((r) => setTimeout(r, 250));
+        }
+        say("laptop_video", { framesDecoded: frames });
         break;
       }
       case "sent": say("sent", await page.evaluate(() => window.scShare.sent)); break;

@@ -123,7 +123,8 @@ pub const QUEUE_MEMORY_MAX: Duration = Duration::from_secs(160);
 /// and video at 166 kbit/s into the link the moment it connected: a 1.1 s queue before the down
 /// link's hint could hold it back. At 1.5 s it still started before the hint in one of two such
 /// calls (Chromium's video began ~1 s after the connection, its queue showed a second later) and
-/// queued 1.0 s (issue #12).
+/// queued 1.0 s (issue #12). A link that never shows a queue keeps no record, so on a good link
+/// every call's picture starts this late; the voice flows from the start.
 pub const DOWN_WATCH: Duration = Duration::from_millis(2500);
 /// How long a limit remembered from the last call (`crate::link_memory`) counts as known from the
 /// call's start: as long as one a queue showed within the call. Counted as a limit whose memory
