@@ -16,6 +16,9 @@
 //! arrives ([`QUEUE_RISING`]). And the link's own loss,
 //! below the congested band, does not hold the target down: rtc's loss half would; over it the
 //! target is cut from where it stands toward that half, step by step ([`LOSS_CUT_EVERY`]).
+//! On a link nothing has measured yet, a queue the peer's voice shows on the down link
+//! (`crate::down_link`) counts as a remembered limit would ([`Published::take_down_limit`]), and
+//! video waits [`DOWN_WATCH`] for it.
 
 use crate::down_link::DownLink;
 use crate::unasked::{LossFeed, RESEND_LOST_WITHIN};
@@ -646,6 +649,10 @@ impl<E: BandwidthEstimator> Published<E> {
         if let Some(held) = self.held.as_mut() {
             *held = held.min(under);
         }
+        // Kept for the next call too, until a queue of the kiosk's own measures the link: held
+        // under the hint, a link fit only for sound never queues the kiosk's own packets, and its
+        // next call started as on a new link again.
+        let _ = self.out.measured_limit.compare_exchange(0, limit.to_bits(), Ordering::Relaxed, Ordering::Relaxed);
         tracing::info!(limit_kbps = limit / 1000.0, "the down link's queue showed its limit");
     }
 
@@ -1194,6 +1201,8 @@ mod tests {
         flood(&shared);
         let target = shared.target_bps();
         assert!(target <= 64_000.0 * 1.1 * LIMIT_FLOOR, "held under the down link's rate: {target}");
+        let kept = shared.measured_limit_bps().expect("kept for the next call");
+        assert!((55_000.0..=70_000.0).contains(&kept), "the down link's rate kept: {kept}");
 
         assert!(shared.video_may_start(Duration::ZERO), "the down link measured: video need not wait");
 
