@@ -57,6 +57,7 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
     let link = Link::new(Profile::audio_only());
     let h = hospital(&link);
     let mut recovered: Option<Instant> = None;
+    let mut decoded_at_recovery = u64::MAX;
     let a = attempt_watching(&link, &h, 0, 120, |stats, page| {
         let page_sound_only = page.iter().any(|p| p["quality"] == "sound_only" && p["videoSending"] == false);
         // The page's voice in long packets is asked for once the kiosk's own have lasted 10 s on
@@ -67,6 +68,7 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
             link.set_rate(None);
             link.set_loss(0);
             recovered = Some(Instant::now());
+            decoded_at_recovery = stats["frames_decoded"].as_u64().unwrap_or(0);
         }
         let back = recovered.is_some()
             && stats["sending"]["video"].is_object()
@@ -75,7 +77,10 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
             })
             // And the page's voice back in 20 ms packets (asked for when the kiosk's own voice
             // goes back to them, with video).
-            && stats["remote_audio_frame_ms"] == 20;
+            && stats["remote_audio_frame_ms"] == 20
+            // And the consultant's picture decoded on the kiosk again (the page's camera back on
+            // its sender).
+            && stats["frames_decoded"].as_u64().is_some_and(|n| n > decoded_at_recovery.saturating_add(10));
         back
     })
     .await;

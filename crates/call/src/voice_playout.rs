@@ -7,7 +7,7 @@
 //! repairs, `crate::playout`) lagged the voice by all of its hold (issue #12).
 //! Pure: packets, energies and times in, slots to render out; the engine's loop decodes them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Samples a millisecond (Opus's 48 kHz clock).
@@ -162,6 +162,11 @@ struct Playing {
 pub struct VoicePlayout {
     /// Packets waiting, by unwrapped sequence number: (media ms, packet).
     held: BTreeMap<u64, (f64, VoicePacket)>,
+    /// Sequence numbers that came as padding (an empty payload: the peer's probing of the link,
+    /// which Chromium puts on its voice's stream when it has no video stream to carry it). No
+    /// slot of their own and no loss: played as slots, each was a concealed frame and shifted
+    /// the voice's time; skipped as lost, they shared a real loss's time.
+    padding: BTreeSet<u64>,
     /// The last sequence number seen, unwrapped.
     last_seq: Option<(u16, u64)>,
     /// What a stream's first sequence number unwraps to.
@@ -198,6 +203,7 @@ impl VoicePlayout {
     pub fn new(epoch: Instant) -> Self {
         VoicePlayout {
             held: BTreeMap::new(),
+            padding: BTreeSet::new(),
             last_seq: None,
             first_seq: 1 << 32,
             last_ts: None,
@@ -230,6 +236,7 @@ impl VoicePlayout {
             || self.playing.is_some_and(|p| seq + NEW_STREAM_JUMP < p.seq)
         {
             self.held.clear();
+            self.padding.clear();
             // The new stream's numbers go on past the old one's, so none reads as already played.
             let past = self.last_seq.map_or(0, |(_, u)| u).max(self.playing.map_or(0, |p| p.seq));
             self.first_seq = past + 2 * NEW_STREAM_JUMP;
@@ -238,6 +245,17 @@ impl VoicePlayout {
             self.lates.clear();
             self.gone = self.playing.is_some();
             return self.push(now, packet);
+        }
+        if packet.payload.is_empty() {
+            // Padding: its number taken, nothing to play, and no arrival to learn the delay from
+            // (its timestamp is not the voice's time).
+            if self.playing.is_none_or(|p| seq >= p.seq) {
+                self.padding.insert(seq);
+                while self.padding.len() > MAX_HELD {
+                    self.padding.pop_first();
+                }
+            }
+            return;
         }
         let media = match self.last_ts {
             // The signed distance from the last timestamp: wraps and small steps back both come out
@@ -367,6 +385,10 @@ impl VoicePlayout {
             self.off_since = None;
         }
         let forced = since.is_some_and(|s| now.saturating_duration_since(s) >= FORCE_AFTER);
+        while self.padding.remove(&p.seq) {
+            p.seq += 1;
+        }
+        self.padding = self.padding.split_off(&p.seq);
         let slot = match self.held.remove(&p.seq) {
             Some((media, packet)) => {
                 // Under its target in a pause (the last packet was quiet): add a slot of quiet
@@ -399,15 +421,19 @@ impl VoicePlayout {
             }
             None => match self.held.range(p.seq..).next().map(|(&s, (m, _))| (s, *m)) {
                 Some((later, media)) => {
-                    // Lost: a later packet has come. The missing ones share the time up to it.
-                    let missing = (later - p.seq) as f64;
+                    // Lost: a later packet has come. The missing ones (padding is none) share the
+                    // time up to it.
+                    let missing = (p.seq..later).filter(|s| !self.padding.contains(s)).count().max(1) as f64;
                     let samples = (((media - p.media) / missing) * PER_MS).round() as u32;
                     let samples = if samples < SAMPLES_RANGE.0 || samples > SAMPLES_RANGE.1 {
                         self.last_samples
                     } else {
                         samples
                     };
-                    let next = (later == p.seq + 1).then(|| self.held.get(&later).map(|(_, pk)| pk.clone())).flatten();
+                    let next = (p.seq + 1..later)
+                        .all(|s| self.padding.contains(&s))
+                        .then(|| self.held.get(&later).map(|(_, pk)| pk.clone()))
+                        .flatten();
                     p.seq += 1;
                     p.media += f64::from(samples) / PER_MS;
                     p.out += samples_duration(samples);
@@ -786,11 +812,12 @@ mod tests {
                     timestamp: u32::from(i) * 7,
                     payload_type: 111,
                     samples: 0,
-                    payload: vec![],
+                    // Half of them padding.
+                    payload: if i % 2 == 0 { vec![1] } else { vec![] },
                 },
             );
         }
-        assert!(p.held.len() <= MAX_HELD);
+        assert!(p.held.len() <= MAX_HELD && p.padding.len() <= MAX_HELD);
         let mut n = 0;
         let mut now = t0;
         while n < 5000 {
@@ -801,5 +828,68 @@ mod tests {
             }
             n += 1;
         }
+    }
+
+    /// Issue #12: padding on the voice's stream (Chromium's probes of the link when it sends no
+    /// video: empty packets with numbers of their own between the voice's) plays nothing and
+    /// conceals nothing, and a voice packet lost beside it is concealed for its own 20 ms only.
+    /// Played as slots, each padding packet was a concealed frame: with the page's video section
+    /// made inactive while sound only (tried), Chromium's padding moved onto its voice, and on the
+    /// audio-only profile the kiosk's hearing of the consultant went from ~4 % concealed to 12-14.
+    #[test]
+    fn issue_12_padding_on_the_voice_stream_is_no_slot_and_no_loss() {
+        let t0 = Instant::now();
+        let mut p = VoicePlayout::new(t0);
+        // 20 ms voice packets arriving on time; after every third, three padding packets at once
+        // (their timestamp the last voice packet's); voice packet 250 lost.
+        let mut arrivals = Vec::new();
+        let mut seq = 1000u16;
+        for k in 0..500u32 {
+            let at = 40.0 + f64::from(k) * 20.0;
+            if k != 250 {
+                arrivals.push((
+                    at,
+                    VoicePacket { seq, timestamp: k * 960, payload_type: 63, samples: 960, payload: vec![1, 2, 3] },
+                ));
+            }
+            seq = seq.wrapping_add(1);
+            if k % 3 == 0 {
+                for _ in 0..3 {
+                    arrivals.push((
+                        at,
+                        VoicePacket { seq, timestamp: k * 960, payload_type: 63, samples: 960, payload: vec![] },
+                    ));
+                    seq = seq.wrapping_add(1);
+                }
+            }
+        }
+        let (mut next, mut played, mut concealed, mut empty_played) = (0, 0u64, 0u64, 0);
+        let mut ms = 0.0;
+        while ms <= 10_500.0 {
+            let now = t0 + Duration::from_secs_f64(ms / 1000.0);
+            while next < arrivals.len() && arrivals[next].0 <= ms {
+                p.push(now, arrivals[next].1.clone());
+                next += 1;
+            }
+            while let Some(slot) = p.next(now) {
+                match &slot {
+                    Slot::Play { packet, .. } => {
+                        empty_played += usize::from(packet.payload.is_empty());
+                        played += u64::from(packet.samples);
+                    }
+                    other => concealed += u64::from(other.samples()),
+                }
+            }
+            ms += 1.0;
+        }
+        assert_eq!(empty_played, 0, "no padding played as a slot");
+        assert_eq!(played, 499 * 960, "every voice packet but the lost one played whole");
+        // The lost packet's 20 ms, and the wait past the last packet at the end (under 0.5 s).
+        let tail = 10_500.0 - (40.0 + 499.0 * 20.0);
+        assert!(
+            (concealed as f64 / PER_MS) <= 20.0 + tail + 40.0,
+            "{} ms concealed (the loss's 20 and the end's {tail:.0})",
+            concealed as f64 / PER_MS
+        );
     }
 }

@@ -352,7 +352,10 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
     loop {
         let Some(packet) = packet_or_due(&track, playout.next_due()).await else { break };
         if let Some(packet) = packet {
-            shared.estimate.arrived(packet.marshal_size(), Some(packet.header.timestamp));
+            // Padding (the peer probing the link on the voice's stream) counts among the bytes
+            // that came, but its timestamp is not the voice's time.
+            let voice_ts = (!packet.payload.is_empty()).then_some(packet.header.timestamp);
+            shared.estimate.arrived(packet.marshal_size(), voice_ts);
             let samples = voice_samples(&packet);
             voice.ssrc = packet.header.ssrc;
             let rtc::rtp::Packet { header, payload, .. } = packet;
