@@ -27,6 +27,7 @@ pub mod link_memory;
 pub mod lipsync;
 pub mod nack;
 mod pacer;
+pub mod peer_cap;
 pub mod playout;
 pub mod red;
 mod rtx;

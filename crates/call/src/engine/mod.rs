@@ -307,6 +307,9 @@ pub struct Call {
     /// The transceiver carrying the voice, and its formats as the kiosk would offer them:
     /// [`VoiceFormats`].
     voice: VoiceFormats,
+    /// Where the consultant's browser is asked to start sending, kbit/s, on a link the last call
+    /// measured slow (`negotiation::with_peer_start`).
+    peer_start_kbps: Option<u32>,
     pending: Mutex<Vec<RTCIceCandidateInit>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -567,6 +570,7 @@ impl Call {
             remote_set: AtomicBool::new(false),
             restarting: AtomicBool::new(false),
             voice,
+            peer_start_kbps: peer_start_kbps(config.remembered_limit_bps),
             pending: Mutex::new(Vec::new()),
             threads: Mutex::new(threads),
             tasks: Mutex::new(tasks),
@@ -686,4 +690,12 @@ async fn split_video(pc: &Arc<dyn PeerConnection>, track: Arc<dyn TrackLocal>) -
         .await
         .map_err(Error::webrtc)?;
     sending.sender().await.map_err(Error::webrtc)?.ok_or_else(|| Error::Codec("no sender for the video".into()))
+}
+
+/// Where the consultant's browser starts sending on a link the last call measured: where the
+/// kiosk's own controller starts ([`crate::estimate::start_bps`]), when under its usual start.
+fn peer_start_kbps(remembered_limit_bps: Option<f64>) -> Option<u32> {
+    let bps = crate::estimate::start_bps(remembered_limit_bps);
+    // Whole kbit/s of a rate between MIN_BPS and INITIAL_BPS: it fits.
+    (bps < crate::estimate::INITIAL_BPS).then(|| (bps / 1000.0).round() as u32)
 }

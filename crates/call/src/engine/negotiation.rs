@@ -89,6 +89,50 @@ pub(super) fn plain_receive_video(sdp: &str) -> String {
     out
 }
 
+/// `sdp` with its receive-only video sections asking the peer to start its sending at `kbps`
+/// (`x-google-start-bitrate` on VP8's format: Chromium takes its congestion controller's start
+/// from the codecs it is told to send with; the same value in every offer starts nothing again).
+/// For a link whose limit the last call measured (`crate::link_memory`): Chromium otherwise starts
+/// at 300 kbit/s and probes over it, however slow the link, and on the audio-only profile
+/// (64 kbit/s) the kiosk's way down queued over a second at each call's start.
+pub(super) fn with_peer_start(sdp: &str, kbps: u32) -> String {
+    // Whether line `l` is attribute `attribute` ("a=fmtp:") for payload type `pt`.
+    fn names(l: &str, attribute: &str, pt: &str) -> bool {
+        l.strip_prefix(attribute).and_then(|r| r.strip_prefix(pt)).is_some_and(|r| r.starts_with(' '))
+    }
+    let param = format!("x-google-start-bitrate={kbps}");
+    let mut out = String::with_capacity(sdp.len() + 64);
+    let mut sections = sdp.split_inclusive('\n').peekable();
+    while let Some(first) = sections.next() {
+        let mut section = vec![first];
+        while let Some(l) = sections.next_if(|l| !l.starts_with("m=")) {
+            section.push(l);
+        }
+        let receive_only_video = first.starts_with("m=video") && section.iter().any(|l| l.trim_end() == "a=recvonly");
+        let vp8: Vec<&str> = section
+            .iter()
+            .filter(|_| receive_only_video)
+            .filter_map(|l| l.strip_prefix("a=rtpmap:")?.split_once(' '))
+            .filter(|(_, codec)| codec.trim().eq_ignore_ascii_case("vp8/90000"))
+            .map(|(pt, _)| pt)
+            .collect();
+        for l in &section {
+            if vp8.iter().any(|pt| names(l, "a=fmtp:", pt)) {
+                // VP8's own format line: the start added to it.
+                let body = l.trim_end();
+                out.push_str(&format!("{body};{param}{}", &l[body.len()..]));
+                continue;
+            }
+            out.push_str(l);
+            let no_fmtp = |pt: &str| names(l, "a=rtpmap:", pt) && !section.iter().any(|m| names(m, "a=fmtp:", pt));
+            if let Some(pt) = vp8.iter().find(|pt| no_fmtp(pt)) {
+                out.push_str(&format!("a=fmtp:{pt} {param}\r\n"));
+            }
+        }
+    }
+    out
+}
+
 /// The ICE username fragment a description names (its first).
 fn ice_ufrag(sdp: &str) -> Option<&str> {
     sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).map(str::trim)
@@ -215,6 +259,10 @@ impl Call {
     pub(super) async fn local_offer(&self, format: VoiceFormat) -> Result<String, Error> {
         let offer = self.pc.create_offer(None).await.map_err(Error::webrtc)?;
         let sdp = plain_receive_video(&offer.sdp);
+        let sdp = match self.peer_start_kbps {
+            Some(kbps) => with_peer_start(&sdp, kbps),
+            None => sdp,
+        };
         self.pc.set_local_description(offer).await.map_err(Error::webrtc)?;
         Ok(if format == VoiceFormat::LongRed { with_ptime(&sdp, AUDIO_LONG_FRAME_MS) } else { sdp })
     }
@@ -265,7 +313,32 @@ impl Call {
 
 #[cfg(test)]
 mod tests {
-    use super::{ice_ufrag, plain_receive_video, with_ptime};
+    use super::{ice_ufrag, plain_receive_video, with_peer_start, with_ptime};
+
+    /// Issue #12: on a link the last call measured, the consultant's browser is told where to
+    /// start sending: on the receive-only section's VP8 only, an fmtp line added or extended.
+    #[test]
+    fn issue_12_the_peers_start_is_asked_on_the_receive_only_vp8() {
+        let sdp = "v=0\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10\r\n";
+        let out = with_peer_start(sdp, 47);
+        assert_eq!(out.matches("x-google-start-bitrate").count(), 1, "{out}");
+        assert!(
+            out.contains(
+                "a=recvonly\r\na=rtpmap:96 VP8/90000\r\na=fmtp:96 x-google-start-bitrate=47\r\na=rtcp-fb:96 nack"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("a=fmtp:97 apt=96\r\n"), "RTX untouched: {out}");
+        // A format line of its own is extended.
+        let with_fmtp = sdp.replace("a=rtcp-fb:96 nack", "a=fmtp:96 max-fr=30\r\na=rtcp-fb:96 nack");
+        let out = with_peer_start(&with_fmtp, 47);
+        assert!(out.contains("a=fmtp:96 max-fr=30;x-google-start-bitrate=47\r\n"), "{out}");
+        assert_eq!(out.matches("a=fmtp:96").count(), 1, "{out}");
+        assert_eq!(with_peer_start(&with_fmtp, 47).len(), with_fmtp.len() + ";x-google-start-bitrate=47".len());
+    }
 
     /// Issue #12: with the directions apart, the consultant's video is offered plain (VP8 and its
     /// RTX), so Chromium protects nothing it sends; the kiosk's own section keeps RED and ULPFEC.

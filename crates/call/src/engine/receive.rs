@@ -16,6 +16,7 @@ use crate::video::{is_keyframe, Vp8Decoder};
 use crate::voice_playout::{Shorten, Slot, VoicePacket, VoicePlayout};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
 use std::sync::atomic::Ordering;
@@ -349,8 +350,13 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
         }
     };
     let mut playout = VoicePlayout::new(Instant::now());
+    let mut cap = crate::peer_cap::PeerCap::default();
     loop {
         let Some(packet) = packet_or_due(&track, playout.next_due()).await else { break };
+        let sound_only = shared.sound_only_by_link.load(Ordering::Relaxed) || shared.audio_only.load(Ordering::Relaxed);
+        if let Some(bps) = cap.tick(Instant::now(), sound_only) {
+            send_remb(&track, bps, voice.ssrc).await;
+        }
         if let Some(packet) = packet {
             // Padding (the peer probing the link on the voice's stream) counts among the bytes
             // that came, but its timestamp is not the voice's time.
@@ -384,6 +390,17 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
         voice.flushed(playout.flushed());
         let delay = playout.delay().unwrap_or_default();
         shared.counters.audio_delay_us.store(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// Tells the peer the most it may send (`crate::peer_cap`): a REMB, which Chromium takes as a cap
+/// on its own estimate whatever feedback it negotiated.
+async fn send_remb(track: &Arc<dyn TrackRemote>, bps: f64, voice_ssrc: u32) {
+    // The kbit/s of a link, well within f32's exact integers.
+    let remb = ReceiverEstimatedMaximumBitrate { sender_ssrc: 0, bitrate: bps as f32, ssrcs: vec![voice_ssrc] };
+    let packet: Box<dyn rtc::rtcp::Packet> = Box::new(remb);
+    if let Err(e) = track.write_rtcp(vec![packet]).await {
+        tracing::debug!(error = %e, "REMB not sent");
     }
 }
 

@@ -173,3 +173,24 @@ async fn issue_12_video_fec_survives_a_renegotiation() {
     kiosk.close().await;
     page.close().await;
 }
+
+/// Issue #12: on a link the last call measured slow, the offer asks the consultant's browser to
+/// start sending where the kiosk's own controller starts (0.85x the limit); on a link nothing
+/// measured, or one measured fast, it asks nothing (Chromium's own start).
+#[tokio::test]
+async fn issue_12_the_offer_on_a_link_remembered_slow_tells_the_peer_where_to_start() {
+    for (limit, asked) in [(Some(55_000.0), Some(47)), (None, None), (Some(2_000_000.0), None)] {
+        let mut config =
+            crate::dead_relay_config(Box::new(TestPattern::new(320, 240)), Box::new(Tone::new(440.0, 0.1)));
+        config.video_fec = true;
+        config.remembered_limit_bps = limit;
+        let (call, mut events) = Call::start(config, Role::Offerer).await.expect("call starts");
+        let offer = first_offer(&mut events).await;
+        let starts: Vec<&str> = offer.lines().filter(|l| l.contains("x-google-start-bitrate")).collect();
+        match asked {
+            Some(kbps) => assert_eq!(starts, vec![format!("a=fmtp:96 x-google-start-bitrate={kbps}")], "{limit:?}"),
+            None => assert!(starts.is_empty(), "{limit:?}: {starts:?}"),
+        }
+        call.close().await;
+    }
+}
