@@ -34,6 +34,24 @@ fn with_ptime(sdp: &str, ms: u8) -> String {
     out
 }
 
+/// `sdp`'s lines (each with its line end), split before each `m=` line: the session's lines
+/// first, then each media section's.
+fn sections(sdp: &str) -> Vec<Vec<&str>> {
+    let mut out: Vec<Vec<&str>> = Vec::new();
+    for l in sdp.split_inclusive('\n') {
+        match out.last_mut() {
+            Some(section) if !l.starts_with("m=") => section.push(l),
+            _ => out.push(vec![l]),
+        }
+    }
+    out
+}
+
+/// Whether a section (from [`sections`]) is a receive-only video section.
+fn receive_only_video(section: &[&str]) -> bool {
+    section.first().is_some_and(|m| m.starts_with("m=video")) && section.iter().any(|l| l.trim_end() == "a=recvonly")
+}
+
 /// `sdp` with its receive-only video sections naming no RED, no ULPFEC and no RTX for RED (the
 /// kiosk's offer for the consultant's video when the two directions are negotiated apart,
 /// `engine::split_video`). The kiosk can receive them and its own description says so, but the
@@ -41,14 +59,10 @@ fn with_ptime(sdp: &str, ms: u8) -> String {
 /// with it. Other sections pass unchanged.
 pub(super) fn plain_receive_video(sdp: &str) -> String {
     let mut out = String::with_capacity(sdp.len());
-    let mut sections = sdp.split_inclusive('\n').peekable();
-    while let Some(first) = sections.next() {
-        let mut section = vec![first];
-        while let Some(l) = sections.next_if(|l| !l.starts_with("m=")) {
-            section.push(l);
-        }
-        let receive_only_video = first.starts_with("m=video") && section.iter().any(|l| l.trim_end() == "a=recvonly");
-        if !receive_only_video {
+    for section in sections(sdp) {
+        // Every section has its first line (`sections` starts one at a line).
+        let first = section[0];
+        if !receive_only_video(&section) {
             section.iter().for_each(|l| out.push_str(l));
             continue;
         }
@@ -102,16 +116,11 @@ pub(super) fn with_peer_start(sdp: &str, kbps: u32) -> String {
     }
     let param = format!("x-google-start-bitrate={kbps}");
     let mut out = String::with_capacity(sdp.len() + 64);
-    let mut sections = sdp.split_inclusive('\n').peekable();
-    while let Some(first) = sections.next() {
-        let mut section = vec![first];
-        while let Some(l) = sections.next_if(|l| !l.starts_with("m=")) {
-            section.push(l);
-        }
-        let receive_only_video = first.starts_with("m=video") && section.iter().any(|l| l.trim_end() == "a=recvonly");
+    for section in sections(sdp) {
+        let receive_only = receive_only_video(&section);
         let vp8: Vec<&str> = section
             .iter()
-            .filter(|_| receive_only_video)
+            .filter(|_| receive_only)
             .filter_map(|l| l.strip_prefix("a=rtpmap:")?.split_once(' '))
             .filter(|(_, codec)| codec.trim().eq_ignore_ascii_case("vp8/90000"))
             .map(|(pt, _)| pt)
