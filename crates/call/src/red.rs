@@ -81,12 +81,17 @@ impl<'a> Red<'a> {
     /// The newest repeated frame of `payload_type` (the previous packet's, as Chromium sends it),
     /// if it starts at most 60 ms (Opus's longest frame at 48 kHz) before this packet's.
     pub fn previous(&self, payload_type: u8) -> Option<&'a [u8]> {
+        self.previous_block(payload_type).map(|b| b.data)
+    }
+
+    /// The block [`Red::previous`] takes its frame from.
+    pub fn previous_block(&self, payload_type: u8) -> Option<Block<'a>> {
         self.redundant
             .iter()
             .rev()
             .find(|b| b.payload_type == payload_type && (1..=MAX_OFFSET).contains(&b.timestamp_offset))
             .filter(|b| !b.data.is_empty())
-            .map(|b| b.data)
+            .copied()
     }
 }
 

@@ -362,7 +362,7 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
             // that came, but its timestamp is not the voice's time.
             let voice_ts = (!packet.payload.is_empty()).then_some(packet.header.timestamp);
             shared.estimate.arrived(packet.marshal_size(), voice_ts);
-            let samples = voice_samples(&packet);
+            let (samples, repeats) = voice_shape(&packet);
             voice.ssrc = packet.header.ssrc;
             let rtc::rtp::Packet { header, payload, .. } = packet;
             let packet = VoicePacket {
@@ -371,6 +371,7 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
                 payload_type: header.payload_type,
                 samples,
                 payload: payload.to_vec(),
+                repeats,
             };
             playout.push(Instant::now(), packet);
         }
@@ -404,16 +405,22 @@ async fn send_remb(track: &Arc<dyn TrackRemote>, bps: f64, voice_ssrc: u32) {
     }
 }
 
-/// How long a received voice packet lasts, samples per channel (RED's newest frame for RED).
-fn voice_samples(packet: &rtc::rtp::Packet) -> u32 {
-    let opus = if packet.header.payload_type == red::PAYLOAD_TYPE {
-        Red::parse(&packet.payload).ok().map(|r| r.primary.data)
+/// How long a received voice packet lasts, samples per channel (RED's newest frame for RED), and
+/// how far back the frame it repeats starts, if it repeats one (RED).
+fn voice_shape(packet: &rtc::rtp::Packet) -> (u32, Option<u32>) {
+    let (opus, repeats) = if packet.header.payload_type == red::PAYLOAD_TYPE {
+        match Red::parse(&packet.payload) {
+            Ok(r) => (Some(r.primary.data), r.previous_block(OPUS_PAYLOAD_TYPE).map(|b| u32::from(b.timestamp_offset))),
+            Err(_) => (None, None),
+        }
     } else {
-        Some(&packet.payload[..])
+        (Some(&packet.payload[..]), None)
     };
-    opus.and_then(|o| opus::packet::get_nb_samples(o, 48_000).ok())
+    let samples = opus
+        .and_then(|o| opus::packet::get_nb_samples(o, 48_000).ok())
         .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or(crate::voice_playout::DEFAULT_SAMPLES)
+        .unwrap_or(crate::voice_playout::DEFAULT_SAMPLES);
+    (samples, repeats)
 }
 
 /// The decoding side of the voice: the decoder, the speaker and the counters.
