@@ -40,11 +40,20 @@ pub struct DownLink {
     bytes: VecDeque<(Instant, usize)>,
     /// Since when the queue has been over [`DOWN_QUEUE`].
     queued_since: Option<Instant>,
+    /// The queue the newest voice packet showed.
+    last_queue: Option<Duration>,
 }
 
 impl DownLink {
     pub fn new(now: Instant) -> Self {
-        DownLink { epoch: now, last_ts: None, delays: VecDeque::new(), bytes: VecDeque::new(), queued_since: None }
+        DownLink {
+            epoch: now,
+            last_ts: None,
+            delays: VecDeque::new(),
+            bytes: VecDeque::new(),
+            queued_since: None,
+            last_queue: None,
+        }
     }
 
     /// A packet of the peer's media (`bytes` of RTP) arrived at `now`; `voice_ts` is its RTP
@@ -70,7 +79,11 @@ impl DownLink {
                 self.delays.pop_front();
             }
         }
-        match self.queue(now) {
+        let queue = self.queue(now);
+        if voice_ts.is_some() {
+            self.last_queue = queue;
+        }
+        match queue {
             Some(q) if q >= DOWN_QUEUE => {
                 let since = *self.queued_since.get_or_insert(now);
                 // A packet that waited a queue's length found the link busy all that time: a queue
@@ -88,6 +101,13 @@ impl DownLink {
             None => {}
         }
         None
+    }
+
+    /// The queue the newest voice packet showed, however long ago it came: while the peer's start
+    /// floods the link its voice is queued or dropped for a second and more at a time, and the
+    /// queue stands all that while.
+    pub fn last_queue(&self) -> Option<Duration> {
+        self.last_queue
     }
 
     /// The standing queue: the least delay of the last [`NOW_WINDOW`] over the least of the
@@ -177,6 +197,12 @@ pub(crate) mod tests {
         // ... and the next voice packet (sent at 1.0 s) comes 1.1 s late.
         let limit = d.packet(flood + Duration::from_millis(1100), 100, Some(50 * 960)).expect("the limit at once");
         assert!((60_000.0..=70_000.0).contains(&limit), "the link's rate: {limit}");
+        // No voice through the next second: the queue it showed still stands.
+        for k in 1..=8u64 {
+            d.packet(flood + Duration::from_millis(1100 + k * 125), 1000, None);
+        }
+        assert_eq!(d.queue(flood + Duration::from_millis(2100)), None, "no voice lately: no measurement");
+        assert!(d.last_queue().is_some_and(|q| q >= Duration::from_millis(1000)), "{:?}", d.last_queue());
     }
 
     #[test]

@@ -288,6 +288,11 @@ impl LinkEstimate {
         self.remembered_limit.is_some() || self.down_limit_bps().is_some() || since_connected >= DOWN_WATCH
     }
 
+    /// The queue the peer's newest voice packet showed on the down link (`crate::down_link`).
+    pub fn down_queue(&self) -> Option<Duration> {
+        crate::lock(&self.down).last_queue()
+    }
+
     /// The down link's limit its first standing queue showed (`crate::down_link`), if any.
     fn down_limit_bps(&self) -> Option<f64> {
         let bps = f64::from_bits(self.down_limit.load(Ordering::Relaxed));

@@ -10,7 +10,10 @@
 //! Nothing is asked while the round trip the transport feedback shows is longer than [`MAX_RTT`]:
 //! the repair would come after the frame was given up, and on the audio-only profile (1.3 s
 //! queues each way) the requests for the page's flooded video were ~15 kbit/s of a 64 kbit/s up
-//! link the kiosk's voice needed.
+//! link the kiosk's voice needed. Nor while the queue the peer's voice shows on the down link
+//! (`crate::down_link`), on top of the repairs' own round trip, is as long: the resend would wait
+//! behind it. That queue shows within a quarter second, where the transport's round trip learns it
+//! only from feedback that comes back behind the same queue.
 //! Pure: packets and time in, requests out; [`NackRequester`] is the interceptor around it.
 
 use crate::estimate::LinkEstimate;
@@ -85,6 +88,8 @@ pub struct Requests {
     rtx: HashMap<u32, u32>,
     /// The round trip the transport feedback last showed, queues included.
     transport_rtt: Option<Duration>,
+    /// The queue standing on the down link now, as the peer's voice shows it.
+    down_queue: Option<Duration>,
 }
 
 impl Requests {
@@ -122,6 +127,12 @@ impl Requests {
     /// [`MAX_RTT`], nothing is asked.
     pub fn set_transport_rtt(&mut self, rtt: Option<Duration>) {
         self.transport_rtt = rtt;
+    }
+
+    /// The queue the peer's voice shows on the down link now (`LinkEstimate::down_queue`): when it
+    /// and the quickest recent repair's round trip pass [`MAX_RTT`], nothing is asked.
+    pub fn set_down_queue(&mut self, queue: Option<Duration>) {
+        self.down_queue = queue;
     }
 
     /// The round trip the repeats are timed by.
@@ -182,7 +193,11 @@ impl Requests {
         let first_repeat = rtt.mul_f64(FIRST_REPEAT).max(MIN_REPEAT);
         let repeat = rtt.mul_f64(REPEAT_EVERY).max(MIN_REPEAT);
         let mut out = Vec::new();
-        if self.transport_rtt.is_some_and(|rtt| rtt > MAX_RTT) {
+        // The quickest recent repair is the round trip with the least queue; the repeats' `rtt`
+        // has a standing queue in it already.
+        let quickest = self.repairs.iter().map(|(_, d)| *d).min().unwrap_or(DEFAULT_RTT);
+        let behind_queue = self.down_queue.map(|q| q + quickest);
+        if self.transport_rtt.is_some_and(|rtt| rtt > MAX_RTT) || behind_queue.is_some_and(|rtt| rtt > MAX_RTT) {
             // No repair could come in time: forget what is missing rather than ask later.
             self.streams.values_mut().for_each(|s| s.missing.clear());
             return out;
@@ -269,6 +284,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequester {
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
         self.requests.set_transport_rtt(self.estimate.as_ref().and_then(LinkEstimate::round_trip));
+        self.requests.set_down_queue(self.estimate.as_ref().and_then(LinkEstimate::down_queue));
         for (media_ssrc, seqs) in self.requests.due(now) {
             let nack = TransportLayerNack {
                 sender_ssrc: SENDER_SSRC,
@@ -533,6 +549,24 @@ mod tests {
         r.received(t0 + 750 * MS, SSRC, 5);
         r.received(t0 + 800 * MS, SSRC, 8);
         assert_eq!(r.due(t0 + 800 * MS), vec![(SSRC, vec![7])], "unknown: asked as before");
+    }
+
+    /// Issue #12, a first call on the audio-only profile: the page's start queued the down link
+    /// 1.3 s while the transport's round trip still read 448 ms (its feedback comes back behind
+    /// that queue, seconds later); the kiosk asked for the flooded video's losses, the page's
+    /// resends (229-777 kbit/s for three seconds) kept its pacer full and the link queued, and
+    /// the prisoner heard the consultant 68-100 % concealed. The down link's queue on top of the
+    /// repairs' round trip past MAX_RTT asks nothing; a queue that drains asks again.
+    #[test]
+    fn issue_12_nothing_is_asked_while_the_down_link_queues_longer_than_a_repair_can_wait() {
+        let (mut r, t0) = losing_two();
+        r.set_transport_rtt(Some(448 * MS));
+        r.set_down_queue(Some(1300 * MS));
+        assert!(requests_until(&mut r, t0, 0, 700).is_empty(), "no request behind a 1.3 s queue");
+        r.set_down_queue(Some(200 * MS));
+        r.received(t0 + 700 * MS, SSRC, 4);
+        r.received(t0 + 700 * MS, SSRC, 6);
+        assert_eq!(r.due(t0 + 700 * MS), vec![(SSRC, vec![5])], "a short queue: asked for");
     }
 
     /// The interceptor reads the round trip from the link's estimate.
