@@ -58,16 +58,28 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
     let h = hospital(&link);
     let mut recovered: Option<Instant> = None;
     let mut decoded_at_recovery = u64::MAX;
+    // The page's clock (its reports' `at`, ms) when the link recovered.
+    let mut page_at_recovery = f64::MAX;
+    let mut page_sound_only_since: Option<f64> = None;
     let a = attempt_watching(&link, &h, 0, 120, |stats, page| {
         let page_sound_only = page.iter().any(|p| p["quality"] == "sound_only" && p["videoSending"] == false);
         // The page's voice in long packets is asked for once the kiosk's own have lasted 10 s on
         // the slow link (`rules::LONG_VOICE_AFTER`): the link recovers only after that.
         let long_voice = stats["remote_audio_frame_ms"] == u32::from(sc_call::adapt::AUDIO_LONG_FRAME_MS);
-        if recovered.is_none() && stats["sound_only_by_link"] == true && page_sound_only && long_voice {
+        // And the page sound only for 8 s: its estimate under the kiosk's cap is read over the last 3.
+        let page_at = page.last().and_then(|p| p["at"].as_f64()).unwrap_or(0.0);
+        let since = if page_sound_only { *page_sound_only_since.get_or_insert(page_at) } else { f64::MAX };
+        if recovered.is_none()
+            && stats["sound_only_by_link"] == true
+            && page_sound_only
+            && long_voice
+            && page_at - since >= 8000.0
+        {
             // Both sides are on sound only, the page's voice in long packets: the link recovers.
             link.set_rate(None);
             link.set_loss(0);
             recovered = Some(Instant::now());
+            page_at_recovery = page.last().and_then(|p| p["at"].as_f64()).unwrap_or(f64::MAX);
             decoded_at_recovery = stats["frames_decoded"].as_u64().unwrap_or(0);
         }
         let back = recovered.is_some()
@@ -108,6 +120,27 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
         a.page.iter().any(|p| p["quality"] == "sound_only" && p["voiceMaxBitrate"].as_u64() == Some(16_000)),
         "the page capped its voice while sound only: {:?}",
         a.page.iter().map(|p| (&p["quality"], &p["voiceMaxBitrate"])).collect::<Vec<_>>()
+    );
+    // And the kiosk caps what the page may send while sound only (a REMB): Chromium otherwise
+    // kept estimating the way down and padded up to its estimate (113 kbit/s on this 64 kbit/s
+    // link), no frames sent, and queued the link 1.2 s (`sc_call::peer_cap`).
+    // Over the last 3 s before the link's recovery, the page sound only for 8 s by then (its
+    // estimate came under the cap 1-4 s after it went sound only).
+    let cap_kbps = (sc_call::peer_cap::SOUND_ONLY_CAP_BPS / 1000.0) as u64;
+    let at = |p: &Value| p["at"].as_f64().unwrap_or(0.0);
+    let sound_only: Vec<&Value> = a
+        .page
+        .iter()
+        .filter(|p| p["quality"] == "sound_only" && p["videoSending"] == false && at(p) < page_at_recovery)
+        .collect();
+    let held: Vec<(f64, &Value)> = sound_only
+        .iter()
+        .filter(|p| at(p) >= sound_only.last().map_or(f64::MAX, |l| at(l) - 3000.0))
+        .map(|p| (at(p), &p["sendAvailableKbps"]))
+        .collect();
+    assert!(
+        held.len() >= 8 && held.iter().all(|(_, kbps)| kbps.as_u64().is_some_and(|kbps| kbps <= cap_kbps)),
+        "the page's estimate held at the kiosk's cap ({cap_kbps} kbit/s) while sound only: {held:?}"
     );
     // And the page's voice comes in long packets too, asked for by a new offer (libwebrtc's 20 ms
     // packets, their overhead and its feedback filled the link towards the kiosk).
