@@ -11,9 +11,9 @@
 //! the repair would come after the frame was given up, and on the audio-only profile (1.3 s
 //! queues each way) the requests for the page's flooded video were ~15 kbit/s of a 64 kbit/s up
 //! link the kiosk's voice needed. Nor while the queue the peer's voice shows on the down link
-//! (`crate::down_link`), on top of the repairs' own round trip, is as long: the resend would wait
-//! behind it. That queue shows within a quarter second, where the transport's round trip learns it
-//! only from feedback that comes back behind the same queue.
+//! (`crate::down_link`), on top of the quickest recent repair's round trip, is as long: the resend
+//! would wait behind it. That queue shows within a quarter second, where the transport's round trip
+//! learns it only from feedback that comes back behind the same queue.
 //! Pure: packets and time in, requests out; [`NackRequester`] is the interceptor around it.
 
 use crate::estimate::LinkEstimate;

@@ -581,6 +581,11 @@ mod tests {
             d.expect("playing then")
         }
 
+        /// The slots decided from `from_ms` to before `to_ms`.
+        fn between(&self, from_ms: f64, to_ms: f64) -> impl Iterator<Item = &Slot> {
+            self.slots.iter().filter(move |(at, _)| (from_ms..to_ms).contains(at)).map(|(_, s)| s)
+        }
+
         fn count(&self, from_ms: f64, f: impl Fn(&Slot) -> bool) -> usize {
             self.slots.iter().filter(|(at, s)| *at >= from_ms && f(s)).count()
         }
@@ -958,12 +963,8 @@ mod tests {
         let (from, to) = (10_000.0, 29_900.0);
         let lates = (0..500u32).filter(|i| late(*i) && (from..to).contains(&(200.0 + f64::from(*i) * 60.0))).count();
         let concealing: Vec<&Slot> = r
-            .slots
-            .iter()
-            .filter(|(at, s)| {
-                (from..to).contains(at) && matches!(s, Slot::Wait { .. } | Slot::Lost { .. } | Slot::Gone { .. })
-            })
-            .map(|(_, s)| s)
+            .between(from, to)
+            .filter(|s| matches!(s, Slot::Wait { .. } | Slot::Lost { .. } | Slot::Gone { .. }))
             .collect();
         let concealed_ms: f64 = concealing.iter().map(|s| f64::from(s.samples()) / PER_MS).sum();
         assert!(lates >= 6, "{lates}");
@@ -984,15 +985,12 @@ mod tests {
         let arrive = |i: u32| (!lost(i)).then(|| 200.0 + f64::from(i) * 60.0 + noise(i) * 10.0);
         let r = run_frames((2880, true), 500, (100, 5), arrive, speech, |_| Duration::ZERO, 30_500.0);
         let (from, to) = (10_000.0, 29_900.0);
-        let losses =
-            r.count(from, |s| matches!(s, Slot::Lost { .. })) - r.count(to, |s| matches!(s, Slot::Lost { .. }));
-        let rebuilt = r.count(from, |s| matches!(s, Slot::Lost { next: Some(_), .. }))
-            - r.count(to, |s| matches!(s, Slot::Lost { next: Some(_), .. }));
+        let losses = r.between(from, to).filter(|s| matches!(s, Slot::Lost { .. })).count();
+        let rebuilt = r.between(from, to).filter(|s| matches!(s, Slot::Lost { next: Some(_), .. })).count();
         let waited_ms: f64 = r
-            .slots
-            .iter()
-            .filter(|(at, s)| (from..to).contains(at) && matches!(s, Slot::Wait { .. } | Slot::Gone { .. }))
-            .map(|(_, s)| f64::from(s.samples()) / PER_MS)
+            .between(from, to)
+            .filter(|s| matches!(s, Slot::Wait { .. } | Slot::Gone { .. }))
+            .map(|s| f64::from(s.samples()) / PER_MS)
             .sum();
         assert!(losses >= 15, "{losses}");
         assert_eq!(rebuilt, losses, "every loss rebuilt from its repeat");
