@@ -26,6 +26,10 @@ const shownWhere = (page, preset) => page.waitForFunction(
 
 try {
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  // Listened for from the start: Playwright intercepts the file chooser only while something
+  // listens, and turns that on without waiting for it; a chooser opened before it took hold is a
+  // real (headless, unseen) dialog, and while it stays open no later press opens one.
+  page.on("filechooser", () => {});
   await page.goto(`${env("SC_URL")}/consult/`);
   await page.waitForSelector("#signin");
   await tabTo(page, "#username");
@@ -66,7 +70,10 @@ try {
     await page.keyboard.press("Enter");
     chooser = await opened;
   }
-  if (!chooser) throw new Error("Return on the image picker opened no file chooser");
+  if (!chooser) {
+    const focus = await page.evaluate(() => document.activeElement && (document.activeElement.id || document.activeElement.tagName));
+    throw new Error(`Return on the image picker opened no file chooser (focus on ${focus})`);
+  }
   await chooser.setFiles(env("SC_FILE"));
   await shownWhere(page, false);
   say("shown");
