@@ -63,8 +63,8 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
     let mut page_sound_only_since: Option<f64> = None;
     let a = attempt_watching(&link, &h, 0, 120, |stats, page| {
         let page_sound_only = page.iter().any(|p| p["quality"] == "sound_only" && p["videoSending"] == false);
-        // The page's voice in long packets is asked for once the kiosk's own have lasted 10 s on
-        // the slow link (`rules::LONG_VOICE_AFTER`): the link recovers only after that.
+        // The page's voice in long packets is asked for once the kiosk's own have lasted a few
+        // seconds on the slow link (`rules::LONG_VOICE_AFTER`): the link recovers only after that.
         let long_voice = stats["remote_audio_frame_ms"] == u32::from(sc_call::adapt::AUDIO_LONG_FRAME_MS);
         // And the page sound only for 8 s: its estimate under the kiosk's cap is read over the last 3.
         let page_at = page.last().and_then(|p| p["at"].as_f64()).unwrap_or(0.0);

@@ -31,8 +31,12 @@ pub const RED_ROOM_KBPS: f64 = 150.0;
 /// Asked for at once, the offer went out while the call's first seconds of video still filled the
 /// audio-only profile's link both ways (1.3 s queues, a third of the packets dropped): its answer
 /// took 23 s to come back, and in two calls of four the signalling connection dropped and the call
-/// could not be resumed (issue #12).
-pub const LONG_VOICE_AFTER: Duration = Duration::from_secs(10);
+/// could not be resumed (issue #12). The loss bound keeps the offer off a flooded link, and a few
+/// seconds within it show the flood has passed. At 10 s the page's 20 ms packets (~60 kbit/s on
+/// the wire with its feedback) held the link towards the kiosk at a 1.3 s queue until ~19 s into a
+/// first call there, and the prisoner heard the consultant 9-10 % concealed from its 10th second
+/// to its 20th; at 3 s, its long packets came from ~12 s and 1-4 %.
+pub const LONG_VOICE_AFTER: Duration = Duration::from_secs(3);
 /// See [`LONG_VOICE_AFTER`]: the link's own loss, not a flood's (30-65 % in those first seconds;
 /// the voice alone, a few packets a report, reads the audio-only profile's 5 % as up to 14 %, and
 /// at 10 % the 10 s were never reached in one call of three).
@@ -655,7 +659,10 @@ impl Rules {
             self.unfit_since = None;
             self.long_since.get_or_insert(now);
         }
-        let due = self.long_since.is_some_and(|since| now.saturating_duration_since(since) >= LONG_VOICE_AFTER);
+        // Never at a moment out of bounds: the wait is no longer than a blip, and the offer would
+        // go out into the flood the bounds are there to keep it from.
+        let due = self.unfit_since.is_none()
+            && self.long_since.is_some_and(|since| now.saturating_duration_since(since) >= LONG_VOICE_AFTER);
         if long && (due || self.voice == VoiceFormat::LongRed) {
             self.video_since = None;
             self.ask_voice(VoiceFormat::LongRed);
