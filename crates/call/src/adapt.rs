@@ -75,7 +75,8 @@ pub const HOLD_DOWN: Duration = Duration::from_secs(3);
 /// dropped (a 2 Mbit/s link falling to 300 kbit/s), and the rung is asked no less than this
 /// share of its least while it is held.
 pub const DOWN_AT_ONCE: f64 = 0.6;
-/// How long the estimate must stay low before leaving video altogether.
+/// How long the estimate must stay low before leaving video altogether; at once when the budget
+/// has no room for [`DOWN_AT_ONCE`] of the lowest rung's least (a link measured full, not a dip).
 pub const HOLD_DOWN_TO_AUDIO: Duration = Duration::from_secs(2);
 
 /// What the encoders should do now.
@@ -170,7 +171,10 @@ impl Adapter {
                 let since = *self.starved_since.get_or_insert(now);
                 // A call that starts where the last one found no room for video (its controller
                 // starts there, `crate::link_memory`) starts sound only: no video to hold on to.
-                if self.last.is_none() || now.duration_since(since) >= HOLD_DOWN_TO_AUDIO {
+                // Nor when there is no room for the lowest rung at all (under DOWN_AT_ONCE of its
+                // least): the link has been measured full, not dipped.
+                let hopeless = f64::from(budget) < f64::from(LADDER[LADDER.len() - 1].min_kbps) * DOWN_AT_ONCE;
+                if self.last.is_none() || hopeless || now.duration_since(since) >= HOLD_DOWN_TO_AUDIO {
                     None
                 } else {
                     Some(cur.max(LADDER.len() - 1))
@@ -435,10 +439,11 @@ mod tests {
     fn below_the_lowest_rung_the_call_goes_to_sound_only_and_comes_back_when_the_link_recovers() {
         let (mut a, mut t) = (Adapter::new(), Instant::now());
         hold(&mut a, &mut t, 1000, 0.0, 2);
-        // 64 kbit: the lowest rung at once, sound only after HOLD_DOWN_TO_AUDIO, Opus at its floor.
-        let s = hold(&mut a, &mut t, 64, 0.05, 1);
+        // Just under what the lowest rung needs: that rung at once, sound only after
+        // HOLD_DOWN_TO_AUDIO, Opus at its floor.
+        let s = hold(&mut a, &mut t, 95, 0.05, 1);
         assert_eq!(size(s), Some((160, 120, 15)));
-        let s = hold(&mut a, &mut t, 64, 0.05, 3);
+        let s = hold(&mut a, &mut t, 95, 0.05, 3);
         assert_eq!(s.video, None, "sound only");
         assert_eq!(s.audio_kbps, AUDIO_MIN_KBPS);
         assert_eq!(s.audio_loss_pct, 5);
@@ -449,6 +454,19 @@ mod tests {
         assert_eq!(s.video, None, "held a while first");
         let s = hold(&mut a, &mut t, 400, 0.0, 5);
         assert_eq!(size(s), Some((160, 120, 15)));
+    }
+
+    /// Issue #12: an estimate with no room for the lowest rung at all (the audio-only profile's 64
+    /// kbit/s, measured by a queue) leaves video at once: held at the lowest rung for
+    /// HOLD_DOWN_TO_AUDIO, the page was told sound only two seconds later and its video (already
+    /// queued in its pacer) filled the link towards the kiosk meanwhile.
+    #[test]
+    fn issue_12_no_room_for_the_lowest_rung_at_all_is_sound_only_at_once() {
+        let (mut a, mut t) = (Adapter::new(), Instant::now());
+        hold(&mut a, &mut t, 250, 0.0, 3);
+        let s = hold(&mut a, &mut t, 64, 0.05, 1);
+        assert_eq!(s.video, None, "sound only at once");
+        assert_eq!((s.audio_kbps, s.audio_frame_ms), (AUDIO_MIN_KBPS, AUDIO_LONG_FRAME_MS));
     }
 
     /// Issue #12: a call whose controller starts where the last one found no room for video
