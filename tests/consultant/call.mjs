@@ -84,6 +84,8 @@ try {
         resumed: window.scCall.resumed || 0,
         callState: document.getElementById("call-state").textContent,
         videoSending: Boolean(pc && pc.getSenders().some((s) => s.track && s.track.kind === "video")),
+        // Whether the video sender's stream is on (sound only turns it off, not only its track).
+        videoActive: window.scCall.videoSender ? (window.scCall.videoSender.getParameters().encodings?.[0]?.active ?? null) : null,
         // The cap the page put on its voice (sound only), or null.
         voiceMaxBitrate: ((pc && pc.getSenders().find((s) => s.track && s.track.kind === "audio")) || { getParameters: () => ({}) })
           .getParameters().encodings?.[0]?.maxBitrate ?? null,

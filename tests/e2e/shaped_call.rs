@@ -107,6 +107,18 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
         "the consultant's page said sound only and stopped its video: {:?}",
         a.page.last()
     );
+    // Its video's stream, not only its frames: with the track gone, what its pacer had queued
+    // went on filling the link towards the kiosk for seconds. And on again once video is back.
+    assert!(
+        a.page.iter().any(|p| p["quality"] == "sound_only" && p["videoActive"] == false),
+        "the page's video stream was off while sound only: {:?}",
+        a.page.iter().map(|p| (&p["quality"], &p["videoActive"])).collect::<Vec<_>>()
+    );
+    assert!(
+        a.page.last().is_some_and(|p| p["quality"] != "sound_only" && p["videoActive"] == true),
+        "the page's video stream on again with video: {:?}",
+        a.page.last()
+    );
     // Both voices go lean on a link fit only for sound: the kiosk's in 60 ms packets, the page's
     // capped at 16 kbit/s (each at its default filled the 64 kbit/s link; the page's at 24 with
     // its feedback still held the link towards the kiosk at a 1.3 s queue).

@@ -240,12 +240,23 @@ async function onQuality(quality) {
     if (!video) continue;
     state.videoSender = sender;
     await sender.replaceTrack(quality === "sound_only" ? null : camera || null).catch((e) => console.warn(`video sender: ${e}`));
+    await videoActive(sender, quality !== "sound_only");
   }
   // The quality now, not the one this call began with: another word may have come meanwhile.
   await leanVoice(pc, state.quality === "sound_only");
 }
 
 const SOUND_ONLY_VOICE_BPS = 16000;
+
+// Sound only also stops the video's stream, not only its frames: with the track gone, the video
+// already paced out stayed queued in the browser's pacer (1-1.9 s of it on the 64 kbit/s link at a
+// first call's start) and went on filling the link towards the laptop for seconds.
+async function videoActive(sender, active) {
+  const params = sender.getParameters();
+  if (!params.encodings || !params.encodings.length || params.encodings[0].active === active) return;
+  params.encodings[0].active = active;
+  await sender.setParameters(params).catch((e) => console.warn(`video sender: ${e}`));
+}
 
 async function leanVoice(pc, lean) {
   for (const sender of pc.getSenders()) {
