@@ -249,7 +249,7 @@ async function onQuality(quality) {
 const SOUND_ONLY_VOICE_BPS = 16000;
 
 // Sound only also stops the video's stream, not only its frames: with the track gone, the video
-// already paced out stayed queued in the browser's pacer (1-1.9 s of it on the 64 kbit/s link at a
+// already encoded stayed queued in the browser's pacer (1-1.9 s of it on the 64 kbit/s link at a
 // first call's start) and went on filling the link towards the laptop for seconds.
 async function videoActive(sender, active) {
   const params = sender.getParameters();
