@@ -185,9 +185,24 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
             .map(|w| w[1]["audio_red"].as_f64().unwrap_or(0.0) - w[0]["audio_red"].as_f64().unwrap_or(0.0))
             .collect()
     };
+    // Chromium takes RED from the new offer a few packets before its encoder's new frame length
+    // (CI of e7a7aa5: 5 RED packets in the second of the switch, its last packet still 20 ms,
+    // 60 ms from the next): a second with RED in short packets is the switch only if the next
+    // one is in long packets.
+    let short_red_not_at_a_switch: Vec<usize> = stats
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| {
+            w[1]["sound_only_by_link"] == true
+                && w[1]["remote_audio_frame_ms"] == 20
+                && w[1]["audio_red"].as_f64().unwrap_or(0.0) > w[0]["audio_red"].as_f64().unwrap_or(0.0)
+                && w[2]["remote_audio_frame_ms"] != u32::from(sc_call::adapt::AUDIO_LONG_FRAME_MS)
+        })
+        .map(|(i, _)| i + 1)
+        .collect();
     assert!(
-        red_while_sound_only(20).iter().all(|red| *red == 0.0),
-        "no RED in short packets: {:?}",
+        short_red_not_at_a_switch.is_empty(),
+        "no RED in short packets but at the switch to long ones (seconds {short_red_not_at_a_switch:?}): {:?}",
         trajectory(&a.engine)
     );
     assert!(
@@ -268,13 +283,14 @@ fn trajectory(engine: &[Value]) -> Vec<String> {
                 v["frames_sent"].as_f64().unwrap_or(0.0) - stats[p]["frames_sent"].as_f64().unwrap_or(0.0)
             });
             format!(
-                "{:.0}k/{:.2} {}x{}@{}:{}k sent {sent:.0}k {frames:.0}f red {red:.0}",
+                "{:.0}k/{:.2} {}x{}@{}:{}k sent {sent:.0}k {frames:.0}f red {red:.0} in {}ms",
                 v["target_kbps"].as_f64().unwrap_or(0.0),
                 v["link_loss"].as_f64().unwrap_or(0.0),
                 video["width"],
                 video["height"],
                 video["fps"],
-                video["kbps"]
+                video["kbps"],
+                v["remote_audio_frame_ms"]
             )
         })
         .collect()
