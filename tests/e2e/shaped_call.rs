@@ -185,10 +185,10 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
             .map(|w| w[1]["audio_red"].as_f64().unwrap_or(0.0) - w[0]["audio_red"].as_f64().unwrap_or(0.0))
             .collect()
     };
-    // Chromium takes RED from the new offer a few packets before its encoder's new frame length
-    // (CI of e7a7aa5: 5 RED packets in the second of the switch, its last packet still 20 ms,
-    // 60 ms from the next): a second with RED in short packets is the switch only if the next
-    // one is in long packets.
+    // The second of the switch can hold both (CI of e7a7aa5: 5 RED packets in a second whose
+    // last packet was still 20 ms; Chromium's RED and its new frame length need not start on the
+    // same packet): a second with RED in short packets passes only as the switch, the next
+    // second's voice in long packets.
     let short_red_not_at_a_switch: Vec<usize> = stats
         .windows(3)
         .enumerate()
