@@ -48,7 +48,7 @@ pub fn run_window(kiosk: Kiosk) -> Result<(), String> {
     #[cfg(not(target_os = "linux"))]
     let native = false;
     let mut media = calls::media_from_env();
-    // Each call starts under the link's limit the last calls measured (sc_call::link_memory).
+    // Each call starts from what the last calls learnt of the link (sc_call::link_memory).
     media.link_memory = Some(sc_call::link_memory::LinkMemory::at(kiosk.data_dir().link_path()));
     wire(tauri::Builder::default(), kiosk, calls::Calls::new(media).drawing_natively(native))
         .setup(move |app| {

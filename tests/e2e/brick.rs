@@ -66,7 +66,7 @@ async fn an_online_laptop_is_wiped_with_a_verified_receipt() {
     let (kiosk, channel) = online(&server, &laptop, &record.device_id).await;
     // A call has been made: its link's record goes with the rest.
     sc_call::link_memory::LinkMemory::at(laptop.data.link_path())
-        .store(sc_call::link_memory::Remembered { limit_bps: 64_000.0, at_unix: 1 })
+        .store(sc_call::link_memory::Remembered { known: sc_call::link_memory::Known::Limit(64_000.0), at_unix: 1 })
         .expect("link record");
     let t0 = Instant::now();
     sc_server::admin::brick_device(&server.state.db(), &record.device_id, "stolen", "it.sam", sc_e2e::now())

@@ -260,6 +260,55 @@ async fn issue_12_a_call_after_one_on_a_sound_only_link_starts_sound_only() {
     drop(link);
 }
 
+/// Issue #12: a call after one on a good link starts its picture at once. With nothing known of
+/// a link the kiosk's video waits `estimate::DOWN_WATCH` after connecting, for the consultant's
+/// start to show a link too slow for it; a good link never queues, so it kept no record and
+/// every call's picture there started that late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_a_call_after_one_on_a_good_link_starts_its_picture_at_once() {
+    let _slot = sc_e2e::shaped::one_at_a_time().await;
+    let link = Link::new(Profile::good());
+    // A camera's picture: the test pattern's ~90 kbit/s would not show the link has room for
+    // the rate a call starts at.
+    let mut h = hospital_sending(&link, Content::Camera);
+    let memory = tempfile::tempdir().expect("dir");
+    let record = memory.path().join("link.json");
+    h.link_memory = Some(record.clone());
+    // Frames sent by each report within `within` of the call's start (reports' and phases'
+    // `at_ms` share a clock); the watch's own start is the connection, a little before.
+    let frames_within = |a: &Attempt, within: Duration| -> Vec<u64> {
+        let at = |v: &Value| v["at_ms"].as_u64().unwrap_or(0);
+        let in_call = a.engine.iter().find(|v| v["event"] == "phase" && v["phase"] == "in_call").map(at);
+        let until = in_call.expect("in call").saturating_add(u64::try_from(within.as_millis()).unwrap_or(u64::MAX));
+        a.engine
+            .iter()
+            .filter(|v| v["event"] == "stats" && at(v) <= until)
+            .map(|v| v["frames_sent"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let early = sc_call::estimate::DOWN_WATCH - Duration::from_millis(500);
+    let first = attempt(&link, &h, 0, 20).await;
+    assert!(first.connected_after_admission.is_some(), "the first call connected");
+    assert!(
+        frames_within(&first, early).iter().all(|n| *n == 0),
+        "a link nothing knows: the picture waits for the peer's start: {:?}",
+        trajectory(&first.engine)
+    );
+    let kept: Value = serde_json::from_slice(&std::fs::read(&record).expect("the link's record")).expect("json");
+    assert!(kept["limit_bps"].is_null(), "no queue, no limit: {kept}");
+    let clear = kept["clear_bps"].as_f64().expect("clear_bps");
+    assert!(clear >= sc_call::estimate::INITIAL_BPS, "the link kept as clear up to what it carried: {kept}");
+    let second = attempt(&link, &h, 1, 10).await;
+    assert!(second.connected_after_admission.is_some(), "the second call connected");
+    assert!(
+        frames_within(&second, early).iter().any(|n| *n > 0),
+        "the second call's picture started at once: {:?}",
+        frames_within(&second, early)
+    );
+    drop(h);
+    drop(link);
+}
+
 /// Each second's estimate, loss and what was sent, for failure messages.
 fn trajectory(engine: &[Value]) -> Vec<String> {
     let stats: Vec<&Value> = engine.iter().filter(|v| v["event"] == "stats").collect();

@@ -21,6 +21,7 @@
 //! video waits [`DOWN_WATCH`] for it.
 
 use crate::down_link::DownLink;
+use crate::link_memory::Known;
 use crate::unasked::{LossFeed, RESEND_LOST_WITHIN};
 use rtc::interceptor::{
     BandwidthEstimator, CongestionControlBuilder, CongestionControlInterceptor, EstimatorStats, Gcc, PacketReport,
@@ -212,8 +213,13 @@ pub struct LinkEstimate {
     /// The link's limit remembered from the last call (`crate::link_memory`): the controller
     /// starts under it and the wrapper knows it as a limit a queue showed ([`REMEMBERED_FOR`]).
     remembered_limit: Option<f64>,
+    /// What the last call carried on this link with no queue standing (`crate::link_memory`).
+    remembered_clear: Option<f64>,
     /// The limit this call's last standing queue measured, bits per second as f64 bits (0: none).
     measured_limit: Arc<AtomicU64>,
+    /// The most the receiver acknowledged over a second with no queue standing, bits per second
+    /// as f64 bits (0: nothing yet).
+    carried: Arc<AtomicU64>,
     /// The down link as the peer's media shows it (`crate::down_link`), and the first limit it
     /// measured (bits per second as f64 bits, 0: none), a hint for a link with no known limit.
     down: Arc<std::sync::Mutex<DownLink>>,
@@ -232,7 +238,9 @@ impl Default for LinkEstimate {
             epoch: Instant::now(),
             lost: LossFeed::default(),
             remembered_limit: None,
+            remembered_clear: None,
             measured_limit: Arc::default(),
+            carried: Arc::default(),
             down: Arc::new(std::sync::Mutex::new(DownLink::new(Instant::now()))),
             down_limit: Arc::default(),
         }
@@ -245,15 +253,28 @@ impl LinkEstimate {
         LinkEstimate::remembering(None)
     }
 
-    /// A fresh estimate on a link whose limit the last call measured (`crate::link_memory`): the
+    /// A fresh estimate on a link the last call learnt (`crate::link_memory`). A limit: the
     /// controller starts at [`start_bps`] of it, and the wrapper counts it as a limit a queue showed
     /// at the start, known for [`REMEMBERED_FOR`]; after that, on a lossy link, the cap climbs from
-    /// it by [`PROBE_RAMP`] rather than to [`CAP_FLOOR_BPS`] at once.
-    pub fn remembering(limit_bps: Option<f64>) -> Self {
-        let remembered_limit = limit_bps.filter(|b| b.is_finite() && *b > 0.0);
-        let e = LinkEstimate { remembered_limit, ..LinkEstimate::default() };
+    /// it by [`PROBE_RAMP`] rather than to [`CAP_FLOOR_BPS`] at once. A clear link: the start is as
+    /// on a new one, but video need not wait ([`LinkEstimate::video_may_start`]).
+    pub fn remembering(known: Option<Known>) -> Self {
+        let usable = |b: &f64| b.is_finite() && *b > 0.0;
+        let (remembered_limit, remembered_clear) = match known {
+            Some(Known::Limit(b)) => (Some(b).filter(usable), None),
+            Some(Known::Clear(b)) => (None, Some(b).filter(usable)),
+            None => (None, None),
+        };
+        let e = LinkEstimate { remembered_limit, remembered_clear, ..LinkEstimate::default() };
         e.target_bps.store(start_bps(remembered_limit).to_bits(), Ordering::Relaxed);
         e
+    }
+
+    /// The most the receiver acknowledged over a second while no queue stood, for the next call
+    /// (`crate::link_memory`); `None` before a second's feedback.
+    pub fn carried_bps(&self) -> Option<f64> {
+        let bps = f64::from_bits(self.carried.load(Ordering::Relaxed));
+        (bps > 0.0).then_some(bps)
     }
 
     /// The link's limit as this call's last standing queue measured it (what arrived while it
@@ -283,9 +304,14 @@ impl LinkEstimate {
     }
 
     /// Whether the kiosk's video may start, `since_connected` after the call first connected: at
-    /// once on a link a record or the down link's queue has measured, else after [`DOWN_WATCH`].
+    /// once on a link a record or the down link's queue has measured, or that the last call found
+    /// clear at what this one starts at ([`INITIAL_BPS`]: the watch is for a link too slow for
+    /// that), else after [`DOWN_WATCH`].
     pub fn video_may_start(&self, since_connected: Duration) -> bool {
-        self.remembered_limit.is_some() || self.down_limit_bps().is_some() || since_connected >= DOWN_WATCH
+        self.remembered_limit.is_some()
+            || self.remembered_clear.is_some_and(|b| b >= INITIAL_BPS)
+            || self.down_limit_bps().is_some()
+            || since_connected >= DOWN_WATCH
     }
 
     /// The queue the peer's newest voice packet showed on the down link (`crate::down_link`).
@@ -783,6 +809,10 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
         self.queue_standing = queued;
         if !queued {
             self.busy_from = None;
+            // Only this wrapper writes it.
+            if let Some(acked) = self.acked_bps().filter(|a| *a > self.out.carried_bps().unwrap_or(0.0)) {
+                self.out.carried.store(acked.to_bits(), Ordering::Relaxed);
+            }
         }
         self.publish();
     }
@@ -991,6 +1021,40 @@ mod tests {
         (shared, c, seconds, limit)
     }
 
+    /// Issue #12: a link no queue has measured is remembered as clear up to what was carried on
+    /// it, and only while no queue stood.
+    #[test]
+    fn issue_12_what_a_call_carried_without_a_queue_is_kept() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist::default(), 2_000_000.0, shared.clone());
+        let mut seconds = Seconds::new(&shared);
+        assert_eq!(shared.carried_bps(), None, "nothing before feedback");
+        for s in 0..3 {
+            seconds.feed(&mut c, s, 60, 0);
+        }
+        let carried = shared.carried_bps().expect("carried");
+        assert!((450_000.0..520_000.0).contains(&carried), "60 packets of 1000 bytes a second: {carried}");
+        // More arrives while a queue stands: the link's limit, not room it has to spare.
+        seconds.feed(&mut c, 3, 120, 150);
+        assert_eq!(shared.carried_bps(), Some(carried), "not while a queue stands");
+        assert!(shared.measured_limit_bps().is_some());
+    }
+
+    /// Issue #12: on a good link (one that never queues) every call's picture waited
+    /// [`DOWN_WATCH`] after connecting; a link the last call found clear at the start's rate
+    /// lets video start at once.
+    #[test]
+    fn issue_12_a_link_the_last_call_found_clear_starts_video_at_once() {
+        let clear = LinkEstimate::remembering(Some(Known::Clear(1_300_000.0)));
+        assert!(clear.video_may_start(Duration::ZERO), "clear at 1.3 Mbit/s: at once");
+        assert_eq!(clear.target_bps(), INITIAL_BPS, "from where a new link starts");
+        // Clear only at what a sound-only call carried: that says nothing of room for video.
+        let little = LinkEstimate::remembering(Some(Known::Clear(60_000.0)));
+        assert!(!little.video_may_start(DOWN_WATCH / 2) && little.video_may_start(DOWN_WATCH));
+        let garbled = LinkEstimate::remembering(Some(Known::Clear(f64::NAN)));
+        assert!(!garbled.video_may_start(Duration::ZERO));
+    }
+
     #[test]
     fn issue_12_while_the_limit_is_known_a_sender_following_its_target_stays_under_it() {
         let (shared, mut c, mut seconds, limit) = after_a_queue();
@@ -1131,7 +1195,7 @@ mod tests {
     #[test]
     fn issue_12_a_remembered_limit_starts_the_call_under_it_and_holds_a_lossy_link_near_it() {
         let limit = 60_000.0;
-        let shared = LinkEstimate::remembering(Some(limit));
+        let shared = LinkEstimate::remembering(Some(Known::Limit(limit)));
         assert_eq!(shared.target_bps(), limit * LIMIT_FLOOR, "starts under the remembered limit");
         assert_eq!(shared.measured_limit_bps(), None, "nothing measured in this call yet");
         let mut c = Published::new(|_| Optimist::default(), shared.target_bps(), shared.clone());
@@ -1161,7 +1225,7 @@ mod tests {
     #[test]
     fn issue_12_a_remembered_limit_is_known_from_the_start_and_not_probed_past_at_once() {
         let limit = 427_000.0;
-        let shared = LinkEstimate::remembering(Some(limit));
+        let shared = LinkEstimate::remembering(Some(Known::Limit(limit)));
         let mut c = Published::new(|_| Optimist::default(), shared.target_bps(), shared.clone());
         let mut seconds = Seconds::new(&shared);
         // The sender sends all it is asked (a busy scene), one packet in twenty lost, no queue.
@@ -1211,7 +1275,7 @@ mod tests {
 
         assert!(shared.video_may_start(Duration::ZERO), "the down link measured: video need not wait");
 
-        let remembered = LinkEstimate::remembering(Some(400_000.0));
+        let remembered = LinkEstimate::remembering(Some(Known::Limit(400_000.0)));
         let start = remembered.target_bps();
         flood(&remembered);
         assert_eq!(remembered.target_bps(), start, "a remembered limit is not replaced by the hint");
@@ -1219,7 +1283,10 @@ mod tests {
         // A link nothing measured: video waits while the peer's start shows the down link.
         let fresh = LinkEstimate::new();
         assert!(!fresh.video_may_start(DOWN_WATCH / 2) && fresh.video_may_start(DOWN_WATCH));
-        assert!(LinkEstimate::remembering(Some(400_000.0)).video_may_start(Duration::ZERO), "a record: at once");
+        assert!(
+            LinkEstimate::remembering(Some(Known::Limit(400_000.0))).video_may_start(Duration::ZERO),
+            "a record: at once"
+        );
     }
 
     #[test]

@@ -16,6 +16,13 @@
 //! video at 200 kbit/s 30 s in). A record is kept as measured: a call that meets no queue leaves
 //! it, and its age, as they were, so a link that has since got better forgets it after
 //! [`FORGET_AFTER`].
+//!
+//! A link no queue has measured is remembered too, as clear up to what a call carried on it: with
+//! nothing known, the kiosk's picture waits `estimate::DOWN_WATCH` (2.5 s) for the consultant's
+//! start to show a slow down link, and on a good link, which never queues, every call's picture
+//! started that late (`estimate::LinkEstimate::video_may_start`). A clear link that has since got
+//! worse costs one call's start: its picture starts at once, and the queue it meets is kept as the
+//! link's limit.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -24,22 +31,89 @@ use std::time::{Duration, SystemTime};
 /// A record older than this is ignored: the link may have changed (a new line, a new router).
 pub const FORGET_AFTER: Duration = Duration::from_secs(14 * 24 * 3600);
 
+/// What a call learnt of the link.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Known {
+    /// The link's limit, as a standing queue measured it (what arrived while it stood), bits per
+    /// second.
+    Limit(f64),
+    /// No queue stood while the call carried this much (the most the receiver acknowledged over a
+    /// second), bits per second: the link has room for at least that.
+    Clear(f64),
+}
+
+impl Known {
+    /// The limit, if a queue measured one.
+    pub fn limit_bps(self) -> Option<f64> {
+        match self {
+            Known::Limit(bps) => Some(bps),
+            Known::Clear(_) => None,
+        }
+    }
+}
+
 /// What is remembered of a link.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Remembered {
-    /// The link's limit a standing queue measured, bits per second.
-    pub limit_bps: f64,
+    /// What was learnt.
+    pub known: Known,
     /// When it was measured, seconds since the Unix epoch.
     pub at_unix: u64,
 }
 
-/// What to keep after a call that started from `before` and whose estimate measured `measured`
-/// (the limit of its last standing queue), at `now`: the new measurement, else the old record
-/// unchanged (its age included).
-pub fn after_call(before: Option<Remembered>, measured: Option<f64>, now: SystemTime) -> Option<Remembered> {
-    match measured.filter(|b| b.is_finite() && *b > 0.0) {
-        Some(limit_bps) => Some(Remembered { limit_bps, at_unix: unix(now) }),
-        None => before,
+/// The record as written: a limit (the only field before clear links were kept), or what a
+/// clear link carried.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit_bps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clear_bps: Option<f64>,
+    at_unix: u64,
+}
+
+impl Record {
+    /// The record's meaning; `None` for one without a usable rate.
+    fn parse(self) -> Option<Remembered> {
+        let usable = |b: &f64| b.is_finite() && *b > 0.0;
+        let known = match (self.limit_bps.filter(usable), self.clear_bps.filter(usable)) {
+            (Some(limit), _) => Known::Limit(limit),
+            (None, Some(clear)) => Known::Clear(clear),
+            (None, None) => return None,
+        };
+        Some(Remembered { known, at_unix: self.at_unix })
+    }
+
+    fn from(r: Remembered) -> Self {
+        let (limit_bps, clear_bps) = match r.known {
+            Known::Limit(b) => (Some(b), None),
+            Known::Clear(b) => (None, Some(b)),
+        };
+        Record { limit_bps, clear_bps, at_unix: r.at_unix }
+    }
+}
+
+/// What to keep after a call that started from `before`, whose estimate measured `measured` (the
+/// limit of its last standing queue) and, with no queue, carried `carried`, at `now`: a new limit;
+/// else, unless a limit is remembered, the link as clear up to what this call carried, if that is
+/// more than the record says (a call that sent little, sound only, shows nothing against a
+/// clear link); else the old record unchanged (its age included: a link that has since got better
+/// forgets its limit after [`FORGET_AFTER`]).
+pub fn after_call(
+    before: Option<Remembered>,
+    measured: Option<f64>,
+    carried: Option<f64>,
+    now: SystemTime,
+) -> Option<Remembered> {
+    let usable = |b: &f64| b.is_finite() && *b > 0.0;
+    let at_unix = unix(now);
+    match (measured.filter(usable), carried.filter(usable), before) {
+        (Some(limit), _, _) => Some(Remembered { known: Known::Limit(limit), at_unix }),
+        (None, Some(clear), None) => Some(Remembered { known: Known::Clear(clear), at_unix }),
+        (None, Some(clear), Some(Remembered { known: Known::Clear(was), .. })) if clear >= was => {
+            Some(Remembered { known: Known::Clear(clear), at_unix })
+        }
+        (None, _, before) => before,
     }
 }
 
@@ -70,21 +144,24 @@ impl LinkMemory {
                 return None;
             }
         };
-        let record: Remembered = match serde_json::from_slice(&bytes) {
-            Ok(r) => r,
+        let record = match serde_json::from_slice::<Record>(&bytes).map(Record::parse) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                tracing::warn!("the link's record holds no rate; starting as on a new link");
+                return None;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "the link's record is garbled; starting as on a new link");
                 return None;
             }
         };
         let age = unix(now).checked_sub(record.at_unix).map(Duration::from_secs);
-        let usable = record.limit_bps.is_finite() && record.limit_bps > 0.0;
-        (usable && age.is_some_and(|a| a <= FORGET_AFTER)).then_some(record)
+        age.is_some_and(|a| a <= FORGET_AFTER).then_some(record)
     }
 
     /// Keeps `record` (crash-safe: the old record or the new one).
     pub fn store(&self, record: Remembered) -> Result<(), sc_core::Error> {
-        let bytes = serde_json::to_vec(&record)
+        let bytes = serde_json::to_vec(&Record::from(record))
             .map_err(|e| sc_core::Error::Corrupt { what: "the link's record", why: e.to_string() })?;
         sc_core::atomic::write(&self.path, &bytes)
     }
@@ -97,14 +174,35 @@ mod tests {
     #[test]
     fn issue_12_a_call_keeps_what_it_measured_or_else_the_record_as_it_was() {
         let (then, now) = (SystemTime::UNIX_EPOCH + Duration::from_secs(1000), SystemTime::now());
-        let old = Remembered { limit_bps: 57_000.0, at_unix: 1000 };
-        assert_eq!(after_call(Some(old), None, now), Some(old), "no queue met: the record and its age stay");
-        assert_eq!(after_call(Some(old), Some(f64::NAN), now), Some(old));
-        assert_eq!(after_call(None, None, then), None);
+        let old = Remembered { known: Known::Limit(57_000.0), at_unix: 1000 };
+        assert_eq!(after_call(Some(old), None, None, now), Some(old), "no queue met: the record and its age stay");
+        assert_eq!(after_call(Some(old), Some(f64::NAN), None, now), Some(old));
         assert_eq!(
-            after_call(Some(old), Some(420_000.0), now),
-            Some(Remembered { limit_bps: 420_000.0, at_unix: unix(now) }),
+            after_call(Some(old), None, Some(900_000.0), now),
+            Some(old),
+            "a limit is not forgotten for a call that met no queue (it may have been held under it)"
+        );
+        assert_eq!(after_call(None, None, None, then), None);
+        assert_eq!(
+            after_call(Some(old), Some(420_000.0), Some(900_000.0), now),
+            Some(Remembered { known: Known::Limit(420_000.0), at_unix: unix(now) }),
             "a new measurement replaces it"
+        );
+    }
+
+    #[test]
+    fn issue_12_a_call_that_meets_no_queue_keeps_the_link_as_clear_up_to_what_it_carried() {
+        let now = SystemTime::now();
+        let clear = |bps: f64| Some(Remembered { known: Known::Clear(bps), at_unix: unix(now) });
+        assert_eq!(after_call(None, None, Some(1_200_000.0), now), clear(1_200_000.0), "a new link, found clear");
+        let older = Remembered { known: Known::Clear(800_000.0), at_unix: 1000 };
+        assert_eq!(after_call(Some(older), None, Some(1_200_000.0), now), clear(1_200_000.0), "more carried");
+        assert_eq!(after_call(Some(older), None, Some(40_000.0), now), Some(older), "a call that sent little");
+        assert_eq!(after_call(Some(older), None, Some(f64::INFINITY), now), Some(older), "no usable rate");
+        assert_eq!(
+            after_call(Some(older), Some(300_000.0), Some(800_000.0), now),
+            Some(Remembered { known: Known::Limit(300_000.0), at_unix: unix(now) }),
+            "a queue's limit wins"
         );
     }
 
@@ -114,14 +212,30 @@ mod tests {
         let memory = LinkMemory::at(dir.path().join("link.json"));
         let now = SystemTime::now();
         assert_eq!(memory.load(now), None, "no record: a new link");
-        let record = Remembered { limit_bps: 64_000.0, at_unix: unix(now) };
-        memory.store(record).expect("store");
-        assert_eq!(LinkMemory::at(dir.path().join("link.json")).load(now), Some(record));
-        assert_eq!(memory.load(now + FORGET_AFTER + Duration::from_secs(1)), None, "too old");
-        assert_eq!(memory.load(now - Duration::from_secs(3600)), None, "from the future");
-        for garbled in [&b"{\"limit_bps\": 1"[..], b"\xff\x00", b"{\"limit_bps\": -5, \"at_unix\": 1}", b""] {
-            std::fs::write(dir.path().join("link.json"), garbled).expect("write");
+        for known in [Known::Limit(64_000.0), Known::Clear(1_300_000.0)] {
+            let record = Remembered { known, at_unix: unix(now) };
+            memory.store(record).expect("store");
+            assert_eq!(LinkMemory::at(dir.path().join("link.json")).load(now), Some(record));
+            assert_eq!(memory.load(now + FORGET_AFTER + Duration::from_secs(1)), None, "too old");
+            assert_eq!(memory.load(now - Duration::from_secs(3600)), None, "from the future");
+        }
+        // A record written before clear links were kept reads as it did.
+        std::fs::write(dir.path().join("link.json"), format!("{{\"limit_bps\":57000.0,\"at_unix\":{}}}", unix(now)))
+            .expect("write");
+        assert_eq!(memory.load(now), Some(Remembered { known: Known::Limit(57_000.0), at_unix: unix(now) }));
+        // Recent, so each is refused for what it holds, not for its age.
+        let at = unix(now);
+        for garbled in [
+            "{\"limit_bps\": 1".to_owned(),
+            format!("{{\"limit_bps\": -5, \"at_unix\": {at}}}"),
+            format!("{{\"clear_bps\": 0, \"at_unix\": {at}}}"),
+            format!("{{\"at_unix\": {at}}}"),
+            String::new(),
+        ] {
+            std::fs::write(dir.path().join("link.json"), &garbled).expect("write");
             assert_eq!(memory.load(now), None, "{garbled:?}");
         }
+        std::fs::write(dir.path().join("link.json"), [0xff, 0x00]).expect("write");
+        assert_eq!(memory.load(now), None, "not text");
     }
 }

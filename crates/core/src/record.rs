@@ -51,7 +51,7 @@ impl DataDir {
         self.root.join("contact.json")
     }
 
-    /// The link's limit the last calls measured (`sc_call::link_memory`; a bitrate and a time).
+    /// What the last calls learnt of the link (`sc_call::link_memory`; a bitrate and a time).
     pub fn link_path(&self) -> PathBuf {
         self.root.join("link.json")
     }

@@ -11,7 +11,7 @@ pub use media::{AudioFactory, MediaSetup, PlaybackFactory, VideoFactory, NO_CAME
 pub use rules::{Command, EndReason, RECONNECTING_NOTICE, RECONNECT_LIMIT};
 
 use crate::images::{self, ImagesStatus};
-use crate::link_memory::{self, LinkMemory, Remembered};
+use crate::link_memory::{self, Known, LinkMemory, Remembered};
 use crate::{Call, CallConfig, CallEvent, CallStats, I420Frame, SelectedPair};
 use rules::{Action, Input, Rules};
 use sc_core::client::SessionToken;
@@ -203,15 +203,12 @@ struct Running {
 impl Running {
     async fn stop(self, out: &Outputs, memory: Option<&LinkMemory>) {
         out.stats.send_replace(self.call.stats());
-        // The link's limit, for the next call's start; a failed write costs only that.
-        let measured = self.call.measured_limit_bps();
-        let keep = link_memory::after_call(self.remembered, measured, std::time::SystemTime::now());
+        // What the call learnt of the link, for the next call's start; a failed write costs only that.
+        let (measured, carried) = (self.call.measured_limit_bps(), self.call.carried_bps());
+        let keep = link_memory::after_call(self.remembered, measured, carried, std::time::SystemTime::now());
         if let (Some(memory), Some(record)) = (memory, keep.filter(|k| Some(*k) != self.remembered)) {
             match memory.store(record) {
-                Ok(()) => tracing::info!(
-                    limit_kbps = (record.limit_bps / 1000.0).round(),
-                    "link remembered for the next call"
-                ),
+                Ok(()) => tracing::info!(known = ?record.known, "link remembered for the next call"),
                 Err(e) => tracing::warn!(error = %e, "the link's record could not be written"),
             }
         }
@@ -238,9 +235,10 @@ async fn start_call(
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(EndReason::Media(e)),
     };
     let remembered = media.link_memory.as_ref().and_then(|m| m.load(std::time::SystemTime::now()));
+    let known = remembered.map(|r| r.known);
     tracing::info!(
-        remembered_limit_kbps = remembered.map(|r| (r.limit_bps / 1000.0).round()),
-        start_kbps = (crate::estimate::start_bps(remembered.map(|r| r.limit_bps)) / 1000.0).round(),
+        known = ?known,
+        start_kbps = (crate::estimate::start_bps(known.and_then(Known::limit_bps)) / 1000.0).round(),
         "the call starts from the link's record"
     );
     let config = CallConfig {
@@ -255,7 +253,7 @@ async fn start_call(
         audio,
         playback,
         video_fec: media.video_fec,
-        remembered_limit_bps: remembered.map(|r| r.limit_bps),
+        remembered: known,
     };
     let (call, events) =
         Call::start(config, Role::Offerer).await.map_err(|e| EndReason::CouldNotStart(e.to_string()))?;

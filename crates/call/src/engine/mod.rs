@@ -90,10 +90,11 @@ pub struct CallConfig {
     /// prison profile the consultant's freezes a minute fell from a median of 6.7 to 2.4, the
     /// kiosk's picture from Chromium unchanged at 640x480 (docs/architecture.md).
     pub video_fec: bool,
-    /// The link's limit the last call measured ([`crate::link_memory`]): the estimate starts
-    /// under it and knows it; `None` on a new link (the controller starts at
+    /// What the last call learnt of the link ([`crate::link_memory`]): a limit, which the
+    /// estimate starts under and knows, or a clear link, on which video need not wait for the
+    /// peer's start; `None` on a new link (the controller starts at
     /// [`crate::estimate::INITIAL_BPS`]).
-    pub remembered_limit_bps: Option<f64>,
+    pub remembered: Option<crate::link_memory::Known>,
 }
 
 impl std::fmt::Debug for CallConfig {
@@ -409,7 +410,7 @@ impl Call {
                 RtpCodecKind::Audio,
             )
             .map_err(Error::webrtc)?;
-        let estimate = LinkEstimate::remembering(config.remembered_limit_bps);
+        let estimate = LinkEstimate::remembering(config.remembered);
         let fec = FecSwitch::default();
         let lipsync = Arc::new(Mutex::new(LipSync::new(Instant::now())));
         // Google Congestion Control over transport-wide feedback; the defaults add NACK (generator
@@ -570,7 +571,7 @@ impl Call {
             remote_set: AtomicBool::new(false),
             restarting: AtomicBool::new(false),
             voice,
-            peer_start_kbps: peer_start_kbps(config.remembered_limit_bps),
+            peer_start_kbps: peer_start_kbps(config.remembered.and_then(crate::link_memory::Known::limit_bps)),
             pending: Mutex::new(Vec::new()),
             threads: Mutex::new(threads),
             tasks: Mutex::new(tasks),
@@ -631,6 +632,12 @@ impl Call {
     /// ([`crate::link_memory`]); `None` if no queue stood.
     pub fn measured_limit_bps(&self) -> Option<f64> {
         self.shared.estimate.measured_limit_bps()
+    }
+
+    /// The most this call carried over a second while no queue stood, for the next call
+    /// ([`crate::link_memory`]).
+    pub fn carried_bps(&self) -> Option<f64> {
+        self.shared.estimate.carried_bps()
     }
 
     /// Counters so far.

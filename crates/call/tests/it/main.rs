@@ -34,7 +34,7 @@ fn dead_relay_config(
         audio,
         playback: Box::new(sc_call::source::NullSink),
         video_fec: false,
-        remembered_limit_bps: None,
+        remembered: None,
     }
 }
 

@@ -179,11 +179,18 @@ async fn issue_12_video_fec_survives_a_renegotiation() {
 /// measured, or one measured fast, it asks nothing (Chromium's own start).
 #[tokio::test]
 async fn issue_12_the_offer_on_a_link_remembered_slow_tells_the_peer_where_to_start() {
-    for (limit, asked) in [(Some(55_000.0), Some(47)), (None, None), (Some(2_000_000.0), None)] {
+    use sc_call::link_memory::Known;
+    let links = [
+        (Some(Known::Limit(55_000.0)), Some(47)),
+        (None, None),
+        (Some(Known::Limit(2_000_000.0)), None),
+        (Some(Known::Clear(1_300_000.0)), None),
+    ];
+    for (limit, asked) in links {
         let mut config =
             crate::dead_relay_config(Box::new(TestPattern::new(320, 240)), Box::new(Tone::new(440.0, 0.1)));
         config.video_fec = true;
-        config.remembered_limit_bps = limit;
+        config.remembered = limit;
         let (call, mut events) = Call::start(config, Role::Offerer).await.expect("call starts");
         let offer = first_offer(&mut events).await;
         let starts: Vec<&str> = offer.lines().filter(|l| l.contains("x-google-start-bitrate")).collect();
