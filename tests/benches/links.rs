@@ -1,8 +1,9 @@
 //! Calls on shaped prison links (issue #12): for each profile, a call from the kiosk's engine to a
 //! Chromium consultant, and beside it, in the same run, on the same link, relay and clip, a call
 //! between two Chromiums (one where the kiosk sits). Each receiving side's audio concealment, video
-//! frame rate and size, freezes a minute and CPU; after the outage, how long each side's picture
-//! took to come back. Printed as a table and written as JSON (`artifacts/bench/links.json`).
+//! frame rate and size, freezes a minute (the W3C `freezeCount` on every side: 5 s or more without
+//! a frame is a pause, not a freeze) and CPU; after the outage, how long each side's picture took
+//! to come back. Printed as a table and written as JSON (`artifacts/bench/links.json`).
 //!
 //! `SC_BENCH_LINK_SECS` sets each call's length (default 60); `SC_BENCH_LINK_PROFILES` picks
 //! profiles by name (comma-separated; default all). For tuning, `SC_BENCH_TRACE=1` prints the

@@ -140,6 +140,7 @@ async fn run() {
                     "sound_only_by_link": s.sound_only_by_link,
                     "ice_restarts": s.ice_restarts,
                     "freezes": s.freezes,
+                    "pauses": s.pauses,
                     "playout_ms": s.playout_delay.as_millis() as u64,
                     "keyframes_asked": s.keyframes_asked,
                     "video_bytes_sent": s.video_bytes_sent,

@@ -3,7 +3,7 @@
 //! their Opus through its jitter buffer (`crate::voice_playout`), held back for lip sync
 //! (`crate::lipsync`), decoded to the speaker, with the counters.
 
-use super::stats::FreezeDetector;
+use super::stats::{FreezeDetector, Gap};
 use super::{Shared, OPUS_PAYLOAD_TYPE, ULPFEC_PAYLOAD_TYPE, VIDEO_RED_PAYLOAD_TYPE};
 use crate::audio::{OpusDecoder, FRAME_STEREO};
 use crate::frame::I420Frame;
@@ -70,9 +70,15 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
         }
         while let Some((ts, frame)) = rx.playout.pop(Instant::now()) {
             lock(&shared.lipsync).video_shown(Instant::now(), rx.ssrc, ts);
-            if rx.freezes.frame(Instant::now()) {
-                shared.counters.freezes.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(held_ms = rx.playout.delay().as_millis() as u64, "remote video froze");
+            match rx.freezes.frame(Instant::now()) {
+                Gap::Smooth => {}
+                Gap::Freeze => {
+                    shared.counters.freezes.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(held_ms = rx.playout.delay().as_millis() as u64, "remote video froze");
+                }
+                Gap::Pause => {
+                    shared.counters.pauses.fetch_add(1, Ordering::Relaxed);
+                }
             }
             // Keep only the newest frame: whoever draws takes the latest, never a queue.
             shared.frames.send_replace(Some(Arc::new(frame)));

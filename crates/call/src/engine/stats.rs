@@ -84,8 +84,11 @@ pub struct CallStats {
     /// ICE restarts begun (after the link stayed down).
     pub ice_restarts: u64,
     /// Freezes in the remote video: a gap between frames shown longer than three mean frame
-    /// intervals and 150 ms past the mean (the W3C `freezeCount` rule, as Chromium counts).
+    /// intervals and 150 ms past the mean, and under 5 s (the W3C `freezeCount` rule, as
+    /// Chromium counts).
     pub freezes: u64,
+    /// Pauses in the remote video: 5 s or more between frames shown (the W3C `pauseCount`).
+    pub pauses: u64,
     /// How long the remote video is held before it is shown, past its fastest arrival
     /// (`crate::playout`; Chromium's `jitterBufferDelay` is the same idea).
     pub playout_delay: Duration,
@@ -131,6 +134,7 @@ pub(super) struct Counters {
     pub(super) first_frame_micros: AtomicU64,
     pub(super) ice_restarts: AtomicU64,
     pub(super) freezes: AtomicU64,
+    pub(super) pauses: AtomicU64,
     pub(super) playout_delay_us: AtomicU64,
     pub(super) keyframes_asked: AtomicU64,
     pub(super) video_bytes_sent: AtomicU64,
@@ -141,9 +145,26 @@ pub(super) struct Counters {
     pub(super) video_fec_contradicted: AtomicU64,
 }
 
-/// Counts freezes as the W3C statistics define them (`freezeCount`): a gap between rendered
-/// frames longer than three times the mean interval and 150 ms more than it, the mean taken over
-/// the last 30 intervals.
+/// A gap between shown frames this long or longer is a pause, not a freeze (the W3C
+/// `pauseCount`: a link down, the peer's video off for sound only).
+pub(super) const PAUSE: Duration = Duration::from_secs(5);
+
+/// What the gap before a shown frame was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gap {
+    /// Within the picture's rhythm.
+    Smooth,
+    /// A freeze (`freezeCount`).
+    Freeze,
+    /// A pause (`pauseCount`): [`PAUSE`] or more.
+    Pause,
+}
+
+/// Counts freezes and pauses as the W3C statistics define them: a freeze is a gap between
+/// rendered frames longer than three times the mean interval and 150 ms more than it, the mean
+/// taken over the last 30 intervals; a gap of [`PAUSE`] or more is a pause instead, and is not
+/// taken into the mean (as libwebrtc counts them). A pause counted as a freeze put the outage
+/// profile's 10 s without a link among the kiosk's freezes, and never among Chromium's (issue #12).
 #[derive(Debug, Default)]
 pub(super) struct FreezeDetector {
     last: Option<Instant>,
@@ -151,10 +172,13 @@ pub(super) struct FreezeDetector {
 }
 
 impl FreezeDetector {
-    /// A frame was decoded at `now`; true when the gap before it was a freeze.
-    pub(super) fn frame(&mut self, now: Instant) -> bool {
-        let Some(last) = self.last.replace(now) else { return false };
+    /// A frame was shown at `now`: what the gap before it was.
+    pub(super) fn frame(&mut self, now: Instant) -> Gap {
+        let Some(last) = self.last.replace(now) else { return Gap::Smooth };
         let gap = now.saturating_duration_since(last);
+        if gap >= PAUSE {
+            return Gap::Pause;
+        }
         let frozen = !self.intervals.is_empty() && {
             let n = u32::try_from(self.intervals.len()).unwrap_or(u32::MAX);
             let mean = self.intervals.iter().sum::<Duration>() / n;
@@ -164,7 +188,11 @@ impl FreezeDetector {
             self.intervals.pop_front();
         }
         self.intervals.push_back(gap);
-        frozen
+        if frozen {
+            Gap::Freeze
+        } else {
+            Gap::Smooth
+        }
     }
 }
 
@@ -208,6 +236,7 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         sound_only_by_link: shared.sound_only_by_link.load(Ordering::Relaxed),
         ice_restarts: c.ice_restarts.load(Ordering::Relaxed),
         freezes: c.freezes.load(Ordering::Relaxed),
+        pauses: c.pauses.load(Ordering::Relaxed),
         playout_delay: Duration::from_micros(c.playout_delay_us.load(Ordering::Relaxed)),
         keyframes_asked: c.keyframes_asked.load(Ordering::Relaxed),
         video_bytes_sent: c.video_bytes_sent.load(Ordering::Relaxed),
@@ -230,15 +259,15 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut t = 0;
-        assert!(!d.frame(at(t)), "the first frame is no freeze");
+        assert_eq!(d.frame(at(t)), Gap::Smooth, "the first frame is no freeze");
         for _ in 0..30 {
             t += 33;
-            assert!(!d.frame(at(t)), "30 fps is smooth");
+            assert_eq!(d.frame(at(t)), Gap::Smooth, "30 fps is smooth");
         }
         t += 150;
-        assert!(!d.frame(at(t)), "150 ms at 30 fps: under 33 + 150 ms");
+        assert_eq!(d.frame(at(t)), Gap::Smooth, "150 ms at 30 fps: under 33 + 150 ms");
         t += 200;
-        assert!(d.frame(at(t)), "200 ms is a freeze");
+        assert_eq!(d.frame(at(t)), Gap::Freeze, "200 ms is a freeze");
         // At 5 fps a 600 ms gap is not (3 x 200 ms), 700 ms is.
         let mut d = FreezeDetector::default();
         let mut t = 0;
@@ -246,7 +275,27 @@ mod tests {
             d.frame(at(t));
             t += 200;
         }
-        assert!(!d.frame(at(t - 200 + 600)));
-        assert!(d.frame(at(t - 200 + 600 + 700)));
+        assert_eq!(d.frame(at(t - 200 + 600)), Gap::Smooth);
+        assert_eq!(d.frame(at(t - 200 + 600 + 700)), Gap::Freeze);
+    }
+
+    /// Issue #12: the outage profile's 10 s without a link counted among the kiosk's freezes,
+    /// where Chromium counts it as a pause.
+    #[test]
+    fn issue_12_five_seconds_without_a_frame_is_a_pause_not_a_freeze() {
+        let mut d = FreezeDetector::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut t = 0;
+        for _ in 0..31 {
+            d.frame(at(t));
+            t += 33;
+        }
+        t += 10_000;
+        assert_eq!(d.frame(at(t)), Gap::Pause, "the link down for 10 s");
+        t += 33;
+        assert_eq!(d.frame(at(t)), Gap::Smooth, "the pause is not in the mean");
+        t += PAUSE.as_millis() as u64 - 1;
+        assert_eq!(d.frame(at(t)), Gap::Freeze, "just under the pause: a freeze");
     }
 }
