@@ -358,19 +358,31 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
     let h = hospital_sending(&link, Content::Camera);
     let mut peer_started: Option<f64> = None;
     let mut last_link = LinkCounts::default();
+    let mut last_hospital = Value::Null;
     let p = peer_call(&link, &h, secs, |prison, hospital| {
         if trace() {
             let now_link = link.counts();
             let at_prison = prison.last().cloned().unwrap_or_default();
+            // What the hospital's Chromium sends the prison's, as the consultant's page's line
+            // says what it sends the kiosk.
+            let at_hospital = hospital.last().cloned().unwrap_or_default();
+            let d = |k: &str| at_hospital[k].as_f64().unwrap_or(0.0) - last_hospital[k].as_f64().unwrap_or(0.0);
             println!(
-                "trace {} pair {}; at prison: rtt {} s, {} freezes, {} nacks",
+                "trace {} pair {}; at prison: rtt {} s, {} freezes, {} nacks; hospital sends {:.0} kbit/s video \
+                 ({} kbit/s target, {} high), {:.0} frames encoded, pacer held {:.0} ms (mean)",
                 profile.name,
                 link_line(now_link.since(last_link), profile.rate_kbit),
                 at_prison["rtt"],
                 at_prison["freezeCount"],
-                at_prison["nackCount"]
+                at_prison["nackCount"],
+                d("videoBytesSent") * 8.0 / 1000.0,
+                at_hospital["sendTargetKbps"],
+                at_hospital["sendHeight"],
+                d("framesEncoded"),
+                1000.0 * d("sendDelay") / d("sentVideoPackets").max(1.0),
             );
             last_link = now_link;
+            last_hospital = at_hospital;
         }
         let up = |r: &[Value]| r.last().is_some_and(|p| p["framesDecoded"].as_f64().unwrap_or(0.0) > 0.0);
         if peer_started.is_none() && up(prison) && up(hospital) {

@@ -91,6 +91,16 @@ try {
           got.jitterBufferDelay = r.jitterBufferEmittedCount ? r.jitterBufferDelay / r.jitterBufferEmittedCount : 0;
           got.videoCodec = (r.codecId && stats.get(r.codecId)?.mimeType) || null;
         }
+        // What it sends, and how long its pacer held it: beside what the consultant's page sends
+        // the laptop (call.mjs), for the benchmark's trace.
+        if (r.type === "outbound-rtp" && r.kind === "video") {
+          got.sentVideoPackets = r.packetsSent || 0;
+          got.sendTargetKbps = Math.round((r.targetBitrate || 0) / 1000);
+          got.sendHeight = r.frameHeight || 0;
+          got.sendDelay = r.totalPacketSendDelay || 0;
+          got.videoBytesSent = (r.bytesSent || 0) + (r.headerBytesSent || 0);
+          got.framesEncoded = r.framesEncoded || 0;
+        }
         if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") got.rtt = r.currentRoundTripTime || 0;
         if (r.type === "inbound-rtp" && r.kind === "audio") {
           got.audioPackets = r.packetsReceived || 0;
