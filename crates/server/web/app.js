@@ -225,7 +225,10 @@ $("note-later").addEventListener("click", () => { state.note = null; view("rooms
 // 24 kbit/s with its feedback it still filled the link towards the laptop, whose queue stood at
 // 1.3 s until the laptop's offer for long packets came (~30 s in). At 16 the queue drains in
 // seconds; in the 60 ms RED packets the laptop asks for later, the repeat fits (~41 kbit/s).
-// (The nurse's "Audio only" says sound only too, and caps it alike.)
+// (The nurse's "Audio only" says sound only too, and caps it alike.) While it says weak, the voice
+// is capped at 20 kbit/s, so RED's repeat (asked for once the link has carried video a while)
+// costs about what the voice did alone: uncapped on a 256 kbit/s link, the repeat's extra ~30
+// kbit/s held this page's video to the laptop in Chromium's pacer for up to 2.4 s.
 async function onQuality(quality) {
   state.quality = quality;
   const words = { good: "Connection: good", weak: "Connection: weak", sound_only: "Poor connection: sound only" };
@@ -243,10 +246,11 @@ async function onQuality(quality) {
     await videoActive(sender, quality !== "sound_only");
   }
   // The quality now, not the one this call began with: another word may have come meanwhile.
-  await leanVoice(pc, state.quality === "sound_only");
+  await leanVoice(pc, state.quality);
 }
 
 const SOUND_ONLY_VOICE_BPS = 16000;
+const WEAK_VOICE_BPS = 20000;
 
 // Sound only also stops the video's stream, not only its frames: with the track gone, the video
 // already encoded stayed queued in the browser's pacer (1-1.9 s of it on the 64 kbit/s link at a
@@ -258,14 +262,15 @@ async function videoActive(sender, active) {
   await sender.setParameters(params).catch((e) => console.warn(`video sender: ${e}`));
 }
 
-async function leanVoice(pc, lean) {
+async function leanVoice(pc, quality) {
+  const cap = { sound_only: SOUND_ONLY_VOICE_BPS, weak: WEAK_VOICE_BPS }[quality];
   for (const sender of pc.getSenders()) {
     if (!sender.track || sender.track.kind !== "audio") continue;
     const params = sender.getParameters();
     if (!params.encodings || !params.encodings.length) continue;
     const enc = params.encodings[0];
-    if (lean) {
-      enc.maxBitrate = SOUND_ONLY_VOICE_BPS;
+    if (cap) {
+      enc.maxBitrate = cap;
     } else {
       delete enc.maxBitrate;
     }
@@ -285,7 +290,7 @@ async function startCall(msg) {
   share.attach(pc);
   // A new offer may change the voice's format (RED, long packets): the sound-only cap follows it.
   pc.onsignalingstatechange = () => {
-    if (pc.signalingState === "stable" && state.quality === "sound_only") leanVoice(pc, true);
+    if (pc.signalingState === "stable" && state.quality !== "good") leanVoice(pc, state.quality);
   };
   // Handlers first: the laptop's offer can arrive while the camera is still opening, and
   // candidates gathered before a handler exists are lost.

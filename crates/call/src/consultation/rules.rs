@@ -24,13 +24,15 @@ pub const RESTART_AFTER: Duration = Duration::from_secs(8);
 /// (measured, as was a 10 s wait without the estimate's test: the audio-only profile carried the
 /// lowest rung for 10 s before its estimate fell; issue #12).
 pub const RED_AFTER: Duration = Duration::from_secs(15);
-/// Room for RED's repeat (~30 kbit/s more voice) beside the voice and video. From 150 kbit/s
-/// (was: room beside the lowest rung) the poor profile (256 kbit/s, 5 %, estimates of 145-259)
-/// was asked for it 15 s in, and from then on Chromium's pacer held its video to the kiosk 0.4-2.4
-/// s (0-0.1 s before, and towards Chromium on the same link), the picture 1-1.3 s behind the voice
-/// at 20-27 fps with 15-21 freezes a minute; not asked, 29.8 fps, 1.8 freezes a minute, the voice
-/// 1.67 % concealed (0.6-1.0 % with RED; Chromium's pair 1.4-1.6 %; issue #12).
-pub const RED_ROOM_KBPS: f64 = 300.0;
+/// Room for RED's repeat beside the voice and the lowest video rung. On a link told weak (the
+/// poor profile's 256 kbit/s) the page caps its voice at 20 kbit/s, so the repeat costs about what
+/// its voice did before: uncapped, it added ~30 kbit/s towards the kiosk, and Chromium's pacer
+/// held its video 0.4-2.4 s from the moment the repeat began (0-0.1 s before, and towards a
+/// Chromium on the same link), the kiosk's picture 1-1.3 s behind the voice at 20-27 fps with
+/// 15-21 freezes a minute. Capped: 29.5 fps, 7.3, the voice 0.86 % concealed; with no RED there
+/// 29.8 fps, 1.2-1.8 freezes, but 1.67-2.16 % concealed, where Chromium's pair had 1.1-1.8 %
+/// (issue #12).
+pub const RED_ROOM_KBPS: f64 = 150.0;
 /// How long the kiosk's own voice must have gone in long packets, with the link losing no more
 /// than [`LONG_VOICE_LOSS`], before the consultant's voice is asked for in them too (a new offer).
 /// Asked for at once, the offer went out while the call's first seconds of video still filled the

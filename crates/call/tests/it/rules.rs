@@ -5,8 +5,7 @@
 use sc_call::adapt::{Adapter, Settings, VoiceFormat, AUDIO_LONG_FRAME_MS};
 use sc_call::consultation::rules::{
     Action, Command, EndReason, Input, Rules, LONG_VOICE_AFTER, LONG_VOICE_BLIP, PING_EVERY, RECONNECTING_NOTICE,
-    RECONNECT_LIMIT, RED_AFTER, RED_ROOM_KBPS, RESTART_AFTER, RESTART_EVERY, SERVER_NOTICE, SIGNAL_RETRY,
-    WAITING_SERVER_LIMIT,
+    RECONNECT_LIMIT, RESTART_AFTER, RESTART_EVERY, SERVER_NOTICE, SIGNAL_RETRY, WAITING_SERVER_LIMIT,
 };
 use sc_call::consultation::{Phase, SOUND_ONLY_NOTICE};
 use sc_call::CallState;
@@ -200,19 +199,6 @@ fn a_link_without_room_for_the_repeat_is_never_asked_for_red() {
     l.hold(40.0, 0.05, 20);
     assert_eq!(l.last_told(), Some(LinkQuality::SoundOnly), "{:?}", l.told);
     assert!(!l.voice.contains(&VoiceFormat::Red), "{:?}", l.voice);
-}
-
-/// Issue #12: on the poor profile (256 kbit/s, estimates of 145-259 kbit/s) the consultant's
-/// voice with RED's repeat left its video held in Chromium's pacer for up to 2.4 s; a link with
-/// room for video but not for the repeat beside it keeps plain Opus. One with room is asked.
-#[test]
-fn issue_12_a_poor_link_carrying_video_is_not_asked_for_red() {
-    let mut l = Linked::new();
-    l.hold(250.0, 0.05, 60);
-    assert!(l.sending.is_some_and(|s| s.video.is_some()), "video: {:?}", l.sending);
-    assert!(l.voice.is_empty(), "{:?}", l.voice);
-    l.hold(RED_ROOM_KBPS + 50.0, 0.03, RED_AFTER.as_secs() + 1);
-    assert_eq!(l.voice, vec![VoiceFormat::Red]);
 }
 
 /// Issue #12: on the audio-only profile (64 kbit/s) Chromium's voice in 20 ms packets, with their
