@@ -288,7 +288,7 @@ async function startCall(msg) {
   const pc = new RTCPeerConnection({ iceServers: msg.ice_servers, iceTransportPolicy: "relay", iceCandidatePoolSize: 1 });
   state.pc = pc;
   share.attach(pc);
-  // A new offer may change the voice's format (RED, long packets): the sound-only cap follows it.
+  // A new offer may change the voice's format (RED, long packets): the quality's voice cap follows it.
   pc.onsignalingstatechange = () => {
     if (pc.signalingState === "stable" && state.quality !== "good") leanVoice(pc, state.quality);
   };
