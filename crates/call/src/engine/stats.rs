@@ -160,16 +160,26 @@ pub(super) enum Gap {
     Pause,
 }
 
-/// Counts freezes and pauses as the W3C statistics define them: a freeze is a gap between
-/// rendered frames longer than three times the mean interval and 150 ms more than it, the mean
-/// taken over the last 30 intervals; a gap of [`PAUSE`] or more is a pause instead, and is not
-/// taken into the mean (as libwebrtc counts them). A pause counted as a freeze put the outage
-/// profile's 10 s without a link among the kiosk's freezes, and never among Chromium's (issue #12).
+/// Counts freezes and pauses as the W3C statistics define them and libwebrtc counts them
+/// (`VideoQualityObserver`), so the kiosk's figures stand beside Chromium's: a freeze is a gap
+/// between rendered frames of at least three times the mean interval and at least 150 ms more
+/// than it, the mean (whole milliseconds, rounded down) taken over the last 30 intervals with
+/// this one among them, and only once [`FREEZE_MIN_SAMPLES`] intervals are known; a gap of
+/// [`PAUSE`] or more is a pause instead, and is not taken into the mean. A pause counted as a
+/// freeze put the outage profile's 10 s without a link among the kiosk's freezes, and never among
+/// Chromium's; a gap of 184-190 ms at 30 fps was a freeze here and not in Chromium's count (the
+/// mean without the gap itself), and so was an uneven start (issue #12).
 #[derive(Debug, Default)]
 pub(super) struct FreezeDetector {
     last: Option<Instant>,
     intervals: std::collections::VecDeque<Duration>,
 }
+
+/// Intervals the mean must hold before a gap can count as a freeze (libwebrtc's
+/// `kMinFrameSamplesToDetectFreeze`).
+const FREEZE_MIN_SAMPLES: usize = 5;
+/// Intervals the mean is taken over (the W3C's 30 frames).
+const FREEZE_WINDOW: usize = 30;
 
 impl FreezeDetector {
     /// A frame was shown at `now`: what the gap before it was.
@@ -179,16 +189,16 @@ impl FreezeDetector {
         if gap >= PAUSE {
             return Gap::Pause;
         }
-        let frozen = !self.intervals.is_empty() && {
-            let n = u32::try_from(self.intervals.len()).unwrap_or(u32::MAX);
-            let mean = self.intervals.iter().sum::<Duration>() / n;
-            gap > (mean * 3).max(mean + Duration::from_millis(150))
-        };
-        if self.intervals.len() == 30 {
+        if self.intervals.len() == FREEZE_WINDOW {
             self.intervals.pop_front();
         }
         self.intervals.push_back(gap);
-        if frozen {
+        if self.intervals.len() < FREEZE_MIN_SAMPLES {
+            return Gap::Smooth;
+        }
+        let n = u32::try_from(self.intervals.len()).unwrap_or(u32::MAX);
+        let mean = Duration::from_millis((self.intervals.iter().sum::<Duration>() / n).as_millis() as u64);
+        if gap >= (mean * 3).max(mean + Duration::from_millis(150)) {
             Gap::Freeze
         } else {
             Gap::Smooth
@@ -297,5 +307,38 @@ mod tests {
         assert_eq!(d.frame(at(t)), Gap::Smooth, "the pause is not in the mean");
         t += PAUSE.as_millis() as u64 - 1;
         assert_eq!(d.frame(at(t)), Gap::Freeze, "just under the pause: a freeze");
+    }
+
+    /// Issue #12: the kiosk's freezes are set beside Chromium's `freezeCount`, which libwebrtc
+    /// counts with the gap itself in the mean (so at 30 fps a gap of 186 ms is no freeze there,
+    /// where the mean of the 30 before it made it one here) and only once five intervals are
+    /// known.
+    #[test]
+    fn issue_12_freezes_are_counted_as_chromium_counts_them() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut d = FreezeDetector::default();
+        let mut t = 0;
+        for _ in 0..31 {
+            d.frame(at(t));
+            t += 33;
+        }
+        // The mean with it: (29 x 33 + 186) / 30 = 38 ms, so the bar is 188 ms.
+        t += 186 - 33;
+        assert_eq!(d.frame(at(t)), Gap::Smooth, "186 ms at 30 fps, with itself in the mean");
+        t += 33;
+        d.frame(at(t));
+        t += 200;
+        assert_eq!(d.frame(at(t)), Gap::Freeze, "200 ms at 30 fps");
+        // An uneven start: four intervals known, then a long one.
+        let mut d = FreezeDetector::default();
+        for ms in [0, 33, 66, 100] {
+            assert_eq!(d.frame(at(ms)), Gap::Smooth);
+        }
+        assert_eq!(d.frame(at(500)), Gap::Smooth, "the fifth interval: too few to judge by");
+        for ms in [533, 566, 600] {
+            d.frame(at(ms));
+        }
+        assert_eq!(d.frame(at(1100)), Gap::Freeze, "with seven known, 500 ms is a freeze");
     }
 }
