@@ -70,11 +70,17 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, shared: Arc<Share
         }
         while let Some((ts, frame)) = rx.playout.pop(Instant::now()) {
             lock(&shared.lipsync).video_shown(Instant::now(), rx.ssrc, ts);
-            match rx.freezes.frame(Instant::now()) {
+            let shown = Instant::now();
+            let gap = rx.freezes.since_last(shown);
+            match rx.freezes.frame(shown) {
                 Gap::Smooth => {}
                 Gap::Freeze => {
                     shared.counters.freezes.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(held_ms = rx.playout.delay().as_millis() as u64, "remote video froze");
+                    tracing::debug!(
+                        gap_ms = gap.as_millis() as u64,
+                        held_ms = rx.playout.delay().as_millis() as u64,
+                        "remote video froze"
+                    );
                 }
                 Gap::Pause => {
                     shared.counters.pauses.fetch_add(1, Ordering::Relaxed);

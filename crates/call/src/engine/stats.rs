@@ -182,6 +182,11 @@ const FREEZE_MIN_SAMPLES: usize = 5;
 const FREEZE_WINDOW: usize = 30;
 
 impl FreezeDetector {
+    /// How long since the last frame shown (zero before the first).
+    pub(super) fn since_last(&self, now: Instant) -> Duration {
+        self.last.map_or(Duration::ZERO, |last| now.saturating_duration_since(last))
+    }
+
     /// A frame was shown at `now`: what the gap before it was.
     pub(super) fn frame(&mut self, now: Instant) -> Gap {
         let Some(last) = self.last.replace(now) else { return Gap::Smooth };
