@@ -86,11 +86,19 @@ pub struct VoicePacket {
     pub payload_type: u8,
     /// Samples per channel it holds (960 for 20 ms).
     pub samples: u32,
-    /// The RTP payload (Opus, or RED wrapping it).
+    /// Its own Opus frame (RED's newest block, parsed on arrival); empty for padding.
     pub payload: Vec<u8>,
-    /// How many samples before its own the earlier frame it repeats starts (RED's repeat of the
-    /// previous packet), if it carries one.
-    pub repeats: Option<u32>,
+    /// The earlier frame it repeats (RED's repeat of the previous packet), if it carries one.
+    pub repeat: Option<Repeat>,
+}
+
+/// The earlier frame a RED packet repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeat {
+    /// How many samples before the packet's own frame it starts.
+    pub back: u32,
+    /// Its Opus frame.
+    pub opus: Vec<u8>,
 }
 
 /// What to render next, for `samples` per channel.
@@ -283,7 +291,7 @@ impl VoicePlayout {
         let fastest = recent.map(|(_, o)| *o).fold(f64::INFINITY, f64::min);
         let late = arrived - media - fastest;
         self.lates.push_back((now, late));
-        if let (true, Some(back)) = (after_gap, packet.repeats) {
+        if let (true, Some(back)) = (after_gap, packet.repeat.as_ref().map(|r| r.back)) {
             // A lost packet's content came with its repeat, that much later than its own time:
             // counted among the arrivals, the target covers the repairs as it covers the jitter
             // once losses are more than its uncovered share. A 60 ms packet's repeat comes 60 ms
@@ -647,7 +655,7 @@ mod tests {
                     payload_type: 111,
                     samples: frame,
                     payload: i.to_be_bytes().to_vec(),
-                    repeats: repeats.then_some(frame),
+                    repeat: repeats.then(|| Repeat { back: frame, opus: Vec::new() }),
                 };
                 p.push(now, packet);
                 next += 1;
@@ -825,7 +833,7 @@ mod tests {
             payload_type: 111,
             samples: 960,
             payload: vec![1],
-            repeats: None,
+            repeat: None,
         };
         let mut plays = 0;
         for i in 0..400u32 {
@@ -857,7 +865,7 @@ mod tests {
                     samples: 0,
                     // Half of them padding.
                     payload: if i % 2 == 0 { vec![1] } else { vec![] },
-                    repeats: None,
+                    repeat: None,
                 },
             );
         }
@@ -899,7 +907,7 @@ mod tests {
                         payload_type: 63,
                         samples: 960,
                         payload: vec![1, 2, 3],
-                        repeats: Some(960),
+                        repeat: Some(Repeat { back: 960, opus: Vec::new() }),
                     },
                 ));
             }
@@ -914,7 +922,7 @@ mod tests {
                             payload_type: 63,
                             samples: 960,
                             payload: vec![],
-                            repeats: None,
+                            repeat: None,
                         },
                     ));
                     seq = seq.wrapping_add(1);
@@ -1004,7 +1012,7 @@ mod tests {
     /// wait for, and the target stays the jitter's.
     #[test]
     fn without_repeats_losses_do_not_raise_the_target() {
-        let target = |repeats: Option<u32>| {
+        let target = |repeat: Option<u32>| {
             let t0 = Instant::now();
             let mut p = VoicePlayout::new(t0);
             for i in (0..300u32).filter(|i| i % 20 != 7) {
@@ -1015,7 +1023,7 @@ mod tests {
                     payload_type: 63,
                     samples: 2880,
                     payload: vec![1],
-                    repeats,
+                    repeat: repeat.map(|back| Repeat { back, opus: vec![1] }),
                 };
                 p.push(at, packet);
             }

@@ -13,7 +13,7 @@ use crate::playout::Playout;
 use crate::red::{self, Red};
 use crate::ulpfec::UlpfecDecoder;
 use crate::video::{is_keyframe, Vp8Decoder};
-use crate::voice_playout::{Shorten, Slot, VoicePacket, VoicePlayout};
+use crate::voice_playout::{Repeat, Shorten, Slot, VoicePacket, VoicePlayout};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
@@ -374,18 +374,10 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
             // that came, but its timestamp is not the voice's time.
             let voice_ts = (!packet.payload.is_empty()).then_some(packet.header.timestamp);
             shared.estimate.arrived(packet.marshal_size(), voice_ts);
-            let (samples, repeats) = voice_shape(&packet);
             voice.ssrc = packet.header.ssrc;
-            let rtc::rtp::Packet { header, payload, .. } = packet;
-            let packet = VoicePacket {
-                seq: header.sequence_number,
-                timestamp: header.timestamp,
-                payload_type: header.payload_type,
-                samples,
-                payload: payload.to_vec(),
-                repeats,
-            };
-            playout.push(Instant::now(), packet);
+            if let Some(packet) = voice_packet(packet) {
+                playout.push(Instant::now(), packet);
+            }
         }
         let now = Instant::now();
         let extra = lock(&shared.lipsync).extra(now);
@@ -417,22 +409,40 @@ async fn send_remb(track: &Arc<dyn TrackRemote>, bps: f64, voice_ssrc: u32) {
     }
 }
 
-/// How long a received voice packet lasts, samples per channel (RED's newest frame for RED), and
-/// how far back the frame it repeats starts, if it repeats one (RED).
-fn voice_shape(packet: &rtc::rtp::Packet) -> (u32, Option<u32>) {
-    let (opus, repeats) = if packet.header.payload_type == red::PAYLOAD_TYPE {
-        match Red::parse(&packet.payload) {
-            Ok(r) => (Some(r.primary.data), r.previous_block(OPUS_PAYLOAD_TYPE).map(|b| u32::from(b.timestamp_offset))),
-            Err(_) => (None, None),
-        }
+/// A received voice packet as the jitter buffer takes it, RED parsed here once: its own Opus
+/// frame (RED's newest block), how long that lasts (samples per channel), and the previous frame
+/// it repeats, if it is RED and repeats one. `None` for a RED payload that does not parse
+/// (network input): it is dropped, and its slot rebuilt from the next packet's repeat or concealed.
+fn voice_packet(packet: rtc::rtp::Packet) -> Option<VoicePacket> {
+    let rtc::rtp::Packet { header, payload, .. } = packet;
+    // Padding (empty, on whatever payload type) goes on as it came: the buffer skips its number.
+    let (opus, repeat) = if header.payload_type == red::PAYLOAD_TYPE && !payload.is_empty() {
+        let r = match Red::parse(&payload) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, seq = header.sequence_number, "RED voice packet dropped");
+                return None;
+            }
+        };
+        let repeat = r
+            .previous_block(OPUS_PAYLOAD_TYPE)
+            .map(|b| Repeat { back: u32::from(b.timestamp_offset), opus: b.data.to_vec() });
+        (r.primary.data.to_vec(), repeat)
     } else {
-        (Some(&packet.payload[..]), None)
+        (payload.to_vec(), None)
     };
-    let samples = opus
-        .and_then(|o| opus::packet::get_nb_samples(o, 48_000).ok())
+    let samples = opus::packet::get_nb_samples(&opus, 48_000)
+        .ok()
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(crate::voice_playout::DEFAULT_SAMPLES);
-    (samples, repeats)
+    Some(VoicePacket {
+        seq: header.sequence_number,
+        timestamp: header.timestamp,
+        payload_type: header.payload_type,
+        samples,
+        payload: opus,
+        repeat,
+    })
 }
 
 /// The decoding side of the voice: the decoder, the speaker and the counters.
@@ -481,9 +491,8 @@ impl<'a> Voice<'a> {
                 if packet.payload_type == red::PAYLOAD_TYPE {
                     c.audio_red.fetch_add(1, Ordering::Relaxed);
                 }
-                let (opus, _) = split_red(packet);
-                match opus.map(|o| self.decoder.play(o, &mut self.pcm)) {
-                    Some(Ok(played)) => {
+                match self.decoder.play(&packet.payload, &mut self.pcm) {
+                    Ok(played) => {
                         c.audio_received.fetch_add(1, Ordering::Relaxed);
                         // 48 samples a millisecond; a packet holds at most 120 ms.
                         c.remote_audio_frame_ms
@@ -501,21 +510,19 @@ impl<'a> Voice<'a> {
                             return;
                         }
                     }
-                    Some(Err(e)) => {
+                    Err(e) => {
                         tracing::debug!(error = %e, "undecodable Opus packet");
                         concealed = true;
                     }
-                    None => concealed = true,
                 }
             }
             Slot::Lost { next, .. } => {
                 c.audio_lost.fetch_add(1, Ordering::Relaxed);
-                let rebuilt = match next.as_ref().map(split_red) {
-                    Some((Some(opus), repeat)) => {
-                        self.decoder.rebuild(opus, repeat, samples, &mut self.pcm).unwrap_or(false)
-                    }
-                    _ => false,
-                };
+                let rebuilt = next.as_ref().is_some_and(|n| {
+                    self.decoder
+                        .rebuild(&n.payload, n.repeat.as_ref().map(|r| &r.opus[..]), samples, &mut self.pcm)
+                        .unwrap_or(false)
+                });
                 if rebuilt {
                     c.audio_recovered.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -550,19 +557,6 @@ impl<'a> Voice<'a> {
     }
 }
 
-/// A voice packet's own Opus frame, and the previous one if it came as RED (Chromium sends RED,
-/// the previous frame repeated, when the kiosk's offer puts it first). A RED payload that does
-/// not parse has neither.
-fn split_red(packet: &VoicePacket) -> (Option<&[u8]>, Option<&[u8]>) {
-    if packet.payload_type != red::PAYLOAD_TYPE {
-        return (Some(&packet.payload[..]), None);
-    }
-    match Red::parse(&packet.payload) {
-        Ok(r) => (Some(r.primary.data), r.previous(OPUS_PAYLOAD_TYPE)),
-        Err(_) => (None, None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +568,39 @@ mod tests {
         p.header.marker = !payload.is_empty();
         p.payload = bytes::Bytes::copy_from_slice(payload);
         p
+    }
+
+    fn voice(payload_type: u8, seq: u16, ts: u32, payload: &[u8]) -> rtc::rtp::Packet {
+        let mut p = rtc::rtp::Packet::default();
+        p.header.payload_type = payload_type;
+        p.header.sequence_number = seq;
+        p.header.timestamp = ts;
+        p.payload = bytes::Bytes::copy_from_slice(payload);
+        p
+    }
+
+    /// RED is parsed once, as the packet comes: the jitter buffer holds the packet's own Opus
+    /// frame and the repeat, which playing it or rebuilding its predecessor then read as they are
+    /// (the receive task used to parse each RED packet at arrival and again when played).
+    #[test]
+    fn a_red_voice_packet_is_parsed_once_into_its_frame_and_its_repeat() {
+        // 60 ms SILK frames (TOC config 3, one frame).
+        let (own, prev) = ([0x18u8, 1, 2, 3], [0x18u8, 4, 5]);
+        // One redundant block 2880 samples back (RFC 2198), then the primary.
+        let mut payload = vec![0x80 | OPUS_PAYLOAD_TYPE, (2880u16 >> 6) as u8, 0, prev.len() as u8, OPUS_PAYLOAD_TYPE];
+        payload.extend_from_slice(&prev);
+        payload.extend_from_slice(&own);
+        let p = voice_packet(voice(red::PAYLOAD_TYPE, 7, 9000, &payload)).expect("parses");
+        assert_eq!((p.seq, p.timestamp, p.payload_type), (7, 9000, red::PAYLOAD_TYPE));
+        assert_eq!((p.payload.as_slice(), p.samples), (&own[..], 2880));
+        assert_eq!(p.repeat, Some(Repeat { back: 2880, opus: prev.to_vec() }));
+        // Plain Opus goes on as it came; padding stays empty, for the buffer to skip its number.
+        let p = voice_packet(voice(OPUS_PAYLOAD_TYPE, 8, 11_880, &own)).expect("plain Opus");
+        assert_eq!((p.payload.as_slice(), p.repeat), (&own[..], None));
+        let p = voice_packet(voice(red::PAYLOAD_TYPE, 9, 0, &[])).expect("padding");
+        assert!(p.payload.is_empty());
+        // A RED payload that ends inside a block is dropped, never decoded as Opus.
+        assert!(voice_packet(voice(red::PAYLOAD_TYPE, 10, 14_760, &payload[..6])).is_none());
     }
 
     /// The frames `packets` complete, pushed in order at one instant.
