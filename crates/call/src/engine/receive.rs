@@ -246,8 +246,7 @@ struct VideoReceiver {
     unwrap: Unwrap,
     reassembly: Reassembly,
     decoder: Vp8Decoder,
-    have_key: bool,
-    last_pli: Instant,
+    gate: KeyframeGate,
     /// Decoded frames with their RTP timestamps.
     playout: Playout<(u32, I420Frame)>,
     /// The peer's video SSRC (its media stream's, repairs restored).
@@ -261,8 +260,7 @@ impl VideoReceiver {
             unwrap: Unwrap::default(),
             reassembly: Reassembly::new(),
             decoder: Vp8Decoder::new()?,
-            have_key: false,
-            last_pli: Instant::now() - Duration::from_secs(10),
+            gate: KeyframeGate::default(),
             playout: Playout::new(Instant::now()),
             ssrc: 0,
             freezes: FreezeDetector::default(),
@@ -290,15 +288,12 @@ impl VideoReceiver {
                     "remote video frame incomplete"
                 );
             }
-            if is_keyframe(&sample.data) {
-                self.have_key = true;
-            }
-            if (!self.have_key || lost) && self.last_pli.elapsed() > Duration::from_millis(500) {
-                self.last_pli = Instant::now();
+            let gate = self.gate.picture(Instant::now(), is_keyframe(&sample.data), lost);
+            if gate.ask {
                 shared.counters.keyframes_asked.fetch_add(1, Ordering::Relaxed);
                 send_pli(track).await;
             }
-            if !self.have_key {
+            if !gate.decode {
                 continue;
             }
             match self.decoder.decode(&sample.data) {
@@ -343,10 +338,60 @@ impl VideoReceiver {
                 Ok(None) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "undecodable VP8 frame");
-                    self.have_key = false;
+                    self.gate.undecodable();
                 }
             }
         }
+    }
+}
+
+/// Which of the peer's pictures are decoded, and when a keyframe is asked for, without I/O. A
+/// delta picture is coded against the one before it; after one the reassembly gave up (its packets
+/// lost and not repaired in time) it would be decoded onto a reference that never came, and the
+/// picture shown smeared until the next keyframe: after the outage profile's return the kiosk
+/// showed six such pictures before the keyframe that came 5 ms after them (issue #12). As
+/// libwebrtc decodes only pictures whose references it has, nothing is decoded from such a loss
+/// (or an undecodable picture) until a keyframe, asked for at once and every [`PLI_EVERY`] while
+/// none comes.
+#[derive(Debug, Default)]
+struct KeyframeGate {
+    /// Whether the pictures since the last keyframe have all been decoded.
+    have_key: bool,
+    /// When a keyframe was last asked for.
+    asked: Option<Instant>,
+}
+
+/// How often a keyframe is asked for while one is awaited.
+const PLI_EVERY: Duration = Duration::from_millis(500);
+
+/// What to do with one picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gated {
+    /// Decode it (and show it).
+    decode: bool,
+    /// Ask the peer for a keyframe.
+    ask: bool,
+}
+
+impl KeyframeGate {
+    /// A picture came out of the reassembly at `now`: a keyframe or not, and whether pictures
+    /// before it were `lost`.
+    fn picture(&mut self, now: Instant, key: bool, lost: bool) -> Gated {
+        if key {
+            self.have_key = true;
+        } else if lost {
+            self.have_key = false;
+        }
+        let ask = !self.have_key && self.asked.is_none_or(|at| now.saturating_duration_since(at) >= PLI_EVERY);
+        if ask {
+            self.asked = Some(now);
+        }
+        Gated { decode: self.have_key, ask }
+    }
+
+    /// The decoder refused the last picture: its successors reference it.
+    fn undecodable(&mut self) {
+        self.have_key = false;
     }
 }
 
@@ -568,6 +613,33 @@ mod tests {
         p.header.marker = !payload.is_empty();
         p.payload = bytes::Bytes::copy_from_slice(payload);
         p
+    }
+
+    /// Issue #12: after the outage profile's return the kiosk decoded the pictures after the lost
+    /// ones onto references that never came and showed them smeared until the keyframe. From a
+    /// loss nothing is decoded until a keyframe, which is asked for at once and every half second.
+    #[test]
+    fn issue_12_a_picture_after_a_lost_one_waits_for_a_keyframe() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut g = KeyframeGate::default();
+        let no = Gated { decode: false, ask: false };
+        let yes = Gated { decode: true, ask: false };
+        assert_eq!(g.picture(at(0), false, false), Gated { decode: false, ask: true }, "no keyframe yet");
+        assert_eq!(g.picture(at(33), false, false), no, "asked 33 ms ago");
+        assert_eq!(g.picture(at(66), true, false), yes);
+        assert_eq!(g.picture(at(100), false, false), yes);
+        // Pictures were lost before this one: it and those after wait for a keyframe.
+        assert_eq!(g.picture(at(600), false, true), Gated { decode: false, ask: true });
+        assert_eq!(g.picture(at(633), false, false), no);
+        assert_eq!(g.picture(at(1100), false, false), Gated { decode: false, ask: true }, "asked again");
+        assert_eq!(g.picture(at(1133), true, false), yes);
+        assert_eq!(g.picture(at(1166), false, false), yes);
+        // A keyframe after a loss is whole: decoded, nothing asked.
+        assert_eq!(g.picture(at(2000), true, true), yes);
+        // A picture the decoder refused: the next delta waits too.
+        g.undecodable();
+        assert_eq!(g.picture(at(2033), false, false), Gated { decode: false, ask: true });
     }
 
     fn voice(payload_type: u8, seq: u16, ts: u32, payload: &[u8]) -> rtc::rtp::Packet {
