@@ -268,6 +268,14 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
 mod tests {
     use super::*;
 
+    /// `frames` frames shown `every_ms` apart from `t0`; returns when the last was shown (ms).
+    fn steady(d: &mut FreezeDetector, t0: Instant, frames: u64, every_ms: u64) -> u64 {
+        for i in 0..frames {
+            d.frame(t0 + Duration::from_millis(i * every_ms));
+        }
+        (frames - 1) * every_ms
+    }
+
     #[test]
     fn a_freeze_is_a_gap_of_three_mean_intervals_and_150_ms_more() {
         let mut d = FreezeDetector::default();
@@ -285,13 +293,9 @@ mod tests {
         assert_eq!(d.frame(at(t)), Gap::Freeze, "200 ms is a freeze");
         // At 5 fps a 600 ms gap is not (3 x 200 ms), 700 ms is.
         let mut d = FreezeDetector::default();
-        let mut t = 0;
-        for _ in 0..31 {
-            d.frame(at(t));
-            t += 200;
-        }
-        assert_eq!(d.frame(at(t - 200 + 600)), Gap::Smooth);
-        assert_eq!(d.frame(at(t - 200 + 600 + 700)), Gap::Freeze);
+        let t = steady(&mut d, t0, 31, 200);
+        assert_eq!(d.frame(at(t + 600)), Gap::Smooth);
+        assert_eq!(d.frame(at(t + 600 + 700)), Gap::Freeze);
     }
 
     /// Issue #12: the outage profile's 10 s without a link counted among the kiosk's freezes,
@@ -301,11 +305,7 @@ mod tests {
         let mut d = FreezeDetector::default();
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mut t = 0;
-        for _ in 0..31 {
-            d.frame(at(t));
-            t += 33;
-        }
+        let mut t = steady(&mut d, t0, 31, 33) + 33;
         t += 10_000;
         assert_eq!(d.frame(at(t)), Gap::Pause, "the link down for 10 s");
         t += 33;
@@ -323,11 +323,7 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut d = FreezeDetector::default();
-        let mut t = 0;
-        for _ in 0..31 {
-            d.frame(at(t));
-            t += 33;
-        }
+        let mut t = steady(&mut d, t0, 31, 33) + 33;
         // The mean with it: (29 x 33 + 186) / 30 = 38 ms, so the bar is 188 ms.
         t += 186 - 33;
         assert_eq!(d.frame(at(t)), Gap::Smooth, "186 ms at 30 fps, with itself in the mean");
