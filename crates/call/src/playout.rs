@@ -8,6 +8,8 @@
 //! Pure: arrival times and timestamps in, release times out. rtc's own `JitterBufferInterceptor`
 //! holds packets, not frames, for a fixed depth, binds one stream per chain and drops a packet
 //! later than its slot (the frame is then broken): the wrong tool for a frame that waits on a resend.
+//! A frame seconds late ([`STALE`]) is not shown at all: after an outage it is a picture from
+//! before it, held in the sender's queue, and shown it was a freeze until the keyframe came.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -62,8 +64,37 @@ const COVERED: f64 = 0.99;
 /// The most frames held at once (a second at 30 fps); past it the oldest is released at once, so a
 /// peer's timestamps cannot make the buffer grow.
 const MAX_HELD: usize = 30;
+/// A frame this much later than the floor, after this long without a frame held, is not shown:
+/// a picture from before an outage, completed after it by packets the sender's pacer had held.
+/// On the outage profile the kiosk showed one ~10 s old, then nothing until the keyframe 220-733
+/// ms later: a freeze (Chromium's count) where the gap was otherwise a pause, and the
+/// consultant's face jumping back ten seconds (issue #12). Well past what a frame is held
+/// ([`MAX_DELAY_LONG`]) and past the most a sender's queue was seen to hold its video (Chromium's
+/// pacer, 0.4-2.4 s on the poor profile). Frames that keep coming are never stale, however late
+/// their timestamps make them (a peer's timestamps are network input).
+pub const STALE: Duration = Duration::from_secs(3);
+/// How long the floor of a steady stream is remembered, for [`STALE`], after frames stop coming: a
+/// gap longer than the window (an outage of 10 s and more) would otherwise leave the first frame
+/// after it, stale or not, as its own floor.
+const ANCHOR_FOR: Duration = Duration::from_secs(60);
 /// RTP video clock rate.
 const CLOCK_HZ: f64 = 90_000.0;
+
+/// What [`Playout::push`] did with a frame, and how late it came, past the fastest arrival of the
+/// window (later than [`Playout::delay`], a held frame is shown late).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Held until its time to be shown.
+    Held {
+        /// Past the floor.
+        late: Duration,
+    },
+    /// Dropped, not shown: [`STALE`] or more late, after as long without a frame.
+    Stale {
+        /// Past the floor, or the floor of the stream before a gap longer than the window.
+        late: Duration,
+    },
+}
 
 /// Holds decoded frames until their time to be shown.
 #[derive(Debug)]
@@ -78,6 +109,12 @@ pub struct Playout<T> {
     /// (a frame no later than a newer one can never be the latest again).
     peaks: VecDeque<(Instant, f64)>,
     epoch: Instant,
+    /// The floor of the last two seconds the last time frames had come through most of them, and
+    /// when: what a frame's staleness is judged from after a gap longer than the window (see
+    /// [`ANCHOR_FOR`]).
+    anchor: Option<(Instant, f64)>,
+    /// When the last frame held (not stale) arrived.
+    last_held: Option<Instant>,
     /// The hold, recomputed on every frame.
     delay: Duration,
     /// The most the hold may be ([`MAX_DELAY`] to [`MAX_DELAY_LONG`], by the round trip).
@@ -93,6 +130,8 @@ impl<T> Playout<T> {
             offsets: VecDeque::new(),
             peaks: VecDeque::new(),
             epoch,
+            anchor: None,
+            last_held: None,
             delay: Duration::ZERO,
             most: MAX_DELAY,
         }
@@ -120,9 +159,8 @@ impl<T> Playout<T> {
         self.held.len()
     }
 
-    /// A frame with RTP timestamp `ts` was decoded at `now`; returns how late it came, past the
-    /// fastest arrival of the window (later than [`Playout::delay`], it is shown late).
-    pub fn push(&mut self, now: Instant, ts: u32, frame: T) -> Duration {
+    /// A frame with RTP timestamp `ts` was decoded at `now`: held to be shown, or dropped as stale.
+    pub fn push(&mut self, now: Instant, ts: u32, frame: T) -> Pushed {
         let media = match self.last {
             // The signed distance from the last timestamp: wraps and small steps back both come
             // out right (a step of more than half the clock's range reads as one the other way).
@@ -135,7 +173,20 @@ impl<T> Playout<T> {
         while self.offsets.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > WINDOW) {
             self.offsets.pop_front();
         }
-        let late = ((arrived - media) - self.floor()).max(0.0);
+        let floor = self.floor();
+        let late = ((arrived - media) - floor).max(0.0);
+        // How stale it is, from the floor of the stream before a gap longer than the window too.
+        // Only for that: an outage's backlog is otherwise its own floor (each frame less late than
+        // the one before), and measured from the floor before it, its last second was remembered
+        // among the latest frames and held the picture at the most for a minute.
+        let anchored = match self.anchor {
+            Some((set, least)) if now.saturating_duration_since(set) <= ANCHOR_FOR => floor.min(least),
+            _ => floor,
+        };
+        let behind = Duration::from_secs_f64(((arrived - media) - anchored).max(0.0) / 1000.0);
+        if let Some(least) = self.recent_least() {
+            self.anchor = Some((now, least));
+        }
         if late <= PEAK_MAX_MS {
             while self.peaks.back().is_some_and(|(_, l)| *l <= late) {
                 self.peaks.pop_back();
@@ -146,15 +197,26 @@ impl<T> Playout<T> {
             self.peaks.pop_front();
         }
         self.delay = self.covering_delay();
+        let after_gap = self.last_held.is_some_and(|at| now.saturating_duration_since(at) >= STALE);
+        if behind >= STALE && after_gap {
+            // Kept among the offsets all the same: if the sender's timestamps went back, frames
+            // this late become the floor once they have come through [`BASE_SPAN`].
+            return Pushed::Stale { late: behind };
+        }
+        self.last_held = Some(now);
         self.held.push_back((media, frame));
-        Duration::from_secs_f64(late / 1000.0)
+        Pushed::Held { late: Duration::from_secs_f64(late / 1000.0) }
     }
 
-    /// The least offset of the window: the fastest way through the network (and the two clocks'
-    /// difference).
+    /// The fastest way through the network (and the two clocks' difference): the least offset of
+    /// the last two seconds once frames have come through most of them, of the window before that.
     fn floor(&self) -> f64 {
-        let whole = || self.offsets.iter().map(|(_, o)| *o).fold(f64::INFINITY, f64::min);
-        let Some(&(newest, _)) = self.offsets.back() else { return whole() };
+        self.recent_least().unwrap_or_else(|| self.offsets.iter().map(|(_, o)| *o).fold(f64::INFINITY, f64::min))
+    }
+
+    /// The least offset of the last [`BASE_WINDOW`], if frames have come through [`BASE_SPAN`] of it.
+    fn recent_least(&self) -> Option<f64> {
+        let &(newest, _) = self.offsets.back()?;
         let recent =
             self.offsets.iter().rev().take_while(|(at, _)| newest.saturating_duration_since(*at) <= BASE_WINDOW);
         let (mut oldest, mut least) = (newest, f64::INFINITY);
@@ -162,11 +224,7 @@ impl<T> Playout<T> {
             oldest = at;
             least = least.min(o);
         }
-        if newest.saturating_duration_since(oldest) >= BASE_SPAN {
-            least
-        } else {
-            whole()
-        }
+        (newest.saturating_duration_since(oldest) >= BASE_SPAN).then_some(least)
     }
 
     /// The lateness that [`COVERED`] of the window's frames stayed within, or the latest frame of
@@ -222,15 +280,31 @@ mod tests {
         if let Some(rtt) = round_trip {
             p.set_round_trip(rtt);
         }
-        let mut arrivals: Vec<(f64, u32)> = (0..n).map(|i| (arrive(i), i)).collect();
+        let arrivals = (0..n).map(|i| (arrive(i), i)).collect();
+        let run = drive(&mut p, t0, arrivals, |i| ts0.wrapping_add(i * TICKS));
+        (run.released.into_iter().map(|r| r.1).collect(), p)
+    }
+
+    /// What a run did: the frames released, (frame, ms), in frame order; the stale ones, with how
+    /// late each came.
+    struct Run {
+        released: Vec<(u32, f64)>,
+        stale: Vec<(u32, Duration)>,
+    }
+
+    /// Pushes frame `i` with timestamp `ts(i)` at each of `arrivals` (ms after `t0`, frame) and
+    /// pops every ms until a second past the last.
+    fn drive(p: &mut Playout<u32>, t0: Instant, mut arrivals: Vec<(f64, u32)>, ts: impl Fn(u32) -> u32) -> Run {
         arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
         let end = arrivals.last().map_or(0.0, |a| a.0) + 1000.0;
-        let (mut released, mut next, mut ms) = (Vec::new(), 0, 0.0);
+        let (mut released, mut stale, mut next, mut ms) = (Vec::new(), Vec::new(), 0, 0.0);
         while ms <= end {
             let now = t0 + Duration::from_secs_f64(ms / 1000.0);
             while next < arrivals.len() && arrivals[next].0 <= ms {
                 let i = arrivals[next].1;
-                p.push(now, ts0.wrapping_add(i * TICKS), i);
+                if let Pushed::Stale { late } = p.push(now, ts(i), i) {
+                    stale.push((i, late));
+                }
                 next += 1;
             }
             while let Some(i) = p.pop(now) {
@@ -239,7 +313,7 @@ mod tests {
             ms += 1.0;
         }
         released.sort_by_key(|r| r.0);
-        (released.into_iter().map(|r| r.1).collect(), p)
+        Run { released, stale }
     }
 
     /// When frame `i` is decoded if, for each `(period, offset, ms)`, frame `offset` of every
@@ -354,21 +428,72 @@ mod tests {
         assert_eq!(short.most(), MAX_DELAY_LONG, "never more than the long most");
     }
 
-    /// An outage's backlog (frames seconds late) does not hold the picture for the next minute.
+    /// An outage's backlog (frames seconds late) is not shown but for its last three seconds, and
+    /// does not hold the picture for the next minute.
     #[test]
     fn an_outages_backlog_is_not_remembered_as_the_latest_frame() {
-        let arrive = |i: u32| {
-            let on_time = 40.0 + f64::from(i) * 33.333;
-            // Frames 300-599 held by a 10 s outage, all arriving as it ends.
-            if (300..600).contains(&i) {
-                40.0 + 600.0 * 33.333
-            } else {
-                on_time
-            }
-        };
-        let (released, p) = run(1200, 0, arrive);
-        assert_eq!(released.len(), 1200);
+        // Frames 300-599 held by a 10 s outage, all arriving as it ends (just before frame 600).
+        let t0 = Instant::now();
+        let mut p = Playout::new(t0);
+        let run = drive(&mut p, t0, (0..1200).map(|i| (backlog(i, 300..600, 9_990.0), i)).collect(), |i| i * TICKS);
+        // Frame 510 and later were less than 3 s late (the last, 599, one frame interval).
+        let stale: Vec<u32> = run.stale.iter().map(|s| s.0).collect();
+        assert_eq!(stale, (300..510).collect::<Vec<_>>());
+        assert_eq!(run.released.len(), 1200 - stale.len());
         assert!(p.delay() < Duration::from_millis(50), "{:?}", p.delay());
+    }
+
+    /// When frame `i` is decoded if those in `held` waited for an outage `ms` long (from the
+    /// first of them) and all came as it ended; the rest on time.
+    fn backlog(i: u32, held: std::ops::Range<u32>, ms: f64) -> f64 {
+        let on_time = 40.0 + f64::from(i) * 33.333;
+        if held.contains(&i) {
+            40.0 + f64::from(held.start) * 33.333 + ms
+        } else {
+            on_time
+        }
+    }
+
+    /// Issue #12: the outage profile's return. The picture after the last one before a 10 s
+    /// outage was completed by packets the sender's pacer had held, and came with the link; the
+    /// pictures of the outage were lost, and the next was the keyframe asked for, 300 ms later.
+    /// Shown, the old picture was ten seconds behind and a freeze (W3C's count) until the keyframe;
+    /// not shown, the gap is one pause. Over a 4 s outage (the ten-second window still holding
+    /// the frames from before) the same.
+    #[test]
+    fn issue_12_a_picture_from_before_an_outage_is_not_shown_after_it() {
+        for outage_ms in [10_000.0, 4_000.0] {
+            // The keyframe: 300 ms after the link's return.
+            let key = 300 + (outage_ms / 33.333) as u32 + 9;
+            let arrivals =
+                (0..key + 300).filter(|&i| i <= 300 || i >= key).map(|i| (backlog(i, 300..301, outage_ms), i));
+            let t0 = Instant::now();
+            let run = drive(&mut Playout::new(t0), t0, arrivals.collect(), |i| i * TICKS);
+            assert_eq!(run.stale.len(), 1, "{outage_ms} ms: {:?}", run.stale);
+            assert_eq!(run.stale[0].0, 300);
+            assert!(run.stale[0].1 >= Duration::from_secs_f64(outage_ms / 1000.0 - 0.1), "{:?}", run.stale);
+            let shown = |i| run.released.iter().find(|r| r.0 == i).map(|r| r.1);
+            assert_eq!(shown(300), None);
+            let (before, after) = (shown(299).expect("299 shown"), shown(key).expect("the keyframe shown"));
+            assert!(after - before > outage_ms, "{outage_ms} ms: a pause, {before} to {after}");
+            assert_eq!(run.released.len() as u32, 300 + 300, "all but the stale one shown");
+        }
+    }
+
+    /// Frames that keep coming are never stale, however late: a sender's queue growing 2.8 s at
+    /// once, and a peer's timestamps jumping 20 s back, without a gap.
+    #[test]
+    fn frames_that_keep_coming_are_shown_however_late() {
+        let (released, _) =
+            run(900, 0, |i| if i < 300 { backlog(i, 0..0, 0.0) } else { backlog(i, 0..0, 0.0) + 2800.0 });
+        assert_eq!(released.len(), 900);
+        let t0 = Instant::now();
+        let mut p = Playout::new(t0);
+        for i in 0..900u32 {
+            let ts = if i < 300 { i } else { i.wrapping_sub(600) }.wrapping_mul(TICKS);
+            let pushed = p.push(t0 + FRAME * i, ts, i);
+            assert!(matches!(pushed, Pushed::Held { .. }), "frame {i}: {pushed:?}");
+        }
     }
 
     #[test]

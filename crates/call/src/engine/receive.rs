@@ -9,7 +9,7 @@ use crate::audio::{OpusDecoder, FRAME_STEREO};
 use crate::frame::I420Frame;
 use crate::gaps::PaddingGaps;
 use crate::lock;
-use crate::playout::Playout;
+use crate::playout::{Playout, Pushed};
 use crate::red::{self, Red};
 use crate::ulpfec::UlpfecDecoder;
 use crate::video::{is_keyframe, Vp8Decoder};
@@ -322,15 +322,18 @@ impl VideoReceiver {
                     // The hold the frames before it were released at: pushing a late frame
                     // may raise it.
                     let hold = self.playout.delay();
-                    let late =
-                        self.playout.push(Instant::now(), sample.packet_timestamp, (sample.packet_timestamp, frame));
-                    if late > hold {
-                        tracing::debug!(
+                    match self.playout.push(Instant::now(), sample.packet_timestamp, (sample.packet_timestamp, frame)) {
+                        Pushed::Held { late } if late > hold => tracing::debug!(
                             late_ms = late.as_millis() as u64,
                             held_ms = hold.as_millis() as u64,
                             raised_to_ms = self.playout.delay().as_millis() as u64,
                             "remote video frame later than the hold"
-                        );
+                        ),
+                        Pushed::Held { .. } => {}
+                        Pushed::Stale { late } => tracing::debug!(
+                            late_ms = late.as_millis() as u64,
+                            "remote video frame from before a gap, not shown"
+                        ),
                     }
                     let held = u64::try_from(self.playout.delay().as_micros()).unwrap_or(u64::MAX);
                     c.playout_delay_us.store(held, Ordering::Relaxed);
