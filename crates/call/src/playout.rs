@@ -484,8 +484,7 @@ mod tests {
     /// once, and a peer's timestamps jumping 20 s back, without a gap.
     #[test]
     fn frames_that_keep_coming_are_shown_however_late() {
-        let (released, _) =
-            run(900, 0, |i| if i < 300 { backlog(i, 0..0, 0.0) } else { backlog(i, 0..0, 0.0) + 2800.0 });
+        let (released, _) = run(900, 0, |i| backlog(i, 0..0, 0.0) + if i < 300 { 0.0 } else { 2800.0 });
         assert_eq!(released.len(), 900);
         let t0 = Instant::now();
         let mut p = Playout::new(t0);
