@@ -84,7 +84,7 @@ fn figures(samples: &[Sample], from: f64, back: Option<f64>, cpu: Option<f64>) -
     Side {
         concealment: (audio > 0.0).then(|| (last.concealed - first.concealed) / audio),
         fps: (secs > 0.0).then(|| (last.frames - first.frames) / secs),
-        size: shown_longest(&window).unwrap_or_else(|| format!("{}x{}", last.width, last.height)),
+        size: shown_longest(&window).unwrap_or_else(|| "none".to_owned()),
         freezes_per_min: (secs > 0.0).then(|| (last.freezes - first.freezes) * 60.0 / secs),
         recovery,
         cpu,
@@ -95,12 +95,13 @@ fn figures(samples: &[Sample], from: f64, back: Option<f64>, cpu: Option<f64>) -
 /// until the next report). The size the last report named was the figure before: a sender that
 /// stepped down for the last few seconds of a 60 s call read as that size for the whole call
 /// (on the prison profile Chromium sent the kiosk 640x480 until 54 s into one call and 320x240 for
-/// its last nine seconds, until the last two of another, and both runs read 320x240).
+/// its last nine seconds, until the last two of another, and both runs read 320x240). A stretch
+/// with no frame shown counts for no size: a call sound only read as the size of its last frame.
 fn shown_longest(window: &[&Sample]) -> Option<String> {
     let mut shown: Vec<(String, f64)> = Vec::new();
     for pair in window.windows(2) {
         let (s, next) = (pair[0], pair[1]);
-        if s.width <= 0.0 || s.height <= 0.0 {
+        if s.width <= 0.0 || s.height <= 0.0 || next.frames <= s.frames {
             continue;
         }
         let size = format!("{}x{}", s.width, s.height);
