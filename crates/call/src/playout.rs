@@ -173,7 +173,9 @@ impl<T> Playout<T> {
         while self.offsets.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > WINDOW) {
             self.offsets.pop_front();
         }
-        let floor = self.floor();
+        // The floor as `floor` finds it, the two-second least kept for the anchor below.
+        let recent = self.recent_least();
+        let floor = recent.unwrap_or_else(|| self.window_least());
         let late = ((arrived - media) - floor).max(0.0);
         // How stale it is, from the floor of the stream before a gap longer than the window too.
         // Only for that: an outage's backlog is otherwise its own floor (each frame less late than
@@ -184,7 +186,7 @@ impl<T> Playout<T> {
             _ => floor,
         };
         let behind = Duration::from_secs_f64(((arrived - media) - anchored).max(0.0) / 1000.0);
-        if let Some(least) = self.recent_least() {
+        if let Some(least) = recent {
             self.anchor = Some((now, least));
         }
         if late <= PEAK_MAX_MS {
@@ -211,7 +213,12 @@ impl<T> Playout<T> {
     /// The fastest way through the network (and the two clocks' difference): the least offset of
     /// the last two seconds once frames have come through most of them, of the window before that.
     fn floor(&self) -> f64 {
-        self.recent_least().unwrap_or_else(|| self.offsets.iter().map(|(_, o)| *o).fold(f64::INFINITY, f64::min))
+        self.recent_least().unwrap_or_else(|| self.window_least())
+    }
+
+    /// The least offset of the whole window.
+    fn window_least(&self) -> f64 {
+        self.offsets.iter().map(|(_, o)| *o).fold(f64::INFINITY, f64::min)
     }
 
     /// The least offset of the last [`BASE_WINDOW`], if frames have come through [`BASE_SPAN`] of it.
