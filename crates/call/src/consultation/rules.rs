@@ -17,22 +17,24 @@ use std::time::{Duration, Instant};
 /// when it returns within the limit (measured: a 10 s outage resumes in under a second without
 /// one); a restart is for a path that will not come back as it was while the network works.
 pub const RESTART_AFTER: Duration = Duration::from_secs(8);
-/// How long the link must carry video with the estimate at [`RED_ROOM_KBPS`] or more before the
-/// consultant's voice is asked for with RED's repeat (a new offer). Offered from the start, RED
-/// doubled the voice on a link fit only for sound (64 kbit/s: 14 % of it concealed, 2.6 %
-/// without), and a new offer sent across that congested link lost the signalling and the call
-/// (measured, as was a 10 s wait without the estimate's test: the audio-only profile carried the
-/// lowest rung for 10 s before its estimate fell; issue #12).
+/// How long the link must carry video better than the lowest rung (`adapt::LADDER`'s 320x240 or
+/// more: room for RED's repeat beside the voice and the picture) before the consultant's voice is
+/// asked for with RED's repeat (a new offer). Offered from the start, RED doubled the voice on a
+/// link fit only for sound (64 kbit/s: 14 % of it concealed, 2.6 % without), and a new offer sent
+/// across that congested link lost the signalling and the call (measured, as was a 10 s wait
+/// without a test of room: the audio-only profile carried the lowest rung for 10 s before its
+/// estimate fell; issue #12).
+///
+/// On a link told weak (the poor profile's 256 kbit/s) the page caps its voice at 20 kbit/s, so
+/// the repeat costs about what its voice did before: uncapped, it added ~30 kbit/s towards the
+/// kiosk, and Chromium's pacer held its video 0.4-2.4 s from the moment the repeat began, the
+/// kiosk's picture 1-1.3 s behind the voice at 20-27 fps with 15-21 freezes a minute. Capped: 29.5
+/// fps, 7.3, the voice 0.86 % concealed; with no RED there 1.67-2.16 %, where Chromium's pair had
+/// 1.1-1.8 %. The room was first read from the estimate (150 kbit/s or more throughout the wait):
+/// on the poor profile it rests at 145-165 once the link's limit is known, each dip under 150
+/// started the wait again, and the repeat came 35-50 s into the call, the prisoner hearing the
+/// consultant 4-8 % concealed until then (2.70 % over the call) with 320x240 sent throughout.
 pub const RED_AFTER: Duration = Duration::from_secs(15);
-/// Room for RED's repeat beside the voice and the lowest video rung. On a link told weak (the
-/// poor profile's 256 kbit/s) the page caps its voice at 20 kbit/s, so the repeat costs about what
-/// its voice did before: uncapped, it added ~30 kbit/s towards the kiosk, and Chromium's pacer
-/// held its video 0.4-2.4 s from the moment the repeat began (0-0.1 s before, and towards a
-/// Chromium on the same link), the kiosk's picture 1-1.3 s behind the voice at 20-27 fps with
-/// 15-21 freezes a minute. Capped: 29.5 fps, 7.3, the voice 0.86 % concealed; with no RED there
-/// 29.8 fps, 1.2-1.8 freezes, but 1.67-2.16 % concealed, where Chromium's pair had 1.1-1.8 %
-/// (issue #12).
-pub const RED_ROOM_KBPS: f64 = 150.0;
 /// How long the kiosk's own voice must have gone in long packets, with the link losing no more
 /// than [`LONG_VOICE_LOSS`], before the consultant's voice is asked for in them too (a new offer).
 /// Asked for at once, the offer went out while the call's first seconds of video still filled the
@@ -682,7 +684,10 @@ impl Rules {
             if self.voice == VoiceFormat::LongRed {
                 self.ask_voice(VoiceFormat::Opus);
             }
-            if self.estimate_kbps < RED_ROOM_KBPS {
+            // The rung, not the estimate: the adapter holds a rung through the estimate's dips.
+            let lowest = crate::adapt::LADDER[crate::adapt::LADDER.len() - 1];
+            let room = self.sending.and_then(|s| s.video).is_some_and(|(rung, _)| rung.width > lowest.width);
+            if !room {
                 self.video_since = None;
             } else if self.voice != VoiceFormat::Red {
                 let since = *self.video_since.get_or_insert(now);
