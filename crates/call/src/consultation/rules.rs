@@ -34,7 +34,9 @@ pub const RESTART_AFTER: Duration = Duration::from_secs(8);
 /// on the poor profile it rests at 145-165 once the link's limit is known, each dip under 150
 /// started the wait again, and the repeat came 35-50 s into the call, the prisoner hearing the
 /// consultant 4-8 % concealed until then (2.70 % over the call) with 320x240 sent throughout.
-pub const RED_AFTER: Duration = Duration::from_secs(15);
+/// Counted from the rung, the wait is 10 s (was 15): a 64 kbit/s link's first seconds at 320x240,
+/// before its estimate falls, last 4-5 s, and RED then came 16-18 s into a poor call (23-25 at 15).
+pub const RED_AFTER: Duration = Duration::from_secs(10);
 /// How long the kiosk's own voice must have gone in long packets, with the link losing no more
 /// than [`LONG_VOICE_LOSS`], before the consultant's voice is asked for in them too (a new offer).
 /// Asked for at once, the offer went out while the call's first seconds of video still filled the

@@ -253,7 +253,7 @@ impl PeerConnectionEventHandler for Handler {
 /// repeated in the next packet, `crate::red`) comes after Opus at first: the repeat doubles what
 /// the voice needs (measured on the audio-only profile, 64 kbit/s: 14 % of the consultant's voice
 /// concealed with RED, 2.6 % without). Once the link has shown room, a new offer lists RED first
-/// (`consultation::rules::RED_AFTER`: video better than the lowest rung for 15 s; issue #12). Long packets are RED first
+/// (`consultation::rules::RED_AFTER`: video better than the lowest rung for 10 s; issue #12). Long packets are RED first
 /// (the page caps it lower, so the repeat fits) with the offer's audio section saying
 /// `a=ptime:60` ([`AUDIO_LONG_FRAME_MS`](crate::adapt::AUDIO_LONG_FRAME_MS); `with_ptime`):
 /// libwebrtc takes its Opus encoder's frame length from it. rtc writes no `ptime`; a second Opus

@@ -2,7 +2,7 @@
 //! change in the link driving the quality the consultant's page is told, an outage with its
 //! "Reconnecting..." and ICE restarts, the reconnect limit, and how each ending is told.
 
-use sc_call::adapt::{Adapter, Settings, VoiceFormat, AUDIO_LONG_FRAME_MS};
+use sc_call::adapt::{Adapter, Settings, VoiceFormat, AUDIO_LONG_FRAME_MS, HOLD_UP};
 use sc_call::consultation::rules::{
     Action, Command, EndReason, Input, Rules, LONG_VOICE_AFTER, LONG_VOICE_BLIP, PING_EVERY, RECONNECTING_NOTICE,
     RECONNECT_LIMIT, RED_AFTER, RESTART_AFTER, RESTART_EVERY, SERVER_NOTICE, SIGNAL_RETRY, WAITING_SERVER_LIMIT,
@@ -194,7 +194,8 @@ fn heavy_loss_is_weak_and_a_starved_link_goes_to_sound_only_in_words_and_back() 
 #[test]
 fn a_link_without_room_for_the_repeat_is_never_asked_for_red() {
     let mut l = Linked::new();
-    l.hold(250.0, 0.05, 10);
+    // The call's first seconds at 320x240 before the estimate falls (4-5 s measured there).
+    l.hold(250.0, 0.05, RED_AFTER.as_secs() - 4);
     l.hold(120.0, 0.05, 30);
     l.hold(40.0, 0.05, 20);
     assert_eq!(l.last_told(), Some(LinkQuality::SoundOnly), "{:?}", l.told);
@@ -257,9 +258,9 @@ fn issue_12_while_the_kiosks_voice_goes_in_long_packets_the_page_is_asked_for_lo
     assert_eq!(l.voice, vec![VoiceFormat::LongRed, VoiceFormat::Opus]);
     // RED after its own wait, counted from the first rung above the lowest (the climb back from
     // sound only takes a rung at a time).
-    l.hold(1_500.0, 0.0, 20);
+    l.hold(1_500.0, 0.0, HOLD_UP.as_secs() + RED_AFTER.as_secs() - 1);
     assert_eq!(l.voice, vec![VoiceFormat::LongRed, VoiceFormat::Opus]);
-    l.hold(1_500.0, 0.0, 10);
+    l.hold(1_500.0, 0.0, 2);
     assert_eq!(l.voice, vec![VoiceFormat::LongRed, VoiceFormat::Opus, VoiceFormat::Red]);
 }
 
