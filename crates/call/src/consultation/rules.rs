@@ -35,7 +35,8 @@ pub const RESTART_AFTER: Duration = Duration::from_secs(8);
 /// started the wait again, and the repeat came 35-50 s into the call, the prisoner hearing the
 /// consultant 4-8 % concealed until then (2.70 % over the call) with 320x240 sent throughout.
 /// Counted from the rung, the wait is 10 s (was 15): a 64 kbit/s link's first seconds at 320x240,
-/// before its estimate falls, last 4-5 s, and RED then came 16-18 s into a poor call (23-25 at 15).
+/// before its estimate falls, last 4-5 s; RED came 20 s into a poor call by the engine's clock (23-25
+/// at 15).
 pub const RED_AFTER: Duration = Duration::from_secs(10);
 /// How long the kiosk's own voice must have gone in long packets, with the link losing no more
 /// than [`LONG_VOICE_LOSS`], before the consultant's voice is asked for in them too (a new offer).
@@ -314,7 +315,7 @@ pub struct Rules {
     /// What the consultant's page was last told.
     told: Option<LinkQuality>,
     /// The format the consultant's voice was last asked for in, and since when the link has
-    /// carried video (RED is asked for after [`RED_AFTER`] of it).
+    /// carried video better than the lowest rung (RED is asked for after [`RED_AFTER`] of it).
     voice: VoiceFormat,
     video_since: Option<Instant>,
     /// Since when the kiosk's own voice has gone in long packets on a link losing no more than
