@@ -297,6 +297,15 @@ async fn issue_12_a_call_after_one_on_a_good_link_starts_its_picture_at_once() {
     let early = sc_call::estimate::DOWN_WATCH - Duration::from_millis(500);
     let first = attempt(&link, &h, 0, 20).await;
     assert!(first.connected_after_admission.is_some(), "the first call connected");
+    // The page's quality indicator says the laptop's word once connected, whichever of the word
+    // and the page's own connection came first (the README demo's consultant once read
+    // "connected" for the whole call).
+    let states: Vec<&str> = first.page.iter().filter_map(|p| p["callState"].as_str()).collect();
+    let good = states.iter().position(|s| *s == "Connection: good");
+    assert!(
+        good.is_some_and(|i| !states[i..].contains(&"connected")),
+        "the page's indicator once connected: {states:?}"
+    );
     assert!(
         frames_within(&first, early).iter().all(|n| *n == 0),
         "a link nothing knows: the picture waits for the peer's start: {:?}",

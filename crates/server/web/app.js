@@ -231,9 +231,7 @@ $("note-later").addEventListener("click", () => { state.note = null; view("rooms
 // kbit/s held this page's video to the laptop in Chromium's pacer for up to 2.4 s.
 async function onQuality(quality) {
   state.quality = quality;
-  const words = { good: "Connection: good", weak: "Connection: weak", sound_only: "Poor connection: sound only" };
-  $("call-state").textContent = words[quality] || quality;
-  $("call-state").dataset.quality = quality;
+  showQuality(quality);
   const pc = state.pc;
   if (!pc) return;
   await state.media;
@@ -247,6 +245,12 @@ async function onQuality(quality) {
   }
   // The quality now, not the one this call began with: another word may have come meanwhile.
   await leanVoice(pc, state.quality);
+}
+
+function showQuality(quality) {
+  const words = { good: "Connection: good", weak: "Connection: weak", sound_only: "Poor connection: sound only" };
+  $("call-state").textContent = words[quality] || quality;
+  $("call-state").dataset.quality = quality;
 }
 
 const SOUND_ONLY_VOICE_BPS = 16000;
@@ -326,7 +330,13 @@ async function startCall(msg) {
       onQuality(state.quality || "good");
       return;
     }
-    if (!state.quality || state.quality === "good" || s !== "connected") $("call-state").textContent = s;
+    // Connected, the laptop's word on the link shows, whichever came first: it is sent as the
+    // laptop connects, and shown "connected" here overwrote it for the rest of a good call.
+    if (s === "connected") {
+      showQuality(state.quality || "good");
+    } else {
+      $("call-state").textContent = s;
+    }
   };
   // The answer waits for local media so it offers our camera and microphone (already open when
   // the waiting room's preview was).
