@@ -43,6 +43,9 @@ pub const LADDER: [Rung; 4] = [
     Rung { width: 160, height: 120, fps: 15, min_kbps: 50, max_kbps: 150 },
 ];
 
+/// The ladder's lowest rung: the last video before sound only.
+pub const LOWEST: Rung = LADDER[LADDER.len() - 1];
+
 /// Voice bitrate (Opus, kbit/s) on a good link, and the floor it drops to on a poor one.
 pub const AUDIO_KBPS: u32 = 32;
 /// Opus at its floor still carries wideband speech with in-band FEC at 5 % loss (at 16 kbit/s
@@ -177,7 +180,7 @@ impl Adapter {
                 // starts there, `crate::link_memory`) starts sound only: no video to hold on to.
                 // Nor when there is no room for the lowest rung at all (under DOWN_AT_ONCE of its
                 // least): the link has been measured full, not dipped.
-                let hopeless = f64::from(budget) < f64::from(LADDER[LADDER.len() - 1].min_kbps) * DOWN_AT_ONCE;
+                let hopeless = f64::from(budget) < f64::from(LOWEST.min_kbps) * DOWN_AT_ONCE;
                 if self.last.is_none() || hopeless || now.duration_since(since) >= HOLD_DOWN_TO_AUDIO {
                     None
                 } else {
@@ -189,7 +192,7 @@ impl Adapter {
                 self.starved_since = None;
                 self.worse_since = None;
                 // Back from sound only needs room for more than the lowest rung's minimum.
-                if cur.is_none() && budget < LADDER[LADDER.len() - 1].min_kbps * 2 {
+                if cur.is_none() && budget < LOWEST.min_kbps * 2 {
                     self.better_since = None;
                     return self.settle(now, audio_kbps, budget, loss);
                 }
@@ -236,7 +239,7 @@ impl Adapter {
     fn ramped(&mut self, now: Instant, budget: u32) -> u32 {
         let Some((rung, kbps)) = self.last.and_then(|s| s.video) else {
             return match self.last {
-                Some(_) => budget.min(LADDER[LADDER.len() - 1].min_kbps),
+                Some(_) => budget.min(LOWEST.min_kbps),
                 // The call's first settings: the controller's start is already cautious.
                 None => budget,
             };

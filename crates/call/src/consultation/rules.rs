@@ -688,8 +688,8 @@ impl Rules {
                 self.ask_voice(VoiceFormat::Opus);
             }
             // The rung, not the estimate: the adapter holds a rung through the estimate's dips.
-            let lowest = crate::adapt::LADDER[crate::adapt::LADDER.len() - 1];
-            let room = self.sending.and_then(|s| s.video).is_some_and(|(rung, _)| rung.width > lowest.width);
+            let room =
+                self.sending.and_then(|s| s.video).is_some_and(|(rung, _)| rung.width > crate::adapt::LOWEST.width);
             if !room {
                 self.video_since = None;
             } else if self.voice != VoiceFormat::Red {
