@@ -51,6 +51,8 @@ struct Side {
     freezes_per_min: Option<f64>,
     recovery: Option<f64>,
     cpu: Option<f64>,
+    /// How long the figures were measured over, s.
+    window: Option<f64>,
 }
 
 impl Side {
@@ -62,12 +64,28 @@ impl Side {
             "freezes_per_min": self.freezes_per_min,
             "recovery_after_outage_ms": self.recovery,
             "cpu_cores": self.cpu,
+            "window_s": self.window,
         })
     }
 }
 
-fn figures(samples: &[Sample], from: f64, back: Option<f64>, cpu: Option<f64>) -> Side {
-    let window: Vec<&Sample> = samples.iter().filter(|s| s.at >= from).collect();
+/// How long a side's reports run on from `from` (ms).
+fn span(samples: &[Sample], from: f64) -> f64 {
+    samples.iter().rev().find(|s| s.at >= from).map_or(0.0, |s| s.at - from)
+}
+
+/// The length all four sides' figures are measured over: the shortest side's, so a ratio
+/// compares like with like. On the outage profile the ten dead seconds are a share of the window,
+/// and a call that ran a second shorter read ~0.3 points more concealed (issue #12: the kiosk's
+/// pair 17.15 / 17.09 %, Chromium's 16.88 / 16.80, both voices gone 10.0-10.1 s).
+fn common_span(spans: &[f64]) -> Option<f64> {
+    spans.iter().copied().filter(|s| *s > 0.0).min_by(f64::total_cmp)
+}
+
+/// A side's figures over its reports from `from`, for `len` ms if given (else to its last).
+fn figures(samples: &[Sample], from: f64, len: Option<f64>, back: Option<f64>, cpu: Option<f64>) -> Side {
+    let until = len.map_or(f64::INFINITY, |l| from + l);
+    let window: Vec<&Sample> = samples.iter().filter(|s| s.at >= from && s.at <= until).collect();
     // The last report whose counters did not go back: while a renegotiation is applied Chromium's
     // stats can briefly leave the video's receiver out (0 frames, 0x0), which read as negative fps.
     let first = window.first();
@@ -88,6 +106,7 @@ fn figures(samples: &[Sample], from: f64, back: Option<f64>, cpu: Option<f64>) -
         freezes_per_min: (secs > 0.0).then(|| (last.freezes - first.freezes) * 60.0 / secs),
         recovery,
         cpu,
+        window: Some(secs),
     }
 }
 
@@ -336,8 +355,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
         let consultant: Vec<Sample> = a.page.iter().map(page_sample).collect();
         return json!({
             "profile": profile.name,
-            "kiosk_receives": figures(&kiosk, window_from, outage_back(start), a.cpu.0).json(),
-            "consultant_receives_from_kiosk": figures(&consultant, window_from, outage_back(start), a.cpu.1).json(),
+            "kiosk_receives": figures(&kiosk, window_from, None, outage_back(start), a.cpu.0).json(),
+            "consultant_receives_from_kiosk": figures(&consultant, window_from, None, outage_back(start), a.cpu.1).json(),
             "chromium_at_prison_receives": {},
             "chromium_at_hospital_receives": {},
             "kiosk_connected_after_admission_ms": a.connected_after_admission.map(|d| d.as_millis() as u64),
@@ -351,8 +370,6 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
     let from = start + SETTLE * 1000.0;
     let window_from = if profile.name == "outage" { start } else { from };
     let consultant: Vec<Sample> = a.page.iter().map(page_sample).collect();
-    let kiosk_side = figures(&kiosk, window_from, outage_back(start), a.cpu.0);
-    let consultant_side = figures(&consultant, window_from, outage_back(start), a.cpu.1);
 
     // Two Chromiums on a fresh link of the same profile.
     let link = Link::new(profile.clone());
@@ -399,8 +416,23 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
     let pfrom = if profile.name == "outage" { pstart } else { pstart + SETTLE * 1000.0 };
     let prison: Vec<Sample> = p.prison.iter().map(page_sample).collect();
     let hospital_side: Vec<Sample> = p.hospital.iter().map(page_sample).collect();
-    let chromium_prison = figures(&prison, pfrom, outage_back(pstart), p.cpu.0);
-    let chromium_hospital = figures(&hospital_side, pfrom, outage_back(pstart), p.cpu.1);
+    let spans =
+        [span(&kiosk, window_from), span(&consultant, window_from), span(&prison, pfrom), span(&hospital_side, pfrom)];
+    let len = common_span(&spans);
+    println!(
+        "{} reports ran {:.1} s (kiosk), {:.1} s (consultant), {:.1} s (Chromium at prison), {:.1} s (Chromium at \
+         hospital); all measured over {:.1} s",
+        profile.name,
+        spans[0] / 1000.0,
+        spans[1] / 1000.0,
+        spans[2] / 1000.0,
+        spans[3] / 1000.0,
+        len.unwrap_or(0.0) / 1000.0
+    );
+    let kiosk_side = figures(&kiosk, window_from, len, outage_back(start), a.cpu.0);
+    let consultant_side = figures(&consultant, window_from, len, outage_back(start), a.cpu.1);
+    let chromium_prison = figures(&prison, pfrom, len, outage_back(pstart), p.cpu.0);
+    let chromium_hospital = figures(&hospital_side, pfrom, len, outage_back(pstart), p.cpu.1);
 
     json!({
         "profile": profile.name,
@@ -436,7 +468,7 @@ fn median_row(mut runs: Vec<Value>) -> Value {
     let mut row = runs[0].clone();
     for side in SIDES {
         let mut merged = serde_json::Map::new();
-        for key in ["concealment_pct", "fps", "freezes_per_min", "recovery_after_outage_ms", "cpu_cores"] {
+        for key in ["concealment_pct", "fps", "freezes_per_min", "recovery_after_outage_ms", "cpu_cores", "window_s"] {
             let mut v: Vec<f64> = runs.iter().filter_map(|r| r[side][key].as_f64()).collect();
             v.sort_by(f64::total_cmp);
             let median = match v.len() {
@@ -487,8 +519,9 @@ pub(crate) async fn link_figures() {
         rows.push(median_row(each));
     }
     println!(
-        "shaped links, {secs} s calls, figures after the first {SETTLE} s (the whole call for the outage); each \
-         receiving side, the kiosk's pair beside the Chromium pair on the same link, relay and clip{}:",
+        "shaped links, {secs} s calls, figures after the first {SETTLE} s (the whole call for the outage), over the \
+         same length for all four sides; each receiving side, the kiosk's pair beside the Chromium pair on the \
+         same link, relay and clip{}:",
         if runs > 1 { format!("; the median of {runs} runs") } else { String::new() }
     );
     println!(
