@@ -9,6 +9,7 @@ use crate::audio::{OpusDecoder, FRAME_STEREO};
 use crate::frame::I420Frame;
 use crate::gaps::PaddingGaps;
 use crate::lock;
+use crate::nack::OutageGap;
 use crate::playout::{Playout, Pushed};
 use crate::red::{self, Red};
 use crate::ulpfec::UlpfecDecoder;
@@ -123,6 +124,7 @@ async fn sleep_until(due: Option<Instant>) {
 struct Reassembly {
     builder: SampleBuilder<Vp8Packet>,
     gaps: PaddingGaps,
+    outage: OutageGap,
 }
 
 impl Reassembly {
@@ -130,10 +132,19 @@ impl Reassembly {
         Reassembly {
             builder: SampleBuilder::new(256, Vp8Packet::default(), 90_000).with_max_time_delay(REASSEMBLY_WAIT),
             gaps: PaddingGaps::default(),
+            outage: OutageGap::default(),
         }
     }
 
-    fn push(&mut self, now: Instant, packet: rtc::rtp::Packet) {
+    /// `packet` into the builder; true if it ends an outage's loss (`crate::nack::OutageGap`): the
+    /// pictures from before it are dropped at once, where the builder would wait for the lost
+    /// packets (up to [`REASSEMBLY_WAIT`] of the new pictures, or until 256 numbers are missing).
+    fn push(&mut self, now: Instant, packet: rtc::rtp::Packet) -> bool {
+        let outage = self.outage.packet(now, packet.header.sequence_number);
+        if outage {
+            let fresh = Reassembly::new();
+            (self.builder, self.gaps) = (fresh.builder, fresh.gaps);
+        }
         let h = &packet.header;
         for gap in self.gaps.packet(h.sequence_number, h.timestamp, h.marker, &packet.payload) {
             tracing::debug!(first = gap.first, count = gap.count, "lost packets between two pictures held no media");
@@ -146,6 +157,7 @@ impl Reassembly {
             }
         }
         self.builder.push(now, packet);
+        outage
     }
 }
 
@@ -272,7 +284,11 @@ impl VideoReceiver {
         shared.estimate.arrived(packet.marshal_size(), None);
         for packet in self.unwrap.packet(packet) {
             self.ssrc = packet.header.ssrc;
-            self.reassembly.push(Instant::now(), packet);
+            if self.reassembly.push(Instant::now(), packet) && self.gate.lost(Instant::now()) {
+                tracing::debug!("the peer's video lost in an outage: a keyframe asked for, not its packets");
+                shared.counters.keyframes_asked.fetch_add(1, Ordering::Relaxed);
+                send_pli(track).await;
+            }
         }
         let fec = self.unwrap.fec.counts();
         let c = &shared.counters;
@@ -385,11 +401,23 @@ impl KeyframeGate {
         } else if lost {
             self.have_key = false;
         }
+        Gated { decode: self.have_key, ask: self.ask(now) }
+    }
+
+    /// The peer's pictures were lost wholesale (an outage): nothing is decoded until a keyframe.
+    /// True if one is to be asked for now.
+    fn lost(&mut self, now: Instant) -> bool {
+        self.have_key = false;
+        self.ask(now)
+    }
+
+    /// Whether to ask for a keyframe at `now`: one is awaited and none was asked for lately.
+    fn ask(&mut self, now: Instant) -> bool {
         let ask = !self.have_key && self.asked.is_none_or(|at| now.saturating_duration_since(at) >= PLI_EVERY);
         if ask {
             self.asked = Some(now);
         }
-        Gated { decode: self.have_key, ask }
+        ask
     }
 
     /// The decoder refused the last picture: its successors reference it.
@@ -643,6 +671,13 @@ mod tests {
         // A picture the decoder refused: the next delta waits too.
         g.undecodable();
         assert_eq!(g.picture(at(2033), false, false), Gated { decode: false, ask: true });
+        // An outage's loss, seen as its first packet comes: the keyframe is asked for then, and
+        // the pictures after it wait for one.
+        assert_eq!(g.picture(at(2100), true, false), yes);
+        assert!(g.lost(at(12_000)));
+        assert!(!g.lost(at(12_010)), "asked 10 ms ago");
+        assert_eq!(g.picture(at(12_033), false, false), no);
+        assert_eq!(g.picture(at(12_066), true, false), yes);
     }
 
     fn voice(payload_type: u8, seq: u16, ts: u32, payload: &[u8]) -> rtc::rtp::Packet {
@@ -816,5 +851,40 @@ mod tests {
             }
         }
         assert!(held.is_empty(), "picture 2 was lost: the frames after it wait for it: {held:?}");
+    }
+
+    /// Issue #12: after the outage profile's ten seconds the reassembly waited for the lost
+    /// packets before the first picture after the return (up to its 700 ms, or until 256 numbers
+    /// were missing), and only then was the keyframe asked for. An outage's loss lets the pictures
+    /// after it out at once.
+    #[test]
+    fn issue_12_the_pictures_after_an_outage_are_not_held_for_its_packets() {
+        let frame = |pid: u16| [0x90u8, 0x80, 0x80 | (pid >> 8) as u8, pid as u8, 0x00, 0x00, 0x9d, 0x01, 0x2a];
+        let t0 = Instant::now();
+        let mut r = Reassembly::new();
+        let mut out = Vec::new();
+        let mut push = |r: &mut Reassembly, at: Instant, p| {
+            let outage = r.push(at, p);
+            while let Some(s) = r.builder.pop(at) {
+                out.push(s.packet_timestamp);
+            }
+            outage
+        };
+        for k in 0..3u16 {
+            assert!(!push(
+                &mut r,
+                t0 + Duration::from_millis(u64::from(k) * 33),
+                vp8(k, u32::from(k) * 3000, &frame(k))
+            ));
+        }
+        // A loss within the call holds the pictures after it, for its repair.
+        assert!(!push(&mut r, t0 + Duration::from_millis(120), vp8(4, 12_000, &frame(4))));
+        // Ten seconds of nothing, then 100 numbers on (fewer than the builder's 256).
+        let back = t0 + Duration::from_secs(10);
+        let outage = push(&mut r, back, vp8(104, 900_000, &frame(104)));
+        assert!(!push(&mut r, back + Duration::from_millis(33), vp8(105, 903_000, &frame(105))));
+        // The pictures before the loss dropped; the first after the return out as the next begins.
+        assert_eq!(out, [0, 3000, 900_000]);
+        assert!(outage, "an outage's loss");
     }
 }
