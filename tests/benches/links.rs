@@ -75,9 +75,9 @@ fn span(samples: &[Sample], from: f64) -> f64 {
 }
 
 /// The length all four sides' figures are measured over: the shortest side's, so a ratio
-/// compares like with like. On the outage profile the ten dead seconds are a share of the window,
-/// and a call that ran a second shorter read ~0.3 points more concealed (issue #12: the kiosk's
-/// pair 17.15 / 17.09 %, Chromium's 16.88 / 16.80, both voices gone 10.0-10.1 s).
+/// compares like with like. On the outage profile the ten dead seconds are a share of the window:
+/// a side measured a second shorter reads ~0.3 points more concealed for the same ten seconds (the
+/// calls' reports ran 58.0-60.0 s in two runs, issue #12).
 fn common_span(spans: &[f64]) -> Option<f64> {
     spans.iter().copied().filter(|s| *s > 0.0).min_by(f64::total_cmp)
 }
