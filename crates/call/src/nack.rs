@@ -104,7 +104,9 @@ impl OutageGap {
         };
         let ahead = seq.wrapping_sub(highest);
         let newer = ahead != 0 && ahead < 0x8000;
-        self.last = Some((if newer { seq } else { highest }, now));
+        // Far behind is a sender that started its numbering again: followed from there.
+        let restarted = highest.wrapping_sub(seq) > RESTART_BEHIND && !newer;
+        self.last = Some((if newer || restarted { seq } else { highest }, now));
         newer && ahead > 1 && now.saturating_duration_since(at) >= OUTAGE_SILENCE
     }
 }
@@ -541,6 +543,11 @@ mod tests {
         let mut g = OutageGap::default();
         assert!(!g.packet(t0, 65_530));
         assert!(g.packet(t0 + 1000 * MS, 20));
+        // A sender that numbers again from far behind is followed from there.
+        let mut g = OutageGap::default();
+        assert!(!g.packet(t0, 10_000));
+        assert!(!g.packet(t0 + 10 * MS, 100));
+        assert!(g.packet(t0 + 1100 * MS, 110));
     }
 
     #[test]
