@@ -15,7 +15,9 @@
 //! the target below what arrives until it drains ([`QUEUE_LIMIT`]); one forming holds it at what
 //! arrives ([`QUEUE_RISING`]). And the link's own loss,
 //! below the congested band, does not hold the target down: rtc's loss half would; over it the
-//! target is cut from where it stands toward that half, step by step ([`LOSS_CUT_EVERY`]).
+//! target is cut from where it stands toward that half, step by step ([`LOSS_CUT_EVERY`]), each
+//! step for the loss reported since the last ([`LOSS_CUT_MIN_PACKETS`]). While a standing queue
+//! overflows, its own rule drains it and the loss half does not rule.
 //! On a link nothing has measured yet, a queue the peer's voice shows on the down link
 //! (`crate::down_link`) counts as a remembered limit would ([`Published::take_down_limit`]), and
 //! video waits [`DOWN_WATCH`] for it.
@@ -158,6 +160,13 @@ const LOSS_MIN_PACKETS: usize = 50;
 /// second) the target fell from ~200 to it and back, and the video went to 160x120 and climbed
 /// back by the ramp for twenty seconds (issue #12).
 const LOSS_CUT_EVERY: Duration = Duration::from_millis(300);
+/// A cut after the first is for the loss the feedback since the last cut reports, over at least
+/// this many packets: the three seconds' window counts each loss again at every cut. A drop of the
+/// link's rate (the step profile's 2 Mbit/s to 300 kbit/s) lost ~40 % of the second's packets
+/// sent over it, and as that second stayed in the window the target was cut six times, from the
+/// 240 kbit/s the queue had measured to 70: sound only for fifteen seconds while the link carried
+/// 300 (issue #12). libwebrtc cuts by each report's own loss.
+const LOSS_CUT_MIN_PACKETS: usize = 20;
 
 /// The pacer releases packets at this multiple of the target. libwebrtc paces at 2.5x (the
 /// encoder holds the average; the pacer only spreads each frame out). Measured on the prison
@@ -500,9 +509,16 @@ impl<E> Published<E> {
             return;
         }
         let every = LOSS_CUT_EVERY + self.out.round_trip().unwrap_or_default();
-        if self.loss_cut.is_some_and(|(at, _)| now.saturating_duration_since(at) < every) {
-            return;
-        }
+        let loss = match self.loss_cut {
+            Some((at, _)) if now.saturating_duration_since(at) < every => return,
+            Some((at, _)) => match self.loss_since(at) {
+                Some(since) if since > CONGESTED_LOSS => since,
+                // Too few reported since, or those lost little: the window's loss is the last
+                // cut's, counted already.
+                _ => return,
+            },
+            None => loss,
+        };
         let from = self.loss_cut.map_or_else(|| self.out.target_bps(), |(_, least)| least);
         self.loss_cut = Some((now, (from * (1.0 - loss / 2.0)).max(MIN_BPS)));
     }
@@ -551,6 +567,16 @@ impl<E> Published<E> {
     fn window_loss(&self) -> Option<f64> {
         let (lost, total) = self.outcomes.iter().fold((0, 0), |(l, t), (_, lost, total)| (l + lost, t + total));
         (total >= LOSS_MIN_PACKETS).then(|| lost as f64 / total as f64)
+    }
+
+    /// The loss of the packets reported after `at`, over at least [`LOSS_CUT_MIN_PACKETS`].
+    fn loss_since(&self, at: Instant) -> Option<f64> {
+        let (lost, total) = self
+            .outcomes
+            .iter()
+            .filter(|(t, _, _)| *t > at)
+            .fold((0, 0), |(l, t), (_, lost, total)| (l + lost, t + total));
+        (total >= LOSS_CUT_MIN_PACKETS).then(|| lost as f64 / total as f64)
     }
 
     fn note_outcomes(&mut self, now: Instant, reports: &[PacketReport]) {
@@ -630,8 +656,13 @@ impl<E: BandwidthEstimator> Published<E> {
         // sound only for a whole call). Below the congested band, with no queue, the delay half
         // leads; the acknowledged-rate cap below keeps it near what gets through.
         let own_loss = self.window_loss().is_some_and(|l| l > CAP_LOSS && l <= CONGESTED_LOSS) && !queued;
+        // While a queue stands its overflow is the loss, and the queue's own rule below drains it
+        // from what arrives; rtc's loss half, cut by every report of that overflow, is no floor
+        // then: on the step profile's fall to 300 kbit/s it took the target from the 224 the
+        // queue had measured to 65 within three seconds, and the call went sound only for fifteen
+        // while the link carried 300 (issue #12).
         let controller = match (stats.delay_based_bitrate, self.loss_cut) {
-            (Some(delay), _) if own_loss => delay,
+            (Some(delay), _) if own_loss || queued => delay,
             (_, Some((_, least))) => self.inner.target_bitrate().max(least),
             _ => self.inner.target_bitrate(),
         };
@@ -958,6 +989,44 @@ mod tests {
         let acked = c.acked_bps().expect("acked");
         assert!(c.queue_delay().is_some_and(|q| q > QUEUE_LIMIT), "{:?}", c.queue_delay());
         assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked}", shared.target_bps());
+    }
+
+    /// Issue #12: on the step profile's fall to 300 kbit/s the queue's overflow (a third of a
+    /// second's packets) cut rtc's loss half to the floor, and while the queue stood the target
+    /// followed it there (224 to 65 kbit/s in three seconds, sound only for fifteen). A standing
+    /// queue is drained from what arrives, its overflow no further cut.
+    #[test]
+    fn issue_12_a_standing_queue_s_overflow_does_not_cut_the_target_to_the_loss_half() {
+        let shared = LinkEstimate::new();
+        // A controller whose loss half the overflow has cut to 50 kbit/s.
+        let mut c = Published::new(|_| Optimist { loss: None, loss_half: Some(50_000.0) }, 2_000_000.0, shared.clone());
+        let t0 = shared.epoch;
+        let mut id = 0;
+        // Seconds of 50 packets of 1000 bytes, one in `lose_every` lost (0: none), 40 ms one way
+        // plus a delay climbing by `queue_ms` over the second.
+        let mut second = |c: &mut Published<Optimist>, s: u64, queue_ms: u64, lose_every: u64| {
+            let reports: Vec<_> = (0..50)
+                .map(|k| {
+                    id += 1;
+                    let sent = s * 1000 + k * 20;
+                    let lost = lose_every > 0 && k % lose_every == 0;
+                    let mut r = report(id, sent + 40 + queue_ms * k / 50, 1000, !lost);
+                    r.departure = t0 + Duration::from_millis(sent);
+                    r
+                })
+                .collect();
+            let now = t0 + Duration::from_millis(s * 1000 + 1000);
+            c.on_reports(now, &reports);
+            c.handle_timeout(now);
+        };
+        for s in 0..3 {
+            second(&mut c, s, 0, 0);
+        }
+        // The queue stands 150 ms and overflows: a third lost.
+        second(&mut c, 3, 150, 3);
+        assert!(c.queue_delay().is_some_and(|q| q > QUEUE_LIMIT), "{:?}", c.queue_delay());
+        let acked = c.acked_bps().expect("acked");
+        assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked} arriving", shared.target_bps());
     }
 
     #[test]
@@ -1631,15 +1700,15 @@ mod tests {
         let mut c = Published::new(|_| Optimist { loss: None, loss_half: Some(70_000.0) }, 250_000.0, shared.clone());
         let t0 = shared.epoch;
         let mut id = 0;
-        // Seconds of 30 packets of 1000 bytes (240 kbit/s), `lost` of each 100 lost, 40 ms one
-        // way, reported every 100 ms.
+        // Seconds of 30 packets of 1000 bytes (240 kbit/s), `lost` of each 100 lost (spread: one
+        // of each 20 for every 5 %), 40 ms one way, reported every 100 ms.
         let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| {
             for tick in 0..10 {
                 let reports: Vec<_> = (0..3)
                     .map(|k| {
                         id += 1;
                         let sent = s * 1000 + tick * 100 + k * 33;
-                        let mut r = report(id, sent + 40, 1000, id % 100 >= lost);
+                        let mut r = report(id, sent + 40, 1000, (id % 20) * 5 >= lost);
                         r.departure = t0 + Duration::from_millis(sent);
                         r
                     })
@@ -1669,5 +1738,50 @@ mod tests {
             second(&mut c, s, 40);
         }
         assert_eq!(shared.target_bps(), 70_000.0);
+    }
+
+    /// Issue #12: on the step profile the link's drop to 300 kbit/s lost ~40 % of the second's
+    /// packets sent over it; the three seconds' window kept that loss over 10 %, and each cut
+    /// counted it again: six cuts, 240 kbit/s to 70, sound only for fifteen seconds while the link
+    /// carried 300. A second's loss is cut for once; what is reported after, losing nothing, is not.
+    #[test]
+    fn issue_12_one_second_s_loss_is_cut_for_once_not_at_every_cut_while_the_window_holds_it() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|_| Optimist { loss: None, loss_half: Some(70_000.0) }, 250_000.0, shared.clone());
+        let t0 = shared.epoch;
+        let mut id = 0;
+        // As in the test above: 30 packets a second, reported every 100 ms.
+        let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| {
+            for tick in 0..10 {
+                let reports: Vec<_> = (0..3)
+                    .map(|k| {
+                        id += 1;
+                        let sent = s * 1000 + tick * 100 + k * 33;
+                        let mut r = report(id, sent + 40, 1000, (id % 20) * 5 >= lost);
+                        r.departure = t0 + Duration::from_millis(sent);
+                        r
+                    })
+                    .collect();
+                let now = t0 + Duration::from_millis(s * 1000 + tick * 100 + 100);
+                c.on_reports(now, &reports);
+                c.handle_timeout(now);
+            }
+        };
+        // The link's own 5 %, under the band.
+        for s in 0..4 {
+            second(&mut c, s, 5);
+        }
+        let before = shared.target_bps();
+        second(&mut c, 4, 40);
+        let cut = shared.target_bps();
+        assert!(cut < before, "cut for the burst: {cut} of {before}");
+        // The next two seconds lose the link's own 5 %, while the window still reads the burst
+        // over 10 %.
+        for s in 5..7 {
+            second(&mut c, s, 5);
+            assert!(shared.window_loss() > CONGESTED_LOSS, "{}", shared.window_loss());
+        }
+        let after = shared.target_bps();
+        assert!(after >= cut, "the burst's loss cut for once ({before} -> {cut}), not again: {after}");
     }
 }
