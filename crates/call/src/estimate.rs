@@ -1690,6 +1690,25 @@ mod tests {
         assert_eq!(through_a_fifo_link(rate, 0), None);
     }
 
+    /// Feeds second `s` of 30 packets of 1000 bytes (240 kbit/s), `lost` of each 100 lost (spread:
+    /// one of each 20 for every 5 %), 40 ms one way, reported every 100 ms; `id` numbers them.
+    fn lossy_second(c: &mut Published<Optimist>, t0: Instant, id: &mut u64, s: u64, lost: u64) {
+        for tick in 0..10 {
+            let reports: Vec<_> = (0..3)
+                .map(|k| {
+                    *id += 1;
+                    let sent = s * 1000 + tick * 100 + k * 33;
+                    let mut r = report(*id, sent + 40, 1000, (*id % 20) * 5 >= lost);
+                    r.departure = t0 + Duration::from_millis(sent);
+                    r
+                })
+                .collect();
+            let now = t0 + Duration::from_millis(s * 1000 + tick * 100 + 100);
+            c.on_reports(now, &reports);
+            c.handle_timeout(now);
+        }
+    }
+
     /// Regression (issue #12): on the poor profile the controller's loss half had sunk to ~70
     /// kbit/s; each time three seconds' loss passed 10 % the target fell from ~200 to it at once
     /// and back, and the video went to 160x120 for twenty seconds. Now it is cut from where it
@@ -1700,24 +1719,7 @@ mod tests {
         let mut c = Published::new(|_| Optimist { loss: None, loss_half: Some(70_000.0) }, 250_000.0, shared.clone());
         let t0 = shared.epoch;
         let mut id = 0;
-        // Seconds of 30 packets of 1000 bytes (240 kbit/s), `lost` of each 100 lost (spread: one
-        // of each 20 for every 5 %), 40 ms one way, reported every 100 ms.
-        let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| {
-            for tick in 0..10 {
-                let reports: Vec<_> = (0..3)
-                    .map(|k| {
-                        id += 1;
-                        let sent = s * 1000 + tick * 100 + k * 33;
-                        let mut r = report(id, sent + 40, 1000, (id % 20) * 5 >= lost);
-                        r.departure = t0 + Duration::from_millis(sent);
-                        r
-                    })
-                    .collect();
-                let now = t0 + Duration::from_millis(s * 1000 + tick * 100 + 100);
-                c.on_reports(now, &reports);
-                c.handle_timeout(now);
-            }
-        };
+        let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| lossy_second(c, t0, &mut id, s, lost);
         for s in 0..4 {
             second(&mut c, s, 5);
         }
@@ -1750,23 +1752,7 @@ mod tests {
         let mut c = Published::new(|_| Optimist { loss: None, loss_half: Some(70_000.0) }, 250_000.0, shared.clone());
         let t0 = shared.epoch;
         let mut id = 0;
-        // As in the test above: 30 packets a second, reported every 100 ms.
-        let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| {
-            for tick in 0..10 {
-                let reports: Vec<_> = (0..3)
-                    .map(|k| {
-                        id += 1;
-                        let sent = s * 1000 + tick * 100 + k * 33;
-                        let mut r = report(id, sent + 40, 1000, (id % 20) * 5 >= lost);
-                        r.departure = t0 + Duration::from_millis(sent);
-                        r
-                    })
-                    .collect();
-                let now = t0 + Duration::from_millis(s * 1000 + tick * 100 + 100);
-                c.on_reports(now, &reports);
-                c.handle_timeout(now);
-            }
-        };
+        let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| lossy_second(c, t0, &mut id, s, lost);
         // The link's own 5 %, under the band.
         for s in 0..4 {
             second(&mut c, s, 5);
