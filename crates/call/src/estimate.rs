@@ -161,11 +161,10 @@ const LOSS_MIN_PACKETS: usize = 50;
 /// back by the ramp for twenty seconds (issue #12).
 const LOSS_CUT_EVERY: Duration = Duration::from_millis(300);
 /// A cut after the first is for the loss the feedback since the last cut reports, over at least
-/// this many packets: the three seconds' window counts each loss again at every cut. A drop of the
-/// link's rate (the step profile's 2 Mbit/s to 300 kbit/s) lost ~40 % of the second's packets
-/// sent over it, and as that second stayed in the window the target was cut six times, from the
-/// 240 kbit/s the queue had measured to 70: sound only for fifteen seconds while the link carried
-/// 300 (issue #12). libwebrtc cuts by each report's own loss.
+/// this many packets: the three seconds' window counts each loss again at every cut, so one
+/// second's burst went on cutting the target, a step every 300 ms and a round trip, for the three
+/// seconds it stayed in the window, however little was lost after it (issue #12, seen on the step
+/// profile's fall to 300 kbit/s). libwebrtc cuts by each report's own loss.
 const LOSS_CUT_MIN_PACKETS: usize = 20;
 
 /// The pacer releases packets at this multiple of the target. libwebrtc paces at 2.5x (the
@@ -1742,10 +1741,10 @@ mod tests {
         assert_eq!(shared.target_bps(), 70_000.0);
     }
 
-    /// Issue #12: on the step profile the link's drop to 300 kbit/s lost ~40 % of the second's
+    /// Issue #12: on the step profile the link's drop to 300 kbit/s lost a third of the second's
     /// packets sent over it; the three seconds' window kept that loss over 10 %, and each cut
-    /// counted it again: six cuts, 240 kbit/s to 70, sound only for fifteen seconds while the link
-    /// carried 300. A second's loss is cut for once; what is reported after, losing nothing, is not.
+    /// counted it again. A second's loss is cut for once; what is reported after it, losing the
+    /// link's own 5 %, cuts no more.
     #[test]
     fn issue_12_one_second_s_loss_is_cut_for_once_not_at_every_cut_while_the_window_holds_it() {
         let shared = LinkEstimate::new();
