@@ -15,8 +15,8 @@
 //! the target below what arrives until it drains ([`QUEUE_LIMIT`]); one forming holds it at what
 //! arrives ([`QUEUE_RISING`]). And the link's own loss,
 //! below the congested band, does not hold the target down: rtc's loss half would; over it the
-//! target is cut from where it stands toward that half, step by step ([`LOSS_CUT_EVERY`]), each
-//! step for the loss reported since the last ([`LOSS_CUT_MIN_PACKETS`]). While a standing queue
+//! target is cut from where it stands toward that half, step by step (`LOSS_CUT_EVERY`), each
+//! step for the loss reported since the last (`LOSS_CUT_MIN_PACKETS`). While a standing queue
 //! overflows, its own rule drains it and the loss half does not rule.
 //! On a link nothing has measured yet, a queue the peer's voice shows on the down link
 //! (`crate::down_link`) counts as a remembered limit would ([`Published::take_down_limit`]), and
