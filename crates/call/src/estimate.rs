@@ -955,11 +955,17 @@ mod tests {
 
     impl Batches {
         fn feed(&mut self, c: &mut Published<Optimist>, from_ms: u64, extra_delay_ms: u64) {
+            self.feed_losing(c, from_ms, extra_delay_ms, None);
+        }
+
+        /// As [`Batches::feed`], one packet in `every` lost.
+        fn feed_losing(&mut self, c: &mut Published<Optimist>, from_ms: u64, extra_delay_ms: u64, every: Option<u64>) {
             let reports: Vec<_> = (0..50)
                 .map(|k| {
                     self.id += 1;
                     let sent = from_ms + k * 20;
-                    let mut r = report(self.id, sent + 40 + extra_delay_ms * k / 50, 1000, true);
+                    let lost = every.is_some_and(|e| k % e == 0);
+                    let mut r = report(self.id, sent + 40 + extra_delay_ms * k / 50, 1000, !lost);
                     r.departure = self.t0 + Duration::from_millis(sent);
                     r
                 })
@@ -999,30 +1005,12 @@ mod tests {
         let shared = LinkEstimate::new();
         // A controller whose loss half the overflow has cut to 50 kbit/s.
         let mut c = Published::new(|_| Optimist { loss: None, loss_half: Some(50_000.0) }, 2_000_000.0, shared.clone());
-        let t0 = shared.epoch;
-        let mut id = 0;
-        // Seconds of 50 packets of 1000 bytes, one in `lose_every` lost (0: none), 40 ms one way
-        // plus a delay climbing by `queue_ms` over the second.
-        let mut second = |c: &mut Published<Optimist>, s: u64, queue_ms: u64, lose_every: u64| {
-            let reports: Vec<_> = (0..50)
-                .map(|k| {
-                    id += 1;
-                    let sent = s * 1000 + k * 20;
-                    let lost = lose_every > 0 && k % lose_every == 0;
-                    let mut r = report(id, sent + 40 + queue_ms * k / 50, 1000, !lost);
-                    r.departure = t0 + Duration::from_millis(sent);
-                    r
-                })
-                .collect();
-            let now = t0 + Duration::from_millis(s * 1000 + 1000);
-            c.on_reports(now, &reports);
-            c.handle_timeout(now);
-        };
+        let mut batch = Batches { t0: shared.epoch, id: 0 };
         for s in 0..3 {
-            second(&mut c, s, 0, 0);
+            batch.feed(&mut c, s * 1000, 0);
         }
         // The queue stands 150 ms and overflows: a third lost.
-        second(&mut c, 3, 150, 3);
+        batch.feed_losing(&mut c, 3000, 150, Some(3));
         assert!(c.queue_delay().is_some_and(|q| q > QUEUE_LIMIT), "{:?}", c.queue_delay());
         let acked = c.acked_bps().expect("acked");
         assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked} arriving", shared.target_bps());
@@ -1689,23 +1677,39 @@ mod tests {
         assert_eq!(through_a_fifo_link(rate, 0), None);
     }
 
-    /// Feeds second `s` of 30 packets of 1000 bytes (240 kbit/s), `lost` of each 100 lost (spread:
-    /// one of each 20 for every 5 %), 40 ms one way, reported every 100 ms; `id` numbers them.
-    fn lossy_second(c: &mut Published<Optimist>, t0: Instant, id: &mut u64, s: u64, lost: u64) {
-        for tick in 0..10 {
-            let reports: Vec<_> = (0..3)
-                .map(|k| {
-                    *id += 1;
-                    let sent = s * 1000 + tick * 100 + k * 33;
-                    let mut r = report(*id, sent + 40, 1000, (*id % 20) * 5 >= lost);
-                    r.departure = t0 + Duration::from_millis(sent);
-                    r
-                })
-                .collect();
-            let now = t0 + Duration::from_millis(s * 1000 + tick * 100 + 100);
-            c.on_reports(now, &reports);
-            c.handle_timeout(now);
+    /// Feeds whole seconds of 30 packets of 1000 bytes (240 kbit/s), `lost` of each 100 lost
+    /// (spread: one of each 20 for every 5 %), 40 ms one way, reported every 100 ms.
+    struct LossySeconds {
+        t0: Instant,
+        id: u64,
+    }
+
+    impl LossySeconds {
+        fn feed(&mut self, c: &mut Published<Optimist>, s: u64, lost: u64) {
+            for tick in 0..10 {
+                let reports: Vec<_> = (0..3)
+                    .map(|k| {
+                        self.id += 1;
+                        let sent = s * 1000 + tick * 100 + k * 33;
+                        let mut r = report(self.id, sent + 40, 1000, (self.id % 20) * 5 >= lost);
+                        r.departure = self.t0 + Duration::from_millis(sent);
+                        r
+                    })
+                    .collect();
+                let now = self.t0 + Duration::from_millis(s * 1000 + tick * 100 + 100);
+                c.on_reports(now, &reports);
+                c.handle_timeout(now);
+            }
         }
+    }
+
+    /// A wrapper starting at 250 kbit/s over a controller whose loss half says 70 kbit/s, and its
+    /// feeder.
+    fn loss_half_at_70k() -> (LinkEstimate, Published<Optimist>, LossySeconds) {
+        let shared = LinkEstimate::new();
+        let c = Published::new(|_| Optimist { loss: None, loss_half: Some(70_000.0) }, 250_000.0, shared.clone());
+        let seconds = LossySeconds { t0: shared.epoch, id: 0 };
+        (shared, c, seconds)
     }
 
     /// Regression (issue #12): on the poor profile the controller's loss half had sunk to ~70
@@ -1714,11 +1718,8 @@ mod tests {
     /// stands by half the loss, once per 300 ms and a round trip, as libwebrtc cuts.
     #[test]
     fn issue_12_loss_over_the_congested_band_cuts_the_target_from_where_it_stands() {
-        let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| Optimist { loss: None, loss_half: Some(70_000.0) }, 250_000.0, shared.clone());
-        let t0 = shared.epoch;
-        let mut id = 0;
-        let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| lossy_second(c, t0, &mut id, s, lost);
+        let (shared, mut c, mut seconds) = loss_half_at_70k();
+        let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| seconds.feed(c, s, lost);
         for s in 0..4 {
             second(&mut c, s, 5);
         }
@@ -1747,11 +1748,8 @@ mod tests {
     /// link's own 5 %, cuts no more.
     #[test]
     fn issue_12_one_second_s_loss_is_cut_for_once_not_at_every_cut_while_the_window_holds_it() {
-        let shared = LinkEstimate::new();
-        let mut c = Published::new(|_| Optimist { loss: None, loss_half: Some(70_000.0) }, 250_000.0, shared.clone());
-        let t0 = shared.epoch;
-        let mut id = 0;
-        let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| lossy_second(c, t0, &mut id, s, lost);
+        let (shared, mut c, mut seconds) = loss_half_at_70k();
+        let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| seconds.feed(c, s, lost);
         // The link's own 5 %, under the band.
         for s in 0..4 {
             second(&mut c, s, 5);

@@ -25,6 +25,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+/// Asks the peer for a keyframe, counted.
+async fn ask_keyframe(shared: &Shared, track: &Arc<dyn TrackRemote>) {
+    shared.counters.keyframes_asked.fetch_add(1, Ordering::Relaxed);
+    send_pli(track).await;
+}
+
 async fn send_pli(track: &Arc<dyn TrackRemote>) {
     if let Some(&media_ssrc) = track.ssrcs().await.first() {
         let pli: Box<dyn rtc::rtcp::Packet> = Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc });
@@ -142,8 +148,7 @@ impl Reassembly {
     fn push(&mut self, now: Instant, packet: rtc::rtp::Packet) -> bool {
         let outage = self.outage.packet(now, packet.header.sequence_number);
         if outage {
-            let fresh = Reassembly::new();
-            (self.builder, self.gaps) = (fresh.builder, fresh.gaps);
+            *self = Reassembly { outage: self.outage, ..Reassembly::new() };
         }
         let h = &packet.header;
         for gap in self.gaps.packet(h.sequence_number, h.timestamp, h.marker, &packet.payload) {
@@ -286,8 +291,7 @@ impl VideoReceiver {
             self.ssrc = packet.header.ssrc;
             if self.reassembly.push(Instant::now(), packet) && self.gate.lost(Instant::now()) {
                 tracing::debug!("the peer's video lost in an outage: a keyframe asked for, not its packets");
-                shared.counters.keyframes_asked.fetch_add(1, Ordering::Relaxed);
-                send_pli(track).await;
+                ask_keyframe(shared, track).await;
             }
         }
         let fec = self.unwrap.fec.counts();
@@ -306,8 +310,7 @@ impl VideoReceiver {
             }
             let gate = self.gate.picture(Instant::now(), is_keyframe(&sample.data), lost);
             if gate.ask {
-                shared.counters.keyframes_asked.fetch_add(1, Ordering::Relaxed);
-                send_pli(track).await;
+                ask_keyframe(shared, track).await;
             }
             if !gate.decode {
                 continue;
@@ -637,6 +640,12 @@ impl<'a> Voice<'a> {
 mod tests {
     use super::*;
 
+    /// A VP8 packet's payload holding a whole keyframe: a descriptor with a 15-bit picture ID,
+    /// then the frame's first bytes.
+    fn keyframe_payload(pid: u16) -> [u8; 9] {
+        [0x90u8, 0x80, 0x80 | (pid >> 8) as u8, pid as u8, 0x00, 0x00, 0x9d, 0x01, 0x2a]
+    }
+
     fn vp8(seq: u16, ts: u32, payload: &[u8]) -> rtc::rtp::Packet {
         let mut p = rtc::rtp::Packet::default();
         p.header.sequence_number = seq;
@@ -824,15 +833,17 @@ mod tests {
     /// frames after it for the reassembly's whole wait (500 ms), then asked for a keyframe.
     #[test]
     fn issue_12_a_lost_padding_packet_holds_no_frame_back() {
-        // VP8 packets each holding a whole keyframe: a descriptor with a 15-bit picture ID, then
-        // the frame's first bytes.
-        let frame = |pid: u16| [0x90u8, 0x80, 0x80 | (pid >> 8) as u8, pid as u8, 0x00, 0x00, 0x9d, 0x01, 0x2a];
         let now = Instant::now();
         let mut r = Reassembly::new();
         let mut samples = Vec::new();
         // Picture 1, then padding 1 and 2 (2 lost), then pictures 2 and 3: all at one instant,
         // so nothing comes out by the builder's timeout.
-        for p in [vp8(0, 0, &frame(1)), vp8(1, 0, &[]), vp8(3, 3000, &frame(2)), vp8(4, 6000, &frame(3))] {
+        for p in [
+            vp8(0, 0, &keyframe_payload(1)),
+            vp8(1, 0, &[]),
+            vp8(3, 3000, &keyframe_payload(2)),
+            vp8(4, 6000, &keyframe_payload(3)),
+        ] {
             r.push(now, p);
             while let Some(s) = r.builder.pop(now) {
                 samples.push(s);
@@ -844,7 +855,9 @@ mod tests {
         // A lost media packet still holds the frame after it back (it is asked for again).
         let mut r = Reassembly::new();
         let mut held = Vec::new();
-        for p in [vp8(0, 0, &frame(1)), vp8(2, 6000, &frame(3)), vp8(3, 9000, &frame(4))] {
+        for p in
+            [vp8(0, 0, &keyframe_payload(1)), vp8(2, 6000, &keyframe_payload(3)), vp8(3, 9000, &keyframe_payload(4))]
+        {
             r.push(now, p);
             while let Some(s) = r.builder.pop(now) {
                 held.push(s.packet_timestamp);
@@ -859,7 +872,6 @@ mod tests {
     /// after it out at once.
     #[test]
     fn issue_12_the_pictures_after_an_outage_are_not_held_for_its_packets() {
-        let frame = |pid: u16| [0x90u8, 0x80, 0x80 | (pid >> 8) as u8, pid as u8, 0x00, 0x00, 0x9d, 0x01, 0x2a];
         let t0 = Instant::now();
         let mut r = Reassembly::new();
         let mut out = Vec::new();
@@ -874,15 +886,15 @@ mod tests {
             assert!(!push(
                 &mut r,
                 t0 + Duration::from_millis(u64::from(k) * 33),
-                vp8(k, u32::from(k) * 3000, &frame(k))
+                vp8(k, u32::from(k) * 3000, &keyframe_payload(k))
             ));
         }
         // A loss within the call holds the pictures after it, for its repair.
-        assert!(!push(&mut r, t0 + Duration::from_millis(120), vp8(4, 12_000, &frame(4))));
+        assert!(!push(&mut r, t0 + Duration::from_millis(120), vp8(4, 12_000, &keyframe_payload(4))));
         // Ten seconds of nothing, then 100 numbers on (fewer than the builder's 256).
         let back = t0 + Duration::from_secs(10);
-        let outage = push(&mut r, back, vp8(104, 900_000, &frame(104)));
-        assert!(!push(&mut r, back + Duration::from_millis(33), vp8(105, 903_000, &frame(105))));
+        let outage = push(&mut r, back, vp8(104, 900_000, &keyframe_payload(104)));
+        assert!(!push(&mut r, back + Duration::from_millis(33), vp8(105, 903_000, &keyframe_payload(105))));
         // The pictures before the loss dropped; the first after the return out as the next begins.
         assert_eq!(out, [0, 3000, 900_000]);
         assert!(outage, "an outage's loss");
