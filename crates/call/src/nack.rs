@@ -27,12 +27,33 @@ use std::time::{Duration, Instant};
 /// How many times one packet is asked for: the dense repeats after the first round trip reach
 /// past the reassembly's wait at a prison link's round trip.
 pub const MAX_REQUESTS: u16 = 20;
-/// A packet missing longer than this is no longer asked for: the reassembly gives a frame up after
-/// 700 ms (`engine::receive::REASSEMBLY_WAIT`); a little more, as a packet is seen missing only
-/// when the one after it arrives. At 600 (and 500 there) a repair whose resend was lost too, which
-/// comes 370-540 ms after the first request on the prison profile, was asked for until 600 ms and
-/// came 10-20 ms after its frame had been given up (three in one second of one run, issue #12).
-pub const MAX_AGE: Duration = Duration::from_millis(750);
+/// The least a frame with a lost packet waits for its repair before it is given up (and a
+/// keyframe asked for; `engine::receive`): two round trips on the prison profile (~180 ms each)
+/// and the sender's once-a-round-trip guard between them, so a packet whose resend was lost too
+/// still makes its frame whole (at 500 ms such repairs came 10-20 ms after their frame was given
+/// up, and each cost a keyframe on a 512 kbit/s link; issue #12). On a longer round trip the wait
+/// follows it ([`repair_wait`]).
+pub const REPAIR_WAIT: Duration = Duration::from_millis(700);
+/// The most a frame waits for a repair: past it a keyframe is quicker than a third round.
+pub const REPAIR_WAIT_LONG: Duration = Duration::from_millis(1000);
+/// What a repair asked for twice takes past its two round trips: the first repeat past the
+/// sender's guard comes up to a sixth of a round trip after it ends ([`REPEAT_EVERY`]), and the
+/// resend waits behind the sender's pacing.
+const REPAIR_WAIT_MARGIN: Duration = Duration::from_millis(150);
+/// A lost packet is asked for a little past the wait: it is seen missing only when the one after
+/// it arrives. At 600 (and a 500 ms wait) a repair whose resend was lost too, which comes 370-540
+/// ms after the first request on the prison profile, was asked for until 600 ms and came 10-20 ms
+/// after its frame had been given up (three in one second of one run, issue #12).
+const ASKED_PAST_WAIT: Duration = Duration::from_millis(50);
+
+/// How long a frame waits for a lost packet on `round_trip`: a repair asked for twice, from
+/// [`REPAIR_WAIT`] to [`REPAIR_WAIT_LONG`]. On the poor profile (~335 ms round trip) such a
+/// repair comes ~700-800 ms after the loss, and a frame given up at 700 ms froze the picture
+/// ~1.2 s until the keyframe it asked for came (issue #12).
+pub fn repair_wait(round_trip: Duration) -> Duration {
+    (round_trip.saturating_mul(2) + REPAIR_WAIT_MARGIN).clamp(REPAIR_WAIT, REPAIR_WAIT_LONG)
+}
+
 /// Nothing is asked while the round trip the transport feedback shows is longer than this: the
 /// repair would come too late to be useful.
 pub const MAX_RTT: Duration = Duration::from_millis(600);
@@ -227,9 +248,16 @@ impl Requests {
         }
     }
 
+    /// How long a lost packet is asked for: past the frame's wait for it ([`repair_wait`] on the
+    /// repairs' round trip).
+    pub fn max_age(&self) -> Duration {
+        repair_wait(self.rtt()) + ASKED_PAST_WAIT
+    }
+
     /// The packets to ask for at `now`, per stream.
     pub fn due(&mut self, now: Instant) -> Vec<(u32, Vec<u16>)> {
         let rtt = self.rtt();
+        let max_age = self.max_age();
         let first_repeat = rtt.mul_f64(FIRST_REPEAT).max(MIN_REPEAT);
         let repeat = rtt.mul_f64(REPEAT_EVERY).max(MIN_REPEAT);
         let mut out = Vec::new();
@@ -244,7 +272,7 @@ impl Requests {
         }
         for (&ssrc, s) in &mut self.streams {
             s.missing.retain(|m| {
-                let keep = m.asked < MAX_REQUESTS && now.saturating_duration_since(m.seen) < MAX_AGE;
+                let keep = m.asked < MAX_REQUESTS && now.saturating_duration_since(m.seen) < max_age;
                 if !keep {
                     tracing::trace!(seq = m.seq, requests = m.asked, "a lost packet no longer asked for");
                 }
@@ -270,7 +298,8 @@ impl Requests {
 
     /// When [`Requests::due`] next has something to ask (or to drop).
     pub fn next_wake(&self) -> Option<Instant> {
-        self.streams.values().flat_map(|s| s.missing.iter()).map(|m| m.next.min(m.seen + MAX_AGE)).min()
+        let max_age = self.max_age();
+        self.streams.values().flat_map(|s| s.missing.iter()).map(|m| m.next.min(m.seen + max_age)).min()
     }
 }
 
@@ -471,13 +500,14 @@ mod tests {
         let asked = requests_until(&mut r, t0, 0, 3000);
         assert_eq!(asked.len(), usize::from(MAX_REQUESTS), "{asked:?}");
         assert!(r.next_wake().is_none());
-        // With a long round trip the age ends it first: a repair 1.2 s after its request.
+        // With a long round trip the age ends it first: a repair 1.5 s after its request (the
+        // first repeat would come 1.125 s after the first request, past the longest wait).
         let (mut r, t0) = losing_two();
         assert_eq!(r.due(t0), vec![(SSRC, vec![2])]);
-        r.received(t0 + 1200 * MS, SSRC, 2);
-        r.received(t0 + 1300 * MS, SSRC, 5);
-        let asked = times_asked(&mut r, t0, 1300, 3300);
-        assert_eq!(asked, vec![1300], "asked at once, then too old before a round trip passed");
+        r.received(t0 + 1500 * MS, SSRC, 2);
+        r.received(t0 + 1600 * MS, SSRC, 5);
+        let asked = times_asked(&mut r, t0, 1600, 3600);
+        assert_eq!(asked, vec![1600], "asked at once, then too old before a round trip passed");
         assert!(r.next_wake().is_none());
     }
 
@@ -616,7 +646,33 @@ mod tests {
         let asked = times_asked(&mut r, t1, 0, 1000);
         let last = *asked.last().expect("asked");
         assert!(last >= 650, "asked until {last} ms: {asked:?}");
-        assert!(last < 750, "not past MAX_AGE: {asked:?}");
+        assert!(last < 750, "not past the wait and a little: {asked:?}");
+    }
+
+    /// Issue #12: on the poor profile (~335 ms round trip) a packet whose resend was lost too is
+    /// repaired ~700-800 ms after its loss; it was asked for until 750 ms. It is asked for as long
+    /// as its frame waits for it (`repair_wait`, 820 ms there) and a little more.
+    #[test]
+    fn issue_12_on_a_long_round_trip_a_loss_is_asked_for_as_long_as_its_frame_waits() {
+        let (mut r, t0) = watching();
+        for k in 0..5u16 {
+            let at = t0 + MS * u32::from(k) * 1000;
+            r.received(at, SSRC, 3 * k);
+            r.received(at, SSRC, 3 * k + 2);
+            assert_eq!(r.due(at), vec![(SSRC, vec![3 * k + 1])]);
+            r.received(at + 335 * MS, SSRC, 3 * k + 1);
+        }
+        assert_eq!(r.rtt(), 335 * MS);
+        assert_eq!(repair_wait(r.rtt()), 820 * MS);
+        let t1 = t0 + 5000 * MS;
+        r.received(t1, SSRC, 16);
+        let asked = times_asked(&mut r, t1, 0, 1200);
+        let last = *asked.last().expect("asked");
+        assert!(last >= 800, "asked until {last} ms: {asked:?}");
+        assert!(last < 870, "not past the wait and a little: {asked:?}");
+        // The wait has its bounds either side.
+        assert_eq!(repair_wait(10 * MS), REPAIR_WAIT);
+        assert_eq!(repair_wait(MAX_RTT), REPAIR_WAIT_LONG);
     }
 
     /// Issue #12, the audio-only profile: with 1.3 s queues each way (a 3 s round trip) no repair
