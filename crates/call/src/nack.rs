@@ -49,8 +49,12 @@ const ASKED_PAST_WAIT: Duration = Duration::from_millis(50);
 /// How long a frame waits for a lost packet on `round_trip`: a repair asked for twice, from
 /// [`REPAIR_WAIT`] to [`REPAIR_WAIT_LONG`]. On the poor profile (~335 ms round trip) such a
 /// repair comes ~700-800 ms after the loss, and a frame given up at 700 ms froze the picture
-/// ~1.2 s until the keyframe it asked for came (issue #12).
+/// ~1.2 s until the keyframe it asked for came (issue #12). Past [`MAX_RTT`] nothing is asked,
+/// and nothing is waited for past [`REPAIR_WAIT`].
 pub fn repair_wait(round_trip: Duration) -> Duration {
+    if round_trip > MAX_RTT {
+        return REPAIR_WAIT;
+    }
     (round_trip.saturating_mul(2) + REPAIR_WAIT_MARGIN).clamp(REPAIR_WAIT, REPAIR_WAIT_LONG)
 }
 
@@ -673,6 +677,7 @@ mod tests {
         // The wait has its bounds either side.
         assert_eq!(repair_wait(10 * MS), REPAIR_WAIT);
         assert_eq!(repair_wait(MAX_RTT), REPAIR_WAIT_LONG);
+        assert_eq!(repair_wait(MAX_RTT + MS), REPAIR_WAIT, "no repair is asked for: none waited for");
     }
 
     /// Issue #12, the audio-only profile: with 1.3 s queues each way (a 3 s round trip) no repair
