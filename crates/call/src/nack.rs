@@ -34,7 +34,8 @@ pub const MAX_REQUESTS: u16 = 20;
 /// up, and each cost a keyframe on a 512 kbit/s link; issue #12). On a longer round trip the wait
 /// follows it ([`repair_wait`]).
 pub const REPAIR_WAIT: Duration = Duration::from_millis(700);
-/// The most a frame waits for a repair: past it a keyframe is quicker than a third round.
+/// The most a frame waits for a repair, whatever the round trip: all of the wait is a freeze when
+/// the repair does not come, and the keyframe asked for then takes a round trip more.
 pub const REPAIR_WAIT_LONG: Duration = Duration::from_millis(1000);
 /// What a repair asked for twice takes past its two round trips: the first repeat past the
 /// sender's guard comes up to a sixth of a round trip after it ends ([`REPEAT_EVERY`]), and the
