@@ -631,23 +631,29 @@ mod tests {
         assert!(r.due(t0 + 500 * MS).is_empty());
     }
 
-    /// Issue #12: on the prison profile (a ~180 ms round trip) a packet whose resend was lost
-    /// too is repaired 370-540 ms after the first request. It is still asked for then, past the
-    /// 500 ms the reassembly used to wait.
-    #[test]
-    fn issue_12_a_packet_whose_resend_was_lost_is_asked_for_past_half_a_second() {
+    /// A requester whose round trip five repairs, each `rtt_ms` after its request, have set; then
+    /// a packet lost at the instant returned (seq 15; 16 has come).
+    fn losing_one_after_repairs(rtt_ms: u32) -> (Requests, Instant) {
         let (mut r, t0) = watching();
-        // Repairs 180 ms after their request set the round trip.
         for k in 0..5u16 {
             let at = t0 + MS * u32::from(k) * 1000;
             r.received(at, SSRC, 3 * k);
             r.received(at, SSRC, 3 * k + 2);
             assert_eq!(r.due(at), vec![(SSRC, vec![3 * k + 1])]);
-            r.received(at + 180 * MS, SSRC, 3 * k + 1);
+            r.received(at + rtt_ms * MS, SSRC, 3 * k + 1);
         }
-        assert_eq!(r.rtt(), 180 * MS);
+        assert_eq!(r.rtt(), rtt_ms * MS);
         let t1 = t0 + 5000 * MS;
         r.received(t1, SSRC, 16);
+        (r, t1)
+    }
+
+    /// Issue #12: on the prison profile (a ~180 ms round trip) a packet whose resend was lost
+    /// too is repaired 370-540 ms after the first request. It is still asked for then, past the
+    /// 500 ms the reassembly used to wait.
+    #[test]
+    fn issue_12_a_packet_whose_resend_was_lost_is_asked_for_past_half_a_second() {
+        let (mut r, t1) = losing_one_after_repairs(180);
         let asked = times_asked(&mut r, t1, 0, 1000);
         let last = *asked.last().expect("asked");
         assert!(last >= 650, "asked until {last} ms: {asked:?}");
@@ -659,18 +665,8 @@ mod tests {
     /// as its frame waits for it (`repair_wait`, 820 ms there) and a little more.
     #[test]
     fn issue_12_on_a_long_round_trip_a_loss_is_asked_for_as_long_as_its_frame_waits() {
-        let (mut r, t0) = watching();
-        for k in 0..5u16 {
-            let at = t0 + MS * u32::from(k) * 1000;
-            r.received(at, SSRC, 3 * k);
-            r.received(at, SSRC, 3 * k + 2);
-            assert_eq!(r.due(at), vec![(SSRC, vec![3 * k + 1])]);
-            r.received(at + 335 * MS, SSRC, 3 * k + 1);
-        }
-        assert_eq!(r.rtt(), 335 * MS);
+        let (mut r, t1) = losing_one_after_repairs(335);
         assert_eq!(repair_wait(r.rtt()), 820 * MS);
-        let t1 = t0 + 5000 * MS;
-        r.received(t1, SSRC, 16);
         let asked = times_asked(&mut r, t1, 0, 1200);
         let last = *asked.last().expect("asked");
         assert!(last >= 800, "asked until {last} ms: {asked:?}");
