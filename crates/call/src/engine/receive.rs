@@ -849,7 +849,7 @@ mod tests {
         let samples = reassembled(&mut long, packets());
         let repaired = samples.iter().find(|s| s.packet_timestamp == 3000).expect("frame 1, whole");
         assert!(samples.iter().all(|s| !incomplete(s)), "no frame given up: {repaired:?}");
-        // On the prison profile's round trip the wait stays 700 ms: a keyframe is quicker there.
+        // On the prison profile's round trip the wait stays 700 ms.
         let mut short = Reassembly::new();
         short.set_round_trip(Duration::from_millis(180));
         let given_up = reassembled(&mut short, packets()).iter().filter(|s| incomplete(s)).count();
