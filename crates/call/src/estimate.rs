@@ -1703,12 +1703,15 @@ mod tests {
         }
     }
 
-    /// A wrapper starting at 250 kbit/s over a controller whose loss half says 70 kbit/s, and its
-    /// feeder.
+    /// A wrapper starting at 250 kbit/s over a controller whose loss half says 70 kbit/s, fed its
+    /// first four seconds losing the link's own 5 % (under the band), and its feeder.
     fn loss_half_at_70k() -> (LinkEstimate, Published<Optimist>, LossySeconds) {
         let shared = LinkEstimate::new();
-        let c = Published::new(|_| Optimist { loss: None, loss_half: Some(70_000.0) }, 250_000.0, shared.clone());
-        let seconds = LossySeconds { t0: shared.epoch, id: 0 };
+        let mut c = Published::new(|_| Optimist { loss: None, loss_half: Some(70_000.0) }, 250_000.0, shared.clone());
+        let mut seconds = LossySeconds { t0: shared.epoch, id: 0 };
+        for s in 0..4 {
+            seconds.feed(&mut c, s, 5);
+        }
         (shared, c, seconds)
     }
 
@@ -1720,9 +1723,6 @@ mod tests {
     fn issue_12_loss_over_the_congested_band_cuts_the_target_from_where_it_stands() {
         let (shared, mut c, mut seconds) = loss_half_at_70k();
         let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| seconds.feed(c, s, lost);
-        for s in 0..4 {
-            second(&mut c, s, 5);
-        }
         let before = shared.target_bps();
         assert!(before >= CAP_FLOOR_BPS, "5 % of the link's own: the delay half leads, {before}");
         // A burst: 40 % lost for a second takes three seconds' loss past 10 %.
@@ -1750,10 +1750,6 @@ mod tests {
     fn issue_12_one_second_s_loss_is_cut_for_once_not_at_every_cut_while_the_window_holds_it() {
         let (shared, mut c, mut seconds) = loss_half_at_70k();
         let mut second = |c: &mut Published<Optimist>, s: u64, lost: u64| seconds.feed(c, s, lost);
-        // The link's own 5 %, under the band.
-        for s in 0..4 {
-            second(&mut c, s, 5);
-        }
         let before = shared.target_bps();
         second(&mut c, 4, 40);
         let cut = shared.target_bps();
