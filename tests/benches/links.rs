@@ -264,8 +264,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             );
             // The consultant's voice at the kiosk in the last second.
             println!(
-                "trace {} kiosk voice: {:.0} packets, {:.0} lost, {:.0} rebuilt ({:.0} as RED), {:.1} % concealed, \
-                 jitter buffer {} ms ({:.0} ms added, {:.0} ms cut; {} ms of it for lip sync, picture {} ms behind); \
+                "trace {} kiosk voice: {:.0} packets, {:.0} lost, {:.0} rebuilt ({:.0} as RED), {:.1} % concealed \
+                 of {:.0} ms played, jitter buffer {} ms ({:.0} ms added, {:.0} ms cut; {} ms of it for lip sync, picture {} ms behind); \
                  {:.0} video repairs \
                  unasked, {:.0} dropped as too old; video FEC {:.0} sent, {:.0} received, {:.0} rebuilt; round trip \
                  {} ms",
@@ -275,6 +275,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 delta("audio_recovered"),
                 delta("audio_red"),
                 100.0 * delta("audio_concealed_samples") / delta("audio_samples").max(1.0),
+                delta("audio_samples") / 48.0,
                 stats["audio_delay_ms"],
                 delta("audio_inserted_samples") / 48.0,
                 delta("audio_removed_samples") / 48.0,
@@ -377,6 +378,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
     let mut peer_started: Option<f64> = None;
     let mut last_link = LinkCounts::default();
     let mut last_hospital = Value::Null;
+    let mut last_prison = Value::Null;
     let p = peer_call(&link, &h, secs, |prison, hospital| {
         if trace() {
             let now_link = link.counts();
@@ -385,14 +387,16 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             // says what it sends the kiosk.
             let at_hospital = hospital.last().cloned().unwrap_or_default();
             let d = |k: &str| at_hospital[k].as_f64().unwrap_or(0.0) - last_hospital[k].as_f64().unwrap_or(0.0);
+            let heard = |k: &str| at_prison[k].as_f64().unwrap_or(0.0) - last_prison[k].as_f64().unwrap_or(0.0);
             println!(
-                "trace {} pair {}; at prison: rtt {} s, {} freezes, {} nacks; hospital sends {:.0} kbit/s video \
+                "trace {} pair {}; at prison: rtt {} s, {} freezes, {} nacks, voice {:.1} % concealed; hospital sends {:.0} kbit/s video \
                  ({} kbit/s target, {} high), {:.0} frames encoded, pacer held {:.0} ms (mean)",
                 profile.name,
                 link_line(now_link.since(last_link), profile.rate_kbit),
                 at_prison["rtt"],
                 at_prison["freezeCount"],
                 at_prison["nackCount"],
+                100.0 * heard("concealed") / heard("samples").max(1.0),
                 d("videoBytesSent") * 8.0 / 1000.0,
                 at_hospital["sendTargetKbps"],
                 at_hospital["sendHeight"],
@@ -401,6 +405,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             );
             last_link = now_link;
             last_hospital = at_hospital;
+            last_prison = at_prison;
         }
         let up = |r: &[Value]| r.last().is_some_and(|p| p["framesDecoded"].as_f64().unwrap_or(0.0) > 0.0);
         if peer_started.is_none() && up(prison) && up(hospital) {
