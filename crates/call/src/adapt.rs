@@ -25,6 +25,10 @@ pub struct Rung {
 /// The ladder, best first. Sizes are the camera's 4:3 scaled down; the lowest rung is what a
 /// 64 kbit/s link can still carry beside the voice.
 pub const LADDER: [Rung; 4] = [
+    // Tried from 250 kbit/s, where the prison profile's budget rests (~270; Chromium sending
+    // Chromium there shows 640x480 in most runs, at ~400 kbit/s of video): libvpx dropped 6-15 of
+    // the camera clip's 30 frames a second at this size, and the consultant got 21.7 fps, where
+    // 480x360 keeps 29.8 (issue #12).
     Rung { width: 640, height: 480, fps: 30, min_kbps: 450, max_kbps: 1200 },
     // From 200 kbit/s (was 250), about libwebrtc's least start bitrate for 480x270: on the prison
     // profile the estimate rests at ~330 while the link's limit is known, which left 235 for video
