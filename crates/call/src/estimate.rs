@@ -836,6 +836,14 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
                 self.out.measured_limit.store(limit.to_bits(), Ordering::Relaxed);
             }
         }
+        if self.queue_standing && !queued {
+            // The queue drained. rtc's loss half, cut by every report of its overflow while the
+            // queue's own rule ruled, is no measure of the link now: on the step profile's fall
+            // the target dropped to it (65-76 kbit/s) once the overflow left the loss window,
+            // three to five seconds after the queue had gone, and the call went sound only for
+            // thirteen (issue #12). The controller starts again from the target the drain left.
+            self.inner = (self.restart)(self.out.target_bps());
+        }
         self.queue_standing = queued;
         if !queued {
             self.busy_from = None;
@@ -954,12 +962,18 @@ mod tests {
     }
 
     impl Batches {
-        fn feed(&mut self, c: &mut Published<Optimist>, from_ms: u64, extra_delay_ms: u64) {
+        fn feed<E: BandwidthEstimator>(&mut self, c: &mut Published<E>, from_ms: u64, extra_delay_ms: u64) {
             self.feed_losing(c, from_ms, extra_delay_ms, None);
         }
 
         /// As [`Batches::feed`], one packet in `every` lost.
-        fn feed_losing(&mut self, c: &mut Published<Optimist>, from_ms: u64, extra_delay_ms: u64, every: Option<u64>) {
+        fn feed_losing<E: BandwidthEstimator>(
+            &mut self,
+            c: &mut Published<E>,
+            from_ms: u64,
+            extra_delay_ms: u64,
+            every: Option<u64>,
+        ) {
             let reports: Vec<_> = (0..50)
                 .map(|k| {
                     self.id += 1;
@@ -1014,6 +1028,58 @@ mod tests {
         assert!(c.queue_delay().is_some_and(|q| q > QUEUE_LIMIT), "{:?}", c.queue_delay());
         let acked = c.acked_bps().expect("acked");
         assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked} arriving", shared.target_bps());
+    }
+
+    /// rtc's controller as a queue's overflow leaves it: its delay half says 2 Mbit/s, its loss
+    /// half falls to 50 kbit/s at a report losing over a tenth; started again, both start there.
+    struct LossHalf {
+        loss: Option<f64>,
+        loss_half: f64,
+    }
+    impl BandwidthEstimator for LossHalf {
+        fn on_reports(&mut self, _now: Instant, reports: &[PacketReport]) {
+            let lost = reports.iter().filter(|r| !r.arrived).count() as f64 / reports.len().max(1) as f64;
+            self.loss = Some(lost);
+            if lost > CONGESTED_LOSS {
+                self.loss_half = 50_000.0;
+            }
+        }
+        fn target_bitrate(&self) -> f64 {
+            self.loss_half.min(2_000_000.0)
+        }
+        fn stats(&self) -> EstimatorStats {
+            let mut s = EstimatorStats::default();
+            s.packet_loss = self.loss;
+            s.delay_based_bitrate = Some(2_000_000.0);
+            s
+        }
+    }
+
+    /// Issue #12: on the step profile's fall the queue's overflow cut rtc's loss half to its
+    /// floor; ignored while the queue stood, it ruled again once the overflow had left the loss
+    /// window, three to five seconds after the queue drained: 165 to 65 kbit/s with nothing lost,
+    /// and the call went sound only for thirteen seconds on a link carrying 300.
+    #[test]
+    fn issue_12_after_a_queue_drains_its_overflow_does_not_cut_the_target_to_the_loss_half() {
+        let shared = LinkEstimate::new();
+        let mut c = Published::new(|from| LossHalf { loss: None, loss_half: from }, 2_000_000.0, shared.clone());
+        let mut batch = Batches { t0: shared.epoch, id: 0 };
+        for s in 0..3 {
+            batch.feed(&mut c, s * 1000, 0);
+        }
+        batch.feed_losing(&mut c, 3000, 150, Some(3));
+        assert!(c.queue_delay().is_some_and(|q| q > QUEUE_LIMIT), "{:?}", c.queue_delay());
+        let drained_to = shared.target_bps();
+        // The queue gone, and four clean seconds: the overflow leaves the loss window.
+        for s in 4..8 {
+            batch.feed(&mut c, s * 1000, 0);
+        }
+        assert!(c.window_loss().is_some_and(|l| l <= CAP_LOSS), "{:?}", c.window_loss());
+        assert!(
+            shared.target_bps() >= drained_to * LIMIT_FLOOR,
+            "{} after draining to {drained_to}",
+            shared.target_bps()
+        );
     }
 
     #[test]
