@@ -840,8 +840,8 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
             // The queue drained. rtc's loss half, cut by every report of its overflow while the
             // queue's own rule ruled, is no measure of the link now: on the step profile's fall
             // the target dropped to it (65-76 kbit/s) once the overflow left the loss window,
-            // three to five seconds after the queue had gone, and the call went sound only for
-            // thirteen (issue #12). The controller starts again from the target the drain left.
+            // within two seconds of the queue's going, and the call went sound only for thirteen
+            // (issue #12). The controller starts again from the target the drain left.
             self.inner = (self.restart)(self.out.target_bps());
         }
         self.queue_standing = queued;
@@ -1057,7 +1057,7 @@ mod tests {
 
     /// Issue #12: on the step profile's fall the queue's overflow cut rtc's loss half to its
     /// floor; ignored while the queue stood, it ruled again once the overflow had left the loss
-    /// window, three to five seconds after the queue drained: 165 to 65 kbit/s with nothing lost,
+    /// window, within two seconds of the queue's draining: 165 to 65 kbit/s with nothing lost,
     /// and the call went sound only for thirteen seconds on a link carrying 300.
     #[test]
     fn issue_12_after_a_queue_drains_its_overflow_does_not_cut_the_target_to_the_loss_half() {
