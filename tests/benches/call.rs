@@ -7,8 +7,7 @@ use sc_e2e::browser::{Consultant, Options};
 use sc_e2e::desktop::{sign_in_by_keyboard, xdotool};
 use sc_e2e::media::{write_y4m, Turn};
 use sc_e2e::strip_ansi;
-use sc_e2e::{artifacts_dir, clock_ticks_per_sec, cpu_ticks, processes, tree, CareServer, TURN_SECRET};
-use std::collections::{HashMap, HashSet};
+use sc_e2e::{artifacts_dir, processes, tree, CareServer, CpuMeter, TURN_SECRET};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,22 +22,9 @@ impl Drop for Reaper {
     }
 }
 
-/// The process's short name.
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default()
-}
-
 /// A group's CPU by process name (the kiosk's app, WebKitWebProcess, WebKitNetworkProcess).
-fn per_process(g: &Group, elapsed: Duration, hz: f64) -> Vec<(String, f64)> {
-    let mut by: HashMap<String, u64> = HashMap::new();
-    for p in (g.members)() {
-        if let Some(t) = cpu_ticks(p) {
-            *by.entry(comm(p)).or_default() += t.saturating_sub(*g.usage.start.get(&p).unwrap_or(&0));
-        }
-    }
-    let mut v: Vec<(String, f64)> = by.into_iter().map(|(n, t)| (n, t as f64 / hz / elapsed.as_secs_f64())).collect();
-    v.sort_by(|a, b| b.1.total_cmp(&a.1));
-    v
+fn per_process(g: &Group) -> Vec<(String, f64)> {
+    g.usage.cpu.as_ref().map(CpuMeter::cores_by_name).unwrap_or_default()
 }
 
 fn pss_kib(pid: u32) -> u64 {
@@ -59,7 +45,7 @@ fn xvfb_pid(display: &str) -> Option<u32> {
 /// What a group of processes cost over the window.
 #[derive(Default)]
 struct Usage {
-    start: HashMap<u32, u64>,
+    cpu: Option<CpuMeter>,
     pss_samples: Vec<u64>,
     cores: f64,
 }
@@ -76,20 +62,22 @@ impl Group {
     }
 
     fn begin(&mut self) {
-        self.usage.start = (self.members)().into_iter().filter_map(|p| Some((p, cpu_ticks(p)?))).collect();
+        self.usage.cpu = Some(CpuMeter::start((self.members)()));
     }
 
     fn sample(&mut self) {
-        self.usage.pss_samples.push((self.members)().into_iter().map(pss_kib).sum());
+        let members = (self.members)();
+        if let Some(cpu) = self.usage.cpu.as_mut() {
+            cpu.sample(members.iter().copied());
+        }
+        self.usage.pss_samples.push(members.into_iter().map(pss_kib).sum());
     }
 
-    fn end(&mut self, elapsed: Duration, hz: f64) {
-        let pids: HashSet<u32> = (self.members)().into_iter().collect();
-        let used: u64 = pids
-            .iter()
-            .filter_map(|p| Some(cpu_ticks(*p)?.saturating_sub(*self.usage.start.get(p).unwrap_or(&0))))
-            .sum();
-        self.usage.cores = used as f64 / hz / elapsed.as_secs_f64();
+    fn end(&mut self) {
+        if let Some(cpu) = self.usage.cpu.as_mut() {
+            cpu.sample((self.members)());
+            self.usage.cores = cpu.cores();
+        }
     }
 
     fn pss_mib(&self) -> f64 {
@@ -214,15 +202,15 @@ pub(crate) async fn call_figures(secs: u64, video: &str) {
         Group::new("Xvfb under chromium", move || cx.into_iter().collect()),
     ];
     tokio::time::sleep(Duration::from_secs(3)).await; // let both settle into steady state
-    let hz = clock_ticks_per_sec();
     let t0 = Instant::now();
     groups.iter_mut().for_each(Group::begin);
+    // Each second: a process that ends loses only what it used since the last sample.
     while t0.elapsed() < Duration::from_secs(secs) {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         groups.iter_mut().for_each(Group::sample);
     }
     let elapsed = t0.elapsed();
-    groups.iter_mut().for_each(|g| g.end(elapsed, hz));
+    groups.iter_mut().for_each(Group::end);
 
     let fmt = |v: Option<f64>| v.map_or("n/a".to_owned(), |ms| format!("{ms:.0} ms"));
     println!(
@@ -237,7 +225,7 @@ pub(crate) async fn call_figures(secs: u64, video: &str) {
     for g in &groups {
         println!("  {:<26} {:.2} CPU cores, {:.0} MiB PSS", g.name, g.usage.cores, g.pss_mib());
     }
-    for (name, cores) in per_process(&groups[0], elapsed, hz) {
+    for (name, cores) in per_process(&groups[0]) {
         println!("    {name:<24} {cores:.2} CPU cores");
     }
     let (k, c) = (&groups[0], &groups[1]);

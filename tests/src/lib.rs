@@ -380,6 +380,83 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// The CPU a changing set of processes used over a span, from each process's own counter sampled
+/// along the way ([`CpuMeter::sample`], about once a second). A process's counter ends with it, so
+/// the difference of two sums over the set undercounts whatever ended in the span: the consultant
+/// page's Chromium swaps its renderer after sign-in, and the links benchmark printed 0.00 cores for
+/// a page decoding video when the swapped-out renderer's count was larger than the newcomers' (issue
+/// #12). Here a process gone by a sample loses only what it used since the last one.
+#[derive(Debug)]
+pub struct CpuMeter {
+    /// Each live process's counter at the last sample.
+    last: std::collections::HashMap<u32, u64>,
+    /// Ticks used within the span, by process, and each one's name at first sight.
+    used: std::collections::HashMap<u32, (String, u64)>,
+    from: std::time::Instant,
+}
+
+impl CpuMeter {
+    /// Starts the span with `pids` as they stand now.
+    pub fn start(pids: impl IntoIterator<Item = u32>) -> Self {
+        Self::starting_at(read_counters(pids))
+    }
+
+    /// Starts the span with the counters (process, ticks) read now.
+    fn starting_at(counters: Vec<(u32, u64)>) -> Self {
+        CpuMeter {
+            last: counters.into_iter().collect(),
+            used: std::collections::HashMap::new(),
+            from: std::time::Instant::now(),
+        }
+    }
+
+    /// Reads `pids`' counters now.
+    pub fn sample(&mut self, pids: impl IntoIterator<Item = u32>) {
+        self.add(read_counters(pids), comm);
+    }
+
+    /// Counts `counters` (process, ticks), read now: what each process used since the last sample,
+    /// or since it began if it began within the span.
+    fn add(&mut self, counters: Vec<(u32, u64)>, name: impl Fn(u32) -> String) {
+        let mut last = std::collections::HashMap::with_capacity(counters.len());
+        for (pid, ticks) in counters {
+            let before = self.last.get(&pid).copied().unwrap_or(0);
+            let entry = self.used.entry(pid).or_insert_with(|| (name(pid), 0));
+            entry.1 += ticks.saturating_sub(before);
+            last.insert(pid, ticks);
+        }
+        self.last = last;
+    }
+
+    /// Cores used on average since the start (ticks over [`clock_ticks_per_sec`] and the span).
+    pub fn cores(&self) -> f64 {
+        let ticks: u64 = self.used.values().map(|(_, t)| t).sum();
+        ticks as f64 / clock_ticks_per_sec() / self.from.elapsed().as_secs_f64().max(0.001)
+    }
+
+    /// Cores used since the start by each process name.
+    pub fn cores_by_name(&self) -> Vec<(String, f64)> {
+        let secs = self.from.elapsed().as_secs_f64().max(0.001) * clock_ticks_per_sec();
+        let mut by: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for (name, ticks) in self.used.values() {
+            *by.entry(name).or_default() += ticks;
+        }
+        let mut v: Vec<(String, f64)> = by.into_iter().map(|(n, t)| (n.to_owned(), t as f64 / secs)).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    }
+}
+
+/// The counters (process, ticks) of those of `pids` still running.
+fn read_counters(pids: impl IntoIterator<Item = u32>) -> Vec<(u32, u64)> {
+    pids.into_iter().filter_map(|p| Some((p, cpu_ticks(p)?))).collect()
+}
+
+/// A process's short name (empty once it has ended).
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
 /// The kernel's clock ticks a second (`getconf CLK_TCK`; 100 if that fails).
 pub fn clock_ticks_per_sec() -> f64 {
     let out = std::process::Command::new("getconf").arg("CLK_TCK").output();
@@ -463,4 +540,30 @@ pub fn care_cli(data: &Path, args: &[&str], stdin: Option<&str>) -> std::process
         child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
     }
     child.wait_with_output().expect("wait")
+}
+
+#[cfg(test)]
+mod cpu_meter_tests {
+    use super::CpuMeter;
+
+    fn named(pid: u32) -> String {
+        format!("p{pid}")
+    }
+
+    /// Issue #12: the links benchmark printed 0.00 cores for a Chromium page decoding video. A
+    /// process busy at the start and gone by the end (a renderer swapped out) took its count with
+    /// it, and the sum at the end was under the sum at the start.
+    #[test]
+    fn issue_12_a_process_that_ends_within_the_span_keeps_what_it_used() {
+        // At the start: the browser (1) at 100 ticks, the renderer to be swapped (2) at 900.
+        let mut m = CpuMeter::starting_at(vec![(1, 100), (2, 900)]);
+        // The renderer works 50 more, then a new one (3) takes over and the old one ends.
+        m.add(vec![(1, 110), (2, 950), (3, 20)], named);
+        m.add(vec![(1, 130), (3, 220)], named);
+        let used: u64 = m.used.values().map(|(_, t)| t).sum();
+        // 30 by the browser, 50 by the old renderer, 220 by the new one.
+        assert_eq!(used, 300);
+        let old = m.used.get(&2).map(|(n, t)| (n.as_str(), *t));
+        assert_eq!(old, Some(("p2", 50)), "the ended renderer's share is kept under its name");
+    }
 }

@@ -7,7 +7,7 @@
 
 use crate::browser::{Driver, Options};
 use crate::link::{DelayRelay, Link, Side, RELAY_SEED};
-use crate::{bin, PASSWORD, TURN_SECRET};
+use crate::{bin, CpuMeter, PASSWORD, TURN_SECRET};
 use serde_json::{json, Value};
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -35,12 +35,9 @@ pub fn one_at_a_time_blocking() -> tokio::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.blocking_lock()
 }
 
-/// utime + stime of a process tree, in clock ticks.
-fn tree_ticks(root: u32) -> u64 {
-    if root == 0 {
-        return 0;
-    }
-    crate::tree(root).into_iter().filter_map(crate::cpu_ticks).sum()
+/// `root`'s process tree (none for no process).
+fn tree_of(root: Option<u32>) -> Vec<u32> {
+    root.map(crate::tree).unwrap_or_default()
 }
 
 /// The hospital side: coturn, the delay relay in front of it, and the care server, with nurses
@@ -292,8 +289,9 @@ pub async fn attempt_watching(
     let mut reports = Vec::new();
     let mut page = Vec::new();
     let (mut admitted, mut connected) = (None::<Instant>, None::<Instant>);
-    let (engine_pid, page_pid) = (engine.id().unwrap_or(0), consultant.pid().unwrap_or(0));
-    let mut cpu_from: Option<(Instant, u64, u64)> = None;
+    let (engine_pid, page_pid) = (engine.id(), consultant.pid());
+    // From the call's start, sampled at each of the engine's reports (once a second).
+    let mut cpu: Option<(CpuMeter, CpuMeter)> = None;
     let deadline = Instant::now() + Duration::from_secs(90 + in_call_secs);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -307,10 +305,16 @@ pub async fn attempt_watching(
                         Some("in_call") => {
                             connected = connected.or(Some(Instant::now()));
                             log_guard.connected = true;
-                            cpu_from = cpu_from.or(Some((Instant::now(), tree_ticks(engine_pid), tree_ticks(page_pid))));
+                            if cpu.is_none() {
+                                cpu = Some((CpuMeter::start(tree_of(engine_pid)), CpuMeter::start(tree_of(page_pid))));
+                            }
                         }
                         Some("ended") => { reports.push(v); break; }
                         _ => {}
+                    }
+                    if let Some((e, p)) = cpu.as_mut().filter(|_| v["event"] == "stats") {
+                        e.sample(tree_of(engine_pid));
+                        p.sample(tree_of(page_pid));
                     }
                     let done = v["event"] == "stats" && watch(&v, &page);
                     reports.push(v);
@@ -329,12 +333,10 @@ pub async fn attempt_watching(
             _ = tokio::time::sleep(left) => panic!("the call did not end in time; engine: {:?}", reports.last()),
         }
     }
-    let cpu = cpu_from.map_or((None, None), |(at, e, p)| {
-        let secs = at.elapsed().as_secs_f64().max(0.001) * crate::clock_ticks_per_sec();
-        (
-            Some(tree_ticks(engine_pid).saturating_sub(e) as f64 / secs),
-            Some(tree_ticks(page_pid).saturating_sub(p) as f64 / secs),
-        )
+    let cpu = cpu.map_or((None, None), |(mut e, mut p)| {
+        e.sample(tree_of(engine_pid));
+        p.sample(tree_of(page_pid));
+        (Some(e.cores()), Some(p.cores()))
     });
     let _ = engine.start_kill();
     let _ = engine.wait().await;
@@ -425,8 +427,7 @@ pub async fn peer_call(
     let (mut from_prison, mut from_hospital) = (Vec::new(), Vec::new());
     let mut connected: Option<Instant> = None;
     let started = Instant::now();
-    let cpu_at = |pid: Option<u32>| tree_ticks(pid.unwrap_or(0));
-    let mut cpu_from: Option<(Instant, u64, u64)> = None;
+    let mut cpu: Option<(CpuMeter, CpuMeter)> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -450,7 +451,11 @@ pub async fn peer_call(
                 let up = |r: &[Value]| r.last().is_some_and(|p| p["callState"] == "connected");
                 if connected.is_none() && up(&from_prison) && up(&from_hospital) {
                     connected = Some(Instant::now());
-                    cpu_from = Some((Instant::now(), cpu_at(prison.pid()), cpu_at(hospital.pid())));
+                    cpu = Some((CpuMeter::start(tree_of(prison.pid())), CpuMeter::start(tree_of(hospital.pid()))));
+                }
+                if let Some((p, hs)) = cpu.as_mut() {
+                    p.sample(tree_of(prison.pid()));
+                    hs.sample(tree_of(hospital.pid()));
                 }
                 if watch(&from_prison, &from_hospital) || connected.is_some_and(|c| c.elapsed() >= Duration::from_secs(secs)) {
                     break;
@@ -462,12 +467,10 @@ pub async fn peer_call(
             }
         }
     }
-    let cpu = cpu_from.map_or((None, None), |(at, p, hs)| {
-        let secs = at.elapsed().as_secs_f64().max(0.001) * crate::clock_ticks_per_sec();
-        (
-            Some(cpu_at(prison.pid()).saturating_sub(p) as f64 / secs),
-            Some(cpu_at(hospital.pid()).saturating_sub(hs) as f64 / secs),
-        )
+    let cpu = cpu.map_or((None, None), |(mut p, mut hs)| {
+        p.sample(tree_of(prison.pid()));
+        hs.sample(tree_of(hospital.pid()));
+        (Some(p.cores()), Some(hs.cores()))
     });
     prison.tell(json!({ "do": "end" })).await;
     hospital.tell(json!({ "do": "end" })).await;
