@@ -308,7 +308,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 // What the page sends the kiosk, and how long its pacer held it.
                 println!(
                     "trace {} consultant sends: {:.0} kbit/s video ({} kbit/s target, {} high, limited by {}), \
-                     {:.0} frames encoded, pacer held {:.0} ms (mean), {:.0} resent",
+                     {:.0} frames encoded, pacer held {:.0} ms (mean), {:.0} resent; estimate {} kbit/s; \
+                     the kiosk reports jitter {:.0} ms, {:.1} % lost",
                     profile.name,
                     d("videoBytesSent") * 8.0 / 1000.0,
                     p["sendTargetKbps"],
@@ -317,6 +318,9 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                     d("framesEncoded"),
                     1000.0 * d("sendDelay") / d("sentVideoPackets").max(1.0),
                     d("retransmittedSent"),
+                    p["sendAvailableKbps"],
+                    p["kioskJitterMs"].as_f64().unwrap_or(0.0),
+                    100.0 * p["kioskFractionLost"].as_f64().unwrap_or(0.0),
                 );
                 let samples = d("samples");
                 println!(
@@ -390,7 +394,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             let heard = |k: &str| at_prison[k].as_f64().unwrap_or(0.0) - last_prison[k].as_f64().unwrap_or(0.0);
             println!(
                 "trace {} pair {}; at prison: rtt {} s, {} freezes, {} nacks, voice {:.1} % concealed; hospital sends {:.0} kbit/s video \
-                 ({} kbit/s target, {} high), {:.0} frames encoded, pacer held {:.0} ms (mean)",
+                 ({} kbit/s target, {} high), {:.0} frames encoded, pacer held {:.0} ms (mean); estimate {} kbit/s; \
+                 the prison reports jitter {:.0} ms, {:.1} % lost",
                 profile.name,
                 link_line(now_link.since(last_link), profile.rate_kbit),
                 at_prison["rtt"],
@@ -402,6 +407,9 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 at_hospital["sendHeight"],
                 d("framesEncoded"),
                 1000.0 * d("sendDelay") / d("sentVideoPackets").max(1.0),
+                at_hospital["sendAvailableKbps"],
+                at_hospital["remoteJitterMs"].as_f64().unwrap_or(0.0),
+                100.0 * at_hospital["remoteFractionLost"].as_f64().unwrap_or(0.0),
             );
             last_link = now_link;
             last_hospital = at_hospital;

@@ -74,6 +74,10 @@ try {
         }
         if (r.type === "remote-inbound-rtp" && r.kind === "video") {
           got.kioskVideoLost = r.packetsLost || 0;
+          // The kiosk's receiver reports as Chromium reads them: the interarrival jitter its own
+          // arrival times show (ms) and the share it last reported lost, beside the pair's.
+          got.kioskJitterMs = 1000 * (r.jitter || 0);
+          got.kioskFractionLost = r.fractionLost || 0;
           // The round trip Chromium measures from the laptop's receiver reports (0: none yet).
           got.rtt = r.roundTripTime || 0;
         }

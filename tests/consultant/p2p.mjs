@@ -20,21 +20,30 @@ try {
     window.scPeer = pc;
     const pending = [];
     pc.onicecandidate = (ev) => { if (ev.candidate) window.scSignal({ candidate: ev.candidate.toJSON() }); };
-    // Played out, as the consultant page plays the laptop: Chromium counts received and concealed
-    // audio samples only for audio that is played.
+    // Played out: Chromium counts received and concealed audio samples only for audio that is
+    // played. The hospital's side draws in the consultant page's own call view (#remote and the
+    // self-view #local, at the sizes its style gives them), as the consultant page shows the
+    // laptop, so that its CPU is the same page's beside the kiosk's consultant; the prison's side
+    // plays into a bare <video> at its own size (the kiosk's engine in this benchmark draws
+    // nothing; the call benchmark measures its window).
+    const hospital = role === "answer";
+    if (hospital) {
+      for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-call";
+      document.body.dataset.view = "call";
+    }
+    let remote = hospital ? document.getElementById("remote") : null;
+    if (!remote) {
+      remote = document.createElement("video");
+      remote.autoplay = true;
+      document.body.appendChild(remote);
+    }
+    remote.srcObject = new MediaStream();
     pc.ontrack = (ev) => {
-      let v = document.getElementById("p2p-remote");
-      if (!v) {
-        v = document.createElement("video");
-        v.id = "p2p-remote";
-        v.autoplay = true;
-        v.srcObject = new MediaStream();
-        document.body.appendChild(v);
-      }
-      v.srcObject.addTrack(ev.track);
-      v.play().catch(() => {});
+      remote.srcObject.addTrack(ev.track);
+      remote.play().catch(() => {});
     };
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    if (hospital) document.getElementById("local").srcObject = stream;
     for (const t of stream.getTracks()) pc.addTrack(t, stream);
     window.scApply = async (m) => {
       if (m.sdp) {
@@ -101,7 +110,15 @@ try {
           got.videoBytesSent = (r.bytesSent || 0) + (r.headerBytesSent || 0);
           got.framesEncoded = r.framesEncoded || 0;
         }
-        if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") got.rtt = r.currentRoundTripTime || 0;
+        if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") {
+          got.rtt = r.currentRoundTripTime || 0;
+          if (r.availableOutgoingBitrate) got.sendAvailableKbps = Math.round(r.availableOutgoingBitrate / 1000);
+        }
+        // The far side's receiver reports on this side's video, as call.mjs reads the kiosk's.
+        if (r.type === "remote-inbound-rtp" && r.kind === "video") {
+          got.remoteJitterMs = 1000 * (r.jitter || 0);
+          got.remoteFractionLost = r.fractionLost || 0;
+        }
         if (r.type === "inbound-rtp" && r.kind === "audio") {
           got.audioPackets = r.packetsReceived || 0;
           got.concealed = r.concealedSamples || 0;
