@@ -1,11 +1,12 @@
 //! The peer's retransmissions (RTX, RFC 4588) put back on the stream they repair before anything
 //! counts the stream. rtc restores them only at the end of the receive chain, so its receiver
 //! reports counted every repaired packet as lost: the kiosk told Chromium of the link's raw loss
-//! (~3 % on the prison profile) where a Chromium receiver tells the loss left after repairs.
-//! Chromium sizes its FEC and its loss-based estimate by that figure; with ULPFEC negotiated it
-//! spent a third of its rate toward the kiosk on parity packets and sent 320x240 where its own
-//! pair got 640x480 (issue #12). Restored here, wire-ward of the NACK generator, the TWCC receiver
-//! and the receiver reports, a repair counts as the packet it is, as in libwebrtc's statistics.
+//! (~3 % on the prison profile). Chromium sizes its FEC and its loss-based estimate by that
+//! figure; with ULPFEC negotiated it spent a third of its rate toward the kiosk on parity packets
+//! and sent 320x240 where its own pair got 640x480 (issue #12). Restored here, wire-ward of the NACK
+//! generator, the TWCC receiver and the receiver reports, a repair counts as the packet it is.
+//! (Chromium's own reports leave RTX repairs out of the share lost: see docs/architecture.md for
+//! what reporting so measured.)
 
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;

@@ -1,8 +1,8 @@
-//! The kiosk's receiver reports count a packet repaired after a report as received, as a Chromium
-//! receiver's do (issue #12). rtc 0.21.1 counted every packet missing at a report as lost for
-//! good, so with retransmissions the kiosk reported the link's raw loss and Chromium, which sizes
-//! its FEC and its loss-based estimate by the reports, treated the kiosk's link as lossier than
-//! its own pair's (see third_party/rtc-interceptor/SECURECONSULT-PATCH.md).
+//! The kiosk's receiver reports count a packet repaired after a report as received (issue #12).
+//! rtc 0.21.1 counted every packet missing at a report as lost for good, so with retransmissions
+//! the kiosk reported the link's raw loss to Chromium, which sizes its FEC and its loss-based
+//! estimate by the reports (see third_party/rtc-interceptor/SECURECONSULT-PATCH.md, and
+//! docs/architecture.md for what Chromium's own reports were measured to say).
 
 use rtc::interceptor::{Interceptor, Packet, ReceiverReportBuilder, Registry, Slot};
 use rtc::rtcp::receiver_report::ReceiverReport;
