@@ -27,16 +27,9 @@ try {
     // plays into a bare <video> at its own size (the kiosk's engine in this benchmark draws
     // nothing; the call benchmark measures its window).
     const hospital = role === "answer";
-    if (hospital) {
-      for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-call";
-      document.body.dataset.view = "call";
-    }
-    let remote = hospital ? document.getElementById("remote") : null;
-    if (!remote) {
-      remote = document.createElement("video");
-      remote.autoplay = true;
-      document.body.appendChild(remote);
-    }
+    if (hospital) (await import("/consult/common.js")).view("call");
+    const remote = hospital ? document.getElementById("remote") : document.body.appendChild(document.createElement("video"));
+    remote.autoplay = true;
     remote.srcObject = new MediaStream();
     pc.ontrack = (ev) => {
       remote.srcObject.addTrack(ev.track);

@@ -5,6 +5,7 @@
 use sc_server::config::ServerConfig;
 use sc_server::serve::Running;
 use sc_server::{admin, db, pki, serve, state, AppState};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -389,9 +390,9 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 #[derive(Debug)]
 pub struct CpuMeter {
     /// Each live process's counter at the last sample.
-    last: std::collections::HashMap<u32, u64>,
+    last: HashMap<u32, u64>,
     /// Ticks used within the span, by process, and each one's name at first sight.
-    used: std::collections::HashMap<u32, (String, u64)>,
+    used: HashMap<u32, (String, u64)>,
     from: std::time::Instant,
 }
 
@@ -403,11 +404,7 @@ impl CpuMeter {
 
     /// Starts the span with the counters (process, ticks) read now.
     fn starting_at(counters: Vec<(u32, u64)>) -> Self {
-        CpuMeter {
-            last: counters.into_iter().collect(),
-            used: std::collections::HashMap::new(),
-            from: std::time::Instant::now(),
-        }
+        CpuMeter { last: counters.into_iter().collect(), used: HashMap::new(), from: std::time::Instant::now() }
     }
 
     /// Reads `pids`' counters now.
@@ -418,7 +415,7 @@ impl CpuMeter {
     /// Counts `counters` (process, ticks), read now: what each process used since the last sample,
     /// or since it began if it began within the span.
     fn add(&mut self, counters: Vec<(u32, u64)>, name: impl Fn(u32) -> String) {
-        let mut last = std::collections::HashMap::with_capacity(counters.len());
+        let mut last = HashMap::with_capacity(counters.len());
         for (pid, ticks) in counters {
             let before = self.last.get(&pid).copied().unwrap_or(0);
             let entry = self.used.entry(pid).or_insert_with(|| (name(pid), 0));
@@ -437,7 +434,7 @@ impl CpuMeter {
     /// Cores used since the start by each process name.
     pub fn cores_by_name(&self) -> Vec<(String, f64)> {
         let secs = self.from.elapsed().as_secs_f64().max(0.001) * clock_ticks_per_sec();
-        let mut by: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        let mut by: HashMap<&str, u64> = HashMap::new();
         for (name, ticks) in self.used.values() {
             *by.entry(name).or_default() += ticks;
         }
@@ -453,7 +450,7 @@ fn read_counters(pids: impl IntoIterator<Item = u32>) -> Vec<(u32, u64)> {
 }
 
 /// A process's short name (empty once it has ended).
-pub fn comm(pid: u32) -> String {
+fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
