@@ -13,7 +13,8 @@
 //! time the climb after it finds the limit again at once), then never below [`LIMIT_FLOOR`] of what
 //! arrived while the queue stood. A standing queue drops
 //! the target below what arrives until it drains ([`QUEUE_LIMIT`]); one forming holds it at what
-//! arrives ([`QUEUE_RISING`]). And the link's own loss,
+//! arrives ([`QUEUE_RISING`]); a delay that came after a gap in arrivals is an end's stall, not a
+//! queue ([`STALL_GAP`]). And the link's own loss,
 //! below the congested band, does not hold the target down: rtc's loss half would; over it the
 //! target is cut from where it stands toward that half, step by step (`LOSS_CUT_EVERY`), each
 //! step for the loss reported since the last (`LOSS_CUT_MIN_PACKETS`). While a standing queue
@@ -75,6 +76,14 @@ pub const DRAIN: f64 = 0.85;
 const DELAY_FLOOR_WINDOW: Duration = Duration::from_secs(10);
 /// The current delay is the least over this long (the jitter filtered out).
 const DELAY_NOW_WINDOW: Duration = Duration::from_millis(250);
+/// A gap this long between two arrivals, before or among the packets that show a queue, means an
+/// end stalled (the receiver stamped nothing, or the sender's packets left late), not that the
+/// link queued them: a busy link delivers back to back, and the slowest profile (64 kbit/s)
+/// carries a whole 1200-byte packet in 150 ms. On the good profile such a stall of both ends
+/// (the machine's two cores saturated for most of a second) read as a standing queue: the target
+/// fell from 641 to 136 kbit/s to drain it, the controller started again from there, and the
+/// kiosk's picture took 30 s to climb back from 160x120 on a 10 Mbit/s link (issue #12).
+const STALL_GAP: Duration = Duration::from_millis(250);
 
 /// How long a report of loss keeps the link counted as lossy.
 pub const LOSSY_FOR: Duration = Duration::from_secs(10);
@@ -495,7 +504,35 @@ impl<E> Published<E> {
         let Some(newest) = self.delays.iter().map(|(t, _)| *t).max() else { return false };
         let samples =
             self.delays.iter().filter(|(t, _)| newest.saturating_duration_since(*t) <= DELAY_NOW_WINDOW).count();
-        samples >= RISING_MIN_SAMPLES && self.queue_delay().is_some_and(|q| q > QUEUE_RISING)
+        samples >= RISING_MIN_SAMPLES && self.queue_over(QUEUE_RISING)
+    }
+
+    /// Whether a queue longer than `over` stands on the link: the delay says so, and no stall of
+    /// either end made that delay ([`Published::stalled`]).
+    fn queue_over(&self, over: Duration) -> bool {
+        self.queue_delay().is_some_and(|q| q > over) && !self.stalled(over)
+    }
+
+    /// Whether the newest run of packets delayed over `over` past the floor came after, or with,
+    /// a gap in arrivals of [`STALL_GAP`] or more: the delay was an end's stall, not a queue.
+    fn stalled(&self, over: Duration) -> bool {
+        let floor = self.delays.iter().map(|(_, d)| *d).fold(f64::INFINITY, f64::min);
+        let over = over.as_secs_f64() * 1000.0;
+        let run = self.delays.iter().rev().take_while(|(_, d)| d - floor > over).count();
+        if run == 0 {
+            return false;
+        }
+        // The run and the packet before it, by arrival (on the receiver's clock, as `delays`
+        // holds arrival minus departure).
+        let mut arrivals: Vec<f64> = self
+            .delays
+            .iter()
+            .skip(self.delays.len().saturating_sub(run + 1))
+            .map(|(sent, d)| sent.saturating_duration_since(self.out.epoch).as_secs_f64() * 1000.0 + d)
+            .collect();
+        arrivals.sort_by(f64::total_cmp);
+        let gap = STALL_GAP.as_secs_f64() * 1000.0;
+        arrivals.windows(2).any(|w| w[1] - w[0] >= gap)
     }
 
     /// Cuts the target for loss over [`CONGESTED_LOSS`] with no queue standing (a queue's own rule
@@ -648,7 +685,7 @@ impl<E: BandwidthEstimator> Published<E> {
     /// The target: the controller's, or the held one while feedback is missing, capped by what
     /// gets through.
     fn capped(&self) -> f64 {
-        let queued = self.queue_delay().is_some_and(|q| q > QUEUE_LIMIT);
+        let queued = self.queue_over(QUEUE_LIMIT);
         let stats = self.inner.stats();
         // rtc's loss half holds between 2 and 10 % loss: cut by an early burst, it never climbs
         // again on a link that loses 5 % of its own (measured on the poor profile: 40 kbit/s and
@@ -815,7 +852,7 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
         if self.inner.stats().packet_loss.is_some_and(|l| l > CAP_LOSS) {
             self.lossy_until = Some(now + LOSSY_FOR);
         }
-        let queued = self.queue_delay().is_some_and(|q| q > QUEUE_LIMIT);
+        let queued = self.queue_over(QUEUE_LIMIT);
         self.cut_for_loss(now, queued);
         if queued {
             self.found_queue(now);
@@ -1094,6 +1131,64 @@ mod tests {
         assert!(q > QUEUE_RISING && q < QUEUE_LIMIT, "{q:?}");
         let acked = c.acked_bps().expect("acked");
         assert!((shared.target_bps() - acked).abs() < 1.0, "{} for {acked}", shared.target_bps());
+    }
+
+    /// Packets of 1000 bytes sent by `batch` at each of `sent_ms`, arriving at `arrived_ms` of
+    /// each (on the receiver's clock), reported at `at_ms`.
+    fn feed_arrivals(
+        c: &mut Published<Optimist>,
+        batch: &mut Batches,
+        sent_ms: &[u64],
+        arrived_ms: &[u64],
+        at_ms: u64,
+    ) {
+        let reports: Vec<_> = sent_ms
+            .iter()
+            .zip(arrived_ms)
+            .map(|(sent, arrived)| {
+                batch.id += 1;
+                let mut r = report(batch.id, *arrived, 1000, true);
+                r.departure = batch.t0 + Duration::from_millis(*sent);
+                r
+            })
+            .collect();
+        c.on_reports(batch.t0 + Duration::from_millis(at_ms), &reports);
+    }
+
+    /// Issue #12: on the good profile both ends stalled for most of a second (the machine's two
+    /// cores saturated); the packets that left late, or were stamped late, showed a "queue", the
+    /// target fell from 641 to 136 kbit/s to drain it and the controller climbed back from there
+    /// for 30 s on a 10 Mbit/s link. Packets delayed after a gap in arrivals are a stall: no
+    /// drain, no limit measured.
+    #[test]
+    fn issue_12_a_stall_of_an_end_is_not_a_queue_on_the_link() {
+        let (shared, mut c, mut batch) = three_clean_seconds();
+        // The sender stamps packets every 20 ms from 3 s; those from 3.1 s on leave only when the
+        // stall ends at 3.9 s, back to back at 10 Mbit/s (~1 ms apart).
+        let sent: Vec<u64> = (0..30).map(|k| 3000 + k * 20).collect();
+        let arrived: Vec<u64> =
+            sent.iter().enumerate().map(|(k, s)| if *s < 3100 { s + 40 } else { 3940 + k as u64 }).collect();
+        feed_arrivals(&mut c, &mut batch, &sent, &arrived, 3980);
+        assert!(c.queue_delay().is_some_and(|q| q > QUEUE_LIMIT), "the delay alone reads as a queue");
+        assert_eq!(shared.target_bps(), 2_000_000.0, "not drained");
+        assert_eq!(c.limit_bps, None, "no limit measured");
+        assert_eq!(shared.measured_limit_bps(), None);
+    }
+
+    /// Issue #12: a queue that forms on a link after a silence (a keyframe's burst after the
+    /// sender was idle) is still a queue: the gap is before packets that were not delayed.
+    #[test]
+    fn issue_12_a_queue_after_a_silence_is_still_a_queue() {
+        let (shared, mut c, mut batch) = three_clean_seconds();
+        // Nothing sent from 3 s to 3.5 s, then a packet every 5 ms into a link that carries one
+        // every 20 ms: each waits 15 ms longer than the last.
+        let sent: Vec<u64> = (0..60).map(|k| 3500 + k * 5).collect();
+        let arrived: Vec<u64> = (0..60).map(|k| 3540 + k * 20).collect();
+        feed_arrivals(&mut c, &mut batch, &sent, &arrived, 4750);
+        assert!(c.queue_over(QUEUE_LIMIT), "{:?}", c.queue_delay());
+        let acked = c.acked_bps().expect("acked");
+        assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked}", shared.target_bps());
+        assert!(c.limit_bps.is_some_and(|l| (l - 400_000.0).abs() < 20_000.0), "{:?}", c.limit_bps);
     }
 
     /// Feeds a wrapper whole seconds of packets: `n` of 1000 bytes, one in 20 lost, 40 ms one way
