@@ -440,9 +440,10 @@ pub struct Published<E> {
     /// While the loss is over [`CONGESTED_LOSS`] with no queue: when the target was last cut and
     /// the least it may go to until the next cut ([`LOSS_CUT_EVERY`]).
     loss_cut: Option<(Instant, f64)>,
-    /// While a queue stands: packets sent from then on met it, so the link was busy as each of
-    /// them arrived ([`Published::busy_bps`]).
-    busy_from: Option<Instant>,
+    /// While a queue stands: the packets sent from the first to the second met it before the
+    /// kiosk knew of it and cut its rate, so the link was busy as each of them arrived
+    /// ([`Published::busy_bps`]).
+    busy_sent: Option<(Instant, Instant)>,
     /// Per batch of feedback over the last [`LOSS_WINDOW`]: (when, lost, reported).
     outcomes: VecDeque<(Instant, usize, usize)>,
     /// (when, from the departure of the newest packet a feedback reported to its coming) of the
@@ -472,7 +473,7 @@ impl<E> Published<E> {
             queue_memory: QUEUE_MEMORY,
             limit_bps: remembered,
             queue_standing: false,
-            busy_from: None,
+            busy_sent: None,
             loss_cut: None,
             outcomes: VecDeque::new(),
             round_trips: VecDeque::new(),
@@ -582,10 +583,14 @@ impl<E> Published<E> {
     /// arrived over the last second mixes in the time before the queue formed: a keyframe's
     /// half-second queue on the poor profile (256 kbit/s) measured the link at ~190 kbit/s, the
     /// call was held a tenth under that, and the encoder dropped a quarter of its frames for want
-    /// of bits while a fifth of the link stood idle (issue #12).
+    /// of bits while a fifth of the link stood idle (issue #12). Only the packets sent before the
+    /// queue was seen count: those sent after it, at the drained rate, find the link idle once
+    /// the queue is gone, and while the relay's jitter still read as a queue on the poor profile
+    /// the measure followed the drain down (179 then 128 kbit/s of a link carrying ~250 on the
+    /// wire), and the picture stayed at 160x120 for the rest of the call.
     fn busy_bps(&self) -> Option<f64> {
-        let from = self.busy_from?;
-        let busy = || self.acked.iter().filter(|(_, _, sent)| *sent >= from);
+        let (from, until) = self.busy_sent?;
+        let busy = || self.acked.iter().filter(|(_, _, sent)| *sent >= from && *sent <= until);
         let first = busy().map(|(at, _, _)| *at).min()?;
         let last = busy().map(|(at, _, _)| *at).max()?;
         let span = last.saturating_sub(first);
@@ -857,18 +862,29 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
         if queued {
             self.found_queue(now);
             if !self.queue_standing {
-                self.busy_from = self.queue_met_since();
+                self.busy_sent = self.queue_met_since().map(|from| (from, now));
             }
             // The queue stands, so what arrives is all the link carries. Of the packets that met
-            // it, the rate over the longest span is the truest (the latest); else what arrived
-            // over the last second, the most of it while the queue stands, as the sender cuts
-            // while the queue drains and less arrives.
+            // it, the rate over the longest span is the truest (the latest). Until that span is
+            // long enough, a limit already known stands unless more arrives: what arrived over
+            // the last second is the sender's own rate when the delay came without the link
+            // being full (on the poor profile a 67 ms bump while the kiosk sent ~125 kbit/s of a
+            // 256 kbit/s link was measured as its limit, and held the picture at 160x120 for the
+            // rest of the call). With no limit known yet, what arrived over the last second.
             let measured = match (self.busy_bps(), self.limit_bps) {
                 (Some(busy), _) => Some(busy),
-                (None, Some(limit)) if self.queue_standing => self.acked_bps().map(|a| limit.max(a)),
-                (None, _) => self.acked_bps(),
+                (None, Some(limit)) => self.acked_bps().map(|a| limit.max(a)),
+                (None, None) => self.acked_bps(),
             };
             if let Some(limit) = measured {
+                if self.limit_bps.is_none_or(|known| (known - limit).abs() > known * 0.05) {
+                    tracing::info!(
+                        limit_kbps = (limit / 1000.0).round(),
+                        busy = self.busy_bps().is_some(),
+                        queue_ms = self.queue_delay().map_or(0, |q| q.as_millis()),
+                        "a standing queue measured the link"
+                    );
+                }
                 self.limit_bps = Some(limit);
                 self.out.measured_limit.store(limit.to_bits(), Ordering::Relaxed);
             }
@@ -883,7 +899,7 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
         }
         self.queue_standing = queued;
         if !queued {
-            self.busy_from = None;
+            self.busy_sent = None;
             // Only this wrapper writes it.
             if let Some(acked) = self.acked_bps().filter(|a| *a > self.out.carried_bps().unwrap_or(0.0)) {
                 self.out.carried.store(acked.to_bits(), Ordering::Relaxed);
@@ -1255,6 +1271,55 @@ mod tests {
         seconds.feed(&mut c, 3, 120, 150);
         assert_eq!(shared.carried_bps(), Some(carried), "not while a queue stands");
         assert!(shared.measured_limit_bps().is_some());
+    }
+
+    /// Issue #12: on the poor profile a short delay bump (67 ms, the kiosk sending ~125 kbit/s of
+    /// a 256 kbit/s link) measured the sender's own rate as the link's limit, replacing the 211
+    /// kbit/s a standing queue had shown, and held the picture at 160x120 for the rest of the call.
+    /// Too short for the rate of the packets that met it to count, it leaves a known limit be.
+    #[test]
+    fn issue_12_a_delay_bump_too_short_to_measure_keeps_the_known_limit() {
+        let (_shared, mut c, mut seconds, limit) = after_a_queue();
+        for s in 4..8 {
+            seconds.feed(&mut c, s, 60, 0);
+        }
+        // Half the rate, and the last eight packets (233 ms of departures) 80 ms late.
+        let reports: Vec<_> = (0..30)
+            .map(|k| {
+                seconds.id += 1;
+                let sent = 8000 + k * 100 / 3;
+                let late = if k >= 22 { 80 } else { 0 };
+                let mut r = report(seconds.id, sent + 40 + late, 1000, true);
+                r.departure = seconds.t0 + Duration::from_millis(sent);
+                r
+            })
+            .collect();
+        c.on_reports(seconds.t0 + Duration::from_millis(9000), &reports);
+        assert!(c.queue_over(QUEUE_LIMIT), "{:?}", c.queue_delay());
+        assert_eq!(c.busy_bps(), None, "too short a span to measure");
+        assert!(c.limit_bps.is_some_and(|l| l >= limit), "{:?} for {limit}", c.limit_bps);
+    }
+
+    /// Issue #12: on the poor profile a standing queue measured the link at 179 kbit/s, then,
+    /// as the kiosk drained it and the relay's jitter kept the delay over the limit, at 128: the
+    /// rate the drained sender sent at, not the link's. The packets sent after the queue was seen
+    /// do not measure the link.
+    #[test]
+    fn issue_12_the_drain_after_a_queue_does_not_measure_the_link() {
+        let (_shared, mut c, mut seconds, limit) = after_a_queue();
+        // The sender at half the rate; the delay stays 100 ms over the floor.
+        let reports: Vec<_> = (0..30)
+            .map(|k| {
+                seconds.id += 1;
+                let sent = 4000 + k * 100 / 3;
+                let mut r = report(seconds.id, sent + 40 + 150 + 100, 1000, true);
+                r.departure = seconds.t0 + Duration::from_millis(sent);
+                r
+            })
+            .collect();
+        c.on_reports(seconds.t0 + Duration::from_millis(5000), &reports);
+        assert!(c.queue_over(QUEUE_LIMIT), "{:?}", c.queue_delay());
+        assert!(c.limit_bps.is_some_and(|l| l >= limit * 0.95), "{:?} for {limit}", c.limit_bps);
     }
 
     /// Issue #12: on a good link (one that never queues) every call's picture waited
