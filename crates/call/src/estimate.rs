@@ -517,9 +517,7 @@ impl<E> Published<E> {
     /// Whether the newest run of packets delayed over `over` past the floor came after, or with,
     /// a gap in arrivals of [`STALL_GAP`] or more: the delay was an end's stall, not a queue.
     fn stalled(&self, over: Duration) -> bool {
-        let floor = self.delays.iter().map(|(_, d)| *d).fold(f64::INFINITY, f64::min);
-        let over = over.as_secs_f64() * 1000.0;
-        let run = self.delays.iter().rev().take_while(|(_, d)| d - floor > over).count();
+        let run = self.delayed_run(over).count();
         if run == 0 {
             return false;
         }
@@ -564,9 +562,15 @@ impl<E> Published<E> {
     /// run of packets each delayed over [`QUEUE_LIMIT`] past the floor. Each of them found the
     /// link busy, and it stayed busy until each arrived.
     fn queue_met_since(&self) -> Option<Instant> {
+        self.delayed_run(QUEUE_LIMIT).map(|(t, _)| *t).min()
+    }
+
+    /// The newest run of packets (departure, delay) each delayed over `over` past the floor,
+    /// newest first.
+    fn delayed_run(&self, over: Duration) -> impl Iterator<Item = &(Instant, f64)> {
         let floor = self.delays.iter().map(|(_, d)| *d).fold(f64::INFINITY, f64::min);
-        let limit = QUEUE_LIMIT.as_secs_f64() * 1000.0;
-        self.delays.iter().rev().take_while(|(_, d)| d - floor > limit).map(|(t, _)| *t).min()
+        let over = over.as_secs_f64() * 1000.0;
+        self.delays.iter().rev().take_while(move |(_, d)| d - floor > over)
     }
 
     /// What the receiver acknowledged over the last second, bits per second (`None` until half
@@ -871,7 +875,8 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
             // being full (on the poor profile a 67 ms bump while the kiosk sent ~125 kbit/s of a
             // 256 kbit/s link was measured as its limit, and held the picture at 160x120 for the
             // rest of the call). With no limit known yet, what arrived over the last second.
-            let measured = match (self.busy_bps(), self.limit_bps) {
+            let busy = self.busy_bps();
+            let measured = match (busy, self.limit_bps) {
                 (Some(busy), _) => Some(busy),
                 (None, Some(limit)) => self.acked_bps().map(|a| limit.max(a)),
                 (None, None) => self.acked_bps(),
@@ -880,7 +885,7 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Published<E> {
                 if self.limit_bps.is_none_or(|known| (known - limit).abs() > known * 0.05) {
                     tracing::info!(
                         limit_kbps = (limit / 1000.0).round(),
-                        busy = self.busy_bps().is_some(),
+                        busy = busy.is_some(),
                         queue_ms = self.queue_delay().map_or(0, |q| q.as_millis()),
                         "a standing queue measured the link"
                     );
