@@ -30,7 +30,9 @@ fn wall_ms() -> f64 {
 }
 
 /// What one receiving side saw, from its reports: (wall ms, frames, width, height, audio packets
-/// or samples received, concealed/lost, freezes).
+/// or samples received, concealed/lost, freezes), and how long the voice and the picture were held
+/// before they were played and shown, summed (ms) with how many times, so a window's mean is the
+/// difference of its ends.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sample {
     at: f64,
@@ -40,6 +42,27 @@ struct Sample {
     audio: f64,
     concealed: f64,
     freezes: f64,
+    voice_held: Held,
+    picture_held: Held,
+}
+
+/// A running sum of how long something was held, ms, and over how many.
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    sum_ms: f64,
+    count: f64,
+}
+
+impl Held {
+    /// The mean from `first` to `self`.
+    fn mean_since(self, first: Held) -> Option<f64> {
+        let n = self.count - first.count;
+        (n > 0.0).then(|| (self.sum_ms - first.sum_ms) / n)
+    }
+
+    fn plus(self, ms: f64) -> Held {
+        Held { sum_ms: self.sum_ms + ms, count: self.count + 1.0 }
+    }
 }
 
 /// The figures of one receiving side over a window.
@@ -51,6 +74,9 @@ struct Side {
     freezes_per_min: Option<f64>,
     recovery: Option<f64>,
     cpu: Option<f64>,
+    /// How long the voice and the picture were held, ms, on the mean.
+    voice_held: Option<f64>,
+    picture_held: Option<f64>,
     /// How long the figures were measured over, s.
     window: Option<f64>,
 }
@@ -64,6 +90,8 @@ impl Side {
             "freezes_per_min": self.freezes_per_min,
             "recovery_after_outage_ms": self.recovery,
             "cpu_cores": self.cpu,
+            "voice_held_ms": self.voice_held,
+            "picture_held_ms": self.picture_held,
             "window_s": self.window,
         })
     }
@@ -106,6 +134,8 @@ fn figures(samples: &[Sample], from: f64, len: Option<f64>, back: Option<f64>, c
         freezes_per_min: (secs > 0.0).then(|| (last.freezes - first.freezes) * 60.0 / secs),
         recovery,
         cpu,
+        voice_held: last.voice_held.mean_since(first.voice_held),
+        picture_held: last.picture_held.mean_since(first.picture_held),
         window: Some(secs),
     }
 }
@@ -132,7 +162,9 @@ fn shown_longest(window: &[&Sample]) -> Option<String> {
     shown.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(size, _)| size)
 }
 
-/// A Chromium page's report as a sample: its concealed samples over the samples it received.
+/// A Chromium page's report as a sample: its concealed samples over the samples it received; its
+/// `jitterBufferDelay` (each audio sample's, each frame's wait from its packets' arrival to its
+/// playing or decoding, lip sync's share included) over the count emitted.
 fn page_sample(p: &Value) -> Sample {
     let f = |k: &str| p[k].as_f64().unwrap_or(0.0);
     Sample {
@@ -143,21 +175,31 @@ fn page_sample(p: &Value) -> Sample {
         audio: f("samples"),
         concealed: f("concealed"),
         freezes: f("freezeCount"),
+        voice_held: Held { sum_ms: 1000.0 * f("audioHeldSum"), count: f("audioEmitted") },
+        picture_held: Held { sum_ms: 1000.0 * f("videoHeldSum"), count: f("videoEmitted") },
     }
 }
 
 /// The kiosk engine's stats as a sample: the voice's samples concealed (a packet not there in its
 /// turn, one lost and not rebuilt from the next one's repeat or FEC, the stream gone) over all it
 /// played since its first packet, as Chromium counts `concealedSamples` over
-/// `totalSamplesReceived`.
-fn engine_sample(at: f64, v: &Value) -> Sample {
+/// `totalSamplesReceived`. How long the voice and the picture are held is the engine's own figure
+/// at each report (`audio_delay_ms`, `playout_ms`: past the fastest arrival, so a little over
+/// Chromium's, which counts from each packet's own arrival), counted in the reports since `prev`
+/// where the voice was played or a frame decoded.
+fn engine_sample(at: f64, v: &Value, prev: Option<&Sample>) -> Sample {
     let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    let prev = prev.copied().unwrap_or_default();
+    let frames = f("frames_decoded");
+    let audio = f("audio_samples");
     Sample {
         at,
-        frames: f("frames_decoded"),
+        frames,
         width: v["remote"][0].as_f64().unwrap_or(0.0),
         height: v["remote"][1].as_f64().unwrap_or(0.0),
-        audio: f("audio_samples"),
+        audio,
+        voice_held: if audio > prev.audio { prev.voice_held.plus(f("audio_delay_ms")) } else { prev.voice_held },
+        picture_held: if frames > prev.frames { prev.picture_held.plus(f("playout_ms")) } else { prev.picture_held },
         concealed: f("audio_concealed_samples"),
         freezes: f("freezes"),
     }
@@ -228,7 +270,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             started = Some(now);
             link.start_schedule();
         }
-        kiosk.push(engine_sample(now, stats));
+        kiosk.push(engine_sample(now, stats, kiosk.last()));
         if trace() {
             let v = &stats["sending"]["video"];
             // What left in the last second, beside what was asked for.
@@ -481,7 +523,16 @@ fn median_row(mut runs: Vec<Value>) -> Value {
     let mut row = runs[0].clone();
     for side in SIDES {
         let mut merged = serde_json::Map::new();
-        for key in ["concealment_pct", "fps", "freezes_per_min", "recovery_after_outage_ms", "cpu_cores", "window_s"] {
+        for key in [
+            "concealment_pct",
+            "fps",
+            "freezes_per_min",
+            "recovery_after_outage_ms",
+            "cpu_cores",
+            "voice_held_ms",
+            "picture_held_ms",
+            "window_s",
+        ] {
             let mut v: Vec<f64> = runs.iter().filter_map(|r| r[side][key].as_f64()).collect();
             v.sort_by(f64::total_cmp);
             let median = match v.len() {
@@ -538,8 +589,8 @@ pub(crate) async fn link_figures() {
         if runs > 1 { format!("; the median of {runs} runs") } else { String::new() }
     );
     println!(
-        "{:<10} {:<34} {:>8} {:>6} {:>9} {:>8} {:>9} {:>6}",
-        "profile", "receiver", "conceal%", "fps", "size", "freeze/m", "recov ms", "cpu"
+        "{:<10} {:<34} {:>8} {:>6} {:>9} {:>8} {:>9} {:>6} {:>8} {:>8}",
+        "profile", "receiver", "conceal%", "fps", "size", "freeze/m", "recov ms", "cpu", "voice ms", "pic ms"
     );
     for row in &rows {
         let name = row["profile"].as_str().unwrap_or("");
@@ -551,7 +602,7 @@ pub(crate) async fn link_figures() {
         ] {
             let s = &row[key];
             println!(
-                "{:<10} {:<34} {:>8} {:>6} {:>9} {:>8} {:>9} {:>6}",
+                "{:<10} {:<34} {:>8} {:>6} {:>9} {:>8} {:>9} {:>6} {:>8} {:>8}",
                 name,
                 label,
                 cell(s, "concealment_pct", 2),
@@ -560,6 +611,8 @@ pub(crate) async fn link_figures() {
                 cell(s, "freezes_per_min", 1),
                 cell(s, "recovery_after_outage_ms", 0),
                 cell(s, "cpu_cores", 2),
+                cell(s, "voice_held_ms", 0),
+                cell(s, "picture_held_ms", 0),
             );
         }
         if runs > 1 {
@@ -578,12 +631,17 @@ pub(crate) async fn link_figures() {
             );
         }
         println!(
-            "{:<10} ratios kiosk pair / Chromium pair: concealment at the prison side {}, at the hospital side {}; fps {} and {}",
+            "{:<10} ratios kiosk pair / Chromium pair: concealment at the prison side {}, at the hospital side {}; fps {} and {}; \
+             voice held {} and {}; picture held {} and {}",
             name,
             ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "concealment_pct"),
             ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "concealment_pct"),
             ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "fps"),
             ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "fps"),
+            ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "voice_held_ms"),
+            ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "voice_held_ms"),
+            ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "picture_held_ms"),
+            ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "picture_held_ms"),
         );
     }
     let connects = poor_connects().await;

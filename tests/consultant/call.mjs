@@ -34,6 +34,8 @@ try {
           // extension, or lip sync), summed over the frames it let go, in seconds.
           got.videoMinimumDelay = r.jitterBufferMinimumDelay || 0;
           got.videoEmitted = r.jitterBufferEmittedCount || 0;
+          // Summed (seconds) with its count, so the benchmark takes the mean over its own window.
+          got.videoHeldSum = r.jitterBufferDelay || 0;
         }
         if (r.type === "inbound-rtp" && r.kind === "audio") {
           got.audioPackets = r.packetsReceived || 0;
@@ -46,6 +48,8 @@ try {
           got.concealmentEvents = r.concealmentEvents || 0;
           got.audioJitterBufferMs = r.jitterBufferEmittedCount ? (1000 * r.jitterBufferDelay) / r.jitterBufferEmittedCount : 0;
           got.audioTargetMs = r.jitterBufferEmittedCount ? (1000 * (r.jitterBufferTargetDelay || 0)) / r.jitterBufferEmittedCount : 0;
+          got.audioHeldSum = r.jitterBufferDelay || 0;
+          got.audioEmitted = r.jitterBufferEmittedCount || 0;
         }
         // What this page sends the laptop, and what the laptop's receiver reports say it lost
         // after its retransmissions came (or did not).

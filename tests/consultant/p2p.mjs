@@ -91,6 +91,10 @@ try {
           got.fecPacketsReceived = r.fecPacketsReceived || 0;
           got.fecPacketsDiscarded = r.fecPacketsDiscarded || 0;
           got.jitterBufferDelay = r.jitterBufferEmittedCount ? r.jitterBufferDelay / r.jitterBufferEmittedCount : 0;
+          // How long frames and the voice wait before they are shown and played: summed (seconds)
+          // with their counts, so the benchmark takes the mean over its own window.
+          got.videoHeldSum = r.jitterBufferDelay || 0;
+          got.videoEmitted = r.jitterBufferEmittedCount || 0;
           got.videoCodec = (r.codecId && stats.get(r.codecId)?.mimeType) || null;
         }
         // What it sends, and how long its pacer held it: beside what the consultant's page sends
@@ -116,6 +120,8 @@ try {
           got.audioPackets = r.packetsReceived || 0;
           got.concealed = r.concealedSamples || 0;
           got.samples = r.totalSamplesReceived || 0;
+          got.audioHeldSum = r.jitterBufferDelay || 0;
+          got.audioEmitted = r.jitterBufferEmittedCount || 0;
         }
       });
       return { at: Date.now(), callState: pc.connectionState, ...got };
