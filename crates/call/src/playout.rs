@@ -54,8 +54,8 @@ const PEAK_WINDOW: Duration = Duration::from_secs(60);
 /// prison profile's start, its video 1.4 Mbit/s into 512 kbit/s, and the first two seconds of
 /// frames came up to 400 ms late. Remembered, they held the picture at the most, 500 ms, for the
 /// call's whole first minute (the kiosk's picture 449 ms on the mean, Chromium's own receiver 210;
-/// issue #12). A repair asked for twice comes a few times a minute, so the memory still has its
-/// own within seconds of this.
+/// issue #12). A repair asked for twice comes a few times a minute there, so the memory has one
+/// of its own again within ten to thirty seconds.
 const START: Duration = Duration::from_secs(5);
 /// How much later than the hold a frame may come and still not freeze the picture: a freeze is a
 /// gap of the mean frame interval and 150 ms more (W3C's definition, Chromium's count), so the
