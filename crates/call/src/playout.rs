@@ -4,8 +4,7 @@
 //! moment it was decoded and counted 54-78 freezes a minute on the prison profile (3 % loss, about
 //! one lost packet a second) where Chromium, with its jitter buffer, counted 0-2 (issue #12). The
 //! delay also remembers the latest frame of the last minute: a repair asked for twice comes a few
-//! times a minute there, too seldom for a ten-second share to cover. It remembers how much later
-//! than the frames just before it that frame came, not a queue the link had then.
+//! times a minute there, too seldom for a ten-second share to cover.
 //! Pure: arrival times and timestamps in, release times out. rtc's own `JitterBufferInterceptor`
 //! holds packets, not frames, for a fixed depth, binds one stream per chain and drops a packet
 //! later than its slot (the frame is then broken): the wrong tool for a frame that waits on a resend.
@@ -58,15 +57,6 @@ const PEAK_WINDOW: Duration = Duration::from_secs(60);
 /// issue #12). A repair asked for twice comes a few times a minute there, so the memory has one
 /// of its own again within ten to thirty seconds.
 const START: Duration = Duration::from_secs(5);
-/// How far back the level of the stream's latest frames is taken: the least transit of the frames
-/// of this last stretch, and always of the frame before. The latest frames of the minute are
-/// remembered by how much later than that level they came, so a queue on the link (which raises
-/// every frame's transit while it lasts) is not remembered once it has drained. On the prison
-/// profile Chromium's estimate went past the link 22 s into a call, the down link queued 205 ms,
-/// and a repair asked for twice on top of it came ~600 ms late: remembered whole, it held the
-/// picture at the most (500 ms) for the rest of the minute, where the repairs alone needed
-/// ~250 (issue #12). Longer than a repair's stall, so the frames before it are the level.
-const LEVEL_WINDOW: Duration = Duration::from_millis(500);
 /// How much later than the hold a frame may come and still not freeze the picture: a freeze is a
 /// gap of the mean frame interval and 150 ms more (W3C's definition, Chromium's count), so the
 /// latest frame is held for all but this much of its lateness, a short stall instead of a longer
@@ -124,9 +114,8 @@ pub struct Playout<T> {
     last: Option<(u32, f64)>,
     /// Recent frames: (arrival, arrival ms after `epoch` minus media ms).
     offsets: VecDeque<(Instant, f64)>,
-    /// The latest frames of the last [`PEAK_WINDOW`]: (arrival, ms later than the level of the
-    /// frames before it, [`LEVEL_WINDOW`]), falling (a frame no later than a newer one can never
-    /// be the latest again).
+    /// The latest frames of the last [`PEAK_WINDOW`]: (arrival, lateness ms), lateness falling
+    /// (a frame no later than a newer one can never be the latest again).
     peaks: VecDeque<(Instant, f64)>,
     epoch: Instant,
     /// The floor of the last two seconds the last time frames had come through most of them, and
@@ -192,7 +181,6 @@ impl<T> Playout<T> {
         };
         self.last = Some((ts, media));
         let arrived = now.saturating_duration_since(self.epoch).as_secs_f64() * 1000.0;
-        let level_before = self.level(now);
         self.offsets.push_back((now, arrived - media));
         while self.offsets.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > WINDOW) {
             self.offsets.pop_front();
@@ -216,12 +204,10 @@ impl<T> Playout<T> {
         let first = *self.first.get_or_insert(now);
         let starting = now.saturating_duration_since(first) < START;
         if late <= PEAK_MAX_MS && !starting {
-            // Past the level of the frames before it, no lower than the floor: at most `late`.
-            let over = late - level_before.map_or(0.0, |level| (level - floor).max(0.0));
-            while self.peaks.back().is_some_and(|(_, l)| *l <= over) {
+            while self.peaks.back().is_some_and(|(_, l)| *l <= late) {
                 self.peaks.pop_back();
             }
-            self.peaks.push_back((now, over));
+            self.peaks.push_back((now, late));
         }
         while self.peaks.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > PEAK_WINDOW) {
             self.peaks.pop_front();
@@ -244,15 +230,6 @@ impl<T> Playout<T> {
         self.recent_least().unwrap_or_else(|| self.window_least())
     }
 
-    /// The level of the latest frames at `now`: the least offset of those that came in the last
-    /// [`LEVEL_WINDOW`], and of the newest always.
-    fn level(&self, now: Instant) -> Option<f64> {
-        let mut older = self.offsets.iter().rev();
-        let &(_, newest) = older.next()?;
-        let recent = older.take_while(|(at, _)| now.saturating_duration_since(*at) <= LEVEL_WINDOW);
-        Some(recent.map(|(_, o)| *o).fold(newest, f64::min))
-    }
-
     /// The least offset of the whole window.
     fn window_least(&self) -> f64 {
         self.offsets.iter().map(|(_, o)| *o).fold(f64::INFINITY, f64::min)
@@ -271,21 +248,19 @@ impl<T> Playout<T> {
         (newest.saturating_duration_since(oldest) >= BASE_SPAN).then_some(least)
     }
 
-    /// The lateness that [`COVERED`] of the window's frames stayed within, or, if more, the latest
-    /// frame of the last minute (over the level of its time, on the level of now) less
-    /// [`FORGIVEN_MS`]; at most [`Playout::most`]. Frames later than the most are left out of the
-    /// share: an outage's backlog would otherwise hold the picture at the most for the whole window.
+    /// The lateness that [`COVERED`] of the window's frames stayed within, or the latest frame of
+    /// the last minute less [`FORGIVEN_MS`] if more, at most [`Playout::most`]. Frames later than the
+    /// most are left out of the share: an outage's backlog would otherwise hold the picture at the
+    /// most for the whole window.
     fn covering_delay(&self) -> Duration {
         let floor = self.floor();
-        let level =
-            self.offsets.back().and_then(|&(newest, _)| self.level(newest)).map_or(0.0, |l| (l - floor).max(0.0));
         let max = self.most.as_secs_f64() * 1000.0;
         let mut late: Vec<f64> = self.offsets.iter().map(|(_, o)| o - floor).filter(|l| *l <= max).collect();
         late.sort_by(f64::total_cmp);
         // Truncation picks the element at or under the share.
         let at = (late.len().saturating_sub(1) as f64 * COVERED) as usize;
         let covered = late.get(at).copied().unwrap_or(0.0);
-        let peak = self.peaks.front().map_or(0.0, |(_, l)| level + l - FORGIVEN_MS);
+        let peak = self.peaks.front().map_or(0.0, |(_, l)| l - FORGIVEN_MS);
         Duration::from_secs_f64(covered.max(peak).clamp(0.0, max) / 1000.0)
     }
 
@@ -456,31 +431,6 @@ mod tests {
         // Thirty seconds in: the repairs' 220 ms and a little, not the start's 480.
         assert!(p.delay() < Duration::from_millis(300), "{:?}", p.delay());
         assert!(p.delay() >= Duration::from_millis(180), "the repairs are still covered: {:?}", p.delay());
-    }
-
-    /// Issue #12: 20 s into a call the down link queues 200 ms for a second (the sender's estimate
-    /// past the link) and a packet lost then needs a second request, 400 ms on top of the queue.
-    /// Remembered at its whole 600 ms, it held the picture at the most for the rest of the minute;
-    /// past the drained queue, the hold is what the repairs alone need.
-    #[test]
-    fn issue_12_a_queue_that_drained_does_not_hold_the_picture_for_a_minute() {
-        let queue = |i: u32| match i {
-            600..630 => 200.0 * f64::from(i - 600) / 30.0,
-            630..660 => 200.0,
-            660..690 => 200.0 * f64::from(690 - i) / 30.0,
-            _ => 0.0,
-        };
-        let on_link = |i: u32| arrival_with_repairs(i, &[(12, 5, 220.0)]) + queue(i);
-        // Frame 650 (no first repair near it) waits for its second; those decoded after it wait
-        // behind it.
-        let stalled = on_link(650) + 400.0;
-        let arrive = |i| if (650..665).contains(&i) { on_link(i).max(stalled) } else { on_link(i) };
-        let (released, p) = run(1800, 0, arrive);
-        assert_eq!(released.len(), 1800, "every frame is shown");
-        assert_eq!(freezes(&released[700..]), 0, "delay {:?}", p.delay());
-        // Forty seconds on: the second request's 400 ms less the stall forgiven, not the most.
-        assert!(p.delay() < Duration::from_millis(350), "{:?}", p.delay());
-        assert!(p.delay() >= Duration::from_millis(260), "the second request is remembered: {:?}", p.delay());
     }
 
     /// Issue #12: the sender's own queue (Chromium's pacer on the poor profile, 1-1.8 s with the
