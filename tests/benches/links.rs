@@ -279,7 +279,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 "trace {} {:>5.1} s: target {:>5.0} kbit/s (limit {}), loss {:>4.1} % ({:>4.1} % over 3 s), queue {:>3.0} ms, \
                  video {}, sent {:>4.0} kbit/s {:>2.0} frames ({:.0} key, {:.0} asked, {:.0} skipped busy, {:.0} dropped \
                  by the encoder), frames decoded {} \
-                 ({:.0} freezes, held {} ms, {}x{})",
+                 ({:.0} freezes, {:.0} keyframes asked, held {} ms, {}x{})",
                 profile.name,
                 stats["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
                 stats["target_kbps"].as_f64().unwrap_or(0.0),
@@ -300,6 +300,8 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 delta("frames_dropped_by_encoder"),
                 stats["frames_decoded"],
                 delta("freezes"),
+                // A picture given up for a repair that did not come: a keyframe asked for.
+                delta("keyframes_asked"),
                 stats["playout_ms"],
                 stats["remote"][0],
                 stats["remote"][1],
