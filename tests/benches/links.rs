@@ -276,7 +276,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
             // What left in the last second, beside what was asked for.
             let delta = |k: &str| stats[k].as_f64().unwrap_or(0.0) - last[k].as_f64().unwrap_or(0.0);
             println!(
-                "trace {} {:>5.1} s: target {:>5.0} kbit/s (limit {}), loss {:>4.1} % ({:>4.1} % over 3 s), queue {:>3.0} ms, \
+                "trace {} {:>5.1} s: target {:>5.0} kbit/s (limit {}, peer capped at {}), loss {:>4.1} % ({:>4.1} % over 3 s), queue {:>3.0} ms, \
                  video {}, sent {:>4.0} kbit/s {:>2.0} frames ({:.0} key, {:.0} asked, {:.0} skipped busy, {:.0} dropped \
                  by the encoder), frames decoded {} \
                  ({:.0} freezes, {:.0} keyframes asked, held {} ms, {}x{})",
@@ -284,6 +284,7 @@ async fn profile_figures(profile: Profile, secs: u64) -> Value {
                 stats["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
                 stats["target_kbps"].as_f64().unwrap_or(0.0),
                 stats["limit_kbps"].as_f64().map_or_else(|| "-".to_owned(), |k| format!("{k:.0}")),
+                stats["peer_cap_kbps"].as_f64().map_or_else(|| "-".to_owned(), |k| format!("{k:.0}")),
                 100.0 * stats["link_loss"].as_f64().unwrap_or(0.0),
                 100.0 * stats["window_loss"].as_f64().unwrap_or(0.0),
                 stats["queue_ms"].as_f64().unwrap_or(0.0),

@@ -42,6 +42,8 @@ pub struct DownLink {
     queued_since: Option<Instant>,
     /// The queue the newest voice packet showed.
     last_queue: Option<Duration>,
+    /// The newest limit measured, and when.
+    newest: Option<(Instant, f64)>,
 }
 
 impl DownLink {
@@ -53,6 +55,7 @@ impl DownLink {
             bytes: VecDeque::new(),
             queued_since: None,
             last_queue: None,
+            newest: None,
         }
     }
 
@@ -93,7 +96,9 @@ impl DownLink {
                 // first voice through it let the kiosk send video into its own link meanwhile.
                 if q >= STANDING_FOR || now.saturating_duration_since(since) >= STANDING_FOR {
                     let total: usize = self.bytes.iter().map(|(_, b)| b).sum();
-                    return Some(total as f64 * 8.0 / STANDING_FOR.as_secs_f64());
+                    let limit = total as f64 * 8.0 / STANDING_FOR.as_secs_f64();
+                    self.newest = Some((now, limit));
+                    return Some(limit);
                 }
             }
             Some(_) => self.queued_since = None,
@@ -108,6 +113,11 @@ impl DownLink {
     /// queue stands all that while.
     pub fn last_queue(&self) -> Option<Duration> {
         self.last_queue
+    }
+
+    /// The newest limit a standing queue measured ([`DownLink::packet`]'s), and when.
+    pub fn newest_limit(&self) -> Option<(Instant, f64)> {
+        self.newest
     }
 
     /// The standing queue: the least delay of the last [`NOW_WINDOW`] over the least of the

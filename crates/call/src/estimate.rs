@@ -336,6 +336,11 @@ impl LinkEstimate {
         crate::lock(&self.down).last_queue()
     }
 
+    /// The newest limit a standing queue on the down link measured (`crate::down_link`), and when.
+    pub fn down_newest(&self) -> Option<(Instant, f64)> {
+        crate::lock(&self.down).newest_limit()
+    }
+
     /// The down link's limit its first standing queue showed (`crate::down_link`), if any.
     fn down_limit_bps(&self) -> Option<f64> {
         let bps = f64::from_bits(self.down_limit.load(Ordering::Relaxed));

@@ -131,6 +131,7 @@ async fn run() {
                     "remote_audio_frame_ms": s.remote_audio_frame_ms,
                     "target_kbps": s.target_kbps,
                     "limit_kbps": s.limit_kbps,
+                    "peer_cap_kbps": s.peer_cap_kbps,
                     "link_loss": s.link_loss,
                     "queue_ms": s.queue_ms,
                     "window_loss": s.window_loss,

@@ -463,8 +463,14 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
     loop {
         let Some(packet) = packet_or_due(&track, playout.next_due()).await else { break };
         let sound_only = shared.sound_only_by_link.load(Ordering::Relaxed) || shared.audio_only.load(Ordering::Relaxed);
-        if let Some(bps) = cap.tick(Instant::now(), sound_only) {
+        let seen = crate::peer_cap::Seen {
+            sound_only,
+            down_limit: shared.estimate.down_newest(),
+            up_bps: shared.estimate.target_bps(),
+        };
+        if let Some(bps) = cap.tick(Instant::now(), seen) {
             send_remb(&track, bps, voice.ssrc).await;
+            shared.counters.peer_cap_bps.store(cap.link_cap().unwrap_or(0.0).to_bits(), Ordering::Relaxed);
         }
         if let Some(packet) = packet {
             // Padding (the peer probing the link on the voice's stream) counts among the bytes

@@ -67,6 +67,9 @@ pub struct CallStats {
     pub queue_ms: f64,
     /// The link's limit a standing queue measured in this call, kbit/s (`None` before one stood).
     pub limit_kbps: Option<f64>,
+    /// The cap the kiosk last told the peer for the way down (`crate::peer_cap`), kbit/s (`None`:
+    /// no cap on the peer's video).
+    pub peer_cap_kbps: Option<f64>,
     /// The loss over the estimate's window of the last seconds (0..1).
     pub window_loss: f64,
     /// Video packets resent on the peer's behalf: its transport feedback reported them missing
@@ -137,6 +140,8 @@ pub(super) struct Counters {
     pub(super) pauses: AtomicU64,
     pub(super) playout_delay_us: AtomicU64,
     pub(super) keyframes_asked: AtomicU64,
+    /// The cap on the peer's way down last told it, bits per second as f64 bits (0: none).
+    pub(super) peer_cap_bps: AtomicU64,
     pub(super) video_bytes_sent: AtomicU64,
     pub(super) frames_skipped_busy: AtomicU64,
     pub(super) frames_dropped_by_encoder: AtomicU64,
@@ -243,6 +248,9 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         link_loss: shared.estimate.loss(),
         queue_ms: shared.estimate.queue_ms(),
         limit_kbps: shared.estimate.measured_limit_bps().map(|b| b / 1000.0),
+        peer_cap_kbps: Some(f64::from_bits(c.peer_cap_bps.load(Ordering::Relaxed)))
+            .filter(|b| *b > 0.0)
+            .map(|b| b / 1000.0),
         window_loss: shared.estimate.window_loss(),
         repairs_unasked: shared.estimate.lost_feed().asked(),
         repairs_too_old: shared.estimate.lost_feed().too_old(),
