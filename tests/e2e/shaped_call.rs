@@ -415,6 +415,25 @@ async fn prison_call(content: Content) {
         trajectory(&a.engine)
     );
     assert!(page_audio >= 40.0, "Chromium heard {page_audio:.1} packets/s");
+    // The kiosk caps what the page may send it under what a queue on the way down measured
+    // (`sc_call::peer_cap`): Chromium's estimate went past this link every ~15 s and queued it
+    // 100-200 ms. Its start-up probe (3 Mbit/s and more into the 512 kbit/s link) queues the link
+    // in every call, so the cap is set seconds in. Over the last 30 s, the page's estimate stays
+    // under the most the kiosk told it.
+    let caps: Vec<f64> =
+        stats[stats.len().saturating_sub(31)..].iter().filter_map(|v| v["peer_cap_kbps"].as_f64()).collect();
+    let cap = caps.iter().copied().fold(f64::NAN, f64::max);
+    assert!(caps.len() >= 30, "the kiosk capped the page's way down through the last 30 s: {caps:?}");
+    let estimates: Vec<f64> = a
+        .page
+        .iter()
+        .filter(|p| (rate(pmid, "at")..=rate(pend, "at")).contains(&rate(p, "at")))
+        .filter_map(|p| p["sendAvailableKbps"].as_f64())
+        .collect();
+    assert!(
+        estimates.len() >= 60 && estimates.iter().all(|k| *k <= cap + 1.0),
+        "the page's estimate held under the kiosk's cap ({cap:.0} kbit/s): {estimates:?}"
+    );
     let concealed =
         (rate(pend, "concealed") - rate(pmid, "concealed")) / (rate(pend, "samples") - rate(pmid, "samples")).max(1.0);
     println!(

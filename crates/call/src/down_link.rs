@@ -21,6 +21,13 @@ use std::time::{Duration, Instant};
 pub const DOWN_QUEUE: Duration = Duration::from_millis(200);
 /// ... and has stood this long, so what arrived over it is all the link carried.
 pub const STANDING_FOR: Duration = Duration::from_millis(500);
+/// A queue this long standing [`STANDING_FOR`] measures the link for the cap on the peer
+/// (`crate::peer_cap`, [`DownLink::newest_limit`]). Lower than [`DOWN_QUEUE`]: the link's
+/// rate is all the cap needs, not a sign that the peer's start floods it. Chromium's start-up
+/// probe on the prison profile queued its link ~300 ms, but in one call of two for under the
+/// 700 ms a 200 ms queue takes to measure, and its later overshoots queued it 50-85 ms (the link's
+/// queue sampled once a second). Well above the jitter the least of [`NOW_WINDOW`] leaves.
+pub const CAP_QUEUE: Duration = Duration::from_millis(80);
 /// The delay floor is the least over this long.
 const FLOOR_WINDOW: Duration = Duration::from_secs(10);
 /// The current delay is the least over this long (the jitter filtered out).
@@ -38,11 +45,13 @@ pub struct DownLink {
     delays: VecDeque<(Instant, f64)>,
     /// (arrival, bytes) of every packet of the peer's over [`STANDING_FOR`].
     bytes: VecDeque<(Instant, usize)>,
-    /// Since when the queue has been over [`DOWN_QUEUE`].
+    /// Since when the queue has been over [`DOWN_QUEUE`] ...
     queued_since: Option<Instant>,
+    /// ... and over [`CAP_QUEUE`].
+    cap_queued_since: Option<Instant>,
     /// The queue the newest voice packet showed.
     last_queue: Option<Duration>,
-    /// The newest limit measured, and when.
+    /// The newest limit a queue of [`CAP_QUEUE`] measured, and when.
     newest: Option<(Instant, f64)>,
 }
 
@@ -54,6 +63,7 @@ impl DownLink {
             delays: VecDeque::new(),
             bytes: VecDeque::new(),
             queued_since: None,
+            cap_queued_since: None,
             last_queue: None,
             newest: None,
         }
@@ -86,24 +96,29 @@ impl DownLink {
         if voice_ts.is_some() {
             self.last_queue = queue;
         }
-        match queue {
-            Some(q) if q >= DOWN_QUEUE => {
-                let since = *self.queued_since.get_or_insert(now);
-                // A packet that waited a queue's length found the link busy all that time: a queue
-                // of STANDING_FOR or more shows at once that the last STANDING_FOR was all the
-                // link carried. On the audio-only profile the peer's voice waited 1.1 s behind its
-                // start (or was dropped at the full queue): waiting half a second more after the
-                // first voice through it let the kiosk send video into its own link meanwhile.
-                if q >= STANDING_FOR || now.saturating_duration_since(since) >= STANDING_FOR {
-                    let total: usize = self.bytes.iter().map(|(_, b)| b).sum();
-                    let limit = total as f64 * 8.0 / STANDING_FOR.as_secs_f64();
-                    self.newest = Some((now, limit));
-                    return Some(limit);
-                }
-            }
-            Some(_) => self.queued_since = None,
+        let Some(q) = queue else {
             // No voice lately (a pause, or every packet still queued or dropped): no news.
-            None => {}
+            return None;
+        };
+        // A packet that waited a queue's length found the link busy all that time: a queue of
+        // STANDING_FOR or more shows at once that the last STANDING_FOR was all the link carried.
+        // On the audio-only profile the peer's voice waited 1.1 s behind its start (or was dropped
+        // at the full queue): waiting half a second more after the first voice through it let the
+        // kiosk send video into its own link meanwhile.
+        let stood = |since: &mut Option<Instant>, mark: Duration| {
+            if q < mark {
+                *since = None;
+                return false;
+            }
+            let since = *since.get_or_insert(now);
+            q >= STANDING_FOR || now.saturating_duration_since(since) >= STANDING_FOR
+        };
+        let link_rate = || self.bytes.iter().map(|(_, b)| b).sum::<usize>() as f64 * 8.0 / STANDING_FOR.as_secs_f64();
+        if stood(&mut self.cap_queued_since, CAP_QUEUE) {
+            self.newest = Some((now, link_rate()));
+        }
+        if stood(&mut self.queued_since, DOWN_QUEUE) {
+            return Some(link_rate());
         }
         None
     }
@@ -115,7 +130,8 @@ impl DownLink {
         self.last_queue
     }
 
-    /// The newest limit a standing queue measured ([`DownLink::packet`]'s), and when.
+    /// The newest limit a queue of [`CAP_QUEUE`] standing [`STANDING_FOR`] measured (what arrived
+    /// over the last [`STANDING_FOR`], bits per second), and when.
     pub fn newest_limit(&self) -> Option<(Instant, f64)> {
         self.newest
     }
@@ -224,6 +240,7 @@ pub(crate) mod tests {
             flood(&mut |at, b, ts| d.packet(at, b, ts), t0, (400_000.0, 512_000.0), Duration::from_millis(300), 5.0, 0),
             None
         );
+        assert_eq!(d.newest_limit(), None);
         // A keyframe's worth over the link's rate for a tenth of a second: a short queue, no limit.
         let mut d = DownLink::new(t0);
         assert_eq!(
@@ -237,6 +254,34 @@ pub(crate) mod tests {
             ),
             None
         );
+        assert_eq!(d.newest_limit(), None);
+    }
+
+    /// Issue #12: a peer's estimate a little past the link (Chromium's overshoots on the prison
+    /// profile) queues it ~100 ms, under the mark of a flooding start; that measures the link's
+    /// rate for the cap on the peer, and is no hint for the kiosk's own estimate.
+    #[test]
+    fn issue_12_a_short_standing_queue_measures_the_link_for_the_peers_cap() {
+        let t0 = Instant::now();
+        let mut d = DownLink::new(t0);
+        let mut hints = 0;
+        // 560 kbit/s offered to 512 for 5 s; the queue holds 120 ms.
+        flood(
+            &mut |at, b, ts| {
+                let hint = d.packet(at, b, ts);
+                hints += usize::from(hint.is_some());
+                hint
+            },
+            t0,
+            (560_000.0, 512_000.0),
+            Duration::from_millis(120),
+            5.0,
+            0,
+        );
+        assert_eq!(hints, 0, "no hint for the kiosk's estimate");
+        let (at, limit) = d.newest_limit().expect("the link measured");
+        assert!(at > t0 + Duration::from_secs(4), "the newest measurement: {:?} in", at - t0);
+        assert!((480_000.0..=540_000.0).contains(&limit), "the link's rate: {limit}");
     }
 
     #[test]
@@ -267,5 +312,6 @@ pub(crate) mod tests {
             let at = t0 + Duration::from_secs_f64(f64::from(i) * 0.02 + late);
             assert_eq!(d.packet(at, 200, Some(i * 960)), None, "packet {i}");
         }
+        assert_eq!(d.newest_limit(), None, "nor a measurement for the peer's cap");
     }
 }

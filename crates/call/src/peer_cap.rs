@@ -11,8 +11,8 @@
 //! Why, with video: Chromium's estimate of the way down goes past the link every ~15 s (520-576
 //! kbit/s on the prison profile's 512 kbit/s), and each time the down link queues 100-200 ms and
 //! more: the kiosk's picture froze and its playout held the late frames for a minute. Once a
-//! standing queue has measured what the down link carries (`crate::down_link`), the browser is
-//! capped a little under it. A fixed cap there (430 kbit/s, in an experiment of issue #12's)
+//! queue standing on the down link has measured what it carries (`crate::down_link::CAP_QUEUE`),
+//! the browser is capped a little under it. A fixed cap there (430 kbit/s, in an experiment of issue #12's)
 //! kept the down link's queue at 0 ms for whole calls and halved the kiosk's freezes.
 //!
 //! The cap is lifted when the link shows room again. The way up cannot show it (the browser held
