@@ -336,7 +336,8 @@ impl LinkEstimate {
         crate::lock(&self.down).last_queue()
     }
 
-    /// The newest limit a standing queue on the down link measured (`crate::down_link`), and when.
+    /// The limit the newest queue standing on the down link measured (the most it did;
+    /// `crate::down_link::DownLink::newest_limit`), and when.
     pub fn down_newest(&self) -> Option<(Instant, f64)> {
         crate::lock(&self.down).newest_limit()
     }

@@ -55,7 +55,7 @@ const LIFT_TIMES: u8 = 3;
 pub struct Seen {
     /// The call is sound only (the link's choice or the nurse's).
     pub sound_only: bool,
-    /// The newest limit a standing queue on the down link measured, and when
+    /// The limit the newest queue standing on the down link measured (the most it did), and when
     /// (`crate::down_link::DownLink::newest_limit`).
     pub down_limit: Option<(Instant, f64)>,
     /// The kiosk's estimate of the way up, bits per second.
