@@ -12,8 +12,8 @@
 //! kbit/s on the prison profile's 512 kbit/s), and each time the down link queues 100-200 ms and
 //! more: the kiosk's picture froze and its playout held the late frames for a minute. Once a
 //! queue standing on the down link has measured what it carries (`crate::down_link::CAP_QUEUE`),
-//! the browser is capped a little under it. A fixed cap there (430 kbit/s, in an experiment of issue #12's)
-//! kept the down link's queue at 0 ms for whole calls and halved the kiosk's freezes.
+//! the browser is capped a little under it. A fixed cap there (430 kbit/s, in an experiment of
+//! issue #12's) kept the down link's queue at 0 ms for whole calls and halved the kiosk's freezes.
 //!
 //! The cap is lifted when the link shows room again. The way up cannot show it (the browser held
 //! under the cap queues nothing), so the kiosk's own estimate of the way up stands for it: a
@@ -69,9 +69,10 @@ pub struct PeerCap {
     last: Option<(Instant, f64)>,
     /// Lifts still to say after a cap.
     lifts_due: u8,
-    /// The cap on the way down the down link's measurement set, and when it was measured.
-    link: Option<(Instant, f64)>,
-    /// When the newest measurement taken was made.
+    /// The cap on the way down the down link's measurement set ...
+    link: Option<f64>,
+    /// ... and when the newest measurement taken was made (kept after a lift, so the same one
+    /// does not set the cap again).
     taken: Option<Instant>,
     /// Since when the kiosk's estimate of the way up has stood [`LIFT_OVER`] times over the cap.
     up_over_since: Option<Instant>,
@@ -88,11 +89,11 @@ impl PeerCap {
             // new one replaces the cap, lower or higher.
             if self.taken.is_none_or(|taken| at > taken) && limit.is_finite() && limit > 0.0 {
                 self.taken = Some(at);
-                self.link = Some((at, limit * UNDER));
+                self.link = Some(limit * UNDER);
                 self.up_over_since = None;
             }
         }
-        if let Some((measured, cap)) = self.link {
+        if let (Some(cap), Some(measured)) = (self.link, self.taken) {
             if seen.up_bps >= cap * LIFT_OVER {
                 let since = *self.up_over_since.get_or_insert(now);
                 if now.saturating_duration_since(since) >= LIFT_AFTER {
@@ -106,9 +107,9 @@ impl PeerCap {
             }
         }
         let cap = if seen.sound_only {
-            Some(self.link.map_or(SOUND_ONLY_CAP_BPS, |(_, c)| c.min(SOUND_ONLY_CAP_BPS)))
+            Some(self.link.map_or(SOUND_ONLY_CAP_BPS, |c| c.min(SOUND_ONLY_CAP_BPS)))
         } else {
-            self.link.map(|(_, c)| c)
+            self.link
         };
         let due = match self.last {
             None => true,
@@ -135,7 +136,7 @@ impl PeerCap {
 
     /// The cap on the way down the down link's measurement set, if one holds (bits per second).
     pub fn link_cap(&self) -> Option<f64> {
-        self.link.map(|(_, c)| c)
+        self.link
     }
 }
 
