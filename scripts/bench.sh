@@ -18,4 +18,12 @@ SC_BENCH_DATABASE_URL="$(scripts/postgres.sh start "$pgdir")"
 export SC_BENCH_DATABASE_URL
 # The load figures hold 2,000 connections, both ends in one process: raise the descriptor limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-dbus-run-session -- scripts/session.sh cargo bench --locked -p sc-e2e --bench figures 2>/dev/null
+# The bench's own logs go to a file, not the screen; a failure prints their end (a panic's message
+# was lost once when they went to /dev/null).
+mkdir -p artifacts/bench
+errlog=artifacts/bench/stderr.log
+if ! dbus-run-session -- scripts/session.sh cargo bench --locked -p sc-e2e --bench figures 2>"$errlog"; then
+  tail -n 60 "$errlog" >&2
+  log "the benchmark failed; its whole log: $errlog"
+  exit 1
+fi

@@ -486,18 +486,26 @@ pub(super) async fn receive_audio(track: Arc<dyn TrackRemote>, shared: Arc<Share
         let extra = lock(&shared.lipsync).extra(now);
         playout.set_sync(extra);
         loop {
-            let (start, over) = (playout.next_start(), playout.over_need());
+            let (start, over, held) = (playout.next_start(), playout.over_need(), playout.delay());
             let Some(slot) = playout.next(now) else { break };
-            if let (Slot::Play { packet, .. }, Some(start)) = (&slot, start) {
-                lock(&shared.lipsync).voice_played(start, voice.ssrc, packet.timestamp, over);
+            if let Slot::Play { packet, .. } = &slot {
+                if let Some(start) = start {
+                    lock(&shared.lipsync).voice_played(start, voice.ssrc, packet.timestamp, over);
+                }
+                // What a packet heard was held, as Chromium's jitterBufferDelay counts emitted
+                // samples only: read between packets, the outage profile's ten silent seconds
+                // counted as a delay growing a second a second (the call's mean 892 ms).
+                let held = held.unwrap_or_default();
+                shared
+                    .counters
+                    .audio_delay_us
+                    .store(u64::try_from(held.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
             }
             voice.render(&mut playout, slot, now);
         }
         let synced = playout.sync();
         shared.counters.audio_sync_us.store(u64::try_from(synced.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
         voice.flushed(playout.flushed());
-        let delay = playout.delay().unwrap_or_default();
-        shared.counters.audio_delay_us.store(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 }
 

@@ -42,8 +42,9 @@ pub struct CallStats {
     pub audio_inserted_samples: u64,
     /// Samples dropped to lower it (`removedSamplesForAcceleration`).
     pub audio_removed_samples: u64,
-    /// How long the remote voice is held before it is played, past its fastest arrival
-    /// (`crate::voice_playout`; Chromium's audio `jitterBufferDelay`).
+    /// How long the last remote voice packet played was held, past its fastest arrival
+    /// (`crate::voice_playout`; Chromium's audio `jitterBufferDelay`, which counts only samples
+    /// that came, not those concealed).
     pub audio_delay: Duration,
     /// Of that, the extra taken to keep the voice in step with the picture (`crate::lipsync`,
     /// within the voice's bound).
