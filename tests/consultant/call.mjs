@@ -103,8 +103,12 @@ try {
   }, 250);
 
   const stats = async () => page.evaluate(async () => {
-    const out = { video: null, audio: null, pair: null };
-    const report = await window.scCall.pc.getStats();
+    const out = { video: null, audio: null, pair: null, ended: false };
+    // A short call (the bench's connect-time calls last 3 s) can end, by the kiosk, before the
+    // page has seen its first 30 frames: the page has then let its connection go.
+    const pc = window.scCall.pc;
+    if (!pc) return { ...out, ended: true };
+    const report = await pc.getStats();
     const byId = new Map();
     report.forEach((s) => byId.set(s.id, s));
     report.forEach((s) => {
@@ -119,7 +123,7 @@ try {
   });
   let s = await stats();
   let firstFrameMs = null;
-  for (let i = 0; i < 300 && !(s.video && s.video.framesDecoded >= 30 && s.audio && s.audio.totalAudioEnergy > 0 && s.pair); i++) {
+  for (let i = 0; i < 300 && !s.ended && !(s.video && s.video.framesDecoded >= 30 && s.audio && s.audio.totalAudioEnergy > 0 && s.pair); i++) {
     if (firstFrameMs === null && s.video && s.video.framesDecoded > 0) firstFrameMs = Date.now() - admittedAt;
     await page.waitForTimeout(firstFrameMs === null ? 10 : 100);
     s = await stats();
