@@ -151,9 +151,8 @@ pub struct Playout<T> {
     first: Option<Instant>,
     /// The hold, recomputed on every frame.
     delay: Duration,
-    /// The most the hold may be ([`MAX_DELAY`] to [`MAX_DELAY_LONG`], by the round trip).
-    most: Duration,
-    /// The round trip repairs take, once known.
+    /// The round trip repairs take, once known: the most the hold may be follows it
+    /// ([`Playout::most`]), and the ahead hold is counted from it.
     round_trip: Option<Duration>,
     /// When each repair of the last [`WINDOW`] was decoded (see [`REPAIRS_FOR_AHEAD`]).
     repairs: VecDeque<Instant>,
@@ -172,7 +171,6 @@ impl<T> Playout<T> {
             last_held: None,
             first: None,
             delay: Duration::ZERO,
-            most: MAX_DELAY,
             round_trip: None,
             repairs: VecDeque::new(),
         }
@@ -190,13 +188,13 @@ impl<T> Playout<T> {
     /// makes a frame late (two round trips and [`AHEAD_MARGIN`]) less the stall a freeze count
     /// forgives ([`FORGIVEN_MS`]): held for it ahead, the first such repair does not freeze.
     pub fn set_round_trip(&mut self, round_trip: Duration) {
-        self.most = (round_trip.saturating_mul(2) + REPAIR_MARGIN).clamp(MAX_DELAY, MAX_DELAY_LONG);
         self.round_trip = Some(round_trip);
     }
 
     /// The most a frame is held now.
     pub fn most(&self) -> Duration {
-        self.most
+        self.round_trip
+            .map_or(MAX_DELAY, |rtt| (rtt.saturating_mul(2) + REPAIR_MARGIN).clamp(MAX_DELAY, MAX_DELAY_LONG))
     }
 
     /// Frames waiting to be shown.
@@ -295,7 +293,7 @@ impl<T> Playout<T> {
     /// the whole window.
     fn covering_delay(&self) -> Duration {
         let floor = self.floor();
-        let max = self.most.as_secs_f64() * 1000.0;
+        let max = self.most().as_secs_f64() * 1000.0;
         let mut late: Vec<f64> = self.offsets.iter().map(|(_, o)| o - floor).filter(|l| *l <= max).collect();
         late.sort_by(f64::total_cmp);
         // Truncation picks the element at or under the share.
