@@ -408,6 +408,19 @@ impl LinkEstimate {
     }
 }
 
+/// A packet the receiver acknowledged.
+#[derive(Debug, Clone, Copy)]
+struct Acked {
+    /// When it arrived, on the receiver's clock.
+    at: Duration,
+    /// Its size.
+    bytes: usize,
+    /// When it left.
+    sent: Instant,
+    /// rtc's id for it, in the order packets left.
+    id: u64,
+}
+
 /// An estimator that publishes what it estimates.
 #[derive(Debug)]
 pub struct Published<E> {
@@ -415,9 +428,11 @@ pub struct Published<E> {
     /// Makes a fresh controller starting at a rate (after feedback went missing).
     restart: fn(f64) -> E,
     out: LinkEstimate,
-    /// Packets the receiver acknowledged: (arrival on its clock, bytes, departure), the last
-    /// second's.
-    acked: VecDeque<(Duration, usize, Instant)>,
+    /// Packets the receiver acknowledged, the last second's.
+    acked: VecDeque<Acked>,
+    /// (id, bytes) of every packet reported since the oldest in `acked` left, arrived or not: a
+    /// packet whose feedback was lost is reported as lost, yet it crossed the link.
+    left: VecDeque<(u64, usize)>,
     /// (departure, arrival on the receiver's clock minus departure on ours, ms): the one-way delay
     /// plus a constant clock offset, the last [`DELAY_FLOOR_WINDOW`]'s.
     delays: VecDeque<(Instant, f64)>,
@@ -469,6 +484,7 @@ impl<E> Published<E> {
             restart,
             out,
             acked: VecDeque::new(),
+            left: VecDeque::new(),
             delays: VecDeque::new(),
             last_feedback: None,
             held: None,
@@ -582,10 +598,10 @@ impl<E> Published<E> {
     /// What the receiver acknowledged over the last second, bits per second (`None` until half
     /// a second of arrivals is known).
     fn acked_bps(&self) -> Option<f64> {
-        let (first, last) = (self.acked.front()?.0, self.acked.back()?.0);
+        let (first, last) = (self.acked.front()?.at, self.acked.back()?.at);
         let span = last.saturating_sub(first);
         (span >= ACKED_WINDOW / 2)
-            .then(|| self.acked.iter().map(|(_, b, _)| *b as f64 * 8.0).sum::<f64>() / span.as_secs_f64())
+            .then(|| self.acked.iter().map(|a| a.bytes as f64 * 8.0).sum::<f64>() / span.as_secs_f64())
     }
 
     /// The rate the packets that met the standing queue arrived at, bits per second: the link's
@@ -600,17 +616,21 @@ impl<E> Published<E> {
     /// wire), and the picture stayed at 160x120 for the rest of the call.
     fn busy_bps(&self) -> Option<f64> {
         let (from, until) = self.busy_sent?;
-        let busy = || self.acked.iter().filter(|(_, _, sent)| *sent >= from && *sent <= until);
-        let first = busy().map(|(at, _, _)| *at).min()?;
-        let last = busy().map(|(at, _, _)| *at).max()?;
-        let span = last.saturating_sub(first);
-        if span < BUSY_MIN_SPAN {
+        let busy = || self.acked.iter().filter(|a| a.sent >= from && a.sent <= until);
+        let first = busy().min_by_key(|a| a.at)?;
+        let last = busy().max_by_key(|a| a.at)?;
+        let span = last.at.saturating_sub(first.at);
+        if span < BUSY_MIN_SPAN || last.id <= first.id {
             return None;
         }
-        // Each packet's bytes took the link the time before it arrived, so the first one's are
-        // left out: they were carried before the span began.
-        let first_bytes = busy().find(|(at, _, _)| *at == first).map_or(0, |(_, b, _)| *b);
-        let bytes = busy().map(|(_, b, _)| *b).sum::<usize>() - first_bytes;
+        // Every packet that left after the first and up to the last crossed the link between
+        // their arrivals (the first one's bytes were carried before the span began), reported
+        // arrived or not: rtc reports a packet whose feedback was lost as lost, and Chromium does
+        // not send a lost feedback again. Counting the acknowledged alone, one feedback lost in
+        // a quarter second's span (the poor profile loses 5 % of what comes down) measured the
+        // 256 kbit/s link at 124 kbit/s, and that stood as its limit for 30 s: the consultant's
+        // picture at 160x120 where the link carried 320x240 (issue #12).
+        let bytes: usize = self.left.iter().filter(|(id, _)| *id > first.id && *id <= last.id).map(|(_, b)| *b).sum();
         Some(bytes as f64 * 8.0 / span.as_secs_f64())
     }
 
@@ -667,9 +687,10 @@ impl<E> Published<E> {
     }
 
     fn note_arrivals(&mut self, reports: &[PacketReport]) {
+        self.left.extend(reports.iter().map(|r| (r.id, r.size)));
         for r in reports.iter().filter(|r| r.arrived) {
             if let Some(at) = r.arrival {
-                self.acked.push_back((at, r.size, r.departure));
+                self.acked.push_back(Acked { at, bytes: r.size, sent: r.departure, id: r.id });
                 let sent = r.departure.saturating_duration_since(self.out.epoch);
                 self.delays.push_back((r.departure, at.as_secs_f64() * 1000.0 - sent.as_secs_f64() * 1000.0));
             }
@@ -679,9 +700,13 @@ impl<E> Published<E> {
                 self.delays.pop_front();
             }
         }
-        let newest = self.acked.iter().map(|(at, _, _)| *at).max().unwrap_or_default();
-        while self.acked.front().is_some_and(|(at, _, _)| newest.saturating_sub(*at) > ACKED_WINDOW) {
+        let newest = self.acked.iter().map(|a| a.at).max().unwrap_or_default();
+        while self.acked.front().is_some_and(|a| newest.saturating_sub(a.at) > ACKED_WINDOW) {
             self.acked.pop_front();
+        }
+        let oldest = self.acked.iter().map(|a| a.id).min().unwrap_or(u64::MAX);
+        while self.left.front().is_some_and(|(id, _)| *id < oldest) {
+            self.left.pop_front();
         }
     }
 }
@@ -1215,6 +1240,30 @@ mod tests {
         assert!(c.queue_over(QUEUE_LIMIT), "{:?}", c.queue_delay());
         let acked = c.acked_bps().expect("acked");
         assert!((shared.target_bps() - acked * DRAIN).abs() < 1.0, "{} for {acked}", shared.target_bps());
+        assert!(c.limit_bps.is_some_and(|l| (l - 400_000.0).abs() < 20_000.0), "{:?}", c.limit_bps);
+    }
+
+    /// Issue #12: on the poor profile a standing queue measured the 256 kbit/s link at 124
+    /// kbit/s, and that stood as its limit for 30 s (the consultant's picture at 160x120). A
+    /// feedback lost on the way back (5 % are) reports its packets as lost though they crossed
+    /// the link: they count in what the link carried.
+    #[test]
+    fn issue_12_a_lost_feedback_does_not_cut_the_measured_limit() {
+        let (_shared, mut c, mut batch) = three_clean_seconds();
+        // As above: a packet every 5 ms after a silence into a link that carries one every 20 ms
+        // (400 kbit/s); the feedback for ten of them (200 ms of arrivals) never came.
+        let sent: Vec<u64> = (0..60).map(|k| 3500 + k * 5).collect();
+        let reports: Vec<_> = (0..60u64)
+            .map(|k| {
+                batch.id += 1;
+                let feedback_lost = (25..35).contains(&k);
+                let mut r = report(batch.id, 3540 + k * 20, 1000, !feedback_lost);
+                r.departure = batch.t0 + Duration::from_millis(sent[k as usize]);
+                r
+            })
+            .collect();
+        c.on_reports(batch.t0 + Duration::from_millis(4750), &reports);
+        assert!(c.queue_over(QUEUE_LIMIT), "{:?}", c.queue_delay());
         assert!(c.limit_bps.is_some_and(|l| (l - 400_000.0).abs() < 20_000.0), "{:?}", c.limit_bps);
     }
 
@@ -1902,14 +1951,15 @@ mod tests {
     /// dropped a quarter of its frames for want of bits while a fifth of the link stood idle.
     #[test]
     fn issue_12_a_short_queue_measures_the_links_rate_not_the_seconds_before_it() {
+        // The link carries 220 kbit/s; one packet in 20 is lost after it, and counts in what it
+        // carried (`issue_12_a_lost_feedback_does_not_cut_the_measured_limit`).
         let rate = 220_000.0;
-        let arriving = rate * 0.95;
         // A 14 kB keyframe queues ~500 ms on it, beside ~110 kbit/s of voice and video.
         let limit = through_a_fifo_link(rate, 14_000).expect("the queue measured the link");
-        assert!(limit > arriving * 0.95 && limit < arriving * 1.05, "{limit} for a link carrying {arriving}");
+        assert!(limit > rate * 0.95 && limit < rate * 1.05, "{limit} for a link carrying {rate}");
         // A long queue (a keyframe of three seconds' worth) measures the same.
         let long = through_a_fifo_link(rate, 80_000).expect("the queue measured the link");
-        assert!(long > arriving * 0.95 && long < arriving * 1.05, "{long} for a link carrying {arriving}");
+        assert!(long > rate * 0.95 && long < rate * 1.05, "{long} for a link carrying {rate}");
         // No queue, no measure.
         assert_eq!(through_a_fifo_link(rate, 0), None);
     }
