@@ -310,6 +310,9 @@ impl VideoReceiver {
             self.reassembly.set_round_trip(rtt);
             self.playout.set_round_trip(rtt);
         }
+        if let Some(queue) = shared.estimate.down_queue() {
+            self.playout.set_link_queue(queue);
+        }
         for packet in self.unwrap.packet(packet) {
             self.ssrc = packet.header.ssrc;
             if self.reassembly.push(Instant::now(), packet) && self.gate.lost(Instant::now()) {
