@@ -85,10 +85,6 @@ const REPAIRS_FOR_AHEAD: usize = 3;
 /// their frames 356-472 ms late (the loss is seen with the packet after it, and the resend waits
 /// behind the sender's once-a-round-trip guard and its pacing).
 const AHEAD_MARGIN: Duration = Duration::from_millis(150);
-/// Frames later than this (past [`MAX_DELAY_LONG`]) are not remembered as the latest: an
-/// outage's backlog (seconds late) would otherwise hold the picture at the most for the whole
-/// minute.
-const PEAK_MAX_MS: f64 = 1100.0;
 /// The share of frames the delay covers: the late rest are shown when they come. About one
 /// frame in thirty waits for a repair on the prison profile, and a repair that needs a second
 /// request is among the latest few per cent.
@@ -159,6 +155,8 @@ pub struct Playout<T> {
     /// The standing queue on the link the frames come over, as the peer's voice shows it
     /// ([`Playout::set_link_queue`]).
     link_queue: Duration,
+    /// When the last frame later than the most came (see [`Playout::push`]).
+    too_late: Option<Instant>,
 }
 
 impl<T> Playout<T> {
@@ -177,6 +175,7 @@ impl<T> Playout<T> {
             round_trip: None,
             repairs: VecDeque::new(),
             link_queue: Duration::ZERO,
+            too_late: None,
         }
     }
 
@@ -250,7 +249,18 @@ impl<T> Playout<T> {
         }
         let first = *self.first.get_or_insert(now);
         let starting = now.saturating_duration_since(first) < START;
-        if late <= PEAK_MAX_MS && !starting {
+        // A frame later than the most a frame is held and the stall a freeze forgives is not
+        // remembered among the latest, nor are the frames decoded with it (held behind it, each
+        // a frame interval less late): no hold would have shown it in time, and it is no repair
+        // but an event (an outage's backlog, seconds late; after the step profile's fall a
+        // second of the peer's frames came at once, 1033 ms late and less, the link's queue
+        // already drained, and remembered they held the picture at the most for the rest of the
+        // call on a clean 2 Mbit/s link; issue #12).
+        if late > self.most().as_secs_f64() * 1000.0 + FORGIVEN_MS {
+            self.too_late = Some(now);
+        }
+        let with_too_late = self.too_late.is_some_and(|at| now.saturating_duration_since(at) <= ONE_REPAIR);
+        if !with_too_late && !starting {
             // What the link's queue does not explain (see [`Playout::set_link_queue`]).
             let late = (late - self.link_queue.as_secs_f64() * 1000.0).max(0.0);
             while self.peaks.back().is_some_and(|(_, l)| *l <= late) {
@@ -526,6 +536,20 @@ mod tests {
         }
         assert_eq!(shown, 1800, "every frame is shown");
         // Sixty seconds in, 47 s after the queue drained: the link's jitter, not the queue.
+        assert!(p.delay() < Duration::from_millis(100), "{:?}", p.delay());
+    }
+
+    /// Issue #12: after the step profile's fall the peer's frames of a second came at once with
+    /// its keyframe, the first 1033 ms late, the link's queue already drained; remembered among
+    /// the latest frames of the minute, they held the picture at the most (500 ms) for the rest of
+    /// the call on a clean link. No hold would have shown them in time: they are not remembered.
+    #[test]
+    fn issue_12_frames_later_than_the_most_do_not_hold_the_picture_for_a_minute() {
+        let on_time = |i: u32| 40.0 + f64::from(i) * 33.333;
+        let arrive = |i: u32| if (600..630).contains(&i) { on_time(630) } else { on_time(i) };
+        let (released, p) = run_on(1800, 0, Some(Duration::from_millis(45)), arrive);
+        assert_eq!(released.len(), 1800, "every frame is shown");
+        // Forty seconds after: the clean link's, not the most.
         assert!(p.delay() < Duration::from_millis(100), "{:?}", p.delay());
     }
 

@@ -367,6 +367,7 @@ impl VideoReceiver {
                             late_ms = late.as_millis() as u64,
                             held_ms = hold.as_millis() as u64,
                             raised_to_ms = self.playout.delay().as_millis() as u64,
+                            link_queue_ms = shared.estimate.down_queue().map_or(0, |q| q.as_millis() as u64),
                             "remote video frame later than the hold"
                         ),
                         Pushed::Held { .. } => {}
