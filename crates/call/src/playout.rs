@@ -254,16 +254,13 @@ impl<T> Playout<T> {
         // A frame later than the most a frame is held and the stall a freeze forgives is not
         // remembered among the latest, nor are the frames decoded with it (held behind it, each
         // a frame interval less late): no hold would have shown it in time, and it is no repair
-        // but an event (an outage's backlog, seconds late; after the step profile's fall a
-        // second of the peer's frames came at once, 1033 ms late and less, the link's queue
-        // already drained, and remembered they held the picture at the most for the rest of the
-        // call on a clean 2 Mbit/s link; issue #12).
-        // The most on twice the least round trip of the minute: a longer one is a queue's, and so
-        // is the lateness that comes with it. After the step's fall the round trip went from 45
-        // to 342-674 ms, the most with it to 800 ms, and the frames held behind the keyframe, 829
-        // ms late and less, were remembered and held the picture at the most for the rest of the
-        // call. The poor profile's own round trip (~300-370 ms) makes a repair asked for twice
-        // 790-890 ms late: remembered, as on the least alone it would not be.
+        // but an event: an outage's backlog, seconds late; after the step profile's fall, a
+        // second of the peer's frames decoded at once with its keyframe, 829-1033 ms late and
+        // less, the link's queue drained; remembered, they held the picture at the most for the
+        // rest of the call on a clean 2 Mbit/s link (issue #12). The most is taken on twice the
+        // least round trip of the minute: a longer one is a queue's (the step's went from 45 to
+        // 342-674 ms, and its most to 800), and the poor profile's own (~300-370 ms) makes a
+        // repair asked for twice 790-890 ms late, past the most on the least alone.
         if let Some(rtt) = self.round_trip {
             match self.least_round_trip {
                 Some((at, least)) if least <= rtt && now.saturating_duration_since(at) <= PEAK_WINDOW => {}
