@@ -427,6 +427,34 @@ mod tests {
         Run { released, stale }
     }
 
+    /// What frame `i` of [`run_live`] meets: when it is decoded (ms after the start), the round
+    /// trip then (ms), and the link's queue as the peer's voice shows it (ms).
+    struct Live {
+        at_ms: f64,
+        rtt_ms: u64,
+        queue_ms: f64,
+    }
+
+    /// Pushes `n` frames through a buffer, the round trip and the link's queue set before each as
+    /// `frame` says, every frame held (none stale); returns how many were shown (each polled a
+    /// second after it came) and the buffer.
+    fn run_live(n: u32, frame: impl Fn(u32) -> Live) -> (u32, Playout<u32>) {
+        let t0 = Instant::now();
+        let mut p = Playout::new(t0);
+        let mut shown = 0;
+        for i in 0..n {
+            let f = frame(i);
+            p.set_round_trip(Duration::from_millis(f.rtt_ms));
+            p.set_link_queue(Duration::from_secs_f64(f.queue_ms / 1000.0));
+            let now = t0 + Duration::from_secs_f64(f.at_ms / 1000.0);
+            assert!(matches!(p.push(now, i * TICKS, i), Pushed::Held { .. }));
+            while p.pop(now + Duration::from_secs(1)).is_some() {
+                shown += 1;
+            }
+        }
+        (shown, p)
+    }
+
     /// When frame `i` is decoded if, for each `(period, offset, ms)`, frame `offset` of every
     /// `period` waits `ms` for a repaired packet, holding the frames decoded after it.
     fn arrival_with_repairs(i: u32, repairs: &[(u32, u32, f64)]) -> f64 {
@@ -536,21 +564,10 @@ mod tests {
             t if t < 3000.0 => 700.0 - 0.35 * (t - 1000.0),
             _ => 0.0,
         };
-        let t0 = Instant::now();
-        let mut p = Playout::new(t0);
-        p.set_round_trip(Duration::from_millis(45));
-        let mut shown = 0;
-        for i in 0..1800u32 {
+        let (shown, p) = run_live(1800, |i| {
             let sent = 40.0 + f64::from(i) * 33.333;
-            let now = t0 + Duration::from_secs_f64((sent + queue(sent)) / 1000.0);
-            let voice = queue(sent - 250.0).min(queue(sent));
-            p.set_link_queue(Duration::from_secs_f64(voice / 1000.0));
-            assert!(matches!(p.push(now, i * TICKS, i), Pushed::Held { .. }));
-            let later = now + Duration::from_secs(1);
-            while p.pop(later).is_some() {
-                shown += 1;
-            }
-        }
+            Live { at_ms: sent + queue(sent), rtt_ms: 45, queue_ms: queue(sent - 250.0).min(queue(sent)) }
+        });
         assert_eq!(shown, 1800, "every frame is shown");
         // Sixty seconds in, 47 s after the queue drained: the link's jitter, not the queue.
         assert!(p.delay() < Duration::from_millis(100), "{:?}", p.delay());
@@ -566,18 +583,11 @@ mod tests {
     fn issue_12_frames_later_than_the_most_do_not_hold_the_picture_for_a_minute() {
         let on_time = |i: u32| 40.0 + f64::from(i) * 33.333;
         let arrive = |i: u32| if (600..625).contains(&i) { on_time(625) } else { on_time(i) };
-        let t0 = Instant::now();
-        let mut p = Playout::new(t0);
-        let mut shown = 0;
-        for i in 0..1800u32 {
-            let rtt = if (590..660).contains(&i) { 400 } else { 45 };
-            p.set_round_trip(Duration::from_millis(rtt));
-            let now = t0 + Duration::from_secs_f64(arrive(i) / 1000.0);
-            assert!(matches!(p.push(now, i * TICKS, i), Pushed::Held { .. }));
-            while p.pop(now + Duration::from_secs(1)).is_some() {
-                shown += 1;
-            }
-        }
+        let (shown, p) = run_live(1800, |i| Live {
+            at_ms: arrive(i),
+            rtt_ms: if (590..660).contains(&i) { 400 } else { 45 },
+            queue_ms: 0.0,
+        });
         assert_eq!(shown, 1800, "every frame is shown");
         // Forty seconds after: the clean link's, not the most.
         assert!(p.delay() < Duration::from_millis(100), "{:?}", p.delay());
@@ -590,13 +600,8 @@ mod tests {
         let on_time = |i: u32| 40.0 + f64::from(i) * 33.333;
         // Frame 600 waits 880 ms for its repair, the frames behind it with it.
         let arrive = |i: u32| if (600..627).contains(&i) { on_time(600) + 880.0 } else { on_time(i) };
-        let t0 = Instant::now();
-        let mut p = Playout::new(t0);
-        for i in 0..900u32 {
-            p.set_round_trip(Duration::from_millis(if i % 60 < 30 { 300 } else { 370 }));
-            let now = t0 + Duration::from_secs_f64(arrive(i) / 1000.0);
-            assert!(matches!(p.push(now, i * TICKS, i), Pushed::Held { .. }));
-        }
+        let (_, p) =
+            run_live(900, |i| Live { at_ms: arrive(i), rtt_ms: if i % 60 < 30 { 300 } else { 370 }, queue_ms: 0.0 });
         // Ten seconds after: 880 ms less what a freeze forgives, within the most (840 ms).
         assert!(p.delay() >= Duration::from_millis(740), "{:?}", p.delay());
     }
