@@ -1,8 +1,8 @@
 //! Redundant audio (RED, RFC 2198) as Chromium sends it for Opus: each packet carries the
 //! previous packet's Opus frame beside its own, so a single lost packet is rebuilt whole from the
-//! next one rather than from Opus's lower-rate in-band FEC or concealed. Parsing only (the kiosk
-//! receives RED; it sends plain Opus with in-band FEC): bytes from the network in, borrowed blocks
-//! out, every length checked.
+//! next one rather than from Opus's lower-rate in-band FEC or concealed. Parsing what the peer
+//! sends (bytes from the network in, borrowed blocks out, every length checked), and building what
+//! the kiosk sends on a lossy link with room for it ([`Repeater`]; `crate::adapt` decides when).
 
 /// RED's payload type in the kiosk's offer (Chromium's own number for it).
 pub const PAYLOAD_TYPE: u8 = 63;
@@ -33,6 +33,54 @@ pub enum RedError {
     /// More blocks than any sender uses.
     #[error("RED payload with too many blocks")]
     TooManyBlocks,
+}
+
+/// The most a block's length field holds (10 bits).
+const MAX_BLOCK_LEN: usize = 1023;
+
+/// Builds the kiosk's own RED payloads: each frame with the one before it, as Chromium sends
+/// them, so the peer rebuilds a single lost packet whole. Pure: frames and their place on the
+/// stream's RTP clock in, payloads out.
+#[derive(Debug, Default)]
+pub struct Repeater {
+    /// The last frame sent and where it starts on the RTP clock (samples since the first).
+    previous: Option<(u64, Vec<u8>)>,
+}
+
+impl Repeater {
+    /// The RED payload for `frame` (of `payload_type`) starting at `at` on the RTP clock: the
+    /// previous frame repeated ahead of it when that one starts at most 60 ms before (a frame
+    /// further back, after a gap or a pause, is no packet the peer could miss now) and fits a
+    /// block; the frame alone in RED's one-byte header otherwise.
+    pub fn next(&mut self, payload_type: u8, at: u64, frame: &[u8]) -> Vec<u8> {
+        let payload_type = payload_type & 0x7f;
+        let previous = self.previous.take().and_then(|(from, data)| {
+            let offset = u16::try_from(at.checked_sub(from)?).ok()?;
+            ((1..=MAX_OFFSET).contains(&offset) && !data.is_empty() && data.len() <= MAX_BLOCK_LEN)
+                .then_some((offset, data))
+        });
+        let mut out = Vec::with_capacity(5 + frame.len() + previous.as_ref().map_or(0, |(_, d)| d.len()));
+        if let Some((offset, data)) = &previous {
+            // The length fits 10 bits and the offset 14 (checked above): no bits spill over.
+            let len = data.len();
+            out.push(0x80 | payload_type);
+            out.push((offset >> 6) as u8);
+            out.push((((offset & 0x3f) << 2) as u8) | ((len >> 8) as u8 & 0x03));
+            out.push((len & 0xff) as u8);
+        }
+        out.push(payload_type);
+        if let Some((_, data)) = &previous {
+            out.extend_from_slice(data);
+        }
+        out.extend_from_slice(frame);
+        self.previous = Some((at, frame.to_vec()));
+        out
+    }
+
+    /// Forgets the last frame: the voice went out as plain Opus meanwhile.
+    pub fn forget(&mut self) {
+        self.previous = None;
+    }
 }
 
 /// A parsed RED payload: the redundant blocks, oldest first, then the primary.
@@ -142,6 +190,34 @@ mod tests {
         assert_eq!(r.redundant[0].data.len(), 700);
         assert_eq!(r.previous(111), Some(&b"b"[..]), "the newest repeat");
         assert_eq!(r.primary.data, b"c");
+    }
+
+    #[test]
+    fn issue_12_the_kiosk_repeats_each_frame_in_the_next_packet() {
+        let mut r = Repeater::default();
+        let first = r.next(111, 0, b"one");
+        let parsed = Red::parse(&first).expect("parses");
+        assert!(parsed.redundant.is_empty(), "nothing before the first frame");
+        assert_eq!(parsed.primary.data, b"one");
+        let second = r.next(111, 960, b"two");
+        assert_eq!(second, red(&[(111, 960, b"one")], 111, b"two"), "RFC 2198's layout, as Chromium sends it");
+        let parsed = Red::parse(&second).expect("parses");
+        assert_eq!(parsed.previous(111), Some(&b"one"[..]));
+        assert_eq!(parsed.primary, Block { payload_type: 111, timestamp_offset: 0, data: b"two" });
+        // 60 ms packets on a slow link: the previous is 2880 samples back and still repeated.
+        let long = r.next(111, 960 + 2880, b"three");
+        assert_eq!(Red::parse(&long).expect("parses").previous(111), Some(&b"two"[..]));
+        // After a gap (a pause, a packet the encoder dropped) the older frame is not repeated.
+        let after_gap = Red::parse(&r.next(111, 960 + 2880 + 4800, b"four")).map(|p| p.redundant.len());
+        assert_eq!(after_gap, Ok(0));
+        // A frame too long for a block's 10-bit length goes alone, and the one after it too.
+        let big = vec![9u8; 1500];
+        let at = 960 + 2880 + 4800;
+        assert_eq!(Red::parse(&r.next(111, at + 960, &big)).map(|p| p.redundant.len()), Ok(1));
+        assert_eq!(Red::parse(&r.next(111, at + 1920, b"five")).map(|p| p.redundant.len()), Ok(0));
+        // Back after plain Opus: nothing old is repeated.
+        r.forget();
+        assert_eq!(Red::parse(&r.next(111, at + 2880, b"six")).map(|p| p.redundant.len()), Ok(0));
     }
 
     /// Network input: every truncation and every byte string is an error or a parse, never a panic.

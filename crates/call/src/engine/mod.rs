@@ -395,8 +395,8 @@ impl Call {
                 )
                 .map_err(Error::webrtc)?;
         }
-        // RED: received when the far side is asked for it (`VoiceFormats`). The kiosk itself
-        // sends plain Opus (`send::negotiated_payload_type`).
+        // RED: received when the far side is asked for it (`VoiceFormats`); sent around the
+        // kiosk's own Opus frames on a lossy link with room for it (`adapt::RED_FROM_LOSS`).
         let red = send::codec(MIME_TYPE_RED, 48_000, 2, &format!("{OPUS_PAYLOAD_TYPE}/{OPUS_PAYLOAD_TYPE}"));
         media
             .register_codec(

@@ -28,6 +28,14 @@ pub(crate) struct RtpClock {
     advanced: u64,
 }
 
+/// What one stream's frames are stamped and packetized with.
+struct Stamping {
+    packetizer: Box<dyn Packetizer>,
+    clock: RtpClock,
+    /// The voice's RED payloads (unused on video).
+    repeat: crate::red::Repeater,
+}
+
 impl RtpClock {
     pub(crate) fn new(rate: u32) -> Self {
         RtpClock { rate, first: None, advanced: 0 }
@@ -50,7 +58,7 @@ impl RtpClock {
 /// A track the engine writes encoded frames to, stamped by [`RtpClock`].
 pub(crate) struct Outbound {
     pub(crate) track: std::sync::Arc<TrackLocalStaticRTP>,
-    packetizer: Mutex<(Box<dyn Packetizer>, RtpClock)>,
+    stamping: Mutex<Stamping>,
 }
 
 impl Outbound {
@@ -70,18 +78,31 @@ impl Outbound {
         );
         Ok(Outbound {
             track: std::sync::Arc::new(TrackLocalStaticRTP::new(track)),
-            packetizer: Mutex::new((Box::new(packetizer), RtpClock::new(codec.clock_rate))),
+            stamping: Mutex::new(Stamping {
+                packetizer: Box::new(packetizer),
+                clock: RtpClock::new(codec.clock_rate),
+                repeat: crate::red::Repeater::default(),
+            }),
         })
     }
 
-    /// Sends one frame captured at `captured` with payload type `pt`.
-    pub(crate) async fn write(&self, pt: u8, data: Bytes, captured: Instant) -> Result<(), Error> {
-        let packets = {
-            let mut guard = self.packetizer.lock().await;
-            let (packetizer, clock) = &mut *guard;
-            packetizer.skip_samples(clock.advance(captured));
+    /// Sends one frame captured at `captured` with payload type `pt`, or when `red` names RED's
+    /// payload type (the voice on a lossy link), as RED with the frame before it repeated
+    /// (`crate::red::Repeater`).
+    pub(crate) async fn write(&self, pt: u8, red: Option<u8>, data: Bytes, captured: Instant) -> Result<(), Error> {
+        let (packets, pt) = {
+            let mut guard = self.stamping.lock().await;
+            let s = &mut *guard;
+            s.packetizer.skip_samples(s.clock.advance(captured));
+            let (data, pt) = match red {
+                Some(red_pt) => (Bytes::from(s.repeat.next(pt, s.clock.advanced, &data)), red_pt),
+                None => {
+                    s.repeat.forget();
+                    (data, pt)
+                }
+            };
             // Zero samples: the next frame's timestamp comes from its own capture instant.
-            packetizer.packetize(Instant::now(), &data, 0).map_err(Error::webrtc)?
+            (s.packetizer.packetize(Instant::now(), &data, 0).map_err(Error::webrtc)?, pt)
         };
         for mut p in packets {
             p.header.payload_type = pt;

@@ -64,9 +64,15 @@ pub(super) fn random_ssrc() -> Result<u32, Error> {
 }
 
 async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>) -> Option<u8> {
-    // Not RED, which the kiosk offers first (to receive it) but does not send.
+    // Not RED, which the kiosk offers (to receive it) and sends only around its Opus frames.
     let codecs = sender.get_parameters().await.ok()?.rtp_parameters.codecs;
     codecs.iter().find(|c| !c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RED)).map(|c| c.payload_type)
+}
+
+/// RED's payload type, when the answer took it for the sender's section.
+async fn negotiated_red(sender: &Arc<dyn RtpSender>) -> Option<u8> {
+    let codecs = sender.get_parameters().await.ok()?.rtp_parameters.codecs;
+    codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RED)).map(|c| c.payload_type)
 }
 
 /// Waits until the call connects (or ends).
@@ -330,10 +336,18 @@ pub(super) async fn pump<T: Send + 'static>(
         tracing::warn!(video, "no negotiated codec: nothing will be sent");
         return;
     };
+    // The voice goes as RED while the sending policy says so, if the peer took RED in the answer.
+    let red_pt = if video { None } else { negotiated_red(&sender).await };
+    let mut as_red = false;
     while let Some(item) = rx.recv().await {
         let (data, key, captured) = bytes(item);
         let size = data.len() as u64;
-        if let Err(e) = track.write(pt, Bytes::from(data), captured).await {
+        let red = red_pt.filter(|_| crate::lock(&shared.sending).is_some_and(|s| s.audio_red));
+        if red.is_some() != as_red {
+            as_red = red.is_some();
+            tracing::info!(red = as_red, "the voice's format");
+        }
+        if let Err(e) = track.write(pt, red, Bytes::from(data), captured).await {
             tracing::debug!(error = %e, "frame not written");
             continue;
         }
