@@ -415,6 +415,14 @@ async fn prison_call(content: Content) {
         trajectory(&a.engine)
     );
     assert!(page_audio >= 40.0, "Chromium heard {page_audio:.1} packets/s");
+    // The link loses 3 % and has room: the kiosk's own voice goes as RED, each packet repeating
+    // the last one's frame, so Chromium rebuilds a single lost packet whole, and its concealment
+    // of the kiosk's voice is within the issue's goal for this link (1.5 %).
+    let red_sent = delta("audio_red_sent");
+    assert!(red_sent >= delta("audio_sent") * 0.9, "the kiosk sent {red_sent} of its voice packets as RED: {end}");
+    let page_concealed =
+        (rate(pend, "concealed") - rate(pmid, "concealed")) / (rate(pend, "samples") - rate(pmid, "samples")).max(1.0);
+    assert!(page_concealed <= 0.015, "Chromium concealed {:.2} % of the kiosk's voice", page_concealed * 100.0);
     // The kiosk caps what the page may send it under what a queue on the way down measured
     // (`sc_call::peer_cap`): Chromium's estimate went past this link every ~15 s and queued it
     // 100-200 ms. Its start-up probe (3 Mbit/s and more into the 512 kbit/s link) queues the link
@@ -434,13 +442,12 @@ async fn prison_call(content: Content) {
         estimates.len() >= 60 && estimates.iter().all(|k| *k <= cap + 1.0),
         "the page's estimate held under the kiosk's cap ({cap:.0} kbit/s): {estimates:?}"
     );
-    let concealed =
-        (rate(pend, "concealed") - rate(pmid, "concealed")) / (rate(pend, "samples") - rate(pmid, "samples")).max(1.0);
     println!(
-        "prison profile, last 30 s: kiosk {kiosk_fps:.1} fps, Chromium {page_fps:.1} fps, Chromium's audio concealment {:.1} %; \
+        "prison profile, last 30 s: kiosk {kiosk_fps:.1} fps, Chromium {page_fps:.1} fps, Chromium's audio concealment {:.2} % \
+         ({red_sent} of the kiosk's voice packets sent as RED); \
          the kiosk lost {lost} voice packets and rebuilt {recovered} ({red} came as RED); \
          keyframes the kiosk asked for {}, was asked for {}, frames sent {}; Chromium's last report {}",
-        concealed * 100.0,
+        page_concealed * 100.0,
         end["keyframes_asked"],
         end["keyframe_requests"],
         end["frames_sent"],

@@ -109,6 +109,7 @@ async fn run() {
                     "audio_kbps": x.audio_kbps,
                     "audio_loss_pct": x.audio_loss_pct,
                     "audio_frame_ms": x.audio_frame_ms,
+                    "audio_red": x.audio_red,
                 }));
                 println!("{}", json!({
                     "event": "stats",
@@ -117,6 +118,7 @@ async fn run() {
                     "frames_decoded": s.frames_decoded,
                     "remote": [s.remote_width, s.remote_height],
                     "audio_sent": s.audio_sent,
+                    "audio_red_sent": s.audio_red_sent,
                     "audio_received": s.audio_received,
                     "audio_lost": s.audio_lost,
                     "audio_recovered": s.audio_recovered,

@@ -360,6 +360,9 @@ pub(super) async fn pump<T: Send + 'static>(
             }
         } else {
             c.audio_sent.fetch_add(1, Ordering::Relaxed);
+            if red.is_some() {
+                c.audio_red_sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

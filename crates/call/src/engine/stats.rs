@@ -22,6 +22,8 @@ pub struct CallStats {
     pub remote_height: u32,
     /// Opus packets sent.
     pub audio_sent: u64,
+    /// Of those, sent as RED (repeating the frame before).
+    pub audio_red_sent: u64,
     /// Opus packets decoded.
     pub audio_received: u64,
     /// Remote audio packets lost (concealed or recovered).
@@ -122,6 +124,7 @@ pub(super) struct Counters {
     pub(super) frames_decoded: AtomicU64,
     pub(super) remote_size: AtomicU64,
     pub(super) audio_sent: AtomicU64,
+    pub(super) audio_red_sent: AtomicU64,
     pub(super) audio_received: AtomicU64,
     pub(super) audio_lost: AtomicU64,
     pub(super) audio_recovered: AtomicU64,
@@ -230,6 +233,7 @@ pub(super) fn snapshot(shared: &Shared) -> CallStats {
         remote_width: (size >> 32) as u32,
         remote_height: (size & 0xffff_ffff) as u32,
         audio_sent: c.audio_sent.load(Ordering::Relaxed),
+        audio_red_sent: c.audio_red_sent.load(Ordering::Relaxed),
         audio_received: c.audio_received.load(Ordering::Relaxed),
         audio_lost: c.audio_lost.load(Ordering::Relaxed),
         audio_recovered: c.audio_recovered.load(Ordering::Relaxed),
