@@ -146,6 +146,8 @@ pub struct Adapter {
     lossy_at: Option<Instant>,
     /// Whether the voice goes as RED now.
     red: bool,
+    /// Whether the peer took RED for the kiosk's voice ([`Adapter::allow_red`]).
+    red_allowed: bool,
 }
 
 impl Default for Adapter {
@@ -167,7 +169,14 @@ impl Adapter {
             climb_since: None,
             lossy_at: None,
             red: false,
+            red_allowed: false,
         }
+    }
+
+    /// Whether the peer took RED for the kiosk's voice: until it has (or if it never does),
+    /// the voice stays plain Opus and video keeps the repeat's share.
+    pub fn allow_red(&mut self, allowed: bool) {
+        self.red_allowed = allowed;
     }
 
     /// The settings for an estimate of `estimate_bps` (the whole send path) and a measured loss
@@ -184,7 +193,7 @@ impl Adapter {
         }
         let lossy = self.lossy_at.is_some_and(|at| now.saturating_duration_since(at) < RED_FOR);
         let room = if self.red { RED_UNDER_KBPS } else { RED_FROM_KBPS };
-        self.red = lossy && !lean && estimate_kbps >= room;
+        self.red = self.red_allowed && lossy && !lean && estimate_kbps >= room;
         let audio_kbps = if estimate_kbps >= 200 && !lean && !self.red { AUDIO_KBPS } else { AUDIO_MIN_KBPS };
         // The repeat costs the voice's bitrate again (its header, 4 bytes a packet, aside).
         let voice_kbps = if self.red { 2 * audio_kbps } else { audio_kbps };
@@ -419,7 +428,10 @@ mod tests {
     #[test]
     fn issue_12_on_a_lossy_link_with_room_the_voice_goes_as_red_at_its_floor() {
         let (mut a, mut t) = (Adapter::new(), Instant::now());
-        // The prison profile: ~380 kbit/s, 3 % loss.
+        // The prison profile: ~380 kbit/s, 3 % loss. Not before the peer has taken RED.
+        let s = hold(&mut a, &mut t, 380, 0.03, 1);
+        assert!(!s.audio_red && s.audio_kbps == AUDIO_KBPS, "{s:?}");
+        a.allow_red(true);
         let s = hold(&mut a, &mut t, 380, 0.03, 3);
         assert!(s.audio_red, "{s:?}");
         assert_eq!(s.audio_kbps, AUDIO_MIN_KBPS, "the repeat doubles the voice: at its floor");
@@ -438,10 +450,12 @@ mod tests {
         assert!(!hold(&mut a, &mut t, RED_UNDER_KBPS + 5, 0.03, 2).audio_red, "not back before the upper bound");
         // The poor profile's estimate (~200 kbit/s, 5 %): video needs the room.
         let (mut a, mut t) = (Adapter::new(), Instant::now());
+        a.allow_red(true);
         let s = hold(&mut a, &mut t, 200, 0.05, 5);
         assert!(!s.audio_red && s.video.is_some(), "{s:?}");
         // Sound only: no repeat on a link with no room for video.
         let (mut a, mut t) = (Adapter::new(), Instant::now());
+        a.allow_red(true);
         let s = hold(&mut a, &mut t, 60, 0.05, 5);
         assert!(s.video.is_none() && !s.audio_red, "{s:?}");
     }

@@ -163,6 +163,8 @@ struct Shared {
     sending: Mutex<Option<Settings>>,
     /// The link is too poor for video: sound only until it recovers.
     sound_only_by_link: AtomicBool,
+    /// The peer took RED for the kiosk's voice (the audio pump found it in the answer).
+    red_agreed: AtomicBool,
     /// The video's protection: what the peer agreed to, how much, how many sent.
     fec: FecSwitch,
     /// The voice's extra delay to keep in step with the picture (the peer's sender reports come
@@ -484,6 +486,7 @@ impl Call {
             estimate,
             sending: Mutex::new(None),
             sound_only_by_link: AtomicBool::new(false),
+            red_agreed: AtomicBool::new(false),
             fec,
             lipsync,
         });

@@ -159,6 +159,7 @@ pub(super) fn spawn_video_encoder(
                 // The encoder is set to what it must be told to produce the wanted rate, less
                 // what its parity packets take.
                 let media_kbps = |kbps| parity.media_kbps(kbps, shared.fec.share());
+                adapter.allow_red(shared.red_agreed.load(Ordering::Relaxed));
                 if let Some(s) = adapter.update(now, target, loss) {
                     gap = apply(&shared, &mut encoder, s, media_kbps).unwrap_or(gap);
                     wanted = s.video.map(|(r, kbps)| (r.width, r.height, r.fps, kbps));
@@ -338,6 +339,9 @@ pub(super) async fn pump<T: Send + 'static>(
     };
     // The voice goes as RED while the sending policy says so, if the peer took RED in the answer.
     let red_pt = if video { None } else { negotiated_red(&sender).await };
+    if red_pt.is_some() {
+        shared.red_agreed.store(true, Ordering::Relaxed);
+    }
     let mut as_red = false;
     while let Some(item) = rx.recv().await {
         let (data, key, captured) = bytes(item);
