@@ -630,7 +630,19 @@ impl<E> Published<E> {
         // a quarter second's span (the poor profile loses 5 % of what comes down) measured the
         // 256 kbit/s link at 124 kbit/s, and that stood as its limit for 30 s: the consultant's
         // picture at 160x120 where the link carried 320x240 (issue #12).
-        let bytes: usize = self.left.iter().filter(|(id, _)| *id > first.id && *id <= last.id).map(|(_, b)| *b).sum();
+        let crossed = || self.left.iter().filter(|(id, _)| *id > first.id && *id <= last.id);
+        let bytes: usize = crossed().map(|(_, b)| *b).sum();
+        tracing::debug!(
+            span_ms = span.as_secs_f64() * 1000.0,
+            sent_over_ms = until.saturating_duration_since(from).as_secs_f64() * 1000.0,
+            first_left_ms = first.sent.saturating_duration_since(from).as_secs_f64() * 1000.0,
+            packets = crossed().count(),
+            acked = busy().count(),
+            bytes,
+            kbps = bytes as f64 * 8.0 / span.as_secs_f64() / 1000.0,
+            acked_kbps = self.acked_bps().map(|a| a / 1000.0),
+            "the busy span"
+        );
         Some(bytes as f64 * 8.0 / span.as_secs_f64())
     }
 
