@@ -1,5 +1,5 @@
 //! One outbound media stream: each frame packetized with the RTP timestamp of the instant it was
-//! captured. The webrtc crate's sample track instead adds each sample's duration to the last
+//! captured (the voice's wrapped in RED when the sending policy asks, `crate::red::Repeater`). The webrtc crate's sample track instead adds each sample's duration to the last
 //! timestamp, so every frame skipped before or by the encoder (as on a poor link, many a second)
 //! set the stream's clock back by a frame: measured on the prison profile, Chromium saw the
 //! kiosk's frames arrive ever later than their timestamps said, grew its jitter buffer to ~0.5 s
@@ -28,14 +28,6 @@ pub(crate) struct RtpClock {
     advanced: u64,
 }
 
-/// What one stream's frames are stamped and packetized with.
-struct Stamping {
-    packetizer: Box<dyn Packetizer>,
-    clock: RtpClock,
-    /// The voice's RED payloads (unused on video).
-    repeat: crate::red::Repeater,
-}
-
 impl RtpClock {
     pub(crate) fn new(rate: u32) -> Self {
         RtpClock { rate, first: None, advanced: 0 }
@@ -53,6 +45,14 @@ impl RtpClock {
         // The timestamp wraps at 32 bits by design; one step is at most a few seconds' worth.
         u32::try_from(step).unwrap_or(u32::MAX)
     }
+}
+
+/// What one stream's frames are stamped and packetized with.
+struct Stamping {
+    packetizer: Box<dyn Packetizer>,
+    clock: RtpClock,
+    /// The voice's RED payloads (unused on video).
+    repeat: crate::red::Repeater,
 }
 
 /// A track the engine writes encoded frames to, stamped by [`RtpClock`].
