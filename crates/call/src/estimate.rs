@@ -643,6 +643,19 @@ impl<E> Published<E> {
             acked_kbps = self.acked_bps().map(|a| a / 1000.0),
             "the busy span"
         );
+        if tracing::enabled!(tracing::Level::TRACE) {
+            // Each acknowledged packet of the span: (ms sent after the first, ms arrived after the
+            // first, bytes).
+            let mut each: Vec<(u64, i64, i64, usize)> = busy()
+                .map(|a| {
+                    let sent = a.sent.saturating_duration_since(first.sent).as_secs_f64() * 1000.0;
+                    let at = (a.at.as_secs_f64() - first.at.as_secs_f64()) * 1000.0;
+                    (a.id, sent.round() as i64, at.round() as i64, a.bytes)
+                })
+                .collect();
+            each.sort_unstable();
+            tracing::trace!(?each, "the busy span's packets");
+        }
         Some(bytes as f64 * 8.0 / span.as_secs_f64())
     }
 
