@@ -63,16 +63,15 @@ pub(super) fn random_ssrc() -> Result<u32, Error> {
     Ok(u32::from_le_bytes(b))
 }
 
-async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>) -> Option<u8> {
-    // Not RED, which the kiosk offers (to receive it) and sends only around its Opus frames.
-    let codecs = sender.get_parameters().await.ok()?.rtp_parameters.codecs;
-    codecs.iter().find(|c| !c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RED)).map(|c| c.payload_type)
-}
-
-/// RED's payload type, when the answer took it for the sender's section.
-async fn negotiated_red(sender: &Arc<dyn RtpSender>) -> Option<u8> {
-    let codecs = sender.get_parameters().await.ok()?.rtp_parameters.codecs;
-    codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RED)).map(|c| c.payload_type)
+/// The payload types the answer took for the sender's section: the media codec's, and RED's if
+/// there (the kiosk offers RED to receive it, and sends it only around its own Opus frames).
+async fn negotiated_payload_types(sender: &Arc<dyn RtpSender>) -> (Option<u8>, Option<u8>) {
+    let Ok(params) = sender.get_parameters().await else { return (None, None) };
+    let is_red = |mime: &str| mime.eq_ignore_ascii_case(MIME_TYPE_RED);
+    let codecs = &params.rtp_parameters.codecs;
+    let media = codecs.iter().find(|c| !is_red(&c.rtp_codec.mime_type)).map(|c| c.payload_type);
+    let red = codecs.iter().find(|c| is_red(&c.rtp_codec.mime_type)).map(|c| c.payload_type);
+    (media, red)
 }
 
 /// Waits until the call connects (or ends).
@@ -333,12 +332,12 @@ pub(super) async fn pump<T: Send + 'static>(
     if !connected(&shared).await {
         return;
     }
-    let Some(pt) = negotiated_payload_type(&sender).await else {
+    let (Some(pt), red_pt) = negotiated_payload_types(&sender).await else {
         tracing::warn!(video, "no negotiated codec: nothing will be sent");
         return;
     };
     // The voice goes as RED while the sending policy says so, if the peer took RED in the answer.
-    let red_pt = if video { None } else { negotiated_red(&sender).await };
+    let red_pt = red_pt.filter(|_| !video);
     if red_pt.is_some() {
         shared.red_agreed.store(true, Ordering::Relaxed);
     }
