@@ -427,21 +427,23 @@ async fn prison_call(content: Content) {
     assert!(page_concealed <= 0.015, "Chromium concealed {:.2} % of the kiosk's voice", page_concealed * 100.0);
     // The kiosk caps what the page may send it under what a queue on the way down measured
     // (`sc_call::peer_cap`): Chromium's estimate went past this link every ~15 s and queued it
-    // 100-200 ms. Its start-up probe (3 Mbit/s and more into the 512 kbit/s link) queues the link
-    // in every call, so the cap is set seconds in. Over the last 30 s, the page's estimate stays
-    // under the most the kiosk told it.
+    // 100-200 ms. The cap is set once a queue has measured the link: Chromium's start-up probe
+    // (3 Mbit/s and more into the 512 kbit/s link) queues it seconds in in most calls (5 of 6 in
+    // one bench run: 5-6 s in), its first overshoot in the others (12 s in; once, in CI, ~30 s
+    // in). So the cap holds over the last 20 s, and the page's estimate stays under the most the
+    // kiosk told it there.
     let caps: Vec<f64> =
-        stats[stats.len().saturating_sub(31)..].iter().filter_map(|v| v["peer_cap_kbps"].as_f64()).collect();
+        stats[stats.len().saturating_sub(21)..].iter().filter_map(|v| v["peer_cap_kbps"].as_f64()).collect();
     let cap = caps.iter().copied().fold(f64::NAN, f64::max);
-    assert!(caps.len() >= 30, "the kiosk capped the page's way down through the last 30 s: {caps:?}");
+    assert!(caps.len() >= 20, "the kiosk capped the page's way down through the last 20 s: {caps:?}");
     let estimates: Vec<f64> = a
         .page
         .iter()
-        .filter(|p| (rate(pmid, "at")..=rate(pend, "at")).contains(&rate(p, "at")))
+        .filter(|p| (rate(pend, "at") - 20_000.0..=rate(pend, "at")).contains(&rate(p, "at")))
         .filter_map(|p| p["sendAvailableKbps"].as_f64())
         .collect();
     assert!(
-        estimates.len() >= 60 && estimates.iter().all(|k| *k <= cap + 1.0),
+        estimates.len() >= 40 && estimates.iter().all(|k| *k <= cap + 1.0),
         "the page's estimate held under the kiosk's cap ({cap:.0} kbit/s): {estimates:?}"
     );
     println!(
