@@ -33,7 +33,12 @@ pub const LADDER: [Rung; 4] = [
     // From 200 kbit/s (was 250), about libwebrtc's least start bitrate for 480x270: on the prison
     // profile the estimate rests at ~330 while the link's limit is known, which left 235 for video
     // and stepped to 320x240 at 20 fps for twenty seconds (issue #12).
-    Rung { width: 480, height: 360, fps: 30, min_kbps: 200, max_kbps: 600 },
+    // From 140 (was 200): on the step profile's 300 kbit/s the budget is 140-150, and the kiosk
+    // sent 320x240 there (the consultant's longest size) where Chromium keeps 480x360 at fewer
+    // frames; from 140 the consultant got 480x360 at 25.9 fps over three runs (28.6 before),
+    // concealment 1.80 % and 1.2 freezes a minute, against the pair's 480x360, 24.9 fps, 2.10 % and
+    // 3.6. The poor profile's budget (~100-125) stays under it.
+    Rung { width: 480, height: 360, fps: 30, min_kbps: 140, max_kbps: 600 },
     // From 90 kbit/s (was 120): on the poor profile (256 kbit/s) the estimate sits near 180, which
     // left 114 for video and sent 160x120 where Chromium sends 320x240 on the same link; at 90 the
     // consultant got 320x240 at 18.8 fps (15.7 at 160x120 before), concealment 1.1 % (issue #12).
@@ -87,8 +92,8 @@ pub const RED_FOR: Duration = Duration::from_secs(10);
 /// bit.
 pub const RED_FROM_KBPS: u32 = 320;
 /// The estimate under which RED stops again (apart from [`RED_FROM_KBPS`], so an estimate
-/// wobbling at one does not flip the voice's format): about where 480x360's least no longer
-/// fits beside the repeat.
+/// wobbling at one does not flip the voice's format): the repeat's 16 kbit/s out of video's
+/// budget there leaves 480x360 its least and ~50 more for a keyframe's burst.
 pub const RED_UNDER_KBPS: u32 = 300;
 /// Share of what is left after audio that video may use: the rest absorbs keyframes and
 /// retransmissions.
@@ -412,10 +417,10 @@ mod tests {
         assert_eq!(size(s), Some((640, 480, 30)));
         assert_eq!(s.video.map(|v| v.1), Some(1200), "capped at the rung's most");
         assert_eq!(s.audio_kbps, AUDIO_KBPS);
-        // 2 Mbit -> 250 kbit: down within one update.
-        let s = hold(&mut a, &mut t, 250, 0.0, 1);
+        // 2 Mbit -> 200 kbit: down within one update.
+        let s = hold(&mut a, &mut t, 200, 0.0, 1);
         assert_eq!(size(s), Some((320, 240, 30)));
-        assert!(s.video.is_some_and(|(_, k)| k <= 250 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS), "{s:?}");
+        assert!(s.video.is_some_and(|(_, k)| k <= 200 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS), "{s:?}");
         // Back to 2 Mbit: one rung per HOLD_UP, not at once.
         let s = hold(&mut a, &mut t, 2000, 0.0, 5);
         assert_eq!(size(s), Some((320, 240, 30)), "not yet");
@@ -489,7 +494,7 @@ mod tests {
         let kbps = |s: Settings| s.video.map_or(0, |(_, k)| k);
         // Just under 480x360's least, then room for it: 320x240 climbs for the eight seconds
         // before the rung up (updated every 100 ms, as the encoder thread does on every frame).
-        assert_eq!(size(hold(&mut a, &mut t, 285, 0.03, 12)), Some((320, 240, 30)));
+        assert_eq!(size(hold(&mut a, &mut t, 215, 0.03, 12)), Some((320, 240, 30)));
         let mut held = a.current().expect("settings");
         while size(a.current().expect("settings")) == Some((320, 240, 30)) {
             held = a.current().expect("settings");
@@ -511,15 +516,23 @@ mod tests {
         let (mut a, mut t) = (Adapter::new(), Instant::now());
         let kbps = |s: Settings| s.video.map_or(0, |(_, k)| k);
         assert_eq!(size(hold(&mut a, &mut t, 450, 0.03, 12)), Some((480, 360, 30)));
-        let dip = hold(&mut a, &mut t, 270, 0.03, 2);
+        let dip = hold(&mut a, &mut t, 200, 0.03, 2);
         assert_eq!(size(dip), Some((480, 360, 30)), "held through the dip");
-        let budget = ((270 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS) as f64 * VIDEO_SHARE) as u32;
+        let budget = ((200 - AUDIO_KBPS - AUDIO_OVERHEAD_KBPS) as f64 * VIDEO_SHARE) as u32;
         assert!(budget < LADDER[1].min_kbps, "a dip under the rung's least: {budget}");
         assert!(kbps(dip) <= budget, "asks what the dip leaves: {} of {budget}", kbps(dip));
         assert_eq!(size(hold(&mut a, &mut t, 379, 0.03, 10)), Some((480, 360, 30)));
         // The same dip, lasting: down after HOLD_DOWN.
-        assert_eq!(size(hold(&mut a, &mut t, 270, 0.03, 2)), Some((480, 360, 30)));
-        assert_eq!(size(hold(&mut a, &mut t, 270, 0.03, 2)), Some((320, 240, 30)));
+        assert_eq!(size(hold(&mut a, &mut t, 200, 0.03, 2)), Some((480, 360, 30)));
+        assert_eq!(size(hold(&mut a, &mut t, 200, 0.03, 2)), Some((320, 240, 30)));
+    }
+
+    /// Issue #12: on the step profile's 300 kbit/s the estimate rests at 220-235 once a queue has
+    /// measured the link; Chromium keeps 480x360 there, and so does the kiosk now.
+    #[test]
+    fn issue_12_the_step_profiles_300_kbit_s_sends_480x360() {
+        let (mut a, mut t) = (Adapter::new(), Instant::now());
+        assert_eq!(size(hold(&mut a, &mut t, 220, 0.0, 12)), Some((480, 360, 30)));
     }
 
     /// Issue #12: the poor profile's estimate (~180 kbit/s) sends 320x240, as Chromium does there,
@@ -576,7 +589,7 @@ mod tests {
         assert_eq!((s.audio_kbps, s.audio_frame_ms), (AUDIO_MIN_KBPS, AUDIO_LONG_FRAME_MS));
         let (mut b, t) = (Adapter::new(), Instant::now());
         let s = b.update(t, crate::estimate::INITIAL_BPS, 0.0).expect("the first settings");
-        assert_eq!(size(s), Some((320, 240, 30)), "a new link starts with video as before");
+        assert_eq!(size(s), Some((480, 360, 30)), "a new link starts with video");
     }
 
     /// Issue #12: back from sound only, video asks the lowest rung's least, not the whole budget
@@ -651,7 +664,7 @@ mod tests {
         let top = hold(&mut a, &mut t, 2000, 0.0, 2);
         assert_eq!(quality(Some(top), 0.01, false), LinkQuality::Good);
         assert_eq!(quality(Some(top), 0.08, false), LinkQuality::Weak, "lossy");
-        let low = hold(&mut a, &mut t, 250, 0.0, 1);
+        let low = hold(&mut a, &mut t, 200, 0.0, 1);
         assert_eq!(quality(Some(low), 0.0, false), LinkQuality::Weak, "a lower rung");
         let none = hold(&mut a, &mut t, 50, 0.0, 5);
         assert_eq!(quality(Some(none), 0.0, false), LinkQuality::SoundOnly);
