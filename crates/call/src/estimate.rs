@@ -600,6 +600,7 @@ impl<E> Published<E> {
 
     /// What the receiver acknowledged over the last second, bits per second (`None` until half
     /// a second of arrivals is known).
+    ///
     /// What a lost feedback left unreported counts as the reported did ([`unreported_scale`]):
     /// on the poor profile (5 % lost each way) a tenth of a second's packets at a time go
     /// unreported, and the cap near what arrives ([`near_limit`]) followed the shortfall down.
@@ -608,10 +609,9 @@ impl<E> Published<E> {
         let span = last.saturating_sub(first);
         let ids = (self.acked.iter().map(|a| a.id).min()?, self.acked.iter().map(|a| a.id).max()?);
         let bytes: f64 = self.acked.iter().map(|a| a.bytes as f64).sum();
-        (span >= ACKED_WINDOW / 2).then(|| {
-            // The first packet is counted too here: [first, last] is (first - 1, last].
-            bytes * 8.0 * unreported_scale(&self.left, ids.0.saturating_sub(1), ids.1) / span.as_secs_f64()
-        })
+        // The first acknowledged packet counts here too: the ids from just before it.
+        let scale = unreported_scale(&self.left, ids.0.saturating_sub(1), ids.1);
+        (span >= ACKED_WINDOW / 2).then(|| bytes * 8.0 * scale / span.as_secs_f64())
     }
 
     /// The rate the packets that met the standing queue arrived at, bits per second: the link's
