@@ -1284,7 +1284,21 @@ mod tests {
         arrived_ms: &[u64],
         at_ms: u64,
     ) {
-        let reports: Vec<_> = sent_ms
+        let reports = arrivals(batch, sent_ms, arrived_ms);
+        c.on_reports(batch.t0 + Duration::from_millis(at_ms), &reports);
+    }
+
+    /// A packet every 5 ms from 3.5 s (after a silence) into a link that carries one every 20 ms
+    /// (400 kbit/s): each waits 15 ms longer than the last.
+    fn burst_after_a_silence(batch: &mut Batches) -> Vec<PacketReport> {
+        let sent: Vec<u64> = (0..60).map(|k| 3500 + k * 5).collect();
+        let arrived: Vec<u64> = (0..60).map(|k| 3540 + k * 20).collect();
+        arrivals(batch, &sent, &arrived)
+    }
+
+    /// Reports of 1000-byte packets that left at `sent_ms` and arrived at `arrived_ms`.
+    fn arrivals(batch: &mut Batches, sent_ms: &[u64], arrived_ms: &[u64]) -> Vec<PacketReport> {
+        sent_ms
             .iter()
             .zip(arrived_ms)
             .map(|(sent, arrived)| {
@@ -1293,8 +1307,7 @@ mod tests {
                 r.departure = batch.t0 + Duration::from_millis(*sent);
                 r
             })
-            .collect();
-        c.on_reports(batch.t0 + Duration::from_millis(at_ms), &reports);
+            .collect()
     }
 
     /// Issue #12: on the good profile both ends stalled for most of a second (the machine's two
@@ -1342,16 +1355,10 @@ mod tests {
         let (_shared, mut c, mut batch) = three_clean_seconds();
         // As above: a packet every 5 ms after a silence into a link that carries one every 20 ms
         // (400 kbit/s); the feedback for ten of them (200 ms of arrivals) never came.
-        let sent: Vec<u64> = (0..60).map(|k| 3500 + k * 5).collect();
-        let reports: Vec<_> = (0..60u64)
-            .map(|k| {
-                batch.id += 1;
-                let feedback_lost = (25..35).contains(&k);
-                let mut r = report(batch.id, 3540 + k * 20, 1000, !feedback_lost);
-                r.departure = batch.t0 + Duration::from_millis(sent[k as usize]);
-                r
-            })
-            .collect();
+        let mut reports = burst_after_a_silence(&mut batch);
+        for r in &mut reports[25..35] {
+            (r.arrived, r.arrival) = (false, None);
+        }
         c.on_reports(batch.t0 + Duration::from_millis(4750), &reports);
         assert!(c.queue_over(QUEUE_LIMIT), "{:?}", c.queue_delay());
         assert!(c.limit_bps.is_some_and(|l| (l - 400_000.0).abs() < 20_000.0), "{:?}", c.limit_bps);
@@ -1365,15 +1372,8 @@ mod tests {
     fn issue_12_packets_a_lost_feedback_left_unreported_count_in_the_measured_limit() {
         let (_shared, mut c, mut batch) = three_clean_seconds();
         // As above, but the ten packets the lost feedback named never reported at all.
-        let sent: Vec<u64> = (0..60).map(|k| 3500 + k * 5).collect();
-        let reports: Vec<_> = (0..60u64)
-            .filter_map(|k| {
-                batch.id += 1;
-                let mut r = report(batch.id, 3540 + k * 20, 1000, true);
-                r.departure = batch.t0 + Duration::from_millis(sent[k as usize]);
-                (!(25..35).contains(&k)).then_some(r)
-            })
-            .collect();
+        let mut reports = burst_after_a_silence(&mut batch);
+        reports.drain(25..35);
         c.on_reports(batch.t0 + Duration::from_millis(4750), &reports);
         assert!(c.queue_over(QUEUE_LIMIT), "{:?}", c.queue_delay());
         assert!(c.limit_bps.is_some_and(|l| (l - 400_000.0).abs() < 20_000.0), "{:?}", c.limit_bps);
@@ -1387,30 +1387,16 @@ mod tests {
         let (_shared, mut c, mut batch) = three_clean_seconds();
         // A packet every 5 ms after a silence: the first 45 arrive every 20 ms (400 kbit/s), the
         // last 15 every 30 ms.
-        let at = |k: u64| if k < 45 { 3540 + k * 20 } else { 4450 + (k - 45) * 30 };
-        let reports: Vec<_> = (0..60u64)
-            .map(|k| {
-                batch.id += 1;
-                let mut r = report(batch.id, at(k), 1000, true);
-                r.departure = batch.t0 + Duration::from_millis(3500 + k * 5);
-                r
-            })
-            .collect();
-        c.on_reports(batch.t0 + Duration::from_millis(4880), &reports);
+        let sent: Vec<u64> = (0..60).map(|k| 3500 + k * 5).collect();
+        let arrived: Vec<u64> = (0..60).map(|k| if k < 45 { 3540 + k * 20 } else { 4450 + (k - 45) * 30 }).collect();
+        feed_arrivals(&mut c, &mut batch, &sent, &arrived, 4880);
         assert!(c.queue_over(QUEUE_LIMIT), "{:?}", c.queue_delay());
         let whole = c.limit_bps.expect("the busy span measured the link");
         // The queue still stands (the next packets 150 ms late), and a second on the span left
         // is its slower tail.
-        let reports: Vec<_> = (0..22u64)
-            .map(|k| {
-                batch.id += 1;
-                let sent = 4900 + k * 20;
-                let mut r = report(batch.id, sent + 190, 1000, true);
-                r.departure = batch.t0 + Duration::from_millis(sent);
-                r
-            })
-            .collect();
-        c.on_reports(batch.t0 + Duration::from_millis(5500), &reports);
+        let sent: Vec<u64> = (0..22).map(|k| 4900 + k * 20).collect();
+        let arrived: Vec<u64> = sent.iter().map(|s| s + 190).collect();
+        feed_arrivals(&mut c, &mut batch, &sent, &arrived, 5500);
         assert!(c.queue_over(QUEUE_LIMIT), "{:?}", c.queue_delay());
         let (span, tail) = c.busy_bps().expect("the tail measured");
         assert!(span < Duration::from_millis(500) && tail < whole * 0.9, "{span:?}: {tail} against {whole}");
