@@ -2,12 +2,12 @@
 // waiting laptop, and reports the call's statistics as JSON lines on stdout for the Rust test.
 // Settings come from the environment (SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI,
 // SC_END = "consultant" | "kiosk", SC_HOLD_MS, SC_HEADLESS).
-import { admitFirstLaptop, env, say, startDriver } from "./launch.mjs";
+import { admitFirstLaptop, env, say, startDriver, watchPage } from "./launch.mjs";
 
 const { browser, done } = await startDriver({ y4m: env("SC_Y4M") });
 
 try {
-  const page = await browser.newPage();
+  const page = watchPage(await browser.newPage());
   page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") say("console", { text: m.text() }); });
   const admittedAt = await admitFirstLaptop(page);
   // Four times a second: what the page shows of the laptop's link, whether it sends video, and what

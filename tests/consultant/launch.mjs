@@ -8,7 +8,22 @@ export const env = (k) => {
   return v;
 };
 
-export const say = (event, data = {}) => console.log(JSON.stringify({ event, ...data }));
+// Whether the browser or a page went away before the driver closed it: an error event carries it,
+// so a failure says the browser died under the driver rather than the page misbehaving (seen once
+// in CI as "Target page, context or browser has been closed", which Chromium killed mid-call gives).
+let gone = null;
+
+export const say = (event, data = {}) =>
+  console.log(JSON.stringify({ event, ...data, ...(event === "error" && gone ? { gone } : {}) }));
+
+// Reports a page of the driver's that crashed (its renderer died), for the error that follows.
+export function watchPage(page) {
+  page.on("crash", () => {
+    gone = gone || `a page crashed at ${new Date().toISOString()}`;
+    say("page_crash");
+  });
+  return page;
+}
 
 // `y4m`: the fake camera's clip, when the page takes a call; SC_WAV, when set, the fake
 // microphone's voice (looped) instead of Chromium's beep.
@@ -66,7 +81,14 @@ export async function admitFirstLaptop(page) {
 // unhandled rejection is reported as an error event and ends the driver.
 export async function startDriver(options) {
   const browser = await launch(options);
-  const done = async (code) => { await browser.close().catch(() => {}); process.exit(code); };
+  let closing = false;
+  browser.on("disconnected", () => {
+    if (!closing) {
+      gone = gone || `the browser went away at ${new Date().toISOString()}`;
+      say("browser_gone");
+    }
+  });
+  const done = async (code) => { closing = true; await browser.close().catch(() => {}); process.exit(code); };
   process.on("unhandledRejection", async (e) => { say("error", { message: String(e && e.stack || e) }); await done(1); });
   return { browser, done };
 }

@@ -8,12 +8,12 @@
 // (after the call: writes the outcome note the page asks for, and sends it) | {"do":"quit"}.
 // Settings: SC_URL, SC_USER, SC_PASSWORD, SC_CODE, SC_Y4M, SC_SPKI.
 import { createInterface } from "node:readline";
-import { admitFirstLaptop, env, say, startDriver } from "./launch.mjs";
+import { admitFirstLaptop, env, say, startDriver, watchPage } from "./launch.mjs";
 
 const { browser, done } = await startDriver({ y4m: env("SC_Y4M") });
 
 try {
-  const page = await browser.newPage();
+  const page = watchPage(await browser.newPage());
   page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") say("console", { text: m.text() }); });
   await admitFirstLaptop(page);
   await page.waitForFunction(() => window.scShare.channel && window.scShare.channel.readyState === "open", null, { timeout: 30000 });
