@@ -71,6 +71,8 @@ struct Side {
     concealment: Option<f64>,
     fps: Option<f64>,
     size: String,
+    /// The picture's size over the time it was shown, thousands of pixels on the mean.
+    mean_kpixels: Option<f64>,
     freezes_per_min: Option<f64>,
     recovery: Option<f64>,
     cpu: Option<f64>,
@@ -87,6 +89,7 @@ impl Side {
             "concealment_pct": self.concealment.map(|c| c * 100.0),
             "fps": self.fps,
             "resolution": self.size,
+            "mean_kpixels": self.mean_kpixels,
             "freezes_per_min": self.freezes_per_min,
             "recovery_after_outage_ms": self.recovery,
             "cpu_cores": self.cpu,
@@ -131,6 +134,7 @@ fn figures(samples: &[Sample], from: f64, len: Option<f64>, back: Option<f64>, c
         concealment: (audio > 0.0).then(|| (last.concealed - first.concealed) / audio),
         fps: (secs > 0.0).then(|| (last.frames - first.frames) / secs),
         size: shown_longest(&window).unwrap_or_else(|| "none".to_owned()),
+        mean_kpixels: shown_mean_kpixels(&window),
         freezes_per_min: (secs > 0.0).then(|| (last.freezes - first.freezes) * 60.0 / secs),
         recovery,
         cpu,
@@ -147,19 +151,33 @@ fn figures(samples: &[Sample], from: f64, len: Option<f64>, back: Option<f64>, c
 /// its last nine seconds, until the last two of another, and both runs read 320x240). A stretch
 /// with no frame shown counts for no size: a call sound only read as the size of its last frame.
 fn shown_longest(window: &[&Sample]) -> Option<String> {
-    let mut shown: Vec<(String, f64)> = Vec::new();
-    for pair in window.windows(2) {
-        let (s, next) = (pair[0], pair[1]);
-        if s.width <= 0.0 || s.height <= 0.0 || next.frames <= s.frames {
-            continue;
-        }
-        let size = format!("{}x{}", s.width, s.height);
+    let mut shown: Vec<((f64, f64), f64)> = Vec::new();
+    for (size, ms) in shown_sizes(window) {
         match shown.iter_mut().find(|(k, _)| *k == size) {
-            Some((_, ms)) => *ms += next.at - s.at,
-            None => shown.push((size, next.at - s.at)),
+            Some((_, total)) => *total += ms,
+            None => shown.push((size, ms)),
         }
     }
-    shown.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(size, _)| size)
+    shown.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|((w, h), _)| format!("{w}x{h}"))
+}
+
+/// The picture's size over the time it was shown, thousands of pixels on the mean: the longest
+/// size alone hides a side that spent a third of a call smaller (the step profile: the kiosk
+/// showed Chromium's 320x240 for 25 s where the pair's receiver kept 480x360, and the longest
+/// size said only that; issue #12).
+fn shown_mean_kpixels(window: &[&Sample]) -> Option<f64> {
+    let (px_ms, ms) =
+        shown_sizes(window).fold((0.0, 0.0), |(px_ms, total), ((w, h), ms)| (px_ms + w * h * ms, total + ms));
+    (ms > 0.0).then(|| px_ms / ms / 1000.0)
+}
+
+/// Each stretch between two reports in which frames were shown: its size (as the first report
+/// named it) and how long, ms. A stretch with no frame shown counts for no size.
+fn shown_sizes<'a>(window: &'a [&Sample]) -> impl Iterator<Item = ((f64, f64), f64)> + 'a {
+    window.windows(2).filter_map(|pair| {
+        let (s, next) = (pair[0], pair[1]);
+        (s.width > 0.0 && s.height > 0.0 && next.frames > s.frames).then_some(((s.width, s.height), next.at - s.at))
+    })
 }
 
 /// A Chromium page's report as a sample: its concealed samples over the samples it received; its
@@ -529,6 +547,7 @@ fn median_row(mut runs: Vec<Value>) -> Value {
         for key in [
             "concealment_pct",
             "fps",
+            "mean_kpixels",
             "freezes_per_min",
             "recovery_after_outage_ms",
             "cpu_cores",
@@ -592,8 +611,8 @@ pub(crate) async fn link_figures() {
         if runs > 1 { format!("; the median of {runs} runs") } else { String::new() }
     );
     println!(
-        "{:<10} {:<34} {:>8} {:>6} {:>9} {:>8} {:>9} {:>6} {:>8} {:>8}",
-        "profile", "receiver", "conceal%", "fps", "size", "freeze/m", "recov ms", "cpu", "voice ms", "pic ms"
+        "{:<10} {:<34} {:>8} {:>6} {:>9} {:>5} {:>8} {:>9} {:>6} {:>8} {:>8}",
+        "profile", "receiver", "conceal%", "fps", "size", "kpx", "freeze/m", "recov ms", "cpu", "voice ms", "pic ms"
     );
     for row in &rows {
         let name = row["profile"].as_str().unwrap_or("");
@@ -605,12 +624,13 @@ pub(crate) async fn link_figures() {
         ] {
             let s = &row[key];
             println!(
-                "{:<10} {:<34} {:>8} {:>6} {:>9} {:>8} {:>9} {:>6} {:>8} {:>8}",
+                "{:<10} {:<34} {:>8} {:>6} {:>9} {:>5} {:>8} {:>9} {:>6} {:>8} {:>8}",
                 name,
                 label,
                 cell(s, "concealment_pct", 2),
                 cell(s, "fps", 1),
                 s["resolution"].as_str().unwrap_or("-"),
+                cell(s, "mean_kpixels", 0),
                 cell(s, "freezes_per_min", 1),
                 cell(s, "recovery_after_outage_ms", 0),
                 cell(s, "cpu_cores", 2),
@@ -635,12 +655,14 @@ pub(crate) async fn link_figures() {
         }
         println!(
             "{:<10} ratios kiosk pair / Chromium pair: concealment at the prison side {}, at the hospital side {}; fps {} and {}; \
-             voice held {} and {}; picture held {} and {}",
+             picture size (mean pixels) {} and {}; voice held {} and {}; picture held {} and {}",
             name,
             ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "concealment_pct"),
             ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "concealment_pct"),
             ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "fps"),
             ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "fps"),
+            ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "mean_kpixels"),
+            ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "mean_kpixels"),
             ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "voice_held_ms"),
             ratio(&row["consultant_receives_from_kiosk"], &row["chromium_at_hospital_receives"], "voice_held_ms"),
             ratio(&row["kiosk_receives"], &row["chromium_at_prison_receives"], "picture_held_ms"),
