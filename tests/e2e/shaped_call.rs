@@ -196,7 +196,10 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
     // The second of the switch can hold both (CI of e7a7aa5: 5 RED packets in a second whose
     // last packet was still 20 ms; Chromium's RED and its new frame length need not start on the
     // same packet): a second with RED in short packets passes only as the switch, the next
-    // second's voice in long packets.
+    // second's voice in long packets. So does the switch back, the last second's voice in long
+    // packets (CI of d890718: 4 RED packets in the second the page's voice went back to 20 ms,
+    // its last ones in 60 ms packets before the link came back).
+    let long = u32::from(sc_call::adapt::AUDIO_LONG_FRAME_MS);
     let short_red_not_at_a_switch: Vec<usize> = stats
         .windows(3)
         .enumerate()
@@ -204,7 +207,8 @@ async fn issue_12_on_the_audio_only_profile_both_sides_go_to_sound_only_and_back
             w[1]["sound_only_by_link"] == true
                 && w[1]["remote_audio_frame_ms"] == 20
                 && w[1]["audio_red"].as_f64().unwrap_or(0.0) > w[0]["audio_red"].as_f64().unwrap_or(0.0)
-                && w[2]["remote_audio_frame_ms"] != u32::from(sc_call::adapt::AUDIO_LONG_FRAME_MS)
+                && w[2]["remote_audio_frame_ms"] != long
+                && w[0]["remote_audio_frame_ms"] != long
         })
         .map(|(i, _)| i + 1)
         .collect();
